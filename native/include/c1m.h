@@ -1,0 +1,181 @@
+/*
+ * c1m native base layer: the one header.
+ *
+ * Model: a reactor owns one epoll fd and a table of fixed 32-byte slots indexed by fd. Node's
+ * event loop watches the epoll fd; on readiness c1m_reactor_poll() runs epoll_wait, accepts,
+ * reads every ready socket into the shared receive area and fills the shared event array.
+ * JS then sees the whole batch in one call, stages writes and commands into the shared send
+ * area, and c1m_reactor_after_batch() applies them before control returns to Node: one
+ * JS<->native crossing per poll.
+ *
+ * Invariants:
+ * - A slot is free when flags == 0. Its gen counts closes (mod C1M_GEN_MASK + 1), so an id
+ *   (fd, gen) of a closed connection never matches the slot again until 2^20 reuses.
+ * - Per idle connection: the slot only. in/out buffers exist only while they hold bytes.
+ * - Every function returns >= 0 on success or -errno; nothing aborts on a runtime condition.
+ * - Threading: a reactor is used by one thread. Only c1m_reactor_handoff() (fd hand-off from
+ *   an acceptor on another thread) and the registry are shared, under a mutex.
+ */
+#ifndef C1M_H
+#define C1M_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+/* ---- layout shared with JS (exported by the addon as constants, never hard-coded in JS) ---- */
+
+/* Slot: 32 bytes, viewed from JS as 8 uint32 words. */
+typedef struct c1m_buf c1m_buf_t;
+typedef struct c1m_slot {
+  uint32_t gen;           /* word 0: generation of the current/last connection on this fd */
+  uint32_t flags;         /* word 1: C1M_F_* */
+  uint32_t out_len;       /* word 2: unsent outbound bytes held natively (read by JS) */
+  uint32_t deadline;      /* word 3: idle deadline in ticks, 0 = none */
+  uint32_t timeout_ticks; /* word 4: idle timeout in ticks, 0 = none */
+  uint32_t in_len;        /* word 5: unconsumed inbound bytes held natively */
+  c1m_buf_t *bufs;        /* words 6-7: in/out buffers, NULL while both are empty */
+} c1m_slot_t;
+
+#define C1M_SLOT_WORDS 8
+#define C1M_SLOT_GEN 0
+#define C1M_SLOT_FLAGS 1
+#define C1M_SLOT_OUT_LEN 2
+#define C1M_GEN_MASK 0xFFFFFu
+
+/* Slot flags. */
+#define C1M_F_OPEN 0x1u        /* established connection */
+#define C1M_F_CONNECTING 0x2u  /* outbound connect in progress */
+#define C1M_F_LISTENER 0x4u    /* listening socket */
+#define C1M_F_WANT_OUT 0x8u    /* EPOLLOUT armed */
+#define C1M_F_CLOSING 0x10u    /* close once out drains */
+#define C1M_F_SHUT_PEND 0x20u  /* shutdown(SHUT_WR) once out drains */
+#define C1M_F_SHUT_DONE 0x40u  /* our FIN sent */
+#define C1M_F_PAUSED 0x80u     /* reading paused by the application */
+#define C1M_F_EOF 0x100u       /* peer FIN seen */
+#define C1M_F_DRAIN 0x200u     /* emit a drain event when out empties */
+#define C1M_F_READING 0x400u   /* EPOLLIN armed */
+
+/* Event records: C1M_EV_WORDS int32 each. */
+#define C1M_EV_WORDS 6
+enum {
+  C1M_EV_OPEN = 1,    /* fd gen, a = listener fd (-1 outbound, -2 handed off) */
+  C1M_EV_DATA = 2,    /* fd gen, a = offset, b = length, c = consumed (written back by JS) */
+  C1M_EV_DRAIN = 3,   /* fd gen */
+  C1M_EV_END = 4,     /* fd gen: peer sent FIN */
+  C1M_EV_TIMEOUT = 5, /* fd gen */
+  C1M_EV_CLOSE = 6,   /* fd gen, a = C1M_R_*, b = -errno or 0 */
+  C1M_EV_ACCEPT_ERROR = 7 /* fd = listener fd, a = -errno, b = 1 if accepting paused */
+};
+
+/* Close reasons. */
+enum {
+  C1M_R_END = 1,           /* peer closed cleanly */
+  C1M_R_LOCAL = 2,         /* application close/destroy */
+  C1M_R_ERROR = 3,         /* socket error, b = -errno */
+  C1M_R_TIMEOUT = 4,       /* idle timeout (closing connection that did not drain) */
+  C1M_R_INBOUND_LIMIT = 5, /* unconsumed inbound bytes over max_in */
+  C1M_R_SLOW_CONSUMER = 6, /* unsent outbound bytes over max_out */
+  C1M_R_CONNECT_FAILED = 7,/* outbound connect failed, b = -errno */
+  C1M_R_HANDLER = 8,       /* destroyed because a handler threw */
+  C1M_R_SHUTDOWN = 9       /* destroyed by server shutdown */
+};
+
+/* Commands staged by JS in the send area: a 16-byte header, then payload padded to 8. */
+typedef struct c1m_cmd {
+  uint32_t op;  /* C1M_OP_* | C1M_OPF_* */
+  int32_t fd;   /* target fd (BROADCAST: number of ids) */
+  uint32_t gen; /* target gen */
+  uint32_t len; /* payload bytes (DESTROY: reason, TIMEOUT: ms) */
+} c1m_cmd_t;
+
+enum {
+  C1M_OP_WRITE = 1,
+  C1M_OP_CLOSE = 2,
+  C1M_OP_DESTROY = 3,
+  C1M_OP_SHUTDOWN = 4,
+  C1M_OP_PAUSE = 5,
+  C1M_OP_RESUME = 6,
+  C1M_OP_TIMEOUT = 7,
+  C1M_OP_BROADCAST = 8 /* payload: fd count x (fd, gen) uint32 pairs, then len bytes */
+};
+#define C1M_OP_MASK 0xFFu
+#define C1M_OPF_WANT_DRAIN 0x100u /* JS reported backpressure: emit a drain event */
+
+/* Control words shared with JS (int32). */
+enum {
+  C1M_CTL_SEND_USED = 0, /* bytes of commands staged by JS */
+  C1M_CTL_CONNS = 1,     /* open connections (incl. connecting) */
+  C1M_CTL_TICK = 2,      /* current tick */
+  C1M_CTL_ACCEPT_PAUSES = 3,
+  C1M_CTL_WORDS = 8
+};
+
+/* Listener hand-off policies (threads mode). */
+enum { C1M_LB_ROUND_ROBIN = 0, C1M_LB_LEAST_CONN = 1, C1M_LB_HASH = 2 };
+
+/* ---- reactor ---- */
+
+typedef struct c1m_config {
+  uint32_t nslots;        /* slot table entries (max fd + 1) */
+  uint32_t max_in;        /* unconsumed inbound bytes allowed per connection */
+  uint32_t max_out;       /* unsent outbound bytes allowed per connection */
+  uint32_t high_water;    /* out_len above which JS is told to wait for drain */
+  uint32_t tick_ms;       /* timer sweep resolution */
+  uint32_t idle_ticks;    /* default idle timeout for new connections, 0 = none */
+  int nodelay;            /* TCP_NODELAY on new connections */
+  uint32_t read_budget;   /* bytes read per connection per poll */
+} c1m_config_t;
+
+typedef struct c1m_reactor c1m_reactor_t;
+
+/* Create a reactor over caller-owned memory (slots: nslots * 32 bytes, zeroed; recv area;
+ * event array of ev_cap records; send area; ctl: C1M_CTL_WORDS int32). Returns -errno. */
+int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots,
+                       uint8_t *recv, uint32_t recv_cap, int32_t *events, uint32_t ev_cap,
+                       uint8_t *send, uint32_t send_cap, int32_t *ctl);
+/* The fd to watch for readability (the epoll fd). */
+int c1m_reactor_fd(const c1m_reactor_t *r);
+/* Registry id for hand-off targets (stable for the reactor's life). */
+int c1m_reactor_id(const c1m_reactor_t *r);
+/* Run one epoll_wait (timeout 0) and fill the event array. Returns the record count. */
+int c1m_reactor_poll(c1m_reactor_t *r);
+/* Apply consumed counts of the last batch's DATA records, then the staged commands. */
+void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev);
+/* Apply staged commands (C1M_CTL_SEND_USED bytes) and reset the send area. */
+void c1m_reactor_flush(c1m_reactor_t *r);
+/* Events queued outside a poll (closes during flush, connect failures) wait for the next
+ * poll; this says whether any are waiting (the reactor wakes itself for them). */
+int c1m_reactor_pending(const c1m_reactor_t *r);
+/* Close every socket, unregister, free native memory. Caller memory is not touched after. */
+void c1m_reactor_destroy(c1m_reactor_t *r);
+
+/* Listen on addr with SO_REUSEADDR (+SO_REUSEPORT); returns the listener fd or -errno.
+ * With targets, accepted fds are handed to those reactors (by registry id) per policy. */
+int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog,
+               int reuseport, const int *targets, int ntargets, int policy);
+/* Stop and close a listener. */
+int c1m_unlisten(c1m_reactor_t *r, int fd);
+/* Start a non-blocking connect; returns the fd (>= 0) or -errno. A connect that fails after
+ * the socket exists is reported as a CLOSE event with C1M_R_CONNECT_FAILED. */
+int c1m_connect(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len,
+                const struct sockaddr *local, socklen_t local_len);
+/* Write bytes at once (large writes that do not fit the send area). */
+int c1m_write_direct(c1m_reactor_t *r, int fd, uint32_t gen, const uint8_t *data, size_t len);
+/* getpeername/getsockname of a live connection. */
+int c1m_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockaddr_storage *ss,
+                 socklen_t *len);
+
+/* ---- sys.c: syscall wrappers, >= 0 or -errno, EINTR retried ---- */
+int c1m_sys_socket(int family);
+int c1m_sys_set_int(int fd, int level, int opt, int value);
+ssize_t c1m_sys_read(int fd, void *buf, size_t len);
+ssize_t c1m_sys_writev(int fd, const struct iovec *iov, int iovcnt);
+int c1m_sys_accept(int lfd, struct sockaddr_storage *peer);
+int c1m_sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
+int c1m_sys_close(int fd);
+/* Raise RLIMIT_NOFILE soft to hard; reports both. */
+int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
+
+#endif

@@ -1,0 +1,539 @@
+/*
+ * The Node-API boundary: the only file that includes node_api.h. One export table.
+ *
+ * Model: JS allocates the shared memory (slot table, receive area, event array, send area,
+ * control words) and hands it over once; the addon pins it with references. A uv_poll on the
+ * reactor's epoll fd runs on Node's own loop thread: each wake-up is one c1m_reactor_poll(),
+ * one call into JS with the event count, then c1m_reactor_after_batch() before returning.
+ *
+ * Errors: setup functions throw Node-style errors (code, errno, syscall); hot-path functions
+ * return numbers. Misuse (wrong argument types) throws TypeError.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "c1m.h"
+
+#define NBUFS 5
+
+typedef struct addon_reactor {
+  napi_env env;
+  c1m_reactor_t *r;
+  uv_poll_t poll;
+  napi_ref cb;
+  napi_ref bufs[NBUFS];
+  napi_async_context actx;
+  int in_batch;
+  int closed;      /* c1m_reactor_destroy done */
+  int close_asked; /* close requested during a batch */
+} addon_reactor_t;
+
+#define CHECK(call)                                                                                                    \
+  do {                                                                                                                 \
+    if ((call) != napi_ok) return throw_last(env);                                                                     \
+  } while (0)
+
+static napi_value throw_last(napi_env env) {
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    napi_throw_error(env, "ERR_C1M_NAPI", info && info->error_message ? info->error_message : "Node-API call failed");
+  }
+  return NULL;
+}
+
+/* Throw an Error shaped like Node's system errors. */
+static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+  if (err < 0) err = -err;
+  char msg[160];
+  const char *name = NULL;
+  switch (err) { /* the common ones; JS maps any errno by number too */
+  case EADDRINUSE: name = "EADDRINUSE"; break;
+  case EADDRNOTAVAIL: name = "EADDRNOTAVAIL"; break;
+  case EACCES: name = "EACCES"; break;
+  case EMFILE: name = "EMFILE"; break;
+  case ENFILE: name = "ENFILE"; break;
+  case EINVAL: name = "EINVAL"; break;
+  case ENOMEM: name = "ENOMEM"; break;
+  case ENOSPC: name = "ENOSPC"; break;
+  case EBADF: name = "EBADF"; break;
+  default: name = "EUNKNOWN";
+  }
+  snprintf(msg, sizeof msg, "%s %s (%s)", syscall, name, strerror(err));
+  napi_value m, e, v;
+  if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok) return NULL;
+  if (napi_create_error(env, NULL, m, &e) != napi_ok) return NULL;
+  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &v) == napi_ok) napi_set_named_property(env, e, "code", v);
+  if (napi_create_int32(env, -err, &v) == napi_ok) napi_set_named_property(env, e, "errno", v);
+  if (napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v) == napi_ok)
+    napi_set_named_property(env, e, "syscall", v);
+  napi_throw(env, e);
+  return NULL;
+}
+
+static napi_value num(napi_env env, double d) {
+  napi_value v;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+static int get_u32_prop(napi_env env, napi_value obj, const char *key, uint32_t *out) {
+  napi_value v;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return -1;
+  return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static addon_reactor_t *get_reactor(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || !p) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a c1m reactor handle");
+    return NULL;
+  }
+  addon_reactor_t *a = p;
+  if (a->closed || a->close_asked) {
+    napi_throw_error(env, "ERR_C1M_REACTOR_CLOSED", "the reactor is closed");
+    return NULL;
+  }
+  return a;
+}
+
+/* Parse an IP string + port into a sockaddr. Returns 0 or -EINVAL. */
+static int to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len) {
+  char ip[64];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, ipv, ip, sizeof ip, &n) != napi_ok) return -EINVAL;
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, ip, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *len = sizeof *a4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, ip, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *a6;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+/* ---- lifecycle ---- */
+
+static void free_after_close(uv_handle_t *h) { free(h->data); }
+
+static void reactor_release(addon_reactor_t *a) {
+  if (a->closed) return;
+  a->closed = 1;
+  uv_poll_stop(&a->poll);
+  c1m_reactor_destroy(a->r);
+  a->r = NULL;
+  for (int i = 0; i < NBUFS; i++) {
+    if (a->bufs[i]) napi_delete_reference(a->env, a->bufs[i]);
+    a->bufs[i] = NULL;
+  }
+  if (a->cb) napi_delete_reference(a->env, a->cb);
+  a->cb = NULL;
+  if (a->actx) napi_async_destroy(a->env, a->actx);
+  a->actx = NULL;
+}
+
+static void env_cleanup(void *arg) {
+  addon_reactor_t *a = arg;
+  reactor_release(a);
+  /* the env is going away: the poll handle is closed but nobody waits for the callback */
+  a->poll.data = NULL;
+  uv_close((uv_handle_t *)&a->poll, NULL);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  (void)events;
+  addon_reactor_t *a = p->data;
+  if (!a || a->closed) return;
+  napi_env env = a->env;
+  if (status < 0) return; /* EBADF after close: nothing to do */
+  int n = c1m_reactor_poll(a->r);
+  if (n <= 0) return;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, argv[1], result;
+  if (napi_get_reference_value(env, a->cb, &cb) == napi_ok && napi_get_global(env, &recv) == napi_ok &&
+      napi_create_int32(env, n, &argv[0]) == napi_ok) {
+    a->in_batch = 1;
+    napi_status st = napi_make_callback(env, a->actx, recv, cb, 1, argv, &result);
+    a->in_batch = 0;
+    if (st != napi_ok) {
+      /* onBatch catches handler errors itself; anything else is a bug worth surfacing. */
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+  }
+  if (a->close_asked) {
+    napi_remove_env_cleanup_hook(env, env_cleanup, a);
+    reactor_release(a);
+    uv_close((uv_handle_t *)&a->poll, free_after_close);
+  } else if (!a->closed) {
+    c1m_reactor_after_batch(a->r, (uint32_t)n);
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static int get_buffer(napi_env env, napi_value v, void **data, size_t *len) {
+  bool is_ab = false;
+  if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab) return -1;
+  return napi_get_arraybuffer_info(env, v, data, len) == napi_ok ? 0 : -1;
+}
+
+/* create(config, slots, recv, events, send, ctl, onBatch) -> handle */
+static napi_value create(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create() takes 7 arguments"), NULL;
+  c1m_config_t cfg = {0};
+  uint32_t nodelay = 1;
+  if (get_u32_prop(env, argv[0], "nslots", &cfg.nslots) || get_u32_prop(env, argv[0], "maxIn", &cfg.max_in) ||
+      get_u32_prop(env, argv[0], "maxOut", &cfg.max_out) || get_u32_prop(env, argv[0], "highWater", &cfg.high_water) ||
+      get_u32_prop(env, argv[0], "tickMs", &cfg.tick_ms) || get_u32_prop(env, argv[0], "idleTicks", &cfg.idle_ticks) ||
+      get_u32_prop(env, argv[0], "nodelay", &nodelay) || get_u32_prop(env, argv[0], "readBudget", &cfg.read_budget))
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(): bad config object"), NULL;
+  cfg.nodelay = nodelay != 0;
+  void *mem[NBUFS];
+  size_t len[NBUFS];
+  for (int i = 0; i < NBUFS; i++)
+    if (get_buffer(env, argv[1 + i], &mem[i], &len[i]))
+      return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(): shared areas must be ArrayBuffers"), NULL;
+  if (len[0] < (size_t)cfg.nslots * sizeof(c1m_slot_t) || len[4] < C1M_CTL_WORDS * sizeof(int32_t) ||
+      len[1] > UINT32_MAX || len[3] > UINT32_MAX)
+    return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "create(): shared areas too small"), NULL;
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[6], &t));
+  if (t != napi_function) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onBatch must be a function"), NULL;
+
+  addon_reactor_t *a = calloc(1, sizeof *a);
+  if (!a) return throw_errno(env, ENOMEM, "calloc");
+  a->env = env;
+  int rc = c1m_reactor_create(&a->r, &cfg, mem[0], mem[1], (uint32_t)len[1], mem[2],
+                              (uint32_t)(len[2] / (C1M_EV_WORDS * sizeof(int32_t))), mem[3], (uint32_t)len[3], mem[4]);
+  if (rc < 0) {
+    free(a);
+    return throw_errno(env, rc, "c1m_reactor_create");
+  }
+  uv_loop_t *loop = NULL;
+  napi_value name, handle;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &a->poll, c1m_reactor_fd(a->r)) != 0) {
+    c1m_reactor_destroy(a->r);
+    free(a);
+    return throw_errno(env, EINVAL, "uv_poll_init");
+  }
+  a->poll.data = a;
+  for (int i = 0; i < NBUFS; i++) napi_create_reference(env, argv[1 + i], 1, &a->bufs[i]);
+  napi_create_reference(env, argv[6], 1, &a->cb);
+  napi_create_string_utf8(env, "c1m:reactor", NAPI_AUTO_LENGTH, &name);
+  napi_async_init(env, NULL, name, &a->actx);
+  napi_add_env_cleanup_hook(env, env_cleanup, a);
+  uv_poll_start(&a->poll, UV_READABLE, on_poll);
+  CHECK(napi_create_external(env, a, NULL, NULL, &handle));
+  return handle;
+}
+
+/* close(handle): close every socket and release the shared memory. Idempotent. */
+static napi_value close_reactor(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  void *p = NULL;
+  if (argc < 1 || napi_get_value_external(env, argv[0], &p) != napi_ok || !p)
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a c1m reactor handle"), NULL;
+  addon_reactor_t *a = p;
+  if (a->closed || a->close_asked) return NULL;
+  if (a->in_batch) {
+    a->close_asked = 1; /* finished by on_poll once the batch returns */
+    return NULL;
+  }
+  napi_remove_env_cleanup_hook(env, env_cleanup, a);
+  reactor_release(a);
+  uv_close((uv_handle_t *)&a->poll, free_after_close);
+  return NULL;
+}
+
+/* ref(handle, bool): whether the reactor keeps the Node process alive. */
+static napi_value set_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (!a) return NULL;
+  bool on = true;
+  napi_get_value_bool(env, argv[1], &on);
+  if (on) uv_ref((uv_handle_t *)&a->poll);
+  else uv_unref((uv_handle_t *)&a->poll);
+  return NULL;
+}
+
+/* flush(handle): apply the staged commands now (outside a batch). */
+static napi_value flush(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (a) c1m_reactor_flush(a->r);
+  return NULL;
+}
+
+/* listen(handle, ip, port, backlog, reusePort, targets[], policy) -> [fd, bound port] */
+static napi_value listen_(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (!a) return NULL;
+  uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0;
+  bool reuse = false;
+  CHECK(napi_get_value_uint32(env, argv[2], &port));
+  CHECK(napi_get_value_uint32(env, argv[3], &backlog));
+  CHECK(napi_get_value_bool(env, argv[4], &reuse));
+  CHECK(napi_get_array_length(env, argv[5], &ntargets));
+  CHECK(napi_get_value_uint32(env, argv[6], &policy));
+  int targets[64];
+  if (ntargets > 64) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "at most 64 hand-off targets"), NULL;
+  for (uint32_t i = 0; i < ntargets; i++) {
+    napi_value v;
+    CHECK(napi_get_element(env, argv[5], i, &v));
+    CHECK(napi_get_value_int32(env, v, &targets[i]));
+  }
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (to_sockaddr(env, argv[1], port, &ss, &len) < 0) return throw_errno(env, EINVAL, "listen");
+  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
+  if (fd < 0) return throw_errno(env, fd, "listen");
+  struct sockaddr_storage bound;
+  socklen_t blen = sizeof bound;
+  int bport = (int)port;
+  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+    bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                              : ((struct sockaddr_in *)&bound)->sin_port);
+  napi_value out;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, num(env, fd)));
+  CHECK(napi_set_element(env, out, 1, num(env, bport)));
+  return out;
+}
+
+/* unlisten(handle, fd) */
+static napi_value unlisten(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (!a) return NULL;
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  return num(env, c1m_unlisten(a->r, fd));
+}
+
+/* connect(handle, ip, port, localIp | undefined) -> fd or -errno */
+static napi_value connect_(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (!a) return NULL;
+  uint32_t port;
+  CHECK(napi_get_value_uint32(env, argv[2], &port));
+  struct sockaddr_storage ss, local;
+  socklen_t len, local_len = 0;
+  if (to_sockaddr(env, argv[1], port, &ss, &len) < 0) return num(env, -EINVAL);
+  napi_valuetype t = napi_undefined;
+  if (argc >= 4) napi_typeof(env, argv[3], &t);
+  if (t == napi_string && to_sockaddr(env, argv[3], 0, &local, &local_len) < 0) return num(env, -EINVAL);
+  return num(env, c1m_connect(a->r, (struct sockaddr *)&ss, len, t == napi_string ? (struct sockaddr *)&local : NULL,
+                              local_len));
+}
+
+/* writeDirect(handle, fd, gen, uint8array) -> 0 or -errno */
+static napi_value write_direct(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (!a) return NULL;
+  int32_t fd;
+  uint32_t gen;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  CHECK(napi_get_value_uint32(env, argv[2], &gen));
+  napi_typedarray_type tt;
+  size_t n;
+  void *data;
+  napi_value ab;
+  size_t off;
+  CHECK(napi_get_typedarray_info(env, argv[3], &tt, &n, &data, &ab, &off));
+  if (tt != napi_uint8_array) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Uint8Array"), NULL;
+  return num(env, c1m_write_direct(a->r, fd, gen, data, n));
+}
+
+/* sockname(handle, fd, gen, peer) -> [ip, port] | undefined */
+static napi_value sockname(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  if (!a) return NULL;
+  int32_t fd;
+  uint32_t gen;
+  bool peer;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  CHECK(napi_get_value_uint32(env, argv[2], &gen));
+  CHECK(napi_get_value_bool(env, argv[3], &peer));
+  struct sockaddr_storage ss;
+  socklen_t len;
+  napi_value out, v;
+  if (c1m_sockname(a->r, fd, gen, peer, &ss, &len) < 0) {
+    napi_get_undefined(env, &out);
+    return out;
+  }
+  char ip[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  if (ss.ss_family == AF_INET6) {
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
+    port = ntohs(a6->sin6_port);
+  } else {
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
+    port = ntohs(a4->sin_port);
+  }
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_element(env, out, 0, v));
+  CHECK(napi_set_element(env, out, 1, num(env, port)));
+  return out;
+}
+
+/* id(handle) -> registry id (hand-off target) */
+static napi_value reactor_id(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  addon_reactor_t *a = get_reactor(env, argv[0]);
+  return a ? num(env, c1m_reactor_id(a->r)) : NULL;
+}
+
+/* raiseNofile() -> [soft, hard] after raising soft to hard */
+static napi_value raise_nofile(napi_env env, napi_callback_info info) {
+  (void)info;
+  uint64_t soft = 0, hard = 0;
+  int rc = c1m_sys_raise_nofile(&soft, &hard);
+  if (rc < 0) return throw_errno(env, rc, "setrlimit");
+  napi_value out;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, num(env, (double)soft)));
+  CHECK(napi_set_element(env, out, 1, num(env, (double)hard)));
+  return out;
+}
+
+/* fdInfo(fd) -> { nonblock, cloexec, nodelay } | undefined: for contract tests */
+static napi_value fd_info(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out, v;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t fd;
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fdfl < 0) {
+    napi_get_undefined(env, &out);
+    return out;
+  }
+  int nd = 0;
+  socklen_t l = sizeof nd;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nd, &l) < 0) nd = -1;
+  CHECK(napi_create_object(env, &out));
+  napi_get_boolean(env, (fl & O_NONBLOCK) != 0, &v);
+  napi_set_named_property(env, out, "nonblock", v);
+  napi_get_boolean(env, (fdfl & FD_CLOEXEC) != 0, &v);
+  napi_set_named_property(env, out, "cloexec", v);
+  napi_set_named_property(env, out, "nodelay", num(env, nd));
+  return out;
+}
+
+static void set_const(napi_env env, napi_value obj, const char *name, double v) {
+  napi_set_named_property(env, obj, name, num(env, v));
+}
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor fns[] = {
+      {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, close_reactor, NULL, NULL, NULL, napi_default, NULL},
+      {"ref", NULL, set_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"flush", NULL, flush, NULL, NULL, NULL, napi_default, NULL},
+      {"listen", NULL, listen_, NULL, NULL, NULL, napi_default, NULL},
+      {"unlisten", NULL, unlisten, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, connect_, NULL, NULL, NULL, napi_default, NULL},
+      {"writeDirect", NULL, write_direct, NULL, NULL, NULL, napi_default, NULL},
+      {"sockname", NULL, sockname, NULL, NULL, NULL, napi_default, NULL},
+      {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
+      {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
+      {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
+  napi_value k;
+  if (napi_create_object(env, &k) != napi_ok) return NULL;
+  set_const(env, k, "SLOT_SIZE", sizeof(c1m_slot_t));
+  set_const(env, k, "SLOT_WORDS", C1M_SLOT_WORDS);
+  set_const(env, k, "SLOT_GEN", C1M_SLOT_GEN);
+  set_const(env, k, "SLOT_FLAGS", C1M_SLOT_FLAGS);
+  set_const(env, k, "SLOT_OUT_LEN", C1M_SLOT_OUT_LEN);
+  set_const(env, k, "GEN_MASK", C1M_GEN_MASK);
+  set_const(env, k, "F_OPEN", C1M_F_OPEN);
+  set_const(env, k, "F_CONNECTING", C1M_F_CONNECTING);
+  set_const(env, k, "F_CLOSING", C1M_F_CLOSING);
+  set_const(env, k, "EV_WORDS", C1M_EV_WORDS);
+  set_const(env, k, "EV_OPEN", C1M_EV_OPEN);
+  set_const(env, k, "EV_DATA", C1M_EV_DATA);
+  set_const(env, k, "EV_DRAIN", C1M_EV_DRAIN);
+  set_const(env, k, "EV_END", C1M_EV_END);
+  set_const(env, k, "EV_TIMEOUT", C1M_EV_TIMEOUT);
+  set_const(env, k, "EV_CLOSE", C1M_EV_CLOSE);
+  set_const(env, k, "EV_ACCEPT_ERROR", C1M_EV_ACCEPT_ERROR);
+  set_const(env, k, "R_END", C1M_R_END);
+  set_const(env, k, "R_LOCAL", C1M_R_LOCAL);
+  set_const(env, k, "R_ERROR", C1M_R_ERROR);
+  set_const(env, k, "R_TIMEOUT", C1M_R_TIMEOUT);
+  set_const(env, k, "R_INBOUND_LIMIT", C1M_R_INBOUND_LIMIT);
+  set_const(env, k, "R_SLOW_CONSUMER", C1M_R_SLOW_CONSUMER);
+  set_const(env, k, "R_CONNECT_FAILED", C1M_R_CONNECT_FAILED);
+  set_const(env, k, "R_HANDLER", C1M_R_HANDLER);
+  set_const(env, k, "R_SHUTDOWN", C1M_R_SHUTDOWN);
+  set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
+  set_const(env, k, "OP_WRITE", C1M_OP_WRITE);
+  set_const(env, k, "OP_CLOSE", C1M_OP_CLOSE);
+  set_const(env, k, "OP_DESTROY", C1M_OP_DESTROY);
+  set_const(env, k, "OP_SHUTDOWN", C1M_OP_SHUTDOWN);
+  set_const(env, k, "OP_PAUSE", C1M_OP_PAUSE);
+  set_const(env, k, "OP_RESUME", C1M_OP_RESUME);
+  set_const(env, k, "OP_TIMEOUT", C1M_OP_TIMEOUT);
+  set_const(env, k, "OP_BROADCAST", C1M_OP_BROADCAST);
+  set_const(env, k, "OPF_WANT_DRAIN", C1M_OPF_WANT_DRAIN);
+  set_const(env, k, "CTL_SEND_USED", C1M_CTL_SEND_USED);
+  set_const(env, k, "CTL_CONNS", C1M_CTL_CONNS);
+  set_const(env, k, "CTL_TICK", C1M_CTL_TICK);
+  set_const(env, k, "CTL_ACCEPT_PAUSES", C1M_CTL_ACCEPT_PAUSES);
+  set_const(env, k, "CTL_WORDS", C1M_CTL_WORDS);
+  set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
+  set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);
+  set_const(env, k, "LB_HASH", C1M_LB_HASH);
+  if (napi_set_named_property(env, exports, "constants", k) != napi_ok) return NULL;
+  return exports;
+}

@@ -1,0 +1,940 @@
+/*
+ * The epoll reactor: accept, read, write, close, timeouts, fd hand-off between reactors.
+ *
+ * Hot path (one poll): epoll_wait -> per ready fd: accept4 in a batch, or one read of at most
+ * read_budget bytes into the receive area (behind any bytes the connection left unconsumed),
+ * or write out pending bytes -> event records. JS handles the batch; after_batch() then keeps
+ * unconsumed bytes per connection and applies the staged commands, gathering consecutive writes
+ * to one connection into one sendmsg.
+ *
+ * Invariants:
+ * - Connections are level-triggered. EPOLLIN is armed while reading (not paused, no EOF, not
+ *   closing); EPOLLOUT only while out holds bytes or a connect is in progress. A connection
+ *   that could not be served this poll (receive area or event array full) is reported again.
+ * - The epoll data carries fd and gen; an event for an older gen is ignored.
+ * - Events produced outside poll() go to the deferred queue and an eventfd write wakes the
+ *   reactor, so JS always learns of a close exactly once, in a later batch.
+ */
+#define _GNU_SOURCE
+#include "c1m.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+#define MAX_LISTENERS 16
+#define MAX_TARGETS 64
+#define MAX_REACTORS 1024
+#define ACCEPT_BATCH 256
+#define POLL_EVENTS 1024
+#define IOV_MAX_GATHER 64
+#define RECV_ALIGN 8
+#define BACKOFF_MAX_MS 2000
+/* epoll data: fd in the low word, gen (or a tag) in the high word. */
+#define TAG_EVENTFD 0xFFFFFFF0u
+#define TAG_TIMERFD 0xFFFFFFF1u
+#define TAG_LISTENER 0xFFFFFFF2u
+
+struct c1m_buf {
+  uint8_t *in, *out; /* malloc'd, NULL when empty */
+  uint32_t in_cap, out_cap;
+  uint32_t out_off; /* bytes of out already sent */
+};
+
+typedef struct listener {
+  int fd;
+  int paused;
+  uint32_t resume_tick;
+  uint32_t backoff_ms;
+  int targets[MAX_TARGETS];
+  int ntargets;
+  int policy;
+  uint32_t rr;
+} listener_t;
+
+struct c1m_reactor {
+  c1m_config_t cfg;
+  int epfd, evfd, tfd, id;
+  c1m_slot_t *slots;
+  uint8_t *recv;
+  uint32_t recv_cap, recv_used;
+  int32_t *ev;
+  uint32_t ev_cap, nev;
+  uint8_t *send;
+  uint32_t send_cap;
+  int32_t *ctl;
+  uint32_t tick, ntimed, max_fd;
+  uint32_t nconns; /* atomic: read by acceptors on other threads (least-connections) */
+  listener_t listeners[MAX_LISTENERS];
+  int nlisteners;
+  /* events produced outside poll() */
+  int32_t *deferred;
+  uint32_t ndeferred, deferred_cap;
+  /* fds handed to this reactor by an acceptor on another thread */
+  pthread_mutex_t hq_lock;
+  int *hq;
+  uint32_t hq_len, hq_cap;
+};
+
+/* ---- registry: reactors by id, for hand-off across threads ---- */
+
+static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static c1m_reactor_t *g_reg[MAX_REACTORS];
+
+static int registry_add(c1m_reactor_t *r) {
+  int id = -ENOSPC;
+  pthread_mutex_lock(&g_reg_lock);
+  for (int i = 0; i < MAX_REACTORS; i++) {
+    if (!g_reg[i]) {
+      g_reg[i] = r;
+      id = i;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&g_reg_lock);
+  return id;
+}
+
+static void registry_remove(c1m_reactor_t *r) {
+  pthread_mutex_lock(&g_reg_lock);
+  if (r->id >= 0 && g_reg[r->id] == r) g_reg[r->id] = NULL;
+  pthread_mutex_unlock(&g_reg_lock);
+}
+
+/* ---- events ---- */
+
+static int32_t *ev_push(c1m_reactor_t *r) {
+  int32_t *e = r->ev + (size_t)r->nev * C1M_EV_WORDS;
+  r->nev++;
+  return e;
+}
+
+static void emit(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, int32_t b) {
+  int32_t *e = ev_push(r);
+  e[0] = type, e[1] = fd, e[2] = (int32_t)gen, e[3] = a, e[4] = b, e[5] = 0;
+}
+
+/* Queue an event for the next batch and wake the reactor. */
+static void defer(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, int32_t b) {
+  if (r->ndeferred == r->deferred_cap) {
+    uint32_t cap = r->deferred_cap ? r->deferred_cap * 2 : 256;
+    int32_t *d = realloc(r->deferred, (size_t)cap * C1M_EV_WORDS * sizeof(int32_t));
+    if (!d) {
+      fprintf(stderr, "c1m: out of memory queueing an event; event %d for fd %d lost\n", type, fd);
+      return;
+    }
+    r->deferred = d;
+    r->deferred_cap = cap;
+  }
+  int32_t *e = r->deferred + (size_t)r->ndeferred * C1M_EV_WORDS;
+  e[0] = type, e[1] = fd, e[2] = (int32_t)gen, e[3] = a, e[4] = b, e[5] = 0;
+  if (r->ndeferred++ == 0) {
+    uint64_t one = 1;
+    if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+      fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
+  }
+}
+
+/* ---- slots and buffers ---- */
+
+static inline uint64_t tag(int fd, uint32_t gen) { return (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32); }
+
+static c1m_buf_t *bufs_of(c1m_slot_t *s) {
+  if (!s->bufs) s->bufs = calloc(1, sizeof(c1m_buf_t));
+  return s->bufs;
+}
+
+static void bufs_trim(c1m_slot_t *s) {
+  c1m_buf_t *b = s->bufs;
+  if (b && !b->in && !b->out) {
+    free(b);
+    s->bufs = NULL;
+  }
+}
+
+static void set_timed(c1m_reactor_t *r, c1m_slot_t *s, uint32_t ticks) {
+  if (s->timeout_ticks && !ticks) r->ntimed--;
+  if (!s->timeout_ticks && ticks) r->ntimed++;
+  s->timeout_ticks = ticks;
+  s->deadline = ticks ? r->tick + ticks : 0;
+}
+
+/* Re-arm epoll interest from the slot flags. */
+static void update_interest(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  uint32_t want = 0, f = s->flags;
+  int reading = !(f & (C1M_F_PAUSED | C1M_F_EOF | C1M_F_CLOSING | C1M_F_CONNECTING));
+  int writing = (f & C1M_F_CONNECTING) || s->out_len > 0;
+  if (reading) want |= EPOLLIN;
+  if (writing) want |= EPOLLOUT;
+  uint32_t have = ((f & C1M_F_READING) ? EPOLLIN : 0) | ((f & C1M_F_WANT_OUT) ? EPOLLOUT : 0);
+  if (want == have) return;
+  int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, want, tag(fd, s->gen));
+  if (rc < 0) fprintf(stderr, "c1m: epoll_ctl(MOD, %d): %s\n", fd, strerror(-rc));
+  s->flags = (f & ~(C1M_F_READING | C1M_F_WANT_OUT)) | (reading ? C1M_F_READING : 0) |
+             (writing ? C1M_F_WANT_OUT : 0);
+}
+
+/* Close a connection now and queue its CLOSE event. reason == C1M_R_LOCAL on a connection
+ * whose peer already sent FIN reports C1M_R_END (a clean close on both sides). */
+static void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_poll) {
+  c1m_slot_t *s = &r->slots[fd];
+  uint32_t gen = s->gen;
+  if (reason == C1M_R_LOCAL && (s->flags & C1M_F_EOF) && !(s->flags & C1M_F_PAUSED)) reason = C1M_R_END;
+  if (reason == C1M_R_HANDLER || reason == C1M_R_SHUTDOWN || reason == C1M_R_INBOUND_LIMIT ||
+      reason == C1M_R_SLOW_CONSUMER) {
+    /* Abort: the peer sees a reset, and no FIN_WAIT state lingers with unsent bytes. */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  }
+  if (s->bufs) {
+    free(s->bufs->in);
+    free(s->bufs->out);
+    free(s->bufs);
+    s->bufs = NULL;
+  }
+  set_timed(r, s, 0);
+  s->out_len = s->in_len = 0;
+  s->flags = 0;
+  s->gen = (gen + 1) & C1M_GEN_MASK;
+  int rc = c1m_sys_close(fd);
+  if (rc < 0) fprintf(stderr, "c1m: close(%d): %s\n", fd, strerror(-rc));
+  __atomic_sub_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
+  r->ctl[C1M_CTL_CONNS] = (int32_t)r->nconns;
+  if (in_poll) emit(r, C1M_EV_CLOSE, fd, gen, reason, err);
+  else defer(r, C1M_EV_CLOSE, fd, gen, reason, err);
+}
+
+/* Register a new connected (or connecting) socket in slot fd. */
+static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
+  if ((uint32_t)fd >= r->cfg.nslots) return -EMFILE;
+  c1m_slot_t *s = &r->slots[fd];
+  s->flags = flags | ((flags & C1M_F_CONNECTING) ? C1M_F_WANT_OUT : C1M_F_READING);
+  s->out_len = s->in_len = 0;
+  s->bufs = NULL;
+  s->timeout_ticks = 0;
+  s->deadline = 0;
+  uint32_t events = (flags & C1M_F_CONNECTING) ? EPOLLOUT : EPOLLIN;
+  int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, events, tag(fd, s->gen));
+  if (rc < 0) {
+    s->flags = 0;
+    return rc;
+  }
+  if (r->cfg.nodelay) c1m_sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  if (r->cfg.idle_ticks) set_timed(r, s, r->cfg.idle_ticks);
+  if ((uint32_t)fd > r->max_fd) r->max_fd = (uint32_t)fd;
+  __atomic_add_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
+  r->ctl[C1M_CTL_CONNS] = (int32_t)r->nconns;
+  return 0;
+}
+
+/* ---- output ---- */
+
+static void out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+
+/* Send iov (total bytes) to a connection, keeping what the kernel does not take. */
+static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total,
+                      int want_drain) {
+  size_t sent = 0;
+  if (s->out_len == 0 && (s->flags & C1M_F_OPEN)) {
+    ssize_t n = c1m_sys_writev(fd, iov, cnt);
+    if (n < 0 && n != -EAGAIN) {
+      conn_close(r, fd, C1M_R_ERROR, (int)n, 0);
+      return;
+    }
+    sent = n > 0 ? (size_t)n : 0;
+  }
+  if (sent < total) {
+    size_t rest = total - sent;
+    if ((uint64_t)s->out_len + rest > r->cfg.max_out) {
+      conn_close(r, fd, C1M_R_SLOW_CONSUMER, 0, 0);
+      return;
+    }
+    c1m_buf_t *b = bufs_of(s);
+    if (!b) {
+      conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
+      return;
+    }
+    uint32_t need = b->out_off + s->out_len + (uint32_t)rest;
+    if (need > b->out_cap) {
+      if (b->out_off) { /* compact first */
+        memmove(b->out, b->out + b->out_off, s->out_len);
+        b->out_off = 0;
+        need = s->out_len + (uint32_t)rest;
+      }
+      if (need > b->out_cap) {
+        uint32_t cap = b->out_cap ? b->out_cap : 4096;
+        while (cap < need) cap = cap > 0x7FFFFFFFu / 2 ? need : cap * 2;
+        uint8_t *p = realloc(b->out, cap);
+        if (!p) {
+          conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
+          return;
+        }
+        b->out = p;
+        b->out_cap = cap;
+      }
+    }
+    /* copy the unsent tail of iov */
+    uint8_t *dst = b->out + b->out_off + s->out_len;
+    size_t skip = sent;
+    for (int i = 0; i < cnt; i++) {
+      size_t l = iov[i].iov_len;
+      if (skip >= l) {
+        skip -= l;
+        continue;
+      }
+      memcpy(dst, (uint8_t *)iov[i].iov_base + skip, l - skip);
+      dst += l - skip;
+      skip = 0;
+    }
+    s->out_len += (uint32_t)rest;
+    if (s->out_len > r->cfg.high_water) s->flags |= C1M_F_DRAIN;
+    update_interest(r, fd, s);
+  }
+  if (want_drain) {
+    if (s->out_len == 0) defer(r, C1M_EV_DRAIN, fd, s->gen, 0, 0);
+    else s->flags |= C1M_F_DRAIN;
+  }
+}
+
+/* out drained: drop EPOLLOUT, then finish a pending shutdown or close. */
+static void out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->bufs && s->bufs->out) {
+    free(s->bufs->out);
+    s->bufs->out = NULL;
+    s->bufs->out_cap = s->bufs->out_off = 0;
+    bufs_trim(s);
+  }
+  if (s->flags & C1M_F_CLOSING) {
+    conn_close(r, fd, C1M_R_LOCAL, 0, 1);
+    return;
+  }
+  if (s->flags & C1M_F_SHUT_PEND) {
+    shutdown(fd, SHUT_WR);
+    s->flags = (s->flags & ~C1M_F_SHUT_PEND) | C1M_F_SHUT_DONE;
+  }
+  update_interest(r, fd, s);
+  if (s->flags & C1M_F_DRAIN) {
+    s->flags &= ~C1M_F_DRAIN;
+    emit(r, C1M_EV_DRAIN, fd, s->gen, 0, 0);
+  }
+}
+
+static void on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->flags & C1M_F_CONNECTING) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+    if (err) {
+      conn_close(r, fd, C1M_R_CONNECT_FAILED, -err, 1);
+      return;
+    }
+    s->flags = (s->flags & ~C1M_F_CONNECTING) | C1M_F_OPEN;
+    emit(r, C1M_EV_OPEN, fd, s->gen, -1, 0);
+    if (s->out_len == 0) {
+      update_interest(r, fd, s);
+      return;
+    }
+  }
+  if (s->out_len == 0) {
+    update_interest(r, fd, s);
+    return;
+  }
+  c1m_buf_t *b = s->bufs;
+  struct iovec iov = {.iov_base = b->out + b->out_off, .iov_len = s->out_len};
+  ssize_t n = c1m_sys_writev(fd, &iov, 1);
+  if (n == -EAGAIN) return;
+  if (n < 0) {
+    conn_close(r, fd, C1M_R_ERROR, (int)n, 1);
+    return;
+  }
+  s->out_len -= (uint32_t)n;
+  b->out_off += (uint32_t)n;
+  if (s->out_len == 0) out_done(r, fd, s);
+}
+
+/* ---- input ---- */
+
+/* Read once into the receive area behind any unconsumed bytes. Returns 0 when served, 1 when
+ * the area is too full (the connection stays ready and is served next poll). */
+static int on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  uint32_t pend = s->in_len;
+  uint32_t off = r->recv_used;
+  if (off + pend + 512 > r->recv_cap) return 1;
+  uint32_t room = r->recv_cap - off - pend;
+  if (room > r->cfg.read_budget) room = r->cfg.read_budget;
+  ssize_t n = c1m_sys_read(fd, r->recv + off + pend, room);
+  if (n == -EAGAIN) return 0;
+  if (n < 0) {
+    conn_close(r, fd, C1M_R_ERROR, (int)n, 1);
+    return 0;
+  }
+  if (n == 0) {
+    s->flags |= C1M_F_EOF;
+    if (s->flags & C1M_F_SHUT_DONE) { /* both directions done */
+      conn_close(r, fd, C1M_R_END, 0, 1);
+      return 0;
+    }
+    update_interest(r, fd, s);
+    emit(r, C1M_EV_END, fd, s->gen, 0, 0);
+    return 0;
+  }
+  if (pend) { /* present kept bytes followed by the new ones */
+    memcpy(r->recv + off, s->bufs->in, pend);
+    free(s->bufs->in);
+    s->bufs->in = NULL;
+    s->bufs->in_cap = 0;
+    s->in_len = 0;
+    bufs_trim(s);
+  }
+  uint32_t len = pend + (uint32_t)n;
+  r->recv_used = (off + len + RECV_ALIGN - 1) & ~(uint32_t)(RECV_ALIGN - 1);
+  if (s->timeout_ticks) s->deadline = r->tick + s->timeout_ticks;
+  int32_t *e = ev_push(r);
+  e[0] = C1M_EV_DATA, e[1] = fd, e[2] = (int32_t)s->gen, e[3] = (int32_t)off, e[4] = (int32_t)len;
+  e[5] = (int32_t)len;
+  return 0;
+}
+
+/* Keep the bytes JS did not consume from a DATA record. */
+static void keep_unconsumed(c1m_reactor_t *r, const int32_t *e) {
+  int fd = e[1];
+  c1m_slot_t *s = &r->slots[fd];
+  uint32_t len = (uint32_t)e[4], used = (uint32_t)e[5];
+  if (used >= len || s->gen != (uint32_t)e[2] || !(s->flags & C1M_F_OPEN)) return;
+  uint32_t rest = len - used;
+  if (rest > r->cfg.max_in) {
+    conn_close(r, fd, C1M_R_INBOUND_LIMIT, 0, 0);
+    return;
+  }
+  c1m_buf_t *b = bufs_of(s);
+  uint8_t *p = b ? malloc(rest) : NULL;
+  if (!p) {
+    if (b) bufs_trim(s);
+    conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
+    return;
+  }
+  memcpy(p, r->recv + e[3] + used, rest);
+  b->in = p;
+  b->in_cap = rest;
+  s->in_len = rest;
+}
+
+/* ---- accept and hand-off ---- */
+
+static uint32_t hash_peer(const struct sockaddr_storage *ss) {
+  const uint8_t *p;
+  size_t n;
+  if (ss->ss_family == AF_INET6) {
+    p = (const uint8_t *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+    n = 16;
+  } else {
+    p = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+    n = 4;
+  }
+  uint32_t h = 2166136261u; /* FNV-1a over the peer address */
+  for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 16777619u;
+  return h;
+}
+
+/* Give fd to the reactor with registry id `target`. Returns -errno if it is gone. */
+static int handoff(int target, int fd) {
+  int rc = -ENOENT;
+  pthread_mutex_lock(&g_reg_lock);
+  c1m_reactor_t *t = (target >= 0 && target < MAX_REACTORS) ? g_reg[target] : NULL;
+  if (t) {
+    pthread_mutex_lock(&t->hq_lock);
+    if (t->hq_len == t->hq_cap) {
+      uint32_t cap = t->hq_cap ? t->hq_cap * 2 : 256;
+      int *q = realloc(t->hq, cap * sizeof(int));
+      if (q) {
+        t->hq = q;
+        t->hq_cap = cap;
+      }
+    }
+    if (t->hq_len < t->hq_cap) {
+      t->hq[t->hq_len++] = fd;
+      rc = 0;
+    } else {
+      rc = -ENOMEM;
+    }
+    pthread_mutex_unlock(&t->hq_lock);
+    if (rc == 0) {
+      uint64_t one = 1;
+      if (write(t->evfd, &one, sizeof one) < 0 && errno != EAGAIN) rc = 0; /* counter saturated: already awake */
+    }
+  }
+  pthread_mutex_unlock(&g_reg_lock);
+  return rc;
+}
+
+static int pick_target(listener_t *l, const struct sockaddr_storage *peer) {
+  if (l->policy == C1M_LB_HASH) return l->targets[hash_peer(peer) % (uint32_t)l->ntargets];
+  if (l->policy == C1M_LB_LEAST_CONN) {
+    int best = l->targets[0];
+    uint32_t best_n = UINT32_MAX;
+    pthread_mutex_lock(&g_reg_lock);
+    for (int i = 0; i < l->ntargets; i++) {
+      c1m_reactor_t *t = g_reg[l->targets[i]];
+      uint32_t n = t ? __atomic_load_n(&t->nconns, __ATOMIC_RELAXED) : UINT32_MAX;
+      if (n < best_n) best_n = n, best = l->targets[i];
+    }
+    pthread_mutex_unlock(&g_reg_lock);
+    return best;
+  }
+  return l->targets[l->rr++ % (uint32_t)l->ntargets];
+}
+
+static void on_acceptable(c1m_reactor_t *r, listener_t *l) {
+  for (int i = 0; i < ACCEPT_BATCH; i++) {
+    if (r->nev + 2 > r->ev_cap) return; /* room for OPEN (+ an error); level-triggered: back next poll */
+    struct sockaddr_storage peer;
+    int fd = c1m_sys_accept(l->fd, &peer);
+    if (fd == -EAGAIN) break;
+    if (fd < 0) {
+      if (fd == -EMFILE || fd == -ENFILE || fd == -ENOBUFS || fd == -ENOMEM) {
+        /* Out of fds or memory: the pending connection stays in the backlog and epoll would
+         * report it at once again. Stop watching, retry with exponential backoff. */
+        c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_DEL, l->fd, 0, 0);
+        l->paused = 1;
+        l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : r->cfg.tick_ms;
+        if (l->backoff_ms > BACKOFF_MAX_MS) l->backoff_ms = BACKOFF_MAX_MS;
+        l->resume_tick = r->tick + (l->backoff_ms + r->cfg.tick_ms - 1) / r->cfg.tick_ms;
+        r->ctl[C1M_CTL_ACCEPT_PAUSES]++;
+        emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, fd, 1);
+        return;
+      }
+      /* ECONNABORTED, EPROTO, EPERM (firewall): this connection only. */
+      emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, fd, 0);
+      continue;
+    }
+    l->backoff_ms = 0;
+    if (l->ntargets) {
+      int rc = handoff(pick_target(l, &peer), fd);
+      if (rc < 0) {
+        c1m_sys_close(fd);
+        emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
+      }
+      continue;
+    }
+    int rc = conn_add(r, fd, C1M_F_OPEN);
+    if (rc < 0) {
+      c1m_sys_close(fd);
+      emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
+      continue;
+    }
+    emit(r, C1M_EV_OPEN, fd, r->slots[fd].gen, l->fd, 0);
+  }
+}
+
+static void drain_handoffs(c1m_reactor_t *r) {
+  uint64_t cnt;
+  if (read(r->evfd, &cnt, sizeof cnt) < 0 && errno != EAGAIN)
+    fprintf(stderr, "c1m: eventfd read failed: %s\n", strerror(errno));
+  pthread_mutex_lock(&r->hq_lock);
+  uint32_t n = r->hq_len, taken = 0;
+  for (; taken < n && r->nev + 1 < r->ev_cap; taken++) {
+    int fd = r->hq[taken];
+    int rc = conn_add(r, fd, C1M_F_OPEN);
+    if (rc < 0) {
+      c1m_sys_close(fd);
+      emit(r, C1M_EV_ACCEPT_ERROR, -1, 0, rc, 0);
+      continue;
+    }
+    emit(r, C1M_EV_OPEN, fd, r->slots[fd].gen, -2, 0);
+  }
+  memmove(r->hq, r->hq + taken, (n - taken) * sizeof(int));
+  r->hq_len = n - taken;
+  pthread_mutex_unlock(&r->hq_lock);
+  if (r->hq_len) { /* event array full: come back next poll */
+    uint64_t one = 1;
+    if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+      fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
+  }
+}
+
+/* ---- timers ---- */
+
+static void on_tick(c1m_reactor_t *r) {
+  uint64_t exp = 0;
+  if (read(r->tfd, &exp, sizeof exp) < 0) return;
+  r->tick += (uint32_t)exp;
+  r->ctl[C1M_CTL_TICK] = (int32_t)r->tick;
+  for (int i = 0; i < r->nlisteners; i++) {
+    listener_t *l = &r->listeners[i];
+    if (l->paused && (int32_t)(r->tick - l->resume_tick) >= 0) {
+      if (c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, l->fd, EPOLLIN, tag(l->fd, TAG_LISTENER)) == 0) l->paused = 0;
+    }
+  }
+  if (!r->ntimed) return;
+  for (uint32_t fd = 0; fd <= r->max_fd; fd++) {
+    c1m_slot_t *s = &r->slots[fd];
+    if (!s->timeout_ticks || (int32_t)(r->tick - s->deadline) < 0) continue;
+    if (r->nev + 1 > r->ev_cap) return; /* rest on the next tick */
+    if (s->flags & C1M_F_CLOSING) { /* a graceful close that never drained */
+      conn_close(r, (int)fd, C1M_R_TIMEOUT, 0, 1);
+      continue;
+    }
+    set_timed(r, s, 0);
+    emit(r, C1M_EV_TIMEOUT, (int)fd, s->gen, 0, 0);
+  }
+}
+
+/* ---- the poll ---- */
+
+int c1m_reactor_poll(c1m_reactor_t *r) {
+  r->nev = 0;
+  r->recv_used = 0;
+  /* deferred events first: they happened before anything this poll finds */
+  uint32_t nd = r->ndeferred < r->ev_cap / 2 ? r->ndeferred : r->ev_cap / 2;
+  if (nd) {
+    memcpy(r->ev, r->deferred, (size_t)nd * C1M_EV_WORDS * sizeof(int32_t));
+    memmove(r->deferred, r->deferred + (size_t)nd * C1M_EV_WORDS,
+            (size_t)(r->ndeferred - nd) * C1M_EV_WORDS * sizeof(int32_t));
+    r->ndeferred -= nd;
+    r->nev = nd;
+  }
+  struct epoll_event evs[POLL_EVENTS];
+  int max = (int)((r->ev_cap - r->nev) / 2);
+  if (max > POLL_EVENTS) max = POLL_EVENTS;
+  if (max < 1) return (int)r->nev;
+  int n = epoll_wait(r->epfd, evs, max, 0);
+  if (n < 0) {
+    if (errno != EINTR) fprintf(stderr, "c1m: epoll_wait: %s\n", strerror(errno));
+    return (int)r->nev;
+  }
+  for (int i = 0; i < n; i++) {
+    int fd = (int)(uint32_t)evs[i].data.u64;
+    uint32_t t = (uint32_t)(evs[i].data.u64 >> 32);
+    uint32_t e = evs[i].events;
+    if (r->nev + 2 > r->ev_cap) break;
+    if (t == TAG_EVENTFD) {
+      drain_handoffs(r);
+      continue;
+    }
+    if (t == TAG_TIMERFD) {
+      on_tick(r);
+      continue;
+    }
+    if (t == TAG_LISTENER) {
+      for (int j = 0; j < r->nlisteners; j++)
+        if (r->listeners[j].fd == fd && !r->listeners[j].paused) on_acceptable(r, &r->listeners[j]);
+      continue;
+    }
+    c1m_slot_t *s = &r->slots[fd];
+    if (s->gen != t || !(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) continue;
+    if ((e & EPOLLERR) && !(s->flags & C1M_F_CONNECTING)) {
+      int err = 0;
+      socklen_t len = sizeof err;
+      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err) {
+        conn_close(r, fd, C1M_R_ERROR, -err, 1);
+        continue;
+      }
+    }
+    if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+      if ((s->flags & C1M_F_CONNECTING) || s->out_len) {
+        on_writable(r, fd, s);
+        if (s->gen != t || !s->flags) continue;
+      }
+    }
+    if ((e & (EPOLLIN | EPOLLHUP)) && (s->flags & C1M_F_READING)) {
+      on_readable(r, fd, s);
+    } else if ((e & EPOLLHUP) && !(s->flags & C1M_F_READING) && !s->out_len) {
+      /* both directions gone while we were not reading (paused or after EOF) */
+      conn_close(r, fd, (s->flags & C1M_F_EOF) ? C1M_R_END : C1M_R_ERROR, (s->flags & C1M_F_EOF) ? 0 : -EPIPE, 1);
+    }
+  }
+  return (int)r->nev;
+}
+
+/* ---- commands from JS ---- */
+
+static c1m_slot_t *live(c1m_reactor_t *r, int fd, uint32_t gen) {
+  if (fd < 0 || (uint32_t)fd >= r->cfg.nslots) return NULL;
+  c1m_slot_t *s = &r->slots[fd];
+  if (s->gen != gen || !(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) return NULL;
+  return s;
+}
+
+static inline uint32_t pad8(uint32_t n) { return (n + 7u) & ~7u; }
+
+static int writable_state(const c1m_slot_t *s) {
+  return !(s->flags & (C1M_F_CLOSING | C1M_F_SHUT_PEND | C1M_F_SHUT_DONE));
+}
+
+static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->flags & C1M_F_CLOSING) return;
+  if (s->out_len == 0 && !(s->flags & C1M_F_CONNECTING)) {
+    conn_close(r, fd, C1M_R_LOCAL, 0, 0);
+    return;
+  }
+  s->flags |= C1M_F_CLOSING;
+  /* bound the wait for a peer that never reads */
+  uint32_t ticks = (30000 + r->cfg.tick_ms - 1) / r->cfg.tick_ms;
+  set_timed(r, s, ticks);
+  update_interest(r, fd, s);
+}
+
+void c1m_reactor_flush(c1m_reactor_t *r) {
+  uint32_t used = (uint32_t)r->ctl[C1M_CTL_SEND_USED];
+  if (used > r->send_cap) used = r->send_cap;
+  uint32_t pos = 0;
+  struct iovec iov[IOV_MAX_GATHER];
+  while (pos + sizeof(c1m_cmd_t) <= used) {
+    c1m_cmd_t c;
+    memcpy(&c, r->send + pos, sizeof c);
+    uint32_t op = c.op & C1M_OP_MASK;
+    if (op == C1M_OP_BROADCAST) {
+      uint32_t ids = (uint32_t)c.fd * 8u;
+      uint32_t body = pos + sizeof c;
+      if (body + ids + c.len > used) break;
+      const uint32_t *pairs = (const uint32_t *)(r->send + body);
+      for (int32_t i = 0; i < c.fd; i++) {
+        int fd = (int)pairs[2 * i];
+        c1m_slot_t *s = live(r, fd, pairs[2 * i + 1]);
+        if (!s || !writable_state(s)) continue;
+        iov[0].iov_base = r->send + body + ids;
+        iov[0].iov_len = c.len;
+        conn_send(r, fd, s, iov, 1, c.len, 0);
+      }
+      pos = body + pad8(ids + c.len);
+      continue;
+    }
+    uint32_t plen = op == C1M_OP_WRITE ? c.len : 0;
+    if (pos + sizeof c + plen > used) break;
+    c1m_slot_t *s = live(r, c.fd, c.gen);
+    if (op == C1M_OP_WRITE) {
+      /* gather the following writes to the same connection into one sendmsg */
+      int cnt = 0, want_drain = 0;
+      size_t total = 0;
+      uint32_t p = pos;
+      for (;;) {
+        c1m_cmd_t w;
+        memcpy(&w, r->send + p, sizeof w);
+        iov[cnt].iov_base = r->send + p + sizeof w;
+        iov[cnt].iov_len = w.len;
+        total += w.len;
+        want_drain |= (w.op & C1M_OPF_WANT_DRAIN) != 0;
+        cnt++;
+        p += sizeof w + pad8(w.len);
+        if (cnt == IOV_MAX_GATHER || p + sizeof w > used) break;
+        memcpy(&w, r->send + p, sizeof w);
+        if ((w.op & C1M_OP_MASK) != C1M_OP_WRITE || w.fd != c.fd || w.gen != c.gen || p + sizeof w + w.len > used)
+          break;
+      }
+      pos = p;
+      if (s && writable_state(s)) conn_send(r, c.fd, s, iov, cnt, total, want_drain);
+      continue;
+    }
+    pos += sizeof c;
+    if (!s) continue;
+    switch (op) {
+    case C1M_OP_CLOSE:
+      cmd_close(r, c.fd, s);
+      break;
+    case C1M_OP_DESTROY:
+      conn_close(r, c.fd, c.len ? (int)c.len : C1M_R_LOCAL, 0, 0);
+      break;
+    case C1M_OP_SHUTDOWN:
+      if (s->flags & (C1M_F_SHUT_DONE | C1M_F_SHUT_PEND | C1M_F_CLOSING)) break;
+      if (s->out_len || (s->flags & C1M_F_CONNECTING)) {
+        s->flags |= C1M_F_SHUT_PEND;
+      } else if (s->flags & C1M_F_EOF) {
+        conn_close(r, c.fd, C1M_R_END, 0, 0);
+      } else {
+        shutdown(c.fd, SHUT_WR);
+        s->flags |= C1M_F_SHUT_DONE;
+      }
+      break;
+    case C1M_OP_PAUSE:
+      s->flags |= C1M_F_PAUSED;
+      update_interest(r, c.fd, s);
+      break;
+    case C1M_OP_RESUME:
+      s->flags &= ~C1M_F_PAUSED;
+      update_interest(r, c.fd, s);
+      break;
+    case C1M_OP_TIMEOUT:
+      if (!(s->flags & C1M_F_CLOSING)) {
+        uint32_t ticks = c.len ? (c.len + r->cfg.tick_ms - 1) / r->cfg.tick_ms : 0;
+        set_timed(r, s, ticks);
+      }
+      break;
+    default:
+      fprintf(stderr, "c1m: unknown command %u ignored\n", op);
+    }
+  }
+  r->ctl[C1M_CTL_SEND_USED] = 0;
+}
+
+void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev) {
+  if (nev > r->nev) nev = r->nev;
+  for (uint32_t i = 0; i < nev; i++) {
+    const int32_t *e = r->ev + (size_t)i * C1M_EV_WORDS;
+    if (e[0] == C1M_EV_DATA && e[5] != e[4]) keep_unconsumed(r, e);
+  }
+  c1m_reactor_flush(r);
+}
+
+int c1m_reactor_pending(const c1m_reactor_t *r) { return r->ndeferred > 0; }
+
+/* ---- sockets ---- */
+
+int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog, int reuseport,
+               const int *targets, int ntargets, int policy) {
+  if (r->nlisteners == MAX_LISTENERS || ntargets > MAX_TARGETS || ntargets < 0) return -ENOSPC;
+  int fd = c1m_sys_socket(addr->sa_family);
+  if (fd < 0) return fd;
+  int rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  if (rc == 0 && reuseport) rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  if (rc == 0 && bind(fd, addr, len) < 0) rc = -errno;
+  if (rc == 0 && listen(fd, backlog) < 0) rc = -errno;
+  if (rc == 0) rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, tag(fd, TAG_LISTENER));
+  if (rc < 0) {
+    c1m_sys_close(fd);
+    return rc;
+  }
+  listener_t *l = &r->listeners[r->nlisteners++];
+  memset(l, 0, sizeof *l);
+  l->fd = fd;
+  l->policy = policy;
+  l->ntargets = ntargets;
+  for (int i = 0; i < ntargets; i++) l->targets[i] = targets[i];
+  return fd;
+}
+
+int c1m_unlisten(c1m_reactor_t *r, int fd) {
+  for (int i = 0; i < r->nlisteners; i++) {
+    if (r->listeners[i].fd != fd) continue;
+    if (!r->listeners[i].paused) c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, 0, 0);
+    c1m_sys_close(fd);
+    r->listeners[i] = r->listeners[--r->nlisteners];
+    return 0;
+  }
+  return -ENOENT;
+}
+
+int c1m_connect(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, const struct sockaddr *local,
+                socklen_t local_len) {
+  int fd = c1m_sys_socket(addr->sa_family);
+  if (fd < 0) return fd;
+  int rc = 0;
+  if ((uint32_t)fd >= r->cfg.nslots) rc = -EMFILE;
+  if (rc == 0 && local) {
+    /* Defer the port choice to connect(): the 4-tuple, not the source port alone, must be
+     * unique, so each source address gets a full port range per destination. */
+    if (local->sa_family == AF_INET) c1m_sys_set_int(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1);
+    if (bind(fd, local, local_len) < 0) rc = -errno;
+  }
+  if (rc < 0) {
+    c1m_sys_close(fd);
+    return rc;
+  }
+  int err = 0;
+  if (connect(fd, addr, len) < 0 && errno != EINPROGRESS) err = errno;
+  rc = conn_add(r, fd, C1M_F_CONNECTING);
+  if (rc < 0) {
+    c1m_sys_close(fd);
+    return rc;
+  }
+  if (err) conn_close(r, fd, C1M_R_CONNECT_FAILED, -err, 0);
+  return fd;
+}
+
+int c1m_write_direct(c1m_reactor_t *r, int fd, uint32_t gen, const uint8_t *data, size_t len) {
+  c1m_slot_t *s = live(r, fd, gen);
+  if (!s || !writable_state(s)) return -EBADF;
+  struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+  conn_send(r, fd, s, &iov, 1, len, 0);
+  return 0;
+}
+
+int c1m_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockaddr_storage *ss, socklen_t *len) {
+  if (!live(r, fd, gen)) return -EBADF;
+  *len = sizeof *ss;
+  int rc = peer ? getpeername(fd, (struct sockaddr *)ss, len) : getsockname(fd, (struct sockaddr *)ss, len);
+  return rc < 0 ? -errno : 0;
+}
+
+/* ---- lifecycle ---- */
+
+int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots, uint8_t *recv,
+                       uint32_t recv_cap, int32_t *events, uint32_t ev_cap, uint8_t *send, uint32_t send_cap,
+                       int32_t *ctl) {
+  if (ev_cap < 8 || recv_cap < cfg->max_in + 4096 || cfg->tick_ms == 0 || cfg->nslots == 0) return -EINVAL;
+  c1m_reactor_t *r = calloc(1, sizeof *r);
+  if (!r) return -ENOMEM;
+  r->cfg = *cfg;
+  if (r->cfg.read_budget == 0) r->cfg.read_budget = 65536;
+  r->slots = slots, r->recv = recv, r->recv_cap = recv_cap, r->ev = events, r->ev_cap = ev_cap;
+  r->send = send, r->send_cap = send_cap, r->ctl = ctl;
+  r->epfd = r->evfd = r->tfd = -1;
+  r->id = -1;
+  pthread_mutex_init(&r->hq_lock, NULL);
+  int rc = 0;
+  r->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (r->epfd < 0) rc = -errno;
+  if (rc == 0 && (r->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) rc = -errno;
+  if (rc == 0 && (r->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0) rc = -errno;
+  if (rc == 0) {
+    struct itimerspec its = {0};
+    its.it_interval.tv_sec = cfg->tick_ms / 1000;
+    its.it_interval.tv_nsec = (long)(cfg->tick_ms % 1000) * 1000000L;
+    its.it_value = its.it_interval;
+    if (timerfd_settime(r->tfd, 0, &its, NULL) < 0) rc = -errno;
+  }
+  if (rc == 0) rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->evfd, EPOLLIN, tag(r->evfd, TAG_EVENTFD));
+  if (rc == 0) rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->tfd, EPOLLIN, tag(r->tfd, TAG_TIMERFD));
+  if (rc == 0 && (r->id = registry_add(r)) < 0) rc = r->id;
+  if (rc < 0) {
+    c1m_reactor_destroy(r);
+    return rc;
+  }
+  *out = r;
+  return 0;
+}
+
+int c1m_reactor_fd(const c1m_reactor_t *r) { return r->epfd; }
+int c1m_reactor_id(const c1m_reactor_t *r) { return r->id; }
+
+void c1m_reactor_destroy(c1m_reactor_t *r) {
+  if (!r) return;
+  registry_remove(r);
+  for (int i = 0; i < r->nlisteners; i++) c1m_sys_close(r->listeners[i].fd);
+  for (uint32_t fd = 0; r->nconns && fd <= r->max_fd; fd++) {
+    c1m_slot_t *s = &r->slots[fd];
+    if (!(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) continue;
+    if (s->bufs) {
+      free(s->bufs->in);
+      free(s->bufs->out);
+      free(s->bufs);
+      s->bufs = NULL;
+    }
+    s->flags = 0;
+    s->gen = (s->gen + 1) & C1M_GEN_MASK;
+    c1m_sys_close((int)fd);
+    r->nconns--;
+  }
+  pthread_mutex_lock(&r->hq_lock);
+  for (uint32_t i = 0; i < r->hq_len; i++) c1m_sys_close(r->hq[i]);
+  pthread_mutex_unlock(&r->hq_lock);
+  pthread_mutex_destroy(&r->hq_lock);
+  free(r->hq);
+  free(r->deferred);
+  if (r->tfd >= 0) c1m_sys_close(r->tfd);
+  if (r->evfd >= 0) c1m_sys_close(r->evfd);
+  if (r->epfd >= 0) c1m_sys_close(r->epfd);
+  free(r);
+}

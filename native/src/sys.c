@@ -1,0 +1,73 @@
+/*
+ * Syscall wrappers. Each returns >= 0 or -errno, retries EINTR, and never aborts. Sockets are
+ * always created non-blocking and close-on-exec; writes never raise SIGPIPE.
+ */
+#define _GNU_SOURCE
+#include "c1m.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int c1m_sys_socket(int family) {
+  int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+  return fd < 0 ? -errno : fd;
+}
+
+int c1m_sys_set_int(int fd, int level, int opt, int value) {
+  return setsockopt(fd, level, opt, &value, sizeof value) < 0 ? -errno : 0;
+}
+
+ssize_t c1m_sys_read(int fd, void *buf, size_t len) {
+  for (;;) {
+    ssize_t n = read(fd, buf, len);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+ssize_t c1m_sys_writev(int fd, const struct iovec *iov, int iovcnt) {
+  /* sendmsg with MSG_NOSIGNAL: a peer reset gives EPIPE, not a process-killing SIGPIPE. */
+  struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
+  for (;;) {
+    ssize_t n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_accept(int lfd, struct sockaddr_storage *peer) {
+  for (;;) {
+    socklen_t len = sizeof *peer;
+    int fd = accept4(lfd, (struct sockaddr *)peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return fd;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+  struct epoll_event ev = {.events = events, .data.u64 = data};
+  return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+int c1m_sys_close(int fd) {
+  /* Linux releases the fd even when close() reports EINTR: never retry. */
+  return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0) return -errno;
+  if (rl.rlim_cur < rl.rlim_max) {
+    struct rlimit want = {.rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &want) == 0) rl.rlim_cur = rl.rlim_max;
+  }
+  *soft = rl.rlim_cur;
+  *hard = rl.rlim_max;
+  return 0;
+}

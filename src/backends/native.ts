@@ -1,0 +1,587 @@
+/**
+ * The native backend: a Reactor over the epoll addon.
+ *
+ * Model: the addon calls `#onBatch(n)` once per poll with n event records in the shared event
+ * array; data is a view of the shared receive area. Everything the handlers do (write, close,
+ * ...) is staged as commands in the shared send area and applied by the addon when the batch
+ * returns: one crossing per poll. Commands staged outside a batch (timers, other I/O) are
+ * flushed by one crossing at the end of the current microtask queue.
+ *
+ * Per connection, JS holds nothing unless the user sets `context`: handles are made per
+ * callback; liveness and buffered bytes are read from the shared slot table.
+ */
+import { Action } from '../core/types.js';
+import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
+import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
+import { C1mError, errnoName, systemError } from '../core/errors.js';
+import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
+
+const EVENTS = 4096;
+const SEND_AREA = 1 << 20;
+const READ_BUDGET = 64 * 1024;
+/** Writes larger than this skip the send area and go out in their own crossing. */
+const DIRECT_WRITE = 128 * 1024;
+const TWO32 = 2 ** 32;
+
+/** Hand-off balancing across sub-reactors (threads mode). */
+export type Balance = 'round-robin' | 'least-connections' | 'hash';
+
+/** Extra listen options for the threads mode's acceptor. */
+export interface HandoffOptions {
+  targets: number[];
+  balance: Balance;
+}
+
+let nofile: [number, number] | undefined;
+
+/** Raise RLIMIT_NOFILE's soft limit to the hard limit (once per process); returns [soft, hard]. */
+export function raiseNofile(b: Binding): [number, number] {
+  nofile ??= b.raiseNofile();
+  return nofile;
+}
+
+class NativeConnection implements Connection {
+  readonly #r: NativeReactor;
+  readonly fd: number;
+  readonly gen: number;
+  constructor(r: NativeReactor, fd: number, gen: number) {
+    this.#r = r;
+    this.fd = fd;
+    this.gen = gen;
+  }
+  get id(): number {
+    return this.fd < 0 ? this.fd : this.gen * TWO32 + this.fd;
+  }
+  get open(): boolean {
+    return this.#r.isOpen(this.fd, this.gen);
+  }
+  write(data: Uint8Array | string): boolean {
+    return this.#r.write(this.fd, this.gen, data);
+  }
+  writev(chunks: readonly (Uint8Array | string)[]): boolean {
+    let ok = this.open;
+    for (const c of chunks) ok = this.#r.write(this.fd, this.gen, c) && ok;
+    return ok;
+  }
+  cork(fn: () => void): void {
+    // Writes are always staged until the batch (or microtask) ends, and consecutive writes to
+    // one connection leave in one sendmsg: corking is the engine's normal behaviour.
+    fn();
+  }
+  close(): boolean {
+    return this.#r.command(this.fd, this.gen, this.#r.k.OP_CLOSE, 0);
+  }
+  destroy(): boolean {
+    return this.#r.command(this.fd, this.gen, this.#r.k.OP_DESTROY, this.#r.k.R_LOCAL);
+  }
+  shutdown(): boolean {
+    return this.#r.command(this.fd, this.gen, this.#r.k.OP_SHUTDOWN, 0);
+  }
+  pause(): void {
+    this.#r.command(this.fd, this.gen, this.#r.k.OP_PAUSE, 0);
+  }
+  resume(): void {
+    this.#r.command(this.fd, this.gen, this.#r.k.OP_RESUME, 0);
+  }
+  setTimeout(ms: number): void {
+    if (!Number.isInteger(ms) || ms < 0 || ms > 0xffffffff) {
+      throw new C1mError('ERR_C1M_INVALID_OPTION', `timeout must be a non-negative integer (ms), got ${ms}`);
+    }
+    this.#r.command(this.fd, this.gen, this.#r.k.OP_TIMEOUT, ms);
+  }
+  get bufferedAmount(): number {
+    return this.#r.buffered(this.fd, this.gen);
+  }
+  get remoteAddress(): string | undefined {
+    return this.#r.sockname(this.fd, this.gen, true)?.[0];
+  }
+  get remotePort(): number | undefined {
+    return this.#r.sockname(this.fd, this.gen, true)?.[1];
+  }
+  get localAddress(): string | undefined {
+    return this.#r.sockname(this.fd, this.gen, false)?.[0];
+  }
+  get localPort(): number | undefined {
+    return this.#r.sockname(this.fd, this.gen, false)?.[1];
+  }
+  get context(): unknown {
+    return this.#r.contexts.get(this.id);
+  }
+  set context(v: unknown) {
+    if (!this.open) return;
+    if (v === undefined) this.#r.contexts.delete(this.id);
+    else this.#r.contexts.set(this.id, v);
+  }
+}
+
+/** A reactor on the epoll addon. Create with `createNativeReactor`. */
+export class NativeReactor implements Reactor {
+  readonly backend = 'native' as const;
+  readonly k: NativeConstants;
+  /** Per-connection user values, only for connections that have one. */
+  readonly contexts = new Map<number, unknown>();
+  readonly #b: Binding;
+  readonly #h: NativeHandle;
+  readonly #handler: Handler;
+  readonly #opts: ResolvedOptions;
+  readonly #slots: Uint32Array;
+  readonly #nslots: number;
+  readonly #recv: Buffer;
+  readonly #ev: Int32Array;
+  readonly #send: Buffer;
+  readonly #sendI32: Int32Array;
+  readonly #ctl: Int32Array;
+  /** Bytes staged per fd since the last flush (reset lazily via #touched). */
+  readonly #staged: Uint32Array;
+  #touched: number[] = [];
+  #inBatch = false;
+  #flushQueued = false;
+  #open = 0;
+  #refd = true;
+  #batches = 0;
+  #events = 0;
+  #failedConnects = 0;
+  readonly #listeners = new Map<number, ListenAddress>();
+  readonly #handlerErrors = new Map<number, Error>();
+  readonly #connectTargets = new Map<number, { address: string; port: number }>();
+  #closing: Promise<void> | undefined;
+  #closed: (() => void) | undefined;
+  #released = false;
+
+  constructor(b: Binding, handler: Handler, opts: ResolvedOptions) {
+    this.#b = b;
+    this.k = b.constants;
+    this.#handler = handler;
+    this.#opts = opts;
+    const [soft] = raiseNofile(b);
+    // fds are below the soft limit; cap the table at 16M entries (512 MiB of address space,
+    // touched only where fds are used).
+    this.#nslots = Math.min(Math.max(soft, 1024), 1 << 24);
+    const slots = new ArrayBuffer(this.#nslots * this.k.SLOT_SIZE);
+    const recv = new ArrayBuffer(Math.max(2 << 20, opts.maxInboundBytes + READ_BUDGET + 4096));
+    const events = new ArrayBuffer(EVENTS * this.k.EV_WORDS * 4);
+    const send = new ArrayBuffer(SEND_AREA);
+    const ctl = new ArrayBuffer(this.k.CTL_WORDS * 4);
+    this.#slots = new Uint32Array(slots);
+    this.#recv = Buffer.from(recv);
+    this.#ev = new Int32Array(events);
+    this.#send = Buffer.from(send);
+    this.#sendI32 = new Int32Array(send);
+    this.#ctl = new Int32Array(ctl);
+    this.#staged = new Uint32Array(this.#nslots);
+    const tickMs = opts.timerResolution;
+    this.#h = b.create(
+      {
+        nslots: this.#nslots,
+        maxIn: opts.maxInboundBytes,
+        maxOut: Math.min(opts.maxOutboundBytes, 0xffffffff),
+        highWater: opts.highWaterMark,
+        tickMs,
+        idleTicks: opts.idleTimeout ? Math.ceil(opts.idleTimeout / tickMs) : 0,
+        nodelay: opts.noDelay ? 1 : 0,
+        readBudget: READ_BUDGET,
+      },
+      slots, recv, events, send, ctl,
+      (n) => this.#onBatch(n),
+    );
+    this.#updateRef();
+  }
+
+  /** Registry id of this reactor: a hand-off target for an acceptor on another thread. */
+  get nativeId(): number {
+    return this.#b.id(this.#h);
+  }
+
+  get stats(): ReactorStats {
+    return {
+      connections: this.#open,
+      batches: this.#batches,
+      events: this.#events,
+      acceptPauses: this.#released ? 0 : this.#ctl[this.k.CTL_ACCEPT_PAUSES]!,
+    };
+  }
+
+  // ---- used by NativeConnection ----
+
+  isOpen(fd: number, gen: number): boolean {
+    if (fd < 0 || fd >= this.#nslots || this.#released) return false;
+    const w = fd * this.k.SLOT_WORDS;
+    return this.#slots[w + this.k.SLOT_GEN] === gen && (this.#slots[w + this.k.SLOT_FLAGS]! & this.k.F_OPEN) !== 0;
+  }
+
+  #alive(fd: number, gen: number): boolean {
+    if (fd < 0 || fd >= this.#nslots || this.#released) return false;
+    const w = fd * this.k.SLOT_WORDS;
+    return this.#slots[w + this.k.SLOT_GEN] === gen && (this.#slots[w + this.k.SLOT_FLAGS]! & (this.k.F_OPEN | this.k.F_CONNECTING)) !== 0;
+  }
+
+  buffered(fd: number, gen: number): number {
+    if (!this.#alive(fd, gen)) return 0;
+    return this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + this.#staged[fd]!;
+  }
+
+  sockname(fd: number, gen: number, peer: boolean): [string, number] | undefined {
+    if (!this.#alive(fd, gen)) return undefined;
+    return this.#b.sockname(this.#h, fd, gen, peer);
+  }
+
+  /** Stage `data` for fd/gen. Returns false past the high-water mark or for a stale id. */
+  write(fd: number, gen: number, data: Uint8Array | string): boolean {
+    if (!this.#alive(fd, gen)) return false;
+    let len: number;
+    if (typeof data === 'string') {
+      len = data.length * 3 <= DIRECT_WRITE ? -1 : Buffer.byteLength(data);
+      if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, Buffer.from(data));
+    } else {
+      len = data.length;
+      if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, data);
+    }
+    const room = len < 0 ? data.length * 3 : len;
+    let used = this.#ctl[0]!;
+    if (used + 16 + room + 8 > SEND_AREA) {
+      this.#flushNow();
+      used = 0;
+    }
+    if (typeof data === 'string') len = this.#send.write(data, used + 16, 'utf8');
+    else this.#send.set(data, used + 16);
+    const staged = (this.#staged[fd] ?? 0) + len;
+    if (this.#staged[fd] === 0) this.#touched.push(fd);
+    this.#staged[fd] = staged;
+    const ok = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + staged <= this.#opts.highWaterMark;
+    const i = used >> 2;
+    this.#sendI32[i] = ok ? this.k.OP_WRITE : this.k.OP_WRITE | this.k.OPF_WANT_DRAIN;
+    this.#sendI32[i + 1] = fd;
+    this.#sendI32[i + 2] = gen;
+    this.#sendI32[i + 3] = len;
+    this.#ctl[0] = used + 16 + ((len + 7) & ~7);
+    this.#scheduleFlush();
+    return ok;
+  }
+
+  #writeDirect(fd: number, gen: number, data: Uint8Array): boolean {
+    this.#flushNow();
+    if (this.#b.writeDirect(this.#h, fd, gen, data) < 0) return false;
+    return this.buffered(fd, gen) <= this.#opts.highWaterMark;
+  }
+
+  /** Stage a command without payload. Returns false for a stale id. */
+  command(fd: number, gen: number, op: number, arg: number): boolean {
+    if (!this.#alive(fd, gen)) return false;
+    let used = this.#ctl[0]!;
+    if (used + 16 > SEND_AREA) {
+      this.#flushNow();
+      used = 0;
+    }
+    const i = used >> 2;
+    this.#sendI32[i] = op;
+    this.#sendI32[i + 1] = fd;
+    this.#sendI32[i + 2] = gen;
+    this.#sendI32[i + 3] = arg;
+    this.#ctl[0] = used + 16;
+    this.#scheduleFlush();
+    return true;
+  }
+
+  #scheduleFlush(): void {
+    if (this.#inBatch || this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      if (this.#ctl[0] !== 0) this.#flushNow();
+    });
+  }
+
+  #flushNow(): void {
+    if (this.#released) return;
+    if (this.#ctl[0] !== 0) this.#b.flush(this.#h);
+    this.#resetStaged();
+  }
+
+  #resetStaged(): void {
+    const t = this.#touched;
+    if (t.length === 0) return;
+    for (let i = 0; i < t.length; i++) this.#staged[t[i]!] = 0;
+    this.#touched = [];
+  }
+
+  // ---- Reactor API ----
+
+  async listen(options: Parameters<Reactor['listen']>[0], handoff?: HandoffOptions): Promise<ListenAddress> {
+    this.#assertUsable();
+    const o = resolveListen(options);
+    const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
+    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy);
+    const addr = { host: o.host, port };
+    this.#listeners.set(fd, addr);
+    this.#updateRef();
+    return addr;
+  }
+
+  connect(options: Parameters<Reactor['connect']>[0]): Connection {
+    this.#assertUsable();
+    const o = resolveConnect(options);
+    const fd = this.#b.connect(this.#h, o.host, o.port, o.localAddress);
+    if (fd < 0) {
+      // No socket at all (EMFILE, EADDRNOTAVAIL from bind, ...): report it like any failed
+      // connect, asynchronously, on a handle that is stale from the start.
+      const conn = new NativeConnection(this, -1 - this.#failedConnects++, 0);
+      const reason: CloseReason = { kind: 'connect-failed', code: errnoName(fd), errno: fd, error: systemError(fd, 'connect', { address: o.host, port: o.port }) };
+      setImmediate(() => this.#call(this.#handler.onClose, conn, reason));
+      return conn;
+    }
+    const gen = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_GEN]!;
+    this.#connectTargets.set(fd, { address: o.host, port: o.port });
+    this.#open++;
+    this.#updateRef();
+    return new NativeConnection(this, fd, gen);
+  }
+
+  connection(id: number): Connection {
+    if (id < 0) return new NativeConnection(this, id, 0);
+    return new NativeConnection(this, id % TWO32, Math.floor(id / TWO32));
+  }
+
+  broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number {
+    this.#assertUsable();
+    const bytes = toBytes(data);
+    const n = ids.length;
+    if (n === 0) return 0;
+    // Stage as one command per chunk of ids that fits the send area with the payload.
+    if (bytes.length + 64 > SEND_AREA / 2) {
+      let count = 0;
+      for (let i = 0; i < n; i++) {
+        const id = ids[i]!;
+        const fd = id % TWO32, gen = Math.floor(id / TWO32);
+        if (!this.#alive(fd, gen)) continue;
+        this.write(fd, gen, bytes);
+        count++;
+      }
+      return count;
+    }
+    let count = 0;
+    let i = 0;
+    while (i < n) {
+      let used = this.#ctl[0]!;
+      const payloadRoom = SEND_AREA - used - 16 - bytes.length - 8;
+      if (payloadRoom < 64) {
+        this.#flushNow();
+        continue;
+      }
+      const maxIds = Math.floor(payloadRoom / 8);
+      const base = (used + 16) >> 2;
+      let k = 0;
+      for (; i < n && k < maxIds; i++) {
+        const id = ids[i]!;
+        const fd = id % TWO32, gen = Math.floor(id / TWO32);
+        if (!this.#alive(fd, gen)) continue;
+        this.#sendI32[base + 2 * k] = fd;
+        this.#sendI32[base + 2 * k + 1] = gen;
+        k++;
+      }
+      if (k === 0) break;
+      const h = used >> 2;
+      this.#sendI32[h] = this.k.OP_BROADCAST;
+      this.#sendI32[h + 1] = k;
+      this.#sendI32[h + 2] = 0;
+      this.#sendI32[h + 3] = bytes.length;
+      this.#send.set(bytes, used + 16 + k * 8);
+      used += 16 + ((k * 8 + bytes.length + 7) & ~7);
+      this.#ctl[0] = used;
+      count += k;
+    }
+    this.#scheduleFlush();
+    return count;
+  }
+
+  close(timeoutMs = 5000): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      this.#closed = resolve;
+    });
+    for (const fd of this.#listeners.keys()) this.#b.unlisten(this.#h, fd);
+    this.#listeners.clear();
+    if (this.#handler.onShutdown) {
+      this.#call(() => this.#handler.onShutdown!(), undefined);
+    } else {
+      this.#forEachOpen((fd, gen) => this.command(fd, gen, this.k.OP_CLOSE, 0));
+    }
+    const timer = setTimeout(() => {
+      this.#forEachOpen((fd, gen) => this.command(fd, gen, this.k.OP_DESTROY, this.k.R_SHUTDOWN));
+    }, timeoutMs);
+    timer.unref();
+    void this.#closing.then(() => clearTimeout(timer));
+    this.#updateRef();
+    this.#maybeFinish();
+    return this.#closing;
+  }
+
+  #forEachOpen(fn: (fd: number, gen: number) => void): void {
+    const W = this.k.SLOT_WORDS, live = this.k.F_OPEN | this.k.F_CONNECTING;
+    for (let fd = 0; fd < this.#nslots; fd++) {
+      const w = fd * W;
+      if ((this.#slots[w + this.k.SLOT_FLAGS]! & live) !== 0) fn(fd, this.#slots[w + this.k.SLOT_GEN]!);
+    }
+  }
+
+  #maybeFinish(): void {
+    if (!this.#closing || this.#open > 0 || this.#released) return;
+    this.#released = true;
+    this.#b.close(this.#h);
+    this.#closed?.();
+  }
+
+  #assertUsable(): void {
+    if (this.#closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'the reactor is closing or closed');
+  }
+
+  #updateRef(): void {
+    if (this.#released) return;
+    const want = this.#listeners.size > 0 || this.#open > 0;
+    if (want !== this.#refd) {
+      this.#refd = want;
+      this.#b.ref(this.#h, want);
+    }
+  }
+
+  // ---- the batch ----
+
+  #onBatch(n: number): void {
+    this.#inBatch = true;
+    this.#batches++;
+    this.#events += n;
+    this.#resetStaged();
+    const ev = this.#ev, k = this.k, W = k.EV_WORDS, h = this.#handler;
+    try {
+      for (let i = 0; i < n; i++) {
+        const b = i * W;
+        const type = ev[b]!, fd = ev[b + 1]!, gen = ev[b + 2]!;
+        switch (type) {
+          case k.EV_DATA: {
+            if (!h.onData) break;
+            const off = ev[b + 3]!, len = ev[b + 4]!;
+            const conn = new NativeConnection(this, fd, gen);
+            let r: unknown;
+            try {
+              r = h.onData(conn, this.#recv.subarray(off, off + len));
+            } catch (err) {
+              this.#handlerFailed(err, conn);
+              break;
+            }
+            if (r === undefined) break;
+            if (typeof r === 'number' && Number.isInteger(r) && r >= 0 && r <= len) {
+              ev[b + 5] = r;
+            } else if (r === Action.Close) {
+              this.command(fd, gen, k.OP_CLOSE, 0);
+            } else if (r === Action.Shutdown) {
+              this.command(fd, gen, k.OP_SHUTDOWN, 0);
+            } else {
+              this.#handlerFailed(new C1mError('ERR_C1M_HANDLER_RESULT', `onData returned ${String(r)}; expected a byte count from 0 to ${len}, an Action, or undefined`), conn);
+            }
+            break;
+          }
+          case k.EV_OPEN: {
+            if (ev[b + 3] !== -1) this.#open++;
+            else this.#connectTargets.delete(fd);
+            if (h.onOpen) this.#call(h.onOpen, new NativeConnection(this, fd, gen));
+            break;
+          }
+          case k.EV_DRAIN:
+            if (h.onDrain) this.#call(h.onDrain, new NativeConnection(this, fd, gen));
+            break;
+          case k.EV_END:
+            if (h.onEnd) this.#call(h.onEnd, new NativeConnection(this, fd, gen));
+            else this.command(fd, gen, k.OP_CLOSE, 0);
+            break;
+          case k.EV_TIMEOUT:
+            if (h.onTimeout) this.#call(h.onTimeout, new NativeConnection(this, fd, gen));
+            else this.command(fd, gen, k.OP_DESTROY, k.R_TIMEOUT);
+            break;
+          case k.EV_CLOSE:
+            this.#onClose(fd, gen, ev[b + 3]!, ev[b + 4]!);
+            break;
+          case k.EV_ACCEPT_ERROR: {
+            const err = systemError(ev[b + 3]!, 'accept');
+            if (ev[b + 4] === 1) err.message += ' (accepting paused, retrying with backoff)';
+            this.#report(err);
+            break;
+          }
+        }
+      }
+    } finally {
+      this.#inBatch = false;
+    }
+    this.#updateRef();
+    this.#maybeFinish();
+  }
+
+  #onClose(fd: number, gen: number, why: number, errno: number): void {
+    const k = this.k;
+    const id = gen * TWO32 + fd;
+    this.#open--;
+    this.contexts.delete(id);
+    let reason: CloseReason;
+    switch (why) {
+      case k.R_END: reason = { kind: 'end' }; break;
+      case k.R_LOCAL: reason = { kind: 'local' }; break;
+      case k.R_TIMEOUT: reason = { kind: 'timeout', code: 'ERR_C1M_IDLE_TIMEOUT' }; break;
+      case k.R_INBOUND_LIMIT: reason = { kind: 'inbound-limit', code: 'ERR_C1M_INBOUND_LIMIT' }; break;
+      case k.R_SLOW_CONSUMER: reason = { kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' }; break;
+      case k.R_SHUTDOWN: reason = { kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' }; break;
+      case k.R_HANDLER: {
+        const error = this.#handlerErrors.get(id);
+        this.#handlerErrors.delete(id);
+        reason = { kind: 'handler-error', code: 'ERR_C1M_HANDLER', ...(error ? { error } : {}) };
+        break;
+      }
+      case k.R_CONNECT_FAILED: {
+        const target = this.#connectTargets.get(fd);
+        this.#connectTargets.delete(fd);
+        reason = { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
+        break;
+      }
+      default:
+        reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
+    }
+    if (why !== k.R_CONNECT_FAILED) this.#connectTargets.delete(fd);
+    const onClose = this.#handler.onClose;
+    if (onClose) {
+      try {
+        onClose.call(this.#handler, new NativeConnection(this, fd, gen), reason);
+      } catch (err) {
+        this.#report(err as Error);
+      }
+    }
+  }
+
+  #call(fn: ((conn: Connection) => void) | ((conn: Connection, r: CloseReason) => void) | (() => void) | undefined, conn: NativeConnection | undefined, reason?: CloseReason): void {
+    if (!fn) return;
+    try {
+      (fn as (c?: Connection, r?: CloseReason) => void).call(this.#handler, conn, reason);
+    } catch (err) {
+      if (conn && !reason) this.#handlerFailed(err, conn);
+      else this.#report(err as Error, conn);
+    }
+  }
+
+  #handlerFailed(err: unknown, conn: NativeConnection): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    this.#report(e, conn);
+    if (this.#alive(conn.fd, conn.gen)) {
+      this.#handlerErrors.set(conn.id, e);
+      this.command(conn.fd, conn.gen, this.k.OP_DESTROY, this.k.R_HANDLER);
+    }
+  }
+
+  #report(err: Error, conn?: Connection): void {
+    try {
+      this.#opts.onError(err, conn);
+    } catch (e) {
+      process.stderr.write(`c1m: onError threw: ${(e as Error).stack ?? String(e)}\n`);
+    }
+  }
+}
+
+/** Create a reactor on the native backend. */
+export function createNativeReactor(b: Binding, handler: Handler, options: ResolvedOptions): NativeReactor {
+  return new NativeReactor(b, handler, options);
+}

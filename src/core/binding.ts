@@ -1,0 +1,93 @@
+/**
+ * The one loader for the native addon. Loading is tried once; when it fails c1m says why,
+ * once, and the portable backend is used instead.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Layout and protocol constants exported by the addon (never hard-coded in JS). */
+export interface NativeConstants {
+  SLOT_SIZE: number; SLOT_WORDS: number; SLOT_GEN: number; SLOT_FLAGS: number; SLOT_OUT_LEN: number; GEN_MASK: number;
+  F_OPEN: number; F_CONNECTING: number; F_CLOSING: number;
+  EV_WORDS: number; EV_OPEN: number; EV_DATA: number; EV_DRAIN: number; EV_END: number; EV_TIMEOUT: number;
+  EV_CLOSE: number; EV_ACCEPT_ERROR: number;
+  R_END: number; R_LOCAL: number; R_ERROR: number; R_TIMEOUT: number; R_INBOUND_LIMIT: number;
+  R_SLOW_CONSUMER: number; R_CONNECT_FAILED: number; R_HANDLER: number; R_SHUTDOWN: number;
+  CMD_SIZE: number; OP_WRITE: number; OP_CLOSE: number; OP_DESTROY: number; OP_SHUTDOWN: number; OP_PAUSE: number;
+  OP_RESUME: number; OP_TIMEOUT: number; OP_BROADCAST: number; OPF_WANT_DRAIN: number;
+  CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_WORDS: number;
+  LB_ROUND_ROBIN: number; LB_LEAST_CONN: number; LB_HASH: number;
+}
+
+/** An opaque reactor handle owned by the addon. */
+export type NativeHandle = { readonly __brand: 'c1m.reactor' };
+
+export interface NativeConfig {
+  nslots: number; maxIn: number; maxOut: number; highWater: number; tickMs: number; idleTicks: number;
+  nodelay: number; readBudget: number;
+}
+
+/** The addon's export table (native/src/addon.c). */
+export interface Binding {
+  constants: NativeConstants;
+  create(cfg: NativeConfig, slots: ArrayBuffer, recv: ArrayBuffer, events: ArrayBuffer, send: ArrayBuffer,
+    ctl: ArrayBuffer, onBatch: (n: number) => void): NativeHandle;
+  close(h: NativeHandle): void;
+  ref(h: NativeHandle, on: boolean): void;
+  flush(h: NativeHandle): void;
+  listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number): [fd: number, port: number];
+  unlisten(h: NativeHandle, fd: number): number;
+  connect(h: NativeHandle, ip: string, port: number, localIp: string | undefined): number;
+  writeDirect(h: NativeHandle, fd: number, gen: number, data: Uint8Array): number;
+  sockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
+  id(h: NativeHandle): number;
+  raiseNofile(): [number, number];
+  fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
+}
+
+let loaded: Binding | null | undefined;
+let failure = '';
+let warned = false;
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'binding.gyp'))) return dir;
+    const up = dirname(dir);
+    if (up === dir) return dirname(fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+/** The addon, or null when it cannot be loaded on this machine (see `nativeUnavailableReason`). */
+export function loadBinding(): Binding | null {
+  if (loaded !== undefined) return loaded;
+  if (process.platform !== 'linux') {
+    failure = `the native backend needs Linux (this is ${process.platform})`;
+    loaded = null;
+    return loaded;
+  }
+  const path = join(packageRoot(), 'build', 'Release', 'c1m.node');
+  try {
+    loaded = createRequire(import.meta.url)(path) as Binding;
+  } catch (err) {
+    failure = `the native addon could not be loaded from ${path}: ${(err as Error).message.split('\n')[0]} (run "npm run build:native")`;
+    loaded = null;
+  }
+  return loaded;
+}
+
+/** Why the native backend is unavailable ('' when it is available). */
+export function nativeUnavailableReason(): string {
+  loadBinding();
+  return failure;
+}
+
+/** Print, once per process, that the portable backend is used and why. */
+export function warnPortableFallback(): void {
+  if (warned || !failure) return;
+  warned = true;
+  process.emitWarning(`c1m: ${failure}; using the portable backend (node:net).`, { code: 'C1M_PORTABLE_FALLBACK' });
+}

@@ -1,0 +1,52 @@
+/**
+ * The one error hierarchy. Every code is listed in docs/errors.md and never reused.
+ */
+
+/** An error raised by c1m itself (misuse, setup failure, protocol limit). */
+export class C1mError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'C1mError';
+    this.code = code;
+  }
+}
+
+/** A failed system call, shaped like Node's own (`code`, `errno`, `syscall`). */
+export interface SystemError extends Error {
+  code: string;
+  errno: number;
+  syscall: string;
+  address?: string;
+  port?: number;
+}
+
+import { constants } from 'node:os';
+
+const errnoNames = new Map<number, string>();
+for (const [name, value] of Object.entries(constants.errno)) errnoNames.set(value, name);
+
+/** The symbolic name of a positive or negative errno (`ECONNRESET`), or `E<n>` if unknown. */
+export function errnoName(errno: number): string {
+  return errnoNames.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+}
+
+/** Build a Node-style system error from a negative errno. */
+export function systemError(errno: number, syscall: string, extra?: { address?: string; port?: number }): SystemError {
+  const code = errnoName(errno);
+  const where = extra?.address !== undefined ? ` ${extra.address}${extra.port !== undefined ? `:${extra.port}` : ''}` : '';
+  const err = new Error(`${syscall} ${code}${where}`) as SystemError;
+  err.code = code;
+  err.errno = -Math.abs(errno);
+  err.syscall = syscall;
+  if (extra?.address !== undefined) err.address = extra.address;
+  if (extra?.port !== undefined) err.port = extra.port;
+  return err;
+}
+
+/** Throw `ERR_C1M_INVALID_OPTION` unless `ok`. */
+export function checkOption(ok: boolean, name: string, expected: string, value: unknown): void {
+  if (!ok) {
+    throw new C1mError('ERR_C1M_INVALID_OPTION', `option "${name}" must be ${expected}, got ${JSON.stringify(value)}`);
+  }
+}

@@ -1,0 +1,224 @@
+/**
+ * The Handler contract shared by every backend (native epoll, portable node:net).
+ *
+ * Threading: a handler object runs on exactly one reactor thread. Every callback of one
+ * connection runs on that connection's reactor, never concurrently.
+ */
+
+/** What a handler may return from `onData` instead of a byte count. */
+export const Action = {
+  /** Consume every byte, flush what was written, then close the connection. */
+  Close: -1,
+  /** Consume every byte, flush what was written, then half-close (FIN) our side. */
+  Shutdown: -2,
+} as const;
+export type Action = (typeof Action)[keyof typeof Action];
+
+/** Why a connection closed: `onClose(conn, reason)`. */
+export interface CloseReason {
+  /**
+   * `'end'` peer closed cleanly; `'local'` closed by the application (`close()`/`destroy()`);
+   * `'error'` socket error (see `errno`/`syscall`); `'timeout'` idle timeout;
+   * `'inbound-limit'` unconsumed inbound bytes exceeded `maxInboundBytes`;
+   * `'slow-consumer'` unsent outbound bytes exceeded `maxOutboundBytes`;
+   * `'handler-error'` a handler callback threw; `'shutdown'` closed by server shutdown;
+   * `'connect-failed'` an outbound connect did not complete (see `code`).
+   */
+  kind:
+    | 'end'
+    | 'local'
+    | 'error'
+    | 'timeout'
+    | 'inbound-limit'
+    | 'slow-consumer'
+    | 'handler-error'
+    | 'shutdown'
+    | 'connect-failed';
+  /** Node-style error code: `ECONNRESET`, `ECONNREFUSED`, or an `ERR_C1M_*` code. */
+  code?: string;
+  /** Negative errno for socket errors. */
+  errno?: number;
+  /** The error, for `'error'`, `'connect-failed'` and `'handler-error'`. */
+  error?: Error;
+}
+
+/**
+ * A handle to one connection. Handles are cheap values: the engine may hand a different
+ * object for the same connection to each callback, so compare `id`, not the object.
+ *
+ * Lifetime: a handle stays safe forever. Once the connection closed, its id is stale:
+ * `write` and `close` on it are harmless no-ops that return false, even when the kernel
+ * has reused the file descriptor for a new connection (ids carry a generation).
+ *
+ * Threading: use a handle only on the reactor that created it.
+ */
+export interface Connection {
+  /** Stable id, unique within its reactor: never equal for two connections' lifetimes. */
+  readonly id: number;
+  /** True while the connection is open (false after close, or for a stale handle). */
+  readonly open: boolean;
+  /**
+   * Queue bytes for sending. Bytes are copied before this returns: the caller may reuse them.
+   * Writes made during one batch of events leave in one crossing when the batch ends.
+   *
+   * Backpressure: returns false when the connection's buffered bytes exceed `highWaterMark`
+   * (the bytes are still queued; wait for `onDrain`), or when the handle is stale (dropped).
+   * Past `maxOutboundBytes` the connection closes with reason `'slow-consumer'`.
+   */
+  write(data: Uint8Array | string): boolean;
+  /** Queue several chunks, sent with one `writev`. Same return value as `write`. */
+  writev(chunks: readonly (Uint8Array | string)[]): boolean;
+  /** Run `fn`; every write it makes leaves together (one `writev`) when it returns. */
+  cork(fn: () => void): void;
+  /** Flush queued bytes, then close. Returns false for a stale handle. */
+  close(): boolean;
+  /** Close at once, dropping unsent bytes (the peer sees a reset). */
+  destroy(): boolean;
+  /** Half-close: flush queued bytes, then send FIN. Reading continues. */
+  shutdown(): boolean;
+  /** Stop reading from the socket (inbound backpressure); `resume()` restarts it. */
+  pause(): void;
+  resume(): void;
+  /**
+   * Idle timeout in milliseconds for this connection (0 disables): when no bytes arrive for
+   * that long, `onTimeout` runs (default: close with reason `'timeout'`). Resolution is the
+   * engine's timer tick; a coarse sweep, never a timer per connection.
+   */
+  setTimeout(ms: number): void;
+  /** Bytes accepted by `write` and not yet taken by the kernel. */
+  readonly bufferedAmount: number;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  /**
+   * One user value per connection (undefined by default). Costs memory only once set;
+   * cleared when the connection closes.
+   */
+  context: unknown;
+}
+
+/**
+ * Application callbacks. Every callback is optional.
+ *
+ * Errors: an exception thrown by a callback closes that one connection with reason
+ * `'handler-error'` and is reported to `ServerOptions.onError`; it never stops the reactor.
+ */
+export interface Handler {
+  /** A connection is established (accepted, or an outbound connect completed). */
+  onOpen?(conn: Connection): void;
+  /**
+   * Bytes arrived. Return how many bytes were consumed (undefined = all of them), or an
+   * `Action`. Unconsumed bytes are kept (outside the JS heap) and presented again, followed
+   * by the next bytes, on the next call; past `maxInboundBytes` the connection closes with
+   * reason `'inbound-limit'`.
+   *
+   * Lifetime: `data` is a view of engine memory, valid only until this callback returns.
+   * Copy what you keep (`Buffer.from(data)`).
+   */
+  onData?(conn: Connection, data: Buffer): number | Action | void;
+  /** Buffered outbound bytes were all written after `write` had returned false. */
+  onDrain?(conn: Connection): void;
+  /**
+   * The peer half-closed (sent FIN). Default when absent: close our side too, after
+   * flushing queued bytes. Define it to keep writing on a half-open connection.
+   */
+  onEnd?(conn: Connection): void;
+  /** The idle timeout expired. Default when absent: close with reason `'timeout'`. */
+  onTimeout?(conn: Connection): void;
+  /** The connection is gone; the handle is stale from now on. Called once per connection. */
+  onClose?(conn: Connection, reason: CloseReason): void;
+  /** The server is shutting down gracefully (listeners already closed). */
+  onShutdown?(): void;
+}
+
+/** Engine options shared by servers and clients. Every limit has a safe default. */
+export interface EngineOptions {
+  /** `'native'` (Linux epoll addon), `'portable'` (node:net), or `'auto'` (default). */
+  backend?: 'auto' | 'native' | 'portable';
+  /** `write` returns false past this many buffered bytes. Default 64 KiB. */
+  highWaterMark?: number;
+  /** Buffered outbound bytes past which the connection is closed ('slow-consumer'). Default 16 MiB. */
+  maxOutboundBytes?: number;
+  /** Unconsumed inbound bytes past which the connection is closed ('inbound-limit'). Default 1 MiB. */
+  maxInboundBytes?: number;
+  /** Idle timeout in ms for new connections; 0 (default) disables. */
+  idleTimeout?: number;
+  /** Timer sweep resolution in ms. Default 250. */
+  timerResolution?: number;
+  /** Disable Nagle's algorithm. Default true. */
+  noDelay?: boolean;
+  /** Called with errors from handler callbacks and from accept. Default: print to stderr. */
+  onError?: (err: Error, conn?: Connection) => void;
+}
+
+/** Options for `listen()`. */
+export interface ServerOptions extends EngineOptions {
+  port: number;
+  /** Default '0.0.0.0'. */
+  host?: string;
+  /** listen(2) backlog. Default 4096 (the kernel caps it at net.core.somaxconn). */
+  backlog?: number;
+  /** Set SO_REUSEPORT on the listening socket. Default false (true in prefork mode). */
+  reusePort?: boolean;
+}
+
+/** Options for `connect()`. */
+export interface ConnectOptions extends EngineOptions {
+  port: number;
+  /** Default '127.0.0.1'. */
+  host?: string;
+  /** Source address to bind before connecting (port chosen at connect time). */
+  localAddress?: string;
+}
+
+/** The address a listener is bound to. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Engine counters, read without a crossing. */
+export interface ReactorStats {
+  /** Open connections on this reactor. */
+  connections: number;
+  /** JS<->native crossings that delivered events (one per poll). 0 on the portable backend. */
+  batches: number;
+  /** Events delivered (open, data, drain, end, timeout, close). */
+  events: number;
+  /** Accept pauses caused by EMFILE/ENFILE/ENOBUFS/ENOMEM. */
+  acceptPauses: number;
+}
+
+/**
+ * One event loop (reactor) with its connections: a server, a client, or both.
+ *
+ * Threading: a reactor belongs to the thread that created it; call it only there.
+ */
+export interface Reactor {
+  /** The backend in use. */
+  readonly backend: 'native' | 'portable';
+  /** Start listening; resolves once the socket is bound. May be called more than once. */
+  listen(options: Omit<ServerOptions, keyof EngineOptions>): Promise<ListenAddress>;
+  /**
+   * Open an outbound connection. Returns its handle at once; `onOpen` runs when it is
+   * established, or `onClose` with reason `'connect-failed'` (code `ECONNREFUSED`, ...).
+   * `host` must be an IP address (resolve names first).
+   */
+  connect(options: Omit<ConnectOptions, keyof EngineOptions>): Connection;
+  /** A handle for a connection id (stale ids give a handle whose `open` is false). */
+  connection(id: number): Connection;
+  /**
+   * Write the same bytes to many connections in one crossing. Stale ids are skipped.
+   * Returns the number of connections the bytes were queued for.
+   */
+  broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number;
+  /** Counters. */
+  readonly stats: ReactorStats;
+  /**
+   * Graceful shutdown: stop accepting, call `onShutdown`, let handlers flush and close; after
+   * `timeoutMs` (default 5000) close what remains with reason `'shutdown'`. Resolves when
+   * every connection is closed and the reactor released its resources.
+   */
+  close(timeoutMs?: number): Promise<void>;
+}

@@ -1,0 +1,50 @@
+/**
+ * Entry point of a serve() worker: a thread (sub-reactor fed by the acceptor's hand-off) or a
+ * prefork process (its own SO_REUSEPORT listener). It loads the handler module, starts one
+ * reactor, reports `ready`, and closes gracefully on `shutdown`.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createReactor } from './reactor.js';
+import { loadHandler, type WorkerSpec } from './server.js';
+import type { NativeReactor } from '../backends/native.js';
+
+type Job = { mode: 'thread' | 'process'; spec: WorkerSpec };
+
+const job: Job = parentPort ? (workerData as Job) : (JSON.parse(process.env.C1M_WORKER ?? '{}') as Job);
+const send = (m: unknown): void => {
+  if (parentPort) parentPort.postMessage(m);
+  else process.send?.(m);
+};
+const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void => {
+  if (parentPort) parentPort.on('message', fn);
+  else process.on('message', fn as (m: unknown) => void);
+};
+
+async function main(): Promise<void> {
+  const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
+  const reactor = createReactor(handler, { ...job.spec.engine, backend: 'native' }) as NativeReactor;
+  let port: number | undefined;
+  if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
+  send({ type: 'ready', id: reactor.nativeId, port });
+  let closing = false;
+  const shutdown = async (timeoutMs: number): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    await reactor.close(timeoutMs);
+    send({ type: 'closed' });
+    if (!parentPort) process.disconnect?.();
+  };
+  onMessage((m) => {
+    if (m.type === 'shutdown') void shutdown(m.timeoutMs ?? 5000);
+  });
+  if (!parentPort) {
+    // A prefork worker whose supervisor died must not linger holding the port.
+    process.on('disconnect', () => void shutdown(1000).then(() => process.exit(0)));
+    process.on('SIGTERM', () => void shutdown(5000).then(() => process.exit(0)));
+  }
+}
+
+main().catch((err: Error & { code?: string }) => {
+  send({ type: 'error', message: err.message, code: err.code });
+  if (!parentPort) setTimeout(() => process.exit(1), 10);
+});

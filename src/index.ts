@@ -1,0 +1,13 @@
+/**
+ * c1m: a network engine for Node.js built to hold a million concurrent connections.
+ * The public API is exactly what this module exports.
+ */
+export { Action } from './core/types.js';
+export type {
+  CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Reactor, ReactorStats, ServerOptions,
+} from './core/types.js';
+export { C1mError } from './core/errors.js';
+export type { SystemError } from './core/errors.js';
+export { createReactor, defaultBackend } from './core/reactor.js';
+export { listen, serve, nofileLimit } from './core/server.js';
+export type { Server, ServeOptions, ServeHandle } from './core/server.js';
