@@ -20,7 +20,7 @@ import { C1mError, checkOption } from './errors.js';
 import { resolveListen, resolveOptions } from './options.js';
 import { createReactor } from './reactor.js';
 import { NativeReactor, raiseNofile, type Balance } from '../backends/native.js';
-import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from './types.js';
+import type { EngineOptions, Handler, ListenAddress, Reactor, ReactorStats, ServerOptions } from './types.js';
 
 /** A single-reactor server. */
 export interface Server {
@@ -80,13 +80,21 @@ export interface ServeHandle {
   readonly mode: 'single' | 'threads' | 'processes';
   /** Worker process ids (prefork), current. */
   pids(): number[];
+  /** Counters of the reactor in this thread (single mode), else undefined. */
+  stats(): ReactorStats | undefined;
   /** Graceful shutdown of every reactor; resolves when all are closed. */
   close(timeoutMs?: number): Promise<void>;
 }
 
+function toModuleUrl(spec: string | URL): string {
+  if (spec instanceof URL) return spec.href;
+  if (spec.startsWith('file:')) return spec;
+  return pathToFileURL(isAbsolute(spec) ? spec : resolve(spec)).href;
+}
+
 /** Load a handler module (used by every reactor, in every thread and process). */
 export async function loadHandler(spec: string | URL, handlerOptions: unknown): Promise<Handler> {
-  const url = spec instanceof URL ? spec.href : spec.startsWith('file:') ? spec : pathToFileURL(isAbsolute(spec) ? spec : resolve(spec)).href;
+  const url = toModuleUrl(spec);
   const mod = (await import(url)) as { createHandler?: (o: unknown) => Handler | Promise<Handler>; default?: Handler };
   const h = mod.createHandler ? await mod.createHandler(handlerOptions) : mod.default;
   if (!h || typeof h !== 'object') {
@@ -121,11 +129,11 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.processes === undefined || (Number.isInteger(o.processes) && o.processes >= 1 && o.processes <= 1024), 'processes', 'an integer from 1 to 1024', o.processes);
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
-  const handlerSpec = o.handler instanceof URL ? o.handler.href : pathToFileURL(isAbsolute(o.handler) ? o.handler : resolve(o.handler)).href;
+  const handlerSpec = toModuleUrl(o.handler);
   if (o.threads === undefined && o.processes === undefined) {
     const handler = await loadHandler(handlerSpec, o.handlerOptions);
     const server = await listen(handler, { ...o, ...engine, onError: resolved.onError });
-    return { address: server.address, mode: 'single', pids: () => [process.pid], close: (t) => server.close(t) };
+    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, close: (t) => server.close(t) };
   }
   if (resolved.backend === 'portable' || !loadBinding()) {
     throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
@@ -193,6 +201,7 @@ async function serveThreads(o: ServeOptions, engine: EngineOptions, handler: str
     address,
     mode: 'threads',
     pids: () => [process.pid],
+    stats: () => undefined,
     close(timeoutMs = 5000) {
       closing ??= (async () => {
         await acceptor.close(0);
@@ -251,6 +260,7 @@ async function servePrefork(o: ServeOptions, engine: EngineOptions, handler: str
     address: { host: l.host, port },
     mode: 'processes',
     pids: () => [...children].map((c) => c.pid!).filter(Boolean),
+    stats: () => undefined,
     close(timeoutMs = 5000) {
       stopping = true;
       closing ??= Promise.all([...children].map((c) => new Promise<void>((res) => {

@@ -1,0 +1,33 @@
+/**
+ * The `c1m` command line: argument dispatch only; each command calls the public API.
+ */
+import { doctorMain } from './doctor.js';
+import { serveMain, SERVE_USAGE } from './serve.js';
+
+const USAGE = `c1m: a network engine for a million connections
+
+usage:
+  c1m serve <app> --port P [options]    run a server (c1m serve --help)
+  c1m doctor [--connections N] [--json] [--apply]
+                                        the OS limits that stop N connections, and how to lift them
+`;
+
+/** Run the CLI with `argv` (without node and script). Resolves with the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'serve':
+      return serveMain(rest);
+    case 'doctor':
+      return doctorMain(rest);
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`c1m: unknown command "${cmd}"\n${USAGE}\n${SERVE_USAGE}\n`);
+      return 2;
+  }
+}
