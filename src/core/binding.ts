@@ -69,7 +69,8 @@ export function loadBinding(): Binding | null {
     loaded = null;
     return loaded;
   }
-  const path = join(packageRoot(), 'build', 'Release', 'c1m.node');
+  // C1M_ADDON_PATH: load another build of the addon (the AddressSanitizer one in scripts/asan.sh).
+  const path = process.env.C1M_ADDON_PATH || join(packageRoot(), 'build', 'Release', 'c1m.node');
   try {
     loaded = createRequire(import.meta.url)(path) as Binding;
   } catch (err) {
