@@ -1,0 +1,33 @@
+/**
+ * WebSocket (RFC 6455) without sockets: frame parsing, frame encoding, the opening handshake.
+ * Servers and clients build on these; nothing here does I/O.
+ */
+export { MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode, isValidCloseCode } from './constants.js';
+export { WS_ERROR_CLOSE_CODES, WsProtocolError, type WsErrorCode } from './errors.js';
+export {
+  WS_GUID,
+  WS_VERSION,
+  acceptKey,
+  acceptResponse,
+  checkAccept,
+  generateKey,
+  headerHasToken,
+  negotiateProtocol,
+  parseProtocols,
+  validateKey,
+  type AcceptResponseOptions,
+} from './handshake.js';
+export { FrameReceiver, RECEIVER_DEFAULTS, type FrameHandler, type FrameReceiverOptions } from './receiver.js';
+export {
+  encodeClose,
+  encodeFrame,
+  encodeHeader,
+  encodePing,
+  encodePong,
+  frameHeaderSize,
+  maskPayload,
+  writeFrameHeader,
+  type ControlFrameOptions,
+  type FrameOptions,
+} from './sender.js';
+export { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, validateUtf8 } from './utf8.js';
