@@ -1,0 +1,717 @@
+/**
+ * The portable backend: the Handler contract on `node:net`, for platforms without the native
+ * epoll addon, and the reference behaviour the native backend is compared against.
+ *
+ * Model: one `net.Socket` per connection, wrapped in a `Link` (the per-connection state) that
+ * the `Engine` keeps in a Map under an integer id. Ids come from a per-reactor counter and are
+ * never reused. A `Connection` handle is only `{engine, id}`: it looks its id up on every call,
+ * so once a connection closed its handles are stale forever.
+ *
+ * Invariants:
+ * - `onClose` runs exactly once per connection, from the socket's `'close'` event, after the
+ *   link left the Map (the handle is already stale inside `onClose`); no other callback of
+ *   that connection runs after it.
+ * - The first close reason set wins: a socket error arriving after `close()` keeps `'local'`.
+ * - A link is `closing` from the moment the engine decided to close it: `onData` stops and
+ *   writes are dropped (they return false).
+ *
+ * Hot path: one `'data'` event → at most one `onData` call, corked so that the writes it makes
+ * leave in one `writev`. Unconsumed bytes live in one per-connection Buffer, grown by doubling
+ * and compacted only after at least half of it was consumed (amortized O(1) per byte).
+ *
+ * Differences from the native backend: `reusePort` needs Node >= 22.12 (it is passed through,
+ * and ignored by older `net`); `stats.batches` and `stats.acceptPauses` stay 0; Node < 20.1
+ * ignores `highWaterMark` on accepted sockets, so `onDrain` there needs `highWaterMark` >= 16 KiB.
+ */
+import { connect as netConnect, createServer, type AddressInfo, type ListenOptions, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
+import { C1mError, checkOption } from '../core/errors.js';
+import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
+import {
+  Action,
+  type CloseReason,
+  type ConnectOptions,
+  type Connection,
+  type EngineOptions,
+  type Handler,
+  type ListenAddress,
+  type Reactor,
+  type ReactorStats,
+  type ServerOptions,
+} from '../core/types.js';
+
+/** First capacity of a pending inbound buffer. */
+const MIN_PENDING_BYTES = 16 * 1024;
+/** An emptied pending buffer up to this size is kept for the next partial message; larger ones are released. */
+const KEEP_PENDING_BYTES = 64 * 1024;
+
+/** `Link.send` results. */
+const QUEUED = 1;
+const QUEUED_FULL = 0;
+const DROPPED = -1;
+
+/** Copy write data into a Buffer the caller can no longer modify. */
+function copyBytes(data: Uint8Array | string): Buffer {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+}
+
+/** `String(value)` that cannot throw (objects without a prototype have no `toString`). */
+function describe(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return typeof value;
+  }
+}
+
+/** What a handler threw, as an Error (non-Error values are wrapped, kept as `cause`). */
+function asError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new C1mError('ERR_C1M_HANDLER', `a handler threw a non-Error value: ${describe(thrown)}`, { cause: thrown });
+}
+
+/**
+ * The state shared by a reactor, its links and its handles. Not exported: its members are
+ * public only so that `Link` and `PortableConnection` can reach them.
+ */
+class Engine {
+  readonly handler: Handler;
+  readonly options: ResolvedOptions;
+  /** Every connection not yet closed (including outbound ones still connecting), by id. */
+  readonly links = new Map<number, Link>();
+  /** `Connection.context` values; an entry exists only while a context is set. */
+  readonly contexts = new Map<number, unknown>();
+  /** Links with an armed idle timeout: the only ones the sweep looks at. */
+  readonly timed = new Set<Link>();
+  readonly servers = new Set<Server>();
+  /** Handler callbacks delivered (`stats.events`). */
+  events = 0;
+  /** Established connections (`stats.connections`). */
+  established = 0;
+  /** Set by `close()`: no new listeners, connections or accepts. */
+  closing = false;
+  #nextId = 1;
+  #sweeper: NodeJS.Timeout | undefined;
+  #whenEmpty: (() => void) | undefined;
+
+  constructor(handler: Handler, options: ResolvedOptions) {
+    this.handler = handler;
+    this.options = options;
+  }
+
+  /** Report an error to `options.onError`; an exception from `onError` itself goes to stderr. */
+  report(err: Error, conn?: Connection): void {
+    try {
+      this.options.onError(err, conn);
+    } catch (inner) {
+      process.stderr.write(`c1m: onError threw: ${describe(inner instanceof Error ? (inner.stack ?? inner.message) : inner)}\n`);
+    }
+  }
+
+  /** Track a socket: give it an id and a link. `connected` is false for an outbound connect in progress. */
+  adopt(socket: Socket, connected: boolean): Link {
+    socket.setNoDelay(this.options.noDelay);
+    const link = new Link(this, this.#nextId++, socket, connected);
+    this.links.set(link.id, link);
+    if (connected) this.established++;
+    if (this.options.idleTimeout > 0) link.setTimeout(this.options.idleTimeout);
+    return link;
+  }
+
+  /** An accepted socket from one of our servers. */
+  accept(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.adopt(socket, true).opened();
+  }
+
+  /** A link's socket closed: forget it (called once per link, before `onClose`). */
+  forget(link: Link, wasEstablished: boolean): void {
+    this.links.delete(link.id);
+    this.timed.delete(link);
+    if (wasEstablished) this.established--;
+  }
+
+  /** After `onClose`: drop the context and finish a pending shutdown once nothing is left. */
+  released(link: Link): void {
+    this.contexts.delete(link.id);
+    if (this.closing && this.links.size === 0) this.#whenEmpty?.();
+  }
+
+  /** Arm `link`'s idle timeout; the sweep interval runs only while some link is armed. */
+  arm(link: Link): void {
+    this.timed.add(link);
+    if (this.#sweeper === undefined) {
+      this.#sweeper = setInterval(() => this.#sweep(), this.options.timerResolution);
+      this.#sweeper.unref();
+    }
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    // Deleting the visited entry and re-adding links (a re-armed onTimeout) is safe while
+    // iterating a Set; a re-armed link has lastActivity >= now and is not expired again.
+    for (const link of this.timed) {
+      if (link.lastActivity + link.timeout < now) link.expire();
+    }
+    this.#stopSweepIfIdle();
+  }
+
+  #stopSweepIfIdle(): void {
+    if (this.timed.size === 0 && this.#sweeper !== undefined) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  /** Graceful shutdown; see `Reactor.close`. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    this.closing = true;
+    const serversClosed = [...this.servers].map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
+    this.servers.clear();
+    if (this.handler.onShutdown) {
+      try {
+        this.handler.onShutdown();
+      } catch (err) {
+        this.report(asError(err));
+      }
+    } else {
+      // Without onShutdown the engine closes every connection gracefully (flush, then FIN),
+      // as the native backend does.
+      for (const link of [...this.links.values()]) link.close({ kind: 'local' });
+    }
+    const empty = new Promise<void>((resolve) => {
+      if (this.links.size === 0) resolve();
+      else this.#whenEmpty = resolve;
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), timeoutMs);
+    });
+    const first = await Promise.race([empty, expired]);
+    clearTimeout(timer);
+    if (first === 'expired') {
+      for (const link of [...this.links.values()]) link.destroy({ kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' });
+      await empty;
+    }
+    await Promise.all(serversClosed);
+    this.timed.clear();
+    this.#stopSweepIfIdle();
+  }
+}
+
+/** One connection's state. Lives from adoption until its socket's `'close'` event. */
+class Link {
+  readonly id: number;
+  readonly socket: Socket;
+  readonly handle: PortableConnection;
+  /** Decided to close: no more `onData`, writes are dropped. */
+  closing = false;
+  /** Idle timeout in ms while armed (0 = disarmed). */
+  timeout = 0;
+  /** `performance.now()` of the last bytes received (or of arming the timeout). */
+  lastActivity = 0;
+  readonly #engine: Engine;
+  #connected: boolean;
+  #finished = false;
+  #peerEnded = false;
+  #needDrain = false;
+  #reason: CloseReason | undefined;
+  /** Unconsumed inbound bytes are `#pending[#pendingStart, #pendingStart + #pendingLength)`. */
+  #pending: Buffer | undefined;
+  #pendingStart = 0;
+  #pendingLength = 0;
+
+  constructor(engine: Engine, id: number, socket: Socket, connected: boolean) {
+    this.#engine = engine;
+    this.id = id;
+    this.socket = socket;
+    this.#connected = connected;
+    this.handle = new PortableConnection(engine, id);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('drain', () => this.#onDrain());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#onError(err));
+    socket.on('close', () => this.#onClose());
+    if (!connected) socket.once('connect', () => this.#onConnect());
+  }
+
+  /** Deliver `onOpen` (the connection is established). */
+  opened(): void {
+    const handler = this.#engine.handler;
+    if (!handler.onOpen) return;
+    this.#engine.events++;
+    try {
+      handler.onOpen(this.handle);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Queue bytes the caller can no longer modify. */
+  send(bytes: Buffer): number {
+    const socket = this.socket;
+    if (this.closing || socket.writableEnded || socket.destroyed) return DROPPED;
+    if (bytes.length !== 0) socket.write(bytes);
+    const buffered = socket.writableLength;
+    const options = this.#engine.options;
+    if (buffered > options.maxOutboundBytes) {
+      this.destroy({ kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' });
+      return DROPPED;
+    }
+    // The socket's own highWaterMark equals ours, so whenever this returns QUEUED_FULL the
+    // socket's write returned false too and will emit 'drain'.
+    if (buffered > options.highWaterMark) {
+      this.#needDrain = true;
+      return QUEUED_FULL;
+    }
+    return QUEUED;
+  }
+
+  /** Flush, then close. Returns false if already closing. */
+  close(reason: CloseReason): boolean {
+    if (this.closing) return false;
+    this.#reason ??= reason;
+    this.closing = true;
+    this.#dropPending();
+    const socket = this.socket;
+    if (socket.writableFinished) {
+      socket.destroy();
+      return true;
+    }
+    socket.once('finish', () => socket.destroy());
+    if (!socket.writableEnded) socket.end();
+    return true;
+  }
+
+  /** Close at once, dropping unsent bytes; the peer sees a reset when the socket allows it. */
+  destroy(reason: CloseReason): void {
+    if (this.#finished) return;
+    this.#reason ??= reason;
+    this.closing = true;
+    this.#dropPending();
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    // A reset needs an established socket that has not sent FIN (libuv refuses it after shutdown).
+    if (socket.connecting || socket.writableEnded || typeof socket.resetAndDestroy !== 'function') socket.destroy();
+    else socket.resetAndDestroy();
+  }
+
+  /** Half-close after flushing; reading continues. Returns false if closing. */
+  shutdown(): boolean {
+    if (this.closing) return false;
+    if (!this.socket.writableEnded) this.socket.end();
+    return true;
+  }
+
+  /** Arm (ms > 0) or disarm (0) the idle timeout, counting from now. */
+  setTimeout(ms: number): void {
+    checkOption(Number.isInteger(ms) && ms >= 0, 'timeout', 'a non-negative integer (ms)', ms);
+    if (this.#finished) return;
+    this.timeout = ms;
+    if (ms === 0) {
+      this.#engine.timed.delete(this);
+      return;
+    }
+    this.lastActivity = performance.now();
+    this.#engine.arm(this);
+  }
+
+  /** The idle timeout expired (called by the sweep). */
+  expire(): void {
+    const engine = this.#engine;
+    const ms = this.timeout;
+    engine.timed.delete(this);
+    this.timeout = 0;
+    const reason: CloseReason = { kind: 'timeout', code: 'ERR_C1M_IDLE_TIMEOUT' };
+    if (this.closing) {
+      // A graceful close that could not flush within another idle period.
+      this.destroy(reason);
+      return;
+    }
+    const handler = engine.handler;
+    if (handler.onTimeout) {
+      engine.events++;
+      try {
+        handler.onTimeout(this.handle);
+      } catch (err) {
+        this.fail(err);
+      }
+      return;
+    }
+    this.close(reason);
+    // Stay armed: if the flush stalls for another period, the next expiry destroys.
+    this.setTimeout(ms);
+  }
+
+  /** A handler threw (or returned nonsense): report it and destroy this connection only. */
+  fail(thrown: unknown): void {
+    const error = asError(thrown);
+    this.#engine.report(error, this.handle);
+    this.destroy({ kind: 'handler-error', code: 'ERR_C1M_HANDLER', error });
+  }
+
+  #onConnect(): void {
+    this.#connected = true;
+    this.#engine.established++;
+    if (!this.closing) this.opened();
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.timeout !== 0) this.lastActivity = performance.now();
+    if (this.closing) return;
+    const engine = this.#engine;
+    const handler = engine.handler;
+    const data = this.#pendingLength === 0 ? chunk : this.#append(chunk);
+    const length = data.length;
+    let result: unknown;
+    if (handler.onData) {
+      engine.events++;
+      const socket = this.socket;
+      socket.cork();
+      try {
+        result = handler.onData(this.handle, data);
+      } catch (err) {
+        socket.uncork();
+        this.fail(err);
+        return;
+      }
+      socket.uncork();
+    }
+    if (this.closing) return;
+    if (result === undefined) {
+      this.#dropPending();
+    } else if (result === Action.Close) {
+      this.close({ kind: 'local' });
+    } else if (result === Action.Shutdown) {
+      this.#dropPending();
+      this.shutdown();
+    } else if (typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= length) {
+      this.#keep(data, chunk, result);
+    } else {
+      this.fail(
+        new C1mError('ERR_C1M_HANDLER', `onData returned ${describe(result)}; expected undefined, an Action, or a byte count from 0 to ${length}`),
+      );
+    }
+  }
+
+  /** Append a chunk after the pending bytes; returns a view of all of them. */
+  #append(chunk: Buffer): Buffer {
+    let buffer = this.#pending as Buffer;
+    const start = this.#pendingStart;
+    const length = this.#pendingLength;
+    const need = length + chunk.length;
+    if (start + need > buffer.length) {
+      // Compact only when that frees at least half the buffer: each compaction then moves
+      // fewer bytes than were consumed since the last one. Otherwise double.
+      if (need <= buffer.length >>> 1) {
+        buffer.copy(buffer, 0, start, start + length);
+      } else {
+        const grown = Buffer.allocUnsafe(Math.max(need, buffer.length * 2));
+        buffer.copy(grown, 0, start, start + length);
+        buffer = this.#pending = grown;
+      }
+      this.#pendingStart = 0;
+    }
+    chunk.copy(buffer, this.#pendingStart + length);
+    this.#pendingLength = need;
+    return buffer.subarray(this.#pendingStart, this.#pendingStart + need);
+  }
+
+  /** Keep `data[consumed..]` for the next `onData`; enforce `maxInboundBytes`. */
+  #keep(data: Buffer, chunk: Buffer, consumed: number): void {
+    const rest = data.length - consumed;
+    if (rest === 0) {
+      this.#dropPending();
+      return;
+    }
+    if (data === chunk) {
+      // Nothing was pending: the tail of this chunk starts a pending buffer.
+      let buffer = this.#pending;
+      if (buffer === undefined || buffer.length < rest) buffer = this.#pending = Buffer.allocUnsafe(Math.max(MIN_PENDING_BYTES, rest * 2));
+      chunk.copy(buffer, 0, consumed);
+      this.#pendingStart = 0;
+    } else {
+      this.#pendingStart += consumed;
+    }
+    this.#pendingLength = rest;
+    if (rest > this.#engine.options.maxInboundBytes) this.destroy({ kind: 'inbound-limit', code: 'ERR_C1M_INBOUND_LIMIT' });
+  }
+
+  #dropPending(): void {
+    this.#pendingStart = 0;
+    this.#pendingLength = 0;
+    if (this.#pending !== undefined && (this.closing || this.#pending.length > KEEP_PENDING_BYTES)) this.#pending = undefined;
+  }
+
+  #onEnd(): void {
+    this.#peerEnded = true;
+    if (this.closing) return;
+    const engine = this.#engine;
+    const handler = engine.handler;
+    if (handler.onEnd) {
+      engine.events++;
+      try {
+        handler.onEnd(this.handle);
+      } catch (err) {
+        this.fail(err);
+      }
+      return;
+    }
+    // Default: close our side too. No reason is set, so the close reports 'end'; the socket
+    // destroys itself once our FIN is flushed.
+    this.closing = true;
+    this.#dropPending();
+    if (!this.socket.writableEnded) this.socket.end();
+  }
+
+  #onDrain(): void {
+    if (!this.#needDrain || this.closing) return;
+    this.#needDrain = false;
+    const engine = this.#engine;
+    const handler = engine.handler;
+    if (!handler.onDrain) return;
+    engine.events++;
+    try {
+      handler.onDrain(this.handle);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  #onError(err: NodeJS.ErrnoException): void {
+    this.closing = true;
+    if (this.#reason !== undefined) return;
+    const reason: CloseReason = { kind: this.#connected ? 'error' : 'connect-failed', error: err };
+    if (typeof err.code === 'string') reason.code = err.code;
+    if (typeof err.errno === 'number') reason.errno = -Math.abs(err.errno);
+    this.#reason = reason;
+  }
+
+  #onClose(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    this.closing = true;
+    this.#pending = undefined;
+    const engine = this.#engine;
+    engine.forget(this, this.#connected);
+    const reason: CloseReason = this.#reason ?? { kind: this.#peerEnded ? 'end' : 'local' };
+    const handler = engine.handler;
+    if (handler.onClose) {
+      engine.events++;
+      try {
+        handler.onClose(this.handle, reason);
+      } catch (err) {
+        engine.report(asError(err), this.handle);
+      }
+    }
+    engine.released(this);
+  }
+}
+
+/**
+ * A connection handle: the engine and an id, nothing else. Every call looks the id up, so a
+ * handle of a closed connection is harmless forever.
+ */
+class PortableConnection implements Connection {
+  readonly id: number;
+  readonly #engine: Engine;
+
+  constructor(engine: Engine, id: number) {
+    this.#engine = engine;
+    this.id = id;
+  }
+
+  get open(): boolean {
+    const link = this.#engine.links.get(this.id);
+    return link !== undefined && !link.closing;
+  }
+
+  write(data: Uint8Array | string): boolean {
+    const link = this.#engine.links.get(this.id);
+    return link !== undefined && !link.closing && link.send(copyBytes(data)) === QUEUED;
+  }
+
+  writev(chunks: readonly (Uint8Array | string)[]): boolean {
+    const link = this.#engine.links.get(this.id);
+    if (link === undefined || link.closing) return false;
+    const parts = chunks.map((chunk) => (typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk));
+    return link.send(Buffer.concat(parts)) === QUEUED;
+  }
+
+  cork(fn: () => void): void {
+    const link = this.#engine.links.get(this.id);
+    if (link === undefined) {
+      fn();
+      return;
+    }
+    link.socket.cork();
+    try {
+      fn();
+    } finally {
+      link.socket.uncork();
+    }
+  }
+
+  close(): boolean {
+    const link = this.#engine.links.get(this.id);
+    return link !== undefined && link.close({ kind: 'local' });
+  }
+
+  destroy(): boolean {
+    const link = this.#engine.links.get(this.id);
+    if (link === undefined) return false;
+    link.destroy({ kind: 'local' });
+    return true;
+  }
+
+  shutdown(): boolean {
+    const link = this.#engine.links.get(this.id);
+    return link !== undefined && link.shutdown();
+  }
+
+  pause(): void {
+    this.#engine.links.get(this.id)?.socket.pause();
+  }
+
+  resume(): void {
+    this.#engine.links.get(this.id)?.socket.resume();
+  }
+
+  setTimeout(ms: number): void {
+    const link = this.#engine.links.get(this.id);
+    if (link !== undefined) link.setTimeout(ms);
+    else checkOption(Number.isInteger(ms) && ms >= 0, 'timeout', 'a non-negative integer (ms)', ms);
+  }
+
+  get bufferedAmount(): number {
+    return this.#engine.links.get(this.id)?.socket.writableLength ?? 0;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#engine.links.get(this.id)?.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#engine.links.get(this.id)?.socket.remotePort;
+  }
+
+  get localAddress(): string | undefined {
+    return this.#engine.links.get(this.id)?.socket.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.#engine.links.get(this.id)?.socket.localPort;
+  }
+
+  get context(): unknown {
+    return this.#engine.contexts.get(this.id);
+  }
+
+  set context(value: unknown) {
+    const engine = this.#engine;
+    if (value === undefined) engine.contexts.delete(this.id);
+    else if (engine.links.has(this.id)) engine.contexts.set(this.id, value);
+  }
+}
+
+/** The `Reactor` facade over an `Engine`. */
+class PortableReactor implements Reactor {
+  readonly backend = 'portable' as const;
+  readonly #engine: Engine;
+  #closed: Promise<void> | undefined;
+
+  constructor(handler: Handler, options: ResolvedOptions) {
+    this.#engine = new Engine(handler, options);
+  }
+
+  async listen(options: Omit<ServerOptions, keyof EngineOptions>): Promise<ListenAddress> {
+    const engine = this.#engine;
+    if (engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'listen() after close()');
+    const o = resolveListen(options);
+    const server = createServer({
+      allowHalfOpen: true,
+      noDelay: engine.options.noDelay,
+      highWaterMark: engine.options.highWaterMark,
+    });
+    server.on('connection', (socket: Socket) => engine.accept(socket));
+    // `reusePort` is understood by net from Node 22.12 on; older versions ignore the field.
+    const listenOptions: ListenOptions & { reusePort?: boolean } = { port: o.port, host: o.host, backlog: o.backlog };
+    if (o.reusePort) listenOptions.reusePort = true;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(listenOptions, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    // After binding, server errors (accept failures) are reported, never thrown.
+    server.on('error', (err: Error) => engine.report(err));
+    if (engine.closing) {
+      server.close();
+      throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'close() was called while listen() was binding');
+    }
+    engine.servers.add(server);
+    const address = server.address() as AddressInfo;
+    return { host: address.address, port: address.port };
+  }
+
+  connect(options: Omit<ConnectOptions, keyof EngineOptions>): Connection {
+    const engine = this.#engine;
+    if (engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'connect() after close()');
+    const o = resolveConnect(options);
+    const connectOptions: TcpNetConnectOpts & { highWaterMark: number } = {
+      port: o.port,
+      host: o.host,
+      localAddress: o.localAddress,
+      allowHalfOpen: true,
+      highWaterMark: engine.options.highWaterMark,
+    };
+    return engine.adopt(netConnect(connectOptions), false).handle;
+  }
+
+  connection(id: number): Connection {
+    const engine = this.#engine;
+    return engine.links.get(id)?.handle ?? new PortableConnection(engine, id);
+  }
+
+  broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number {
+    const links = this.#engine.links;
+    // One copy shared by every socket: net never modifies the Buffers it is given.
+    const bytes = copyBytes(data);
+    let queued = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const link = links.get(ids[i] as number);
+      if (link !== undefined && link.send(bytes) !== DROPPED) queued++;
+    }
+    return queued;
+  }
+
+  get stats(): ReactorStats {
+    const engine = this.#engine;
+    return { connections: engine.established, batches: 0, events: engine.events, acceptPauses: 0 };
+  }
+
+  close(timeoutMs = 5000): Promise<void> {
+    try {
+      checkOption(Number.isFinite(timeoutMs) && timeoutMs >= 0, 'timeoutMs', 'a non-negative number (ms)', timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#closed ??= this.#engine.shutdown(timeoutMs);
+    return this.#closed;
+  }
+}
+
+/**
+ * Create a reactor on `node:net` running `handler`.
+ *
+ * Threading: the reactor and its connections belong to the calling thread.
+ *
+ * Errors: handler exceptions close only their connection (reason `'handler-error'`) and go to
+ * `options.onError`, as do listener errors after binding; they never stop the reactor.
+ */
+export function createPortableReactor(handler: Handler, options: ResolvedOptions): Reactor {
+  return new PortableReactor(handler, options);
+}
