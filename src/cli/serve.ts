@@ -82,7 +82,11 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     // For benchmarks: SIGUSR2 prints the reactor's counters as one JSON line; SIGUSR1 runs a
     // full GC first when node was started with --expose-gc (idle-memory measurements).
     process.on('SIGUSR2', () => out.write(`${JSON.stringify(handle.stats() ?? {})}\n`));
-    process.on('SIGUSR1', () => (globalThis as { gc?: () => void }).gc?.());
+    process.on('SIGUSR1', () => {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      out.write(`${JSON.stringify({ gc: gc !== undefined })}\n`);
+    });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

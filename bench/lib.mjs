@@ -1,0 +1,637 @@
+// Shared machinery for the macro benchmarks (echo.mjs, idle-memory.mjs).
+//
+// Model: every trial starts a fresh server process pinned to one CPU and drives it with the
+// reference load generator pinned to another; all figures about the server come from /proc
+// (VmRSS, utime+stime) over the server's whole process tree, so a target that forks workers
+// (refserver does) is measured the same way as one that does not.
+//
+// Invariants:
+// - every child we start is recorded in `children` and killed by pid if the harness dies;
+// - nothing here writes outside bench/ (the reference tools are built in bench/.ref-build/);
+// - every wait has a timeout, so a wedged server fails one trial instead of hanging the run.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+export const REPO_DIR = path.dirname(BENCH_DIR);
+export const REF_BUILD_DIR = path.join(BENCH_DIR, '.ref-build');
+const REF_SOURCES = ['Makefile', 'common.h', 'loadgen.c', 'refserver.c'];
+const NET_ECHO = path.join(BENCH_DIR, 'servers', 'net-echo.mjs');
+// C1M_BIN points the c1m targets at another launcher (an installed build, or a stub when testing
+// the harness); the dist/ check then does not apply.
+const C1M_BIN = process.env.C1M_BIN ? path.resolve(process.env.C1M_BIN) : path.join(REPO_DIR, 'bin', 'c1m.js');
+const C1M_DIST = path.join(REPO_DIR, 'dist', 'index.js');
+
+export const ALL_TARGETS = ['refserver', 'c1m-native', 'c1m-portable', 'node-net'];
+const CLK_TCK = 100; // USER_HZ: /proc/<pid>/stat reports CPU time in these ticks on Linux.
+
+/** Progress goes to stderr so that stdout carries exactly one JSON document. */
+export function log(...parts) {
+  process.stderr.write(`${parts.join(' ')}\n`);
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function median(xs) {
+  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+}
+
+export function round(x, digits = 2) {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return null;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** a / b, or null when either side is missing; used for every cross-target ratio. */
+export function ratio(a, b, digits = 3) {
+  return typeof a === 'number' && typeof b === 'number' && b !== 0 ? round(a / b, digits) : null;
+}
+
+// ---------------------------------------------------------------- children and cleanup
+
+const children = new Set();
+
+function track(child) {
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  return child;
+}
+
+function signalChildren(sig) {
+  for (const child of children) {
+    try {
+      process.kill(child.pid, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+// Last resort when the harness exits with children still running.
+process.once('exit', () => signalChildren('SIGKILL'));
+// Interrupted: SIGTERM first so that loadgen and refserver stop and reap their own workers,
+// SIGKILL whatever is left after two seconds.
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.once(sig, () => {
+    log(`[bench] ${sig}: stopping ${children.size} child process(es)`);
+    signalChildren('SIGTERM');
+    const t0 = Date.now();
+    const poll = setInterval(() => {
+      if (children.size === 0 || Date.now() - t0 > 2000) {
+        clearInterval(poll);
+        process.exit(130);
+      }
+    }, 50);
+  });
+}
+
+// ---------------------------------------------------------------- reference tools
+
+/**
+ * Copies refserver/loadgen sources from the shared (read-only) directory into
+ * bench/.ref-build/ and runs their own Makefile there; make rebuilds only when a source changed.
+ * Errors: throws with make's output when the build fails.
+ */
+export function ensureRefTools(srcDir = process.env.C1M_REF_SRC ?? '/work/shared/bench') {
+  fs.mkdirSync(REF_BUILD_DIR, { recursive: true });
+  for (const name of REF_SOURCES) {
+    const from = path.join(srcDir, name);
+    const to = path.join(REF_BUILD_DIR, name);
+    const st = fs.statSync(from);
+    let same = false;
+    try {
+      same = fs.readFileSync(to).equals(fs.readFileSync(from));
+    } catch {
+      // not copied yet
+    }
+    if (!same) {
+      fs.rmSync(to, { force: true }); // the shared copies are read-only; so are our copies of them
+      fs.copyFileSync(from, to);
+      fs.chmodSync(to, 0o644);
+      fs.utimesSync(to, st.atime, st.mtime);
+    }
+  }
+  const r = spawnSync('make', ['-s', '-C', REF_BUILD_DIR, 'all'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`building reference tools failed:\n${r.stdout}${r.stderr}`);
+  return { refserver: path.join(REF_BUILD_DIR, 'refserver'), loadgen: path.join(REF_BUILD_DIR, 'loadgen') };
+}
+
+/** Whether the c1m CLI can run yet (the engine is being written in parallel). */
+export function c1mAvailable() {
+  const needed = process.env.C1M_BIN ? [C1M_BIN] : [C1M_BIN, C1M_DIST];
+  const missing = needed.filter((f) => !fs.existsSync(f));
+  return missing.length === 0
+    ? { ok: true }
+    : { ok: false, reason: `missing ${missing.map((f) => path.relative(REPO_DIR, f)).join(', ')}` };
+}
+
+/**
+ * Drops c1m targets (with a warning) when the CLI is not there yet, and rejects unknown names.
+ */
+export function resolveTargets(list, warnings) {
+  const targets = list
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  for (const t of targets) {
+    if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target "${t}" (known: ${ALL_TARGETS.join(', ')})`);
+  }
+  const c1m = c1mAvailable();
+  return targets.filter((t) => {
+    if (!t.startsWith('c1m-') || c1m.ok) return true;
+    const w = `skipping ${t}: ${c1m.reason} (build the CLI first)`;
+    warnings.push(w);
+    log(`[bench] WARNING ${w}`);
+    return false;
+  });
+}
+
+// ---------------------------------------------------------------- /proc readers
+
+function readStat(pid) {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces and parentheses: the fields we want follow the last ')'.
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return {
+      ppid: Number(f[1]),
+      utime: Number(f[11]),
+      stime: Number(f[12]),
+      cutime: Number(f[13]),
+      cstime: Number(f[14]),
+    };
+  } catch {
+    return null;
+  }
+}
+
+/** The pid and all its live descendants (scans /proc; CONFIG_PROC_CHILDREN is not assumed). */
+export function processTree(root) {
+  const kids = new Map();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const st = readStat(e);
+    if (!st) continue;
+    if (!kids.has(st.ppid)) kids.set(st.ppid, []);
+    kids.get(st.ppid).push(Number(e));
+  }
+  const out = [];
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift();
+    out.push(p);
+    for (const c of kids.get(p) ?? []) queue.push(c);
+  }
+  return out;
+}
+
+function statusKb(pid, field) {
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** VmRSS and its parts (RssAnon, RssFile, RssShmem) in KiB, summed over the server's process tree. */
+export function treeMemKb(pid) {
+  const m = { rss_kb: 0, anon_kb: 0, file_kb: 0, shmem_kb: 0 };
+  for (const p of processTree(pid)) {
+    m.rss_kb += statusKb(p, 'VmRSS');
+    m.anon_kb += statusKb(p, 'RssAnon');
+    m.file_kb += statusKb(p, 'RssFile');
+    m.shmem_kb += statusKb(p, 'RssShmem');
+  }
+  return m;
+}
+
+/**
+ * CPU seconds (user+system, all threads) consumed so far by the tree, including children it
+ * has already reaped. Resolution is one clock tick (10 ms).
+ */
+export function treeCpuSeconds(pid) {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    const st = readStat(p);
+    if (!st) continue;
+    ticks += st.utime + st.stime;
+    if (p === pid) ticks += st.cutime + st.cstime;
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Open file descriptors over the tree: at least one per accepted connection. */
+export function treeFdCount(pid) {
+  let n = 0;
+  for (const p of processTree(pid)) {
+    try {
+      n += fs.readdirSync(`/proc/${p}/fd`).length;
+    } catch {
+      // process gone or not ours
+    }
+  }
+  return n;
+}
+
+/** Whether the process has installed a handler for the signal (SigCgt), i.e. will not die of it. */
+export function catchesSignal(pid, signal) {
+  const num = os.constants.signals[signal];
+  try {
+    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/^SigCgt:\s+([0-9a-f]+)/m);
+    return m ? ((BigInt(`0x${m[1]}`) >> BigInt(num - 1)) & 1n) === 1n : false;
+  } catch {
+    return false;
+  }
+}
+
+/** Established TCP connections whose local port is `port` (server side only). */
+export function establishedCount(port) {
+  const r = spawnSync('ss', ['-Htn', 'state', 'established', `( sport = :${port} )`], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (r.status !== 0) return null;
+  return r.stdout.split('\n').filter((l) => l.trim()).length;
+}
+
+/**
+ * Connections completed by the kernel but not yet accepted by the server: the Recv-Q of its
+ * listening socket(s), summed (a server may listen with SO_REUSEPORT more than once).
+ */
+export function acceptQueue(port) {
+  const r = spawnSync('ss', ['-Hltn', `( sport = :${port} )`], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  let n = 0;
+  for (const line of r.stdout.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 2) continue;
+    n += Number(Number.isNaN(Number(f[0])) ? f[1] : f[0]);
+  }
+  return n;
+}
+
+export function memAvailableKb() {
+  const m = fs.readFileSync('/proc/meminfo', 'utf8').match(/^MemAvailable:\s+(\d+) kB/m);
+  return m ? Number(m[1]) : null;
+}
+
+// ---------------------------------------------------------------- interference
+
+/**
+ * CPU used by everything else on the box. The machine may be shared (builds, tests), and a
+ * benchmark on two pinned cores is only as good as those cores were free. A snapshot holds the
+ * box's busy ticks (/proc/stat: everything but idle and iowait) and every process's own ticks.
+ */
+export function cpuSnapshot() {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f;
+  const procs = new Map();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const x = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(e), { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ticks: Number(x[11]) + Number(x[12]) });
+    } catch {
+      // exited while scanning
+    }
+  }
+  return { t_ms: performance.now(), busy_ticks: user + nice + system + irq + softirq + steal, procs };
+}
+
+/**
+ * Foreign CPU between two snapshots, in cores: the box's busy time minus `oursCpuS` (CPU seconds
+ * of the server and loadgen over the same window). Under tick accounting, softirq work is
+ * charged to the task it interrupts, so loopback traffic lands in our own figures. `top` names
+ * the busiest other processes alive at both ends (short-lived ones, e.g. a compiler run, are in
+ * the total but not in `top`).
+ */
+export function foreignCpu(a, b, { ourPids, oursCpuS }) {
+  const window = (b.t_ms - a.t_ms) / 1000;
+  const busy = (b.busy_ticks - a.busy_ticks) / CLK_TCK;
+  const skip = new Set([process.pid, ...ourPids]);
+  const top = [];
+  for (const [pid, pb] of b.procs) {
+    const pa = a.procs.get(pid);
+    if (!pa || skip.has(pid) || pa.comm !== pb.comm) continue;
+    const cpu = (pb.ticks - pa.ticks) / CLK_TCK;
+    if (cpu >= 0.01) top.push({ pid, comm: pb.comm, cpu_s: round(cpu, 2) });
+  }
+  top.sort((x, y) => y.cpu_s - x.cpu_s);
+  return {
+    box_busy_cores: round(busy / window, 3),
+    ours_cores: round(oursCpuS / window, 3),
+    util: round(Math.max(0, busy - oursCpuS) / window, 3),
+    top: top.slice(0, 3),
+  };
+}
+
+// ---------------------------------------------------------------- ports
+
+/** A port the kernel just handed out as free on `host`. */
+export function freePort(host) {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function tryConnect(host, port, timeoutMs) {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    const done = (ok) => {
+      clearTimeout(t);
+      s.destroy();
+      resolve(ok);
+    };
+    const t = setTimeout(() => done(false), timeoutMs);
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+// ---------------------------------------------------------------- servers
+
+/**
+ * How to start each target. `ready` says how readiness is detected: a stdout line containing
+ * "listening" (Node servers) or a successful connect (refserver announces itself on stderr).
+ * `gc`: the target runs a full GC on SIGUSR1. `stats`: the target may print a JSON line
+ * {"batches":N,"events":N} on SIGUSR2 (sent only if the process catches SIGUSR2).
+ */
+export function serverSpec(target, mode, { host, port, tools }) {
+  const p = String(port);
+  switch (target) {
+    case 'refserver':
+      return { argv: [tools.refserver, '-p', p, '-a', host, '-m', mode, '-q'], ready: 'connect', gc: false, stats: false };
+    case 'node-net':
+      return {
+        argv: [process.execPath, '--expose-gc', NET_ECHO, '--port', p, '--host', host, '--mode', mode],
+        ready: 'stdout',
+        gc: true,
+        stats: false,
+      };
+    case 'c1m-native':
+    case 'c1m-portable':
+      // The CLI has one echo server; a hold client never sends, so it serves `hold` too.
+      return {
+        argv: [
+          process.execPath,
+          '--expose-gc',
+          C1M_BIN,
+          'serve',
+          'echo',
+          '--port',
+          p,
+          '--host',
+          host,
+          '--backend',
+          target.slice('c1m-'.length),
+        ],
+        ready: 'stdout',
+        gc: true,
+        stats: target === 'c1m-native',
+      };
+    default:
+      throw new Error(`unknown target ${target}`);
+  }
+}
+
+/**
+ * A running server: `pid` is the server itself (taskset execs it), stdout is read line by line
+ * so that replies to SIGUSR1/SIGUSR2 can be awaited, stderr keeps a tail for diagnostics.
+ */
+export class Server {
+  #child;
+  #waiters = new Set();
+  #exit = null;
+  #exited;
+  stdoutTail = [];
+  stderrTail = [];
+
+  constructor(target, spec, { host, port, cpu }) {
+    this.target = target;
+    this.spec = spec;
+    this.host = host;
+    this.port = port;
+    this.#child = track(spawn('taskset', ['-c', String(cpu), ...spec.argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    this.pid = this.#child.pid;
+    this.#exited = new Promise((resolve) => {
+      this.#child.once('exit', (code, signal) => {
+        this.#exit = { code, signal };
+        for (const w of this.#waiters) w(null);
+        this.#waiters.clear();
+        resolve(this.#exit);
+      });
+    });
+    readline.createInterface({ input: this.#child.stdout }).on('line', (line) => {
+      keepTail(this.stdoutTail, line);
+      for (const w of this.#waiters) w(line);
+    });
+    readline.createInterface({ input: this.#child.stderr }).on('line', (line) => keepTail(this.stderrTail, line));
+  }
+
+  get exited() {
+    return this.#exit;
+  }
+
+  /** Resolves with the next stdout line satisfying `pred`, or null on timeout / exit. */
+  waitLine(pred, timeoutMs) {
+    if (this.#exit) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const waiter = (line) => {
+        if (line !== null && !pred(line)) return;
+        clearTimeout(t);
+        this.#waiters.delete(waiter);
+        resolve(line);
+      };
+      const t = setTimeout(() => waiter(null), timeoutMs);
+      this.#waiters.add(waiter);
+    });
+  }
+
+  /** Errors: throws with the server's output tail if it exits or is not ready in time. */
+  async waitReady(timeoutMs = 15000) {
+    const deadline = Date.now() + timeoutMs;
+    if (this.spec.ready === 'stdout') {
+      const line = await this.waitLine((l) => /\blistening\b/i.test(l), timeoutMs);
+      if (line === null) throw this.#failure('did not print "listening"');
+      return;
+    }
+    while (Date.now() < deadline) {
+      if (this.#exit) break;
+      if (await tryConnect(this.host, this.port, 500)) return;
+      await sleep(50);
+    }
+    throw this.#failure('did not accept connections');
+  }
+
+  /**
+   * SIGUSR2 → one JSON line with counters. Sent only if the process catches SIGUSR2 (its default
+   * action would kill it). Resolves with the parsed object plus the local time, or null.
+   */
+  async requestStats(timeoutMs = 1000) {
+    if (!this.spec.stats || this.#exit || !catchesSignal(this.pid, 'SIGUSR2')) return null;
+    const reply = this.waitLine((l) => /^\s*\{.*"batches"/.test(l), timeoutMs);
+    process.kill(this.pid, 'SIGUSR2');
+    const line = await reply;
+    if (line === null) return null;
+    try {
+      return { ...JSON.parse(line), t_ms: performance.now() };
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * SIGUSR1 → full GC in Node targets; waits for a {"gc":...} acknowledgement line, or a fixed
+   * pause if the server does not acknowledge. Returns the acknowledgement (null if none).
+   */
+  async requestGc(timeoutMs = 2000) {
+    if (!this.spec.gc || this.#exit) return null;
+    const reply = this.waitLine((l) => /^\s*\{.*"gc"/.test(l), timeoutMs);
+    process.kill(this.pid, 'SIGUSR1');
+    const line = await reply;
+    await sleep(line === null ? 0 : 200); // let the allocator hand pages back after the GC
+    if (line === null) return null;
+    try {
+      return JSON.parse(line);
+    } catch {
+      return { raw: line };
+    }
+  }
+
+  /** Did Node open its inspector (SIGUSR1 without a handler)? That would skew memory figures. */
+  get inspectorStarted() {
+    return this.stderrTail.some((l) => l.includes('Debugger listening'));
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. Graceful means exit code 0 (the CLI contract). */
+  async stop(graceMs = 5000) {
+    if (!this.#exit) {
+      try {
+        process.kill(this.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+      const t = setTimeout(() => {
+        try {
+          process.kill(this.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }, graceMs);
+      await this.#exited;
+      clearTimeout(t);
+    }
+    const { code, signal } = this.#exit;
+    return { code, signal, graceful: code === 0 };
+  }
+
+  #failure(what) {
+    const how = this.#exit ? ` (exited code=${this.#exit.code} signal=${this.#exit.signal})` : '';
+    const tail = [...this.stdoutTail, ...this.stderrTail].slice(-10).join('\n  ');
+    return new Error(`${this.target} ${what}${how}${tail ? `\n  ${tail}` : ''}`);
+  }
+}
+
+function keepTail(arr, line, n = 40) {
+  arr.push(line);
+  if (arr.length > n) arr.shift();
+}
+
+/** Starts `target` on a fresh port, pinned to `cpu`, and waits until it is ready. */
+export async function startServer(target, mode, { host, tools, cpu = 0, readyTimeoutMs = 15000 }) {
+  const port = await freePort(host);
+  const spec = serverSpec(target, mode, { host, port, tools });
+  const server = new Server(target, spec, { host, port, cpu });
+  try {
+    await server.waitReady(readyTimeoutMs);
+  } catch (err) {
+    await server.stop(1000);
+    throw err;
+  }
+  return server;
+}
+
+// ---------------------------------------------------------------- load generator
+
+/**
+ * Runs loadgen pinned to `cpu`. `onStderr(line)` sees its progress lines (the
+ * "connect phase done" line marks the start of traffic). Resolves with
+ * { json, code, signal, stderrTail }; json is the parsed final line or null.
+ * The run is killed after `timeoutMs`. `stop()` sends SIGTERM (loadgen then prints its JSON).
+ */
+export function runLoadgen(tools, args, { cpu = 1, timeoutMs, onStderr } = {}) {
+  const child = track(spawn('taskset', ['-c', String(cpu), tools.loadgen, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  const stdout = [];
+  const stderrTail = [];
+  readline.createInterface({ input: child.stdout }).on('line', (l) => stdout.push(l));
+  readline.createInterface({ input: child.stderr }).on('line', (l) => {
+    keepTail(stderrTail, l);
+    onStderr?.(l);
+  });
+  let killer = null;
+  if (timeoutMs) {
+    killer = setTimeout(() => {
+      log(`[bench] loadgen exceeded ${Math.round(timeoutMs / 1000)} s, stopping it`);
+      child.kill('SIGTERM');
+      setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+    }, timeoutMs);
+  }
+  const done = new Promise((resolve) => {
+    child.once('close', (code, signal) => {
+      clearTimeout(killer);
+      const last = [...stdout].reverse().find((l) => l.trim().startsWith('{'));
+      let json = null;
+      try {
+        json = last ? JSON.parse(last) : null;
+      } catch {
+        json = null;
+      }
+      resolve({ json, code, signal, stderrTail });
+    });
+  });
+  return {
+    pid: child.pid,
+    done,
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
+// ---------------------------------------------------------------- context
+
+export function machineInfo() {
+  const git = spawnSync('git', ['-C', REPO_DIR, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
+  return {
+    hostname: os.hostname(),
+    kernel: os.release(),
+    cpus: os.cpus().length,
+    cpu_model: os.cpus()[0]?.model ?? null,
+    mem_total_mb: Math.round(os.totalmem() / 2 ** 20),
+    node: process.version,
+    git_commit: git.status === 0 ? git.stdout.trim() : null,
+  };
+}
+
+/** Writes the JSON document to stdout and, with --out, to a file. */
+export function emit(doc, outFile) {
+  const text = `${JSON.stringify(doc, null, 2)}\n`;
+  process.stdout.write(text);
+  if (outFile) {
+    fs.mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true });
+    fs.writeFileSync(outFile, text);
+    log(`[bench] wrote ${outFile}`);
+  }
+}
