@@ -367,7 +367,7 @@ test('graceful close: queued bytes are flushed before FIN; reactor close() calls
   assert.deepEqual(reasons.map((r) => r.kind), ['local', 'shutdown']);
   assert.equal(server.stats.connections, 0);
   assert.ok(server.stats.events >= 4);
-  assert.throws(() => server.connect({ port, host: HOST }), { code: 'ERR_C1M_CLOSED' });
+  assert.throws(() => server.connect({ port, host: HOST }), { code: 'ERR_C1M_REACTOR_CLOSED' });
 });
 
 test('no handler reported an unexpected error', () => {
