@@ -486,7 +486,11 @@ export class NativeReactor implements Reactor {
             break;
           }
           case k.EV_DRAIN:
-            if (h.onDrain) this.#call(h.onDrain, new NativeConnection(this, fd, gen));
+            // A drain queued when the kernel took a flush whole can be overtaken by later
+            // writes; those set a new drain request natively, so report only a real one.
+            if (h.onDrain && this.buffered(fd, gen) <= this.#opts.highWaterMark) {
+              this.#call(h.onDrain, new NativeConnection(this, fd, gen));
+            }
             break;
           case k.EV_END:
             if (h.onEnd) this.#call(h.onEnd, new NativeConnection(this, fd, gen));
