@@ -1,0 +1,145 @@
+/**
+ * Native backend contract: every socket is non-blocking, close-on-exec and has TCP_NODELAY
+ * (when asked); no file descriptor outlives its connection or its reactor.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { loadBinding } from '../../src/core/binding.js';
+import { createReactor, type Connection, type Reactor } from '../../src/index.js';
+import { nativeAvailable } from '../helpers/backends.js';
+import { GUARD, HOST, deferred, echoHandler, openFds, rawClient, startServer, waitFor, within } from '../helpers/net.js';
+
+const fdOf = (c: Connection): number => (c as unknown as { fd: number }).fd;
+
+/** The fd in this process of the TCP socket listening on `port` (via /proc/net/tcp inodes). */
+function listenerFd(port: number): number | undefined {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1]!.endsWith(`:${hexPort}`) && f[3] === '0A') inodes.add(f[9]!);
+    }
+  }
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`));
+      if (m && inodes.has(m[1]!)) return Number(fd);
+    } catch {
+      // the fd closed meanwhile
+    }
+  }
+  return undefined;
+}
+
+/** Open, echo and close `n` connections, `batch` at a time. */
+async function churn(port: number, n: number, batch = 50): Promise<void> {
+  for (let i = 0; i < n; i += batch) {
+    await Promise.all(Array.from({ length: Math.min(batch, n - i) }, async () => {
+      const c = await rawClient(port);
+      await c.send('ping');
+      await c.waitBytes(4);
+      c.socket.end();
+      await c.waitClosed();
+    }));
+  }
+}
+
+describe('native contract', { skip: !nativeAvailable && 'native backend unavailable' }, () => {
+  const b = loadBinding()!;
+
+  test('accepted, connected and listening sockets are non-blocking, close-on-exec, TCP_NODELAY', GUARD, async () => {
+    const accepted = deferred<number>();
+    const srv = await startServer('native', {
+      onOpen(c) {
+        accepted.resolve(fdOf(c));
+      },
+    });
+    const outbound = deferred<number>();
+    const cli = createReactor({ onOpen: (c) => outbound.resolve(fdOf(c)) }, { backend: 'native' });
+    try {
+      const client = await rawClient(srv.port);
+      const conn = cli.connect({ host: HOST, port: srv.port });
+      for (const [what, fd] of [['accepted', await within(accepted.promise, 'accept')], ['connected', await within(outbound.promise, 'connect')]] as const) {
+        assert.ok(fd >= 0, `${what} fd`);
+        assert.deepEqual(b.fdInfo(fd), { nonblock: true, cloexec: true, nodelay: 1 }, `${what} socket (fd ${fd})`);
+      }
+      assert.equal(fdOf(conn), await outbound.promise);
+      const lfd = listenerFd(srv.port);
+      assert.ok(lfd !== undefined, 'found the listening socket');
+      const info = b.fdInfo(lfd);
+      assert.equal(info?.nonblock, true, 'listener non-blocking');
+      assert.equal(info?.cloexec, true, 'listener close-on-exec');
+      // The reactor's own fds (epoll, eventfd, timerfd) are close-on-exec too.
+      for (const fd of readdirSync('/proc/self/fd').map(Number)) {
+        let link = '';
+        try {
+          link = readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          continue;
+        }
+        if (/^anon_inode:\[?(eventpoll|eventfd|timerfd)/.test(link)) {
+          const fi = b.fdInfo(fd);
+          if (fi) assert.equal(fi.cloexec, true, `${link} (fd ${fd}) close-on-exec`);
+        }
+      }
+      client.destroy();
+    } finally {
+      await cli.close(1000);
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('noDelay: false leaves Nagle on', GUARD, async () => {
+    const accepted = deferred<number>();
+    const srv = await startServer('native', { onOpen: (c) => accepted.resolve(fdOf(c)) }, { noDelay: false });
+    try {
+      const client = await rawClient(srv.port);
+      const info = b.fdInfo(await within(accepted.promise, 'accept'));
+      assert.equal(info?.nodelay, 0);
+      assert.equal(info?.nonblock, true);
+      client.destroy();
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('no fd leak: 200 connections in and 50 out, then reactor.close()', GUARD, async () => {
+    // Warm up once so that lazily created runtime fds exist before counting.
+    const warm = await startServer('native', echoHandler);
+    await churn(warm.port, 5);
+    await warm.reactor.close(1000);
+
+    const before = openFds();
+    const srv = await startServer('native', echoHandler);
+    let outOpen = 0, outClosed = 0;
+    const cli: Reactor = createReactor({
+      onOpen(c) {
+        outOpen++;
+        c.write('out');
+      },
+      onData: (c) => void c.close(),
+      onClose: () => void outClosed++,
+    }, { backend: 'native' });
+    await churn(srv.port, 200);
+    for (let i = 0; i < 50; i++) cli.connect({ host: HOST, port: srv.port });
+    await waitFor(() => outClosed === 50, 'outbound connections closed');
+    assert.equal(outOpen, 50);
+    await waitFor(() => srv.reactor.stats.connections === 0, 'server connections closed');
+    // Some connections still open at close time: close() must release them too.
+    const held = await Promise.all(Array.from({ length: 10 }, () => rawClient(srv.port)));
+    await waitFor(() => srv.reactor.stats.connections === 10, 'held connections');
+    await cli.close(1000);
+    await srv.reactor.close(1000);
+    await Promise.all(held.map((c) => c.waitClosed()));
+    await waitFor(() => openFds() === before, `fd count back to ${before} (now ${openFds()})`, 10_000);
+    assert.equal(openFds(), before);
+  });
+});
