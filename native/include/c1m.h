@@ -56,6 +56,7 @@ typedef struct c1m_slot {
 #define C1M_F_EOF 0x100u       /* peer FIN seen */
 #define C1M_F_DRAIN 0x200u     /* emit a drain event when out empties */
 #define C1M_F_READING 0x400u   /* EPOLLIN armed */
+#define C1M_F_TIMED_OUT 0x800u /* graceful close started by an idle timeout */
 
 /* Event records: C1M_EV_WORDS int32 each. */
 #define C1M_EV_WORDS 6
@@ -92,7 +93,7 @@ typedef struct c1m_cmd {
 
 enum {
   C1M_OP_WRITE = 1,
-  C1M_OP_CLOSE = 2,
+  C1M_OP_CLOSE = 2, /* len: 0, or C1M_R_TIMEOUT to report the close as a timeout */
   C1M_OP_DESTROY = 3,
   C1M_OP_SHUTDOWN = 4,
   C1M_OP_PAUSE = 5,

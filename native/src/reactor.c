@@ -191,7 +191,8 @@ static void update_interest(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
 static void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_poll) {
   c1m_slot_t *s = &r->slots[fd];
   uint32_t gen = s->gen;
-  if (reason == C1M_R_LOCAL && (s->flags & C1M_F_EOF) && !(s->flags & C1M_F_PAUSED)) reason = C1M_R_END;
+  if (reason == C1M_R_LOCAL && (s->flags & C1M_F_TIMED_OUT)) reason = C1M_R_TIMEOUT;
+  else if (reason == C1M_R_LOCAL && (s->flags & C1M_F_EOF) && !(s->flags & C1M_F_PAUSED)) reason = C1M_R_END;
   if (reason == C1M_R_HANDLER || reason == C1M_R_SHUTDOWN || reason == C1M_R_INBOUND_LIMIT ||
       reason == C1M_R_SLOW_CONSUMER) {
     /* Abort: the peer sees a reset, and no FIN_WAIT state lingers with unsent bytes. */
@@ -674,8 +675,9 @@ static int writable_state(const c1m_slot_t *s) {
   return !(s->flags & (C1M_F_CLOSING | C1M_F_SHUT_PEND | C1M_F_SHUT_DONE));
 }
 
-static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t reason) {
   if (s->flags & C1M_F_CLOSING) return;
+  if (reason == C1M_R_TIMEOUT) s->flags |= C1M_F_TIMED_OUT;
   if (s->out_len == 0 && !(s->flags & C1M_F_CONNECTING)) {
     conn_close(r, fd, C1M_R_LOCAL, 0, 0);
     return;
@@ -742,7 +744,7 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
     if (!s) continue;
     switch (op) {
     case C1M_OP_CLOSE:
-      cmd_close(r, c.fd, s);
+      cmd_close(r, c.fd, s, c.len);
       break;
     case C1M_OP_DESTROY:
       conn_close(r, c.fd, c.len ? (int)c.len : C1M_R_LOCAL, 0, 0);

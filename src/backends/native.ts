@@ -53,13 +53,13 @@ class NativeConnection implements Connection {
     return this.fd < 0 ? this.fd : this.gen * TWO32 + this.fd;
   }
   get open(): boolean {
-    return this.#r.isOpen(this.fd, this.gen);
+    return this.#r.isAlive(this.fd, this.gen);
   }
   write(data: Uint8Array | string): boolean {
     return this.#r.write(this.fd, this.gen, data);
   }
   writev(chunks: readonly (Uint8Array | string)[]): boolean {
-    let ok = this.open;
+    let ok = this.#r.isAlive(this.fd, this.gen);
     for (const c of chunks) ok = this.#r.write(this.fd, this.gen, c) && ok;
     return ok;
   }
@@ -136,7 +136,10 @@ export class NativeReactor implements Reactor {
   #touched: number[] = [];
   #inBatch = false;
   #flushQueued = false;
+  /** Established connections. */
   #open = 0;
+  /** Outbound connections still connecting. */
+  #connecting = 0;
   #refd = true;
   #batches = 0;
   #events = 0;
@@ -203,10 +206,9 @@ export class NativeReactor implements Reactor {
 
   // ---- used by NativeConnection ----
 
-  isOpen(fd: number, gen: number): boolean {
-    if (fd < 0 || fd >= this.#nslots || this.#released) return false;
-    const w = fd * this.k.SLOT_WORDS;
-    return this.#slots[w + this.k.SLOT_GEN] === gen && (this.#slots[w + this.k.SLOT_FLAGS]! & this.k.F_OPEN) !== 0;
+  /** True from connect()/accept until the connection closes (connecting counts as open). */
+  isAlive(fd: number, gen: number): boolean {
+    return this.#alive(fd, gen);
   }
 
   #alive(fd: number, gen: number): boolean {
@@ -331,7 +333,7 @@ export class NativeReactor implements Reactor {
     }
     const gen = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_GEN]!;
     this.#connectTargets.set(fd, { address: o.host, port: o.port });
-    this.#open++;
+    this.#connecting++;
     this.#updateRef();
     return new NativeConnection(this, fd, gen);
   }
@@ -424,7 +426,7 @@ export class NativeReactor implements Reactor {
   }
 
   #maybeFinish(): void {
-    if (!this.#closing || this.#open > 0 || this.#released) return;
+    if (!this.#closing || this.#open + this.#connecting > 0 || this.#released) return;
     this.#released = true;
     this.#b.close(this.#h);
     this.#closed?.();
@@ -436,7 +438,7 @@ export class NativeReactor implements Reactor {
 
   #updateRef(): void {
     if (this.#released) return;
-    const want = this.#listeners.size > 0 || this.#open > 0;
+    const want = this.#listeners.size > 0 || this.#open + this.#connecting > 0;
     if (want !== this.#refd) {
       this.#refd = want;
       this.#b.ref(this.#h, want);
@@ -480,8 +482,8 @@ export class NativeReactor implements Reactor {
             break;
           }
           case k.EV_OPEN: {
-            if (ev[b + 3] !== -1) this.#open++;
-            else this.#connectTargets.delete(fd);
+            this.#open++;
+            if (ev[b + 3] === -1 && this.#connectTargets.delete(fd)) this.#connecting--;
             if (h.onOpen) this.#call(h.onOpen, new NativeConnection(this, fd, gen));
             break;
           }
@@ -498,7 +500,7 @@ export class NativeReactor implements Reactor {
             break;
           case k.EV_TIMEOUT:
             if (h.onTimeout) this.#call(h.onTimeout, new NativeConnection(this, fd, gen));
-            else this.command(fd, gen, k.OP_DESTROY, k.R_TIMEOUT);
+            else this.command(fd, gen, k.OP_CLOSE, k.R_TIMEOUT); // graceful: flush, then close
             break;
           case k.EV_CLOSE:
             this.#onClose(fd, gen, ev[b + 3]!, ev[b + 4]!);
@@ -521,7 +523,10 @@ export class NativeReactor implements Reactor {
   #onClose(fd: number, gen: number, why: number, errno: number): void {
     const k = this.k;
     const id = gen * TWO32 + fd;
-    this.#open--;
+    const target = this.#connectTargets.get(fd); // present only while connecting
+    this.#connectTargets.delete(fd);
+    if (target) this.#connecting--;
+    else this.#open--;
     this.contexts.delete(id);
     let reason: CloseReason;
     switch (why) {
@@ -538,15 +543,12 @@ export class NativeReactor implements Reactor {
         break;
       }
       case k.R_CONNECT_FAILED: {
-        const target = this.#connectTargets.get(fd);
-        this.#connectTargets.delete(fd);
         reason = { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
         break;
       }
       default:
         reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
     }
-    if (why !== k.R_CONNECT_FAILED) this.#connectTargets.delete(fd);
     const onClose = this.#handler.onClose;
     if (onClose) {
       try {
