@@ -2,7 +2,7 @@
  * HTTP/1.1 parse errors: one stable code per failure, each with the status a server answers
  * before closing the connection. Codes are never reused (see docs/errors.md).
  */
-import { C1mError } from '../../core/errors.js';
+import { C1mError } from '../../core/index.js';
 
 /** Every parse error code with its wire status and a description. */
 export const HTTP_PARSE_ERRORS = {

@@ -31,7 +31,7 @@
  * HTTP/1.0, or not ending in chunked (400), or with another coding (501); a missing or
  * repeated Host in HTTP/1.1.
  */
-import { C1mError, checkOption } from '../../core/errors.js';
+import { C1mError, checkOption } from '../../core/index.js';
 import {
   BACKSLASH, COLON, COMMA, CR, DQUOTE, EQUALS, FIELD_VALUE, HEX, HOST, HTAB, LF, QDTEXT, QUOTED_PAIR,
   SEMI, SP, TARGET, TOKEN, ascii, equalsLower,

@@ -8,7 +8,7 @@
  * Errors (misuse, thrown as `C1mError`): `ERR_C1M_HTTP_INVALID_STATUS` for a status outside
  * 100-999, `ERR_C1M_HTTP_INVALID_FIELD` for a bad name, value or reason phrase.
  */
-import { C1mError } from '../../core/errors.js';
+import { C1mError } from '../../core/index.js';
 import { FIELD_VALUE, TOKEN } from './chars.js';
 
 /** Reason phrases of the registered status codes (RFC 9110 §15 and the IANA registry). */

@@ -24,7 +24,7 @@
  * | ERR_C1M_WS_TOO_MANY_FRAGMENTS         | 1009  | message would exceed `maxFragments` frames               |
  * | ERR_C1M_WS_INVALID_ARGUMENT           |   -   | misuse: bad argument to an encoder or handshake helper   |
  */
-import { C1mError } from '../../core/errors.js';
+import { C1mError } from '../../core/index.js';
 
 /** Close code of every protocol error code. */
 export const WS_ERROR_CLOSE_CODES = {

@@ -22,7 +22,7 @@
  *   - after a close frame the receiver is `'closed'`, after an error `'failed'`; both drop
  *     their buffers and ignore further bytes.
  */
-import { checkOption } from '../../core/errors.js';
+import { checkOption } from '../../core/index.js';
 import { MAX_CONTROL_PAYLOAD, Opcode, isValidCloseCode } from './constants.js';
 import { WsProtocolError } from './errors.js';
 import { copyMasked, maskInPlace, readUint32BE } from './mask.js';
