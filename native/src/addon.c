@@ -107,6 +107,18 @@ static addon_reactor_t *get_reactor(napi_env env, napi_value v) {
   return a;
 }
 
+/* Read a call's n arguments into argv; argv[0] must be a live reactor handle. NULL (with a
+ * pending exception) on misuse. */
+static addon_reactor_t *reactor_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_last(env), NULL;
+  if (argc < n) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "missing arguments");
+    return NULL;
+  }
+  return get_reactor(env, argv[0]);
+}
+
 /* Parse an IP string + port into a sockaddr. Returns 0 or -EINVAL. */
 static int to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len) {
   char ip[64];
@@ -271,10 +283,8 @@ static napi_value close_reactor(napi_env env, napi_callback_info info) {
 
 /* ref(handle, bool): whether the reactor keeps the Node process alive. */
 static napi_value set_ref(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 2, argv);
   if (!a) return NULL;
   bool on = true;
   napi_get_value_bool(env, argv[1], &on);
@@ -285,20 +295,16 @@ static napi_value set_ref(napi_env env, napi_callback_info info) {
 
 /* flush(handle): apply the staged commands now (outside a batch). */
 static napi_value flush(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 1, argv);
   if (a) c1m_reactor_flush(a->r);
   return NULL;
 }
 
 /* listen(handle, ip, port, backlog, reusePort, targets[], policy) -> [fd, bound port] */
 static napi_value listen_(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 7, argv);
   if (!a) return NULL;
   uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0;
   bool reuse = false;
@@ -334,10 +340,8 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
 
 /* unlisten(handle, fd) */
 static napi_value unlisten(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 2, argv);
   if (!a) return NULL;
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
@@ -346,10 +350,8 @@ static napi_value unlisten(napi_env env, napi_callback_info info) {
 
 /* connect(handle, ip, port, localIp | undefined) -> fd or -errno */
 static napi_value connect_(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 4, argv);
   if (!a) return NULL;
   uint32_t port;
   CHECK(napi_get_value_uint32(env, argv[2], &port));
@@ -357,7 +359,7 @@ static napi_value connect_(napi_env env, napi_callback_info info) {
   socklen_t len, local_len = 0;
   if (to_sockaddr(env, argv[1], port, &ss, &len) < 0) return num(env, -EINVAL);
   napi_valuetype t = napi_undefined;
-  if (argc >= 4) napi_typeof(env, argv[3], &t);
+  napi_typeof(env, argv[3], &t);
   if (t == napi_string && to_sockaddr(env, argv[3], 0, &local, &local_len) < 0) return num(env, -EINVAL);
   return num(env, c1m_connect(a->r, (struct sockaddr *)&ss, len, t == napi_string ? (struct sockaddr *)&local : NULL,
                               local_len));
@@ -365,10 +367,8 @@ static napi_value connect_(napi_env env, napi_callback_info info) {
 
 /* writeDirect(handle, fd, gen, uint8array) -> 0 or -errno */
 static napi_value write_direct(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 4, argv);
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
@@ -386,10 +386,8 @@ static napi_value write_direct(napi_env env, napi_callback_info info) {
 
 /* sockname(handle, fd, gen, peer) -> [ip, port] | undefined */
 static napi_value sockname(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 4, argv);
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
@@ -424,10 +422,8 @@ static napi_value sockname(napi_env env, napi_callback_info info) {
 
 /* id(handle) -> registry id (hand-off target) */
 static napi_value reactor_id(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  addon_reactor_t *a = get_reactor(env, argv[0]);
+  addon_reactor_t *a = reactor_args(env, info, 1, argv);
   return a ? num(env, c1m_reactor_id(a->r)) : NULL;
 }
 
