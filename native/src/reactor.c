@@ -594,7 +594,7 @@ static void on_tick(c1m_reactor_t *r) {
 
 /* ---- the poll ---- */
 
-int c1m_reactor_poll(c1m_reactor_t *r) {
+static int poll_once(c1m_reactor_t *r) {
   r->nev = 0;
   r->recv_used = 0;
   /* deferred events first: they happened before anything this poll finds */
@@ -606,6 +606,7 @@ int c1m_reactor_poll(c1m_reactor_t *r) {
     r->ndeferred -= nd;
     r->nev = nd;
   }
+
   struct epoll_event evs[POLL_EVENTS];
   int max = (int)((r->ev_cap - r->nev) / 2);
   if (max > POLL_EVENTS) max = POLL_EVENTS;
@@ -658,6 +659,18 @@ int c1m_reactor_poll(c1m_reactor_t *r) {
     }
   }
   return (int)r->nev;
+}
+
+int c1m_reactor_poll(c1m_reactor_t *r) {
+  int n = poll_once(r);
+  /* Deferred events beyond this batch: wake again at once, not at the next tick. This runs after
+   * epoll_wait, which may have consumed the eventfd's count in drain_handoffs(). */
+  if (r->ndeferred) {
+    uint64_t one = 1;
+    if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+      fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
+  }
+  return n;
 }
 
 /* ---- commands from JS ---- */
