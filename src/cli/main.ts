@@ -1,6 +1,7 @@
 /**
  * The `c1m` command line: argument dispatch only; each command calls the public API.
  */
+import { benchMain } from './bench.js';
 import { doctorMain } from './doctor.js';
 import { serveMain, SERVE_USAGE } from './serve.js';
 
@@ -8,6 +9,8 @@ const USAGE = `c1m: a network engine for a million connections
 
 usage:
   c1m serve <app> --port P [options]    run a server (c1m serve --help)
+  c1m bench <hold|echo> --port P -c N [options]
+                                        load generator: hold or echo N connections (c1m bench --help)
   c1m doctor [--connections N] [--json] [--apply]
                                         the OS limits that stop N connections, and how to lift them
 `;
@@ -18,6 +21,8 @@ export async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'serve':
       return serveMain(rest);
+    case 'bench':
+      return benchMain(rest);
     case 'doctor':
       return doctorMain(rest);
     case undefined:

@@ -1,0 +1,374 @@
+/**
+ * `c1m bench` end to end at small scale: the CLI runs as a child process (it forks its own
+ * workers) against a c1m echo server, either spawned by `--spawn` or listening in this process
+ * (so the test can see which source addresses the connections came from). Argument errors and
+ * the layout arithmetic run in-process. No timing thresholds: only counts and shapes.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { Writable } from 'node:stream';
+import { benchMain, isLoopback, planRun, sourceAddresses, type BenchResult } from '../../src/cli/bench.js';
+import { latencyHistogram, encodeHistogram, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
+import { nofileLimit, type CloseReason } from '../../src/index.js';
+import { nativeAvailable } from '../helpers/backends.js';
+import { HOST, startServer, waitFor, type TestServer } from '../helpers/net.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../bin/c1m.js', import.meta.url));
+const GUARD = { timeout: 120_000 };
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** The last stdout line, parsed. */
+  json: BenchResult;
+  pid: number;
+}
+
+/**
+ * Run the CLI (`node bin/c1m.js ...`, or a shell line when `shell` is set); `onStderr` sees
+ * stderr as it grows and may act on the child.
+ */
+function runCli(args: string[], opts: { shell?: string; onStderr?: (text: string, pid: number) => void } = {}): Promise<CliRun> {
+  const child = opts.shell
+    ? spawn('/bin/sh', ['-c', opts.shell], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    opts.onStderr?.(stderr, child.pid!);
+  });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 110_000);
+  return new Promise((resolve) => {
+    child.on('close', (code) => {
+      clearTimeout(guard);
+      const last = stdout.trim().split('\n').at(-1) ?? '';
+      let json = undefined as unknown as BenchResult;
+      try {
+        json = JSON.parse(last) as BenchResult;
+      } catch {
+        // not JSON: the assertions on `json` report it with stderr
+      }
+      resolve({ code, stdout, stderr, json, pid: child.pid! });
+    });
+  });
+}
+
+/** A port nothing listens on (bound then released). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, HOST, r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+function alive(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}/stat`)) return false;
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
+}
+
+/** Child pids of `pid` (Linux /proc/<pid>/task/<pid>/children). */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** A c1m echo server in this process that tallies connections by source address. */
+async function countingServer(): Promise<TestServer & { bySource: Map<string, number>; open: () => number; maxOpen: () => number; closes: Map<string, number> }> {
+  const bySource = new Map<string, number>(), closes = new Map<string, number>();
+  let open = 0, maxOpen = 0;
+  const srv = await startServer('native', {
+    onOpen(conn) {
+      open++;
+      maxOpen = Math.max(maxOpen, open);
+      const a = conn.remoteAddress ?? '?';
+      bySource.set(a, (bySource.get(a) ?? 0) + 1);
+    },
+    onData(conn, data) {
+      conn.write(data);
+    },
+    onClose(_c, r: CloseReason) {
+      open--;
+      closes.set(r.kind, (closes.get(r.kind) ?? 0) + 1);
+    },
+  });
+  return Object.assign(srv, { bySource, closes, open: () => open, maxOpen: () => maxOpen });
+}
+
+class Sink extends Writable {
+  text = '';
+  override _write(chunk: Buffer, _enc: string, cb: () => void): void {
+    this.text += chunk.toString();
+    cb();
+  }
+}
+
+async function benchInProcess(argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out = new Sink(), err = new Sink();
+  const code = await benchMain(argv, out, err);
+  return { code, out: out.text, err: err.text };
+}
+
+describe('c1m bench arguments', () => {
+  const cases: [string[], RegExp][] = [
+    [['hold', '-c', '10'], /--port is required/],
+    [['hold', '--port', '9'], /-c\/--connections is required/],
+    [[], /a scenario is required: hold, echo/],
+    [['nope', '--port', '9', '-c', '1'], /unknown scenario "nope"; available: hold, echo/],
+    [['echo', '--port', '0', '-c', '1'], /--port must be an integer from 1 to 65535, got "0"/],
+    [['echo', '--port', '9', '-c', 'many'], /--connections must be an integer/],
+    [['echo', '--port', '9', '-c', '1', '--depth', '2', '--rate', '5'], /--depth and --rate exclude each other/],
+    [['hold', '--port', '9', '-c', '1', '--size', '100'], /--size applies to the echo scenario only/],
+    [['hold', '--port', '9', '-c', '1', '--verify'], /--verify applies to the echo scenario only/],
+    [['echo', '--port', '9', '-c', '1', '--size', '1048576', '--depth', '16'], /at most 8 MiB in flight/],
+    [['echo', '--port', '9', '-c', '1', '-d', '0'], /--duration must be a number of seconds/],
+    [['echo', '--port', '9', '-c', '1', '--spawn', 'x', '--pid', '1'], /--spawn and --pid exclude each other/],
+    [['echo', '--port', '9', '-c', '1', '--pid', '4194303'], /--pid 4194303: no such process/],
+    [['echo', '--port', '9', '-c', '1', '--frobnicate'], /Unknown option '--frobnicate'/],
+    [['echo', 'extra', '--port', '9', '-c', '1'], /unexpected argument "extra"/],
+  ];
+  for (const [argv, message] of cases) {
+    test(`exit 2: ${argv.join(' ') || '(nothing)'}`, async () => {
+      const r = await benchInProcess(argv);
+      assert.equal(r.code, 2);
+      assert.match(r.err, message);
+      assert.match(r.err, /usage: c1m bench/);
+      assert.equal(r.out, '');
+    });
+  }
+
+  for (const name of ['ws-hold', 'ws-echo', 'broadcast', 'http']) {
+    test(`scenario "${name}" is rejected as not available yet, naming the available ones`, async () => {
+      const r = await benchInProcess([name, '--port', '9', '-c', '1']);
+      assert.equal(r.code, 2);
+      assert.match(r.err, new RegExp(`scenario "${name}" is not available yet; available: hold, echo`));
+    });
+  }
+
+  test('--help prints the usage on stdout, exit 0', async () => {
+    const r = await benchInProcess(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.out, /usage: c1m bench <hold\|echo>/);
+  });
+
+  test('refuses a non-loopback target without --yes-non-loopback (exit 2, nothing started)', async () => {
+    const r = await benchInProcess(['hold', '--host', '192.0.2.1', '--port', '9', '-c', '1']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /refusing to load 192\.0\.2\.1, which is not a loopback address.*--yes-non-loopback/s);
+  });
+
+  test('--source-ips needs an IPv4 loopback target', { skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    const r = await benchInProcess(['hold', '--host', '192.0.2.1', '--yes-non-loopback', '--source-ips', '2', '--port', '9', '-c', '1']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /--source-ips applies to IPv4 loopback targets only/);
+  });
+
+  test('more connections per process than the open-file limit allows (exit 2, names c1m doctor)', { skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    const r = await benchInProcess(['hold', '--port', '9', '-c', '100000000', '--processes', '1']);
+    assert.equal(r.code, 2);
+    assert.match(r.err, /100000000 connections over 1 process\(es\) is 100000000 per process; the open-file limit allows \d+ .*c1m doctor/);
+  });
+});
+
+describe('c1m bench layout', () => {
+  test('processes: auto is ceil(N / per-process limit), split evenly', () => {
+    assert.deepEqual(planRun(3000, 'auto', 'auto', 1500, true).perProcess, [1500, 1500]);
+    assert.deepEqual(planRun(3001, 'auto', 'auto', 1500, true).perProcess, [1001, 1000, 1000]);
+    assert.deepEqual(planRun(10, 3, 'auto', 1500, true).perProcess, [4, 3, 3]);
+    assert.deepEqual(planRun(19_000, 'auto', 'auto', 19_500, true).perProcess, [19_000]);
+    assert.equal(planRun(1_000_000, 'auto', 'auto', 19_500, true).perProcess.length, 52);
+    assert.throws(() => planRun(3000, 1, 'auto', 1500, true), /3000 per process; the open-file limit allows 1500/);
+    assert.throws(() => planRun(2, 3, 'auto', 1500, true), /--processes 3 is more than the 2 connections/);
+  });
+
+  test('source addresses: auto is ceil(N / 10,000), from 127.0.0.2; none off IPv4 loopback', () => {
+    assert.deepEqual(planRun(10_000, 'auto', 'auto', 19_500, true).sources, ['127.0.0.2']);
+    assert.deepEqual(planRun(10_001, 'auto', 'auto', 19_500, true).sources, ['127.0.0.2', '127.0.0.3']);
+    assert.equal(planRun(1_000_000, 'auto', 'auto', 19_500, true).sources.length, 100);
+    assert.deepEqual(planRun(5, 'auto', 3, 19_500, true).sources, ['127.0.0.2', '127.0.0.3', '127.0.0.4']);
+    assert.deepEqual(planRun(5, 'auto', 'auto', 19_500, false).sources, []);
+    assert.deepEqual(sourceAddresses(256).slice(252), ['127.0.0.254', '127.0.0.255', '127.0.1.0', '127.0.1.1']);
+  });
+
+  test('loopback: 127/8, ::1 and IPv4-mapped 127/8 only', () => {
+    for (const ip of ['127.0.0.1', '127.255.0.9', '::1', '::ffff:127.0.0.1']) assert.equal(isLoopback(ip), true, ip);
+    for (const ip of ['10.0.0.1', '0.0.0.0', '192.0.2.1', '::', '::ffff:10.0.0.1', '128.0.0.1']) assert.equal(isLoopback(ip), false, ip);
+  });
+
+  test('histograms merge bucket by bucket (never averaged percentiles)', () => {
+    const a = latencyHistogram(), b = latencyHistogram();
+    for (let i = 0; i < 990; i++) a.recordValue(1000); // 1 µs
+    for (let i = 0; i < 10; i++) b.recordValue(5_000_000); // 5 ms
+    const merged = summarize(mergeHistograms([encodeHistogram(a), null, encodeHistogram(b)]))!;
+    assert.equal(merged.count, 1000);
+    assert.equal(merged.p50, 1);
+    assert.equal(merged.p99, 1);
+    assert.ok(merged.p999 >= 4990 && merged.p999 <= 5010, String(merged.p999));
+    assert.ok(merged.max >= 4990 && merged.max <= 5010, String(merged.max));
+    assert.equal(summarize(latencyHistogram()), null);
+    assert.equal(encodeHistogram(latencyHistogram()), null);
+  });
+});
+
+describe('c1m bench runs', { skip: !nativeAvailable && 'native backend unavailable' }, () => {
+  test('echo: 200 connections x 2 processes x 2 source IPs against a spawned c1m server, --json', GUARD, async () => {
+    const port = await freePort();
+    const r = await runCli(['bench', 'echo', '--port', String(port), '-c', '200', '--processes', '2', '--source-ips', '2',
+      '-d', '1', '--warmup', '0.3', '--depth', '4', '--size', '64', '--verify', '--json',
+      '--spawn', `node bin/c1m.js serve echo --port ${port} --host 127.0.0.1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json;
+    assert.ok(j, `last stdout line is JSON: ${r.stdout}\n${r.stderr}`);
+    assert.equal(j.scenario, 'echo');
+    assert.equal(j.target, 200);
+    assert.equal(j.connected, 200);
+    assert.equal(j.failed, 0);
+    assert.deepEqual(j.errors, {});
+    assert.equal(j.processes, 2);
+    assert.equal(j.source_ips, 2);
+    assert.equal(j.open_at_end, 200);
+    assert.equal(j.closed_early, 0);
+    assert.equal(j.size, 64);
+    assert.equal(j.depth, 4);
+    assert.equal(j.verify_errors, 0);
+    assert.equal(j.unexpected_msgs, 0);
+    assert.ok(j.msgs > 0 && j.msgs_per_s > 0, `msgs ${j.msgs}`);
+    assert.ok(j.duration_s > 0 && j.connect_s >= 0);
+    const l = j.latency!;
+    assert.ok(l, 'latency measured');
+    assert.equal(l.count, j.msgs);
+    assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, JSON.stringify(l));
+    assert.ok(l.mean > 0 && l.mean <= l.max);
+    assert.ok(j.server, 'server figures with --spawn');
+    assert.equal(j.server.pids.length, 1);
+    assert.ok(j.server.rss_kb > 0 && j.server.rss_before_kb > 0 && j.server.cpu_s >= 0);
+    assert.equal(typeof j.server.bytes_per_conn, 'number');
+    assert.equal(j.aborted, false);
+    assert.match(r.stderr, /elapsed=\d+s connected=\d+ failed=0 .*conn\/s=\d+ msgs\/s=\d+ p99=/);
+    // The spawned server was stopped.
+    assert.equal(alive(j.server.pids[0]!), false, 'server process gone');
+  });
+
+  test('echo at --rate (open loop), human-readable output without --json', GUARD, async () => {
+    const srv = await countingServer();
+    try {
+      const r = await runCli(['bench', 'echo', '--port', String(srv.port), '-c', '20', '--rate', '50', '-d', '1', '--warmup', '0.2']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^echo: 20\/20 connected in [\d.]+s/m);
+      assert.match(r.stdout, /^echo 64 B at 50 msgs\/s per connection: [\d,]+ msgs\/s/m);
+      assert.match(r.stdout, /^latency: p50 \S+ {2}p90 /m);
+      assert.match(r.stdout, /^send lag behind schedule: p50 \S+ {2}p99 /m);
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('hold: connections spread over the source addresses, held, then all closed', GUARD, async () => {
+    const srv = await countingServer();
+    try {
+      const r = await runCli(['bench', 'hold', '--port', String(srv.port), '-c', '300', '--processes', '2', '--source-ips', '3', '-d', '0.5', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = r.json;
+      assert.equal(j.scenario, 'hold');
+      assert.equal(j.connected, 300);
+      assert.equal(j.failed, 0);
+      assert.equal(j.open_at_end, 300);
+      assert.equal(j.latency, null);
+      assert.equal(j.msgs, 0);
+      assert.equal(j.server, null);
+      assert.equal(srv.maxOpen(), 300);
+      assert.deepEqual([...srv.bySource].sort(), [['127.0.0.2', 100], ['127.0.0.3', 100], ['127.0.0.4', 100]]);
+      await waitFor(() => srv.open() === 0, 'every server connection closed');
+      assert.deepEqual([...srv.closes], [['end', 300]]);
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  // The server side lives in this process: it needs 3,000 files of its own.
+  const roomy = nativeAvailable && nofileLimit().connections >= 3_500;
+  test('orchestration: 3,000 connections under a 2,000-file limit take 2 worker processes', { ...GUARD, skip: !roomy && 'open-file limit below 4,000 here' }, async () => {
+    const srv = await countingServer();
+    try {
+      // Both limits at 2,000: 1,500 connections per process, so auto picks 2 processes.
+      const r = await runCli([], { shell: `ulimit -n 2000 && exec node bin/c1m.js bench hold --port ${srv.port} -c 3000 -d 0.5 --json` });
+      assert.equal(r.code, 0, r.stderr);
+      const j = r.json;
+      assert.equal(j.processes, 2);
+      assert.equal(j.source_ips, 1);
+      assert.equal(j.connected, 3000);
+      assert.equal(j.failed, 0);
+      assert.equal(j.open_at_end, 3000);
+      assert.equal(srv.maxOpen(), 3000);
+      assert.deepEqual([...srv.bySource], [['127.0.0.2', 3000]]);
+      await waitFor(() => srv.open() === 0, 'every server connection closed', 60_000);
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('connect failures: retried with backoff, then tallied by code (exit 1 when none connected)', GUARD, async () => {
+    const port = await freePort();
+    const r = await runCli(['bench', 'hold', '--port', String(port), '-c', '30', '--retries', '1', '-d', '0.2', '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.json.connected, 0);
+    assert.equal(r.json.failed, 30);
+    assert.deepEqual(r.json.errors, { ECONNREFUSED: 30 });
+    assert.equal(r.json.retries, 30);
+  });
+
+  test('a worker that dies ends the run: aborted "worker_died", exit 1, no child left', GUARD, async () => {
+    const srv = await countingServer();
+    try {
+      let children: number[] = [];
+      let killed = false;
+      const r = await runCli(['bench', 'hold', '--port', String(srv.port), '-c', '100', '--processes', '2', '-d', '60', '--json'], {
+        onStderr(text, pid) {
+          if (killed || !/connect phase done/.test(text)) return;
+          killed = true;
+          children = childrenOf(pid);
+          process.kill(children[0]!, 'SIGKILL');
+        },
+      });
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.json.aborted, 'worker_died');
+      assert.match(r.stderr, /worker \d: exited early \(SIGKILL\)/);
+      assert.equal(children.length, 2);
+      for (const pid of children) assert.equal(alive(pid), false, `worker ${pid} gone`);
+      await waitFor(() => srv.open() === 0, 'every server connection closed');
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('SIGINT: stops, still reports (aborted "signal", exit 130), and leaves no child behind', GUARD, async () => {
+    const port = await freePort();
+    let children: number[] = [];
+    let sent = false;
+    const r = await runCli(['bench', 'hold', '--port', String(port), '-c', '100', '--processes', '2', '-d', '60', '--json',
+      '--spawn', `node bin/c1m.js serve echo --port ${port} --host 127.0.0.1`], {
+      onStderr(text, pid) {
+        if (sent || !/connect phase done/.test(text)) return;
+        sent = true;
+        children = childrenOf(pid);
+        process.kill(pid, 'SIGINT');
+      },
+    });
+    assert.equal(r.code, 130, r.stderr);
+    assert.equal(r.json.aborted, 'signal');
+    assert.equal(r.json.connected, 100);
+    assert.equal(children.length, 3, `server + 2 workers: ${children}`);
+    for (const pid of children) assert.equal(alive(pid), false, `child ${pid} gone`);
+  });
+});
