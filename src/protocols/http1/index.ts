@@ -24,3 +24,11 @@ export {
   type ResponseFields,
   type ResponseHeadOptions,
 } from './response.js';
+export {
+  HttpRequest,
+  HttpResponse,
+  createHttpHandler,
+  type HttpHandlerOptions,
+  type RouteHandler,
+  type UpgradeHook,
+} from './server.js';
