@@ -31,3 +31,13 @@ export {
   type FrameOptions,
 } from './sender.js';
 export { UTF8_ACCEPT, UTF8_REJECT, isValidUtf8, validateUtf8 } from './utf8.js';
+export {
+  HOLD_FRAME_BYTES,
+  WS_SERVER_DEFAULTS,
+  WebSocket,
+  createWebSocketHandler,
+  publish,
+  type UpgradeRejection,
+  type WebSocketHandler,
+  type WebSocketServerOptions,
+} from './server.js';

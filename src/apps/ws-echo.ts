@@ -1,0 +1,17 @@
+/**
+ * The WebSocket echo handler behind `c1m serve ws-echo`: every text message comes back as
+ * text, every binary message as binary. A handler module, so that every reactor of a
+ * multi-core server builds its own handler (one handler per reactor).
+ */
+import { createWebSocketHandler, type WebSocketHandler } from '../protocols/ws/server.js';
+
+/** `handlerOptions` may set `maxPayload` and `pingInterval`. */
+export function createHandler(options?: { maxPayload?: number; pingInterval?: number }): WebSocketHandler {
+  return createWebSocketHandler({
+    maxPayload: options?.maxPayload,
+    pingInterval: options?.pingInterval,
+    onMessage(ws, data, isBinary) {
+      ws.send(data, isBinary);
+    },
+  });
+}
