@@ -527,7 +527,6 @@ export class NativeReactor implements Reactor {
     this.#connectTargets.delete(fd);
     if (target) this.#connecting--;
     else this.#open--;
-    this.contexts.delete(id);
     let reason: CloseReason;
     switch (why) {
       case k.R_END: reason = { kind: 'end' }; break;
@@ -550,12 +549,13 @@ export class NativeReactor implements Reactor {
         reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
     }
     const onClose = this.#handler.onClose;
-    if (onClose) {
-      try {
-        onClose.call(this.#handler, new NativeConnection(this, fd, gen), reason);
-      } catch (err) {
-        this.#report(err as Error);
-      }
+    try {
+      // The context is still readable in onClose (as on the portable backend), gone after it.
+      if (onClose) onClose.call(this.#handler, new NativeConnection(this, fd, gen), reason);
+    } catch (err) {
+      this.#report(err as Error);
+    } finally {
+      this.contexts.delete(id);
     }
   }
 

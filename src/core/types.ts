@@ -93,7 +93,7 @@ export interface Connection {
   readonly localPort: number | undefined;
   /**
    * One user value per connection (undefined by default). Costs memory only once set;
-   * cleared when the connection closes.
+   * readable in `onClose`, cleared right after it.
    */
   context: unknown;
 }

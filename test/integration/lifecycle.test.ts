@@ -241,6 +241,35 @@ for (const backend of backends) {
       }
     });
 
+    test('the context is readable in onClose and gone after it', GUARD, async () => {
+      const seen: unknown[] = [];
+      let handle: Connection | undefined;
+      const s = await recording(backend, {
+        ...echoHandler,
+        onOpen(c) {
+          c.context = { user: 'u1' };
+        },
+        onClose(c) {
+          seen.push(c.context);
+          handle = c;
+        },
+      });
+      try {
+        const c = await rawClient(s.port);
+        const conn = await s.conn(c);
+        assert.deepEqual(conn.context, { user: 'u1' });
+        c.destroy();
+        await s.closeOf(conn.id);
+        assert.deepEqual(seen, [{ user: 'u1' }]);
+        assert.equal(handle!.context, undefined);
+        assert.equal(conn.context, undefined);
+        conn.context = 'late';
+        assert.equal(conn.context, undefined, 'a closed connection takes no context');
+      } finally {
+        await s.reactor.close(1000);
+      }
+    });
+
     test("outbound connect failures: ECONNREFUSED and EADDRNOTAVAIL are 'connect-failed'", GUARD, async () => {
       let opens = 0;
       const closes: [Connection, CloseReason][] = [];
