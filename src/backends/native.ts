@@ -112,6 +112,12 @@ class NativeConnection implements Connection {
     if (v === undefined) this.#r.contexts.delete(this.id);
     else this.#r.contexts.set(this.id, v);
   }
+  get tag(): number {
+    return this.#r.getTag(this.fd, this.gen);
+  }
+  set tag(v: number) {
+    this.#r.setTag(this.fd, this.gen, v);
+  }
 }
 
 /** A reactor on the epoll addon. Create with `createNativeReactor`. */
@@ -120,6 +126,12 @@ export class NativeReactor implements Reactor {
   readonly k: NativeConstants;
   /** Per-connection user values, only for connections that have one. */
   readonly contexts = new Map<number, unknown>();
+  /** `Connection.tag` by fd, allocated on first use (pages are touched only where used);
+   *  zero for every fd without a connection (cleared after each `onClose`). */
+  #tags: Uint32Array | null = null;
+  /** The connection whose `onClose` is running: its tag is still readable. */
+  #closingFd = -1;
+  #closingGen = -1;
   readonly #b: Binding;
   readonly #h: NativeHandle;
   readonly #handler: Handler;
@@ -134,6 +146,12 @@ export class NativeReactor implements Reactor {
   /** Bytes staged per fd since the last flush (reset lazily via #touched). */
   readonly #staged: Uint32Array;
   #touched: number[] = [];
+  /** The last staged write (header offset, end of the staged area after it, fd, gen): a
+   *  write to the same connection right after it extends it. -1: none since the last flush. */
+  #mergeAt = 0;
+  #mergeEnd = -1;
+  #mergeFd = -1;
+  #mergeGen = 0;
   #inBatch = false;
   #flushQueued = false;
   /** Established connections. */
@@ -217,6 +235,17 @@ export class NativeReactor implements Reactor {
     return this.#slots[w + this.k.SLOT_GEN] === gen && (this.#slots[w + this.k.SLOT_FLAGS]! & (this.k.F_OPEN | this.k.F_CONNECTING)) !== 0;
   }
 
+  getTag(fd: number, gen: number): number {
+    const tags = this.#tags;
+    if (tags === null || !(this.#alive(fd, gen) || (fd === this.#closingFd && gen === this.#closingGen))) return 0;
+    return tags[fd]!;
+  }
+
+  setTag(fd: number, gen: number, v: number): void {
+    if (!this.#alive(fd, gen)) return;
+    (this.#tags ??= new Uint32Array(this.#nslots))[fd] = v;
+  }
+
   buffered(fd: number, gen: number): number {
     if (!this.#alive(fd, gen)) return 0;
     return this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + this.#staged[fd]!;
@@ -240,22 +269,40 @@ export class NativeReactor implements Reactor {
     }
     const room = len < 0 ? data.length * 3 : len;
     let used = this.#ctl[0]!;
-    if (used + 16 + room + 8 > SEND_AREA) {
-      this.#flushNow();
-      used = 0;
+    // Consecutive writes to one connection extend the last staged write: one command header,
+    // no padding between them (a WebSocket frame's header and payload, a pipelined reply).
+    let at = used, prior = 0;
+    if (used === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
+      at = this.#mergeAt;
+      prior = this.#sendI32[(at >> 2) + 3]!;
     }
-    if (typeof data === 'string') len = this.#send.write(data, used + 16, 'utf8');
-    else this.#send.set(data, used + 16);
+    if (at + 16 + prior + room + 8 > SEND_AREA) {
+      this.#flushNow();
+      used = at = 0;
+      prior = 0;
+    }
+    const dst = at + 16 + prior;
+    if (typeof data === 'string') len = this.#send.write(data, dst, 'utf8');
+    else this.#send.set(data, dst);
     const staged = (this.#staged[fd] ?? 0) + len;
     if (this.#staged[fd] === 0) this.#touched.push(fd);
     this.#staged[fd] = staged;
     const ok = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + staged <= this.#opts.highWaterMark;
-    const i = used >> 2;
-    this.#sendI32[i] = ok ? this.k.OP_WRITE : this.k.OP_WRITE | this.k.OPF_WANT_DRAIN;
-    this.#sendI32[i + 1] = fd;
-    this.#sendI32[i + 2] = gen;
-    this.#sendI32[i + 3] = len;
-    this.#ctl[0] = used + 16 + ((len + 7) & ~7);
+    const i = at >> 2;
+    if (prior === 0) {
+      this.#sendI32[i] = ok ? this.k.OP_WRITE : this.k.OP_WRITE | this.k.OPF_WANT_DRAIN;
+      this.#sendI32[i + 1] = fd;
+      this.#sendI32[i + 2] = gen;
+    } else if (!ok) {
+      this.#sendI32[i] |= this.k.OPF_WANT_DRAIN;
+    }
+    this.#sendI32[i + 3] = prior + len;
+    const end = at + 16 + ((prior + len + 7) & ~7);
+    this.#ctl[0] = end;
+    this.#mergeAt = at;
+    this.#mergeEnd = end;
+    this.#mergeFd = fd;
+    this.#mergeGen = gen;
     this.#scheduleFlush();
     return ok;
   }
@@ -294,6 +341,7 @@ export class NativeReactor implements Reactor {
   }
 
   #flushNow(): void {
+    this.#mergeEnd = -1;
     if (this.#released) return;
     if (this.#ctl[0] !== 0) this.#b.flush(this.#h);
     this.#resetStaged();
@@ -452,6 +500,7 @@ export class NativeReactor implements Reactor {
     this.#batches++;
     this.#events += n;
     this.#resetStaged();
+    this.#mergeEnd = -1; // native code consumed the staged area after the previous batch
     const ev = this.#ev, k = this.k, W = k.EV_WORDS, h = this.#handler;
     try {
       for (let i = 0; i < n; i++) {
@@ -515,6 +564,7 @@ export class NativeReactor implements Reactor {
       }
     } finally {
       this.#inBatch = false;
+      this.#mergeEnd = -1; // ... and consumes it after this one
     }
     this.#updateRef();
     this.#maybeFinish();
@@ -549,13 +599,17 @@ export class NativeReactor implements Reactor {
         reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
     }
     const onClose = this.#handler.onClose;
+    this.#closingFd = fd;
+    this.#closingGen = gen;
     try {
-      // The context is still readable in onClose (as on the portable backend), gone after it.
+      // The context and tag are still readable in onClose (as on the portable backend), gone after it.
       if (onClose) onClose.call(this.#handler, new NativeConnection(this, fd, gen), reason);
     } catch (err) {
       this.#report(err as Error);
     } finally {
+      this.#closingFd = -1;
       this.contexts.delete(id);
+      if (this.#tags !== null && fd >= 0 && fd < this.#nslots) this.#tags[fd] = 0;
     }
   }
 

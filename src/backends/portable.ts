@@ -78,6 +78,8 @@ class Engine {
   readonly options: ResolvedOptions;
   /** Every connection not yet closed (including outbound ones still connecting), by id. */
   readonly links = new Map<number, Link>();
+  /** The link whose `onClose` is running (its tag stays readable). */
+  closingLink: Link | undefined;
   /** `Connection.context` values; an entry exists only while a context is set. */
   readonly contexts = new Map<number, unknown>();
   /** Links with an armed idle timeout: the only ones the sweep looks at. */
@@ -210,6 +212,8 @@ class Link {
   closing = false;
   /** Idle timeout in ms while armed (0 = disarmed). */
   timeout = 0;
+  /** `Connection.tag`. */
+  tag = 0;
   /** `performance.now()` of the last bytes received (or of arming the timeout). */
   lastActivity = 0;
   readonly #engine: Engine;
@@ -500,10 +504,13 @@ class Link {
     const handler = engine.handler;
     if (handler.onClose) {
       engine.events++;
+      engine.closingLink = this;
       try {
         handler.onClose(this.handle, reason);
       } catch (err) {
         engine.report(asError(err), this.handle);
+      } finally {
+        engine.closingLink = undefined;
       }
     }
     engine.released(this);
@@ -613,6 +620,17 @@ class PortableConnection implements Connection {
     const engine = this.#engine;
     if (value === undefined) engine.contexts.delete(this.id);
     else if (engine.links.has(this.id)) engine.contexts.set(this.id, value);
+  }
+
+  get tag(): number {
+    const engine = this.#engine;
+    const link = engine.links.get(this.id) ?? (engine.closingLink?.id === this.id ? engine.closingLink : undefined);
+    return link?.tag ?? 0;
+  }
+
+  set tag(value: number) {
+    const link = this.#engine.links.get(this.id);
+    if (link !== undefined) link.tag = value >>> 0;
   }
 }
 

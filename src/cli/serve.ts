@@ -87,7 +87,8 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     process.on('SIGUSR1', () => {
       const gc = (globalThis as { gc?: () => void }).gc;
       gc?.();
-      out.write(`${JSON.stringify({ gc: gc !== undefined })}\n`);
+      const m = process.memoryUsage();
+      out.write(`${JSON.stringify({ gc: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
     });
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

@@ -96,6 +96,13 @@ export interface Connection {
    * readable in `onClose`, cleared right after it.
    */
   context: unknown;
+  /**
+   * A 32-bit unsigned integer per connection for protocol state bits, 0 when the connection
+   * opens. Unlike `context` it costs no JS heap: the native backend keeps it in a per-reactor
+   * typed array indexed by fd. Values are stored as uint32 (`>>> 0`). Readable in `onClose`;
+   * a stale handle reads 0 and ignores writes.
+   */
+  tag: number;
 }
 
 /**

@@ -270,6 +270,47 @@ for (const backend of backends) {
       }
     });
 
+    test('tag: a uint32 per connection, 0 at open, readable in onClose, 0 for a stale handle', GUARD, async () => {
+      const inData: number[] = [];
+      const inClose: number[] = [];
+      const s = await recording(backend, {
+        onOpen(c) {
+          assert.equal(c.tag, 0);
+          c.tag = 0x1_0000_0005; // stored as uint32
+        },
+        onData(c, data) {
+          inData.push(c.tag);
+          c.tag = (c.tag | 0x8000_0000) >>> 0;
+          c.write(data);
+        },
+        onClose(c) {
+          inClose.push(c.tag);
+        },
+      });
+      try {
+        const c = await rawClient(s.port);
+        const conn = await s.conn(c);
+        await c.send('x');
+        await c.waitBytes(1);
+        assert.deepEqual(inData, [5]);
+        assert.equal(conn.tag, 0x8000_0005);
+        c.destroy();
+        await s.closeOf(conn.id);
+        assert.deepEqual(inClose, [0x8000_0005]);
+        assert.equal(conn.tag, 0, 'a stale handle reads 0');
+        conn.tag = 9;
+        assert.equal(conn.tag, 0, 'and ignores writes');
+        // The next connection (on the native backend usually the same fd) starts at 0.
+        const d = await rawClient(s.port);
+        await d.send('y');
+        await d.waitBytes(1);
+        assert.deepEqual(inData, [5, 5]);
+        d.destroy();
+      } finally {
+        await s.reactor.close(1000);
+      }
+    });
+
     test("outbound connect failures: ECONNREFUSED and EADDRNOTAVAIL are 'connect-failed'", GUARD, async () => {
       let opens = 0;
       const closes: [Connection, CloseReason][] = [];
