@@ -2,9 +2,13 @@
 // Echo throughput, latency and server CPU per message for every target, on the standard
 // workloads of /work/shared/bench/README.md. One JSON document on stdout, progress on stderr.
 //
-//   node bench/echo.mjs [--targets refserver,c1m-native,c1m-portable,node-net] [--reps 2]
-//                       [--duration 10] [--warmup 1] [--workloads 1000x64B-d1,...] [--verify]
-//                       [--retries 0] [--out FILE] [--verbose]
+//   node bench/echo.mjs [--mode tcp|ws] [--targets refserver,c1m-native,c1m-portable,node-net]
+//                       [--reps 2] [--duration 10] [--warmup 1] [--workloads 1000x64B-d1,...]
+//                       [--verify] [--retries 0] [--out FILE] [--verbose]
+//
+// --mode ws (what bench/ws-echo.mjs runs) measures the same over WebSocket: loadgen -m ws-echo
+// sends masked binary frames after an upgrade, the targets are refserver -m ws-echo, c1m
+// `serve ws-echo` and the `ws` package, and the baseline of the ratios is `ws` instead of node:net.
 //
 // Each trial is a fresh server process pinned to CPU 0 and a loadgen pinned to CPU 1. Targets
 // alternate within each repetition (the order rotates every repetition) so slow drift of the
@@ -16,24 +20,29 @@
 // (RST at loadgen exit) may add a few milliseconds.
 import { parseArgs } from 'node:util';
 import {
-  ALL_TARGETS,
+  FOREIGN_WARN,
+  TARGETS,
+  baselineOf,
+  busyNote,
   emit,
   ensureRefTools,
   log,
   machineInfo,
   median,
+  intOption,
   ratio,
   resolveTargets,
   round,
-  acceptQueue,
   cpuSnapshot,
   foreignCpu,
   processTree,
-  sleep,
   startServer,
   runLoadgen,
+  statsDelta,
   treeCpuSeconds,
   treeMemKb,
+  usageError,
+  watchAcceptQueue,
 } from './lib.mjs';
 
 const WORKLOADS = [
@@ -42,12 +51,14 @@ const WORKLOADS = [
   { name: '100x4096B-d1', conns: 100, size: 4096, depth: 1 },
 ];
 
-// Above this many cores used by other processes during a trial, the trial is marked disturbed.
-const FOREIGN_WARN = 0.1;
+// `node bench/ws-echo.mjs` is this script with --mode ws; it names itself in errors.
+const PROG = process.argv[1]?.endsWith('ws-echo.mjs') ? 'ws-echo.mjs' : 'echo.mjs';
+const fatal = (msg) => usageError(PROG, msg);
 
 const { values: opt } = parseArgs({
   options: {
-    targets: { type: 'string', default: ALL_TARGETS.join(',') },
+    mode: { type: 'string', default: 'tcp' },
+    targets: { type: 'string' },
     reps: { type: 'string', default: '2' },
     duration: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '1' },
@@ -64,16 +75,21 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 if (opt.help) {
-  log('usage: node bench/echo.mjs [--targets a,b] [--reps N] [--duration S] [--warmup S] [--workloads names]');
-  log('                           [--verify] [--retries N] [--out FILE] [--verbose]   (see bench/README.md)');
-  log(`workloads: ${WORKLOADS.map((w) => w.name).join(', ')}`);
+  log('usage: node bench/echo.mjs [--mode tcp|ws] [--targets a,b] [--reps N] [--duration S] [--warmup S]');
+  log('                           [--workloads names] [--verify] [--retries N] [--out FILE] [--verbose]');
+  log(`workloads: ${WORKLOADS.map((w) => w.name).join(', ')}   (see bench/README.md)`);
   process.exit(0);
 }
+if (opt.mode !== 'tcp' && opt.mode !== 'ws') fatal(`--mode must be tcp or ws, got "${opt.mode}"`);
+const ws = opt.mode === 'ws';
+// The server and loadgen mode (also the tool name and progress tag), the baseline of the ratios.
+const serverMode = ws ? 'ws-echo' : 'echo';
+const baseline = baselineOf(opt.mode);
 
-const reps = positiveInt('reps', opt.reps);
-const duration = positiveInt('duration', opt.duration);
-const warmup = nonNegativeInt('warmup', opt.warmup);
-const retries = nonNegativeInt('retries', opt.retries);
+const reps = intOption(PROG, 'reps', opt.reps);
+const duration = intOption(PROG, 'duration', opt.duration);
+const warmup = intOption(PROG, 'warmup', opt.warmup, 0);
+const retries = intOption(PROG, 'retries', opt.retries, 0);
 const workloads = opt.workloads.split(',').map((name) => {
   const w = WORKLOADS.find((x) => x.name === name.trim());
   if (!w) fatal(`unknown workload "${name}" (known: ${WORKLOADS.map((x) => x.name).join(', ')})`);
@@ -82,7 +98,7 @@ const workloads = opt.workloads.split(',').map((name) => {
 const warnings = [];
 let targets;
 try {
-  targets = resolveTargets(opt.targets, warnings);
+  targets = resolveTargets(opt.targets ?? TARGETS[opt.mode].join(','), warnings, opt.mode);
 } catch (err) {
   fatal(err.message);
 }
@@ -120,7 +136,7 @@ if (lagged.length) {
 }
 
 const doc = {
-  tool: 'c1m-bench-echo',
+  tool: `c1m-bench-${serverMode}`,
   version: 1,
   started,
   finished: new Date().toISOString(),
@@ -150,7 +166,7 @@ async function echoRun(target, wl, rep) {
   const base = { rep: rep + 1, workload: wl.name, target };
   let server;
   try {
-    server = await startServer(target, 'echo', { host, tools, cpu: opt['server-cpu'] });
+    server = await startServer(target, serverMode, { host, tools, cpu: opt['server-cpu'] });
   } catch (err) {
     return { ...base, ok: false, error: err.message };
   }
@@ -163,7 +179,7 @@ async function echoRun(target, wl, rep) {
   let snap0 = null;
   let ours = [];
   let lgCpu0 = 0;
-  const args = ['-n', wl.conns, '-h', host, '-p', server.port, '-m', 'echo', '-s', wl.size, '-D', wl.depth];
+  const args = ['-n', wl.conns, '-h', host, '-p', server.port, '-m', serverMode, '-s', wl.size, '-D', wl.depth];
   args.push('-d', duration, '-W', warmup, '-T', 30, '-R');
   if (opt.verify) args.push('-V');
   const lg = runLoadgen(tools, args.map(String), {
@@ -175,7 +191,7 @@ async function echoRun(target, wl, rep) {
         cpu0 = treeCpuSeconds(server.pid);
         t0 = performance.now();
         stats0 = server.requestStats();
-        acceptWatch = watchAcceptQueue(server.port, t0, () => finished);
+        acceptWatch = watchAcceptQueue(server.port, t0, () => finished, warmup);
         ours = [...processTree(server.pid), ...processTree(lg.pid)];
         lgCpu0 = treeCpuSeconds(lg.pid);
         snap0 = cpuSnapshot();
@@ -198,7 +214,10 @@ async function echoRun(target, wl, rep) {
   const problems = [];
   if (!j) problems.push(`loadgen printed no JSON (code=${res.code} signal=${res.signal}): ${res.stderrTail.slice(-3).join(' | ')}`);
   else {
-    if (j.connected < wl.conns) problems.push(`connected ${j.connected}/${wl.conns}`);
+    // Over WebSocket a connection counts once upgraded (loadgen checks the 101 and the accept key).
+    if (ws ? j.upgraded < wl.conns : j.connected < wl.conns) {
+      problems.push(`${ws ? 'upgraded' : 'connected'} ${ws ? j.upgraded : j.connected}/${wl.conns}`);
+    }
     if (j.failed > 0) problems.push(`${j.failed} connections failed ${JSON.stringify(j.errors)}`);
     if (j.closed_by_peer > 0) problems.push(`${j.closed_by_peer} connections closed by the server`);
     if (j.aborted !== false) problems.push(`loadgen aborted: ${j.aborted}`);
@@ -215,19 +234,7 @@ async function echoRun(target, wl, rep) {
   const lgCpuS = j ? Math.max(0, j.cpu_user_s + j.cpu_sys_s - lgCpu0) : 0;
   const foreign = snap0 ? foreignCpu(snap0, snap1, { ourPids: ours, oursCpuS: cpuS + lgCpuS }) : null;
   const windowMsgs = j?.msgs_all_phases ?? null;
-  let stats = null;
-  if (s0 && s1) {
-    const batches = s1.batches - s0.batches;
-    const events = s1.events - s0.events;
-    stats = {
-      batches,
-      events,
-      events_per_crossing: ratio(events, batches),
-      crossings_per_s: round(batches / ((s1.t_ms - s0.t_ms) / 1000), 0),
-      before: s0,
-      after: s1,
-    };
-  }
+  const stats = statsDelta(s0, s1);
   return {
     ...base,
     // A failed trial stays in `runs` for diagnosis but is left out of the summary medians.
@@ -253,42 +260,14 @@ async function echoRun(target, wl, rep) {
   };
 }
 
-/**
- * Samples the listener's accept queue from the end of the connect phase until it is empty:
- * loadgen counts a connection as soon as the kernel completes it, so a server that accepts
- * slowly while busy (node:net accepts one connection per event-loop turn) starts its measured
- * window with connections that have never been served. Recorded, not corrected.
- */
-async function watchAcceptQueue(port, t0, isFinished) {
-  const initial = acceptQueue(port);
-  let atMeasureStart = initial;
-  let drained = initial === 0 ? 0 : null;
-  while (drained === null && !isFinished()) {
-    await sleep(200);
-    const elapsed = (performance.now() - t0) / 1000;
-    const q = acceptQueue(port);
-    if (elapsed <= warmup) atMeasureStart = q;
-    if (q === 0) drained = round(elapsed, 1);
-  }
-  return {
-    queue_at_connect_done: initial,
-    queue_at_measure_start: drained !== null && drained <= warmup ? 0 : atMeasureStart,
-    drained_after_s: drained,
-    lagged_into_measure: drained === null || drained > warmup,
-  };
-}
-
 function describe(r) {
   const again = r.attempt > 1 ? ` (attempt ${r.attempt})` : '';
-  const head = `[echo] rep ${r.rep} ${r.workload.padEnd(13)} ${r.target.padEnd(12)}${again}`;
+  const head = `[${serverMode}] rep ${r.rep} ${r.workload.padEnd(13)} ${r.target.padEnd(12)}${again}`;
   if (!r.ok && r.msgs_per_s == null) return `${head} FAILED: ${r.error ?? r.problems.join('; ')}`;
   const acc = r.accept?.lagged_into_measure
     ? `  [accept queue still ${r.accept.queue_at_measure_start} when measuring began; drained after ${r.accept.drained_after_s ?? 'never'} s]`
     : '';
-  const noisy =
-    r.foreign_cpu?.util > FOREIGN_WARN
-      ? `  [busy box: ${r.foreign_cpu.util} cores used by others; top: ${r.foreign_cpu.top.map((p) => `${p.comm} ${p.cpu_s}s`).join(', ')}]`
-      : '';
+  const noisy = busyNote(r.foreign_cpu);
   const st = r.stats ? ` ev/crossing ${r.stats.events_per_crossing} crossings/s ${r.stats.crossings_per_s}` : '';
   const bad = r.ok ? '' : `  FAILED: ${r.problems.join('; ')}`;
   return (
@@ -326,29 +305,14 @@ function summarize(all) {
     for (const t of targets) {
       const s = per[t];
       // Throughput ratios > 1 mean faster than the reference; CPU ratios > 1 mean more CPU per message.
+      // The baseline is node:net (`_vs_node_net`) for tcp, the ws package (`_vs_ws`) for ws.
+      const base = per[baseline.name];
       s.msgs_per_s_vs_refserver = ratio(s.msgs_per_s, per.refserver?.msgs_per_s);
-      s.msgs_per_s_vs_node_net = ratio(s.msgs_per_s, per['node-net']?.msgs_per_s);
+      s[`msgs_per_s_vs_${baseline.key}`] = ratio(s.msgs_per_s, base?.msgs_per_s);
       s.cpu_us_per_msg_vs_refserver = ratio(s.cpu_us_per_msg, per.refserver?.cpu_us_per_msg);
-      s.cpu_us_per_msg_vs_node_net = ratio(s.cpu_us_per_msg, per['node-net']?.cpu_us_per_msg);
+      s[`cpu_us_per_msg_vs_${baseline.key}`] = ratio(s.cpu_us_per_msg, base?.cpu_us_per_msg);
     }
     out[wl.name] = per;
   }
   return out;
-}
-
-// ---------------------------------------------------------------- options
-
-function positiveInt(name, v) {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fatal(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-}
-function nonNegativeInt(name, v) {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) fatal(`--${name} must be a non-negative integer, got "${v}"`);
-  return n;
-}
-function fatal(msg) {
-  log(`echo.mjs: ${msg}`);
-  process.exit(1);
 }

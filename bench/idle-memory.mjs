@@ -3,8 +3,12 @@
 // by N, once the count has settled and (for Node servers) after a full GC. One JSON document on
 // stdout, progress on stderr.
 //
-//   node bench/idle-memory.mjs [--targets refserver,c1m-native,c1m-portable,node-net]
+//   node bench/idle-memory.mjs [--mode tcp|ws] [--targets refserver,c1m-native,c1m-portable,node-net]
 //                              [--connections 19000] [--reps 1] [--srcips 4] [--out FILE]
+//
+// --mode ws measures idle WebSocket connections: loadgen -m ws-hold upgrades every connection
+// and then stays silent; the targets are refserver -m ws-hold, c1m `serve ws-echo` and the `ws`
+// package (bench/servers/ws-echo.mjs), and the baseline of the ratios is `ws` instead of node:net.
 //
 // Settled means: the listener's accept queue is empty, `ss` shows at least as many established
 // server-side connections as loadgen opened, and VmRSS has not moved by more than 0.5 % over the
@@ -12,11 +16,13 @@
 // still measured and reported with settled=false.
 import { parseArgs } from 'node:util';
 import {
-  ALL_TARGETS,
+  TARGETS,
   acceptQueue,
+  baselineOf,
   emit,
   ensureRefTools,
   establishedCount,
+  intOption,
   log,
   machineInfo,
   median,
@@ -29,11 +35,15 @@ import {
   startServer,
   treeFdCount,
   treeMemKb,
+  usageError,
 } from './lib.mjs';
+
+const fatal = (msg) => usageError('idle-memory.mjs', msg);
 
 const { values: opt } = parseArgs({
   options: {
-    targets: { type: 'string', default: ALL_TARGETS.join(',') },
+    mode: { type: 'string', default: 'tcp' },
+    targets: { type: 'string' },
     connections: { type: 'string', default: '19000' },
     reps: { type: 'string', default: '1' },
     srcips: { type: 'string', default: '4' },
@@ -49,17 +59,22 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 if (opt.help) {
-  log('usage: node bench/idle-memory.mjs [--targets a,b] [--connections N] [--reps N] [--srcips K] [--procs F]');
-  log('                                  [--settle-timeout S] [--out FILE] [--verbose]   (see bench/README.md)');
+  log('usage: node bench/idle-memory.mjs [--mode tcp|ws] [--targets a,b] [--connections N] [--reps N] [--srcips K]');
+  log('                                  [--procs F] [--settle-timeout S] [--out FILE] [--verbose]   (see bench/README.md)');
   process.exit(0);
 }
+if (opt.mode !== 'tcp' && opt.mode !== 'ws') fatal(`--mode must be tcp or ws, got "${opt.mode}"`);
+const ws = opt.mode === 'ws';
+// The server and loadgen mode, and the baseline of the ratios.
+const holdMode = ws ? 'ws-hold' : 'hold';
+const baseline = baselineOf(opt.mode);
 
-const conns = positiveInt('connections', opt.connections);
-const reps = positiveInt('reps', opt.reps);
-const srcips = positiveInt('srcips', opt.srcips);
+const conns = intOption('idle-memory.mjs', 'connections', opt.connections);
+const reps = intOption('idle-memory.mjs', 'reps', opt.reps);
+const srcips = intOption('idle-memory.mjs', 'srcips', opt.srcips);
 // Each loadgen process must stay under the 20,000 open-file limit.
-const procs = opt.procs ? positiveInt('procs', opt.procs) : Math.ceil(conns / 10000);
-const settleTimeout = positiveInt('settle-timeout', opt['settle-timeout']);
+const procs = opt.procs ? intOption('idle-memory.mjs', 'procs', opt.procs) : Math.ceil(conns / 10000);
+const settleTimeout = intOption('idle-memory.mjs', 'settle-timeout', opt['settle-timeout']);
 if (conns / procs > 19500) fatal(`--connections ${conns} over ${procs} loadgen process(es) exceeds the 20,000 fd limit each`);
 if (conns > 19900) log(`[idle] WARNING ${conns} connections may exceed the server's own 20,000 fd limit`);
 const host = opt.host;
@@ -67,7 +82,7 @@ const host = opt.host;
 const warnings = [];
 let targets;
 try {
-  targets = resolveTargets(opt.targets, warnings);
+  targets = resolveTargets(opt.targets ?? TARGETS[opt.mode].join(','), warnings, opt.mode);
 } catch (err) {
   fatal(err.message);
 }
@@ -92,7 +107,7 @@ for (const r of runs) {
 
 emit(
   {
-    tool: 'c1m-bench-idle-memory',
+    tool: ws ? 'c1m-bench-ws-idle-memory' : 'c1m-bench-idle-memory',
     version: 1,
     started,
     finished: new Date().toISOString(),
@@ -112,7 +127,7 @@ async function idleRun(target, rep) {
   const base = { rep: rep + 1, target, connections_target: conns };
   let server;
   try {
-    server = await startServer(target, 'hold', { host, tools, cpu: opt['server-cpu'] });
+    server = await startServer(target, holdMode, { host, tools, cpu: opt['server-cpu'] });
   } catch (err) {
     return { ...base, ok: false, problems: [err.message] };
   }
@@ -120,7 +135,7 @@ async function idleRun(target, rep) {
   // Warm-up: open and close a few thousand connections once, so that code paged in by the
   // first accept bursts counts in the baseline, not per connection. Kept well below N so that
   // per-connection tables (touched only where fds are used) still count.
-  const warm = runLoadgen(tools, ['-n', Math.min(conns, 2000), '-h', host, '-p', server.port, '-m', 'hold', '-f', procs, '-k', srcips, '-d', 3, '-T', 60, '-q'].map(String), { cpu: opt['client-cpu'], timeoutMs: 90_000 });
+  const warm = runLoadgen(tools, ['-n', Math.min(conns, 2000), '-h', host, '-p', server.port, '-m', holdMode, '-f', procs, '-k', srcips, '-d', 3, '-T', 60, '-q'].map(String), { cpu: opt['client-cpu'], timeoutMs: 90_000 });
   await warm.done;
   for (let i = 0; i < 100 && establishedCount(server.port) > 0; i++) await sleep(100);
   await sleep(500);
@@ -134,7 +149,7 @@ async function idleRun(target, rep) {
     onConnectDone = resolve;
   });
   const hold = settleTimeout + 150; // loadgen is stopped by SIGTERM as soon as we have measured
-  const args = ['-n', conns, '-h', host, '-p', server.port, '-m', 'hold', '-f', procs, '-k', srcips];
+  const args = ['-n', conns, '-h', host, '-p', server.port, '-m', holdMode, '-f', procs, '-k', srcips];
   args.push('-d', hold, '-T', 120, '-R');
   const lg = runLoadgen(tools, args.map(String), {
     cpu: opt['client-cpu'],
@@ -235,7 +250,7 @@ async function waitSettled(server, expected) {
 }
 
 function describe(r) {
-  const head = `[idle] rep ${r.rep} ${r.target.padEnd(12)}`;
+  const head = `[${ws ? 'ws-idle' : 'idle'}] rep ${r.rep} ${r.target.padEnd(12)}`;
   if (r.bytes_per_conn == null) return `${head} FAILED: ${r.problems.join('; ')}`;
   const bad = r.ok ? '' : `  PROBLEMS: ${r.problems.join('; ')}`;
   return (
@@ -272,19 +287,8 @@ function summarize(all) {
       per.refserver?.bytes_per_conn != null && per[t].bytes_per_conn != null
         ? round(per[t].bytes_per_conn - per.refserver.bytes_per_conn, 1)
         : null;
-    per[t].vs_node_net = ratio(per[t].bytes_per_conn, per['node-net']?.bytes_per_conn);
+    // The baseline is node:net (`vs_node_net`) for tcp, the ws package (`vs_ws`) for ws.
+    per[t][`vs_${baseline.key}`] = ratio(per[t].bytes_per_conn, per[baseline.name]?.bytes_per_conn);
   }
   return per;
-}
-
-// ---------------------------------------------------------------- options
-
-function positiveInt(name, v) {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) fatal(`--${name} must be a positive integer, got "${v}"`);
-  return n;
-}
-function fatal(msg) {
-  log(`idle-memory.mjs: ${msg}`);
-  process.exit(1);
 }

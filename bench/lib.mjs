@@ -1,4 +1,4 @@
-// Shared machinery for the macro benchmarks (echo.mjs, idle-memory.mjs).
+// Shared machinery for the macro benchmarks (echo.mjs, ws-echo.mjs, idle-memory.mjs, http.mjs).
 //
 // Model: every trial starts a fresh server process pinned to one CPU and drives it with the
 // reference load generator pinned to another; all figures about the server come from /proc
@@ -11,6 +11,7 @@
 // - every wait has a timeout, so a wedged server fails one trial instead of hanging the run.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,12 +23,33 @@ export const REPO_DIR = path.dirname(BENCH_DIR);
 export const REF_BUILD_DIR = path.join(BENCH_DIR, '.ref-build');
 const REF_SOURCES = ['Makefile', 'common.h', 'loadgen.c', 'refserver.c'];
 const NET_ECHO = path.join(BENCH_DIR, 'servers', 'net-echo.mjs');
+const WS_ECHO = path.join(BENCH_DIR, 'servers', 'ws-echo.mjs');
+const HTTP_HELLO = path.join(BENCH_DIR, 'servers', 'http-hello.mjs');
 // C1M_BIN points the c1m targets at another launcher (an installed build, or a stub when testing
 // the harness); the dist/ check then does not apply.
 const C1M_BIN = process.env.C1M_BIN ? path.resolve(process.env.C1M_BIN) : path.join(REPO_DIR, 'bin', 'c1m.js');
 const C1M_DIST = path.join(REPO_DIR, 'dist', 'index.js');
 
-export const ALL_TARGETS = ['refserver', 'c1m-native', 'c1m-portable', 'node-net'];
+/**
+ * The targets of each protocol family, in their default order. The last one is the plain-Node
+ * baseline every c1m figure is quoted against (besides refserver where it speaks the protocol).
+ */
+export const TARGETS = {
+  tcp: ['refserver', 'c1m-native', 'c1m-portable', 'node-net'],
+  ws: ['refserver', 'c1m-native', 'c1m-portable', 'ws'],
+  http: ['c1m-native', 'c1m-portable', 'node-http'],
+};
+/** The baseline target of a family and the suffix of its ratio keys (`_vs_node_net`, `_vs_ws`). */
+export function baselineOf(family) {
+  const name = TARGETS[family].at(-1);
+  return { name, key: name.replace(/-/g, '_') };
+}
+/** Server modes (refserver's and loadgen's `-m`, plus `http`) and the family each belongs to. */
+const MODE_FAMILY = { echo: 'tcp', hold: 'tcp', 'ws-echo': 'ws', 'ws-hold': 'ws', http: 'http' };
+// The c1m CLI app serving each mode: a hold client never sends, so the echo apps serve hold too.
+const C1M_APP = { echo: 'echo', hold: 'echo', 'ws-echo': 'ws-echo', 'ws-hold': 'ws-echo', http: 'http' };
+// Above this many cores used by other processes during a trial, the trial is marked disturbed.
+export const FOREIGN_WARN = 0.1;
 const CLK_TCK = 100; // USER_HZ: /proc/<pid>/stat reports CPU time in these ticks on Linux.
 
 /** Progress goes to stderr so that stdout carries exactly one JSON document. */
@@ -132,25 +154,52 @@ export function c1mAvailable() {
     : { ok: false, reason: `missing ${missing.map((f) => path.relative(REPO_DIR, f)).join(', ')}` };
 }
 
+/** Whether the `ws` package (a devDependency, for the `ws` target) can be loaded. */
+function wsAvailable() {
+  try {
+    createRequire(import.meta.url).resolve('ws');
+    return { ok: true };
+  } catch {
+    return { ok: false, reason: 'the ws package is not installed (npm install)' };
+  }
+}
+
 /**
- * Drops c1m targets (with a warning) when the CLI is not there yet, and rejects unknown names.
+ * Rejects names unknown to `family` (tcp, ws or http), and drops (with a warning) the targets
+ * that cannot run yet: c1m ones while the CLI is not built, `ws` without its package.
  */
-export function resolveTargets(list, warnings) {
+export function resolveTargets(list, warnings, family = 'tcp') {
+  const known = TARGETS[family];
   const targets = list
     .split(',')
     .map((t) => t.trim())
     .filter(Boolean);
   for (const t of targets) {
-    if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target "${t}" (known: ${ALL_TARGETS.join(', ')})`);
+    if (!known.includes(t)) throw new Error(`unknown ${family} target "${t}" (known: ${known.join(', ')})`);
   }
   const c1m = c1mAvailable();
+  const ws = wsAvailable();
   return targets.filter((t) => {
-    if (!t.startsWith('c1m-') || c1m.ok) return true;
-    const w = `skipping ${t}: ${c1m.reason} (build the CLI first)`;
+    const check = t.startsWith('c1m-') ? c1m : t === 'ws' ? ws : { ok: true };
+    if (check.ok) return true;
+    const w = `skipping ${t}: ${check.reason}${t === 'ws' ? '' : ' (build the CLI first)'}`;
     warnings.push(w);
     log(`[bench] WARNING ${w}`);
     return false;
   });
+}
+
+/** Prints `prog: msg` on stderr and exits 1: a bad option, nothing was measured. */
+export function usageError(prog, msg) {
+  log(`${prog}: ${msg}`);
+  process.exit(1);
+}
+
+/** An integer option of at least `min`, or a usage error. */
+export function intOption(prog, name, v, min = 1) {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) usageError(prog, `--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
 }
 
 // ---------------------------------------------------------------- /proc readers
@@ -365,33 +414,41 @@ function tryConnect(host, port, timeoutMs) {
 // ---------------------------------------------------------------- servers
 
 /**
- * How to start each target. `ready` says how readiness is detected: a stdout line containing
- * "listening" (Node servers) or a successful connect (refserver announces itself on stderr).
- * `gc`: the target runs a full GC on SIGUSR1. `stats`: the target may print a JSON line
- * {"batches":N,"events":N} on SIGUSR2 (sent only if the process catches SIGUSR2).
+ * How to start `target` in `mode` (echo, hold, ws-echo, ws-hold, http). `ready` says how
+ * readiness is detected: a stdout line containing "listening" (Node servers) or a successful
+ * connect (refserver announces itself on stderr). `gc`: the target runs a full GC on SIGUSR1.
+ * `stats`: the target may print a JSON line {"batches":N,"events":N} on SIGUSR2 (sent only if
+ * the process catches SIGUSR2).
+ * Errors: throws when the target does not speak the mode's protocol.
  */
 export function serverSpec(target, mode, { host, port, tools }) {
+  const family = MODE_FAMILY[mode];
+  if (!family || !TARGETS[family].includes(target)) throw new Error(`target ${target} does not serve mode ${mode}`);
   const p = String(port);
+  const node = (script, ...extra) => ({
+    argv: [process.execPath, '--expose-gc', script, '--port', p, '--host', host, ...extra],
+    ready: 'stdout',
+    gc: true,
+    stats: false,
+  });
   switch (target) {
     case 'refserver':
       return { argv: [tools.refserver, '-p', p, '-a', host, '-m', mode, '-q'], ready: 'connect', gc: false, stats: false };
     case 'node-net':
-      return {
-        argv: [process.execPath, '--expose-gc', NET_ECHO, '--port', p, '--host', host, '--mode', mode],
-        ready: 'stdout',
-        gc: true,
-        stats: false,
-      };
+      return node(NET_ECHO, '--mode', mode);
+    case 'ws':
+      return node(WS_ECHO);
+    case 'node-http':
+      return node(HTTP_HELLO);
     case 'c1m-native':
     case 'c1m-portable':
-      // The CLI has one echo server; a hold client never sends, so it serves `hold` too.
       return {
         argv: [
           process.execPath,
           '--expose-gc',
           C1M_BIN,
           'serve',
-          'echo',
+          C1M_APP[mode],
           '--port',
           p,
           '--host',
@@ -565,19 +622,23 @@ export async function startServer(target, mode, { host, tools, cpu = 0, readyTim
   return server;
 }
 
-// ---------------------------------------------------------------- load generator
+// ---------------------------------------------------------------- load generators
 
 /**
- * Runs loadgen pinned to `cpu`. `onStderr(line)` sees its progress lines (the
- * "connect phase done" line marks the start of traffic). Resolves with
- * { json, code, signal, stderrTail }; json is the parsed final line or null.
- * The run is killed after `timeoutMs`. `stop()` sends SIGTERM (loadgen then prints its JSON).
+ * Runs a load generator (`argv[0]` is the program) pinned to `cpu`. `onStderr(line)` and
+ * `onStdout(line)` see its lines as they come. Resolves with { stdout, code, signal, stderrTail }
+ * (`stdout`: every line). The run is sent SIGTERM after `timeoutMs`, SIGKILL 5 s later.
+ * `stop()` sends SIGTERM.
  */
-export function runLoadgen(tools, args, { cpu = 1, timeoutMs, onStderr } = {}) {
-  const child = track(spawn('taskset', ['-c', String(cpu), tools.loadgen, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+export function runClient(argv, { cpu = 1, timeoutMs, onStderr, onStdout } = {}) {
+  const name = path.basename(argv[0]);
+  const child = track(spawn('taskset', ['-c', String(cpu), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }));
   const stdout = [];
   const stderrTail = [];
-  readline.createInterface({ input: child.stdout }).on('line', (l) => stdout.push(l));
+  readline.createInterface({ input: child.stdout }).on('line', (l) => {
+    stdout.push(l);
+    onStdout?.(l);
+  });
   readline.createInterface({ input: child.stderr }).on('line', (l) => {
     keepTail(stderrTail, l);
     onStderr?.(l);
@@ -585,7 +646,7 @@ export function runLoadgen(tools, args, { cpu = 1, timeoutMs, onStderr } = {}) {
   let killer = null;
   if (timeoutMs) {
     killer = setTimeout(() => {
-      log(`[bench] loadgen exceeded ${Math.round(timeoutMs / 1000)} s, stopping it`);
+      log(`[bench] ${name} exceeded ${Math.round(timeoutMs / 1000)} s, stopping it`);
       child.kill('SIGTERM');
       setTimeout(() => child.kill('SIGKILL'), 5000).unref();
     }, timeoutMs);
@@ -593,6 +654,27 @@ export function runLoadgen(tools, args, { cpu = 1, timeoutMs, onStderr } = {}) {
   const done = new Promise((resolve) => {
     child.once('close', (code, signal) => {
       clearTimeout(killer);
+      resolve({ stdout, code, signal, stderrTail });
+    });
+  });
+  return {
+    pid: child.pid,
+    done,
+    stop: () => child.kill('SIGTERM'),
+  };
+}
+
+/**
+ * Runs loadgen pinned to `cpu` (see runClient). `onStderr(line)` sees its progress lines (the
+ * "connect phase done" line marks the start of traffic). Resolves with
+ * { json, code, signal, stderrTail }; json is the parsed final line or null.
+ * `stop()` sends SIGTERM (loadgen then prints its JSON).
+ */
+export function runLoadgen(tools, args, { cpu = 1, timeoutMs, onStderr } = {}) {
+  const run = runClient([tools.loadgen, ...args], { cpu, timeoutMs, onStderr });
+  return {
+    pid: run.pid,
+    done: run.done.then(({ stdout, code, signal, stderrTail }) => {
       const last = [...stdout].reverse().find((l) => l.trim().startsWith('{'));
       let json = null;
       try {
@@ -600,13 +682,60 @@ export function runLoadgen(tools, args, { cpu = 1, timeoutMs, onStderr } = {}) {
       } catch {
         json = null;
       }
-      resolve({ json, code, signal, stderrTail });
-    });
-  });
+      return { json, code, signal, stderrTail };
+    }),
+    stop: run.stop,
+  };
+}
+
+// ---------------------------------------------------------------- per-trial observations
+
+/**
+ * Samples the listener's accept queue from `t0` (performance.now(), when all connections are
+ * open on the client side) until it is empty. Load generators count a connection as soon as the
+ * kernel completes it, so a server that accepts slowly while busy (node:net accepts one
+ * connection per event-loop turn) starts measuring with connections it has never served.
+ * `measureAfterS`: seconds from t0 to the start of the measured window (the warm-up).
+ * Recorded, not corrected.
+ */
+export async function watchAcceptQueue(port, t0, isFinished, measureAfterS) {
+  const initial = acceptQueue(port);
+  let atMeasureStart = initial;
+  let drained = initial === 0 ? 0 : null;
+  while (drained === null && !isFinished()) {
+    await sleep(200);
+    const elapsed = (performance.now() - t0) / 1000;
+    const q = acceptQueue(port);
+    if (elapsed <= measureAfterS) atMeasureStart = q;
+    if (q === 0) drained = round(elapsed, 1);
+  }
   return {
-    pid: child.pid,
-    done,
-    stop: () => child.kill('SIGTERM'),
+    queue_at_connect_done: initial,
+    queue_at_measure_start: drained !== null && drained <= measureAfterS ? 0 : atMeasureStart,
+    drained_after_s: drained,
+    lagged_into_measure: drained === null || drained > measureAfterS,
+  };
+}
+
+/** The progress-line note for a trial disturbed by other processes ('' when it was not). */
+export function busyNote(foreign) {
+  return foreign?.util > FOREIGN_WARN
+    ? `  [busy box: ${foreign.util} cores used by others; top: ${foreign.top.map((p) => `${p.comm} ${p.cpu_s}s`).join(', ')}]`
+    : '';
+}
+
+/** Deltas of the c1m-native counters (SIGUSR2 replies) over a window, or null. */
+export function statsDelta(s0, s1) {
+  if (!s0 || !s1) return null;
+  const batches = s1.batches - s0.batches;
+  const events = s1.events - s0.events;
+  return {
+    batches,
+    events,
+    events_per_crossing: ratio(events, batches),
+    crossings_per_s: round(batches / ((s1.t_ms - s0.t_ms) / 1000), 0),
+    before: s0,
+    after: s1,
   };
 }
 
