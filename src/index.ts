@@ -13,3 +13,4 @@ export { listen, serve, nofileLimit } from './core/server.js';
 export type { Server, ServeOptions, ServeHandle } from './core/server.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';
 export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions } from './protocols/ws/server.js';
+export type { PerMessageDeflateOptions } from './protocols/ws/deflate.js';

@@ -20,8 +20,9 @@
  * | ERR_C1M_WS_INVALID_CLOSE_PAYLOAD      | 1002  | close frame payload of exactly one byte                  |
  * | ERR_C1M_WS_INVALID_CLOSE_CODE         | 1002  | close code not allowed on the wire (RFC 6455 7.4, IANA)  |
  * | ERR_C1M_WS_INVALID_UTF8               | 1007  | text message or close reason is not valid UTF-8          |
- * | ERR_C1M_WS_MESSAGE_TOO_BIG            | 1009  | message would exceed `maxPayload`                        |
+ * | ERR_C1M_WS_MESSAGE_TOO_BIG            | 1009  | message would exceed `maxPayload` (also once inflated)  |
  * | ERR_C1M_WS_TOO_MANY_FRAGMENTS         | 1009  | message would exceed `maxFragments` frames               |
+ * | ERR_C1M_WS_INVALID_COMPRESSED_DATA    | 1007  | a compressed (RSV1) message is not valid DEFLATE data    |
  * | ERR_C1M_WS_INVALID_ARGUMENT           |   -   | misuse: bad argument to an encoder or handshake helper   |
  */
 import { C1mError } from '../../core/index.js';
@@ -42,6 +43,7 @@ export const WS_ERROR_CLOSE_CODES = {
   ERR_C1M_WS_INVALID_UTF8: 1007,
   ERR_C1M_WS_MESSAGE_TOO_BIG: 1009,
   ERR_C1M_WS_TOO_MANY_FRAGMENTS: 1009,
+  ERR_C1M_WS_INVALID_COMPRESSED_DATA: 1007,
 } as const;
 
 /** A stable protocol error code (`ERR_C1M_WS_*`). */

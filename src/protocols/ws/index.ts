@@ -5,6 +5,23 @@
 export { MAX_CLOSE_REASON, MAX_CONTROL_PAYLOAD, Opcode, isValidCloseCode } from './constants.js';
 export { WS_ERROR_CLOSE_CODES, WsProtocolError, type WsErrorCode } from './errors.js';
 export {
+  DEFLATE_DEFAULTS,
+  PERMESSAGE_DEFLATE,
+  PerMessageDeflate,
+  acceptDeflateResponse,
+  deflateOffer,
+  formatDeflateParams,
+  negotiateDeflate,
+  parseExtensions,
+  resolveDeflateOptions,
+  type DeflateAgreement,
+  type DeflateParams,
+  type ExtensionOffer,
+  type PerMessageDeflateCodecOptions,
+  type PerMessageDeflateOptions,
+  type ResolvedDeflateOptions,
+} from './deflate.js';
+export {
   WS_GUID,
   WS_VERSION,
   acceptKey,

@@ -17,10 +17,18 @@
  *     connection gets its own receiver only while a fragmented or streamed message is in
  *     progress. It is dropped at the end of that message.
  *
- * What an idle open connection holds in JS: its `WebSocket` (8 fields: the connection handle,
+ * What an idle open connection holds in JS: its `WebSocket` (9 fields: the connection handle,
  * the shared handler state, the receiver slot (null), flags and close code in one integer,
- * bytes left of a streamed frame, the close reason, `protocol`, `data`), the connection handle
- * (native: reactor, fd, generation), and one Map entry. No closure, timer, or buffer.
+ * bytes left of a streamed frame, the close reason, `protocol`, `data`, the permessage-deflate
+ * codec slot), the connection handle (native: reactor, fd, generation), and one Map entry. No
+ * closure, timer, or buffer.
+ *
+ * permessage-deflate: a connection without context takeover (the default) points at a codec
+ * shared by every connection with the same agreement, which holds only parameters; messages
+ * are deflated and inflated by one synchronous zlib call each. Only a connection that agreed
+ * to context takeover has a codec of its own, with at most 2^windowBits bytes of history per
+ * direction. Compressed messages are assembled (compressed) by the receiver like any other,
+ * then inflated whole, at most `maxPayload` bytes.
  *
  * Timers: the handshake timeout, heartbeats (`pingInterval`) and the close handshake timeout
  * all use the engine's idle timeout (`conn.setTimeout` / `onTimeout`, a coarse sweep), never a
@@ -36,10 +44,21 @@
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
 import { HttpParseError, RequestParser, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
+import {
+  PerMessageDeflate,
+  formatDeflateParams,
+  negotiateDeflate,
+  parseExtensions,
+  resolveDeflateOptions,
+  type DeflateParams,
+  type PerMessageDeflateOptions,
+  type ResolvedDeflateOptions,
+} from './deflate.js';
 import { WsProtocolError, checkArgument } from './errors.js';
 import { WS_VERSION, acceptResponse, headerHasToken, parseProtocols, validateKey } from './handshake.js';
 import { FrameReceiver, RECEIVER_DEFAULTS, type FrameHandler, type FrameReceiverOptions } from './receiver.js';
 import { encodeClose, encodeFrame, encodeHeader, encodePing, encodePong } from './sender.js';
+import { isValidUtf8 } from './utf8.js';
 
 /** A refusal returned by `onUpgrade`: the HTTP status (300-599) and extra response fields. */
 export interface UpgradeRejection {
@@ -84,7 +103,11 @@ export interface WebSocketServerOptions<T = unknown> {
    * Default: none is selected.
    */
   protocols?: readonly string[] | ((offered: readonly string[], req: RequestHead) => string | undefined);
-  /** Largest message in bytes (summed over fragments); past it: close 1009. Default 1 MiB. */
+  /**
+   * Largest message in bytes (summed over fragments); past it: close 1009. Default 1 MiB.
+   * A compressed message is bounded twice: its compressed size, then its inflated size
+   * (inflating stops at the limit).
+   */
   maxPayload?: number;
   /** Most frames in one message; past it: close 1009. Default 65536. */
   maxFragments?: number;
@@ -103,6 +126,14 @@ export interface WebSocketServerOptions<T = unknown> {
    * leaves the engine's `idleTimeout` in charge. Default 10000.
    */
   handshakeTimeout?: number;
+  /**
+   * permessage-deflate (RFC 7692): `true` for the defaults, an object to tune it, `false`
+   * (default) to ignore clients' offers. By default the server adds `server_no_context_takeover`
+   * and `client_no_context_takeover` to its answer, so every message is compressed and
+   * inflated on its own and an idle connection holds no compression state. See
+   * `PerMessageDeflateOptions` and docs/websocket.md for the memory and CPU it costs.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Defaults of `WebSocketServerOptions`. */
@@ -113,6 +144,7 @@ export const WS_SERVER_DEFAULTS = {
   pingInterval: 0,
   closeTimeout: 5000,
   handshakeTimeout: 10_000,
+  perMessageDeflate: false,
 } as const;
 
 /**
@@ -126,6 +158,17 @@ export const HOLD_FRAME_BYTES = 16 * 1024;
 export interface WebSocketHandler extends Handler {
   /** WebSockets open (upgraded and not yet closed) on this handler. */
   readonly clients: number;
+  /**
+   * `publish` that knows this handler's WebSockets: ids that are not open WebSockets of this
+   * handler (closing, closed, someone else's) are skipped, and with permessage-deflate a
+   * message of at least `threshold` bytes is compressed once per distinct agreement and sent
+   * compressed to every WebSocket without context takeover (the others get it uncompressed).
+   * `reactor` must be the one this handler serves. Returns the number of connections the
+   * message was queued for.
+   *
+   * Backpressure: none is reported; check `ws.bufferedAmount` for slow clients.
+   */
+  publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary?: boolean): number;
 }
 
 // #bits: flags in the low byte, the close code to report above it.
@@ -154,7 +197,10 @@ const SCRATCH_ROOM = SCRATCH.length - HEAD_ROOM;
 // Views of SCRATCH for frames with a payload under 126 bytes (2-byte header), made once.
 const SMALL_FRAMES = Array.from({ length: 126 }, (_, len) => SCRATCH.subarray(HEAD_ROOM - 2, HEAD_ROOM + len));
 
-/** Write one unmasked, final frame of `opcode` carrying `data` (UTF-8 for a string). */
+/**
+ * Write one unmasked, final frame of `opcode` carrying `data` (UTF-8 for a string). `opcode`
+ * may carry `RSV1` (a compressed message).
+ */
 function writeFrame(conn: Connection, opcode: number, data: Uint8Array | string): boolean {
   let len: number;
   if (typeof data === 'string') {
@@ -181,7 +227,19 @@ function writeFrame(conn: Connection, opcode: number, data: Uint8Array | string)
 }
 
 function writeLarge(conn: Connection, opcode: number, data: Uint8Array): boolean {
-  return conn.writev([encodeHeader(opcode as Opcode, data.length), data]);
+  return conn.writev([encodeHeader((opcode & 0x0f) as Opcode, data.length, { rsv1: (opcode & RSV1) !== 0 }), data]);
+}
+
+/** The first header byte's RSV1 bit, or-ed into an opcode for `writeFrame`. */
+const RSV1 = 0x40;
+
+/** True when `data` takes at least `threshold` bytes (UTF-8 for a string), cheaply. */
+function atLeast(data: Uint8Array | string, threshold: number): boolean {
+  if (typeof data !== 'string') return data.length >= threshold;
+  // A UTF-16 code unit takes 1 to 3 UTF-8 bytes.
+  if (data.length >= threshold) return true;
+  if (data.length * 3 < threshold) return false;
+  return Buffer.byteLength(data) >= threshold;
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -193,26 +251,63 @@ class Shared {
   readonly sockets = new Map<number, WebSocket<unknown>>();
   readonly dispatch = new Dispatch();
   readonly receiverOptions: FrameReceiverOptions;
-  /** The receiver for connections whose bytes end on a message boundary. */
+  readonly deflateReceiverOptions: FrameReceiverOptions;
+  readonly maxPayload: number;
+  /** The resolved permessage-deflate options, or null when it is off. */
+  readonly deflate: ResolvedDeflateOptions | null;
+  /** Codecs without context takeover (stateless), one per agreement, shared by connections. */
+  readonly codecs = new Map<string, PerMessageDeflate>();
+  /** The receivers for connections whose bytes end on a message boundary (RSV1 off, on). */
   idleRx: FrameReceiver;
+  idleDeflateRx: FrameReceiver | null = null;
   shuttingDown = false;
   constructor(
     readonly opts: WebSocketServerOptions<unknown>,
     readonly pingInterval: number,
     readonly closeTimeout: number,
+    deflate: ResolvedDeflateOptions | null,
   ) {
     this.receiverOptions = { role: 'server', maxPayload: opts.maxPayload, maxFragments: opts.maxFragments };
-    this.idleRx = this.newReceiver();
+    this.deflateReceiverOptions = { ...this.receiverOptions, extensions: { rsv1: true } };
+    this.maxPayload = opts.maxPayload ?? RECEIVER_DEFAULTS.maxPayload;
+    this.deflate = deflate;
+    this.idleRx = this.newReceiver(false);
   }
-  newReceiver(): FrameReceiver {
-    return new FrameReceiver(this.dispatch, this.receiverOptions);
+  newReceiver(deflate: boolean): FrameReceiver {
+    return new FrameReceiver(this.dispatch, deflate ? this.deflateReceiverOptions : this.receiverOptions);
+  }
+  /** The shared receiver for a connection with (or without) permessage-deflate. */
+  idle(deflate: boolean): FrameReceiver {
+    return deflate ? (this.idleDeflateRx ??= this.newReceiver(true)) : this.idleRx;
+  }
+  /** Replace `rx` if it is a shared receiver (after it failed or saw a close frame). */
+  retire(rx: FrameReceiver): void {
+    if (rx === this.idleRx) this.idleRx = this.newReceiver(false);
+    else if (rx === this.idleDeflateRx) this.idleDeflateRx = null;
+  }
+  /** The codec for `params`: shared when stateless, else the connection's own. */
+  codec(params: DeflateParams): PerMessageDeflate {
+    const d = this.deflate!;
+    if (!params.serverNoContextTakeover || !params.clientNoContextTakeover) {
+      return new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel });
+    }
+    const key = `${params.serverMaxWindowBits},${params.clientMaxWindowBits}`;
+    let codec = this.codecs.get(key);
+    if (codec === undefined) {
+      codec = new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel });
+      this.codecs.set(key, codec);
+    }
+    return codec;
   }
 }
 
 // Engine-side operations on a WebSocket's private state, bound in its static block.
-let createSocket: (conn: Connection, shared: Shared, protocol: string, data: unknown) => WebSocket<unknown>;
+let createSocket: (conn: Connection, shared: Shared, protocol: string, data: unknown, deflate: PerMessageDeflate | null) => WebSocket<unknown>;
 let receive: (ws: WebSocket<unknown>, data: Buffer, start: number) => number;
 let frameMessage: (ws: WebSocket<unknown>, payload: Uint8Array, isBinary: boolean) => void;
+let frameCompressed: (ws: WebSocket<unknown>, payload: Uint8Array, isBinary: boolean) => void;
+let socketCodec: (ws: WebSocket<unknown>) => PerMessageDeflate | null;
+let socketOpen: (ws: WebSocket<unknown>) => boolean;
 let framePing: (ws: WebSocket<unknown>, payload: Uint8Array) => void;
 let framePong: (ws: WebSocket<unknown>, payload: Uint8Array) => void;
 let frameClose: (ws: WebSocket<unknown>, code: number | undefined, reason: string) => void;
@@ -227,6 +322,9 @@ class Dispatch implements FrameHandler {
   current: WebSocket<unknown> | null = null;
   onMessage(payload: Uint8Array, isBinary: boolean): void {
     frameMessage(this.current!, payload, isBinary);
+  }
+  onCompressedMessage(payload: Uint8Array, isBinary: boolean): void {
+    frameCompressed(this.current!, payload, isBinary);
   }
   onPing(payload: Uint8Array): void {
     framePing(this.current!, payload);
@@ -259,12 +357,24 @@ export class WebSocket<T = unknown> {
   /** Bytes of a streamed frame still to come. */
   #frameLeft = 0;
   #reason = '';
+  /** The permessage-deflate codec (shared unless it takes context over), or null. */
+  readonly #deflate: PerMessageDeflate | null;
 
-  private constructor(conn: Connection, shared: Shared, protocol: string, data: T) {
+  private constructor(conn: Connection, shared: Shared, protocol: string, data: T, deflate: PerMessageDeflate | null) {
     this.#conn = conn;
     this.#shared = shared;
     this.protocol = protocol;
     this.data = data;
+    this.#deflate = deflate;
+  }
+
+  /**
+   * The agreed permessage-deflate parameters as a `Sec-WebSocket-Extensions` value (window
+   * bits only when under 15), or '' when the extension is not in use.
+   */
+  get extensions(): string {
+    const deflate = this.#deflate;
+    return deflate === null ? '' : formatDeflateParams(deflate.params);
   }
 
   /** The connection id (for `publish` and `reactor.broadcast`). */
@@ -290,13 +400,23 @@ export class WebSocket<T = unknown> {
   /**
    * Send a message: a string as text, bytes as binary, unless `isBinary` says otherwise
    * (text bytes must then be valid UTF-8: they are not checked). The bytes are copied.
+   * With permessage-deflate, a message of at least `threshold` bytes is compressed first
+   * (synchronously); without context takeover it goes uncompressed when that is not smaller.
    *
    * Backpressure: returns false past the engine's `highWaterMark` (the message is still
    * queued; wait for `onDrain`), and when the WebSocket is closing or closed (dropped).
    */
   send(data: Uint8Array | string, isBinary: boolean = typeof data !== 'string'): boolean {
     if ((this.#bits & NOT_OPEN) !== 0) return false;
-    return writeFrame(this.#conn, isBinary ? Opcode.Binary : Opcode.Text, data);
+    const opcode = isBinary ? Opcode.Binary : Opcode.Text;
+    const deflate = this.#deflate;
+    if (deflate !== null && atLeast(data, this.#shared.deflate!.threshold)) {
+      const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+      const packed = deflate.compress(raw);
+      if (deflate.stateful || packed.length < raw.length) return writeFrame(this.#conn, opcode | RSV1, packed);
+      return writeFrame(this.#conn, opcode, raw);
+    }
+    return writeFrame(this.#conn, opcode, data);
   }
 
   /**
@@ -332,11 +452,20 @@ export class WebSocket<T = unknown> {
   }
 
   static {
-    createSocket = (conn, shared, protocol, data) => new WebSocket(conn, shared, protocol, data);
+    createSocket = (conn, shared, protocol, data, deflate) => new WebSocket(conn, shared, protocol, data, deflate);
     receive = (ws, data, start) => ws.#receive(data, start);
     frameMessage = (ws, payload, isBinary) => {
       if ((ws.#bits & NO_MORE_INPUT) === 0) ws.#shared.opts.onMessage?.(ws, asBuffer(payload), isBinary);
     };
+    frameCompressed = (ws, payload, isBinary) => {
+      if ((ws.#bits & NO_MORE_INPUT) !== 0) return;
+      // Throws WsProtocolError (1007, 1009): #feed fails the connection with it.
+      const data = ws.#deflate!.decompress(payload, ws.#shared.maxPayload);
+      if (!isBinary && !isValidUtf8(data)) throw new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8');
+      ws.#shared.opts.onMessage?.(ws, data, isBinary);
+    };
+    socketCodec = (ws) => ws.#deflate;
+    socketOpen = (ws) => (ws.#bits & NOT_OPEN) === 0;
     framePing = (ws, payload) => {
       if ((ws.#bits & NO_MORE_INPUT) !== 0) return;
       if ((ws.#bits & CLOSE_SENT) === 0) ws.#conn.write(encodePong(payload));
@@ -389,7 +518,7 @@ export class WebSocket<T = unknown> {
         if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
         this.#bits = inMessage ? this.#bits | IN_MESSAGE : this.#bits & ~IN_MESSAGE;
         this.#frameLeft = frameEnd - end;
-        this.#feed((this.#rx ??= this.#shared.newReceiver()), data, from, end);
+        this.#feed((this.#rx ??= this.#shared.newReceiver(this.#deflate !== null)), data, from, end);
         return end;
       }
       if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
@@ -397,7 +526,8 @@ export class WebSocket<T = unknown> {
     }
     if (pos === from) return pos;
     this.#bits = inMessage ? this.#bits | IN_MESSAGE : this.#bits & ~IN_MESSAGE;
-    const rx = this.#rx ?? (inMessage ? (this.#rx = this.#shared.newReceiver()) : this.#shared.idleRx);
+    const deflate = this.#deflate !== null;
+    const rx = this.#rx ?? (inMessage ? (this.#rx = this.#shared.newReceiver(deflate)) : this.#shared.idle(deflate));
     if (!this.#feed(rx, data, from, pos)) return end;
     if (!inMessage) this.#rx = null;
     return pos;
@@ -412,7 +542,7 @@ export class WebSocket<T = unknown> {
     try {
       rx.execute(from === 0 && to === data.length ? data : data.subarray(from, to));
     } catch (err) {
-      if (rx === shared.idleRx) shared.idleRx = shared.newReceiver();
+      shared.retire(rx);
       this.#rx = null;
       this.#frameLeft = 0;
       if (!(err instanceof WsProtocolError)) {
@@ -427,7 +557,7 @@ export class WebSocket<T = unknown> {
     }
     if (rx.state !== 'open') {
       // A close frame: the receiver ignores everything after it.
-      if (rx === shared.idleRx) shared.idleRx = shared.newReceiver();
+      shared.retire(rx);
       this.#rx = null;
       this.#frameLeft = 0;
       return false;
@@ -555,8 +685,14 @@ class WsServer implements WebSocketHandler {
     for (const name of ['onUpgrade', 'onOpen', 'onMessage', 'onClose', 'onDrain', 'onPing', 'onPong', 'onError'] as const) {
       checkOption(opts[name] === undefined || typeof opts[name] === 'function', name, 'a function', typeof opts[name]);
     }
+    const perMessageDeflate = opts.perMessageDeflate ?? WS_SERVER_DEFAULTS.perMessageDeflate;
+    checkOption(
+      typeof perMessageDeflate === 'boolean' || (typeof perMessageDeflate === 'object' && perMessageDeflate !== null),
+      'perMessageDeflate', 'a boolean or an object', perMessageDeflate,
+    );
+    const deflate = perMessageDeflate === false ? null : resolveDeflateOptions(perMessageDeflate);
     // The receiver validates maxPayload and maxFragments.
-    this.#shared = new Shared(opts, pingInterval, closeTimeout);
+    this.#shared = new Shared(opts, pingInterval, closeTimeout, deflate);
     this.#opts = opts;
     this.#parser = new RequestParser(this.#heads, { maxHeaderBytes });
     this.#maxHeaderBytes = maxHeaderBytes;
@@ -566,6 +702,40 @@ class WsServer implements WebSocketHandler {
 
   get clients(): number {
     return this.#shared.sockets.size;
+  }
+
+  publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary: boolean = typeof message !== 'string'): number {
+    const opcode = isBinary ? Opcode.Binary : Opcode.Text;
+    const shared = this.#shared;
+    const plain: number[] = [];
+    // Our window bits -> a stateless codec with them, and its recipients: they all get the same
+    // bytes. Stateful codecs would have to compress per connection: those recipients get the
+    // uncompressed frame (RSV1 is per message).
+    const packed = new Map<number, [PerMessageDeflate, number[]]>();
+    const compress = shared.deflate !== null && atLeast(message, shared.deflate.threshold);
+    for (let i = 0; i < ids.length; i++) {
+      const ws = shared.sockets.get(ids[i]);
+      if (ws === undefined || !socketOpen(ws)) continue;
+      const codec = compress ? socketCodec(ws) : null;
+      if (codec === null || codec.stateful) {
+        plain.push(ids[i]);
+        continue;
+      }
+      const group = packed.get(codec.params.serverMaxWindowBits);
+      if (group === undefined) packed.set(codec.params.serverMaxWindowBits, [codec, [ids[i]]]);
+      else group[1].push(ids[i]);
+    }
+    let sent = 0;
+    if (packed.size !== 0) {
+      const raw = typeof message === 'string' ? Buffer.from(message, 'utf8') : message;
+      for (const [codec, list] of packed.values()) {
+        const body = codec.compress(raw);
+        if (body.length < raw.length) sent += reactor.broadcast(list, encodeFrame(opcode, body, { rsv1: true }));
+        else for (const id of list) plain.push(id);
+      }
+    }
+    if (plain.length !== 0) sent += reactor.broadcast(plain, encodeFrame(opcode, message));
+    return sent;
   }
 
   onOpen(conn: Connection): void {
@@ -636,6 +806,14 @@ class WsServer implements WebSocketHandler {
     if (count.n !== 1 || version !== WS_VERSION) return refuse(conn, 426, [['Sec-WebSocket-Version', WS_VERSION]]);
     const offered = parseProtocols(field(headers, 'sec-websocket-protocol'));
     if (offered === null) return refuse(conn, 400);
+    // Extensions are read only when one is enabled: otherwise offers are ignored, as before.
+    let agreement: ReturnType<typeof negotiateDeflate> = null;
+    const deflate = this.#shared.deflate;
+    if (deflate !== null) {
+      const extensions = parseExtensions(field(headers, 'sec-websocket-extensions'));
+      if (extensions === null) return refuse(conn, 400);
+      agreement = negotiateDeflate(extensions, deflate);
+    }
     let protocol: string | undefined;
     const select = this.#protocols;
     if (offered.length !== 0 && select !== undefined) {
@@ -658,8 +836,8 @@ class WsServer implements WebSocketHandler {
       }
       if (verdict !== true) context = verdict;
     }
-    const ws = createSocket(conn, this.#shared, protocol ?? '', context);
-    conn.write(acceptResponse(key!, protocol === undefined ? undefined : { protocol }));
+    const ws = createSocket(conn, this.#shared, protocol ?? '', context, agreement === null ? null : this.#shared.codec(agreement.params));
+    conn.write(acceptResponse(key!, { protocol, extensions: agreement?.response }));
     this.#shared.sockets.set(conn.id, ws);
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
     // the engine's idleTimeout stays in charge.
@@ -684,6 +862,8 @@ export function createWebSocketHandler<T = unknown>(options: WebSocketServerOpti
 /**
  * Send one message to many connections: the frame is encoded once and written by
  * `reactor.broadcast` in one crossing. Returns the number of connections it was queued for.
+ * The frame is never compressed (valid with or without permessage-deflate: RSV1 is per
+ * message); `handler.publish` compresses for the WebSockets that negotiated it.
  *
  * `ids` should be of open WebSockets (`ws.id`) of this reactor: the engine skips closed ids,
  * but cannot know that a WebSocket is closing, so drop a WebSocket from your lists when you
