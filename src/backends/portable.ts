@@ -694,6 +694,10 @@ class PortableReactor implements Reactor {
     return engine.links.get(id)?.handle ?? new PortableConnection(engine, id);
   }
 
+  connections(): Connection[] {
+    return Array.from(this.#engine.links.values(), (link) => link.handle);
+  }
+
   broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number {
     const links = this.#engine.links;
     // One copy shared by every socket: net never modifies the Buffers it is given.

@@ -27,10 +27,16 @@ export function createReactor(handler: Handler, options: EngineOptions = {}): Re
   }
   const opts = resolveOptions(options);
   const binding = opts.backend === 'portable' ? null : loadBinding();
-  if (binding) return createNativeReactor(binding, handler, opts);
-  if (opts.backend === 'native') {
-    throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', `backend 'native' is unavailable: ${nativeUnavailableReason()}`);
+  let reactor: Reactor;
+  if (binding) {
+    reactor = createNativeReactor(binding, handler, opts);
+  } else {
+    if (opts.backend === 'native') {
+      throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', `backend 'native' is unavailable: ${nativeUnavailableReason()}`);
+    }
+    if (opts.backend === 'auto') warnPortableFallback();
+    reactor = createPortableReactor(handler, opts);
   }
-  if (opts.backend === 'auto') warnPortableFallback();
-  return createPortableReactor(handler, opts);
+  handler.onReactor?.(reactor);
+  return reactor;
 }

@@ -137,6 +137,12 @@ export interface Handler {
   onClose?(conn: Connection, reason: CloseReason): void;
   /** The server is shutting down gracefully (listeners already closed). */
   onShutdown?(): void;
+  /**
+   * The reactor this handler runs on, given once by `createReactor` before any other
+   * callback. A handler module loaded by `serve` has no other way to reach its reactor
+   * (for `reactor.broadcast`); keep it for use inside the callbacks.
+   */
+  onReactor?(reactor: Reactor): void;
 }
 
 /** Engine options shared by servers and clients. Every limit has a safe default. */
@@ -215,6 +221,12 @@ export interface Reactor {
   connect(options: Omit<ConnectOptions, keyof EngineOptions>): Connection;
   /** A handle for a connection id (stale ids give a handle whose `open` is false). */
   connection(id: number): Connection;
+  /**
+   * Handles to every connection of this reactor that is open or connecting, in no particular
+   * order (for shutdown sweeps and diagnostics). O(highest fd) on the native backend, so
+   * not for per-message use. Threading: on the reactor's thread only.
+   */
+  connections(): Connection[];
   /**
    * Write the same bytes to many connections in one crossing. Stale ids are skipped.
    * Returns the number of connections the bytes were queued for.

@@ -470,6 +470,60 @@ for (const backend of backends) {
       }
     });
 
+    test('WebSockets are handles: same id across callbacks, data lives until onClose, then stale', GUARD, async () => {
+      const ids = new Set<number>();
+      const seen: unknown[] = [];
+      let kept: WebSocket | undefined;
+      const local = await server(backend, {
+        protocols: ['p1', 'p2'],
+        onOpen(ws) {
+          ids.add(ws.id);
+          assert.equal(ws.data, undefined);
+          ws.data = { n: 0 };
+          kept = ws;
+        },
+        onMessage(ws, data) {
+          ids.add(ws.id);
+          const d = ws.data as { n: number };
+          d.n++;
+          if (data.toString() === 'drop') ws.data = undefined;
+          ws.send(`${ws.protocol}:${d.n}:${ws.readyState}`);
+        },
+        onClose(ws) {
+          seen.push(ws.data, ws.readyState);
+        },
+      });
+      try {
+        const ws = await wsClient(`ws://${HOST}:${local.srv.port}/`, ['p2']);
+        for (const [msg, want] of [['a', 'p2:1:open'], ['b', 'p2:2:open']] as const) {
+          const m = nextMessage(ws);
+          ws.send(msg);
+          assert.equal((await m).data.toString(), want);
+        }
+        assert.equal(ids.size, 1, 'one id for every handle');
+        assert.deepEqual(kept!.data, { n: 2 });
+        let m = nextMessage(ws);
+        ws.send('drop');
+        assert.equal((await m).data.toString(), 'p2:3:open');
+        assert.equal(kept!.data, undefined);
+        kept!.data = { n: 10 };
+        m = nextMessage(ws);
+        ws.send('c');
+        assert.equal((await m).data.toString(), 'p2:11:open');
+        const closed = closeEvent(ws);
+        ws.close(1000);
+        await closed;
+        await waitFor(() => seen.length === 2, 'onClose');
+        assert.deepEqual(seen, [{ n: 11 }, 'closed']);
+        assert.equal(kept!.readyState, 'closed');
+        assert.equal(kept!.data, undefined);
+        assert.equal(kept!.send('late'), false);
+        assert.equal(kept!.protocol, '');
+      } finally {
+        await local.srv.reactor.close(1000);
+      }
+    });
+
     test('frames sent right behind the upgrade request are read', GUARD, async () => {
       const c = await rawClient(ctx.srv.port);
       await c.send(Buffer.concat([Buffer.from(upgradeRequest()), frame(1, 'early')]));

@@ -97,3 +97,38 @@ export function copyMasked(
   }
   return (phase + n) & 3;
 }
+
+/**
+ * A Uint32Array over all of `buffer` (cached for the last buffer asked for): pass it with the
+ * byte offset of a view into `buffer` to `unmaskWhole`, so that a loop over many frames of one
+ * read reads the view's `buffer` and `byteOffset` once instead of once per frame.
+ */
+export function wordView(buffer: ArrayBufferLike): Uint32Array {
+  return wordsOf(buffer, 0);
+}
+
+/**
+ * Unmask a whole payload `buf[start, end)` in place with `key` (phase 0). `byteOffset` is
+ * `buf.byteOffset` and `words` is `wordView(buf.buffer)`.
+ */
+export function unmaskWhole(buf: Uint8Array, byteOffset: number, words: Uint32Array, start: number, end: number, key: number): void {
+  let k = key;
+  let i = start;
+  if (end - i >= 16) {
+    while (((byteOffset + i) & 3) !== 0) {
+      buf[i++] ^= k >>> 24;
+      k = ((k << 8) | (k >>> 24)) >>> 0;
+    }
+    const first = (byteOffset + i) >>> 2;
+    const last = (byteOffset + end) >>> 2;
+    const w = LITTLE_ENDIAN
+      ? ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24)
+      : k | 0;
+    for (let j = first; j < last; j++) words[j] ^= w;
+    i += (last - first) << 2;
+  }
+  for (; i < end; i++) {
+    buf[i] ^= k >>> 24;
+    k = ((k << 8) | (k >>> 24)) >>> 0;
+  }
+}

@@ -6,22 +6,26 @@
  *   - Before the upgrade a connection has no state at all. Its bytes stay in the engine
  *     (onData returns 0) until the head's blank line arrives; one RequestParser per handler,
  *     reset for each head, then reads it whole. A head is at most `maxHeaderBytes`.
- *   - After the upgrade the connection's state is one `WebSocket` object (in the handler's
- *     Map, keyed by connection id). Frames are cut at their boundaries before parsing:
- *     whole frames go to a FrameReceiver; a frame split across reads stays in the engine
- *     (onData consumes up to its start) while it is at most `HOLD_FRAME_BYTES`, so it comes
- *     back whole; a larger one is streamed into a receiver of the connection's own.
+ *   - After the upgrade a WebSocket's state is its connection's `tag` (a 32-bit word the
+ *     engine keeps outside the JS heap): flags, the index of its shared codec and of its
+ *     interned subprotocol. Anything more (`data` set by the application, a receiver of its
+ *     own, the close code and reason while closing, a codec with context takeover) lives in
+ *     an `Extra` in the handler's Map only while it is held. `WebSocket` objects are handles
+ *     made per callback, like the engine's `Connection`.
+ *   - Frames are cut at their boundaries before parsing. A whole, unfragmented, uncompressed
+ *     text or binary frame at a message boundary (the common case) is unmasked in place and
+ *     delivered directly (the fast path). Other whole frames go to a FrameReceiver; a frame
+ *     split across reads stays in the engine (onData consumes up to its start) while it is at
+ *     most `HOLD_FRAME_BYTES`, so it comes back whole; a larger one is streamed into a
+ *     receiver of the connection's own.
  *   - A FrameReceiver between messages holds nothing but its state at a frame boundary, and
  *     frames are only fed whole or streamed to their end: so one receiver per handler serves
- *     every connection whose bytes end on a message boundary (the common case), and a
- *     connection gets its own receiver only while a fragmented or streamed message is in
- *     progress. It is dropped at the end of that message.
+ *     every connection whose bytes end on a message boundary, and a connection gets its own
+ *     receiver only while a fragmented or streamed message is in progress. It is dropped at
+ *     the end of that message.
  *
- * What an idle open connection holds in JS: its `WebSocket` (9 fields: the connection handle,
- * the shared handler state, the receiver slot (null), flags and close code in one integer,
- * bytes left of a streamed frame, the close reason, `protocol`, `data`, the permessage-deflate
- * codec slot), the connection handle (native: reactor, fd, generation), and one Map entry. No
- * closure, timer, or buffer.
+ * What an idle open WebSocket holds in JS: nothing. Its state is the engine's per-connection
+ * tag word (on the native backend 4 bytes in a typed array indexed by fd).
  *
  * permessage-deflate: a connection without context takeover (the default) points at a codec
  * shared by every connection with the same agreement, which holds only parameters; messages
@@ -36,7 +40,8 @@
  *
  * Invariants:
  *   - a connection's own receiver exists exactly while a message is in progress (IN_MESSAGE)
- *     or a frame is being streamed (`#frameLeft > 0`);
+ *     or a frame is being streamed (`Extra.frameLeft > 0`);
+ *   - the EXTRA bit of the tag is set exactly while the handler's Map holds an Extra for it;
  *   - bytes handed to a receiver are always consumed (it unmasks them in place): only bytes
  *     no receiver has seen are left to the engine;
  *   - no data frame is sent after our close frame; `onClose` runs once per open WebSocket.
@@ -58,6 +63,7 @@ import { WsProtocolError, checkArgument } from './errors.js';
 import { WS_VERSION, acceptResponse, headerHasToken, parseProtocols, validateKey } from './handshake.js';
 import { FrameReceiver, RECEIVER_DEFAULTS, type FrameHandler, type FrameReceiverOptions } from './receiver.js';
 import { encodeClose, encodeFrame, encodeHeader, encodePing, encodePong } from './sender.js';
+import { readUint32BE, unmaskWhole, wordView } from './mask.js';
 import { isValidUtf8 } from './utf8.js';
 
 /** A refusal returned by `onUpgrade`: the HTTP status (300-599) and extra response fields. */
@@ -171,16 +177,23 @@ export interface WebSocketHandler extends Handler {
   publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary?: boolean): number;
 }
 
-// #bits: flags in the low byte, the close code to report above it.
-const IN_MESSAGE = 1; // a fragmented message is in progress (frames seen, not its last)
-const AWAIT_PONG = 2; // a heartbeat ping is unanswered (no byte since)
-const CLOSE_SENT = 4;
-const CLOSE_RECEIVED = 8;
-const FAILED = 16; // protocol error: our close frame is sent, TCP closing
-const GONE = 32; // terminated, or the connection closed
+// conn.tag: the per-connection state, in the engine (no JS heap for an idle WebSocket).
+const WS = 1; // an upgraded WebSocket of this handler
+const IN_MESSAGE = 2; // a fragmented message is in progress (frames seen, not its last)
+const AWAIT_PONG = 4; // a heartbeat ping is unanswered (no byte since)
+const CLOSE_SENT = 8;
+const CLOSE_RECEIVED = 16;
+const FAILED = 32; // protocol error: our close frame is sent, TCP closing
+const GONE = 64; // terminated, or the connection closed
+const EXTRA = 128; // the handler's `extras` holds an `Extra` for this connection
 const NOT_OPEN = CLOSE_SENT | CLOSE_RECEIVED | FAILED | GONE;
 const NO_MORE_INPUT = CLOSE_RECEIVED | FAILED | GONE;
-const FLAGS = 0xff;
+/** Bits 8-15: 1 + index of a shared stateless codec in `Shared.codecList`; OWN_CODEC: `Extra.codec`. */
+const CODEC_SHIFT = 8;
+const OWN_CODEC = 0xff;
+/** Bits 16-23: 1 + index of the selected subprotocol in `Shared.protocolNames` (0: none or `Extra.protocol`). */
+const PROTOCOL_SHIFT = 16;
+const MAX_INTERNED = 0xfe;
 
 const CODE_NO_STATUS = 1005;
 const CODE_ABNORMAL = 1006;
@@ -242,13 +255,46 @@ function atLeast(data: Uint8Array | string, threshold: number): boolean {
   return Buffer.byteLength(data) >= threshold;
 }
 
+/**
+ * A Buffer made directly over an ArrayBuffer range: `new PayloadView(ab, offset, length)` is a
+ * Buffer (Buffer.prototype methods, `Buffer.isBuffer`) that skips the species lookup of
+ * `subarray`, about twice as cheap per message on the fast path.
+ */
+class PayloadView extends Uint8Array {}
+Object.setPrototypeOf(PayloadView.prototype, Buffer.prototype);
+
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * What a WebSocket holds beyond its tag, only while it holds something: `data` set by the
+ * application, its own receiver (a message in progress), the close code and reason (closing),
+ * a codec with context takeover, or a subprotocol name that was not interned.
+ */
+class Extra {
+  data: unknown = undefined;
+  rx: FrameReceiver | null = null;
+  /** Bytes of a streamed frame still to come. */
+  frameLeft = 0;
+  /** The close code to report (set once a close frame was received or a protocol error sent). */
+  code = 0;
+  reason = '';
+  codec: PerMessageDeflate | null = null;
+  protocol = '';
+  get empty(): boolean {
+    return this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.codec === null && this.protocol === '';
+  }
+}
+
 /** Handler-wide state shared by every WebSocket of one handler. Internal. */
 class Shared {
-  readonly sockets = new Map<number, WebSocket<unknown>>();
+  /** Extras by connection id (see `Extra`); an entry exists only while it holds something. */
+  readonly extras = new Map<number, Extra>();
+  /** Open WebSockets (upgraded, `onClose` not yet run). */
+  count = 0;
+  /** The reactor, from `onReactor` (for the shutdown sweep). */
+  reactor: Reactor | null = null;
   readonly dispatch = new Dispatch();
   readonly receiverOptions: FrameReceiverOptions;
   readonly deflateReceiverOptions: FrameReceiverOptions;
@@ -256,7 +302,11 @@ class Shared {
   /** The resolved permessage-deflate options, or null when it is off. */
   readonly deflate: ResolvedDeflateOptions | null;
   /** Codecs without context takeover (stateless), one per agreement, shared by connections. */
-  readonly codecs = new Map<string, PerMessageDeflate>();
+  readonly codecList: PerMessageDeflate[] = [];
+  readonly #codecIndex = new Map<string, number>();
+  /** Subprotocol names selected so far (interned: a connection keeps only an index). */
+  readonly protocolNames: string[] = [];
+  readonly #protocolIndex = new Map<string, number>();
   /** The receivers for connections whose bytes end on a message boundary (RSV1 off, on). */
   idleRx: FrameReceiver;
   idleDeflateRx: FrameReceiver | null = null;
@@ -285,34 +335,63 @@ class Shared {
     if (rx === this.idleRx) this.idleRx = this.newReceiver(false);
     else if (rx === this.idleDeflateRx) this.idleDeflateRx = null;
   }
-  /** The codec for `params`: shared when stateless, else the connection's own. */
-  codec(params: DeflateParams): PerMessageDeflate {
+  /** The codec bits of the tag for `params`; a stateful codec goes to `extra`. */
+  codecBits(params: DeflateParams, extra: () => Extra): number {
     const d = this.deflate!;
     if (!params.serverNoContextTakeover || !params.clientNoContextTakeover) {
-      return new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel });
+      extra().codec = new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel });
+      return OWN_CODEC << CODEC_SHIFT;
     }
     const key = `${params.serverMaxWindowBits},${params.clientMaxWindowBits}`;
-    let codec = this.codecs.get(key);
-    if (codec === undefined) {
-      codec = new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel });
-      this.codecs.set(key, codec);
+    let i = this.#codecIndex.get(key);
+    if (i === undefined) {
+      i = this.codecList.length;
+      this.codecList.push(new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel }));
+      this.#codecIndex.set(key, i);
     }
-    return codec;
+    return (i + 1) << CODEC_SHIFT;
+  }
+  /** The tag bits for subprotocol `name`, or 0 with the name kept in `extra` past MAX_INTERNED names. */
+  protocolBits(name: string, extra: () => Extra): number {
+    let i = this.#protocolIndex.get(name);
+    if (i === undefined) {
+      if (this.protocolNames.length >= MAX_INTERNED) {
+        extra().protocol = name;
+        return 0;
+      }
+      i = this.protocolNames.length;
+      this.protocolNames.push(name);
+      this.#protocolIndex.set(name, i);
+    }
+    return (i + 1) << PROTOCOL_SHIFT;
+  }
+  /** The connection's codec, or null. */
+  codec(conn: Connection, tag: number): PerMessageDeflate | null {
+    const c = (tag >>> CODEC_SHIFT) & 0xff;
+    if (c === 0) return null;
+    return c === OWN_CODEC ? this.extras.get(conn.id)!.codec : this.codecList[c - 1];
+  }
+  /** The connection's Extra, created (and flagged in its tag) when missing. */
+  extra(conn: Connection): Extra {
+    let x = this.extras.get(conn.id);
+    if (x === undefined) {
+      x = new Extra();
+      this.extras.set(conn.id, x);
+      conn.tag = conn.tag | EXTRA;
+    }
+    return x;
+  }
+  /** Drop `x` once it holds nothing. */
+  trim(conn: Connection, x: Extra): void {
+    if (!x.empty) return;
+    this.extras.delete(conn.id);
+    conn.tag = conn.tag & ~EXTRA;
   }
 }
 
-// Engine-side operations on a WebSocket's private state, bound in its static block.
-let createSocket: (conn: Connection, shared: Shared, protocol: string, data: unknown, deflate: PerMessageDeflate | null) => WebSocket<unknown>;
-let receive: (ws: WebSocket<unknown>, data: Buffer, start: number) => number;
-let frameMessage: (ws: WebSocket<unknown>, payload: Uint8Array, isBinary: boolean) => void;
-let frameCompressed: (ws: WebSocket<unknown>, payload: Uint8Array, isBinary: boolean) => void;
-let socketCodec: (ws: WebSocket<unknown>) => PerMessageDeflate | null;
-let socketOpen: (ws: WebSocket<unknown>) => boolean;
-let framePing: (ws: WebSocket<unknown>, payload: Uint8Array) => void;
-let framePong: (ws: WebSocket<unknown>, payload: Uint8Array) => void;
-let frameClose: (ws: WebSocket<unknown>, code: number | undefined, reason: string) => void;
-let timedOut: (ws: WebSocket<unknown>) => void;
-let closed: (ws: WebSocket<unknown>) => void;
+// Engine-side access to a WebSocket's private state, bound in its static block.
+let createSocket: (conn: Connection, shared: Shared) => WebSocket<unknown>;
+let connOf: (ws: WebSocket<unknown>) => Connection;
 
 /**
  * Routes a receiver's events to the WebSocket whose bytes it is parsing (`current`): receivers
@@ -320,52 +399,84 @@ let closed: (ws: WebSocket<unknown>) => void;
  */
 class Dispatch implements FrameHandler {
   current: WebSocket<unknown> | null = null;
+  shared: Shared | null = null;
   onMessage(payload: Uint8Array, isBinary: boolean): void {
-    frameMessage(this.current!, payload, isBinary);
+    const ws = this.current!;
+    const s = this.shared!;
+    if ((connOf(ws).tag & NO_MORE_INPUT) === 0) s.opts.onMessage?.(ws, asBuffer(payload), isBinary);
   }
   onCompressedMessage(payload: Uint8Array, isBinary: boolean): void {
-    frameCompressed(this.current!, payload, isBinary);
+    const ws = this.current!;
+    const s = this.shared!;
+    const conn = connOf(ws);
+    const tag = conn.tag;
+    if ((tag & NO_MORE_INPUT) !== 0) return;
+    // Throws WsProtocolError (1007, 1009): feed() fails the connection with it.
+    const data = s.codec(conn, tag)!.decompress(payload, s.maxPayload);
+    if (!isBinary && !isValidUtf8(data)) throw new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8');
+    s.opts.onMessage?.(ws, data, isBinary);
   }
   onPing(payload: Uint8Array): void {
-    framePing(this.current!, payload);
+    const ws = this.current!;
+    const conn = connOf(ws);
+    const tag = conn.tag;
+    if ((tag & NO_MORE_INPUT) !== 0) return;
+    if ((tag & CLOSE_SENT) === 0) conn.write(encodePong(payload));
+    this.shared!.opts.onPing?.(ws, payload);
   }
   onPong(payload: Uint8Array): void {
-    framePong(this.current!, payload);
+    const ws = this.current!;
+    if ((connOf(ws).tag & NO_MORE_INPUT) === 0) this.shared!.opts.onPong?.(ws, payload);
   }
   onClose(code: number | undefined, reason: string): void {
-    frameClose(this.current!, code, reason);
+    peerClosed(this.shared!, connOf(this.current!), code, reason);
   }
 }
 
 /**
- * One upgraded connection.
+ * One upgraded connection: a handle, like the engine's `Connection`. The WebSocket's state
+ * lives in the engine (`conn.tag`), not in this object: callbacks may hand different objects
+ * for one WebSocket, so compare `ws.id` (and keep ids, not objects, in long-lived sets).
  *
  * Threading: use it only on its reactor's thread (inside callbacks, or tasks of that thread).
- * Lifetime: safe to keep after close: `send`, `ping` and `close` then do nothing.
+ * Lifetime: safe to keep after close: `send`, `ping` and `close` then do nothing, `data`
+ * reads undefined.
  */
 export class WebSocket<T = unknown> {
-  /** One application value per WebSocket: what `onUpgrade` returned, else undefined. */
-  data: T;
-  /** The subprotocol selected in the handshake, or '' when none. */
-  readonly protocol: string;
   readonly #conn: Connection;
   readonly #shared: Shared;
-  /** This connection's receiver, only while a message is in progress or a frame streams in. */
-  #rx: FrameReceiver | null = null;
-  /** Flags (low byte) and the close code to report (above). */
-  #bits = 0;
-  /** Bytes of a streamed frame still to come. */
-  #frameLeft = 0;
-  #reason = '';
-  /** The permessage-deflate codec (shared unless it takes context over), or null. */
-  readonly #deflate: PerMessageDeflate | null;
 
-  private constructor(conn: Connection, shared: Shared, protocol: string, data: T, deflate: PerMessageDeflate | null) {
+  private constructor(conn: Connection, shared: Shared) {
     this.#conn = conn;
     this.#shared = shared;
-    this.protocol = protocol;
-    this.data = data;
-    this.#deflate = deflate;
+  }
+
+  /**
+   * One application value per WebSocket: what `onUpgrade` returned, else undefined. Costs
+   * one Map entry while set; readable in `onClose`, gone after it.
+   */
+  get data(): T {
+    const conn = this.#conn;
+    return ((conn.tag & EXTRA) !== 0 ? this.#shared.extras.get(conn.id)?.data : undefined) as T;
+  }
+
+  set data(value: T) {
+    const conn = this.#conn;
+    const tag = conn.tag;
+    if ((tag & (WS | GONE)) !== WS || !conn.open) return;
+    if (value === undefined && (tag & EXTRA) === 0) return;
+    const x = this.#shared.extra(conn);
+    x.data = value;
+    this.#shared.trim(conn, x);
+  }
+
+  /** The subprotocol selected in the handshake, or '' when none. */
+  get protocol(): string {
+    const conn = this.#conn;
+    const tag = conn.tag;
+    const p = (tag >>> PROTOCOL_SHIFT) & 0xff;
+    if (p !== 0) return this.#shared.protocolNames[p - 1];
+    return (tag & EXTRA) !== 0 ? (this.#shared.extras.get(conn.id)?.protocol ?? '') : '';
   }
 
   /**
@@ -373,8 +484,8 @@ export class WebSocket<T = unknown> {
    * bits only when under 15), or '' when the extension is not in use.
    */
   get extensions(): string {
-    const deflate = this.#deflate;
-    return deflate === null ? '' : formatDeflateParams(deflate.params);
+    const codec = this.#shared.codec(this.#conn, this.#conn.tag);
+    return codec === null ? '' : formatDeflateParams(codec.params);
   }
 
   /** The connection id (for `publish` and `reactor.broadcast`). */
@@ -384,8 +495,10 @@ export class WebSocket<T = unknown> {
 
   /** `'open'`; `'closing'` once a close frame was sent or received; `'closed'` once the connection is gone. */
   get readyState(): 'open' | 'closing' | 'closed' {
-    const b = this.#bits;
-    return (b & GONE) !== 0 ? 'closed' : (b & NOT_OPEN) !== 0 ? 'closing' : 'open';
+    const conn = this.#conn;
+    const tag = conn.tag;
+    if ((tag & (WS | GONE)) !== WS || !conn.open) return 'closed';
+    return (tag & NOT_OPEN) !== 0 ? 'closing' : 'open';
   }
 
   /** Bytes queued and not yet taken by the kernel. */
@@ -407,16 +520,21 @@ export class WebSocket<T = unknown> {
    * queued; wait for `onDrain`), and when the WebSocket is closing or closed (dropped).
    */
   send(data: Uint8Array | string, isBinary: boolean = typeof data !== 'string'): boolean {
-    if ((this.#bits & NOT_OPEN) !== 0) return false;
+    const conn = this.#conn;
+    const tag = conn.tag;
+    if ((tag & (WS | NOT_OPEN)) !== WS) return false;
     const opcode = isBinary ? Opcode.Binary : Opcode.Text;
-    const deflate = this.#deflate;
-    if (deflate !== null && atLeast(data, this.#shared.deflate!.threshold)) {
-      const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-      const packed = deflate.compress(raw);
-      if (deflate.stateful || packed.length < raw.length) return writeFrame(this.#conn, opcode | RSV1, packed);
-      return writeFrame(this.#conn, opcode, raw);
+    if ((tag >>> CODEC_SHIFT) & 0xff) {
+      const shared = this.#shared;
+      if (atLeast(data, shared.deflate!.threshold)) {
+        const codec = shared.codec(conn, tag)!;
+        const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+        const packed = codec.compress(raw);
+        if (codec.stateful || packed.length < raw.length) return writeFrame(conn, opcode | RSV1, packed);
+        return writeFrame(conn, opcode, raw);
+      }
     }
-    return writeFrame(this.#conn, opcode, data);
+    return writeFrame(conn, opcode, data);
   }
 
   /**
@@ -424,7 +542,7 @@ export class WebSocket<T = unknown> {
    * Errors: throws `ERR_C1M_WS_INVALID_ARGUMENT` for a payload over 125 bytes.
    */
   ping(data?: Uint8Array | string): boolean {
-    if ((this.#bits & NOT_OPEN) !== 0) return false;
+    if ((this.#conn.tag & (WS | NOT_OPEN)) !== WS) return false;
     return this.#conn.write(encodePing(data));
   }
 
@@ -436,184 +554,225 @@ export class WebSocket<T = unknown> {
    * 1006, 1015, ...) or a reason over 123 UTF-8 bytes.
    */
   close(code?: number, reason = ''): void {
-    if ((this.#bits & NOT_OPEN) !== 0) return;
+    const conn = this.#conn;
+    const tag = conn.tag;
+    if ((tag & (WS | NOT_OPEN)) !== WS) return;
     const frame = encodeClose(code, reason);
-    this.#bits |= CLOSE_SENT;
-    this.#conn.write(frame);
-    this.#conn.setTimeout(this.#shared.closeTimeout);
+    conn.tag = tag | CLOSE_SENT;
+    conn.write(frame);
+    conn.setTimeout(this.#shared.closeTimeout);
   }
 
   /** Close the connection at once, without a close handshake (`onClose` reports 1006). */
   terminate(): void {
-    if ((this.#bits & GONE) !== 0) return;
-    this.#bits |= GONE;
-    this.#rx = null;
-    this.#conn.destroy();
+    const conn = this.#conn;
+    const tag = conn.tag;
+    if ((tag & (WS | GONE)) !== WS) return;
+    conn.tag = tag | GONE;
+    dropReceiver(this.#shared, conn);
+    conn.destroy();
   }
 
   static {
-    createSocket = (conn, shared, protocol, data, deflate) => new WebSocket(conn, shared, protocol, data, deflate);
-    receive = (ws, data, start) => ws.#receive(data, start);
-    frameMessage = (ws, payload, isBinary) => {
-      if ((ws.#bits & NO_MORE_INPUT) === 0) ws.#shared.opts.onMessage?.(ws, asBuffer(payload), isBinary);
-    };
-    frameCompressed = (ws, payload, isBinary) => {
-      if ((ws.#bits & NO_MORE_INPUT) !== 0) return;
-      // Throws WsProtocolError (1007, 1009): #feed fails the connection with it.
-      const data = ws.#deflate!.decompress(payload, ws.#shared.maxPayload);
-      if (!isBinary && !isValidUtf8(data)) throw new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8');
-      ws.#shared.opts.onMessage?.(ws, data, isBinary);
-    };
-    socketCodec = (ws) => ws.#deflate;
-    socketOpen = (ws) => (ws.#bits & NOT_OPEN) === 0;
-    framePing = (ws, payload) => {
-      if ((ws.#bits & NO_MORE_INPUT) !== 0) return;
-      if ((ws.#bits & CLOSE_SENT) === 0) ws.#conn.write(encodePong(payload));
-      ws.#shared.opts.onPing?.(ws, payload);
-    };
-    framePong = (ws, payload) => {
-      if ((ws.#bits & NO_MORE_INPUT) === 0) ws.#shared.opts.onPong?.(ws, payload);
-    };
-    frameClose = (ws, code, reason) => ws.#peerClosed(code, reason);
-    timedOut = (ws) => ws.#timedOut();
-    closed = (ws) => ws.#closed();
+    createSocket = (conn, shared) => new WebSocket(conn, shared);
+    connOf = (ws) => ws.#conn;
   }
+}
 
-  /** Frames in `data[start..]`; returns the offset up to which bytes were consumed. */
-  #receive(data: Buffer, start: number): number {
-    const end = data.length;
-    if ((this.#bits & NO_MORE_INPUT) !== 0) return end;
-    this.#bits &= ~AWAIT_PONG;
-    let pos = start;
-    if (this.#frameLeft > 0) {
-      const stop = end - pos > this.#frameLeft ? pos + this.#frameLeft : end;
-      this.#frameLeft -= stop - pos;
-      if (!this.#feed(this.#rx!, data, pos, stop)) return end;
+/** Forget a connection's own receiver and streamed frame (its Extra stays if it holds more). */
+function dropReceiver(s: Shared, conn: Connection): void {
+  if ((conn.tag & EXTRA) === 0) return;
+  const x = s.extras.get(conn.id);
+  if (x === undefined) return;
+  x.rx = null;
+  x.frameLeft = 0;
+  s.trim(conn, x);
+}
+
+/**
+ * Frames in `data[start..]` of an upgraded connection; returns the offset up to which bytes
+ * were consumed. `ws` is the handle to reuse, if one was made already.
+ *
+ * Fast path: a whole, unfragmented, uncompressed text or binary frame, read at a message
+ * boundary, is unmasked and delivered here without a receiver. Anything else (control
+ * frames, fragments, RSV bits, unmasked or oversized frames, reserved opcodes) goes to a
+ * FrameReceiver, which applies every rule of RFC 6455.
+ */
+function receive(s: Shared, conn: Connection, data: Buffer, start: number, ws: WebSocket<unknown> | null): number {
+  const end = data.length;
+  let tag = conn.tag;
+  if ((tag & NO_MORE_INPUT) !== 0) return end;
+  if ((tag & AWAIT_PONG) !== 0) conn.tag = tag &= ~AWAIT_PONG;
+  let pos = start;
+  if ((tag & EXTRA) !== 0) {
+    const x = s.extras.get(conn.id)!;
+    if (x.frameLeft > 0) {
+      const stop = end - pos > x.frameLeft ? pos + x.frameLeft : end;
+      x.frameLeft -= stop - pos;
+      if (!feed(s, conn, (ws ??= createSocket(conn, s)), x.rx!, data, pos, stop)) return end;
       pos = stop;
-      if (this.#frameLeft > 0) return end;
-      if ((this.#bits & IN_MESSAGE) === 0) this.#rx = null;
-    }
-    const from = pos;
-    let inMessage = (this.#bits & IN_MESSAGE) !== 0;
-    while (end - pos >= 2) {
-      const b1 = data[pos + 1];
-      let head = (b1 & 0x80) !== 0 ? 6 : 2;
-      let len = b1 & 0x7f;
-      if (len === 126) {
-        head += 2;
-        if (end - pos < head) break;
-        len = (data[pos + 2] << 8) | data[pos + 3];
-      } else if (len === 127) {
-        head += 8;
-        if (end - pos < head) break;
-        len = data.readUInt32BE(pos + 2) * 0x100000000 + data.readUInt32BE(pos + 6);
-      } else if (end - pos < head) {
-        break;
+      if (x.frameLeft > 0) return end;
+      tag = conn.tag;
+      if ((tag & IN_MESSAGE) === 0) {
+        x.rx = null;
+        s.trim(conn, x);
       }
-      const b0 = data[pos];
-      const frameEnd = pos + head + len;
-      if (frameEnd > end) {
-        if (head + len <= HOLD_FRAME_BYTES) break;
-        // Too large to leave in the engine: stream it into this connection's receiver.
-        if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
-        this.#bits = inMessage ? this.#bits | IN_MESSAGE : this.#bits & ~IN_MESSAGE;
-        this.#frameLeft = frameEnd - end;
-        this.#feed((this.#rx ??= this.#shared.newReceiver(this.#deflate !== null)), data, from, end);
+    }
+  }
+  let from = pos;
+  let inMessage = (tag & IN_MESSAGE) !== 0;
+  let words: Uint32Array | null = null;
+  let base = 0;
+  let arrayBuffer: ArrayBufferLike | null = null;
+  const maxPayload = s.maxPayload;
+  while (end - pos >= 2) {
+    const b1 = data[pos + 1];
+    let head = (b1 & 0x80) !== 0 ? 6 : 2;
+    let len = b1 & 0x7f;
+    if (len === 126) {
+      head += 2;
+      if (end - pos < head) break;
+      len = (data[pos + 2] << 8) | data[pos + 3];
+    } else if (len === 127) {
+      head += 8;
+      if (end - pos < head) break;
+      len = data.readUInt32BE(pos + 2) * 0x100000000 + data.readUInt32BE(pos + 6);
+    } else if (end - pos < head) {
+      break;
+    }
+    const b0 = data[pos];
+    const frameEnd = pos + head + len;
+    if (frameEnd > end) {
+      if (head + len <= HOLD_FRAME_BYTES) break;
+      // Too large to leave in the engine: stream it into this connection's receiver.
+      if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
+      tag = conn.tag;
+      conn.tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
+      const x = s.extra(conn);
+      x.frameLeft = frameEnd - end;
+      feed(s, conn, (ws ??= createSocket(conn, s)), (x.rx ??= s.newReceiver(s.codec(conn, tag) !== null)), data, from, end);
+      return end;
+    }
+    if (pos === from && !inMessage && (b0 === 0x82 || b0 === 0x81) && (b1 & 0x80) !== 0 && len <= maxPayload) {
+      const payloadStart = pos + head;
+      if (words === null) {
+        base = data.byteOffset;
+        arrayBuffer = data.buffer;
+        words = wordView(arrayBuffer);
+      }
+      if (len !== 0) unmaskWhole(data, base, words, payloadStart, frameEnd, readUint32BE(data, payloadStart - 4));
+      const payload = new PayloadView(arrayBuffer as ArrayBuffer, base + payloadStart, len) as Buffer;
+      pos = from = frameEnd;
+      ws ??= createSocket(conn, s);
+      if (b0 === 0x81 && !isValidUtf8(payload)) {
+        fail(s, conn, ws, new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8'));
         return end;
       }
-      if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
-      pos = frameEnd;
-    }
-    if (pos === from) return pos;
-    this.#bits = inMessage ? this.#bits | IN_MESSAGE : this.#bits & ~IN_MESSAGE;
-    const deflate = this.#deflate !== null;
-    const rx = this.#rx ?? (inMessage ? (this.#rx = this.#shared.newReceiver(deflate)) : this.#shared.idle(deflate));
-    if (!this.#feed(rx, data, from, pos)) return end;
-    if (!inMessage) this.#rx = null;
-    return pos;
-  }
-
-  /** Parse whole frames (or the rest of the input) with `rx`. False: read no further. */
-  #feed(rx: FrameReceiver, data: Buffer, from: number, to: number): boolean {
-    const shared = this.#shared;
-    const dispatch = shared.dispatch;
-    const prev = dispatch.current;
-    dispatch.current = this;
-    try {
-      rx.execute(from === 0 && to === data.length ? data : data.subarray(from, to));
-    } catch (err) {
-      shared.retire(rx);
-      this.#rx = null;
-      this.#frameLeft = 0;
-      if (!(err instanceof WsProtocolError)) {
-        // A callback threw: the engine resets the connection; read nothing more of it.
-        this.#bits |= GONE;
-        throw err;
+      const onMessage = s.opts.onMessage;
+      if (onMessage !== undefined) {
+        onMessage.call(s.opts, ws, payload, b0 === 0x82);
+        if ((conn.tag & NO_MORE_INPUT) !== 0) return end;
       }
-      this.#fail(err);
-      return false;
-    } finally {
-      dispatch.current = prev;
+      continue;
     }
-    if (rx.state !== 'open') {
-      // A close frame: the receiver ignores everything after it.
-      shared.retire(rx);
-      this.#rx = null;
-      this.#frameLeft = 0;
-      return false;
+    if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
+    pos = frameEnd;
+  }
+  if (pos === from) return pos;
+  tag = conn.tag;
+  conn.tag = tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
+  const deflate = ((tag >>> CODEC_SHIFT) & 0xff) !== 0;
+  let x = (tag & EXTRA) !== 0 ? s.extras.get(conn.id)! : undefined;
+  let rx = x?.rx ?? null;
+  if (rx === null) {
+    if (inMessage) {
+      x ??= s.extra(conn);
+      rx = x.rx = s.newReceiver(deflate);
+    } else {
+      rx = s.idle(deflate);
     }
-    return (this.#bits & NO_MORE_INPUT) === 0;
   }
-
-  #fail(err: WsProtocolError): void {
-    const bits = this.#bits;
-    if ((bits & NO_MORE_INPUT) !== 0) return;
-    this.#bits = (bits & FLAGS) | FAILED | CLOSE_SENT | (err.closeCode << 8);
-    this.#reason = '';
-    if ((bits & CLOSE_SENT) === 0) this.#conn.write(encodeClose(err.closeCode));
-    this.#conn.close();
-    this.#shared.opts.onError?.(this, err);
+  if (!feed(s, conn, (ws ??= createSocket(conn, s)), rx, data, from, pos)) return end;
+  if (!inMessage && x !== undefined && x.rx !== null) {
+    x.rx = null;
+    s.trim(conn, x);
   }
+  return pos;
+}
 
-  #peerClosed(code: number | undefined, reason: string): void {
-    const bits = this.#bits;
-    if ((bits & NO_MORE_INPUT) !== 0) return;
-    this.#bits = (bits & FLAGS) | CLOSE_RECEIVED | CLOSE_SENT | ((code ?? CODE_NO_STATUS) << 8);
-    this.#reason = reason;
-    // Echo code and reason (RFC 6455 5.5.1), then close TCP: the server closes first (7.1.1).
-    if ((bits & CLOSE_SENT) === 0) this.#conn.write(code === undefined ? encodeClose() : encodeClose(code, reason));
-    this.#conn.close();
-  }
-
-  #timedOut(): void {
-    const bits = this.#bits;
-    if ((bits & GONE) !== 0) return;
-    if ((bits & NOT_OPEN) !== 0 || (bits & AWAIT_PONG) !== 0) {
-      // The close handshake did not finish, or the heartbeat went unanswered.
-      this.terminate();
-      return;
+/** Parse whole frames (or the rest of the input) with `rx`. False: read no further. */
+function feed(s: Shared, conn: Connection, ws: WebSocket<unknown>, rx: FrameReceiver, data: Buffer, from: number, to: number): boolean {
+  const dispatch = s.dispatch;
+  const prev = dispatch.current;
+  const prevShared = dispatch.shared;
+  dispatch.current = ws;
+  dispatch.shared = s;
+  try {
+    rx.execute(from === 0 && to === data.length ? data : data.subarray(from, to));
+  } catch (err) {
+    s.retire(rx);
+    dropReceiver(s, conn);
+    if (!(err instanceof WsProtocolError)) {
+      // A callback threw: the engine resets the connection; read nothing more of it.
+      conn.tag = conn.tag | GONE;
+      throw err;
     }
-    const interval = this.#shared.pingInterval;
-    if (interval > 0) {
-      this.#bits = bits | AWAIT_PONG;
-      this.#conn.write(PING_FRAME);
-      this.#conn.setTimeout(interval);
-      return;
-    }
-    // An idle timeout armed by the application: leave politely.
-    this.close(CODE_GOING_AWAY);
+    fail(s, conn, ws, err);
+    return false;
+  } finally {
+    dispatch.current = prev;
+    dispatch.shared = prevShared;
   }
+  if (rx.state !== 'open') {
+    // A close frame: the receiver ignores everything after it.
+    s.retire(rx);
+    dropReceiver(s, conn);
+    return false;
+  }
+  return (conn.tag & NO_MORE_INPUT) === 0;
+}
 
-  #closed(): void {
-    const bits = this.#bits;
-    this.#bits = bits | GONE;
-    this.#rx = null;
-    this.#frameLeft = 0;
-    const handshake = (bits & (CLOSE_RECEIVED | FAILED)) !== 0;
-    const code = handshake ? bits >>> 8 : CODE_ABNORMAL;
-    const reason = handshake ? this.#reason : '';
-    this.#shared.opts.onClose?.(this, code, reason);
+function fail(s: Shared, conn: Connection, ws: WebSocket<unknown>, err: WsProtocolError): void {
+  const tag = conn.tag;
+  if ((tag & NO_MORE_INPUT) !== 0) return;
+  const x = s.extra(conn);
+  x.code = err.closeCode;
+  x.reason = '';
+  conn.tag = conn.tag | FAILED | CLOSE_SENT;
+  if ((tag & CLOSE_SENT) === 0) conn.write(encodeClose(err.closeCode));
+  conn.close();
+  s.opts.onError?.(ws, err);
+}
+
+function peerClosed(s: Shared, conn: Connection, code: number | undefined, reason: string): void {
+  const tag = conn.tag;
+  if ((tag & NO_MORE_INPUT) !== 0) return;
+  const x = s.extra(conn);
+  x.code = code ?? CODE_NO_STATUS;
+  x.reason = reason;
+  conn.tag = conn.tag | CLOSE_RECEIVED | CLOSE_SENT;
+  // Echo code and reason (RFC 6455 5.5.1), then close TCP: the server closes first (7.1.1).
+  if ((tag & CLOSE_SENT) === 0) conn.write(code === undefined ? encodeClose() : encodeClose(code, reason));
+  conn.close();
+}
+
+function timedOut(s: Shared, conn: Connection): void {
+  const tag = conn.tag;
+  if ((tag & GONE) !== 0) return;
+  if ((tag & NOT_OPEN) !== 0 || (tag & AWAIT_PONG) !== 0) {
+    // The close handshake did not finish, or the heartbeat went unanswered.
+    createSocket(conn, s).terminate();
+    return;
   }
+  const interval = s.pingInterval;
+  if (interval > 0) {
+    conn.tag = tag | AWAIT_PONG;
+    conn.write(PING_FRAME);
+    conn.setTimeout(interval);
+    return;
+  }
+  // An idle timeout armed by the application: leave politely.
+  createSocket(conn, s).close(CODE_GOING_AWAY);
 }
 
 /** Collects the head of the one request being read (the parser calls these as methods). */
@@ -701,7 +860,11 @@ class WsServer implements WebSocketHandler {
   }
 
   get clients(): number {
-    return this.#shared.sockets.size;
+    return this.#shared.count;
+  }
+
+  onReactor(reactor: Reactor): void {
+    this.#shared.reactor = reactor;
   }
 
   publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary: boolean = typeof message !== 'string'): number {
@@ -714,9 +877,10 @@ class WsServer implements WebSocketHandler {
     const packed = new Map<number, [PerMessageDeflate, number[]]>();
     const compress = shared.deflate !== null && atLeast(message, shared.deflate.threshold);
     for (let i = 0; i < ids.length; i++) {
-      const ws = shared.sockets.get(ids[i]);
-      if (ws === undefined || !socketOpen(ws)) continue;
-      const codec = compress ? socketCodec(ws) : null;
+      const conn = reactor.connection(ids[i]);
+      const tag = conn.tag;
+      if ((tag & (WS | NOT_OPEN)) !== WS) continue;
+      const codec = compress ? shared.codec(conn, tag) : null;
       if (codec === null || codec.stateful) {
         plain.push(ids[i]);
         continue;
@@ -743,33 +907,41 @@ class WsServer implements WebSocketHandler {
   }
 
   onData(conn: Connection, data: Buffer): number | Action {
-    const ws = this.#shared.sockets.get(conn.id);
-    if (ws !== undefined) return receive(ws, data, 0);
+    if ((conn.tag & WS) !== 0) return receive(this.#shared, conn, data, 0, null);
     return this.#handshake(conn, data);
   }
 
   onDrain(conn: Connection): void {
-    const ws = this.#shared.sockets.get(conn.id);
-    if (ws !== undefined) this.#opts.onDrain?.(ws);
+    if ((conn.tag & WS) !== 0) this.#opts.onDrain?.(createSocket(conn, this.#shared));
   }
 
   onTimeout(conn: Connection): void {
-    const ws = this.#shared.sockets.get(conn.id);
-    if (ws !== undefined) timedOut(ws);
+    if ((conn.tag & WS) !== 0) timedOut(this.#shared, conn);
     else conn.close();
   }
 
   onClose(conn: Connection): void {
-    const sockets = this.#shared.sockets;
-    const ws = sockets.get(conn.id);
-    if (ws === undefined) return;
-    sockets.delete(conn.id);
-    closed(ws);
+    const tag = conn.tag;
+    if ((tag & WS) === 0) return;
+    const s = this.#shared;
+    s.count--;
+    const x = (tag & EXTRA) !== 0 ? s.extras.get(conn.id) : undefined;
+    const handshake = (tag & (CLOSE_RECEIVED | FAILED)) !== 0 && x !== undefined;
+    try {
+      s.opts.onClose?.(createSocket(conn, s), handshake ? x.code : CODE_ABNORMAL, handshake ? x.reason : '');
+    } finally {
+      if (x !== undefined) s.extras.delete(conn.id);
+    }
   }
 
   onShutdown(): void {
-    this.#shared.shuttingDown = true;
-    for (const ws of this.#shared.sockets.values()) ws.close(CODE_GOING_AWAY);
+    const s = this.#shared;
+    s.shuttingDown = true;
+    const reactor = s.reactor;
+    if (reactor === null) return;
+    for (const conn of reactor.connections()) {
+      if ((conn.tag & WS) !== 0) createSocket(conn, s).close(CODE_GOING_AWAY);
+    }
   }
 
   #handshake(conn: Connection, data: Buffer): number | Action {
@@ -836,14 +1008,26 @@ class WsServer implements WebSocketHandler {
       }
       if (verdict !== true) context = verdict;
     }
-    const ws = createSocket(conn, this.#shared, protocol ?? '', context, agreement === null ? null : this.#shared.codec(agreement.params));
+    const s = this.#shared;
+    let x: Extra | undefined;
+    const extra = (): Extra => (x ??= new Extra());
+    let tag = WS;
+    if (agreement !== null) tag |= s.codecBits(agreement.params, extra);
+    if (protocol !== undefined) tag |= s.protocolBits(protocol, extra);
+    if (context !== undefined) extra().data = context;
+    if (x !== undefined) {
+      s.extras.set(conn.id, x);
+      tag |= EXTRA;
+    }
+    conn.tag = tag;
+    s.count++;
+    const ws = createSocket(conn, s);
     conn.write(acceptResponse(key!, { protocol, extensions: agreement?.response }));
-    this.#shared.sockets.set(conn.id, ws);
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
     // the engine's idleTimeout stays in charge.
     if (this.#shared.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(this.#shared.pingInterval);
     this.#opts.onOpen?.(ws);
-    return headEnd < data.length ? receive(ws, data, headEnd) : headEnd;
+    return headEnd < data.length ? receive(s, conn, data, headEnd, ws) : headEnd;
   }
 }
 
