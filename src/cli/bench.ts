@@ -3,55 +3,92 @@
  *
  * Model: this process only orchestrates. It splits N connections over worker processes (each
  * must stay under its open-file limit) and over loopback source addresses (each gives one port
- * range per server address:port), forks the workers (`bench-worker.ts`), walks them through
- * the phases (connect -> warmup -> measured run -> stop), prints progress once a second on
- * stderr, merges their counters and HDR histograms, and prints the result (one JSON line last
- * on stdout with `--json`). With `--spawn`/`--pid` it samples the server's RSS and CPU time
- * from /proc before the connect phase and at the end of the run.
+ * range per server address:port), forks the workers (`bench-worker.ts`, through
+ * `WorkerPool`), walks them through the phases (connect -> warmup -> measured run -> [drain]
+ * -> stop), prints progress once a second on stderr, merges their counters and HDR
+ * histograms, and prints the result (one JSON line last on stdout with `--json`). With
+ * `--spawn`/`--pid` it samples the server's RSS and CPU time from /proc before the connect
+ * phase and at the end of the run. What happens on each connection is the scenario's
+ * business (`scenarios/`).
  *
- * Invariants: every wait is bounded (ready, connect timeout, warmup, duration, results, exits);
- * every child (workers, spawned server) is gone when `benchMain` resolves, also after SIGINT.
- * Percentiles come only from merged histograms.
+ * Several targets (`--target name=CMD`) and sweeps (`--sweep connections=...`) make one run
+ * per (point, target), each against a freshly spawned server, and one JSON document with a
+ * row per run; `--report FILE` draws it as a self-contained HTML page (`bench-report.ts`).
+ * `c1m bench report` builds that page from saved results; `c1m bench million` is the
+ * one-box-million ramp (`bench-million.ts`).
+ *
+ * Invariants: every wait is bounded (ready, connect timeout, warmup, duration, drain, results,
+ * exits); every child (workers, spawned server) is gone when `benchMain` resolves, also after
+ * SIGINT. Percentiles come only from merged histograms.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { defaultBackend, nofileLimit } from '../index.js';
-import { addCounts, formatMicros, latencyHistogram, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
-import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult, WorkerScenario } from './bench-worker.js';
+import { commandLine, fmtInt, int, isLoopback, planRun, seconds, UsageError, workerConfigs, type BenchPlan } from './bench-layout.js';
+import { millionMain } from './bench-million.js';
+import { WorkerPool, type Aborted } from './bench-pool.js';
+import { machineInfo, procAlive, sampleServer, spawnServer, type MachineInfo, type ServerSample, type SpawnedServer } from './bench-proc.js';
+import { buildReport, reportMain } from './bench-report.js';
+import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
+import type { WorkerResult } from './bench-worker.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
+import { SCENARIOS, scenario as scenarioByName, type ScenarioFields, type ScenarioOption, type ScenarioSpec } from './scenarios/index.js';
 
-/** Scenarios that run today. */
-export const SCENARIOS: readonly WorkerScenario[] = ['hold', 'echo'];
+/** The layout helpers, for callers that know `c1m bench` by this module. */
+export { isLoopback, planRun, sourceAddresses, type BenchPlan } from './bench-layout.js';
+
 /** Scenarios the CLI knows by name but cannot run yet: rejected with a clear message. */
-export const PLANNED_SCENARIOS: readonly string[] = ['ws-hold', 'ws-echo', 'broadcast', 'http'];
+export const PLANNED_SCENARIOS: readonly string[] = ['ws-hold', 'ws-echo'];
+
+/** Parameters a `--sweep` may vary. */
+export const SWEEP_KEYS = ['connections', 'size', 'depth', 'rate'] as const;
+/** One of {@link SWEEP_KEYS}. */
+export type SweepKey = (typeof SWEEP_KEYS)[number];
+
+const NAMES = SCENARIOS.map((s) => s.name);
 
 /** `c1m bench --help`. */
-export const BENCH_USAGE = `usage: c1m bench <${SCENARIOS.join('|')}> --port P -c N [options]
+export const BENCH_USAGE = `usage: c1m bench <${NAMES.join('|')}> --port P -c N [options]
+       c1m bench report RESULTS.json... -o REPORT.html
+       c1m bench million [--steps 100000,250000,500000,1000000] [options]   (c1m bench million --help)
+${SCENARIOS.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n')}
+options:
   --host H                  server address (default 127.0.0.1; non-loopback needs --yes-non-loopback)
   -c, --connections N       connections to open and hold
   --processes auto|N        worker processes (auto: ceil(N / (open-file limit - 500)))
   --source-ips auto|K       loopback source addresses 127.0.0.2... (auto: ceil(N / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
   -d, --duration S          measured seconds after the connect phase (default 10)
-  --warmup S                echo: seconds of traffic before measuring (default 1)
-  --size B                  echo: message size in bytes (default 64)
-  --depth D | --rate R      echo: D messages in flight per connection (default 1), or R msgs/s each
+  --warmup S                echo, http, broadcast: seconds of traffic before measuring (default 1)
+  --size B                  echo: message size (default 64); broadcast: delivered line size (default 64)
+  --depth D                 echo, http: messages (requests) in flight per connection (default 1)
+  --rate R                  echo: R msgs/s per connection instead of --depth; broadcast: publishes/s (default 10)
+  --path P                  http: request target (default /)
   --verify                  echo: compare every echoed byte
   --connect-concurrency C   connects in flight per process (default 1000)
   --connect-timeout S       end of the connect phase at the latest (default 60)
   --retries N               retries of a transient connect failure (default 3)
   --spawn "CMD"             start the server (sh -c 'exec CMD'), wait for "listening", SIGTERM it at the end
   --pid PID                 measure an existing server (repeat for several processes)
+  --target NAME=CMD         a server to compare (repeat): each run spawns it as --spawn does
+  --sweep KEY=V1,V2,...     one run per value (repeat for a grid): ${SWEEP_KEYS.join(', ')}
+  --report FILE             also write a self-contained HTML report of the result(s)
   --json                    print the result as one JSON line (the last line of stdout)
   --yes-non-loopback        allow a target outside 127.0.0.0/8 and ::1
 scenarios planned, not available yet: ${PLANNED_SCENARIOS.join(', ')}`;
 
+/** A server to compare: `--target name=CMD`. */
+export interface BenchTarget {
+  name: string;
+  /** Spawned per run; null: a server already running (`--pid`, or nothing). */
+  cmd: string | null;
+}
+
 /** Validated command line. */
 export interface BenchOptions {
-  scenario: WorkerScenario;
+  scenario: string;
   host: string;
   port: number;
   connections: number;
@@ -62,28 +99,26 @@ export interface BenchOptions {
   size: number;
   depth: number;
   rate: number;
+  path: string;
   verify: boolean;
   concurrency: number;
   connectTimeoutS: number;
   retries: number;
   spawn: string | undefined;
   pids: number[];
+  /** `--target`s in order; empty for a plain run. */
+  targets: BenchTarget[];
+  /** `--sweep`s in order (a grid when several). */
+  sweeps: { key: SweepKey; values: number[] }[];
+  report: string | undefined;
   json: boolean;
   nonLoopback: boolean;
 }
 
-/** How connections are laid out. */
-export interface BenchPlan {
-  /** Connections per worker process. */
-  perProcess: number[];
-  /** Source addresses (empty: the kernel picks). */
-  sources: string[];
-}
-
-/** The result, printed as JSON with `--json` (every field is described in docs/bench.md). Latencies in µs; null where not measured. */
-export interface BenchResult {
+/** The result of one run, printed as JSON with `--json` (every field is described in docs/bench.md). Latencies in µs; null where not measured. */
+export interface BenchResult extends ScenarioFields {
   tool: 'c1m bench';
-  scenario: WorkerScenario;
+  scenario: string;
   host: string;
   port: number;
   target: number;
@@ -117,7 +152,7 @@ export interface BenchResult {
   send_skipped: number;
   client: { cpu_user_s: number; cpu_sys_s: number; rss_kb: number };
   server: ServerResult | null;
-  aborted: false | 'signal' | 'worker_died' | 'no_results';
+  aborted: Aborted;
 }
 
 /** Server figures: RSS of its process tree at the end of the run, and CPU spent during the bench. */
@@ -130,34 +165,61 @@ export interface ServerResult {
   cpu_s: number;
 }
 
-class UsageError extends Error {}
+/** One run of a sweep: the result plus the target it ran against. */
+export type BenchRow = BenchResult & { target_name: string };
 
-const USER_HZ = 100; // /proc/<pid>/stat clock ticks: fixed by the Linux ABI
-const READY_TIMEOUT_MS = 30_000;
-const RESULT_TIMEOUT_MS = 15_000;
-const EXIT_TIMEOUT_MS = 10_000;
-const SERVER_LISTEN_TIMEOUT_MS = 15_000;
-
-const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function int(name: string, s: string | undefined, min: number, max: number): number | undefined {
-  if (s === undefined) return undefined;
-  if (!/^\d+$/.test(s) || Number(s) < min || Number(s) > max) {
-    throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${s}"`);
-  }
-  return Number(s);
+/** The JSON of a run with `--target`s or `--sweep`s: one row per (point, target). */
+export interface BenchSweepResult {
+  tool: 'c1m bench';
+  kind: 'sweep';
+  scenario: string;
+  command: string;
+  date: string;
+  machine: MachineInfo;
+  targets: BenchTarget[];
+  sweep: Partial<Record<SweepKey, number[]>>;
+  rows: BenchRow[];
 }
 
-function seconds(name: string, s: string | undefined, min: number, fallback: number): number {
-  if (s === undefined) return fallback;
-  if (!/^\d+(\.\d+)?$/.test(s) || Number(s) < min || Number(s) > 86_400) {
-    throw new UsageError(`--${name} must be a number of seconds from ${min} to 86400, got "${s}"`);
-  }
-  return Number(s);
-}
+/** Longest wait for messages in flight after the measured window (`drain` scenarios). */
+const DRAIN_TIMEOUT_MS = 5_000;
 
 function autoOrInt(name: string, s: string | undefined, max: number): number | 'auto' {
   return s === undefined || s === 'auto' ? 'auto' : int(name, s, 1, max)!;
+}
+
+/** Ranges of the numeric options (also applied to sweep values). */
+const LIMITS: Record<SweepKey, [min: number, max: number]> = {
+  connections: [1, 100_000_000],
+  size: [1, 1 << 20],
+  depth: [1, 4096],
+  rate: [1, 1_000_000],
+};
+
+function rate(s: string | undefined): number | undefined {
+  if (s === undefined) return undefined;
+  if (!/^\d+(\.\d+)?$/.test(s) || Number(s) <= 0 || Number(s) > LIMITS.rate[1]) {
+    throw new UsageError(`--rate must be a number above 0 and at most ${LIMITS.rate[1]}, got "${s}"`);
+  }
+  return Number(s);
+}
+
+function parseTarget(s: string): BenchTarget {
+  const eq = s.indexOf('=');
+  const name = s.slice(0, eq).trim(), cmd = s.slice(eq + 1).trim();
+  if (eq <= 0 || !/^[\w.-]{1,40}$/.test(name) || cmd === '') {
+    throw new UsageError(`--target must be NAME=CMD (NAME: letters, digits, . _ -), got "${s}"`);
+  }
+  return { name, cmd };
+}
+
+function parseSweep(s: string): { key: SweepKey; values: number[] } {
+  const eq = s.indexOf('=');
+  const key = s.slice(0, eq) as SweepKey;
+  if (eq <= 0 || !SWEEP_KEYS.includes(key)) throw new UsageError(`--sweep must be KEY=V1,V2,... with KEY one of ${SWEEP_KEYS.join(', ')}, got "${s}"`);
+  const values = s.slice(eq + 1).split(',').map((v) => (key === 'rate' ? rate(v.trim())! : int(`sweep ${key}`, v.trim(), ...LIMITS[key])!));
+  if (values.length === 0 || new Set(values).size !== values.length) throw new UsageError(`--sweep ${key}: give distinct values, got "${s}"`);
+  return { key, values };
 }
 
 /** Parse and validate `argv` (after `bench`). Throws a usage error with the exact message. */
@@ -178,12 +240,16 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         size: { type: 'string' },
         depth: { type: 'string' },
         rate: { type: 'string' },
+        path: { type: 'string' },
         verify: { type: 'boolean', default: false },
         'connect-concurrency': { type: 'string' },
         'connect-timeout': { type: 'string' },
         retries: { type: 'string' },
         spawn: { type: 'string' },
         pid: { type: 'string', multiple: true },
+        target: { type: 'string', multiple: true },
+        sweep: { type: 'string', multiple: true },
+        report: { type: 'string' },
         json: { type: 'boolean', default: false },
         'yes-non-loopback': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
@@ -195,278 +261,86 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   const { values: v, positionals } = parsed;
   if (v.help) return 'help';
   const name = positionals[0];
-  if (name === undefined) throw new UsageError(`a scenario is required: ${SCENARIOS.join(', ')}`);
+  if (name === undefined) throw new UsageError(`a scenario is required: ${NAMES.join(', ')}`);
   if (PLANNED_SCENARIOS.includes(name)) {
-    throw new UsageError(`scenario "${name}" is not available yet; available: ${SCENARIOS.join(', ')}`);
+    throw new UsageError(`scenario "${name}" is not available yet; available: ${NAMES.join(', ')}`);
   }
-  if (!(SCENARIOS as readonly string[]).includes(name)) {
-    throw new UsageError(`unknown scenario "${name}"; available: ${SCENARIOS.join(', ')}`);
-  }
+  const spec = NAMES.includes(name) ? scenarioByName(name)! : undefined;
+  if (!spec) throw new UsageError(`unknown scenario "${name}"; available: ${NAMES.join(', ')}`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
-  const scenario = name as WorkerScenario;
+  const takes = (opt: ScenarioOption): boolean => spec.options.includes(opt);
+  const users = (opt: ScenarioOption): string => {
+    const names = SCENARIOS.filter((s) => s.options.includes(opt)).map((s) => s.name);
+    return names.length === 1 ? `the ${names[0]} scenario only` : `the ${names.join(', ')} scenarios only`;
+  };
+  for (const opt of ['size', 'depth', 'rate', 'warmup', 'path'] as const) {
+    if (v[opt] !== undefined && !takes(opt)) throw new UsageError(`--${opt} applies to ${users(opt)}`);
+  }
+  if (v.verify && !takes('verify')) throw new UsageError(`--verify applies to ${users('verify')}`);
+  const sweeps = (v.sweep ?? []).map(parseSweep);
+  for (const s of sweeps) {
+    if (s.key !== 'connections' && !takes(s.key)) throw new UsageError(`--sweep ${s.key}: --${s.key} applies to ${users(s.key)}`);
+    if (sweeps.filter((t) => t.key === s.key).length > 1) throw new UsageError(`--sweep ${s.key} given twice`);
+  }
+  const swept = (k: SweepKey): boolean => sweeps.some((s) => s.key === k);
   const port = int('port', v.port, 1, 65535);
   if (port === undefined) throw new UsageError('--port is required');
-  const connections = int('connections', v.connections, 1, 100_000_000);
+  const connections = int('connections', v.connections, ...LIMITS.connections) ?? (swept('connections') ? sweeps.find((s) => s.key === 'connections')!.values[0]! : undefined);
   if (connections === undefined) throw new UsageError('-c/--connections is required');
-  if (scenario !== 'echo') {
-    for (const opt of ['size', 'depth', 'rate', 'warmup'] as const) {
-      if (v[opt] !== undefined) throw new UsageError(`--${opt} applies to the echo scenario only`);
-    }
-    if (v.verify) throw new UsageError('--verify applies to the echo scenario only');
+  const echoLike = takes('depth') && takes('rate');
+  if (echoLike && (v.depth !== undefined || swept('depth')) && (v.rate !== undefined || swept('rate'))) throw new UsageError('--depth and --rate exclude each other');
+  const size = int('size', v.size, ...LIMITS.size) ?? spec.defaults?.size ?? 64;
+  const depth = int('depth', v.depth, ...LIMITS.depth) ?? 1;
+  const r = rate(v.rate) ?? spec.defaults?.rate ?? 0;
+  const maxSize = Math.max(size, ...(sweeps.find((s) => s.key === 'size')?.values ?? []));
+  const maxDepth = Math.max(depth, ...(sweeps.find((s) => s.key === 'depth')?.values ?? []));
+  if (takes('size') && takes('depth') && maxSize * maxDepth > 8 << 20) {
+    throw new UsageError(`--size x --depth must be at most 8 MiB in flight per connection, got ${maxSize * maxDepth} bytes`);
   }
-  if (v.depth !== undefined && v.rate !== undefined) throw new UsageError('--depth and --rate exclude each other');
-  const size = int('size', v.size, 1, 1 << 20) ?? 64;
-  const depth = int('depth', v.depth, 1, 4096) ?? 1;
-  const rate = v.rate === undefined ? 0 : seconds('rate', v.rate, 0.001, 0);
-  if (v.rate !== undefined && rate <= 0) throw new UsageError('--rate must be above 0');
-  if (size * depth > 8 << 20) throw new UsageError(`--size x --depth must be at most 8 MiB in flight per connection, got ${size * depth} bytes`);
+  const path = v.path ?? '/';
+  if (!/^[\x21-\x7e]+$/.test(path) || !(path.startsWith('/') || path === '*')) throw new UsageError(`--path must be an origin-form request target (/...), got "${path}"`);
+  const targets = (v.target ?? []).map(parseTarget);
+  if (new Set(targets.map((t) => t.name)).size !== targets.length) throw new UsageError('--target names must differ');
+  if (targets.length > 0 && (v.spawn !== undefined || v.pid !== undefined)) throw new UsageError('--target excludes --spawn and --pid');
   if (v.spawn !== undefined && v.pid !== undefined) throw new UsageError('--spawn and --pid exclude each other');
   if (v.spawn !== undefined && v.spawn.trim() === '') throw new UsageError('--spawn needs a command');
   const pids = (v.pid ?? []).flatMap((p) => p.split(',')).map((p) => int('pid', p.trim(), 1, 2 ** 22)!);
   for (const pid of pids) {
     if (!procAlive(pid)) throw new UsageError(`--pid ${pid}: no such process`);
   }
+  if (v.report !== undefined && v.report.trim() === '') throw new UsageError('--report needs a file name');
   return {
-    scenario,
+    scenario: spec.name,
     host: v.host!,
     port,
     connections,
     processes: autoOrInt('processes', v.processes, 1024),
     sourceIps: autoOrInt('source-ips', v['source-ips'], 65_534),
     durationS: seconds('duration', v.duration, 0.1, 10),
-    warmupS: scenario === 'echo' ? seconds('warmup', v.warmup, 0, 1) : 0,
-    size, depth, rate,
+    warmupS: takes('warmup') ? seconds('warmup', v.warmup, 0, 1) : 0,
+    size, depth, rate: r, path,
     verify: v.verify!,
     concurrency: int('connect-concurrency', v['connect-concurrency'], 1, 1_000_000) ?? 1000,
     connectTimeoutS: seconds('connect-timeout', v['connect-timeout'], 0.1, 60),
     retries: int('retries', v.retries, 0, 20) ?? 3,
     spawn: v.spawn,
     pids,
+    targets,
+    sweeps,
+    report: v.report,
     json: v.json!,
     nonLoopback: v['yes-non-loopback']!,
   };
 }
 
-/** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */
-export function isLoopback(ip: string): boolean {
-  const v4 = ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-  if (isIP(v4) === 4) return v4.startsWith('127.');
-  return ip === '::1' || ip === '0:0:0:0:0:0:0:1';
-}
-
-/** The K loopback source addresses 127.0.0.2, 127.0.0.3, ... (past .255 the count carries on into 127.0.1.x). */
-export function sourceAddresses(k: number): string[] {
-  const base = (127 << 24) + 2;
-  return Array.from({ length: k }, (_, j) => {
-    const a = base + j;
-    return `${127}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}`;
-  });
-}
-
-/**
- * Lay out N connections: processes (auto: as few as the per-process connection limit allows),
- * split as evenly as possible, and source addresses (auto: one per 10,000 connections).
- * `perProcessLimit` is `nofileLimit().connections`; `ipv4Loopback` false disables source
- * addresses (non-loopback or IPv6 targets: the kernel picks).
- */
-export function planRun(connections: number, processes: number | 'auto', sourceIps: number | 'auto', perProcessLimit: number, ipv4Loopback: boolean): BenchPlan {
-  if (!(perProcessLimit >= 1)) throw new UsageError(`the open-file limit leaves no room for connections (run c1m doctor)`);
-  const p = processes === 'auto' ? Math.ceil(connections / perProcessLimit) : processes;
-  if (p > connections) throw new UsageError(`--processes ${p} is more than the ${connections} connections`);
-  if (Math.ceil(connections / p) > perProcessLimit) {
-    throw new UsageError(`${connections} connections over ${p} process(es) is ${Math.ceil(connections / p)} per process; ` +
-      `the open-file limit allows ${perProcessLimit} (use --processes auto, or raise it: c1m doctor -c ${connections})`);
-  }
-  if (p > 1024) throw new UsageError(`${connections} connections need ${p} processes at ${perProcessLimit} per process; at most 1024 (raise the open-file limit: c1m doctor)`);
-  const perProcess = Array.from({ length: p }, (_, i) => Math.floor(connections / p) + (i < connections % p ? 1 : 0));
-  let sources: string[] = [];
-  if (ipv4Loopback) {
-    sources = sourceAddresses(sourceIps === 'auto' ? Math.ceil(connections / CONNECTIONS_PER_SOURCE_ADDRESS) : sourceIps);
-  } else if (sourceIps !== 'auto') {
-    throw new UsageError('--source-ips applies to IPv4 loopback targets only');
-  }
-  return { perProcess, sources };
-}
-
-// ---- the server under test: /proc sampling ----
-
-function procAlive(pid: number): boolean {
-  try {
-    readFileSync(`/proc/${pid}/stat`);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** `[ppid, utime + stime ticks]` from /proc/<pid>/stat, or null when the process is gone. */
-function procStat(pid: number): [number, number] | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return [Number(f[1]), Number(f[11]) + Number(f[12])];
-  } catch {
-    return null;
-  }
-}
-
-function procRssKb(pid: number): number {
-  try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** The processes rooted at `roots`: themselves and every descendant. */
-function processTree(roots: readonly number[]): number[] {
-  const children = new Map<number, number[]>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const st = procStat(Number(name));
-    if (!st) continue;
-    const list = children.get(st[0]);
-    if (list) list.push(Number(name));
-    else children.set(st[0], [Number(name)]);
-  }
-  const out = new Set<number>();
-  const todo = [...roots];
-  for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
-    if (out.has(pid) || !procAlive(pid)) continue;
-    out.add(pid);
-    todo.push(...(children.get(pid) ?? []));
-  }
-  return [...out];
-}
-
-interface ServerSample {
-  pids: number[];
-  rssKb: number;
-  cpuS: number;
-}
-
-function sampleServer(roots: readonly number[]): ServerSample {
-  const pids = processTree(roots);
-  let rssKb = 0, ticks = 0;
-  for (const pid of pids) {
-    rssKb += procRssKb(pid);
-    ticks += procStat(pid)?.[1] ?? 0;
-  }
-  return { pids, rssKb, cpuS: ticks / USER_HZ };
-}
-
-interface SpawnedServer {
-  child: ChildProcess;
-  pid: number;
-  stop(): Promise<void>;
-  /** Synchronous last resort (process exit). */
-  kill(): void;
-}
-
-/** Start `cmd` in its own process group; resolve once a line of its output says "listening". */
-async function spawnServer(cmd: string, err: NodeJS.WritableStream): Promise<SpawnedServer> {
-  const child = spawn('/bin/sh', ['-c', `exec ${cmd}`], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const pid = child.pid;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const alive = (): boolean => child.exitCode === null && child.signalCode === null;
-  const signal = (sig: NodeJS.Signals): void => {
-    try {
-      process.kill(-pid!, sig);
-    } catch {
-      // already gone
-    }
-  };
-  const server: SpawnedServer = {
-    child,
-    pid: pid ?? -1,
-    kill: () => {
-      if (alive()) signal('SIGKILL');
-    },
-    stop: async () => {
-      if (!alive()) return;
-      signal('SIGTERM');
-      let t: NodeJS.Timeout | undefined;
-      await Promise.race([exited, new Promise<void>((r) => (t = setTimeout(r, EXIT_TIMEOUT_MS)))]);
-      clearTimeout(t);
-      if (alive()) {
-        err.write(`c1m bench: server did not stop within ${EXIT_TIMEOUT_MS / 1000}s of SIGTERM; SIGKILL\n`);
-        signal('SIGKILL');
-        await exited;
-      }
-    },
-  };
-  if (pid === undefined) throw new Error(`--spawn: could not start "${cmd}"`);
-  const seen: string[] = [];
-  let ready: (() => void) | undefined;
-  const listening = new Promise<void>((r) => (ready = r));
-  const onLine = (line: string): void => {
-    if (ready) {
-      seen.push(line);
-      if (/listening/i.test(line)) {
-        ready();
-        ready = undefined;
-      }
-    } else {
-      err.write(`server: ${line}\n`);
-    }
-  };
-  for (const stream of [child.stdout!, child.stderr!]) {
-    let buf = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (d: string) => {
-      buf += d;
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        onLine(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    });
-  }
-  let timer: NodeJS.Timeout | undefined;
-  const outcome = await Promise.race([
-    listening.then(() => 'ok' as const),
-    exited.then(() => 'exited' as const),
-    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), SERVER_LISTEN_TIMEOUT_MS))),
-  ]);
-  clearTimeout(timer);
-  if (outcome !== 'ok') {
-    await server.stop();
-    const tail = seen.slice(-10).map((l) => `  ${l}\n`).join('');
-    throw new Error(`--spawn: the server ${outcome === 'exited' ? `exited (code ${child.exitCode}, signal ${child.signalCode})` : `printed no "listening" line within ${SERVER_LISTEN_TIMEOUT_MS / 1000}s`} ` +
-      `before it was ready${tail ? `; its output:\n${tail}` : ''}`);
-  }
-  return server;
-}
-
-// ---- workers ----
-
-interface WorkerHandle {
-  child: ChildProcess;
-  config: WorkerConfig;
-  ready: boolean;
-  counters: WorkerCounters;
-  /** ms since start when every connection of this worker had settled. */
-  settledAt: number | undefined;
-  result: WorkerResult | undefined;
-  exited: boolean;
-  fatal: string | undefined;
-}
-
-const ZERO: WorkerCounters = { started: 0, connected: 0, failed: 0, pending: 0, open: 0, retries: 0, msgsTotal: 0 };
-
-function sum(ws: readonly WorkerHandle[], pick: (c: WorkerCounters) => number): number {
-  let n = 0;
-  for (const w of ws) n += pick(w.result ?? w.counters);
-  return n;
-}
-
-const fmtInt = (n: number): string => Math.round(n).toLocaleString('en-US');
-
 /** Run `c1m bench`; resolves with the exit code once every child process is gone. */
 export async function benchMain(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): Promise<number> {
+  if (argv[0] === 'report') return reportMain(argv.slice(1), out, err);
+  if (argv[0] === 'million') return millionMain(argv.slice(1), out, err);
   let o: BenchOptions | 'help';
-  let plan: BenchPlan;
+  let plans: BenchPlan[];
   let host: string;
+  let points: Partial<Record<SweepKey, number>>[];
   try {
     o = parseBenchArgs(argv);
     if (o === 'help') {
@@ -490,14 +364,89 @@ export async function benchMain(argv: string[], out: NodeJS.WritableStream = pro
       err.write('c1m bench: the native backend is unavailable here (Linux epoll addon); c1m bench needs it\n');
       return 1;
     }
-    plan = planRun(o.connections, o.processes, o.sourceIps, nofileLimit().connections, loopback && isIP(host) === 4);
+    points = grid(o.sweeps);
+    const limit = nofileLimit().connections;
+    const opts = o;
+    // Every layout is checked before anything starts.
+    plans = points.map((p) => planRun(p.connections ?? opts.connections, opts.processes, opts.sourceIps, limit, loopback && isIP(host) === 4));
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     err.write(`c1m bench: ${e.message}\n${BENCH_USAGE}\n`);
     return 2;
   }
-  warnPortRange(o, plan, err);
-  return new BenchRun(o, host, plan, out, err).run();
+  const single = o.targets.length === 0 && o.sweeps.length === 0;
+  if (single) {
+    warnPortRange(o, plans[0]!, err);
+    const { code, result } = await new BenchRun(o, host, plans[0]!, err).run();
+    if (result) {
+      out.write(o.json ? `${JSON.stringify(result)}\n` : `${humanResult(result).join('\n')}\n`);
+      if (o.report !== undefined) writeReport(o.report, [sweepDocument(o, argv, [{ ...result, target_name: targetsOf(o)[0]!.name }])], err);
+    }
+    return code;
+  }
+  return runSweep(o, argv, host, points, plans, out, err);
+}
+
+/** Every combination of the sweeps' values, the first sweep varying slowest; [{}] without sweeps. */
+function grid(sweeps: BenchOptions['sweeps']): Partial<Record<SweepKey, number>>[] {
+  let points: Partial<Record<SweepKey, number>>[] = [{}];
+  for (const s of sweeps) points = points.flatMap((p) => s.values.map((v) => ({ ...p, [s.key]: v })));
+  return points;
+}
+
+function targetsOf(o: BenchOptions): BenchTarget[] {
+  if (o.targets.length > 0) return o.targets;
+  return [{ name: o.spawn !== undefined || o.pids.length > 0 ? 'server' : `${o.host}:${o.port}`, cmd: o.spawn ?? null }];
+}
+
+function sweepDocument(o: BenchOptions, argv: string[], rows: BenchRow[]): BenchSweepResult {
+  return {
+    tool: 'c1m bench',
+    kind: 'sweep',
+    scenario: o.scenario,
+    command: commandLine(argv),
+    date: new Date().toISOString(),
+    machine: machineInfo(nofileLimit().soft),
+    targets: targetsOf(o),
+    sweep: Object.fromEntries(o.sweeps.map((s) => [s.key, s.values])),
+    rows,
+  };
+}
+
+function writeReport(file: string, docs: unknown[], err: NodeJS.WritableStream): void {
+  try {
+    writeFileSync(file, buildReport(docs));
+    err.write(`[c1m bench] report written to ${file}\n`);
+  } catch (e) {
+    err.write(`c1m bench: --report ${file}: ${(e as Error).message}\n`);
+  }
+}
+
+/** One run per (point, target): targets alternate within each point. */
+async function runSweep(o: BenchOptions, argv: string[], host: string, points: Partial<Record<SweepKey, number>>[], plans: BenchPlan[], out: NodeJS.WritableStream, err: NodeJS.WritableStream & { isTTY?: boolean }): Promise<number> {
+  const rows: BenchRow[] = [];
+  const targets = targetsOf(o);
+  let code = 0;
+  outer: for (let i = 0; i < points.length; i++) {
+    for (const t of targets) {
+      const point = points[i]!;
+      const run: BenchOptions = { ...o, ...point, spawn: t.cmd ?? undefined };
+      const label = Object.entries(point).map(([k, v]) => `${k}=${v}`).join(' ');
+      err.write(`[c1m bench] === ${t.name}${label ? ` ${label}` : ''} ===\n`);
+      warnPortRange(run, plans[i]!, err);
+      const r = await new BenchRun(run, host, plans[i]!, err).run();
+      if (r.result) {
+        rows.push({ ...r.result, target_name: t.name });
+        if (!o.json) out.write(`== ${t.name}${label ? ` ${label}` : ''}\n${humanResult(r.result).join('\n')}\n`);
+      }
+      if (r.code !== 0 && code === 0) code = r.code;
+      if (r.code === 130) break outer;
+    }
+  }
+  const doc = sweepDocument(o, argv, rows);
+  if (o.json) out.write(`${JSON.stringify(doc)}\n`);
+  if (o.report !== undefined) writeReport(o.report, [doc], err);
+  return code;
 }
 
 /** Warn when one source address would need more ports than the ephemeral range has. */
@@ -516,43 +465,74 @@ function warnPortRange(o: BenchOptions, plan: BenchPlan, err: NodeJS.WritableStr
   }
 }
 
+/** Human-readable lines for one result. */
+export function humanResult(r: BenchResult): string[] {
+  const unit = scenarioByName(r.scenario)?.unit ?? 'msgs';
+  const lines = [
+    `${r.scenario}: ${fmtInt(r.connected)}/${fmtInt(r.target)} connected in ${r.connect_s.toFixed(3)}s (${fmtInt(r.connect_rate)} conn/s), ` +
+      `${fmtInt(r.failed)} failed${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ''}, ` +
+      `${fmtInt(r.open_at_end)} open at the end over ${r.processes} process(es), ${r.source_ips} source address(es)`,
+  ];
+  if (r.closed_early > 0) lines.push(`closed before the end: ${fmtInt(r.closed_early)} ${JSON.stringify(r.close_errors)}`);
+  const l = r.latency;
+  const pct = (x: LatencySummary): string => `p50 ${formatMicros(x.p50)}  p90 ${formatMicros(x.p90)}  p99 ${formatMicros(x.p99)}  p99.9 ${formatMicros(x.p999)}  max ${formatMicros(x.max)}  mean ${formatMicros(x.mean)}`;
+  if (r.scenario === 'echo') {
+    lines.push(`echo ${r.size} B ${r.rate ? `at ${r.rate} msgs/s per connection` : `x depth ${r.depth}`}: ${fmtInt(r.msgs_per_s)} msgs/s over ${r.duration_s}s`);
+  } else if (r.scenario === 'http' && r.http) {
+    lines.push(`http GET x depth ${r.depth}: ${fmtInt(r.msgs_per_s)} requests/s over ${r.duration_s}s; status ${JSON.stringify(r.http.status)}, ` +
+      `non-2xx ${fmtInt(r.http.non_2xx)}, parse errors ${fmtInt(r.http.parse_errors)}`);
+  } else if (r.scenario === 'broadcast' && r.broadcast) {
+    const b = r.broadcast;
+    lines.push(`broadcast ${r.size} B at ${b.rate}/s to ${fmtInt(b.receivers)} receivers: ${fmtInt(b.published)} published in the window, ` +
+      `${fmtInt(b.complete)} reached every receiver; ${fmtInt(b.deliveries_per_s)} deliveries/s`);
+    if (b.last_receiver) lines.push(`last receiver: ${pct(b.last_receiver)}`);
+  }
+  if (unit !== null && l) lines.push(`${r.scenario === 'broadcast' ? 'delivery ' : ''}latency: ${pct(l)}`);
+  const g = r.send_lag;
+  if (g) lines.push(`send lag behind schedule: p50 ${formatMicros(g.p50)}  p99 ${formatMicros(g.p99)}  max ${formatMicros(g.max)}`);
+  if (r.verify_errors !== null) lines.push(`verify errors: ${r.verify_errors}`);
+  if (r.server) {
+    lines.push(`server: rss ${fmtInt(r.server.rss_kb)} kB (before ${fmtInt(r.server.rss_before_kb)} kB` +
+      `${r.server.bytes_per_conn !== null ? `, ${fmtInt(r.server.bytes_per_conn)} B per connection` : ''}), cpu ${r.server.cpu_s}s`);
+  }
+  if (r.aborted) lines.push(`aborted: ${r.aborted}`);
+  return lines;
+}
+
+/** One run against one server: phases, progress, and the merged result. */
 class BenchRun {
   readonly #o: BenchOptions;
+  readonly #spec: ScenarioSpec;
   readonly #host: string;
   readonly #plan: BenchPlan;
-  readonly #out: NodeJS.WritableStream;
   readonly #err: NodeJS.WritableStream & { isTTY?: boolean };
-  #workers: WorkerHandle[] = [];
+  readonly #pool: WorkerPool;
   #server: SpawnedServer | undefined;
-  #aborted: BenchResult['aborted'] = false;
-  /** Wakes every bounded wait early (signal, worker death). */
-  #wake: (() => void) | undefined;
   #phase = 'start';
   #t0 = 0;
   #measureAt = 0;
-  /** Latency of the messages reported since the last progress line. */
-  #interval = latencyHistogram();
   #lastProgress = { t: 0, connected: 0, msgs: 0 };
   #progressTimer: NodeJS.Timeout | undefined;
   #barShown = false;
 
-  constructor(o: BenchOptions, host: string, plan: BenchPlan, out: NodeJS.WritableStream, err: NodeJS.WritableStream & { isTTY?: boolean }) {
+  constructor(o: BenchOptions, host: string, plan: BenchPlan, err: NodeJS.WritableStream & { isTTY?: boolean }) {
     this.#o = o;
+    this.#spec = scenarioByName(o.scenario)!;
     this.#host = host;
     this.#plan = plan;
-    this.#out = out;
     this.#err = err;
+    this.#pool = new WorkerPool(err);
   }
 
-  async run(): Promise<number> {
-    const o = this.#o;
+  /** Run; resolves with the exit code and the result (null when the run could not start). */
+  async run(): Promise<{ code: number; result: BenchResult | null }> {
+    const o = this.#o, pool = this.#pool;
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
       signals++;
       if (signals === 1) {
         this.#err.write(`\nc1m bench: ${sig}: stopping (again to kill at once)\n`);
-        this.#aborted = 'signal';
-        this.#wake?.();
+        pool.abort('signal');
         return;
       }
       this.#killAll();
@@ -570,169 +550,101 @@ class BenchRun {
           this.#server = await spawnServer(o.spawn, this.#err);
         } catch (e) {
           this.#err.write(`c1m bench: ${(e as Error).message}\n`);
-          return 1;
+          return { code: 1, result: null };
         }
       }
       const roots = this.#server ? [this.#server.pid] : o.pids;
       if (roots.length > 0) before = sampleServer(roots);
+      const traffic = this.#spec.unit !== null;
       this.#log(`c1m bench ${o.scenario}: ${fmtInt(o.connections)} connections to ${this.#host}:${o.port} over ` +
-        `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` +
-        (o.scenario === 'echo' ? `, ${o.size} B messages, ${o.rate > 0 ? `${o.rate} msgs/s per connection` : `depth ${o.depth}`}` : ''));
-      if (!(await this.#startWorkers())) return 1;
+        `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe());
+      if (!(await pool.start(workerConfigs(o, this.#host, this.#plan)))) return { code: 1, result: null };
 
       // Connect phase.
       this.#phase = 'connect';
       this.#t0 = performance.now();
-      this.#broadcast({ type: 'go' });
+      pool.send({ type: 'go' });
       this.#progressTimer = setInterval(() => this.#progress(), 1000);
-      const settled = await this.#waitFor(() => this.#workers.every((w) => w.settledAt !== undefined), o.connectTimeoutS * 1000);
-      timeoutHit = !settled && this.#aborted === false;
-      connectS = (settled ? Math.max(...this.#workers.map((w) => w.settledAt!)) : performance.now() - this.#t0) / 1000;
-      this.#broadcast({ type: 'end-connect' });
-      this.#log(`connect phase done in ${connectS.toFixed(3)}s: ${fmtInt(sum(this.#workers, (c) => c.connected))} connected, ` +
-        `${fmtInt(sum(this.#workers, (c) => c.failed))} failed${timeoutHit ? `, ${fmtInt(sum(this.#workers, (c) => c.pending))} still pending (connect timeout hit)` : ''}`);
+      const settled = await pool.waitFor(() => pool.workers.every((w) => w.settledAt !== undefined), o.connectTimeoutS * 1000);
+      timeoutHit = !settled && pool.aborted === false;
+      connectS = ((settled ? Math.max(...pool.workers.map((w) => w.settledAt!)) : performance.now()) - this.#t0) / 1000;
+      pool.send({ type: 'end-connect' });
+      this.#log(`connect phase done in ${connectS.toFixed(3)}s: ${fmtInt(pool.sum((c) => c.connected))} connected, ` +
+        `${fmtInt(pool.sum((c) => c.failed))} failed${timeoutHit ? `, ${fmtInt(pool.sum((c) => c.pending))} still pending (connect timeout hit)` : ''}`);
 
       // Warmup, then the measured run.
-      if (o.scenario === 'echo' && this.#aborted === false) {
+      if (traffic && pool.aborted === false) {
         this.#phase = 'warmup';
-        this.#broadcast({ type: 'traffic' });
-        await this.#waitFor(() => false, o.warmupS * 1000);
+        pool.send({ type: 'traffic' });
+        await pool.waitFor(() => false, o.warmupS * 1000);
       }
-      if (this.#aborted === false) {
+      if (pool.aborted === false) {
         this.#phase = 'run';
         this.#measureAt = performance.now();
-        this.#broadcast({ type: 'measure' });
-        await this.#waitFor(() => false, o.durationS * 1000);
+        pool.send({ type: 'measure' });
+        await pool.waitFor(() => false, o.durationS * 1000);
+      }
+      if (this.#spec.drain && pool.aborted === false) {
+        this.#phase = 'drain';
+        pool.send({ type: 'quiesce' });
+        await this.#drain();
       }
       if (roots.length > 0) after = sampleServer(roots);
 
       // Stop: results first, then every worker closes its connections and exits.
       this.#phase = 'stop';
-      this.#broadcast({ type: 'stop' });
-      const gotAll = await this.#waitFor(() => this.#workers.every((w) => w.result !== undefined || w.exited), RESULT_TIMEOUT_MS, true);
-      if (!gotAll && this.#aborted === false) this.#aborted = 'no_results';
-      await this.#waitFor(() => this.#workers.every((w) => w.exited), EXIT_TIMEOUT_MS, true);
+      await pool.shutdown();
     } finally {
       clearInterval(this.#progressTimer);
       this.#endBar();
-      for (const w of this.#workers) if (!w.exited) w.child.kill('SIGKILL');
-      await this.#waitFor(() => this.#workers.every((w) => w.exited), EXIT_TIMEOUT_MS, true);
+      pool.killAll();
+      await pool.waitFor(() => pool.workers.every((w) => w.exited), 10_000, true);
       await this.#server?.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('exit', onExit);
     }
-    for (const w of this.#workers) if (w.fatal) this.#err.write(`c1m bench: worker ${w.config.worker}: ${w.fatal}\n`);
+    pool.reportFatal();
     const r = this.#result(connectS, timeoutHit, before, after);
-    this.#report(r);
-    if (this.#aborted === 'signal') return 130;
-    if (this.#aborted !== false || r.connected === 0 || (r.verify_errors ?? 0) > 0) return 1;
-    return 0;
+    if (pool.aborted === 'signal') return { code: 130, result: r };
+    if (pool.aborted !== false || r.connected === 0 || (r.verify_errors ?? 0) > 0) return { code: 1, result: r };
+    return { code: 0, result: r };
   }
 
-  /** Fork every worker and wait for `ready`. False (after reporting) when one cannot start. */
-  async #startWorkers(): Promise<boolean> {
+  #describe(): string {
     const o = this.#o;
-    const script = fileURLToPath(new URL('./bench-worker.js', import.meta.url));
-    let first = 0;
-    this.#workers = this.#plan.perProcess.map((count, worker) => {
-      const config: WorkerConfig = {
-        scenario: o.scenario, worker, host: this.#host, port: o.port, first, count,
-        sources: this.#plan.sources, concurrency: o.concurrency, retries: o.retries,
-        size: o.size, depth: o.depth, rate: o.rate, verify: o.verify,
-      };
-      first += count;
-      // Worker output goes to our stderr: stdout carries only the result.
-      const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--inspect'));
-      const child = fork(script, [], { stdio: ['ignore', 2, 2, 'ipc'], execArgv });
-      const w: WorkerHandle = { child, config, ready: false, counters: { ...ZERO }, settledAt: undefined, result: undefined, exited: false, fatal: undefined };
-      child.on('message', (m: WorkerMessage) => this.#onMessage(w, m));
-      child.on('exit', (code, sig) => {
-        w.exited = true;
-        if (w.result === undefined && this.#phase !== 'stop' && this.#aborted === false) {
-          w.fatal ??= `exited early (${sig ?? `code ${code}`})`;
-          this.#aborted = 'worker_died';
-        }
-        this.#wake?.();
-      });
-      child.on('error', (e) => {
-        w.fatal ??= e.message;
-        if (child.pid === undefined) w.exited = true; // never started: no 'exit' will come
-        this.#wake?.();
-      });
-      child.send({ type: 'config', config } satisfies ParentMessage);
-      return w;
-    });
-    const ok = await this.#waitFor(() => this.#workers.every((w) => w.ready) || this.#workers.some((w) => w.fatal !== undefined), READY_TIMEOUT_MS);
-    if (ok && this.#workers.every((w) => w.ready)) return true;
-    for (const w of this.#workers) {
-      if (w.fatal) this.#err.write(`c1m bench: worker ${w.config.worker}: ${w.fatal}\n`);
-      else if (!w.ready) this.#err.write(`c1m bench: worker ${w.config.worker}: not ready within ${READY_TIMEOUT_MS / 1000}s\n`);
+    switch (o.scenario) {
+      case 'echo': return `, ${o.size} B messages, ${o.rate > 0 ? `${o.rate} msgs/s per connection` : `depth ${o.depth}`}`;
+      case 'http': return `, GET ${o.path} x depth ${o.depth}`;
+      case 'broadcast': return `, ${o.size} B publishes at ${o.rate}/s`;
+      default: return '';
     }
-    this.#phase = 'stop';
-    return false;
   }
 
-  #onMessage(w: WorkerHandle, m: WorkerMessage): void {
-    switch (m.type) {
-      case 'ready':
-        w.ready = true;
-        break;
-      case 'progress':
-        w.counters = m.counters;
-        if (m.hist) mergeHistograms([m.hist], this.#interval);
-        break;
-      case 'connected':
-        w.counters = m.counters;
-        w.settledAt = performance.now() - this.#t0;
-        break;
-      case 'result':
-        w.result = m.result;
-        break;
-      case 'fatal':
-        w.fatal = m.message;
-        this.#aborted = 'worker_died';
-        break;
-    }
-    this.#wake?.();
-  }
-
-  #broadcast(m: ParentMessage): void {
-    for (const w of this.#workers) if (!w.exited && w.child.connected) w.child.send(m);
-  }
-
-  /**
-   * Wait until `pred` holds (true), `ms` pass, or the run is aborted (false). With `evenIfAborted`
-   * an abort does not cut the wait short (used for the final exits).
-   */
-  async #waitFor(pred: () => boolean, ms: number, evenIfAborted = false): Promise<boolean> {
-    const end = performance.now() + ms;
-    while (!pred()) {
-      if (!evenIfAborted && this.#aborted !== false) return false;
-      const left = end - performance.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 250));
-        this.#wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-      });
-      this.#wake = undefined;
-    }
-    return true;
+  /** Wait (bounded) until the completed-message count stops moving: what was in flight has arrived. */
+  async #drain(): Promise<void> {
+    let last = -1, since = performance.now();
+    await this.#pool.waitFor(() => {
+      const now = performance.now(), n = this.#pool.sum((c) => c.msgsTotal);
+      if (n !== last) {
+        last = n;
+        since = now;
+      }
+      return now - since >= 600;
+    }, DRAIN_TIMEOUT_MS);
   }
 
   #progress(): void {
+    const pool = this.#pool;
     const now = performance.now();
-    const connected = sum(this.#workers, (c) => c.connected), msgs = sum(this.#workers, (c) => c.msgsTotal);
+    const connected = pool.sum((c) => c.connected), msgs = pool.sum((c) => c.msgsTotal);
     const dt = (now - (this.#lastProgress.t || this.#t0)) / 1000;
-    const p99 = this.#interval.totalCount > 0 ? formatMicros(this.#interval.getValueAtPercentile(99) / 1000) : '-';
-    this.#interval.reset();
-    let line = `elapsed=${((now - this.#t0) / 1000).toFixed(0)}s connected=${connected} failed=${sum(this.#workers, (c) => c.failed)}` +
-      ` pending=${sum(this.#workers, (c) => c.pending)} open=${sum(this.#workers, (c) => c.open)}` +
+    const p99 = pool.interval.totalCount > 0 ? formatMicros(pool.interval.getValueAtPercentile(99) / 1000) : '-';
+    pool.interval.reset();
+    let line = `elapsed=${((now - this.#t0) / 1000).toFixed(0)}s connected=${connected} failed=${pool.sum((c) => c.failed)}` +
+      ` pending=${pool.sum((c) => c.pending)} open=${pool.sum((c) => c.open)}` +
       ` conn/s=${Math.round((connected - this.#lastProgress.connected) / dt)}`;
-    if (this.#o.scenario === 'echo') line += ` msgs/s=${Math.round((msgs - this.#lastProgress.msgs) / dt)} p99=${p99}`;
+    if (this.#spec.unit !== null) line += ` ${this.#spec.unit}/s=${Math.round((msgs - this.#lastProgress.msgs) / dt)} p99=${p99}`;
     line += ` phase=${this.#phase}`;
     this.#lastProgress = { t: now, connected, msgs };
     if (this.#err.isTTY) {
@@ -757,15 +669,13 @@ class BenchRun {
   }
 
   #killAll(): void {
-    for (const w of this.#workers) {
-      if (!w.exited) w.child.kill('SIGKILL');
-    }
+    this.#pool.killAll();
     this.#server?.kill();
   }
 
   #result(connectS: number, timeoutHit: boolean, before: ServerSample | null, after: ServerSample | null): BenchResult {
-    const o = this.#o;
-    const rs = this.#workers.map((w) => w.result).filter((r): r is WorkerResult => r !== undefined);
+    const o = this.#o, spec = this.#spec;
+    const rs = this.#pool.workers.map((w) => w.result).filter((r): r is WorkerResult => r !== undefined);
     const total = (pick: (r: WorkerResult) => number): number => rs.reduce((n, r) => n + pick(r), 0);
     const errors: Record<string, number> = {}, closeErrors: Record<string, number> = {};
     for (const r of rs) {
@@ -779,7 +689,7 @@ class BenchRun {
     const hist = mergeHistograms(rs.map((r) => r.hist));
     const connected = total((r) => r.connected);
     const open = total((r) => r.open);
-    const echo = o.scenario === 'echo';
+    const takes = (opt: ScenarioOption): boolean => spec.options.includes(opt);
     let server: ServerResult | null = null;
     if (before && after) {
       server = {
@@ -790,14 +700,20 @@ class BenchRun {
         cpu_s: Math.round((after.cpuS - before.cpuS) * 100) / 100,
       };
     }
+    const fields: ScenarioFields = {
+      http: null,
+      broadcast: null,
+      ...spec.summarize?.({ extras: rs.map((r) => r.extra), openAtEnd: open, rate: o.rate }),
+    };
     const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+    const closedLoop = takes('depth') && !(takes('rate') && o.rate > 0);
     return {
       tool: 'c1m bench',
       scenario: o.scenario,
       host: this.#host,
       port: o.port,
       target: o.connections,
-      processes: this.#workers.length,
+      processes: this.#pool.workers.length,
       source_ips: this.#plan.sources.length,
       connect_concurrency: o.concurrency,
       started: total((r) => r.started),
@@ -813,15 +729,15 @@ class BenchRun {
       open_at_end: open,
       warmup_s: o.warmupS,
       duration_s: round3(durationS),
-      size: echo ? o.size : null,
-      depth: echo && o.rate === 0 ? o.depth : null,
-      rate: echo && o.rate > 0 ? o.rate : null,
+      size: takes('size') ? o.size : null,
+      depth: closedLoop ? o.depth : null,
+      rate: takes('rate') && o.rate > 0 ? o.rate : null,
       msgs: total((r) => r.msgs),
       msgs_per_s: Math.round(msgsPerS),
-      payload_bytes_per_s: Math.round(msgsPerS * o.size * (echo ? 1 : 0)),
+      payload_bytes_per_s: takes('size') ? Math.round(msgsPerS * o.size) : 0,
       latency: summarize(hist),
       send_lag: summarize(mergeHistograms(rs.map((r) => r.lagHist))),
-      verify_errors: echo && o.verify ? total((r) => r.verifyErrors ?? 0) : null,
+      verify_errors: takes('verify') && o.verify ? total((r) => r.verifyErrors ?? 0) : null,
       unexpected_msgs: total((r) => r.unexpectedMsgs),
       send_skipped: total((r) => r.sendSkipped),
       client: {
@@ -830,34 +746,8 @@ class BenchRun {
         rss_kb: total((r) => r.rssKb),
       },
       server,
-      aborted: this.#aborted,
+      ...fields,
+      aborted: this.#pool.aborted,
     };
-  }
-
-  #report(r: BenchResult): void {
-    if (this.#o.json) {
-      this.#out.write(`${JSON.stringify(r)}\n`);
-      return;
-    }
-    const lines = [
-      `${r.scenario}: ${fmtInt(r.connected)}/${fmtInt(r.target)} connected in ${r.connect_s.toFixed(3)}s (${fmtInt(r.connect_rate)} conn/s), ` +
-        `${fmtInt(r.failed)} failed${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ''}, ` +
-        `${fmtInt(r.open_at_end)} open at the end over ${r.processes} process(es), ${r.source_ips} source address(es)`,
-    ];
-    if (r.closed_early > 0) lines.push(`closed before the end: ${fmtInt(r.closed_early)} ${JSON.stringify(r.close_errors)}`);
-    if (r.scenario === 'echo') {
-      const l = r.latency;
-      lines.push(`echo ${r.size} B ${r.rate ? `at ${r.rate} msgs/s per connection` : `x depth ${r.depth}`}: ${fmtInt(r.msgs_per_s)} msgs/s over ${r.duration_s}s`);
-      if (l) lines.push(`latency: p50 ${formatMicros(l.p50)}  p90 ${formatMicros(l.p90)}  p99 ${formatMicros(l.p99)}  p99.9 ${formatMicros(l.p999)}  max ${formatMicros(l.max)}  mean ${formatMicros(l.mean)}`);
-      const g = r.send_lag;
-      if (g) lines.push(`send lag behind schedule: p50 ${formatMicros(g.p50)}  p99 ${formatMicros(g.p99)}  max ${formatMicros(g.max)}`);
-      if (r.verify_errors !== null) lines.push(`verify errors: ${r.verify_errors}`);
-    }
-    if (r.server) {
-      lines.push(`server: rss ${fmtInt(r.server.rss_kb)} kB (before ${fmtInt(r.server.rss_before_kb)} kB` +
-        `${r.server.bytes_per_conn !== null ? `, ${fmtInt(r.server.bytes_per_conn)} B per connection` : ''}), cpu ${r.server.cpu_s}s`);
-    }
-    if (r.aborted) lines.push(`aborted: ${r.aborted}`);
-    this.#out.write(`${lines.join('\n')}\n`);
   }
 }

@@ -9,8 +9,11 @@ const USAGE = `c1m: a network engine for a million connections
 
 usage:
   c1m serve <app> --port P [options]    run a server (c1m serve --help)
-  c1m bench <hold|echo> --port P -c N [options]
-                                        load generator: hold or echo N connections (c1m bench --help)
+  c1m bench <hold|echo|http|broadcast> --port P -c N [options]
+                                        load generator on N connections (c1m bench --help)
+  c1m bench report RESULTS.json... -o REPORT.html
+                                        an HTML report from saved results
+  c1m bench million [--steps ...]       ramp this box to a million connections (c1m bench million --help)
   c1m doctor [--connections N] [--json] [--apply]
                                         the OS limits that stop N connections, and how to lift them
 `;

@@ -8,6 +8,7 @@ const APPS: Record<string, string> = {
   echo: new URL('../apps/echo.js', import.meta.url).href,
   'ws-echo': new URL('../apps/ws-echo.js', import.meta.url).href,
   http: new URL('../apps/http-hello.js', import.meta.url).href,
+  broadcast: new URL('../apps/broadcast.js', import.meta.url).href,
 };
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}> --port P [--host 127.0.0.1]

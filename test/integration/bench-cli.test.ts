@@ -6,12 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { Writable } from 'node:stream';
-import { benchMain, isLoopback, planRun, sourceAddresses, type BenchResult } from '../../src/cli/bench.js';
+import { benchMain, isLoopback, planRun, sourceAddresses, type BenchResult, type BenchSweepResult } from '../../src/cli/bench.js';
 import { latencyHistogram, encodeHistogram, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
 import { nofileLimit, type CloseReason } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
@@ -129,7 +131,7 @@ describe('c1m bench arguments', () => {
     [['echo', '--port', '0', '-c', '1'], /--port must be an integer from 1 to 65535, got "0"/],
     [['echo', '--port', '9', '-c', 'many'], /--connections must be an integer/],
     [['echo', '--port', '9', '-c', '1', '--depth', '2', '--rate', '5'], /--depth and --rate exclude each other/],
-    [['hold', '--port', '9', '-c', '1', '--size', '100'], /--size applies to the echo scenario only/],
+    [['hold', '--port', '9', '-c', '1', '--size', '100'], /--size applies to the echo, broadcast scenarios only/],
     [['hold', '--port', '9', '-c', '1', '--verify'], /--verify applies to the echo scenario only/],
     [['echo', '--port', '9', '-c', '1', '--size', '1048576', '--depth', '16'], /at most 8 MiB in flight/],
     [['echo', '--port', '9', '-c', '1', '-d', '0'], /--duration must be a number of seconds/],
@@ -137,6 +139,20 @@ describe('c1m bench arguments', () => {
     [['echo', '--port', '9', '-c', '1', '--pid', '4194303'], /--pid 4194303: no such process/],
     [['echo', '--port', '9', '-c', '1', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['echo', 'extra', '--port', '9', '-c', '1'], /unexpected argument "extra"/],
+    [['hold', '--port', '9', '-c', '1', '--path', '/x'], /--path applies to the http scenario only/],
+    [['http', '--port', '9', '-c', '1', '--rate', '5'], /--rate applies to the echo, broadcast scenarios only/],
+    [['http', '--port', '9', '-c', '1', '--path', 'no-slash'], /--path must be an origin-form request target/],
+    [['echo', '--port', '9', '-c', '1', '--target', 'nocmd'], /--target must be NAME=CMD/],
+    [['echo', '--port', '9', '-c', '1', '--target', 'a=x', '--target', 'a=y'], /--target names must differ/],
+    [['echo', '--port', '9', '-c', '1', '--target', 'a=x', '--spawn', 'y'], /--target excludes --spawn and --pid/],
+    [['echo', '--port', '9', '-c', '1', '--sweep', 'colour=1,2'], /--sweep must be KEY=V1,V2,\.\.\. with KEY one of connections, size, depth, rate/],
+    [['hold', '--port', '9', '-c', '1', '--sweep', 'size=1,2'], /--sweep size: --size applies to the echo, broadcast scenarios only/],
+    [['echo', '--port', '9', '--sweep', 'connections=5,5'], /--sweep connections: give distinct values/],
+    [['echo', '--port', '9', '-c', '1', '--sweep', 'depth=1,2', '--rate', '3'], /--depth and --rate exclude each other/],
+    [['report'], /c1m bench report: give at least one result file/],
+    [['report', 'x.json'], /c1m bench report: -o REPORT.html is required/],
+    [['million', '--steps', '5,3'], /--steps must increase/],
+    [['million', '--client-processes', '2000'], /--client-processes must be an integer from 1 to 1024/],
   ];
   for (const [argv, message] of cases) {
     test(`exit 2: ${argv.join(' ') || '(nothing)'}`, async () => {
@@ -148,18 +164,18 @@ describe('c1m bench arguments', () => {
     });
   }
 
-  for (const name of ['ws-hold', 'ws-echo', 'broadcast', 'http']) {
+  for (const name of ['ws-hold', 'ws-echo']) {
     test(`scenario "${name}" is rejected as not available yet, naming the available ones`, async () => {
       const r = await benchInProcess([name, '--port', '9', '-c', '1']);
       assert.equal(r.code, 2);
-      assert.match(r.err, new RegExp(`scenario "${name}" is not available yet; available: hold, echo`));
+      assert.match(r.err, new RegExp(`scenario "${name}" is not available yet; available: hold, echo, http, broadcast`));
     });
   }
 
   test('--help prints the usage on stdout, exit 0', async () => {
     const r = await benchInProcess(['--help']);
     assert.equal(r.code, 0);
-    assert.match(r.out, /usage: c1m bench <hold\|echo>/);
+    assert.match(r.out, /usage: c1m bench <hold\|echo\|http\|broadcast>/);
   });
 
   test('refuses a non-loopback target without --yes-non-loopback (exit 2, nothing started)', async () => {
@@ -372,3 +388,127 @@ describe('c1m bench runs', { skip: !nativeAvailable && 'native backend unavailab
     for (const pid of children) assert.equal(alive(pid), false, `child ${pid} gone`);
   });
 });
+
+describe('c1m bench scenarios and reports', { skip: !nativeAvailable && 'native backend unavailable' }, () => {
+  test('http: pipelined keep-alive GETs against c1m serve http, statuses tallied', GUARD, async () => {
+    const port = await freePort();
+    const serveHttp = `node bin/c1m.js serve http --port ${port} --host 127.0.0.1`;
+    const ok = await runCli(['bench', 'http', '--port', String(port), '-c', '20', '--depth', '4', '-d', '0.5', '--warmup', '0.2', '--json', '--spawn', serveHttp]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const j = ok.json;
+    assert.equal(j.scenario, 'http');
+    assert.equal(j.connected, 20);
+    assert.equal(j.open_at_end, 20);
+    assert.equal(j.closed_early, 0);
+    assert.equal(j.depth, 4);
+    assert.equal(j.size, null);
+    assert.equal(j.rate, null);
+    assert.ok(j.msgs > 0 && j.msgs_per_s > 0, `requests ${j.msgs}`);
+    assert.equal(j.latency!.count, j.msgs);
+    assert.equal(j.unexpected_msgs, 0);
+    assert.ok(j.http, 'http figures');
+    assert.deepEqual(Object.keys(j.http.status), ['200']);
+    assert.ok(j.http.status['200']! >= j.msgs, JSON.stringify(j.http));
+    assert.equal(j.http.non_2xx, 0);
+    assert.equal(j.http.parse_errors, 0);
+    assert.equal(j.broadcast, null);
+    assert.match(ok.stderr, /c1m bench http: 20 connections .*, GET \/ x depth 4/);
+
+    // Every request to an unknown path is a 404: tallied, and the connections stay up.
+    const port2 = await freePort();
+    const nf = await runCli(['bench', 'http', '--port', String(port2), '-c', '5', '--path', '/nope', '-d', '0.3', '--warmup', '0', '--json',
+      '--spawn', `node bin/c1m.js serve http --port ${port2} --host 127.0.0.1`]);
+    assert.equal(nf.code, 0, nf.stderr);
+    assert.deepEqual(Object.keys(nf.json.http!.status), ['404']);
+    assert.ok(nf.json.http!.non_2xx > 0);
+    assert.equal(nf.json.http!.non_2xx, nf.json.http!.status['404']);
+    assert.equal(nf.json.open_at_end, 5);
+  });
+
+  test('broadcast: one publisher, every connection in both workers receives every publish', GUARD, async () => {
+    const port = await freePort();
+    const r = await runCli(['bench', 'broadcast', '--port', String(port), '-c', '60', '--processes', '2', '--rate', '40', '-d', '0.5', '--warmup', '0.2', '--json',
+      '--spawn', `node bin/c1m.js serve broadcast --port ${port} --host 127.0.0.1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json, b = j.broadcast!;
+    assert.equal(j.scenario, 'broadcast');
+    assert.equal(j.connected, 60);
+    assert.equal(j.processes, 2);
+    assert.equal(j.rate, 40);
+    assert.equal(j.size, 64);
+    assert.ok(b, 'broadcast figures');
+    assert.equal(b.receivers, 60);
+    assert.equal(b.rate, 40);
+    assert.ok(b.published > 0, `published ${b.published}`);
+    assert.equal(b.complete, b.published, 'every measured publish reached all 60 connections');
+    assert.equal(b.deliveries, b.published * 60);
+    assert.equal(j.msgs, b.deliveries);
+    assert.equal(j.latency!.count, b.deliveries);
+    assert.equal(b.last_receiver!.count, b.complete);
+    assert.ok(b.last_receiver!.p50 >= j.latency!.p50, 'the last receiver is never earlier than the median delivery');
+    assert.ok(b.deliveries_per_s > 0);
+    assert.equal(j.unexpected_msgs, 0);
+  });
+
+  test('sweep over 2 targets: one row per (connections, target), an HTML report with Chart.js inlined and no remote URL', GUARD, async () => {
+    const port = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'c1m-bench-'));
+    try {
+      const html = join(dir, 'report.html');
+      const serveEcho = (backend: string): string => `node bin/c1m.js serve echo --port ${port} --host 127.0.0.1 --backend ${backend}`;
+      const r = await runCli(['bench', 'echo', '--port', String(port), '--sweep', 'connections=10,50', '-d', '0.3', '--warmup', '0.1', '--json', '--report', html,
+        '--target', `native=${serveEcho('native')}`, '--target', `portable=${serveEcho('portable')}`]);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = r.json as unknown as BenchSweepResult;
+      assert.equal(doc.kind, 'sweep');
+      assert.equal(doc.scenario, 'echo');
+      assert.deepEqual(doc.sweep, { connections: [10, 50] });
+      assert.deepEqual(doc.targets.map((t) => t.name), ['native', 'portable']);
+      assert.match(doc.command, /^c1m bench echo .*--sweep connections=10,50/);
+      assert.equal(doc.machine.cpus, cpus().length);
+      assert.equal(doc.machine.node, process.version);
+      assert.deepEqual(doc.rows.map((row) => [row.target_name, row.target, row.connected, row.failed]),
+        [['native', 10, 10, 0], ['portable', 10, 10, 0], ['native', 50, 50, 0], ['portable', 50, 50, 0]]);
+      for (const row of doc.rows) {
+        assert.ok(row.msgs_per_s > 0 && row.latency !== null && row.server !== null, JSON.stringify(row));
+        assert.equal(alive(row.server!.pids[0]!), false, 'each spawned server was stopped');
+      }
+      assert.notEqual(doc.rows[0]!.server!.pids[0], doc.rows[1]!.server!.pids[0], 'a fresh server per run');
+
+      const page = readFileSync(html, 'utf8');
+      assertSelfContained(page);
+      const data = JSON.parse(/<script id="c1m-bench-data" type="application\/json">(.*?)<\/script>/s.exec(page)![1]!) as BenchSweepResult[];
+      assert.deepEqual(data, [doc]);
+      assert.match(page, /Throughput vs connections/);
+      assert.match(page, /Server memory per connection vs connections/);
+
+      // The same page from the saved JSON, plus a single-run result, with `c1m bench report`.
+      const saved = join(dir, 'sweep.json'), single = join(dir, 'one-run.json'), again = join(dir, 'again.html');
+      writeFileSync(saved, `${r.stdout}`);
+      const { target_name: _name, ...one } = doc.rows[0]!;
+      writeFileSync(single, JSON.stringify(one));
+      const rep = await runCli(['bench', 'report', saved, single, '-o', again]);
+      assert.equal(rep.code, 0, rep.stderr);
+      const page2 = readFileSync(again, 'utf8');
+      assertSelfContained(page2);
+      assert.match(page2, /<td>one-run<\/td>/, 'a single result is labelled by its file name');
+      const bad = await runCli(['bench', 'report', html, '-o', join(dir, 'x.html')]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /no JSON result in it|not a c1m bench result/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The report carries Chart.js itself, loads nothing from elsewhere, and forbids fetching. */
+function assertSelfContained(page: string): void {
+  const chartJs = readFileSync(fileURLToPath(new URL('../../../node_modules/chart.js/dist/chart.umd.min.js', import.meta.url)), 'utf8');
+  assert.ok(page.includes(`<script>${chartJs}</script>`), 'Chart.js inlined whole');
+  assert.doesNotMatch(page, /\b(?:src|href)\s*=\s*["']?(?:[a-z]+:)?\/\//i, 'no src/href to another host');
+  // Around Chart.js (whose source has its own strings): no stylesheet, import or url() either.
+  assert.doesNotMatch(page.replace(chartJs, ''), /<link\b|@import|url\(|<iframe|<img/i);
+  assert.match(page, /<meta http-equiv="Content-Security-Policy" content="default-src 'none'/);
+  assert.match(page, /<canvas id="chart-0">/);
+}
+

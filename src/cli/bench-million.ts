@@ -1,0 +1,577 @@
+/**
+ * `c1m bench million`: the one-box million, as a ramp. One `c1m serve echo --processes S`
+ * (prefork, SO_REUSEPORT) and C client worker processes on the same box over loopback; the
+ * clients grow the connection count step by step (100k, 250k, 500k, 1M by default) and, at
+ * each step, hold, sample memory, and time one echo round trip on every connection.
+ *
+ * Model: the client workers are `bench-worker.ts` running the `ping` scenario; each step
+ * sends `go` with every worker's new share, waits until every connection settled, holds,
+ * samples /proc (MemAvailable, Slab, SUnreclaim, TCP counts as `ss -s` shows them, server
+ * RSS per process), sends `traffic` (one round trip per connection), waits for every reply,
+ * and collects a `snapshot` (latency histogram of the step). Connections stay open from
+ * step to step.
+ *
+ * Layout: S = ceil(max step / per-process cap) server processes and C = ceil(max step /
+ * per-process limit) clients, where the limit is RLIMIT_NOFILE minus 500 (`nofileLimit`) and
+ * the server cap keeps ~2.5 % headroom (at most 19,000 at a 20,000 limit) because
+ * SO_REUSEPORT spreads connections by hash, not evenly. Source addresses: one per 10,000
+ * connections (one port range per source address and server port).
+ *
+ * Invariants: the ramp stops early and cleanly when MemAvailable falls below the floor, when
+ * a step's connect failures pass the threshold, on a signal, or when a process dies; every
+ * process started here (workers; the server's process group) is gone when `millionMain`
+ * resolves, and the result says so (`cleanup`). Every wait is bounded.
+ */
+import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { defaultBackend, nofileLimit } from '../index.js';
+import { WorkerPool, type Aborted } from './bench-pool.js';
+import { machineInfo, meminfo, procAlive, processTree, sampleServer, socketCounts, spawnServer, type MachineInfo, type SocketCounts, type SpawnedServer } from './bench-proc.js';
+import { buildReport } from './bench-report.js';
+import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
+import type { WorkerResult } from './bench-worker.js';
+import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
+import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
+
+/** `c1m bench million --help`. */
+export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,500000,1000000] [options]
+  Starts c1m serve echo --processes S and C client processes on this box, ramps the connection
+  count step by step, and at each step reports connect time and rate, failures by errno,
+  kernel memory (Slab, SUnreclaim), server RSS growth per connection and one echo round trip
+  on every connection. Connections stay open from step to step.
+  --steps N1,N2,...          connection counts to reach, increasing (default 100000,250000,500000,1000000)
+  --port P                   server port on 127.0.0.1 (default 9600)
+  --source-ips auto|K        loopback source addresses (auto: ceil(max step / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
+  --min-available-gib G      stop when MemAvailable falls below G GiB (default 4)
+  --max-failure-rate F       stop after a step whose connect failures exceed F of its new connections (default 0.01)
+  --hold S                   seconds to hold each step before sampling memory (default 2)
+  --size B                   echo message size (default 16)
+  --server-processes auto|N  server processes (auto: so that each holds at most ~19,000 at a 20,000-file limit)
+  --client-processes auto|N  client processes (auto: ceil(max step / (open-file limit - 500)))
+  --conns-per-process N      per-process cap used by both autos (forces a split at small scale)
+  --connect-concurrency C    connects in flight per client process (default 1000)
+  --connect-timeout S        longest connect phase per step (default 300)
+  --force                    also run the steps c1m doctor says this box cannot hold
+  --json                     print the result as one JSON line (the last line of stdout)
+  --report FILE              also write a self-contained HTML report`;
+
+/** Validated `c1m bench million` options. */
+export interface MillionOptions {
+  steps: number[];
+  port: number;
+  sourceIps: number | 'auto';
+  minAvailableKb: number;
+  maxFailureRate: number;
+  holdS: number;
+  size: number;
+  serverProcesses: number | 'auto';
+  clientProcesses: number | 'auto';
+  connsPerProcess: number | undefined;
+  concurrency: number;
+  connectTimeoutS: number;
+  force: boolean;
+  json: boolean;
+  report: string | undefined;
+}
+
+/** One step of the ramp. Memory in kB unless named otherwise; kernel figures cover both ends of each connection. */
+export interface MillionStep {
+  /** Connections asked for in total at this step. */
+  target: number;
+  /** Connections open after the connect phase (all steps so far). */
+  connected: number;
+  /** Connections this step added, and how long that took. */
+  added: number;
+  connect_s: number;
+  connect_rate: number;
+  connect_timeout_hit: boolean;
+  /** Connect failures of this step, by code. */
+  failed: number;
+  errors: Record<string, number>;
+  /** Connections that closed while held (all steps so far), by code. */
+  closed_early: number;
+  mem_available_kb: number | null;
+  slab_kb: number | null;
+  sunreclaim_kb: number | null;
+  /** Slab growth since the baseline, per open connection, bytes. */
+  kernel_bytes_per_conn: number | null;
+  sockets: SocketCounts | null;
+  /** Server VmRSS, summed over its processes. */
+  server_rss_kb: number;
+  /** Sum over server processes of (RSS now - that process's RSS before any connection). */
+  server_rss_growth_kb: number;
+  server_bytes_per_conn: number | null;
+  server_processes: number;
+  /** Client worker VmRSS, summed. */
+  client_rss_kb: number;
+  echo: { sent: number; answered: number; time_s: number; latency: LatencySummary | null };
+}
+
+/** Why the ramp stopped before its last step; false when it did not. `blocked`: no step is within c1m doctor's limits. */
+export type MillionStop = Aborted | 'server_died' | 'blocked';
+
+/** The JSON result of `c1m bench million`. */
+export interface MillionResult {
+  tool: 'c1m bench';
+  kind: 'million';
+  command: string;
+  date: string;
+  machine: MachineInfo;
+  port: number;
+  steps_asked: number[];
+  /** Steps not run because c1m doctor says the box cannot hold them (without --force). */
+  steps_skipped: number[];
+  doctor: { max_connections: number | null; blocking: { name: string; current: number | null; required: number; allows: number | null; fix: string | null }[] };
+  server: { command: string; processes: number; per_process_cap: number };
+  client: { processes: number; source_ips: number; per_process: number[] };
+  baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; sockets: SocketCounts | null };
+  steps: MillionStep[];
+  stopped: MillionStop;
+  stop_detail: string | null;
+  cleanup: { sockets_before: SocketCounts | null; sockets_after: SocketCounts | null; estab_delta: number | null; pids_started: number; pids_alive_after: number[]; ok: boolean };
+}
+
+/** Checks of c1m doctor that are per process: multiple processes are the answer to them. */
+const PER_PROCESS_CHECKS = new Set(['RLIMIT_NOFILE', 'fs.nr_open']);
+/** At most this many connections per server process (SO_REUSEPORT hashes; keep headroom). */
+const SERVER_CAP = 19_000;
+const SERVER_HEADROOM = 0.975;
+
+function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        steps: { type: 'string' },
+        port: { type: 'string', short: 'p' },
+        'source-ips': { type: 'string' },
+        'min-available-gib': { type: 'string' },
+        'max-failure-rate': { type: 'string' },
+        hold: { type: 'string' },
+        size: { type: 'string' },
+        'server-processes': { type: 'string' },
+        'client-processes': { type: 'string' },
+        'conns-per-process': { type: 'string' },
+        'connect-concurrency': { type: 'string' },
+        'connect-timeout': { type: 'string' },
+        force: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        report: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  const steps = (v.steps ?? '100000,250000,500000,1000000').split(',').map((s) => int('steps', s.trim(), 1, 100_000_000)!);
+  for (let i = 1; i < steps.length; i++) {
+    if (steps[i]! <= steps[i - 1]!) throw new UsageError(`--steps must increase, got ${v.steps}`);
+  }
+  const auto = (name: string, s: string | undefined): number | 'auto' => (s === undefined || s === 'auto' ? 'auto' : int(name, s, 1, 1024)!);
+  const gib = v['min-available-gib'] ?? '4';
+  if (!/^\d+(\.\d+)?$/.test(gib)) throw new UsageError(`--min-available-gib must be a number of GiB, got "${gib}"`);
+  const rate = v['max-failure-rate'] ?? '0.01';
+  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(rate)) throw new UsageError(`--max-failure-rate must be a fraction from 0 to 1, got "${rate}"`);
+  return {
+    steps,
+    port: int('port', v.port, 1, 65535) ?? 9600,
+    sourceIps: v['source-ips'] === undefined || v['source-ips'] === 'auto' ? 'auto' : int('source-ips', v['source-ips'], 1, 65_534)!,
+    minAvailableKb: Math.round(Number(gib) * 1024 * 1024),
+    maxFailureRate: Number(rate),
+    holdS: seconds('hold', v.hold, 0, 2),
+    size: int('size', v.size, 1, 65_536) ?? 16,
+    serverProcesses: auto('server-processes', v['server-processes']),
+    clientProcesses: auto('client-processes', v['client-processes']),
+    connsPerProcess: int('conns-per-process', v['conns-per-process'], 1, 100_000_000),
+    concurrency: int('connect-concurrency', v['connect-concurrency'], 1, 1_000_000) ?? 1000,
+    connectTimeoutS: seconds('connect-timeout', v['connect-timeout'], 1, 300),
+    force: v.force!,
+    json: v.json!,
+    report: v.report,
+  };
+}
+
+/** `n` split over `k` parts as evenly as possible (the first parts one larger). */
+export function split(n: number, k: number): number[] {
+  return Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0));
+}
+
+/** The layout of a ramp to `max` connections: server and client processes, source addresses. */
+export function planMillion(max: number, o: Pick<MillionOptions, 'serverProcesses' | 'clientProcesses' | 'connsPerProcess' | 'sourceIps'>, perProcessLimit: number): { serverProcesses: number; serverCap: number; clients: number[]; sources: string[] } {
+  if (!(perProcessLimit >= 1)) throw new UsageError('the open-file limit leaves no room for connections (run c1m doctor)');
+  const serverCap = o.connsPerProcess ?? Math.max(1, Math.min(SERVER_CAP, Math.floor(perProcessLimit * SERVER_HEADROOM)));
+  const clientCap = o.connsPerProcess ?? perProcessLimit;
+  const s = o.serverProcesses === 'auto' ? Math.ceil(max / serverCap) : o.serverProcesses;
+  const c = o.clientProcesses === 'auto' ? Math.ceil(max / clientCap) : o.clientProcesses;
+  if (c > max) throw new UsageError(`--client-processes ${c} is more than the ${fmtInt(max)} connections`);
+  for (const [side, n] of [['server', s], ['client', c]] as const) {
+    if (Math.ceil(max / n) > perProcessLimit) {
+      throw new UsageError(`${fmtInt(max)} connections over ${n} ${side} process(es) is ${fmtInt(Math.ceil(max / n))} per process; ` +
+        `the open-file limit allows ${fmtInt(perProcessLimit)} (raise it: c1m doctor -n ${max})`);
+    }
+    if (n > 1024) throw new UsageError(`${fmtInt(max)} connections need ${n} ${side} processes; at most 1024 (raise the open-file limit: c1m doctor)`);
+  }
+  const k = o.sourceIps === 'auto' ? Math.ceil(max / CONNECTIONS_PER_SOURCE_ADDRESS) : o.sourceIps;
+  return { serverProcesses: s, serverCap, clients: split(max, c), sources: sourceAddresses(k) };
+}
+
+const quote = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
+const gib = (kb: number | null): string => (kb === null ? '?' : `${(kb / 1024 / 1024).toFixed(1)} GiB`);
+const mib = (kb: number): string => `${(kb / 1024).toFixed(1)} MiB`;
+
+/** Run `c1m bench million`; resolves with the exit code once every process it started is gone. */
+export async function millionMain(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+  let o: MillionOptions | 'help';
+  let layout: ReturnType<typeof planMillion>;
+  try {
+    o = parseMillionArgs(argv);
+    if (o === 'help') {
+      out.write(`${MILLION_USAGE}\n`);
+      return 0;
+    }
+    layout = planMillion(o.steps.at(-1)!, o, nofileLimit().connections);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    err.write(`c1m bench million: ${e.message}\n${MILLION_USAGE}\n`);
+    return 2;
+  }
+  if (defaultBackend() !== 'native') {
+    err.write('c1m bench million: the native backend is unavailable here (Linux epoll addon); it needs it\n');
+    return 1;
+  }
+  return new MillionRun(o, layout, argv, out, err).run();
+}
+
+class MillionRun {
+  readonly #o: MillionOptions;
+  readonly #layout: ReturnType<typeof planMillion>;
+  readonly #argv: string[];
+  readonly #out: NodeJS.WritableStream;
+  readonly #err: NodeJS.WritableStream;
+  readonly #pool: WorkerPool;
+  #server: SpawnedServer | undefined;
+  /** Every server pid seen (the group leader and its prefork workers). */
+  readonly #serverPids = new Set<number>();
+  #stopped: MillionStop = false;
+  #stopDetail: string | null = null;
+
+  constructor(o: MillionOptions, layout: ReturnType<typeof planMillion>, argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableStream) {
+    this.#o = o;
+    this.#layout = layout;
+    this.#argv = argv;
+    this.#out = out;
+    this.#err = err;
+    this.#pool = new WorkerPool(err);
+  }
+
+  #log(line: string): void {
+    this.#err.write(`[c1m bench million] ${line}\n`);
+  }
+
+  #stop(why: MillionStop, detail: string): void {
+    if (this.#stopped !== false) return;
+    this.#stopped = why;
+    this.#stopDetail = detail;
+    this.#log(`stopping: ${detail}`);
+    // Too many failures still finishes the step (hold, sample, echo); the others cut it short.
+    if (why === 'low_memory' || why === 'signal' || why === 'worker_died') this.#pool.abort(why);
+    else if (why === 'server_died') this.#pool.abort('worker_died');
+  }
+
+  /** Doctor first: what blocks the largest step, and which steps this box cannot hold. */
+  #doctor(): { report: MillionResult['doctor']; skipped: number[] } {
+    const max = this.#o.steps.at(-1)!;
+    const d = diagnose({ connections: max });
+    const boxWide = d.checks.filter((c) => c.kind === 'limit' && !PER_PROCESS_CHECKS.has(c.name));
+    const blocking = boxWide.filter((c) => !c.ok);
+    const allows = boxWide.reduce<number | null>((m, c) => (c.binds === null ? m : m === null ? c.binds : Math.min(m, c.binds)), null);
+    const nofile = d.checks.find((c) => c.name === 'RLIMIT_NOFILE');
+    this.#log(`c1m doctor -n ${max}: ${blocking.length === 0 ? 'no box-wide limit blocks it' : `blocked by ${blocking.map((c) => `${c.name} (allows ${c.binds === null ? '?' : fmtInt(c.binds)})`).join(', ')}`}; ` +
+      `RLIMIT_NOFILE ${nofile?.current ?? '?'} per process, hence ${this.#layout.serverProcesses} server + ${this.#layout.clients.length} client processes`);
+    for (const c of blocking) if (c.fix) this.#log(`  fix (as root): ${c.fix}`);
+    const skipped = this.#o.force || allows === null ? [] : this.#o.steps.filter((s) => s > allows);
+    if (skipped.length > 0) this.#log(`skipping steps ${skipped.map(fmtInt).join(', ')}: beyond what c1m doctor says this box holds (run the fixes, or --force)`);
+    return {
+      report: { max_connections: allows, blocking: blocking.map((c) => ({ name: c.name, current: c.current, required: c.required, allows: c.binds, fix: c.fix })) },
+      skipped,
+    };
+  }
+
+  async run(): Promise<number> {
+    const o = this.#o, pool = this.#pool, layout = this.#layout;
+    const socketsBefore = socketCounts();
+    const doctor = this.#doctor();
+    const steps = o.steps.filter((s) => !doctor.skipped.includes(s));
+    const runJs = fileURLToPath(new URL('./run.js', import.meta.url));
+    const serverCmd = `${quote(process.execPath)} ${quote(runJs)} serve echo --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
+    const results: MillionStep[] = [];
+    let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, sockets: null };
+    let baseRss = new Map<number, number>();
+
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals): void => {
+      signals++;
+      if (signals === 1) {
+        this.#log(`${sig}: stopping (again to kill at once)`);
+        this.#stop('signal', `stopped by ${sig}`);
+        return;
+      }
+      this.#killAll();
+      process.exit(130);
+    };
+    const onExit = (): void => this.#killAll();
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    process.on('exit', onExit);
+    try {
+      if (steps.length === 0) {
+        this.#stop('blocked', 'no step is within what c1m doctor says this box holds (run its fixes, or --force)');
+      } else {
+        this.#log(`server: ${serverCmd}`);
+        try {
+          this.#server = await spawnServer(serverCmd, this.#err, 'server');
+        } catch (e) {
+          this.#stop('server_died', (e as Error).message);
+        }
+      }
+      if (this.#server && this.#stopped === false) {
+        const s0 = sampleServer([this.#server.pid]);
+        for (const pid of s0.pids) this.#serverPids.add(pid);
+        baseRss = s0.rssByPid;
+        const configs = workerConfigs({ scenario: 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: '/' },
+          '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
+        if (!(await pool.start(configs))) {
+          this.#stop('worker_died', 'a client worker did not start');
+        } else {
+          const mi = meminfo();
+          baseline = { mem_available_kb: mi.MemAvailable ?? null, slab_kb: mi.Slab ?? null, sunreclaim_kb: mi.SUnreclaim ?? null, server_rss_kb: s0.rssKb, sockets: socketCounts() };
+          this.#log(`${layout.serverProcesses} server process(es) (${mib(s0.rssKb)} RSS), ${layout.clients.length} client process(es), ${layout.sources.length} source address(es); ` +
+            `MemAvailable ${gib(baseline.mem_available_kb)}, Slab ${mib(baseline.slab_kb ?? 0)}`);
+          pool.send({ type: 'measure' });
+          for (let i = 0; i < steps.length && this.#stopped === false; i++) {
+            const step = await this.#step(i, steps, baseline, baseRss);
+            if (step) {
+              results.push(step);
+              this.#log(stepLine(step));
+            }
+          }
+        }
+      }
+    } finally {
+      this.#log('cleaning up: closing every connection, stopping every process');
+      await pool.shutdown();
+      pool.killAll();
+      if (this.#server) for (const pid of processTree([this.#server.pid])) this.#serverPids.add(pid);
+      await this.#server?.stop();
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      process.off('exit', onExit);
+    }
+    const cleanup = await this.#cleanup(socketsBefore);
+    const result: MillionResult = {
+      tool: 'c1m bench',
+      kind: 'million',
+      command: commandLine(['million', ...this.#argv]),
+      date: new Date().toISOString(),
+      machine: machineInfo(nofileLimit().soft),
+      port: o.port,
+      steps_asked: o.steps,
+      steps_skipped: doctor.skipped,
+      doctor: doctor.report,
+      server: { command: serverCmd, processes: layout.serverProcesses, per_process_cap: layout.serverCap },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients },
+      baseline,
+      steps: results,
+      stopped: this.#stopped,
+      stop_detail: this.#stopDetail,
+      cleanup,
+    };
+    this.#out.write(o.json ? `${JSON.stringify(result)}\n` : `${humanMillion(result).join('\n')}\n`);
+    if (o.report !== undefined) {
+      try {
+        writeFileSync(o.report, buildReport([result]));
+        this.#log(`report written to ${o.report}`);
+      } catch (e) {
+        this.#err.write(`c1m bench million: --report ${o.report}: ${(e as Error).message}\n`);
+      }
+    }
+    if (this.#stopped === 'signal') return 130;
+    const complete = results.length === steps.length && results.every((s) => s.connected === s.target && s.echo.answered === s.connected);
+    return this.#stopped === false && complete && cleanup.ok && doctor.skipped.length === 0 ? 0 : 1;
+  }
+
+  /** Grow to `steps[i]`, hold, sample, echo once on every connection. Null when it could not run at all. */
+  async #step(i: number, steps: number[], baseline: MillionResult['baseline'], baseRss: Map<number, number>): Promise<MillionStep | null> {
+    const o = this.#o, pool = this.#pool, target = steps[i]!;
+    const mi0 = meminfo();
+    if (mi0.MemAvailable !== undefined && mi0.MemAvailable < o.minAvailableKb) {
+      this.#stop('low_memory', `MemAvailable ${gib(mi0.MemAvailable)} is below --min-available-gib before step ${fmtInt(target)}`);
+      return null;
+    }
+    const failedBefore = pool.sum((c) => c.failed), openBefore = pool.sum((c) => c.open);
+    const errorsBefore = this.#errors();
+    const shares = split(target, pool.workers.length);
+    this.#log(`step ${i + 1}/${steps.length}: growing to ${fmtInt(target)} connections`);
+    const t0 = performance.now();
+    pool.workers.forEach((w, k) => pool.sendTo(w, { type: 'go', upTo: shares[k]! }));
+    let lastLog = t0;
+    const settled = await pool.waitFor(() => pool.workers.every((w) => w.settledAt !== undefined), o.connectTimeoutS * 1000, false, () => {
+      this.#watch();
+      const now = performance.now();
+      if (now - lastLog >= 1000) {
+        lastLog = now;
+        const c = pool.sum((x) => x.connected);
+        this.#err.write(`elapsed=${((now - t0) / 1000).toFixed(0)}s connected=${c} failed=${pool.sum((x) => x.failed)} pending=${pool.sum((x) => x.pending)} ` +
+          `open=${pool.sum((x) => x.open)} MemAvailable=${gib(meminfo().MemAvailable ?? null)} step=${i + 1}/${steps.length}\n`);
+      }
+    });
+    const timeoutHit = !settled && pool.aborted === false;
+    const connectS = ((settled ? Math.max(...pool.workers.map((w) => w.settledAt!)) : performance.now()) - t0) / 1000;
+    pool.send({ type: 'end-connect' });
+    // Counters of the step's end: a snapshot from every worker (also counts the abandoned connects).
+    await this.#snapshot();
+    const open = pool.sum((c) => c.open);
+    const failed = pool.sum((c) => c.failed) - failedBefore;
+    const errors = diffCounts(this.#errors(), errorsBefore);
+    const added = Math.max(0, open - openBefore);
+    if (failed > o.maxFailureRate * Math.max(1, target - openBefore)) {
+      this.#stop('too_many_failures', `${fmtInt(failed)} of ${fmtInt(target - openBefore)} new connections failed at step ${fmtInt(target)} ${JSON.stringify(errors)}`);
+    }
+    // Hold, then sample memory with every connection idle.
+    if (this.#stopped === false || this.#stopped === 'too_many_failures') {
+      this.#log(`step ${i + 1}/${steps.length}: ${fmtInt(open)} open after ${connectS.toFixed(1)}s (${fmtInt(failed)} failed); holding ${o.holdS}s`);
+      await pool.waitFor(() => false, o.holdS * 1000, false, () => this.#watch());
+    }
+    const mi = meminfo();
+    const srv = this.#server ? sampleServer([this.#server.pid]) : null;
+    let growth = 0;
+    for (const [pid, kb] of srv?.rssByPid ?? []) {
+      this.#serverPids.add(pid);
+      growth += kb - (baseRss.get(pid) ?? 0);
+    }
+    // One echo round trip on every connection, then the step's latency histogram.
+    let answered = 0, echoS = 0;
+    let latency: LatencySummary | null = null;
+    if (this.#stopped === false || this.#stopped === 'too_many_failures') {
+      const before = pool.sum((c) => c.msgsTotal);
+      const t1 = performance.now();
+      pool.send({ type: 'traffic' });
+      await pool.waitFor(() => pool.sum((c) => c.msgsTotal) - before >= open, 60_000 + open / 10, false, () => this.#watch());
+      echoS = (performance.now() - t1) / 1000;
+      const snaps = await this.#snapshot();
+      answered = pool.sum((c) => c.msgsTotal) - before;
+      const hist = mergeHistograms(snaps.map((r) => r.hist));
+      latency = summarize(hist);
+      hist.destroy();
+    }
+    const closedEarly = pool.workers.reduce((n, w) => n + Object.values(w.snapshot?.closeErrors ?? {}).reduce((a, b) => a + b, 0), 0);
+    const slabDelta = mi.Slab !== undefined && baseline.slab_kb !== null ? mi.Slab - baseline.slab_kb : null;
+    return {
+      target,
+      connected: open,
+      added,
+      connect_s: Math.round(connectS * 1000) / 1000,
+      connect_rate: connectS > 0 ? Math.round(added / connectS) : 0,
+      connect_timeout_hit: timeoutHit,
+      failed,
+      errors,
+      closed_early: closedEarly,
+      mem_available_kb: mi.MemAvailable ?? null,
+      slab_kb: mi.Slab ?? null,
+      sunreclaim_kb: mi.SUnreclaim ?? null,
+      kernel_bytes_per_conn: slabDelta !== null && open > 0 ? Math.round((slabDelta * 1024) / open) : null,
+      sockets: socketCounts(),
+      server_rss_kb: srv?.rssKb ?? 0,
+      server_rss_growth_kb: growth,
+      server_bytes_per_conn: open > 0 ? Math.round((growth * 1024) / open) : null,
+      server_processes: srv?.pids.length ?? 0,
+      client_rss_kb: pool.workers.reduce((n, w) => n + (w.snapshot?.rssKb ?? 0), 0),
+      echo: { sent: open, answered, time_s: Math.round(echoS * 1000) / 1000, latency },
+    };
+  }
+
+  /** Ask every worker for a snapshot and wait for them (bounded). */
+  async #snapshot(): Promise<WorkerResult[]> {
+    const pool = this.#pool;
+    pool.send({ type: 'snapshot' });
+    await pool.waitFor(() => pool.workers.every((w) => w.snapshot !== undefined || w.exited), 15_000, true);
+    return pool.workers.map((w) => w.snapshot).filter((s) => s !== undefined);
+  }
+
+  #errors(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const w of this.#pool.workers) if (w.snapshot) addCounts(out, w.snapshot.errors);
+    return out;
+  }
+
+  /** Checked while waiting: memory floor, the server still up. */
+  #watch(): void {
+    const m = meminfo().MemAvailable;
+    if (m !== undefined && m < this.#o.minAvailableKb) this.#stop('low_memory', `MemAvailable ${gib(m)} fell below --min-available-gib`);
+    const s = this.#server?.child;
+    if (s && (s.exitCode !== null || s.signalCode !== null)) this.#stop('server_died', `the server exited (${s.signalCode ?? `code ${s.exitCode}`})`);
+  }
+
+  #killAll(): void {
+    this.#pool.killAll();
+    this.#server?.kill();
+  }
+
+  /** After teardown: every process gone (SIGKILL stragglers), socket counts back near the start (bounded wait). */
+  async #cleanup(before: SocketCounts | null): Promise<MillionResult['cleanup']> {
+    const pids = [...this.#pool.pids(), ...this.#serverPids];
+    let alive = pids.filter(procAlive);
+    for (const pid of alive) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const max = this.#o.steps.at(-1)!;
+    const slack = Math.max(100, Math.ceil(max / 1000));
+    let after = socketCounts();
+    const deadline = performance.now() + 30_000;
+    while (before && after && after.tcp_estab > before.tcp_estab + slack && performance.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      after = socketCounts();
+    }
+    alive = pids.filter(procAlive);
+    const delta = before && after ? after.tcp_estab - before.tcp_estab : null;
+    const ok = alive.length === 0 && (delta === null || delta <= slack);
+    this.#log(`cleanup: ${alive.length === 0 ? `all ${pids.length} processes gone` : `still alive: ${alive.join(', ')}`}; ` +
+      `TCP established ${before?.tcp_estab ?? '?'} before, ${after?.tcp_estab ?? '?'} after; TIME-WAIT ${after?.tcp_timewait ?? '?'}`);
+    return { sockets_before: before, sockets_after: after, estab_delta: delta, pids_started: pids.length, pids_alive_after: alive, ok };
+  }
+}
+
+function diffCounts(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, n] of Object.entries(now)) if (n - (before[k] ?? 0) > 0) out[k] = n - (before[k] ?? 0);
+  return out;
+}
+
+function stepLine(s: MillionStep): string {
+  const l = s.echo.latency;
+  return `${fmtInt(s.connected)}/${fmtInt(s.target)} connected (+${fmtInt(s.added)} in ${s.connect_s.toFixed(1)}s, ${fmtInt(s.connect_rate)} conn/s, ` +
+    `${fmtInt(s.failed)} failed${Object.keys(s.errors).length ? ` ${JSON.stringify(s.errors)}` : ''}) | server RSS +${mib(s.server_rss_growth_kb)} ` +
+    `(${s.server_bytes_per_conn ?? '?'} B/conn) | kernel slab ${s.kernel_bytes_per_conn ?? '?'} B/conn | echo ${fmtInt(s.echo.answered)}/${fmtInt(s.echo.sent)}` +
+    `${l ? ` p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)}` : ''} | MemAvailable ${gib(s.mem_available_kb)}`;
+}
+
+/** Human-readable lines for a million result. */
+export function humanMillion(r: MillionResult): string[] {
+  const lines = [`c1m bench million: ${r.server.processes} server + ${r.client.processes} client processes, ${r.client.source_ips} source addresses`];
+  for (const s of r.steps) lines.push(`  ${stepLine(s)}`);
+  if (r.steps_skipped.length) lines.push(`skipped (beyond c1m doctor's limits): ${r.steps_skipped.map(fmtInt).join(', ')}`);
+  if (r.stopped) lines.push(`stopped early: ${r.stopped}: ${r.stop_detail}`);
+  const c = r.cleanup;
+  lines.push(`cleanup: ${c.pids_alive_after.length === 0 ? 'every process gone' : `ALIVE: ${c.pids_alive_after.join(', ')}`}; ` +
+    `TCP established ${c.sockets_before?.tcp_estab ?? '?'} -> ${c.sockets_after?.tcp_estab ?? '?'}, TIME-WAIT ${c.sockets_before?.tcp_timewait ?? '?'} -> ${c.sockets_after?.tcp_timewait ?? '?'}`);
+  return lines;
+}

@@ -1,0 +1,243 @@
+/**
+ * What `c1m bench` reads from the system and the processes it starts: /proc sampling of a
+ * server's process tree (RSS, CPU), kernel memory and socket counts, the machine description
+ * for reports, and starting a server command in its own process group.
+ *
+ * Invariant: a spawned server is a process group of its own (`detached`), so stopping it
+ * signals the whole group (prefork workers included) and the terminal's Ctrl-C does not
+ * reach it behind `c1m bench`'s back.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+
+const USER_HZ = 100; // /proc/<pid>/stat clock ticks: fixed by the Linux ABI
+const EXIT_TIMEOUT_MS = 10_000;
+const SERVER_LISTEN_TIMEOUT_MS = 15_000;
+
+/** True while /proc/<pid> exists and is not a zombie. */
+export function procAlive(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** `[ppid, utime + stime ticks]` from /proc/<pid>/stat, or null when the process is gone. */
+function procStat(pid: number): [number, number] | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return [Number(f[1]), Number(f[11]) + Number(f[12])];
+  } catch {
+    return null;
+  }
+}
+
+/** VmRSS of `pid` in kB; 0 when it is gone. */
+export function procRssKb(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes rooted at `roots`: themselves and every descendant. */
+export function processTree(roots: readonly number[]): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const st = procStat(Number(name));
+    if (!st) continue;
+    const list = children.get(st[0]);
+    if (list) list.push(Number(name));
+    else children.set(st[0], [Number(name)]);
+  }
+  const out = new Set<number>();
+  const todo = [...roots];
+  for (let pid = todo.pop(); pid !== undefined; pid = todo.pop()) {
+    if (out.has(pid) || !procAlive(pid)) continue;
+    out.add(pid);
+    todo.push(...(children.get(pid) ?? []));
+  }
+  return [...out];
+}
+
+/** RSS and CPU of a process tree. */
+export interface ServerSample {
+  pids: number[];
+  rssKb: number;
+  /** VmRSS per pid, kB. */
+  rssByPid: Map<number, number>;
+  cpuS: number;
+}
+
+/** Sample the process tree under `roots`. */
+export function sampleServer(roots: readonly number[]): ServerSample {
+  const pids = processTree(roots);
+  let rssKb = 0, ticks = 0;
+  const rssByPid = new Map<number, number>();
+  for (const pid of pids) {
+    const kb = procRssKb(pid);
+    rssByPid.set(pid, kb);
+    rssKb += kb;
+    ticks += procStat(pid)?.[1] ?? 0;
+  }
+  return { pids, rssKb, rssByPid, cpuS: ticks / USER_HZ };
+}
+
+/** Fields of /proc/meminfo in kB (MemAvailable, Slab, SUnreclaim, ...); empty when unreadable. */
+export function meminfo(): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    for (const line of readFileSync('/proc/meminfo', 'utf8').split('\n')) {
+      const m = /^(\w+(?:\(\w+\))?):\s+(\d+)/.exec(line);
+      if (m) out[m[1]!] = Number(m[2]);
+    }
+  } catch {
+    // not Linux: no figures
+  }
+  return out;
+}
+
+/** The socket counts `ss -s` prints: TCP established (CurrEstab), in use, orphaned, TIME-WAIT, and TCP buffer pages. */
+export interface SocketCounts {
+  tcp_estab: number;
+  tcp_inuse: number;
+  tcp_orphan: number;
+  tcp_timewait: number;
+  /** Pages of TCP buffer memory (net.ipv4.tcp_mem units). */
+  tcp_mem_pages: number;
+}
+
+/** Read /proc/net/snmp and /proc/net/sockstat (the sources of `ss -s`); null off Linux. */
+export function socketCounts(): SocketCounts | null {
+  try {
+    const snmp = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Tcp:'));
+    const names = snmp[0]!.split(/\s+/), values = snmp[1]!.split(/\s+/);
+    const estab = Number(values[names.indexOf('CurrEstab')]);
+    const sockstat = readFileSync('/proc/net/sockstat', 'utf8');
+    const tcp = /^TCP: inuse (\d+) orphan (\d+) tw (\d+) alloc \d+ mem (\d+)/m.exec(sockstat);
+    if (!tcp) return null;
+    return { tcp_estab: estab, tcp_inuse: Number(tcp[1]), tcp_orphan: Number(tcp[2]), tcp_timewait: Number(tcp[3]), tcp_mem_pages: Number(tcp[4]) };
+  } catch {
+    return null;
+  }
+}
+
+/** The machine a result was taken on. */
+export interface MachineInfo {
+  cpus: number;
+  cpu_model: string;
+  mem_total_kb: number;
+  kernel: string;
+  node: string;
+  /** RLIMIT_NOFILE soft limit of the process that ran the bench (after raising it to hard). */
+  nofile: number | null;
+}
+
+/** Describe this machine. */
+export function machineInfo(nofile: number | null): MachineInfo {
+  const c = cpus();
+  return {
+    cpus: c.length,
+    cpu_model: c[0]?.model.trim() ?? 'unknown',
+    mem_total_kb: Math.round(totalmem() / 1024),
+    kernel: release(),
+    node: process.version,
+    nofile: nofile !== null && Number.isFinite(nofile) ? nofile : null,
+  };
+}
+
+/** A server started by `spawnServer`. */
+export interface SpawnedServer {
+  child: ChildProcess;
+  pid: number;
+  /** SIGTERM the process group, SIGKILL after 10 s; resolves once the leader exited. */
+  stop(): Promise<void>;
+  /** Synchronous last resort (process exit): SIGKILL the process group. */
+  kill(): void;
+}
+
+/**
+ * Start `cmd` (`sh -c 'exec CMD'`) in its own process group; resolve once a line of its output
+ * says "listening". Later output goes to `err` prefixed with `server: `.
+ * Errors: rejects (after stopping it) when it exits first or prints no such line within 15 s.
+ */
+export async function spawnServer(cmd: string, err: NodeJS.WritableStream, label = '--spawn'): Promise<SpawnedServer> {
+  const child = spawn('/bin/sh', ['-c', `exec ${cmd}`], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = child.pid;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const alive = (): boolean => child.exitCode === null && child.signalCode === null;
+  const signal = (sig: NodeJS.Signals): void => {
+    try {
+      process.kill(-pid!, sig);
+    } catch {
+      // already gone
+    }
+  };
+  const server: SpawnedServer = {
+    child,
+    pid: pid ?? -1,
+    kill: () => signal('SIGKILL'),
+    stop: async () => {
+      if (alive()) {
+        signal('SIGTERM');
+        let t: NodeJS.Timeout | undefined;
+        await Promise.race([exited, new Promise<void>((r) => (t = setTimeout(r, EXIT_TIMEOUT_MS)))]);
+        clearTimeout(t);
+        if (alive()) {
+          err.write(`c1m bench: server did not stop within ${EXIT_TIMEOUT_MS / 1000}s of SIGTERM; SIGKILL\n`);
+          signal('SIGKILL');
+          await exited;
+        }
+      }
+      // The leader is gone; members of its group that outlived it (prefork workers) are not.
+      signal('SIGKILL');
+    },
+  };
+  if (pid === undefined) throw new Error(`${label}: could not start "${cmd}"`);
+  const seen: string[] = [];
+  let ready: (() => void) | undefined;
+  const listening = new Promise<void>((r) => (ready = r));
+  const onLine = (line: string): void => {
+    if (ready) {
+      seen.push(line);
+      if (/listening/i.test(line)) {
+        ready();
+        ready = undefined;
+      }
+    } else {
+      err.write(`server: ${line}\n`);
+    }
+  };
+  for (const stream of [child.stdout!, child.stderr!]) {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (d: string) => {
+      buf += d;
+      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+        onLine(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+    });
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const outcome = await Promise.race([
+    listening.then(() => 'ok' as const),
+    exited.then(() => 'exited' as const),
+    new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), SERVER_LISTEN_TIMEOUT_MS))),
+  ]);
+  clearTimeout(timer);
+  if (outcome !== 'ok') {
+    await server.stop();
+    const tail = seen.slice(-10).map((l) => `  ${l}\n`).join('');
+    throw new Error(`${label}: the server ${outcome === 'exited' ? `exited (code ${child.exitCode}, signal ${child.signalCode})` : `printed no "listening" line within ${SERVER_LISTEN_TIMEOUT_MS / 1000}s`} ` +
+      `before it was ready${tail ? `; its output:\n${tail}` : ''}`);
+  }
+  return server;
+}

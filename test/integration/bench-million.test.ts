@@ -1,0 +1,185 @@
+/**
+ * `c1m bench million` at small scale: 2 server processes (prefork) and 2 client workers forced
+ * by options, two steps, the CLI run as a child process. Checked: every step reached its
+ * target and echoed once on every connection, the memory figures are there, and no process
+ * it started (server leader, prefork workers, client workers) outlives it. 15,000 + 15,000 per
+ * side where the open-file limit allows it (about 10 s here), else 1,500 + 1,500.
+ * Also the layout arithmetic, in-process.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { planMillion, split, type MillionResult } from '../../src/cli/bench-million.js';
+import { nofileLimit } from '../../src/index.js';
+import { nativeAvailable } from '../helpers/backends.js';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = fileURLToPath(new URL('../../../bin/c1m.js', import.meta.url));
+
+function alive(pid: number): boolean {
+  if (!existsSync(`/proc/${pid}/stat`)) return false;
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
+}
+
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** `pid`'s descendants now. */
+function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (let todo = childrenOf(pid); todo.length > 0; ) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...childrenOf(p));
+  }
+  return out;
+}
+
+/** A port nothing listens on (bound then released). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+describe('c1m bench million layout', () => {
+  test('server processes keep headroom under the limit; clients fill it; one source address per 10,000', () => {
+    const auto = { serverProcesses: 'auto', clientProcesses: 'auto', connsPerProcess: undefined, sourceIps: 'auto' } as const;
+    const m = planMillion(1_000_000, auto, 19_500);
+    assert.equal(m.serverCap, 19_000);
+    assert.equal(m.serverProcesses, 53);
+    assert.equal(m.clients.length, 52);
+    assert.equal(m.clients.reduce((a, b) => a + b, 0), 1_000_000);
+    assert.ok(Math.max(...m.clients) <= 19_500);
+    assert.equal(m.sources.length, 100);
+    const forced = planMillion(6000, { ...auto, serverProcesses: 2, clientProcesses: 3 }, 19_500);
+    assert.deepEqual([forced.serverProcesses, forced.clients], [2, [2000, 2000, 2000]]);
+    assert.equal(planMillion(6000, { ...auto, connsPerProcess: 1500 }, 19_500).serverProcesses, 4);
+    assert.throws(() => planMillion(50_000, { ...auto, clientProcesses: 2 }, 19_500), /25,000 per process; the open-file limit allows 19,500/);
+    assert.deepEqual(split(10, 3), [4, 3, 3]);
+    assert.deepEqual(split(2, 3), [1, 1, 0]);
+  });
+});
+
+const limit = nativeAvailable ? nofileLimit().connections : 0;
+const big = limit >= 16_000;
+const steps = big ? [15_000, 30_000] : [1_500, 3_000];
+
+describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'needs the native backend and 2,000 open files per process' }, () => {
+  test(`--steps ${steps.join(',')} over 2 server and 2 client processes`, { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'c1m-million-'));
+    try {
+      const report = join(dir, 'million.html');
+      const args = [CLI, 'bench', 'million', '--steps', steps.join(','), '--port', String(await freePort()), '--server-processes', '2', '--client-processes', '2',
+        '--hold', '0.2', '--min-available-gib', '0.5', '--json', '--report', report];
+      const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '', stderr = '';
+      const seen = new Set<number>();
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+        // While the steps run, note every process below the CLI: server group and workers.
+        if (/step \d\/2/.test(d)) for (const p of descendants(child.pid!)) seen.add(p);
+      });
+      const guard = setTimeout(() => child.kill('SIGKILL'), 110_000);
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+      clearTimeout(guard);
+      assert.equal(code, 0, stderr);
+      const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
+      assert.equal(r.kind, 'million');
+      assert.equal(r.stopped, false);
+      assert.deepEqual(r.steps_asked, steps);
+      assert.deepEqual(r.steps_skipped, []);
+      assert.equal(r.server.processes, 2);
+      assert.equal(r.client.processes, 2);
+      assert.deepEqual(r.client.per_process, [steps[1]! / 2, steps[1]! / 2]);
+      assert.equal(r.steps.length, 2);
+      r.steps.forEach((s, i) => {
+        assert.equal(s.target, steps[i]);
+        assert.equal(s.connected, steps[i], `step ${i + 1} connected`);
+        assert.equal(s.failed, 0);
+        assert.deepEqual(s.errors, {});
+        assert.equal(s.added, steps[i]! - (steps[i - 1] ?? 0));
+        assert.equal(s.echo.sent, steps[i]);
+        assert.equal(s.echo.answered, steps[i], `step ${i + 1}: one echo per connection`);
+        assert.equal(s.echo.latency!.count, steps[i]);
+        assert.equal(s.server_processes, 3, 'the prefork supervisor and its 2 workers');
+        for (const k of ['mem_available_kb', 'slab_kb', 'sunreclaim_kb', 'kernel_bytes_per_conn', 'server_bytes_per_conn'] as const) {
+          assert.equal(typeof s[k], 'number', `${k} present`);
+        }
+        assert.ok(s.server_rss_kb > 0 && s.client_rss_kb > 0);
+        assert.ok(s.sockets !== null && s.sockets.tcp_estab >= 2 * steps[i]!, 'both ends of every connection established');
+      });
+      assert.ok(r.baseline.server_rss_kb > 0 && r.baseline.slab_kb !== null);
+      // Clean-up: reported, and checked here independently.
+      assert.equal(r.cleanup.ok, true, JSON.stringify(r.cleanup));
+      assert.deepEqual(r.cleanup.pids_alive_after, []);
+      assert.equal(r.cleanup.pids_started, 5, 'server supervisor, 2 prefork workers, 2 client workers');
+      assert.ok(seen.size >= 5, `processes seen while running: ${[...seen]}`);
+      for (const pid of seen) assert.equal(alive(pid), false, `pid ${pid} gone`);
+      const page = readFileSync(report, 'utf8');
+      assert.match(page, /one-box million ramp/);
+      assert.match(page, /Memory per connection/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('stops cleanly below the memory floor and on SIGINT; nothing it started survives', { timeout: 120_000 }, async () => {
+    // A floor no box meets: stopped before the first step, everything cleaned up.
+    const low = await runMillion(['--steps', '500', '--min-available-gib', '100000', '--hold', '0']);
+    assert.equal(low.code, 1, low.stderr);
+    assert.equal(low.result.stopped, 'low_memory');
+    assert.deepEqual(low.result.steps, []);
+    assert.equal(low.result.cleanup.ok, true);
+    for (const pid of low.seen) assert.equal(alive(pid), false, `pid ${pid} gone`);
+
+    // SIGINT while a step holds: reported as stopped by the signal, exit 130, nothing left.
+    const int = await runMillion(['--steps', '500,1000', '--hold', '60', '--min-available-gib', '0.5'], /step 1\/2: 500 open after .*; holding 60s/);
+    assert.equal(int.code, 130, int.stderr);
+    assert.equal(int.result.stopped, 'signal');
+    assert.equal(int.result.steps.length, 1);
+    assert.equal(int.result.steps[0]!.connected, 500);
+    assert.deepEqual(int.result.cleanup.pids_alive_after, []);
+    assert.ok(int.seen.size >= 5, `processes seen: ${[...int.seen]}`);
+    for (const pid of int.seen) assert.equal(alive(pid), false, `pid ${pid} gone`);
+  });
+});
+
+/**
+ * Run `c1m bench million` with 2 + 2 processes and `extra`; with `interruptOn`, send SIGINT
+ * once stderr matches it (after noting every process below the CLI).
+ */
+async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code: number | null; stderr: string; result: MillionResult; seen: Set<number> }> {
+  const args = [CLI, 'bench', 'million', '--port', String(await freePort()), '--server-processes', '2', '--client-processes', '2', '--json', ...extra];
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '', sent = false;
+  const seen = new Set<number>();
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    for (const p of descendants(child.pid!)) seen.add(p);
+    if (interruptOn && !sent && interruptOn.test(stderr)) {
+      sent = true;
+      child.kill('SIGINT');
+    }
+  });
+  const guard = setTimeout(() => child.kill('SIGKILL'), 110_000);
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  clearTimeout(guard);
+  const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null') as MillionResult;
+  return { code, stderr, result, seen };
+}
