@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import WsClient from 'ws';
-import { createWebSocketHandler, publish, type WebSocket, type WebSocketServerOptions } from '../../src/index.js';
+import { createHttpHandler, createWebSocketHandler, publish, type WebSocket, type WebSocketServerOptions } from '../../src/index.js';
 import { backends } from '../helpers/backends.js';
 import { GUARD, HOST, deferred, payload, rawClient, startServer, waitFor, type RawClient, type TestServer } from '../helpers/net.js';
 
@@ -521,6 +521,48 @@ for (const backend of backends) {
         assert.equal(kept!.protocol, '');
       } finally {
         await local.srv.reactor.close(1000);
+      }
+    });
+
+    test('upgradeHook: HTTP and WebSockets on one port, bytes behind the head kept', GUARD, async () => {
+      const wsHandler = createWebSocketHandler({
+        protocols: ['chat'],
+        onMessage(ws, data, isBinary) {
+          ws.send(data, isBinary);
+        },
+      });
+      const http = createHttpHandler({
+        routes: { 'GET /': (_req, res) => res.end('page') },
+        onUpgrade: wsHandler.upgradeHook(),
+      });
+      const srv = await startServer(backend, http, { timerResolution: 20 });
+      wsHandler.onReactor?.(srv.reactor);
+      try {
+        const page = await fetch(`http://${HOST}:${srv.port}/`);
+        assert.equal(await page.text(), 'page');
+        const ws = await wsClient(`ws://${HOST}:${srv.port}/socket`, ['chat']);
+        assert.equal(ws.protocol, 'chat');
+        const m = nextMessage(ws);
+        ws.send('over http');
+        assert.equal((await m).data.toString(), 'over http');
+        ws.terminate();
+        // A whole frame and half of the next one behind the request, the rest later.
+        const c = await rawClient(srv.port);
+        const second = frame(2, Buffer.from('second frame'));
+        await c.send(Buffer.concat([Buffer.from(upgradeRequest()), frame(1, 'first'), second.subarray(0, 5)]));
+        await waitFor(() => parseFrames(responseHeadSync(c) ?? Buffer.alloc(0)).length === 1, 'first echo');
+        await c.send(second.subarray(5));
+        await waitFor(() => parseFrames(responseHeadSync(c)!).length === 2, 'second echo');
+        const f = parseFrames(responseHeadSync(c)!);
+        assert.deepEqual(f.map((x) => x.payload.toString()), ['first', 'second frame']);
+        // A bad upgrade through the hook gets the WebSocket handler's answer.
+        const bad = await rawClient(srv.port);
+        await bad.send(upgradeRequest({ 'Sec-WebSocket-Version': '8' }));
+        await bad.waitClosed();
+        assert.equal((await responseHead(bad)).status, 426);
+        c.destroy();
+      } finally {
+        await srv.reactor.close(1000);
       }
     });
 

@@ -175,6 +175,14 @@ export interface WebSocketHandler extends Handler {
    * Backpressure: none is reported; check `ws.bufferedAmount` for slow clients.
    */
   publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary?: boolean): number;
+  /**
+   * An `onUpgrade` hook for `createHttpHandler`, to serve WebSockets and HTTP on one port:
+   * the upgrade request goes through this handler's own checks (the same answers, 101 or a
+   * refusal, as on a dedicated port) and the connection is handed over on success.
+   * Give this handler its reactor too (`wsHandler.onReactor?.(reactor)`), or a graceful
+   * shutdown will not send 1001 to its WebSockets.
+   */
+  upgradeHook(): (req: { method: string; target: string; headers: readonly (readonly [string, string])[] }, conn: Connection, head: Buffer) => Handler | void;
 }
 
 // conn.tag: the per-connection state, in the engine (no JS heap for an idle WebSocket).
@@ -282,8 +290,10 @@ class Extra {
   reason = '';
   codec: PerMessageDeflate | null = null;
   protocol = '';
+  /** Bytes short of a frame kept after a hand-over from the HTTP server (see `upgradeHook`). */
+  pending: Buffer | null = null;
   get empty(): boolean {
-    return this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.codec === null && this.protocol === '';
+    return this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.codec === null && this.protocol === '' && this.pending === null;
   }
 }
 
@@ -867,6 +877,28 @@ class WsServer implements WebSocketHandler {
     this.#shared.reactor = reactor;
   }
 
+  upgradeHook(): (req: { method: string; target: string; headers: readonly (readonly [string, string])[] }, conn: Connection, head: Buffer) => Handler | void {
+    return (req, conn, head) => {
+      // The HTTP server consumed the head: present it again, byte for byte as this handler
+      // would have read it, followed by what came after it. One extra parse per upgrade.
+      let text = `${req.method} ${req.target} HTTP/1.1\r\n`;
+      for (const [name, value] of req.headers) text += `${name}: ${value}\r\n`;
+      const bytes = Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]);
+      const used = this.onData(conn, bytes);
+      // Refused (the answer is written, then Action.Close), or a head that did not parse.
+      if ((conn.tag & WS) === 0) {
+        if (used !== Action.Close) conn.close();
+        return undefined;
+      }
+      if (typeof used === 'number' && used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) {
+        // A partial frame behind the head: the HTTP server cannot present it again, so it is
+        // kept here and put in front of the next bytes.
+        this.#shared.extra(conn).pending = Buffer.from(bytes.subarray(used));
+      }
+      return this;
+    };
+  }
+
   publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary: boolean = typeof message !== 'string'): number {
     const opcode = isBinary ? Opcode.Binary : Opcode.Text;
     const shared = this.#shared;
@@ -907,8 +939,24 @@ class WsServer implements WebSocketHandler {
   }
 
   onData(conn: Connection, data: Buffer): number | Action {
-    if ((conn.tag & WS) !== 0) return receive(this.#shared, conn, data, 0, null);
-    return this.#handshake(conn, data);
+    const tag = conn.tag;
+    if ((tag & WS) === 0) return this.#handshake(conn, data);
+    if ((tag & EXTRA) !== 0) {
+      const s = this.#shared;
+      const x = s.extras.get(conn.id)!;
+      const pending = x.pending;
+      if (pending !== null) {
+        // Bytes kept from a hand-over (see upgradeHook): consume all of `data` from the
+        // engine, keep whatever is still short of a frame.
+        x.pending = null;
+        const bytes = Buffer.concat([pending, data]);
+        const used = receive(s, conn, bytes, 0, null);
+        if (used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) s.extra(conn).pending = Buffer.from(bytes.subarray(used));
+        else if (s.extras.get(conn.id) === x) s.trim(conn, x);
+        return data.length;
+      }
+    }
+    return receive(this.#shared, conn, data, 0, null);
   }
 
   onDrain(conn: Connection): void {
