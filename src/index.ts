@@ -14,3 +14,4 @@ export type { Server, ServeOptions, ServeHandle } from './core/server.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';
 export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions } from './protocols/ws/server.js';
 export type { PerMessageDeflateOptions } from './protocols/ws/deflate.js';
+export { ClientWebSocket, createWebSocketClientHandler, WebSocketClient, WS_CLIENT_DEFAULTS, WsHandshakeError, type WebSocketClientData, type WebSocketClientHandler, type WebSocketClientHandlerOptions, type WebSocketClientOptions, type WebSocketConnectOptions, type WsClientError, type WsHandshakeErrorCode } from './protocols/ws/index.js';

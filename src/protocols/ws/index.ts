@@ -58,3 +58,14 @@ export {
   type WebSocketHandler,
   type WebSocketServerOptions,
 } from './server.js';
+export {
+  ClientWebSocket,
+  WS_CLIENT_DEFAULTS,
+  createWebSocketClientHandler,
+  type WebSocketClientHandler,
+  type WebSocketClientHandlerOptions,
+  type WebSocketConnectOptions,
+  type WsClientError,
+} from './client.js';
+export { WsHandshakeError, type WsHandshakeErrorCode } from './client-handshake.js';
+export { WebSocketClient, type WebSocketClientData, type WebSocketClientOptions } from './websocket-client.js';

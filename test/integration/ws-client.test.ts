@@ -1,0 +1,892 @@
+/**
+ * The WebSocket client on every backend: against the c1m server (echo of every length class,
+ * ping/pong, close codes both ways, many connections), against raw node:net servers speaking
+ * byte fixtures (the request it sends, fragments split at every byte, masking, bad handshake
+ * answers, protocol errors, timeouts, backpressure), and the `ws`-like `WebSocketClient`.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { createServer, type Server, type Socket } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import {
+  createReactor,
+  createWebSocketClientHandler,
+  createWebSocketHandler,
+  WebSocketClient,
+  type ClientWebSocket,
+  type EngineOptions,
+  type Reactor,
+  type WebSocket,
+  type WebSocketClientHandler,
+  type WebSocketClientHandlerOptions,
+  type WebSocketServerOptions,
+  type WsClientError,
+} from '../../src/index.js';
+import { backends, type BackendName } from '../helpers/backends.js';
+import { GUARD, HOST, deferred, payload, startServer, waitFor, within, type TestServer } from '../helpers/net.js';
+
+const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const accept = (key: string): string => createHash('sha1').update(key + GUID).digest('base64');
+
+/** An unmasked server frame (or masked, to test that the client refuses it). */
+function frame(opcode: number, data: Uint8Array | string, opts: { fin?: boolean; mask?: boolean; rsv?: number } = {}): Buffer {
+  const body = Buffer.from(typeof data === 'string' ? Buffer.from(data) : data);
+  const masked = opts.mask ?? false;
+  const len = body.length;
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const head = Buffer.alloc(2 + ext + (masked ? 4 : 0));
+  head[0] = ((opts.fin ?? true) ? 0x80 : 0) | (opts.rsv ?? 0) | opcode;
+  head[1] = (masked ? 0x80 : 0) | (ext === 0 ? len : ext === 2 ? 126 : 127);
+  if (ext === 2) head.writeUInt16BE(len, 2);
+  if (ext === 8) head.writeBigUInt64BE(BigInt(len), 2);
+  if (masked) {
+    const key = Buffer.from([1, 2, 3, 4]);
+    key.copy(head, 2 + ext);
+    for (let i = 0; i < len; i++) body[i] ^= key[i & 3];
+  }
+  return Buffer.concat([head, body]);
+}
+
+interface ClientFrame {
+  fin: boolean;
+  opcode: number;
+  masked: boolean;
+  key: string;
+  payload: Buffer;
+}
+
+/** Client frames in `buf`, unmasked. */
+function parseClientFrames(buf: Buffer): ClientFrame[] {
+  const out: ClientFrame[] = [];
+  let p = 0;
+  while (buf.length - p >= 2) {
+    const masked = (buf[p + 1] & 0x80) !== 0;
+    let len = buf[p + 1] & 0x7f;
+    let h = 2;
+    if (len === 126) {
+      if (buf.length - p < 4) break;
+      len = buf.readUInt16BE(p + 2);
+      h = 4;
+    } else if (len === 127) {
+      if (buf.length - p < 10) break;
+      len = Number(buf.readBigUInt64BE(p + 2));
+      h = 10;
+    }
+    const keyAt = p + h;
+    if (masked) h += 4;
+    if (buf.length - p < h + len) break;
+    const body = Buffer.from(buf.subarray(p + h, p + h + len));
+    if (masked) for (let i = 0; i < len; i++) body[i] ^= buf[keyAt + (i & 3)];
+    out.push({ fin: (buf[p] & 0x80) !== 0, opcode: buf[p] & 0x0f, masked, key: masked ? buf.subarray(keyAt, keyAt + 4).toString('hex') : '', payload: body });
+    p += h + len;
+  }
+  return out;
+}
+
+/** One connection to a raw server: the request head, and every byte after it. */
+interface RawPeer {
+  socket: Socket;
+  request: string;
+  key: string;
+  after: Buffer[];
+  ended: boolean;
+  closed: boolean;
+  frames(): ClientFrame[];
+}
+
+interface RawServer {
+  port: number;
+  peers: RawPeer[];
+  close(): void;
+}
+
+/** A node:net server calling `onRequest` once each connection's request head is complete. */
+async function rawServer(onRequest: (peer: RawPeer) => unknown, onConnect?: (s: Socket) => void): Promise<RawServer> {
+  const peers: RawPeer[] = [];
+  const sockets = new Set<Socket>();
+  const srv: Server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    onConnect?.(socket);
+    let head = Buffer.alloc(0);
+    let peer: RawPeer | undefined;
+    socket.on('data', (d: Buffer) => {
+      if (peer !== undefined) {
+        peer.after.push(d);
+        return;
+      }
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const request = head.subarray(0, end).toString('latin1');
+      const p: RawPeer = {
+        socket,
+        request,
+        key: /\r\nsec-websocket-key: *([^\r]*)/i.exec(request)?.[1] ?? '',
+        after: [head.subarray(end + 4)],
+        ended: false,
+        closed: false,
+        frames: () => parseClientFrames(Buffer.concat(p.after)),
+      };
+      peer = p;
+      peers.push(p);
+      socket.on('end', () => (p.ended = true));
+      socket.on('close', () => (p.closed = true));
+      void onRequest(p);
+    });
+  });
+  await new Promise<void>((r) => srv.listen(0, HOST, r));
+  return {
+    port: (srv.address() as { port: number }).port,
+    peers,
+    close() {
+      for (const s of sockets) s.destroy();
+      srv.close();
+    },
+  };
+}
+
+function response101(key: string, extra = ''): string {
+  return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(key)}\r\n${extra}\r\n`;
+}
+
+/** Write `bytes` one at a time, yielding between writes. */
+async function dribble(socket: Socket, bytes: Buffer, step = 1): Promise<void> {
+  for (let i = 0; i < bytes.length; i += step) {
+    socket.write(bytes.subarray(i, i + step));
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
+/** A client reactor whose handler records every event. */
+class Harness {
+  readonly opens: ClientWebSocket[] = [];
+  readonly messages: { ws: ClientWebSocket; data: Buffer; isBinary: boolean }[] = [];
+  readonly pings: string[] = [];
+  readonly pongs: string[] = [];
+  readonly closes: { ws: ClientWebSocket; code: number; reason: string }[] = [];
+  readonly errors: { ws: ClientWebSocket; err: WsClientError }[] = [];
+  readonly engineErrors: Error[] = [];
+  drains = 0;
+  readonly handler: WebSocketClientHandler;
+  readonly reactor: Reactor;
+
+  constructor(backend: BackendName, opts: WebSocketClientHandlerOptions = {}, engine: EngineOptions = {}) {
+    this.handler = createWebSocketClientHandler({
+      ...opts,
+      onOpen: (ws) => {
+        this.opens.push(ws);
+        opts.onOpen?.(ws);
+      },
+      onMessage: (ws, data, isBinary) => {
+        this.messages.push({ ws, data: Buffer.from(data), isBinary });
+        opts.onMessage?.(ws, data, isBinary);
+      },
+      onPing: (ws, data) => {
+        this.pings.push(Buffer.from(data).toString());
+        opts.onPing?.(ws, data);
+      },
+      onPong: (ws, data) => {
+        this.pongs.push(Buffer.from(data).toString());
+        opts.onPong?.(ws, data);
+      },
+      onDrain: (ws) => {
+        this.drains++;
+        opts.onDrain?.(ws);
+      },
+      onError: (ws, err) => {
+        this.errors.push({ ws, err });
+        opts.onError?.(ws, err);
+      },
+      onClose: (ws, code, reason) => {
+        this.closes.push({ ws, code, reason });
+        opts.onClose?.(ws, code, reason);
+      },
+    });
+    this.reactor = createReactor(this.handler, { timerResolution: 20, onError: (e) => this.engineErrors.push(e), ...engine, backend });
+  }
+
+  connect(url: string, options?: Parameters<WebSocketClientHandler['connect']>[2]): ClientWebSocket {
+    return this.handler.connect(this.reactor, url, options);
+  }
+
+  async opened(ws: ClientWebSocket): Promise<void> {
+    await waitFor(() => this.hasOpened(ws) || this.closeOf(ws) !== undefined, 'open');
+    assert.ok(this.hasOpened(ws), `not opened: ${this.errors.find((e) => e.ws.id === ws.id)?.err.message}`);
+  }
+
+  /** Handles are made per callback: a WebSocket is known by its id. */
+  hasOpened(ws: ClientWebSocket): boolean {
+    return this.opens.some((o) => o.id === ws.id);
+  }
+
+  closeOf(ws: ClientWebSocket): { code: number; reason: string } | undefined {
+    const c = this.closes.find((x) => x.ws.id === ws.id);
+    return c && { code: c.code, reason: c.reason };
+  }
+
+  async closed(ws: ClientWebSocket): Promise<{ code: number; reason: string }> {
+    await waitFor(() => this.closeOf(ws) !== undefined, 'client onClose');
+    return this.closeOf(ws)!;
+  }
+
+  errorOf(ws: ClientWebSocket): WsClientError | undefined {
+    const all = this.errors.filter((e) => e.ws.id === ws.id);
+    assert.ok(all.length <= 1, 'onError at most once');
+    return all[0]?.err;
+  }
+
+  messagesOf(ws: ClientWebSocket): { data: Buffer; isBinary: boolean }[] {
+    return this.messages.filter((m) => m.ws.id === ws.id);
+  }
+
+  close(): Promise<void> {
+    return this.reactor.close(200);
+  }
+}
+
+interface WsServerCtx {
+  srv: TestServer;
+  url: string;
+  sockets: WebSocket[];
+  closes: { ws: WebSocket; code: number; reason: string }[];
+  pongs: string[];
+  pings: string[];
+}
+
+async function wsServer(backend: BackendName, opts: WebSocketServerOptions = {}): Promise<WsServerCtx> {
+  const ctx = { sockets: [] as WebSocket[], closes: [] as WsServerCtx['closes'], pongs: [] as string[], pings: [] as string[] };
+  const handler = createWebSocketHandler({
+    onMessage(ws, data, isBinary) {
+      ws.send(data, isBinary);
+    },
+    onPing(_ws, data) {
+      ctx.pings.push(Buffer.from(data).toString());
+    },
+    onPong(_ws, data) {
+      ctx.pongs.push(Buffer.from(data).toString());
+    },
+    ...opts,
+    onOpen(ws) {
+      ctx.sockets.push(ws);
+      opts.onOpen?.(ws);
+    },
+    onClose(ws, code, reason) {
+      ctx.closes.push({ ws, code, reason });
+      opts.onClose?.(ws, code, reason);
+    },
+  });
+  const srv = await startServer(backend, handler, { timerResolution: 20 });
+  return { ...ctx, srv, url: `ws://${HOST}:${srv.port}/echo` };
+}
+
+/** A text of exactly `size` UTF-8 bytes, with 2-, 3- and 4-byte characters. */
+function textOf(size: number): string {
+  return 'é€😀ab'.repeat(Math.floor(size / 11)) + 'a'.repeat(size % 11);
+}
+
+const SIZES = [0, 125, 126, 65_535, 65_536, 1024 * 1024];
+
+for (const backend of backends) {
+  describe(`websocket client (${backend})`, () => {
+    let server: WsServerCtx;
+    let h: Harness;
+    before(async () => {
+      server = await wsServer(backend, { protocols: ['chat.v2', 'chat.v1'] });
+      h = new Harness(backend);
+    });
+    after(async () => {
+      await h?.close();
+      await server?.srv.reactor.close(200);
+    });
+
+    test('echoes binary and text of 0, 125, 126, 65535, 65536 and 1 MiB bytes', GUARD, async () => {
+      const ws = h.connect(server.url);
+      assert.equal(ws.readyState, 'connecting');
+      assert.equal(ws.send('too early'), false, 'nothing is sent before the 101');
+      await h.opened(ws);
+      assert.equal(ws.readyState, 'open');
+      assert.equal(ws.protocol, '');
+      const expected: { data: Buffer; isBinary: boolean }[] = [];
+      for (const size of SIZES) {
+        const bin = payload(size, size + 7);
+        const text = textOf(size);
+        ws.send(bin);
+        ws.send(text);
+        expected.push({ data: bin, isBinary: true }, { data: Buffer.from(text), isBinary: false });
+      }
+      await waitFor(() => h.messagesOf(ws).length >= expected.length, 'every echo');
+      const got = h.messagesOf(ws);
+      assert.equal(got.length, expected.length);
+      for (let i = 0; i < expected.length; i++) {
+        assert.equal(got[i].isBinary, expected[i].isBinary, `message ${i} kind`);
+        assert.ok(got[i].data.equals(expected[i].data), `message ${i} (${expected[i].data.length} bytes)`);
+      }
+      ws.close(1000, 'done');
+      assert.equal(ws.readyState, 'closing');
+      assert.deepEqual(await h.closed(ws), { code: 1000, reason: 'done' });
+      assert.equal(ws.readyState, 'closed');
+      assert.equal(ws.send('late'), false);
+      assert.equal(h.errorOf(ws), undefined);
+    });
+
+    test('sends the RFC 6455 request and processes frames behind the 101 in the same read', GUARD, async () => {
+      const raw = await rawServer((peer) => {
+        peer.socket.write(Buffer.concat([Buffer.from(response101(peer.key, 'Sec-WebSocket-Protocol: b\r\n')), frame(1, 'hello'), frame(2, Buffer.from([7]))]));
+      });
+      try {
+        const ws = h.connect(`ws://${HOST}:${raw.port}/path/x?q=1&r=%20`, {
+          protocols: ['a', 'b'],
+          origin: 'http://example.test',
+          headers: { 'X-Trace': 'abc 123' },
+        });
+        await h.opened(ws);
+        assert.equal(ws.protocol, 'b');
+        await waitFor(() => h.messagesOf(ws).length === 2, 'the frames behind the head');
+        assert.deepEqual(h.messagesOf(ws).map((m) => [m.data.toString('hex'), m.isBinary]), [[Buffer.from('hello').toString('hex'), false], ['07', true]]);
+        const req = raw.peers[0].request;
+        const lines = req.split('\r\n');
+        assert.equal(lines[0], 'GET /path/x?q=1&r=%20 HTTP/1.1');
+        const fields = new Map(lines.slice(1).map((l) => [l.slice(0, l.indexOf(':')).toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+        assert.equal(fields.get('host'), `${HOST}:${raw.port}`);
+        assert.equal(fields.get('upgrade'), 'websocket');
+        assert.equal(fields.get('connection'), 'Upgrade');
+        assert.equal(fields.get('sec-websocket-version'), '13');
+        assert.equal(fields.get('sec-websocket-protocol'), 'a, b');
+        assert.equal(fields.get('origin'), 'http://example.test');
+        assert.equal(fields.get('x-trace'), 'abc 123');
+        const key = fields.get('sec-websocket-key')!;
+        assert.equal(Buffer.from(key, 'base64').length, 16);
+        assert.equal(Buffer.from(key, 'base64').toString('base64'), key);
+        // A second connection uses another key.
+        const ws2 = h.connect(`ws://${HOST}:${raw.port}/`, { protocols: ['b'] });
+        await h.opened(ws2);
+        assert.notEqual(raw.peers[1].key, key);
+        ws.terminate();
+        ws2.terminate();
+        await h.closed(ws);
+        await h.closed(ws2);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('masks every frame with a fresh key', GUARD, async () => {
+      const raw = await rawServer((peer) => peer.socket.write(response101(peer.key)));
+      try {
+        const ws = h.connect(`ws://${HOST}:${raw.port}/`);
+        await h.opened(ws);
+        const big = payload(70_000, 3);
+        ws.send('abc');
+        ws.send('abc');
+        ws.send(Buffer.from('abc'));
+        ws.send(big);
+        ws.ping('p');
+        ws.pong('q');
+        ws.close(4321, 'r');
+        const peer = raw.peers[0];
+        await waitFor(() => peer.frames().length === 7, 'seven frames');
+        const f = peer.frames();
+        assert.ok(f.every((x) => x.masked && x.fin), 'every frame masked and final');
+        assert.equal(new Set(f.map((x) => x.key)).size, 7, 'seven distinct keys');
+        assert.deepEqual(f.slice(0, 3).map((x) => [x.opcode, x.payload.toString()]), [[1, 'abc'], [1, 'abc'], [2, 'abc']]);
+        assert.ok(f[3].payload.equals(big));
+        assert.deepEqual(f.slice(4, 6).map((x) => [x.opcode, x.payload.toString()]), [[9, 'p'], [10, 'q']]);
+        assert.equal(f[6].opcode, 8);
+        assert.equal(f[6].payload.readUInt16BE(0), 4321);
+        assert.equal(f[6].payload.subarray(2).toString(), 'r');
+        ws.terminate();
+        await h.closed(ws);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('reassembles fragmented messages with control frames between fragments, split at every byte', GUARD, async () => {
+      const big = [payload(40_000, 1), payload(30_000, 2), payload(5, 3)];
+      const raw = await rawServer(async (peer) => {
+        const word = Buffer.from('wörld'); // 'ö' is split across two fragments below
+        const small = Buffer.concat([
+          Buffer.from(response101(peer.key)),
+          frame(1, 'Hel', { fin: false }),
+          frame(9, 'p1'),
+          frame(0, 'lo ', { fin: false }),
+          frame(0, word.subarray(0, 2), { fin: false }),
+          frame(10, 'unsolicited'),
+          frame(0, word.subarray(2)),
+          frame(2, Buffer.from([1, 2]), { fin: false }),
+          frame(0, Buffer.from([3])),
+          frame(1, ''),
+        ]);
+        await dribble(peer.socket, small);
+        const large = Buffer.concat([frame(2, big[0], { fin: false }), frame(9, 'p2'), frame(0, big[1], { fin: false }), frame(0, big[2])]);
+        await dribble(peer.socket, large, 997);
+      });
+      try {
+        const ws = h.connect(`ws://${HOST}:${raw.port}/`);
+        await waitFor(() => h.messagesOf(ws).length === 4, 'four messages');
+        const got = h.messagesOf(ws);
+        assert.deepEqual(got.slice(0, 3).map((m) => [m.data.toString('hex'), m.isBinary]), [
+          [Buffer.from('Hello wörld').toString('hex'), false],
+          ['010203', true],
+          ['', false],
+        ]);
+        assert.equal(got[3].isBinary, true);
+        assert.ok(got[3].data.equals(Buffer.concat(big)), 'the large fragmented message');
+        const peer = raw.peers[0];
+        await waitFor(() => peer.frames().length === 2, 'two pongs');
+        assert.deepEqual(peer.frames().map((x) => [x.opcode, x.payload.toString()]), [[10, 'p1'], [10, 'p2']]);
+        ws.terminate();
+        await h.closed(ws);
+        assert.equal(h.errorOf(ws), undefined);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('pings and pongs both ways', GUARD, async () => {
+      const local = await wsServer(backend, { onOpen: (ws) => ws.ping('srv') });
+      try {
+        const pingsBefore = h.pings.length;
+        const ws = h.connect(local.url);
+        await h.opened(ws);
+        await waitFor(() => h.pings.length > pingsBefore && local.pongs.length === 1, 'the server ping and our pong');
+        assert.equal(h.pings.at(-1), 'srv');
+        assert.deepEqual(local.pongs, ['srv']);
+        const pongsBefore = h.pongs.length;
+        assert.equal(ws.ping('cli'), true);
+        await waitFor(() => h.pongs.length > pongsBefore, 'the server pong');
+        assert.equal(h.pongs.at(-1), 'cli');
+        assert.deepEqual(local.pings, ['cli']);
+        assert.throws(() => ws.ping('x'.repeat(126)), { code: 'ERR_C1M_WS_INVALID_ARGUMENT' });
+        ws.close();
+        assert.equal((await h.closed(ws)).code, 1005);
+      } finally {
+        await local.srv.reactor.close(200);
+      }
+    });
+
+    test('close codes and reasons in both directions; 1005 and 1006 reported', GUARD, async () => {
+      const open = async (): Promise<{ ws: ClientWebSocket; peer: WebSocket }> => {
+        const before = server.sockets.length;
+        const ws = h.connect(server.url);
+        await h.opened(ws);
+        await waitFor(() => server.sockets.length > before, 'server open');
+        return { ws, peer: server.sockets[server.sockets.length - 1] };
+      };
+      const serverClose = async (peer: WebSocket) => {
+        await waitFor(() => server.closes.some((c) => c.ws.id === peer.id), 'server onClose');
+        const c = server.closes.find((x) => x.ws.id === peer.id)!;
+        return { code: c.code, reason: c.reason };
+      };
+
+      // Client starts: the server echoes code and reason.
+      let { ws, peer } = await open();
+      assert.throws(() => ws.close(1005), { code: 'ERR_C1M_WS_INVALID_ARGUMENT' });
+      assert.throws(() => ws.close(1000, 'x'.repeat(124)), { code: 'ERR_C1M_WS_INVALID_ARGUMENT' });
+      ws.close(4000, 'client bye');
+      assert.deepEqual(await h.closed(ws), { code: 4000, reason: 'client bye' });
+      assert.deepEqual(await serverClose(peer), { code: 4000, reason: 'client bye' });
+
+      // Server starts: we echo.
+      ({ ws, peer } = await open());
+      peer.close(4001, 'server bye');
+      assert.deepEqual(await h.closed(ws), { code: 4001, reason: 'server bye' });
+      assert.deepEqual(await serverClose(peer), { code: 4001, reason: 'server bye' });
+
+      // No code: 1005 on both sides.
+      ({ ws, peer } = await open());
+      ws.close();
+      assert.equal((await h.closed(ws)).code, 1005);
+      assert.equal((await serverClose(peer)).code, 1005);
+
+      // The server resets: 1006.
+      ({ ws, peer } = await open());
+      peer.terminate();
+      assert.deepEqual(await h.closed(ws), { code: 1006, reason: '' });
+
+      // We reset: 1006 on both sides, no error.
+      ({ ws, peer } = await open());
+      ws.terminate();
+      assert.equal((await h.closed(ws)).code, 1006);
+      assert.equal((await serverClose(peer)).code, 1006);
+      assert.equal(h.errorOf(ws), undefined);
+    });
+
+    const badResponses: { name: string; answer: (key: string) => string; code: string; status?: number; header?: [string, string]; options?: object }[] = [
+      { name: 'a wrong Sec-WebSocket-Accept', answer: () => response101('AAAAAAAAAAAAAAAAAAAAAA=='), code: 'ERR_C1M_WS_HANDSHAKE_ACCEPT', status: 101 },
+      { name: 'no Sec-WebSocket-Accept', answer: () => 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n', code: 'ERR_C1M_WS_HANDSHAKE_ACCEPT' },
+      { name: 'status 200', answer: () => 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Test: yes\r\n\r\nok', code: 'ERR_C1M_WS_HANDSHAKE_STATUS', status: 200, header: ['x-test', 'yes'] },
+      { name: 'status 426', answer: () => 'HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n\r\n', code: 'ERR_C1M_WS_HANDSHAKE_STATUS', status: 426, header: ['sec-websocket-version', '13'] },
+      { name: 'no Upgrade field', answer: (k) => `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(k)}\r\n\r\n`, code: 'ERR_C1M_WS_HANDSHAKE_UPGRADE' },
+      { name: 'Upgrade other than websocket', answer: (k) => `HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(k)}\r\n\r\n`, code: 'ERR_C1M_WS_HANDSHAKE_UPGRADE' },
+      { name: 'no Connection: upgrade', answer: (k) => `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: keep-alive\r\nSec-WebSocket-Accept: ${accept(k)}\r\n\r\n`, code: 'ERR_C1M_WS_HANDSHAKE_CONNECTION' },
+      { name: 'a subprotocol we did not offer', answer: (k) => response101(k, 'Sec-WebSocket-Protocol: z\r\n'), code: 'ERR_C1M_WS_HANDSHAKE_PROTOCOL', options: { protocols: ['a'] } },
+      { name: 'a subprotocol when we offered none', answer: (k) => response101(k, 'Sec-WebSocket-Protocol: a\r\n'), code: 'ERR_C1M_WS_HANDSHAKE_PROTOCOL' },
+      { name: 'two subprotocols', answer: (k) => response101(k, 'Sec-WebSocket-Protocol: a\r\nSec-WebSocket-Protocol: b\r\n'), code: 'ERR_C1M_WS_HANDSHAKE_PROTOCOL', options: { protocols: ['a', 'b'] } },
+      { name: 'an extension we did not offer', answer: (k) => response101(k, 'Sec-WebSocket-Extensions: permessage-deflate\r\n'), code: 'ERR_C1M_WS_HANDSHAKE_EXTENSION' },
+      { name: 'a malformed status line', answer: () => 'HTTP/1.1 1O1 Switching\r\n\r\n', code: 'ERR_C1M_WS_HANDSHAKE_MALFORMED' },
+      { name: '101 in HTTP/1.0', answer: (k) => response101(k).replace('HTTP/1.1', 'HTTP/1.0'), code: 'ERR_C1M_WS_HANDSHAKE_MALFORMED' },
+      { name: 'a field line without a colon', answer: (k) => response101(k, 'Broken field\r\n'), code: 'ERR_C1M_WS_HANDSHAKE_MALFORMED' },
+      { name: 'a head over maxHeaderBytes', answer: (k) => response101(k, `X-Pad: ${'p'.repeat(20_000)}\r\n`), code: 'ERR_C1M_WS_HANDSHAKE_MALFORMED' },
+      { name: 'no answer before the server closes', answer: () => '', code: 'ERR_C1M_WS_HANDSHAKE_CLOSED' },
+    ];
+
+    test('fails the connection on every bad handshake answer, with a clear code', GUARD, async () => {
+      const answers = new Map<string, (key: string) => string>();
+      const raw = await rawServer((peer) => {
+        const path = peer.request.split(' ')[1];
+        const text = answers.get(path)!(peer.key);
+        if (text === '') peer.socket.end();
+        else peer.socket.end(text);
+      });
+      try {
+        for (const [i, c] of badResponses.entries()) {
+          answers.set(`/${i}`, c.answer);
+          const ws = h.connect(`ws://${HOST}:${raw.port}/${i}`, c.options);
+          const closed = await h.closed(ws);
+          assert.deepEqual(closed, { code: 1006, reason: '' }, c.name);
+          assert.ok(!h.hasOpened(ws), `${c.name}: never opened`);
+          const err = h.errorOf(ws) as WsClientError & { status?: number; headers?: Record<string, string> };
+          assert.equal(err?.code, c.code, `${c.name}: ${err?.message}`);
+          if (c.status !== undefined) assert.equal(err.status, c.status, c.name);
+          if (c.header) assert.equal(err.headers?.[c.header[0]], c.header[1], c.name);
+          assert.equal(ws.readyState, 'closed');
+        }
+      } finally {
+        raw.close();
+      }
+    });
+
+    const protocolErrors: { name: string; frames: Buffer; code: string; close: number; options?: WebSocketClientHandlerOptions }[] = [
+      { name: 'a masked frame', frames: frame(1, 'hi', { mask: true }), code: 'ERR_C1M_WS_UNEXPECTED_MASK', close: 1002 },
+      { name: 'a reserved bit', frames: frame(1, 'hi', { rsv: 0x40 }), code: 'ERR_C1M_WS_RESERVED_BITS', close: 1002 },
+      { name: 'invalid UTF-8 in a whole text frame', frames: frame(1, Buffer.from([0x61, 0xff, 0x62])), code: 'ERR_C1M_WS_INVALID_UTF8', close: 1007 },
+      { name: 'invalid UTF-8 across fragments', frames: Buffer.concat([frame(1, Buffer.from([0x68, 0xc3]), { fin: false }), frame(0, Buffer.from([0x28]))]), code: 'ERR_C1M_WS_INVALID_UTF8', close: 1007 },
+      { name: 'a message over maxPayload', frames: frame(2, payload(2000)), code: 'ERR_C1M_WS_MESSAGE_TOO_BIG', close: 1009, options: { maxPayload: 1000 } },
+    ];
+
+    for (const c of protocolErrors) {
+      test(`fails with ${c.close} on ${c.name}: masked close frame, then TCP close`, GUARD, async () => {
+        const local = c.options ? new Harness(backend, c.options) : h;
+        const raw = await rawServer((peer) => peer.socket.write(Buffer.concat([Buffer.from(response101(peer.key)), c.frames])));
+        try {
+          const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+          assert.deepEqual(await local.closed(ws), { code: c.close, reason: '' });
+          assert.equal(local.errorOf(ws)?.code, c.code);
+          assert.equal((local.errorOf(ws) as { closeCode?: number }).closeCode, c.close);
+          assert.equal(local.messagesOf(ws).length, 0);
+          const peer = raw.peers[0];
+          await waitFor(() => peer.ended || peer.closed, 'the client closes TCP');
+          const f = peer.frames();
+          assert.equal(f.length, 1);
+          assert.ok(f[0].masked);
+          assert.equal(f[0].opcode, 8);
+          assert.equal(f[0].payload.readUInt16BE(0), c.close);
+        } finally {
+          raw.close();
+          if (local !== h) await local.close();
+        }
+      });
+    }
+
+    test('handshake timeout: from the handler, and per connect', GUARD, async () => {
+      const local = new Harness(backend, { handshakeTimeout: 150 });
+      const raw = await rawServer(() => {});
+      try {
+        const a = local.connect(`ws://${HOST}:${raw.port}/`);
+        const b = local.connect(`ws://${HOST}:${raw.port}/`, { handshakeTimeout: 60_000 });
+        assert.deepEqual(await local.closed(a), { code: 1006, reason: '' });
+        assert.equal(local.errorOf(a)?.code, 'ERR_C1M_WS_HANDSHAKE_TIMEOUT');
+        assert.equal(local.closeOf(b), undefined, 'the longer timeout still waits');
+        assert.equal(b.readyState, 'connecting');
+        b.close();
+        assert.equal((await local.closed(b)).code, 1006);
+        assert.equal(local.errorOf(b), undefined, 'closing while connecting is no error');
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('connection refused: onError with ECONNREFUSED, then onClose 1006', GUARD, async () => {
+      const probe = createServer();
+      await new Promise<void>((r) => probe.listen(0, HOST, r));
+      const port = (probe.address() as { port: number }).port;
+      await new Promise((r) => probe.close(r));
+      const ws = h.connect(`ws://${HOST}:${port}/`);
+      assert.deepEqual(await h.closed(ws), { code: 1006, reason: '' });
+      assert.equal(h.errorOf(ws)?.code, 'ECONNREFUSED');
+    });
+
+    test('backpressure: send returns false past the high-water mark, then onDrain', GUARD, async () => {
+      const raw = await rawServer((peer) => {
+        peer.socket.write(response101(peer.key));
+        peer.socket.pause();
+      });
+      try {
+        const drainsBefore = h.drains;
+        const ws = h.connect(`ws://${HOST}:${raw.port}/`);
+        await h.opened(ws);
+        const chunk = payload(256 * 1024);
+        let sent = 0;
+        while (sent < 64 && ws.send(chunk)) sent++;
+        sent++;
+        assert.ok(sent < 64, 'send reported backpressure');
+        assert.ok(ws.bufferedAmount > 0);
+        const peer = raw.peers[0];
+        peer.socket.resume();
+        await waitFor(() => h.drains > drainsBefore, 'onDrain');
+        await waitFor(() => peer.frames().length === sent, 'every message');
+        assert.ok(peer.frames().every((f) => f.payload.equals(chunk)));
+        ws.terminate();
+        await h.closed(ws);
+      } finally {
+        raw.close();
+      }
+    });
+
+    test('close timeout: a server that never answers our close frame is cut off (1006)', GUARD, async () => {
+      const local = new Harness(backend, { closeTimeout: 100 });
+      const raw = await rawServer((peer) => peer.socket.write(response101(peer.key)));
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        await local.opened(ws);
+        ws.close(1000);
+        assert.deepEqual(await local.closed(ws), { code: 1006, reason: '' });
+        await waitFor(() => raw.peers[0].ended || raw.peers[0].closed, 'TCP closed');
+        assert.equal(raw.peers[0].frames()[0]?.opcode, 8);
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('after both close frames the client waits for the server to close TCP, then closes it itself', GUARD, async () => {
+      const local = new Harness(backend, { closeTimeout: 100 });
+      const raw = await rawServer((peer) => peer.socket.write(Buffer.concat([Buffer.from(response101(peer.key)), frame(8, Buffer.from([0x0f, 0xa0, 0x68]))])));
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        assert.deepEqual(await local.closed(ws), { code: 4000, reason: 'h' });
+        const peer = raw.peers[0];
+        await waitFor(() => peer.ended || peer.closed, 'the client closes TCP after its timeout');
+        const f = peer.frames();
+        assert.equal(f.length, 1);
+        assert.deepEqual([f[0].opcode, f[0].payload.readUInt16BE(0), f[0].payload.subarray(2).toString()], [8, 4000, 'h']);
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('heartbeat: pings a silent server, closes when it does not answer', GUARD, async () => {
+      const local = new Harness(backend, { pingInterval: 80 });
+      let answer = true;
+      const raw = await rawServer((peer) => {
+        peer.socket.write(response101(peer.key));
+        peer.socket.on('data', () => {
+          const pings = peer.frames().filter((f) => f.opcode === 9).length;
+          if (answer && pings > 0 && pings <= 2) peer.socket.write(frame(10, ''));
+          if (pings === 2) answer = false;
+        });
+      });
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        assert.equal((await local.closed(ws)).code, 1006);
+        const pings = raw.peers[0].frames().filter((f) => f.opcode === 9);
+        assert.ok(pings.length >= 3, `pinged ${pings.length} times`);
+        assert.ok(pings.every((f) => f.masked));
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('many connections on one reactor: 2,000 clients echo once each', GUARD, async () => {
+      const N = 2000;
+      const local = await wsServer(backend);
+      const client = new Harness(backend, {
+        onOpen: (ws) => ws.send(`hello ${ws.data as number}`),
+        onMessage: (ws, data) => {
+          assert.equal(data.toString(), `hello ${ws.data as number}`);
+          ws.close(1000);
+        },
+      });
+      try {
+        for (let i = 0; i < N; i++) client.connect(local.url, { data: i });
+        assert.equal(client.handler.clients, N);
+        await waitFor(() => client.closes.length === N, `${N} closes (have ${client.closes.length})`, 60_000);
+        assert.equal(client.errors.length, 0, client.errors[0]?.err.message);
+        assert.equal(client.messages.length, N);
+        assert.ok(client.closes.every((c) => c.code === 1000));
+        assert.equal(client.handler.clients, 0);
+        await waitFor(() => local.closes.length === N, 'server closes');
+      } finally {
+        await client.close();
+        await local.srv.reactor.close(200);
+      }
+    });
+
+    test('reactor.close() closes open WebSockets with 1001', GUARD, async () => {
+      const local = await wsServer(backend);
+      const client = new Harness(backend);
+      try {
+        const ws = client.connect(local.url);
+        await client.opened(ws);
+        await within(client.reactor.close(2000), 'reactor close');
+        assert.equal((await client.closed(ws)).code, 1001);
+        await waitFor(() => local.closes.length === 1, 'server close');
+        assert.equal(local.closes[0].code, 1001);
+      } finally {
+        await local.srv.reactor.close(200);
+      }
+    });
+
+    test('data and protocol live with the connection: readable from any handle until onClose', GUARD, async () => {
+      const seen: unknown[][] = [];
+      const client = new Harness(backend, {
+        onOpen: (ws) => seen.push(['open', ws.data, ws.protocol]),
+        onMessage: (ws) => {
+          seen.push(['message', ws.data]);
+          ws.data = { n: 2 };
+          ws.close(1000);
+        },
+        onClose: (ws) => seen.push(['close', ws.data, ws.protocol]),
+      });
+      try {
+        const ws = client.connect(server.url, { data: { n: 1 }, protocols: ['chat.v1'] });
+        assert.deepEqual(ws.data, { n: 1 });
+        await client.opened(ws);
+        assert.equal(ws.protocol, 'chat.v1', 'the handle connect returned sees the open');
+        ws.send('x');
+        await client.closed(ws);
+        assert.deepEqual(seen, [['open', { n: 1 }, 'chat.v1'], ['message', { n: 1 }], ['close', { n: 2 }, 'chat.v1']]);
+        assert.equal(ws.data, undefined, 'gone after onClose');
+        assert.equal(ws.readyState, 'closed');
+        assert.equal(client.closes[0].ws.id, ws.id);
+      } finally {
+        await client.close();
+      }
+    });
+
+    test('rejects bad URLs and options at once', GUARD, () => {
+      assert.throws(() => h.connect('wss://127.0.0.1/'), { code: 'ERR_C1M_WS_INVALID_URL' });
+      assert.throws(() => h.connect('ftp://127.0.0.1/'), { code: 'ERR_C1M_WS_INVALID_URL' });
+      assert.throws(() => h.connect('ws://127.0.0.1/#frag'), { code: 'ERR_C1M_WS_INVALID_URL' });
+      assert.throws(() => h.connect('not a url'), { code: 'ERR_C1M_WS_INVALID_URL' });
+      assert.throws(() => h.connect('ws://example.test/'), { code: 'ERR_C1M_WS_INVALID_URL' });
+      assert.throws(() => h.connect('ws://127.0.0.1:1/', { protocols: ['a', 'a'] }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.throws(() => h.connect('ws://127.0.0.1:1/', { protocols: ['a b'] }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.throws(() => h.connect('ws://127.0.0.1:1/', { headers: { 'Sec-WebSocket-Key': 'x' } }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.throws(() => h.connect('ws://127.0.0.1:1/', { headers: { 'X-A': 'a\r\nb' } }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.throws(() => createWebSocketClientHandler({ closeTimeout: 0 }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.throws(() => createWebSocketClientHandler({ maxPayload: -1 }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.equal(h.handler.clients, 0, 'nothing was connected');
+    });
+  });
+
+  describe(`WebSocketClient (${backend})`, () => {
+    let server: WsServerCtx;
+    before(async () => {
+      server = await wsServer(backend, { protocols: ['chat.v2', 'chat.v1'] });
+    });
+    after(() => server?.srv.reactor.close(200));
+
+    const events = (ws: WebSocketClient): unknown[][] => {
+      const log: unknown[][] = [];
+      for (const name of ['open', 'message', 'ping', 'pong', 'error', 'close'] as const) {
+        ws.on(name, (...args: unknown[]) => log.push([name, ...args.map((a) => (Buffer.isBuffer(a) ? a.toString() : a instanceof Error ? (a as { code?: string }).code : a))]));
+      }
+      return log;
+    };
+
+    test('echo, subprotocol, ping, close with code and reason: events as in ws', GUARD, async () => {
+      const ws = new WebSocketClient(server.url, ['chat.v1', 'chat.v2'], { backend });
+      const log = events(ws);
+      assert.equal(ws.readyState, WebSocketClient.CONNECTING);
+      assert.throws(() => ws.send('early'), { code: 'ERR_C1M_WS_NOT_OPEN' });
+      await waitFor(() => log.length > 0, 'open');
+      assert.deepEqual(log[0], ['open']);
+      assert.equal(ws.readyState, WebSocketClient.OPEN);
+      assert.equal(ws.protocol, 'chat.v1');
+      const sent = deferred<Error | undefined>();
+      assert.equal(ws.send('text', (err) => sent.resolve(err)), true);
+      assert.equal(await sent.promise, undefined);
+      ws.send(Buffer.from([1, 2, 3]));
+      ws.send(new Uint8Array([4, 5]).buffer);
+      ws.send('as binary', { binary: true });
+      ws.ping('pp');
+      await waitFor(() => log.length >= 6, 'echoes and pong');
+      assert.deepEqual(log.slice(1, 6), [
+        ['message', 'text', false],
+        ['message', '\x01\x02\x03', true],
+        ['message', '\x04\x05', true],
+        ['message', 'as binary', true],
+        ['pong', 'pp'],
+      ]);
+      ws.close(1000, 'done');
+      assert.equal(ws.readyState, WebSocketClient.CLOSING);
+      await waitFor(() => log.some((e) => e[0] === 'close'), 'close');
+      assert.deepEqual(log.at(-1), ['close', 1000, 'done']);
+      assert.equal(ws.readyState, WebSocketClient.CLOSED);
+      const late = deferred<Error | undefined>();
+      assert.equal(ws.send('late', (err) => late.resolve(err)), false);
+      assert.equal(((await late.promise) as { code?: string }).code, 'ERR_C1M_WS_NOT_OPEN');
+    });
+
+    test('connection refused: error then close 1006', GUARD, async () => {
+      const probe = createServer();
+      await new Promise<void>((r) => probe.listen(0, HOST, r));
+      const port = (probe.address() as { port: number }).port;
+      await new Promise((r) => probe.close(r));
+      const ws = new WebSocketClient(`ws://${HOST}:${port}/`, undefined, { backend });
+      const log = events(ws);
+      await waitFor(() => log.some((e) => e[0] === 'close'), 'close');
+      assert.deepEqual(log, [['error', 'ECONNREFUSED'], ['close', 1006, '']]);
+    });
+
+    test('close() while connecting aborts: error then close 1006', GUARD, async () => {
+      const ws = new WebSocketClient(server.url, undefined, { backend });
+      const log = events(ws);
+      ws.close();
+      assert.equal(ws.readyState, WebSocketClient.CLOSING);
+      await waitFor(() => log.some((e) => e[0] === 'close'), 'close');
+      assert.deepEqual(log, [['error', 'ERR_C1M_WS_HANDSHAKE_ABORTED'], ['close', 1006, '']]);
+    });
+
+    test('a refused upgrade carries the status and headers', GUARD, async () => {
+      const local = await wsServer(backend, { onUpgrade: () => ({ status: 401, headers: { 'WWW-Authenticate': 'Basic' } }) });
+      try {
+        const ws = new WebSocketClient(local.url, undefined, { backend });
+        const err = await new Promise<WsClientError & { status?: number; headers?: Record<string, string> }>((resolve) => ws.once('error', resolve));
+        assert.equal(err.code, 'ERR_C1M_WS_HANDSHAKE_STATUS');
+        assert.equal(err.status, 401);
+        assert.equal(err.headers?.['www-authenticate'], 'Basic');
+      } finally {
+        await local.srv.reactor.close(200);
+      }
+    });
+
+    test('resolves host names', GUARD, async (t) => {
+      const { address } = await lookup('localhost');
+      if (address !== HOST) {
+        t.skip(`localhost resolves to ${address}`);
+        return;
+      }
+      const ws = new WebSocketClient(`ws://localhost:${server.srv.port}/x`, 'chat.v2', { backend });
+      await new Promise((r) => ws.once('open', r));
+      assert.equal(ws.protocol, 'chat.v2');
+      ws.terminate();
+      const [code] = await new Promise<[number]>((r) => ws.once('close', (c) => r([c])));
+      assert.equal(code, 1006);
+    });
+
+    test('throws for bad URLs and options', GUARD, () => {
+      assert.throws(() => new WebSocketClient('wss://127.0.0.1/'), { code: 'ERR_C1M_WS_INVALID_URL' });
+      assert.throws(() => new WebSocketClient('ws://127.0.0.1:1/', ['a', 'a'], { backend }), { code: 'ERR_C1M_INVALID_OPTION' });
+      assert.throws(() => new WebSocketClient('ws://localhost:1/', ['a', 'a'], { backend }), { code: 'ERR_C1M_INVALID_OPTION' });
+    });
+  });
+}

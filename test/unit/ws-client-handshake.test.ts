@@ -1,0 +1,129 @@
+/**
+ * The client side of the opening handshake without sockets: URL splitting, the request bytes,
+ * response head parsing, and the RFC 6455 4.1 checks of the response.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { describe, test } from 'node:test';
+import {
+  WsHandshakeError,
+  buildRequest,
+  checkConnectOptions,
+  checkResponse,
+  parseResponseHead,
+  parseWsUrl,
+} from '../../src/protocols/ws/client-handshake.js';
+
+// RFC 6455 1.3's sample key and answer.
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
+const ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
+
+function head(lines: string[]): ReturnType<typeof parseResponseHead> {
+  return parseResponseHead(lines.join('\r\n'));
+}
+
+const GOOD = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${ACCEPT}`];
+
+function check(lines: string[], offered: string[] = []): WsHandshakeError | string {
+  const h = head(lines);
+  assert.equal(typeof h, 'object', `parsed: ${String(h)}`);
+  return checkResponse(h as Exclude<typeof h, string>, KEY, offered);
+}
+
+describe('client handshake', () => {
+  test('the sample accept answers the sample key', () => {
+    assert.equal(createHash('sha1').update(KEY + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64'), ACCEPT);
+    assert.equal(check(GOOD), '');
+  });
+
+  test('parses a response head: status, version, fields trimmed, names as sent', () => {
+    const h = head(['HTTP/1.1 426 Upgrade Required', 'Sec-WebSocket-Version:  13 ', 'X-Empty:', 'x-Dup: a', 'X-DUP: b']);
+    assert.deepEqual(h, {
+      versionMinor: 1,
+      status: 426,
+      headers: [['Sec-WebSocket-Version', '13'], ['X-Empty', ''], ['x-Dup', 'a'], ['X-DUP', 'b']],
+    });
+    assert.deepEqual(head(['HTTP/1.0 200']), { versionMinor: 0, status: 200, headers: [] });
+  });
+
+  test('refuses malformed heads with a description', () => {
+    for (const bad of [
+      ['HTTP/2 101 Switching'],
+      ['HTTP/1.1 1O1 Switching'],
+      ['HTTP/1.1 101Switching'],
+      ['ICY 200 OK'],
+      ['HTTP/1.1 101 OK', 'No colon here'],
+      ['HTTP/1.1 101 OK', 'Bad Name: x'],
+      ['HTTP/1.1 101 OK', 'Name : x'],
+      ['HTTP/1.1 101 OK', ' folded: x'],
+      ['HTTP/1.1 101 OK', 'X: a\nb'],
+      ['HTTP/1.1 101 OK', 'X: a\0b'],
+    ]) {
+      assert.equal(typeof head(bad), 'string', JSON.stringify(bad));
+    }
+  });
+
+  test('checks the response as RFC 6455 4.1 requires', () => {
+    const code = (r: WsHandshakeError | string): string => (typeof r === 'string' ? `ok:${r}` : r.code);
+    assert.equal(code(check(GOOD.map((l) => l.replace('websocket', 'WebSocket')))), 'ok:');
+    assert.equal(code(check([...GOOD.slice(0, 2), 'Connection: keep-alive, Upgrade', GOOD[3]])), 'ok:');
+    assert.equal(code(check(['HTTP/1.1 200 OK', 'X-A: 1'])), 'ERR_C1M_WS_HANDSHAKE_STATUS');
+    assert.equal(code(check([GOOD[0].replace('1.1', '1.0'), ...GOOD.slice(1)])), 'ERR_C1M_WS_HANDSHAKE_MALFORMED');
+    assert.equal(code(check([GOOD[0], GOOD[2], GOOD[3]])), 'ERR_C1M_WS_HANDSHAKE_UPGRADE');
+    assert.equal(code(check([GOOD[0], 'Upgrade: websocket, h2c', GOOD[2], GOOD[3]])), 'ERR_C1M_WS_HANDSHAKE_UPGRADE');
+    assert.equal(code(check([GOOD[0], GOOD[1], GOOD[3]])), 'ERR_C1M_WS_HANDSHAKE_CONNECTION');
+    assert.equal(code(check(GOOD.slice(0, 3))), 'ERR_C1M_WS_HANDSHAKE_ACCEPT');
+    assert.equal(code(check([...GOOD, `Sec-WebSocket-Accept: ${ACCEPT}`])), 'ERR_C1M_WS_HANDSHAKE_ACCEPT');
+    assert.equal(code(check([...GOOD.slice(0, 3), 'Sec-WebSocket-Accept: AAAA'])), 'ERR_C1M_WS_HANDSHAKE_ACCEPT');
+    assert.equal(code(check([...GOOD, 'Sec-WebSocket-Extensions: permessage-deflate'])), 'ERR_C1M_WS_HANDSHAKE_EXTENSION');
+    assert.equal(code(check([...GOOD, 'Sec-WebSocket-Protocol: b'], ['a', 'b'])), 'ok:b');
+    assert.equal(code(check(GOOD, ['a', 'b'])), 'ok:', 'no subprotocol selected is allowed');
+    assert.equal(code(check([...GOOD, 'Sec-WebSocket-Protocol: c'], ['a', 'b'])), 'ERR_C1M_WS_HANDSHAKE_PROTOCOL');
+    assert.equal(code(check([...GOOD, 'Sec-WebSocket-Protocol: a'])), 'ERR_C1M_WS_HANDSHAKE_PROTOCOL');
+    assert.equal(code(check([...GOOD, 'Sec-WebSocket-Protocol: a, b'], ['a', 'b'])), 'ERR_C1M_WS_HANDSHAKE_PROTOCOL');
+    assert.equal(code(check([...GOOD, 'Sec-WebSocket-Protocol: a', 'Sec-WebSocket-Protocol: a'], ['a'])), 'ERR_C1M_WS_HANDSHAKE_PROTOCOL');
+    const err = check(['HTTP/1.1 403 Forbidden', 'X-Reason: no', 'x-reason: never']) as WsHandshakeError;
+    assert.equal(err.status, 403);
+    assert.deepEqual(err.headers, { 'x-reason': 'no, never' });
+  });
+
+  test('splits ws: URLs', () => {
+    assert.deepEqual(parseWsUrl('ws://127.0.0.1:8080/a/b?c=d'), { hostField: '127.0.0.1:8080', hostname: '127.0.0.1', port: 8080, resource: '/a/b?c=d', authorization: undefined });
+    assert.deepEqual(parseWsUrl('ws://Example.TEST'), { hostField: 'example.test', hostname: 'example.test', port: 80, resource: '/', authorization: undefined });
+    assert.deepEqual(parseWsUrl(new URL('http://[::1]:81/x')), { hostField: '[::1]:81', hostname: '::1', port: 81, resource: '/x', authorization: undefined });
+    assert.equal(parseWsUrl('ws://u%20s:p@127.0.0.1/').authorization, `Basic ${Buffer.from('u s:p').toString('base64')}`);
+    for (const bad of ['wss://127.0.0.1/', 'https://127.0.0.1/', 'ftp://a/', 'ws://a/#', 'ws://a/#x', 'nonsense', 'ws://%ff@a/']) {
+      assert.throws(() => parseWsUrl(bad), { code: 'ERR_C1M_WS_INVALID_URL' }, bad);
+    }
+  });
+
+  test('builds the request, with the optional fields in order', () => {
+    const req = buildRequest(parseWsUrl('ws://10.0.0.1:9000/chat?room=1'), KEY, { protocols: ['a', 'b'], origin: 'http://o.test', headers: { 'X-A': '1' } }).toString('latin1');
+    assert.equal(
+      req,
+      'GET /chat?room=1 HTTP/1.1\r\nHost: 10.0.0.1:9000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, b\r\nOrigin: http://o.test\r\nX-A: 1\r\n\r\n`,
+    );
+  });
+
+  test('validates connect options', () => {
+    assert.deepEqual(checkConnectOptions({ protocols: ['a', 'b.v2'] }), ['a', 'b.v2']);
+    assert.deepEqual(checkConnectOptions({}), []);
+    for (const bad of [
+      { protocols: ['a', 'a'] },
+      { protocols: [''] },
+      { protocols: ['a,b'] },
+      { protocols: 'a' },
+      { origin: 'x\r\ny' },
+      { headers: { Host: 'x' } },
+      { headers: { upgrade: 'x' } },
+      { headers: { 'Sec-WebSocket-Extensions': 'x' } },
+      { headers: { 'Bad Name': 'x' } },
+      { headers: { 'X-A': 'a\nb' } },
+      { handshakeTimeout: -1 },
+      { handshakeTimeout: 1.5 },
+    ]) {
+      assert.throws(() => checkConnectOptions(bad as never), { code: 'ERR_C1M_INVALID_OPTION' }, JSON.stringify(bad));
+    }
+  });
+});
