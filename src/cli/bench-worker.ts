@@ -18,10 +18,16 @@
  * in-flight slot until it counts as connected or failed; latency is recorded only for
  * messages whose send time this process stamped (or, for broadcast, carried in the message).
  *
- * What a scenario does with its connections lives in `scenarios/` (one module each).
+ * What a scenario does with its connections lives in `scenarios/` (one module each). A scenario
+ * whose connections belong to a protocol client (`Scenario.client`: the WebSocket client) gets
+ * composed under the worker's handler: connections are opened through the client (which queues
+ * its upgrade request), bytes reach it through the scenario's `data`, and the engine's other
+ * events go to it directly, `onClose` before the worker's own bookkeeping, so the client can
+ * still report a handshake failure with its code. The worker stays the reactor's one handler and
+ * the one owner of connect slots, retries and counters.
  */
 import { performance } from 'node:perf_hooks';
-import { createReactor, type CloseReason, type Connection, type Reactor } from '../index.js';
+import { createReactor, type CloseReason, type Connection, type Handler, type Reactor } from '../index.js';
 import { encodeHistogram, latencyHistogram } from './bench-stats.js';
 import { scenario as scenarioByName, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
 
@@ -50,7 +56,7 @@ export interface WorkerConfig {
   rate: number;
   /** Echo: compare every echoed byte with what was sent. */
   verify: boolean;
-  /** HTTP: the request target. */
+  /** HTTP: the request target; WebSocket: the path (and query) of the upgrade request. */
   path: string;
 }
 
@@ -182,57 +188,86 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     },
     fail(p, code) {
       const e = pending.get(p.conn.id);
-      if (e) e.code = code;
+      // Once the connect phase is over, a pending connect counts as CONNECT_PHASE_TIMEOUT.
+      const counts = e !== undefined && phase === 'connect';
+      if (counts) e.code = code;
       p.conn.destroy();
+      return counts;
     },
+    peer: (id) => states.get(id),
   };
   const scenario = spec.create(ctx);
+  const client = scenario.client;
+
+  /** The worker's side of a connection's close: its peer, its connect slot, the tallies. */
+  const closed = (conn: Connection, reason: CloseReason): void => {
+    const p = states.get(conn.id);
+    if (p) {
+      states.delete(conn.id);
+      p.open = false;
+      scenario.close?.(p);
+    }
+    const e = pending.get(conn.id);
+    if (e) {
+      pending.delete(conn.id);
+      inflight--;
+      // A code given by `ctx.fail` (a failed handshake) wins: it was set during the phase.
+      const code = e.code ?? (phase !== 'connect' ? 'CONNECT_PHASE_TIMEOUT' : (reason.code ?? reason.kind));
+      // Only a connect that never opened is retried; a failed handshake is final.
+      if (phase === 'connect' && !p && TRANSIENT.has(code) && e.attempt < cfg.retries) {
+        retries++;
+        const delay = BACKOFF_MS * 2 ** e.attempt * (0.5 + Math.random());
+        const timer = setTimeout(() => {
+          retryTimers.delete(timer);
+          retryReady.push({ index: e.index, attempt: e.attempt + 1 });
+          schedulePump();
+        }, delay);
+        retryTimers.add(timer);
+      } else {
+        fail(code);
+      }
+      schedulePump();
+      return;
+    }
+    if (!p || phase === 'stop') return;
+    tally(closeErrors, reason.code ?? reason.kind);
+  };
+
+  const handler: Handler = {
+    onOpen(conn) {
+      const e = pending.get(conn.id);
+      if (!e) return;
+      const p: AnyPeer = { conn, index: e.index, open: true, established: false, state: scenario.init(e.index) };
+      states.set(conn.id, p);
+      if (scenario.open(p, trafficOn) !== false) ctx.established(p);
+    },
+    onData(conn, data) {
+      const p = states.get(conn.id);
+      return p ? scenario.data(p, data) : undefined;
+    },
+    onClose: client?.handler.onClose
+      ? (conn, reason) => {
+        try {
+          client.handler.onClose!(conn, reason);
+        } finally {
+          closed(conn, reason);
+        }
+      }
+      : closed,
+  };
+  if (client) {
+    // The events the worker has no use for go to the protocol client as they come. Only those
+    // it defines: a missing one keeps the engine's default (onShutdown: close every connection).
+    const h = client.handler;
+    if (h.onDrain) handler.onDrain = h.onDrain.bind(h);
+    if (h.onEnd) handler.onEnd = h.onEnd.bind(h);
+    if (h.onTimeout) handler.onTimeout = h.onTimeout.bind(h);
+    if (h.onShutdown) handler.onShutdown = h.onShutdown.bind(h);
+    if (h.onReactor) handler.onReactor = h.onReactor.bind(h);
+  }
 
   const reactor: Reactor = createReactor(
-    {
-      onOpen(conn) {
-        const e = pending.get(conn.id);
-        if (!e) return;
-        const p: AnyPeer = { conn, index: e.index, open: true, established: false, state: scenario.init(e.index) };
-        states.set(conn.id, p);
-        if (scenario.open(p, trafficOn) !== false) ctx.established(p);
-      },
-      onData(conn, data) {
-        const p = states.get(conn.id);
-        return p ? scenario.data(p, data) : undefined;
-      },
-      onClose(conn, reason: CloseReason) {
-        const p = states.get(conn.id);
-        if (p) {
-          states.delete(conn.id);
-          p.open = false;
-          scenario.close?.(p);
-        }
-        const e = pending.get(conn.id);
-        if (e) {
-          pending.delete(conn.id);
-          inflight--;
-          const code = phase !== 'connect' ? 'CONNECT_PHASE_TIMEOUT' : (e.code ?? reason.code ?? reason.kind);
-          // Only a connect that never opened is retried; a failed handshake is final.
-          if (phase === 'connect' && !p && TRANSIENT.has(code) && e.attempt < cfg.retries) {
-            retries++;
-            const delay = BACKOFF_MS * 2 ** e.attempt * (0.5 + Math.random());
-            const timer = setTimeout(() => {
-              retryTimers.delete(timer);
-              retryReady.push({ index: e.index, attempt: e.attempt + 1 });
-              schedulePump();
-            }, delay);
-            retryTimers.add(timer);
-          } else {
-            fail(code);
-          }
-          schedulePump();
-          return;
-        }
-        if (!p || phase === 'stop') return;
-        tally(closeErrors, reason.code ?? reason.kind);
-      },
-    },
+    handler,
     {
       backend: 'native',
       // Close events past one batch (4096) reach JS one batch per timer tick: a 50 ms tick
@@ -244,15 +279,16 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
 
   const startConnect = (index: number, attempt: number): void => {
     const localAddress = cfg.sources.length > 0 ? cfg.sources[index % cfg.sources.length] : undefined;
-    let conn: Connection;
+    const target = { host: cfg.host, port: cfg.port, localAddress };
+    let id: number;
     try {
-      conn = reactor.connect({ host: cfg.host, port: cfg.port, localAddress });
+      id = client ? client.connect(reactor, target, index) : reactor.connect(target).id;
     } catch (err) {
       fail((err as { code?: string }).code ?? 'ERR_CONNECT');
       return;
     }
     inflight++;
-    pending.set(conn.id, { index, attempt });
+    pending.set(id, { index, attempt });
   };
 
   // Connects start outside event callbacks (never re-entering the reactor from a batch).

@@ -40,9 +40,6 @@ import { SCENARIOS, scenario as scenarioByName, type ScenarioFields, type Scenar
 /** The layout helpers, for callers that know `c1m bench` by this module. */
 export { isLoopback, planRun, sourceAddresses, type BenchPlan } from './bench-layout.js';
 
-/** Scenarios the CLI knows by name but cannot run yet: rejected with a clear message. */
-export const PLANNED_SCENARIOS: readonly string[] = ['ws-hold', 'ws-echo'];
-
 /** Parameters a `--sweep` may vary. */
 export const SWEEP_KEYS = ['connections', 'size', 'depth', 'rate'] as const;
 /** One of {@link SWEEP_KEYS}. */
@@ -61,12 +58,12 @@ options:
   --processes auto|N        worker processes (auto: ceil(N / (open-file limit - 500)))
   --source-ips auto|K       loopback source addresses 127.0.0.2... (auto: ceil(N / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
   -d, --duration S          measured seconds after the connect phase (default 10)
-  --warmup S                echo, http, broadcast: seconds of traffic before measuring (default 1)
-  --size B                  echo: message size (default 64); broadcast: delivered line size (default 64)
-  --depth D                 echo, http: messages (requests) in flight per connection (default 1)
-  --rate R                  echo: R msgs/s per connection instead of --depth; broadcast: publishes/s (default 10)
-  --path P                  http: request target (default /)
-  --verify                  echo: compare every echoed byte
+  --warmup S                echo, http, broadcast, ws-echo: seconds of traffic before measuring (default 1)
+  --size B                  echo, ws-echo: message size (default 64); broadcast: delivered line size (default 64)
+  --depth D                 echo, http, ws-echo: messages (requests) in flight per connection (default 1)
+  --rate R                  echo, ws-echo: R msgs/s per connection instead of --depth; broadcast: publishes/s (default 10)
+  --path P                  http: request target; ws-hold, ws-echo: path of the upgrade request (default /)
+  --verify                  echo, ws-echo: compare every echoed byte
   --connect-concurrency C   connects in flight per process (default 1000)
   --connect-timeout S       end of the connect phase at the latest (default 60)
   --retries N               retries of a transient connect failure (default 3)
@@ -76,8 +73,7 @@ options:
   --sweep KEY=V1,V2,...     one run per value (repeat for a grid): ${SWEEP_KEYS.join(', ')}
   --report FILE             also write a self-contained HTML report of the result(s)
   --json                    print the result as one JSON line (the last line of stdout)
-  --yes-non-loopback        allow a target outside 127.0.0.0/8 and ::1
-scenarios planned, not available yet: ${PLANNED_SCENARIOS.join(', ')}`;
+  --yes-non-loopback        allow a target outside 127.0.0.0/8 and ::1`;
 
 /** A server to compare: `--target name=CMD`. */
 export interface BenchTarget {
@@ -262,9 +258,6 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   if (v.help) return 'help';
   const name = positionals[0];
   if (name === undefined) throw new UsageError(`a scenario is required: ${NAMES.join(', ')}`);
-  if (PLANNED_SCENARIOS.includes(name)) {
-    throw new UsageError(`scenario "${name}" is not available yet; available: ${NAMES.join(', ')}`);
-  }
   const spec = NAMES.includes(name) ? scenarioByName(name)! : undefined;
   if (!spec) throw new UsageError(`unknown scenario "${name}"; available: ${NAMES.join(', ')}`);
   if (positionals.length > 1) throw new UsageError(`unexpected argument "${positionals[1]}"`);
@@ -299,6 +292,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   }
   const path = v.path ?? '/';
   if (!/^[\x21-\x7e]+$/.test(path) || !(path.startsWith('/') || path === '*')) throw new UsageError(`--path must be an origin-form request target (/...), got "${path}"`);
+  if (spec.name.startsWith('ws-') && (path === '*' || path.includes('#'))) throw new UsageError(`--path of a WebSocket scenario must be /path[?query] (no fragment), got "${path}"`);
   const targets = (v.target ?? []).map(parseTarget);
   if (new Set(targets.map((t) => t.name)).size !== targets.length) throw new UsageError('--target names must differ');
   if (targets.length > 0 && (v.spawn !== undefined || v.pid !== undefined)) throw new UsageError('--target excludes --spawn and --pid');
@@ -476,8 +470,8 @@ export function humanResult(r: BenchResult): string[] {
   if (r.closed_early > 0) lines.push(`closed before the end: ${fmtInt(r.closed_early)} ${JSON.stringify(r.close_errors)}`);
   const l = r.latency;
   const pct = (x: LatencySummary): string => `p50 ${formatMicros(x.p50)}  p90 ${formatMicros(x.p90)}  p99 ${formatMicros(x.p99)}  p99.9 ${formatMicros(x.p999)}  max ${formatMicros(x.max)}  mean ${formatMicros(x.mean)}`;
-  if (r.scenario === 'echo') {
-    lines.push(`echo ${r.size} B ${r.rate ? `at ${r.rate} msgs/s per connection` : `x depth ${r.depth}`}: ${fmtInt(r.msgs_per_s)} msgs/s over ${r.duration_s}s`);
+  if (r.scenario === 'echo' || r.scenario === 'ws-echo') {
+    lines.push(`${r.scenario} ${r.size} B ${r.rate ? `at ${r.rate} msgs/s per connection` : `x depth ${r.depth}`}: ${fmtInt(r.msgs_per_s)} msgs/s over ${r.duration_s}s`);
   } else if (r.scenario === 'http' && r.http) {
     lines.push(`http GET x depth ${r.depth}: ${fmtInt(r.msgs_per_s)} requests/s over ${r.duration_s}s; status ${JSON.stringify(r.http.status)}, ` +
       `non-2xx ${fmtInt(r.http.non_2xx)}, parse errors ${fmtInt(r.http.parse_errors)}`);
@@ -486,6 +480,11 @@ export function humanResult(r: BenchResult): string[] {
     lines.push(`broadcast ${r.size} B at ${b.rate}/s to ${fmtInt(b.receivers)} receivers: ${fmtInt(b.published)} published in the window, ` +
       `${fmtInt(b.complete)} reached every receiver; ${fmtInt(b.deliveries_per_s)} deliveries/s`);
     if (b.last_receiver) lines.push(`last receiver: ${pct(b.last_receiver)}`);
+  }
+  if (r.ws) {
+    const w = r.ws, tallies = (label: string, t: Record<string, number>): string => (Object.keys(t).length ? `, ${label} ${JSON.stringify(t)}` : '');
+    lines.push(`websocket: ${fmtInt(w.upgraded)} upgraded${tallies('handshake failures', w.handshake_failures)}` +
+      `${tallies('protocol errors', w.protocol_errors)}${tallies('closed early by code', w.close_codes)}`);
   }
   if (unit !== null && l) lines.push(`${r.scenario === 'broadcast' ? 'delivery ' : ''}latency: ${pct(l)}`);
   const g = r.send_lag;
@@ -617,6 +616,8 @@ class BenchRun {
       case 'echo': return `, ${o.size} B messages, ${o.rate > 0 ? `${o.rate} msgs/s per connection` : `depth ${o.depth}`}`;
       case 'http': return `, GET ${o.path} x depth ${o.depth}`;
       case 'broadcast': return `, ${o.size} B publishes at ${o.rate}/s`;
+      case 'ws-hold': return `, upgrade GET ${o.path}`;
+      case 'ws-echo': return `, upgrade GET ${o.path}, ${o.size} B binary messages, ${o.rate > 0 ? `${o.rate} msgs/s per connection` : `depth ${o.depth}`}`;
       default: return '';
     }
   }
@@ -703,6 +704,7 @@ class BenchRun {
     const fields: ScenarioFields = {
       http: null,
       broadcast: null,
+      ws: null,
       ...spec.summarize?.({ extras: rs.map((r) => r.extra), openAtEnd: open, rate: o.rate }),
     };
     const round3 = (n: number): number => Math.round(n * 1000) / 1000;

@@ -15,7 +15,7 @@ import { describe, test } from 'node:test';
 import { Writable } from 'node:stream';
 import { benchMain, isLoopback, planRun, sourceAddresses, type BenchResult, type BenchSweepResult } from '../../src/cli/bench.js';
 import { latencyHistogram, encodeHistogram, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
-import { nofileLimit, type CloseReason } from '../../src/index.js';
+import { createWebSocketHandler, nofileLimit, type CloseReason } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { HOST, startServer, waitFor, type TestServer } from '../helpers/net.js';
 
@@ -108,6 +108,32 @@ async function countingServer(): Promise<TestServer & { bySource: Map<string, nu
   return Object.assign(srv, { bySource, closes, open: () => open, maxOpen: () => maxOpen });
 }
 
+/**
+ * A c1m WebSocket echo server in this process that tallies upgrade targets and close codes;
+ * an upgrade to `/deny` is refused with 403.
+ */
+async function wsCountingServer(): Promise<TestServer & { targets: Map<string, number>; codes: Map<number, number>; open: () => number }> {
+  const targets = new Map<string, number>(), codes = new Map<number, number>();
+  let open = 0;
+  const srv = await startServer('native', createWebSocketHandler({
+    onUpgrade(req) {
+      targets.set(req.target, (targets.get(req.target) ?? 0) + 1);
+      return req.target === '/deny' ? { status: 403 } : undefined;
+    },
+    onOpen() {
+      open++;
+    },
+    onMessage(ws, data, isBinary) {
+      ws.send(data, isBinary);
+    },
+    onClose(_ws, code) {
+      open--;
+      codes.set(code, (codes.get(code) ?? 0) + 1);
+    },
+  }));
+  return Object.assign(srv, { targets, codes, open: () => open });
+}
+
 class Sink extends Writable {
   text = '';
   override _write(chunk: Buffer, _enc: string, cb: () => void): void {
@@ -131,22 +157,26 @@ describe('c1m bench arguments', () => {
     [['echo', '--port', '0', '-c', '1'], /--port must be an integer from 1 to 65535, got "0"/],
     [['echo', '--port', '9', '-c', 'many'], /--connections must be an integer/],
     [['echo', '--port', '9', '-c', '1', '--depth', '2', '--rate', '5'], /--depth and --rate exclude each other/],
-    [['hold', '--port', '9', '-c', '1', '--size', '100'], /--size applies to the echo, broadcast scenarios only/],
-    [['hold', '--port', '9', '-c', '1', '--verify'], /--verify applies to the echo scenario only/],
+    [['hold', '--port', '9', '-c', '1', '--size', '100'], /--size applies to the echo, broadcast, ws-echo scenarios only/],
+    [['hold', '--port', '9', '-c', '1', '--verify'], /--verify applies to the echo, ws-echo scenarios only/],
     [['echo', '--port', '9', '-c', '1', '--size', '1048576', '--depth', '16'], /at most 8 MiB in flight/],
     [['echo', '--port', '9', '-c', '1', '-d', '0'], /--duration must be a number of seconds/],
     [['echo', '--port', '9', '-c', '1', '--spawn', 'x', '--pid', '1'], /--spawn and --pid exclude each other/],
     [['echo', '--port', '9', '-c', '1', '--pid', '4194303'], /--pid 4194303: no such process/],
     [['echo', '--port', '9', '-c', '1', '--frobnicate'], /Unknown option '--frobnicate'/],
     [['echo', 'extra', '--port', '9', '-c', '1'], /unexpected argument "extra"/],
-    [['hold', '--port', '9', '-c', '1', '--path', '/x'], /--path applies to the http scenario only/],
-    [['http', '--port', '9', '-c', '1', '--rate', '5'], /--rate applies to the echo, broadcast scenarios only/],
+    [['hold', '--port', '9', '-c', '1', '--path', '/x'], /--path applies to the http, ws-hold, ws-echo scenarios only/],
+    [['http', '--port', '9', '-c', '1', '--rate', '5'], /--rate applies to the echo, broadcast, ws-echo scenarios only/],
     [['http', '--port', '9', '-c', '1', '--path', 'no-slash'], /--path must be an origin-form request target/],
+    [['ws-hold', '--port', '9', '-c', '1', '--path', '*'], /--path of a WebSocket scenario must be \/path\[\?query\] \(no fragment\), got "\*"/],
+    [['ws-echo', '--port', '9', '-c', '1', '--path', '/a#b'], /--path of a WebSocket scenario must be/],
+    [['ws-hold', '--port', '9', '-c', '1', '--size', '8'], /--size applies to the echo, broadcast, ws-echo scenarios only/],
+    [['ws-echo', '--port', '9', '-c', '1', '--depth', '2', '--rate', '5'], /--depth and --rate exclude each other/],
     [['echo', '--port', '9', '-c', '1', '--target', 'nocmd'], /--target must be NAME=CMD/],
     [['echo', '--port', '9', '-c', '1', '--target', 'a=x', '--target', 'a=y'], /--target names must differ/],
     [['echo', '--port', '9', '-c', '1', '--target', 'a=x', '--spawn', 'y'], /--target excludes --spawn and --pid/],
     [['echo', '--port', '9', '-c', '1', '--sweep', 'colour=1,2'], /--sweep must be KEY=V1,V2,\.\.\. with KEY one of connections, size, depth, rate/],
-    [['hold', '--port', '9', '-c', '1', '--sweep', 'size=1,2'], /--sweep size: --size applies to the echo, broadcast scenarios only/],
+    [['hold', '--port', '9', '-c', '1', '--sweep', 'size=1,2'], /--sweep size: --size applies to the echo, broadcast, ws-echo scenarios only/],
     [['echo', '--port', '9', '--sweep', 'connections=5,5'], /--sweep connections: give distinct values/],
     [['echo', '--port', '9', '-c', '1', '--sweep', 'depth=1,2', '--rate', '3'], /--depth and --rate exclude each other/],
     [['report'], /c1m bench report: give at least one result file/],
@@ -164,18 +194,11 @@ describe('c1m bench arguments', () => {
     });
   }
 
-  for (const name of ['ws-hold', 'ws-echo']) {
-    test(`scenario "${name}" is rejected as not available yet, naming the available ones`, async () => {
-      const r = await benchInProcess([name, '--port', '9', '-c', '1']);
-      assert.equal(r.code, 2);
-      assert.match(r.err, new RegExp(`scenario "${name}" is not available yet; available: hold, echo, http, broadcast`));
-    });
-  }
-
   test('--help prints the usage on stdout, exit 0', async () => {
     const r = await benchInProcess(['--help']);
     assert.equal(r.code, 0);
-    assert.match(r.out, /usage: c1m bench <hold\|echo\|http\|broadcast>/);
+    assert.match(r.out, /usage: c1m bench <hold\|echo\|http\|broadcast\|ws-hold\|ws-echo>/);
+    assert.doesNotMatch(r.out, /not available yet|planned/);
   });
 
   test('refuses a non-loopback target without --yes-non-loopback (exit 2, nothing started)', async () => {
@@ -497,6 +520,109 @@ describe('c1m bench scenarios and reports', { skip: !nativeAvailable && 'native 
       assert.match(bad.stderr, /no JSON result in it|not a c1m bench result/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('c1m bench WebSocket scenarios', { skip: !nativeAvailable && 'native backend unavailable' }, () => {
+  test('ws-echo: 200 WebSockets x 2 processes against a spawned c1m serve ws-echo, --verify, --json', GUARD, async () => {
+    const port = await freePort();
+    const r = await runCli(['bench', 'ws-echo', '--port', String(port), '-c', '200', '--processes', '2', '-d', '1', '--warmup', '0.3',
+      '--depth', '2', '--size', '100', '--verify', '--json', '--spawn', `node bin/c1m.js serve ws-echo --port ${port} --host 127.0.0.1`]);
+    assert.equal(r.code, 0, r.stderr);
+    const j = r.json;
+    assert.ok(j, `last stdout line is JSON: ${r.stdout}\n${r.stderr}`);
+    assert.equal(j.scenario, 'ws-echo');
+    assert.equal(j.processes, 2);
+    assert.equal(j.connected, 200);
+    assert.equal(j.failed, 0);
+    assert.deepEqual(j.errors, {});
+    assert.deepEqual(j.ws, { upgraded: 200, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
+    assert.equal(j.open_at_end, 200);
+    assert.equal(j.closed_early, 0);
+    assert.equal(j.size, 100);
+    assert.equal(j.depth, 2);
+    assert.equal(j.rate, null);
+    assert.equal(j.verify_errors, 0);
+    assert.equal(j.unexpected_msgs, 0);
+    assert.ok(j.msgs > 0 && j.msgs_per_s > 0, `msgs ${j.msgs}`);
+    assert.ok(Math.abs(j.payload_bytes_per_s - j.msgs_per_s * 100) <= 50, 'payload bytes: msgs/s x size');
+    const l = j.latency!;
+    assert.ok(l, 'latency measured');
+    assert.equal(l.count, j.msgs);
+    assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, JSON.stringify(l));
+    assert.equal(j.http, null);
+    assert.equal(j.broadcast, null);
+    assert.match(r.stderr, /c1m bench ws-echo: 200 connections .*, upgrade GET \/, 100 B binary messages, depth 2/);
+    assert.match(r.stderr, /elapsed=\d+s connected=\d+ failed=0 .*msgs\/s=\d+ p99=/);
+  });
+
+  test('ws-hold: --path reaches the server, every connection upgraded and held, then closed with 1001', GUARD, async () => {
+    const srv = await wsCountingServer();
+    try {
+      const r = await runCli(['bench', 'ws-hold', '--port', String(srv.port), '-c', '200', '--processes', '2', '--path', '/chat?room=1', '-d', '0.5', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const j = r.json;
+      assert.equal(j.scenario, 'ws-hold');
+      assert.equal(j.connected, 200);
+      assert.equal(j.failed, 0);
+      assert.deepEqual(j.ws, { upgraded: 200, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
+      assert.equal(j.open_at_end, 200);
+      assert.equal(j.msgs, 0);
+      assert.equal(j.latency, null);
+      assert.equal(j.size, null);
+      assert.deepEqual([...srv.targets], [['/chat?room=1', 200]]);
+      // The workers stop with a close handshake (1001), not a bare FIN.
+      await waitFor(() => srv.open() === 0 && srv.reactor.stats.connections === 0, 'every server connection closed');
+      assert.deepEqual([...srv.codes], [[1001, 200]]);
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('ws-hold: an upgrade refused with 403 fails every connect with ERR_C1M_WS_HANDSHAKE_STATUS (exit 1)', GUARD, async () => {
+    const srv = await wsCountingServer();
+    try {
+      const r = await runCli(['bench', 'ws-hold', '--port', String(srv.port), '-c', '20', '--path', '/deny', '-d', '0.2', '--json']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.json.connected, 0);
+      assert.equal(r.json.failed, 20);
+      assert.equal(r.json.retries, 0, 'a failed handshake is not retried');
+      assert.deepEqual(r.json.errors, { ERR_C1M_WS_HANDSHAKE_STATUS: 20 });
+      assert.deepEqual(r.json.ws, { upgraded: 0, handshake_failures: { ERR_C1M_WS_HANDSHAKE_STATUS: 20 }, protocol_errors: {}, close_codes: {} });
+      assert.deepEqual([...srv.targets], [['/deny', 20]]);
+    } finally {
+      await srv.reactor.close(1000);
+    }
+  });
+
+  test('ws-hold against the TCP echo server: the request comes back instead of a 101, every handshake fails, tallied by code', GUARD, async () => {
+    const port = await freePort();
+    const r = await runCli(['bench', 'ws-hold', '--port', String(port), '-c', '200', '--processes', '2', '-d', '0.2', '--json',
+      '--spawn', `node bin/c1m.js serve echo --port ${port} --host 127.0.0.1`]);
+    assert.equal(r.code, 1, r.stderr);
+    const j = r.json;
+    assert.equal(j.connected, 0);
+    assert.equal(j.failed, 200);
+    assert.equal(j.open_at_end, 0);
+    assert.deepEqual(j.errors, { ERR_C1M_WS_HANDSHAKE_MALFORMED: 200 });
+    assert.deepEqual(j.ws!.handshake_failures, { ERR_C1M_WS_HANDSHAKE_MALFORMED: 200 });
+    assert.equal(j.ws!.upgraded, 0);
+  });
+
+  test('ws-echo at --rate (open loop), human-readable output', GUARD, async () => {
+    const srv = await wsCountingServer();
+    try {
+      const r = await runCli(['bench', 'ws-echo', '--port', String(srv.port), '-c', '20', '--rate', '50', '--size', '32', '-d', '1', '--warmup', '0.2', '--verify']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^ws-echo: 20\/20 connected in [\d.]+s/m);
+      assert.match(r.stdout, /^ws-echo 32 B at 50 msgs\/s per connection: [\d,]+ msgs\/s/m);
+      assert.match(r.stdout, /^websocket: 20 upgraded$/m);
+      assert.match(r.stdout, /^latency: p50 \S+ {2}p90 /m);
+      assert.match(r.stdout, /^send lag behind schedule: p50 /m);
+      assert.match(r.stdout, /^verify errors: 0$/m);
+    } finally {
+      await srv.reactor.close(1000);
     }
   });
 });

@@ -8,11 +8,13 @@ import { hold } from './hold.js';
 import { http } from './http.js';
 import { ping } from './ping.js';
 import type { ScenarioSpec } from './types.js';
+import { wsEcho } from './ws-echo.js';
+import { wsHold } from './ws-hold.js';
 
 export type * from './types.js';
 
 /** Scenarios on the command line, in the order `--help` lists them. */
-export const SCENARIOS: readonly ScenarioSpec[] = [hold, echo, http, broadcast];
+export const SCENARIOS: readonly ScenarioSpec[] = [hold, echo, http, broadcast, wsHold, wsEcho];
 
 /** Every scenario a worker can run, including the ones only `c1m bench million` uses. */
 const ALL = new Map<string, ScenarioSpec>([...SCENARIOS, ping].map((s) => [s.name, s]));

@@ -7,9 +7,11 @@
  * Adding a scenario is one module in this folder plus one line in `index.ts`. A scenario that
  * needs a handshake before a connection counts as connected (WebSocket upgrade) returns false
  * from `open` and calls `ctx.established(peer)` or `ctx.fail(peer, code)` later; until then the
- * connection holds its connect slot and falls under the connect timeout.
+ * connection holds its connect slot and falls under the connect timeout. A scenario whose
+ * connections belong to a protocol client (the WebSocket client) names it in `client`: the
+ * worker then opens connections through it and hands it the engine's events.
  */
-import type { Connection } from '../../index.js';
+import type { Connection, Handler, Reactor } from '../../index.js';
 import type { LatencySummary } from '../bench-stats.js';
 import type { WorkerConfig } from '../bench-worker.js';
 
@@ -51,8 +53,38 @@ export interface ScenarioContext {
   readonly meter: Meter;
   /** The handshake of `p` is done: it counts as connected from now on. */
   established(p: Peer<unknown>): void;
-  /** The handshake of `p` failed: it counts as a failed connect with `code`, and is destroyed. */
-  fail(p: Peer<unknown>, code: string): void;
+  /**
+   * The handshake of `p` failed: it counts as a failed connect with `code`, and is destroyed.
+   * Returns false when the failure does not count under `code`: `p` is not connecting any more,
+   * or the connect phase is over (pending connects then count as `CONNECT_PHASE_TIMEOUT`).
+   */
+  fail(p: Peer<unknown>, code: string): boolean;
+  /** The peer of connection `id` while it is open (handshaking included); else undefined. */
+  peer(id: number): Peer<unknown> | undefined;
+}
+
+/** Where a connection goes: what `reactor.connect` takes. */
+export interface ConnectTarget {
+  host: string;
+  port: number;
+  localAddress?: string;
+}
+
+/**
+ * A protocol client that owns a scenario's connections (the WebSocket client). The worker opens
+ * each connection with `connect` instead of `reactor.connect` and hands the engine's events to
+ * `handler`: `onData` by way of `Scenario.data` (the scenario passes the bytes on, knowing
+ * whose they are); `onClose` for every connection, opened or not, before its own bookkeeping
+ * (so a failure reported there can still give its code to `ctx.fail`); `onDrain`, `onEnd`,
+ * `onTimeout`, `onShutdown` (its graceful close at the stop) and `onReactor` as they come.
+ */
+export interface ScenarioClient {
+  /**
+   * Open connection `index` (global) to `target`, queueing what the protocol sends first;
+   * returns the connection id. Errors: throws as `reactor.connect` does.
+   */
+  connect(reactor: Reactor, target: ConnectTarget, index: number): number;
+  readonly handler: Handler;
 }
 
 /** The worker side of a scenario: one per worker process. `S` is the per-connection state. */
@@ -74,6 +106,8 @@ export interface Scenario<S> {
   stopTraffic(): void;
   /** Scenario-specific figures for the parent (structured-cloneable), merged by `summarize`. */
   result?(): unknown;
+  /** The protocol client the worker runs this scenario's connections through; none: plain TCP. */
+  readonly client?: ScenarioClient;
 }
 
 /** HTTP figures of a run (`http` scenario). */
@@ -104,10 +138,24 @@ export interface BroadcastStats {
   last_receiver: LatencySummary | null;
 }
 
+/** WebSocket figures of a run (`ws-hold`, `ws-echo`). Tallies are over every phase. */
+export interface WsStats {
+  /** Connections whose 101 was accepted. */
+  upgraded: number;
+  /** Failed opening handshakes by the client's code (`ERR_C1M_WS_HANDSHAKE_STATUS`, ...); also in `errors`. */
+  handshake_failures: Record<string, number>;
+  /** Upgraded connections the server broke RFC 6455 on, by code (`ERR_C1M_WS_INVALID_UTF8`, ...). */
+  protocol_errors: Record<string, number>;
+  /** Upgraded connections closed before the stop, by close code (1006: no close handshake). */
+  close_codes: Record<string, number>;
+}
+
 /** Scenario fields of the result; null for the scenarios they do not belong to. */
 export interface ScenarioFields {
   http: HttpStats | null;
   broadcast: BroadcastStats | null;
+  /** Always set by this version; absent in results saved before the WebSocket scenarios existed. */
+  ws?: WsStats | null;
 }
 
 /** What the parent needs to merge scenario results. */
