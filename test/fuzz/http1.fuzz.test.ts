@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { HttpParseError, RequestParser, type Field, type RequestHead, type RequestParserOptions } from '../../src/protocols/http1/index.js';
+import { parseFieldText } from '../../src/protocols/http1/parser.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
 const SEED = process.env.FUZZ_SEED === undefined ? undefined : Number(process.env.FUZZ_SEED);
@@ -26,11 +27,11 @@ const OPTIONS: RequestParserOptions = { maxHeaderBytes: 1024, maxUriLength: 256,
  * Only HttpParseError may escape execute; every call must end, and the parser may never
  * hold back more than maxHeaderBytes.
  */
-function run(data: Uint8Array, cuts: number[]): Outcome {
+function run(data: Uint8Array, cuts: number[], lazyFields = false): Outcome {
   const events: Event[] = [];
-  const parser = new RequestParser(
+  const parser: RequestParser = new RequestParser(
     {
-      onRequest: (head) => events.push(['request', head]),
+      onRequest: (head) => events.push(['request', lazyFields ? fromFieldText(head, parser) : head]),
       onBody: (chunk) => {
         const s = Buffer.from(chunk).toString('latin1');
         const last = events[events.length - 1];
@@ -40,6 +41,7 @@ function run(data: Uint8Array, cuts: number[]): Outcome {
       onMessageComplete: (trailers) => events.push(['complete', trailers]),
     },
     OPTIONS,
+    lazyFields,
   );
   const bounds = [...new Set(cuts.filter((c) => c > 0 && c < data.length))].sort((a, b) => a - b);
   bounds.push(data.length);
@@ -64,6 +66,17 @@ function run(data: Uint8Array, cuts: number[]): Outcome {
     if (parser.upgraded) return { events, error: null, upgradeAt: base };
   }
   return { events, error: null, upgradeAt: null };
+}
+
+/** The head a lazyFields parser reports, with the fields it left as text decoded as the server does. */
+function fromFieldText(head: RequestHead, parser: RequestParser): RequestHead {
+  const text = parser.fieldText;
+  if (text === null) return head;
+  assert.deepEqual(head.headers, []);
+  assert.equal(head.host, null);
+  const headers = parseFieldText(text, parser.fieldStart);
+  const host = headers.find(([name]) => name.toLowerCase() === 'host');
+  return { ...head, headers, host: host === undefined ? null : host[1] };
 }
 
 const cutsFor = (maxLength: number) => fc.array(fc.integer({ min: 1, max: Math.max(1, maxLength) }), { maxLength: 12 });
@@ -92,6 +105,9 @@ test('arbitrary bytes: only HttpParseError escapes, every call ends, split-indep
       assert.deepEqual(split, whole);
       const bytewise = run(data, Array.from(data, (_, k) => k));
       assert.deepEqual(bytewise, whole);
+      // The server's parser (field lines left as text) reports the same, once they are decoded.
+      assert.deepEqual(run(data, [], true), whole);
+      assert.deepEqual(run(data, cuts, true), whole);
     }),
     params,
   );
@@ -203,6 +219,8 @@ test('generated valid requests, pipelined: parsed as generated, identically at a
       const whole = run(data, []);
       assert.deepEqual(whole, { events: expected, error: null, upgradeAt: null });
       assert.deepEqual(run(data, cuts.map((c) => c % data.length)), whole);
+      assert.deepEqual(run(data, [], true), whole);
+      assert.deepEqual(run(data, cuts.map((c) => c % data.length), true), whole);
     }),
     params,
   );

@@ -110,6 +110,10 @@ function routes(errors: Error[]): HttpHandlerOptions {
       'GET /': (_req, res) => res.end('hello'),
       'GET /conn': (req, res) => res.end(String(req.conn.id)),
       'GET /query': (req, res) => res.end(`${req.path}|${req.query}|${req.header('X-TEST') ?? ''}`),
+      'GET /fields-later': async (req, res) => {
+        await sleep(1); // the request's bytes are long gone: its fields are read from a copy
+        res.end(Buffer.from(JSON.stringify([req.headers, req.header('x-b')]), 'latin1'));
+      },
       'POST /echo': (req, res) => {
         res.setHeader('X-Trailers', String(req.trailers?.length ?? 0));
         res.end(req.body);
@@ -128,6 +132,18 @@ function routes(errors: Error[]): HttpHandlerOptions {
       'GET /inject': (_req, res) => {
         res.setHeader('X-Evil', 'a\r\nSet-Cookie: x=1');
         res.end('unreachable');
+      },
+      'GET /fields-refused': (_req, res) => {
+        // Every bad name and value is refused, however often good ones were set before.
+        const refused: string[] = [];
+        for (const [name, value] of [['X-Ok', 'v'], ['', 'v'], ['X Y', 'v'], ['X-Ok', ''], ['X-Ok', 'a\nb'], ['X-Ok', '\x7f']]) {
+          try {
+            res.setHeader(name, value);
+          } catch (err) {
+            refused.push(`${name}=${JSON.stringify(value)} ${(err as { code?: string }).code}`);
+          }
+        }
+        res.end(refused.join('\n'));
       },
       'GET /throw': () => {
         throw new Error('boom');
@@ -195,6 +211,19 @@ function suite(backend: BackendName): void {
       assert.equal(wrong.status, 405);
       assert.equal(wrong.headers.get('allow'), 'GET, HEAD');
       await wrong.arrayBuffer();
+    });
+
+    test('raw: fields read after the handler returned, head whole or one byte at a time', GUARD, async () => {
+      const head = 'GET /fields-later HTTP/1.1\r\nHost: t\r\nX-A:  a b \t\r\nx-b:\r\nX-B: caf\xe9\r\n\r\n';
+      const expected = [[['Host', 't'], ['X-A', 'a b'], ['x-b', ''], ['X-B', 'caf\xe9']], ', caf\xe9'];
+      for (const split of [false, true]) {
+        const c = await rawClient(srv.port);
+        if (split) for (const ch of head) await c.send(Buffer.from(ch, 'latin1'));
+        else await c.send(Buffer.from(head, 'latin1'));
+        const [got] = await replies(c, 1);
+        assert.deepEqual(JSON.parse(got.body.toString('latin1')), expected);
+        c.destroy();
+      }
     });
 
     test('fetch: HEAD sends the GET headers and no body', GUARD, async () => {
@@ -305,6 +334,19 @@ function suite(backend: BackendName): void {
       const got = await exchangeUntilClose(srv.port, GET('/slow') + 'GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n');
       assert.deepEqual(got.map((r) => r.status), [200, 400]);
       assert.equal(got[0].body.toString(), 'slow');
+    });
+
+    test('setHeader refuses bad names and values every time', GUARD, async () => {
+      for (let i = 0; i < 3; i++) {
+        const r = await fetch(`${base}/fields-refused`);
+        assert.equal(r.headers.get('x-ok'), '');
+        assert.deepEqual((await r.text()).split('\n'), [
+          '="v" ERR_C1M_HTTP_INVALID_FIELD',
+          'X Y="v" ERR_C1M_HTTP_INVALID_FIELD',
+          'X-Ok="a\\nb" ERR_C1M_HTTP_INVALID_FIELD',
+          'X-Ok="\u007f" ERR_C1M_HTTP_INVALID_FIELD',
+        ]);
+      }
     });
 
     test('a route handler that throws (or rejects) gets 500 and its connection closes', GUARD, async () => {

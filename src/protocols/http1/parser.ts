@@ -16,13 +16,17 @@
  * - Strings are made once per head: completed lines are recorded as offsets, and decoded with
  *   one native call for the whole run of lines (then sliced) when the head ends, or when the
  *   call ends first (their bytes are consumed then). Framing fields are read from the bytes.
+ *   For the HTTP server (`lazyFields`), field lines that arrive in one call are not sliced at
+ *   all: the head's one string goes to the server, which splits it only if they are read.
  * - Every decision depends only on the bytes seen so far, never on where the stream was split:
  *   the same bytes give the same callbacks (body views aside) and the same error.
  * - After an error the parser is dead: every later `execute` throws the same error.
  *
- * Hot path: `#head` (request line and fields, ~1 ns per byte of field value) and the body
- * cases of `#run` (one view per call). Each state is a tight loop over one byte-class table;
- * no regex, no per-byte allocation.
+ * Hot path: `#head` (request line and fields, ~1-2 ns per byte of field value) and the body
+ * cases of `#run` (one view per call). Each state is a tight loop over one byte-class table,
+ * and a line that is all in the data runs through its states without a dispatch; no regex, no
+ * per-byte allocation. The one native call per head (`latin1Slice`) costs about as much as
+ * scanning 50 bytes.
  *
  * Strictness (each rejected with a stable code, see errors.ts): only CRLF ends a line (a bare
  * LF is refused, RFC 9112 §2.2 allows either choice); obs-fold, whitespace before a colon,
@@ -214,10 +218,22 @@ function knownMethod(buf: Latin1Buffer, start: number, end: number): string | nu
 }
 
 function asBuffer(data: Uint8Array): Latin1Buffer {
-  return (Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)) as Latin1Buffer;
+  // What the parser needs of a Buffer is latin1Slice; a property check is cheaper than instanceof.
+  return (typeof (data as Latin1Buffer).latin1Slice === 'function' ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength)) as Latin1Buffer;
 }
 
 const fail = (code: HttpParseErrorCode): HttpParseError => new HttpParseError(code);
+
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+/** buf[start..end) is `HTTP/` DIGIT `.` DIGIT. */
+function isHttpVersion(buf: Uint8Array, start: number, end: number): boolean {
+  return (
+    end - start === 8 &&
+    buf[start] === 0x48 && buf[start + 1] === 0x54 && buf[start + 2] === 0x54 && buf[start + 3] === 0x50 &&
+    buf[start + 4] === 0x2f && isDigit(buf[start + 5]) && buf[start + 6] === 0x2e && isDigit(buf[start + 7])
+  );
+}
 
 /** The values of several Upgrade lines as one list (RFC 9110 §5.3). Rare. */
 function joinUpgrade(fields: Field[]): string {
@@ -225,6 +241,28 @@ function joinUpgrade(fields: Field[]): string {
     .filter(([name]) => name.length === 7 && name.toLowerCase() === 'upgrade')
     .map(([, value]) => value)
     .join(', ');
+}
+
+/**
+ * @internal The list of fields in `text` from `start` on (field lines the parser already
+ * validated, see `fieldText`): the list `RequestHead.headers` holds when the parser decodes it.
+ */
+export function parseFieldText(text: string, start: number): Field[] {
+  const fields: Field[] = [];
+  let at = start;
+  while (at < text.length) {
+    // A name is a token (no ":"), and a value holds no CR: the first of each ends the part.
+    const colon = text.indexOf(':', at);
+    const cr = text.indexOf('\r', colon);
+    let vs = colon + 1;
+    let ve = cr;
+    let c = 0;
+    while (vs < ve && ((c = text.charCodeAt(vs)) === SP || c === HTAB)) vs++;
+    while (ve > vs && ((c = text.charCodeAt(ve - 1)) === SP || c === HTAB)) ve--;
+    fields.push([text.slice(at, colon), text.slice(vs, ve)]);
+    at = cr + 2;
+  }
+  return fields;
 }
 
 const isCount = (v: unknown, min: number): v is number =>
@@ -253,6 +291,7 @@ export class RequestParser {
   readonly #maxUriLength: number;
   readonly #maxBodyBytes: number;
   readonly #maxHeaders: number;
+  readonly #lazyFields: boolean;
 
   #state = S_IDLE;
   #error: unknown = null;
@@ -280,6 +319,11 @@ export class RequestParser {
   #target = '';
   #versionMinor: 0 | 1 = 1;
   #fields: Field[] = [];
+  /** With lazyFields: the head's text, its field lines not decoded into #fields (see `fieldText`). */
+  #fieldText: string | null = null;
+  #fieldStart = 0;
+  /** The Host value (null while the field lines are left as text). */
+  #host: string | null = null;
   #inTrailers = false;
   /** Index in #fields of the Host line, of the first Upgrade line, and how many Upgrade lines. */
   #hostIndex = -1;
@@ -303,10 +347,15 @@ export class RequestParser {
   #extensionBytes = 0;
 
   /**
+   * `lazyFields` is internal (the HTTP server's): when a head's field lines all arrive in one
+   * `execute` call, `onRequest` gets an empty `headers` and a null `host`, and `fieldText`
+   * holds the field lines as text.
+   *
    * Errors: throws `ERR_C1M_INVALID_OPTION` when a limit is not a positive integer.
    */
-  constructor(callbacks: RequestParserCallbacks, options: RequestParserOptions = {}) {
+  constructor(callbacks: RequestParserCallbacks, options: RequestParserOptions = {}, lazyFields = false) {
     this.#cb = callbacks;
+    this.#lazyFields = lazyFields;
     this.#maxHeaderBytes = options.maxHeaderBytes ?? PARSER_DEFAULTS.maxHeaderBytes;
     this.#maxUriLength = options.maxUriLength ?? PARSER_DEFAULTS.maxUriLength;
     this.#maxBodyBytes = options.maxBodyBytes ?? PARSER_DEFAULTS.maxBodyBytes;
@@ -360,6 +409,20 @@ export class RequestParser {
     } finally {
       this.#busy = false;
     }
+  }
+
+  /**
+   * @internal With `lazyFields`, during `onRequest`: a text holding, from `fieldStart` on, the
+   * head's field lines exactly as received (`Name: value\r\n` each, already validated) when
+   * `head.headers` was left empty; else null. `parseFieldText` makes the list `headers` would hold.
+   */
+  get fieldText(): string | null {
+    return this.#fieldText;
+  }
+
+  /** @internal See `fieldText`. */
+  get fieldStart(): number {
+    return this.#fieldStart;
   }
 
   /** True between messages: no byte of a next request has been seen (safe to close idle). */
@@ -454,6 +517,8 @@ export class RequestParser {
     this.#lineStart = i;
     this.#budget = this.#maxHeaderBytes;
     this.#fields = [];
+    this.#fieldText = null;
+    this.#host = null;
     this.#pending = 0;
     this.#requestLinePending = false;
     this.#inTrailers = false;
@@ -477,6 +542,11 @@ export class RequestParser {
    * The line states: request line, field lines, the empty line ending a section. Returns at
    * the end of the data (the incomplete line starts at #lineStart) or when the section ends.
    * Completed lines are recorded as offsets and decoded together when it returns (`#decode`).
+   *
+   * The states are tested in line order, each step going straight on to the next: a line that
+   * is all in `buf` runs from its first state to its last without a dispatch, and the loop only
+   * turns at the end of a line. Positions within the line live in locals, and go back to
+   * #mark1-3 only when the call ends inside a line.
    */
   #head(buf: Latin1Buffer, i: number, len: number): number {
     let state = this.#state;
@@ -486,158 +556,166 @@ export class RequestParser {
     // because the budget shrinks by exactly as much as the line start moves.
     const limit = lineStart + this.#budget;
     const stop = limit < len ? limit : len;
-    let k = 0;
+    let mark1 = this.#mark1;
+    let mark2 = this.#mark2;
+    let mark3 = this.#mark3;
+    let c = 0;
+    // The tables as locals: the loops below then load them once, not once per byte.
+    const token = TOKEN;
+    const target = TARGET;
+    const fieldValue = FIELD_VALUE;
     while (i < stop) {
-      switch (state) {
-        case S_LINE_START: {
-          const c = buf[i];
+      if (state < S_FIELD_START) {
+        // The request line, and the empty lines before it.
+        if (state === S_LINE_START) {
+          c = buf[i];
           if (c === CR) {
             i++;
             state = S_LINE_START_LF;
-          } else if (c === LF) {
-            throw fail('ERR_C1M_HTTP_BARE_LF');
-          } else {
-            state = S_METHOD;
+            continue;
           }
-          break;
-        }
-        case S_LINE_START_LF:
+          if (c === LF) throw fail('ERR_C1M_HTTP_BARE_LF');
+          state = S_METHOD;
+        } else if (state === S_LINE_START_LF) {
           if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
           i++;
-          this.#budget -= i - lineStart;
           lineStart = i;
           state = S_LINE_START;
-          break;
-        case S_METHOD: {
-          while (i < stop && TOKEN[buf[i]] === 1) i++;
+          continue;
+        }
+        if (state === S_METHOD) {
+          while (i < stop && token[buf[i]] === 1) i++;
           if (i === stop) break;
           if (buf[i] !== SP || i === lineStart) throw fail('ERR_C1M_HTTP_INVALID_METHOD');
-          this.#mark1 = i - lineStart;
+          mark1 = i - lineStart;
           i++;
           state = S_TARGET;
-          break;
         }
-        case S_TARGET: {
-          const targetStart = lineStart + this.#mark1 + 1;
-          while (i < stop && TARGET[buf[i]] === 1) i++;
+        if (state === S_TARGET) {
+          const targetStart = lineStart + mark1 + 1;
+          while (i < stop && target[buf[i]] === 1) i++;
           if (i - targetStart > this.#maxUriLength) throw fail('ERR_C1M_HTTP_URI_TOO_LONG');
           if (i === stop) break;
           if (buf[i] !== SP || i === targetStart) throw fail('ERR_C1M_HTTP_INVALID_TARGET');
-          this.#mark2 = i - lineStart;
+          mark2 = i - lineStart;
           i++;
           state = S_VERSION;
-          break;
         }
-        case S_VERSION: {
-          const versionStart = lineStart + this.#mark2 + 1;
-          let c = 0;
-          while (i < stop && (c = buf[i]) !== CR) {
-            if (c === LF) throw fail('ERR_C1M_HTTP_BARE_LF');
-            if (i - versionStart === 8) throw fail('ERR_C1M_HTTP_INVALID_VERSION');
-            i++;
+        if (state === S_VERSION) {
+          const versionStart = lineStart + mark2 + 1;
+          if (i === versionStart && i + 8 < stop && buf[i + 8] === CR && isHttpVersion(buf, i, i + 8)) {
+            i += 8; // the loop below would stop at this CR: nothing before it is CR or LF
+          } else {
+            while (i < stop && (c = buf[i]) !== CR) {
+              if (c === LF) throw fail('ERR_C1M_HTTP_BARE_LF');
+              if (i - versionStart === 8) throw fail('ERR_C1M_HTTP_INVALID_VERSION');
+              i++;
+            }
+            if (i === stop) break;
           }
-          if (i === stop) break;
           this.#version(buf, versionStart, i);
           i++;
           state = S_REQUEST_LF;
-          break;
+          if (i === stop) break;
         }
-        case S_REQUEST_LF:
-          if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
-          i++;
-          this.#requestLinePending = true;
-          this.#methodStart = lineStart;
-          this.#methodEnd = lineStart + this.#mark1;
-          this.#targetEnd = lineStart + this.#mark2;
-          this.#budget -= i - lineStart;
-          lineStart = i;
-          state = S_FIELD_START;
-          break;
-        case S_FIELD_START: {
-          const c = buf[i];
-          if (TOKEN[c] === 1) {
-            if (this.#fields.length + this.#pending === this.#maxHeaders) throw fail('ERR_C1M_HTTP_TOO_MANY_HEADERS');
-            i++;
-            state = S_FIELD_NAME;
-          } else if (c === CR) {
-            i++;
-            state = S_SECTION_LF;
-          } else {
+        // S_REQUEST_LF
+        if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
+        i++;
+        this.#requestLinePending = true;
+        this.#methodStart = lineStart;
+        this.#methodEnd = lineStart + mark1;
+        this.#targetEnd = lineStart + mark2;
+        lineStart = i;
+        state = S_FIELD_START;
+        continue;
+      }
+      if (state === S_FIELD_START) {
+        c = buf[i];
+        if (token[c] !== 1) {
+          if (c !== CR) {
             throw fail(
               c === SP || c === HTAB ? 'ERR_C1M_HTTP_OBS_FOLD' : c === LF ? 'ERR_C1M_HTTP_BARE_LF' : 'ERR_C1M_HTTP_INVALID_HEADER_NAME',
             );
           }
-          break;
-        }
-        case S_FIELD_NAME: {
-          while (i < stop && TOKEN[buf[i]] === 1) i++;
-          if (i === stop) break;
-          const c = buf[i];
-          if (c !== COLON) {
-            throw fail(c === SP || c === HTAB ? 'ERR_C1M_HTTP_HEADER_NAME_WHITESPACE' : 'ERR_C1M_HTTP_INVALID_HEADER_NAME');
-          }
-          this.#mark1 = i - lineStart;
           i++;
-          state = S_FIELD_OWS;
-          break;
+          state = S_SECTION_LF;
+          continue;
         }
-        case S_FIELD_OWS: {
-          let c = 0;
-          while (i < stop && ((c = buf[i]) === SP || c === HTAB)) i++;
-          if (i === stop) break;
-          this.#mark2 = i - lineStart;
-          state = S_FIELD_VALUE;
-          break;
-        }
-        case S_FIELD_VALUE: {
-          while (i < stop && FIELD_VALUE[buf[i]] !== 0) i++;
-          if (i === stop) break;
-          const c = buf[i];
-          if (c !== CR) throw fail(c === LF ? 'ERR_C1M_HTTP_BARE_LF' : 'ERR_C1M_HTTP_INVALID_HEADER_VALUE');
-          // Trim OWS at the end: the whole line is still in buf.
-          const valueStart = lineStart + this.#mark2;
-          let valueEnd = i;
-          while (valueEnd > valueStart && ((k = buf[valueEnd - 1]) === SP || k === HTAB)) valueEnd--;
-          this.#mark3 = valueEnd - lineStart;
-          i++;
-          state = S_FIELD_LF;
-          break;
-        }
-        case S_FIELD_LF:
-          if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
-          i++;
-          this.#fieldLine(buf, lineStart);
-          this.#budget -= i - lineStart;
-          lineStart = i;
-          state = S_FIELD_START;
-          break;
-        case S_SECTION_LF:
-          if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
-          this.#decode(buf, regionStart, lineStart);
-          i++;
-          this.#lineStart = i;
-          if (this.#inTrailers) {
-            const trailers = this.#fields;
-            this.#messageComplete(trailers.length > 0 ? trailers : undefined);
-          } else {
-            this.#headComplete();
-          }
-          return i;
+        if (this.#fields.length + this.#pending === this.#maxHeaders) throw fail('ERR_C1M_HTTP_TOO_MANY_HEADERS');
+        i++;
+        state = S_FIELD_NAME;
       }
+      if (state === S_FIELD_NAME) {
+        while (i < stop && token[buf[i]] === 1) i++;
+        if (i === stop) break;
+        c = buf[i];
+        if (c !== COLON) {
+          throw fail(c === SP || c === HTAB ? 'ERR_C1M_HTTP_HEADER_NAME_WHITESPACE' : 'ERR_C1M_HTTP_INVALID_HEADER_NAME');
+        }
+        mark1 = i - lineStart;
+        i++;
+        state = S_FIELD_OWS;
+      }
+      if (state === S_FIELD_OWS) {
+        while (i < stop && ((c = buf[i]) === SP || c === HTAB)) i++;
+        if (i === stop) break;
+        mark2 = i - lineStart;
+        state = S_FIELD_VALUE;
+      }
+      if (state === S_FIELD_VALUE) {
+        while (i < stop && fieldValue[buf[i]] !== 0) i++;
+        if (i === stop) break;
+        c = buf[i];
+        if (c !== CR) throw fail(c === LF ? 'ERR_C1M_HTTP_BARE_LF' : 'ERR_C1M_HTTP_INVALID_HEADER_VALUE');
+        // Trim OWS at the end: the whole line is still in buf.
+        const valueStart = lineStart + mark2;
+        let valueEnd = i;
+        while (valueEnd > valueStart && ((c = buf[valueEnd - 1]) === SP || c === HTAB)) valueEnd--;
+        mark3 = valueEnd - lineStart;
+        i++;
+        state = S_FIELD_LF;
+        if (i === stop) break;
+      }
+      if (state === S_FIELD_LF) {
+        if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
+        i++;
+        this.#fieldLine(buf, lineStart, mark1, lineStart + mark2, lineStart + mark3);
+        lineStart = i;
+        state = S_FIELD_START;
+        continue;
+      }
+      // S_SECTION_LF
+      if (buf[i] !== LF) throw fail('ERR_C1M_HTTP_BARE_CR');
+      this.#decode(buf, regionStart, lineStart, true);
+      i++;
+      this.#lineStart = i;
+      if (this.#inTrailers) {
+        const trailers = this.#fields;
+        this.#messageComplete(trailers.length > 0 ? trailers : undefined);
+      } else {
+        this.#headComplete();
+      }
+      return i;
     }
     if (i < len) throw fail('ERR_C1M_HTTP_HEADERS_TOO_LARGE');
     this.#state = state;
     this.#lineStart = lineStart;
+    this.#budget = limit - lineStart;
+    this.#mark1 = mark1;
+    this.#mark2 = mark2;
+    this.#mark3 = mark3;
     // The completed lines are consumed now: decode them before their bytes go.
-    if (this.#pending > 0 || this.#requestLinePending) this.#decode(buf, regionStart, lineStart);
+    if (this.#pending > 0 || this.#requestLinePending) this.#decode(buf, regionStart, lineStart, false);
     return i;
   }
 
   /**
    * Decode the recorded lines, all within buf[from..to), with one native call for the whole
    * region and string slices for the parts (about twice as fast as one call per string).
+   * `last`: the section ends at `to`. With lazyFields, a field section that is all in the
+   * region stays one string (the server decodes only what the application reads).
    */
-  #decode(buf: Latin1Buffer, from: number, to: number): void {
+  #decode(buf: Latin1Buffer, from: number, to: number, last: boolean): void {
     const text = buf.latin1Slice(from, to);
     if (this.#requestLinePending) {
       this.#requestLinePending = false;
@@ -647,35 +725,32 @@ export class RequestParser {
       this.#target = text.slice(methodEnd + 1 - from, this.#targetEnd - from);
     }
     const offsets = FIELD_OFFSETS;
-    const fields = this.#fields;
     const end = 4 * this.#pending;
+    if (end === 0) return;
+    this.#pending = 0;
+    const fields = this.#fields;
+    const host = this.#hostIndex - fields.length;
+    if (last && this.#lazyFields && fields.length === 0 && !this.#inTrailers && this.#upgradeIndex === -1) {
+      this.#fieldText = text;
+      this.#fieldStart = offsets[0] - from;
+      return;
+    }
     for (let k = 0; k < end; k += 4) {
       fields.push([text.slice(offsets[k] - from, offsets[k + 1] - from), text.slice(offsets[k + 2] - from, offsets[k + 3] - from)]);
     }
-    this.#pending = 0;
+    if (host >= 0 && host < end / 4 && !this.#inTrailers) this.#host = fields[this.#hostIndex][1];
   }
 
   /** Validate `HTTP/d.d` at buf[start..end). */
   #version(buf: Latin1Buffer, start: number, end: number): void {
-    if (
-      end - start !== 8 ||
-      buf[start] !== 0x48 || buf[start + 1] !== 0x54 || buf[start + 2] !== 0x54 || buf[start + 3] !== 0x50 ||
-      buf[start + 4] !== 0x2f || buf[start + 6] !== 0x2e
-    ) {
-      throw fail('ERR_C1M_HTTP_INVALID_VERSION');
-    }
-    const major = buf[start + 5] - 0x30;
+    if (!isHttpVersion(buf, start, end)) throw fail('ERR_C1M_HTTP_INVALID_VERSION');
     const minor = buf[start + 7] - 0x30;
-    if (major < 0 || major > 9 || minor < 0 || minor > 9) throw fail('ERR_C1M_HTTP_INVALID_VERSION');
-    if (major !== 1) throw fail('ERR_C1M_HTTP_UNSUPPORTED_VERSION');
+    if (buf[start + 5] !== 0x31) throw fail('ERR_C1M_HTTP_UNSUPPORTED_VERSION');
     this.#versionMinor = minor === 0 ? 0 : 1;
   }
 
-  /** A complete field line at buf[lineStart..]: record it, and read the framing fields. */
-  #fieldLine(buf: Latin1Buffer, lineStart: number): void {
-    const nameLength = this.#mark1;
-    const vs = lineStart + this.#mark2;
-    const ve = lineStart + this.#mark3;
+  /** A complete field line at buf[lineStart..] (value at [vs, ve)): record it, and read the framing fields. */
+  #fieldLine(buf: Latin1Buffer, lineStart: number, nameLength: number, vs: number, ve: number): void {
     const index = this.#fields.length + this.#pending;
     const at = 4 * this.#pending++;
     if (at === FIELD_OFFSETS.length) {
@@ -811,7 +886,7 @@ export class RequestParser {
       target: this.#target,
       versionMinor: minor,
       headers: fields,
-      host: this.#hostIndex === -1 ? null : fields[this.#hostIndex][1],
+      host: this.#host,
       contentLength: contentLength === -1 ? null : contentLength,
       chunked,
       keepAlive,

@@ -19,13 +19,16 @@
  *   re-arming it with the time left whenever bytes of an incomplete head arrive.
  *
  * Hot path: a keep-alive GET answered synchronously: take a session from the pool, one
- * `execute`, route lookup (two Map gets), one head string, one `writev`, release.
+ * `execute` (field lines stay one string until read), route lookup (two Map gets), the head's
+ * bytes (reused when equal to the previous head), one `writev`, release.
  */
 import { C1mError, checkOption, type Connection, type Handler } from '../../core/index.js';
 import { HttpParseError } from './errors.js';
-import { RequestParser, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions } from './parser.js';
 import {
-  CONTINUE_RESPONSE, STATUS_REASONS, encodeChunk, encodeLastChunk, formatResponseHead, isValidFieldName, isValidFieldValue,
+  RequestParser, parseFieldText, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions,
+} from './parser.js';
+import {
+  CONTINUE_RESPONSE, STATUS_REASONS, encodeLastChunk, formatResponseHead, isValidFieldName, isValidFieldValue,
 } from './response.js';
 
 /** A route handler. A returned promise that rejects is handled like a thrown exception (500). */
@@ -72,14 +75,19 @@ const EMPTY = Buffer.alloc(0);
 const POOL_MAX = 256;
 const PREALLOCATE_MAX = 16 * 1024;
 
-/** `Date` values (IMF-fixdate), recomputed at most once a second. */
-let dateSecond = -1;
+/**
+ * The `Date` field line (IMF-fixdate), made on first use and dropped at the end of its second
+ * by one unref'd timer per process (not per connection), so a response never reads the clock.
+ */
 let dateLine = '';
+const dropDate = (): void => {
+  dateLine = '';
+};
 function dateField(): string {
-  const second = Math.floor(Date.now() / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateLine = `Date: ${new Date(second * 1000).toUTCString()}\r\n`;
+  if (dateLine === '') {
+    const now = Date.now();
+    dateLine = `Date: ${new Date(now).toUTCString()}\r\n`;
+    setTimeout(dropDate, 1000 - (now % 1000)).unref();
   }
   return dateLine;
 }
@@ -125,8 +133,6 @@ export class HttpRequest {
   readonly query: string;
   /** 0 for HTTP/1.0, 1 for HTTP/1.1. */
   readonly versionMinor: 0 | 1;
-  /** Every field line in order, names as received. */
-  readonly headers: Field[];
   /** The client allows the connection to stay open after this request. */
   readonly keepAlive: boolean;
   /** An upgrade request (see `HttpHandlerOptions.onUpgrade`). */
@@ -140,14 +146,27 @@ export class HttpRequest {
 
   #chunks: Buffer[] | null = null;
   #filled = 0;
+  /** The fields, or null until first read: decoded then from #fieldText. */
+  #headers: Field[] | null;
+  #fieldText: string | null;
+  #fieldStart: number;
 
-  /** @internal */
-  constructor(head: RequestHead, conn: Connection) {
+  /** @internal `fieldText`, `fieldStart`: the parser's, when it left `head.headers` empty. */
+  constructor(head: RequestHead, conn: Connection, fieldText: string | null, fieldStart: number) {
     this.method = head.method;
-    this.target = head.target;
-    [this.path, this.query] = splitTarget(head.target);
+    const target = head.target;
+    this.target = target;
+    const q = target.charCodeAt(0) === 0x2f ? target.indexOf('?') : -2;
+    if (q === -1) {
+      this.path = target; // origin-form without a query: the common case, no allocation
+      this.query = '';
+    } else {
+      [this.path, this.query] = splitTarget(target);
+    }
     this.versionMinor = head.versionMinor;
-    this.headers = head.headers;
+    this.#headers = fieldText === null ? head.headers : null;
+    this.#fieldText = fieldText;
+    this.#fieldStart = fieldStart;
     this.keepAlive = head.keepAlive;
     this.upgrade = head.upgrade;
     this.conn = conn;
@@ -155,6 +174,15 @@ export class HttpRequest {
     // it costs memory (no amplification by heads alone).
     const length = head.contentLength ?? 0;
     if (length > 0 && length <= PREALLOCATE_MAX) this.body = Buffer.allocUnsafe(length);
+  }
+
+  /** Every field line in order, names as received (split from the head's text on first read). */
+  get headers(): Field[] {
+    if (this.#headers === null) {
+      this.#headers = parseFieldText(this.#fieldText!, this.#fieldStart);
+      this.#fieldText = null;
+    }
+    return this.#headers;
   }
 
   /**
@@ -213,7 +241,8 @@ export class HttpResponse {
   readonly #session: Session;
   readonly #head: boolean;
   readonly #versionMinor: 0 | 1;
-  #fields: [string, string][] | null = null;
+  /** Names and values set by `setHeader`, alternating, in order; null until the first. */
+  #fields: string[] | null = null;
   #hasLength = false;
   #hasDate = false;
   #headSent = false;
@@ -260,27 +289,46 @@ export class HttpResponse {
    */
   setHeader(name: string, value: string | number | readonly (string | number)[]): this {
     if (this.#headSent) throw new C1mError('ERR_C1M_HTTP_HEADERS_SENT', `cannot set header ${name}: the head was already sent`);
-    if (!isValidFieldName(name)) throw new C1mError('ERR_C1M_HTTP_INVALID_FIELD', `invalid field name: ${JSON.stringify(name)}`);
-    const values: string[] = Array.isArray(value) ? value.map(String) : [String(value)];
-    for (const v of values) {
-      if (!isValidFieldValue(v)) throw new C1mError('ERR_C1M_HTTP_INVALID_FIELD', `invalid value of field ${name}: ${JSON.stringify(v)}`);
-    }
-    const lower = name.toLowerCase();
+    checkName(name);
+    // Every value is checked before anything changes.
+    const values: string | string[] = typeof value === 'string' ? value : Array.isArray(value) ? value.map(String) : String(value);
+    if (typeof values === 'string') checkValue(name, values);
+    else for (let k = 0; k < values.length; k++) checkValue(name, values[k]);
     let fields = this.#fields;
     if (fields === null) fields = this.#fields = [];
-    else if (fields.some((f) => f[0].toLowerCase() === lower)) fields = this.#fields = fields.filter((f) => f[0].toLowerCase() !== lower);
-    for (const v of values) fields.push([name, v]);
-    if (lower === 'content-length' || lower === 'transfer-encoding') this.#hasLength = true;
-    else if (lower === 'date') this.#hasDate = true;
-    else if (lower === 'connection' && values.some((v) => /(^|[\s,])close($|[\s,])/i.test(v))) this.closeAfter = true;
+    else removeField(fields, name);
+    if (typeof values === 'string') fields.push(name, values);
+    else for (let k = 0; k < values.length; k++) fields.push(name, values[k]);
+    // Only these names change what the server adds; compare lengths before any case folding.
+    switch (name.length) {
+      case 4:
+        if (name.toLowerCase() === 'date') this.#hasDate = true;
+        break;
+      case 10:
+        if (name.toLowerCase() === 'connection' && (typeof values === 'string' ? [values] : values).some((v) => CLOSE_OPTION.test(v))) {
+          this.closeAfter = true;
+        }
+        break;
+      case 14:
+        if (name.toLowerCase() === 'content-length') this.#hasLength = true;
+        break;
+      case 17:
+        if (name.toLowerCase() === 'transfer-encoding') this.#hasLength = true;
+        break;
+    }
     return this;
   }
 
   /** The value of a header set with `setHeader` (joined with `, ` when repeated), or undefined. */
   getHeader(name: string): string | undefined {
+    const fields = this.#fields;
+    if (fields === null) return undefined;
     const lower = name.toLowerCase();
-    const values = (this.#fields ?? []).filter((f) => f[0].toLowerCase() === lower).map((f) => f[1]);
-    return values.length === 0 ? undefined : values.join(', ');
+    let out: string | undefined;
+    for (let k = 0; k < fields.length; k += 2) {
+      if (fields[k].length === lower.length && fields[k].toLowerCase() === lower) out = out === undefined ? fields[k + 1] : `${out}, ${fields[k + 1]}`;
+    }
+    return out;
   }
 
   /**
@@ -291,21 +339,22 @@ export class HttpResponse {
   write(chunk: Chunk): boolean {
     if (this.#ended) return false;
     if (!this.#headSent) {
-      let framing = '';
+      let framing = NO_FRAMING;
       if (!this.#hasLength && this.#bodyAllowed()) {
         if (this.#versionMinor === 1) {
           this.#chunked = true;
-          framing = 'Transfer-Encoding: chunked\r\n';
+          framing = CHUNKED;
         } else {
           this.closeAfter = true;
         }
       }
-      this.#emit([this.#headText(framing)]);
+      this.#emit(this.#headBytes(framing));
     }
-    if (this.#head || !this.#bodyAllowed()) return true;
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
-    if (bytes.length === 0) return true;
-    return this.#emit(this.#chunked ? encodeChunk(bytes) : [bytes]);
+    // An empty string is also empty once encoded: no empty chunk (it would end the body).
+    if (this.#head || !this.#bodyAllowed() || chunk.length === 0) return true;
+    if (!this.#chunked) return this.#emit(chunk);
+    const size = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length;
+    return this.#emitList([`${size.toString(16)}\r\n`, chunk, '\r\n']);
   }
 
   /**
@@ -314,17 +363,18 @@ export class HttpResponse {
    */
   end(body?: Chunk): void {
     if (this.#ended) return;
-    const bytes = body === undefined ? EMPTY : typeof body === 'string' ? Buffer.from(body) : body;
     if (!this.#headSent) {
+      const bytes = body === undefined ? EMPTY : body;
       const allowed = this.#bodyAllowed();
-      const framing = allowed && !this.#hasLength ? `Content-Length: ${bytes.length}\r\n` : '';
-      const head = this.#headText(framing);
+      const length = typeof bytes === 'string' ? Buffer.byteLength(bytes) : bytes.length;
+      const head = this.#headBytes(allowed && !this.#hasLength ? length : NO_FRAMING);
       this.#ended = true;
-      this.#emit(allowed && !this.#head && bytes.length > 0 ? [head, bytes] : [head]);
+      if (!allowed || this.#head || length === 0) this.#emit(head);
+      else this.#emitList([head, bytes]);
     } else {
-      if (bytes.length > 0) this.write(bytes);
+      if (body !== undefined && body.length > 0) this.write(body);
       this.#ended = true;
-      if (this.#chunked && !this.#head) this.#emit([encodeLastChunk()]);
+      if (this.#chunked && !this.#head) this.#emit(encodeLastChunk());
     }
     this.#session.finished(this);
   }
@@ -366,20 +416,48 @@ export class HttpResponse {
     return s >= 200 && s !== 204 && s !== 304;
   }
 
-  #headText(framing: string): Buffer {
+  /**
+   * The head's bytes. `framing` is the Content-Length to add, or NO_FRAMING, or CHUNKED.
+   * A head equal to the previous one (same status, fields, framing and second: a server
+   * answering alike) is not encoded again; the engine copies what it is given.
+   */
+  #headBytes(framing: number): Buffer {
     this.#headSent = true;
-    let text = statusLine(this.statusCode);
-    if (!this.#hasDate) text += dateField();
+    const status = this.statusCode;
+    const date = this.#hasDate ? '' : dateField();
+    const connection = this.closeAfter ? CONNECTION_CLOSE : this.#versionMinor === 0 ? CONNECTION_KEEP_ALIVE : CONNECTION_NONE;
     const fields = this.#fields;
-    if (fields !== null) for (let k = 0; k < fields.length; k++) text += `${fields[k][0]}: ${fields[k][1]}\r\n`;
-    text += framing;
-    if (this.closeAfter) text += 'Connection: close\r\n';
-    else if (this.#versionMinor === 0) text += 'Connection: keep-alive\r\n';
-    return Buffer.from(`${text}\r\n`, 'latin1');
+    const last = lastHead;
+    if (last.status === status && last.date === date && last.framing === framing && last.connection === connection && sameFields(last.fields, fields)) {
+      return last.bytes;
+    }
+    let text = statusLine(status) + date;
+    if (fields !== null) for (let k = 0; k < fields.length; k += 2) text += `${fields[k]}: ${fields[k + 1]}\r\n`;
+    if (framing >= 0) text += `Content-Length: ${framing}\r\n`;
+    else if (framing === CHUNKED) text += 'Transfer-Encoding: chunked\r\n';
+    if (connection === CONNECTION_CLOSE) text += 'Connection: close\r\n';
+    else if (connection === CONNECTION_KEEP_ALIVE) text += 'Connection: keep-alive\r\n';
+    const bytes = Buffer.from(`${text}\r\n`, 'latin1');
+    last.status = status;
+    last.date = date;
+    last.framing = framing;
+    last.connection = connection;
+    last.fields = fields === null ? NO_FIELDS : fields.slice();
+    last.bytes = bytes;
+    return bytes;
   }
 
   /** Send now when this is the active response, else keep (copied) for later. */
-  #emit(chunks: Chunk[]): boolean {
+  #emit(chunk: Chunk): boolean {
+    const s = this.#session;
+    if (s.closed) return false;
+    if (s.queue[0] === this) return s.conn.write(chunk);
+    (this.#pending ??= []).push(typeof chunk === 'string' ? chunk : Buffer.from(chunk));
+    return true;
+  }
+
+  /** `#emit` for several pieces (one writev). */
+  #emitList(chunks: Chunk[]): boolean {
     const s = this.#session;
     if (s.closed) return false;
     if (s.queue[0] === this) return s.conn.writev(chunks);
@@ -387,6 +465,63 @@ export class HttpResponse {
     for (const c of chunks) pending.push(typeof c === 'string' ? c : Buffer.from(c));
     return true;
   }
+}
+
+/** A `Connection` value with the `close` option. */
+const CLOSE_OPTION = /(^|[\s,])close($|[\s,])/i;
+
+/**
+ * Names and short values that passed validation, one per slot by length: an application sets
+ * the same few headers again and again, and comparing to a string it passed before is cheaper
+ * than checking each character again (usually the very same string: one pointer comparison).
+ */
+const VALID_NAMES: (string | undefined)[] = new Array<undefined>(16).fill(undefined);
+const VALID_VALUES: (string | undefined)[] = new Array<undefined>(32).fill(undefined);
+const VALID_CACHED_MAX = 128;
+
+function checkName(name: string): void {
+  if (VALID_NAMES[name.length & 15] === name) return;
+  if (!isValidFieldName(name)) throw new C1mError('ERR_C1M_HTTP_INVALID_FIELD', `invalid field name: ${JSON.stringify(name)}`);
+  if (name.length <= VALID_CACHED_MAX) VALID_NAMES[name.length & 15] = name;
+}
+
+function checkValue(name: string, value: string): void {
+  if (VALID_VALUES[value.length & 31] === value) return;
+  if (!isValidFieldValue(value)) throw new C1mError('ERR_C1M_HTTP_INVALID_FIELD', `invalid value of field ${name}: ${JSON.stringify(value)}`);
+  if (value.length <= VALID_CACHED_MAX) VALID_VALUES[value.length & 31] = value;
+}
+
+// `framing` of a head: a Content-Length (>= 0), or one of these.
+const NO_FRAMING = -1;
+const CHUNKED = -2;
+// The Connection field the server adds.
+const CONNECTION_NONE = 0;
+const CONNECTION_CLOSE = 1;
+const CONNECTION_KEEP_ALIVE = 2;
+const NO_FIELDS: string[] = [];
+
+/** What the last head was made of, and its bytes (shared by every response of the thread). */
+const lastHead = { status: 0, date: '', fields: NO_FIELDS, framing: NO_FRAMING, connection: CONNECTION_NONE, bytes: EMPTY };
+
+function sameFields(a: string[], b: string[] | null): boolean {
+  if (b === null) return a.length === 0;
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
+}
+
+/** Remove the fields named `name` (any case) from a names-and-values list, in place. */
+function removeField(fields: string[], name: string): void {
+  let lower: string | undefined;
+  let to = 0;
+  for (let k = 0; k < fields.length; k += 2) {
+    const f = fields[k];
+    if (f.length === name.length && f.toLowerCase() === (lower ??= name.toLowerCase())) continue;
+    fields[to] = f;
+    fields[to + 1] = fields[k + 1];
+    to += 2;
+  }
+  fields.length = to;
 }
 
 /** Shared by every session of one handler. */
@@ -431,7 +566,7 @@ class Session implements RequestParserCallbacks {
 
   constructor(shared: Shared) {
     this.#shared = shared;
-    this.#parser = new RequestParser(this, shared.parserOptions);
+    this.#parser = new RequestParser(this, shared.parserOptions, true);
   }
 
   /** Bind to a connection whose idle timer holds keepAliveTimeout. */
@@ -445,7 +580,8 @@ class Session implements RequestParserCallbacks {
   // Parser callbacks (run inside execute).
 
   onRequest(head: RequestHead): void {
-    const req = new HttpRequest(head, this.conn);
+    const parser = this.#parser;
+    const req = new HttpRequest(head, this.conn, parser.fieldText, parser.fieldStart);
     const res = new HttpResponse(this, head.method, head.versionMinor, head.keepAlive);
     this.#req = req;
     this.#res = res;
