@@ -9,19 +9,12 @@
  *     once TCP is up) and arms the handshake timeout with the engine's idle timeout. Until the
  *     response head's blank line arrives its bytes stay in the engine (onData returns 0); then
  *     the head is parsed whole and checked (RFC 6455 4.1). Bytes behind it are frames.
- *   - A WebSocket's state is its connection's `tag` (a 32-bit word the engine keeps outside the
- *     JS heap): flags and the index of its interned subprotocol. Anything more (the handshake's
- *     key and offered subprotocols while connecting, `data`, a receiver of its own, the close
- *     code and reason while closing) lives in an `Extra` in the handler's Map only while it is
- *     held. `ClientWebSocket` objects are handles made per callback, like `Connection`.
- *   - Frames are cut at their boundaries before parsing. A whole, unfragmented text or binary
- *     frame at a message boundary is delivered directly (the fast path); other whole frames go
- *     to one FrameReceiver shared by the handler; a frame split across reads stays in the
- *     engine while it is at most `HOLD_FRAME_BYTES`; a connection gets a receiver of its own
- *     only while a fragmented message is in progress or a large frame streams in.
- *   - Every frame we send is masked with a fresh key taken 4 bytes at a time from a pool of
- *     random bytes (refilled by one `randomFillSync` per 1024 keys); frames up to 64 KiB are
- *     built in one module buffer, which `conn.write` copies before it returns.
+ *   - A WebSocket's state is its connection's `tag` word plus an `Extra` held only while
+ *     needed, and its frames are cut, delivered on the fast path and parsed as framing.ts
+ *     describes (the client's side of `Framing`: frames from the server are unmasked). The
+ *     client's Extra adds the handshake's key and offered subprotocols while connecting.
+ *     `ClientWebSocket` objects are handles made per callback, like `Connection`.
+ *   - Every frame we send is masked with a fresh key (`writeMaskedFrame`).
  *
  * What an idle open client WebSocket holds in JS: nothing, unless the application set `data`
  * (one Map entry) or the server selected more than 254 distinct subprotocols.
@@ -29,25 +22,34 @@
  * Timers: the handshake timeout, heartbeats (`pingInterval`) and the close handshake timeout
  * all use the engine's idle timeout (`conn.setTimeout` / `onTimeout`), one armed at a time.
  *
- * Invariants:
+ * Invariants: those of framing.ts, and:
  *   - every WebSocket that `connect` returned gets exactly one `onClose`, opened or not;
  *     `onError` runs at most once before it, when the connection failed;
- *   - the EXTRA bit of the tag is set exactly while the handler's Map holds an Extra for it
- *     (except on a connect that failed at once, whose handle ignores tag writes);
- *   - no frame is sent before the 101 arrived, and no data frame after our close frame;
- *   - bytes handed to a receiver are always consumed: only bytes no receiver has seen are left
- *     to the engine.
+ *   - the EXTRA bit is kept as framing.ts says, except on a connect that failed at once,
+ *     whose handle ignores tag writes;
+ *   - no frame is sent before the 101 arrived.
  */
-import { randomFillSync } from 'node:crypto';
 import { isIP } from 'node:net';
 import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError } from '../../core/index.js';
 import { Opcode } from './constants.js';
+import type { PerMessageDeflate } from './deflate.js';
 import { WsProtocolError } from './errors.js';
-import { maskInPlace, readUint32BE } from './mask.js';
-import { FrameReceiver, RECEIVER_DEFAULTS, type FrameHandler, type FrameReceiverOptions } from './receiver.js';
-import { encodeClose, encodeFrame, encodePing } from './sender.js';
-import { HOLD_FRAME_BYTES } from './server.js';
-import { isValidUtf8 } from './utf8.js';
+import {
+  CLOSE_RECEIVED,
+  CODE_ABNORMAL,
+  CODE_GOING_AWAY,
+  FAILED,
+  FrameExtra,
+  Framing,
+  GONE,
+  NOT_OPEN,
+  ROLE_FLAG,
+  UPGRADED,
+  randomKey,
+  writeMaskedFrame,
+} from './framing.js';
+import { RECEIVER_DEFAULTS } from './receiver.js';
+import { encodeFrame, encodePing } from './sender.js';
 import {
   WsHandshakeError,
   buildRequest,
@@ -161,205 +163,55 @@ export interface WebSocketClientHandler<T = unknown> extends Handler {
   readonly clients: number;
 }
 
-// conn.tag: the per-connection state, in the engine (no JS heap for an idle WebSocket).
-const UPGRADED = 1; // the 101 was accepted: frames flow
-const IN_MESSAGE = 2; // a fragmented message is in progress (frames seen, not its last)
-const AWAIT_PONG = 4; // a heartbeat ping is unanswered (no byte since)
-const CLOSE_SENT = 8;
-const CLOSE_RECEIVED = 16;
-const FAILED = 32; // an error was reported (handshake or protocol); TCP closing
-const GONE = 64; // terminated by the application, or a callback threw
-const EXTRA = 128; // the handler's `extras` holds an `Extra` for this connection
-const TIMED = 256; // the handshake timeout is armed (the open re-arms the connection's timeout)
-const NOT_OPEN = CLOSE_SENT | CLOSE_RECEIVED | FAILED | GONE;
-const NO_MORE_INPUT = CLOSE_RECEIVED | FAILED | GONE;
-/** Bits 16-23: 1 + index of the selected subprotocol in `Shared.protocolNames` (0: none or `Extra.protocol`). */
-const PROTOCOL_SHIFT = 16;
-const MAX_INTERNED = 0xfe;
+/** A client's own tag flag: the handshake timeout is armed (the open re-arms the connection's timeout). */
+const TIMED = ROLE_FLAG;
 
-const CODE_NO_STATUS = 1005;
-const CODE_ABNORMAL = 1006;
-const CODE_GOING_AWAY = 1001;
+// Module-local copies of tag bits for the per-message `send` (see server.ts: V8 folds these,
+// not imported bindings).
+const OPEN = UPGRADED;
+const SEND_BITS = UPGRADED | NOT_OPEN;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
-// Random bytes for masking keys and Sec-WebSocket-Key, refilled in one call when used up.
-const RANDOM = Buffer.allocUnsafe(4096);
-let randomPos = RANDOM.length;
-
-function takeRandom(n: number): number {
-  if (randomPos + n > RANDOM.length) {
-    randomFillSync(RANDOM);
-    randomPos = 0;
-  }
-  const at = randomPos;
-  randomPos += n;
-  return at;
-}
-
-// Send staging: the payload is written at HEAD_ROOM and masked in place, the header (with
-// its key) right-aligned before it; `conn.write` copies, so one buffer serves every send.
-const HEAD_ROOM = 8;
-const SCRATCH = Buffer.allocUnsafe(64 * 1024);
-const SCRATCH_ROOM = SCRATCH.length - HEAD_ROOM;
-// Views of SCRATCH for payloads under 126 bytes (6-byte masked header), made once.
-const SMALL_FRAMES = Array.from({ length: 126 }, (_, len) => SCRATCH.subarray(HEAD_ROOM - 6, HEAD_ROOM + len));
-
-/** Write one masked, final frame of `opcode` carrying `data` (UTF-8 for a string). */
-function writeFrame(conn: Connection, opcode: number, data: Uint8Array | string): boolean {
-  let len: number;
-  if (typeof data === 'string') {
-    if (data.length * 3 > SCRATCH_ROOM && (data.length > SCRATCH_ROOM || Buffer.byteLength(data) > SCRATCH_ROOM)) {
-      return conn.write(encodeFrame(opcode as Opcode, data, { mask: true }));
-    }
-    len = SCRATCH.write(data, HEAD_ROOM, 'utf8');
-  } else {
-    len = data.length;
-    if (len > SCRATCH_ROOM) return conn.write(encodeFrame(opcode as Opcode, data, { mask: true }));
-    SCRATCH.set(data, HEAD_ROOM);
-  }
-  const at = takeRandom(4);
-  if (len !== 0) maskInPlace(SCRATCH, HEAD_ROOM, HEAD_ROOM + len, readUint32BE(RANDOM, at), 0);
-  RANDOM.copy(SCRATCH, HEAD_ROOM - 4, at, at + 4);
-  if (len < 126) {
-    SCRATCH[HEAD_ROOM - 6] = 0x80 | opcode;
-    SCRATCH[HEAD_ROOM - 5] = 0x80 | len;
-    return conn.write(SMALL_FRAMES[len]);
-  }
-  // len <= SCRATCH_ROOM < 65536: a 16-bit extended length.
-  const start = HEAD_ROOM - 8;
-  SCRATCH[start] = 0x80 | opcode;
-  SCRATCH[start + 1] = 0x80 | 126;
-  SCRATCH[start + 2] = len >>> 8;
-  SCRATCH[start + 3] = len & 0xff;
-  return conn.write(SCRATCH.subarray(start, HEAD_ROOM + len));
-}
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
 /**
- * What a WebSocket holds beyond its tag, only while it holds something: the handshake's
- * expectations (while connecting), `data` set by the application, its own receiver (a message
- * in progress), the close code and reason (closing), or a subprotocol name not interned.
+ * What a WebSocket holds beyond its tag, only while it holds something: what every role's
+ * Extra holds (`FrameExtra`), or the handshake's expectations while connecting.
  */
-class Extra {
+class Extra extends FrameExtra {
   /** Our Sec-WebSocket-Key, while connecting. */
   key = '';
   /** The subprotocols offered, while connecting. */
   offered: readonly string[] | null = null;
-  data: unknown = undefined;
-  rx: FrameReceiver | null = null;
-  /** Bytes of a streamed frame still to come. */
-  frameLeft = 0;
-  /** The close code to report (set once a close frame was received or a protocol error sent). */
-  code = 0;
-  reason = '';
-  protocol = '';
-  get empty(): boolean {
-    return this.key === '' && this.offered === null && this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.protocol === '';
+  override get empty(): boolean {
+    return super.empty && this.key === '' && this.offered === null;
   }
 }
 
-/** Handler-wide state shared by every WebSocket of one handler. Internal. */
-class Shared {
-  /** Extras by connection id (see `Extra`); an entry exists only while it holds something. */
-  readonly extras = new Map<number, Extra>();
-  /** WebSockets connecting or open (`onClose` not yet run). */
-  count = 0;
-  /** The reactor, from `onReactor` or the first `connect` (for the shutdown sweep). */
-  reactor: Reactor | null = null;
-  readonly dispatch: Dispatch;
-  readonly receiverOptions: FrameReceiverOptions;
-  readonly maxPayload: number;
-  /** Subprotocol names selected so far (interned: a connection keeps only an index). */
-  readonly protocolNames: string[] = [];
-  readonly #protocolIndex = new Map<string, number>();
-  /** The receiver for connections whose bytes end on a message boundary. */
-  idleRx: FrameReceiver;
+/** Handler-wide state shared by every WebSocket of one handler: the client's `Framing`. Internal. */
+class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHandlerOptions<unknown>> {
   constructor(
-    readonly opts: WebSocketClientHandlerOptions<unknown>,
+    opts: WebSocketClientHandlerOptions<unknown>,
     readonly maxHeaderBytes: number,
     readonly handshakeTimeout: number,
-    readonly closeTimeout: number,
-    readonly pingInterval: number,
+    closeTimeout: number,
+    pingInterval: number,
   ) {
-    this.dispatch = new Dispatch(this);
-    this.receiverOptions = { role: 'client', maxPayload: opts.maxPayload, maxFragments: opts.maxFragments };
-    this.maxPayload = opts.maxPayload ?? RECEIVER_DEFAULTS.maxPayload;
-    this.idleRx = this.newReceiver();
+    super('client', opts, closeTimeout, pingInterval);
   }
-  newReceiver(): FrameReceiver {
-    return new FrameReceiver(this.dispatch, this.receiverOptions);
+  socket(conn: Connection): ClientWebSocket<unknown> {
+    return createSocket(conn, this);
   }
-  /** Replace `rx` if it is the shared receiver (after it failed or saw a close frame). */
-  retire(rx: FrameReceiver): void {
-    if (rx === this.idleRx) this.idleRx = this.newReceiver();
+  protected newExtra(): Extra {
+    return new Extra();
   }
-  /** The tag bits for subprotocol `name`, or 0 with the name kept in `x` past MAX_INTERNED names. */
-  protocolBits(name: string, x: Extra): number {
-    let i = this.#protocolIndex.get(name);
-    if (i === undefined) {
-      if (this.protocolNames.length >= MAX_INTERNED) {
-        x.protocol = name;
-        return 0;
-      }
-      i = this.protocolNames.length;
-      this.protocolNames.push(name);
-      this.#protocolIndex.set(name, i);
-    }
-    return (i + 1) << PROTOCOL_SHIFT;
-  }
-  /** The connection's Extra, created (and flagged in its tag) when missing. */
-  extra(conn: Connection): Extra {
-    let x = this.extras.get(conn.id);
-    if (x === undefined) {
-      x = new Extra();
-      this.extras.set(conn.id, x);
-      conn.tag = conn.tag | EXTRA;
-    }
-    return x;
-  }
-  /** Drop `x` once it holds nothing. */
-  trim(conn: Connection, x: Extra): void {
-    if (!x.empty) return;
-    this.extras.delete(conn.id);
-    conn.tag = conn.tag & ~EXTRA;
+  /** None: the client does not offer permessage-deflate. */
+  codec(): PerMessageDeflate | null {
+    return null;
   }
 }
 
 // Engine-side access to a WebSocket's connection, bound in its static block.
 let createSocket: (conn: Connection, shared: Shared) => ClientWebSocket<unknown>;
-let connOf: (ws: ClientWebSocket<unknown>) => Connection;
-
-/**
- * Routes a receiver's events to the WebSocket whose bytes it is parsing (`current`): receivers
- * are shared, and this keeps one handler object per client handler, not a closure per socket.
- */
-class Dispatch implements FrameHandler {
-  current: ClientWebSocket<unknown> | null = null;
-  constructor(readonly shared: Shared) {}
-  onMessage(payload: Uint8Array, isBinary: boolean): void {
-    const ws = this.current!;
-    if ((connOf(ws).tag & NO_MORE_INPUT) === 0) this.shared.opts.onMessage?.(ws, asBuffer(payload), isBinary);
-  }
-  onPing(payload: Uint8Array): void {
-    const ws = this.current!;
-    const conn = connOf(ws);
-    const tag = conn.tag;
-    if ((tag & NO_MORE_INPUT) !== 0) return;
-    if ((tag & CLOSE_SENT) === 0) writeFrame(conn, Opcode.Pong, payload);
-    this.shared.opts.onPing?.(ws, payload);
-  }
-  onPong(payload: Uint8Array): void {
-    const ws = this.current!;
-    if ((connOf(ws).tag & NO_MORE_INPUT) === 0) this.shared.opts.onPong?.(ws, payload);
-  }
-  onClose(code: number | undefined, reason: string): void {
-    peerClosed(this.shared, connOf(this.current!), code, reason);
-  }
-}
 
 /**
  * One client WebSocket: a handle, like the engine's `Connection`. Its state lives in the
@@ -385,26 +237,18 @@ export class ClientWebSocket<T = unknown> {
    * Costs one Map entry while set; readable in `onClose`, gone after it.
    */
   get data(): T {
-    const conn = this.#conn;
-    return ((conn.tag & EXTRA) !== 0 ? this.#shared.extras.get(conn.id)?.data : undefined) as T;
+    return this.#shared.data(this.#conn) as T;
   }
 
   set data(value: T) {
     const conn = this.#conn;
     if ((conn.tag & GONE) !== 0 || !conn.open) return;
-    if (value === undefined && (conn.tag & EXTRA) === 0) return;
-    const x = this.#shared.extra(conn);
-    x.data = value;
-    this.#shared.trim(conn, x);
+    this.#shared.setData(conn, value);
   }
 
   /** The subprotocol the server selected, or '' (always '' before the open and after the close). */
   get protocol(): string {
-    const conn = this.#conn;
-    const tag = conn.tag;
-    const p = (tag >>> PROTOCOL_SHIFT) & 0xff;
-    if (p !== 0) return this.#shared.protocolNames[p - 1];
-    return (tag & EXTRA) !== 0 ? (this.#shared.extras.get(conn.id)?.protocol ?? '') : '';
+    return this.#shared.protocol(this.#conn);
   }
 
   /** The connection id: stable for the WebSocket's lifetime, unique within its reactor. */
@@ -440,8 +284,8 @@ export class ClientWebSocket<T = unknown> {
    */
   send(data: Uint8Array | string, isBinary: boolean = typeof data !== 'string'): boolean {
     const conn = this.#conn;
-    if ((conn.tag & (UPGRADED | NOT_OPEN)) !== UPGRADED) return false;
-    return writeFrame(conn, isBinary ? Opcode.Binary : Opcode.Text, data);
+    if ((conn.tag & SEND_BITS) !== OPEN) return false;
+    return writeMaskedFrame(conn, isBinary ? Opcode.Binary : Opcode.Text, data);
   }
 
   /**
@@ -480,44 +324,20 @@ export class ClientWebSocket<T = unknown> {
       return;
     }
     if ((tag & (UPGRADED | NOT_OPEN)) !== UPGRADED) return;
-    const frame = encodeClose(code, reason, { mask: true });
-    conn.tag = tag | CLOSE_SENT;
-    conn.write(frame);
-    conn.setTimeout(this.#shared.closeTimeout);
+    this.#shared.startClose(conn, code, reason);
   }
 
   /** Close the connection at once, without a close handshake (`onClose` reports 1006). */
   terminate(): void {
     const conn = this.#conn;
-    const tag = conn.tag;
-    if ((tag & GONE) !== 0) return;
-    conn.tag = tag | GONE;
-    dropReceiver(this.#shared, conn);
-    conn.destroy();
+    if ((conn.tag & GONE) !== 0) return;
+    this.#shared.abort(conn);
   }
 
   static {
     createSocket = (conn, shared) => new ClientWebSocket(conn, shared);
-    connOf = (ws) => ws.#conn;
   }
 }
-
-/** Forget a connection's own receiver and streamed frame (its Extra stays if it holds more). */
-function dropReceiver(s: Shared, conn: Connection): void {
-  if ((conn.tag & EXTRA) === 0) return;
-  const x = s.extras.get(conn.id);
-  if (x === undefined) return;
-  x.rx = null;
-  x.frameLeft = 0;
-  s.trim(conn, x);
-}
-
-/**
- * A Buffer made directly over an ArrayBuffer range (Buffer.prototype methods,
- * `Buffer.isBuffer`), skipping the species lookup of `subarray`: the fast path's message view.
- */
-class PayloadView extends Uint8Array {}
-Object.setPrototypeOf(PayloadView.prototype, Buffer.prototype);
 
 /** The response head and whatever follows it; returns the bytes consumed. */
 function handshake(s: Shared, conn: Connection, data: Buffer): number {
@@ -537,7 +357,7 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
   if (typeof protocol !== 'string') return failHandshake(s, conn, protocol, data.length);
   x.key = '';
   x.offered = null;
-  const bits = protocol === '' ? 0 : s.protocolBits(protocol, x);
+  const bits = protocol === '' ? 0 : s.protocolBits(protocol, () => x);
   conn.tag = (tag & ~TIMED) | UPGRADED | bits;
   s.trim(conn, x);
   // Replaces the handshake timeout with the heartbeat (or none); with neither configured the
@@ -545,7 +365,7 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
   if (s.pingInterval > 0 || (tag & TIMED) !== 0) conn.setTimeout(s.pingInterval);
   const ws = createSocket(conn, s);
   s.opts.onOpen?.(ws);
-  return headEnd < data.length ? receive(s, conn, data, headEnd, ws) : headEnd;
+  return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
 }
 
 function failHandshake(s: Shared, conn: Connection, err: WsHandshakeError, consumed: number): number {
@@ -555,162 +375,7 @@ function failHandshake(s: Shared, conn: Connection, err: WsHandshakeError, consu
   return consumed;
 }
 
-/**
- * Frames in `data[start..]` of an upgraded connection; returns the offset up to which bytes
- * were consumed. `ws` is the handle to reuse, if one was made already.
- *
- * Fast path: a whole, unfragmented text or binary frame without RSV bits, read at a message
- * boundary, is delivered here as a view, without a receiver. Anything else (control frames,
- * fragments, RSV bits, masked or oversized frames, reserved opcodes) goes to a FrameReceiver,
- * which applies every rule of RFC 6455.
- */
-function receive(s: Shared, conn: Connection, data: Buffer, start: number, ws: ClientWebSocket<unknown> | null): number {
-  const end = data.length;
-  let tag = conn.tag;
-  if ((tag & NO_MORE_INPUT) !== 0) return end;
-  if ((tag & AWAIT_PONG) !== 0) conn.tag = tag &= ~AWAIT_PONG;
-  let pos = start;
-  if ((tag & EXTRA) !== 0) {
-    const x = s.extras.get(conn.id)!;
-    if (x.frameLeft > 0) {
-      const stop = end - pos > x.frameLeft ? pos + x.frameLeft : end;
-      x.frameLeft -= stop - pos;
-      if (!feed(s, conn, (ws ??= createSocket(conn, s)), x.rx!, data, pos, stop)) return end;
-      pos = stop;
-      if (x.frameLeft > 0) return end;
-      tag = conn.tag;
-      if ((tag & IN_MESSAGE) === 0) {
-        x.rx = null;
-        s.trim(conn, x);
-      }
-    }
-  }
-  let from = pos;
-  let inMessage = (tag & IN_MESSAGE) !== 0;
-  const maxPayload = s.maxPayload;
-  while (end - pos >= 2) {
-    const b1 = data[pos + 1];
-    // A masked server frame is cut like any other; the receiver then refuses it (1002).
-    let head = (b1 & 0x80) !== 0 ? 6 : 2;
-    let len = b1 & 0x7f;
-    if (len === 126) {
-      head += 2;
-      if (end - pos < head) break;
-      len = (data[pos + 2] << 8) | data[pos + 3];
-    } else if (len === 127) {
-      head += 8;
-      if (end - pos < head) break;
-      len = data.readUInt32BE(pos + 2) * 0x100000000 + data.readUInt32BE(pos + 6);
-    } else if (end - pos < head) {
-      break;
-    }
-    const b0 = data[pos];
-    const frameEnd = pos + head + len;
-    if (frameEnd > end) {
-      if (head + len <= HOLD_FRAME_BYTES) break;
-      // Too large to leave in the engine: stream it into this connection's receiver.
-      if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
-      tag = conn.tag;
-      conn.tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
-      const x = s.extra(conn);
-      x.frameLeft = frameEnd - end;
-      feed(s, conn, (ws ??= createSocket(conn, s)), (x.rx ??= s.newReceiver()), data, from, end);
-      return end;
-    }
-    if (pos === from && !inMessage && (b0 === 0x82 || b0 === 0x81) && (b1 & 0x80) === 0 && len <= maxPayload) {
-      const payloadStart = pos + head;
-      const payload = new PayloadView(data.buffer as ArrayBuffer, data.byteOffset + payloadStart, len) as Buffer;
-      pos = from = frameEnd;
-      ws ??= createSocket(conn, s);
-      if (b0 === 0x81 && !isValidUtf8(payload)) {
-        fail(s, conn, ws, new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8'));
-        return end;
-      }
-      const onMessage = s.opts.onMessage;
-      if (onMessage !== undefined) {
-        onMessage.call(s.opts, ws, payload, b0 === 0x82);
-        if ((conn.tag & NO_MORE_INPUT) !== 0) return end;
-      }
-      continue;
-    }
-    if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
-    pos = frameEnd;
-  }
-  if (pos === from) return pos;
-  tag = conn.tag;
-  conn.tag = tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
-  let x = (tag & EXTRA) !== 0 ? s.extras.get(conn.id)! : undefined;
-  let rx = x?.rx ?? null;
-  if (rx === null) {
-    if (inMessage) {
-      x ??= s.extra(conn);
-      rx = x.rx = s.newReceiver();
-    } else {
-      rx = s.idleRx;
-    }
-  }
-  if (!feed(s, conn, (ws ??= createSocket(conn, s)), rx, data, from, pos)) return end;
-  if (!inMessage && x !== undefined && x.rx !== null) {
-    x.rx = null;
-    s.trim(conn, x);
-  }
-  return pos;
-}
-
-/** Parse whole frames (or the rest of the input) with `rx`. False: read no further. */
-function feed(s: Shared, conn: Connection, ws: ClientWebSocket<unknown>, rx: FrameReceiver, data: Buffer, from: number, to: number): boolean {
-  const dispatch = s.dispatch;
-  const prev = dispatch.current;
-  dispatch.current = ws;
-  try {
-    rx.execute(from === 0 && to === data.length ? data : data.subarray(from, to));
-  } catch (err) {
-    s.retire(rx);
-    dropReceiver(s, conn);
-    if (!(err instanceof WsProtocolError)) {
-      // A callback threw: the engine resets the connection; read nothing more of it.
-      conn.tag = conn.tag | GONE;
-      throw err;
-    }
-    fail(s, conn, ws, err);
-    return false;
-  } finally {
-    dispatch.current = prev;
-  }
-  if (rx.state !== 'open') {
-    // A close frame: the receiver ignores everything after it.
-    s.retire(rx);
-    dropReceiver(s, conn);
-    return false;
-  }
-  return (conn.tag & NO_MORE_INPUT) === 0;
-}
-
-/** The server broke the protocol: our close frame with its code, then close TCP (RFC 6455 7.1.7). */
-function fail(s: Shared, conn: Connection, ws: ClientWebSocket<unknown>, err: WsProtocolError): void {
-  const tag = conn.tag;
-  if ((tag & NO_MORE_INPUT) !== 0) return;
-  const x = s.extra(conn);
-  x.code = err.closeCode;
-  x.reason = '';
-  conn.tag = conn.tag | FAILED | CLOSE_SENT;
-  if ((tag & CLOSE_SENT) === 0) conn.write(encodeClose(err.closeCode, '', { mask: true }));
-  conn.close();
-  s.opts.onError?.(ws, err);
-}
-
-function peerClosed(s: Shared, conn: Connection, code: number | undefined, reason: string): void {
-  const tag = conn.tag;
-  if ((tag & NO_MORE_INPUT) !== 0) return;
-  const x = s.extra(conn);
-  x.code = code ?? CODE_NO_STATUS;
-  x.reason = reason;
-  conn.tag = conn.tag | CLOSE_RECEIVED | CLOSE_SENT;
-  // Echo code and reason (RFC 6455 5.5.1), then let the server close TCP first (7.1.1).
-  if ((tag & CLOSE_SENT) === 0) conn.write(code === undefined ? encodeClose(undefined, '', { mask: true }) : encodeClose(code, reason, { mask: true }));
-  conn.setTimeout(s.closeTimeout);
-}
-
+/** The engine's idle timeout fired: the handshake timeout, or one of an upgraded connection's. */
 function timedOut(s: Shared, conn: Connection): void {
   const tag = conn.tag;
   if ((tag & GONE) !== 0) return;
@@ -729,20 +394,7 @@ function timedOut(s: Shared, conn: Connection): void {
     conn.close();
     return;
   }
-  if ((tag & NOT_OPEN) !== 0 || (tag & AWAIT_PONG) !== 0) {
-    // The server never answered our close frame, or the heartbeat went unanswered.
-    createSocket(conn, s).terminate();
-    return;
-  }
-  const interval = s.pingInterval;
-  if (interval > 0) {
-    conn.tag = tag | AWAIT_PONG;
-    writeFrame(conn, Opcode.Ping, '');
-    conn.setTimeout(interval);
-    return;
-  }
-  // An idle timeout of the engine's: leave politely.
-  createSocket(conn, s).close(CODE_GOING_AWAY);
+  s.timedOut(conn);
 }
 
 /** The error of a connection that closed before its handshake completed. */
@@ -788,8 +440,7 @@ class WsClient implements WebSocketClientHandler<unknown> {
     s.reactor ??= reactor;
     const conn = reactor.connect({ host: address, port: target.port, localAddress: options.localAddress });
     s.count++;
-    const at = takeRandom(16);
-    const key = RANDOM.toString('base64', at, at + 16);
+    const key = randomKey();
     // A connect that failed at once has a stale handle (its tag ignores writes): its Extra is
     // found by id in onClose all the same.
     const x = s.extra(conn);
@@ -807,7 +458,7 @@ class WsClient implements WebSocketClientHandler<unknown> {
 
   onData(conn: Connection, data: Buffer): number {
     const s = this.#shared;
-    return (conn.tag & UPGRADED) === 0 ? handshake(s, conn, data) : receive(s, conn, data, 0, null);
+    return (conn.tag & UPGRADED) === 0 ? handshake(s, conn, data) : s.receive(conn, data, 0, null);
   }
 
   onDrain(conn: Connection): void {

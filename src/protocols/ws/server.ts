@@ -6,23 +6,11 @@
  *   - Before the upgrade a connection has no state at all. Its bytes stay in the engine
  *     (onData returns 0) until the head's blank line arrives; one RequestParser per handler,
  *     reset for each head, then reads it whole. A head is at most `maxHeaderBytes`.
- *   - After the upgrade a WebSocket's state is its connection's `tag` (a 32-bit word the
- *     engine keeps outside the JS heap): flags, the index of its shared codec and of its
- *     interned subprotocol. Anything more (`data` set by the application, a receiver of its
- *     own, the close code and reason while closing, a codec with context takeover) lives in
- *     an `Extra` in the handler's Map only while it is held. `WebSocket` objects are handles
- *     made per callback, like the engine's `Connection`.
- *   - Frames are cut at their boundaries before parsing. A whole, unfragmented, uncompressed
- *     text or binary frame at a message boundary (the common case) is unmasked in place and
- *     delivered directly (the fast path). Other whole frames go to a FrameReceiver; a frame
- *     split across reads stays in the engine (onData consumes up to its start) while it is at
- *     most `HOLD_FRAME_BYTES`, so it comes back whole; a larger one is streamed into a
- *     receiver of the connection's own.
- *   - A FrameReceiver between messages holds nothing but its state at a frame boundary, and
- *     frames are only fed whole or streamed to their end: so one receiver per handler serves
- *     every connection whose bytes end on a message boundary, and a connection gets its own
- *     receiver only while a fragmented or streamed message is in progress. It is dropped at
- *     the end of that message.
+ *   - After the upgrade a WebSocket's state is its connection's `tag` word plus an `Extra`
+ *     held only while needed, and its frames are cut, unmasked on the fast path and parsed
+ *     as framing.ts describes (the server's side of `Framing`). The server's Extra adds a
+ *     codec with context takeover and bytes kept from a hand-over by the HTTP server.
+ *     `WebSocket` objects are handles made per callback, like the engine's `Connection`.
  *
  * What an idle open WebSocket holds in JS: nothing. Its state is the engine's per-connection
  * tag word (on the native backend 4 bytes in a typed array indexed by fd).
@@ -38,13 +26,7 @@
  * all use the engine's idle timeout (`conn.setTimeout` / `onTimeout`, a coarse sweep), never a
  * JS timer per connection. Only one of them is armed at a time.
  *
- * Invariants:
- *   - a connection's own receiver exists exactly while a message is in progress (IN_MESSAGE)
- *     or a frame is being streamed (`Extra.frameLeft > 0`);
- *   - the EXTRA bit of the tag is set exactly while the handler's Map holds an Extra for it;
- *   - bytes handed to a receiver are always consumed (it unmasks them in place): only bytes
- *     no receiver has seen are left to the engine;
- *   - no data frame is sent after our close frame; `onClose` runs once per open WebSocket.
+ * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
 import { HttpParseError, RequestParser, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
@@ -60,11 +42,28 @@ import {
   type ResolvedDeflateOptions,
 } from './deflate.js';
 import { WsProtocolError, checkArgument } from './errors.js';
+import {
+  CLOSE_RECEIVED,
+  CODE_ABNORMAL,
+  CODE_GOING_AWAY,
+  CODEC_SHIFT,
+  EXTRA,
+  FAILED,
+  FrameExtra,
+  Framing,
+  GONE,
+  NO_MORE_INPUT,
+  NOT_OPEN,
+  OWN_CODEC,
+  RSV1,
+  UPGRADED,
+  writeFrame,
+} from './framing.js';
 import { WS_VERSION, acceptResponse, headerHasToken, parseProtocols, validateKey } from './handshake.js';
-import { FrameReceiver, RECEIVER_DEFAULTS, type FrameHandler, type FrameReceiverOptions } from './receiver.js';
-import { encodeClose, encodeFrame, encodeHeader, encodePing, encodePong } from './sender.js';
-import { readUint32BE, unmaskWhole, wordView } from './mask.js';
-import { isValidUtf8 } from './utf8.js';
+import { RECEIVER_DEFAULTS } from './receiver.js';
+import { encodeFrame, encodePing } from './sender.js';
+
+export { HOLD_FRAME_BYTES } from './framing.js';
 
 /** A refusal returned by `onUpgrade`: the HTTP status (300-599) and extra response fields. */
 export interface UpgradeRejection {
@@ -153,13 +152,6 @@ export const WS_SERVER_DEFAULTS = {
   perMessageDeflate: false,
 } as const;
 
-/**
- * A frame split across reads is left to the engine (re-presented whole later) when its header
- * and payload take at most this many bytes; larger frames are streamed into a receiver.
- * Keep the engine's `maxInboundBytes` above this and above `maxHeaderBytes`.
- */
-export const HOLD_FRAME_BYTES = 16 * 1024;
-
 /** A WebSocket handler: a c1m Handler, plus a count of its open WebSockets. */
 export interface WebSocketHandler extends Handler {
   /** WebSockets open (upgraded and not yet closed) on this handler. */
@@ -185,74 +177,13 @@ export interface WebSocketHandler extends Handler {
   upgradeHook(): (req: { method: string; target: string; headers: readonly (readonly [string, string])[] }, conn: Connection, head: Buffer) => Handler | void;
 }
 
-// conn.tag: the per-connection state, in the engine (no JS heap for an idle WebSocket).
-const WS = 1; // an upgraded WebSocket of this handler
-const IN_MESSAGE = 2; // a fragmented message is in progress (frames seen, not its last)
-const AWAIT_PONG = 4; // a heartbeat ping is unanswered (no byte since)
-const CLOSE_SENT = 8;
-const CLOSE_RECEIVED = 16;
-const FAILED = 32; // protocol error: our close frame is sent, TCP closing
-const GONE = 64; // terminated, or the connection closed
-const EXTRA = 128; // the handler's `extras` holds an `Extra` for this connection
-const NOT_OPEN = CLOSE_SENT | CLOSE_RECEIVED | FAILED | GONE;
-const NO_MORE_INPUT = CLOSE_RECEIVED | FAILED | GONE;
-/** Bits 8-15: 1 + index of a shared stateless codec in `Shared.codecList`; OWN_CODEC: `Extra.codec`. */
-const CODEC_SHIFT = 8;
-const OWN_CODEC = 0xff;
-/** Bits 16-23: 1 + index of the selected subprotocol in `Shared.protocolNames` (0: none or `Extra.protocol`). */
-const PROTOCOL_SHIFT = 16;
-const MAX_INTERNED = 0xfe;
+// Module-local copies of the tag bits `send` tests: an imported binding is read through its
+// module cell at every use and V8 does not fold it (2-3% per echoed 64-byte frame).
+const WS = UPGRADED;
+const SEND_BITS = UPGRADED | NOT_OPEN;
+const CODEC_BITS = 0xff << CODEC_SHIFT;
 
-const CODE_NO_STATUS = 1005;
-const CODE_ABNORMAL = 1006;
-const CODE_GOING_AWAY = 1001;
-
-const PING_FRAME = encodePing();
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
-
-// Send staging: a frame is built here (header right-aligned before HEAD_ROOM) and copied by
-// `conn.write` before it returns, so one buffer serves every send.
-const HEAD_ROOM = 10;
-const SCRATCH = Buffer.allocUnsafe(64 * 1024);
-const SCRATCH_ROOM = SCRATCH.length - HEAD_ROOM;
-// Views of SCRATCH for frames with a payload under 126 bytes (2-byte header), made once.
-const SMALL_FRAMES = Array.from({ length: 126 }, (_, len) => SCRATCH.subarray(HEAD_ROOM - 2, HEAD_ROOM + len));
-
-/**
- * Write one unmasked, final frame of `opcode` carrying `data` (UTF-8 for a string). `opcode`
- * may carry `RSV1` (a compressed message).
- */
-function writeFrame(conn: Connection, opcode: number, data: Uint8Array | string): boolean {
-  let len: number;
-  if (typeof data === 'string') {
-    if (data.length * 3 > SCRATCH_ROOM && (data.length > SCRATCH_ROOM || Buffer.byteLength(data) > SCRATCH_ROOM)) {
-      return writeLarge(conn, opcode, Buffer.from(data, 'utf8'));
-    }
-    len = SCRATCH.write(data, HEAD_ROOM, 'utf8');
-  } else {
-    len = data.length;
-    if (len > SCRATCH_ROOM) return writeLarge(conn, opcode, data);
-    SCRATCH.set(data, HEAD_ROOM);
-  }
-  if (len < 126) {
-    SCRATCH[HEAD_ROOM - 2] = 0x80 | opcode;
-    SCRATCH[HEAD_ROOM - 1] = len;
-    return conn.write(SMALL_FRAMES[len]);
-  }
-  const start = HEAD_ROOM - 4;
-  SCRATCH[start] = 0x80 | opcode;
-  SCRATCH[start + 1] = 126;
-  SCRATCH[start + 2] = len >>> 8;
-  SCRATCH[start + 3] = len & 0xff;
-  return conn.write(SCRATCH.subarray(start, HEAD_ROOM + len));
-}
-
-function writeLarge(conn: Connection, opcode: number, data: Uint8Array): boolean {
-  return conn.writev([encodeHeader((opcode & 0x0f) as Opcode, data.length, { rsv1: (opcode & RSV1) !== 0 }), data]);
-}
-
-/** The first header byte's RSV1 bit, or-ed into an opcode for `writeFrame`. */
-const RSV1 = 0x40;
 
 /** True when `data` takes at least `threshold` bytes (UTF-8 for a string), cheaply. */
 function atLeast(data: Uint8Array | string, threshold: number): boolean {
@@ -264,86 +195,35 @@ function atLeast(data: Uint8Array | string, threshold: number): boolean {
 }
 
 /**
- * A Buffer made directly over an ArrayBuffer range: `new PayloadView(ab, offset, length)` is a
- * Buffer (Buffer.prototype methods, `Buffer.isBuffer`) that skips the species lookup of
- * `subarray`, about twice as cheap per message on the fast path.
+ * What a WebSocket holds beyond its tag, only while it holds something: what every role's
+ * Extra holds (`FrameExtra`), a codec with context takeover, or bytes short of a frame.
  */
-class PayloadView extends Uint8Array {}
-Object.setPrototypeOf(PayloadView.prototype, Buffer.prototype);
-
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-}
-
-/**
- * What a WebSocket holds beyond its tag, only while it holds something: `data` set by the
- * application, its own receiver (a message in progress), the close code and reason (closing),
- * a codec with context takeover, or a subprotocol name that was not interned.
- */
-class Extra {
-  data: unknown = undefined;
-  rx: FrameReceiver | null = null;
-  /** Bytes of a streamed frame still to come. */
-  frameLeft = 0;
-  /** The close code to report (set once a close frame was received or a protocol error sent). */
-  code = 0;
-  reason = '';
+class Extra extends FrameExtra {
   codec: PerMessageDeflate | null = null;
-  protocol = '';
   /** Bytes short of a frame kept after a hand-over from the HTTP server (see `upgradeHook`). */
   pending: Buffer | null = null;
-  get empty(): boolean {
-    return this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.codec === null && this.protocol === '' && this.pending === null;
+  override get empty(): boolean {
+    return super.empty && this.codec === null && this.pending === null;
   }
 }
 
-/** Handler-wide state shared by every WebSocket of one handler. Internal. */
-class Shared {
-  /** Extras by connection id (see `Extra`); an entry exists only while it holds something. */
-  readonly extras = new Map<number, Extra>();
-  /** Open WebSockets (upgraded, `onClose` not yet run). */
-  count = 0;
-  /** The reactor, from `onReactor` (for the shutdown sweep). */
-  reactor: Reactor | null = null;
-  readonly dispatch = new Dispatch();
-  readonly receiverOptions: FrameReceiverOptions;
-  readonly deflateReceiverOptions: FrameReceiverOptions;
-  readonly maxPayload: number;
+/** Handler-wide state shared by every WebSocket of one handler: the server's `Framing`. Internal. */
+class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<unknown>> {
   /** The resolved permessage-deflate options, or null when it is off. */
   readonly deflate: ResolvedDeflateOptions | null;
   /** Codecs without context takeover (stateless), one per agreement, shared by connections. */
   readonly codecList: PerMessageDeflate[] = [];
   readonly #codecIndex = new Map<string, number>();
-  /** Subprotocol names selected so far (interned: a connection keeps only an index). */
-  readonly protocolNames: string[] = [];
-  readonly #protocolIndex = new Map<string, number>();
-  /** The receivers for connections whose bytes end on a message boundary (RSV1 off, on). */
-  idleRx: FrameReceiver;
-  idleDeflateRx: FrameReceiver | null = null;
   shuttingDown = false;
-  constructor(
-    readonly opts: WebSocketServerOptions<unknown>,
-    readonly pingInterval: number,
-    readonly closeTimeout: number,
-    deflate: ResolvedDeflateOptions | null,
-  ) {
-    this.receiverOptions = { role: 'server', maxPayload: opts.maxPayload, maxFragments: opts.maxFragments };
-    this.deflateReceiverOptions = { ...this.receiverOptions, extensions: { rsv1: true } };
-    this.maxPayload = opts.maxPayload ?? RECEIVER_DEFAULTS.maxPayload;
+  constructor(opts: WebSocketServerOptions<unknown>, pingInterval: number, closeTimeout: number, deflate: ResolvedDeflateOptions | null) {
+    super('server', opts, closeTimeout, pingInterval);
     this.deflate = deflate;
-    this.idleRx = this.newReceiver(false);
   }
-  newReceiver(deflate: boolean): FrameReceiver {
-    return new FrameReceiver(this.dispatch, deflate ? this.deflateReceiverOptions : this.receiverOptions);
+  socket(conn: Connection): WebSocket<unknown> {
+    return createSocket(conn, this);
   }
-  /** The shared receiver for a connection with (or without) permessage-deflate. */
-  idle(deflate: boolean): FrameReceiver {
-    return deflate ? (this.idleDeflateRx ??= this.newReceiver(true)) : this.idleRx;
-  }
-  /** Replace `rx` if it is a shared receiver (after it failed or saw a close frame). */
-  retire(rx: FrameReceiver): void {
-    if (rx === this.idleRx) this.idleRx = this.newReceiver(false);
-    else if (rx === this.idleDeflateRx) this.idleDeflateRx = null;
+  protected newExtra(): Extra {
+    return new Extra();
   }
   /** The codec bits of the tag for `params`; a stateful codec goes to `extra`. */
   codecBits(params: DeflateParams, extra: () => Extra): number {
@@ -361,87 +241,16 @@ class Shared {
     }
     return (i + 1) << CODEC_SHIFT;
   }
-  /** The tag bits for subprotocol `name`, or 0 with the name kept in `extra` past MAX_INTERNED names. */
-  protocolBits(name: string, extra: () => Extra): number {
-    let i = this.#protocolIndex.get(name);
-    if (i === undefined) {
-      if (this.protocolNames.length >= MAX_INTERNED) {
-        extra().protocol = name;
-        return 0;
-      }
-      i = this.protocolNames.length;
-      this.protocolNames.push(name);
-      this.#protocolIndex.set(name, i);
-    }
-    return (i + 1) << PROTOCOL_SHIFT;
-  }
   /** The connection's codec, or null. */
   codec(conn: Connection, tag: number): PerMessageDeflate | null {
     const c = (tag >>> CODEC_SHIFT) & 0xff;
     if (c === 0) return null;
     return c === OWN_CODEC ? this.extras.get(conn.id)!.codec : this.codecList[c - 1];
   }
-  /** The connection's Extra, created (and flagged in its tag) when missing. */
-  extra(conn: Connection): Extra {
-    let x = this.extras.get(conn.id);
-    if (x === undefined) {
-      x = new Extra();
-      this.extras.set(conn.id, x);
-      conn.tag = conn.tag | EXTRA;
-    }
-    return x;
-  }
-  /** Drop `x` once it holds nothing. */
-  trim(conn: Connection, x: Extra): void {
-    if (!x.empty) return;
-    this.extras.delete(conn.id);
-    conn.tag = conn.tag & ~EXTRA;
-  }
 }
 
 // Engine-side access to a WebSocket's private state, bound in its static block.
 let createSocket: (conn: Connection, shared: Shared) => WebSocket<unknown>;
-let connOf: (ws: WebSocket<unknown>) => Connection;
-
-/**
- * Routes a receiver's events to the WebSocket whose bytes it is parsing (`current`): receivers
- * are shared, and this keeps one handler object per server instead of a closure per socket.
- */
-class Dispatch implements FrameHandler {
-  current: WebSocket<unknown> | null = null;
-  shared: Shared | null = null;
-  onMessage(payload: Uint8Array, isBinary: boolean): void {
-    const ws = this.current!;
-    const s = this.shared!;
-    if ((connOf(ws).tag & NO_MORE_INPUT) === 0) s.opts.onMessage?.(ws, asBuffer(payload), isBinary);
-  }
-  onCompressedMessage(payload: Uint8Array, isBinary: boolean): void {
-    const ws = this.current!;
-    const s = this.shared!;
-    const conn = connOf(ws);
-    const tag = conn.tag;
-    if ((tag & NO_MORE_INPUT) !== 0) return;
-    // Throws WsProtocolError (1007, 1009): feed() fails the connection with it.
-    const data = s.codec(conn, tag)!.decompress(payload, s.maxPayload);
-    if (!isBinary && !isValidUtf8(data)) throw new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8');
-    s.opts.onMessage?.(ws, data, isBinary);
-  }
-  onPing(payload: Uint8Array): void {
-    const ws = this.current!;
-    const conn = connOf(ws);
-    const tag = conn.tag;
-    if ((tag & NO_MORE_INPUT) !== 0) return;
-    if ((tag & CLOSE_SENT) === 0) conn.write(encodePong(payload));
-    this.shared!.opts.onPing?.(ws, payload);
-  }
-  onPong(payload: Uint8Array): void {
-    const ws = this.current!;
-    if ((connOf(ws).tag & NO_MORE_INPUT) === 0) this.shared!.opts.onPong?.(ws, payload);
-  }
-  onClose(code: number | undefined, reason: string): void {
-    peerClosed(this.shared!, connOf(this.current!), code, reason);
-  }
-}
 
 /**
  * One upgraded connection: a handle, like the engine's `Connection`. The WebSocket's state
@@ -466,27 +275,18 @@ export class WebSocket<T = unknown> {
    * one Map entry while set; readable in `onClose`, gone after it.
    */
   get data(): T {
-    const conn = this.#conn;
-    return ((conn.tag & EXTRA) !== 0 ? this.#shared.extras.get(conn.id)?.data : undefined) as T;
+    return this.#shared.data(this.#conn) as T;
   }
 
   set data(value: T) {
     const conn = this.#conn;
-    const tag = conn.tag;
-    if ((tag & (WS | GONE)) !== WS || !conn.open) return;
-    if (value === undefined && (tag & EXTRA) === 0) return;
-    const x = this.#shared.extra(conn);
-    x.data = value;
-    this.#shared.trim(conn, x);
+    if ((conn.tag & (WS | GONE)) !== WS || !conn.open) return;
+    this.#shared.setData(conn, value);
   }
 
   /** The subprotocol selected in the handshake, or '' when none. */
   get protocol(): string {
-    const conn = this.#conn;
-    const tag = conn.tag;
-    const p = (tag >>> PROTOCOL_SHIFT) & 0xff;
-    if (p !== 0) return this.#shared.protocolNames[p - 1];
-    return (tag & EXTRA) !== 0 ? (this.#shared.extras.get(conn.id)?.protocol ?? '') : '';
+    return this.#shared.protocol(this.#conn);
   }
 
   /**
@@ -532,9 +332,9 @@ export class WebSocket<T = unknown> {
   send(data: Uint8Array | string, isBinary: boolean = typeof data !== 'string'): boolean {
     const conn = this.#conn;
     const tag = conn.tag;
-    if ((tag & (WS | NOT_OPEN)) !== WS) return false;
+    if ((tag & SEND_BITS) !== WS) return false;
     const opcode = isBinary ? Opcode.Binary : Opcode.Text;
-    if ((tag >>> CODEC_SHIFT) & 0xff) {
+    if ((tag & CODEC_BITS) !== 0) {
       const shared = this.#shared;
       if (atLeast(data, shared.deflate!.threshold)) {
         const codec = shared.codec(conn, tag)!;
@@ -567,10 +367,7 @@ export class WebSocket<T = unknown> {
     const conn = this.#conn;
     const tag = conn.tag;
     if ((tag & (WS | NOT_OPEN)) !== WS) return;
-    const frame = encodeClose(code, reason);
-    conn.tag = tag | CLOSE_SENT;
-    conn.write(frame);
-    conn.setTimeout(this.#shared.closeTimeout);
+    this.#shared.startClose(conn, code, reason);
   }
 
   /** Close the connection at once, without a close handshake (`onClose` reports 1006). */
@@ -578,211 +375,12 @@ export class WebSocket<T = unknown> {
     const conn = this.#conn;
     const tag = conn.tag;
     if ((tag & (WS | GONE)) !== WS) return;
-    conn.tag = tag | GONE;
-    dropReceiver(this.#shared, conn);
-    conn.destroy();
+    this.#shared.abort(conn);
   }
 
   static {
     createSocket = (conn, shared) => new WebSocket(conn, shared);
-    connOf = (ws) => ws.#conn;
   }
-}
-
-/** Forget a connection's own receiver and streamed frame (its Extra stays if it holds more). */
-function dropReceiver(s: Shared, conn: Connection): void {
-  if ((conn.tag & EXTRA) === 0) return;
-  const x = s.extras.get(conn.id);
-  if (x === undefined) return;
-  x.rx = null;
-  x.frameLeft = 0;
-  s.trim(conn, x);
-}
-
-/**
- * Frames in `data[start..]` of an upgraded connection; returns the offset up to which bytes
- * were consumed. `ws` is the handle to reuse, if one was made already.
- *
- * Fast path: a whole, unfragmented, uncompressed text or binary frame, read at a message
- * boundary, is unmasked and delivered here without a receiver. Anything else (control
- * frames, fragments, RSV bits, unmasked or oversized frames, reserved opcodes) goes to a
- * FrameReceiver, which applies every rule of RFC 6455.
- */
-function receive(s: Shared, conn: Connection, data: Buffer, start: number, ws: WebSocket<unknown> | null): number {
-  const end = data.length;
-  let tag = conn.tag;
-  if ((tag & NO_MORE_INPUT) !== 0) return end;
-  if ((tag & AWAIT_PONG) !== 0) conn.tag = tag &= ~AWAIT_PONG;
-  let pos = start;
-  if ((tag & EXTRA) !== 0) {
-    const x = s.extras.get(conn.id)!;
-    if (x.frameLeft > 0) {
-      const stop = end - pos > x.frameLeft ? pos + x.frameLeft : end;
-      x.frameLeft -= stop - pos;
-      if (!feed(s, conn, (ws ??= createSocket(conn, s)), x.rx!, data, pos, stop)) return end;
-      pos = stop;
-      if (x.frameLeft > 0) return end;
-      tag = conn.tag;
-      if ((tag & IN_MESSAGE) === 0) {
-        x.rx = null;
-        s.trim(conn, x);
-      }
-    }
-  }
-  let from = pos;
-  let inMessage = (tag & IN_MESSAGE) !== 0;
-  let words: Uint32Array | null = null;
-  let base = 0;
-  let arrayBuffer: ArrayBufferLike | null = null;
-  const maxPayload = s.maxPayload;
-  while (end - pos >= 2) {
-    const b1 = data[pos + 1];
-    let head = (b1 & 0x80) !== 0 ? 6 : 2;
-    let len = b1 & 0x7f;
-    if (len === 126) {
-      head += 2;
-      if (end - pos < head) break;
-      len = (data[pos + 2] << 8) | data[pos + 3];
-    } else if (len === 127) {
-      head += 8;
-      if (end - pos < head) break;
-      len = data.readUInt32BE(pos + 2) * 0x100000000 + data.readUInt32BE(pos + 6);
-    } else if (end - pos < head) {
-      break;
-    }
-    const b0 = data[pos];
-    const frameEnd = pos + head + len;
-    if (frameEnd > end) {
-      if (head + len <= HOLD_FRAME_BYTES) break;
-      // Too large to leave in the engine: stream it into this connection's receiver.
-      if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
-      tag = conn.tag;
-      conn.tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
-      const x = s.extra(conn);
-      x.frameLeft = frameEnd - end;
-      feed(s, conn, (ws ??= createSocket(conn, s)), (x.rx ??= s.newReceiver(s.codec(conn, tag) !== null)), data, from, end);
-      return end;
-    }
-    if (pos === from && !inMessage && (b0 === 0x82 || b0 === 0x81) && (b1 & 0x80) !== 0 && len <= maxPayload) {
-      const payloadStart = pos + head;
-      if (words === null) {
-        base = data.byteOffset;
-        arrayBuffer = data.buffer;
-        words = wordView(arrayBuffer);
-      }
-      if (len !== 0) unmaskWhole(data, base, words, payloadStart, frameEnd, readUint32BE(data, payloadStart - 4));
-      const payload = new PayloadView(arrayBuffer as ArrayBuffer, base + payloadStart, len) as Buffer;
-      pos = from = frameEnd;
-      ws ??= createSocket(conn, s);
-      if (b0 === 0x81 && !isValidUtf8(payload)) {
-        fail(s, conn, ws, new WsProtocolError('ERR_C1M_WS_INVALID_UTF8', 'text message is not valid UTF-8'));
-        return end;
-      }
-      const onMessage = s.opts.onMessage;
-      if (onMessage !== undefined) {
-        onMessage.call(s.opts, ws, payload, b0 === 0x82);
-        if ((conn.tag & NO_MORE_INPUT) !== 0) return end;
-      }
-      continue;
-    }
-    if ((b0 & 0x0f) < Opcode.Close) inMessage = (b0 & 0x80) === 0;
-    pos = frameEnd;
-  }
-  if (pos === from) return pos;
-  tag = conn.tag;
-  conn.tag = tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
-  const deflate = ((tag >>> CODEC_SHIFT) & 0xff) !== 0;
-  let x = (tag & EXTRA) !== 0 ? s.extras.get(conn.id)! : undefined;
-  let rx = x?.rx ?? null;
-  if (rx === null) {
-    if (inMessage) {
-      x ??= s.extra(conn);
-      rx = x.rx = s.newReceiver(deflate);
-    } else {
-      rx = s.idle(deflate);
-    }
-  }
-  if (!feed(s, conn, (ws ??= createSocket(conn, s)), rx, data, from, pos)) return end;
-  if (!inMessage && x !== undefined && x.rx !== null) {
-    x.rx = null;
-    s.trim(conn, x);
-  }
-  return pos;
-}
-
-/** Parse whole frames (or the rest of the input) with `rx`. False: read no further. */
-function feed(s: Shared, conn: Connection, ws: WebSocket<unknown>, rx: FrameReceiver, data: Buffer, from: number, to: number): boolean {
-  const dispatch = s.dispatch;
-  const prev = dispatch.current;
-  const prevShared = dispatch.shared;
-  dispatch.current = ws;
-  dispatch.shared = s;
-  try {
-    rx.execute(from === 0 && to === data.length ? data : data.subarray(from, to));
-  } catch (err) {
-    s.retire(rx);
-    dropReceiver(s, conn);
-    if (!(err instanceof WsProtocolError)) {
-      // A callback threw: the engine resets the connection; read nothing more of it.
-      conn.tag = conn.tag | GONE;
-      throw err;
-    }
-    fail(s, conn, ws, err);
-    return false;
-  } finally {
-    dispatch.current = prev;
-    dispatch.shared = prevShared;
-  }
-  if (rx.state !== 'open') {
-    // A close frame: the receiver ignores everything after it.
-    s.retire(rx);
-    dropReceiver(s, conn);
-    return false;
-  }
-  return (conn.tag & NO_MORE_INPUT) === 0;
-}
-
-function fail(s: Shared, conn: Connection, ws: WebSocket<unknown>, err: WsProtocolError): void {
-  const tag = conn.tag;
-  if ((tag & NO_MORE_INPUT) !== 0) return;
-  const x = s.extra(conn);
-  x.code = err.closeCode;
-  x.reason = '';
-  conn.tag = conn.tag | FAILED | CLOSE_SENT;
-  if ((tag & CLOSE_SENT) === 0) conn.write(encodeClose(err.closeCode));
-  conn.close();
-  s.opts.onError?.(ws, err);
-}
-
-function peerClosed(s: Shared, conn: Connection, code: number | undefined, reason: string): void {
-  const tag = conn.tag;
-  if ((tag & NO_MORE_INPUT) !== 0) return;
-  const x = s.extra(conn);
-  x.code = code ?? CODE_NO_STATUS;
-  x.reason = reason;
-  conn.tag = conn.tag | CLOSE_RECEIVED | CLOSE_SENT;
-  // Echo code and reason (RFC 6455 5.5.1), then close TCP: the server closes first (7.1.1).
-  if ((tag & CLOSE_SENT) === 0) conn.write(code === undefined ? encodeClose() : encodeClose(code, reason));
-  conn.close();
-}
-
-function timedOut(s: Shared, conn: Connection): void {
-  const tag = conn.tag;
-  if ((tag & GONE) !== 0) return;
-  if ((tag & NOT_OPEN) !== 0 || (tag & AWAIT_PONG) !== 0) {
-    // The close handshake did not finish, or the heartbeat went unanswered.
-    createSocket(conn, s).terminate();
-    return;
-  }
-  const interval = s.pingInterval;
-  if (interval > 0) {
-    conn.tag = tag | AWAIT_PONG;
-    conn.write(PING_FRAME);
-    conn.setTimeout(interval);
-    return;
-  }
-  // An idle timeout armed by the application: leave politely.
-  createSocket(conn, s).close(CODE_GOING_AWAY);
 }
 
 /** Collects the head of the one request being read (the parser calls these as methods). */
@@ -950,13 +548,13 @@ class WsServer implements WebSocketHandler {
         // engine, keep whatever is still short of a frame.
         x.pending = null;
         const bytes = Buffer.concat([pending, data]);
-        const used = receive(s, conn, bytes, 0, null);
+        const used = s.receive(conn, bytes, 0, null);
         if (used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) s.extra(conn).pending = Buffer.from(bytes.subarray(used));
         else if (s.extras.get(conn.id) === x) s.trim(conn, x);
         return data.length;
       }
     }
-    return receive(this.#shared, conn, data, 0, null);
+    return this.#shared.receive(conn, data, 0, null);
   }
 
   onDrain(conn: Connection): void {
@@ -964,7 +562,7 @@ class WsServer implements WebSocketHandler {
   }
 
   onTimeout(conn: Connection): void {
-    if ((conn.tag & WS) !== 0) timedOut(this.#shared, conn);
+    if ((conn.tag & WS) !== 0) this.#shared.timedOut(conn);
     else conn.close();
   }
 
@@ -1075,7 +673,7 @@ class WsServer implements WebSocketHandler {
     // the engine's idleTimeout stays in charge.
     if (this.#shared.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(this.#shared.pingInterval);
     this.#opts.onOpen?.(ws);
-    return headEnd < data.length ? receive(s, conn, data, headEnd, ws) : headEnd;
+    return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
   }
 }
 
