@@ -11,21 +11,11 @@
 // neither (keep-alive is HTTP/1.1's default), so they are dropped here: the connection stays
 // open all the same. http.mjs records the bytes per response of every target to show it.
 //
-// Contract shared with net-echo.mjs and the c1m serve CLI (bench/lib.mjs relies on it):
-// - exactly one stdout line containing "listening" once the port accepts connections;
-// - SIGTERM: close the listener and exit 0;
-// - SIGUSR1: run a full GC when started with --expose-gc, then print one JSON line {"gc":...}.
+// Keeps the contract of ./contract.mjs (bench/lib.mjs relies on it).
+import { keepContract, serverArgs } from './contract.mjs';
 import http from 'node:http';
-import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({
-  options: {
-    port: { type: 'string', default: '9000' },
-    host: { type: 'string', default: '127.0.0.1' },
-    backlog: { type: 'string', default: '65535' },
-  },
-  strict: true,
-});
+const values = serverArgs();
 
 const HELLO = Buffer.from('Hello, World!');
 
@@ -42,27 +32,5 @@ const server = http.createServer({ keepAliveTimeout: 0 }, (req, res) => {
   res.end();
 });
 
-server.on('error', (err) => {
-  process.stderr.write(`http-hello: ${err.code ?? ''} ${err.message}\n`);
-  process.exit(1);
-});
-
-server.listen({ port: Number(values.port), host: values.host, backlog: Number(values.backlog) }, () => {
-  const a = server.address();
-  process.stdout.write(`http-hello listening ${a.address}:${a.port} pid=${process.pid}\n`);
-});
-
-process.on('SIGTERM', () => {
-  server.close();
-  process.exit(0);
-});
-process.on('SIGINT', () => process.exit(0));
-
-process.on('SIGUSR1', () => {
-  const hasGc = typeof globalThis.gc === 'function';
-  if (hasGc) globalThis.gc();
-  const m = process.memoryUsage();
-  process.stdout.write(
-    `${JSON.stringify({ gc: hasGc, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`,
-  );
-});
+keepContract('http-hello', server);
+server.listen({ port: Number(values.port), host: values.host, backlog: Number(values.backlog) });

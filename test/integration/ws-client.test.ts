@@ -24,29 +24,15 @@ import {
   type WsClientError,
 } from '../../src/index.js';
 import { backends, type BackendName } from '../helpers/backends.js';
+import { frame as wsFrame } from '../helpers/ws-frames.js';
 import { GUARD, HOST, deferred, payload, startServer, waitFor, within, type TestServer } from '../helpers/net.js';
 
 const GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 const accept = (key: string): string => createHash('sha1').update(key + GUID).digest('base64');
 
 /** An unmasked server frame (or masked, to test that the client refuses it). */
-function frame(opcode: number, data: Uint8Array | string, opts: { fin?: boolean; mask?: boolean; rsv?: number } = {}): Buffer {
-  const body = Buffer.from(typeof data === 'string' ? Buffer.from(data) : data);
-  const masked = opts.mask ?? false;
-  const len = body.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const head = Buffer.alloc(2 + ext + (masked ? 4 : 0));
-  head[0] = ((opts.fin ?? true) ? 0x80 : 0) | (opts.rsv ?? 0) | opcode;
-  head[1] = (masked ? 0x80 : 0) | (ext === 0 ? len : ext === 2 ? 126 : 127);
-  if (ext === 2) head.writeUInt16BE(len, 2);
-  if (ext === 8) head.writeBigUInt64BE(BigInt(len), 2);
-  if (masked) {
-    const key = Buffer.from([1, 2, 3, 4]);
-    key.copy(head, 2 + ext);
-    for (let i = 0; i < len; i++) body[i] ^= key[i & 3];
-  }
-  return Buffer.concat([head, body]);
-}
+const frame = (opcode: number, data: Uint8Array | string, opts: { fin?: boolean; mask?: boolean; rsv?: number } = {}): Buffer =>
+  wsFrame(opcode, data, { mask: false, ...opts });
 
 interface ClientFrame {
   fin: boolean;

@@ -11,34 +11,12 @@ import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import WsClient from 'ws';
 import { createWebSocketHandler, type WebSocket, type WebSocketHandler, type WebSocketServerOptions } from '../../src/index.js';
 import { backends } from '../helpers/backends.js';
+import { frame, parseFrames, type Frame } from '../helpers/ws-frames.js';
 import { GUARD, HOST, payload, rawClient, startServer, waitFor, type RawClient, type TestServer } from '../helpers/net.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
 const RSV1 = 0x40;
-
-interface Frame {
-  fin: boolean;
-  rsv1: boolean;
-  opcode: number;
-  payload: Buffer;
-}
-
-/** A masked client frame; `rsv` is or-ed into the first byte. */
-function frame(opcode: number, data: Uint8Array | string, opts: { fin?: boolean; rsv?: number } = {}): Buffer {
-  const body = Buffer.from(typeof data === 'string' ? Buffer.from(data) : data);
-  const len = body.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const head = Buffer.alloc(2 + ext + 4);
-  head[0] = ((opts.fin ?? true) ? 0x80 : 0) | (opts.rsv ?? 0) | opcode;
-  head[1] = 0x80 | (ext === 0 ? len : ext === 2 ? 126 : 127);
-  if (ext === 2) head.writeUInt16BE(len, 2);
-  if (ext === 8) head.writeBigUInt64BE(BigInt(len), 2);
-  const key = Buffer.from([0x11, 0x9a, 0x5c, 0xe3]);
-  key.copy(head, 2 + ext);
-  for (let i = 0; i < len; i++) body[i] ^= key[i & 3];
-  return Buffer.concat([head, body]);
-}
 
 /** Compressed payload of a message (RFC 7692 7.2.1), made by zlib directly. */
 function deflated(data: Uint8Array | string): Buffer {
@@ -50,25 +28,6 @@ function inflated(data: Buffer): Buffer {
   return inflateRawSync(Buffer.concat([data, TAIL]), { finishFlush: zc.Z_SYNC_FLUSH });
 }
 
-function parseFrames(buf: Buffer): Frame[] {
-  const out: Frame[] = [];
-  let p = 0;
-  while (buf.length - p >= 2) {
-    let len = buf[p + 1] & 0x7f;
-    let h = 2;
-    if (len === 126) {
-      len = buf.readUInt16BE(p + 2);
-      h = 4;
-    } else if (len === 127) {
-      len = Number(buf.readBigUInt64BE(p + 2));
-      h = 10;
-    }
-    if (buf.length - p < h + len) break;
-    out.push({ fin: (buf[p] & 0x80) !== 0, rsv1: (buf[p] & RSV1) !== 0, opcode: buf[p] & 0x0f, payload: buf.subarray(p + h, p + h + len) });
-    p += h + len;
-  }
-  return out;
-}
 
 function upgradeRequest(extensions?: string): string {
   return (

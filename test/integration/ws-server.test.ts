@@ -9,56 +9,11 @@ import { after, before, describe, test } from 'node:test';
 import WsClient from 'ws';
 import { createHttpHandler, createWebSocketHandler, publish, type WebSocket, type WebSocketServerOptions } from '../../src/index.js';
 import { backends } from '../helpers/backends.js';
+import { frame, parseFrames, type Frame } from '../helpers/ws-frames.js';
 import { GUARD, HOST, deferred, payload, rawClient, startServer, waitFor, type RawClient, type TestServer } from '../helpers/net.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
-
-interface Frame {
-  fin: boolean;
-  opcode: number;
-  payload: Buffer;
-}
-
-/** A masked client frame. */
-function frame(opcode: number, data: Uint8Array | string, opts: { fin?: boolean; mask?: boolean; rsv?: number } = {}): Buffer {
-  const body = typeof data === 'string' ? Buffer.from(data) : Buffer.from(data);
-  const masked = opts.mask ?? true;
-  const len = body.length;
-  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
-  const head = Buffer.alloc(2 + ext + (masked ? 4 : 0));
-  head[0] = ((opts.fin ?? true) ? 0x80 : 0) | (opts.rsv ?? 0) | opcode;
-  head[1] = (masked ? 0x80 : 0) | (ext === 0 ? len : ext === 2 ? 126 : 127);
-  if (ext === 2) head.writeUInt16BE(len, 2);
-  if (ext === 8) head.writeBigUInt64BE(BigInt(len), 2);
-  if (masked) {
-    const key = Buffer.from([0x37, 0xfa, 0x21, 0x3d]);
-    key.copy(head, 2 + ext);
-    for (let i = 0; i < len; i++) body[i] ^= key[i & 3];
-  }
-  return Buffer.concat([head, body]);
-}
-
-/** Server frames in `buf` (unmasked), and the bytes left over. */
-function parseFrames(buf: Buffer): Frame[] {
-  const out: Frame[] = [];
-  let p = 0;
-  while (buf.length - p >= 2) {
-    let len = buf[p + 1] & 0x7f;
-    let h = 2;
-    if (len === 126) {
-      len = buf.readUInt16BE(p + 2);
-      h = 4;
-    } else if (len === 127) {
-      len = Number(buf.readBigUInt64BE(p + 2));
-      h = 10;
-    }
-    if (buf.length - p < h + len) break;
-    out.push({ fin: (buf[p] & 0x80) !== 0, opcode: buf[p] & 0x0f, payload: buf.subarray(p + h, p + h + len) });
-    p += h + len;
-  }
-  return out;
-}
 
 function upgradeRequest(extra: Record<string, string> = {}, omit: string[] = [], method = 'GET'): string {
   const fields: Record<string, string> = {

@@ -9,7 +9,7 @@
  */
 import { C1mError, checkOption } from '../../core/index.js';
 import { isValidFieldName, isValidFieldValue, type Field } from '../http1/index.js';
-import { WS_VERSION, checkAccept, headerHasToken } from './handshake.js';
+import { WS_VERSION, checkAccept, field, headerHasToken, isMs } from './handshake.js';
 import type { WebSocketConnectOptions } from './client.js';
 
 /** Codes of `WsHandshakeError`. */
@@ -70,18 +70,6 @@ export function parseResponseHead(text: string): ResponseHead | string {
   return { versionMinor: Number(status[1]), status: Number(status[2]), headers };
 }
 
-/** The value of header `lower` (joined with ', ' when repeated), or undefined. */
-function field(headers: Field[], lower: string, count?: { n: number }): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < headers.length; i++) {
-    const [name, v] = headers[i];
-    if (name.length === lower.length && name.toLowerCase() === lower) {
-      value = value === undefined ? v : `${value}, ${v}`;
-      if (count) count.n++;
-    }
-  }
-  return value;
-}
 
 function headerRecord(headers: Field[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -163,7 +151,6 @@ export function parseWsUrl(url: string | URL): WsTarget {
 }
 
 /** An integer number of ms a timer option may take (0 to 2^31 - 1). */
-export const isMs = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;
 
 /** The upgrade request (RFC 6455 4.1) as bytes. Validates the connect options. */
 export function buildRequest(target: WsTarget, key: string, options: WebSocketConnectOptions<unknown>): Buffer {

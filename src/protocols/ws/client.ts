@@ -55,10 +55,10 @@ import {
   buildRequest,
   checkConnectOptions,
   checkResponse,
-  isMs,
   parseResponseHead,
   parseWsUrl,
 } from './client-handshake.js';
+import { isMs } from './handshake.js';
 
 /** What a client connection failure may be: see `WebSocketClientHandlerOptions.onError`. */
 export type WsClientError = WsProtocolError | WsHandshakeError | SystemError | C1mError;

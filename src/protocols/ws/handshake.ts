@@ -11,6 +11,7 @@
  * (invalid arguments of our own) throws `ERR_C1M_WS_INVALID_ARGUMENT`.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import type { Field } from '../http1/index.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
@@ -140,3 +141,19 @@ export function acceptResponse(secKey: string, options?: AcceptResponseOptions):
   }
   return Buffer.from(head + '\r\n', 'latin1');
 }
+
+/** The value of header `lower` (joined with ', ' when repeated), or undefined. */
+export function field(headers: Field[], lower: string, count?: { n: number }): string | undefined {
+  let value: string | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, v] = headers[i];
+    if (name.length === lower.length && name.toLowerCase() === lower) {
+      value = value === undefined ? v : `${value}, ${v}`;
+      if (count) count.n++;
+    }
+  }
+  return value;
+}
+
+/** A timeout option: an integer number of ms from 0 to 2^31-1. */
+export const isMs = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;

@@ -59,7 +59,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { WS_VERSION, acceptResponse, headerHasToken, parseProtocols, validateKey } from './handshake.js';
+import { WS_VERSION, acceptResponse, field, headerHasToken, isMs, parseProtocols, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 
@@ -393,19 +393,6 @@ class HeadCatcher {
   onMessageComplete(): void {}
 }
 
-/** The value of header `lower` (joined with ', ' when repeated), or undefined. */
-function field(headers: Field[], lower: string, count?: { n: number }): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < headers.length; i++) {
-    const [name, v] = headers[i];
-    if (name.length === lower.length && name.toLowerCase() === lower) {
-      value = value === undefined ? v : `${value}, ${v}`;
-      if (count) count.n++;
-    }
-  }
-  return value;
-}
-
 function fieldList(headers: ResponseFields | undefined): [string, string | number][] {
   if (headers === undefined) return [];
   if (Array.isArray(headers)) return (headers as readonly (readonly [string, string | number])[]).map(([n, v]) => [n, v]);
@@ -423,7 +410,6 @@ function refuse(conn: Connection, status: number, extra: [string, string | numbe
   return Action.Close;
 }
 
-const isMs = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;
 
 class WsServer implements WebSocketHandler {
   readonly #shared: Shared;
