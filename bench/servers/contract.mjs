@@ -41,7 +41,8 @@ export function keepContract(label, server, detail = '') {
   process.on('SIGINT', () => process.exit(0));
   process.on('SIGUSR1', () => {
     const hasGc = typeof globalThis.gc === 'function';
-    if (hasGc) globalThis.gc();
+    // Memory-reducing, as c1m serve does: freed pages handed back at once.
+    if (hasGc) globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const m = process.memoryUsage();
     process.stdout.write(
       `${JSON.stringify({ gc: hasGc, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`,

@@ -22,6 +22,7 @@
  * process started here (workers; the server's process group) is gone when `millionMain`
  * resolves, and the result says so (`cleanup`). Every wait is bounded.
  */
+import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +40,7 @@ import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
 export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,500000,1000000] [options]
   Starts c1m serve echo --processes S and C client processes on this box, ramps the connection
   count step by step, and at each step reports connect time and rate, failures by errno,
-  kernel memory (Slab, SUnreclaim), server RSS growth per connection and one echo round trip
+  kernel memory (Slab, SUnreclaim), server memory growth per connection and one echo round trip
   on every connection. Connections stay open from step to step.
   --steps N1,N2,...          connection counts to reach, increasing (default 100000,250000,500000,1000000)
   --port P                   server port on 127.0.0.1 (default 9600)
@@ -47,6 +48,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --min-available-gib G      stop when MemAvailable falls below G GiB (default 4)
   --max-failure-rate F       stop after a step whose connect failures exceed F of its new connections (default 0.01)
   --hold S                   seconds to hold each step before sampling memory (default 2)
+  --warmup auto|N            connections that connect, echo once and close before the memory
+                             baseline is taken (auto: 300 per server process; 0: none)
   --size B                   echo message size (default 16)
   --server-processes auto|N  server processes (auto: so that each holds at most ~19,000 at a 20,000-file limit)
   --client-processes auto|N  client processes (auto: ceil(max step / (open-file limit - 500)))
@@ -65,6 +68,8 @@ export interface MillionOptions {
   minAvailableKb: number;
   maxFailureRate: number;
   holdS: number;
+  /** Warm-up connections before the baseline ('auto': WARMUP_PER_SERVER_PROCESS per server process). */
+  warmup: number | 'auto';
   size: number;
   serverProcesses: number | 'auto';
   clientProcesses: number | 'auto';
@@ -98,15 +103,61 @@ export interface MillionStep {
   /** Slab growth since the baseline, per open connection, bytes. */
   kernel_bytes_per_conn: number | null;
   sockets: SocketCounts | null;
+  /** During this step (box-wide): SYNs dropped on a full accept queue, SYNs retransmitted. */
+  listen_overflows: number | null;
+  syn_retransmits: number | null;
   /** Server VmRSS, summed over its processes. */
   server_rss_kb: number;
-  /** Sum over server processes of (RSS now - that process's RSS before any connection). */
+  /** Sum over server processes of (RSS now - that process's RSS at the baseline). */
   server_rss_growth_kb: number;
+  /** Server RssAnon (private anonymous memory: heaps, malloc, stacks; no code pages), summed. */
+  server_anon_kb: number;
+  /** Sum over server processes of (RssAnon now - at the baseline). */
+  server_anon_growth_kb: number;
+  /** Server RssAnon growth per open connection, bytes: what the connections cost in user space. */
   server_bytes_per_conn: number | null;
+  /** Server RssAnon growth since the previous step per connection added (the marginal cost), bytes. */
+  server_bytes_per_added_conn: number | null;
   server_processes: number;
   /** Client worker VmRSS, summed. */
   client_rss_kb: number;
   echo: { sent: number; answered: number; time_s: number; latency: LatencySummary | null };
+}
+
+/** The warm-up before the baseline: connections that connected, echoed once and closed. */
+export interface Warmup {
+  connections: number;
+  connected: number;
+  echoed: number;
+}
+
+/** The run in a few figures (null without steps). */
+export interface MillionSummary {
+  /** Connections open at the last step. */
+  connected: number | null;
+  /** Connect phases summed over the steps, seconds (holds and echo rounds excluded). */
+  connect_s: number | null;
+  /** Server RssAnon growth per connection at the last step, from the baseline. */
+  server_bytes_per_conn: number | null;
+  /** Server RssAnon growth per connection from the first step to the last, bytes. */
+  server_bytes_per_conn_after_first_step: number | null;
+  kernel_bytes_per_conn: number | null;
+}
+
+/** Sum up the steps of a run. */
+export function summarizeSteps(steps: readonly MillionStep[]): MillionSummary {
+  const first = steps[0], last = steps[steps.length - 1];
+  if (first === undefined || last === undefined) {
+    return { connected: null, connect_s: null, server_bytes_per_conn: null, server_bytes_per_conn_after_first_step: null, kernel_bytes_per_conn: null };
+  }
+  const added = last.connected - first.connected;
+  return {
+    connected: last.connected,
+    connect_s: Math.round(steps.reduce((t, s) => t + s.connect_s, 0) * 1000) / 1000,
+    server_bytes_per_conn: last.server_bytes_per_conn,
+    server_bytes_per_conn_after_first_step: added > 0 ? Math.round(((last.server_anon_growth_kb - first.server_anon_growth_kb) * 1024) / added) : null,
+    kernel_bytes_per_conn: last.kernel_bytes_per_conn,
+  };
 }
 
 /** Why the ramp stopped before its last step; false when it did not. `blocked`: no step is within c1m doctor's limits. */
@@ -126,8 +177,10 @@ export interface MillionResult {
   doctor: { max_connections: number | null; blocking: { name: string; current: number | null; required: number; allows: number | null; fix: string | null }[] };
   server: { command: string; processes: number; per_process_cap: number };
   client: { processes: number; source_ips: number; per_process: number[] };
-  baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; sockets: SocketCounts | null };
+  /** Taken after the warm-up (its connections closed) and a full GC in every server process. */
+  baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; server_anon_kb: number; sockets: SocketCounts | null; warmup: Warmup | null };
   steps: MillionStep[];
+  summary: MillionSummary;
   stopped: MillionStop;
   stop_detail: string | null;
   cleanup: { sockets_before: SocketCounts | null; sockets_after: SocketCounts | null; estab_delta: number | null; pids_started: number; pids_alive_after: number[]; ok: boolean };
@@ -138,6 +191,16 @@ const PER_PROCESS_CHECKS = new Set(['RLIMIT_NOFILE', 'fs.nr_open']);
 /** At most this many connections per server process (SO_REUSEPORT hashes; keep headroom). */
 const SERVER_CAP = 19_000;
 const SERVER_HEADROOM = 0.975;
+/** Node flags of the server's processes (see `run`). */
+const SERVER_NODE_OPTIONS = '--expose-gc --max-semi-space-size=1';
+/** How long the server's processes get for their full GC before RSS is sampled. */
+const GC_SETTLE_MS = 1000;
+const BASELINE_GC_ROUNDS = 6;
+/** Then samples this far apart until three agree within 0.5 %, for at most SETTLE_MAX_MS. */
+const SETTLE_EVERY_MS = 500;
+const SETTLE_MAX_MS = 10_000;
+/** Warm-up connections per server process (SO_REUSEPORT spreads them by hash). */
+const WARMUP_PER_SERVER_PROCESS = 300;
 
 function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
   let parsed;
@@ -151,6 +214,7 @@ function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         'min-available-gib': { type: 'string' },
         'max-failure-rate': { type: 'string' },
         hold: { type: 'string' },
+        warmup: { type: 'string' },
         size: { type: 'string' },
         'server-processes': { type: 'string' },
         'client-processes': { type: 'string' },
@@ -184,6 +248,7 @@ function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     minAvailableKb: Math.round(Number(gib) * 1024 * 1024),
     maxFailureRate: Number(rate),
     holdS: seconds('hold', v.hold, 0, 2),
+    warmup: v.warmup === undefined || v.warmup === 'auto' ? 'auto' : int('warmup', v.warmup, 0, 19_000)!,
     size: int('size', v.size, 1, 65_536) ?? 16,
     serverProcesses: auto('server-processes', v['server-processes']),
     clientProcesses: auto('client-processes', v['client-processes']),
@@ -194,6 +259,16 @@ function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     json: v.json!,
     report: v.report,
   };
+}
+
+/** SIGKILL a process group, if any. */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
 }
 
 /** `n` split over `k` parts as evenly as possible (the first parts one larger). */
@@ -257,6 +332,10 @@ class MillionRun {
   #server: SpawnedServer | undefined;
   /** Every server pid seen (the group leader and its prefork workers). */
   readonly #serverPids = new Set<number>();
+  /** The warm-up client while it runs (killed with everything else). */
+  #warmupPid: number | undefined;
+  /** Open connections and server RssAnon growth (kB) at the previous step. */
+  #prev = { open: 0, growth: 0 };
   #stopped: MillionStop = false;
   #stopDetail: string | null = null;
 
@@ -308,10 +387,17 @@ class MillionRun {
     const doctor = this.#doctor();
     const steps = o.steps.filter((s) => !doctor.skipped.includes(s));
     const runJs = fileURLToPath(new URL('./run.js', import.meta.url));
-    const serverCmd = `${quote(process.execPath)} ${quote(runJs)} serve echo --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
+    // The server's processes run with a fixed 1 MiB young-generation semi-space and --expose-gc:
+    // V8 grows the semi-spaces (up to 16 MiB each) under an allocation burst such as a connect
+    // ramp and keeps them after a GC, which is per process, not per connection, and would
+    // swamp the per-connection figure. Each sample runs a full GC in every server process first.
+    const nodeOptions = [process.env.NODE_OPTIONS, SERVER_NODE_OPTIONS].filter(Boolean).join(' ');
+    const serverCmd = `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve echo --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
     const results: MillionStep[] = [];
-    let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, sockets: null };
+    let warmup: Warmup | null = null;
+    let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, server_anon_kb: 0, sockets: null, warmup };
     let baseRss = new Map<number, number>();
+    let baseAnon = new Map<number, number>();
 
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals): void => {
@@ -340,21 +426,25 @@ class MillionRun {
         }
       }
       if (this.#server && this.#stopped === false) {
-        const s0 = sampleServer([this.#server.pid]);
+        warmup = await this.#warmup(runJs, o.warmup === 'auto' ? WARMUP_PER_SERVER_PROCESS * layout.serverProcesses : o.warmup);
+        // Several GCs first: V8 ages and drops startup bytecode over a few GCs, a one-time
+        // shrink that would otherwise be taken from the connections' figure.
+        const s0 = await this.#sampleServer(BASELINE_GC_ROUNDS);
         for (const pid of s0.pids) this.#serverPids.add(pid);
         baseRss = s0.rssByPid;
+        baseAnon = s0.anonByPid;
         const configs = workerConfigs({ scenario: 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: '/' },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');
         } else {
           const mi = meminfo();
-          baseline = { mem_available_kb: mi.MemAvailable ?? null, slab_kb: mi.Slab ?? null, sunreclaim_kb: mi.SUnreclaim ?? null, server_rss_kb: s0.rssKb, sockets: socketCounts() };
+          baseline = { mem_available_kb: mi.MemAvailable ?? null, slab_kb: mi.Slab ?? null, sunreclaim_kb: mi.SUnreclaim ?? null, server_rss_kb: s0.rssKb, server_anon_kb: s0.anonKb, sockets: socketCounts(), warmup };
           this.#log(`${layout.serverProcesses} server process(es) (${mib(s0.rssKb)} RSS), ${layout.clients.length} client process(es), ${layout.sources.length} source address(es); ` +
             `MemAvailable ${gib(baseline.mem_available_kb)}, Slab ${mib(baseline.slab_kb ?? 0)}`);
           pool.send({ type: 'measure' });
           for (let i = 0; i < steps.length && this.#stopped === false; i++) {
-            const step = await this.#step(i, steps, baseline, baseRss);
+            const step = await this.#step(i, steps, baseline, baseRss, baseAnon);
             if (step) {
               results.push(step);
               this.#log(stepLine(step));
@@ -387,6 +477,7 @@ class MillionRun {
       client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients },
       baseline,
       steps: results,
+      summary: summarizeSteps(results),
       stopped: this.#stopped,
       stop_detail: this.#stopDetail,
       cleanup,
@@ -406,7 +497,7 @@ class MillionRun {
   }
 
   /** Grow to `steps[i]`, hold, sample, echo once on every connection. Null when it could not run at all. */
-  async #step(i: number, steps: number[], baseline: MillionResult['baseline'], baseRss: Map<number, number>): Promise<MillionStep | null> {
+  async #step(i: number, steps: number[], baseline: MillionResult['baseline'], baseRss: Map<number, number>, baseAnon: Map<number, number>): Promise<MillionStep | null> {
     const o = this.#o, pool = this.#pool, target = steps[i]!;
     const mi0 = meminfo();
     if (mi0.MemAvailable !== undefined && mi0.MemAvailable < o.minAvailableKb) {
@@ -414,6 +505,7 @@ class MillionRun {
       return null;
     }
     const failedBefore = pool.sum((c) => c.failed), openBefore = pool.sum((c) => c.open);
+    const sockBefore = socketCounts();
     const errorsBefore = this.#errors();
     const shares = split(target, pool.workers.length);
     this.#log(`step ${i + 1}/${steps.length}: growing to ${fmtInt(target)} connections`);
@@ -448,12 +540,13 @@ class MillionRun {
       await pool.waitFor(() => false, o.holdS * 1000, false, () => this.#watch());
     }
     const mi = meminfo();
-    const srv = this.#server ? sampleServer([this.#server.pid]) : null;
-    let growth = 0;
+    const srv = this.#server ? await this.#sampleServer() : null;
+    let growth = 0, anonGrowth = 0;
     for (const [pid, kb] of srv?.rssByPid ?? []) {
       this.#serverPids.add(pid);
       growth += kb - (baseRss.get(pid) ?? 0);
     }
+    for (const [pid, kb] of srv?.anonByPid ?? []) anonGrowth += kb - (baseAnon.get(pid) ?? 0);
     // One echo round trip on every connection, then the step's latency histogram.
     let answered = 0, echoS = 0;
     let latency: LatencySummary | null = null;
@@ -471,6 +564,13 @@ class MillionRun {
     }
     const closedEarly = pool.workers.reduce((n, w) => n + Object.values(w.snapshot?.closeErrors ?? {}).reduce((a, b) => a + b, 0), 0);
     const slabDelta = mi.Slab !== undefined && baseline.slab_kb !== null ? mi.Slab - baseline.slab_kb : null;
+    const prev = this.#prev;
+    const sockets = socketCounts();
+    const since = (k: 'listen_overflows' | 'syn_retransmits'): number | null => {
+      const a = sockBefore?.[k], b = sockets?.[k];
+      return a === null || a === undefined || b === null || b === undefined ? null : b - a;
+    };
+    this.#prev = { open, growth: anonGrowth };
     return {
       target,
       connected: open,
@@ -485,14 +585,72 @@ class MillionRun {
       slab_kb: mi.Slab ?? null,
       sunreclaim_kb: mi.SUnreclaim ?? null,
       kernel_bytes_per_conn: slabDelta !== null && open > 0 ? Math.round((slabDelta * 1024) / open) : null,
-      sockets: socketCounts(),
+      sockets,
+      listen_overflows: since('listen_overflows'),
+      syn_retransmits: since('syn_retransmits'),
       server_rss_kb: srv?.rssKb ?? 0,
       server_rss_growth_kb: growth,
-      server_bytes_per_conn: open > 0 ? Math.round((growth * 1024) / open) : null,
+      server_anon_kb: srv?.anonKb ?? 0,
+      server_anon_growth_kb: anonGrowth,
+      server_bytes_per_conn: open > 0 ? Math.round((anonGrowth * 1024) / open) : null,
+      server_bytes_per_added_conn: open > prev.open ? Math.round(((anonGrowth - prev.growth) * 1024) / (open - prev.open)) : null,
       server_processes: srv?.pids.length ?? 0,
       client_rss_kb: pool.workers.reduce((n, w) => n + (w.snapshot?.rssKb ?? 0), 0),
       echo: { sent: open, answered, time_s: Math.round(echoS * 1000) / 1000, latency },
     };
+  }
+
+  /**
+   * Warm the server before its baseline: `n` connections echo once and close (one short
+   * `c1m bench echo` run), so the baseline already holds what a process grows once, whatever
+   * its connection count (JIT code, touched I/O areas), and the steps measure connections.
+   */
+  async #warmup(runJs: string, n: number): Promise<Warmup | null> {
+    if (n === 0) return null;
+    const o = this.#o;
+    this.#log(`warm-up: ${fmtInt(n)} connections echo once and close`);
+    const args = [runJs, 'bench', 'echo', '--port', String(o.port), '-c', String(n), '--source-ips', 'auto', '-d', '1', '--warmup', '0', '--size', String(o.size), '--json'];
+    // Its own process group, so that its client workers go with it when killed.
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+    this.#warmupPid = child.pid;
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    const guard = setTimeout(() => killGroup(child.pid), 120_000);
+    const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+    clearTimeout(guard);
+    this.#warmupPid = undefined;
+    try {
+      const r = JSON.parse(out.trim().split('\n').at(-1) ?? '') as { connected: number; msgs: number };
+      return { connections: n, connected: r.connected, echoed: r.msgs };
+    } catch {
+      this.#log(`warm-up: no result (exit ${code}); the baseline is taken without it`);
+      return { connections: n, connected: 0, echoed: 0 };
+    }
+  }
+
+  /** Server RSS after a full GC in each of its processes (SIGUSR1 under --expose-gc). */
+  async #sampleServer(gcRounds = 1): Promise<ReturnType<typeof sampleServer>> {
+    const root = this.#server!.pid;
+    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+    for (let round = 0; round < gcRounds; round++) {
+      for (const pid of processTree([root])) {
+        try {
+          process.kill(pid, 'SIGUSR1');
+        } catch {
+          // gone: the sample shows it
+        }
+      }
+      await sleep(GC_SETTLE_MS);
+    }
+    // Then until the private memory settles: V8 and malloc hand pages back lazily after a GC.
+    const samples = [sampleServer([root])];
+    for (let waited = 0; waited < SETTLE_MAX_MS; waited += SETTLE_EVERY_MS) {
+      const last3 = samples.slice(-3).map((x) => x.anonKb);
+      if (last3.length === 3 && Math.max(...last3) - Math.min(...last3) <= 0.005 * Math.max(...last3)) break;
+      await sleep(SETTLE_EVERY_MS);
+      samples.push(sampleServer([root]));
+    }
+    return samples[samples.length - 1]!;
   }
 
   /** Ask every worker for a snapshot and wait for them (bounded). */
@@ -518,6 +676,7 @@ class MillionRun {
   }
 
   #killAll(): void {
+    killGroup(this.#warmupPid);
     this.#pool.killAll();
     this.#server?.kill();
   }
@@ -559,9 +718,10 @@ function diffCounts(now: Record<string, number>, before: Record<string, number>)
 function stepLine(s: MillionStep): string {
   const l = s.echo.latency;
   return `${fmtInt(s.connected)}/${fmtInt(s.target)} connected (+${fmtInt(s.added)} in ${s.connect_s.toFixed(1)}s, ${fmtInt(s.connect_rate)} conn/s, ` +
-    `${fmtInt(s.failed)} failed${Object.keys(s.errors).length ? ` ${JSON.stringify(s.errors)}` : ''}) | server RSS +${mib(s.server_rss_growth_kb)} ` +
-    `(${s.server_bytes_per_conn ?? '?'} B/conn) | kernel slab ${s.kernel_bytes_per_conn ?? '?'} B/conn | echo ${fmtInt(s.echo.answered)}/${fmtInt(s.echo.sent)}` +
-    `${l ? ` p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)}` : ''} | MemAvailable ${gib(s.mem_available_kb)}`;
+    `${fmtInt(s.failed)} failed${Object.keys(s.errors).length ? ` ${JSON.stringify(s.errors)}` : ''}) | server private memory +${mib(s.server_anon_growth_kb)} ` +
+    `(${s.server_bytes_per_conn ?? '?'} B/conn, ${s.server_bytes_per_added_conn ?? '?'} B per added conn) | kernel slab ${s.kernel_bytes_per_conn ?? '?'} B/conn | echo ${fmtInt(s.echo.answered)}/${fmtInt(s.echo.sent)}` +
+    `${l ? ` p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)}` : ''} | MemAvailable ${gib(s.mem_available_kb)}` +
+    `${s.listen_overflows || s.syn_retransmits ? ` | listen overflows ${fmtInt(s.listen_overflows ?? 0)}, SYN retransmits ${fmtInt(s.syn_retransmits ?? 0)}` : ''}`;
 }
 
 /** Human-readable lines for a million result. */
@@ -570,6 +730,11 @@ export function humanMillion(r: MillionResult): string[] {
   for (const s of r.steps) lines.push(`  ${stepLine(s)}`);
   if (r.steps_skipped.length) lines.push(`skipped (beyond c1m doctor's limits): ${r.steps_skipped.map(fmtInt).join(', ')}`);
   if (r.stopped) lines.push(`stopped early: ${r.stopped}: ${r.stop_detail}`);
+  const m = r.summary;
+  if (m.connected !== null) {
+    lines.push(`summary: ${fmtInt(m.connected)} connections, connect phases ${m.connect_s}s in all; server private memory ${m.server_bytes_per_conn ?? '?'} B/conn over the baseline, ` +
+      `${m.server_bytes_per_conn_after_first_step ?? '?'} B/conn after the first step; kernel slab ${m.kernel_bytes_per_conn ?? '?'} B/conn (both ends)`);
+  }
   const c = r.cleanup;
   lines.push(`cleanup: ${c.pids_alive_after.length === 0 ? 'every process gone' : `ALIVE: ${c.pids_alive_after.join(', ')}`}; ` +
     `TCP established ${c.sockets_before?.tcp_estab ?? '?'} -> ${c.sockets_after?.tcp_estab ?? '?'}, TIME-WAIT ${c.sockets_before?.tcp_timewait ?? '?'} -> ${c.sockets_after?.tcp_timewait ?? '?'}`);

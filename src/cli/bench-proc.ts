@@ -38,8 +38,13 @@ function procStat(pid: number): [number, number] | null {
 
 /** VmRSS of `pid` in kB; 0 when it is gone. */
 export function procRssKb(pid: number): number {
+  return procStatusKb(pid, 'VmRSS');
+}
+
+/** A kB field of /proc/PID/status (VmRSS, RssAnon, ...); 0 when unreadable. */
+export function procStatusKb(pid: number, field: string): number {
   try {
-    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : 0;
   } catch {
     return 0;
@@ -73,21 +78,26 @@ export interface ServerSample {
   rssKb: number;
   /** VmRSS per pid, kB. */
   rssByPid: Map<number, number>;
+  /** RssAnon summed: private anonymous memory (heap, malloc, stacks), without file-backed pages such as code. */
+  anonKb: number;
+  anonByPid: Map<number, number>;
   cpuS: number;
 }
 
 /** Sample the process tree under `roots`. */
 export function sampleServer(roots: readonly number[]): ServerSample {
   const pids = processTree(roots);
-  let rssKb = 0, ticks = 0;
-  const rssByPid = new Map<number, number>();
+  let rssKb = 0, anonKb = 0, ticks = 0;
+  const rssByPid = new Map<number, number>(), anonByPid = new Map<number, number>();
   for (const pid of pids) {
-    const kb = procRssKb(pid);
+    const kb = procRssKb(pid), anon = procStatusKb(pid, 'RssAnon');
     rssByPid.set(pid, kb);
+    anonByPid.set(pid, anon);
     rssKb += kb;
+    anonKb += anon;
     ticks += procStat(pid)?.[1] ?? 0;
   }
-  return { pids, rssKb, rssByPid, cpuS: ticks / USER_HZ };
+  return { pids, rssKb, rssByPid, anonKb, anonByPid, cpuS: ticks / USER_HZ };
 }
 
 /** Fields of /proc/meminfo in kB (MemAvailable, Slab, SUnreclaim, ...); empty when unreadable. */
@@ -112,6 +122,25 @@ export interface SocketCounts {
   tcp_timewait: number;
   /** Pages of TCP buffer memory (net.ipv4.tcp_mem units). */
   tcp_mem_pages: number;
+  /**
+   * Since boot (TcpExt): SYNs dropped because a listener's accept queue was full, and SYNs
+   * retransmitted (each costs its connect at least a second); null when unreadable.
+   */
+  listen_overflows: number | null;
+  syn_retransmits: number | null;
+}
+
+/** TcpExt counters of /proc/net/netstat by name; empty when unreadable. */
+function tcpExt(): Map<string, number> {
+  const out = new Map<string, number>();
+  try {
+    const rows = readFileSync('/proc/net/netstat', 'utf8').split('\n').filter((l) => l.startsWith('TcpExt:'));
+    const names = rows[0]!.split(/\s+/), values = rows[1]!.split(/\s+/);
+    names.forEach((n, i) => out.set(n, Number(values[i])));
+  } catch {
+    // not Linux
+  }
+  return out;
 }
 
 /** Read /proc/net/snmp and /proc/net/sockstat (the sources of `ss -s`); null off Linux. */
@@ -123,7 +152,11 @@ export function socketCounts(): SocketCounts | null {
     const sockstat = readFileSync('/proc/net/sockstat', 'utf8');
     const tcp = /^TCP: inuse (\d+) orphan (\d+) tw (\d+) alloc \d+ mem (\d+)/m.exec(sockstat);
     if (!tcp) return null;
-    return { tcp_estab: estab, tcp_inuse: Number(tcp[1]), tcp_orphan: Number(tcp[2]), tcp_timewait: Number(tcp[3]), tcp_mem_pages: Number(tcp[4]) };
+    const ext = tcpExt();
+    return {
+      tcp_estab: estab, tcp_inuse: Number(tcp[1]), tcp_orphan: Number(tcp[2]), tcp_timewait: Number(tcp[3]), tcp_mem_pages: Number(tcp[4]),
+      listen_overflows: ext.get('ListenOverflows') ?? null, syn_retransmits: ext.get('TCPSynRetrans') ?? null,
+    };
   } catch {
     return null;
   }

@@ -177,7 +177,11 @@ function millionSection(m: MillionResult): Section {
     }, { title: 'connections open', log }, { title: yTitle, log: yLog });
   const charts = [
     line('Connect rate per step', 'connections/s', [['connect rate', (s) => s.connect_rate]]),
-    line('Memory per connection', 'bytes per connection', [['server RSS growth', (s) => s.server_bytes_per_conn], ['kernel slab growth (both ends)', (s) => s.kernel_bytes_per_conn]]),
+    line('Memory per connection', 'bytes per connection', [
+      ['server RSS growth', (s) => s.server_bytes_per_conn],
+      ['server RSS growth per connection added in the step', (s) => s.server_bytes_per_added_conn ?? null],
+      ['kernel slab growth (both ends)', (s) => s.kernel_bytes_per_conn],
+    ]),
     line('Memory vs connections', 'MiB', [
       ['server RSS growth', (s) => Math.round(s.server_rss_growth_kb / 102.4) / 10],
       ['kernel slab (whole box)', (s) => (s.slab_kb === null ? null : Math.round(s.slab_kb / 102.4) / 10)],
@@ -188,17 +192,22 @@ function millionSection(m: MillionResult): Section {
     ], true),
   ];
   const head = ['step', 'connected', 'added', 'connect s', 'conn/s', 'failed', 'errors', 'MemAvailable MiB', 'Slab MiB', 'SUnreclaim MiB', 'kernel B/conn',
-    'server RSS growth MiB', 'server B/conn', 'echo answered', 'echo p50 µs', 'echo p99 µs', 'echo max µs'];
+    'server RSS growth MiB', 'server B/conn', 'server B/added conn', 'listen overflows', 'SYN retransmits', 'echo answered', 'echo p50 µs', 'echo p99 µs', 'echo max µs'];
   const mb = (kb: number | null): string => (kb === null ? '-' : (kb / 1024).toFixed(1));
   const rows = m.steps.map((s) => [s.target, s.connected, s.added, s.connect_s, s.connect_rate, s.failed, Object.keys(s.errors).length ? JSON.stringify(s.errors) : '',
     mb(s.mem_available_kb), mb(s.slab_kb), mb(s.sunreclaim_kb), us(s.kernel_bytes_per_conn), mb(s.server_rss_growth_kb), us(s.server_bytes_per_conn),
-    s.echo.answered, us(s.echo.latency?.p50), us(s.echo.latency?.p99), us(s.echo.latency?.max)]);
+    us(s.server_bytes_per_added_conn ?? null), s.listen_overflows ?? '-', s.syn_retransmits ?? '-', s.echo.answered, us(s.echo.latency?.p50), us(s.echo.latency?.p99), us(s.echo.latency?.max)]);
   const c = m.cleanup;
   const notes = [
     `${m.server.processes} server processes (${m.server.command}), ${m.client.processes} client processes, ${m.client.source_ips} source addresses.`,
     m.doctor.blocking.length ? `c1m doctor: blocked by ${m.doctor.blocking.map((b) => `${b.name} (allows ${b.allows ?? '?'})`).join(', ')}` : 'c1m doctor: no box-wide limit blocked the largest step.',
     m.steps_skipped.length ? `skipped steps: ${m.steps_skipped.join(', ')}` : '',
     m.stopped ? `stopped early: ${m.stopped}: ${m.stop_detail}` : 'every step ran.',
+    // Results written before the summary existed have none.
+    m.summary?.connected != null
+      ? `${m.summary.connected} connections; connect phases ${m.summary.connect_s} s in all; server RSS ${m.summary.server_bytes_per_conn ?? '?'} B per connection from the processes' start, ` +
+        `${m.summary.server_bytes_per_conn_after_first_step ?? '?'} B per connection after the first step.`
+      : '',
     `cleanup: ${c.pids_alive_after.length === 0 ? `all ${c.pids_started} processes gone` : `still alive: ${c.pids_alive_after.join(', ')}`}; TCP established ${c.sockets_before?.tcp_estab ?? '?'} before, ` +
       `${c.sockets_after?.tcp_estab ?? '?'} after; TIME-WAIT after ${c.sockets_after?.tcp_timewait ?? '?'}.`,
   ].filter(Boolean);

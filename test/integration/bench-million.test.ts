@@ -117,13 +117,18 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
         assert.equal(s.echo.answered, steps[i], `step ${i + 1}: one echo per connection`);
         assert.equal(s.echo.latency!.count, steps[i]);
         assert.equal(s.server_processes, 3, 'the prefork supervisor and its 2 workers');
-        for (const k of ['mem_available_kb', 'slab_kb', 'sunreclaim_kb', 'kernel_bytes_per_conn', 'server_bytes_per_conn'] as const) {
+        for (const k of ['mem_available_kb', 'slab_kb', 'sunreclaim_kb', 'kernel_bytes_per_conn', 'server_bytes_per_conn', 'server_bytes_per_added_conn', 'listen_overflows', 'syn_retransmits'] as const) {
           assert.equal(typeof s[k], 'number', `${k} present`);
         }
         assert.ok(s.server_rss_kb > 0 && s.client_rss_kb > 0);
         assert.ok(s.sockets !== null && s.sockets.tcp_estab >= 2 * steps[i]!, 'both ends of every connection established');
       });
       assert.ok(r.baseline.server_rss_kb > 0 && r.baseline.slab_kb !== null);
+      assert.equal(r.summary.connected, steps[1]);
+      assert.ok(Math.abs(r.summary.connect_s! - (r.steps[0]!.connect_s + r.steps[1]!.connect_s)) < 0.01);
+      assert.equal(r.summary.server_bytes_per_conn, r.steps[1]!.server_bytes_per_conn);
+      assert.equal(typeof r.summary.server_bytes_per_conn_after_first_step, 'number');
+      assert.match(stderr, /server: env NODE_OPTIONS=.*--expose-gc --max-semi-space-size=1/);
       // Clean-up: reported, and checked here independently.
       assert.equal(r.cleanup.ok, true, JSON.stringify(r.cleanup));
       assert.deepEqual(r.cleanup.pids_alive_after, []);

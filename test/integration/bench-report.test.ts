@@ -43,16 +43,17 @@ function sweep(): BenchSweepResult {
 function million(): MillionResult {
   const step = (n: number): MillionStep => ({
     target: n, connected: n, added: n / 2, connect_s: 2, connect_rate: n / 4, connect_timeout_hit: false, failed: 0, errors: {}, closed_early: 0,
-    mem_available_kb: 20 << 20, slab_kb: 100_000 + n * 8, sunreclaim_kb: 30_000 + n * 4, kernel_bytes_per_conn: 8000, sockets: null,
-    server_rss_kb: 300_000, server_rss_growth_kb: n / 10, server_bytes_per_conn: 102, server_processes: 3, client_rss_kb: 200_000,
+    mem_available_kb: 20 << 20, slab_kb: 100_000 + n * 8, sunreclaim_kb: 30_000 + n * 4, kernel_bytes_per_conn: 8000, sockets: null, listen_overflows: 0, syn_retransmits: 0,
+    server_rss_kb: 300_000, server_rss_growth_kb: n / 10, server_anon_kb: 250_000, server_anon_growth_kb: n / 10, server_bytes_per_conn: 102, server_bytes_per_added_conn: 98, server_processes: 3, client_rss_kb: 200_000,
     echo: { sent: n, answered: n, time_s: 1, latency: lat(n / 100) },
   });
   return {
     tool: 'c1m bench', kind: 'million', command: 'c1m bench million --steps 100000,200000', date: '2026-01-01T00:00:00.000Z', machine: MACHINE, port: 9600,
     steps_asked: [100_000, 200_000], steps_skipped: [], doctor: { max_connections: 262_144, blocking: [] },
     server: { command: 'node run.js serve echo', processes: 11, per_process_cap: 19_000 }, client: { processes: 11, source_ips: 20, per_process: [] },
-    baseline: { mem_available_kb: 21 << 20, slab_kb: 100_000, sunreclaim_kb: 30_000, server_rss_kb: 290_000, sockets: null },
+    baseline: { mem_available_kb: 21 << 20, slab_kb: 100_000, sunreclaim_kb: 30_000, server_rss_kb: 290_000, server_anon_kb: 240_000, sockets: null, warmup: null },
     steps: [step(100_000), step(200_000)], stopped: false, stop_detail: null,
+    summary: { connected: 200_000, connect_s: 4, server_bytes_per_conn: 102, server_bytes_per_conn_after_first_step: 102, kernel_bytes_per_conn: 8000 },
     cleanup: { sockets_before: null, sockets_after: null, estab_delta: 0, pids_started: 23, pids_alive_after: [], ok: true },
   };
 }
