@@ -14,6 +14,7 @@ import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
 import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
+import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
 
 const EVENTS = 4096;
@@ -57,6 +58,10 @@ class NativeConnection implements Connection {
   }
   write(data: Uint8Array | string): boolean {
     return this.#r.write(this.fd, this.gen, data);
+  }
+  writeWithHeader(header: number, headerBytes: number, data: Uint8Array): boolean {
+    if (headerBytes !== 2 && headerBytes !== 4) checkHeaderBytes(headerBytes);
+    return this.#r.writeWithHeader(this.fd, this.gen, header, headerBytes, data);
   }
   writev(chunks: readonly (Uint8Array | string)[]): boolean {
     let ok = this.#r.isAlive(this.fd, this.gen);
@@ -154,6 +159,8 @@ export class NativeReactor implements Reactor {
   #mergeEnd = -1;
   #mergeFd = -1;
   #mergeGen = 0;
+  #placeAt = 0;
+  #placePrior = 0;
   #inBatch = false;
   #flushQueued = false;
   /** Established connections. */
@@ -167,6 +174,16 @@ export class NativeReactor implements Reactor {
   readonly #listeners = new Map<number, ListenAddress>();
   readonly #handlerErrors = new Map<number, Error>();
   readonly #connectTargets = new Map<number, { address: string; port: number }>();
+  // Slot layout constants as own fields: the per-message checks read them without going
+  // through the constants object.
+  readonly #slotWords: number;
+  readonly #slotGen: number;
+  readonly #slotFlags: number;
+  readonly #slotOutLen: number;
+  readonly #liveFlags: number;
+  readonly #opWrite: number;
+  readonly #wantDrain: number;
+  readonly #highWater: number;
   #closing: Promise<void> | undefined;
   #closed: (() => void) | undefined;
   #released = false;
@@ -176,6 +193,14 @@ export class NativeReactor implements Reactor {
     this.k = b.constants;
     this.#handler = handler;
     this.#opts = opts;
+    this.#slotWords = this.k.SLOT_WORDS;
+    this.#slotGen = this.k.SLOT_GEN;
+    this.#slotFlags = this.k.SLOT_FLAGS;
+    this.#slotOutLen = this.k.SLOT_OUT_LEN;
+    this.#liveFlags = this.k.F_OPEN | this.k.F_CONNECTING;
+    this.#opWrite = this.k.OP_WRITE;
+    this.#wantDrain = this.k.OPF_WANT_DRAIN;
+    this.#highWater = opts.highWaterMark;
     const [soft] = raiseNofile(b);
     // fds are below the soft limit; cap the table at 16M entries (512 MiB of address space,
     // touched only where fds are used).
@@ -233,14 +258,19 @@ export class NativeReactor implements Reactor {
 
   #alive(fd: number, gen: number): boolean {
     if (fd < 0 || fd >= this.#nslots || this.#released) return false;
-    const w = fd * this.k.SLOT_WORDS;
-    return this.#slots[w + this.k.SLOT_GEN] === gen && (this.#slots[w + this.k.SLOT_FLAGS]! & (this.k.F_OPEN | this.k.F_CONNECTING)) !== 0;
+    const w = fd * this.#slotWords;
+    return this.#slots[w + this.#slotGen] === gen && (this.#slots[w + this.#slotFlags]! & this.#liveFlags) !== 0;
   }
 
   getTag(fd: number, gen: number): number {
+    // A tag is non-zero only from setTag on a live connection to the end of its onClose, and
+    // a slot's gen changes when its connection closes: the gen check is the liveness check.
     const tags = this.#tags;
-    if (tags === null || !(this.#alive(fd, gen) || (fd === this.#closingFd && gen === this.#closingGen))) return 0;
-    return tags[fd]!;
+    if (tags === null || fd < 0 || fd >= this.#nslots) return 0;
+    const t = tags[fd]!;
+    if (t === 0) return 0;
+    if (this.#slots[fd * this.#slotWords + this.#slotGen] === gen && !this.#released) return t;
+    return fd === this.#closingFd && gen === this.#closingGen ? t : 0;
   }
 
   setTag(fd: number, gen: number, v: number): void {
@@ -269,34 +299,63 @@ export class NativeReactor implements Reactor {
       len = data.length;
       if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, data);
     }
-    const room = len < 0 ? data.length * 3 : len;
-    let used = this.#ctl[0]!;
-    // Consecutive writes to one connection extend the last staged write: one command header,
-    // no padding between them (a WebSocket frame's header and payload, a pipelined reply).
-    let at = used, prior = 0;
-    if (used === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
+    const dst = this.#place(fd, gen, len < 0 ? data.length * 3 : len);
+    if (typeof data === 'string') len = this.#send.write(data, dst, 'utf8');
+    else this.#send.set(data, dst);
+    return this.#commit(fd, gen, len);
+  }
+
+  /** `write` of a 1 to 4 byte header (checked by the caller) and `data`. */
+  writeWithHeader(fd: number, gen: number, header: number, headerBytes: number, data: Uint8Array): boolean {
+    if (!this.#alive(fd, gen)) return false;
+    const len = headerBytes + data.length;
+    if (len > DIRECT_WRITE) {
+      const frame = Buffer.allocUnsafe(len);
+      putHeader(frame, 0, header, headerBytes);
+      frame.set(data, headerBytes);
+      return this.#writeDirect(fd, gen, frame);
+    }
+    const dst = this.#place(fd, gen, len);
+    putHeader(this.#send, dst, header, headerBytes);
+    this.#send.set(data, dst + headerBytes);
+    return this.#commit(fd, gen, len);
+  }
+
+  /**
+   * Where `room` more bytes for fd/gen go in the send area. Consecutive writes to one
+   * connection extend its last staged write: one command header, no padding between them (a
+   * WebSocket frame's header and payload, a pipelined reply). Flushes first when the area is
+   * full. Sets #placeAt/#placePrior for `#commit`.
+   */
+  #place(fd: number, gen: number, room: number): number {
+    let at = this.#ctl[0]!, prior = 0;
+    if (at === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
       at = this.#mergeAt;
       prior = this.#sendI32[(at >> 2) + 3]!;
     }
     if (at + 16 + prior + room + 8 > SEND_AREA) {
       this.#flushNow();
-      used = at = 0;
-      prior = 0;
+      at = prior = 0;
     }
-    const dst = at + 16 + prior;
-    if (typeof data === 'string') len = this.#send.write(data, dst, 'utf8');
-    else this.#send.set(data, dst);
-    const staged = (this.#staged[fd] ?? 0) + len;
-    if (this.#staged[fd] === 0) this.#touched.push(fd);
+    this.#placeAt = at;
+    this.#placePrior = prior;
+    return at + 16 + prior;
+  }
+
+  /** Account `len` bytes copied where `#place` said: the command header, staged bytes, backpressure. */
+  #commit(fd: number, gen: number, len: number): boolean {
+    const at = this.#placeAt, prior = this.#placePrior;
+    const staged = this.#staged[fd]! + len;
+    if (staged === len) this.#touched.push(fd);
     this.#staged[fd] = staged;
-    const ok = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + staged <= this.#opts.highWaterMark;
+    const ok = this.#slots[fd * this.#slotWords + this.#slotOutLen]! + staged <= this.#highWater;
     const i = at >> 2;
     if (prior === 0) {
-      this.#sendI32[i] = ok ? this.k.OP_WRITE : this.k.OP_WRITE | this.k.OPF_WANT_DRAIN;
+      this.#sendI32[i] = ok ? this.#opWrite : this.#opWrite | this.#wantDrain;
       this.#sendI32[i + 1] = fd;
       this.#sendI32[i + 2] = gen;
     } else if (!ok) {
-      this.#sendI32[i] |= this.k.OPF_WANT_DRAIN;
+      this.#sendI32[i] |= this.#wantDrain;
     }
     this.#sendI32[i + 3] = prior + len;
     const end = at + 16 + ((prior + len + 7) & ~7);

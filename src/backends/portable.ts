@@ -25,6 +25,7 @@
  */
 import { connect as netConnect, createServer, type AddressInfo, type ListenOptions, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { C1mError, checkOption } from '../core/errors.js';
+import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
 import {
   Action,
@@ -538,6 +539,16 @@ class PortableConnection implements Connection {
   write(data: Uint8Array | string): boolean {
     const link = this.#engine.links.get(this.id);
     return link !== undefined && !link.closing && link.send(copyBytes(data)) === QUEUED;
+  }
+
+  writeWithHeader(header: number, headerBytes: number, data: Uint8Array): boolean {
+    checkHeaderBytes(headerBytes);
+    const link = this.#engine.links.get(this.id);
+    if (link === undefined || link.closing) return false;
+    const frame = Buffer.allocUnsafe(headerBytes + data.length);
+    putHeader(frame, 0, header, headerBytes);
+    frame.set(data, headerBytes);
+    return link.send(frame) === QUEUED;
   }
 
   writev(chunks: readonly (Uint8Array | string)[]): boolean {

@@ -66,6 +66,16 @@ export interface Connection {
    * Past `maxOutboundBytes` the connection closes with reason `'slow-consumer'`.
    */
   write(data: Uint8Array | string): boolean;
+  /**
+   * `write` of a small header followed by `data`, without building the frame first: the
+   * header is the low `headerBytes` (1 to 4) bytes of `header`, most significant first (a
+   * length prefix, a WebSocket frame header). The cheap way for a framing codec to send one
+   * frame; the bytes leave exactly as `write(header bytes)` then `write(data)` would.
+   *
+   * Backpressure: as `write`. Errors: throws `ERR_C1M_INVALID_ARGUMENT` when `headerBytes`
+   * is not 1 to 4.
+   */
+  writeWithHeader(header: number, headerBytes: number, data: Uint8Array): boolean;
   /** Queue several chunks, sent with one `writev`. Same return value as `write`. */
   writev(chunks: readonly (Uint8Array | string)[]): boolean;
   /** Run `fn`; every write it makes leaves together (one `writev`) when it returns. */

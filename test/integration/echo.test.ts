@@ -86,6 +86,57 @@ for (const backend of backends) {
       }
     });
 
+    test('writeWithHeader: 1 to 4 header bytes, big-endian, merged with the writes around it; bad sizes throw', GUARD, async () => {
+      const big = payload(300_000, 3); // past the native direct-write threshold
+      const s = await startServer(backend, {
+        onData(conn) {
+          conn.write('<');
+          assert.equal(conn.writeWithHeader(0x41, 1, Buffer.from('a')), true);
+          assert.equal(conn.writeWithHeader(0x4243, 2, new Uint8Array([0x62])), true);
+          assert.equal(conn.writeWithHeader(0x444546, 3, Buffer.alloc(0)), true);
+          assert.equal(conn.writeWithHeader(0xf0f1f2f3, 4, Buffer.from('d')), true);
+          // Only the low bytes count: 0x1_0000_7a7a as a 2-byte header is "zz".
+          conn.writeWithHeader(0x100007a7a, 2, Buffer.from('!'));
+          for (const bad of [0, 5, 1.5, -1, NaN]) {
+            assert.throws(() => conn.writeWithHeader(1, bad, Buffer.from('x')), { code: 'ERR_C1M_INVALID_ARGUMENT' });
+          }
+          conn.writeWithHeader(0x7e7e, 2, big);
+          conn.write('>');
+        },
+      });
+      try {
+        const c = await rawClient(s.port);
+        await c.send(Buffer.from([1]));
+        const want = Buffer.concat([
+          Buffer.from('<AaBCbDEF'), Buffer.from([0xf0, 0xf1, 0xf2, 0xf3]), Buffer.from('dzz!~~'), big, Buffer.from('>'),
+        ]);
+        await c.waitBytes(want.length);
+        assert.equal(firstDiff(c.bytes(), want), -1);
+        c.destroy();
+        assert.deepEqual(s.errors, []);
+      } finally {
+        await s.reactor.close(1000);
+      }
+    });
+
+    test('writeWithHeader on a stale handle returns false and sends nothing', GUARD, async () => {
+      let stale: Connection | undefined;
+      const s = await startServer(backend, {
+        onOpen(conn) {
+          stale = conn;
+          conn.close();
+        },
+      });
+      try {
+        const c = await rawClient(s.port);
+        await c.waitClosed();
+        assert.equal(stale!.writeWithHeader(0x4142, 2, Buffer.from('x')), false);
+        assert.equal(c.bytes().length, 0);
+      } finally {
+        await s.reactor.close(1000);
+      }
+    });
+
     test('large string and writev payloads (> 128 KiB)', GUARD, async () => {
       const big = 'é'.repeat(100_000); // 200,000 bytes of UTF-8
       const parts = [payload(70_000, 1), 'z'.repeat(70_000), payload(3, 2)];

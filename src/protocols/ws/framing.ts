@@ -128,9 +128,11 @@ export function writeFrame(conn: Connection, opcode: number, data: Uint8Array | 
     }
     len = SCRATCH.write(data, HEAD_ROOM, 'utf8');
   } else {
+    // Bytes: the header goes before them as the engine copies them, no staging here.
     len = data.length;
-    if (len > SCRATCH_ROOM) return writeLarge(conn, opcode, data);
-    SCRATCH.set(data, HEAD_ROOM);
+    if (len < 126) return conn.writeWithHeader(((0x80 | opcode) << 8) | len, 2, data);
+    if (len < 0x10000) return conn.writeWithHeader((((0x80 | opcode) << 24) | (126 << 16) | len) >>> 0, 4, data);
+    return writeLarge(conn, opcode, data);
   }
   if (len < 126) {
     SCRATCH[HEAD_ROOM - 2] = 0x80 | opcode;
