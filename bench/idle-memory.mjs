@@ -39,6 +39,8 @@ import {
 } from './lib.mjs';
 
 const fatal = (msg) => usageError('idle-memory.mjs', msg);
+/** Full GCs before each memory reading of a Node server (see gcSettled). */
+const GC_ROUNDS = 3;
 
 const { values: opt } = parseArgs({
   options: {
@@ -139,8 +141,9 @@ async function idleRun(target, rep) {
   await warm.done;
   for (let i = 0; i < 100 && establishedCount(server.port) > 0; i++) await sleep(100);
   await sleep(500);
-  const gcBefore = await server.requestGc();
-  const mem0 = treeMemKb(server.pid);
+  const before = await gcSettled(server);
+  const gcBefore = before.gc;
+  const mem0 = before.mem;
   const avail0 = memAvailableKb();
 
   let connectLine = null;
@@ -177,9 +180,9 @@ async function idleRun(target, rep) {
   } else {
     settle = await waitSettled(server, connectLine.connected);
     memSettled = settle.mem;
-    gcAfter = await server.requestGc();
-    await sleep(300);
-    mem1 = treeMemKb(server.pid);
+    const after = await gcSettled(server);
+    gcAfter = after.gc;
+    mem1 = after.mem;
     established = establishedCount(server.port);
     avail1 = memAvailableKb();
     if (!settle.settled) problems.push(`did not settle within ${settleTimeout} s (last sample ${JSON.stringify(settle.last)})`);
@@ -223,6 +226,31 @@ async function idleRun(target, rep) {
     server_exit: exit,
     loadgen: j,
   };
+}
+
+/**
+ * VmRSS after GC, once V8 has handed the freed pages back: GC_ROUNDS full GCs (SIGUSR1, for
+ * Node servers started with --expose-gc) a second apart, then samples every 500 ms until three
+ * in a row agree within 0.2 % (at most 10 s). V8 returns pages over the following second or
+ * so, and young-generation resizing follows allocation: one GC and one sample read either
+ * side of that, which alone moved a 19,000-connection figure by +-200 B/conn.
+ */
+async function gcSettled(server) {
+  let gc = null;
+  for (let i = 0; i < GC_ROUNDS && server.spec.gc; i++) {
+    gc = await server.requestGc();
+    await sleep(1000);
+  }
+  const t0 = performance.now();
+  const rss = [];
+  for (;;) {
+    const mem = treeMemKb(server.pid);
+    rss.push(mem.rss_kb);
+    const recent = rss.slice(-3);
+    const stable = recent.length === 3 && Math.max(...recent) - Math.min(...recent) <= Math.max(...recent) * 0.002;
+    if (stable || performance.now() - t0 > 10_000 || server.exited) return { gc, mem, settled: stable };
+    await sleep(500);
+  }
 }
 
 async function waitSettled(server, expected) {
