@@ -50,6 +50,7 @@ const { values: opt } = parseArgs({
     reps: { type: 'string', default: '1' },
     srcips: { type: 'string', default: '4' },
     procs: { type: 'string' },
+    'node-flags': { type: 'string', default: '' },
     'settle-timeout': { type: 'string', default: '60' },
     host: { type: 'string', default: '127.0.0.1' },
     'server-cpu': { type: 'string', default: '0' },
@@ -62,7 +63,8 @@ const { values: opt } = parseArgs({
 });
 if (opt.help) {
   log('usage: node bench/idle-memory.mjs [--mode tcp|ws] [--targets a,b] [--connections N] [--reps N] [--srcips K]');
-  log('                                  [--procs F] [--settle-timeout S] [--out FILE] [--verbose]   (see bench/README.md)');
+  log('                                  [--procs F] [--node-flags "..."] [--settle-timeout S] [--out FILE] [--verbose]');
+  log('                                  (see bench/README.md)');
   process.exit(0);
 }
 if (opt.mode !== 'tcp' && opt.mode !== 'ws') fatal(`--mode must be tcp or ws, got "${opt.mode}"`);
@@ -77,6 +79,10 @@ const srcips = intOption('idle-memory.mjs', 'srcips', opt.srcips);
 // Each loadgen process must stay under the 20,000 open-file limit.
 const procs = opt.procs ? intOption('idle-memory.mjs', 'procs', opt.procs) : Math.ceil(conns / 10000);
 const settleTimeout = intOption('idle-memory.mjs', 'settle-timeout', opt['settle-timeout']);
+// Extra node options for every Node target alike (c1m, ws, node:net), e.g. the fixed small
+// young generation that `c1m bench million` gives its servers: --max-semi-space-size=1.
+const nodeFlags = opt['node-flags'].split(/\s+/).filter(Boolean);
+if (nodeFlags.some((f) => !f.startsWith('--'))) fatal(`--node-flags takes node options (--...), got "${opt['node-flags']}"`);
 if (conns / procs > 19500) fatal(`--connections ${conns} over ${procs} loadgen process(es) exceeds the 20,000 fd limit each`);
 if (conns > 19900) log(`[idle] WARNING ${conns} connections may exceed the server's own 20,000 fd limit`);
 const host = opt.host;
@@ -114,7 +120,7 @@ emit(
     started,
     finished: new Date().toISOString(),
     machine: machineInfo(),
-    config: { targets, connections: conns, reps, loadgen_procs: procs, srcips, settle_timeout_s: settleTimeout, host },
+    config: { targets, connections: conns, reps, loadgen_procs: procs, srcips, settle_timeout_s: settleTimeout, host, node_flags: nodeFlags },
     warnings,
     summary: summarize(runs),
     runs,
@@ -129,7 +135,7 @@ async function idleRun(target, rep) {
   const base = { rep: rep + 1, target, connections_target: conns };
   let server;
   try {
-    server = await startServer(target, holdMode, { host, tools, cpu: opt['server-cpu'] });
+    server = await startServer(target, holdMode, { host, tools, cpu: opt['server-cpu'], nodeFlags });
   } catch (err) {
     return { ...base, ok: false, problems: [err.message] };
   }

@@ -417,16 +417,17 @@ function tryConnect(host, port, timeoutMs) {
  * How to start `target` in `mode` (echo, hold, ws-echo, ws-hold, http). `ready` says how
  * readiness is detected: a stdout line containing "listening" (Node servers) or a successful
  * connect (refserver announces itself on stderr). `gc`: the target runs a full GC on SIGUSR1.
+ * `nodeFlags`: extra node options for Node targets (e.g. --max-semi-space-size=1).
  * `stats`: the target may print a JSON line {"batches":N,"events":N} on SIGUSR2 (sent only if
  * the process catches SIGUSR2).
  * Errors: throws when the target does not speak the mode's protocol.
  */
-export function serverSpec(target, mode, { host, port, tools }) {
+export function serverSpec(target, mode, { host, port, tools, nodeFlags = [] }) {
   const family = MODE_FAMILY[mode];
   if (!family || !TARGETS[family].includes(target)) throw new Error(`target ${target} does not serve mode ${mode}`);
   const p = String(port);
   const node = (script, ...extra) => ({
-    argv: [process.execPath, '--expose-gc', script, '--port', p, '--host', host, ...extra],
+    argv: [process.execPath, '--expose-gc', ...nodeFlags, script, '--port', p, '--host', host, ...extra],
     ready: 'stdout',
     gc: true,
     stats: false,
@@ -446,6 +447,7 @@ export function serverSpec(target, mode, { host, port, tools }) {
         argv: [
           process.execPath,
           '--expose-gc',
+          ...nodeFlags,
           C1M_BIN,
           'serve',
           C1M_APP[mode],
@@ -608,10 +610,13 @@ function keepTail(arr, line, n = 40) {
   if (arr.length > n) arr.shift();
 }
 
-/** Starts `target` on a fresh port, pinned to `cpu`, and waits until it is ready. */
-export async function startServer(target, mode, { host, tools, cpu = 0, readyTimeoutMs = 15000 }) {
+/**
+ * Starts `target` on a fresh port, pinned to `cpu`, and waits until it is ready. `nodeFlags`
+ * go to node before the script (Node targets only).
+ */
+export async function startServer(target, mode, { host, tools, cpu = 0, readyTimeoutMs = 15000, nodeFlags = [] }) {
   const port = await freePort(host);
-  const spec = serverSpec(target, mode, { host, port, tools });
+  const spec = serverSpec(target, mode, { host, port, tools, nodeFlags });
   const server = new Server(target, spec, { host, port, cpu });
   try {
     await server.waitReady(readyTimeoutMs);
