@@ -57,6 +57,7 @@ typedef struct c1m_slot {
 #define C1M_F_DRAIN 0x200u     /* emit a drain event when out empties */
 #define C1M_F_READING 0x400u   /* EPOLLIN armed */
 #define C1M_F_TIMED_OUT 0x800u /* graceful close started by an idle timeout */
+#define C1M_F_NODELAY 0x1000u  /* TCP_NODELAY still to be set, at the first write */
 
 /* Event records: C1M_EV_WORDS int32 each. */
 #define C1M_EV_WORDS 6
@@ -125,7 +126,7 @@ typedef struct c1m_config {
   uint32_t high_water;    /* out_len above which JS is told to wait for drain */
   uint32_t tick_ms;       /* timer sweep resolution */
   uint32_t idle_ticks;    /* default idle timeout for new connections, 0 = none */
-  int nodelay;            /* TCP_NODELAY on new connections */
+  int nodelay;            /* TCP_NODELAY on new connections (set before their first write) */
   uint32_t read_budget;   /* bytes read per connection per poll */
 } c1m_config_t;
 

@@ -232,7 +232,10 @@ static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
     s->flags = 0;
     return rc;
   }
-  if (r->cfg.nodelay) c1m_sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  /* TCP_NODELAY waits for the first write (nodelay_once): Nagle can only hold back data sent
+   * while earlier data is unacknowledged, so setting it then is the same for the peer, and an
+   * idle connection never pays the syscall (one of the few per accept or connect). */
+  if (r->cfg.nodelay) s->flags |= C1M_F_NODELAY;
   if (r->cfg.idle_ticks) set_timed(r, s, r->cfg.idle_ticks);
   if ((uint32_t)fd > r->max_fd) r->max_fd = (uint32_t)fd;
   __atomic_add_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
@@ -244,11 +247,20 @@ static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
 
 static void out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 
+/* Before a connection's first write: the TCP_NODELAY that conn_add deferred. A failure leaves
+ * Nagle on, which delays but loses nothing; the write that follows reports a dead socket. */
+static inline void nodelay_once(int fd, c1m_slot_t *s) {
+  if (!(s->flags & C1M_F_NODELAY)) return;
+  s->flags &= ~C1M_F_NODELAY;
+  c1m_sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+}
+
 /* Send iov (total bytes) to a connection, keeping what the kernel does not take. */
 static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total,
                       int want_drain) {
   size_t sent = 0;
   if (s->out_len == 0 && (s->flags & C1M_F_OPEN)) {
+    nodelay_once(fd, s);
     ssize_t n = c1m_sys_writev(fd, iov, cnt);
     if (n < 0 && n != -EAGAIN) {
       conn_close(r, fd, C1M_R_ERROR, (int)n, 0);
@@ -354,6 +366,7 @@ static void on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   }
   c1m_buf_t *b = s->bufs;
   struct iovec iov = {.iov_base = b->out + b->out_off, .iov_len = s->out_len};
+  nodelay_once(fd, s);
   ssize_t n = c1m_sys_writev(fd, &iov, 1);
   if (n == -EAGAIN) return;
   if (n < 0) {

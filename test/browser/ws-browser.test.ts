@@ -11,18 +11,16 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import {
   createHttpHandler, createWebSocketHandler, type WebSocket, type WebSocketHandler, type WebSocketServerOptions,
 } from '../../src/index.js';
 import { backends } from '../helpers/backends.js';
+import { CHROMIUM, CHROMIUM_MISSING as MISSING, launchChromium } from '../helpers/browser.js';
 import { GUARD, HOST, startServer, waitFor, within, type TestServer } from '../helpers/net.js';
 
-const CHROMIUM = process.env.C1M_CHROMIUM || '/usr/bin/chromium';
 const REQUIRED = process.env.C1M_REQUIRE_NATIVE === '1';
-const MISSING = !existsSync(CHROMIUM);
 
 /**
  * The page: a harness the test drives with `page.evaluate`. Messages are queued as plain
@@ -151,7 +149,7 @@ if (MISSING && REQUIRED) {
 describe('WebSocket with a real browser (headless Chromium)', { skip: MISSING ? `no Chromium at ${CHROMIUM}` : false }, () => {
   let browser: Browser | undefined;
   before(async () => {
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'], timeout: 60_000 });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -5,7 +5,7 @@
  * or a request beyond the file itself.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -13,8 +13,8 @@ import { describe, test } from 'node:test';
 import type { BenchResult, BenchRow, BenchSweepResult } from '../../src/cli/bench.js';
 import type { MillionResult, MillionStep } from '../../src/cli/bench-million.js';
 import { buildReport } from '../../src/cli/bench-report.js';
+import { CHROMIUM, CHROMIUM_MISSING, launchChromium } from '../helpers/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const MACHINE = { cpus: 2, cpu_model: 'Test CPU', mem_total_kb: 8 << 20, kernel: '6.1.0', node: process.version, nofile: 20_000 };
 const lat = (p50: number): BenchResult['latency'] => ({ count: 1000, p50, p90: p50 * 2, p99: p50 * 4, p999: p50 * 8, max: p50 * 10, mean: p50 * 1.5 });
 
@@ -97,10 +97,9 @@ describe('bench report', () => {
     assert.equal(page.match(/<script>alert/g), null);
   });
 
-  test('renders in headless Chromium: every chart drawn, no console error, no request but the file', { skip: !existsSync(CHROMIUM) && `no Chromium at ${CHROMIUM}`, timeout: 60_000 }, async () => {
-    const { chromium } = await import('playwright-core');
+  test('renders in headless Chromium: every chart drawn, no console error, no request but the file', { skip: CHROMIUM_MISSING && `no Chromium at ${CHROMIUM}`, timeout: 60_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'c1m-report-'));
-    const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    const browser = await launchChromium();
     try {
       const file = join(dir, 'report.html');
       writeFileSync(file, buildReport([sweep(), million()], ['sweep.json', 'million.json']));

@@ -1,6 +1,6 @@
 /**
  * Native backend contract: every socket is non-blocking, close-on-exec and has TCP_NODELAY
- * (when asked); no file descriptor outlives its connection or its reactor.
+ * (when asked) from its first write on; no file descriptor outlives its connection or its reactor.
  */
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
@@ -55,23 +55,37 @@ async function churn(port: number, n: number, batch = 50): Promise<void> {
 describe('native contract', { skip: !nativeAvailable && 'native backend unavailable' }, () => {
   const b = loadBinding()!;
 
-  test('accepted, connected and listening sockets are non-blocking, close-on-exec, TCP_NODELAY', GUARD, async () => {
-    const accepted = deferred<number>();
+  test('accepted, connected and listening sockets are non-blocking, close-on-exec, TCP_NODELAY from the first write', GUARD, async () => {
+    const accepted = deferred<Connection>();
+    const srvGot = deferred<void>();
     const srv = await startServer('native', {
       onOpen(c) {
-        accepted.resolve(fdOf(c));
+        accepted.resolve(c);
+      },
+      onData() {
+        srvGot.resolve();
       },
     });
-    const outbound = deferred<number>();
-    const cli = createReactor({ onOpen: (c) => outbound.resolve(fdOf(c)) }, { backend: 'native' });
+    const outbound = deferred<Connection>();
+    const cli = createReactor({ onOpen: (c) => outbound.resolve(c) }, { backend: 'native' });
     try {
       const client = await rawClient(srv.port);
       const conn = cli.connect({ host: HOST, port: srv.port });
-      for (const [what, fd] of [['accepted', await within(accepted.promise, 'accept')], ['connected', await within(outbound.promise, 'connect')]] as const) {
-        assert.ok(fd >= 0, `${what} fd`);
-        assert.deepEqual(b.fdInfo(fd), { nonblock: true, cloexec: true, nodelay: 1 }, `${what} socket (fd ${fd})`);
+      const acc = await within(accepted.promise, 'accept');
+      const out = await within(outbound.promise, 'connect');
+      for (const [what, c] of [['accepted', acc], ['connected', out]] as const) {
+        assert.ok(fdOf(c) >= 0, `${what} fd`);
+        // Deferred to the first write: an idle connection never pays the setsockopt.
+        assert.deepEqual(b.fdInfo(fdOf(c)), { nonblock: true, cloexec: true, nodelay: 0 }, `${what} socket (fd ${fdOf(c)}) before writing`);
       }
-      assert.equal(fdOf(conn), await outbound.promise);
+      assert.equal(acc.write('x'), true);
+      await client.waitBytes(1);
+      assert.equal(out.write('y'), true);
+      await within(srvGot.promise, 'server read');
+      for (const [what, c] of [['accepted', acc], ['connected', out]] as const) {
+        assert.deepEqual(b.fdInfo(fdOf(c)), { nonblock: true, cloexec: true, nodelay: 1 }, `${what} socket (fd ${fdOf(c)}) after writing`);
+      }
+      assert.equal(fdOf(conn), fdOf(out));
       const lfd = listenerFd(srv.port);
       assert.ok(lfd !== undefined, 'found the listening socket');
       const info = b.fdInfo(lfd);
@@ -97,12 +111,15 @@ describe('native contract', { skip: !nativeAvailable && 'native backend unavaila
     }
   });
 
-  test('noDelay: false leaves Nagle on', GUARD, async () => {
-    const accepted = deferred<number>();
-    const srv = await startServer('native', { onOpen: (c) => accepted.resolve(fdOf(c)) }, { noDelay: false });
+  test('noDelay: false leaves Nagle on, also after writes', GUARD, async () => {
+    const accepted = deferred<Connection>();
+    const srv = await startServer('native', { onOpen: (c) => accepted.resolve(c) }, { noDelay: false });
     try {
       const client = await rawClient(srv.port);
-      const info = b.fdInfo(await within(accepted.promise, 'accept'));
+      const c = await within(accepted.promise, 'accept');
+      assert.equal(c.write('x'), true);
+      await client.waitBytes(1);
+      const info = b.fdInfo(fdOf(c));
       assert.equal(info?.nodelay, 0);
       assert.equal(info?.nonblock, true);
       client.destroy();
