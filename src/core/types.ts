@@ -169,7 +169,11 @@ export interface EngineOptions {
   idleTimeout?: number;
   /** Timer sweep resolution in ms. Default 250. */
   timerResolution?: number;
-  /** Disable Nagle's algorithm. Default true. */
+  /**
+   * Disable Nagle's algorithm (TCP_NODELAY). Default true. The native backend sets it just
+   * before a connection's first write, which is the same for the peer (Nagle only holds back
+   * data sent while earlier data is unacknowledged) and spares idle connections the syscall.
+   */
   noDelay?: boolean;
   /** Called with errors from handler callbacks and from accept. Default: print to stderr. */
   onError?: (err: Error, conn?: Connection) => void;
