@@ -252,11 +252,16 @@ async function gcSettled(server) {
   for (;;) {
     const mem = treeMemKb(server.pid);
     rss.push(mem.rss_kb);
-    const recent = rss.slice(-3);
-    const stable = recent.length === 3 && Math.max(...recent) - Math.min(...recent) <= Math.max(...recent) * 0.002;
+    const stable = lastThreeAgree(rss, 0.002);
     if (stable || performance.now() - t0 > 10_000 || server.exited) return { gc, mem, settled: stable };
     await sleep(500);
   }
+}
+
+/** Do the last three samples lie within `fraction` of the largest? */
+function lastThreeAgree(samples, fraction) {
+  const recent = samples.slice(-3);
+  return recent.length === 3 && Math.max(...recent) - Math.min(...recent) <= Math.max(...recent) * fraction;
 }
 
 async function waitSettled(server, expected) {
@@ -274,8 +279,7 @@ async function waitSettled(server, expected) {
     };
     rss.push(mem.rss_kb);
     if (opt.verbose) log(`    [settle] ${JSON.stringify(last)}`);
-    const recent = rss.slice(-3);
-    const stable = recent.length === 3 && Math.max(...recent) - Math.min(...recent) <= Math.max(...recent) * 0.005;
+    const stable = lastThreeAgree(rss, 0.005);
     const seconds = round((performance.now() - t0) / 1000, 1);
     if (last.accept_queue === 0 && last.established >= expected && stable) return { settled: true, seconds, mem, last };
     if (performance.now() >= deadline || server.exited) return { settled: false, seconds, mem, last };

@@ -232,7 +232,7 @@ static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
     s->flags = 0;
     return rc;
   }
-  /* TCP_NODELAY waits for the first write (nodelay_once): Nagle can only hold back data sent
+  /* TCP_NODELAY waits for the first write (conn_writev): Nagle can only hold back data sent
    * while earlier data is unacknowledged, so setting it then is the same for the peer, and an
    * idle connection never pays the syscall (one of the few per accept or connect). */
   if (r->cfg.nodelay) s->flags |= C1M_F_NODELAY;
@@ -247,12 +247,15 @@ static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
 
 static void out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 
-/* Before a connection's first write: the TCP_NODELAY that conn_add deferred. A failure leaves
- * Nagle on, which delays but loses nothing; the write that follows reports a dead socket. */
-static inline void nodelay_once(int fd, c1m_slot_t *s) {
-  if (!(s->flags & C1M_F_NODELAY)) return;
-  s->flags &= ~C1M_F_NODELAY;
-  c1m_sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+/* Every write to a connection's socket goes through here. Before the first one, the
+ * TCP_NODELAY that conn_add deferred; a failure there leaves Nagle on, which delays but loses
+ * nothing (the write itself reports a dead socket). */
+static inline ssize_t conn_writev(int fd, c1m_slot_t *s, const struct iovec *iov, int cnt) {
+  if (s->flags & C1M_F_NODELAY) {
+    s->flags &= ~C1M_F_NODELAY;
+    c1m_sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+  }
+  return c1m_sys_writev(fd, iov, cnt);
 }
 
 /* Send iov (total bytes) to a connection, keeping what the kernel does not take. */
@@ -260,8 +263,7 @@ static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov
                       int want_drain) {
   size_t sent = 0;
   if (s->out_len == 0 && (s->flags & C1M_F_OPEN)) {
-    nodelay_once(fd, s);
-    ssize_t n = c1m_sys_writev(fd, iov, cnt);
+    ssize_t n = conn_writev(fd, s, iov, cnt);
     if (n < 0 && n != -EAGAIN) {
       conn_close(r, fd, C1M_R_ERROR, (int)n, 0);
       return;
@@ -366,8 +368,7 @@ static void on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   }
   c1m_buf_t *b = s->bufs;
   struct iovec iov = {.iov_base = b->out + b->out_off, .iov_len = s->out_len};
-  nodelay_once(fd, s);
-  ssize_t n = c1m_sys_writev(fd, &iov, 1);
+  ssize_t n = conn_writev(fd, s, &iov, 1);
   if (n == -EAGAIN) return;
   if (n < 0) {
     conn_close(r, fd, C1M_R_ERROR, (int)n, 1);
