@@ -48,16 +48,19 @@ typedef struct c1m_slot {
 #define C1M_F_OPEN 0x1u        /* established connection */
 #define C1M_F_CONNECTING 0x2u  /* outbound connect in progress */
 #define C1M_F_LISTENER 0x4u    /* listening socket */
-#define C1M_F_WANT_OUT 0x8u    /* EPOLLOUT armed */
+#define C1M_F_RDHUP 0x8u       /* epoll reported the peer's FIN: a short read is not the end of input */
 #define C1M_F_CLOSING 0x10u    /* close once out drains */
 #define C1M_F_SHUT_PEND 0x20u  /* shutdown(SHUT_WR) once out drains */
 #define C1M_F_SHUT_DONE 0x40u  /* our FIN sent */
 #define C1M_F_PAUSED 0x80u     /* reading paused by the application */
 #define C1M_F_EOF 0x100u       /* peer FIN seen */
 #define C1M_F_DRAIN 0x200u     /* emit a drain event when out empties */
-#define C1M_F_READING 0x400u   /* EPOLLIN armed */
+#define C1M_F_RREADY 0x400u    /* readable (or EOF/error pending) and not yet read to the end */
 #define C1M_F_TIMED_OUT 0x800u /* graceful close started by an idle timeout */
 #define C1M_F_NODELAY 0x1000u  /* TCP_NODELAY still to be set, at the first write */
+#define C1M_F_QUEUED 0x2000u   /* on the reactor's ready list */
+#define C1M_F_OUT_ARMED 0x4000u /* EPOLLOUT registered (from connect, or since out first held bytes) */
+#define C1M_F_SERVED 0x8000u   /* read into the current batch: one DATA record per connection per batch */
 
 /* Event records: C1M_EV_WORDS int32 each. */
 #define C1M_EV_WORDS 6

@@ -8,9 +8,17 @@
  * to one connection into one sendmsg.
  *
  * Invariants:
- * - Connections are level-triggered. EPOLLIN is armed while reading (not paused, no EOF, not
- *   closing); EPOLLOUT only while out holds bytes or a connect is in progress. A connection
- *   that could not be served this poll (receive area or event array full) is reported again.
+ * - Connections are edge-triggered (EPOLLET | EPOLLIN | EPOLLRDHUP) and EPOLLOUT, once added,
+ *   stays: an outbound connection has it from the start (its connect completes with an EPOLLOUT
+ *   edge), an accepted one gets it the first time out holds bytes. So a connection costs one
+ *   epoll_ctl in its life, two if it ever backs up. An EPOLLIN edge sets RREADY; a read
+ *   clears it only when the socket is drained (EAGAIN, EOF, or fewer bytes than asked while the
+ *   peer's FIN is not pending). A connection that is readable but not read this poll (paused,
+ *   receive area full, the read filled its budget) keeps RREADY; when it may read again it goes
+ *   on the ready list, served at the start of the next poll. Harvested events the event array
+ *   had no room for are carried to the next poll. Either wakes the reactor through its eventfd.
+ * - Writes go on until the kernel takes everything or says EAGAIN, so an EPOLLOUT edge always
+ *   follows unsent bytes.
  * - The epoll data carries fd and gen; an event for an older gen is ignored.
  * - Events produced outside poll() go to the deferred queue and an eventfd write wakes the
  *   reactor, so JS always learns of a close exactly once, in a later batch.
@@ -86,6 +94,13 @@ struct c1m_reactor {
   pthread_mutex_t hq_lock;
   int *hq;
   uint32_t hq_len, hq_cap;
+  /* connections to read at the next poll (edge seen, not drained): tag(fd, gen) each */
+  uint64_t *ready;
+  uint32_t nready, ready_cap;
+  /* harvested epoll events the last poll had no room for */
+  struct epoll_event carry[POLL_EVENTS];
+  uint32_t ncarry;
+  int wake_pending; /* our own eventfd write not yet read back */
 };
 
 /* ---- registry: reactors by id, for hand-off across threads ---- */
@@ -126,6 +141,16 @@ static void emit(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, in
   e[0] = type, e[1] = fd, e[2] = (int32_t)gen, e[3] = a, e[4] = b, e[5] = 0;
 }
 
+/* Make the next epoll_wait return (through the eventfd), once until it is read back. */
+static void wake(c1m_reactor_t *r) {
+  if (r->wake_pending) return;
+  uint64_t one = 1;
+  if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
+    fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
+  else
+    r->wake_pending = 1;
+}
+
 /* Queue an event for the next batch and wake the reactor. */
 static void defer(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, int32_t b) {
   if (r->ndeferred == r->deferred_cap) {
@@ -140,11 +165,8 @@ static void defer(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, i
   }
   int32_t *e = r->deferred + (size_t)r->ndeferred * C1M_EV_WORDS;
   e[0] = type, e[1] = fd, e[2] = (int32_t)gen, e[3] = a, e[4] = b, e[5] = 0;
-  if (r->ndeferred++ == 0) {
-    uint64_t one = 1;
-    if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-      fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
-  }
+  r->ndeferred++;
+  wake(r);
 }
 
 /* ---- slots and buffers ---- */
@@ -171,19 +193,33 @@ static void set_timed(c1m_reactor_t *r, c1m_slot_t *s, uint32_t ticks) {
   s->deadline = ticks ? r->tick + ticks : 0;
 }
 
-/* Re-arm epoll interest from the slot flags. */
-static void update_interest(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
-  uint32_t want = 0, f = s->flags;
-  int reading = !(f & (C1M_F_PAUSED | C1M_F_EOF | C1M_F_CLOSING | C1M_F_CONNECTING));
-  int writing = (f & C1M_F_CONNECTING) || s->out_len > 0;
-  if (reading) want |= EPOLLIN;
-  if (writing) want |= EPOLLOUT;
-  uint32_t have = ((f & C1M_F_READING) ? EPOLLIN : 0) | ((f & C1M_F_WANT_OUT) ? EPOLLOUT : 0);
-  if (want == have) return;
-  int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, want, tag(fd, s->gen));
-  if (rc < 0) fprintf(stderr, "c1m: epoll_ctl(MOD, %d): %s\n", fd, strerror(-rc));
-  s->flags = (f & ~(C1M_F_READING | C1M_F_WANT_OUT)) | (reading ? C1M_F_READING : 0) |
-             (writing ? C1M_F_WANT_OUT : 0);
+/* Whether the reactor reads this connection: established, not paused, no EOF, not closing. */
+static inline int can_read(const c1m_slot_t *s) {
+  return (s->flags & (C1M_F_OPEN | C1M_F_PAUSED | C1M_F_EOF | C1M_F_CLOSING)) == C1M_F_OPEN;
+}
+
+/* Read fd at the start of the next poll: its edge has come and gone. */
+static void ready_push(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->flags & C1M_F_QUEUED) return;
+  if (r->nready == r->ready_cap) {
+    uint32_t cap = r->ready_cap ? r->ready_cap * 2 : 256;
+    uint64_t *q = realloc(r->ready, (size_t)cap * sizeof *q);
+    if (!q) {
+      /* Served at its next edge instead (more bytes, FIN or reset from the peer). */
+      fprintf(stderr, "c1m: out of memory queueing fd %d for reading\n", fd);
+      return;
+    }
+    r->ready = q;
+    r->ready_cap = cap;
+  }
+  r->ready[r->nready++] = tag(fd, s->gen);
+  s->flags |= C1M_F_QUEUED;
+  wake(r);
+}
+
+/* A connection that may read again (resumed): bytes that arrived meanwhile brought no new edge. */
+static void resume_read(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (can_read(s) && (s->flags & C1M_F_RREADY)) ready_push(r, fd, s);
 }
 
 /* Close a connection now and queue its CLOSE event. reason == C1M_R_LOCAL on a connection
@@ -221,12 +257,14 @@ static void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_pol
 static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
   if ((uint32_t)fd >= r->cfg.nslots) return -EMFILE;
   c1m_slot_t *s = &r->slots[fd];
-  s->flags = flags | ((flags & C1M_F_CONNECTING) ? C1M_F_WANT_OUT : C1M_F_READING);
+  s->flags = flags | ((flags & C1M_F_CONNECTING) ? C1M_F_OUT_ARMED : 0);
   s->out_len = s->in_len = 0;
   s->bufs = NULL;
   s->timeout_ticks = 0;
   s->deadline = 0;
-  uint32_t events = (flags & C1M_F_CONNECTING) ? EPOLLOUT : EPOLLIN;
+  /* Bytes already queued on an accepted or handed-off socket are reported by the ADD itself. An
+   * accepted socket leaves EPOLLOUT out: it is writable at once, and that report is wasted work. */
+  uint32_t events = EPOLLIN | EPOLLRDHUP | EPOLLET | ((flags & C1M_F_CONNECTING) ? EPOLLOUT : 0);
   int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, events, tag(fd, s->gen));
   if (rc < 0) {
     s->flags = 0;
@@ -258,12 +296,42 @@ static inline ssize_t conn_writev(int fd, c1m_slot_t *s, const struct iovec *iov
   return c1m_sys_writev(fd, iov, cnt);
 }
 
+/* Write iov (total bytes) until the kernel has taken all of it or says EAGAIN: connections are
+ * edge-triggered, and an EPOLLOUT edge is promised only once the send buffer has run out of
+ * room. Returns the bytes taken, -EAGAIN when none, or -errno. */
+static ssize_t conn_write_all(int fd, c1m_slot_t *s, const struct iovec *iov, int cnt, size_t total) {
+  ssize_t n = conn_writev(fd, s, iov, cnt);
+  if (n <= 0 || (size_t)n >= total) return n;
+  size_t done = (size_t)n;
+  struct iovec rest[IOV_MAX_GATHER];
+  for (;;) { /* partial: the rest, from where the kernel stopped */
+    int k = 0;
+    size_t skip = done;
+    for (int i = 0; i < cnt && k < IOV_MAX_GATHER; i++) {
+      size_t l = iov[i].iov_len;
+      if (skip >= l) {
+        skip -= l;
+        continue;
+      }
+      rest[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
+      rest[k].iov_len = l - skip;
+      skip = 0;
+      k++;
+    }
+    n = conn_writev(fd, s, rest, k);
+    if (n == -EAGAIN || n == 0) return (ssize_t)done;
+    if (n < 0) return n;
+    done += (size_t)n;
+    if (done >= total) return (ssize_t)done;
+  }
+}
+
 /* Send iov (total bytes) to a connection, keeping what the kernel does not take. */
 static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total,
                       int want_drain) {
   size_t sent = 0;
   if (s->out_len == 0 && (s->flags & C1M_F_OPEN)) {
-    ssize_t n = conn_writev(fd, s, iov, cnt);
+    ssize_t n = conn_write_all(fd, s, iov, cnt, total);
     if (n < 0 && n != -EAGAIN) {
       conn_close(r, fd, C1M_R_ERROR, (int)n, 0);
       return;
@@ -313,9 +381,17 @@ static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov
       dst += l - skip;
       skip = 0;
     }
-    s->out_len += (uint32_t)rest;
+    s->out_len += (uint32_t)rest; /* sent on an EPOLLOUT edge (or when the connect completes) */
     if (s->out_len > r->cfg.high_water) s->flags |= C1M_F_DRAIN;
-    update_interest(r, fd, s);
+    if (!(s->flags & C1M_F_OUT_ARMED)) {
+      /* If room came back since the EAGAIN, the MOD reports it: no edge is missed. */
+      int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, tag(fd, s->gen));
+      if (rc < 0) {
+        conn_close(r, fd, C1M_R_ERROR, rc, 0);
+        return;
+      }
+      s->flags |= C1M_F_OUT_ARMED;
+    }
   }
   if (want_drain) {
     if (s->out_len == 0) defer(r, C1M_EV_DRAIN, fd, s->gen, 0, 0);
@@ -323,7 +399,7 @@ static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov
   }
 }
 
-/* out drained: drop EPOLLOUT, then finish a pending shutdown or close. */
+/* out drained: free its buffer, then finish a pending shutdown or close. */
 static void out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   if (s->bufs && s->bufs->out) {
     free(s->bufs->out);
@@ -339,7 +415,6 @@ static void out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
     shutdown(fd, SHUT_WR);
     s->flags = (s->flags & ~C1M_F_SHUT_PEND) | C1M_F_SHUT_DONE;
   }
-  update_interest(r, fd, s);
   if (s->flags & C1M_F_DRAIN) {
     s->flags &= ~C1M_F_DRAIN;
     emit(r, C1M_EV_DRAIN, fd, s->gen, 0, 0);
@@ -357,18 +432,16 @@ static void on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
     }
     s->flags = (s->flags & ~C1M_F_CONNECTING) | C1M_F_OPEN;
     emit(r, C1M_EV_OPEN, fd, s->gen, -1, 0);
-    if (s->out_len == 0) {
-      update_interest(r, fd, s);
+    /* a close or shutdown asked for while connecting, with nothing to send first */
+    if (s->out_len == 0 && (s->flags & (C1M_F_CLOSING | C1M_F_SHUT_PEND))) {
+      out_done(r, fd, s);
       return;
     }
   }
-  if (s->out_len == 0) {
-    update_interest(r, fd, s);
-    return;
-  }
+  if (s->out_len == 0) return;
   c1m_buf_t *b = s->bufs;
   struct iovec iov = {.iov_base = b->out + b->out_off, .iov_len = s->out_len};
-  ssize_t n = conn_writev(fd, s, &iov, 1);
+  ssize_t n = conn_write_all(fd, s, &iov, 1, s->out_len);
   if (n == -EAGAIN) return;
   if (n < 0) {
     conn_close(r, fd, C1M_R_ERROR, (int)n, 1);
@@ -381,30 +454,42 @@ static void on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
 
 /* ---- input ---- */
 
-/* Read once into the receive area behind any unconsumed bytes. Returns 0 when served, 1 when
- * the area is too full (the connection stays ready and is served next poll). */
-static int on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+/* Read once into the receive area behind any unconsumed bytes (a connection with RREADY that
+ * can read). Fairness: one read of at most read_budget bytes per connection per poll; one that
+ * may have more, or found the area too full, goes on the ready list for the next poll. */
+static void on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   uint32_t pend = s->in_len;
   uint32_t off = r->recv_used;
-  if (off + pend + 512 > r->recv_cap) return 1;
+  /* Read already this poll (from the ready list, then an edge): the bytes it left unconsumed
+   * are kept only after the batch, so a second DATA record would lose them. */
+  if ((s->flags & C1M_F_SERVED) || off + pend + 512 > r->recv_cap) {
+    ready_push(r, fd, s);
+    return;
+  }
   uint32_t room = r->recv_cap - off - pend;
   if (room > r->cfg.read_budget) room = r->cfg.read_budget;
   ssize_t n = c1m_sys_read(fd, r->recv + off + pend, room);
-  if (n == -EAGAIN) return 0;
+  if (n == -EAGAIN) {
+    s->flags &= ~C1M_F_RREADY;
+    return;
+  }
   if (n < 0) {
     conn_close(r, fd, C1M_R_ERROR, (int)n, 1);
-    return 0;
+    return;
   }
   if (n == 0) {
-    s->flags |= C1M_F_EOF;
+    s->flags = (s->flags | C1M_F_EOF) & ~C1M_F_RREADY;
     if (s->flags & C1M_F_SHUT_DONE) { /* both directions done */
       conn_close(r, fd, C1M_R_END, 0, 1);
-      return 0;
+      return;
     }
-    update_interest(r, fd, s);
     emit(r, C1M_EV_END, fd, s->gen, 0, 0);
-    return 0;
+    return;
   }
+  /* Fewer bytes than asked: the socket was empty, and bytes arriving later bring a new edge.
+   * Unless the FIN is already in: then the next read returns 0 and no edge announces it. */
+  if ((uint32_t)n < room && !(s->flags & C1M_F_RDHUP)) s->flags &= ~C1M_F_RREADY;
+  else ready_push(r, fd, s);
   if (pend) { /* present kept bytes followed by the new ones */
     memcpy(r->recv + off, s->bufs->in, pend);
     free(s->bufs->in);
@@ -419,7 +504,7 @@ static int on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   int32_t *e = ev_push(r);
   e[0] = C1M_EV_DATA, e[1] = fd, e[2] = (int32_t)s->gen, e[3] = (int32_t)off, e[4] = (int32_t)len;
   e[5] = (int32_t)len;
-  return 0;
+  s->flags |= C1M_F_SERVED;
 }
 
 /* Keep the bytes JS did not consume from a DATA record. */
@@ -572,11 +657,7 @@ static void drain_handoffs(c1m_reactor_t *r) {
   memmove(r->hq, r->hq + taken, (n - taken) * sizeof(int));
   r->hq_len = n - taken;
   pthread_mutex_unlock(&r->hq_lock);
-  if (r->hq_len) { /* event array full: come back next poll */
-    uint64_t one = 1;
-    if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-      fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
-  }
+  if (r->hq_len) wake(r); /* event array full: come back next poll */
 }
 
 /* ---- timers ---- */
@@ -608,7 +689,64 @@ static void on_tick(c1m_reactor_t *r) {
 
 /* ---- the poll ---- */
 
+/* One harvested (or carried) epoll event of a connection. */
+static void conn_event(c1m_reactor_t *r, int fd, uint32_t gen, uint32_t e) {
+  c1m_slot_t *s = &r->slots[fd];
+  if (s->gen != gen || !(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) return;
+  if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->flags |= C1M_F_RREADY;
+  if (e & (EPOLLRDHUP | EPOLLHUP)) s->flags |= C1M_F_RDHUP;
+  if ((e & EPOLLERR) && !(s->flags & C1M_F_CONNECTING)) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) {
+      conn_close(r, fd, C1M_R_ERROR, -err, 1);
+      return;
+    }
+  }
+  if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+    if ((s->flags & C1M_F_CONNECTING) || s->out_len) {
+      on_writable(r, fd, s);
+      if (s->gen != gen || !s->flags) return;
+    }
+  }
+  if (can_read(s)) {
+    if (s->flags & C1M_F_RREADY) on_readable(r, fd, s);
+  } else if ((e & EPOLLHUP) && !(s->flags & C1M_F_CONNECTING) && !s->out_len) {
+    /* both directions gone while we were not reading (paused or after EOF) */
+    conn_close(r, fd, (s->flags & C1M_F_EOF) ? C1M_R_END : C1M_R_ERROR, (s->flags & C1M_F_EOF) ? 0 : -EPIPE, 1);
+  }
+}
+
+/* Dispatch harvested events from evs[0..n); those the event array has no room for are carried
+ * to the next poll (edge-triggered: epoll will not report them again). Returns how many ran. */
+static int dispatch(c1m_reactor_t *r, const struct epoll_event *evs, int n) {
+  int i = 0;
+  for (; i < n; i++) {
+    int fd = (int)(uint32_t)evs[i].data.u64;
+    uint32_t t = (uint32_t)(evs[i].data.u64 >> 32);
+    if (r->nev + 2 > r->ev_cap) break;
+    if (t == TAG_EVENTFD) {
+      r->wake_pending = 0;
+      drain_handoffs(r);
+    } else if (t == TAG_TIMERFD) {
+      on_tick(r);
+    } else if (t == TAG_LISTENER) {
+      for (int j = 0; j < r->nlisteners; j++)
+        if (r->listeners[j].fd == fd && !r->listeners[j].paused) on_acceptable(r, &r->listeners[j]);
+    } else {
+      conn_event(r, fd, t, evs[i].events);
+    }
+  }
+  return i;
+}
+
 static int poll_once(c1m_reactor_t *r) {
+  /* the last batch is over: its connections may be read again */
+  for (uint32_t i = 0; i < r->nev; i++) {
+    const int32_t *e = r->ev + (size_t)i * C1M_EV_WORDS;
+    if (e[0] == C1M_EV_DATA) r->slots[e[1]].flags &= ~C1M_F_SERVED;
+  }
   r->nev = 0;
   r->recv_used = 0;
   /* deferred events first: they happened before anything this poll finds */
@@ -620,70 +758,47 @@ static int poll_once(c1m_reactor_t *r) {
     r->ndeferred -= nd;
     r->nev = nd;
   }
+  /* then what the last poll harvested but had no room for */
+  if (r->ncarry) {
+    int done = dispatch(r, r->carry, (int)r->ncarry);
+    r->ncarry -= (uint32_t)done;
+    memmove(r->carry, r->carry + done, r->ncarry * sizeof r->carry[0]);
+  }
+  /* then connections whose last read left bytes (or a FIN) behind; those re-queued while
+   * serving these wait for the next poll */
+  uint32_t nr = r->nready, i = 0;
+  for (; i < nr && r->nev + 2 <= r->ev_cap; i++) {
+    int fd = (int)(uint32_t)r->ready[i];
+    c1m_slot_t *s = &r->slots[fd];
+    if (s->gen != (uint32_t)(r->ready[i] >> 32) || !(s->flags & C1M_F_QUEUED)) continue;
+    s->flags &= ~C1M_F_QUEUED;
+    if (can_read(s) && (s->flags & C1M_F_RREADY)) on_readable(r, fd, s);
+  }
+  r->nready -= i;
+  memmove(r->ready, r->ready + i, (size_t)r->nready * sizeof r->ready[0]);
 
   struct epoll_event evs[POLL_EVENTS];
   int max = (int)((r->ev_cap - r->nev) / 2);
-  if (max > POLL_EVENTS) max = POLL_EVENTS;
+  if (max > POLL_EVENTS - (int)r->ncarry) max = POLL_EVENTS - (int)r->ncarry;
   if (max < 1) return (int)r->nev;
   int n = epoll_wait(r->epfd, evs, max, 0);
   if (n < 0) {
     if (errno != EINTR) fprintf(stderr, "c1m: epoll_wait: %s\n", strerror(errno));
     return (int)r->nev;
   }
-  for (int i = 0; i < n; i++) {
-    int fd = (int)(uint32_t)evs[i].data.u64;
-    uint32_t t = (uint32_t)(evs[i].data.u64 >> 32);
-    uint32_t e = evs[i].events;
-    if (r->nev + 2 > r->ev_cap) break;
-    if (t == TAG_EVENTFD) {
-      drain_handoffs(r);
-      continue;
-    }
-    if (t == TAG_TIMERFD) {
-      on_tick(r);
-      continue;
-    }
-    if (t == TAG_LISTENER) {
-      for (int j = 0; j < r->nlisteners; j++)
-        if (r->listeners[j].fd == fd && !r->listeners[j].paused) on_acceptable(r, &r->listeners[j]);
-      continue;
-    }
-    c1m_slot_t *s = &r->slots[fd];
-    if (s->gen != t || !(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) continue;
-    if ((e & EPOLLERR) && !(s->flags & C1M_F_CONNECTING)) {
-      int err = 0;
-      socklen_t len = sizeof err;
-      getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-      if (err) {
-        conn_close(r, fd, C1M_R_ERROR, -err, 1);
-        continue;
-      }
-    }
-    if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
-      if ((s->flags & C1M_F_CONNECTING) || s->out_len) {
-        on_writable(r, fd, s);
-        if (s->gen != t || !s->flags) continue;
-      }
-    }
-    if ((e & (EPOLLIN | EPOLLHUP)) && (s->flags & C1M_F_READING)) {
-      on_readable(r, fd, s);
-    } else if ((e & EPOLLHUP) && !(s->flags & C1M_F_READING) && !s->out_len) {
-      /* both directions gone while we were not reading (paused or after EOF) */
-      conn_close(r, fd, (s->flags & C1M_F_EOF) ? C1M_R_END : C1M_R_ERROR, (s->flags & C1M_F_EOF) ? 0 : -EPIPE, 1);
-    }
+  int done = dispatch(r, evs, n);
+  if (done < n) {
+    memcpy(r->carry + r->ncarry, evs + done, (size_t)(n - done) * sizeof evs[0]);
+    r->ncarry += (uint32_t)(n - done);
   }
   return (int)r->nev;
 }
 
 int c1m_reactor_poll(c1m_reactor_t *r) {
   int n = poll_once(r);
-  /* Deferred events beyond this batch: wake again at once, not at the next tick. This runs after
+  /* Work left for the next poll: wake again at once, not at the next tick. This runs after
    * epoll_wait, which may have consumed the eventfd's count in drain_handoffs(). */
-  if (r->ndeferred) {
-    uint64_t one = 1;
-    if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-      fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
-  }
+  if (r->ndeferred || r->ncarry || r->nready) wake(r);
   return n;
 }
 
@@ -712,8 +827,7 @@ static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t reason) 
   s->flags |= C1M_F_CLOSING;
   /* bound the wait for a peer that never reads */
   uint32_t ticks = (30000 + r->cfg.tick_ms - 1) / r->cfg.tick_ms;
-  set_timed(r, s, ticks);
-  update_interest(r, fd, s);
+  set_timed(r, s, ticks); /* reading stops (can_read); EPOLLOUT edges drain out */
 }
 
 void c1m_reactor_flush(c1m_reactor_t *r) {
@@ -787,13 +901,12 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
         s->flags |= C1M_F_SHUT_DONE;
       }
       break;
-    case C1M_OP_PAUSE:
+    case C1M_OP_PAUSE: /* edges that come meanwhile leave RREADY set */
       s->flags |= C1M_F_PAUSED;
-      update_interest(r, c.fd, s);
       break;
     case C1M_OP_RESUME:
       s->flags &= ~C1M_F_PAUSED;
-      update_interest(r, c.fd, s);
+      resume_read(r, c.fd, s);
       break;
     case C1M_OP_TIMEOUT:
       if (!(s->flags & C1M_F_CLOSING)) {
@@ -962,6 +1075,7 @@ void c1m_reactor_destroy(c1m_reactor_t *r) {
   pthread_mutex_destroy(&r->hq_lock);
   free(r->hq);
   free(r->deferred);
+  free(r->ready);
   if (r->tfd >= 0) c1m_sys_close(r->tfd);
   if (r->evfd >= 0) c1m_sys_close(r->evfd);
   if (r->epfd >= 0) c1m_sys_close(r->epfd);

@@ -8,7 +8,7 @@ import { createServer, type Server as NetServer } from 'node:net';
 import { describe, test } from 'node:test';
 import { createReactor, type CloseReason, type Connection, type Handler } from '../../src/index.js';
 import { backends } from '../helpers/backends.js';
-import { GUARD, HOST, RawClient, echoHandler, firstDiff, payload, rawClient, startServer, waitFor, within } from '../helpers/net.js';
+import { GUARD, HOST, RawClient, echoHandler, firstDiff, payload, rawClient, sleep, startServer, waitFor, within } from '../helpers/net.js';
 
 type Closed = [id: number, reason: CloseReason];
 
@@ -213,6 +213,52 @@ for (const backend of backends) {
         assert.equal(c2.text(), 'abc');
         assert.equal(c2.ended, true);
         await e.reactor.close(1000);
+      } finally {
+        await s.reactor.close(1000);
+      }
+    });
+
+    test('bytes and the FIN together: every byte, then the end (before the accept, and while paused)', GUARD, async () => {
+      const got = new Map<number, Buffer[]>();
+      const ended: number[] = [];
+      const pauseFirst = new Set<number>();
+      const s = await recording(backend, {
+        onOpen(conn) {
+          got.set(conn.id, []);
+          if (pauseFirst.size === 0 && ended.length === 1) {
+            pauseFirst.add(conn.id);
+            conn.pause();
+          }
+        },
+        onData(conn, data) {
+          got.get(conn.id)!.push(Buffer.from(data));
+        },
+        onEnd(conn) {
+          ended.push(conn.id);
+          conn.close();
+        },
+      });
+      try {
+        // 1: written and ended right after connecting, usually before the server accepts.
+        const c1 = await rawClient(s.port, { allowHalfOpen: true });
+        c1.socket.end('hello, then FIN');
+        const conn1 = await s.conn(c1);
+        await waitFor(() => ended.includes(conn1.id), 'end of the first connection');
+        assert.equal(Buffer.concat(got.get(conn1.id)!).toString(), 'hello, then FIN');
+        // 2: 300 KB and the FIN arrive while the server is paused; resuming reads them all.
+        const c2 = await rawClient(s.port, { allowHalfOpen: true });
+        const conn2 = await s.conn(c2);
+        assert.ok(pauseFirst.has(conn2.id));
+        const body = payload(300_000, 9);
+        await new Promise<void>((res) => c2.socket.end(body, res));
+        // Let the kernel queue them on the paused socket: the bytes that fit, then the FIN.
+        await sleep(50);
+        assert.equal(got.get(conn2.id)!.length, 0);
+        conn2.resume();
+        await waitFor(() => ended.includes(conn2.id), 'end of the paused connection');
+        assert.equal(firstDiff(Buffer.concat(got.get(conn2.id)!), body), -1);
+        c1.destroy();
+        c2.destroy();
       } finally {
         await s.reactor.close(1000);
       }
