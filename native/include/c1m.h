@@ -114,6 +114,8 @@ enum {
   C1M_CTL_CONNS = 1,     /* open connections (incl. connecting) */
   C1M_CTL_TICK = 2,      /* current tick */
   C1M_CTL_ACCEPT_PAUSES = 3,
+  C1M_CTL_QUIET_OPENS = 4, /* accepted connections registered without an OPEN record (wraps) */
+  C1M_CTL_MAX_FD = 5,      /* highest fd a connection of this reactor has had */
   C1M_CTL_WORDS = 8
 };
 
@@ -131,6 +133,7 @@ typedef struct c1m_config {
   uint32_t idle_ticks;    /* default idle timeout for new connections, 0 = none */
   int nodelay;            /* TCP_NODELAY on new connections (set before their first write) */
   uint32_t read_budget;   /* bytes read per connection per poll */
+  int quiet_open;         /* accepted connections are counted in C1M_CTL_QUIET_OPENS, not reported */
 } c1m_config_t;
 
 typedef struct c1m_reactor c1m_reactor_t;

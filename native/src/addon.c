@@ -222,6 +222,12 @@ static napi_value create(napi_env env, napi_callback_info info) {
       get_u32_prop(env, argv[0], "nodelay", &nodelay) || get_u32_prop(env, argv[0], "readBudget", &cfg.read_budget))
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(): bad config object"), NULL;
   cfg.nodelay = nodelay != 0;
+  uint32_t quiet = 0;
+  bool has_quiet = false;
+  if (napi_has_named_property(env, argv[0], "quietOpen", &has_quiet) == napi_ok && has_quiet &&
+      get_u32_prop(env, argv[0], "quietOpen", &quiet))
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(): bad config object"), NULL;
+  cfg.quiet_open = quiet != 0;
   void *mem[NBUFS];
   size_t len[NBUFS];
   for (int i = 0; i < NBUFS; i++)
@@ -526,6 +532,8 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "CTL_CONNS", C1M_CTL_CONNS);
   set_const(env, k, "CTL_TICK", C1M_CTL_TICK);
   set_const(env, k, "CTL_ACCEPT_PAUSES", C1M_CTL_ACCEPT_PAUSES);
+  set_const(env, k, "CTL_QUIET_OPENS", C1M_CTL_QUIET_OPENS);
+  set_const(env, k, "CTL_MAX_FD", C1M_CTL_MAX_FD);
   set_const(env, k, "CTL_WORDS", C1M_CTL_WORDS);
   set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
   set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);

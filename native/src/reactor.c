@@ -275,7 +275,10 @@ static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
    * idle connection never pays the syscall (one of the few per accept or connect). */
   if (r->cfg.nodelay) s->flags |= C1M_F_NODELAY;
   if (r->cfg.idle_ticks) set_timed(r, s, r->cfg.idle_ticks);
-  if ((uint32_t)fd > r->max_fd) r->max_fd = (uint32_t)fd;
+  if ((uint32_t)fd > r->max_fd) {
+    r->max_fd = (uint32_t)fd;
+    r->ctl[C1M_CTL_MAX_FD] = (int32_t)fd;
+  }
   __atomic_add_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
   r->ctl[C1M_CTL_CONNS] = (int32_t)r->nconns;
   return 0;
@@ -596,6 +599,13 @@ static int pick_target(listener_t *l, const struct sockaddr_storage *peer) {
   return l->targets[l->rr++ % (uint32_t)l->ntargets];
 }
 
+/* An accepted (or handed-off) connection is registered: an OPEN record, or, when JS has no use
+ * for one (no onOpen), a count JS reads when it next looks: accepts alone then cost no crossing. */
+static void accepted(c1m_reactor_t *r, int fd, int32_t from) {
+  if (r->cfg.quiet_open) r->ctl[C1M_CTL_QUIET_OPENS]++;
+  else emit(r, C1M_EV_OPEN, fd, r->slots[fd].gen, from, 0);
+}
+
 static void on_acceptable(c1m_reactor_t *r, listener_t *l) {
   for (int i = 0; i < ACCEPT_BATCH; i++) {
     if (r->nev + 2 > r->ev_cap) return; /* room for OPEN (+ an error); level-triggered: back next poll */
@@ -634,7 +644,7 @@ static void on_acceptable(c1m_reactor_t *r, listener_t *l) {
       emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
       continue;
     }
-    emit(r, C1M_EV_OPEN, fd, r->slots[fd].gen, l->fd, 0);
+    accepted(r, fd, l->fd);
   }
 }
 
@@ -652,7 +662,7 @@ static void drain_handoffs(c1m_reactor_t *r) {
       emit(r, C1M_EV_ACCEPT_ERROR, -1, 0, rc, 0);
       continue;
     }
-    emit(r, C1M_EV_OPEN, fd, r->slots[fd].gen, -2, 0);
+    accepted(r, fd, -2);
   }
   memmove(r->hq, r->hq + taken, (n - taken) * sizeof(int));
   r->hq_len = n - taken;

@@ -163,8 +163,12 @@ export class NativeReactor implements Reactor {
   #placePrior = 0;
   #inBatch = false;
   #flushQueued = false;
-  /** Established connections. */
+  /** Established connections (quiet accepts included once absorbed). */
   #open = 0;
+  /** No onOpen: the engine counts accepts (CTL_QUIET_OPENS) instead of reporting each, so a
+   *  poll that only accepted costs no crossing. `#quietSeen` is the count absorbed so far. */
+  readonly #quiet: boolean;
+  #quietSeen = 0;
   /** Outbound connections still connecting. */
   #connecting = 0;
   #refd = true;
@@ -192,6 +196,7 @@ export class NativeReactor implements Reactor {
     this.#b = b;
     this.k = b.constants;
     this.#handler = handler;
+    this.#quiet = !handler.onOpen;
     this.#opts = opts;
     this.#slotWords = this.k.SLOT_WORDS;
     this.#slotGen = this.k.SLOT_GEN;
@@ -228,6 +233,7 @@ export class NativeReactor implements Reactor {
         idleTicks: opts.idleTimeout ? Math.ceil(opts.idleTimeout / tickMs) : 0,
         nodelay: opts.noDelay ? 1 : 0,
         readBudget: READ_BUDGET,
+        quietOpen: this.#quiet ? 1 : 0,
       },
       slots, recv, events, send, ctl,
       (n) => this.#onBatch(n),
@@ -241,6 +247,7 @@ export class NativeReactor implements Reactor {
   }
 
   get stats(): ReactorStats {
+    this.#absorbQuiet();
     return {
       connections: this.#open,
       batches: this.#batches,
@@ -459,6 +466,7 @@ export class NativeReactor implements Reactor {
     const W = this.k.SLOT_WORDS, G = this.k.SLOT_GEN, F = this.k.SLOT_FLAGS;
     const live = this.k.F_OPEN | this.k.F_CONNECTING;
     const slots = this.#slots;
+    this.#absorbQuiet();
     const high = Math.min(this.#highFd, this.#nslots - 1);
     for (let fd = 0; fd <= high; fd++) {
       if ((slots[fd * W + F]! & live) !== 0) out.push(new NativeConnection(this, fd, slots[fd * W + G]!));
@@ -548,7 +556,19 @@ export class NativeReactor implements Reactor {
     }
   }
 
+  /** Count the accepts the engine registered quietly since last time (see `#quiet`). */
+  #absorbQuiet(): void {
+    if (!this.#quiet || this.#released) return;
+    const q = this.#ctl[this.k.CTL_QUIET_OPENS]!;
+    if (q === this.#quietSeen) return;
+    this.#open += (q - this.#quietSeen) | 0; // the counter wraps at 2^31
+    this.#quietSeen = q;
+    const m = this.#ctl[this.k.CTL_MAX_FD]!;
+    if (m > this.#highFd) this.#highFd = m;
+  }
+
   #maybeFinish(): void {
+    this.#absorbQuiet();
     if (!this.#closing || this.#open + this.#connecting > 0 || this.#released) return;
     this.#released = true;
     this.#b.close(this.#h);
@@ -561,6 +581,7 @@ export class NativeReactor implements Reactor {
 
   #updateRef(): void {
     if (this.#released) return;
+    this.#absorbQuiet();
     const want = this.#listeners.size > 0 || this.#open + this.#connecting > 0;
     if (want !== this.#refd) {
       this.#refd = want;
@@ -571,6 +592,7 @@ export class NativeReactor implements Reactor {
   // ---- the batch ----
 
   #onBatch(n: number): void {
+    this.#absorbQuiet(); // before the records: a close in them may be of a quiet accept
     this.#inBatch = true;
     this.#batches++;
     this.#events += n;

@@ -17,7 +17,7 @@ export interface NativeConstants {
   R_SLOW_CONSUMER: number; R_CONNECT_FAILED: number; R_HANDLER: number; R_SHUTDOWN: number;
   CMD_SIZE: number; OP_WRITE: number; OP_CLOSE: number; OP_DESTROY: number; OP_SHUTDOWN: number; OP_PAUSE: number;
   OP_RESUME: number; OP_TIMEOUT: number; OP_BROADCAST: number; OPF_WANT_DRAIN: number;
-  CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_WORDS: number;
+  CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_QUIET_OPENS: number; CTL_MAX_FD: number; CTL_WORDS: number;
   LB_ROUND_ROBIN: number; LB_LEAST_CONN: number; LB_HASH: number;
 }
 
@@ -27,6 +27,8 @@ export type NativeHandle = { readonly __brand: 'c1m.reactor' };
 export interface NativeConfig {
   nslots: number; maxIn: number; maxOut: number; highWater: number; tickMs: number; idleTicks: number;
   nodelay: number; readBudget: number;
+  /** 1: accepts are counted in CTL_QUIET_OPENS instead of reported as OPEN records. */
+  quietOpen?: number;
 }
 
 /** The addon's export table (native/src/addon.c). */

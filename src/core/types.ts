@@ -122,7 +122,13 @@ export interface Connection {
  * `'handler-error'` and is reported to `ServerOptions.onError`; it never stops the reactor.
  */
 export interface Handler {
-  /** A connection is established (accepted, or an outbound connect completed). */
+  /**
+   * A connection is established (accepted, or an outbound connect completed).
+   *
+   * Read once, when the reactor is created. Without it the native backend does not report
+   * accepts to JS one by one: a poll that only accepted connections costs no JS call (they
+   * still count in `stats.connections` and appear in `connections()`).
+   */
   onOpen?(conn: Connection): void;
   /**
    * Bytes arrived. Return how many bytes were consumed (undefined = all of them), or an

@@ -159,4 +159,34 @@ describe('native contract', { skip: !nativeAvailable && 'native backend unavaila
     await waitFor(() => openFds() === before, `fd count back to ${before} (now ${openFds()})`, 10_000);
     assert.equal(openFds(), before);
   });
+
+  test('without onOpen, accepts cost no JS call, yet count, list and close like any connection', GUARD, async () => {
+    const closes: string[] = [];
+    const quiet = createReactor({ onClose: (_c, r) => void closes.push(r.kind) }, { backend: 'native' });
+    const { port } = await quiet.listen({ port: 0, host: HOST });
+    try {
+      const clients = await Promise.all(Array.from({ length: 40 }, () => rawClient(port)));
+      await waitFor(() => quiet.stats.connections === 40, '40 quiet accepts counted');
+      assert.equal(quiet.stats.batches, 0, 'accepts alone called into JS');
+      assert.equal(quiet.connections().length, 40);
+      // Closes of quietly accepted connections: reported once each, and counted down.
+      for (const c of clients.slice(0, 10)) c.socket.end();
+      await waitFor(() => closes.length === 10, '10 closes');
+      assert.deepEqual(new Set(closes), new Set(['end']));
+      assert.equal(quiet.stats.connections, 30);
+      // With onOpen every accept is reported.
+      let opens = 0;
+      const loud = createReactor({ onOpen: () => void opens++ }, { backend: 'native' });
+      const l = await loud.listen({ port: 0, host: HOST });
+      const more = await Promise.all(Array.from({ length: 5 }, () => rawClient(l.port)));
+      await waitFor(() => opens === 5, '5 onOpen calls');
+      assert.ok(loud.stats.batches > 0);
+      await loud.close(1000);
+      for (const c of [...clients, ...more]) c.destroy();
+      await within(quiet.close(5000), 'close() counts the quiet accepts down to 0');
+      assert.equal(closes.length, 40);
+    } finally {
+      await quiet.close(1000);
+    }
+  });
 });
