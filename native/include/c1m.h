@@ -149,7 +149,8 @@ int c1m_reactor_fd(const c1m_reactor_t *r);
 int c1m_reactor_id(const c1m_reactor_t *r);
 /* Run one epoll_wait (timeout 0) and fill the event array. Returns the record count. */
 int c1m_reactor_poll(c1m_reactor_t *r);
-/* Apply consumed counts of the last batch's DATA records, then the staged commands. */
+/* Apply consumed counts of the last batch's DATA records, then the staged commands. Required
+ * after every poll that returned records: until then their connections are not read again. */
 void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev);
 /* Apply staged commands (C1M_CTL_SEND_USED bytes) and reset the send area. */
 void c1m_reactor_flush(c1m_reactor_t *r);

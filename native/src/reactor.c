@@ -54,6 +54,8 @@
 #define TAG_EVENTFD 0xFFFFFFF0u
 #define TAG_TIMERFD 0xFFFFFFF1u
 #define TAG_LISTENER 0xFFFFFFF2u
+/* epoll interest of every connection; EPOLLOUT is added to it (see the invariants) */
+#define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
 struct c1m_buf {
   uint8_t *in, *out; /* malloc'd, NULL when empty */
@@ -264,7 +266,7 @@ static int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
   s->deadline = 0;
   /* Bytes already queued on an accepted or handed-off socket are reported by the ADD itself. An
    * accepted socket leaves EPOLLOUT out: it is writable at once, and that report is wasted work. */
-  uint32_t events = EPOLLIN | EPOLLRDHUP | EPOLLET | ((flags & C1M_F_CONNECTING) ? EPOLLOUT : 0);
+  uint32_t events = CONN_EVENTS | ((flags & C1M_F_CONNECTING) ? EPOLLOUT : 0);
   int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, events, tag(fd, s->gen));
   if (rc < 0) {
     s->flags = 0;
@@ -299,34 +301,38 @@ static inline ssize_t conn_writev(int fd, c1m_slot_t *s, const struct iovec *iov
   return c1m_sys_writev(fd, iov, cnt);
 }
 
-/* Write iov (total bytes) until the kernel has taken all of it or says EAGAIN: connections are
- * edge-triggered, and an EPOLLOUT edge is promised only once the send buffer has run out of
- * room. Returns the bytes taken, -EAGAIN when none, or -errno. */
+/* The part of iov[0..cnt) after its first `skip` bytes, into rest (room for cnt). Returns its count. */
+static int iov_skip(struct iovec *rest, const struct iovec *iov, int cnt, size_t skip) {
+  int k = 0;
+  for (int i = 0; i < cnt; i++) {
+    size_t l = iov[i].iov_len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    rest[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
+    rest[k].iov_len = l - skip;
+    skip = 0;
+    k++;
+  }
+  return k;
+}
+
+/* Write iov (total bytes, at most IOV_MAX_GATHER entries) until the kernel has taken all of it
+ * or says EAGAIN: connections are edge-triggered, and an EPOLLOUT edge is promised only once
+ * the send buffer has run out of room. Returns the bytes taken, -EAGAIN when none, or -errno. */
 static ssize_t conn_write_all(int fd, c1m_slot_t *s, const struct iovec *iov, int cnt, size_t total) {
   ssize_t n = conn_writev(fd, s, iov, cnt);
   if (n <= 0 || (size_t)n >= total) return n;
   size_t done = (size_t)n;
   struct iovec rest[IOV_MAX_GATHER];
-  for (;;) { /* partial: the rest, from where the kernel stopped */
-    int k = 0;
-    size_t skip = done;
-    for (int i = 0; i < cnt && k < IOV_MAX_GATHER; i++) {
-      size_t l = iov[i].iov_len;
-      if (skip >= l) {
-        skip -= l;
-        continue;
-      }
-      rest[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
-      rest[k].iov_len = l - skip;
-      skip = 0;
-      k++;
-    }
-    n = conn_writev(fd, s, rest, k);
-    if (n == -EAGAIN || n == 0) return (ssize_t)done;
+  while (done < total) { /* partial: the rest, from where the kernel stopped */
+    n = conn_writev(fd, s, rest, iov_skip(rest, iov, cnt, done));
+    if (n == -EAGAIN || n == 0) break;
     if (n < 0) return n;
     done += (size_t)n;
-    if (done >= total) return (ssize_t)done;
   }
+  return (ssize_t)done;
 }
 
 /* Send iov (total bytes) to a connection, keeping what the kernel does not take. */
@@ -373,22 +379,16 @@ static void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov
     }
     /* copy the unsent tail of iov */
     uint8_t *dst = b->out + b->out_off + s->out_len;
-    size_t skip = sent;
-    for (int i = 0; i < cnt; i++) {
-      size_t l = iov[i].iov_len;
-      if (skip >= l) {
-        skip -= l;
-        continue;
-      }
-      memcpy(dst, (uint8_t *)iov[i].iov_base + skip, l - skip);
-      dst += l - skip;
-      skip = 0;
+    struct iovec tail[IOV_MAX_GATHER];
+    for (int i = 0, k = iov_skip(tail, iov, cnt, sent); i < k; i++) {
+      memcpy(dst, tail[i].iov_base, tail[i].iov_len);
+      dst += tail[i].iov_len;
     }
     s->out_len += (uint32_t)rest; /* sent on an EPOLLOUT edge (or when the connect completes) */
     if (s->out_len > r->cfg.high_water) s->flags |= C1M_F_DRAIN;
     if (!(s->flags & C1M_F_OUT_ARMED)) {
       /* If room came back since the EAGAIN, the MOD reports it: no edge is missed. */
-      int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, tag(fd, s->gen));
+      int rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, CONN_EVENTS | EPOLLOUT, tag(fd, s->gen));
       if (rc < 0) {
         conn_close(r, fd, C1M_R_ERROR, rc, 0);
         return;
@@ -652,6 +652,7 @@ static void drain_handoffs(c1m_reactor_t *r) {
   uint64_t cnt;
   if (read(r->evfd, &cnt, sizeof cnt) < 0 && errno != EAGAIN)
     fprintf(stderr, "c1m: eventfd read failed: %s\n", strerror(errno));
+  r->wake_pending = 0;
   pthread_mutex_lock(&r->hq_lock);
   uint32_t n = r->hq_len, taken = 0;
   for (; taken < n && r->nev + 1 < r->ev_cap; taken++) {
@@ -737,7 +738,6 @@ static int dispatch(c1m_reactor_t *r, const struct epoll_event *evs, int n) {
     uint32_t t = (uint32_t)(evs[i].data.u64 >> 32);
     if (r->nev + 2 > r->ev_cap) break;
     if (t == TAG_EVENTFD) {
-      r->wake_pending = 0;
       drain_handoffs(r);
     } else if (t == TAG_TIMERFD) {
       on_tick(r);
@@ -752,11 +752,6 @@ static int dispatch(c1m_reactor_t *r, const struct epoll_event *evs, int n) {
 }
 
 static int poll_once(c1m_reactor_t *r) {
-  /* the last batch is over: its connections may be read again */
-  for (uint32_t i = 0; i < r->nev; i++) {
-    const int32_t *e = r->ev + (size_t)i * C1M_EV_WORDS;
-    if (e[0] == C1M_EV_DATA) r->slots[e[1]].flags &= ~C1M_F_SERVED;
-  }
   r->nev = 0;
   r->recv_used = 0;
   /* deferred events first: they happened before anything this poll finds */
@@ -935,7 +930,9 @@ void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev) {
   if (nev > r->nev) nev = r->nev;
   for (uint32_t i = 0; i < nev; i++) {
     const int32_t *e = r->ev + (size_t)i * C1M_EV_WORDS;
-    if (e[0] == C1M_EV_DATA && e[5] != e[4]) keep_unconsumed(r, e);
+    if (e[0] != C1M_EV_DATA) continue;
+    r->slots[e[1]].flags &= ~C1M_F_SERVED; /* the batch is over: it may be read again */
+    if (e[5] != e[4]) keep_unconsumed(r, e);
   }
   c1m_reactor_flush(r);
 }

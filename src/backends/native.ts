@@ -151,8 +151,6 @@ export class NativeReactor implements Reactor {
   /** Bytes staged per fd since the last flush (reset lazily via #touched). */
   readonly #staged: Uint32Array;
   #touched: number[] = [];
-  /** The highest fd a connection of this reactor has had (bounds `connections()`). */
-  #highFd = -1;
   /** The last staged write (header offset, end of the staged area after it, fd, gen): a
    *  write to the same connection right after it extends it. -1: none since the last flush. */
   #mergeAt = 0;
@@ -448,7 +446,6 @@ export class NativeReactor implements Reactor {
       return conn;
     }
     const gen = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_GEN]!;
-    if (fd > this.#highFd) this.#highFd = fd;
     this.#connectTargets.set(fd, { address: o.host, port: o.port });
     this.#connecting++;
     this.#updateRef();
@@ -466,8 +463,8 @@ export class NativeReactor implements Reactor {
     const W = this.k.SLOT_WORDS, G = this.k.SLOT_GEN, F = this.k.SLOT_FLAGS;
     const live = this.k.F_OPEN | this.k.F_CONNECTING;
     const slots = this.#slots;
-    this.#absorbQuiet();
-    const high = Math.min(this.#highFd, this.#nslots - 1);
+    // The engine keeps the highest fd a connection of this reactor has had.
+    const high = Math.min(this.#ctl[this.k.CTL_MAX_FD]!, this.#nslots - 1);
     for (let fd = 0; fd <= high; fd++) {
       if ((slots[fd * W + F]! & live) !== 0) out.push(new NativeConnection(this, fd, slots[fd * W + G]!));
     }
@@ -563,8 +560,6 @@ export class NativeReactor implements Reactor {
     if (q === this.#quietSeen) return;
     this.#open += (q - this.#quietSeen) | 0; // the counter wraps at 2^31
     this.#quietSeen = q;
-    const m = this.#ctl[this.k.CTL_MAX_FD]!;
-    if (m > this.#highFd) this.#highFd = m;
   }
 
   #maybeFinish(): void {
@@ -629,7 +624,6 @@ export class NativeReactor implements Reactor {
           }
           case k.EV_OPEN: {
             this.#open++;
-            if (fd > this.#highFd) this.#highFd = fd;
             if (ev[b + 3] === -1 && this.#connectTargets.delete(fd)) this.#connecting--;
             if (h.onOpen) this.#call(h.onOpen, new NativeConnection(this, fd, gen));
             break;

@@ -28,7 +28,7 @@ export interface NativeConfig {
   nslots: number; maxIn: number; maxOut: number; highWater: number; tickMs: number; idleTicks: number;
   nodelay: number; readBudget: number;
   /** 1: accepts are counted in CTL_QUIET_OPENS instead of reported as OPEN records. */
-  quietOpen?: number;
+  quietOpen: number;
 }
 
 /** The addon's export table (native/src/addon.c). */
