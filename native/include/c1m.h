@@ -164,6 +164,11 @@ void c1m_reactor_destroy(c1m_reactor_t *r);
  * With targets, accepted fds are handed to those reactors (by registry id) per policy. */
 int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog,
                int reuseport, const int *targets, int ntargets, int policy);
+/* Replace the hand-off targets of listener fd (threads mode: a dead worker's replacement).
+ * Called on the reactor's own thread. Returns -EINVAL for a listener without targets or a bad
+ * count, -ENOENT for an unknown fd. A target that is not (or no longer) registered is skipped
+ * at accept time in favour of the other targets. */
+int c1m_retarget(c1m_reactor_t *r, int fd, const int *targets, int ntargets);
 /* Stop and close a listener. */
 int c1m_unlisten(c1m_reactor_t *r, int fd);
 /* Start a non-blocking connect; returns the fd (>= 0) or -errno. A connect that fails after

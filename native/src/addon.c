@@ -344,6 +344,25 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* retarget(handle, listenerFd, targets[]) -> 0 or -errno */
+static napi_value retarget(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  addon_reactor_t *a = reactor_args(env, info, 3, argv);
+  if (!a) return NULL;
+  int32_t fd;
+  uint32_t ntargets = 0;
+  CHECK(napi_get_value_int32(env, argv[1], &fd));
+  CHECK(napi_get_array_length(env, argv[2], &ntargets));
+  int targets[64];
+  if (ntargets > 64) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "at most 64 hand-off targets"), NULL;
+  for (uint32_t i = 0; i < ntargets; i++) {
+    napi_value v;
+    CHECK(napi_get_element(env, argv[2], i, &v));
+    CHECK(napi_get_value_int32(env, v, &targets[i]));
+  }
+  return num(env, c1m_retarget(a->r, fd, targets, (int)ntargets));
+}
+
 /* unlisten(handle, fd) */
 static napi_value unlisten(napi_env env, napi_callback_info info) {
   napi_value argv[2];
@@ -482,6 +501,7 @@ NAPI_MODULE_INIT() {
       {"flush", NULL, flush, NULL, NULL, NULL, napi_default, NULL},
       {"listen", NULL, listen_, NULL, NULL, NULL, napi_default, NULL},
       {"unlisten", NULL, unlisten, NULL, NULL, NULL, napi_default, NULL},
+      {"retarget", NULL, retarget, NULL, NULL, NULL, napi_default, NULL},
       {"connect", NULL, connect_, NULL, NULL, NULL, napi_default, NULL},
       {"writeDirect", NULL, write_direct, NULL, NULL, NULL, napi_default, NULL},
       {"sockname", NULL, sockname, NULL, NULL, NULL, napi_default, NULL},

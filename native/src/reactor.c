@@ -631,7 +631,11 @@ static void on_acceptable(c1m_reactor_t *r, listener_t *l) {
     }
     l->backoff_ms = 0;
     if (l->ntargets) {
-      int rc = handoff(pick_target(l, &peer), fd);
+      /* A target whose reactor is gone (its worker thread died) is skipped: the connection
+       * goes to the next live one. Only when none is left is it refused. */
+      int first = pick_target(l, &peer), rc = handoff(first, fd);
+      for (int j = 0; rc == -ENOENT && j < l->ntargets; j++)
+        if (l->targets[j] != first) rc = handoff(l->targets[j], fd);
       if (rc < 0) {
         c1m_sys_close(fd);
         emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
@@ -962,6 +966,20 @@ int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int
   l->ntargets = ntargets;
   for (int i = 0; i < ntargets; i++) l->targets[i] = targets[i];
   return fd;
+}
+
+int c1m_retarget(c1m_reactor_t *r, int fd, const int *targets, int ntargets) {
+  if (ntargets < 1 || ntargets > MAX_TARGETS) return -EINVAL;
+  for (int i = 0; i < r->nlisteners; i++) {
+    listener_t *l = &r->listeners[i];
+    if (l->fd != fd) continue;
+    if (l->ntargets == 0) return -EINVAL; /* a listener that serves its own reactor stays so */
+    for (int j = 0; j < ntargets; j++) l->targets[j] = targets[j];
+    l->ntargets = ntargets;
+    l->rr = 0;
+    return 0;
+  }
+  return -ENOENT;
 }
 
 int c1m_unlisten(c1m_reactor_t *r, int fd) {

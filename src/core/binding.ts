@@ -41,6 +41,8 @@ export interface Binding {
   flush(h: NativeHandle): void;
   listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number): [fd: number, port: number];
   unlisten(h: NativeHandle, fd: number): number;
+  /** Replace a hand-off listener's targets (registry ids); 0 or -errno. */
+  retarget(h: NativeHandle, fd: number, targets: number[]): number;
   connect(h: NativeHandle, ip: string, port: number, localIp: string | undefined): number;
   writeDirect(h: NativeHandle, fd: number, gen: number, data: Uint8Array): number;
   sockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
