@@ -29,7 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultBackend, nofileLimit } from '../index.js';
 import { WorkerPool, type Aborted } from './bench-pool.js';
-import { machineInfo, meminfo, procAlive, processTree, sampleServer, socketCounts, spawnServer, type MachineInfo, type SocketCounts, type SpawnedServer } from './bench-proc.js';
+import { machineInfo, meminfo, procAlive, processTree, sampleTree, socketCounts, spawnServer, type MachineInfo, type SocketCounts, type SpawnedServer, type TreeSample } from './bench-proc.js';
 import { buildReport } from './bench-report.js';
 import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { WorkerResult } from './bench-worker.js';
@@ -629,7 +629,7 @@ class MillionRun {
   }
 
   /** Server RSS after a full GC in each of its processes (SIGUSR1 under --expose-gc). */
-  async #sampleServer(gcRounds = 1): Promise<ReturnType<typeof sampleServer>> {
+  async #sampleServer(gcRounds = 1): Promise<TreeSample> {
     const root = this.#server!.pid;
     const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     for (let round = 0; round < gcRounds; round++) {
@@ -643,12 +643,12 @@ class MillionRun {
       await sleep(GC_SETTLE_MS);
     }
     // Then until the private memory settles: V8 and malloc hand pages back lazily after a GC.
-    const samples = [sampleServer([root])];
+    const samples = [sampleTree([root])];
     for (let waited = 0; waited < SETTLE_MAX_MS; waited += SETTLE_EVERY_MS) {
       const last3 = samples.slice(-3).map((x) => x.anonKb);
       if (last3.length === 3 && Math.max(...last3) - Math.min(...last3) <= 0.005 * Math.max(...last3)) break;
       await sleep(SETTLE_EVERY_MS);
-      samples.push(sampleServer([root]));
+      samples.push(sampleTree([root]));
     }
     return samples[samples.length - 1]!;
   }

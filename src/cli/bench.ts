@@ -30,7 +30,7 @@ import { defaultBackend, nofileLimit } from '../index.js';
 import { commandLine, fmtInt, int, isLoopback, planRun, seconds, UsageError, workerConfigs, type BenchPlan } from './bench-layout.js';
 import { millionMain } from './bench-million.js';
 import { WorkerPool, type Aborted } from './bench-pool.js';
-import { machineInfo, procAlive, sampleServer, spawnServer, type MachineInfo, type ServerSample, type SpawnedServer } from './bench-proc.js';
+import { machineInfo, procAlive, sampleTree, spawnServer, type MachineInfo, type TreeSample, type SpawnedServer } from './bench-proc.js';
 import { buildReport, reportMain } from './bench-report.js';
 import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { WorkerResult } from './bench-worker.js';
@@ -541,7 +541,7 @@ class BenchRun {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('exit', onExit);
-    let before: ServerSample | null = null, after: ServerSample | null = null;
+    let before: TreeSample | null = null, after: TreeSample | null = null;
     let connectS = 0, timeoutHit = false;
     try {
       if (o.spawn !== undefined) {
@@ -553,7 +553,7 @@ class BenchRun {
         }
       }
       const roots = this.#server ? [this.#server.pid] : o.pids;
-      if (roots.length > 0) before = sampleServer(roots);
+      if (roots.length > 0) before = sampleTree(roots);
       const traffic = this.#spec.unit !== null;
       this.#log(`c1m bench ${o.scenario}: ${fmtInt(o.connections)} connections to ${this.#host}:${o.port} over ` +
         `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe());
@@ -588,7 +588,7 @@ class BenchRun {
         pool.send({ type: 'quiesce' });
         await this.#drain();
       }
-      if (roots.length > 0) after = sampleServer(roots);
+      if (roots.length > 0) after = sampleTree(roots);
 
       // Stop: results first, then every worker closes its connections and exits.
       this.#phase = 'stop';
@@ -674,7 +674,7 @@ class BenchRun {
     this.#server?.kill();
   }
 
-  #result(connectS: number, timeoutHit: boolean, before: ServerSample | null, after: ServerSample | null): BenchResult {
+  #result(connectS: number, timeoutHit: boolean, before: TreeSample | null, after: TreeSample | null): BenchResult {
     const o = this.#o, spec = this.#spec;
     const rs = this.#pool.workers.map((w) => w.result).filter((r): r is WorkerResult => r !== undefined);
     const total = (pick: (r: WorkerResult) => number): number => rs.reduce((n, r) => n + pick(r), 0);
