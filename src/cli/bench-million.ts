@@ -31,7 +31,7 @@ import { defaultBackend, nofileLimit } from '../index.js';
 import { WorkerPool, type Aborted } from './bench-pool.js';
 import { machineInfo, meminfo, procAlive, processTree, sampleTree, socketCounts, spawnServer, type MachineInfo, type SocketCounts, type SpawnedServer, type TreeSample } from './bench-proc.js';
 import { buildReport } from './bench-report.js';
-import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
+import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { WorkerResult } from './bench-worker.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
@@ -317,6 +317,12 @@ export async function millionMain(argv: string[], out: NodeJS.WritableStream = p
   }
   if (defaultBackend() !== 'native') {
     err.write('c1m bench million: the native backend is unavailable here (Linux epoll addon); it needs it\n');
+    return 1;
+  }
+  try {
+    await loadHistograms();
+  } catch (e) {
+    err.write(`c1m bench million: ${(e as Error).message}\n`);
     return 1;
   }
   return new MillionRun(o, layout, argv, out, err).run();

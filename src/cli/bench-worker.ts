@@ -28,7 +28,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createReactor, type CloseReason, type Connection, type Handler, type Reactor } from '../index.js';
-import { encodeHistogram, latencyHistogram } from './bench-stats.js';
+import { encodeHistogram, latencyHistogram, loadHistograms } from './bench-stats.js';
 import { scenario as scenarioByName, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
 
 /** What the parent tells a worker to do. Global connection indexes pick source address and payload. */
@@ -432,14 +432,17 @@ if (process.send) {
   // A parent that went away without a word: nothing left to report to.
   process.on('disconnect', () => process.exit(0));
   let handle: ((m: ParentMessage) => void) | undefined;
+  let configured = false;
   process.on('message', (m: ParentMessage) => {
-    if (m.type === 'config' && !handle) {
-      try {
+    if (m.type === 'config' && !configured) {
+      // The parent sends nothing else before `ready`.
+      configured = true;
+      loadHistograms().then(() => {
         handle = run(m.config, send);
         send({ type: 'ready', pid: process.pid });
-      } catch (err) {
-        send({ type: 'fatal', message: (err as Error).message }, () => process.exit(1));
-      }
+      }).catch((err: Error) => {
+        send({ type: 'fatal', message: err.message }, () => process.exit(1));
+      });
       return;
     }
     handle?.(m);

@@ -32,7 +32,7 @@ import { millionMain } from './bench-million.js';
 import { WorkerPool, type Aborted } from './bench-pool.js';
 import { machineInfo, procAlive, sampleTree, spawnServer, type MachineInfo, type TreeSample, type SpawnedServer } from './bench-proc.js';
 import { buildReport, reportMain } from './bench-report.js';
-import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
+import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { WorkerResult } from './bench-worker.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 import { SCENARIOS, scenario as scenarioByName, type ScenarioFields, type ScenarioOption, type ScenarioSpec } from './scenarios/index.js';
@@ -367,6 +367,12 @@ export async function benchMain(argv: string[], out: NodeJS.WritableStream = pro
     if (!(e instanceof UsageError)) throw e;
     err.write(`c1m bench: ${e.message}\n${BENCH_USAGE}\n`);
     return 2;
+  }
+  try {
+    await loadHistograms();
+  } catch (e) {
+    err.write(`c1m bench: ${(e as Error).message}\n`);
+    return 1;
   }
   const single = o.targets.length === 0 && o.sweeps.length === 0;
   if (single) {
