@@ -13,9 +13,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BenchResult, BenchRow, BenchSweepResult } from './bench.js';
-import type { MillionResult } from './bench-million.js';
 import type { MachineInfo } from './bench-proc.js';
+import type { BenchResult, BenchRow, BenchSweepResult, MillionResult } from './bench-results.js';
 import type { LatencySummary } from './bench-stats.js';
 import { scenario as scenarioByName } from './scenarios/index.js';
 
