@@ -10,7 +10,7 @@
 import { C1mError, checkOption } from '../../core/index.js';
 import { isValidFieldName, isValidFieldValue, type Field } from '../http1/index.js';
 import { WS_VERSION, checkAccept, field, headerHasToken, isMs } from './handshake.js';
-import type { WebSocketConnectOptions } from './client.js';
+import type { WebSocketConnectOptions } from './client-types.js';
 
 /** Codes of `WsHandshakeError`. */
 export type WsHandshakeErrorCode =
@@ -149,8 +149,6 @@ export function parseWsUrl(url: string | URL): WsTarget {
   }
   return { hostField: u.host, hostname, port: u.port === '' ? 80 : Number(u.port), resource: (u.pathname || '/') + u.search, authorization };
 }
-
-/** An integer number of ms a timer option may take (0 to 2^31 - 1). */
 
 /** The upgrade request (RFC 6455 4.1) as bytes. Validates the connect options. */
 export function buildRequest(target: WsTarget, key: string, options: WebSocketConnectOptions<unknown>): Buffer {

@@ -59,6 +59,9 @@ import {
   parseWsUrl,
 } from './client-handshake.js';
 import { isMs } from './handshake.js';
+import type { WebSocketConnectOptions } from './client-types.js';
+
+export type { WebSocketConnectOptions } from './client-types.js';
 
 /** What a client connection failure may be: see `WebSocketClientHandlerOptions.onError`. */
 export type WsClientError = WsProtocolError | WsHandshakeError | SystemError | C1mError;
@@ -111,30 +114,6 @@ export interface WebSocketClientHandlerOptions<T = unknown> {
    * close the connection (1006). 0 (default) disables. Resolution: the engine's `timerResolution`.
    */
   pingInterval?: number;
-}
-
-/** Options of one `connect`. */
-export interface WebSocketConnectOptions<T = unknown> {
-  /** Subprotocols to offer, in order of preference (HTTP tokens, no duplicates). Default none. */
-  protocols?: readonly string[];
-  /**
-   * Extra request fields. The handshake's own fields (Host, Upgrade, Connection, and the
-   * Sec-WebSocket-* fields) may not be given.
-   */
-  headers?: Readonly<Record<string, string>>;
-  /** An `Origin` field (browsers send one; servers may check it). Default none. */
-  origin?: string;
-  /**
-   * The IP address to connect to. Default: the URL's host, which must then be an IP address
-   * (resolve names first; the URL's host still goes in the Host field).
-   */
-  address?: string;
-  /** Source address to bind before connecting. */
-  localAddress?: string;
-  /** Overrides the handler's `handshakeTimeout` for this connection. */
-  handshakeTimeout?: number;
-  /** The initial `ws.data`. */
-  data?: T;
 }
 
 /** Defaults of `WebSocketClientHandlerOptions`. */
