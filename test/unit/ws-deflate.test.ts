@@ -11,6 +11,7 @@ import {
   DEFLATE_DEFAULTS,
   PerMessageDeflate,
   acceptDeflateResponse,
+  checkDeflateResponse,
   deflateOffer,
   negotiateDeflate,
   parseExtensions,
@@ -18,6 +19,7 @@ import {
   type DeflateParams,
   type PerMessageDeflateOptions,
 } from '../../src/protocols/ws/index.js';
+import { reachesThreshold } from '../../src/protocols/ws/deflate.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const TAIL = hex('0000ffff');
@@ -190,6 +192,26 @@ describe('client offer and response', () => {
       ['permessage-deflate;', takeover],
     ];
     for (const [response, opts] of cases) assert.equal(acceptDeflateResponse(response, opts), null, response);
+    // checkDeflateResponse says why, for the handshake error's message.
+    for (const [response, opts] of cases) {
+      const why = checkDeflateResponse(response, opts);
+      assert.equal(typeof why, 'string', response);
+      assert.ok((why as string).length > 10, `${response}: ${String(why)}`);
+    }
+    assert.match(checkDeflateResponse('permessage-deflate; foo', takeover) as string, /unknown parameter foo/);
+    assert.match(checkDeflateResponse('permessage-deflate', defaults) as string, /server_no_context_takeover was offered/);
+    assert.deepEqual(checkDeflateResponse('permessage-deflate', takeover), TAKEOVER);
+    assert.equal(checkDeflateResponse(undefined, takeover), false);
+  });
+  test('reachesThreshold counts UTF-8 bytes of strings', () => {
+    assert.equal(reachesThreshold(Buffer.alloc(10), 10), true);
+    assert.equal(reachesThreshold(Buffer.alloc(9), 10), false);
+    assert.equal(reachesThreshold('a'.repeat(10), 10), true);
+    assert.equal(reachesThreshold('é'.repeat(5), 10), true); // 10 bytes in 5 code units
+    assert.equal(reachesThreshold('é'.repeat(4) + 'a', 10), false); // 9 bytes
+    assert.equal(reachesThreshold('€€€', 10), false); // 9 bytes
+    assert.equal(reachesThreshold('€€€a', 10), true);
+    assert.equal(reachesThreshold('', 0), true);
   });
 });
 
