@@ -296,6 +296,30 @@ describe('PerMessageDeflate codec', () => {
     assert.equal(client.decompress(hex('f248cdc9c90700'), 5).toString(), 'Hello');
     assert.equal(server.canCompress, true);
   });
+  test('each role compresses with its agreed window: a repeat farther back than the window is not found', () => {
+    // zlib inflates a distance past its window within one call, so look at the size instead:
+    // random bytes repeated 2000 bytes later compress to one copy only with a window over 2000.
+    let x = 0x9e3779b9;
+    const r = Buffer.from(Array.from({ length: 2000 }, () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x & 0xff;
+    }));
+    const data = Buffer.concat([r, r]);
+    const size = (role: 'server' | 'client', bits: number): number => {
+      const params = { ...NO_TAKEOVER, serverMaxWindowBits: role === 'server' ? bits : 15, clientMaxWindowBits: role === 'client' ? bits : 15 };
+      const packed = new PerMessageDeflate({ role, params }).compress(data);
+      assert.ok(inflateRawSync(Buffer.concat([packed, TAIL]), { finishFlush: zc.Z_SYNC_FLUSH }).equals(data));
+      return packed.length;
+    };
+    for (const role of ['server', 'client'] as const) {
+      assert.ok(size(role, 15) < 2500, `${role} 15 bits: ${size(role, 15)}`);
+      assert.ok(size(role, 12) < 2500, `${role} 12 bits: ${size(role, 12)}`);
+      assert.ok(size(role, 11) > 3500, `${role} 11 bits (zlib reaches 262 bytes short of the window): ${size(role, 11)}`);
+      assert.ok(size(role, 10) > 3500, `${role} 10 bits: ${size(role, 10)}`);
+    }
+  });
   test('bad options', () => {
     assert.throws(() => new PerMessageDeflate({ role: 'peer' as 'server', params: NO_TAKEOVER }), { code: 'ERR_C1M_INVALID_OPTION' });
     assert.throws(() => new PerMessageDeflate({ role: 'server', params: { ...NO_TAKEOVER, serverMaxWindowBits: 16 } }), { code: 'ERR_C1M_INVALID_OPTION' });
