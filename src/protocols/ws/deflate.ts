@@ -22,10 +22,9 @@
  *     exceeds 2^windowBits bytes (at most 32 KiB).
  *
  * Errors: helpers that judge peer input skip an invalid offer (server) or describe an invalid
- * response (client, `checkDeflateResponse`);
- * bad options throw `ERR_C1M_INVALID_OPTION`; a compressed message that does not inflate
- * throws `WsProtocolError` (`ERR_C1M_WS_INVALID_COMPRESSED_DATA`, 1007, or
- * `ERR_C1M_WS_MESSAGE_TOO_BIG`, 1009).
+ * response (client, `checkDeflateResponse`); bad options throw `ERR_C1M_INVALID_OPTION`; a
+ * compressed message that does not inflate throws `WsProtocolError`
+ * (`ERR_C1M_WS_INVALID_COMPRESSED_DATA`, 1007, or `ERR_C1M_WS_MESSAGE_TOO_BIG`, 1009).
  */
 import { constants as zc, deflateRawSync, inflateRawSync, type ZlibOptions } from 'node:zlib';
 import { checkOption } from '../../core/index.js';
