@@ -2,13 +2,16 @@
  * The WebSocket client on every backend: against the c1m server (echo of every length class,
  * ping/pong, close codes both ways, many connections), against raw node:net servers speaking
  * byte fixtures (the request it sends, fragments split at every byte, masking, bad handshake
- * answers, protocol errors, timeouts, backpressure), and the `ws`-like `WebSocketClient`.
+ * answers, protocol errors, timeouts, backpressure, permessage-deflate: the offer, answers
+ * declined or invalid, compressed frames both ways, split at every byte, with and without
+ * context takeover), and the `ws`-like `WebSocketClient`.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import {
   createReactor,
   createWebSocketClientHandler,
@@ -36,6 +39,7 @@ const frame = (opcode: number, data: Uint8Array | string, opts: { fin?: boolean;
 
 interface ClientFrame {
   fin: boolean;
+  rsv1: boolean;
   opcode: number;
   masked: boolean;
   key: string;
@@ -64,7 +68,7 @@ function parseClientFrames(buf: Buffer): ClientFrame[] {
     if (buf.length - p < h + len) break;
     const body = Buffer.from(buf.subarray(p + h, p + h + len));
     if (masked) for (let i = 0; i < len; i++) body[i] ^= buf[keyAt + (i & 3)];
-    out.push({ fin: (buf[p] & 0x80) !== 0, opcode: buf[p] & 0x0f, masked, key: masked ? buf.subarray(keyAt, keyAt + 4).toString('hex') : '', payload: body });
+    out.push({ fin: (buf[p] & 0x80) !== 0, rsv1: (buf[p] & 0x40) !== 0, opcode: buf[p] & 0x0f, masked, key: masked ? buf.subarray(keyAt, keyAt + 4).toString('hex') : '', payload: body });
     p += h + len;
   }
   return out;
@@ -136,6 +140,21 @@ async function rawServer(onRequest: (peer: RawPeer) => unknown, onConnect?: (s: 
 
 function response101(key: string, extra = ''): string {
   return `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept(key)}\r\n${extra}\r\n`;
+}
+
+const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const RSV1 = 0x40;
+const NCT = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+
+/** A compressed message payload (RFC 7692 7.2.1), made by zlib directly. */
+function deflated(data: Uint8Array | string): Buffer {
+  const out = deflateRawSync(typeof data === 'string' ? Buffer.from(data) : data, { finishFlush: zc.Z_SYNC_FLUSH });
+  return out.subarray(0, out.length - 4);
+}
+
+/** Compressed payloads inflated as one stream (RFC 7692 7.2.2; with context takeover, in order). */
+function inflatedStream(payloads: Buffer[], windowBits = 15): Buffer {
+  return inflateRawSync(Buffer.concat(payloads.flatMap((p) => [p, TAIL])), { windowBits, finishFlush: zc.Z_SYNC_FLUSH });
 }
 
 /** Write `bytes` one at a time, yielding between writes. */
@@ -754,6 +773,208 @@ for (const backend of backends) {
         assert.equal(client.closes[0].ws.id, ws.id);
       } finally {
         await client.close();
+      }
+    });
+
+    test('permessage-deflate: the offer, then masked compressed frames (RSV1, first frame only), threshold, control frames plain', GUARD, async () => {
+      const local = new Harness(backend, { perMessageDeflate: { threshold: 100 } });
+      const raw = await rawServer((peer) => peer.socket.write(response101(peer.key, `Sec-WebSocket-Extensions: ${NCT}\r\n`)));
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        await local.opened(ws);
+        assert.equal(ws.extensions, NCT);
+        assert.match(raw.peers[0].request, /\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits(\r\n|$)/);
+        const text = textOf(3000);
+        const big = Buffer.alloc(70_000, 5);
+        const noise = randomBytes(5000);
+        ws.send(text);
+        ws.send('short, under the threshold');
+        ws.send(big);
+        ws.send(noise);
+        ws.send(Buffer.from(text), false);
+        ws.ping('p');
+        ws.close(1000);
+        const peer = raw.peers[0];
+        await waitFor(() => peer.frames().length === 7, 'seven frames');
+        const f = peer.frames();
+        assert.ok(f.every((x) => x.masked && x.fin), 'every frame masked and final');
+        assert.equal(new Set(f.map((x) => x.key)).size, 7, 'seven distinct keys');
+        assert.deepEqual(f.map((x) => [x.opcode, x.rsv1]), [[1, true], [1, false], [2, true], [2, false], [1, true], [9, false], [8, false]]);
+        assert.equal(inflatedStream([f[0].payload]).toString(), text);
+        assert.ok(f[0].payload.length < 1000, `compressed to ${f[0].payload.length} bytes`);
+        assert.equal(f[1].payload.toString(), 'short, under the threshold');
+        assert.ok(inflatedStream([f[2].payload]).equals(big));
+        assert.ok(f[3].payload.equals(noise), 'incompressible: sent as it is');
+        assert.equal(inflatedStream([f[4].payload]).toString(), text);
+        ws.terminate();
+        await local.closed(ws);
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('permessage-deflate: compressed messages from the server, fragmented, control frames between, split at every byte', GUARD, async () => {
+      const local = new Harness(backend, { perMessageDeflate: true });
+      const large = Buffer.concat([payload(60_000, 4), Buffer.alloc(100_000, 3), payload(30_000, 6)]);
+      const bin = deflated(Buffer.from([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]));
+      const raw = await rawServer(async (peer) => {
+        const small = Buffer.concat([
+          Buffer.from(response101(peer.key, `Sec-WebSocket-Extensions: ${NCT}\r\n`)),
+          // RFC 7692 7.2.3.1 and 7.2.3.3: "Hello" compressed, and in a stored block.
+          frame(1, Buffer.from('f248cdc9c90700', 'hex'), { rsv: RSV1 }),
+          frame(1, Buffer.from('000500faff48656c6c6f00', 'hex'), { rsv: RSV1 }),
+          frame(2, bin.subarray(0, 3), { fin: false, rsv: RSV1 }),
+          frame(9, 'p1'),
+          frame(0, bin.subarray(3, 5), { fin: false }),
+          frame(0, bin.subarray(5)),
+          frame(1, 'plain'),
+          frame(1, Buffer.from([0x00]), { rsv: RSV1 }),
+        ]);
+        await dribble(peer.socket, small);
+        const body = deflated(large);
+        const cut = [0, 20_000, 20_001, body.length];
+        const frames = cut.slice(1).map((end, i) => frame(i === 0 ? 2 : 0, body.subarray(cut[i], end), { fin: end === body.length, rsv: i === 0 ? RSV1 : 0 }));
+        await dribble(peer.socket, Buffer.concat(frames), 997);
+      });
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        await waitFor(() => local.messagesOf(ws).length === 6 || local.closeOf(ws) !== undefined, 'six messages');
+        const got = local.messagesOf(ws);
+        assert.deepEqual(got.slice(0, 5).map((m) => [m.data.toString('hex'), m.isBinary]), [
+          [Buffer.from('Hello').toString('hex'), false],
+          [Buffer.from('Hello').toString('hex'), false],
+          ['0102030405060708090a0b0c', true],
+          [Buffer.from('plain').toString('hex'), false],
+          ['', false],
+        ]);
+        assert.equal(got[5].isBinary, true);
+        assert.ok(got[5].data.equals(large), 'the large compressed message streamed in fragments');
+        const peer = raw.peers[0];
+        await waitFor(() => peer.frames().length === 1, 'the pong');
+        assert.deepEqual(peer.frames().map((x) => [x.opcode, x.rsv1, x.payload.toString()]), [[10, false, 'p1']]);
+        assert.equal(local.errorOf(ws), undefined);
+        ws.terminate();
+        await local.closed(ws);
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('permessage-deflate with context takeover: each direction is one continuous stream', GUARD, async () => {
+      const local = new Harness(backend, { perMessageDeflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, threshold: 0 } });
+      const raw = await rawServer(async (peer) => {
+        // RFC 7692 7.2.3.2: "Hello" twice with context takeover; the second refers to the first.
+        const wire = Buffer.concat([
+          Buffer.from(response101(peer.key, 'Sec-WebSocket-Extensions: permessage-deflate\r\n')),
+          frame(1, Buffer.from('f248cdc9c90700', 'hex'), { rsv: RSV1 }),
+          frame(1, Buffer.from('f200110000', 'hex'), { rsv: RSV1 }),
+        ]);
+        await dribble(peer.socket, wire);
+      });
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        await local.opened(ws);
+        assert.equal(ws.extensions, 'permessage-deflate');
+        assert.match(raw.peers[0].request, /\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits(\r\n|$)/);
+        await waitFor(() => local.messagesOf(ws).length === 2, 'two messages');
+        assert.deepEqual(local.messagesOf(ws).map((m) => m.data.toString()), ['Hello', 'Hello']);
+        const noise = randomBytes(3000).toString('base64');
+        const sent = ['Hello', 'Hello', noise, noise, 'x'];
+        for (const m of sent) ws.send(m);
+        const peer = raw.peers[0];
+        await waitFor(() => peer.frames().length === sent.length, 'five frames');
+        const f = peer.frames();
+        assert.ok(f.every((x) => x.masked && x.rsv1 && x.opcode === 1));
+        assert.equal(inflatedStream(f.map((x) => x.payload)).toString(), sent.join(''));
+        assert.ok(f[1].payload.length < f[0].payload.length, 'the second Hello refers to the first');
+        assert.ok(f[2].payload.length > 2000 && f[3].payload.length < 100, `a repeat of ${f[2].payload.length} bytes costs ${f[3].payload.length}`);
+        ws.terminate();
+        await local.closed(ws);
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('permessage-deflate: a server that declines leaves the connection plain', GUARD, async () => {
+      const local = new Harness(backend, { perMessageDeflate: { threshold: 0 } });
+      const raw = await rawServer((peer) => peer.socket.write(Buffer.concat([Buffer.from(response101(peer.key)), frame(1, 'plain')])));
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        await local.opened(ws);
+        assert.equal(ws.extensions, '');
+        ws.send(textOf(3000));
+        const peer = raw.peers[0];
+        await waitFor(() => peer.frames().length === 1, 'one frame');
+        assert.deepEqual(peer.frames().map((x) => [x.rsv1, x.payload.toString()]), [[false, textOf(3000)]]);
+        await waitFor(() => local.messagesOf(ws).length === 1, 'the message');
+        // RSV1 after a declined offer is a protocol error.
+        peer.socket.write(frame(1, deflated('Hello'), { rsv: RSV1 }));
+        assert.deepEqual(await local.closed(ws), { code: 1002, reason: '' });
+        assert.equal(local.errorOf(ws)?.code, 'ERR_C1M_WS_RESERVED_BITS');
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('permessage-deflate: an invalid answer fails the handshake with ERR_C1M_WS_HANDSHAKE_EXTENSION', GUARD, async () => {
+      const local = new Harness(backend, { perMessageDeflate: true });
+      const answers: [string, RegExp][] = [
+        ['Sec-WebSocket-Extensions: x-webkit-deflate-frame', /extension x-webkit-deflate-frame, which we did not offer/],
+        [`Sec-WebSocket-Extensions: ${NCT}; mystery=1`, /unknown parameter mystery/],
+        [`Sec-WebSocket-Extensions: ${NCT}; client_no_context_takeover`, /client_no_context_takeover is repeated/],
+        [`Sec-WebSocket-Extensions: ${NCT}; client_max_window_bits=7`, /client_max_window_bits=7: window bits/],
+        [`Sec-WebSocket-Extensions: ${NCT}; server_max_window_bits=16`, /server_max_window_bits=16: window bits/],
+        [`Sec-WebSocket-Extensions: ${NCT}; client_max_window_bits`, /must give the window bits/],
+        ['Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover', /server_no_context_takeover was offered and is missing/],
+        [`Sec-WebSocket-Extensions: ${NCT}\r\nSec-WebSocket-Extensions: ${NCT}`, /permessage-deflate 2 times/],
+        ['Sec-WebSocket-Extensions: permessage-deflate; a="', /malformed/],
+      ];
+      const raw = await rawServer((peer) => {
+        const i = Number(peer.request.split(' ')[1].slice(1));
+        peer.socket.end(response101(peer.key, `${answers[i][0]}\r\n`));
+      });
+      try {
+        for (const [i, [answer, message]] of answers.entries()) {
+          const ws = local.connect(`ws://${HOST}:${raw.port}/${i}`);
+          assert.deepEqual(await local.closed(ws), { code: 1006, reason: '' }, answer);
+          assert.ok(!local.hasOpened(ws), `${answer}: never opened`);
+          const err = local.errorOf(ws) as WsClientError & { status?: number };
+          assert.equal(err?.code, 'ERR_C1M_WS_HANDSHAKE_EXTENSION', `${answer}: ${err?.message}`);
+          assert.match(err.message, message, answer);
+          assert.equal(err.status, 101);
+        }
+      } finally {
+        raw.close();
+        await local.close();
+      }
+    });
+
+    test('permessage-deflate: a message inflating past maxPayload is a 1009, without inflating it all', GUARD, async () => {
+      const local = new Harness(backend, { perMessageDeflate: true, maxPayload: 64 * 1024 });
+      const bomb = deflated(Buffer.alloc(48 * 1024 * 1024));
+      assert.ok(bomb.length < 64 * 1024, `the bomb itself fits in maxPayload (${bomb.length} bytes)`);
+      const raw = await rawServer((peer) =>
+        peer.socket.write(Buffer.concat([
+          Buffer.from(response101(peer.key, `Sec-WebSocket-Extensions: ${NCT}\r\n`)),
+          frame(2, deflated(Buffer.alloc(64 * 1024, 1)), { rsv: RSV1 }),
+          frame(2, bomb, { rsv: RSV1 }),
+        ])),
+      );
+      try {
+        const ws = local.connect(`ws://${HOST}:${raw.port}/`);
+        assert.deepEqual(await local.closed(ws), { code: 1009, reason: '' });
+        assert.equal(local.errorOf(ws)?.code, 'ERR_C1M_WS_MESSAGE_TOO_BIG');
+        assert.deepEqual(local.messagesOf(ws).map((m) => m.data.length), [64 * 1024], 'exactly maxPayload is delivered');
+        const peer = raw.peers[0];
+        await waitFor(() => peer.ended || peer.closed, 'the client closes TCP');
+        assert.deepEqual(peer.frames().map((x) => [x.opcode, x.masked, x.payload.readUInt16BE(0)]), [[8, true, 1009]]);
+      } finally {
+        raw.close();
+        await local.close();
       }
     });
 

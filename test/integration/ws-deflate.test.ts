@@ -3,13 +3,28 @@
  * `ws` client (compression on, with and without context takeover, text and binary from 0 to
  * 1 MiB), raw-socket fixtures (RSV1 rules, fragmented compressed messages streamed across
  * reads, a zip bomb, corrupt data, invalid UTF-8 after inflating), the threshold, the
- * disabled server ignoring offers, and publish to a mix of compressed and plain clients.
+ * disabled server ignoring offers, and publish to a mix of compressed and plain clients; then
+ * the c1m client against the c1m server with deflate both ways (text and binary up to
+ * maxPayload, window bits, context takeover, the inflate limit at both ends, a server that
+ * declines), with a counting relay in between to see the compression on the wire.
  */
 import assert from 'node:assert/strict';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { constants as zc, deflateRawSync, inflateRawSync } from 'node:zlib';
 import WsClient from 'ws';
-import { createWebSocketHandler, type WebSocket, type WebSocketHandler, type WebSocketServerOptions } from '../../src/index.js';
+import {
+  createReactor,
+  createWebSocketClientHandler,
+  createWebSocketHandler,
+  type ClientWebSocket,
+  type Reactor,
+  type WebSocket,
+  type WebSocketClientHandler,
+  type WebSocketClientHandlerOptions,
+  type WebSocketHandler,
+  type WebSocketServerOptions,
+} from '../../src/index.js';
 import { backends } from '../helpers/backends.js';
 import { frame, parseFrames, type Frame } from '../helpers/ws-frames.js';
 import { GUARD, HOST, payload, rawClient, startServer, waitFor, type RawClient, type TestServer } from '../helpers/net.js';
@@ -397,6 +412,242 @@ for (const backend of backends) {
     test('bad perMessageDeflate options are refused at creation', () => {
       assert.throws(() => createWebSocketHandler({ perMessageDeflate: 'yes' as unknown as boolean }), { code: 'ERR_C1M_INVALID_OPTION', message: /perMessageDeflate/ });
       assert.throws(() => createWebSocketHandler({ perMessageDeflate: { serverMaxWindowBits: 8 } }), { code: 'ERR_C1M_INVALID_OPTION', message: /serverMaxWindowBits/ });
+    });
+  });
+}
+
+/** A TCP relay to `port` that counts the bytes each way: compression shows on the wire. */
+interface Relay {
+  port: number;
+  /** Bytes from clients to the server, and back. */
+  up: number;
+  down: number;
+  close(): void;
+}
+
+async function relay(port: number): Promise<Relay> {
+  const sockets = new Set<Socket>();
+  const track = (s: Socket): void => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => {});
+  };
+  const r: Relay = { port: 0, up: 0, down: 0, close: () => {} };
+  const srv = createServer((inbound) => {
+    const outbound = netConnect({ port, host: HOST });
+    track(inbound);
+    track(outbound);
+    inbound.on('data', (d: Buffer) => {
+      r.up += d.length;
+      outbound.write(d);
+    });
+    outbound.on('data', (d: Buffer) => {
+      r.down += d.length;
+      inbound.write(d);
+    });
+    inbound.on('close', () => outbound.destroy());
+    outbound.on('close', () => inbound.destroy());
+  });
+  await new Promise<void>((resolve) => srv.listen(0, HOST, resolve));
+  r.port = (srv.address() as { port: number }).port;
+  r.close = () => {
+    for (const s of sockets) s.destroy();
+    srv.close();
+  };
+  return r;
+}
+
+/** One c1m client WebSocket on its own reactor, its events recorded. */
+interface C1mPeer {
+  ws: ClientWebSocket;
+  reactor: Reactor;
+  handler: WebSocketClientHandler;
+  opened: boolean;
+  messages: { data: Buffer; isBinary: boolean }[];
+  errors: { code: string; message: string }[];
+  close: { code: number; reason: string } | undefined;
+}
+
+async function c1mClient(backend: (typeof backends)[number], url: string, opts: WebSocketClientHandlerOptions): Promise<C1mPeer> {
+  const peer = { opened: false, messages: [], errors: [], close: undefined } as unknown as C1mPeer;
+  peer.handler = createWebSocketClientHandler({
+    ...opts,
+    onOpen: () => void (peer.opened = true),
+    onMessage: (_ws, data, isBinary) => void peer.messages.push({ data: Buffer.from(data), isBinary }),
+    onError: (_ws, err) => void peer.errors.push({ code: err.code ?? '', message: err.message }),
+    onClose: (_ws, code, reason) => void (peer.close = { code, reason }),
+  });
+  peer.reactor = createReactor(peer.handler, { backend, timerResolution: 20 });
+  peer.ws = peer.handler.connect(peer.reactor, url);
+  await waitFor(() => peer.opened || peer.close !== undefined, 'client open');
+  assert.ok(peer.opened, `not opened: ${JSON.stringify(peer.errors)}`);
+  return peer;
+}
+
+/** Send every message, wait for the echoes, compare them in order. */
+async function echoAll(peer: C1mPeer, sent: (string | Buffer)[]): Promise<void> {
+  const before = peer.messages.length;
+  for (const m of sent) peer.ws.send(m);
+  await waitFor(() => peer.messages.length >= before + sent.length || peer.close !== undefined, `${sent.length} echoes`);
+  assert.equal(peer.close, undefined, `closed early: ${JSON.stringify(peer.errors)}`);
+  const got = peer.messages.slice(before);
+  for (let i = 0; i < sent.length; i++) {
+    const m = sent[i];
+    assert.equal(got[i].isBinary, typeof m !== 'string', `message ${i} kind`);
+    assert.ok(got[i].data.equals(typeof m === 'string' ? Buffer.from(m) : m), `message ${i} (${Buffer.byteLength(m)} bytes)`);
+  }
+}
+
+/** A text of exactly `size` UTF-8 bytes, with 2-, 3- and 4-byte characters. */
+function textOf(size: number): string {
+  return 'é€😀ab'.repeat(Math.floor(size / 11)) + 'a'.repeat(size % 11);
+}
+
+const plainBytes = (sent: (string | Buffer)[]): number => sent.reduce((n, m) => n + Buffer.byteLength(m), 0);
+
+for (const backend of backends) {
+  describe(`permessage-deflate, c1m client <-> c1m server (${backend})`, () => {
+    const MAX = 2 * 1024 * 1024;
+    let ctx: Ctx;
+    let takeover: Ctx;
+    let plain: Ctx;
+    before(async () => {
+      ctx = await server(backend, { perMessageDeflate: { threshold: 64 }, maxPayload: MAX });
+      takeover = await server(backend, { perMessageDeflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, threshold: 0 }, maxPayload: MAX });
+      plain = await server(backend, { maxPayload: MAX });
+    });
+    after(async () => {
+      await ctx?.srv.reactor.close(1000);
+      await takeover?.srv.reactor.close(1000);
+      await plain?.srv.reactor.close(1000);
+    });
+
+    /** Text and binary of every size, up to exactly maxPayload; binary half compressible. */
+    const messagesUpTo = (max: number): (string | Buffer)[] =>
+      [...SIZES, max - 1, max].flatMap((size) => [Buffer.concat([Buffer.alloc(size >> 1, 7), payload(size - (size >> 1), size + 1)]), textOf(size)]);
+
+    test('defaults, no context takeover: text and binary from 0 B to exactly maxPayload, compressed both ways', GUARD, async () => {
+      const r = await relay(ctx.srv.port);
+      const peer = await c1mClient(backend, `ws://${HOST}:${r.port}/chat`, { perMessageDeflate: { threshold: 64 }, maxPayload: MAX });
+      try {
+        const NCT = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+        assert.equal(peer.ws.extensions, NCT);
+        assert.equal(ctx.sockets.at(-1)!.extensions, NCT);
+        const up0 = r.up;
+        const down0 = r.down;
+        const sent = messagesUpTo(MAX);
+        await echoAll(peer, sent);
+        assert.ok(r.up - up0 < plainBytes(sent) * 0.75, `client sent ${r.up - up0} bytes for ${plainBytes(sent)}`);
+        assert.ok(r.down - down0 < plainBytes(sent) * 0.75, `server sent ${r.down - down0} bytes for ${plainBytes(sent)}`);
+        peer.ws.close(1000, 'done');
+        await waitFor(() => peer.close !== undefined, 'close');
+        assert.deepEqual(peer.close, { code: 1000, reason: 'done' });
+        assert.deepEqual(peer.errors, []);
+        assert.equal(peer.ws.extensions, '', 'nothing after the close');
+      } finally {
+        r.close();
+        await peer.reactor.close(200);
+      }
+    });
+
+    test('smaller windows both ways: the server is asked for 10 bits, the client uses 9', GUARD, async () => {
+      const peer = await c1mClient(backend, ctx.url, { perMessageDeflate: { threshold: 0, serverMaxWindowBits: 10, clientMaxWindowBits: 9 }, maxPayload: MAX });
+      try {
+        assert.equal(peer.ws.extensions, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=9');
+        await echoAll(peer, [text(50_000), Buffer.alloc(70_000, 9), text(300), Buffer.alloc(0)]);
+      } finally {
+        await peer.reactor.close(200);
+      }
+    });
+
+    test('context takeover both ways: repeated messages refer back into earlier ones', GUARD, async () => {
+      const r = await relay(takeover.srv.port);
+      const peer = await c1mClient(backend, `ws://${HOST}:${r.port}/chat`, {
+        perMessageDeflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, threshold: 0 },
+        maxPayload: MAX,
+      });
+      try {
+        assert.equal(peer.ws.extensions, 'permessage-deflate');
+        assert.equal(takeover.sockets.at(-1)!.extensions, 'permessage-deflate');
+        await echoAll(peer, messagesUpTo(MAX));
+        // A message equal to the previous one costs a few bytes each way once the window holds it.
+        const m = payload(3000, 42);
+        await echoAll(peer, [m]);
+        const up0 = r.up;
+        const down0 = r.down;
+        await echoAll(peer, [m]);
+        assert.ok(r.up - up0 < 100, `repeat sent as ${r.up - up0} bytes`);
+        assert.ok(r.down - down0 < 100, `repeat echoed as ${r.down - down0} bytes`);
+        assert.deepEqual(peer.errors, []);
+      } finally {
+        r.close();
+        await peer.reactor.close(200);
+      }
+    });
+
+    test('the client takes context over, the server refuses it: each end as agreed', GUARD, async () => {
+      const peer = await c1mClient(backend, ctx.url, { perMessageDeflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, threshold: 0 } });
+      try {
+        // The server's defaults add both no_context_takeover parameters.
+        assert.equal(peer.ws.extensions, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+        await echoAll(peer, [text(5000), text(5000), payload(20_000, 3), payload(20_000, 3)]);
+      } finally {
+        await peer.reactor.close(200);
+      }
+    });
+
+    test('an inflated message over the client\'s maxPayload: 1009 from the client', GUARD, async () => {
+      const LIMIT = 64 * 1024;
+      const peer = await c1mClient(backend, ctx.url, { perMessageDeflate: true, maxPayload: LIMIT });
+      try {
+        await echoAll(peer, [Buffer.alloc(LIMIT)]);
+        // Sent compressed to a few hundred bytes; the server's echo inflates past our limit.
+        peer.ws.send(Buffer.alloc(LIMIT + 1));
+        await waitFor(() => peer.close !== undefined, 'client close');
+        assert.deepEqual(peer.close, { code: 1009, reason: '' });
+        assert.deepEqual(peer.errors.map((e) => e.code), ['ERR_C1M_WS_MESSAGE_TOO_BIG']);
+        assert.equal(peer.messages.length, 1);
+      } finally {
+        await peer.reactor.close(200);
+      }
+    });
+
+    test('a message inflating past the server\'s maxPayload: 1009 from the server', GUARD, async () => {
+      const LIMIT = 64 * 1024;
+      const local = await server(backend, { perMessageDeflate: true, maxPayload: LIMIT });
+      const peer = await c1mClient(backend, local.url, { perMessageDeflate: true });
+      try {
+        await echoAll(peer, [textOf(LIMIT)]);
+        peer.ws.send(Buffer.alloc(8 * LIMIT));
+        await waitFor(() => peer.close !== undefined, 'client close');
+        assert.deepEqual(peer.close, { code: 1009, reason: '' });
+        assert.deepEqual(peer.errors, [], 'the server closed cleanly: no error at the client');
+        assert.deepEqual(local.errors, ['ERR_C1M_WS_MESSAGE_TOO_BIG']);
+      } finally {
+        await peer.reactor.close(200);
+        await local.srv.reactor.close(1000);
+      }
+    });
+
+    test('a server without permessage-deflate declines: the connection stays uncompressed', GUARD, async () => {
+      const r = await relay(plain.srv.port);
+      const peer = await c1mClient(backend, `ws://${HOST}:${r.port}/chat`, { perMessageDeflate: { threshold: 0 } });
+      try {
+        assert.equal(peer.ws.extensions, '');
+        const up0 = r.up;
+        const sent = [text(10_000), Buffer.alloc(10_000)];
+        await echoAll(peer, sent);
+        assert.ok(r.up - up0 >= plainBytes(sent), `uncompressed: ${r.up - up0} bytes for ${plainBytes(sent)}`);
+      } finally {
+        r.close();
+        await peer.reactor.close(200);
+      }
+    });
+
+    test('bad perMessageDeflate options are refused at the client handler\'s creation', () => {
+      assert.throws(() => createWebSocketClientHandler({ perMessageDeflate: 1 as unknown as boolean }), { code: 'ERR_C1M_INVALID_OPTION', message: /perMessageDeflate/ });
+      assert.throws(() => createWebSocketClientHandler({ perMessageDeflate: { clientMaxWindowBits: 16 } }), { code: 'ERR_C1M_INVALID_OPTION', message: /clientMaxWindowBits/ });
+      assert.throws(() => createWebSocketClientHandler({ perMessageDeflate: { threshold: -1 } }), { code: 'ERR_C1M_INVALID_OPTION', message: /threshold/ });
     });
   });
 }

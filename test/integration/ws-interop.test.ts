@@ -2,10 +2,14 @@
  * Interop with the `ws` package in both directions, on every backend: the `ws` client against
  * the c1m server, and the c1m client (both levels) against `ws`'s WebSocketServer. Text,
  * binary, fragmented messages, ping/pong, close codes and reasons, large messages, and
- * subprotocol selection.
+ * subprotocol selection; and the c1m client with permessage-deflate against `ws` servers with
+ * it enabled: without and with context takeover, a limited client window, a server that
+ * declines, and the inflate limit.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WsClient, { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import {
@@ -256,6 +260,218 @@ for (const backend of backends) {
       } finally {
         await reactor.close(200);
       }
+    });
+  });
+}
+
+/** A `ws` echo server with `perMessageDeflate` options; 'fragments' and 'big:<n>' are commands. */
+interface DeflateWss {
+  url: string;
+  /** Each connection's request and TCP socket (bytes on the wire). */
+  conns: { req: IncomingMessage; socket: Socket; closes: number[] }[];
+  close(): Promise<void>;
+}
+
+async function deflateWss(perMessageDeflate: WsServerOptions['perMessageDeflate']): Promise<DeflateWss> {
+  const wss = new WebSocketServer({ host: HOST, port: 0, perMessageDeflate });
+  await new Promise((r) => wss.once('listening', r));
+  const conns: DeflateWss['conns'] = [];
+  wss.on('connection', (ws, req) => {
+    const conn = { req, socket: req.socket, closes: [] as number[] };
+    conns.push(conn);
+    ws.on('close', (code) => conn.closes.push(code));
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? '' : data.toString();
+      if (text === 'fragments') {
+        ws.send('one '.repeat(300), { fin: false });
+        ws.send('two '.repeat(300), { fin: false });
+        ws.send('three', { fin: true });
+      } else if (text.startsWith('big:')) {
+        ws.send(Buffer.alloc(Number(text.slice(4)), 1));
+      } else {
+        ws.send(data, { binary: isBinary });
+      }
+    });
+  });
+  return {
+    url: `ws://${HOST}:${(wss.address() as { port: number }).port}/deflate`,
+    conns,
+    async close() {
+      for (const ws of wss.clients) ws.terminate();
+      await new Promise((r) => wss.close(r));
+    },
+  };
+}
+
+type WsServerOptions = ConstructorParameters<typeof WebSocketServer>[0] & {};
+
+/** Compressible text and binary (JSON-like, with multi-byte characters) of about `size` bytes. */
+function compressible(size: number): string {
+  return '{"user":"é€","seq":12345,"ok":true} 😀 '.repeat(Math.ceil(size / 40) + 1).slice(0, size);
+}
+
+for (const backend of backends) {
+  describe(`c1m client with permessage-deflate -> ws server with it (${backend})`, () => {
+    let nct: DeflateWss;
+    let takeover: DeflateWss;
+    let declines: DeflateWss;
+    let refuses: DeflateWss;
+    let smallWindow: DeflateWss;
+    before(async () => {
+      // ws's defaults take context over both ways unless the client asks otherwise.
+      takeover = await deflateWss({ threshold: 0 });
+      nct = await deflateWss({ threshold: 0, serverNoContextTakeover: true, clientNoContextTakeover: true });
+      declines = await deflateWss(false);
+      // ws answers 400 to an offer asking for server_no_context_takeover when told to take over.
+      refuses = await deflateWss({ threshold: 0, serverNoContextTakeover: false });
+      smallWindow = await deflateWss({ threshold: 0, clientMaxWindowBits: 10 });
+    });
+    after(async () => {
+      await takeover?.close();
+      await nct?.close();
+      await declines?.close();
+      await refuses?.close();
+      await smallWindow?.close();
+    });
+
+    /** Echo each message through a WebSocketClient, in order; returns the plain bytes sent. */
+    async function echo(ws: WebSocketClient, log: unknown[][], sent: (string | Buffer)[]): Promise<number> {
+      const before = count(log, 'message');
+      for (const m of sent) ws.send(m);
+      await waitFor(() => count(log, 'message') >= before + sent.length || count(log, 'close') > 0, `${sent.length} echoes`);
+      assert.equal(count(log, 'close'), 0, JSON.stringify(log.filter((e) => e[0] !== 'message')));
+      const got = messages(log).slice(before);
+      for (let i = 0; i < sent.length; i++) {
+        const m = sent[i];
+        assert.equal(got[i].isBinary, typeof m !== 'string', `message ${i} kind`);
+        assert.ok(got[i].data.equals(typeof m === 'string' ? Buffer.from(m) : m), `message ${i} (${Buffer.byteLength(m)} bytes)`);
+      }
+      return sent.reduce((n, m) => n + Buffer.byteLength(m), 0);
+    }
+
+    async function open(url: string, options: ConstructorParameters<typeof WebSocketClient>[2]): Promise<{ ws: WebSocketClient; log: unknown[][] }> {
+      const ws = new WebSocketClient(url, undefined, { backend, ...options });
+      const log = record(ws);
+      await waitFor(() => count(log, 'open') === 1 || count(log, 'close') === 1, 'open');
+      assert.equal(count(log, 'open'), 1, JSON.stringify(log));
+      return { ws, log };
+    }
+
+    const MIXED = [compressible(100), Buffer.alloc(5000, 3), compressible(70_000), Buffer.concat([Buffer.alloc(200_000, 9), payload(50_000, 2)]), compressible(MiB), ''];
+
+    test('WebSocketClient, default offer: no context takeover either way; text, binary, large, fragmented, compressed on the wire', GUARD, async () => {
+      for (const server of [takeover, nct]) {
+        const { ws, log } = await open(server.url, { perMessageDeflate: true, maxPayload: 2 * MiB });
+        const conn = server.conns.at(-1)!;
+        assert.equal(conn.req.headers['sec-websocket-extensions'], 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits');
+        assert.equal(ws.extensions, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+        const read0 = conn.socket.bytesRead;
+        const written0 = conn.socket.bytesWritten;
+        const plain = await echo(ws, log, MIXED);
+        assert.ok(conn.socket.bytesRead - read0 < plain * 0.5, `the server read ${conn.socket.bytesRead - read0} bytes for ${plain}`);
+        assert.ok(conn.socket.bytesWritten - written0 < plain * 0.5, `the server wrote ${conn.socket.bytesWritten - written0} bytes for ${plain}`);
+        ws.send('fragments');
+        await waitFor(() => count(log, 'message') === MIXED.length + 1, 'the fragmented message');
+        assert.equal(messages(log).at(-1)!.data.toString(), 'one '.repeat(300) + 'two '.repeat(300) + 'three');
+        ws.close(1000, 'bye');
+        await waitFor(() => count(log, 'close') === 1, 'close');
+        assert.deepEqual(log.at(-1), ['close', 1000, 'bye']);
+        assert.equal(count(log, 'error'), 0);
+      }
+    });
+
+    test('low-level client with context takeover both ways: repeats cost a few bytes', GUARD, async () => {
+      const got: { data: Buffer; isBinary: boolean }[] = [];
+      const errors: string[] = [];
+      let extensions = '';
+      const handler = createWebSocketClientHandler({
+        perMessageDeflate: { serverNoContextTakeover: false, clientNoContextTakeover: false, threshold: 0 },
+        maxPayload: 2 * MiB,
+        onOpen: (ws) => void (extensions = ws.extensions),
+        onMessage: (_ws, data, isBinary) => void got.push({ data: Buffer.from(data), isBinary }),
+        onError: (_ws, err) => void errors.push(err.code),
+      });
+      const reactor = createReactor(handler, { backend, timerResolution: 20 });
+      try {
+        const ws = handler.connect(reactor, takeover.url);
+        await waitFor(() => extensions !== '' || errors.length > 0, 'open');
+        assert.equal(extensions, 'permessage-deflate');
+        assert.equal(takeover.conns.at(-1)!.req.headers['sec-websocket-extensions'], 'permessage-deflate; client_max_window_bits');
+        const noise = randomBytes(6000).toString('base64');
+        const sent: (string | Buffer)[] = [...MIXED, noise, noise, Buffer.from(noise), 'fragments', noise];
+        for (const m of sent) ws.send(m);
+        await waitFor(() => got.length >= sent.length || errors.length > 0, 'every echo');
+        assert.deepEqual(errors, []);
+        for (let i = 0; i < sent.length; i++) {
+          const m = sent[i];
+          const want = m === 'fragments' ? 'one '.repeat(300) + 'two '.repeat(300) + 'three' : m;
+          assert.ok(got[i].data.equals(typeof want === 'string' ? Buffer.from(want) : want), `message ${i}`);
+        }
+        const conn = takeover.conns.at(-1)!;
+        const read0 = conn.socket.bytesRead;
+        const written0 = conn.socket.bytesWritten;
+        ws.send(noise);
+        await waitFor(() => got.length === sent.length + 1, 'one more echo');
+        assert.ok(conn.socket.bytesRead - read0 < 100, `a repeat sent as ${conn.socket.bytesRead - read0} bytes`);
+        assert.ok(conn.socket.bytesWritten - written0 < 100, `a repeat echoed as ${conn.socket.bytesWritten - written0} bytes`);
+        ws.close(1000);
+        await waitFor(() => conn.closes.length === 1, 'server close');
+        assert.deepEqual(conn.closes, [1000]);
+      } finally {
+        await reactor.close(200);
+      }
+    });
+
+    test('a ws server limiting the client window to 10 bits: agreed, and what we send inflates there', GUARD, async () => {
+      const { ws, log } = await open(smallWindow.url, { perMessageDeflate: { threshold: 0 }, maxPayload: 2 * MiB });
+      assert.equal(ws.extensions, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=10');
+      // ws inflates what we send with the 10-bit window it asked for. (zlib's inflate does not
+      // refuse a distance past its window within one call, so this checks the agreement and
+      // the interop, not the window we compress with: the unit tests do, in ws-deflate.test.ts.)
+      await echo(ws, log, MIXED);
+      ws.close(1000);
+      await waitFor(() => count(log, 'close') === 1, 'close');
+      assert.deepEqual(log.at(-1), ['close', 1000, '']);
+    });
+
+    test('a ws server that refuses our offer answers 400; an offer allowing server takeover is accepted', GUARD, async () => {
+      const ws = new WebSocketClient(refuses.url, undefined, { backend, perMessageDeflate: true });
+      const log = record(ws);
+      await waitFor(() => count(log, 'close') === 1, 'close');
+      assert.deepEqual(log, [['error', 'ERR_C1M_WS_HANDSHAKE_STATUS'], ['close', 1006, '']]);
+      const ok = await open(refuses.url, { perMessageDeflate: { serverNoContextTakeover: false } });
+      assert.equal(ok.ws.extensions, 'permessage-deflate; client_no_context_takeover');
+      await echo(ok.ws, ok.log, [compressible(20_000), compressible(20_000), Buffer.alloc(3000)]);
+      ok.ws.terminate();
+      await waitFor(() => count(ok.log, 'close') === 1, 'close');
+    });
+
+    test('a ws server without permessage-deflate declines: no extension, plain frames', GUARD, async () => {
+      const { ws, log } = await open(declines.url, { perMessageDeflate: true });
+      assert.equal(ws.extensions, '');
+      assert.notEqual(declines.conns.at(-1)!.req.headers['sec-websocket-extensions'], undefined, 'offered');
+      const conn = declines.conns.at(-1)!;
+      const read0 = conn.socket.bytesRead;
+      const plain = await echo(ws, log, [compressible(10_000), Buffer.alloc(10_000)]);
+      assert.ok(conn.socket.bytesRead - read0 >= plain, `uncompressed: ${conn.socket.bytesRead - read0} bytes for ${plain}`);
+      ws.terminate();
+      await waitFor(() => count(log, 'close') === 1, 'close');
+    });
+
+    test('a compressed message from ws inflating past maxPayload: 1009', GUARD, async () => {
+      const { ws, log } = await open(nct.url, { perMessageDeflate: true, maxPayload: 64 * 1024 });
+      await echo(ws, log, [Buffer.alloc(64 * 1024, 1)]);
+      const conn = nct.conns.at(-1)!;
+      ws.send(`big:${64 * 1024 + 1}`);
+      await waitFor(() => count(log, 'close') === 1, 'close');
+      assert.deepEqual(log.filter((e) => e[0] === 'error' || e[0] === 'close'), [['error', 'ERR_C1M_WS_MESSAGE_TOO_BIG'], ['close', 1009, '']]);
+      await waitFor(() => conn.closes.length === 1, 'server close');
+      assert.deepEqual(conn.closes, [1009]);
+    });
+
+    test('bad perMessageDeflate options throw at construction', () => {
+      assert.throws(() => new WebSocketClient(nct.url, undefined, { backend, perMessageDeflate: 'on' as unknown as boolean }), { code: 'ERR_C1M_INVALID_OPTION', message: /perMessageDeflate/ });
+      assert.throws(() => new WebSocketClient(nct.url, undefined, { backend, perMessageDeflate: { serverMaxWindowBits: 8 } }), { code: 'ERR_C1M_INVALID_OPTION', message: /serverMaxWindowBits/ });
     });
   });
 }

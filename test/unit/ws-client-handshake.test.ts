@@ -1,6 +1,7 @@
 /**
- * The client side of the opening handshake without sockets: URL splitting, the request bytes,
- * response head parsing, and the RFC 6455 4.1 checks of the response.
+ * The client side of the opening handshake without sockets: URL splitting, the request bytes
+ * (with and without a permessage-deflate offer), response head parsing, the RFC 6455 4.1
+ * checks of the response, and the check of the server's permessage-deflate answer.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -12,7 +13,9 @@ import {
   checkResponse,
   parseResponseHead,
   parseWsUrl,
+  type HandshakeResult,
 } from '../../src/protocols/ws/client-handshake.js';
+import { deflateOffer, resolveDeflateOptions, type PerMessageDeflateOptions } from '../../src/protocols/ws/deflate.js';
 
 // RFC 6455 1.3's sample key and answer.
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -24,10 +27,18 @@ function head(lines: string[]): ReturnType<typeof parseResponseHead> {
 
 const GOOD = ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${ACCEPT}`];
 
+/** The response check without a deflate offer: the error, or the selected subprotocol. */
 function check(lines: string[], offered: string[] = []): WsHandshakeError | string {
+  const r = checkWith(lines, null, offered);
+  if (r instanceof WsHandshakeError) return r;
+  assert.equal(r.deflate, null, 'no deflate agreed without an offer');
+  return r.protocol;
+}
+
+function checkWith(lines: string[], deflate: PerMessageDeflateOptions | true | null, offered: string[] = []): WsHandshakeError | HandshakeResult {
   const h = head(lines);
   assert.equal(typeof h, 'object', `parsed: ${String(h)}`);
-  return checkResponse(h as Exclude<typeof h, string>, KEY, offered);
+  return checkResponse(h as Exclude<typeof h, string>, KEY, offered, deflate === null ? null : resolveDeflateOptions(deflate));
 }
 
 describe('client handshake', () => {
@@ -104,6 +115,74 @@ describe('client handshake', () => {
       'GET /chat?room=1 HTTP/1.1\r\nHost: 10.0.0.1:9000\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: a, b\r\nOrigin: http://o.test\r\nX-A: 1\r\n\r\n`,
     );
+  });
+
+  test('builds the request with a permessage-deflate offer after the subprotocols', () => {
+    const target = parseWsUrl('ws://10.0.0.1/');
+    const base = 'GET / HTTP/1.1\r\nHost: 10.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+      `Sec-WebSocket-Key: ${KEY}\r\nSec-WebSocket-Version: 13\r\n`;
+    assert.equal(buildRequest(target, KEY, { protocols: ['p'] }, deflateOffer(resolveDeflateOptions(true))).toString('latin1'),
+      `${base}Sec-WebSocket-Protocol: p\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits\r\n\r\n`);
+    const tuned = resolveDeflateOptions({ serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 10, clientMaxWindowBits: 12 });
+    assert.equal(buildRequest(target, KEY, {}, deflateOffer(tuned)).toString('latin1'),
+      `${base}Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10; client_max_window_bits=12\r\n\r\n`);
+    assert.equal(buildRequest(target, KEY, {}, '').toString('latin1'), `${base}\r\n`);
+  });
+
+  test('accepts a permessage-deflate answer to our offer, or its absence (declined)', () => {
+    const ext = (v: string): string[] => [...GOOD, `Sec-WebSocket-Extensions: ${v}`];
+    assert.deepEqual(checkWith(GOOD, true), { protocol: '', deflate: null }, 'declined: no compression');
+    assert.deepEqual(checkWith(ext('permessage-deflate; server_no_context_takeover; client_no_context_takeover'), true), {
+      protocol: '',
+      deflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 15, clientMaxWindowBits: 15 },
+    });
+    // The ws package's answer to our default offer, with a subprotocol.
+    assert.deepEqual(checkWith([...ext('permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits=10'), 'Sec-WebSocket-Protocol: b'], true, ['a', 'b']), {
+      protocol: 'b',
+      deflate: { serverNoContextTakeover: true, clientNoContextTakeover: true, serverMaxWindowBits: 15, clientMaxWindowBits: 10 },
+    });
+    const takeover = { serverNoContextTakeover: false, clientNoContextTakeover: false };
+    assert.deepEqual((checkWith(ext('Permessage-Deflate'), takeover) as HandshakeResult).deflate, {
+      serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15,
+    });
+    assert.deepEqual((checkWith(ext('permessage-deflate; server_max_window_bits=9'), { ...takeover, serverMaxWindowBits: 10 }) as HandshakeResult).deflate, {
+      serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 9, clientMaxWindowBits: 15,
+    });
+  });
+
+  test('fails the handshake on an invalid permessage-deflate answer, saying why', () => {
+    const ext = (...values: string[]): string[] => [...GOOD, ...values.map((v) => `Sec-WebSocket-Extensions: ${v}`)];
+    const NCT = 'permessage-deflate; server_no_context_takeover; client_no_context_takeover';
+    const takeover = { serverNoContextTakeover: false, clientNoContextTakeover: false };
+    const cases: [string[], PerMessageDeflateOptions | true | null, RegExp][] = [
+      [ext('permessage-deflate'), null, /did not offer/],
+      [ext('x-webkit-deflate-frame'), true, /extension x-webkit-deflate-frame, which we did not offer/],
+      [ext(`${NCT}, x-foo`), true, /extension x-foo/],
+      [ext(NCT, NCT), true, /permessage-deflate 2 times/],
+      [ext(`${NCT}; foo`), true, /unknown parameter foo/],
+      [ext(`${NCT}; foo=1`), true, /unknown parameter foo/],
+      [ext(`${NCT}; server_no_context_takeover`), true, /server_no_context_takeover is repeated/],
+      [ext(`${NCT}; client_max_window_bits=10; client_max_window_bits=10`), true, /client_max_window_bits is repeated/],
+      [ext(`${NCT}; server_max_window_bits=7`), true, /server_max_window_bits=7: window bits/],
+      [ext(`${NCT}; server_max_window_bits=16`), true, /server_max_window_bits=16: window bits/],
+      [ext(`${NCT}; client_max_window_bits=010`), true, /client_max_window_bits=010: window bits/],
+      [ext(`${NCT}; client_max_window_bits`), true, /client_max_window_bits: a response must give the window bits/],
+      [ext('permessage-deflate; server_no_context_takeover=1; client_no_context_takeover'), true, /takes no value/],
+      [ext('permessage-deflate; client_no_context_takeover'), true, /server_no_context_takeover was offered and is missing/],
+      [ext('permessage-deflate'), { ...takeover, serverMaxWindowBits: 10 }, /server_max_window_bits=10 was offered, the answer has none/],
+      [ext('permessage-deflate; server_max_window_bits=11'), { ...takeover, serverMaxWindowBits: 10 }, /the answer has 11/],
+      [ext('permessage-deflate; client_max_window_bits=12'), { ...takeover, clientMaxWindowBits: 11 }, /client_max_window_bits=12 is larger than the 11 offered/],
+      [ext('permessage-deflate;'), true, /malformed Sec-WebSocket-Extensions/],
+      [ext('permessage-deflate; a="1'), true, /malformed/],
+    ];
+    for (const [lines, deflate, message] of cases) {
+      const r = checkWith(lines, deflate);
+      const what = lines.slice(GOOD.length).join(' | ');
+      assert.ok(r instanceof WsHandshakeError, `${what}: ${JSON.stringify(r)}`);
+      assert.equal(r.code, 'ERR_C1M_WS_HANDSHAKE_EXTENSION', what);
+      assert.match(r.message, message, what);
+      assert.equal(r.status, 101);
+    }
   });
 
   test('validates connect options', () => {

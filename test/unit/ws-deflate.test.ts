@@ -11,6 +11,7 @@ import {
   DEFLATE_DEFAULTS,
   PerMessageDeflate,
   acceptDeflateResponse,
+  checkDeflateResponse,
   deflateOffer,
   negotiateDeflate,
   parseExtensions,
@@ -18,6 +19,7 @@ import {
   type DeflateParams,
   type PerMessageDeflateOptions,
 } from '../../src/protocols/ws/index.js';
+import { reachesThreshold } from '../../src/protocols/ws/deflate.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 const TAIL = hex('0000ffff');
@@ -190,6 +192,26 @@ describe('client offer and response', () => {
       ['permessage-deflate;', takeover],
     ];
     for (const [response, opts] of cases) assert.equal(acceptDeflateResponse(response, opts), null, response);
+    // checkDeflateResponse says why, for the handshake error's message.
+    for (const [response, opts] of cases) {
+      const why = checkDeflateResponse(response, opts);
+      assert.equal(typeof why, 'string', response);
+      assert.ok((why as string).length > 10, `${response}: ${String(why)}`);
+    }
+    assert.match(checkDeflateResponse('permessage-deflate; foo', takeover) as string, /unknown parameter foo/);
+    assert.match(checkDeflateResponse('permessage-deflate', defaults) as string, /server_no_context_takeover was offered/);
+    assert.deepEqual(checkDeflateResponse('permessage-deflate', takeover), TAKEOVER);
+    assert.equal(checkDeflateResponse(undefined, takeover), false);
+  });
+  test('reachesThreshold counts UTF-8 bytes of strings', () => {
+    assert.equal(reachesThreshold(Buffer.alloc(10), 10), true);
+    assert.equal(reachesThreshold(Buffer.alloc(9), 10), false);
+    assert.equal(reachesThreshold('a'.repeat(10), 10), true);
+    assert.equal(reachesThreshold('é'.repeat(5), 10), true); // 10 bytes in 5 code units
+    assert.equal(reachesThreshold('é'.repeat(4) + 'a', 10), false); // 9 bytes
+    assert.equal(reachesThreshold('€€€', 10), false); // 9 bytes
+    assert.equal(reachesThreshold('€€€a', 10), true);
+    assert.equal(reachesThreshold('', 0), true);
   });
 });
 
@@ -273,6 +295,30 @@ describe('PerMessageDeflate codec', () => {
     assert.throws(() => client.compress(Buffer.from('x')), { code: 'ERR_C1M_WS_INVALID_ARGUMENT' });
     assert.equal(client.decompress(hex('f248cdc9c90700'), 5).toString(), 'Hello');
     assert.equal(server.canCompress, true);
+  });
+  test('each role compresses with its agreed window: a repeat farther back than the window is not found', () => {
+    // zlib inflates a distance past its window within one call, so look at the size instead:
+    // random bytes repeated 2000 bytes later compress to one copy only with a window over 2000.
+    let x = 0x9e3779b9;
+    const r = Buffer.from(Array.from({ length: 2000 }, () => {
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      return x & 0xff;
+    }));
+    const data = Buffer.concat([r, r]);
+    const size = (role: 'server' | 'client', bits: number): number => {
+      const params = { ...NO_TAKEOVER, serverMaxWindowBits: role === 'server' ? bits : 15, clientMaxWindowBits: role === 'client' ? bits : 15 };
+      const packed = new PerMessageDeflate({ role, params }).compress(data);
+      assert.ok(inflateRawSync(Buffer.concat([packed, TAIL]), { finishFlush: zc.Z_SYNC_FLUSH }).equals(data));
+      return packed.length;
+    };
+    for (const role of ['server', 'client'] as const) {
+      assert.ok(size(role, 15) < 2500, `${role} 15 bits: ${size(role, 15)}`);
+      assert.ok(size(role, 12) < 2500, `${role} 12 bits: ${size(role, 12)}`);
+      assert.ok(size(role, 11) > 3500, `${role} 11 bits (zlib reaches 262 bytes short of the window): ${size(role, 11)}`);
+      assert.ok(size(role, 10) > 3500, `${role} 10 bits: ${size(role, 10)}`);
+    }
   });
   test('bad options', () => {
     assert.throws(() => new PerMessageDeflate({ role: 'peer' as 'server', params: NO_TAKEOVER }), { code: 'ERR_C1M_INVALID_OPTION' });

@@ -1,6 +1,7 @@
 /**
  * The client side of the opening handshake (RFC 6455 4.1), as pure functions: split a `ws:`
- * URL, build the upgrade request, parse the response head, and check it. No I/O: the client
+ * URL, build the upgrade request (with a permessage-deflate offer when configured), parse the
+ * response head, and check it, extension answer included (RFC 7692 5). No I/O: the client
  * (client.ts) calls these around the engine.
  *
  * Errors: a response that fails a check is returned as a `WsHandshakeError` (the client then
@@ -9,8 +10,9 @@
  */
 import { C1mError, checkOption } from '../../core/index.js';
 import { isValidFieldName, isValidFieldValue, type Field } from '../http1/index.js';
+import type { WebSocketConnectOptions } from './client-types.js';
+import { checkDeflateResponse, type DeflateParams, type ResolvedDeflateOptions } from './deflate.js';
 import { WS_VERSION, checkAccept, field, headerHasToken, isMs } from './handshake.js';
-import type { WebSocketConnectOptions } from './client.js';
 
 /** Codes of `WsHandshakeError`. */
 export type WsHandshakeErrorCode =
@@ -80,11 +82,26 @@ function headerRecord(headers: Field[]): Record<string, string> {
   return out;
 }
 
+/** What a valid response selected. */
+export interface HandshakeResult {
+  /** The selected subprotocol, or ''. */
+  protocol: string;
+  /** The agreed permessage-deflate parameters, or null (not offered, or declined by the server). */
+  deflate: DeflateParams | null;
+}
+
 /**
  * RFC 6455 4.1, validating the server's response (steps 1-6): the first problem as an error,
- * else the selected subprotocol ('' when none).
+ * else what the server selected. `deflate` is the permessage-deflate configuration whose offer
+ * went in the request (`deflateOffer`), or null when none was offered: any extension in the
+ * answer then fails the handshake.
  */
-export function checkResponse(head: ResponseHead, key: string, offered: readonly string[]): WsHandshakeError | string {
+export function checkResponse(
+  head: ResponseHead,
+  key: string,
+  offered: readonly string[],
+  deflate: ResolvedDeflateOptions | null = null,
+): WsHandshakeError | HandshakeResult {
   const { status, headers } = head;
   const fail = (code: WsHandshakeErrorCode, message: string): WsHandshakeError => new WsHandshakeError(code, message, status, headerRecord(headers));
   if (status !== 101) return fail('ERR_C1M_WS_HANDSHAKE_STATUS', `the server answered ${status} instead of 101`);
@@ -94,13 +111,20 @@ export function checkResponse(head: ResponseHead, key: string, offered: readonly
   if (!headerHasToken(field(headers, 'connection'), 'upgrade')) return fail('ERR_C1M_WS_HANDSHAKE_CONNECTION', 'Connection does not contain upgrade');
   if (!checkAccept(key, field(headers, 'sec-websocket-accept'))) return fail('ERR_C1M_WS_HANDSHAKE_ACCEPT', 'Sec-WebSocket-Accept is missing or does not answer our key');
   const extensions = field(headers, 'sec-websocket-extensions');
-  if (extensions !== undefined && extensions !== '') return fail('ERR_C1M_WS_HANDSHAKE_EXTENSION', `the server selected extensions we did not offer: ${JSON.stringify(extensions)}`);
+  let params: DeflateParams | null = null;
+  if (deflate === null) {
+    if (extensions !== undefined && extensions !== '') return fail('ERR_C1M_WS_HANDSHAKE_EXTENSION', `the server selected extensions we did not offer: ${JSON.stringify(extensions)}`);
+  } else {
+    const agreed = checkDeflateResponse(extensions, deflate);
+    if (typeof agreed === 'string') return fail('ERR_C1M_WS_HANDSHAKE_EXTENSION', `invalid Sec-WebSocket-Extensions answer: ${agreed}`);
+    if (agreed !== false) params = agreed;
+  }
   const count = { n: 0 };
   const protocol = field(headers, 'sec-websocket-protocol', count);
   if (protocol !== undefined && (count.n !== 1 || !offered.includes(protocol))) {
     return fail('ERR_C1M_WS_HANDSHAKE_PROTOCOL', `the server selected subprotocol ${JSON.stringify(protocol)}, which we did not offer`);
   }
-  return protocol ?? '';
+  return { protocol: protocol ?? '', deflate: params };
 }
 
 // Request fields the handshake owns.
@@ -150,10 +174,11 @@ export function parseWsUrl(url: string | URL): WsTarget {
   return { hostField: u.host, hostname, port: u.port === '' ? 80 : Number(u.port), resource: (u.pathname || '/') + u.search, authorization };
 }
 
-/** An integer number of ms a timer option may take (0 to 2^31 - 1). */
-
-/** The upgrade request (RFC 6455 4.1) as bytes. Validates the connect options. */
-export function buildRequest(target: WsTarget, key: string, options: WebSocketConnectOptions<unknown>): Buffer {
+/**
+ * The upgrade request (RFC 6455 4.1) as bytes, from options `checkConnectOptions` accepted.
+ * `extensions`: the `Sec-WebSocket-Extensions` offer (`deflateOffer`), or '' for none.
+ */
+export function buildRequest(target: WsTarget, key: string, options: WebSocketConnectOptions<unknown>, extensions = ''): Buffer {
   let head =
     `GET ${target.resource} HTTP/1.1\r\n` +
     `Host: ${target.hostField}\r\n` +
@@ -163,6 +188,7 @@ export function buildRequest(target: WsTarget, key: string, options: WebSocketCo
     `Sec-WebSocket-Version: ${WS_VERSION}\r\n`;
   const protocols = options.protocols;
   if (protocols !== undefined && protocols.length !== 0) head += `Sec-WebSocket-Protocol: ${protocols.join(', ')}\r\n`;
+  if (extensions !== '') head += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
   if (options.origin !== undefined) head += `Origin: ${options.origin}\r\n`;
   if (target.authorization !== undefined) head += `Authorization: ${target.authorization}\r\n`;
   if (options.headers !== undefined) {

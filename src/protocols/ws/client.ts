@@ -14,10 +14,21 @@
  *     describes (the client's side of `Framing`: frames from the server are unmasked). The
  *     client's Extra adds the handshake's key and offered subprotocols while connecting.
  *     `ClientWebSocket` objects are handles made per callback, like `Connection`.
- *   - Every frame we send is masked with a fresh key (`writeMaskedFrame`).
+ *   - Every frame we send is masked with a fresh key (`writeMaskedFrame`), compressed ones too.
+ *
+ * permessage-deflate (option `perMessageDeflate`, off by default): the same offer goes in every
+ * request of a handler (`deflateOffer`) and the answer is checked with the rest of the
+ * response (`checkResponse`; an invalid one fails the handshake). The codecs are kept as the
+ * server keeps them (server.ts): a connection without context takeover either way points at a
+ * stateless codec shared by every connection with the same window bits (an index in its tag),
+ * so an idle one holds nothing for the extension; one with context takeover has a codec of its
+ * own in its Extra, holding at most 2^windowBits bytes of plaintext per direction that takes
+ * over. Messages of at least `threshold` bytes are compressed (RSV1, then masked); compressed
+ * messages are inflated whole, at most `maxPayload` bytes (past it: 1009).
  *
  * What an idle open client WebSocket holds in JS: nothing, unless the application set `data`
- * (one Map entry) or the server selected more than 254 distinct subprotocols.
+ * (one Map entry), the server selected more than 254 distinct subprotocols, or
+ * permessage-deflate with context takeover was agreed (its codec).
  *
  * Timers: the handshake timeout, heartbeats (`pingInterval`) and the close handshake timeout
  * all use the engine's idle timeout (`conn.setTimeout` / `onTimeout`), one armed at a time.
@@ -32,18 +43,30 @@
 import { isIP } from 'node:net';
 import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError } from '../../core/index.js';
 import { Opcode } from './constants.js';
-import type { PerMessageDeflate } from './deflate.js';
+import {
+  PerMessageDeflate,
+  deflateOffer,
+  formatDeflateParams,
+  reachesThreshold,
+  resolveDeflateOptions,
+  type DeflateParams,
+  type PerMessageDeflateOptions,
+  type ResolvedDeflateOptions,
+} from './deflate.js';
 import { WsProtocolError } from './errors.js';
 import {
   CLOSE_RECEIVED,
   CODE_ABNORMAL,
   CODE_GOING_AWAY,
+  CODEC_SHIFT,
   FAILED,
   FrameExtra,
   Framing,
   GONE,
   NOT_OPEN,
+  OWN_CODEC,
   ROLE_FLAG,
+  RSV1,
   UPGRADED,
   randomKey,
   writeMaskedFrame,
@@ -59,6 +82,9 @@ import {
   parseWsUrl,
 } from './client-handshake.js';
 import { isMs } from './handshake.js';
+import type { WebSocketConnectOptions } from './client-types.js';
+
+export type { WebSocketConnectOptions } from './client-types.js';
 
 /** What a client connection failure may be: see `WebSocketClientHandlerOptions.onError`. */
 export type WsClientError = WsProtocolError | WsHandshakeError | SystemError | C1mError;
@@ -111,30 +137,17 @@ export interface WebSocketClientHandlerOptions<T = unknown> {
    * close the connection (1006). 0 (default) disables. Resolution: the engine's `timerResolution`.
    */
   pingInterval?: number;
-}
-
-/** Options of one `connect`. */
-export interface WebSocketConnectOptions<T = unknown> {
-  /** Subprotocols to offer, in order of preference (HTTP tokens, no duplicates). Default none. */
-  protocols?: readonly string[];
   /**
-   * Extra request fields. The handshake's own fields (Host, Upgrade, Connection, and the
-   * Sec-WebSocket-* fields) may not be given.
+   * permessage-deflate (RFC 7692): `true` offers it with the defaults, an object tunes the
+   * offer, `false` (default) offers nothing. The defaults offer `server_no_context_takeover`
+   * and `client_no_context_takeover`, so every message is compressed and inflated on its own
+   * and an idle connection holds no compression state; a server that declines leaves the
+   * connection uncompressed. An answer that breaks RFC 7692 fails the handshake
+   * (`ERR_C1M_WS_HANDSHAKE_EXTENSION`). Messages of at least `threshold` bytes are sent
+   * compressed; received ones inflate to at most `maxPayload` bytes (past it: close 1009).
+   * Compression runs synchronously on the reactor's thread. See `PerMessageDeflateOptions`.
    */
-  headers?: Readonly<Record<string, string>>;
-  /** An `Origin` field (browsers send one; servers may check it). Default none. */
-  origin?: string;
-  /**
-   * The IP address to connect to. Default: the URL's host, which must then be an IP address
-   * (resolve names first; the URL's host still goes in the Host field).
-   */
-  address?: string;
-  /** Source address to bind before connecting. */
-  localAddress?: string;
-  /** Overrides the handler's `handshakeTimeout` for this connection. */
-  handshakeTimeout?: number;
-  /** The initial `ws.data`. */
-  data?: T;
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Defaults of `WebSocketClientHandlerOptions`. */
@@ -145,6 +158,7 @@ export const WS_CLIENT_DEFAULTS = {
   handshakeTimeout: 10_000,
   closeTimeout: 5000,
   pingInterval: 0,
+  perMessageDeflate: false,
 } as const;
 
 /** A WebSocket client handler: the Handler to create the reactor with, and its `connect`. */
@@ -170,33 +184,44 @@ const TIMED = ROLE_FLAG;
 // not imported bindings).
 const OPEN = UPGRADED;
 const SEND_BITS = UPGRADED | NOT_OPEN;
+const CODEC_BITS = 0xff << CODEC_SHIFT;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 /**
  * What a WebSocket holds beyond its tag, only while it holds something: what every role's
- * Extra holds (`FrameExtra`), or the handshake's expectations while connecting.
+ * Extra holds (`FrameExtra`), the handshake's expectations while connecting, or a codec with
+ * context takeover.
  */
 class Extra extends FrameExtra {
   /** Our Sec-WebSocket-Key, while connecting. */
   key = '';
   /** The subprotocols offered, while connecting. */
   offered: readonly string[] | null = null;
+  codec: PerMessageDeflate | null = null;
   override get empty(): boolean {
-    return super.empty && this.key === '' && this.offered === null;
+    return super.empty && this.key === '' && this.offered === null && this.codec === null;
   }
 }
 
 /** Handler-wide state shared by every WebSocket of one handler: the client's `Framing`. Internal. */
 class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHandlerOptions<unknown>> {
+  /** The `Sec-WebSocket-Extensions` offer of every request, or ''. */
+  readonly offer: string;
+  /** Codecs without context takeover (stateless), one per agreement, shared by connections. */
+  readonly codecList: PerMessageDeflate[] = [];
+  readonly #codecIndex = new Map<string, number>();
   constructor(
     opts: WebSocketClientHandlerOptions<unknown>,
     readonly maxHeaderBytes: number,
     readonly handshakeTimeout: number,
     closeTimeout: number,
     pingInterval: number,
+    /** The resolved permessage-deflate options, or null when it is off. */
+    readonly deflate: ResolvedDeflateOptions | null,
   ) {
     super('client', opts, closeTimeout, pingInterval);
+    this.offer = deflate === null ? '' : deflateOffer(deflate);
   }
   socket(conn: Connection): ClientWebSocket<unknown> {
     return createSocket(conn, this);
@@ -204,9 +229,27 @@ class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHan
   protected newExtra(): Extra {
     return new Extra();
   }
-  /** None: the client does not offer permessage-deflate. */
-  codec(): PerMessageDeflate | null {
-    return null;
+  /** The codec bits of the tag for agreed `params`; a stateful codec goes to `x`. */
+  codecBits(params: DeflateParams, x: Extra): number {
+    const d = this.deflate!;
+    if (!params.serverNoContextTakeover || !params.clientNoContextTakeover) {
+      x.codec = new PerMessageDeflate({ role: 'client', params, level: d.level, memLevel: d.memLevel });
+      return OWN_CODEC << CODEC_SHIFT;
+    }
+    const key = `${params.serverMaxWindowBits},${params.clientMaxWindowBits}`;
+    let i = this.#codecIndex.get(key);
+    if (i === undefined) {
+      i = this.codecList.length;
+      this.codecList.push(new PerMessageDeflate({ role: 'client', params, level: d.level, memLevel: d.memLevel }));
+      this.#codecIndex.set(key, i);
+    }
+    return (i + 1) << CODEC_SHIFT;
+  }
+  /** The connection's codec, or null. */
+  codec(conn: Connection, tag: number): PerMessageDeflate | null {
+    const c = (tag >>> CODEC_SHIFT) & 0xff;
+    if (c === 0) return null;
+    return c === OWN_CODEC ? this.extras.get(conn.id)!.codec : this.codecList[c - 1];
   }
 }
 
@@ -251,6 +294,18 @@ export class ClientWebSocket<T = unknown> {
     return this.#shared.protocol(this.#conn);
   }
 
+  /**
+   * The agreed permessage-deflate parameters as a `Sec-WebSocket-Extensions` value (window
+   * bits only when under 15), or '' when the extension is not in use (and before the open and
+   * after the close).
+   */
+  get extensions(): string {
+    const conn = this.#conn;
+    if ((conn.tag & GONE) !== 0 || !conn.open) return '';
+    const codec = this.#shared.codec(conn, conn.tag);
+    return codec === null ? '' : formatDeflateParams(codec.params);
+  }
+
   /** The connection id: stable for the WebSocket's lifetime, unique within its reactor. */
   get id(): number {
     return this.#conn.id;
@@ -276,7 +331,9 @@ export class ClientWebSocket<T = unknown> {
   /**
    * Send a message: a string as text, bytes as binary, unless `isBinary` says otherwise
    * (text bytes must then be valid UTF-8: they are not checked). Masked with a fresh key;
-   * the bytes are copied.
+   * the bytes are copied. With permessage-deflate, a message of at least `threshold` bytes is
+   * compressed first (synchronously); without context takeover it goes uncompressed when that
+   * is not smaller, and always when the server limited our window to 8 bits.
    *
    * Backpressure: returns false past the engine's `highWaterMark` (the message is still
    * queued; wait for `onDrain`), and when the WebSocket is not open (dropped: connecting,
@@ -284,8 +341,21 @@ export class ClientWebSocket<T = unknown> {
    */
   send(data: Uint8Array | string, isBinary: boolean = typeof data !== 'string'): boolean {
     const conn = this.#conn;
-    if ((conn.tag & SEND_BITS) !== OPEN) return false;
-    return writeMaskedFrame(conn, isBinary ? Opcode.Binary : Opcode.Text, data);
+    const tag = conn.tag;
+    if ((tag & SEND_BITS) !== OPEN) return false;
+    const opcode = isBinary ? Opcode.Binary : Opcode.Text;
+    if ((tag & CODEC_BITS) !== 0) {
+      const shared = this.#shared;
+      const codec = shared.codec(conn, tag)!;
+      if (codec.canCompress && reachesThreshold(data, shared.deflate!.threshold)) {
+        const raw = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+        const packed = codec.compress(raw);
+        // With context takeover the peer's window must see every compressed message.
+        if (codec.stateful || packed.length < raw.length) return writeMaskedFrame(conn, opcode | RSV1, packed);
+        return writeMaskedFrame(conn, opcode, raw);
+      }
+    }
+    return writeMaskedFrame(conn, opcode, data);
   }
 
   /**
@@ -353,11 +423,12 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
   const head = parseResponseHead(data.toString('latin1', 0, blank));
   if (typeof head === 'string') return failHandshake(s, conn, new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_MALFORMED', head), data.length);
   const x = s.extras.get(conn.id)!;
-  const protocol = checkResponse(head, x.key, x.offered!);
-  if (typeof protocol !== 'string') return failHandshake(s, conn, protocol, data.length);
+  const agreed = checkResponse(head, x.key, x.offered!, s.deflate);
+  if (agreed instanceof WsHandshakeError) return failHandshake(s, conn, agreed, data.length);
   x.key = '';
   x.offered = null;
-  const bits = protocol === '' ? 0 : s.protocolBits(protocol, () => x);
+  let bits = agreed.protocol === '' ? 0 : s.protocolBits(agreed.protocol, () => x);
+  if (agreed.deflate !== null) bits |= s.codecBits(agreed.deflate, x);
   conn.tag = (tag & ~TIMED) | UPGRADED | bits;
   s.trim(conn, x);
   // Replaces the handshake timeout with the heartbeat (or none); with neither configured the
@@ -421,8 +492,14 @@ class WsClient implements WebSocketClientHandler<unknown> {
     for (const name of ['onOpen', 'onMessage', 'onClose', 'onDrain', 'onPing', 'onPong', 'onError'] as const) {
       checkOption(opts[name] === undefined || typeof opts[name] === 'function', name, 'a function', typeof opts[name]);
     }
+    const perMessageDeflate = opts.perMessageDeflate ?? WS_CLIENT_DEFAULTS.perMessageDeflate;
+    checkOption(
+      typeof perMessageDeflate === 'boolean' || (typeof perMessageDeflate === 'object' && perMessageDeflate !== null),
+      'perMessageDeflate', 'a boolean or an object', perMessageDeflate,
+    );
+    const deflate = perMessageDeflate === false ? null : resolveDeflateOptions(perMessageDeflate);
     // The receiver validates maxPayload and maxFragments.
-    this.#shared = new Shared(opts, maxHeaderBytes, handshakeTimeout, closeTimeout, pingInterval);
+    this.#shared = new Shared(opts, maxHeaderBytes, handshakeTimeout, closeTimeout, pingInterval, deflate);
   }
 
   get clients(): number {
@@ -447,7 +524,7 @@ class WsClient implements WebSocketClientHandler<unknown> {
     x.key = key;
     x.offered = offered;
     x.data = options.data;
-    conn.write(buildRequest(target, key, options));
+    conn.write(buildRequest(target, key, options, s.offer));
     const timeout = options.handshakeTimeout ?? s.handshakeTimeout;
     if (timeout > 0) {
       conn.tag = conn.tag | TIMED;

@@ -21,10 +21,10 @@
  *   - a history buffer exists only in a direction that takes context over, and never
  *     exceeds 2^windowBits bytes (at most 32 KiB).
  *
- * Errors: helpers that judge peer input (offers, responses) return null or skip the offer;
- * bad options throw `ERR_C1M_INVALID_OPTION`; a compressed message that does not inflate
- * throws `WsProtocolError` (`ERR_C1M_WS_INVALID_COMPRESSED_DATA`, 1007, or
- * `ERR_C1M_WS_MESSAGE_TOO_BIG`, 1009).
+ * Errors: helpers that judge peer input skip an invalid offer (server) or describe an invalid
+ * response (client, `checkDeflateResponse`); bad options throw `ERR_C1M_INVALID_OPTION`; a
+ * compressed message that does not inflate throws `WsProtocolError`
+ * (`ERR_C1M_WS_INVALID_COMPRESSED_DATA`, 1007, or `ERR_C1M_WS_MESSAGE_TOO_BIG`, 1009).
  */
 import { constants as zc, deflateRawSync, inflateRawSync, type ZlibOptions } from 'node:zlib';
 import { checkOption } from '../../core/index.js';
@@ -33,32 +33,44 @@ import { WsProtocolError, checkArgument } from './errors.js';
 /** The extension token. */
 export const PERMESSAGE_DEFLATE = 'permessage-deflate';
 
-/** What the application configures (server option `perMessageDeflate`, or a client's). */
+/**
+ * What the application configures: the server's and the client's option `perMessageDeflate`
+ * (`WebSocketServerOptions`, `WebSocketClientHandlerOptions`, `WebSocketClientOptions`). The
+ * names are the RFC 7692 parameters', seen from the wire: `server*` is about what the server
+ * sends, `client*` about what the client sends, whichever end is configured. Both ends keep
+ * the same bound: no compression state per idle connection unless context takeover was
+ * agreed, and then at most 2^windowBits bytes per direction that takes over.
+ */
 export interface PerMessageDeflateOptions {
   /**
-   * Never carry our compression window from one message to the next (and tell the peer with
-   * `server_no_context_takeover`, on a server). Default true: no per-connection memory. With
-   * false, a connection whose peer allows it keeps up to 2^serverMaxWindowBits bytes of sent
-   * plaintext (32 KiB at 15) to compress the next message against.
+   * Server: never carry our compression window from one message to the next, and answer
+   * `server_no_context_takeover`. Client: offer `server_no_context_takeover` (a server that
+   * accepts must then answer it). Default true: each server message inflates on its own, no
+   * per-connection memory. With false, a connection whose ends agree to it keeps up to
+   * 2^serverMaxWindowBits bytes (32 KiB at 15) of server-sent plaintext at each end.
    */
   serverNoContextTakeover?: boolean;
   /**
-   * Ask the peer (the client) not to carry its window over (`client_no_context_takeover`, which
-   * a server may always add). Default true: each received message inflates on its own. With
-   * false, a connection whose client takes context over keeps up to 2^clientMaxWindowBits
-   * bytes of received plaintext.
+   * Server: answer `client_no_context_takeover` (a server may always add it). Client: offer
+   * it and never carry our window over. Default true: each client message inflates on its
+   * own. With false, a connection whose ends agree to it keeps up to 2^clientMaxWindowBits
+   * bytes of client-sent plaintext at each end.
    */
   clientNoContextTakeover?: boolean;
   /**
-   * Largest LZ77 window we compress with, in bits: 9-15 (zlib cannot deflate with 8). A
-   * client's `server_max_window_bits` offer lowers it; an offer of 8 is declined. Default 15.
+   * The largest LZ77 window the server compresses with, in bits: 9-15 (zlib cannot deflate
+   * with 8). Server: our window; a client's `server_max_window_bits` offer lowers it, an offer
+   * of 8 is declined. Client: offered as `server_max_window_bits` when under 15 (bounding what
+   * a context-taking server makes us keep). Default 15.
    */
   serverMaxWindowBits?: number;
   /**
-   * Largest window the client may compress with, 8-15: sent as `client_max_window_bits` when
-   * the client offered that parameter. When it is under 15 and the client did not offer the
-   * parameter, `client_no_context_takeover` is added instead, so the memory bound holds.
-   * Default 15.
+   * The largest window the client compresses with, 8-15. Server: answered as
+   * `client_max_window_bits` when the client offered that parameter; when under 15 and the
+   * client did not offer it, `client_no_context_takeover` is answered instead, so the memory
+   * bound holds. Client: always offered (`client_max_window_bits`, with the value when under
+   * 15), and the server may lower it; at 8 the client sends every message uncompressed (zlib
+   * cannot deflate with a 256-byte window). Default 15.
    */
   clientMaxWindowBits?: number;
   /** Messages under this many bytes are sent uncompressed. Default 1024. */
@@ -229,7 +241,7 @@ export function formatDeflateParams(params: DeflateParams, include?: { serverMax
 // A window-bits value: a decimal integer from 8 to 15, no leading zero (RFC 7692 7.1.2).
 const WINDOW_BITS_RE = /^(?:[89]|1[0-5])$/;
 
-/** The permessage-deflate parameters of one offer or response, or null when one is invalid. */
+/** The permessage-deflate parameters of one offer or response. */
 interface RawParams {
   serverNoContextTakeover: boolean;
   clientNoContextTakeover: boolean;
@@ -238,7 +250,8 @@ interface RawParams {
   clientMaxWindowBits: number | true | undefined;
 }
 
-function readParams(params: ExtensionOffer['params'], clientBitsMayBeEmpty: boolean): RawParams | null {
+/** The parameters of one element, or what makes it invalid (RFC 7692 5 and 7.1). */
+function readParams(params: ExtensionOffer['params'], clientBitsMayBeEmpty: boolean): RawParams | string {
   const r: RawParams = {
     serverNoContextTakeover: false,
     clientNoContextTakeover: false,
@@ -248,33 +261,33 @@ function readParams(params: ExtensionOffer['params'], clientBitsMayBeEmpty: bool
   const seen = new Set<string>();
   for (const [name, value] of params) {
     // RFC 7692 5: a repeated parameter makes the element invalid.
-    if (seen.has(name)) return null;
+    if (seen.has(name)) return `parameter ${name} is repeated`;
     seen.add(name);
+    const shown = value === true ? name : `${name}=${value}`;
     switch (name) {
       case 'server_no_context_takeover':
-        if (value !== true) return null;
+        if (value !== true) return `${shown}: this parameter takes no value`;
         r.serverNoContextTakeover = true;
         break;
       case 'client_no_context_takeover':
-        if (value !== true) return null;
+        if (value !== true) return `${shown}: this parameter takes no value`;
         r.clientNoContextTakeover = true;
         break;
       case 'server_max_window_bits':
-        if (value === true || !WINDOW_BITS_RE.test(value)) return null;
+        if (value === true || !WINDOW_BITS_RE.test(value)) return `${shown}: window bits must be a decimal from 8 to 15`;
         r.serverMaxWindowBits = Number(value);
         break;
       case 'client_max_window_bits':
         if (value === true) {
-          if (!clientBitsMayBeEmpty) return null;
+          if (!clientBitsMayBeEmpty) return `${shown}: a response must give the window bits`;
           r.clientMaxWindowBits = true;
         } else {
-          if (!WINDOW_BITS_RE.test(value)) return null;
+          if (!WINDOW_BITS_RE.test(value)) return `${shown}: window bits must be a decimal from 8 to 15`;
           r.clientMaxWindowBits = Number(value);
         }
         break;
       default:
-        // A parameter not defined for permessage-deflate.
-        return null;
+        return `unknown parameter ${name}`;
     }
   }
   return r;
@@ -296,7 +309,7 @@ export function negotiateDeflate(offers: readonly ExtensionOffer[], options: Res
   for (const offer of offers) {
     if (offer.name !== PERMESSAGE_DEFLATE) continue;
     const p = readParams(offer.params, true);
-    if (p === null || p.serverMaxWindowBits === 8) continue;
+    if (typeof p === 'string' || p.serverMaxWindowBits === 8) continue;
     const offeredServerBits = p.serverMaxWindowBits;
     const serverBits = Math.min(options.serverMaxWindowBits, offeredServerBits ?? 15);
     const offeredClientBits = p.clientMaxWindowBits === true ? 15 : p.clientMaxWindowBits;
@@ -334,30 +347,61 @@ export function deflateOffer(options: ResolvedDeflateOptions): string {
 /**
  * Client side: check the server's `Sec-WebSocket-Extensions` answer to `deflateOffer(options)`.
  * Returns the agreed parameters, `false` when the server declined (no extension in the
- * answer), or null when the answer is invalid and the client must fail the connection
- * (RFC 7692 5 and 7.1): another extension, permessage-deflate twice, an unknown, repeated or
- * out-of-range parameter, a window larger than offered, or a parameter the offer required
- * missing.
+ * answer), or a description of what makes the answer invalid, in which case the client must
+ * fail the connection (RFC 7692 5 and 7.1): malformed syntax, another extension,
+ * permessage-deflate twice, an unknown, repeated or out-of-range parameter,
+ * `client_max_window_bits` without a value, a window larger than offered, or a parameter the
+ * offer required missing.
+ *
+ * The parameters seen from the client: it inflates with `serverMaxWindowBits` (15 when the
+ * answer has none) and compresses with `clientMaxWindowBits` (the answer's, else our own);
+ * `clientNoContextTakeover` is true when the server asked for it or we chose it.
  */
-export function acceptDeflateResponse(header: string | undefined, options: ResolvedDeflateOptions): DeflateParams | false | null {
+export function checkDeflateResponse(header: string | undefined, options: ResolvedDeflateOptions): DeflateParams | false | string {
   const elements = parseExtensions(header);
-  if (elements === null || elements.length > 1) return null;
+  if (elements === null) return `malformed Sec-WebSocket-Extensions ${JSON.stringify(header)}`;
   if (elements.length === 0) return false;
-  const [element] = elements;
-  if (element.name !== PERMESSAGE_DEFLATE) return null;
-  const p = readParams(element.params, false);
-  if (p === null) return null;
-  if (options.serverNoContextTakeover && !p.serverNoContextTakeover) return null;
+  const names = elements.map((e) => e.name);
+  const other = names.find((n) => n !== PERMESSAGE_DEFLATE);
+  if (other !== undefined) return `the server selected extension ${other}, which we did not offer`;
+  if (elements.length > 1) return `the server selected ${PERMESSAGE_DEFLATE} ${elements.length} times`;
+  const p = readParams(elements[0].params, false);
+  if (typeof p === 'string') return `${PERMESSAGE_DEFLATE}: ${p}`;
+  if (options.serverNoContextTakeover && !p.serverNoContextTakeover) {
+    return `${PERMESSAGE_DEFLATE}: server_no_context_takeover was offered and is missing from the answer`;
+  }
   // We offered server_max_window_bits only below 15: the answer must then carry it, no larger.
-  if (options.serverMaxWindowBits < 15 && (p.serverMaxWindowBits === undefined || p.serverMaxWindowBits > options.serverMaxWindowBits)) return null;
+  if (options.serverMaxWindowBits < 15 && (p.serverMaxWindowBits === undefined || p.serverMaxWindowBits > options.serverMaxWindowBits)) {
+    return `${PERMESSAGE_DEFLATE}: server_max_window_bits=${options.serverMaxWindowBits} was offered, the answer has ${p.serverMaxWindowBits ?? 'none'}`;
+  }
   const clientBits = p.clientMaxWindowBits as number | undefined;
-  if (clientBits !== undefined && clientBits > options.clientMaxWindowBits) return null;
+  if (clientBits !== undefined && clientBits > options.clientMaxWindowBits) {
+    return `${PERMESSAGE_DEFLATE}: client_max_window_bits=${clientBits} is larger than the ${options.clientMaxWindowBits} offered`;
+  }
   return {
     serverNoContextTakeover: p.serverNoContextTakeover,
     clientNoContextTakeover: p.clientNoContextTakeover || options.clientNoContextTakeover,
     serverMaxWindowBits: p.serverMaxWindowBits ?? 15,
     clientMaxWindowBits: clientBits ?? options.clientMaxWindowBits,
   };
+}
+
+/**
+ * `checkDeflateResponse` without the description: the agreed parameters, `false` when the
+ * server declined, or null when the answer is invalid and the client must fail the connection.
+ */
+export function acceptDeflateResponse(header: string | undefined, options: ResolvedDeflateOptions): DeflateParams | false | null {
+  const r = checkDeflateResponse(header, options);
+  return typeof r === 'string' ? null : r;
+}
+
+/** True when `data` takes at least `threshold` bytes (UTF-8 for a string), without encoding it when the length decides. */
+export function reachesThreshold(data: Uint8Array | string, threshold: number): boolean {
+  if (typeof data !== 'string') return data.length >= threshold;
+  // A UTF-16 code unit takes 1 to 3 UTF-8 bytes.
+  if (data.length >= threshold) return true;
+  if (data.length * 3 < threshold) return false;
+  return Buffer.byteLength(data) >= threshold;
 }
 
 // ---- The codec ----------------------------------------------------------------------------

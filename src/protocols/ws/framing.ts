@@ -4,10 +4,11 @@
  * path, receivers shared between connections, the close handshake and heartbeat steps, and frame
  * writing from one staging buffer. Internal: nothing here is exported by the package.
  *
- * The roles differ in three places only, all read from `Framing.role`: masking (a server reads
- * masked frames and sends unmasked ones, a client the reverse), who closes TCP first after the
- * close handshake (the server, RFC 6455 7.1.1), and permessage-deflate (so far only the server
- * negotiates it, so a client never sets the codec bits).
+ * The roles differ in two places only, both read from `Framing.role`: masking (a server reads
+ * masked frames and sends unmasked ones, a client the reverse) and who closes TCP first after
+ * the close handshake (the server, RFC 6455 7.1.1). permessage-deflate is negotiated by each
+ * role (the server answers offers, the client offers), which sets the codec bits and answers
+ * `codec()`.
  *
  * Model:
  *   - A WebSocket's state is its connection's `tag` (a 32-bit word the engine keeps outside the

@@ -9,6 +9,7 @@ export {
   PERMESSAGE_DEFLATE,
   PerMessageDeflate,
   acceptDeflateResponse,
+  checkDeflateResponse,
   deflateOffer,
   formatDeflateParams,
   negotiateDeflate,

@@ -10,15 +10,17 @@
  *
  * Differences from `ws`: `send` returns whether the message stayed under the high-water mark
  * (and emits 'drain' later when it did not), its callback runs once the message is queued in
- * the engine (not once the kernel took it); the 'close' reason is a string; no TLS (`wss:`),
- * no permessage-deflate, no redirects, no `binaryType` (messages are Buffers).
+ * the engine (not once the kernel took it); the 'close' reason is a string; permessage-deflate
+ * is off unless `perMessageDeflate` is given (`ws` offers it by default); no TLS (`wss:`), no
+ * redirects, no `binaryType` (messages are Buffers).
  */
 import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { C1mError, checkOption, createReactor, type EngineOptions, type Reactor } from '../../core/index.js';
-import { checkArgument } from './errors.js';
 import { WsHandshakeError, checkConnectOptions, parseWsUrl, type WsTarget } from './client-handshake.js';
+import { resolveDeflateOptions, type PerMessageDeflateOptions } from './deflate.js';
+import { checkArgument } from './errors.js';
 import {
   WS_CLIENT_DEFAULTS,
   createWebSocketClientHandler,
@@ -48,6 +50,14 @@ export interface WebSocketClientOptions {
   pingInterval?: number;
   /** Which engine backend the shared reactor runs on. Default `'auto'`. */
   backend?: EngineOptions['backend'];
+  /**
+   * permessage-deflate: `true` offers it with the defaults, an object tunes the offer, `false`
+   * (default, unlike `ws`) offers nothing. As `WebSocketClientHandlerOptions.perMessageDeflate`:
+   * no compression state per idle connection by default, inflated messages bounded by
+   * `maxPayload` (1009), an invalid answer fails the handshake ('error'
+   * `ERR_C1M_WS_HANDSHAKE_EXTENSION`). `extensions` shows what was agreed.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 /** Data `send` accepts. */
@@ -67,16 +77,24 @@ interface Runtime {
 
 const runtimes = new Map<string, Runtime>();
 
-/** The shared reactor and handler for `backend` and these limits. */
+/**
+ * The shared reactor and handler for `backend`, these limits and this permessage-deflate
+ * configuration. Errors: throws `ERR_C1M_INVALID_OPTION` for a bad `perMessageDeflate`.
+ */
 function runtimeFor(o: WebSocketClientOptions): Runtime {
   const backend = o.backend ?? 'auto';
+  const pmd = o.perMessageDeflate ?? WS_CLIENT_DEFAULTS.perMessageDeflate;
+  checkOption(typeof pmd === 'boolean' || (typeof pmd === 'object' && pmd !== null), 'perMessageDeflate', 'a boolean or an object', pmd);
+  const perMessageDeflate = pmd === false ? false : resolveDeflateOptions(pmd);
   const limits = {
     maxPayload: o.maxPayload ?? WS_CLIENT_DEFAULTS.maxPayload,
     maxFragments: o.maxFragments ?? WS_CLIENT_DEFAULTS.maxFragments,
     closeTimeout: o.closeTimeout ?? WS_CLIENT_DEFAULTS.closeTimeout,
     pingInterval: o.pingInterval ?? WS_CLIENT_DEFAULTS.pingInterval,
+    perMessageDeflate,
   };
-  const key = `${backend}/${limits.maxPayload}/${limits.maxFragments}/${limits.closeTimeout}/${limits.pingInterval}`;
+  // Resolved options list every field in one order: equal configurations give equal keys.
+  const key = `${backend}/${limits.maxPayload}/${limits.maxFragments}/${limits.closeTimeout}/${limits.pingInterval}/${JSON.stringify(perMessageDeflate)}`;
   let rt = runtimes.get(key);
   if (rt !== undefined) return rt;
   const handler = createWebSocketClientHandler<WebSocketClient>({
@@ -127,6 +145,8 @@ export class WebSocketClient extends EventEmitter {
   #ws: ClientWebSocket<WebSocketClient> | null = null;
   /** The selected subprotocol, kept from the open (the handle forgets it at the close). */
   #protocol = '';
+  /** The agreed extensions, kept from the open. */
+  #extensions = '';
   /** Set once 'close' was emitted (or scheduled before any connection existed). */
   #closed = false;
   /** `close()`/`terminate()` while connecting: 'error' (aborted) then 'close'. */
@@ -201,6 +221,15 @@ export class WebSocketClient extends EventEmitter {
   /** The subprotocol the server selected, or ''. */
   get protocol(): string {
     return this.#protocol;
+  }
+
+  /**
+   * The agreed permessage-deflate parameters as a `Sec-WebSocket-Extensions` value, or ''
+   * (not offered, declined, or not yet open). `ws` gives only the names; this starts with the
+   * name (`permessage-deflate`) and carries the parameters too.
+   */
+  get extensions(): string {
+    return this.#extensions;
   }
 
   /** Bytes queued and not yet taken by the kernel. */
@@ -313,6 +342,7 @@ export class WebSocketClient extends EventEmitter {
   static {
     opened = (client) => {
       client.#protocol = client.#ws?.protocol ?? '';
+      client.#extensions = client.#ws?.extensions ?? '';
       client.emit('open');
     };
     failed = (client, err) => {
