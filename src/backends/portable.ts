@@ -25,6 +25,16 @@
  */
 import { connect as netConnect, createServer, type AddressInfo, type ListenOptions, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { C1mError, checkOption } from '../core/errors.js';
+import {
+  INVALID_RESULT,
+  callbackFailed,
+  connectionFailed,
+  dataAction,
+  report,
+  resultFailed,
+  type HandlerCallback,
+  type HandlerErrorReason,
+} from '../core/handler-contract.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
 import {
@@ -53,21 +63,6 @@ const DROPPED = -1;
 /** Copy write data into a Buffer the caller can no longer modify. */
 function copyBytes(data: Uint8Array | string): Buffer {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-}
-
-/** `String(value)` that cannot throw (objects without a prototype have no `toString`). */
-function describe(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return typeof value;
-  }
-}
-
-/** What a handler threw, as an Error (non-Error values are wrapped, kept as `cause`). */
-function asError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  return new C1mError('ERR_C1M_HANDLER', `a handler threw a non-Error value: ${describe(thrown)}`, { cause: thrown });
 }
 
 /**
@@ -101,13 +96,9 @@ class Engine {
     this.options = options;
   }
 
-  /** Report an error to `options.onError`; an exception from `onError` itself goes to stderr. */
+  /** Report an error to `options.onError` (see `handler-contract.ts`: never throws). */
   report(err: Error, conn?: Connection): void {
-    try {
-      this.options.onError(err, conn);
-    } catch (inner) {
-      process.stderr.write(`c1m: onError threw: ${describe(inner instanceof Error ? (inner.stack ?? inner.message) : inner)}\n`);
-    }
+    report(this.options.onError, err, conn);
   }
 
   /** Track a socket: give it an id and a link. `connected` is false for an outbound connect in progress. */
@@ -177,7 +168,7 @@ class Engine {
       try {
         this.handler.onShutdown();
       } catch (err) {
-        this.report(asError(err));
+        callbackFailed(this.options.onError, err, 'onShutdown');
       }
     } else {
       // Without onShutdown the engine closes every connection gracefully (flush, then FIN),
@@ -250,7 +241,7 @@ class Link {
     try {
       handler.onOpen(this.handle);
     } catch (err) {
-      this.fail(err);
+      this.fail(err, 'onOpen');
     }
   }
 
@@ -341,7 +332,7 @@ class Link {
       try {
         handler.onTimeout(this.handle);
       } catch (err) {
-        this.fail(err);
+        this.fail(err, 'onTimeout');
       }
       return;
     }
@@ -350,11 +341,14 @@ class Link {
     this.setTimeout(ms);
   }
 
-  /** A handler threw (or returned nonsense): report it and destroy this connection only. */
-  fail(thrown: unknown): void {
-    const error = asError(thrown);
-    this.#engine.report(error, this.handle);
-    this.destroy({ kind: 'handler-error', code: 'ERR_C1M_HANDLER', error });
+  /** `callback` threw: report it and reset this connection only ('handler-error'). */
+  fail(thrown: unknown, callback: HandlerCallback): void {
+    this.#resetForHandler(connectionFailed(this.#engine.options.onError, thrown, callback, this.handle));
+  }
+
+  /** Reset for a failed callback. A close already decided keeps its own reason (first wins). */
+  #resetForHandler(reason: HandlerErrorReason): void {
+    this.destroy(reason);
   }
 
   #onConnect(): void {
@@ -379,25 +373,33 @@ class Link {
         result = handler.onData(this.handle, data);
       } catch (err) {
         socket.uncork();
-        this.fail(err);
+        this.fail(err, 'onData');
         return;
       }
       socket.uncork();
     }
-    if (this.closing) return;
+    // The common results stay inline; only Actions and invalid results call out.
     if (result === undefined) {
-      this.#dropPending();
-    } else if (result === Action.Close) {
+      if (!this.closing) this.#dropPending();
+    } else if (typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= length) {
+      if (!this.closing) this.#keep(data, chunk, result);
+    } else {
+      this.#dataAction(result, length);
+    }
+  }
+
+  /** The rare `onData` results: an Action, or an invalid result (reported even while closing). */
+  #dataAction(result: unknown, length: number): void {
+    const action = dataAction(result, length);
+    if (action === INVALID_RESULT) {
+      this.#resetForHandler(resultFailed(this.#engine.options.onError, result, length, this.handle));
+    } else if (this.closing) {
+      return;
+    } else if (action === Action.Close) {
       this.close({ kind: 'local' });
-    } else if (result === Action.Shutdown) {
+    } else if (action === Action.Shutdown) {
       this.#dropPending();
       this.shutdown();
-    } else if (typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= length) {
-      this.#keep(data, chunk, result);
-    } else {
-      this.fail(
-        new C1mError('ERR_C1M_HANDLER', `onData returned ${describe(result)}; expected undefined, an Action, or a byte count from 0 to ${length}`),
-      );
     }
   }
 
@@ -460,7 +462,7 @@ class Link {
       try {
         handler.onEnd(this.handle);
       } catch (err) {
-        this.fail(err);
+        this.fail(err, 'onEnd');
       }
       return;
     }
@@ -481,7 +483,7 @@ class Link {
     try {
       handler.onDrain(this.handle);
     } catch (err) {
-      this.fail(err);
+      this.fail(err, 'onDrain');
     }
   }
 
@@ -509,7 +511,7 @@ class Link {
       try {
         handler.onClose(this.handle, reason);
       } catch (err) {
-        engine.report(asError(err), this.handle);
+        callbackFailed(engine.options.onError, err, 'onClose', this.handle);
       } finally {
         engine.closingLink = undefined;
       }
