@@ -33,7 +33,6 @@ import {
   report,
   resultFailed,
   type HandlerCallback,
-  type HandlerErrorReason,
 } from '../core/handler-contract.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
@@ -341,14 +340,12 @@ class Link {
     this.setTimeout(ms);
   }
 
-  /** `callback` threw: report it and reset this connection only ('handler-error'). */
+  /**
+   * `callback` threw: report it and reset this connection only ('handler-error'). A close
+   * already decided keeps its own reason (the first reason wins).
+   */
   fail(thrown: unknown, callback: HandlerCallback): void {
-    this.#resetForHandler(connectionFailed(this.#engine.options.onError, thrown, callback, this.handle));
-  }
-
-  /** Reset for a failed callback. A close already decided keeps its own reason (first wins). */
-  #resetForHandler(reason: HandlerErrorReason): void {
-    this.destroy(reason);
+    this.destroy(connectionFailed(this.#engine.options.onError, thrown, callback, this.handle));
   }
 
   #onConnect(): void {
@@ -392,7 +389,7 @@ class Link {
   #dataAction(result: unknown, length: number): void {
     const action = dataAction(result, length);
     if (action === INVALID_RESULT) {
-      this.#resetForHandler(resultFailed(this.#engine.options.onError, result, length, this.handle));
+      this.destroy(resultFailed(this.#engine.options.onError, result, length, this.handle));
     } else if (this.closing) {
       return;
     } else if (action === Action.Close) {
