@@ -631,7 +631,7 @@ export class NativeReactor implements Reactor {
             if (typeof r === 'number' && Number.isInteger(r) && r >= 0 && r <= len) {
               ev[b + 5] = r;
             } else {
-              this.#dataAction(r, len, conn);
+              this.#rareResult(r, len, conn);
             }
             break;
           }
@@ -738,7 +738,7 @@ export class NativeReactor implements Reactor {
   }
 
   /** The rare `onData` results, off the inline path: an Action, or an invalid result. */
-  #dataAction(r: unknown, len: number, conn: NativeConnection): void {
+  #rareResult(r: unknown, len: number, conn: NativeConnection): void {
     const action = dataAction(r, len);
     if (action === Action.Close) this.command(conn.fd, conn.gen, this.k.OP_CLOSE, 0);
     else if (action === Action.Shutdown) this.command(conn.fd, conn.gen, this.k.OP_SHUTDOWN, 0);

@@ -381,12 +381,12 @@ class Link {
     } else if (typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= length) {
       if (!this.closing) this.#keep(data, chunk, result);
     } else {
-      this.#dataAction(result, length);
+      this.#rareResult(result, length);
     }
   }
 
   /** The rare `onData` results: an Action, or an invalid result (reported even while closing). */
-  #dataAction(result: unknown, length: number): void {
+  #rareResult(result: unknown, length: number): void {
     const action = dataAction(result, length);
     if (action === INVALID_RESULT) {
       this.destroy(resultFailed(this.#engine.options.onError, result, length, this.handle));

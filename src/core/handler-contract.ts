@@ -24,7 +24,7 @@
  *   invalid `onData` result becomes `ERR_C1M_HANDLER_RESULT`. The close reason's code is
  *   `ERR_C1M_HANDLER` in both cases.
  * - Descriptions of foreign values are at most `MAX_DESCRIPTION` characters, and are made
- *   without running the value's own `toString`, `message` getter or custom inspector.
+ *   without calling the value's `toString`, `message` getter or custom inspector.
  *
  * Hot path: none here. A backend checks the common `onData` results (undefined, or an integer
  * from 0 to the length) inline and calls `dataAction` only for the rest.
@@ -79,8 +79,8 @@ export function dataAction(result: unknown, length: number): number {
 /**
  * A short, readable description of any value for an error message (`'abc'`, `Symbol(x)`,
  * `5n`, `[Object: null prototype] {}`), at most `MAX_DESCRIPTION` characters. Runs none of the
- * value's own code except, at worst, a `Symbol.toStringTag` getter (a throw there is caught).
- * Never throws.
+ * value's `toString`, getters or custom inspector; at worst a `Symbol.toStringTag` or
+ * constructor `name` getter (a throw there is caught). Never throws.
  */
 export function describeValue(value: unknown): string {
   let text: string;
