@@ -14,6 +14,17 @@ import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
 import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
+import {
+  HANDLER_ERROR,
+  INVALID_RESULT,
+  callbackFailed,
+  connectionFailed,
+  dataAction,
+  report,
+  resultFailed,
+  type HandlerCallback,
+  type HandlerErrorReason,
+} from '../core/handler-contract.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
 
@@ -174,7 +185,8 @@ export class NativeReactor implements Reactor {
   #events = 0;
   #failedConnects = 0;
   readonly #listeners = new Map<number, ListenAddress>();
-  readonly #handlerErrors = new Map<number, Error>();
+  /** Why a connection a failed callback reset is closing, by id, until its CLOSE record. */
+  readonly #handlerReasons = new Map<number, HandlerErrorReason>();
   readonly #connectTargets = new Map<number, { address: string; port: number }>();
   // Slot layout constants as own fields: the per-message checks read them without going
   // through the constants object.
@@ -442,7 +454,7 @@ export class NativeReactor implements Reactor {
       // connect, asynchronously, on a handle that is stale from the start.
       const conn = new NativeConnection(this, -1 - this.#failedConnects++, 0);
       const reason: CloseReason = { kind: 'connect-failed', code: errnoName(fd), errno: fd, error: systemError(fd, 'connect', { address: o.host, port: o.port }) };
-      setImmediate(() => this.#call(this.#handler.onClose, conn, reason));
+      setImmediate(() => this.#deliverClose(conn, reason));
       return conn;
     }
     const gen = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_GEN]!;
@@ -531,7 +543,11 @@ export class NativeReactor implements Reactor {
     for (const fd of this.#listeners.keys()) this.#b.unlisten(this.#h, fd);
     this.#listeners.clear();
     if (this.#handler.onShutdown) {
-      this.#call(() => this.#handler.onShutdown!(), undefined);
+      try {
+        this.#handler.onShutdown();
+      } catch (err) {
+        callbackFailed(this.#opts.onError, err, 'onShutdown');
+      }
     } else {
       this.#forEachOpen((fd, gen) => this.command(fd, gen, this.k.OP_CLOSE, 0));
     }
@@ -607,40 +623,37 @@ export class NativeReactor implements Reactor {
             try {
               r = h.onData(conn, this.#recv.subarray(off, off + len));
             } catch (err) {
-              this.#handlerFailed(err, conn);
+              this.#handlerFailed(err, 'onData', conn);
               break;
             }
+            // The common results stay inline; only Actions and invalid results call out.
             if (r === undefined) break;
             if (typeof r === 'number' && Number.isInteger(r) && r >= 0 && r <= len) {
               ev[b + 5] = r;
-            } else if (r === Action.Close) {
-              this.command(fd, gen, k.OP_CLOSE, 0);
-            } else if (r === Action.Shutdown) {
-              this.command(fd, gen, k.OP_SHUTDOWN, 0);
             } else {
-              this.#handlerFailed(new C1mError('ERR_C1M_HANDLER_RESULT', `onData returned ${String(r)}; expected a byte count from 0 to ${len}, an Action, or undefined`), conn);
+              this.#rareResult(r, len, conn);
             }
             break;
           }
           case k.EV_OPEN: {
             this.#open++;
             if (ev[b + 3] === -1 && this.#connectTargets.delete(fd)) this.#connecting--;
-            if (h.onOpen) this.#call(h.onOpen, new NativeConnection(this, fd, gen));
+            if (h.onOpen) this.#call(h.onOpen, 'onOpen', new NativeConnection(this, fd, gen));
             break;
           }
           case k.EV_DRAIN:
             // A drain queued when the kernel took a flush whole can be overtaken by later
             // writes; those set a new drain request natively, so report only a real one.
             if (h.onDrain && this.buffered(fd, gen) <= this.#opts.highWaterMark) {
-              this.#call(h.onDrain, new NativeConnection(this, fd, gen));
+              this.#call(h.onDrain, 'onDrain', new NativeConnection(this, fd, gen));
             }
             break;
           case k.EV_END:
-            if (h.onEnd) this.#call(h.onEnd, new NativeConnection(this, fd, gen));
+            if (h.onEnd) this.#call(h.onEnd, 'onEnd', new NativeConnection(this, fd, gen));
             else this.command(fd, gen, k.OP_CLOSE, 0);
             break;
           case k.EV_TIMEOUT:
-            if (h.onTimeout) this.#call(h.onTimeout, new NativeConnection(this, fd, gen));
+            if (h.onTimeout) this.#call(h.onTimeout, 'onTimeout', new NativeConnection(this, fd, gen));
             else this.command(fd, gen, k.OP_CLOSE, k.R_TIMEOUT); // graceful: flush, then close
             break;
           case k.EV_CLOSE:
@@ -649,7 +662,7 @@ export class NativeReactor implements Reactor {
           case k.EV_ACCEPT_ERROR: {
             const err = systemError(ev[b + 3]!, 'accept');
             if (ev[b + 4] === 1) err.message += ' (accepting paused, retrying with backoff)';
-            this.#report(err);
+            report(this.#opts.onError, err);
             break;
           }
         }
@@ -669,6 +682,13 @@ export class NativeReactor implements Reactor {
     this.#connectTargets.delete(fd);
     if (target) this.#connecting--;
     else this.#open--;
+    // Taken whatever the reason: a reset staged by a failed callback can be overtaken by
+    // another close (a peer reset in the same poll), and the entry must not outlive the id.
+    let failed: HandlerErrorReason | undefined;
+    if (this.#handlerReasons.size !== 0) {
+      failed = this.#handlerReasons.get(id);
+      if (failed) this.#handlerReasons.delete(id);
+    }
     let reason: CloseReason;
     switch (why) {
       case k.R_END: reason = { kind: 'end' }; break;
@@ -677,12 +697,7 @@ export class NativeReactor implements Reactor {
       case k.R_INBOUND_LIMIT: reason = { kind: 'inbound-limit', code: 'ERR_C1M_INBOUND_LIMIT' }; break;
       case k.R_SLOW_CONSUMER: reason = { kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' }; break;
       case k.R_SHUTDOWN: reason = { kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' }; break;
-      case k.R_HANDLER: {
-        const error = this.#handlerErrors.get(id);
-        this.#handlerErrors.delete(id);
-        reason = { kind: 'handler-error', code: 'ERR_C1M_HANDLER', ...(error ? { error } : {}) };
-        break;
-      }
+      case k.R_HANDLER: reason = failed ?? { kind: 'handler-error', code: HANDLER_ERROR }; break;
       case k.R_CONNECT_FAILED: {
         reason = { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
         break;
@@ -690,14 +705,11 @@ export class NativeReactor implements Reactor {
       default:
         reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
     }
-    const onClose = this.#handler.onClose;
     this.#closingFd = fd;
     this.#closingGen = gen;
     try {
       // The context and tag are still readable in onClose (as on the portable backend), gone after it.
-      if (onClose) onClose.call(this.#handler, new NativeConnection(this, fd, gen), reason);
-    } catch (err) {
-      this.#report(err as Error);
+      this.#deliverClose(new NativeConnection(this, fd, gen), reason);
     } finally {
       this.#closingFd = -1;
       this.contexts.delete(id);
@@ -705,30 +717,44 @@ export class NativeReactor implements Reactor {
     }
   }
 
-  #call(fn: ((conn: Connection) => void) | ((conn: Connection, r: CloseReason) => void) | (() => void) | undefined, conn: NativeConnection | undefined, reason?: CloseReason): void {
-    if (!fn) return;
+  /** `onClose`; a failure is reported with the (now stale) handle, nothing more. */
+  #deliverClose(conn: NativeConnection, reason: CloseReason): void {
+    const onClose = this.#handler.onClose;
+    if (!onClose) return;
     try {
-      (fn as (c?: Connection, r?: CloseReason) => void).call(this.#handler, conn, reason);
+      onClose.call(this.#handler, conn, reason);
     } catch (err) {
-      if (conn && !reason) this.#handlerFailed(err, conn);
-      else this.#report(err as Error, conn);
+      callbackFailed(this.#opts.onError, err, 'onClose', conn);
     }
   }
 
-  #handlerFailed(err: unknown, conn: NativeConnection): void {
-    const e = err instanceof Error ? err : new Error(String(err));
-    this.#report(e, conn);
-    if (this.#alive(conn.fd, conn.gen)) {
-      this.#handlerErrors.set(conn.id, e);
-      this.command(conn.fd, conn.gen, this.k.OP_DESTROY, this.k.R_HANDLER);
-    }
-  }
-
-  #report(err: Error, conn?: Connection): void {
+  /** A callback of a live connection (onOpen, onDrain, onEnd, onTimeout); a failure resets it. */
+  #call(fn: (conn: Connection) => void, callback: HandlerCallback, conn: NativeConnection): void {
     try {
-      this.#opts.onError(err, conn);
-    } catch (e) {
-      process.stderr.write(`c1m: onError threw: ${(e as Error).stack ?? String(e)}\n`);
+      fn.call(this.#handler, conn);
+    } catch (err) {
+      this.#handlerFailed(err, callback, conn);
+    }
+  }
+
+  /** The rare `onData` results, off the inline path: an Action, or an invalid result. */
+  #rareResult(r: unknown, len: number, conn: NativeConnection): void {
+    const action = dataAction(r, len);
+    if (action === Action.Close) this.command(conn.fd, conn.gen, this.k.OP_CLOSE, 0);
+    else if (action === Action.Shutdown) this.command(conn.fd, conn.gen, this.k.OP_SHUTDOWN, 0);
+    else if (action === INVALID_RESULT) this.#resetForHandler(resultFailed(this.#opts.onError, r, len, conn), conn);
+  }
+
+  /** `callback` of `conn` threw: report it, then reset `conn` with reason 'handler-error'. */
+  #handlerFailed(thrown: unknown, callback: HandlerCallback, conn: NativeConnection): void {
+    this.#resetForHandler(connectionFailed(this.#opts.onError, thrown, callback, conn), conn);
+  }
+
+  /** Reset `conn` for a failed callback; its CLOSE record will carry `reason`. */
+  #resetForHandler(reason: HandlerErrorReason, conn: NativeConnection): void {
+    if (this.#alive(conn.fd, conn.gen)) {
+      this.#handlerReasons.set(conn.id, reason);
+      this.command(conn.fd, conn.gen, this.k.OP_DESTROY, this.k.R_HANDLER);
     }
   }
 }

@@ -25,6 +25,15 @@
  */
 import { connect as netConnect, createServer, type AddressInfo, type ListenOptions, type Server, type Socket, type TcpNetConnectOpts } from 'node:net';
 import { C1mError, checkOption } from '../core/errors.js';
+import {
+  INVALID_RESULT,
+  callbackFailed,
+  connectionFailed,
+  dataAction,
+  report,
+  resultFailed,
+  type HandlerCallback,
+} from '../core/handler-contract.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
 import {
@@ -53,21 +62,6 @@ const DROPPED = -1;
 /** Copy write data into a Buffer the caller can no longer modify. */
 function copyBytes(data: Uint8Array | string): Buffer {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-}
-
-/** `String(value)` that cannot throw (objects without a prototype have no `toString`). */
-function describe(value: unknown): string {
-  try {
-    return String(value);
-  } catch {
-    return typeof value;
-  }
-}
-
-/** What a handler threw, as an Error (non-Error values are wrapped, kept as `cause`). */
-function asError(thrown: unknown): Error {
-  if (thrown instanceof Error) return thrown;
-  return new C1mError('ERR_C1M_HANDLER', `a handler threw a non-Error value: ${describe(thrown)}`, { cause: thrown });
 }
 
 /**
@@ -101,13 +95,9 @@ class Engine {
     this.options = options;
   }
 
-  /** Report an error to `options.onError`; an exception from `onError` itself goes to stderr. */
+  /** Report an error to `options.onError` (see `handler-contract.ts`: never throws). */
   report(err: Error, conn?: Connection): void {
-    try {
-      this.options.onError(err, conn);
-    } catch (inner) {
-      process.stderr.write(`c1m: onError threw: ${describe(inner instanceof Error ? (inner.stack ?? inner.message) : inner)}\n`);
-    }
+    report(this.options.onError, err, conn);
   }
 
   /** Track a socket: give it an id and a link. `connected` is false for an outbound connect in progress. */
@@ -177,7 +167,7 @@ class Engine {
       try {
         this.handler.onShutdown();
       } catch (err) {
-        this.report(asError(err));
+        callbackFailed(this.options.onError, err, 'onShutdown');
       }
     } else {
       // Without onShutdown the engine closes every connection gracefully (flush, then FIN),
@@ -250,7 +240,7 @@ class Link {
     try {
       handler.onOpen(this.handle);
     } catch (err) {
-      this.fail(err);
+      this.fail(err, 'onOpen');
     }
   }
 
@@ -341,7 +331,7 @@ class Link {
       try {
         handler.onTimeout(this.handle);
       } catch (err) {
-        this.fail(err);
+        this.fail(err, 'onTimeout');
       }
       return;
     }
@@ -350,11 +340,12 @@ class Link {
     this.setTimeout(ms);
   }
 
-  /** A handler threw (or returned nonsense): report it and destroy this connection only. */
-  fail(thrown: unknown): void {
-    const error = asError(thrown);
-    this.#engine.report(error, this.handle);
-    this.destroy({ kind: 'handler-error', code: 'ERR_C1M_HANDLER', error });
+  /**
+   * `callback` threw: report it and reset this connection only ('handler-error'). A close
+   * already decided keeps its own reason (the first reason wins).
+   */
+  fail(thrown: unknown, callback: HandlerCallback): void {
+    this.destroy(connectionFailed(this.#engine.options.onError, thrown, callback, this.handle));
   }
 
   #onConnect(): void {
@@ -379,25 +370,33 @@ class Link {
         result = handler.onData(this.handle, data);
       } catch (err) {
         socket.uncork();
-        this.fail(err);
+        this.fail(err, 'onData');
         return;
       }
       socket.uncork();
     }
-    if (this.closing) return;
+    // The common results stay inline; only Actions and invalid results call out.
     if (result === undefined) {
-      this.#dropPending();
-    } else if (result === Action.Close) {
+      if (!this.closing) this.#dropPending();
+    } else if (typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= length) {
+      if (!this.closing) this.#keep(data, chunk, result);
+    } else {
+      this.#rareResult(result, length);
+    }
+  }
+
+  /** The rare `onData` results: an Action, or an invalid result (reported even while closing). */
+  #rareResult(result: unknown, length: number): void {
+    const action = dataAction(result, length);
+    if (action === INVALID_RESULT) {
+      this.destroy(resultFailed(this.#engine.options.onError, result, length, this.handle));
+    } else if (this.closing) {
+      return;
+    } else if (action === Action.Close) {
       this.close({ kind: 'local' });
-    } else if (result === Action.Shutdown) {
+    } else if (action === Action.Shutdown) {
       this.#dropPending();
       this.shutdown();
-    } else if (typeof result === 'number' && Number.isInteger(result) && result >= 0 && result <= length) {
-      this.#keep(data, chunk, result);
-    } else {
-      this.fail(
-        new C1mError('ERR_C1M_HANDLER', `onData returned ${describe(result)}; expected undefined, an Action, or a byte count from 0 to ${length}`),
-      );
     }
   }
 
@@ -460,7 +459,7 @@ class Link {
       try {
         handler.onEnd(this.handle);
       } catch (err) {
-        this.fail(err);
+        this.fail(err, 'onEnd');
       }
       return;
     }
@@ -481,7 +480,7 @@ class Link {
     try {
       handler.onDrain(this.handle);
     } catch (err) {
-      this.fail(err);
+      this.fail(err, 'onDrain');
     }
   }
 
@@ -509,7 +508,7 @@ class Link {
       try {
         handler.onClose(this.handle, reason);
       } catch (err) {
-        engine.report(asError(err), this.handle);
+        callbackFailed(engine.options.onError, err, 'onClose', this.handle);
       } finally {
         engine.closingLink = undefined;
       }

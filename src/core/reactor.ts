@@ -4,6 +4,7 @@
  */
 import { loadBinding, nativeUnavailableReason, warnPortableFallback } from './binding.js';
 import { C1mError } from './errors.js';
+import { deliverReactor } from './handler-contract.js';
 import { resolveOptions } from './options.js';
 import type { EngineOptions, Handler, Reactor } from './types.js';
 import { createNativeReactor } from '../backends/native.js';
@@ -37,6 +38,6 @@ export function createReactor(handler: Handler, options: EngineOptions = {}): Re
     if (opts.backend === 'auto') warnPortableFallback();
     reactor = createPortableReactor(handler, opts);
   }
-  handler.onReactor?.(reactor);
+  deliverReactor(handler, reactor, opts.onError);
   return reactor;
 }

@@ -119,7 +119,11 @@ export interface Connection {
  * Application callbacks. Every callback is optional.
  *
  * Errors: an exception thrown by a callback closes that one connection with reason
- * `'handler-error'` and is reported to `ServerOptions.onError`; it never stops the reactor.
+ * `'handler-error'` (code `ERR_C1M_HANDLER`) and is reported to `EngineOptions.onError`; so is
+ * an invalid `onData` result (`ERR_C1M_HANDLER_RESULT`). A thrown value that is not an Error
+ * reaches `onError` wrapped in one (`cause` is the value). `onClose`, `onShutdown` and
+ * `onReactor` have no connection to close: their failures are only reported. Nothing a
+ * handler throws or returns stops the reactor. See docs/errors.md.
  */
 export interface Handler {
   /**
@@ -132,9 +136,10 @@ export interface Handler {
   onOpen?(conn: Connection): void;
   /**
    * Bytes arrived. Return how many bytes were consumed (undefined = all of them), or an
-   * `Action`. Unconsumed bytes are kept (outside the JS heap) and presented again, followed
-   * by the next bytes, on the next call; past `maxInboundBytes` the connection closes with
-   * reason `'inbound-limit'`.
+   * `Action`; anything else (a count out of range, NaN, a string, ...) resets the connection
+   * (`'handler-error'`, reported as `ERR_C1M_HANDLER_RESULT`). Unconsumed bytes are kept
+   * (outside the JS heap) and presented again, followed by the next bytes, on the next call;
+   * past `maxInboundBytes` the connection closes with reason `'inbound-limit'`.
    *
    * Lifetime: `data` is a view of engine memory, valid only until this callback returns.
    * Copy what you keep (`Buffer.from(data)`).
@@ -157,6 +162,8 @@ export interface Handler {
    * The reactor this handler runs on, given once by `createReactor` before any other
    * callback. A handler module loaded by `serve` has no other way to reach its reactor
    * (for `reactor.broadcast`); keep it for use inside the callbacks.
+   *
+   * Errors: a throw is reported to `onError`; `createReactor` still returns the reactor.
    */
   onReactor?(reactor: Reactor): void;
 }
@@ -181,7 +188,11 @@ export interface EngineOptions {
    * data sent while earlier data is unacknowledged) and spares idle connections the syscall.
    */
   noDelay?: boolean;
-  /** Called with errors from handler callbacks and from accept. Default: print to stderr. */
+  /**
+   * Called with errors from handler callbacks (always an `Error`; `conn` is the connection the
+   * callback ran for, if any) and from accept. Default: print to stderr. If it throws, both
+   * errors go to stderr; the reactor carries on.
+   */
   onError?: (err: Error, conn?: Connection) => void;
 }
 
