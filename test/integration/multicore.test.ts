@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { serve } from '../../src/index.js';
-// serve() starts src/core/worker.js by URL; this type-only import makes tsc emit it into build-test.
-import type {} from '../../src/core/worker.js';
+// serve() starts src/engine/worker.js by URL; this type-only import makes tsc emit it into build-test.
+import type {} from '../../src/engine/worker.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { HOST, RawClient, firstDiff, payload, rawClient, waitFor, within } from '../helpers/net.js';
 
