@@ -6,7 +6,7 @@ export { Action } from './core/types.js';
 export type {
   CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Reactor, ReactorStats, ServerOptions,
 } from './core/types.js';
-export { C1mError } from './core/errors.js';
+export { C1mError, checkOption } from './core/errors.js';
 export type { SystemError } from './core/errors.js';
 export { createReactor, defaultBackend, listen, serve, nofileLimit } from './engine/index.js';
 export type { Server, ServeOptions, ServeHandle, WorkerExitInfo } from './engine/index.js';
