@@ -3,8 +3,16 @@
  * handler module, behind one acceptor reactor on this thread. The acceptor's listener has
  * the workers' registry ids as hand-off targets; native code picks one per accepted fd.
  *
+ * Supervision: a worker thread that exits while the server runs (`process.exit` in a handler,
+ * an exception outside the per-callback guard, an unhandled rejection) takes its reactor and
+ * its connections with it; the others keep theirs. On its `exit` the acceptor is retargeted to
+ * the live workers at once (native code would skip the dead reactor anyway, but a stale target
+ * costs a failed hand-off per accept), `onWorkerExit` is told, and a replacement starts under
+ * the same restart budget as prefork; once ready it is added back with another retarget.
+ *
  * Invariant: `slot.id` is defined exactly while that worker's reactor is ready and not exited,
- * so `liveIds()` is the acceptor's target list.
+ * so `liveIds()` is the acceptor's correct target list; a replacement takes its slot's index,
+ * which keeps the target order stable for round-robin.
  */
 import { Worker } from 'node:worker_threads';
 import type { Balance, NativeReactor } from '../backends/native.js';
@@ -12,7 +20,7 @@ import { C1mError } from '../core/errors.js';
 import type { EngineOptions, ListenAddress } from '../core/types.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
-import { waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
+import { RestartBudget, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
 
 export interface ThreadsPlan {
   threads: number;
@@ -36,13 +44,32 @@ interface Slot {
 /** Start the workers and the acceptor; resolves once the acceptor listens. */
 export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
   const slots: Slot[] = [];
+  const budget = new RestartBudget();
   let acceptor: NativeReactor | undefined;
+  let running = false;
   let stopping = false;
 
   const liveIds = (): number[] => slots.flatMap((s) => (s.id === undefined ? [] : [s.id]));
-  const onExit = (slot: Slot): void => {
+  const retarget = (): void => {
+    const ids = liveIds();
+    // With no live worker the targets are left as they are: native code finds them all gone
+    // and refuses the connection until a replacement is added back.
+    if (acceptor && ids.length > 0) acceptor.retarget(ids);
+  };
+
+  const onExit = (slot: Slot, index: number, code: number): void => {
     slot.exited = true;
     slot.id = undefined;
+    if (stopping || !running) return;
+    retarget();
+    p.onWorkerExit?.({ pid: process.pid, threadId: slot.threadId, code, signal: null });
+    if (!p.restart) return;
+    setTimeout(() => {
+      if (stopping || slots[index] !== slot) return;
+      start(index).then(retarget, (err: Error) => {
+        if (!stopping) process.stderr.write(`c1m: replacing a worker thread failed: ${err.message}\n`);
+      });
+    }, budget.next()).unref();
   };
 
   const start = async (index: number): Promise<void> => {
@@ -54,7 +81,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
     worker.on('error', (err) => {
       if (!stopping) p.onError(err);
     });
-    worker.once('exit', () => onExit(slot));
+    worker.once('exit', (code) => onExit(slot, index, code));
     const m = await waitFor(worker, (x) => x.type === 'ready');
     if (!slot.exited) slot.id = (m as { id: number }).id;
   };
@@ -67,6 +94,9 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
     await terminateAll();
     throw err;
   }
+  // From here a worker that exits is replaced; until the acceptor exists there is nothing to
+  // retarget, and its listener starts with the targets live at that moment.
+  running = true;
   let address: ListenAddress;
   try {
     const targets = liveIds();
