@@ -54,7 +54,12 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
     const ids = liveIds();
     // With no live worker the targets are left as they are: native code finds them all gone
     // and refuses the connection until a replacement is added back.
-    if (acceptor && ids.length > 0) acceptor.retarget(ids);
+    if (!acceptor || ids.length === 0) return;
+    try {
+      acceptor.retarget(ids);
+    } catch (err) {
+      p.onError(err as Error); // a bug, not a runtime condition: report it, keep serving
+    }
   };
 
   const onExit = (slot: Slot, index: number, code: number): void => {
@@ -89,21 +94,20 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
   const terminateAll = (): Promise<unknown> => Promise.all(slots.map((s) => s.worker.terminate()));
   try {
     for (let i = 0; i < p.threads; i++) await start(i);
+    if (slots.some((s) => s.exited)) throw new C1mError('ERR_C1M_WORKER', 'a worker thread exited during start');
   } catch (err) {
     stopping = true;
     await terminateAll();
     throw err;
   }
-  // From here a worker that exits is replaced; until the acceptor exists there is nothing to
-  // retarget, and its listener starts with the targets live at that moment.
+  // From here a worker that exits is replaced. No event runs before the acceptor's listener
+  // exists (listen binds synchronously), so it starts with every worker as a target.
   running = true;
   let address: ListenAddress;
   try {
-    const targets = liveIds();
-    if (targets.length === 0) throw new C1mError('ERR_C1M_WORKER', 'every worker thread exited during start');
     // The acceptor: a reactor without connections of its own; accept errors go to onError.
     acceptor = createNativeEngineReactor({}, { ...p.engine, onError: p.onError });
-    address = await acceptor.listen(p.listen, { targets, balance: p.balance });
+    address = await acceptor.listen(p.listen, { targets: liveIds(), balance: p.balance });
   } catch (err) {
     stopping = true;
     await acceptor?.close(0);
