@@ -26,6 +26,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   BENCH_DIR,
+  CLK_TCK,
   FOREIGN_WARN,
   TARGETS,
   acceptQueue,
@@ -54,7 +55,6 @@ import {
 const PROG = 'http.mjs';
 const fatal = (msg) => usageError(PROG, msg);
 const WRK_SCRIPT = path.join(BENCH_DIR, 'wrk-report.lua');
-const CLK_TCK = 100; // USER_HZ, the unit of the CPU ticks wrk-report.lua reads from /proc/self/stat
 
 const WORKLOADS = [
   { name: '100c', conns: 100, pipeline: 1 },
@@ -220,7 +220,7 @@ async function httpRun(target, wl, rep) {
 
   const windowS = (t1 - t0) / 1000;
   const cpuS = cpu1 - cpu0;
-  const wrkCpuS = j && j.cpu_ticks >= 0 ? j.cpu_ticks / CLK_TCK : 0;
+  const wrkCpuS = j && j.cpu_ticks >= 0 ? j.cpu_ticks / CLK_TCK /* wrk-report.lua reads them from /proc/self/stat */ : 0;
   const foreign = foreignCpu(snap0, snap1, { ourPids: ours, oursCpuS: cpuS + wrkCpuS });
   const durationS = j ? j.duration_us / 1e6 : null;
   return {

@@ -9,6 +9,10 @@
 // - every child we start is recorded in `children` and killed by pid if the harness dies;
 // - nothing here writes outside bench/ (the reference tools are built in bench/.ref-build/);
 // - every wait has a timeout, so a wedged server fails one trial instead of hanging the run.
+//
+// The process-tree sampler, the machine description and the CPU tick rate are the CLI's
+// (src/cli/bench-proc.ts, loaded from dist/): one implementation for `c1m bench` and these
+// scripts. Run `npm run build` first.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -16,7 +20,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR = path.dirname(BENCH_DIR);
@@ -29,6 +33,14 @@ const HTTP_HELLO = path.join(BENCH_DIR, 'servers', 'http-hello.mjs');
 // the harness); the dist/ check then does not apply.
 const C1M_BIN = process.env.C1M_BIN ? path.resolve(process.env.C1M_BIN) : path.join(REPO_DIR, 'bin', 'c1m.js');
 const C1M_DIST = path.join(REPO_DIR, 'dist', 'index.js');
+const PROC_MODULE = path.join(REPO_DIR, 'dist', 'cli', 'bench-proc.js');
+
+/** dist/cli/bench-proc.js: /proc sampling, machine description, clock ticks (see the file comment). */
+const proc = await import(pathToFileURL(PROC_MODULE).href).catch((err) => {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+  process.stderr.write(`[bench] ${path.relative(process.cwd(), PROC_MODULE)} is missing: run \`npm run build\` first\n`);
+  process.exit(1);
+});
 
 /**
  * The targets of each protocol family, in their default order. The last one is the plain-Node
@@ -50,7 +62,8 @@ const MODE_FAMILY = { echo: 'tcp', hold: 'tcp', 'ws-echo': 'ws', 'ws-hold': 'ws'
 const C1M_APP = { echo: 'echo', hold: 'echo', 'ws-echo': 'ws-echo', 'ws-hold': 'ws-echo', http: 'http' };
 // Above this many cores used by other processes during a trial, the trial is marked disturbed.
 export const FOREIGN_WARN = 0.1;
-const CLK_TCK = 100; // USER_HZ: /proc/<pid>/stat reports CPU time in these ticks on Linux.
+/** Ticks per second of the CPU times in /proc (`getconf CLK_TCK`, 100 when unknown). */
+export const CLK_TCK = proc.clockTicks();
 
 /** Progress goes to stderr so that stdout carries exactly one JSON document. */
 export function log(...parts) {
@@ -118,7 +131,8 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 /**
  * Copies refserver/loadgen sources from the shared (read-only) directory into
- * bench/.ref-build/ and runs their own Makefile there; make rebuilds only when a source changed.
+ * bench/.ref-build/ and builds refserver and loadgen there with their own Makefile (its `all` also
+ * wants the UDP and io_uring tools, which are not copied); make rebuilds only when a source changed.
  * Errors: throws with make's output when the build fails.
  */
 export function ensureRefTools(srcDir = process.env.C1M_REF_SRC ?? '/work/shared/bench') {
@@ -140,7 +154,7 @@ export function ensureRefTools(srcDir = process.env.C1M_REF_SRC ?? '/work/shared
       fs.utimesSync(to, st.atime, st.mtime);
     }
   }
-  const r = spawnSync('make', ['-s', '-C', REF_BUILD_DIR, 'all'], { encoding: 'utf8' });
+  const r = spawnSync('make', ['-s', '-C', REF_BUILD_DIR, 'refserver', 'loadgen'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`building reference tools failed:\n${r.stdout}${r.stderr}`);
   return { refserver: path.join(REF_BUILD_DIR, 'refserver'), loadgen: path.join(REF_BUILD_DIR, 'loadgen') };
 }
@@ -204,62 +218,15 @@ export function intOption(prog, name, v, min = 1) {
 
 // ---------------------------------------------------------------- /proc readers
 
-function readStat(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // comm may contain spaces and parentheses: the fields we want follow the last ')'.
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return {
-      ppid: Number(f[1]),
-      utime: Number(f[11]),
-      stime: Number(f[12]),
-      cutime: Number(f[13]),
-      cstime: Number(f[14]),
-    };
-  } catch {
-    return null;
-  }
-}
-
-/** The pid and all its live descendants (scans /proc; CONFIG_PROC_CHILDREN is not assumed). */
+/** The pid and all its live descendants. */
 export function processTree(root) {
-  const kids = new Map();
-  for (const e of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(e)) continue;
-    const st = readStat(e);
-    if (!st) continue;
-    if (!kids.has(st.ppid)) kids.set(st.ppid, []);
-    kids.get(st.ppid).push(Number(e));
-  }
-  const out = [];
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift();
-    out.push(p);
-    for (const c of kids.get(p) ?? []) queue.push(c);
-  }
-  return out;
-}
-
-function statusKb(pid, field) {
-  try {
-    const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm'));
-    return m ? Number(m[1]) : 0;
-  } catch {
-    return 0;
-  }
+  return proc.processTree([root]);
 }
 
 /** VmRSS and its parts (RssAnon, RssFile, RssShmem) in KiB, summed over the server's process tree. */
 export function treeMemKb(pid) {
-  const m = { rss_kb: 0, anon_kb: 0, file_kb: 0, shmem_kb: 0 };
-  for (const p of processTree(pid)) {
-    m.rss_kb += statusKb(p, 'VmRSS');
-    m.anon_kb += statusKb(p, 'RssAnon');
-    m.file_kb += statusKb(p, 'RssFile');
-    m.shmem_kb += statusKb(p, 'RssShmem');
-  }
-  return m;
+  const t = proc.sampleTree([pid]);
+  return { rss_kb: t.rssKb, anon_kb: t.anonKb, file_kb: t.fileKb, shmem_kb: t.shmemKb };
 }
 
 /**
@@ -267,14 +234,7 @@ export function treeMemKb(pid) {
  * has already reaped. Resolution is one clock tick (10 ms).
  */
 export function treeCpuSeconds(pid) {
-  let ticks = 0;
-  for (const p of processTree(pid)) {
-    const st = readStat(p);
-    if (!st) continue;
-    ticks += st.utime + st.stime;
-    if (p === pid) ticks += st.cutime + st.cstime;
-  }
-  return ticks / CLK_TCK;
+  return proc.sampleTree([pid]).cpuS;
 }
 
 /** Open file descriptors over the tree: at least one per accepted connection. */
@@ -328,8 +288,7 @@ export function acceptQueue(port) {
 }
 
 export function memAvailableKb() {
-  const m = fs.readFileSync('/proc/meminfo', 'utf8').match(/^MemAvailable:\s+(\d+) kB/m);
-  return m ? Number(m[1]) : null;
+  return proc.meminfo().MemAvailable ?? null;
 }
 
 // ---------------------------------------------------------------- interference
@@ -345,13 +304,8 @@ export function cpuSnapshot() {
   const procs = new Map();
   for (const e of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
-    try {
-      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
-      const x = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      procs.set(Number(e), { comm: s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')), ticks: Number(x[11]) + Number(x[12]) });
-    } catch {
-      // exited while scanning
-    }
+    const st = proc.procStat(Number(e)); // null: exited while scanning
+    if (st) procs.set(Number(e), { comm: st.comm, ticks: st.utime + st.stime });
   }
   return { t_ms: performance.now(), busy_ticks: user + nice + system + irq + softirq + steal, procs };
 }
@@ -746,15 +700,17 @@ export function statsDelta(s0, s1) {
 
 // ---------------------------------------------------------------- context
 
+/** The machine (bench-proc's description) plus this host's name and the commit measured. */
 export function machineInfo() {
+  const m = proc.machineInfo();
   const git = spawnSync('git', ['-C', REPO_DIR, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' });
   return {
     hostname: os.hostname(),
-    kernel: os.release(),
-    cpus: os.cpus().length,
-    cpu_model: os.cpus()[0]?.model ?? null,
-    mem_total_mb: Math.round(os.totalmem() / 2 ** 20),
-    node: process.version,
+    kernel: m.kernel,
+    cpus: m.cpus,
+    cpu_model: m.cpu_model,
+    mem_total_mb: Math.round(m.mem_total_kb / 1024),
+    node: m.node,
     git_commit: git.status === 0 ? git.stdout.trim() : null,
   };
 }

@@ -4,7 +4,7 @@
  * configs of a layout.
  */
 import { isIP } from 'node:net';
-import type { WorkerConfig } from './bench-worker.js';
+import type { WorkerConfig } from './bench-ipc.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
 /** A command-line mistake: reported with the usage, exit 2. */

@@ -28,11 +28,12 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { defaultBackend, nofileLimit } from '../index.js';
-import { WorkerPool, type Aborted } from './bench-pool.js';
-import { machineInfo, meminfo, procAlive, processTree, sampleServer, socketCounts, spawnServer, type MachineInfo, type SocketCounts, type SpawnedServer } from './bench-proc.js';
+import { WorkerPool } from './bench-pool.js';
+import { machineInfo, meminfo, procAlive, processTree, sampleTree, socketCounts, spawnServer, type SocketCounts, type SpawnedServer, type TreeSample } from './bench-proc.js';
 import { buildReport } from './bench-report.js';
-import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
-import type { WorkerResult } from './bench-worker.js';
+import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
+import type { WorkerResult } from './bench-ipc.js';
+import type { MillionResult, MillionStep, MillionStop, MillionSummary, Warmup } from './bench-results.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
 
@@ -81,69 +82,6 @@ export interface MillionOptions {
   report: string | undefined;
 }
 
-/** One step of the ramp. Memory in kB unless named otherwise; kernel figures cover both ends of each connection. */
-export interface MillionStep {
-  /** Connections asked for in total at this step. */
-  target: number;
-  /** Connections open after the connect phase (all steps so far). */
-  connected: number;
-  /** Connections this step added, and how long that took. */
-  added: number;
-  connect_s: number;
-  connect_rate: number;
-  connect_timeout_hit: boolean;
-  /** Connect failures of this step, by code. */
-  failed: number;
-  errors: Record<string, number>;
-  /** Connections that closed while held (all steps so far), by code. */
-  closed_early: number;
-  mem_available_kb: number | null;
-  slab_kb: number | null;
-  sunreclaim_kb: number | null;
-  /** Slab growth since the baseline, per open connection, bytes. */
-  kernel_bytes_per_conn: number | null;
-  sockets: SocketCounts | null;
-  /** During this step (box-wide): SYNs dropped on a full accept queue, SYNs retransmitted. */
-  listen_overflows: number | null;
-  syn_retransmits: number | null;
-  /** Server VmRSS, summed over its processes. */
-  server_rss_kb: number;
-  /** Sum over server processes of (RSS now - that process's RSS at the baseline). */
-  server_rss_growth_kb: number;
-  /** Server RssAnon (private anonymous memory: heaps, malloc, stacks; no code pages), summed. */
-  server_anon_kb: number;
-  /** Sum over server processes of (RssAnon now - at the baseline). */
-  server_anon_growth_kb: number;
-  /** Server RssAnon growth per open connection, bytes: what the connections cost in user space. */
-  server_bytes_per_conn: number | null;
-  /** Server RssAnon growth since the previous step per connection added (the marginal cost), bytes. */
-  server_bytes_per_added_conn: number | null;
-  server_processes: number;
-  /** Client worker VmRSS, summed. */
-  client_rss_kb: number;
-  echo: { sent: number; answered: number; time_s: number; latency: LatencySummary | null };
-}
-
-/** The warm-up before the baseline: connections that connected, echoed once and closed. */
-export interface Warmup {
-  connections: number;
-  connected: number;
-  echoed: number;
-}
-
-/** The run in a few figures (null without steps). */
-export interface MillionSummary {
-  /** Connections open at the last step. */
-  connected: number | null;
-  /** Connect phases summed over the steps, seconds (holds and echo rounds excluded). */
-  connect_s: number | null;
-  /** Server RssAnon growth per connection at the last step, from the baseline. */
-  server_bytes_per_conn: number | null;
-  /** Server RssAnon growth per connection from the first step to the last, bytes. */
-  server_bytes_per_conn_after_first_step: number | null;
-  kernel_bytes_per_conn: number | null;
-}
-
 /** Sum up the steps of a run. */
 export function summarizeSteps(steps: readonly MillionStep[]): MillionSummary {
   const first = steps[0], last = steps[steps.length - 1];
@@ -158,32 +96,6 @@ export function summarizeSteps(steps: readonly MillionStep[]): MillionSummary {
     server_bytes_per_conn_after_first_step: added > 0 ? Math.round(((last.server_anon_growth_kb - first.server_anon_growth_kb) * 1024) / added) : null,
     kernel_bytes_per_conn: last.kernel_bytes_per_conn,
   };
-}
-
-/** Why the ramp stopped before its last step; false when it did not. `blocked`: no step is within c1m doctor's limits. */
-export type MillionStop = Aborted | 'server_died' | 'blocked';
-
-/** The JSON result of `c1m bench million`. */
-export interface MillionResult {
-  tool: 'c1m bench';
-  kind: 'million';
-  command: string;
-  date: string;
-  machine: MachineInfo;
-  port: number;
-  steps_asked: number[];
-  /** Steps not run because c1m doctor says the box cannot hold them (without --force). */
-  steps_skipped: number[];
-  doctor: { max_connections: number | null; blocking: { name: string; current: number | null; required: number; allows: number | null; fix: string | null }[] };
-  server: { command: string; processes: number; per_process_cap: number };
-  client: { processes: number; source_ips: number; per_process: number[] };
-  /** Taken after the warm-up (its connections closed) and a full GC in every server process. */
-  baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; server_anon_kb: number; sockets: SocketCounts | null; warmup: Warmup | null };
-  steps: MillionStep[];
-  summary: MillionSummary;
-  stopped: MillionStop;
-  stop_detail: string | null;
-  cleanup: { sockets_before: SocketCounts | null; sockets_after: SocketCounts | null; estab_delta: number | null; pids_started: number; pids_alive_after: number[]; ok: boolean };
 }
 
 /** Checks of c1m doctor that are per process: multiple processes are the answer to them. */
@@ -317,6 +229,12 @@ export async function millionMain(argv: string[], out: NodeJS.WritableStream = p
   }
   if (defaultBackend() !== 'native') {
     err.write('c1m bench million: the native backend is unavailable here (Linux epoll addon); it needs it\n');
+    return 1;
+  }
+  try {
+    await loadHistograms();
+  } catch (e) {
+    err.write(`c1m bench million: ${(e as Error).message}\n`);
     return 1;
   }
   return new MillionRun(o, layout, argv, out, err).run();
@@ -629,7 +547,7 @@ class MillionRun {
   }
 
   /** Server RSS after a full GC in each of its processes (SIGUSR1 under --expose-gc). */
-  async #sampleServer(gcRounds = 1): Promise<ReturnType<typeof sampleServer>> {
+  async #sampleServer(gcRounds = 1): Promise<TreeSample> {
     const root = this.#server!.pid;
     const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     for (let round = 0; round < gcRounds; round++) {
@@ -643,12 +561,12 @@ class MillionRun {
       await sleep(GC_SETTLE_MS);
     }
     // Then until the private memory settles: V8 and malloc hand pages back lazily after a GC.
-    const samples = [sampleServer([root])];
+    const samples = [sampleTree([root])];
     for (let waited = 0; waited < SETTLE_MAX_MS; waited += SETTLE_EVERY_MS) {
       const last3 = samples.slice(-3).map((x) => x.anonKb);
       if (last3.length === 3 && Math.max(...last3) - Math.min(...last3) <= 0.005 * Math.max(...last3)) break;
       await sleep(SETTLE_EVERY_MS);
-      samples.push(sampleServer([root]));
+      samples.push(sampleTree([root]));
     }
     return samples[samples.length - 1]!;
   }

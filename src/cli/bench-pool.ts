@@ -11,7 +11,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { latencyHistogram, mergeHistograms } from './bench-stats.js';
-import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-worker.js';
+import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-ipc.js';
 
 const READY_TIMEOUT_MS = 30_000;
 const RESULT_TIMEOUT_MS = 15_000;

@@ -1,66 +1,107 @@
 /**
- * What `c1m bench` reads from the system and the processes it starts: /proc sampling of a
- * server's process tree (RSS, CPU), kernel memory and socket counts, the machine description
- * for reports, and starting a server command in its own process group.
+ * What `c1m bench` and the macro benchmarks (`bench/*.mjs`, through `dist/cli/bench-proc.js`)
+ * read from the system and the processes they start: /proc sampling of a server's process tree
+ * (RSS and its parts, CPU), kernel memory and socket counts, the machine description for
+ * results, and starting a server command in its own process group. This is the one
+ * implementation of each: the benchmark scripts import it rather than keep their own.
  *
  * Invariant: a spawned server is a process group of its own (`detached`), so stopping it
  * signals the whole group (prefork workers included) and the terminal's Ctrl-C does not
- * reach it behind `c1m bench`'s back.
+ * reach it behind `c1m bench`'s back. This module imports only Node built-ins, so the scripts
+ * under bench/ can load it from dist/ without the rest of the CLI.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 
-const USER_HZ = 100; // /proc/<pid>/stat clock ticks: fixed by the Linux ABI
 const EXIT_TIMEOUT_MS = 10_000;
 const SERVER_LISTEN_TIMEOUT_MS = 15_000;
+/** USER_HZ when `getconf CLK_TCK` cannot tell: the value every Linux architecture exports. */
+const CLK_TCK_FALLBACK = 100;
 
-/** True while /proc/<pid> exists and is not a zombie. */
-export function procAlive(pid: number): boolean {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return s.slice(s.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
+let clkTck: number | undefined;
+
+/**
+ * The unit of the CPU times in /proc/<pid>/stat and /proc/stat, in ticks per second (USER_HZ):
+ * `getconf CLK_TCK`, read once; 100 when getconf is missing or prints no positive integer.
+ * The kernel fixes USER_HZ at 100 in its ABI on every architecture Linux ships today, so the
+ * fallback is exact there; reading it keeps a figure honest on a kernel that would differ.
+ */
+export function clockTicks(): number {
+  if (clkTck === undefined) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const n = r.status === 0 ? Number(r.stdout.trim()) : NaN;
+    clkTck = Number.isInteger(n) && n > 0 ? n : CLK_TCK_FALLBACK;
   }
+  return clkTck;
 }
 
-/** `[ppid, utime + stime ticks]` from /proc/<pid>/stat, or null when the process is gone. */
-function procStat(pid: number): [number, number] | null {
+/** The fields of /proc/<pid>/stat the samplers use; CPU times in clock ticks ({@link clockTicks}). */
+export interface ProcStat {
+  /** The executable name (may hold spaces and parentheses). */
+  comm: string;
+  /** One letter: R, S, D, Z (zombie), ... */
+  state: string;
+  ppid: number;
+  utime: number;
+  stime: number;
+  /** CPU of children this process has waited for. */
+  cutime: number;
+  cstime: number;
+}
+
+/** /proc/<pid>/stat, or null when the process is gone. */
+export function procStat(pid: number): ProcStat | null {
+  let s: string;
   try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return [Number(f[1]), Number(f[11]) + Number(f[12])];
+    s = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return null;
   }
+  // comm may contain spaces and parentheses: the other fields follow the last ')'.
+  const close = s.lastIndexOf(')');
+  const f = s.slice(close + 2).split(' ');
+  return {
+    comm: s.slice(s.indexOf('(') + 1, close),
+    state: f[0]!,
+    ppid: Number(f[1]),
+    utime: Number(f[11]),
+    stime: Number(f[12]),
+    cutime: Number(f[13]),
+    cstime: Number(f[14]),
+  };
 }
 
-/** VmRSS of `pid` in kB; 0 when it is gone. */
-export function procRssKb(pid: number): number {
-  return procStatusKb(pid, 'VmRSS');
+/** True while /proc/<pid> exists and is not a zombie. */
+export function procAlive(pid: number): boolean {
+  const st = procStat(pid);
+  return st !== null && st.state !== 'Z';
 }
 
-/** A kB field of /proc/PID/status (VmRSS, RssAnon, ...); 0 when unreadable. */
-export function procStatusKb(pid: number, field: string): number {
+/** The kB fields of /proc/<pid>/status (VmRSS, RssAnon, RssFile, RssShmem, ...); empty when it is gone. */
+export function procStatusKb(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
   try {
-    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : 0;
+    for (const m of readFileSync(`/proc/${pid}/status`, 'utf8').matchAll(/^(\w+):\s+(\d+) kB$/gm)) out[m[1]!] = Number(m[2]);
   } catch {
-    return 0;
+    // gone
   }
+  return out;
 }
 
-/** The processes rooted at `roots`: themselves and every descendant. */
+/**
+ * The live processes rooted at `roots`: themselves and every descendant (scans /proc;
+ * CONFIG_PROC_CHILDREN is not assumed). Zombies and gone roots are left out.
+ */
 export function processTree(roots: readonly number[]): number[] {
   const children = new Map<number, number[]>();
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     const st = procStat(Number(name));
     if (!st) continue;
-    const list = children.get(st[0]);
+    const list = children.get(st.ppid);
     if (list) list.push(Number(name));
-    else children.set(st[0], [Number(name)]);
+    else children.set(st.ppid, [Number(name)]);
   }
   const out = new Set<number>();
   const todo = [...roots];
@@ -72,32 +113,46 @@ export function processTree(roots: readonly number[]): number[] {
   return [...out];
 }
 
-/** RSS and CPU of a process tree. */
-export interface ServerSample {
+/** Memory and CPU of a process tree, summed over its processes. Memory in kB. */
+export interface TreeSample {
   pids: number[];
+  /** VmRSS summed. */
   rssKb: number;
-  /** VmRSS per pid, kB. */
+  /** VmRSS per pid. */
   rssByPid: Map<number, number>;
   /** RssAnon summed: private anonymous memory (heap, malloc, stacks), without file-backed pages such as code. */
   anonKb: number;
   anonByPid: Map<number, number>;
+  /** RssFile summed: file-backed pages (code of the executable and its libraries). */
+  fileKb: number;
+  /** RssShmem summed: shared memory. */
+  shmemKb: number;
+  /**
+   * CPU seconds (user + system, all threads) consumed so far by the tree, plus the children the
+   * roots have already reaped (their cutime + cstime), so a worker that exits between two
+   * samples does not take its CPU with it. Resolution: one clock tick (10 ms at USER_HZ 100).
+   */
   cpuS: number;
 }
 
-/** Sample the process tree under `roots`. */
-export function sampleServer(roots: readonly number[]): ServerSample {
+/** Sample the process tree under `roots` (see {@link TreeSample}). */
+export function sampleTree(roots: readonly number[]): TreeSample {
   const pids = processTree(roots);
-  let rssKb = 0, anonKb = 0, ticks = 0;
+  let rssKb = 0, anonKb = 0, fileKb = 0, shmemKb = 0, ticks = 0;
   const rssByPid = new Map<number, number>(), anonByPid = new Map<number, number>();
   for (const pid of pids) {
-    const kb = procRssKb(pid), anon = procStatusKb(pid, 'RssAnon');
+    const m = procStatusKb(pid);
+    const kb = m.VmRSS ?? 0, anon = m.RssAnon ?? 0;
     rssByPid.set(pid, kb);
     anonByPid.set(pid, anon);
     rssKb += kb;
     anonKb += anon;
-    ticks += procStat(pid)?.[1] ?? 0;
+    fileKb += m.RssFile ?? 0;
+    shmemKb += m.RssShmem ?? 0;
+    const st = procStat(pid);
+    if (st) ticks += st.utime + st.stime + (roots.includes(pid) ? st.cutime + st.cstime : 0);
   }
-  return { pids, rssKb, rssByPid, anonKb, anonByPid, cpuS: ticks / USER_HZ };
+  return { pids, rssKb, rssByPid, anonKb, anonByPid, fileKb, shmemKb, cpuS: ticks / clockTicks() };
 }
 
 /** Fields of /proc/meminfo in kB (MemAvailable, Slab, SUnreclaim, ...); empty when unreadable. */
@@ -173,12 +228,12 @@ export interface MachineInfo {
   nofile: number | null;
 }
 
-/** Describe this machine. */
-export function machineInfo(nofile: number | null): MachineInfo {
+/** Describe this machine; `nofile`: the open-file limit to record (null: not known). */
+export function machineInfo(nofile: number | null = null): MachineInfo {
   const c = cpus();
   return {
     cpus: c.length,
-    cpu_model: c[0]?.model.trim() ?? 'unknown',
+    cpu_model: c[0]?.model.trim() || 'unknown',
     mem_total_kb: Math.round(totalmem() / 1024),
     kernel: release(),
     node: process.version,

@@ -13,9 +13,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import type { BenchResult, BenchRow, BenchSweepResult } from './bench.js';
-import type { MillionResult } from './bench-million.js';
 import type { MachineInfo } from './bench-proc.js';
+import type { BenchResult, BenchRow, BenchSweepResult, MillionResult } from './bench-results.js';
 import type { LatencySummary } from './bench-stats.js';
 import { scenario as scenarioByName } from './scenarios/index.js';
 
@@ -257,9 +256,18 @@ const esc = (s: string | number): string => String(s).replace(/[&<>"']/g, (c) =>
 /** JSON for a `<script type="application/json">`: nothing in it can close the element. */
 const scriptJson = (x: unknown): string => JSON.stringify(x).replace(/</g, '\\u003c');
 
-/** The Chart.js UMD build from the installed `chart.js` package. */
+/**
+ * The Chart.js UMD build from the installed `chart.js` package, read as text (never loaded as a
+ * module: it runs in the page). `chart.js` is an optional dependency of c1m that only reports
+ * need. Errors: throws with an install hint when it is missing.
+ */
 function chartJsSource(): string {
-  const main = createRequire(import.meta.url).resolve('chart.js');
+  let main: string;
+  try {
+    main = createRequire(import.meta.url).resolve('chart.js');
+  } catch {
+    throw new Error('an HTML report needs the chart.js package, an optional dependency of c1m left out of this install: npm install chart.js');
+  }
   return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8').replace(/<\/script/gi, '<\\/script');
 }
 

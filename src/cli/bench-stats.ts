@@ -2,10 +2,36 @@
  * Latency statistics for `c1m bench`: HDR histograms recorded in nanoseconds in each worker,
  * shipped to the parent as compressed base64, merged there bucket by bucket.
  *
- * Invariant: percentiles are only ever read from a merged histogram; per-worker percentiles
- * are never averaged (the mean of p99s is not a p99).
+ * Invariants: percentiles are only ever read from a merged histogram; per-worker percentiles
+ * are never averaged (the mean of p99s is not a p99). `hdr-histogram-js` is an optional
+ * dependency of c1m that only the bench needs: it is loaded by {@link loadHistograms}, which
+ * each bench entry point (`c1m bench`, `c1m bench million`, a worker) awaits before its first
+ * histogram, so that `c1m serve`, `c1m doctor` and `import 'c1m'` never load it and work
+ * without it installed.
  */
-import { build, decodeFromCompressedBase64, encodeIntoCompressedBase64, type Histogram } from 'hdr-histogram-js';
+import type { Histogram } from 'hdr-histogram-js';
+
+type Hdr = typeof import('hdr-histogram-js');
+let hdr: Hdr | undefined;
+
+/**
+ * Load `hdr-histogram-js`; resolves at once after the first time.
+ * Errors: rejects with an install hint when the package is missing (installed with
+ * `--omit=optional`).
+ */
+export async function loadHistograms(): Promise<void> {
+  hdr ??= await import('hdr-histogram-js').catch((err: NodeJS.ErrnoException) => {
+    throw err.code === 'ERR_MODULE_NOT_FOUND'
+      ? new Error('c1m bench needs the hdr-histogram-js package, an optional dependency of c1m left out of this install: npm install hdr-histogram-js')
+      : err;
+  });
+}
+
+/** The loaded package. Errors: throws when {@link loadHistograms} has not completed (a bench entry point forgot it). */
+function lib(): Hdr {
+  if (hdr === undefined) throw new Error('bench-stats: loadHistograms() must complete before the first histogram');
+  return hdr;
+}
 
 /** Latency summary in microseconds (one decimal), as printed in the JSON result. */
 export interface LatencySummary {
@@ -24,19 +50,19 @@ export interface LatencySummary {
  * past 1 h rather than throw).
  */
 export function latencyHistogram(): Histogram {
-  return build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
+  return lib().build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000_000, numberOfSignificantValueDigits: 3, autoResize: true });
 }
 
 /** Encode for IPC; null for an empty histogram (nothing worth sending). */
 export function encodeHistogram(h: Histogram): string | null {
-  return h.totalCount === 0 ? null : encodeIntoCompressedBase64(h);
+  return h.totalCount === 0 ? null : lib().encodeIntoCompressedBase64(h);
 }
 
 /** Merge encoded histograms (nulls skipped) into `into` (a new one by default) and return it. */
 export function mergeHistograms(encoded: readonly (string | null | undefined)[], into: Histogram = latencyHistogram()): Histogram {
   for (const e of encoded) {
     if (!e) continue;
-    const h = decodeFromCompressedBase64(e);
+    const h = lib().decodeFromCompressedBase64(e);
     into.add(h);
     h.destroy();
   }

@@ -28,101 +28,9 @@
  */
 import { performance } from 'node:perf_hooks';
 import { createReactor, type CloseReason, type Connection, type Handler, type Reactor } from '../index.js';
-import { encodeHistogram, latencyHistogram } from './bench-stats.js';
+import { encodeHistogram, latencyHistogram, loadHistograms } from './bench-stats.js';
+import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-ipc.js';
 import { scenario as scenarioByName, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
-
-/** What the parent tells a worker to do. Global connection indexes pick source address and payload. */
-export interface WorkerConfig {
-  /** Scenario name (see `scenarios/index.ts`). */
-  scenario: string;
-  /** Worker number, 0-based. */
-  worker: number;
-  host: string;
-  port: number;
-  /** This worker's connections are the global indexes [first, first + count). */
-  first: number;
-  count: number;
-  /** Source addresses: `sources[index % sources.length]`; empty = let the kernel choose. */
-  sources: string[];
-  /** Connects in flight at most. */
-  concurrency: number;
-  /** Retries of a transient connect failure (EADDRNOTAVAIL, EAGAIN, ETIMEDOUT, ECONNREFUSED). */
-  retries: number;
-  /** Message size in bytes (echo, broadcast, ping). */
-  size: number;
-  /** Messages (requests) in flight per connection, when `rate` is 0 (echo, http). */
-  depth: number;
-  /** Echo: messages per second per connection (0 = closed loop at `depth`); broadcast: publishes per second. */
-  rate: number;
-  /** Echo: compare every echoed byte with what was sent. */
-  verify: boolean;
-  /** HTTP: the request target; WebSocket: the path (and query) of the upgrade request. */
-  path: string;
-}
-
-/** Parent -> worker. */
-export type ParentMessage =
-  | { type: 'config'; config: WorkerConfig }
-  | { type: 'go'; upTo?: number }
-  | { type: 'end-connect' }
-  | { type: 'traffic' }
-  | { type: 'measure' }
-  | { type: 'quiesce' }
-  | { type: 'snapshot' }
-  | { type: 'stop' };
-
-/** Cumulative counters of one worker. */
-export interface WorkerCounters {
-  /** Distinct connections attempted (retries not counted). */
-  started: number;
-  connected: number;
-  /** Connections that never opened (after retries). */
-  failed: number;
-  /** Connects started or waiting for a retry. */
-  pending: number;
-  /** Connections open now. */
-  open: number;
-  /** Connect attempts repeated after a transient failure. */
-  retries: number;
-  /** Messages completed, every phase. */
-  msgsTotal: number;
-}
-
-/** Worker -> parent. */
-export type WorkerMessage =
-  | { type: 'ready'; pid: number }
-  | { type: 'progress'; counters: WorkerCounters; hist: string | null }
-  | { type: 'connected'; counters: WorkerCounters }
-  | { type: 'snapshot'; result: WorkerResult }
-  | { type: 'result'; result: WorkerResult }
-  | { type: 'fatal'; message: string };
-
-/** A worker's report (final, or a `snapshot`). */
-export interface WorkerResult extends WorkerCounters {
-  /** Final connect failures by code (`ECONNREFUSED`, `CONNECT_PHASE_TIMEOUT`, ...). */
-  errors: Record<string, number>;
-  /** Established connections that closed before the end, by code or kind (`end`, `ECONNRESET`). */
-  closeErrors: Record<string, number>;
-  /** Messages completed inside the measured window. */
-  msgs: number;
-  /** Length of this worker's measured window, seconds. */
-  windowS: number;
-  /** Received chunks that differed from what was sent (null without `verify`). */
-  verifyErrors: number | null;
-  /** Whole messages received with no send outstanding (the server sent more than it got). */
-  unexpectedMsgs: number;
-  /** Rate mode: messages not sent because a connection had too many outstanding. */
-  sendSkipped: number;
-  /** Latency histogram of the measured window (ns, encoded), null when empty. */
-  hist: string | null;
-  /** Rate mode: how late sends left after they were due (ns, encoded), null when empty. */
-  lagHist: string | null;
-  /** The scenario's own figures (`Scenario.result`), null when it has none. */
-  extra: unknown;
-  cpuUserS: number;
-  cpuSysS: number;
-  rssKb: number;
-}
 
 /** Errors worth another connect attempt. */
 const TRANSIENT = new Set(['EADDRNOTAVAIL', 'EAGAIN', 'ETIMEDOUT', 'ECONNREFUSED']);
@@ -432,14 +340,17 @@ if (process.send) {
   // A parent that went away without a word: nothing left to report to.
   process.on('disconnect', () => process.exit(0));
   let handle: ((m: ParentMessage) => void) | undefined;
+  let configured = false;
   process.on('message', (m: ParentMessage) => {
-    if (m.type === 'config' && !handle) {
-      try {
+    if (m.type === 'config' && !configured) {
+      // The parent sends nothing else before `ready`.
+      configured = true;
+      loadHistograms().then(() => {
         handle = run(m.config, send);
         send({ type: 'ready', pid: process.pid });
-      } catch (err) {
-        send({ type: 'fatal', message: (err as Error).message }, () => process.exit(1));
-      }
+      }).catch((err: Error) => {
+        send({ type: 'fatal', message: err.message }, () => process.exit(1));
+      });
       return;
     }
     handle?.(m);

@@ -29,21 +29,17 @@ import { parseArgs } from 'node:util';
 import { defaultBackend, nofileLimit } from '../index.js';
 import { commandLine, fmtInt, int, isLoopback, planRun, seconds, UsageError, workerConfigs, type BenchPlan } from './bench-layout.js';
 import { millionMain } from './bench-million.js';
-import { WorkerPool, type Aborted } from './bench-pool.js';
-import { machineInfo, procAlive, sampleServer, spawnServer, type MachineInfo, type ServerSample, type SpawnedServer } from './bench-proc.js';
+import { WorkerPool } from './bench-pool.js';
+import { machineInfo, procAlive, sampleTree, spawnServer, type TreeSample, type SpawnedServer } from './bench-proc.js';
 import { buildReport, reportMain } from './bench-report.js';
-import { addCounts, formatMicros, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
-import type { WorkerResult } from './bench-worker.js';
+import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
+import type { WorkerResult } from './bench-ipc.js';
+import { SWEEP_KEYS, type BenchResult, type BenchRow, type BenchSweepResult, type BenchTarget, type ServerResult, type SweepKey } from './bench-results.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 import { SCENARIOS, scenario as scenarioByName, type ScenarioFields, type ScenarioOption, type ScenarioSpec } from './scenarios/index.js';
 
 /** The layout helpers, for callers that know `c1m bench` by this module. */
 export { isLoopback, planRun, sourceAddresses, type BenchPlan } from './bench-layout.js';
-
-/** Parameters a `--sweep` may vary. */
-export const SWEEP_KEYS = ['connections', 'size', 'depth', 'rate'] as const;
-/** One of {@link SWEEP_KEYS}. */
-export type SweepKey = (typeof SWEEP_KEYS)[number];
 
 const NAMES = SCENARIOS.map((s) => s.name);
 
@@ -75,13 +71,6 @@ options:
   --json                    print the result as one JSON line (the last line of stdout)
   --yes-non-loopback        allow a target outside 127.0.0.0/8 and ::1`;
 
-/** A server to compare: `--target name=CMD`. */
-export interface BenchTarget {
-  name: string;
-  /** Spawned per run; null: a server already running (`--pid`, or nothing). */
-  cmd: string | null;
-}
-
 /** Validated command line. */
 export interface BenchOptions {
   scenario: string;
@@ -109,72 +98,6 @@ export interface BenchOptions {
   report: string | undefined;
   json: boolean;
   nonLoopback: boolean;
-}
-
-/** The result of one run, printed as JSON with `--json` (every field is described in docs/bench.md). Latencies in µs; null where not measured. */
-export interface BenchResult extends ScenarioFields {
-  tool: 'c1m bench';
-  scenario: string;
-  host: string;
-  port: number;
-  target: number;
-  processes: number;
-  source_ips: number;
-  connect_concurrency: number;
-  started: number;
-  connected: number;
-  failed: number;
-  retries: number;
-  errors: Record<string, number>;
-  connect_s: number;
-  connect_rate: number;
-  connect_timeout_hit: boolean;
-  closed_early: number;
-  close_errors: Record<string, number>;
-  open_at_end: number;
-  warmup_s: number;
-  duration_s: number;
-  size: number | null;
-  depth: number | null;
-  rate: number | null;
-  msgs: number;
-  msgs_per_s: number;
-  payload_bytes_per_s: number;
-  latency: LatencySummary | null;
-  /** Rate mode: how late messages left after they were due (the generator's own lag). */
-  send_lag: LatencySummary | null;
-  verify_errors: number | null;
-  unexpected_msgs: number;
-  send_skipped: number;
-  client: { cpu_user_s: number; cpu_sys_s: number; rss_kb: number };
-  server: ServerResult | null;
-  aborted: Aborted;
-}
-
-/** Server figures: RSS of its process tree at the end of the run, and CPU spent during the bench. */
-export interface ServerResult {
-  pids: number[];
-  rss_kb: number;
-  rss_before_kb: number;
-  /** (rss after - rss before) / connections open at the end. */
-  bytes_per_conn: number | null;
-  cpu_s: number;
-}
-
-/** One run of a sweep: the result plus the target it ran against. */
-export type BenchRow = BenchResult & { target_name: string };
-
-/** The JSON of a run with `--target`s or `--sweep`s: one row per (point, target). */
-export interface BenchSweepResult {
-  tool: 'c1m bench';
-  kind: 'sweep';
-  scenario: string;
-  command: string;
-  date: string;
-  machine: MachineInfo;
-  targets: BenchTarget[];
-  sweep: Partial<Record<SweepKey, number[]>>;
-  rows: BenchRow[];
 }
 
 /** Longest wait for messages in flight after the measured window (`drain` scenarios). */
@@ -368,6 +291,12 @@ export async function benchMain(argv: string[], out: NodeJS.WritableStream = pro
     err.write(`c1m bench: ${e.message}\n${BENCH_USAGE}\n`);
     return 2;
   }
+  try {
+    await loadHistograms();
+  } catch (e) {
+    err.write(`c1m bench: ${(e as Error).message}\n`);
+    return 1;
+  }
   const single = o.targets.length === 0 && o.sweeps.length === 0;
   if (single) {
     warnPortRange(o, plans[0]!, err);
@@ -541,7 +470,7 @@ class BenchRun {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
     process.on('exit', onExit);
-    let before: ServerSample | null = null, after: ServerSample | null = null;
+    let before: TreeSample | null = null, after: TreeSample | null = null;
     let connectS = 0, timeoutHit = false;
     try {
       if (o.spawn !== undefined) {
@@ -553,7 +482,7 @@ class BenchRun {
         }
       }
       const roots = this.#server ? [this.#server.pid] : o.pids;
-      if (roots.length > 0) before = sampleServer(roots);
+      if (roots.length > 0) before = sampleTree(roots);
       const traffic = this.#spec.unit !== null;
       this.#log(`c1m bench ${o.scenario}: ${fmtInt(o.connections)} connections to ${this.#host}:${o.port} over ` +
         `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe());
@@ -588,7 +517,7 @@ class BenchRun {
         pool.send({ type: 'quiesce' });
         await this.#drain();
       }
-      if (roots.length > 0) after = sampleServer(roots);
+      if (roots.length > 0) after = sampleTree(roots);
 
       // Stop: results first, then every worker closes its connections and exits.
       this.#phase = 'stop';
@@ -674,7 +603,7 @@ class BenchRun {
     this.#server?.kill();
   }
 
-  #result(connectS: number, timeoutHit: boolean, before: ServerSample | null, after: ServerSample | null): BenchResult {
+  #result(connectS: number, timeoutHit: boolean, before: TreeSample | null, after: TreeSample | null): BenchResult {
     const o = this.#o, spec = this.#spec;
     const rs = this.#pool.workers.map((w) => w.result).filter((r): r is WorkerResult => r !== undefined);
     const total = (pick: (r: WorkerResult) => number): number => rs.reduce((n, r) => n + pick(r), 0);

@@ -11,10 +11,11 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { Writable } from 'node:stream';
-import { benchMain, isLoopback, planRun, sourceAddresses, type BenchResult, type BenchSweepResult } from '../../src/cli/bench.js';
-import { latencyHistogram, encodeHistogram, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
+import { benchMain, isLoopback, planRun, sourceAddresses } from '../../src/cli/bench.js';
+import type { BenchResult, BenchSweepResult } from '../../src/cli/bench-results.js';
+import { latencyHistogram, encodeHistogram, loadHistograms, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
 import { createWebSocketHandler, nofileLimit, type CloseReason } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { HOST, startServer, waitFor, type TestServer } from '../helpers/net.js';
@@ -221,6 +222,7 @@ describe('c1m bench arguments', () => {
 });
 
 describe('c1m bench layout', () => {
+  before(loadHistograms);
   test('processes: auto is ceil(N / per-process limit), split evenly', () => {
     assert.deepEqual(planRun(3000, 'auto', 'auto', 1500, true).perProcess, [1500, 1500]);
     assert.deepEqual(planRun(3001, 'auto', 'auto', 1500, true).perProcess, [1001, 1000, 1000]);

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
-import { planMillion, split, type MillionResult } from '../../src/cli/bench-million.js';
+import { planMillion, split } from '../../src/cli/bench-million.js';
+import type { MillionResult } from '../../src/cli/bench-results.js';
 import { nofileLimit } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 

@@ -10,8 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, test } from 'node:test';
-import type { BenchResult, BenchRow, BenchSweepResult } from '../../src/cli/bench.js';
-import type { MillionResult, MillionStep } from '../../src/cli/bench-million.js';
+import type { BenchResult, BenchRow, BenchSweepResult, MillionResult, MillionStep } from '../../src/cli/bench-results.js';
 import { buildReport } from '../../src/cli/bench-report.js';
 import { CHROMIUM, CHROMIUM_MISSING, launchChromium } from '../helpers/browser.js';
 

@@ -13,7 +13,7 @@
  */
 import type { Connection, Handler, Reactor } from '../../index.js';
 import type { LatencySummary } from '../bench-stats.js';
-import type { WorkerConfig } from '../bench-worker.js';
+import type { WorkerConfig } from '../bench-ipc.js';
 
 /** Options a scenario may accept beyond the common ones (connections, duration, layout). */
 export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path';
