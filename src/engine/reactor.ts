@@ -25,6 +25,12 @@ function checkHandler(handler: Handler): void {
   }
 }
 
+/** Give the handler its reactor (`onReactor`), once, before any event: every reactor goes through here. */
+function deliver<R extends Reactor>(handler: Handler, reactor: R): R {
+  handler.onReactor?.(reactor);
+  return reactor;
+}
+
 /**
  * Create a reactor: one event loop with its connections, for servers and clients alike.
  *
@@ -46,8 +52,7 @@ export function createReactor(handler: Handler, options: EngineOptions = {}): Re
     if (opts.backend === 'auto') warnPortableFallback();
     reactor = createPortableReactor(handler, opts);
   }
-  handler.onReactor?.(reactor);
-  return reactor;
+  return deliver(handler, reactor);
 }
 
 /**
@@ -61,7 +66,5 @@ export function createNativeEngineReactor(handler: Handler, options: EngineOptio
   const opts = resolveOptions({ ...options, backend: 'native' });
   const binding = loadBinding();
   if (!binding) throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', `backend 'native' is unavailable: ${nativeUnavailableReason()}`);
-  const reactor = createNativeReactor(binding, handler, opts);
-  handler.onReactor?.(reactor);
-  return reactor;
+  return deliver(handler, createNativeReactor(binding, handler, opts));
 }
