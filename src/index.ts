@@ -6,11 +6,10 @@ export { Action } from './core/types.js';
 export type {
   CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Reactor, ReactorStats, ServerOptions,
 } from './core/types.js';
-export { C1mError } from './core/errors.js';
+export { C1mError, checkOption } from './core/errors.js';
 export type { SystemError } from './core/errors.js';
-export { createReactor, defaultBackend } from './core/reactor.js';
-export { listen, serve, nofileLimit } from './core/server.js';
-export type { Server, ServeOptions, ServeHandle } from './core/server.js';
+export { createReactor, defaultBackend, listen, serve, nofileLimit } from './engine/index.js';
+export type { Server, ServeOptions, ServeHandle, WorkerExitInfo } from './engine/index.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';
 export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions } from './protocols/ws/server.js';
 export type { PerMessageDeflateOptions } from './protocols/ws/deflate.js';

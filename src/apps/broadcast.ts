@@ -11,7 +11,7 @@
  * Scope: with `--threads` or `--processes` each reactor broadcasts to its own connections
  * only (no fan-out between reactors).
  */
-import type { Handler, Reactor } from '../core/types.js';
+import type { Handler, Reactor } from '../core/index.js';
 
 const NL = 0x0a;
 const PUB = Buffer.from('PUB ');

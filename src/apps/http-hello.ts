@@ -3,8 +3,8 @@
  * `Hello, World!`), everything else 404. A handler module so that every reactor of a
  * multi-core server can load it.
  */
-import { createHttpHandler } from '../protocols/http1/server.js';
-import type { Handler } from '../core/types.js';
+import { createHttpHandler } from '../protocols/http1/index.js';
+import type { Handler } from '../core/index.js';
 
 const HELLO = Buffer.from('Hello, World!');
 

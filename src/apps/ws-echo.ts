@@ -3,7 +3,7 @@
  * text, every binary message as binary. A handler module, so that every reactor of a
  * multi-core server builds its own handler (one handler per reactor).
  */
-import { createWebSocketHandler, type WebSocketHandler } from '../protocols/ws/server.js';
+import { createWebSocketHandler, type WebSocketHandler } from '../protocols/ws/index.js';
 
 /** `handlerOptions` may set `maxPayload` and `pingInterval`. */
 export function createHandler(options?: { maxPayload?: number; pingInterval?: number }): WebSocketHandler {

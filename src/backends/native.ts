@@ -445,6 +445,18 @@ export class NativeReactor implements Reactor {
     return addr;
   }
 
+  /**
+   * Replace the hand-off targets (registry ids, at least one) of this reactor's hand-off
+   * listeners: threads mode's acceptor drops a worker that died and adds its replacement.
+   * Errors: a system error (`EINVAL`) for an empty list or a listener without targets.
+   */
+  retarget(targets: number[]): void {
+    for (const fd of this.#listeners.keys()) {
+      const rc = this.#b.retarget(this.#h, fd, targets);
+      if (rc < 0) throw systemError(rc, 'retarget');
+    }
+  }
+
   connect(options: Parameters<Reactor['connect']>[0]): Connection {
     this.#assertUsable();
     const o = resolveConnect(options);

@@ -15,7 +15,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { checkOption } from '../core/errors.js';
+import { checkOption } from '../index.js';
 
 /** File descriptors a process keeps for itself: stdio, listeners, epoll, eventfds, Node internals. */
 export const FD_RESERVE = 500;

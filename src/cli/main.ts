@@ -8,7 +8,8 @@ import { serveMain, SERVE_USAGE } from './serve.js';
 const USAGE = `c1m: a network engine for a million connections
 
 usage:
-  c1m serve <app> --port P [options]    run a server (c1m serve --help)
+  c1m serve <app|./handler.js> --port P [options]
+                                        run a built-in server or your handler module (c1m serve --help)
   c1m bench <hold|echo|http|broadcast> --port P -c N [options]
                                         load generator on N connections (c1m bench --help)
   c1m bench report RESULTS.json... -o REPORT.html

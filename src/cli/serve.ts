@@ -1,8 +1,12 @@
 /**
- * `c1m serve <app>`: run a built-in server until SIGTERM/SIGINT, then shut down gracefully.
+ * `c1m serve <app | handler module>`: run a built-in server, or any module `serve()` accepts,
+ * until SIGTERM/SIGINT, then shut down gracefully. Argument parsing only: the public API does
+ * the rest (the handler module is loaded by every reactor, in every thread or process).
  */
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { serve, defaultBackend, nofileLimit, type ServeHandle } from '../index.js';
+import { serve, defaultBackend, nofileLimit, type ServeHandle, type ServeOptions } from '../index.js';
 
 const APPS: Record<string, string> = {
   echo: new URL('../apps/echo.js', import.meta.url).href,
@@ -11,9 +15,48 @@ const APPS: Record<string, string> = {
   broadcast: new URL('../apps/broadcast.js', import.meta.url).href,
 };
 
-export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}> --port P [--host 127.0.0.1]
-         [--backend auto|native|portable] [--threads N | --processes N]
-         [--balance round-robin|least-connections|hash] [--idle-timeout MS] [--grace MS]`;
+export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./handler.js> --port P [options]
+
+  <app>                       a built-in server: echo, ws-echo, http (hello world), broadcast
+  ./handler.js                your handler module, as serve() takes it: it exports
+                              createHandler(options) or a default Handler object; every reactor
+                              (thread or process) loads it. TypeScript: point at the build output.
+  --handler-options JSON      passed to createHandler (default: none)
+
+  --port P, -p P              port to listen on (0: any free port, printed)
+  --host H                    address to bind (default 0.0.0.0)
+  --threads N | --processes N worker threads behind one acceptor, or prefork processes
+                              (native backend); a worker that dies is replaced
+  --balance round-robin|least-connections|hash
+                              hand-off policy with --threads (default round-robin)
+  --backend auto|native|portable
+  --idle-timeout MS           close idle connections (default 0: never)
+  --backlog N                 listen(2) backlog (default 4096)
+  --high-water-mark BYTES     write() returns false past this (default 65536)
+  --max-inbound BYTES         unconsumed inbound bytes per connection (default 1048576)
+  --max-outbound BYTES        buffered outbound bytes per connection (default 16777216)
+  --timer-resolution MS       timeout sweep period (default 250)
+  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)`;
+
+/** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
+const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
+
+/** The handler module for `what`: a built-in app's URL, or the path of an existing file. */
+function handlerOf(what: string): { handler: string } | { error: string } {
+  const app = APPS[what];
+  if (app) return { handler: app };
+  const path = resolve(what);
+  let isFile = false;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    // reported below
+  }
+  if (!isFile) {
+    return { error: `"${what}" is neither a built-in app (${Object.keys(APPS).join(', ')}) nor a handler module file (${path} does not exist)` };
+  }
+  return { handler: path };
+}
 
 /** Run `c1m serve`; resolves with the exit code once the server has shut down. */
 export async function serveMain(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
@@ -30,6 +73,12 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         processes: { type: 'string' },
         balance: { type: 'string', default: 'round-robin' },
         'idle-timeout': { type: 'string', default: '0' },
+        backlog: { type: 'string' },
+        'high-water-mark': { type: 'string' },
+        'max-inbound': { type: 'string' },
+        'max-outbound': { type: 'string' },
+        'timer-resolution': { type: 'string' },
+        'handler-options': { type: 'string' },
         grace: { type: 'string', default: '5000' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -43,26 +92,60 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     out.write(`${SERVE_USAGE}\n`);
     return 0;
   }
-  const app = positionals[0];
-  const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
-  const port = int(v.port);
-  if (!app || !APPS[app] || port === undefined || Number.isNaN(port)) {
-    err.write(`c1m serve: ${!app || !APPS[app] ? `unknown app "${app ?? ''}"` : 'a numeric --port is required'}\n${SERVE_USAGE}\n`);
+  const what = positionals[0];
+  if (!what || positionals.length > 1) {
+    err.write(`c1m serve: ${what ? `one app or module, got ${positionals.length}` : 'which server? name an app or a handler module'}\n${SERVE_USAGE}\n`);
     return 2;
   }
+  const port = int(v.port);
+  if (port === undefined || Number.isNaN(port)) {
+    err.write(`c1m serve: a numeric --port is required\n${SERVE_USAGE}\n`);
+    return 2;
+  }
+  const numeric: [string, number | undefined][] = [
+    ['threads', int(v.threads)], ['processes', int(v.processes)], ['idle-timeout', int(v['idle-timeout'])],
+    ['backlog', int(v.backlog)], ['high-water-mark', int(v['high-water-mark'])], ['max-inbound', int(v['max-inbound'])],
+    ['max-outbound', int(v['max-outbound'])], ['timer-resolution', int(v['timer-resolution'])], ['grace', int(v.grace)],
+  ];
+  const notNumber = numeric.find(([, n]) => Number.isNaN(n));
+  if (notNumber) {
+    err.write(`c1m serve: --${notNumber[0]} must be a non-negative integer\n`);
+    return 2;
+  }
+  const target = handlerOf(what);
+  if ('error' in target) {
+    err.write(`c1m serve: ${target.error}\n${SERVE_USAGE}\n`);
+    return 2;
+  }
+  let handlerOptions: unknown;
+  if (v['handler-options'] !== undefined) {
+    try {
+      handlerOptions = JSON.parse(v['handler-options']);
+    } catch (e) {
+      err.write(`c1m serve: --handler-options is not JSON: ${(e as Error).message}\n`);
+      return 2;
+    }
+  }
   const backend = v.backend as 'auto' | 'native' | 'portable';
+  const options: ServeOptions = {
+    handler: target.handler,
+    handlerOptions,
+    port,
+    host: v.host!,
+    backend,
+    threads: int(v.threads),
+    processes: int(v.processes),
+    balance: v.balance as 'round-robin',
+    idleTimeout: int(v['idle-timeout']),
+    backlog: int(v.backlog),
+    highWaterMark: int(v['high-water-mark']),
+    maxInboundBytes: int(v['max-inbound']),
+    maxOutboundBytes: int(v['max-outbound']),
+    timerResolution: int(v['timer-resolution']),
+  };
   let handle: ServeHandle;
   try {
-    handle = await serve({
-      handler: APPS[app]!,
-      port,
-      host: v.host!,
-      backend,
-      threads: int(v.threads),
-      processes: int(v.processes),
-      balance: v.balance as 'round-robin',
-      idleTimeout: int(v['idle-timeout']),
-    });
+    handle = await serve(options);
   } catch (e) {
     err.write(`c1m serve: ${(e as Error).message}\n`);
     return 1;
@@ -70,16 +153,16 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const used = backend === 'auto' ? defaultBackend() : backend;
   const limit = nofileLimit();
   const perProcess = Number.isFinite(limit.connections) ? `, up to ~${limit.connections} connections per process (RLIMIT_NOFILE ${limit.soft})` : '';
-  out.write(`c1m: ${app} listening on ${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
-  return new Promise<number>((resolve) => {
+  out.write(`c1m: ${what} listening on ${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
+  return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (sig: string): void => {
       if (stopping) return;
       stopping = true;
       err.write(`c1m: ${sig}: shutting down gracefully\n`);
-      handle.close(int(v.grace)).then(() => resolve(0), (e: Error) => {
+      handle.close(int(v.grace)).then(() => resolveExit(0), (e: Error) => {
         err.write(`c1m: shutdown failed: ${e.message}\n`);
-        resolve(1);
+        resolveExit(1);
       });
     };
     // For benchmarks: SIGUSR2 prints the reactor's counters as one JSON line; SIGUSR1 runs a

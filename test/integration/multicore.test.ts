@@ -1,16 +1,17 @@
 /**
- * Multi-core servers (native backend only): worker threads behind one acceptor, and prefork
- * processes under a supervisor that restarts a killed worker.
+ * Multi-core servers (native backend only): worker threads behind one acceptor, replaced when
+ * one dies, and prefork processes under a supervisor that restarts a killed worker.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { serve } from '../../src/index.js';
-// serve() starts src/core/worker.js by URL; this type-only import makes tsc emit it into build-test.
-import type {} from '../../src/core/worker.js';
+import { serve, type WorkerExitInfo } from '../../src/index.js';
+// serve() starts src/engine/worker.js by URL; this type-only import makes tsc emit it into build-test.
+import type {} from '../../src/engine/worker.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { HOST, RawClient, firstDiff, payload, rawClient, waitFor, within } from '../helpers/net.js';
 
 const handler = new URL('../fixtures/who-echo.js', import.meta.url);
+const crashHandler = new URL('../fixtures/crash-echo.js', import.meta.url);
 
 interface Who {
   client: RawClient;
@@ -79,6 +80,88 @@ describe('multicore (native)', { skip: !nativeAvailable && 'native backend unava
       await Promise.all(clients.map((c) => c.waitClosed()));
       await refused(h.address.port);
     } finally {
+      for (const c of clients) c.destroy();
+      await h.close(0);
+    }
+  });
+
+  test('threads: a worker thread that dies (process.exit, a throw outside the guard, an unhandled rejection) is replaced; the others keep serving', { timeout: 120_000 }, async () => {
+    // gate[0] counts handlers created; the ones after the first three wait until gate[1] != 0.
+    const gate = new Int32Array(new SharedArrayBuffer(8));
+    const exits: WorkerExitInfo[] = [];
+    const errors: Error[] = [];
+    const h = await serve({
+      handler: crashHandler, handlerOptions: { gate, open: 3 }, threads: 3, port: 0, host: HOST, backend: 'native',
+      onWorkerExit: (info) => void exits.push(info), onError: (err) => void errors.push(err),
+    });
+    const clients: RawClient[] = [];
+    const tracked = async (): Promise<Who> => {
+      const w = await who(h.address.port);
+      clients.push(w.client);
+      return w;
+    };
+    try {
+      const live = new Set<number>();
+      const held: Who[] = [];
+      for (let i = 0; i < 9; i++) held.push(await tracked());
+      held.forEach((w) => live.add(w.tid));
+      assert.equal(live.size, 3, 'round-robin reached every worker');
+
+      const kills = [
+        { line: 'EXIT\n', code: 7, error: undefined },
+        { line: 'THROW\n', code: 1, error: /thrown outside the callback guard/ },
+        { line: 'REJECT\n', code: 1, error: /rejection nobody handles/ },
+      ];
+      for (const [round, kill] of kills.entries()) {
+        const open = held.filter((w) => !w.client.closed);
+        const victim = open[0]!.tid;
+        const onVictim = open.filter((w) => w.tid === victim), survivors = open.filter((w) => w.tid !== victim);
+        await onVictim[0]!.client.send(kill.line);
+        await waitFor(() => exits.length === round + 1, `onWorkerExit after ${kill.line.trim()}`);
+        assert.deepEqual(exits[round], { pid: process.pid, threadId: victim, code: kill.code, signal: null });
+        if (kill.error) assert.match(errors.at(-1)?.message ?? '', kill.error);
+        live.delete(victim);
+        // The dead worker's connections went with its reactor; the others' still echo.
+        await Promise.all(onVictim.map((w) => w.client.waitClosed()));
+        await Promise.all(survivors.map((w, i) => echoes(w.client, payload(2000, round * 100 + i))));
+
+        // The gap: the replacement is held in createHandler; new connections go to the live workers.
+        await waitFor(() => Atomics.load(gate, 0) === 3 + round + 1, 'the replacement to start');
+        // Retargeted to the two live workers, round-robin alternates between them (without the
+        // retarget native code would skip the dead target and give its turns to one neighbour).
+        const inGap = new Map<number, number>();
+        for (let i = 0; i < 6; i++) {
+          const w = await tracked();
+          assert.ok(live.has(w.tid), `served in the gap by a live worker (${w.tid}), not ${victim}`);
+          await echoes(w.client, payload(700, i));
+          held.push(w);
+          inGap.set(w.tid, (inGap.get(w.tid) ?? 0) + 1);
+        }
+        assert.deepEqual([...inGap.values()], [3, 3], `round-robin over the live workers in the gap: ${JSON.stringify([...inGap])}`);
+
+        // Let the replacement finish; once ready the acceptor hands it connections too.
+        Atomics.store(gate, 1, 1);
+        Atomics.notify(gate, 1);
+        let replacement: Who | undefined;
+        for (let i = 0; i < 400 && !replacement; i++) {
+          const w = await tracked();
+          assert.notEqual(w.tid, victim);
+          await echoes(w.client, payload(300, i));
+          held.push(w);
+          if (!live.has(w.tid)) replacement = w;
+        }
+        assert.ok(replacement, 'the replacement worker is handed connections');
+        live.add(replacement.tid);
+        Atomics.store(gate, 1, 0);
+        for (const w of held) if (!w.client.closed) await echoes(w.client, payload(50, round));
+      }
+      assert.equal(exits.length, 3);
+      await within(h.close(2000), 'close');
+      await Promise.all(clients.map((c) => c.waitClosed()));
+      await refused(h.address.port);
+    } finally {
+      Atomics.store(gate, 1, 1);
+      Atomics.notify(gate, 1);
       for (const c of clients) c.destroy();
       await h.close(0);
     }

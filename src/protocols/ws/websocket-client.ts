@@ -17,7 +17,8 @@
 import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { C1mError, checkOption, createReactor, type EngineOptions, type Reactor } from '../../core/index.js';
+import { C1mError, checkOption, type EngineOptions, type Reactor } from '../../core/index.js';
+import { createReactor } from '../../engine/index.js';
 import { WsHandshakeError, checkConnectOptions, parseWsUrl, type WsTarget } from './client-handshake.js';
 import { resolveDeflateOptions, type PerMessageDeflateOptions } from './deflate.js';
 import { checkArgument } from './errors.js';

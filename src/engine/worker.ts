@@ -1,17 +1,14 @@
 /**
  * Entry point of a serve() worker: a thread (sub-reactor fed by the acceptor's hand-off) or a
  * prefork process (its own SO_REUSEPORT listener). It loads the handler module, starts one
- * reactor, reports `ready`, and closes gracefully on `shutdown`.
+ * native reactor, reports `ready`, and closes gracefully on `shutdown` (protocol: workers.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { createReactor } from './reactor.js';
-import { loadHandler, type WorkerSpec } from './server.js';
-import type { NativeReactor } from '../backends/native.js';
+import { createNativeEngineReactor } from './reactor.js';
+import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
 
-type Job = { mode: 'thread' | 'process'; spec: WorkerSpec };
-
-const job: Job = parentPort ? (workerData as Job) : (JSON.parse(process.env.C1M_WORKER ?? '{}') as Job);
-const send = (m: unknown): void => {
+const job: WorkerJob = parentPort ? (workerData as WorkerJob) : (JSON.parse(process.env.C1M_WORKER ?? '{}') as WorkerJob);
+const send = (m: WorkerMessage): void => {
   if (parentPort) parentPort.postMessage(m);
   else process.send?.(m);
 };
@@ -22,7 +19,7 @@ const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void 
 
 async function main(): Promise<void> {
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
-  const reactor = createReactor(handler, { ...job.spec.engine, backend: 'native' }) as NativeReactor;
+  const reactor = createNativeEngineReactor(handler, job.spec.engine);
   let port: number | undefined;
   if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
   send({ type: 'ready', id: reactor.nativeId, port });

@@ -1,0 +1,8 @@
+/**
+ * The engine layer (above core and both backends): backend selection, single-reactor
+ * servers, and `serve` with its worker threads and prefork processes. The protocol layers
+ * import it only from here (and the core only from `src/core/index.ts`).
+ */
+export { createReactor, defaultBackend } from './reactor.js';
+export { listen, nofileLimit, serve } from './server.js';
+export type { Server, ServeHandle, ServeOptions, WorkerExitInfo } from './server.js';

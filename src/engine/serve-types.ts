@@ -1,0 +1,53 @@
+/**
+ * The options and handle of `serve`, shared by its single, threads and processes modes.
+ */
+import type { Balance } from '../backends/native.js';
+import type { ListenAddress, ReactorStats, ServerOptions } from '../core/types.js';
+
+/** What `onWorkerExit` is told about a worker that exited unexpectedly. */
+export interface WorkerExitInfo {
+  /** The worker's process id (prefork), or this process's id (threads). */
+  pid: number | undefined;
+  /** The worker thread's id (threads mode only). */
+  threadId?: number;
+  /** Exit code (`process.exit(n)`, 1 for an uncaught exception), or null when killed by a signal. */
+  code: number | null;
+  /** The signal that killed a prefork worker; always null for threads. */
+  signal: NodeJS.Signals | null;
+}
+
+/** Options for `serve`. */
+export interface ServeOptions extends ServerOptions {
+  /** Path or file URL of the handler module: `export function createHandler(options)` or `export default handler`. */
+  handler: string | URL;
+  /** Passed to `createHandler` (structured-cloneable). */
+  handlerOptions?: unknown;
+  /** Sub-reactors on worker threads behind one acceptor (native backend). */
+  threads?: number;
+  /** Prefork processes, each with its own SO_REUSEPORT listener (native backend). */
+  processes?: number;
+  /** Hand-off policy for `threads`. Default 'round-robin'. */
+  balance?: Balance;
+  /**
+   * Replace a worker (thread or process) that exits while the server runs: at once, but at
+   * most 10 times in 10 s, then one a second. Default true.
+   */
+  restart?: boolean;
+  /**
+   * Called when a worker thread or process exits unexpectedly (before it is replaced). In
+   * threads mode the acceptor has already stopped handing it connections.
+   */
+  onWorkerExit?: (info: WorkerExitInfo) => void;
+}
+
+/** A running multi-core server. */
+export interface ServeHandle {
+  readonly address: ListenAddress;
+  readonly mode: 'single' | 'threads' | 'processes';
+  /** Worker process ids (prefork), current; this process's id in the other modes. */
+  pids(): number[];
+  /** Counters of the reactor in this thread (single mode), else undefined. */
+  stats(): ReactorStats | undefined;
+  /** Graceful shutdown of every reactor; resolves when all are closed. */
+  close(timeoutMs?: number): Promise<void>;
+}

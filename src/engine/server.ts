@@ -1,0 +1,95 @@
+/**
+ * Servers: one reactor (`listen`), or several cores (`serve`) in one of two explicit modes:
+ *
+ * - threads (threads.ts): one process; a main-thread acceptor hands each accepted fd (fds are
+ *   process-wide) to a sub-reactor on a worker thread, inside native code, balanced
+ *   round-robin, by least connections, or by a hash of the peer address. Native backend only.
+ * - processes (prefork.ts): N processes, each a full engine with its own SO_REUSEPORT
+ *   listener, under a supervisor that restarts a crashed worker while the others keep their
+ *   connections. Each process has its own open-file limit, which is how one box passes
+ *   ~20,000 per process.
+ *
+ * In both modes the handler is a module that every reactor loads: it exports
+ * `createHandler(options)` or a default Handler object.
+ */
+import { loadBinding } from '../core/binding.js';
+import { C1mError, checkOption } from '../core/errors.js';
+import { resolveListen, resolveOptions } from '../core/options.js';
+import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from '../core/types.js';
+import { raiseNofile } from '../backends/native.js';
+import { servePrefork } from './prefork.js';
+import { createReactor } from './reactor.js';
+import type { ServeHandle, ServeOptions } from './serve-types.js';
+import { serveThreads } from './threads.js';
+import { loadHandler, toModuleUrl } from './workers.js';
+
+export type { ServeHandle, ServeOptions, WorkerExitInfo } from './serve-types.js';
+
+/** A single-reactor server. */
+export interface Server {
+  readonly reactor: Reactor;
+  readonly address: ListenAddress;
+  /** Graceful shutdown; see `Reactor.close`. */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Listen on one reactor in this thread.
+ * Errors: rejects with a system error (`EADDRINUSE`, ...) when the socket cannot be bound.
+ */
+export async function listen(handler: Handler, options: ServerOptions): Promise<Server> {
+  const reactor = createReactor(handler, options);
+  try {
+    const address = await reactor.listen({ port: options.port, host: options.host, backlog: options.backlog, reusePort: options.reusePort });
+    return { reactor, address, close: (t?: number) => reactor.close(t) };
+  } catch (err) {
+    await reactor.close(0);
+    throw err;
+  }
+}
+
+/**
+ * The process's open-file limit after raising soft to hard (c1m does this at start), and how
+ * many connections that allows in one process (a few fds stay reserved for the runtime).
+ */
+export function nofileLimit(): { soft: number; hard: number; connections: number } {
+  const b = loadBinding();
+  let soft = Infinity, hard = Infinity;
+  if (b) [soft, hard] = raiseNofile(b);
+  return { soft, hard, connections: Number.isFinite(soft) ? Math.max(0, soft - 500) : Infinity };
+}
+
+function engineOptionsOf(o: ServeOptions): EngineOptions {
+  const { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, noDelay } = o;
+  return { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, noDelay };
+}
+
+/**
+ * Serve on several cores. With neither `threads` nor `processes`, one reactor in this thread.
+ * Errors: `ERR_C1M_INVALID_OPTION`; `ERR_C1M_NATIVE_UNAVAILABLE` for threads/processes without
+ * the native backend; system errors from binding the port.
+ */
+export async function serve(o: ServeOptions): Promise<ServeHandle> {
+  checkOption(o.threads === undefined || o.processes === undefined, 'threads', 'not combined with processes', o.threads);
+  checkOption(o.threads === undefined || (Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= 64), 'threads', 'an integer from 1 to 64', o.threads);
+  checkOption(o.processes === undefined || (Number.isInteger(o.processes) && o.processes >= 1 && o.processes <= 1024), 'processes', 'an integer from 1 to 1024', o.processes);
+  checkOption(o.balance === undefined || o.balance === 'round-robin' || o.balance === 'least-connections' || o.balance === 'hash', 'balance', "'round-robin', 'least-connections' or 'hash'", o.balance);
+  checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
+  const engine = engineOptionsOf(o);
+  const resolved = resolveOptions({ ...engine, onError: o.onError });
+  const handler = toModuleUrl(o.handler);
+  if (o.threads === undefined && o.processes === undefined) {
+    const h = await loadHandler(handler, o.handlerOptions);
+    const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
+    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, close: (t) => server.close(t) };
+  }
+  if (resolved.backend === 'portable' || !loadBinding()) {
+    throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
+  }
+  const listenOn = resolveListen(o);
+  const spec = { handler, handlerOptions: o.handlerOptions, engine };
+  const restart = o.restart ?? true;
+  return o.threads !== undefined
+    ? serveThreads({ threads: o.threads, spec, engine, listen: listenOn, balance: o.balance ?? 'round-robin', restart, onWorkerExit: o.onWorkerExit, onError: resolved.onError })
+    : servePrefork({ processes: o.processes!, spec, listen: listenOn, restart, onWorkerExit: o.onWorkerExit });
+}

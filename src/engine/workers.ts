@@ -1,0 +1,107 @@
+/**
+ * What the supervisors (threads.ts, prefork.ts) and the worker entry (worker.ts) share: the
+ * handler-module loader, the job a worker is given, the messages it answers with, and the
+ * restart budget.
+ *
+ * Protocol: a worker posts `ready` once its reactor runs (with its registry id in threads
+ * mode, its bound port in prefork), or `error` if it could not start; on `shutdown` it closes
+ * gracefully and posts `closed`.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { C1mError } from '../core/errors.js';
+import type { EngineOptions, Handler } from '../core/types.js';
+
+/** What a worker thread or process is told to run. */
+export interface WorkerSpec {
+  /** File URL of the handler module. */
+  handler: string;
+  handlerOptions: unknown;
+  engine: EngineOptions;
+  /** Prefork only: the worker's own SO_REUSEPORT listener. */
+  listen?: { port: number; host: string; backlog: number; reusePort: boolean };
+}
+
+/** The job in `workerData` (threads) or `C1M_WORKER` (processes). */
+export interface WorkerJob {
+  mode: 'thread' | 'process';
+  spec: WorkerSpec;
+}
+
+export type WorkerMessage =
+  | { type: 'ready'; id?: number; port?: number }
+  | { type: 'error'; message: string; code?: string }
+  | { type: 'closed' };
+
+/** The entry module every worker runs. */
+export const workerUrl = new URL('./worker.js', import.meta.url);
+
+/** A handler module path (relative to the working directory) or URL, as a file URL. */
+export function toModuleUrl(spec: string | URL): string {
+  if (spec instanceof URL) return spec.href;
+  if (spec.startsWith('file:')) return spec;
+  return pathToFileURL(isAbsolute(spec) ? spec : resolve(spec)).href;
+}
+
+/**
+ * Load a handler module (used by every reactor, in every thread and process).
+ * Errors: `ERR_C1M_INVALID_OPTION` when the module exports neither `createHandler` nor a
+ * default handler object; the module's own import error (`ERR_MODULE_NOT_FOUND`, ...).
+ */
+export async function loadHandler(spec: string | URL, handlerOptions: unknown): Promise<Handler> {
+  const url = toModuleUrl(spec);
+  const mod = (await import(url)) as { createHandler?: unknown; default?: unknown };
+  const h = typeof mod.createHandler === 'function'
+    ? await (mod.createHandler as (o: unknown) => unknown)(handlerOptions)
+    : mod.default;
+  if (!h || typeof h !== 'object') {
+    const what = typeof mod.createHandler === 'function' ? 'its createHandler(options) returned no handler object' : 'it exports neither createHandler(options) nor a default handler object';
+    throw new C1mError('ERR_C1M_INVALID_OPTION', `handler module ${url}: ${what}`);
+  }
+  return h as Handler;
+}
+
+/**
+ * Resolve with the first message of `target` that `pred` accepts. Rejects on an `error`
+ * message, or when the worker exits first.
+ */
+export function waitFor(target: Worker | ChildProcess, pred: (m: WorkerMessage) => boolean): Promise<WorkerMessage> {
+  return new Promise((resolveP, reject) => {
+    const onMsg = (m: WorkerMessage): void => {
+      if (m.type === 'error') {
+        cleanup();
+        reject(new C1mError(m.code ?? 'ERR_C1M_WORKER', m.message));
+      } else if (pred(m)) {
+        cleanup();
+        resolveP(m);
+      }
+    };
+    const onExit = (code: number | null): void => {
+      cleanup();
+      reject(new C1mError('ERR_C1M_WORKER', `worker exited (code ${code}) before it was ready`));
+    };
+    const cleanup = (): void => {
+      target.off('message', onMsg);
+      target.off('exit', onExit);
+    };
+    target.on('message', onMsg);
+    target.on('exit', onExit);
+  });
+}
+
+/**
+ * How long to wait before replacing a worker that died: at once, unless more than 10
+ * replacements were started in the last 10 s (a worker that dies on start must not spin).
+ */
+export class RestartBudget {
+  readonly #starts: number[] = [];
+
+  /** Record a restart now; returns the delay in ms before it should start. */
+  next(now = Date.now()): number {
+    this.#starts.push(now);
+    while (this.#starts.length && this.#starts[0]! < now - 10_000) this.#starts.shift();
+    return this.#starts.length > 10 ? 1000 : 0;
+  }
+}
