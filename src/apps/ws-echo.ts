@@ -3,13 +3,14 @@
  * text, every binary message as binary. A handler module, so that every reactor of a
  * multi-core server builds its own handler (one handler per reactor).
  */
-import { createWebSocketHandler, type WebSocketHandler } from '../protocols/ws/index.js';
+import { createWebSocketHandler, type PerMessageDeflateOptions, type WebSocketHandler } from '../protocols/ws/index.js';
 
-/** `handlerOptions` may set `maxPayload` and `pingInterval`. */
-export function createHandler(options?: { maxPayload?: number; pingInterval?: number }): WebSocketHandler {
+/** `handlerOptions` may set `maxPayload`, `pingInterval` and `perMessageDeflate` (off by default). */
+export function createHandler(options?: { maxPayload?: number; pingInterval?: number; perMessageDeflate?: boolean | PerMessageDeflateOptions }): WebSocketHandler {
   return createWebSocketHandler({
     maxPayload: options?.maxPayload,
     pingInterval: options?.pingInterval,
+    perMessageDeflate: options?.perMessageDeflate,
     onMessage(ws, data, isBinary) {
       ws.send(data, isBinary);
     },

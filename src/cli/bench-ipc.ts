@@ -32,6 +32,8 @@ export interface WorkerConfig {
   verify: boolean;
   /** HTTP: the request target; WebSocket: the path (and query) of the upgrade request. */
   path: string;
+  /** WebSocket: offer permessage-deflate (no context takeover, every message compressed). */
+  deflate: boolean;
 }
 
 /** Parent -> worker. */

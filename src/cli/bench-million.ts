@@ -351,7 +351,7 @@ class MillionRun {
         for (const pid of s0.pids) this.#serverPids.add(pid);
         baseRss = s0.rssByPid;
         baseAnon = s0.anonByPid;
-        const configs = workerConfigs({ scenario: 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: '/' },
+        const configs = workerConfigs({ scenario: 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: '/', deflate: false },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');

@@ -52,6 +52,8 @@ export interface BenchResult extends ScenarioFields {
   latency: LatencySummary | null;
   /** Rate mode: how late messages left after they were due (the generator's own lag). */
   send_lag: LatencySummary | null;
+  /** WebSocket scenarios: `--deflate` given (null for other scenarios). */
+  deflate: boolean | null;
   verify_errors: number | null;
   unexpected_msgs: number;
   send_skipped: number;

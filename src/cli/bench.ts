@@ -59,6 +59,9 @@ options:
   --depth D                 echo, http, ws-echo: messages (requests) in flight per connection (default 1)
   --rate R                  echo, ws-echo: R msgs/s per connection instead of --depth; broadcast: publishes/s (default 10)
   --path P                  http: request target; ws-hold, ws-echo: path of the upgrade request (default /)
+  --deflate                 ws-hold, ws-echo: offer permessage-deflate (no context takeover, every
+                            message compressed); the server must enable it too
+                            (c1m serve ws-echo --deflate)
   --verify                  echo, ws-echo: compare every echoed byte
   --connect-concurrency C   connects in flight per process (default 1000)
   --connect-timeout S       end of the connect phase at the latest (default 60)
@@ -85,6 +88,8 @@ export interface BenchOptions {
   depth: number;
   rate: number;
   path: string;
+  /** WebSocket scenarios: offer permessage-deflate. */
+  deflate: boolean;
   verify: boolean;
   concurrency: number;
   connectTimeoutS: number;
@@ -161,6 +166,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         rate: { type: 'string' },
         path: { type: 'string' },
         verify: { type: 'boolean', default: false },
+        deflate: { type: 'boolean', default: false },
         'connect-concurrency': { type: 'string' },
         'connect-timeout': { type: 'string' },
         retries: { type: 'string' },
@@ -193,6 +199,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     if (v[opt] !== undefined && !takes(opt)) throw new UsageError(`--${opt} applies to ${users(opt)}`);
   }
   if (v.verify && !takes('verify')) throw new UsageError(`--verify applies to ${users('verify')}`);
+  if (v.deflate && !takes('deflate')) throw new UsageError(`--deflate applies to ${users('deflate')}`);
   const sweeps = (v.sweep ?? []).map(parseSweep);
   for (const s of sweeps) {
     if (s.key !== 'connections' && !takes(s.key)) throw new UsageError(`--sweep ${s.key}: --${s.key} applies to ${users(s.key)}`);
@@ -236,6 +243,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     durationS: seconds('duration', v.duration, 0.1, 10),
     warmupS: takes('warmup') ? seconds('warmup', v.warmup, 0, 1) : 0,
     size, depth, rate: r, path,
+    deflate: v.deflate!,
     verify: v.verify!,
     concurrency: int('connect-concurrency', v['connect-concurrency'], 1, 1_000_000) ?? 1000,
     connectTimeoutS: seconds('connect-timeout', v['connect-timeout'], 0.1, 60),
@@ -412,7 +420,7 @@ export function humanResult(r: BenchResult): string[] {
   }
   if (r.ws) {
     const w = r.ws, tallies = (label: string, t: Record<string, number>): string => (Object.keys(t).length ? `, ${label} ${JSON.stringify(t)}` : '');
-    lines.push(`websocket: ${fmtInt(w.upgraded)} upgraded${tallies('handshake failures', w.handshake_failures)}` +
+    lines.push(`websocket: ${fmtInt(w.upgraded)} upgraded${r.deflate ? ` (${fmtInt(w.deflated)} with permessage-deflate)` : ''}${tallies('handshake failures', w.handshake_failures)}` +
       `${tallies('protocol errors', w.protocol_errors)}${tallies('closed early by code', w.close_codes)}`);
   }
   if (unit !== null && l) lines.push(`${r.scenario === 'broadcast' ? 'delivery ' : ''}latency: ${pct(l)}`);
@@ -546,7 +554,7 @@ class BenchRun {
       case 'http': return `, GET ${o.path} x depth ${o.depth}`;
       case 'broadcast': return `, ${o.size} B publishes at ${o.rate}/s`;
       case 'ws-hold': return `, upgrade GET ${o.path}`;
-      case 'ws-echo': return `, upgrade GET ${o.path}, ${o.size} B binary messages, ${o.rate > 0 ? `${o.rate} msgs/s per connection` : `depth ${o.depth}`}`;
+      case 'ws-echo': return `, upgrade GET ${o.path}${o.deflate ? ' (deflate offered)' : ''}, ${o.size} B binary messages, ${o.rate > 0 ? `${o.rate} msgs/s per connection` : `depth ${o.depth}`}`;
       default: return '';
     }
   }
@@ -668,6 +676,7 @@ class BenchRun {
       payload_bytes_per_s: takes('size') ? Math.round(msgsPerS * o.size) : 0,
       latency: summarize(hist),
       send_lag: summarize(mergeHistograms(rs.map((r) => r.lagHist))),
+      deflate: takes('deflate') ? o.deflate : null,
       verify_errors: takes('verify') && o.verify ? total((r) => r.verifyErrors ?? 0) : null,
       unexpected_msgs: total((r) => r.unexpectedMsgs),
       send_skipped: total((r) => r.sendSkipped),

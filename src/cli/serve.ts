@@ -22,6 +22,8 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
                               createHandler(options) or a default Handler object; every reactor
                               (thread or process) loads it. TypeScript: point at the build output.
   --handler-options JSON      passed to createHandler (default: none)
+  --deflate                   ws-echo: accept permessage-deflate offers and compress every reply
+                              (what c1m bench ws-echo --deflate measures)
 
   --port P, -p P              port to listen on (0: any free port, printed)
   --host H                    address to bind (default 0.0.0.0)
@@ -79,6 +81,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'max-outbound': { type: 'string' },
         'timer-resolution': { type: 'string' },
         'handler-options': { type: 'string' },
+        deflate: { type: 'boolean', default: false },
         grace: { type: 'string', default: '5000' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -125,6 +128,13 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       err.write(`c1m serve: --handler-options is not JSON: ${(e as Error).message}\n`);
       return 2;
     }
+  }
+  if (v.deflate) {
+    if (what !== 'ws-echo') {
+      err.write(`c1m serve: --deflate applies to the ws-echo app only (a handler module sets perMessageDeflate itself)\n`);
+      return 2;
+    }
+    handlerOptions = { ...(handlerOptions as object | undefined), perMessageDeflate: { threshold: 0 } };
   }
   const backend = v.backend as 'auto' | 'native' | 'portable';
   const options: ServeOptions = {

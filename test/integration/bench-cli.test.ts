@@ -160,6 +160,7 @@ describe('c1m bench arguments', () => {
     [['echo', '--port', '9', '-c', '1', '--depth', '2', '--rate', '5'], /--depth and --rate exclude each other/],
     [['hold', '--port', '9', '-c', '1', '--size', '100'], /--size applies to the echo, broadcast, ws-echo scenarios only/],
     [['hold', '--port', '9', '-c', '1', '--verify'], /--verify applies to the echo, ws-echo scenarios only/],
+    [['echo', '--port', '9', '-c', '1', '--deflate'], /--deflate applies to the ws-hold, ws-echo scenarios only/],
     [['echo', '--port', '9', '-c', '1', '--size', '1048576', '--depth', '16'], /at most 8 MiB in flight/],
     [['echo', '--port', '9', '-c', '1', '-d', '0'], /--duration must be a number of seconds/],
     [['echo', '--port', '9', '-c', '1', '--spawn', 'x', '--pid', '1'], /--spawn and --pid exclude each other/],
@@ -539,7 +540,7 @@ describe('c1m bench WebSocket scenarios', { skip: !nativeAvailable && 'native ba
     assert.equal(j.connected, 200);
     assert.equal(j.failed, 0);
     assert.deepEqual(j.errors, {});
-    assert.deepEqual(j.ws, { upgraded: 200, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
+    assert.deepEqual(j.ws, { upgraded: 200, deflated: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
     assert.equal(j.open_at_end, 200);
     assert.equal(j.closed_early, 0);
     assert.equal(j.size, 100);
@@ -559,6 +560,22 @@ describe('c1m bench WebSocket scenarios', { skip: !nativeAvailable && 'native ba
     assert.match(r.stderr, /elapsed=\d+s connected=\d+ failed=0 .*msgs\/s=\d+ p99=/);
   });
 
+  test('ws-echo --deflate: every WebSocket agrees permessage-deflate with c1m serve ws-echo --deflate, and none without it', GUARD, async () => {
+    for (const serverDeflate of [true, false]) {
+      const port = await freePort();
+      const r = await runCli(['bench', 'ws-echo', '--port', String(port), '-c', '20', '-d', '0.5', '--warmup', '0',
+        '--size', '300', '--verify', '--deflate', '--json', '--spawn', `node bin/c1m.js serve ws-echo --port ${port} --host 127.0.0.1${serverDeflate ? ' --deflate' : ''}`]);
+      assert.equal(r.code, 0, r.stderr);
+      const j = r.json;
+      assert.ok(j, `last stdout line is JSON: ${r.stdout}\n${r.stderr}`);
+      assert.equal(j.deflate, true);
+      assert.deepEqual(j.ws, { upgraded: 20, deflated: serverDeflate ? 20 : 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
+      assert.equal(j.verify_errors, 0, 'compressed echoes inflate to what was sent');
+      assert.ok(j.msgs > 0, `msgs ${j.msgs}`);
+      assert.match(r.stderr, /upgrade GET \/ \(deflate offered\)/);
+    }
+  });
+
   test('ws-hold: --path reaches the server, every connection upgraded and held, then closed with 1001', GUARD, async () => {
     const srv = await wsCountingServer();
     try {
@@ -568,7 +585,7 @@ describe('c1m bench WebSocket scenarios', { skip: !nativeAvailable && 'native ba
       assert.equal(j.scenario, 'ws-hold');
       assert.equal(j.connected, 200);
       assert.equal(j.failed, 0);
-      assert.deepEqual(j.ws, { upgraded: 200, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
+      assert.deepEqual(j.ws, { upgraded: 200, deflated: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} });
       assert.equal(j.open_at_end, 200);
       assert.equal(j.msgs, 0);
       assert.equal(j.latency, null);
@@ -591,7 +608,7 @@ describe('c1m bench WebSocket scenarios', { skip: !nativeAvailable && 'native ba
       assert.equal(r.json.failed, 20);
       assert.equal(r.json.retries, 0, 'a failed handshake is not retried');
       assert.deepEqual(r.json.errors, { ERR_C1M_WS_HANDSHAKE_STATUS: 20 });
-      assert.deepEqual(r.json.ws, { upgraded: 0, handshake_failures: { ERR_C1M_WS_HANDSHAKE_STATUS: 20 }, protocol_errors: {}, close_codes: {} });
+      assert.deepEqual(r.json.ws, { upgraded: 0, deflated: 0, handshake_failures: { ERR_C1M_WS_HANDSHAKE_STATUS: 20 }, protocol_errors: {}, close_codes: {} });
       assert.deepEqual([...srv.targets], [['/deny', 20]]);
     } finally {
       await srv.reactor.close(1000);

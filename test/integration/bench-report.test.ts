@@ -22,7 +22,7 @@ function row(target: string, connections: number, size: number, msgsPerS: number
     tool: 'c1m bench', scenario: 'echo', host: '127.0.0.1', port: 9000, target: connections, processes: 1, source_ips: 1, connect_concurrency: 1000,
     started: connections, connected: connections, failed: 0, retries: 0, errors: {}, connect_s: 0.1, connect_rate: connections * 10, connect_timeout_hit: false,
     closed_early: 0, close_errors: {}, open_at_end: connections, warmup_s: 1, duration_s: 10, size, depth: 1, rate: null, msgs: msgsPerS * 10,
-    msgs_per_s: msgsPerS, payload_bytes_per_s: msgsPerS * size, latency: lat(100 + connections), send_lag: null, verify_errors: null, unexpected_msgs: 0,
+    msgs_per_s: msgsPerS, payload_bytes_per_s: msgsPerS * size, latency: lat(100 + connections), send_lag: null, deflate: null, verify_errors: null, unexpected_msgs: 0,
     send_skipped: 0, client: { cpu_user_s: 1, cpu_sys_s: 1, rss_kb: 50_000 },
     server: { pids: [1], rss_kb: 60_000 + connections, rss_before_kb: 60_000, bytes_per_conn: 100 + size, cpu_s: 2 },
     http: null, broadcast: null, aborted: false, target_name: target, ...extra,

@@ -16,7 +16,7 @@ import type { LatencySummary } from '../bench-stats.js';
 import type { WorkerConfig } from '../bench-ipc.js';
 
 /** Options a scenario may accept beyond the common ones (connections, duration, layout). */
-export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path';
+export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path' | 'deflate';
 
 /** One connection as the worker tracks it; `state` belongs to the scenario. */
 export interface Peer<S> {
@@ -142,6 +142,8 @@ export interface BroadcastStats {
 export interface WsStats {
   /** Connections whose 101 was accepted. */
   upgraded: number;
+  /** Upgraded connections on which permessage-deflate was agreed (`--deflate`). */
+  deflated: number;
   /** Failed opening handshakes by the client's code (`ERR_C1M_WS_HANDSHAKE_STATUS`, ...); also in `errors`. */
   handshake_failures: Record<string, number>;
   /** Upgraded connections the server broke RFC 6455 on, by code (`ERR_C1M_WS_INVALID_UTF8`, ...). */

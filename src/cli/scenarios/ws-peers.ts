@@ -50,7 +50,7 @@ const tally = (into: Record<string, number>, key: string | number): void => {
 export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets: boolean): WsPeers<S> {
   const { cfg } = ctx;
   const url = new URL(`ws://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${cfg.port}${cfg.path}`);
-  const stats: WsStats = { upgraded: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} };
+  const stats: WsStats = { upgraded: 0, deflated: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} };
   /** Handles by local peer index (`keepSockets`). */
   const sockets: ClientWebSocket[] = keepSockets ? new Array<ClientWebSocket>(cfg.count) : [];
   /** The peer whose bytes the client is parsing (inside `data` only). */
@@ -59,10 +59,13 @@ export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets:
 
   const handler = createWebSocketClientHandler({
     handshakeTimeout: 0,
+    // --deflate: every message compressed, no context kept between messages (the default offer).
+    perMessageDeflate: cfg.deflate ? { threshold: 0 } : false,
     onOpen(ws) {
       const p = peerOf(ws);
       if (p === undefined) return;
       stats.upgraded++;
+      if (ws.extensions !== '') stats.deflated++;
       ctx.established(p);
       hooks.open?.(p);
     },
@@ -107,9 +110,10 @@ export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets:
 
 /** Sum the workers' figures (`ScenarioSpec.summarize`). */
 export function mergeWsStats(extras: unknown[]): WsStats {
-  const out: WsStats = { upgraded: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} };
+  const out: WsStats = { upgraded: 0, deflated: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} };
   for (const e of extras as WsStats[]) {
     out.upgraded += e.upgraded;
+    out.deflated += e.deflated ?? 0;
     addCounts(out.handshake_failures, e.handshake_failures);
     addCounts(out.protocol_errors, e.protocol_errors);
     addCounts(out.close_codes, e.close_codes);
