@@ -4,7 +4,11 @@
 // stdout, progress on stderr.
 //
 //   node bench/idle-memory.mjs [--mode tcp|ws] [--targets refserver,c1m-native,c1m-portable,node-net]
-//                              [--connections 19000] [--reps 1] [--srcips 4] [--out FILE]
+//                              [--connections 19000] [--reps 1] [--srcips 4] [--no-gc] [--out FILE]
+//
+// --no-gc: no GC is forced anywhere (Node servers are still started with --expose-gc, unused):
+// the baseline and the reading with the connections held are each the settled RSS, what a user
+// of `c1m serve` sees. Without it, each reading follows three memory-reducing full GCs.
 //
 // --mode ws measures idle WebSocket connections: loadgen -m ws-hold upgrades every connection
 // and then stays silent; the targets are refserver -m ws-hold, c1m `serve ws-echo` and the `ws`
@@ -57,6 +61,7 @@ const { values: opt } = parseArgs({
     'client-cpu': { type: 'string', default: '1' },
     out: { type: 'string' },
     verbose: { type: 'boolean', default: false },
+    'no-gc': { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -228,6 +233,8 @@ async function idleRun(target, rep) {
     // Whole box (kernel socket buffers of both ends, loadgen, anything else running): context only.
     system_bytes_per_conn: avail1 != null ? perConn(avail1, avail0) : null,
     gc: { before: gcBefore, after: gcAfter },
+    // --no-gc: every reading (baseline too) is the settled RSS a user sees, no GC forced.
+    forced_gc: !opt['no-gc'],
     inspector_started: inspector,
     server_exit: exit,
     loadgen: j,
@@ -243,7 +250,7 @@ async function idleRun(target, rep) {
  */
 async function gcSettled(server) {
   let gc = null;
-  for (let i = 0; i < GC_ROUNDS && server.spec.gc; i++) {
+  for (let i = 0; i < GC_ROUNDS && server.spec.gc && !opt['no-gc']; i++) {
     gc = await server.requestGc();
     await sleep(1000);
   }
@@ -292,7 +299,7 @@ function describe(r) {
   if (r.bytes_per_conn == null) return `${head} FAILED: ${r.problems.join('; ')}`;
   const bad = r.ok ? '' : `  PROBLEMS: ${r.problems.join('; ')}`;
   return (
-    `${head} ${r.established} conns  rss ${r.mem_kb.before.rss_kb} -> ${r.mem_kb.settled.rss_kb} -> ${r.mem_kb.after_gc.rss_kb} KiB (after GC)` +
+    `${head} ${r.established} conns  rss ${r.mem_kb.before.rss_kb} -> ${r.mem_kb.settled.rss_kb} -> ${r.mem_kb.after_gc.rss_kb} KiB (${opt['no-gc'] ? 'settled, no forced GC' : 'after GC'})` +
     `  ${r.bytes_per_conn} B/conn (anon ${r.anon_bytes_per_conn} file ${r.file_bytes_per_conn} shmem ${r.shmem_bytes_per_conn};` +
     ` before GC ${r.bytes_per_conn_before_gc})` +
     `  settled in ${r.settle_s} s${bad}`
