@@ -24,24 +24,27 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
-/* ---- layout shared with JS (exported by the addon as constants, never hard-coded in JS) ---- */
+/* ---- layout shared with JS ----
+ * JS never writes these numbers again: addon.c exports every offset and size below, computed
+ * with offsetof/sizeof from these structs (as 32-bit word indexes, since JS views each area as
+ * an Int32Array/Uint32Array), and the enums' values; src/core/layout.ts builds the JS half
+ * from them, and test/native/layout.test.ts checks each field by writing it from JS and reading
+ * it back here. */
 
-/* Slot: 32 bytes, viewed from JS as 8 uint32 words. */
+/* Slot: 32 bytes (a million connections: 32 MB), viewed from JS as 32-bit words. JS reads gen,
+ * flags and out_len; the others are native-only but exported too. */
 typedef struct c1m_buf c1m_buf_t;
 typedef struct c1m_slot {
-  uint32_t gen;           /* word 0: generation of the current/last connection on this fd */
-  uint32_t flags;         /* word 1: C1M_F_* */
-  uint32_t out_len;       /* word 2: unsent outbound bytes held natively (read by JS) */
-  uint32_t deadline;      /* word 3: idle deadline in ticks, 0 = none */
-  uint32_t timeout_ticks; /* word 4: idle timeout in ticks, 0 = none */
-  uint32_t in_len;        /* word 5: unconsumed inbound bytes held natively */
-  c1m_buf_t *bufs;        /* words 6-7: in/out buffers, NULL while both are empty */
+  uint32_t gen;           /* generation of the current/last connection on this fd */
+  uint32_t flags;         /* C1M_F_* */
+  uint32_t out_len;       /* unsent outbound bytes held natively (read by JS) */
+  uint32_t deadline;      /* idle deadline in ticks (meaningful while timeout_ticks != 0) */
+  uint32_t timeout_ticks; /* idle timeout in ticks, 0 = none */
+  uint32_t in_len;        /* unconsumed inbound bytes held natively */
+  c1m_buf_t *bufs;        /* in/out buffers, NULL while both are empty */
 } c1m_slot_t;
+_Static_assert(sizeof(c1m_slot_t) == 32, "a slot is 32 bytes: one million connections in 32 MB");
 
-#define C1M_SLOT_WORDS 8
-#define C1M_SLOT_GEN 0
-#define C1M_SLOT_FLAGS 1
-#define C1M_SLOT_OUT_LEN 2
 #define C1M_GEN_MASK 0xFFFFFu
 
 /* Slot flags. */
@@ -62,8 +65,15 @@ typedef struct c1m_slot {
 #define C1M_F_OUT_ARMED 0x4000u /* EPOLLOUT registered (from connect, or since out first held bytes) */
 #define C1M_F_SERVED 0x8000u   /* read into the current batch: one DATA record per connection per batch */
 
-/* Event records: C1M_EV_WORDS int32 each. */
-#define C1M_EV_WORDS 6
+/* Event record, written by native code; JS writes back only `c` of DATA records. The meaning
+ * of a, b and c depends on the kind (below). */
+typedef struct c1m_event {
+  int32_t kind; /* C1M_EV_* */
+  int32_t fd;
+  int32_t gen;
+  int32_t a, b, c;
+} c1m_event_t;
+
 enum {
   C1M_EV_OPEN = 1,    /* fd gen, a = listener fd (-1 outbound, -2 handed off) */
   C1M_EV_DATA = 2,    /* fd gen, a = offset, b = length, c = consumed (written back by JS) */
@@ -87,13 +97,18 @@ enum {
   C1M_R_SHUTDOWN = 9       /* destroyed by server shutdown */
 };
 
-/* Commands staged by JS in the send area: a 16-byte header, then payload padded to 8. */
+/* Commands staged by JS in the send area: a header, then the payload padded to C1M_CMD_ALIGN.
+ * A BROADCAST's payload starts with its ids, one c1m_id_t each. */
 typedef struct c1m_cmd {
   uint32_t op;  /* C1M_OP_* | C1M_OPF_* */
   int32_t fd;   /* target fd (BROADCAST: number of ids) */
   uint32_t gen; /* target gen */
   uint32_t len; /* payload bytes (DESTROY: reason, TIMEOUT: ms) */
 } c1m_cmd_t;
+typedef struct c1m_id {
+  uint32_t fd, gen;
+} c1m_id_t;
+#define C1M_CMD_ALIGN 8u
 
 enum {
   C1M_OP_WRITE = 1,
@@ -103,7 +118,7 @@ enum {
   C1M_OP_PAUSE = 5,
   C1M_OP_RESUME = 6,
   C1M_OP_TIMEOUT = 7,
-  C1M_OP_BROADCAST = 8 /* payload: fd count x (fd, gen) uint32 pairs, then len bytes */
+  C1M_OP_BROADCAST = 8 /* fd: number of ids; payload: the ids (c1m_id_t), then len bytes */
 };
 #define C1M_OP_MASK 0xFFu
 #define C1M_OPF_WANT_DRAIN 0x100u /* JS reported backpressure: emit a drain event */
@@ -139,9 +154,9 @@ typedef struct c1m_config {
 typedef struct c1m_reactor c1m_reactor_t;
 
 /* Create a reactor over caller-owned memory (slots: nslots * 32 bytes, zeroed; recv area;
- * event array of ev_cap records; send area; ctl: C1M_CTL_WORDS int32). Returns -errno. */
+ * event array of ev_cap records; send area (8-aligned); ctl: C1M_CTL_WORDS int32). Returns -errno. */
 int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots,
-                       uint8_t *recv, uint32_t recv_cap, int32_t *events, uint32_t ev_cap,
+                       uint8_t *recv, uint32_t recv_cap, c1m_event_t *events, uint32_t ev_cap,
                        uint8_t *send, uint32_t send_cap, int32_t *ctl);
 /* The fd to watch for readability (the epoll fd). */
 int c1m_reactor_fd(const c1m_reactor_t *r);

@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <node_api.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -23,6 +24,8 @@
 #include "c1m.h"
 
 #define NBUFS 5
+/* A struct field as an index into the area viewed as 32-bit words. */
+#define WORD(type, field) (offsetof(type, field) / 4)
 
 typedef struct addon_reactor {
   napi_env env;
@@ -244,7 +247,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (!a) return throw_errno(env, ENOMEM, "calloc");
   a->env = env;
   int rc = c1m_reactor_create(&a->r, &cfg, mem[0], mem[1], (uint32_t)len[1], mem[2],
-                              (uint32_t)(len[2] / (C1M_EV_WORDS * sizeof(int32_t))), mem[3], (uint32_t)len[3], mem[4]);
+                              (uint32_t)(len[2] / sizeof(c1m_event_t)), mem[3], (uint32_t)len[3], mem[4]);
   if (rc < 0) {
     free(a);
     return throw_errno(env, rc, "c1m_reactor_create");
@@ -489,6 +492,48 @@ static napi_value fd_info(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* layoutProbe(area, arrayBuffer) -> { field: value }: the struct at the start of the buffer as
+ * native code reads it, by C field name. For the layout test: JS writes each field through
+ * src/core/layout.ts and checks that C reads it back from the same field. */
+static napi_value layout_probe(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char area[16] = "";
+  size_t n = 0;
+  void *mem = NULL;
+  size_t len = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], area, sizeof area, &n) != napi_ok ||
+      get_buffer(env, argv[1], &mem, &len))
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "layoutProbe(area, ArrayBuffer)"), NULL;
+  CHECK(napi_create_object(env, &out));
+#define FIELD(p, f) napi_set_named_property(env, out, #f, num(env, (p)->f))
+  if (!strcmp(area, "slot") && len >= sizeof(c1m_slot_t)) {
+    const c1m_slot_t *p = mem;
+    FIELD(p, gen), FIELD(p, flags), FIELD(p, out_len), FIELD(p, deadline), FIELD(p, timeout_ticks), FIELD(p, in_len);
+  } else if (!strcmp(area, "event") && len >= sizeof(c1m_event_t)) {
+    const c1m_event_t *p = mem;
+    FIELD(p, kind), FIELD(p, fd), FIELD(p, gen), FIELD(p, a), FIELD(p, b), FIELD(p, c);
+  } else if (!strcmp(area, "cmd") && len >= sizeof(c1m_cmd_t)) {
+    const c1m_cmd_t *p = mem;
+    FIELD(p, op), FIELD(p, fd), FIELD(p, gen), FIELD(p, len);
+  } else if (!strcmp(area, "id") && len >= sizeof(c1m_id_t)) {
+    const c1m_id_t *p = mem;
+    FIELD(p, fd), FIELD(p, gen);
+  } else if (!strcmp(area, "ctl") && len >= C1M_CTL_WORDS * sizeof(int32_t)) {
+    const int32_t *p = mem;
+#define CTL(name, idx) napi_set_named_property(env, out, name, num(env, p[idx]))
+    CTL("send_used", C1M_CTL_SEND_USED), CTL("conns", C1M_CTL_CONNS), CTL("tick", C1M_CTL_TICK);
+    CTL("accept_pauses", C1M_CTL_ACCEPT_PAUSES), CTL("quiet_opens", C1M_CTL_QUIET_OPENS);
+    CTL("max_fd", C1M_CTL_MAX_FD);
+#undef CTL
+  } else {
+    return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "layoutProbe: unknown area or buffer too small"), NULL;
+  }
+#undef FIELD
+  return out;
+}
+
 static void set_const(napi_env env, napi_value obj, const char *name, double v) {
   napi_set_named_property(env, obj, name, num(env, v));
 }
@@ -508,20 +553,41 @@ NAPI_MODULE_INIT() {
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
+      {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   napi_value k;
   if (napi_create_object(env, &k) != napi_ok) return NULL;
+  /* Layout: sizes in bytes, fields as 32-bit word indexes (JS views every area as 32-bit words). */
   set_const(env, k, "SLOT_SIZE", sizeof(c1m_slot_t));
-  set_const(env, k, "SLOT_WORDS", C1M_SLOT_WORDS);
-  set_const(env, k, "SLOT_GEN", C1M_SLOT_GEN);
-  set_const(env, k, "SLOT_FLAGS", C1M_SLOT_FLAGS);
-  set_const(env, k, "SLOT_OUT_LEN", C1M_SLOT_OUT_LEN);
+  set_const(env, k, "SLOT_WORDS", sizeof(c1m_slot_t) / 4);
+  set_const(env, k, "SLOT_GEN", WORD(c1m_slot_t, gen));
+  set_const(env, k, "SLOT_FLAGS", WORD(c1m_slot_t, flags));
+  set_const(env, k, "SLOT_OUT_LEN", WORD(c1m_slot_t, out_len));
+  set_const(env, k, "SLOT_DEADLINE", WORD(c1m_slot_t, deadline));
+  set_const(env, k, "SLOT_TIMEOUT_TICKS", WORD(c1m_slot_t, timeout_ticks));
+  set_const(env, k, "SLOT_IN_LEN", WORD(c1m_slot_t, in_len));
+  set_const(env, k, "EV_SIZE", sizeof(c1m_event_t));
+  set_const(env, k, "EV_WORDS", sizeof(c1m_event_t) / 4);
+  set_const(env, k, "EV_KIND", WORD(c1m_event_t, kind));
+  set_const(env, k, "EV_FD", WORD(c1m_event_t, fd));
+  set_const(env, k, "EV_GEN", WORD(c1m_event_t, gen));
+  set_const(env, k, "EV_A", WORD(c1m_event_t, a));
+  set_const(env, k, "EV_B", WORD(c1m_event_t, b));
+  set_const(env, k, "EV_C", WORD(c1m_event_t, c));
+  set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
+  set_const(env, k, "CMD_OP", WORD(c1m_cmd_t, op));
+  set_const(env, k, "CMD_FD", WORD(c1m_cmd_t, fd));
+  set_const(env, k, "CMD_GEN", WORD(c1m_cmd_t, gen));
+  set_const(env, k, "CMD_LEN", WORD(c1m_cmd_t, len));
+  set_const(env, k, "CMD_ALIGN", C1M_CMD_ALIGN);
+  set_const(env, k, "ID_SIZE", sizeof(c1m_id_t));
+  set_const(env, k, "ID_FD", WORD(c1m_id_t, fd));
+  set_const(env, k, "ID_GEN", WORD(c1m_id_t, gen));
   set_const(env, k, "GEN_MASK", C1M_GEN_MASK);
   set_const(env, k, "F_OPEN", C1M_F_OPEN);
   set_const(env, k, "F_CONNECTING", C1M_F_CONNECTING);
   set_const(env, k, "F_CLOSING", C1M_F_CLOSING);
-  set_const(env, k, "EV_WORDS", C1M_EV_WORDS);
   set_const(env, k, "EV_OPEN", C1M_EV_OPEN);
   set_const(env, k, "EV_DATA", C1M_EV_DATA);
   set_const(env, k, "EV_DRAIN", C1M_EV_DRAIN);
@@ -538,7 +604,6 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "R_CONNECT_FAILED", C1M_R_CONNECT_FAILED);
   set_const(env, k, "R_HANDLER", C1M_R_HANDLER);
   set_const(env, k, "R_SHUTDOWN", C1M_R_SHUTDOWN);
-  set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
   set_const(env, k, "OP_WRITE", C1M_OP_WRITE);
   set_const(env, k, "OP_CLOSE", C1M_OP_CLOSE);
   set_const(env, k, "OP_DESTROY", C1M_OP_DESTROY);

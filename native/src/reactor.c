@@ -80,7 +80,7 @@ struct c1m_reactor {
   c1m_slot_t *slots;
   uint8_t *recv;
   uint32_t recv_cap, recv_used;
-  int32_t *ev;
+  c1m_event_t *ev;
   uint32_t ev_cap, nev;
   uint8_t *send;
   uint32_t send_cap;
@@ -90,7 +90,7 @@ struct c1m_reactor {
   listener_t listeners[MAX_LISTENERS];
   int nlisteners;
   /* events produced outside poll() */
-  int32_t *deferred;
+  c1m_event_t *deferred;
   uint32_t ndeferred, deferred_cap;
   /* fds handed to this reactor by an acceptor on another thread */
   pthread_mutex_t hq_lock;
@@ -132,15 +132,10 @@ static void registry_remove(c1m_reactor_t *r) {
 
 /* ---- events ---- */
 
-static int32_t *ev_push(c1m_reactor_t *r) {
-  int32_t *e = r->ev + (size_t)r->nev * C1M_EV_WORDS;
-  r->nev++;
-  return e;
-}
+static c1m_event_t *ev_push(c1m_reactor_t *r) { return &r->ev[r->nev++]; }
 
 static void emit(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, int32_t b) {
-  int32_t *e = ev_push(r);
-  e[0] = type, e[1] = fd, e[2] = (int32_t)gen, e[3] = a, e[4] = b, e[5] = 0;
+  *ev_push(r) = (c1m_event_t){.kind = type, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b};
 }
 
 /* Make the next epoll_wait return (through the eventfd), once until it is read back. */
@@ -157,7 +152,7 @@ static void wake(c1m_reactor_t *r) {
 static void defer(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, int32_t b) {
   if (r->ndeferred == r->deferred_cap) {
     uint32_t cap = r->deferred_cap ? r->deferred_cap * 2 : 256;
-    int32_t *d = realloc(r->deferred, (size_t)cap * C1M_EV_WORDS * sizeof(int32_t));
+    c1m_event_t *d = realloc(r->deferred, (size_t)cap * sizeof *d);
     if (!d) {
       fprintf(stderr, "c1m: out of memory queueing an event; event %d for fd %d lost\n", type, fd);
       return;
@@ -165,9 +160,7 @@ static void defer(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, i
     r->deferred = d;
     r->deferred_cap = cap;
   }
-  int32_t *e = r->deferred + (size_t)r->ndeferred * C1M_EV_WORDS;
-  e[0] = type, e[1] = fd, e[2] = (int32_t)gen, e[3] = a, e[4] = b, e[5] = 0;
-  r->ndeferred++;
+  r->deferred[r->ndeferred++] = (c1m_event_t){.kind = type, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b};
   wake(r);
 }
 
@@ -504,18 +497,18 @@ static void on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   uint32_t len = pend + (uint32_t)n;
   r->recv_used = (off + len + RECV_ALIGN - 1) & ~(uint32_t)(RECV_ALIGN - 1);
   if (s->timeout_ticks) s->deadline = r->tick + s->timeout_ticks;
-  int32_t *e = ev_push(r);
-  e[0] = C1M_EV_DATA, e[1] = fd, e[2] = (int32_t)s->gen, e[3] = (int32_t)off, e[4] = (int32_t)len;
-  e[5] = (int32_t)len;
+  /* c = consumed: all of it unless JS writes back fewer */
+  *ev_push(r) = (c1m_event_t){.kind = C1M_EV_DATA, .fd = fd, .gen = (int32_t)s->gen, .a = (int32_t)off,
+                              .b = (int32_t)len, .c = (int32_t)len};
   s->flags |= C1M_F_SERVED;
 }
 
 /* Keep the bytes JS did not consume from a DATA record. */
-static void keep_unconsumed(c1m_reactor_t *r, const int32_t *e) {
-  int fd = e[1];
+static void keep_unconsumed(c1m_reactor_t *r, const c1m_event_t *e) {
+  int fd = e->fd;
   c1m_slot_t *s = &r->slots[fd];
-  uint32_t len = (uint32_t)e[4], used = (uint32_t)e[5];
-  if (used >= len || s->gen != (uint32_t)e[2] || !(s->flags & C1M_F_OPEN)) return;
+  uint32_t len = (uint32_t)e->b, used = (uint32_t)e->c;
+  if (used >= len || s->gen != (uint32_t)e->gen || !(s->flags & C1M_F_OPEN)) return;
   uint32_t rest = len - used;
   if (rest > r->cfg.max_in) {
     conn_close(r, fd, C1M_R_INBOUND_LIMIT, 0, 0);
@@ -528,7 +521,7 @@ static void keep_unconsumed(c1m_reactor_t *r, const int32_t *e) {
     conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
     return;
   }
-  memcpy(p, r->recv + e[3] + used, rest);
+  memcpy(p, r->recv + e->a + used, rest);
   b->in = p;
   b->in_cap = rest;
   s->in_len = rest;
@@ -761,9 +754,8 @@ static int poll_once(c1m_reactor_t *r) {
   /* deferred events first: they happened before anything this poll finds */
   uint32_t nd = r->ndeferred < r->ev_cap / 2 ? r->ndeferred : r->ev_cap / 2;
   if (nd) {
-    memcpy(r->ev, r->deferred, (size_t)nd * C1M_EV_WORDS * sizeof(int32_t));
-    memmove(r->deferred, r->deferred + (size_t)nd * C1M_EV_WORDS,
-            (size_t)(r->ndeferred - nd) * C1M_EV_WORDS * sizeof(int32_t));
+    memcpy(r->ev, r->deferred, (size_t)nd * sizeof *r->ev);
+    memmove(r->deferred, r->deferred + nd, (size_t)(r->ndeferred - nd) * sizeof *r->deferred);
     r->ndeferred -= nd;
     r->nev = nd;
   }
@@ -820,7 +812,7 @@ static c1m_slot_t *live(c1m_reactor_t *r, int fd, uint32_t gen) {
   return s;
 }
 
-static inline uint32_t pad8(uint32_t n) { return (n + 7u) & ~7u; }
+static inline uint32_t pad8(uint32_t n) { return (n + C1M_CMD_ALIGN - 1) & ~(C1M_CMD_ALIGN - 1); }
 
 static int writable_state(const c1m_slot_t *s) {
   return !(s->flags & (C1M_F_CLOSING | C1M_F_SHUT_PEND | C1M_F_SHUT_DONE));
@@ -849,13 +841,13 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
     memcpy(&c, r->send + pos, sizeof c);
     uint32_t op = c.op & C1M_OP_MASK;
     if (op == C1M_OP_BROADCAST) {
-      uint32_t ids = (uint32_t)c.fd * 8u;
+      uint32_t ids = (uint32_t)c.fd * (uint32_t)sizeof(c1m_id_t);
       uint32_t body = pos + sizeof c;
       if (body + ids + c.len > used) break;
-      const uint32_t *pairs = (const uint32_t *)(r->send + body);
+      const c1m_id_t *id = (const c1m_id_t *)(r->send + body);
       for (int32_t i = 0; i < c.fd; i++) {
-        int fd = (int)pairs[2 * i];
-        c1m_slot_t *s = live(r, fd, pairs[2 * i + 1]);
+        int fd = (int)id[i].fd;
+        c1m_slot_t *s = live(r, fd, id[i].gen);
         if (!s || !writable_state(s)) continue;
         iov[0].iov_base = r->send + body + ids;
         iov[0].iov_len = c.len;
@@ -933,10 +925,10 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
 void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev) {
   if (nev > r->nev) nev = r->nev;
   for (uint32_t i = 0; i < nev; i++) {
-    const int32_t *e = r->ev + (size_t)i * C1M_EV_WORDS;
-    if (e[0] != C1M_EV_DATA) continue;
-    r->slots[e[1]].flags &= ~C1M_F_SERVED; /* the batch is over: it may be read again */
-    if (e[5] != e[4]) keep_unconsumed(r, e);
+    const c1m_event_t *e = &r->ev[i];
+    if (e->kind != C1M_EV_DATA) continue;
+    r->slots[e->fd].flags &= ~C1M_F_SERVED; /* the batch is over: it may be read again */
+    if (e->c != e->b) keep_unconsumed(r, e);
   }
   c1m_reactor_flush(r);
 }
@@ -1038,7 +1030,7 @@ int c1m_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockad
 /* ---- lifecycle ---- */
 
 int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots, uint8_t *recv,
-                       uint32_t recv_cap, int32_t *events, uint32_t ev_cap, uint8_t *send, uint32_t send_cap,
+                       uint32_t recv_cap, c1m_event_t *events, uint32_t ev_cap, uint8_t *send, uint32_t send_cap,
                        int32_t *ctl) {
   if (ev_cap < 8 || recv_cap < cfg->max_in + 4096 || cfg->tick_ms == 0 || cfg->nslots == 0) return -EINVAL;
   c1m_reactor_t *r = calloc(1, sizeof *r);
