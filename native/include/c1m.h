@@ -207,4 +207,8 @@ int c1m_sys_close(int fd);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
 
+/* ---- errname.c ---- */
+/* The symbolic name of a positive or negative Linux errno ("ECONNRESET"), NULL if none. */
+const char *c1m_errname(int err);
+
 #endif

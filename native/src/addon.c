@@ -59,19 +59,9 @@ static napi_value throw_last(napi_env env) {
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   if (err < 0) err = -err;
   char msg[160];
-  const char *name = NULL;
-  switch (err) { /* the common ones; JS maps any errno by number too */
-  case EADDRINUSE: name = "EADDRINUSE"; break;
-  case EADDRNOTAVAIL: name = "EADDRNOTAVAIL"; break;
-  case EACCES: name = "EACCES"; break;
-  case EMFILE: name = "EMFILE"; break;
-  case ENFILE: name = "ENFILE"; break;
-  case EINVAL: name = "EINVAL"; break;
-  case ENOMEM: name = "ENOMEM"; break;
-  case ENOSPC: name = "ENOSPC"; break;
-  case EBADF: name = "EBADF"; break;
-  default: name = "EUNKNOWN";
-  }
+  const char *name = c1m_errname(err);
+  char unknown[16];
+  if (!name) snprintf(unknown, sizeof unknown, "E%d", err), name = unknown;
   snprintf(msg, sizeof msg, "%s %s (%s)", syscall, name, strerror(err));
   napi_value m, e, v;
   if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok) return NULL;
@@ -534,6 +524,20 @@ static napi_value layout_probe(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* errname(errno) -> "ECONNRESET" | undefined: the name of a positive or negative errno. */
+static napi_value errname(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t err = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &err) != napi_ok)
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "errname(errno)"), NULL;
+  const char *name = c1m_errname(err);
+  if (name) CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &out));
+  else CHECK(napi_get_undefined(env, &out));
+  return out;
+}
+
 static void set_const(napi_env env, napi_value obj, const char *name, double v) {
   napi_set_named_property(env, obj, name, num(env, v));
 }
@@ -553,6 +557,7 @@ NAPI_MODULE_INIT() {
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
+      {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
       {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;

@@ -58,6 +58,8 @@ export interface Binding {
   id(h: NativeHandle): number;
   raiseNofile(): [number, number];
   fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
+  /** The name of a positive or negative errno (every Linux errno), undefined for none. */
+  errname(errno: number): string | undefined;
   /** For the layout test: the struct at the start of `mem` as native code reads it, by C field name. */
   layoutProbe(area: 'slot' | 'event' | 'cmd' | 'id' | 'ctl', mem: ArrayBuffer): Record<string, number>;
 }
