@@ -81,7 +81,24 @@ enum {
   C1M_EV_END = 4,     /* fd gen: peer sent FIN */
   C1M_EV_TIMEOUT = 5, /* fd gen */
   C1M_EV_CLOSE = 6,   /* fd gen, a = C1M_R_*, b = -errno or 0 */
-  C1M_EV_ACCEPT_ERROR = 7 /* fd = listener fd, a = -errno, b = 1 if accepting paused */
+  C1M_EV_ACCEPT_ERROR = 7, /* fd = listener fd, a = -errno, b = 1 if accepting paused */
+  C1M_EV_ERROR = 8 /* a reactor-level failure that closed nothing: fd = the fd concerned or -1,
+                      gen = its gen or 0, a = C1M_E_*, b = -errno, c = detail (below) */
+};
+
+/* What failed, for C1M_EV_ERROR. Library code never prints: every failure that is not a
+ * connection's own (those close it with C1M_R_ERROR) is counted in C1M_CTL_ERRORS and reported
+ * as an ERROR record in the next batch. */
+enum {
+  C1M_E_WAKE = 1,       /* eventfd write (waking the reactor): a poll may come late */
+  C1M_E_WAKE_READ = 2,  /* eventfd read */
+  C1M_E_TIMER_READ = 3, /* timerfd read: a tick is late */
+  C1M_E_POLL = 4,       /* epoll_wait */
+  C1M_E_CLOSE = 5,      /* close() of fd reported an error (Linux released the fd anyway) */
+  C1M_E_EVENT_LOST = 6, /* out of memory queueing an event for the next batch: c = its kind, lost */
+  C1M_E_READY_LOST = 7, /* out of memory queueing fd for reading: it is read at its next edge */
+  C1M_E_COMMAND = 8,    /* unknown command in the send area, skipped: c = its op */
+  C1M_E_TIMERS = 9      /* out of memory for the timer wheel: fd's timeout is not armed */
 };
 
 /* Close reasons. */
@@ -131,6 +148,9 @@ enum {
   C1M_CTL_ACCEPT_PAUSES = 3,
   C1M_CTL_QUIET_OPENS = 4, /* accepted connections registered without an OPEN record (wraps) */
   C1M_CTL_MAX_FD = 5,      /* highest fd a connection of this reactor has had */
+  C1M_CTL_ERRORS = 6,      /* reactor-level errors (C1M_EV_ERROR) so far (wraps) */
+  C1M_CTL_ERRORS_LOST = 7, /* of those, reported by this count only: more arose between two polls
+                              than the error queue holds */
   C1M_CTL_WORDS = 8
 };
 
@@ -204,6 +224,14 @@ ssize_t c1m_sys_writev(int fd, const struct iovec *iov, int iovcnt);
 int c1m_sys_accept(int lfd, struct sockaddr_storage *peer);
 int c1m_sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int c1m_sys_close(int fd);
+/* Add 1 to an eventfd's counter (a saturated counter counts as done: a wake-up is pending). */
+int c1m_sys_eventfd_write(int fd);
+/* Read and reset an eventfd's or timerfd's counter: the count (capped at INT32_MAX) or -errno
+ * (-EAGAIN when it is zero). */
+int c1m_sys_counter_read(int fd);
+struct epoll_event;
+/* epoll_wait without blocking: the number of events, 0 on EINTR, or -errno. */
+int c1m_sys_epoll_wait(int epfd, struct epoll_event *evs, int max);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
 

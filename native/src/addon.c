@@ -515,7 +515,7 @@ static napi_value layout_probe(napi_env env, napi_callback_info info) {
 #define CTL(name, idx) napi_set_named_property(env, out, name, num(env, p[idx]))
     CTL("send_used", C1M_CTL_SEND_USED), CTL("conns", C1M_CTL_CONNS), CTL("tick", C1M_CTL_TICK);
     CTL("accept_pauses", C1M_CTL_ACCEPT_PAUSES), CTL("quiet_opens", C1M_CTL_QUIET_OPENS);
-    CTL("max_fd", C1M_CTL_MAX_FD);
+    CTL("max_fd", C1M_CTL_MAX_FD), CTL("errors", C1M_CTL_ERRORS), CTL("errors_lost", C1M_CTL_ERRORS_LOST);
 #undef CTL
   } else {
     return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "layoutProbe: unknown area or buffer too small"), NULL;
@@ -600,6 +600,16 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "EV_TIMEOUT", C1M_EV_TIMEOUT);
   set_const(env, k, "EV_CLOSE", C1M_EV_CLOSE);
   set_const(env, k, "EV_ACCEPT_ERROR", C1M_EV_ACCEPT_ERROR);
+  set_const(env, k, "EV_ERROR", C1M_EV_ERROR);
+  set_const(env, k, "E_WAKE", C1M_E_WAKE);
+  set_const(env, k, "E_WAKE_READ", C1M_E_WAKE_READ);
+  set_const(env, k, "E_TIMER_READ", C1M_E_TIMER_READ);
+  set_const(env, k, "E_POLL", C1M_E_POLL);
+  set_const(env, k, "E_CLOSE", C1M_E_CLOSE);
+  set_const(env, k, "E_EVENT_LOST", C1M_E_EVENT_LOST);
+  set_const(env, k, "E_READY_LOST", C1M_E_READY_LOST);
+  set_const(env, k, "E_COMMAND", C1M_E_COMMAND);
+  set_const(env, k, "E_TIMERS", C1M_E_TIMERS);
   set_const(env, k, "R_END", C1M_R_END);
   set_const(env, k, "R_LOCAL", C1M_R_LOCAL);
   set_const(env, k, "R_ERROR", C1M_R_ERROR);
@@ -624,6 +634,8 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "CTL_ACCEPT_PAUSES", C1M_CTL_ACCEPT_PAUSES);
   set_const(env, k, "CTL_QUIET_OPENS", C1M_CTL_QUIET_OPENS);
   set_const(env, k, "CTL_MAX_FD", C1M_CTL_MAX_FD);
+  set_const(env, k, "CTL_ERRORS", C1M_CTL_ERRORS);
+  set_const(env, k, "CTL_ERRORS_LOST", C1M_CTL_ERRORS_LOST);
   set_const(env, k, "CTL_WORDS", C1M_CTL_WORDS);
   set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
   set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);

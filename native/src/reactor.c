@@ -29,7 +29,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -50,6 +49,7 @@
 #define IOV_MAX_GATHER 64
 #define RECV_ALIGN 8
 #define BACKOFF_MAX_MS 2000
+#define ERROR_QUEUE 16
 /* epoll data: fd in the low word, gen (or a tag) in the high word. */
 #define TAG_EVENTFD 0xFFFFFFF0u
 #define TAG_TIMERFD 0xFFFFFFF1u
@@ -103,6 +103,9 @@ struct c1m_reactor {
   struct epoll_event carry[POLL_EVENTS];
   uint32_t ncarry;
   int wake_pending; /* our own eventfd write not yet read back */
+  /* reactor-level errors for the next batch (C1M_EV_ERROR) */
+  c1m_event_t errs[ERROR_QUEUE];
+  uint32_t nerrs;
 };
 
 /* ---- registry: reactors by id, for hand-off across threads ---- */
@@ -138,14 +141,27 @@ static void emit(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, in
   *ev_push(r) = (c1m_event_t){.kind = type, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b};
 }
 
+static void report(c1m_reactor_t *r, int what, int fd, int err, int32_t detail);
+
 /* Make the next epoll_wait return (through the eventfd), once until it is read back. */
 static void wake(c1m_reactor_t *r) {
   if (r->wake_pending) return;
-  uint64_t one = 1;
-  if (write(r->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-    fprintf(stderr, "c1m: eventfd write failed: %s\n", strerror(errno));
-  else
-    r->wake_pending = 1;
+  int rc = c1m_sys_eventfd_write(r->evfd);
+  if (rc < 0) report(r, C1M_E_WAKE, r->evfd, rc, 0);
+  else r->wake_pending = 1;
+}
+
+/* A reactor-level failure (see C1M_E_*): counted, and reported as an ERROR record at the start
+ * of the next batch; only by the count when the queue is full. */
+static void report(c1m_reactor_t *r, int what, int fd, int err, int32_t detail) {
+  r->ctl[C1M_CTL_ERRORS]++;
+  if (r->nerrs == ERROR_QUEUE) {
+    r->ctl[C1M_CTL_ERRORS_LOST]++;
+    return;
+  }
+  uint32_t gen = fd >= 0 && (uint32_t)fd < r->cfg.nslots ? r->slots[fd].gen : 0;
+  r->errs[r->nerrs++] = (c1m_event_t){.kind = C1M_EV_ERROR, .fd = fd, .gen = (int32_t)gen, .a = what, .b = err, .c = detail};
+  if (what != C1M_E_WAKE) wake(r);
 }
 
 /* Queue an event for the next batch and wake the reactor. */
@@ -154,7 +170,7 @@ static void defer(c1m_reactor_t *r, int type, int fd, uint32_t gen, int32_t a, i
     uint32_t cap = r->deferred_cap ? r->deferred_cap * 2 : 256;
     c1m_event_t *d = realloc(r->deferred, (size_t)cap * sizeof *d);
     if (!d) {
-      fprintf(stderr, "c1m: out of memory queueing an event; event %d for fd %d lost\n", type, fd);
+      report(r, C1M_E_EVENT_LOST, fd, -ENOMEM, type);
       return;
     }
     r->deferred = d;
@@ -201,7 +217,7 @@ static void ready_push(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
     uint64_t *q = realloc(r->ready, (size_t)cap * sizeof *q);
     if (!q) {
       /* Served at its next edge instead (more bytes, FIN or reset from the peer). */
-      fprintf(stderr, "c1m: out of memory queueing fd %d for reading\n", fd);
+      report(r, C1M_E_READY_LOST, fd, -ENOMEM, 0);
       return;
     }
     r->ready = q;
@@ -241,7 +257,7 @@ static void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_pol
   s->flags = 0;
   s->gen = (gen + 1) & C1M_GEN_MASK;
   int rc = c1m_sys_close(fd);
-  if (rc < 0) fprintf(stderr, "c1m: close(%d): %s\n", fd, strerror(-rc));
+  if (rc < 0) report(r, C1M_E_CLOSE, fd, rc, 0);
   __atomic_sub_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
   r->ctl[C1M_CTL_CONNS] = (int32_t)r->nconns;
   if (in_poll) emit(r, C1M_EV_CLOSE, fd, gen, reason, err);
@@ -566,10 +582,9 @@ static int handoff(int target, int fd) {
       rc = -ENOMEM;
     }
     pthread_mutex_unlock(&t->hq_lock);
-    if (rc == 0) {
-      uint64_t one = 1;
-      if (write(t->evfd, &one, sizeof one) < 0 && errno != EAGAIN) rc = 0; /* counter saturated: already awake */
-    }
+    /* A failed wake-up (never seen: only EAGAIN, a saturated counter, is plausible) leaves the
+     * fd queued until the target's next wake-up; the hand-off itself has succeeded. */
+    if (rc == 0) c1m_sys_eventfd_write(t->evfd);
   }
   pthread_mutex_unlock(&g_reg_lock);
   return rc;
@@ -646,9 +661,8 @@ static void on_acceptable(c1m_reactor_t *r, listener_t *l) {
 }
 
 static void drain_handoffs(c1m_reactor_t *r) {
-  uint64_t cnt;
-  if (read(r->evfd, &cnt, sizeof cnt) < 0 && errno != EAGAIN)
-    fprintf(stderr, "c1m: eventfd read failed: %s\n", strerror(errno));
+  int rc = c1m_sys_counter_read(r->evfd);
+  if (rc < 0 && rc != -EAGAIN) report(r, C1M_E_WAKE_READ, r->evfd, rc, 0);
   r->wake_pending = 0;
   pthread_mutex_lock(&r->hq_lock);
   uint32_t n = r->hq_len, taken = 0;
@@ -671,8 +685,11 @@ static void drain_handoffs(c1m_reactor_t *r) {
 /* ---- timers ---- */
 
 static void on_tick(c1m_reactor_t *r) {
-  uint64_t exp = 0;
-  if (read(r->tfd, &exp, sizeof exp) < 0) return;
+  int exp = c1m_sys_counter_read(r->tfd);
+  if (exp <= 0) { /* -EAGAIN: a spurious wake-up */
+    if (exp < 0 && exp != -EAGAIN) report(r, C1M_E_TIMER_READ, r->tfd, exp, 0);
+    return;
+  }
   r->tick += (uint32_t)exp;
   r->ctl[C1M_CTL_TICK] = (int32_t)r->tick;
   for (int i = 0; i < r->nlisteners; i++) {
@@ -751,13 +768,19 @@ static int dispatch(c1m_reactor_t *r, const struct epoll_event *evs, int n) {
 static int poll_once(c1m_reactor_t *r) {
   r->nev = 0;
   r->recv_used = 0;
+  /* reactor-level errors first: the queue is small, and the array always has room for it */
+  if (r->nerrs) {
+    memcpy(r->ev, r->errs, r->nerrs * sizeof r->errs[0]);
+    r->nev = r->nerrs;
+    r->nerrs = 0;
+  }
   /* deferred events first: they happened before anything this poll finds */
   uint32_t nd = r->ndeferred < r->ev_cap / 2 ? r->ndeferred : r->ev_cap / 2;
   if (nd) {
-    memcpy(r->ev, r->deferred, (size_t)nd * sizeof *r->ev);
+    memcpy(r->ev + r->nev, r->deferred, (size_t)nd * sizeof *r->ev);
     memmove(r->deferred, r->deferred + nd, (size_t)(r->ndeferred - nd) * sizeof *r->deferred);
     r->ndeferred -= nd;
-    r->nev = nd;
+    r->nev += nd;
   }
   /* then what the last poll harvested but had no room for */
   if (r->ncarry) {
@@ -782,9 +805,9 @@ static int poll_once(c1m_reactor_t *r) {
   int max = (int)((r->ev_cap - r->nev) / 2);
   if (max > POLL_EVENTS - (int)r->ncarry) max = POLL_EVENTS - (int)r->ncarry;
   if (max < 1) return (int)r->nev;
-  int n = epoll_wait(r->epfd, evs, max, 0);
+  int n = c1m_sys_epoll_wait(r->epfd, evs, max);
   if (n < 0) {
-    if (errno != EINTR) fprintf(stderr, "c1m: epoll_wait: %s\n", strerror(errno));
+    report(r, C1M_E_POLL, r->epfd, n, 0);
     return (int)r->nev;
   }
   int done = dispatch(r, evs, n);
@@ -799,7 +822,7 @@ int c1m_reactor_poll(c1m_reactor_t *r) {
   int n = poll_once(r);
   /* Work left for the next poll: wake again at once, not at the next tick. This runs after
    * epoll_wait, which may have consumed the eventfd's count in drain_handoffs(). */
-  if (r->ndeferred || r->ncarry || r->nready) wake(r);
+  if (r->ndeferred || r->ncarry || r->nready || r->nerrs) wake(r);
   return n;
 }
 
@@ -916,7 +939,7 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
       }
       break;
     default:
-      fprintf(stderr, "c1m: unknown command %u ignored\n", op);
+      report(r, C1M_E_COMMAND, c.fd, -EINVAL, (int32_t)op);
     }
   }
   r->ctl[C1M_CTL_SEND_USED] = 0;
@@ -933,7 +956,7 @@ void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev) {
   c1m_reactor_flush(r);
 }
 
-int c1m_reactor_pending(const c1m_reactor_t *r) { return r->ndeferred > 0; }
+int c1m_reactor_pending(const c1m_reactor_t *r) { return r->ndeferred > 0 || r->nerrs > 0; }
 
 /* ---- sockets ---- */
 
@@ -1032,7 +1055,7 @@ int c1m_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockad
 int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots, uint8_t *recv,
                        uint32_t recv_cap, c1m_event_t *events, uint32_t ev_cap, uint8_t *send, uint32_t send_cap,
                        int32_t *ctl) {
-  if (ev_cap < 8 || recv_cap < cfg->max_in + 4096 || cfg->tick_ms == 0 || cfg->nslots == 0) return -EINVAL;
+  if (ev_cap < 2 * ERROR_QUEUE || recv_cap < cfg->max_in + 4096 || cfg->tick_ms == 0 || cfg->nslots == 0) return -EINVAL;
   c1m_reactor_t *r = calloc(1, sizeof *r);
   if (!r) return -ENOMEM;
   r->cfg = *cfg;

@@ -55,6 +55,29 @@ int c1m_sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) 
   return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
+int c1m_sys_eventfd_write(int fd) {
+  uint64_t one = 1;
+  for (;;) {
+    if (write(fd, &one, sizeof one) >= 0) return 0;
+    if (errno == EAGAIN) return 0; /* the counter is saturated: a wake-up is pending anyway */
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_counter_read(int fd) {
+  uint64_t n = 0;
+  for (;;) {
+    if (read(fd, &n, sizeof n) >= 0) return n > INT32_MAX ? INT32_MAX : (int)n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_epoll_wait(int epfd, struct epoll_event *evs, int max) {
+  int n = epoll_wait(epfd, evs, max, 0);
+  /* timeout 0 never blocks: an EINTR is reported as no events, and the loop polls again */
+  return n >= 0 ? n : errno == EINTR ? 0 : -errno;
+}
+
 int c1m_sys_close(int fd) {
   /* Linux releases the fd even when close() reports EINTR: never retry. */
   return close(fd) < 0 && errno != EINTR ? -errno : 0;

@@ -13,7 +13,7 @@
 import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
 import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
-import { ctlBytes, layoutOf, type Layout } from '../core/layout.js';
+import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
@@ -675,6 +675,9 @@ export class NativeReactor implements Reactor {
             this.#report(err);
             break;
           }
+          case k.EV_ERROR:
+            this.#report(reactorError(k, ev[b + L.errorWhat]!, ev[b + L.errorErrno]!, fd, ev[b + L.errorDetail]!));
+            break;
         }
       }
     } finally {

@@ -17,6 +17,7 @@
  * into its own fields or into locals once per batch.
  */
 import type { NativeConstants } from './binding.js';
+import { systemError, type SystemError } from './errors.js';
 
 /** Word indexes and sizes of the shared areas. See `native/include/c1m.h` for each field's contract. */
 export interface Layout {
@@ -50,6 +51,10 @@ export interface Layout {
   /** ACCEPT_ERROR: -errno, and 1 when accepting is paused. */
   readonly acceptErrno: number;
   readonly acceptPaused: number;
+  /** ERROR (a reactor-level failure): what failed (`E_*`), -errno, and a detail (see c1m.h). */
+  readonly errorWhat: number;
+  readonly errorErrno: number;
+  readonly errorDetail: number;
 
   /** Command header in the send area: bytes, and the word of each field. */
   readonly cmdBytes: number;
@@ -73,6 +78,9 @@ export interface Layout {
   readonly ctlAcceptPauses: number;
   readonly ctlQuietOpens: number;
   readonly ctlMaxFd: number;
+  /** Reactor-level errors so far, and how many of them were reported by this count only. */
+  readonly ctlErrors: number;
+  readonly ctlErrorsLost: number;
 }
 
 /** Bytes of a control word (the control area is an `Int32Array`). */
@@ -104,6 +112,9 @@ export function layoutOf(k: NativeConstants): Layout {
     closeErrno: k.EV_B,
     acceptErrno: k.EV_A,
     acceptPaused: k.EV_B,
+    errorWhat: k.EV_A,
+    errorErrno: k.EV_B,
+    errorDetail: k.EV_C,
 
     cmdBytes: k.CMD_SIZE,
     cmdOp: k.CMD_OP,
@@ -123,10 +134,35 @@ export function layoutOf(k: NativeConstants): Layout {
     ctlAcceptPauses: k.CTL_ACCEPT_PAUSES,
     ctlQuietOpens: k.CTL_QUIET_OPENS,
     ctlMaxFd: k.CTL_MAX_FD,
+    ctlErrors: k.CTL_ERRORS,
+    ctlErrorsLost: k.CTL_ERRORS_LOST,
   });
 }
 
 /** Bytes of the control area. */
 export function ctlBytes(l: Layout): number {
   return l.ctlWords * WORD;
+}
+
+/**
+ * The error an ERROR record reports (a reactor-level failure that closed nothing): a system
+ * error named after what failed, with the fd concerned. See `C1M_E_*` in c1m.h.
+ */
+export function reactorError(k: NativeConstants, what: number, errno: number, fd: number, detail: number): SystemError {
+  let syscall = 'reactor';
+  let about = '';
+  switch (what) {
+    case k.E_WAKE: syscall = 'eventfd write'; about = 'a wake-up may come late'; break;
+    case k.E_WAKE_READ: syscall = 'eventfd read'; break;
+    case k.E_TIMER_READ: syscall = 'timerfd read'; about = 'a timer tick is late'; break;
+    case k.E_POLL: syscall = 'epoll_wait'; break;
+    case k.E_CLOSE: syscall = 'close'; about = 'the fd is released anyway'; break;
+    case k.E_EVENT_LOST: syscall = 'malloc'; about = `event of kind ${detail} lost`; break;
+    case k.E_READY_LOST: syscall = 'malloc'; about = 'read at its next readiness instead'; break;
+    case k.E_COMMAND: syscall = 'command'; about = `unknown command ${detail} skipped`; break;
+    case k.E_TIMERS: syscall = 'malloc'; about = 'timeout not armed'; break;
+  }
+  const err = systemError(errno, syscall);
+  err.message += ` (reactor-level${fd >= 0 ? `, fd ${fd}` : ''}${about ? `: ${about}` : ''})`;
+  return err;
 }

@@ -31,6 +31,9 @@ const FIELDS: Record<string, [Area, string]> = {
   closeErrno: ['event', 'b'],
   acceptErrno: ['event', 'a'],
   acceptPaused: ['event', 'b'],
+  errorWhat: ['event', 'a'],
+  errorErrno: ['event', 'b'],
+  errorDetail: ['event', 'c'],
   cmdOp: ['cmd', 'op'],
   cmdFd: ['cmd', 'fd'],
   cmdGen: ['cmd', 'gen'],
@@ -43,6 +46,8 @@ const FIELDS: Record<string, [Area, string]> = {
   ctlAcceptPauses: ['ctl', 'accept_pauses'],
   ctlQuietOpens: ['ctl', 'quiet_opens'],
   ctlMaxFd: ['ctl', 'max_fd'],
+  ctlErrors: ['ctl', 'errors'],
+  ctlErrorsLost: ['ctl', 'errors_lost'],
 };
 
 /** Sizes and derived values, checked by the size test rather than field by field. */
