@@ -232,6 +232,24 @@ int c1m_sys_counter_read(int fd);
 struct epoll_event;
 /* epoll_wait without blocking: the number of events, 0 on EINTR, or -errno. */
 int c1m_sys_epoll_wait(int epfd, struct epoll_event *evs, int max);
+int c1m_sys_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int c1m_sys_listen(int fd, int backlog);
+/* 0 when connected at once, -EINPROGRESS while connecting (also after EINTR), or -errno. */
+int c1m_sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/* getpeername (peer != 0) or getsockname into ss. */
+int c1m_sys_sockname(int fd, int peer, struct sockaddr_storage *ss, socklen_t *len);
+/* The socket's pending error (SO_ERROR) as -errno, 0 when none. */
+int c1m_sys_sock_error(int fd);
+/* SO_LINGER {1, 0}: close() then resets the connection instead of a FIN. */
+int c1m_sys_set_linger0(int fd);
+int c1m_sys_shutdown_wr(int fd);
+int c1m_sys_epoll_create(void);
+/* A non-blocking eventfd with counter 0. */
+int c1m_sys_eventfd(void);
+/* A non-blocking timerfd ticking every interval_ms (CLOCK_MONOTONIC). */
+int c1m_sys_timerfd(uint32_t interval_ms);
+/* For contract tests: O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (-1 when not a TCP socket). */
+int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
 

@@ -12,9 +12,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <node_api.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -325,9 +323,9 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
   int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
   if (fd < 0) return throw_errno(env, fd, "listen");
   struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
+  socklen_t blen;
   int bport = (int)port;
-  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+  if (c1m_sys_sockname(fd, 0, &bound, &blen) == 0)
     bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                               : ((struct sockaddr_in *)&bound)->sin_port);
   napi_value out;
@@ -465,18 +463,15 @@ static napi_value fd_info(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
-  int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
-  if (fl < 0 || fdfl < 0) {
+  int nonblock = 0, cloexec = 0, nd = 0;
+  if (c1m_sys_fd_info(fd, &nonblock, &cloexec, &nd) < 0) {
     napi_get_undefined(env, &out);
     return out;
   }
-  int nd = 0;
-  socklen_t l = sizeof nd;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nd, &l) < 0) nd = -1;
   CHECK(napi_create_object(env, &out));
-  napi_get_boolean(env, (fl & O_NONBLOCK) != 0, &v);
+  napi_get_boolean(env, nonblock, &v);
   napi_set_named_property(env, out, "nonblock", v);
-  napi_get_boolean(env, (fdfl & FD_CLOEXEC) != 0, &v);
+  napi_get_boolean(env, cloexec, &v);
   napi_set_named_property(env, out, "cloexec", v);
   napi_set_named_property(env, out, "nodelay", num(env, nd));
   return out;
