@@ -73,7 +73,9 @@ struct c1m_reactor {
   listener_t listeners[MAX_LISTENERS];
   int nlisteners;
   /* timer.c */
-  uint32_t ntimed; /* connections with a timeout */
+  uint32_t ntimed;              /* connections with a timeout */
+  struct c1m_wheel_link *wheel; /* NULL until the first timeout */
+  uint32_t swept;               /* the last tick whose bucket has been swept */
   /* events produced outside poll() */
   c1m_event_t *deferred;
   uint32_t ndeferred, deferred_cap;
