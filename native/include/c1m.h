@@ -11,10 +11,17 @@
  * Invariants:
  * - A slot is free when flags == 0. Its gen counts closes (mod C1M_GEN_MASK + 1), so an id
  *   (fd, gen) of a closed connection never matches the slot again until 2^20 reuses.
- * - Per idle connection: the slot only. in/out buffers exist only while they hold bytes.
- * - Every function returns >= 0 on success or -errno; nothing aborts on a runtime condition.
- * - Threading: a reactor is used by one thread. Only c1m_reactor_handoff() (fd hand-off from
- *   an acceptor on another thread) and the registry are shared, under a mutex.
+ * - Per idle connection: the slot only (plus 8 bytes of timer-wheel links when it has a
+ *   timeout). in/out buffers exist only while they hold bytes.
+ * - Every function returns >= 0 on success or -errno; nothing aborts on a runtime condition,
+ *   and nothing prints: failures reach JS as event records (C1M_EV_CLOSE, C1M_EV_ACCEPT_ERROR,
+ *   C1M_EV_ERROR) and counters (C1M_CTL_*).
+ * - Threading: a reactor is used by one thread. Only the fd hand-off from an acceptor on
+ *   another thread and the registry of reactors (native/src/handoff.c) are shared, under
+ *   mutexes; every function below is called on the reactor's own thread.
+ *
+ * Files: this header is the only public one; native/src/internal.h lists the implementation
+ * files and what each owns.
  */
 #ifndef C1M_H
 #define C1M_H
@@ -164,7 +171,7 @@ typedef struct c1m_config {
   uint32_t max_in;        /* unconsumed inbound bytes allowed per connection */
   uint32_t max_out;       /* unsent outbound bytes allowed per connection */
   uint32_t high_water;    /* out_len above which JS is told to wait for drain */
-  uint32_t tick_ms;       /* timer sweep resolution */
+  uint32_t tick_ms;       /* timer resolution: one tick of the timing wheel */
   uint32_t idle_ticks;    /* default idle timeout for new connections, 0 = none */
   int nodelay;            /* TCP_NODELAY on new connections (set before their first write) */
   uint32_t read_budget;   /* bytes read per connection per poll */
@@ -173,8 +180,9 @@ typedef struct c1m_config {
 
 typedef struct c1m_reactor c1m_reactor_t;
 
-/* Create a reactor over caller-owned memory (slots: nslots * 32 bytes, zeroed; recv area;
- * event array of ev_cap records; send area (8-aligned); ctl: C1M_CTL_WORDS int32). Returns -errno. */
+/* Create a reactor over caller-owned memory (slots: nslots * 32 bytes, zeroed; recv area of at
+ * least max_in + 4096 bytes; event array of ev_cap >= 32 records; send area (8-aligned); ctl:
+ * C1M_CTL_WORDS int32, zeroed). Returns 0 or -errno (-EINVAL for a bad config). */
 int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots,
                        uint8_t *recv, uint32_t recv_cap, c1m_event_t *events, uint32_t ev_cap,
                        uint8_t *send, uint32_t send_cap, int32_t *ctl);
@@ -182,15 +190,17 @@ int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t 
 int c1m_reactor_fd(const c1m_reactor_t *r);
 /* Registry id for hand-off targets (stable for the reactor's life). */
 int c1m_reactor_id(const c1m_reactor_t *r);
-/* Run one epoll_wait (timeout 0) and fill the event array. Returns the record count. */
+/* Fill the event array: queued reactor-level errors and deferred events first, then one
+ * epoll_wait (timeout 0) and what it reports (accepts, reads, writes, the tick's timeouts).
+ * Returns the record count (at most ev_cap). Never blocks. */
 int c1m_reactor_poll(c1m_reactor_t *r);
 /* Apply consumed counts of the last batch's DATA records, then the staged commands. Required
  * after every poll that returned records: until then their connections are not read again. */
 void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev);
 /* Apply staged commands (C1M_CTL_SEND_USED bytes) and reset the send area. */
 void c1m_reactor_flush(c1m_reactor_t *r);
-/* Events queued outside a poll (closes during flush, connect failures) wait for the next
- * poll; this says whether any are waiting (the reactor wakes itself for them). */
+/* Events queued outside a poll (closes during flush, connect failures, reactor-level errors)
+ * wait for the next poll; this says whether any are waiting (the reactor wakes itself for them). */
 int c1m_reactor_pending(const c1m_reactor_t *r);
 /* Close every socket, unregister, free native memory. Caller memory is not touched after. */
 void c1m_reactor_destroy(c1m_reactor_t *r);
