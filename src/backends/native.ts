@@ -304,7 +304,7 @@ export class NativeReactor implements Reactor {
 
   buffered(fd: number, gen: number): number {
     if (!this.#alive(fd, gen)) return 0;
-    return this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + this.#staged[fd]!;
+    return this.#slots[fd * this.#slotWords + this.#slotOutLen]! + this.#staged[fd]!;
   }
 
   sockname(fd: number, gen: number, peer: boolean): [string, number] | undefined {
