@@ -6,7 +6,8 @@
 import { loadBinding, type Binding, type NativeHandle } from '../../src/core/binding.js';
 import { ctlBytes, layoutOf, type Layout } from '../../src/core/layout.js';
 
-/** One event record, decoded. `at`: when JS saw it (performance.now()). */
+/** One event record, decoded, with what JS saw when its batch arrived: the reactor's tick and
+ *  the deadline word of the record's slot (meaningful while the slot has a timeout). */
 export interface EventRecord {
   kind: number;
   fd: number;
@@ -14,7 +15,8 @@ export interface EventRecord {
   a: number;
   b: number;
   c: number;
-  at: number;
+  tick: number;
+  deadline: number;
 }
 
 export interface RawOptions {
@@ -57,10 +59,11 @@ export class RawReactor {
   }
 
   #onBatch(n: number): void {
-    const L = this.L, ev = this.#ev, at = performance.now();
+    const L = this.L, ev = this.#ev, tick = this.ctl[L.ctlTick]!;
     for (let i = 0; i < n; i++) {
-      const w = i * L.evWords;
-      this.records.push({ kind: ev[w + L.evKind]!, fd: ev[w + L.evFd]!, gen: ev[w + L.evGen]!, a: ev[w + L.dataOffset]!, b: ev[w + L.dataLength]!, c: ev[w + L.dataConsumed]!, at });
+      const w = i * L.evWords, fd = ev[w + L.evFd]!;
+      const deadline = fd >= 0 && fd * L.slotWords < this.slots.length ? this.slots[fd * L.slotWords + L.slotDeadline]! : 0;
+      this.records.push({ kind: ev[w + L.evKind]!, fd, gen: ev[w + L.evGen]!, a: ev[w + L.dataOffset]!, b: ev[w + L.dataLength]!, c: ev[w + L.dataConsumed]!, tick, deadline });
     }
   }
 
