@@ -2,7 +2,11 @@
   "targets": [
     {
       "target_name": "c1m",
-      "sources": ["native/src/addon.c", "native/src/reactor.c", "native/src/sys.c"],
+      "sources": [
+        "native/src/addon.c", "native/src/loop.c", "native/src/conn.c", "native/src/commands.c",
+        "native/src/listener.c", "native/src/handoff.c", "native/src/timer.c", "native/src/sys.c",
+        "native/src/errname.c"
+      ],
       "include_dirs": ["native/include"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],
       "cflags!": ["-fno-exceptions"],

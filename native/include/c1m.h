@@ -11,10 +11,17 @@
  * Invariants:
  * - A slot is free when flags == 0. Its gen counts closes (mod C1M_GEN_MASK + 1), so an id
  *   (fd, gen) of a closed connection never matches the slot again until 2^20 reuses.
- * - Per idle connection: the slot only. in/out buffers exist only while they hold bytes.
- * - Every function returns >= 0 on success or -errno; nothing aborts on a runtime condition.
- * - Threading: a reactor is used by one thread. Only c1m_reactor_handoff() (fd hand-off from
- *   an acceptor on another thread) and the registry are shared, under a mutex.
+ * - Per idle connection: the slot only (plus 8 bytes of timer-wheel links when it has a
+ *   timeout). in/out buffers exist only while they hold bytes.
+ * - Every function returns >= 0 on success or -errno; nothing aborts on a runtime condition,
+ *   and nothing prints: failures reach JS as event records (C1M_EV_CLOSE, C1M_EV_ACCEPT_ERROR,
+ *   C1M_EV_ERROR) and counters (C1M_CTL_*).
+ * - Threading: a reactor is used by one thread. Only the fd hand-off from an acceptor on
+ *   another thread and the registry of reactors (native/src/handoff.c) are shared, under
+ *   mutexes; every function below is called on the reactor's own thread.
+ *
+ * Files: this header is the only public one; native/src/internal.h lists the implementation
+ * files and what each owns.
  */
 #ifndef C1M_H
 #define C1M_H
@@ -24,24 +31,27 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
-/* ---- layout shared with JS (exported by the addon as constants, never hard-coded in JS) ---- */
+/* ---- layout shared with JS ----
+ * JS never writes these numbers again: addon.c exports every offset and size below, computed
+ * with offsetof/sizeof from these structs (as 32-bit word indexes, since JS views each area as
+ * an Int32Array/Uint32Array), and the enums' values; src/core/layout.ts builds the JS half
+ * from them, and test/native/layout.test.ts checks each field by writing it from JS and reading
+ * it back here. */
 
-/* Slot: 32 bytes, viewed from JS as 8 uint32 words. */
+/* Slot: 32 bytes (a million connections: 32 MB), viewed from JS as 32-bit words. JS reads gen,
+ * flags and out_len; the others are native-only but exported too. */
 typedef struct c1m_buf c1m_buf_t;
 typedef struct c1m_slot {
-  uint32_t gen;           /* word 0: generation of the current/last connection on this fd */
-  uint32_t flags;         /* word 1: C1M_F_* */
-  uint32_t out_len;       /* word 2: unsent outbound bytes held natively (read by JS) */
-  uint32_t deadline;      /* word 3: idle deadline in ticks, 0 = none */
-  uint32_t timeout_ticks; /* word 4: idle timeout in ticks, 0 = none */
-  uint32_t in_len;        /* word 5: unconsumed inbound bytes held natively */
-  c1m_buf_t *bufs;        /* words 6-7: in/out buffers, NULL while both are empty */
+  uint32_t gen;           /* generation of the current/last connection on this fd */
+  uint32_t flags;         /* C1M_F_* */
+  uint32_t out_len;       /* unsent outbound bytes held natively (read by JS) */
+  uint32_t deadline;      /* idle deadline in ticks (meaningful while timeout_ticks != 0) */
+  uint32_t timeout_ticks; /* idle timeout in ticks, 0 = none */
+  uint32_t in_len;        /* unconsumed inbound bytes held natively */
+  c1m_buf_t *bufs;        /* in/out buffers, NULL while both are empty */
 } c1m_slot_t;
+_Static_assert(sizeof(c1m_slot_t) == 32, "a slot is 32 bytes: one million connections in 32 MB");
 
-#define C1M_SLOT_WORDS 8
-#define C1M_SLOT_GEN 0
-#define C1M_SLOT_FLAGS 1
-#define C1M_SLOT_OUT_LEN 2
 #define C1M_GEN_MASK 0xFFFFFu
 
 /* Slot flags. */
@@ -62,8 +72,15 @@ typedef struct c1m_slot {
 #define C1M_F_OUT_ARMED 0x4000u /* EPOLLOUT registered (from connect, or since out first held bytes) */
 #define C1M_F_SERVED 0x8000u   /* read into the current batch: one DATA record per connection per batch */
 
-/* Event records: C1M_EV_WORDS int32 each. */
-#define C1M_EV_WORDS 6
+/* Event record, written by native code; JS writes back only `c` of DATA records. The meaning
+ * of a, b and c depends on the kind (below). */
+typedef struct c1m_event {
+  int32_t kind; /* C1M_EV_* */
+  int32_t fd;
+  int32_t gen;
+  int32_t a, b, c;
+} c1m_event_t;
+
 enum {
   C1M_EV_OPEN = 1,    /* fd gen, a = listener fd (-1 outbound, -2 handed off) */
   C1M_EV_DATA = 2,    /* fd gen, a = offset, b = length, c = consumed (written back by JS) */
@@ -71,7 +88,24 @@ enum {
   C1M_EV_END = 4,     /* fd gen: peer sent FIN */
   C1M_EV_TIMEOUT = 5, /* fd gen */
   C1M_EV_CLOSE = 6,   /* fd gen, a = C1M_R_*, b = -errno or 0 */
-  C1M_EV_ACCEPT_ERROR = 7 /* fd = listener fd, a = -errno, b = 1 if accepting paused */
+  C1M_EV_ACCEPT_ERROR = 7, /* fd = listener fd, a = -errno, b = 1 if accepting paused */
+  C1M_EV_ERROR = 8 /* a reactor-level failure that closed nothing: fd = the fd concerned or -1,
+                      gen = its gen or 0, a = C1M_E_*, b = -errno, c = detail (below) */
+};
+
+/* What failed, for C1M_EV_ERROR. Library code never prints: every failure that is not a
+ * connection's own (those close it with C1M_R_ERROR) is counted in C1M_CTL_ERRORS and reported
+ * as an ERROR record in the next batch. */
+enum {
+  C1M_E_WAKE = 1,       /* eventfd write (waking the reactor): a poll may come late */
+  C1M_E_WAKE_READ = 2,  /* eventfd read */
+  C1M_E_TIMER_READ = 3, /* timerfd read: a tick is late */
+  C1M_E_POLL = 4,       /* epoll_wait */
+  C1M_E_CLOSE = 5,      /* close() of fd reported an error (Linux released the fd anyway) */
+  C1M_E_EVENT_LOST = 6, /* out of memory queueing an event for the next batch: c = its kind, lost */
+  C1M_E_READY_LOST = 7, /* out of memory queueing fd for reading: it is read at its next edge */
+  C1M_E_COMMAND = 8,    /* unknown command in the send area, skipped: c = its op */
+  C1M_E_TIMERS = 9      /* out of memory for the timer wheel: fd's timeout is not armed */
 };
 
 /* Close reasons. */
@@ -87,13 +121,18 @@ enum {
   C1M_R_SHUTDOWN = 9       /* destroyed by server shutdown */
 };
 
-/* Commands staged by JS in the send area: a 16-byte header, then payload padded to 8. */
+/* Commands staged by JS in the send area: a header, then the payload padded to C1M_CMD_ALIGN.
+ * A BROADCAST's payload starts with its ids, one c1m_id_t each. */
 typedef struct c1m_cmd {
   uint32_t op;  /* C1M_OP_* | C1M_OPF_* */
   int32_t fd;   /* target fd (BROADCAST: number of ids) */
   uint32_t gen; /* target gen */
   uint32_t len; /* payload bytes (DESTROY: reason, TIMEOUT: ms) */
 } c1m_cmd_t;
+typedef struct c1m_id {
+  uint32_t fd, gen;
+} c1m_id_t;
+#define C1M_CMD_ALIGN 8u
 
 enum {
   C1M_OP_WRITE = 1,
@@ -103,7 +142,7 @@ enum {
   C1M_OP_PAUSE = 5,
   C1M_OP_RESUME = 6,
   C1M_OP_TIMEOUT = 7,
-  C1M_OP_BROADCAST = 8 /* payload: fd count x (fd, gen) uint32 pairs, then len bytes */
+  C1M_OP_BROADCAST = 8 /* fd: number of ids; payload: the ids (c1m_id_t), then len bytes */
 };
 #define C1M_OP_MASK 0xFFu
 #define C1M_OPF_WANT_DRAIN 0x100u /* JS reported backpressure: emit a drain event */
@@ -116,6 +155,9 @@ enum {
   C1M_CTL_ACCEPT_PAUSES = 3,
   C1M_CTL_QUIET_OPENS = 4, /* accepted connections registered without an OPEN record (wraps) */
   C1M_CTL_MAX_FD = 5,      /* highest fd a connection of this reactor has had */
+  C1M_CTL_ERRORS = 6,      /* reactor-level errors (C1M_EV_ERROR) so far (wraps) */
+  C1M_CTL_ERRORS_LOST = 7, /* of those, reported by this count only: more arose between two polls
+                              than the error queue holds */
   C1M_CTL_WORDS = 8
 };
 
@@ -129,7 +171,7 @@ typedef struct c1m_config {
   uint32_t max_in;        /* unconsumed inbound bytes allowed per connection */
   uint32_t max_out;       /* unsent outbound bytes allowed per connection */
   uint32_t high_water;    /* out_len above which JS is told to wait for drain */
-  uint32_t tick_ms;       /* timer sweep resolution */
+  uint32_t tick_ms;       /* timer resolution: one tick of the timing wheel */
   uint32_t idle_ticks;    /* default idle timeout for new connections, 0 = none */
   int nodelay;            /* TCP_NODELAY on new connections (set before their first write) */
   uint32_t read_budget;   /* bytes read per connection per poll */
@@ -138,24 +180,27 @@ typedef struct c1m_config {
 
 typedef struct c1m_reactor c1m_reactor_t;
 
-/* Create a reactor over caller-owned memory (slots: nslots * 32 bytes, zeroed; recv area;
- * event array of ev_cap records; send area; ctl: C1M_CTL_WORDS int32). Returns -errno. */
+/* Create a reactor over caller-owned memory (slots: nslots * 32 bytes, zeroed; recv area of at
+ * least max_in + 4096 bytes; event array of ev_cap >= 32 records; send area (8-aligned); ctl:
+ * C1M_CTL_WORDS int32, zeroed). Returns 0 or -errno (-EINVAL for a bad config). */
 int c1m_reactor_create(c1m_reactor_t **out, const c1m_config_t *cfg, c1m_slot_t *slots,
-                       uint8_t *recv, uint32_t recv_cap, int32_t *events, uint32_t ev_cap,
+                       uint8_t *recv, uint32_t recv_cap, c1m_event_t *events, uint32_t ev_cap,
                        uint8_t *send, uint32_t send_cap, int32_t *ctl);
 /* The fd to watch for readability (the epoll fd). */
 int c1m_reactor_fd(const c1m_reactor_t *r);
 /* Registry id for hand-off targets (stable for the reactor's life). */
 int c1m_reactor_id(const c1m_reactor_t *r);
-/* Run one epoll_wait (timeout 0) and fill the event array. Returns the record count. */
+/* Fill the event array: queued reactor-level errors and deferred events first, then one
+ * epoll_wait (timeout 0) and what it reports (accepts, reads, writes, the tick's timeouts).
+ * Returns the record count (at most ev_cap). Never blocks. */
 int c1m_reactor_poll(c1m_reactor_t *r);
 /* Apply consumed counts of the last batch's DATA records, then the staged commands. Required
  * after every poll that returned records: until then their connections are not read again. */
 void c1m_reactor_after_batch(c1m_reactor_t *r, uint32_t nev);
 /* Apply staged commands (C1M_CTL_SEND_USED bytes) and reset the send area. */
 void c1m_reactor_flush(c1m_reactor_t *r);
-/* Events queued outside a poll (closes during flush, connect failures) wait for the next
- * poll; this says whether any are waiting (the reactor wakes itself for them). */
+/* Events queued outside a poll (closes during flush, connect failures, reactor-level errors)
+ * wait for the next poll; this says whether any are waiting (the reactor wakes itself for them). */
 int c1m_reactor_pending(const c1m_reactor_t *r);
 /* Close every socket, unregister, free native memory. Caller memory is not touched after. */
 void c1m_reactor_destroy(c1m_reactor_t *r);
@@ -189,7 +234,37 @@ ssize_t c1m_sys_writev(int fd, const struct iovec *iov, int iovcnt);
 int c1m_sys_accept(int lfd, struct sockaddr_storage *peer);
 int c1m_sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data);
 int c1m_sys_close(int fd);
+/* Add 1 to an eventfd's counter (a saturated counter counts as done: a wake-up is pending). */
+int c1m_sys_eventfd_write(int fd);
+/* Read and reset an eventfd's or timerfd's counter: the count (capped at INT32_MAX) or -errno
+ * (-EAGAIN when it is zero). */
+int c1m_sys_counter_read(int fd);
+struct epoll_event;
+/* epoll_wait without blocking: the number of events, 0 on EINTR, or -errno. */
+int c1m_sys_epoll_wait(int epfd, struct epoll_event *evs, int max);
+int c1m_sys_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int c1m_sys_listen(int fd, int backlog);
+/* 0 when connected at once, -EINPROGRESS while connecting (also after EINTR), or -errno. */
+int c1m_sys_connect(int fd, const struct sockaddr *addr, socklen_t len);
+/* getpeername (peer != 0) or getsockname into ss. */
+int c1m_sys_sockname(int fd, int peer, struct sockaddr_storage *ss, socklen_t *len);
+/* The socket's pending error (SO_ERROR) as -errno, 0 when none. */
+int c1m_sys_sock_error(int fd);
+/* SO_LINGER {1, 0}: close() then resets the connection instead of a FIN. */
+int c1m_sys_set_linger0(int fd);
+int c1m_sys_shutdown_wr(int fd);
+int c1m_sys_epoll_create(void);
+/* A non-blocking eventfd with counter 0. */
+int c1m_sys_eventfd(void);
+/* A non-blocking timerfd ticking every interval_ms (CLOCK_MONOTONIC). */
+int c1m_sys_timerfd(uint32_t interval_ms);
+/* For contract tests: O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (-1 when not a TCP socket). */
+int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
+
+/* ---- errname.c ---- */
+/* The symbolic name of a positive or negative Linux errno ("ECONNRESET"), NULL if none. */
+const char *c1m_errname(int err);
 
 #endif

@@ -12,10 +12,9 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <node_api.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -23,6 +22,8 @@
 #include "c1m.h"
 
 #define NBUFS 5
+/* A struct field as an index into the area viewed as 32-bit words. */
+#define WORD(type, field) (offsetof(type, field) / 4)
 
 typedef struct addon_reactor {
   napi_env env;
@@ -56,19 +57,9 @@ static napi_value throw_last(napi_env env) {
 static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   if (err < 0) err = -err;
   char msg[160];
-  const char *name = NULL;
-  switch (err) { /* the common ones; JS maps any errno by number too */
-  case EADDRINUSE: name = "EADDRINUSE"; break;
-  case EADDRNOTAVAIL: name = "EADDRNOTAVAIL"; break;
-  case EACCES: name = "EACCES"; break;
-  case EMFILE: name = "EMFILE"; break;
-  case ENFILE: name = "ENFILE"; break;
-  case EINVAL: name = "EINVAL"; break;
-  case ENOMEM: name = "ENOMEM"; break;
-  case ENOSPC: name = "ENOSPC"; break;
-  case EBADF: name = "EBADF"; break;
-  default: name = "EUNKNOWN";
-  }
+  const char *name = c1m_errname(err);
+  char unknown[16];
+  if (!name) snprintf(unknown, sizeof unknown, "E%d", err), name = unknown;
   snprintf(msg, sizeof msg, "%s %s (%s)", syscall, name, strerror(err));
   napi_value m, e, v;
   if (napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m) != napi_ok) return NULL;
@@ -244,7 +235,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (!a) return throw_errno(env, ENOMEM, "calloc");
   a->env = env;
   int rc = c1m_reactor_create(&a->r, &cfg, mem[0], mem[1], (uint32_t)len[1], mem[2],
-                              (uint32_t)(len[2] / (C1M_EV_WORDS * sizeof(int32_t))), mem[3], (uint32_t)len[3], mem[4]);
+                              (uint32_t)(len[2] / sizeof(c1m_event_t)), mem[3], (uint32_t)len[3], mem[4]);
   if (rc < 0) {
     free(a);
     return throw_errno(env, rc, "c1m_reactor_create");
@@ -332,9 +323,9 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
   int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
   if (fd < 0) return throw_errno(env, fd, "listen");
   struct sockaddr_storage bound;
-  socklen_t blen = sizeof bound;
+  socklen_t blen;
   int bport = (int)port;
-  if (getsockname(fd, (struct sockaddr *)&bound, &blen) == 0)
+  if (c1m_sys_sockname(fd, 0, &bound, &blen) == 0)
     bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                               : ((struct sockaddr_in *)&bound)->sin_port);
   napi_value out;
@@ -472,20 +463,73 @@ static napi_value fd_info(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[0], &fd));
-  int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
-  if (fl < 0 || fdfl < 0) {
+  int nonblock = 0, cloexec = 0, nd = 0;
+  if (c1m_sys_fd_info(fd, &nonblock, &cloexec, &nd) < 0) {
     napi_get_undefined(env, &out);
     return out;
   }
-  int nd = 0;
-  socklen_t l = sizeof nd;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nd, &l) < 0) nd = -1;
   CHECK(napi_create_object(env, &out));
-  napi_get_boolean(env, (fl & O_NONBLOCK) != 0, &v);
+  napi_get_boolean(env, nonblock, &v);
   napi_set_named_property(env, out, "nonblock", v);
-  napi_get_boolean(env, (fdfl & FD_CLOEXEC) != 0, &v);
+  napi_get_boolean(env, cloexec, &v);
   napi_set_named_property(env, out, "cloexec", v);
   napi_set_named_property(env, out, "nodelay", num(env, nd));
+  return out;
+}
+
+/* layoutProbe(area, arrayBuffer) -> { field: value }: the struct at the start of the buffer as
+ * native code reads it, by C field name. For the layout test: JS writes each field through
+ * src/core/layout.ts and checks that C reads it back from the same field. */
+static napi_value layout_probe(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char area[16] = "";
+  size_t n = 0;
+  void *mem = NULL;
+  size_t len = 0;
+  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], area, sizeof area, &n) != napi_ok ||
+      get_buffer(env, argv[1], &mem, &len))
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "layoutProbe(area, ArrayBuffer)"), NULL;
+  CHECK(napi_create_object(env, &out));
+#define FIELD(p, f) napi_set_named_property(env, out, #f, num(env, (p)->f))
+  if (!strcmp(area, "slot") && len >= sizeof(c1m_slot_t)) {
+    const c1m_slot_t *p = mem;
+    FIELD(p, gen), FIELD(p, flags), FIELD(p, out_len), FIELD(p, deadline), FIELD(p, timeout_ticks), FIELD(p, in_len);
+  } else if (!strcmp(area, "event") && len >= sizeof(c1m_event_t)) {
+    const c1m_event_t *p = mem;
+    FIELD(p, kind), FIELD(p, fd), FIELD(p, gen), FIELD(p, a), FIELD(p, b), FIELD(p, c);
+  } else if (!strcmp(area, "cmd") && len >= sizeof(c1m_cmd_t)) {
+    const c1m_cmd_t *p = mem;
+    FIELD(p, op), FIELD(p, fd), FIELD(p, gen), FIELD(p, len);
+  } else if (!strcmp(area, "id") && len >= sizeof(c1m_id_t)) {
+    const c1m_id_t *p = mem;
+    FIELD(p, fd), FIELD(p, gen);
+  } else if (!strcmp(area, "ctl") && len >= C1M_CTL_WORDS * sizeof(int32_t)) {
+    const int32_t *p = mem;
+#define CTL(name, idx) napi_set_named_property(env, out, name, num(env, p[idx]))
+    CTL("send_used", C1M_CTL_SEND_USED), CTL("conns", C1M_CTL_CONNS), CTL("tick", C1M_CTL_TICK);
+    CTL("accept_pauses", C1M_CTL_ACCEPT_PAUSES), CTL("quiet_opens", C1M_CTL_QUIET_OPENS);
+    CTL("max_fd", C1M_CTL_MAX_FD), CTL("errors", C1M_CTL_ERRORS), CTL("errors_lost", C1M_CTL_ERRORS_LOST);
+#undef CTL
+  } else {
+    return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "layoutProbe: unknown area or buffer too small"), NULL;
+  }
+#undef FIELD
+  return out;
+}
+
+/* errname(errno) -> "ECONNRESET" | undefined: the name of a positive or negative errno. */
+static napi_value errname(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  int32_t err = 0;
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &err) != napi_ok)
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "errname(errno)"), NULL;
+  const char *name = c1m_errname(err);
+  if (name) CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &out));
+  else CHECK(napi_get_undefined(env, &out));
   return out;
 }
 
@@ -508,20 +552,42 @@ NAPI_MODULE_INIT() {
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
+      {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
+      {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
   napi_value k;
   if (napi_create_object(env, &k) != napi_ok) return NULL;
+  /* Layout: sizes in bytes, fields as 32-bit word indexes (JS views every area as 32-bit words). */
   set_const(env, k, "SLOT_SIZE", sizeof(c1m_slot_t));
-  set_const(env, k, "SLOT_WORDS", C1M_SLOT_WORDS);
-  set_const(env, k, "SLOT_GEN", C1M_SLOT_GEN);
-  set_const(env, k, "SLOT_FLAGS", C1M_SLOT_FLAGS);
-  set_const(env, k, "SLOT_OUT_LEN", C1M_SLOT_OUT_LEN);
+  set_const(env, k, "SLOT_WORDS", sizeof(c1m_slot_t) / 4);
+  set_const(env, k, "SLOT_GEN", WORD(c1m_slot_t, gen));
+  set_const(env, k, "SLOT_FLAGS", WORD(c1m_slot_t, flags));
+  set_const(env, k, "SLOT_OUT_LEN", WORD(c1m_slot_t, out_len));
+  set_const(env, k, "SLOT_DEADLINE", WORD(c1m_slot_t, deadline));
+  set_const(env, k, "SLOT_TIMEOUT_TICKS", WORD(c1m_slot_t, timeout_ticks));
+  set_const(env, k, "SLOT_IN_LEN", WORD(c1m_slot_t, in_len));
+  set_const(env, k, "EV_SIZE", sizeof(c1m_event_t));
+  set_const(env, k, "EV_WORDS", sizeof(c1m_event_t) / 4);
+  set_const(env, k, "EV_KIND", WORD(c1m_event_t, kind));
+  set_const(env, k, "EV_FD", WORD(c1m_event_t, fd));
+  set_const(env, k, "EV_GEN", WORD(c1m_event_t, gen));
+  set_const(env, k, "EV_A", WORD(c1m_event_t, a));
+  set_const(env, k, "EV_B", WORD(c1m_event_t, b));
+  set_const(env, k, "EV_C", WORD(c1m_event_t, c));
+  set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
+  set_const(env, k, "CMD_OP", WORD(c1m_cmd_t, op));
+  set_const(env, k, "CMD_FD", WORD(c1m_cmd_t, fd));
+  set_const(env, k, "CMD_GEN", WORD(c1m_cmd_t, gen));
+  set_const(env, k, "CMD_LEN", WORD(c1m_cmd_t, len));
+  set_const(env, k, "CMD_ALIGN", C1M_CMD_ALIGN);
+  set_const(env, k, "ID_SIZE", sizeof(c1m_id_t));
+  set_const(env, k, "ID_FD", WORD(c1m_id_t, fd));
+  set_const(env, k, "ID_GEN", WORD(c1m_id_t, gen));
   set_const(env, k, "GEN_MASK", C1M_GEN_MASK);
   set_const(env, k, "F_OPEN", C1M_F_OPEN);
   set_const(env, k, "F_CONNECTING", C1M_F_CONNECTING);
   set_const(env, k, "F_CLOSING", C1M_F_CLOSING);
-  set_const(env, k, "EV_WORDS", C1M_EV_WORDS);
   set_const(env, k, "EV_OPEN", C1M_EV_OPEN);
   set_const(env, k, "EV_DATA", C1M_EV_DATA);
   set_const(env, k, "EV_DRAIN", C1M_EV_DRAIN);
@@ -529,6 +595,16 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "EV_TIMEOUT", C1M_EV_TIMEOUT);
   set_const(env, k, "EV_CLOSE", C1M_EV_CLOSE);
   set_const(env, k, "EV_ACCEPT_ERROR", C1M_EV_ACCEPT_ERROR);
+  set_const(env, k, "EV_ERROR", C1M_EV_ERROR);
+  set_const(env, k, "E_WAKE", C1M_E_WAKE);
+  set_const(env, k, "E_WAKE_READ", C1M_E_WAKE_READ);
+  set_const(env, k, "E_TIMER_READ", C1M_E_TIMER_READ);
+  set_const(env, k, "E_POLL", C1M_E_POLL);
+  set_const(env, k, "E_CLOSE", C1M_E_CLOSE);
+  set_const(env, k, "E_EVENT_LOST", C1M_E_EVENT_LOST);
+  set_const(env, k, "E_READY_LOST", C1M_E_READY_LOST);
+  set_const(env, k, "E_COMMAND", C1M_E_COMMAND);
+  set_const(env, k, "E_TIMERS", C1M_E_TIMERS);
   set_const(env, k, "R_END", C1M_R_END);
   set_const(env, k, "R_LOCAL", C1M_R_LOCAL);
   set_const(env, k, "R_ERROR", C1M_R_ERROR);
@@ -538,7 +614,6 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "R_CONNECT_FAILED", C1M_R_CONNECT_FAILED);
   set_const(env, k, "R_HANDLER", C1M_R_HANDLER);
   set_const(env, k, "R_SHUTDOWN", C1M_R_SHUTDOWN);
-  set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
   set_const(env, k, "OP_WRITE", C1M_OP_WRITE);
   set_const(env, k, "OP_CLOSE", C1M_OP_CLOSE);
   set_const(env, k, "OP_DESTROY", C1M_OP_DESTROY);
@@ -554,6 +629,8 @@ NAPI_MODULE_INIT() {
   set_const(env, k, "CTL_ACCEPT_PAUSES", C1M_CTL_ACCEPT_PAUSES);
   set_const(env, k, "CTL_QUIET_OPENS", C1M_CTL_QUIET_OPENS);
   set_const(env, k, "CTL_MAX_FD", C1M_CTL_MAX_FD);
+  set_const(env, k, "CTL_ERRORS", C1M_CTL_ERRORS);
+  set_const(env, k, "CTL_ERRORS_LOST", C1M_CTL_ERRORS_LOST);
   set_const(env, k, "CTL_WORDS", C1M_CTL_WORDS);
   set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
   set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);

@@ -1,6 +1,11 @@
 /*
- * Syscall wrappers. Each returns >= 0 or -errno, retries EINTR, and never aborts. Sockets are
- * always created non-blocking and close-on-exec; writes never raise SIGPIPE.
+ * Syscall wrappers: the only file that makes system calls.
+ *
+ * Model: one wrapper per call the reactor makes; each returns >= 0 or -errno, retries EINTR
+ * where retrying is right (never for close()), and never aborts or prints.
+ * Invariants: every fd made here is close-on-exec, sockets and eventfds are non-blocking; writes
+ * never raise SIGPIPE.
+ * Hot path: c1m_sys_read, c1m_sys_writev, c1m_sys_accept, c1m_sys_epoll_wait: one syscall each.
  */
 #define _GNU_SOURCE
 #include "c1m.h"
@@ -10,7 +15,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -55,9 +62,99 @@ int c1m_sys_epoll_ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) 
   return epoll_ctl(epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
+int c1m_sys_eventfd_write(int fd) {
+  uint64_t one = 1;
+  for (;;) {
+    if (write(fd, &one, sizeof one) >= 0) return 0;
+    if (errno == EAGAIN) return 0; /* the counter is saturated: a wake-up is pending anyway */
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_counter_read(int fd) {
+  uint64_t n = 0;
+  for (;;) {
+    if (read(fd, &n, sizeof n) >= 0) return n > INT32_MAX ? INT32_MAX : (int)n;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_epoll_wait(int epfd, struct epoll_event *evs, int max) {
+  int n = epoll_wait(epfd, evs, max, 0);
+  /* timeout 0 never blocks: an EINTR is reported as no events, and the loop polls again */
+  return n >= 0 ? n : errno == EINTR ? 0 : -errno;
+}
+
 int c1m_sys_close(int fd) {
   /* Linux releases the fd even when close() reports EINTR: never retry. */
   return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+int c1m_sys_bind(int fd, const struct sockaddr *addr, socklen_t len) {
+  return bind(fd, addr, len) < 0 ? -errno : 0;
+}
+
+int c1m_sys_listen(int fd, int backlog) { return listen(fd, backlog) < 0 ? -errno : 0; }
+
+int c1m_sys_connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  /* An interrupted non-blocking connect goes on in the background, like EINPROGRESS. */
+  if (connect(fd, addr, len) == 0) return 0;
+  return errno == EINTR ? -EINPROGRESS : -errno;
+}
+
+int c1m_sys_sockname(int fd, int peer, struct sockaddr_storage *ss, socklen_t *len) {
+  *len = sizeof *ss;
+  int rc = peer ? getpeername(fd, (struct sockaddr *)ss, len) : getsockname(fd, (struct sockaddr *)ss, len);
+  return rc < 0 ? -errno : 0;
+}
+
+int c1m_sys_sock_error(int fd) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -errno;
+  return -err;
+}
+
+int c1m_sys_set_linger0(int fd) {
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  return setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0 ? -errno : 0;
+}
+
+int c1m_sys_shutdown_wr(int fd) { return shutdown(fd, SHUT_WR) < 0 ? -errno : 0; }
+
+int c1m_sys_epoll_create(void) {
+  int fd = epoll_create1(EPOLL_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int c1m_sys_eventfd(void) {
+  int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  return fd < 0 ? -errno : fd;
+}
+
+int c1m_sys_timerfd(uint32_t interval_ms) {
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return -errno;
+  struct itimerspec its = {0};
+  its.it_interval.tv_sec = interval_ms / 1000;
+  its.it_interval.tv_nsec = (long)(interval_ms % 1000) * 1000000L;
+  its.it_value = its.it_interval;
+  if (timerfd_settime(fd, 0, &its, NULL) < 0) {
+    int err = -errno;
+    close(fd);
+    return err;
+  }
+  return fd;
+}
+
+int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay) {
+  int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
+  if (fl < 0 || fdfl < 0) return -errno;
+  *nonblock = (fl & O_NONBLOCK) != 0;
+  *cloexec = (fdfl & FD_CLOEXEC) != 0;
+  socklen_t l = sizeof *nodelay;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, nodelay, &l) < 0) *nodelay = -1;
+  return 0;
 }
 
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard) {

@@ -13,6 +13,7 @@
 import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
 import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
+import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import {
   HANDLER_ERROR,
@@ -188,13 +189,23 @@ export class NativeReactor implements Reactor {
   /** Why a connection a failed callback reset is closing, by id, until its CLOSE record. */
   readonly #handlerReasons = new Map<number, HandlerErrorReason>();
   readonly #connectTargets = new Map<number, { address: string; port: number }>();
-  // Slot layout constants as own fields: the per-message checks read them without going
-  // through the constants object.
+  /** The shared-memory layout (src/core/layout.ts). */
+  readonly #L: Layout;
+  // Layout constants as own fields: the per-message checks and staging read them without going
+  // through the layout object.
   readonly #slotWords: number;
   readonly #slotGen: number;
   readonly #slotFlags: number;
   readonly #slotOutLen: number;
   readonly #liveFlags: number;
+  readonly #cmdBytes: number;
+  readonly #cmdOp: number;
+  readonly #cmdFd: number;
+  readonly #cmdGen: number;
+  readonly #cmdLen: number;
+  readonly #alignMask: number;
+  /** Control word: bytes of commands staged in the send area. */
+  readonly #sendUsed: number;
   readonly #opWrite: number;
   readonly #wantDrain: number;
   readonly #highWater: number;
@@ -208,11 +219,19 @@ export class NativeReactor implements Reactor {
     this.#handler = handler;
     this.#quiet = !handler.onOpen;
     this.#opts = opts;
-    this.#slotWords = this.k.SLOT_WORDS;
-    this.#slotGen = this.k.SLOT_GEN;
-    this.#slotFlags = this.k.SLOT_FLAGS;
-    this.#slotOutLen = this.k.SLOT_OUT_LEN;
-    this.#liveFlags = this.k.F_OPEN | this.k.F_CONNECTING;
+    const L = this.#L = layoutOf(this.k);
+    this.#slotWords = L.slotWords;
+    this.#slotGen = L.slotGen;
+    this.#slotFlags = L.slotFlags;
+    this.#slotOutLen = L.slotOutLen;
+    this.#liveFlags = L.liveFlags;
+    this.#cmdBytes = L.cmdBytes;
+    this.#cmdOp = L.cmdOp;
+    this.#cmdFd = L.cmdFd;
+    this.#cmdGen = L.cmdGen;
+    this.#cmdLen = L.cmdLen;
+    this.#alignMask = L.cmdAlignMask;
+    this.#sendUsed = L.ctlSendUsed;
     this.#opWrite = this.k.OP_WRITE;
     this.#wantDrain = this.k.OPF_WANT_DRAIN;
     this.#highWater = opts.highWaterMark;
@@ -220,11 +239,11 @@ export class NativeReactor implements Reactor {
     // fds are below the soft limit; cap the table at 16M entries (512 MiB of address space,
     // touched only where fds are used).
     this.#nslots = Math.min(Math.max(soft, 1024), 1 << 24);
-    const slots = new ArrayBuffer(this.#nslots * this.k.SLOT_SIZE);
+    const slots = new ArrayBuffer(this.#nslots * L.slotBytes);
     const recv = new ArrayBuffer(Math.max(2 << 20, opts.maxInboundBytes + READ_BUDGET + 4096));
-    const events = new ArrayBuffer(EVENTS * this.k.EV_WORDS * 4);
+    const events = new ArrayBuffer(EVENTS * L.evBytes);
     const send = new ArrayBuffer(SEND_AREA);
-    const ctl = new ArrayBuffer(this.k.CTL_WORDS * 4);
+    const ctl = new ArrayBuffer(ctlBytes(L));
     this.#slots = new Uint32Array(slots);
     this.#recv = Buffer.from(recv);
     this.#ev = new Int32Array(events);
@@ -262,7 +281,7 @@ export class NativeReactor implements Reactor {
       connections: this.#open,
       batches: this.#batches,
       events: this.#events,
-      acceptPauses: this.#released ? 0 : this.#ctl[this.k.CTL_ACCEPT_PAUSES]!,
+      acceptPauses: this.#released ? 0 : this.#ctl[this.#L.ctlAcceptPauses]!,
     };
   }
 
@@ -297,7 +316,7 @@ export class NativeReactor implements Reactor {
 
   buffered(fd: number, gen: number): number {
     if (!this.#alive(fd, gen)) return 0;
-    return this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + this.#staged[fd]!;
+    return this.#slots[fd * this.#slotWords + this.#slotOutLen]! + this.#staged[fd]!;
   }
 
   sockname(fd: number, gen: number, peer: boolean): [string, number] | undefined {
@@ -345,18 +364,19 @@ export class NativeReactor implements Reactor {
    * full. Sets #placeAt/#placePrior for `#commit`.
    */
   #place(fd: number, gen: number, room: number): number {
-    let at = this.#ctl[0]!, prior = 0;
+    let at = this.#ctl[this.#sendUsed]!, prior = 0;
     if (at === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
       at = this.#mergeAt;
-      prior = this.#sendI32[(at >> 2) + 3]!;
+      prior = this.#sendI32[(at >> 2) + this.#cmdLen]!;
     }
-    if (at + 16 + prior + room + 8 > SEND_AREA) {
+    const hdr = this.#cmdBytes;
+    if (at + hdr + prior + room + this.#alignMask > SEND_AREA) {
       this.#flushNow();
       at = prior = 0;
     }
     this.#placeAt = at;
     this.#placePrior = prior;
-    return at + 16 + prior;
+    return at + hdr + prior;
   }
 
   /** Account `len` bytes copied where `#place` said: the command header, staged bytes, backpressure. */
@@ -366,17 +386,17 @@ export class NativeReactor implements Reactor {
     if (staged === len) this.#touched.push(fd);
     this.#staged[fd] = staged;
     const ok = this.#slots[fd * this.#slotWords + this.#slotOutLen]! + staged <= this.#highWater;
-    const i = at >> 2;
+    const i = at >> 2, mask = this.#alignMask;
     if (prior === 0) {
-      this.#sendI32[i] = ok ? this.#opWrite : this.#opWrite | this.#wantDrain;
-      this.#sendI32[i + 1] = fd;
-      this.#sendI32[i + 2] = gen;
+      this.#sendI32[i + this.#cmdOp] = ok ? this.#opWrite : this.#opWrite | this.#wantDrain;
+      this.#sendI32[i + this.#cmdFd] = fd;
+      this.#sendI32[i + this.#cmdGen] = gen;
     } else if (!ok) {
-      this.#sendI32[i] |= this.#wantDrain;
+      this.#sendI32[i + this.#cmdOp] |= this.#wantDrain;
     }
-    this.#sendI32[i + 3] = prior + len;
-    const end = at + 16 + ((prior + len + 7) & ~7);
-    this.#ctl[0] = end;
+    this.#sendI32[i + this.#cmdLen] = prior + len;
+    const end = at + this.#cmdBytes + ((prior + len + mask) & ~mask);
+    this.#ctl[this.#sendUsed] = end;
     this.#mergeAt = at;
     this.#mergeEnd = end;
     this.#mergeFd = fd;
@@ -394,17 +414,18 @@ export class NativeReactor implements Reactor {
   /** Stage a command without payload. Returns false for a stale id. */
   command(fd: number, gen: number, op: number, arg: number): boolean {
     if (!this.#alive(fd, gen)) return false;
-    let used = this.#ctl[0]!;
-    if (used + 16 > SEND_AREA) {
+    let used = this.#ctl[this.#sendUsed]!;
+    const hdr = this.#cmdBytes;
+    if (used + hdr > SEND_AREA) {
       this.#flushNow();
       used = 0;
     }
     const i = used >> 2;
-    this.#sendI32[i] = op;
-    this.#sendI32[i + 1] = fd;
-    this.#sendI32[i + 2] = gen;
-    this.#sendI32[i + 3] = arg;
-    this.#ctl[0] = used + 16;
+    this.#sendI32[i + this.#cmdOp] = op;
+    this.#sendI32[i + this.#cmdFd] = fd;
+    this.#sendI32[i + this.#cmdGen] = gen;
+    this.#sendI32[i + this.#cmdLen] = arg;
+    this.#ctl[this.#sendUsed] = used + hdr;
     this.#scheduleFlush();
     return true;
   }
@@ -414,14 +435,14 @@ export class NativeReactor implements Reactor {
     this.#flushQueued = true;
     queueMicrotask(() => {
       this.#flushQueued = false;
-      if (this.#ctl[0] !== 0) this.#flushNow();
+      if (this.#ctl[this.#sendUsed] !== 0) this.#flushNow();
     });
   }
 
   #flushNow(): void {
     this.#mergeEnd = -1;
     if (this.#released) return;
-    if (this.#ctl[0] !== 0) this.#b.flush(this.#h);
+    if (this.#ctl[this.#sendUsed] !== 0) this.#b.flush(this.#h);
     this.#resetStaged();
   }
 
@@ -469,7 +490,7 @@ export class NativeReactor implements Reactor {
       setImmediate(() => this.#deliverClose(conn, reason));
       return conn;
     }
-    const gen = this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_GEN]!;
+    const gen = this.#slots[fd * this.#slotWords + this.#slotGen]!;
     this.#connectTargets.set(fd, { address: o.host, port: o.port });
     this.#connecting++;
     this.#updateRef();
@@ -484,11 +505,11 @@ export class NativeReactor implements Reactor {
   connections(): Connection[] {
     const out: Connection[] = [];
     if (this.#released) return out;
-    const W = this.k.SLOT_WORDS, G = this.k.SLOT_GEN, F = this.k.SLOT_FLAGS;
-    const live = this.k.F_OPEN | this.k.F_CONNECTING;
+    const W = this.#slotWords, G = this.#slotGen, F = this.#slotFlags;
+    const live = this.#liveFlags;
     const slots = this.#slots;
     // The engine keeps the highest fd a connection of this reactor has had.
-    const high = Math.min(this.#ctl[this.k.CTL_MAX_FD]!, this.#nslots - 1);
+    const high = Math.min(this.#ctl[this.#L.ctlMaxFd]!, this.#nslots - 1);
     for (let fd = 0; fd <= high; fd++) {
       if ((slots[fd * W + F]! & live) !== 0) out.push(new NativeConnection(this, fd, slots[fd * W + G]!));
     }
@@ -501,6 +522,7 @@ export class NativeReactor implements Reactor {
     const n = ids.length;
     if (n === 0) return 0;
     // Stage as one command per chunk of ids that fits the send area with the payload.
+    const L = this.#L, hdr = L.cmdBytes, mask = L.cmdAlignMask, idWords = L.idBytes >> 2;
     if (bytes.length + 64 > SEND_AREA / 2) {
       let count = 0;
       for (let i = 0; i < n; i++) {
@@ -515,32 +537,32 @@ export class NativeReactor implements Reactor {
     let count = 0;
     let i = 0;
     while (i < n) {
-      let used = this.#ctl[0]!;
-      const payloadRoom = SEND_AREA - used - 16 - bytes.length - 8;
+      let used = this.#ctl[L.ctlSendUsed]!;
+      const payloadRoom = SEND_AREA - used - hdr - bytes.length - mask;
       if (payloadRoom < 64) {
         this.#flushNow();
         continue;
       }
-      const maxIds = Math.floor(payloadRoom / 8);
-      const base = (used + 16) >> 2;
+      const maxIds = Math.floor(payloadRoom / L.idBytes);
+      const base = (used + hdr) >> 2;
       let k = 0;
       for (; i < n && k < maxIds; i++) {
         const id = ids[i]!;
         const fd = id % TWO32, gen = Math.floor(id / TWO32);
         if (!this.#alive(fd, gen)) continue;
-        this.#sendI32[base + 2 * k] = fd;
-        this.#sendI32[base + 2 * k + 1] = gen;
+        this.#sendI32[base + idWords * k + L.idFd] = fd;
+        this.#sendI32[base + idWords * k + L.idGen] = gen;
         k++;
       }
       if (k === 0) break;
       const h = used >> 2;
-      this.#sendI32[h] = this.k.OP_BROADCAST;
-      this.#sendI32[h + 1] = k;
-      this.#sendI32[h + 2] = 0;
-      this.#sendI32[h + 3] = bytes.length;
-      this.#send.set(bytes, used + 16 + k * 8);
-      used += 16 + ((k * 8 + bytes.length + 7) & ~7);
-      this.#ctl[0] = used;
+      this.#sendI32[h + L.cmdOp] = this.k.OP_BROADCAST;
+      this.#sendI32[h + L.cmdFd] = k;
+      this.#sendI32[h + L.cmdGen] = 0;
+      this.#sendI32[h + L.cmdLen] = bytes.length;
+      this.#send.set(bytes, used + hdr + k * L.idBytes);
+      used += hdr + ((k * L.idBytes + bytes.length + mask) & ~mask);
+      this.#ctl[L.ctlSendUsed] = used;
       count += k;
     }
     this.#scheduleFlush();
@@ -574,17 +596,17 @@ export class NativeReactor implements Reactor {
   }
 
   #forEachOpen(fn: (fd: number, gen: number) => void): void {
-    const W = this.k.SLOT_WORDS, live = this.k.F_OPEN | this.k.F_CONNECTING;
+    const W = this.#slotWords, live = this.#liveFlags;
     for (let fd = 0; fd < this.#nslots; fd++) {
       const w = fd * W;
-      if ((this.#slots[w + this.k.SLOT_FLAGS]! & live) !== 0) fn(fd, this.#slots[w + this.k.SLOT_GEN]!);
+      if ((this.#slots[w + this.#slotFlags]! & live) !== 0) fn(fd, this.#slots[w + this.#slotGen]!);
     }
   }
 
   /** Count the accepts the engine registered quietly since last time (see `#quiet`). */
   #absorbQuiet(): void {
     if (!this.#quiet || this.#released) return;
-    const q = this.#ctl[this.k.CTL_QUIET_OPENS]!;
+    const q = this.#ctl[this.#L.ctlQuietOpens]!;
     if (q === this.#quietSeen) return;
     this.#open += (q - this.#quietSeen) | 0; // the counter wraps at 2^31
     this.#quietSeen = q;
@@ -621,15 +643,16 @@ export class NativeReactor implements Reactor {
     this.#events += n;
     this.#resetStaged();
     this.#mergeEnd = -1; // native code consumed the staged area after the previous batch
-    const ev = this.#ev, k = this.k, W = k.EV_WORDS, h = this.#handler;
+    const ev = this.#ev, k = this.k, L = this.#L, W = L.evWords, h = this.#handler;
+    const KIND = L.evKind, FD = L.evFd, GEN = L.evGen;
     try {
       for (let i = 0; i < n; i++) {
         const b = i * W;
-        const type = ev[b]!, fd = ev[b + 1]!, gen = ev[b + 2]!;
+        const type = ev[b + KIND]!, fd = ev[b + FD]!, gen = ev[b + GEN]!;
         switch (type) {
           case k.EV_DATA: {
             if (!h.onData) break;
-            const off = ev[b + 3]!, len = ev[b + 4]!;
+            const off = ev[b + L.dataOffset]!, len = ev[b + L.dataLength]!;
             const conn = new NativeConnection(this, fd, gen);
             let r: unknown;
             try {
@@ -641,7 +664,7 @@ export class NativeReactor implements Reactor {
             // The common results stay inline; only Actions and invalid results call out.
             if (r === undefined) break;
             if (typeof r === 'number' && Number.isInteger(r) && r >= 0 && r <= len) {
-              ev[b + 5] = r;
+              ev[b + L.dataConsumed] = r;
             } else {
               this.#rareResult(r, len, conn);
             }
@@ -649,7 +672,7 @@ export class NativeReactor implements Reactor {
           }
           case k.EV_OPEN: {
             this.#open++;
-            if (ev[b + 3] === -1 && this.#connectTargets.delete(fd)) this.#connecting--;
+            if (ev[b + L.openFrom] === -1 && this.#connectTargets.delete(fd)) this.#connecting--;
             if (h.onOpen) this.#call(h.onOpen, 'onOpen', new NativeConnection(this, fd, gen));
             break;
           }
@@ -669,14 +692,17 @@ export class NativeReactor implements Reactor {
             else this.command(fd, gen, k.OP_CLOSE, k.R_TIMEOUT); // graceful: flush, then close
             break;
           case k.EV_CLOSE:
-            this.#onClose(fd, gen, ev[b + 3]!, ev[b + 4]!);
+            this.#onClose(fd, gen, ev[b + L.closeReason]!, ev[b + L.closeErrno]!);
             break;
           case k.EV_ACCEPT_ERROR: {
-            const err = systemError(ev[b + 3]!, 'accept');
-            if (ev[b + 4] === 1) err.message += ' (accepting paused, retrying with backoff)';
+            const err = systemError(ev[b + L.acceptErrno]!, 'accept');
+            if (ev[b + L.acceptPaused] === 1) err.message += ' (accepting paused, retrying with backoff)';
             report(this.#opts.onError, err);
             break;
           }
+          case k.EV_ERROR:
+            report(this.#opts.onError, reactorError(k, ev[b + L.errorWhat]!, ev[b + L.errorErrno]!, fd, ev[b + L.errorDetail]!));
+            break;
         }
       }
     } finally {

@@ -7,17 +7,29 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Layout and protocol constants exported by the addon (never hard-coded in JS). */
+/**
+ * Layout and protocol constants exported by the addon (never hard-coded in JS). Sizes are in
+ * bytes; `SLOT_*`, `EV_*` (fields), `CMD_*` (fields), `ID_*` (fields) are 32-bit word indexes
+ * computed with `offsetof` from the structs in `native/include/c1m.h`. Read them through
+ * `src/core/layout.ts`.
+ */
 export interface NativeConstants {
-  SLOT_SIZE: number; SLOT_WORDS: number; SLOT_GEN: number; SLOT_FLAGS: number; SLOT_OUT_LEN: number; GEN_MASK: number;
+  SLOT_SIZE: number; SLOT_WORDS: number; SLOT_GEN: number; SLOT_FLAGS: number; SLOT_OUT_LEN: number;
+  SLOT_DEADLINE: number; SLOT_TIMEOUT_TICKS: number; SLOT_IN_LEN: number; GEN_MASK: number;
   F_OPEN: number; F_CONNECTING: number; F_CLOSING: number;
-  EV_WORDS: number; EV_OPEN: number; EV_DATA: number; EV_DRAIN: number; EV_END: number; EV_TIMEOUT: number;
-  EV_CLOSE: number; EV_ACCEPT_ERROR: number;
+  EV_SIZE: number; EV_WORDS: number; EV_KIND: number; EV_FD: number; EV_GEN: number; EV_A: number; EV_B: number; EV_C: number;
+  EV_OPEN: number; EV_DATA: number; EV_DRAIN: number; EV_END: number; EV_TIMEOUT: number;
+  EV_CLOSE: number; EV_ACCEPT_ERROR: number; EV_ERROR: number;
+  E_WAKE: number; E_WAKE_READ: number; E_TIMER_READ: number; E_POLL: number; E_CLOSE: number; E_EVENT_LOST: number;
+  E_READY_LOST: number; E_COMMAND: number; E_TIMERS: number;
   R_END: number; R_LOCAL: number; R_ERROR: number; R_TIMEOUT: number; R_INBOUND_LIMIT: number;
   R_SLOW_CONSUMER: number; R_CONNECT_FAILED: number; R_HANDLER: number; R_SHUTDOWN: number;
-  CMD_SIZE: number; OP_WRITE: number; OP_CLOSE: number; OP_DESTROY: number; OP_SHUTDOWN: number; OP_PAUSE: number;
+  CMD_SIZE: number; CMD_OP: number; CMD_FD: number; CMD_GEN: number; CMD_LEN: number; CMD_ALIGN: number;
+  ID_SIZE: number; ID_FD: number; ID_GEN: number;
+  OP_WRITE: number; OP_CLOSE: number; OP_DESTROY: number; OP_SHUTDOWN: number; OP_PAUSE: number;
   OP_RESUME: number; OP_TIMEOUT: number; OP_BROADCAST: number; OPF_WANT_DRAIN: number;
-  CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_QUIET_OPENS: number; CTL_MAX_FD: number; CTL_WORDS: number;
+  CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_QUIET_OPENS: number; CTL_MAX_FD: number;
+  CTL_ERRORS: number; CTL_ERRORS_LOST: number; CTL_WORDS: number;
   LB_ROUND_ROBIN: number; LB_LEAST_CONN: number; LB_HASH: number;
 }
 
@@ -49,6 +61,10 @@ export interface Binding {
   id(h: NativeHandle): number;
   raiseNofile(): [number, number];
   fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
+  /** The name of a positive or negative errno (every Linux errno), undefined for none. */
+  errname(errno: number): string | undefined;
+  /** For the layout test: the struct at the start of `mem` as native code reads it, by C field name. */
+  layoutProbe(area: 'slot' | 'event' | 'cmd' | 'id' | 'ctl', mem: ArrayBuffer): Record<string, number>;
 }
 
 let loaded: Binding | null | undefined;

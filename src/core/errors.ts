@@ -22,13 +22,14 @@ export interface SystemError extends Error {
 }
 
 import { constants } from 'node:os';
+import { loadBinding } from './binding.js';
 
 const errnoNames = new Map<number, string>();
 for (const [name, value] of Object.entries(constants.errno)) errnoNames.set(value, name);
 
 /** The symbolic name of a positive or negative errno (`ECONNRESET`), or `E<n>` if unknown. */
 export function errnoName(errno: number): string {
-  return errnoNames.get(Math.abs(errno)) ?? `E${Math.abs(errno)}`;
+  return errnoNames.get(Math.abs(errno)) ?? loadBinding()?.errname(errno) ?? `E${Math.abs(errno)}`;
 }
 
 /** Build a Node-style system error from a negative errno. */
