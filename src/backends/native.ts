@@ -26,7 +26,8 @@ import {
   type HandlerCallback,
   type HandlerErrorReason,
 } from '../core/handler-contract.js';
-import { checkHeaderBytes, putHeader } from '../core/header.js';
+import { putHeader } from '../core/header.js';
+import { NativeConnection, type ConnectionHost } from './native-connection.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
 
 const EVENTS = 4096;
@@ -53,92 +54,8 @@ export function raiseNofile(b: Binding): [number, number] {
   return nofile;
 }
 
-class NativeConnection implements Connection {
-  readonly #r: NativeReactor;
-  readonly fd: number;
-  readonly gen: number;
-  constructor(r: NativeReactor, fd: number, gen: number) {
-    this.#r = r;
-    this.fd = fd;
-    this.gen = gen;
-  }
-  get id(): number {
-    return this.fd < 0 ? this.fd : this.gen * TWO32 + this.fd;
-  }
-  get open(): boolean {
-    return this.#r.isAlive(this.fd, this.gen);
-  }
-  write(data: Uint8Array | string): boolean {
-    return this.#r.write(this.fd, this.gen, data);
-  }
-  writeWithHeader(header: number, headerBytes: number, data: Uint8Array): boolean {
-    if (headerBytes !== 2 && headerBytes !== 4) checkHeaderBytes(headerBytes);
-    return this.#r.writeWithHeader(this.fd, this.gen, header, headerBytes, data);
-  }
-  writev(chunks: readonly (Uint8Array | string)[]): boolean {
-    let ok = this.#r.isAlive(this.fd, this.gen);
-    for (const c of chunks) ok = this.#r.write(this.fd, this.gen, c) && ok;
-    return ok;
-  }
-  cork(fn: () => void): void {
-    // Writes are always staged until the batch (or microtask) ends, and consecutive writes to
-    // one connection leave in one sendmsg: corking is the engine's normal behaviour.
-    fn();
-  }
-  close(): boolean {
-    return this.#r.command(this.fd, this.gen, this.#r.k.OP_CLOSE, 0);
-  }
-  destroy(): boolean {
-    return this.#r.command(this.fd, this.gen, this.#r.k.OP_DESTROY, this.#r.k.R_LOCAL);
-  }
-  shutdown(): boolean {
-    return this.#r.command(this.fd, this.gen, this.#r.k.OP_SHUTDOWN, 0);
-  }
-  pause(): void {
-    this.#r.command(this.fd, this.gen, this.#r.k.OP_PAUSE, 0);
-  }
-  resume(): void {
-    this.#r.command(this.fd, this.gen, this.#r.k.OP_RESUME, 0);
-  }
-  setTimeout(ms: number): void {
-    if (!Number.isInteger(ms) || ms < 0 || ms > 0xffffffff) {
-      throw new C1mError('ERR_C1M_INVALID_OPTION', `timeout must be a non-negative integer (ms), got ${ms}`);
-    }
-    this.#r.command(this.fd, this.gen, this.#r.k.OP_TIMEOUT, ms);
-  }
-  get bufferedAmount(): number {
-    return this.#r.buffered(this.fd, this.gen);
-  }
-  get remoteAddress(): string | undefined {
-    return this.#r.sockname(this.fd, this.gen, true)?.[0];
-  }
-  get remotePort(): number | undefined {
-    return this.#r.sockname(this.fd, this.gen, true)?.[1];
-  }
-  get localAddress(): string | undefined {
-    return this.#r.sockname(this.fd, this.gen, false)?.[0];
-  }
-  get localPort(): number | undefined {
-    return this.#r.sockname(this.fd, this.gen, false)?.[1];
-  }
-  get context(): unknown {
-    return this.#r.contexts.get(this.id);
-  }
-  set context(v: unknown) {
-    if (!this.open) return;
-    if (v === undefined) this.#r.contexts.delete(this.id);
-    else this.#r.contexts.set(this.id, v);
-  }
-  get tag(): number {
-    return this.#r.getTag(this.fd, this.gen);
-  }
-  set tag(v: number) {
-    this.#r.setTag(this.fd, this.gen, v);
-  }
-}
-
 /** A reactor on the epoll addon. Create with `createNativeReactor`. */
-export class NativeReactor implements Reactor {
+export class NativeReactor implements Reactor, ConnectionHost {
   readonly backend = 'native' as const;
   readonly k: NativeConstants;
   /** Per-connection user values, only for connections that have one. */
