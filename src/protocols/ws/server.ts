@@ -59,7 +59,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { WS_VERSION, acceptResponse, field, headerHasToken, isMs, parseProtocols, validateKey } from './handshake.js';
+import { WS_VERSION, acceptHead, acceptResponse, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 
@@ -184,6 +184,7 @@ const SEND_BITS = UPGRADED | NOT_OPEN;
 const CODEC_BITS = 0xff << CODEC_SHIFT;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
 
 /** True when `data` takes at least `threshold` bytes (UTF-8 for a string), cheaply. */
 function atLeast(data: Uint8Array | string, threshold: number): boolean {
@@ -600,21 +601,40 @@ class WsServer implements WebSocketHandler {
     if (req.method !== 'GET') return refuse(conn, 405, [['Allow', 'GET']]);
     if (!req.upgrade || req.versionMinor !== 1 || !headerHasToken(req.upgradeProtocol ?? undefined, 'websocket')) return refuse(conn, 400);
     if (req.chunked || (req.contentLength !== null && req.contentLength !== 0)) return refuse(conn, 400);
+    // One pass over the fields, comparing names in place (no lowercased copies).
     const headers = req.headers;
-    const count = { n: 0 };
-    const key = field(headers, 'sec-websocket-key', count);
-    if (count.n !== 1 || !validateKey(key)) return refuse(conn, 400);
-    count.n = 0;
-    const version = field(headers, 'sec-websocket-version', count);
+    let key: string | undefined;
+    let keys = 0;
+    let version: string | undefined;
+    let versions = 0;
+    let protocolField: string | undefined;
+    let extensionsField: string | undefined;
+    for (let i = 0; i < headers.length; i++) {
+      const f = headers[i];
+      const name = f[0];
+      if (name.length < 17 || (name.charCodeAt(0) | 0x20) !== 0x73) continue; // 's': every field read here
+      if (sameName(name, 'sec-websocket-key')) {
+        key = f[1];
+        keys++;
+      } else if (sameName(name, 'sec-websocket-version')) {
+        version = versions === 0 ? f[1] : `${version}, ${f[1]}`;
+        versions++;
+      } else if (sameName(name, 'sec-websocket-protocol')) {
+        protocolField = protocolField === undefined ? f[1] : `${protocolField}, ${f[1]}`;
+      } else if (sameName(name, 'sec-websocket-extensions')) {
+        extensionsField = extensionsField === undefined ? f[1] : `${extensionsField}, ${f[1]}`;
+      }
+    }
+    if (keys !== 1 || !validateKey(key)) return refuse(conn, 400);
     if (version === undefined) return refuse(conn, 400);
-    if (count.n !== 1 || version !== WS_VERSION) return refuse(conn, 426, [['Sec-WebSocket-Version', WS_VERSION]]);
-    const offered = parseProtocols(field(headers, 'sec-websocket-protocol'));
+    if (versions !== 1 || version !== WS_VERSION) return refuse(conn, 426, [['Sec-WebSocket-Version', WS_VERSION]]);
+    const offered = protocolField === undefined ? NO_PROTOCOLS : parseProtocols(protocolField);
     if (offered === null) return refuse(conn, 400);
     // Extensions are read only when one is enabled: otherwise offers are ignored, as before.
     let agreement: ReturnType<typeof negotiateDeflate> = null;
     const deflate = this.#shared.deflate;
     if (deflate !== null) {
-      const extensions = parseExtensions(field(headers, 'sec-websocket-extensions'));
+      const extensions = parseExtensions(extensionsField);
       if (extensions === null) return refuse(conn, 400);
       agreement = negotiateDeflate(extensions, deflate);
     }
@@ -641,24 +661,28 @@ class WsServer implements WebSocketHandler {
       if (verdict !== true) context = verdict;
     }
     const s = this.#shared;
-    let x: Extra | undefined;
-    const extra = (): Extra => (x ??= new Extra());
     let tag = WS;
-    if (agreement !== null) tag |= s.codecBits(agreement.params, extra);
-    if (protocol !== undefined) tag |= s.protocolBits(protocol, extra);
-    if (context !== undefined) extra().data = context;
-    if (x !== undefined) {
-      s.extras.set(conn.id, x);
-      tag |= EXTRA;
+    if (agreement !== null || protocol !== undefined || context !== undefined) {
+      let x: Extra | undefined;
+      const extra = (): Extra => (x ??= new Extra());
+      if (agreement !== null) tag |= s.codecBits(agreement.params, extra);
+      if (protocol !== undefined) tag |= s.protocolBits(protocol, extra);
+      if (context !== undefined) extra().data = context;
+      if (x !== undefined) {
+        s.extras.set(conn.id, x);
+        tag |= EXTRA;
+      }
     }
     conn.tag = tag;
     s.count++;
-    const ws = createSocket(conn, s);
-    conn.write(acceptResponse(key!, { protocol, extensions: agreement?.response }));
+    if (protocol === undefined && agreement === null) conn.write(acceptHead(key!));
+    else conn.write(acceptResponse(key!, { protocol, extensions: agreement?.response }));
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
     // the engine's idleTimeout stays in charge.
-    if (this.#shared.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(this.#shared.pingInterval);
-    this.#opts.onOpen?.(ws);
+    if (s.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(s.pingInterval);
+    const onOpen = this.#opts.onOpen;
+    const ws = onOpen === undefined ? null : createSocket(conn, s);
+    if (ws !== null) onOpen!.call(this.#opts, ws);
     return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
   }
 }
