@@ -17,6 +17,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Field } from '../http1/index.js';
+import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from '../http1/chars.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
@@ -101,6 +102,11 @@ export const ACCEPT_LENGTH = 28;
 export function acceptKeyInto(secKey: string, out: Uint8Array, at: number): void {
   const m = SHA_BLOCKS;
   for (let i = 0; i < KEY_LENGTH; i++) m[i] = secKey.charCodeAt(i);
+  acceptInto(out, at);
+}
+
+/** The SHA-1 and base64 of `acceptKeyInto`, for the key already in SHA_BLOCKS. */
+function acceptInto(out: Uint8Array, at: number): void {
   const h = SHA_H;
   h[0] = 0x67452301;
   h[1] = 0xefcdab89 | 0;
@@ -295,6 +301,143 @@ const ACCEPT_AT = ACCEPT_HEAD.length - 4 - ACCEPT_LENGTH;
 export function acceptHead(secKey: string): Buffer {
   acceptKeyInto(secKey, ACCEPT_HEAD, ACCEPT_AT);
   return ACCEPT_HEAD;
+}
+
+/** `acceptHead` for a key given as the 24 bytes at `buf[at]` (as `plainUpgrade` returns it). */
+export function acceptHeadFromBytes(buf: Uint8Array, at: number): Buffer {
+  const m = SHA_BLOCKS;
+  for (let i = 0; i < KEY_LENGTH; i++) m[i] = buf[at + i];
+  acceptInto(ACCEPT_HEAD, ACCEPT_AT);
+  return ACCEPT_HEAD;
+}
+
+const L_HOST = ascii('host');
+const L_UPGRADE = ascii('upgrade');
+const L_CONNECTION = ascii('connection');
+const L_WEBSOCKET = ascii('websocket');
+const L_CONTENT_LENGTH = ascii('content-length');
+const L_TRANSFER_ENCODING = ascii('transfer-encoding');
+const L_KEY = ascii('sec-websocket-key');
+const L_VERSION = ascii('sec-websocket-version');
+const L_PROTOCOL = ascii('sec-websocket-protocol');
+const L_EXTENSIONS = ascii('sec-websocket-extensions');
+const GET_SP = ascii('GET ');
+const SP_HTTP11_CRLF = ascii(' HTTP/1.1\r\n');
+// Bounds of the quick path, below the parser's defaults (8 KiB target, 100 fields): past
+// them the parser decides.
+const QUICK_MAX_TARGET = 2048;
+const QUICK_MAX_FIELDS = 64;
+// Base64 digits; the 22nd of a 16-byte key carries 2 data bits and 4 zero bits: A, Q, g or w.
+const B64 = Uint8Array.from({ length: 256 }, (_, c) => (BASE64.includes(c) ? 1 : 0));
+
+function bytesAre(buf: Uint8Array, at: number, lit: Uint8Array): boolean {
+  for (let k = 0; k < lit.length; k++) if (buf[at + k] !== lit[k]) return false;
+  return true;
+}
+
+/** True when the list `buf[vs, ve)` has element `lower`, the elements cut at `,` and, when `spaces`, at SP/HTAB too. */
+function listHas(buf: Uint8Array, vs: number, ve: number, lower: Uint8Array, spaces: boolean): boolean {
+  let k = vs;
+  while (k < ve) {
+    let c = buf[k];
+    if (c === 0x2c || c === 0x20 || c === 0x09) {
+      k++;
+      continue;
+    }
+    const start = k;
+    while (k < ve && (c = buf[k]) !== 0x2c && (!spaces || (c !== 0x20 && c !== 0x09))) k++;
+    let end = k;
+    while (end > start && ((c = buf[end - 1]) === 0x20 || c === 0x09)) end--;
+    if (end - start === lower.length && equalsLower(buf, start, lower)) return true;
+  }
+  return false;
+}
+
+/**
+ * The server's quick path for the common upgrade request: when `buf[0, headEnd)` (a head
+ * ending with its blank line) is a plain, valid WebSocket upgrade, returns the offset of its
+ * 24-byte `Sec-WebSocket-Key`; otherwise -1, and the full HTTP parser and the checks on its
+ * result decide (they give the same answer for every head this accepts). Allocates nothing.
+ *
+ * Plain: `GET <target> HTTP/1.1`, no empty line before it, a target of at most 2 KiB, at most
+ * 64 field lines, each `name: value` as the parser accepts it, exactly one Host (valid), one
+ * Upgrade with a `websocket` element, a Connection with an `upgrade` option, one valid key,
+ * one `Sec-WebSocket-Version: 13`, no Content-Length, Transfer-Encoding or
+ * Sec-WebSocket-Protocol, and no Sec-WebSocket-Extensions unless `ignoreExtensions`.
+ * Internal (server.ts).
+ */
+export function plainUpgrade(buf: Uint8Array, headEnd: number, ignoreExtensions: boolean): number {
+  if (headEnd < 16 || !bytesAre(buf, 0, GET_SP)) return -1;
+  let i = 4;
+  while (i < headEnd && TARGET[buf[i]] === 1) i++;
+  if (i === 4 || i - 4 > QUICK_MAX_TARGET || !bytesAre(buf, i, SP_HTTP11_CRLF)) return -1;
+  i += SP_HTTP11_CRLF.length;
+  let fields = 0;
+  let hosts = 0;
+  let upgrades = 0;
+  let connUpgrade = false;
+  let key = -1;
+  let keys = 0;
+  let versions = 0;
+  // The head ends with CRLF CRLF at headEnd, so every line below ends before it.
+  while (buf[i] !== 0x0d) {
+    if (++fields > QUICK_MAX_FIELDS) return -1;
+    const nameStart = i;
+    while (TOKEN[buf[i]] === 1) i++;
+    const nameLength = i - nameStart;
+    if (nameLength === 0 || buf[i] !== 0x3a) return -1;
+    i++;
+    let c: number;
+    while ((c = buf[i]) === 0x20 || c === 0x09) i++;
+    const vs = i;
+    while (FIELD_VALUE[buf[i]] === 1) i++;
+    if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return -1;
+    let ve = i;
+    while (ve > vs && ((c = buf[ve - 1]) === 0x20 || c === 0x09)) ve--;
+    i += 2;
+    switch (nameLength) {
+      case 4:
+        if (equalsLower(buf, nameStart, L_HOST)) {
+          if (hosts++ !== 0) return -1;
+          for (let k = vs; k < ve; k++) if (HOST[buf[k]] !== 1) return -1;
+        }
+        break;
+      case 7:
+        if (equalsLower(buf, nameStart, L_UPGRADE)) {
+          if (upgrades++ !== 0 || !listHas(buf, vs, ve, L_WEBSOCKET, false)) return -1;
+        }
+        break;
+      case 10:
+        if (equalsLower(buf, nameStart, L_CONNECTION) && listHas(buf, vs, ve, L_UPGRADE, true)) connUpgrade = true;
+        break;
+      case 14:
+        if (equalsLower(buf, nameStart, L_CONTENT_LENGTH)) return -1;
+        break;
+      case 17:
+        if (equalsLower(buf, nameStart, L_TRANSFER_ENCODING)) return -1;
+        if (equalsLower(buf, nameStart, L_KEY)) {
+          if (keys++ !== 0 || ve - vs !== KEY_LENGTH) return -1;
+          for (let k = vs; k < vs + 21; k++) if (B64[buf[k]] !== 1) return -1;
+          c = buf[vs + 21];
+          if ((c !== 0x41 && c !== 0x51 && c !== 0x67 && c !== 0x77) || buf[vs + 22] !== 0x3d || buf[vs + 23] !== 0x3d) return -1;
+          key = vs;
+        }
+        break;
+      case 21:
+        if (equalsLower(buf, nameStart, L_VERSION)) {
+          if (versions++ !== 0 || ve - vs !== 2 || buf[vs] !== 0x31 || buf[vs + 1] !== 0x33) return -1;
+        }
+        break;
+      case 22:
+        if (equalsLower(buf, nameStart, L_PROTOCOL)) return -1;
+        break;
+      case 24:
+        if (!ignoreExtensions && equalsLower(buf, nameStart, L_EXTENSIONS)) return -1;
+        break;
+    }
+  }
+  if (i + 2 !== headEnd || hosts !== 1 || upgrades !== 1 || !connUpgrade || keys !== 1 || versions !== 1) return -1;
+  return key;
 }
 
 /** The value of header `lower` (joined with ', ' when repeated), or undefined. */

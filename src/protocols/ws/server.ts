@@ -59,7 +59,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { WS_VERSION, acceptHead, acceptResponse, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
+import { WS_VERSION, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 
@@ -420,6 +420,8 @@ class WsServer implements WebSocketHandler {
   readonly #maxHeaderBytes: number;
   readonly #handshakeTimeout: number;
   readonly #protocols: WebSocketServerOptions<unknown>['protocols'];
+  /** No callback needs the parsed request: plain upgrades take `plainUpgrade`. */
+  readonly #quick: boolean;
 
   constructor(opts: WebSocketServerOptions<unknown>) {
     checkOption(typeof opts === 'object' && opts !== null, 'options', 'an object', opts);
@@ -452,6 +454,7 @@ class WsServer implements WebSocketHandler {
     this.#maxHeaderBytes = maxHeaderBytes;
     this.#handshakeTimeout = handshakeTimeout;
     this.#protocols = protocols;
+    this.#quick = opts.onUpgrade === undefined && typeof protocols !== 'function';
   }
 
   get clients(): number {
@@ -582,6 +585,11 @@ class WsServer implements WebSocketHandler {
     const blank = (data.length > limit ? data.subarray(0, limit) : data).indexOf(CRLFCRLF);
     if (blank < 0) return data.length >= limit ? refuse(conn, 431) : 0;
     const headEnd = blank + 4;
+    if (this.#quick && !this.#shared.shuttingDown) {
+      // The common request, read in place: no parse into strings (see plainUpgrade).
+      const key = plainUpgrade(data, headEnd, this.#shared.deflate === null);
+      if (key >= 0) return this.#open(conn, data, headEnd, WS, acceptHeadFromBytes(data, key));
+    }
     const heads = this.#heads;
     const parser = this.#parser;
     heads.head = null;
@@ -673,10 +681,16 @@ class WsServer implements WebSocketHandler {
         tag |= EXTRA;
       }
     }
+    const head = protocol === undefined && agreement === null ? acceptHead(key!) : acceptResponse(key!, { protocol, extensions: agreement?.response });
+    return this.#open(conn, data, headEnd, tag, head);
+  }
+
+  /** The upgrade is accepted: set the tag, write the 101 `head`, open, read what follows the head. */
+  #open(conn: Connection, data: Buffer, headEnd: number, tag: number, head: Buffer): number {
+    const s = this.#shared;
     conn.tag = tag;
     s.count++;
-    if (protocol === undefined && agreement === null) conn.write(acceptHead(key!));
-    else conn.write(acceptResponse(key!, { protocol, extensions: agreement?.response }));
+    conn.write(head);
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
     // the engine's idleTimeout stays in charge.
     if (s.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(s.pingInterval);
