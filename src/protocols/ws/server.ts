@@ -29,7 +29,7 @@
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -405,6 +405,41 @@ function fieldList(headers: ResponseFields | undefined): [string, string | numbe
   return out;
 }
 
+/** What `upgradeHook` reads of a request the HTTP server parsed (an `HttpRequest`). */
+type HookRequest = { method: string; target: string; headers: readonly (readonly [string, string])[]; upgrade?: boolean };
+
+/**
+ * The RequestHead of a request the HTTP server parsed and found to be an upgrade, as the
+ * handshake reads it (one object, dropped after the handshake; its strings are the request's).
+ */
+function headOf(req: HookRequest): RequestHead {
+  const headers = req.headers as Field[];
+  let upgradeProtocol: string | null = null;
+  let host: string | null = null;
+  let contentLength: number | null = null;
+  let chunked = false;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i];
+    if (sameName(name, 'upgrade')) upgradeProtocol = upgradeProtocol === null ? value : `${upgradeProtocol}, ${value}`;
+    else if (sameName(name, 'host')) host = value;
+    else if (sameName(name, 'content-length')) contentLength = Number(value);
+    else if (sameName(name, 'transfer-encoding')) chunked = true;
+  }
+  return {
+    method: req.method,
+    target: req.target,
+    versionMinor: 1,
+    headers,
+    host,
+    contentLength: chunked ? null : contentLength,
+    chunked,
+    keepAlive: true,
+    upgrade: req.upgrade ?? (req.method === 'CONNECT' || upgradeProtocol !== null),
+    upgradeProtocol,
+    expectContinue: false,
+  };
+}
+
 /** Answer `status`, then close (after flushing). */
 function refuse(conn: Connection, status: number, extra: [string, string | number][] = []): Action {
   conn.write(encodeResponseHead(status, [...extra, ['Connection', 'close'], ['Content-Length', 0]]));
@@ -422,6 +457,8 @@ class WsServer implements WebSocketHandler {
   readonly #protocols: WebSocketServerOptions<unknown>['protocols'];
   /** No callback needs the parsed request: plain upgrades take `plainUpgrade`. */
   readonly #quick: boolean;
+  /** The 101 head `#decide` chose (a shared buffer: write it at once). */
+  #answer: Buffer = Buffer.alloc(0);
 
   constructor(opts: WebSocketServerOptions<unknown>) {
     checkOption(typeof opts === 'object' && opts !== null, 'options', 'an object', opts);
@@ -465,26 +502,32 @@ class WsServer implements WebSocketHandler {
     this.#shared.reactor = reactor;
   }
 
-  upgradeHook(): (req: { method: string; target: string; headers: readonly (readonly [string, string])[] }, conn: Connection, head: Buffer) => Handler | void {
-    return (req, conn, head) => {
-      // The HTTP server consumed the head: present it again, byte for byte as this handler
-      // would have read it, followed by what came after it. One extra parse per upgrade.
-      let text = `${req.method} ${req.target} HTTP/1.1\r\n`;
-      for (const [name, value] of req.headers) text += `${name}: ${value}\r\n`;
-      const bytes = Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]);
-      const used = this.onData(conn, bytes);
-      // Refused (the answer is written, then Action.Close), or a head that did not parse.
-      if ((conn.tag & WS) === 0) {
-        if (used !== Action.Close) conn.close();
-        return undefined;
-      }
-      if (typeof used === 'number' && used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) {
-        // A partial frame behind the head: the HTTP server cannot present it again, so it is
-        // kept here and put in front of the next bytes.
-        this.#shared.extra(conn).pending = Buffer.from(bytes.subarray(used));
+  upgradeHook(): (req: HookRequest, conn: Connection, head: Buffer) => Handler | void {
+    // The HTTP server calls handOver (UPGRADE_IN_PLACE) with the request it parsed, then
+    // hands the bytes after the head to onData in place: nothing is serialised or parsed
+    // again, nothing is copied, and a partial frame stays in the engine as on our own port.
+    const handOver = (req: HookRequest, conn: Connection): Handler | undefined => {
+      const tag = this.#decide(conn, headOf(req));
+      // Refused: the answer is written; the HTTP server flushes it and closes.
+      if (tag < 0) return undefined;
+      this.#start(conn, tag, this.#answer);
+      const onOpen = this.#opts.onOpen;
+      if (onOpen !== undefined) onOpen.call(this.#opts, createSocket(conn, this.#shared));
+      return this;
+    };
+    // Called directly (another HTTP server): `head` is read here, and a partial frame at its
+    // end is kept until the next bytes.
+    const hook = (req: HookRequest, conn: Connection, head: Buffer): Handler | undefined => {
+      if (handOver(req, conn) === undefined) return undefined;
+      if (head.length > 0) {
+        const used = this.onData(conn, head);
+        if (typeof used === 'number' && used < head.length && (conn.tag & NO_MORE_INPUT) === 0) {
+          this.#shared.extra(conn).pending = Buffer.from(head.subarray(used));
+        }
       }
       return this;
     };
+    return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver });
   }
 
   publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary: boolean = typeof message !== 'string'): number {
@@ -605,6 +648,17 @@ class WsServer implements WebSocketHandler {
     heads.head = null;
     // Only empty lines before a request line: drop them and wait for the head.
     if (req === null) return consumed > 0 ? consumed : refuse(conn, 400);
+    const tag = this.#decide(conn, req);
+    if (tag < 0) return tag as Action;
+    return this.#open(conn, data, headEnd, tag, this.#answer);
+  }
+
+  /**
+   * The checks and choices of the handshake on a parsed request: refused, the answer is
+   * written and Action.Close returned; accepted, the tag to set is returned and the 101 head
+   * is in `#answer` (the extras are set already).
+   */
+  #decide(conn: Connection, req: RequestHead): number {
     if (this.#shared.shuttingDown) return refuse(conn, 503);
     if (req.method !== 'GET') return refuse(conn, 405, [['Allow', 'GET']]);
     if (!req.upgrade || req.versionMinor !== 1 || !headerHasToken(req.upgradeProtocol ?? undefined, 'websocket')) return refuse(conn, 400);
@@ -681,12 +735,22 @@ class WsServer implements WebSocketHandler {
         tag |= EXTRA;
       }
     }
-    const head = protocol === undefined && agreement === null ? acceptHead(key!) : acceptResponse(key!, { protocol, extensions: agreement?.response });
-    return this.#open(conn, data, headEnd, tag, head);
+    this.#answer = protocol === undefined && agreement === null ? acceptHead(key!) : acceptResponse(key!, { protocol, extensions: agreement?.response });
+    return tag;
   }
 
   /** The upgrade is accepted: set the tag, write the 101 `head`, open, read what follows the head. */
   #open(conn: Connection, data: Buffer, headEnd: number, tag: number, head: Buffer): number {
+    this.#start(conn, tag, head);
+    const s = this.#shared;
+    const onOpen = this.#opts.onOpen;
+    const ws = onOpen === undefined ? null : createSocket(conn, s);
+    if (ws !== null) onOpen!.call(this.#opts, ws);
+    return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
+  }
+
+  /** Set the tag and write the 101 `head`; the WebSocket is open once `onOpen` has run. */
+  #start(conn: Connection, tag: number, head: Buffer): void {
     const s = this.#shared;
     conn.tag = tag;
     s.count++;
@@ -694,10 +758,6 @@ class WsServer implements WebSocketHandler {
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
     // the engine's idleTimeout stays in charge.
     if (s.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(s.pingInterval);
-    const onOpen = this.#opts.onOpen;
-    const ws = onOpen === undefined ? null : createSocket(conn, s);
-    if (ws !== null) onOpen!.call(this.#opts, ws);
-    return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
   }
 }
 
