@@ -4,8 +4,12 @@
  *
  * Model:
  *   - Before the upgrade a connection has no state at all. Its bytes stay in the engine
- *     (onData returns 0) until the head's blank line arrives; one RequestParser per handler,
- *     reset for each head, then reads it whole. A head is at most `maxHeaderBytes`.
+ *     (onData returns 0) until the head's blank line arrives. A plain upgrade head is then
+ *     read in place (`plainUpgrade`) and answered from a shared buffer: nothing is allocated
+ *     that outlives it. Any other head goes through one RequestParser per handler, reset for
+ *     each head, and the same checks (`#decide`). A head is at most `maxHeaderBytes`.
+ *   - Behind the HTTP server (`upgradeHook`), `#decide` runs on the request it parsed, and the
+ *     bytes after the head reach `onData` in place (see UPGRADE_IN_PLACE in http1/server.ts).
  *   - After the upgrade a WebSocket's state is its connection's `tag` word plus an `Extra`
  *     held only while needed, and its frames are cut, unmasked on the fast path and parsed
  *     as framing.ts describes (the server's side of `Framing`). The server's Extra adds a
@@ -171,6 +175,9 @@ export interface WebSocketHandler extends Handler {
    * An `onUpgrade` hook for `createHttpHandler`, to serve WebSockets and HTTP on one port:
    * the upgrade request goes through this handler's own checks (the same answers, 101 or a
    * refusal, as on a dedicated port) and the connection is handed over on success.
+   * `createHttpHandler` hands it over in place: the checks run on the request it parsed, and
+   * the bytes after the head reach this handler's `onData` without a copy. Called by other
+   * code, the hook reads `head` itself.
    * Give this handler its reactor too (`wsHandler.onReactor?.(reactor)`), or a graceful
    * shutdown will not send 1001 to its WebSockets.
    */
@@ -201,7 +208,10 @@ function atLeast(data: Uint8Array | string, threshold: number): boolean {
  */
 class Extra extends FrameExtra {
   codec: PerMessageDeflate | null = null;
-  /** Bytes short of a frame kept after a hand-over from the HTTP server (see `upgradeHook`). */
+  /**
+   * Bytes short of a frame left in the `head` given to the hook when it is called directly
+   * (the HTTP server hands bytes over in place, so it never needs this; see `upgradeHook`).
+   */
   pending: Buffer | null = null;
   override get empty(): boolean {
     return super.empty && this.codec === null && this.pending === null;
@@ -577,8 +587,8 @@ class WsServer implements WebSocketHandler {
       const x = s.extras.get(conn.id)!;
       const pending = x.pending;
       if (pending !== null) {
-        // Bytes kept from a hand-over (see upgradeHook): consume all of `data` from the
-        // engine, keep whatever is still short of a frame.
+        // Bytes kept from a `head` given to the hook directly (see upgradeHook): consume all
+        // of `data` from the engine, keep whatever is still short of a frame.
         x.pending = null;
         const bytes = Buffer.concat([pending, data]);
         const used = s.receive(conn, bytes, 0, null);
