@@ -27,8 +27,10 @@ export {
 export {
   HttpRequest,
   HttpResponse,
+  UPGRADE_IN_PLACE,
   createHttpHandler,
   type HttpHandlerOptions,
+  type InPlaceUpgrade,
   type RouteHandler,
   type UpgradeHook,
 } from './server.js';

@@ -22,7 +22,7 @@
  * `execute` (field lines stay one string until read), route lookup (two Map gets), the head's
  * bytes (reused when equal to the previous head), one `writev`, release.
  */
-import { C1mError, checkOption, type Connection, type Handler } from '../../core/index.js';
+import { Action, C1mError, checkOption, type Connection, type Handler } from '../../core/index.js';
 import { HttpParseError } from './errors.js';
 import {
   RequestParser, parseFieldText, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions,
@@ -43,6 +43,19 @@ export type RouteHandler = (req: HttpRequest, res: HttpResponse) => void | Promi
  * connection closes. `conn.context` is free for the new owner; the idle timeout is disarmed.
  */
 export type UpgradeHook = (req: HttpRequest, conn: Connection, head: Buffer) => Handler | void;
+
+/**
+ * @internal A hook that reads the bytes after the request itself (the WebSocket handler's
+ * `upgradeHook()` carries one under this key). The server calls it instead of the hook, with
+ * no `head`, then hands the bytes that followed the request to the returned handler's
+ * `onData` in place: what it leaves unconsumed stays in the engine, as on its own port.
+ */
+export const UPGRADE_IN_PLACE: unique symbol = Symbol('c1m.upgradeInPlace');
+
+/** @internal See `UPGRADE_IN_PLACE`. */
+export interface InPlaceUpgrade {
+  [UPGRADE_IN_PLACE](req: HttpRequest, conn: Connection): Handler | void;
+}
 
 /** Options of `createHttpHandler`. Every limit has a safe default. */
 export interface HttpHandlerOptions extends RequestParserOptions {
@@ -536,6 +549,11 @@ interface Shared {
   maxPipelined: number;
   pool: Session[];
   upgraded: Map<number, Handler>;
+  /**
+   * Bytes an in-place upgrade's handler left unconsumed when the upgrade waited for earlier
+   * responses (they were copied then): put in front of its next bytes. Rare; empty otherwise.
+   */
+  carry: Map<number, Buffer>;
 }
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
@@ -563,6 +581,10 @@ class Session implements RequestParserCallbacks {
   #closeWhenDone = false;
   #upgradeReq: HttpRequest | null = null;
   #upgradeHead: Buffer[] | null = null;
+  /** During `data`, when the upgrade request ended in it: where its head ended (else -1). */
+  #upgradeAt = -1;
+  /** During `data`: what it returns when the upgrade ran inside it (see `#upgrade`). */
+  #upgradeResult: number | Action = 0;
 
   constructor(shared: Shared) {
     this.#shared = shared;
@@ -651,7 +673,7 @@ class Session implements RequestParserCallbacks {
   }
 
   /** Bytes from the engine. Returns what `onData` returns. */
-  data(data: Buffer): number {
+  data(data: Buffer): number | Action {
     if (this.closed) return data.length;
     if (this.#upgradeHead !== null) {
       this.#upgradeHead.push(Buffer.from(data));
@@ -669,7 +691,9 @@ class Session implements RequestParserCallbacks {
         }
         offset += n;
         if (this.#upgradeReq !== null) {
-          this.#upgradeHead = [Buffer.from(data.subarray(offset))];
+          // Handed over in settle() below if nothing is queued before it (then in place),
+          // else copied and handed over once the responses before it have left.
+          this.#upgradeAt = offset;
           offset = data.length;
           break;
         }
@@ -684,9 +708,27 @@ class Session implements RequestParserCallbacks {
     } finally {
       this.#inExecute = false;
     }
-    this.settle();
-    return offset;
+    if (this.#upgradeAt < 0) {
+      this.settle();
+      return offset;
+    }
+    this.#upgradeResult = data.length;
+    this.#upgradeBytes = data;
+    try {
+      this.settle();
+    } finally {
+      this.#upgradeBytes = null;
+    }
+    if (this.#upgradeAt >= 0) {
+      // Waiting behind earlier responses: keep a copy of what followed the head.
+      this.#upgradeHead = [Buffer.from(data.subarray(this.#upgradeAt))];
+      this.#upgradeAt = -1;
+    }
+    return this.#upgradeResult;
   }
+
+  /** During `data` with `#upgradeAt` set: its bytes. */
+  #upgradeBytes: Buffer | null = null;
 
   /**
    * Answer `status` and close, after the responses already queued. The request being
@@ -820,29 +862,64 @@ class Session implements RequestParserCallbacks {
   #upgrade(): void {
     const shared = this.#shared;
     const req = this.#upgradeReq!;
-    const head = this.#upgradeHead ?? [];
     const conn = this.conn;
+    // In place: inside `data`, the bytes after the head are a view of the engine's.
+    const bytes = this.#upgradeBytes;
+    const at = this.#upgradeAt;
+    const head = bytes !== null && at >= 0 ? null : (this.#upgradeHead ?? []);
+    this.#upgradeAt = -1;
     this.#upgradeReq = null;
     this.#upgradeHead = null;
     this.closed = true; // never pooled: the parser stays upgraded
     conn.context = undefined;
     conn.setTimeout(0);
     if (this.#paused) conn.resume();
+    const hook = shared.onUpgrade!;
+    const inPlace = (hook as Partial<InPlaceUpgrade>)[UPGRADE_IN_PLACE];
     let next: Handler | void;
     try {
-      next = shared.onUpgrade!(req, conn, head.length === 1 ? head[0] : Buffer.concat(head));
+      if (inPlace !== undefined) next = inPlace.call(hook, req, conn);
+      else if (head === null) next = hook(req, conn, at < bytes!.length ? Buffer.from(bytes!.subarray(at)) : Buffer.alloc(0));
+      else next = hook(req, conn, head.length === 1 ? head[0] : Buffer.concat(head));
     } catch (err) {
       shared.onError(asError(err), req);
       conn.destroy();
       return;
     }
-    if (next) {
-      shared.upgraded.set(conn.id, next);
-    } else {
+    if (!next) {
       conn.context = this; // closed: the bytes that still arrive are discarded
       conn.close();
+      return;
     }
+    shared.upgraded.set(conn.id, next);
+    if (inPlace === undefined) return;
+    if (head === null) {
+      // Consumed up to the end of the head, plus what the handler takes of the rest.
+      if (at === bytes!.length) {
+        this.#upgradeResult = at;
+        return;
+      }
+      const used = next.onData?.(conn, bytes!.subarray(at));
+      this.#upgradeResult = typeof used === 'number' ? at + used : used === undefined ? bytes!.length : used;
+      return;
+    }
+    const rest = head.length === 1 ? head[0] : Buffer.concat(head);
+    if (rest.length === 0) return;
+    const r = feed(shared, next, conn, rest);
+    if (r === Action.Close) conn.close();
+    else if (r === Action.Shutdown) conn.shutdown();
   }
+}
+
+/**
+ * `data` for `handler`, which took `conn` in place, outside an engine read (bytes that
+ * waited for the upgrade, or held in `carry`): keeps what it leaves unconsumed in `carry`,
+ * to put before its next bytes. Returns what the engine's `onData` should get for them.
+ */
+function feed(shared: Shared, handler: Handler, conn: Connection, data: Buffer): number | Action | void {
+  const used = handler.onData?.(conn, data);
+  if (typeof used === 'number' && used < data.length && conn.open) shared.carry.set(conn.id, Buffer.from(data.subarray(used)));
+  return typeof used === 'number' ? undefined : used;
 }
 
 function buildRoutes(routes: Readonly<Record<string, RouteHandler>>): Map<string, Map<string, RouteHandler>> {
@@ -898,6 +975,7 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
     maxPipelined,
     pool: [],
     upgraded: new Map(),
+    carry: new Map(),
   };
   const upgraded = shared.upgraded;
   const taken = (conn: Connection): Handler | undefined => (upgraded.size === 0 ? undefined : upgraded.get(conn.id));
@@ -908,7 +986,14 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
     },
     onData(conn, data) {
       const h = taken(conn);
-      if (h !== undefined) return h.onData?.(conn, data);
+      if (h !== undefined) {
+        if (shared.carry.size === 0) return h.onData?.(conn, data);
+        const kept = shared.carry.get(conn.id);
+        if (kept === undefined) return h.onData?.(conn, data);
+        shared.carry.delete(conn.id);
+        const r = feed(shared, h, conn, Buffer.concat([kept, data]));
+        return r === undefined ? data.length : r;
+      }
       let s = conn.context as Session | undefined;
       if (s === undefined) {
         s = shared.pool.pop() ?? new Session(shared);
@@ -948,6 +1033,7 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
       const h = taken(conn);
       if (h !== undefined) {
         upgraded.delete(conn.id);
+        shared.carry.delete(conn.id);
         h.onClose?.(conn, reason);
       }
     },
