@@ -17,7 +17,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Field } from '../http1/index.js';
-import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from '../http1/chars.js';
+import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from '../http1/index.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
