@@ -262,6 +262,10 @@ int c1m_sys_timerfd(uint32_t interval_ms);
 int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
+/* glibc's M_TRIM_THRESHOLD (what GLIBC_TUNABLES=glibc.malloc.trim_threshold sets at start):
+ * free memory above this many bytes at the top of a heap goes back to the kernel at once.
+ * Process-wide. 0 or -EINVAL (rejected), -ENOTSUP without glibc. */
+int c1m_sys_malloc_trim_threshold(int bytes);
 
 /* ---- errname.c ---- */
 /* The symbolic name of a positive or negative Linux errno ("ECONNRESET"), NULL if none. */

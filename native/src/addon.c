@@ -456,6 +456,16 @@ static napi_value raise_nofile(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* mallocTrimThreshold(bytes) -> 0 or -errno: see c1m_sys_malloc_trim_threshold */
+static napi_value malloc_trim_threshold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t bytes = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &bytes) != napi_ok) return num(env, -EINVAL);
+  return num(env, c1m_sys_malloc_trim_threshold(bytes));
+}
+
 /* fdInfo(fd) -> { nonblock, cloexec, nodelay } | undefined: for contract tests */
 static napi_value fd_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -551,6 +561,7 @@ NAPI_MODULE_INIT() {
       {"sockname", NULL, sockname, NULL, NULL, NULL, napi_default, NULL},
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocTrimThreshold", NULL, malloc_trim_threshold, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
       {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
       {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},

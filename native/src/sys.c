@@ -11,6 +11,7 @@
 #include "c1m.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -167,4 +168,14 @@ int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard) {
   *soft = rl.rlim_cur;
   *hard = rl.rlim_max;
   return 0;
+}
+
+int c1m_sys_malloc_trim_threshold(int bytes) {
+#ifdef __GLIBC__
+  if (bytes < 0) return -EINVAL;
+  return mallopt(M_TRIM_THRESHOLD, bytes) == 1 ? 0 : -EINVAL;
+#else
+  (void)bytes;
+  return -ENOTSUP;
+#endif
 }

@@ -38,7 +38,9 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --max-inbound BYTES         unconsumed inbound bytes per connection (default 1048576)
   --max-outbound BYTES        buffered outbound bytes per connection (default 16777216)
   --timer-resolution MS       timeout sweep period (default 250)
-  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)`;
+  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)
+  --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
+                              (compact memory, the default, holds idle RSS down for ~1-2 % CPU)`;
 
 /** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
 const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
@@ -82,6 +84,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'timer-resolution': { type: 'string' },
         'handler-options': { type: 'string' },
         deflate: { type: 'boolean', default: false },
+        'no-compact-memory': { type: 'boolean', default: false },
         grace: { type: 'string', default: '5000' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -152,6 +155,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     maxInboundBytes: int(v['max-inbound']),
     maxOutboundBytes: int(v['max-outbound']),
     timerResolution: int(v['timer-resolution']),
+    compactMemory: !v['no-compact-memory'],
   };
   let handle: ServeHandle;
   try {

@@ -60,6 +60,8 @@ export interface Binding {
   sockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
   id(h: NativeHandle): number;
   raiseNofile(): [number, number];
+  /** glibc M_TRIM_THRESHOLD (process-wide): 0 or -errno (-ENOTSUP without glibc). */
+  mallocTrimThreshold(bytes: number): number;
   fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
   /** The name of a positive or negative errno (every Linux errno), undefined for none. */
   errname(errno: number): string | undefined;

@@ -6,6 +6,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { COMPACT_EXEC_ARGV } from './memory.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
 import { RestartBudget, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
 
@@ -27,7 +28,7 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
 
   const start = async (): Promise<number> => {
     const job: WorkerJob = { mode: 'process', spec: { ...p.spec, listen: { ...p.listen, port, reusePort: true } } };
-    const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify(job) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify(job) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: p.spec.compactMemory ? [...COMPACT_EXEC_ARGV] : [] });
     children.add(child);
     child.once('exit', (code, signal) => {
       children.delete(child);

@@ -38,6 +38,14 @@ export interface ServeOptions extends ServerOptions {
    * threads mode the acceptor has already stopped handing it connections.
    */
   onWorkerExit?: (info: WorkerExitInfo) => void;
+  /**
+   * Keep the process's idle footprint small: V8's young generation stays at its start size
+   * and glibc hands freed heap memory back at once (see src/engine/memory.ts). Applies to
+   * every process of the server (this one and prefork children) for its whole life: V8 flags
+   * and malloc policy are process-wide. Costs about 1-2 % CPU per message. Default false;
+   * `c1m serve` turns it on (`--no-compact-memory` to turn it off).
+   */
+  compactMemory?: boolean;
 }
 
 /** A running multi-core server. */

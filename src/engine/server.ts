@@ -17,6 +17,7 @@ import { C1mError, checkOption } from '../core/errors.js';
 import { resolveListen, resolveOptions } from '../core/options.js';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from '../core/types.js';
 import { raiseNofile } from '../backends/native.js';
+import { applyCompactMemory } from './memory.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
 import type { ServeHandle, ServeOptions } from './serve-types.js';
@@ -75,6 +76,8 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.processes === undefined || (Number.isInteger(o.processes) && o.processes >= 1 && o.processes <= 1024), 'processes', 'an integer from 1 to 1024', o.processes);
   checkOption(o.balance === undefined || o.balance === 'round-robin' || o.balance === 'least-connections' || o.balance === 'hash', 'balance', "'round-robin', 'least-connections' or 'hash'", o.balance);
   checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
+  checkOption(o.compactMemory === undefined || typeof o.compactMemory === 'boolean', 'compactMemory', 'a boolean', o.compactMemory);
+  if (o.compactMemory) applyCompactMemory();
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handler = toModuleUrl(o.handler);
@@ -87,7 +90,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
     throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
   }
   const listenOn = resolveListen(o);
-  const spec = { handler, handlerOptions: o.handlerOptions, engine };
+  const spec = { handler, handlerOptions: o.handlerOptions, engine, compactMemory: o.compactMemory === true };
   const restart = o.restart ?? true;
   return o.threads !== undefined
     ? serveThreads({ threads: o.threads, spec, engine, listen: listenOn, balance: o.balance ?? 'round-robin', restart, onWorkerExit: o.onWorkerExit, onError: resolved.onError })

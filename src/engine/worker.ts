@@ -4,6 +4,7 @@
  * native reactor, reports `ready`, and closes gracefully on `shutdown` (protocol: workers.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { applyCompactMemory } from './memory.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
 
@@ -18,6 +19,8 @@ const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void 
 };
 
 async function main(): Promise<void> {
+  // A prefork child has its own malloc (and got its V8 flag on the command line).
+  if (job.spec.compactMemory && job.mode === 'process') applyCompactMemory();
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
   const reactor = createNativeEngineReactor(handler, job.spec.engine);
   let port: number | undefined;

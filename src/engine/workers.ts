@@ -20,6 +20,8 @@ export interface WorkerSpec {
   handler: string;
   handlerOptions: unknown;
   engine: EngineOptions;
+  /** Apply `serve`'s compactMemory policy in the worker (prefork children: their own process). */
+  compactMemory?: boolean;
   /** Prefork only: the worker's own SO_REUSEPORT listener. */
   listen?: { port: number; host: string; backlog: number; reusePort: boolean };
 }
