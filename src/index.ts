@@ -9,6 +9,8 @@ export type {
 export { C1mError } from './core/errors.js';
 export type { SystemError } from './core/errors.js';
 export { createReactor, defaultBackend } from './core/reactor.js';
+export { udp, type UdpServer } from './core/udp.js';
+export type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from './core/udp-types.js';
 export { listen, serve, nofileLimit } from './core/server.js';
 export type { Server, ServeOptions, ServeHandle } from './core/server.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';

@@ -17,6 +17,8 @@ import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
+import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
+import { NativeUdp } from './native-udp.js';
 
 const EVENTS = 4096;
 const SEND_AREA = 1 << 20;
@@ -197,6 +199,8 @@ export class NativeReactor implements Reactor {
   readonly #opWrite: number;
   readonly #wantDrain: number;
   readonly #highWater: number;
+  /** UDP sockets (./native-udp.ts), made at the first `udp()`. */
+  #udp: NativeUdp | null = null;
   #closing: Promise<void> | undefined;
   #closed: (() => void) | undefined;
   #released = false;
@@ -545,6 +549,17 @@ export class NativeReactor implements Reactor {
     return count;
   }
 
+  udp(options: UdpOptions, handler: UdpHandler): Promise<UdpSocket> {
+    this.#assertUsable();
+    this.#udp ??= new NativeUdp({
+      b: this.#b, h: this.#h, k: this.k, L: this.#L, recv: this.#recv, ev: this.#ev, slots: this.#slots,
+      send: this.#send, sendI32: this.#sendI32, ctl: this.#ctl, sendArea: SEND_AREA,
+      flushNow: () => this.#flushNow(), scheduleFlush: () => this.#scheduleFlush(),
+      report: (err) => this.#report(err), updateRef: () => this.#updateRef(),
+    });
+    return this.#udp.open(options, handler);
+  }
+
   close(timeoutMs = 5000): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = new Promise<void>((resolve) => {
@@ -552,6 +567,7 @@ export class NativeReactor implements Reactor {
     });
     for (const fd of this.#listeners.keys()) this.#b.unlisten(this.#h, fd);
     this.#listeners.clear();
+    this.#udp?.closeAll();
     if (this.#handler.onShutdown) {
       this.#call(() => this.#handler.onShutdown!(), undefined);
     } else {
@@ -599,7 +615,7 @@ export class NativeReactor implements Reactor {
   #updateRef(): void {
     if (this.#released) return;
     this.#absorbQuiet();
-    const want = this.#listeners.size > 0 || this.#open + this.#connecting > 0;
+    const want = this.#listeners.size > 0 || this.#open + this.#connecting > 0 || (this.#udp?.size ?? 0) > 0;
     if (want !== this.#refd) {
       this.#refd = want;
       this.#b.ref(this.#h, want);
@@ -677,6 +693,11 @@ export class NativeReactor implements Reactor {
           }
           case k.EV_ERROR:
             this.#report(reactorError(k, ev[b + L.errorWhat]!, ev[b + L.errorErrno]!, fd, ev[b + L.errorDetail]!));
+            break;
+          case k.EV_UDP_MSG:
+          case k.EV_UDP_DRAIN:
+          case k.EV_UDP_ERROR:
+            if (this.#udp !== null) i = this.#udp.record(i, n) - 1; // a batch form takes a run of records
             break;
         }
       }
