@@ -12,7 +12,10 @@
  * follows once the queue has emptied.
  *
  * Differences: no batching (one JS call per datagram underneath); `reusePort` needs Node >=
- * 22.12 (older versions ignore it, so a second socket on the port fails with EADDRINUSE).
+ * 22.12 (older versions ignore it, so a second socket on the port fails with EADDRINUSE);
+ * node:dgram hands one tick's sends to libuv before libuv reports a queue (an address lookup
+ * stands between), so `sendQueueBytes` bounds the queue from the next tick on, not within a
+ * burst made in one tick.
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
