@@ -9,7 +9,10 @@ const APPS: Record<string, string> = {
   'ws-echo': new URL('../apps/ws-echo.js', import.meta.url).href,
   http: new URL('../apps/http-hello.js', import.meta.url).href,
   broadcast: new URL('../apps/broadcast.js', import.meta.url).href,
+  'udp-echo': new URL('../apps/udp-echo.js', import.meta.url).href,
 };
+/** Apps that serve UDP (their module gives a UdpHandler). */
+const UDP_APPS = new Set(['udp-echo']);
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}> --port P [--host 127.0.0.1]
          [--backend auto|native|portable] [--threads N | --processes N]
@@ -62,6 +65,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       processes: int(v.processes),
       balance: v.balance as 'round-robin',
       idleTimeout: int(v['idle-timeout']),
+      ...(UDP_APPS.has(app) ? { udp: true as const } : {}),
     });
   } catch (e) {
     err.write(`c1m serve: ${(e as Error).message}\n`);

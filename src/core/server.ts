@@ -21,6 +21,8 @@ import { resolveListen, resolveOptions } from './options.js';
 import { createReactor } from './reactor.js';
 import { NativeReactor, raiseNofile, type Balance } from '../backends/native.js';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ReactorStats, ServerOptions } from './types.js';
+import { resolveUdp } from './udp.js';
+import type { UdpHandler, UdpOptions } from './udp-types.js';
 
 /** A single-reactor server. */
 export interface Server {
@@ -70,6 +72,12 @@ export interface ServeOptions extends ServerOptions {
   balance?: Balance;
   /** Restart a crashed process (prefork). Default true. */
   restart?: boolean;
+  /**
+   * Serve UDP instead of TCP: the handler module gives a `UdpHandler`, and every reactor (this
+   * thread's, each worker thread's, each process's) opens its own socket on `port` (with
+   * `SO_REUSEPORT` when there are several: the kernel hashes each flow to one of them).
+   */
+  udp?: true | Omit<UdpOptions, 'port' | 'host'>;
   /** Called when a prefork worker exits unexpectedly (before it is restarted). */
   onWorkerExit?: (info: { pid: number | undefined; code: number | null; signal: NodeJS.Signals | null }) => void;
 }
@@ -111,6 +119,8 @@ export interface WorkerSpec {
   handlerOptions: unknown;
   engine: EngineOptions;
   listen?: { port: number; host: string; backlog: number; reusePort: boolean };
+  /** Open a UDP socket (the handler is a UdpHandler) instead of listening. */
+  udp?: UdpOptions;
 }
 
 function engineOptionsOf(o: ServeOptions): EngineOptions {
@@ -130,6 +140,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handlerSpec = toModuleUrl(o.handler);
+  if (o.udp) return serveUdp(o, engine, handlerSpec, resolved.onError);
   if (o.threads === undefined && o.processes === undefined) {
     const handler = await loadHandler(handlerSpec, o.handlerOptions);
     const server = await listen(handler, { ...o, ...engine, onError: resolved.onError });
@@ -217,7 +228,56 @@ async function serveThreads(o: ServeOptions, engine: EngineOptions, handler: str
   };
 }
 
-async function servePrefork(o: ServeOptions, engine: EngineOptions, handler: string, l: ReturnType<typeof resolveListen>): Promise<ServeHandle> {
+/** `serve({ udp })`: a UDP socket per reactor, several sharing the port by SO_REUSEPORT. */
+async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: string, onError: (e: Error) => void): Promise<ServeHandle> {
+  const multi = o.threads !== undefined || o.processes !== undefined;
+  const u = resolveUdp({ ...(o.udp === true ? {} : o.udp), port: o.port, host: o.host, reusePort: multi || (o.udp !== true && o.udp?.reusePort === true) });
+  if (!multi) {
+    const h = (await loadHandler(handler, o.handlerOptions)) as unknown as UdpHandler;
+    const reactor = createReactor({}, { ...engine, onError });
+    const sock = await reactor.udp(u, h).catch(async (err: unknown) => {
+      await reactor.close(0);
+      throw err;
+    });
+    const a = sock.address;
+    return { address: { host: a.address, port: a.port }, mode: 'single', pids: () => [process.pid], stats: () => reactor.stats, close: (t) => reactor.close(t) };
+  }
+  if (resolveOptions(engine).backend === 'portable' || !loadBinding()) {
+    throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
+  }
+  if (o.processes !== undefined) return servePrefork(o, engine, handler, resolveListen(o), u);
+  const workers: Worker[] = [];
+  let port = u.port;
+  try {
+    for (let i = 0; i < o.threads!; i++) {
+      const spec: WorkerSpec = { handler, handlerOptions: o.handlerOptions, engine, udp: { ...u, port } };
+      const w = new Worker(workerUrl, { workerData: { mode: 'thread', spec } });
+      workers.push(w);
+      port = ((await waitFor(w, (x) => x.type === 'ready')) as { port: number }).port;
+    }
+  } catch (err) {
+    await Promise.all(workers.map((w) => w.terminate()));
+    throw err;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    address: { host: u.host, port },
+    mode: 'threads',
+    pids: () => [process.pid],
+    stats: () => undefined,
+    close(timeoutMs = 5000) {
+      closing ??= Promise.all(workers.map(async (w) => {
+        const done = waitFor(w, (m) => m.type === 'closed').catch(() => undefined);
+        w.postMessage({ type: 'shutdown', timeoutMs });
+        await done;
+        await w.terminate();
+      })).then(() => undefined);
+      return closing;
+    },
+  };
+}
+
+async function servePrefork(o: ServeOptions, engine: EngineOptions, handler: string, l: ReturnType<typeof resolveListen>, udp?: UdpOptions): Promise<ServeHandle> {
   const workerPath = fileURLToPath(workerUrl);
   const children = new Set<ChildProcess>();
   let stopping = false;
@@ -225,7 +285,9 @@ async function servePrefork(o: ServeOptions, engine: EngineOptions, handler: str
   const restarts: number[] = [];
 
   const start = async (): Promise<ChildProcess> => {
-    const spec: WorkerSpec = { handler, handlerOptions: o.handlerOptions, engine, listen: { ...l, port, reusePort: true } };
+    const spec: WorkerSpec = udp
+      ? { handler, handlerOptions: o.handlerOptions, engine, udp: { ...udp, port } }
+      : { handler, handlerOptions: o.handlerOptions, engine, listen: { ...l, port, reusePort: true } };
     const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify({ mode: 'process', spec }) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
     children.add(child);
     child.once('exit', (code, signal) => {

@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { createReactor } from './reactor.js';
 import { loadHandler, type WorkerSpec } from './server.js';
 import type { NativeReactor } from '../backends/native.js';
+import type { UdpHandler } from './udp-types.js';
 
 type Job = { mode: 'thread' | 'process'; spec: WorkerSpec };
 
@@ -22,9 +23,11 @@ const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void 
 
 async function main(): Promise<void> {
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
-  const reactor = createReactor(handler, { ...job.spec.engine, backend: 'native' }) as NativeReactor;
+  const udp = job.spec.udp;
+  const reactor = createReactor(udp ? {} : handler, { ...job.spec.engine, backend: 'native' }) as NativeReactor;
   let port: number | undefined;
   if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
+  if (udp) port = (await reactor.udp(udp, handler as unknown as UdpHandler)).address.port;
   send({ type: 'ready', id: reactor.nativeId, port });
   let closing = false;
   const shutdown = async (timeoutMs: number): Promise<void> => {
