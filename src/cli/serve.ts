@@ -65,7 +65,8 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       processes: int(v.processes),
       balance: v.balance as 'round-robin',
       idleTimeout: int(v['idle-timeout']),
-      ...(UDP_APPS.has(app) ? { udp: true as const } : {}),
+      // socket buffers as udpref's (4 MiB, doubled by the kernel): 64 flows x 16 in flight overflow the default
+      ...(UDP_APPS.has(app) ? { udp: { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } } : {}),
     });
   } catch (e) {
     err.write(`c1m serve: ${(e as Error).message}\n`);
