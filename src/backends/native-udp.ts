@@ -199,7 +199,11 @@ class NativeUdpSocket implements UdpSocket {
   }
 }
 
-/** A reactor's UDP sockets. */
+/**
+ * A reactor's UDP sockets, made by `NativeReactor.udp()` at its first call.
+ *
+ * Threading: the reactor's thread only. Lifetime: as long as the reactor; `closeAll()` at its close.
+ */
 export class NativeUdp {
   readonly host: UdpHost;
   readonly b: Binding;

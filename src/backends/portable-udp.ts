@@ -243,7 +243,11 @@ class PortableUdpSocket implements UdpSocket {
   }
 }
 
-/** A portable reactor's UDP sockets. */
+/**
+ * A portable reactor's UDP sockets.
+ *
+ * Threading: the reactor's thread only. Lifetime: as long as the reactor; `closeAll()` at its close.
+ */
 export class PortableUdp {
   readonly sockets = new Set<PortableUdpSocket>();
   readonly from = new RecvAddress();

@@ -15,6 +15,7 @@ import type { UdpHandler, UdpOptions, UdpSocket } from './udp-types.js';
 /** UDP options with every default filled in. */
 export type ResolvedUdpOptions = Required<UdpOptions>;
 
+/** Defaults of `UdpOptions` (the others are off / the kernel's). */
 export const UDP_DEFAULTS = {
   host: '0.0.0.0',
   maxMessageSize: 65535,
