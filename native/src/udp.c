@@ -5,7 +5,8 @@
  * holds datagrams). On readiness, recvmmsg fills the receive area behind what this poll already
  * read: each datagram gets a C1M_UDP_ADDR_SIZE address entry, then its bytes; one UDP_MSG record
  * each. JS answers with UDP_SEND commands; after the batch a run of them to one socket leaves by
- * sendmmsg. What the kernel refuses with EAGAIN waits in the socket's FIFO (bounded) for EPOLLOUT.
+ * sendmmsg, runs of equal-size datagrams to one peer as one UDP_SEGMENT (GSO) send each. What the
+ * kernel refuses with EAGAIN waits in the socket's FIFO (bounded) for EPOLLOUT.
  *
  * Invariants:
  * - Nothing received is dropped here: when the event array or the receive area has no room for
@@ -22,17 +23,26 @@
  *   teardown loop, JS's connection sweep) never sees it. Its gen is bumped at close, so commands
  *   staged for a closed socket are skipped.
  *
- * Hot path: udp_event -> udp_read (recvmmsg, pack, records); udp_send_run -> send_batch (sendmmsg).
+ * - A GSO run (UDP_SEGMENT) only joins datagrams of one size (the last may be shorter) to one
+ *   destination, consecutive in the command stream; when the kernel refuses the run, its
+ *   datagrams go one by one, so GSO never changes what the peer receives.
+ *
+ * Hot path: udp_event -> udp_read (recvmmsg, pack, records); udp_send_run -> batch_add ->
+ * batch_send (sendmmsg).
  */
 #include "internal.h"
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define UDP_BATCH 64   /* datagrams per recvmmsg / sendmmsg call */
 #define UDP_BUDGET 256 /* datagrams read per socket per poll (fairness) */
+#define UDP_IOV_POOL 256 /* datagrams per send batch, GSO segments included */
+#define GSO_SEGS 64      /* the kernel's UDP_MAX_SEGMENTS */
+#define GSO_BYTES 65000  /* payload of one GSO send (IPv4 allows 65,507) */
 #define ALIGN8(n) (((n) + 7u) & ~7u)
 
 typedef struct udp_qent {
@@ -50,8 +60,24 @@ typedef struct udp_sock {
   uint32_t queued, queued_bytes;
   int want_drain; /* JS saw backpressure: emit UDP_DRAIN when the queue empties */
   int out_armed;  /* EPOLLOUT registered */
-  uint64_t sent, drops, send_errors;
+  int gso;        /* UDP_SEGMENT allowed: runs of equal-size datagrams to one peer in one send */
+  uint64_t sent, drops, send_errors, gso_sent;
 } udp_sock_t;
+
+/* A sendmmsg batch being built. A message is one datagram, or a GSO run: datagrams of one size
+ * (the last may be shorter) to one destination, consecutive iovs of the pool, sent as one
+ * UDP_SEGMENT send that the kernel (or the device) cuts into datagrams. */
+typedef struct send_batch {
+  struct mmsghdr msgs[UDP_BATCH];
+  struct iovec iov[UDP_IOV_POOL];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[UDP_BATCH];
+  uint32_t seg[UDP_BATCH], bytes[UDP_BATCH];
+  uint8_t closed[UDP_BATCH]; /* a shorter last segment ended the run */
+  unsigned n, niov;
+} send_batch_t;
 
 static udp_sock_t *udp_find(c1m_reactor_t *r, int fd) {
   for (udp_sock_t *u = r->udp; u; u = u->next)
@@ -160,36 +186,116 @@ static void queue_flush(c1m_reactor_t *r, int fd, udp_sock_t *u) {
   }
 }
 
-/* Send msgs[0..n) now; what EAGAIN leaves goes to the queue. Outside a poll (the command stream). */
-static void send_batch(c1m_reactor_t *r, int fd, udp_sock_t *u, struct mmsghdr *msgs, unsigned n, int *failed,
-                       int *first_err) {
-  unsigned i = 0;
-  while (i < n) {
-    int rc = c1m_sys_sendmmsg(fd, msgs + i, n - i);
-    if (rc > 0) {
-      u->sent += (uint64_t)rc;
-      i += (unsigned)rc;
+/* Queue every datagram of message m (after EAGAIN). */
+static void queue_msg(c1m_reactor_t *r, int fd, udp_sock_t *u, const struct msghdr *h) {
+  uint8_t none[C1M_UDP_ADDR_SIZE] = {0};
+  /* msg_name points at the command's address entry (or is NULL for the connected peer) */
+  const uint8_t *addr = h->msg_name ? h->msg_name : none;
+  for (size_t j = 0; j < h->msg_iovlen; j++)
+    queue_push(r, fd, u, addr, h->msg_iov[j].iov_base, (uint32_t)h->msg_iov[j].iov_len);
+}
+
+/* A GSO run the kernel refused (no UDP_SEGMENT, a segment larger than the path MTU allows, ...):
+ * its datagrams one by one. Returns -EAGAIN if they must wait (queued), else 0. */
+static int send_split(c1m_reactor_t *r, int fd, udp_sock_t *u, const struct msghdr *h, int *failed, int *first_err) {
+  for (size_t j = 0; j < h->msg_iovlen; j++) {
+    struct mmsghdr one = {.msg_hdr = {.msg_name = h->msg_name, .msg_namelen = h->msg_namelen, .msg_iov = &h->msg_iov[j], .msg_iovlen = 1}};
+    int rc = c1m_sys_sendmmsg(fd, &one, 1);
+    if (rc == 1) {
+      u->sent++;
     } else if (rc == -EAGAIN || rc == 0) {
-      for (; i < n; i++) {
-        const struct msghdr *h = &msgs[i].msg_hdr;
-        uint8_t none[C1M_UDP_ADDR_SIZE] = {0};
-        /* msg_name points at the command's address entry (or is NULL for the connected peer) */
-        queue_push(r, fd, u, h->msg_name ? h->msg_name : none, h->msg_iov->iov_base, (uint32_t)h->msg_iov->iov_len);
-      }
+      struct msghdr rest = *h;
+      rest.msg_iov += j, rest.msg_iovlen -= j;
+      queue_msg(r, fd, u, &rest);
+      return -EAGAIN;
     } else {
       u->send_errors++;
       (*failed)++;
       if (!*first_err) *first_err = rc;
-      i++;
     }
   }
+  return 0;
+}
+
+/* Send the batch now; what EAGAIN leaves goes to the queue. Outside a poll (the command stream). */
+static void batch_send(c1m_reactor_t *r, int fd, udp_sock_t *u, send_batch_t *b, int *failed, int *first_err) {
+  for (unsigned i = 0; i < b->n; i++) {
+    struct msghdr *h = &b->msgs[i].msg_hdr;
+    h->msg_control = NULL;
+    h->msg_controllen = 0;
+    if (h->msg_iovlen > 1) {
+      struct cmsghdr *cm = &b->ctl[i].align;
+      h->msg_control = b->ctl[i].buf;
+      h->msg_controllen = sizeof b->ctl[i].buf;
+      cm->cmsg_level = SOL_UDP;
+      cm->cmsg_type = UDP_SEGMENT;
+      cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      uint16_t seg = (uint16_t)b->seg[i];
+      memcpy(CMSG_DATA(cm), &seg, sizeof seg);
+    }
+  }
+  unsigned i = 0;
+  while (i < b->n) {
+    int rc = c1m_sys_sendmmsg(fd, b->msgs + i, b->n - i);
+    if (rc > 0) {
+      for (int j = 0; j < rc; j++, i++) {
+        size_t k = b->msgs[i].msg_hdr.msg_iovlen;
+        u->sent += k;
+        if (k > 1) u->gso_sent += k;
+      }
+      continue;
+    }
+    const struct msghdr *h = &b->msgs[i].msg_hdr;
+    if (rc == -EAGAIN || rc == 0) {
+      for (; i < b->n; i++) queue_msg(r, fd, u, &b->msgs[i].msg_hdr);
+      break;
+    }
+    if (h->msg_iovlen > 1) {
+      if (rc == -ENOPROTOOPT || rc == -EOPNOTSUPP) u->gso = 0; /* this kernel has no UDP GSO */
+      i++;
+      if (send_split(r, fd, u, h, failed, first_err) == -EAGAIN) {
+        for (; i < b->n; i++) queue_msg(r, fd, u, &b->msgs[i].msg_hdr);
+        break;
+      }
+      continue;
+    }
+    u->send_errors++;
+    (*failed)++;
+    if (!*first_err) *first_err = rc;
+    i++;
+  }
+  b->n = b->niov = 0;
+}
+
+/* Add a datagram to the batch: to the last message's GSO run when it can join it. */
+static void batch_add(c1m_reactor_t *r, int fd, udp_sock_t *u, send_batch_t *b, uint8_t *addr, uint8_t *data,
+                      uint32_t len, int *failed, int *first_err) {
+  socklen_t alen = addr_len(addr);
+  if (b->n > 0 && u->gso) {
+    unsigned m = b->n - 1;
+    struct msghdr *h = &b->msgs[m].msg_hdr;
+    if (!b->closed[m] && len > 0 && len <= b->seg[m] && h->msg_iovlen < GSO_SEGS && b->bytes[m] + len <= GSO_BYTES &&
+        b->niov < UDP_IOV_POOL && h->msg_namelen == alen && (alen == 0 || memcmp(h->msg_name, addr, alen) == 0)) {
+      b->iov[b->niov++] = (struct iovec){.iov_base = data, .iov_len = len};
+      h->msg_iovlen++;
+      b->bytes[m] += len;
+      b->closed[m] = len < b->seg[m];
+      return;
+    }
+  }
+  if (b->n == UDP_BATCH || b->niov == UDP_IOV_POOL) batch_send(r, fd, u, b, failed, first_err);
+  unsigned m = b->n++;
+  b->iov[b->niov] = (struct iovec){.iov_base = data, .iov_len = len};
+  b->msgs[m].msg_hdr = (struct msghdr){.msg_name = alen ? addr : NULL, .msg_namelen = alen, .msg_iov = &b->iov[b->niov], .msg_iovlen = 1};
+  b->niov++;
+  b->seg[m] = b->bytes[m] = len;
+  b->closed[m] = len == 0;
 }
 
 uint32_t udp_send_run(c1m_reactor_t *r, const c1m_cmd_t *c, uint32_t pos, uint32_t used) {
   udp_sock_t *u = udp_live(r, c->fd, c->gen);
-  struct mmsghdr msgs[UDP_BATCH];
-  struct iovec iov[UDP_BATCH];
-  unsigned n = 0;
+  send_batch_t b;
+  b.n = b.niov = 0;
   int failed = 0, first_err = 0, want_drain = 0;
   uint32_t p = pos;
   while (p + sizeof(c1m_cmd_t) <= used) {
@@ -206,16 +312,10 @@ uint32_t udp_send_run(c1m_reactor_t *r, const c1m_cmd_t *c, uint32_t pos, uint32
       queue_push(r, c->fd, u, addr, data, w.len);
       continue;
     }
-    socklen_t alen = addr_len(addr);
-    iov[n] = (struct iovec){.iov_base = data, .iov_len = w.len};
-    msgs[n].msg_hdr = (struct msghdr){.msg_name = alen ? addr : NULL, .msg_namelen = alen, .msg_iov = &iov[n], .msg_iovlen = 1};
-    if (++n == UDP_BATCH) {
-      send_batch(r, c->fd, u, msgs, n, &failed, &first_err);
-      n = 0;
-    }
+    batch_add(r, c->fd, u, &b, addr, data, w.len, &failed, &first_err);
   }
   if (!u) return p;
-  if (n) send_batch(r, c->fd, u, msgs, n, &failed, &first_err);
+  if (b.n) batch_send(r, c->fd, u, &b, &failed, &first_err);
   if (failed) udp_record(r, 0, C1M_EV_UDP_ERROR, c->fd, first_err, C1M_UDP_E_SEND, failed);
   if (want_drain) {
     if (u->head) u->want_drain = 1;
@@ -301,6 +401,7 @@ int c1m_udp_open(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, c
   u->fd = fd;
   u->max_msg = o->max_msg;
   u->queue_cap = o->queue_bytes;
+  u->gso = o->gso != 0;
   u->next = r->udp;
   r->udp = u;
   c1m_slot_t *s = &r->slots[fd];
@@ -368,7 +469,7 @@ int c1m_udp_stats(c1m_reactor_t *r, int fd, uint32_t gen, c1m_udp_stats_t *out) 
   udp_sock_t *u = udp_live(r, fd, gen);
   if (!u) return -EBADF;
   *out = (c1m_udp_stats_t){.sent = u->sent, .drops = u->drops, .send_errors = u->send_errors,
-                           .queued = u->queued, .queued_bytes = u->queued_bytes};
+                           .gso_sent = u->gso_sent, .queued = u->queued, .queued_bytes = u->queued_bytes};
   return 0;
 }
 

@@ -232,6 +232,7 @@ class PortableUdpSocket implements UdpSocket {
       drops: this.#drops,
       sendErrors: this.#sendErrors,
       queuedBytes: this.#open ? this.#sock.getSendQueueSize() : 0,
+      gsoSent: 0,
     };
   }
 

@@ -44,6 +44,8 @@ export interface UdpStats {
   sendErrors: number;
   /** Bytes waiting in the send queue now. */
   queuedBytes: number;
+  /** Of `sent`, the datagrams that left in GSO runs (`UDP_SEGMENT`; 0 on the portable backend). */
+  gsoSent: number;
 }
 
 /**
@@ -156,4 +158,10 @@ export interface UdpOptions {
   maxMessageSize?: number;
   /** Bound of the send queue kept after `EAGAIN`, in bytes; datagrams past it are dropped and counted. Default 1 MiB. */
   sendQueueBytes?: number;
+  /**
+   * Send runs of equal-size datagrams to one destination (consecutive `send`s in one batch, the
+   * last may be shorter) as one `UDP_SEGMENT` (GSO) send each, where the kernel supports it; the
+   * peer receives the same datagrams. Default true. Native backend only (ignored by the portable one).
+   */
+  gso?: boolean;
 }

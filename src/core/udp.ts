@@ -38,6 +38,7 @@ export function resolveUdp(o: UdpOptions = {}): ResolvedUdpOptions {
     sendBufferSize: o.sendBufferSize ?? 0,
     maxMessageSize: o.maxMessageSize ?? UDP_DEFAULTS.maxMessageSize,
     sendQueueBytes: o.sendQueueBytes ?? UDP_DEFAULTS.sendQueueBytes,
+    gso: o.gso ?? true,
   };
   checkOption(isCount(r.port) && r.port <= 65535, 'port', 'an integer from 0 to 65535', r.port);
   checkOption(isIP(r.host) !== 0, 'host', 'an IPv4 or IPv6 address', r.host);
@@ -47,6 +48,7 @@ export function resolveUdp(o: UdpOptions = {}): ResolvedUdpOptions {
   checkOption(isCount(r.sendBufferSize) && r.sendBufferSize <= 0x7fffffff, 'sendBufferSize', 'a non-negative integer below 2 GiB (0: the default)', r.sendBufferSize);
   checkOption(isCount(r.maxMessageSize, 1) && r.maxMessageSize <= 65535, 'maxMessageSize', 'an integer from 1 to 65535', r.maxMessageSize);
   checkOption(isCount(r.sendQueueBytes) && r.sendQueueBytes <= 0x7fffffff, 'sendQueueBytes', 'a non-negative integer below 2 GiB', r.sendQueueBytes);
+  checkOption(typeof r.gso === 'boolean', 'gso', 'a boolean', r.gso);
   return r;
 }
 

@@ -133,6 +133,27 @@ for (const backend of backends) {
       p.close();
     });
 
+    test('runs of equal-size datagrams to one peer: every datagram arrives intact and in order (GSO on native)', GUARD, async () => {
+      const p = await peer();
+      const sock = await reactor.udp({ host: '127.0.0.1' }, {});
+      const plain = await reactor.udp({ host: '127.0.0.1', gso: false }, {});
+      // 150 x 1000 B, then a shorter one, then 3 x 700 B, then an empty one, to one destination
+      const sizes = [...Array(150).fill(1000), 333, 700, 700, 700, 0];
+      const to = { address: '127.0.0.1', port: p.port };
+      const sent = sizes.map((n, i) => (n === 0 ? Buffer.alloc(0) : datagram(i, n)));
+      for (const d of sent) sock.send(to, d);
+      await waitFor(() => p.got.length === sent.length, `${sent.length} datagrams`);
+      assert.deepEqual(p.got.map((g) => g.data), sent, 'same datagrams, same order');
+      assert.equal(sock.stats.sent, sent.length);
+      if (backend === 'native') assert.ok(sock.stats.gsoSent >= 150, `GSO runs used: ${sock.stats.gsoSent}`);
+      for (const d of sent.slice(0, 10)) plain.send(to, d);
+      await waitFor(() => p.got.length === sent.length + 10, 'ten more without GSO');
+      assert.equal(plain.stats.gsoSent, 0);
+      sock.close();
+      plain.close();
+      p.close();
+    });
+
     test('zero-length datagrams are delivered and echoed', GUARD, async () => {
       const lengths: number[] = [];
       const sock = await reactor.udp({ host: '127.0.0.1' }, {

@@ -1,9 +1,12 @@
 /**
- * UDP send backpressure on every backend: EAGAIN from a full socket buffer queues datagrams up to
- * `sendQueueBytes`, drops past it are counted, `send` returns false while the queue holds
- * datagrams, and `onDrain` follows once it empties. A plain loopback never says EAGAIN to a UDP
- * sender, so the fixture runs in a network namespace whose loopback has a slow qdisc (needs root
- * and `unshare`, `ip`, `tc`; skipped, saying why, without them).
+ * UDP sends that need a link other than this machine's loopback, each in a network namespace of
+ * its own (needs root and `unshare`, `ip`, `tc`; skipped, saying why, without them):
+ * - backpressure on every backend: EAGAIN from a full socket buffer queues datagrams up to
+ *   `sendQueueBytes`, drops past it are counted, `send` returns false while the queue holds
+ *   datagrams, and `onDrain` follows once it empties. A plain loopback never says EAGAIN to a UDP
+ *   sender, so the loopback gets a slow qdisc (tbf);
+ * - GSO fallback (native): with a loopback MTU of 1280 the kernel refuses a GSO run of 1400-byte
+ *   datagrams, and the engine sends them one by one.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -13,6 +16,7 @@ import { backends } from '../helpers/backends.js';
 import { GUARD } from '../helpers/net.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/udp-slow-link.js', import.meta.url));
+const mtuFixture = fileURLToPath(new URL('../fixtures/udp-small-mtu.js', import.meta.url));
 const SETUP = 'ip link set lo up && tc qdisc add dev lo root tbf rate 8mbit burst 4kb limit 1000000';
 
 function canUnshare(): string {
@@ -46,6 +50,25 @@ for (const backend of backends) {
       // every datagram is accounted for: sent (and received by the peer) or dropped
       assert.equal(out.drained.sent + out.drained.drops + out.drained.sendErrors, out.calls);
       assert.equal(out.peerGot, out.drained.sent);
+    });
+  });
+}
+
+if (backends.includes('native')) {
+  describe('udp GSO fallback (native)', () => {
+    test('a GSO run the kernel refuses (segment above the MTU) leaves datagram by datagram', { ...GUARD, skip: why || false }, () => {
+      const r = spawnSync('unshare', ['-n', 'sh', '-c', 'ip link set lo up mtu 1280 && exec "$0" "$1"', process.execPath, mtuFixture], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 0, `fixture failed: ${r.stderr}`);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      assert.deepEqual(out.errors, []);
+      assert.equal(out.received, 20);
+      assert.equal(out.intact, true, 'the same datagrams, in order');
+      assert.equal(out.stats.sent, 20);
+      assert.equal(out.stats.gsoSent, 0, 'none left in a GSO run');
+      assert.equal(out.stats.sendErrors, 0);
     });
   });
 }
