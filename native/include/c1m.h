@@ -254,6 +254,7 @@ typedef struct c1m_udp_opts {
   uint32_t max_msg;     /* bytes received per datagram (1..65535); longer ones are cut and flagged */
   uint32_t queue_bytes; /* bound of the send queue kept after EAGAIN; datagrams past it are dropped */
   int gso;              /* send runs of equal-size datagrams to one peer as one UDP_SEGMENT send */
+  int gro;              /* UDP_GRO where the kernel has it (only with max_msg 65535) */
 } c1m_udp_opts_t;
 
 typedef struct c1m_udp_stats {
@@ -261,6 +262,7 @@ typedef struct c1m_udp_stats {
   uint64_t drops;       /* dropped: the send queue was full (or out of memory) */
   uint64_t send_errors; /* dropped: the kernel refused them (reported as C1M_EV_UDP_ERROR) */
   uint64_t gso_sent;    /* of sent, those that left in GSO runs */
+  uint64_t gro_received; /* datagrams received coalesced by GRO */
   uint32_t queued, queued_bytes; /* in the send queue now */
 } c1m_udp_stats_t;
 

@@ -572,7 +572,7 @@ static int get_bool_prop(napi_env env, napi_value obj, const char *key, int *out
 }
 
 /* udpOpen(handle, ip, port, {reusePort, ipv6Only, recvBufferSize, sendBufferSize, maxMessageSize,
- * sendQueueBytes, gso}) -> [fd, bound port] */
+ * sendQueueBytes, gso, gro}) -> [fd, bound port] */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   addon_reactor_t *a = reactor_args(env, info, 4, argv);
@@ -583,7 +583,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   if (get_bool_prop(env, argv[3], "reusePort", &o.reuseport) || get_bool_prop(env, argv[3], "ipv6Only", &o.v6only) ||
       get_u32_prop(env, argv[3], "recvBufferSize", &rcv) || get_u32_prop(env, argv[3], "sendBufferSize", &snd) ||
       get_u32_prop(env, argv[3], "maxMessageSize", &o.max_msg) || get_u32_prop(env, argv[3], "sendQueueBytes", &o.queue_bytes) ||
-      get_bool_prop(env, argv[3], "gso", &o.gso))
+      get_bool_prop(env, argv[3], "gso", &o.gso) || get_bool_prop(env, argv[3], "gro", &o.gro))
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpOpen(): bad options object"), NULL;
   o.rcvbuf = rcv > INT32_MAX ? INT32_MAX : (int)rcv;
   o.sndbuf = snd > INT32_MAX ? INT32_MAX : (int)snd;
@@ -659,7 +659,7 @@ static napi_value udp_membership(napi_env env, napi_callback_info info) {
                                      t == napi_string ? (struct sockaddr *)&iface : NULL));
 }
 
-/* udpStats(handle, fd, gen) -> [sent, drops, sendErrors, queued, queuedBytes, gsoSent] | undefined */
+/* udpStats(handle, fd, gen) -> [sent, drops, sendErrors, queued, queuedBytes, gsoSent, groReceived] | undefined */
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   napi_value argv[3], out;
   addon_reactor_t *a = reactor_args(env, info, 3, argv);
@@ -671,13 +671,14 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
     napi_get_undefined(env, &out);
     return out;
   }
-  CHECK(napi_create_array_with_length(env, 6, &out));
+  CHECK(napi_create_array_with_length(env, 7, &out));
   CHECK(napi_set_element(env, out, 0, num(env, (double)st.sent)));
   CHECK(napi_set_element(env, out, 1, num(env, (double)st.drops)));
   CHECK(napi_set_element(env, out, 2, num(env, (double)st.send_errors)));
   CHECK(napi_set_element(env, out, 3, num(env, st.queued)));
   CHECK(napi_set_element(env, out, 4, num(env, st.queued_bytes)));
   CHECK(napi_set_element(env, out, 5, num(env, (double)st.gso_sent)));
+  CHECK(napi_set_element(env, out, 6, num(env, (double)st.gro_received)));
   return out;
 }
 

@@ -23,6 +23,10 @@
  *   teardown loop, JS's connection sweep) never sees it. Its gen is bumped at close, so commands
  *   staged for a closed socket are skipped.
  *
+ * - With UDP_GRO the kernel may hand over several datagrams of one flow in one message (a GSO
+ *   sender on this machine, a GRO-capable device): they are cut at the segment size the kernel
+ *   reports, one record each, sharing the message's address entry. GRO is only turned on when
+ *   max_msg is 65535 (a coalesced message is at most 64 KiB, so none is ever cut).
  * - A GSO run (UDP_SEGMENT) only joins datagrams of one size (the last may be shorter) to one
  *   destination, consecutive in the command stream; when the kernel refuses the run, its
  *   datagrams go one by one, so GSO never changes what the peer receives.
@@ -61,7 +65,8 @@ typedef struct udp_sock {
   int want_drain; /* JS saw backpressure: emit UDP_DRAIN when the queue empties */
   int out_armed;  /* EPOLLOUT registered */
   int gso;        /* UDP_SEGMENT allowed: runs of equal-size datagrams to one peer in one send */
-  uint64_t sent, drops, send_errors, gso_sent;
+  int gro;        /* UDP_GRO on: the kernel may hand over several datagrams of one flow at once */
+  uint64_t sent, drops, send_errors, gso_sent, gro_received;
 } udp_sock_t;
 
 /* A sendmmsg batch being built. A message is one datagram, or a GSO run: datagrams of one size
@@ -326,13 +331,31 @@ uint32_t udp_send_run(c1m_reactor_t *r, const c1m_cmd_t *c, uint32_t pos, uint32
 
 /* ---- receiving ---- */
 
+/* The GRO segment size of a received message (0: one datagram). */
+static uint32_t gro_size(const struct msghdr *h) {
+  for (struct cmsghdr *cm = CMSG_FIRSTHDR(h); cm; cm = CMSG_NXTHDR((struct msghdr *)h, cm)) {
+    if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO && cm->cmsg_len >= CMSG_LEN(sizeof(int))) {
+      int seg;
+      memcpy(&seg, CMSG_DATA(cm), sizeof seg);
+      return seg > 0 ? (uint32_t)seg : 0;
+    }
+  }
+  return 0;
+}
+
 static void udp_read(c1m_reactor_t *r, int fd, udp_sock_t *u) {
   uint32_t stride = C1M_UDP_ADDR_SIZE + ALIGN8(u->max_msg), got = 0;
+  /* a GRO message may carry up to GSO_SEGS datagrams, each a record */
+  uint32_t per_msg = u->gro ? GSO_SEGS : 1;
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl[UDP_BATCH];
   while (got < UDP_BUDGET) {
     uint32_t off = ALIGN8(r->recv_used);
-    if (off >= r->recv_cap || r->nev + 2 >= r->ev_cap) break;
+    if (off >= r->recv_cap || r->nev + 2 + per_msg > r->ev_cap) break;
     uint32_t n = (r->recv_cap - off) / stride;
-    if (n > r->ev_cap - r->nev - 2) n = r->ev_cap - r->nev - 2;
+    if (n > (r->ev_cap - r->nev - 2) / per_msg) n = (r->ev_cap - r->nev - 2) / per_msg;
     if (n > UDP_BATCH) n = UDP_BATCH;
     if (n > UDP_BUDGET - got) n = UDP_BUDGET - got;
     if (n == 0) break;
@@ -343,6 +366,7 @@ static void udp_read(c1m_reactor_t *r, int fd, udp_sock_t *u) {
       uint8_t *slot = base + (size_t)i * stride;
       iov[i] = (struct iovec){.iov_base = slot + C1M_UDP_ADDR_SIZE, .iov_len = u->max_msg};
       msgs[i].msg_hdr = (struct msghdr){.msg_name = slot, .msg_namelen = sizeof(struct sockaddr_in6), .msg_iov = &iov[i], .msg_iovlen = 1};
+      if (u->gro) msgs[i].msg_hdr.msg_control = ctl[i].buf, msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
     }
     int rc = c1m_sys_recvmmsg(fd, msgs, n, MSG_TRUNC);
     if (rc == -EAGAIN) break;
@@ -354,13 +378,24 @@ static void udp_read(c1m_reactor_t *r, int fd, udp_sock_t *u) {
     }
     /* pack: entry + bytes, 8-aligned, one after the other; slot i moves down (or stays) */
     uint32_t w = off;
+    int32_t gen = (int32_t)r->slots[fd].gen;
     for (int i = 0; i < rc; i++) {
       uint32_t real = msgs[i].msg_len, have = real < u->max_msg ? real : u->max_msg;
       uint8_t *slot = base + (size_t)i * stride;
       if (slot != r->recv + w) memmove(r->recv + w, slot, C1M_UDP_ADDR_SIZE + have);
       if (msgs[i].msg_hdr.msg_namelen == 0) memset(r->recv + w, 0, C1M_UDP_ADDR_SIZE);
-      *ev_push(r) = (c1m_event_t){.kind = C1M_EV_UDP_MSG, .fd = fd, .gen = (int32_t)r->slots[fd].gen,
-                                  .a = (int32_t)(w + C1M_UDP_ADDR_SIZE), .b = (int32_t)real, .c = (int32_t)w};
+      uint32_t seg = u->gro ? gro_size(&msgs[i].msg_hdr) : 0;
+      if (seg == 0 || seg >= have || have < real) {
+        *ev_push(r) = (c1m_event_t){.kind = C1M_EV_UDP_MSG, .fd = fd, .gen = gen, .a = (int32_t)(w + C1M_UDP_ADDR_SIZE),
+                                    .b = (int32_t)real, .c = (int32_t)w};
+      } else { /* several datagrams of one sender, seg bytes each (the last may be shorter) */
+        for (uint32_t at = 0; at < have; at += seg) {
+          uint32_t len = have - at < seg ? have - at : seg;
+          *ev_push(r) = (c1m_event_t){.kind = C1M_EV_UDP_MSG, .fd = fd, .gen = gen,
+                                      .a = (int32_t)(w + C1M_UDP_ADDR_SIZE + at), .b = (int32_t)len, .c = (int32_t)w};
+          u->gro_received++;
+        }
+      }
       w = ALIGN8(w + C1M_UDP_ADDR_SIZE + have);
     }
     r->recv_used = w;
@@ -402,6 +437,9 @@ int c1m_udp_open(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, c
   u->max_msg = o->max_msg;
   u->queue_cap = o->queue_bytes;
   u->gso = o->gso != 0;
+  /* GRO only when a whole coalesced message always fits (it is at most 64 KiB); a kernel without
+   * UDP_GRO simply hands over one datagram at a time */
+  if (o->gro && o->max_msg >= 65535) u->gro = c1m_sys_set_int(fd, SOL_UDP, UDP_GRO, 1) == 0;
   u->next = r->udp;
   r->udp = u;
   c1m_slot_t *s = &r->slots[fd];
@@ -469,7 +507,7 @@ int c1m_udp_stats(c1m_reactor_t *r, int fd, uint32_t gen, c1m_udp_stats_t *out) 
   udp_sock_t *u = udp_live(r, fd, gen);
   if (!u) return -EBADF;
   *out = (c1m_udp_stats_t){.sent = u->sent, .drops = u->drops, .send_errors = u->send_errors,
-                           .gso_sent = u->gso_sent, .queued = u->queued, .queued_bytes = u->queued_bytes};
+                           .gso_sent = u->gso_sent, .gro_received = u->gro_received, .queued = u->queued, .queued_bytes = u->queued_bytes};
   return 0;
 }
 

@@ -186,8 +186,8 @@ class NativeUdpSocket implements UdpSocket {
     if (rc < 0) throw systemError(rc, join ? 'addMembership' : 'dropMembership', { address: group });
   }
   get stats(): UdpStats {
-    const n = this.#final ?? (this.open ? this.#u.b.udpStats(this.#u.h, this.fd, this.gen) : undefined) ?? [0, 0, 0, 0, 0, 0];
-    return { received: this.received, truncated: this.truncated, sent: n[0]!, drops: n[1]!, sendErrors: n[2]!, queuedBytes: n[4]!, gsoSent: n[5]! };
+    const n = this.#final ?? (this.open ? this.#u.b.udpStats(this.#u.h, this.fd, this.gen) : undefined) ?? [0, 0, 0, 0, 0, 0, 0];
+    return { received: this.received, truncated: this.truncated, sent: n[0]!, drops: n[1]!, sendErrors: n[2]!, queuedBytes: n[4]!, gsoSent: n[5]!, groReceived: n[6]! };
   }
   close(): void {
     if (!this.open) return;

@@ -233,6 +233,7 @@ class PortableUdpSocket implements UdpSocket {
       sendErrors: this.#sendErrors,
       queuedBytes: this.#open ? this.#sock.getSendQueueSize() : 0,
       gsoSent: 0,
+      groReceived: 0,
     };
   }
 

@@ -72,14 +72,14 @@ export interface Binding {
   // ---- UDP (native/src/udp.c): sockets named by (fd, gen), gen read from the slot table ----
   /** Open a bound UDP socket; throws a system error. */
   udpOpen(h: NativeHandle, ip: string, port: number, o: { reusePort: boolean; ipv6Only: boolean; recvBufferSize: number;
-    sendBufferSize: number; maxMessageSize: number; sendQueueBytes: number; gso: boolean }): [fd: number, port: number];
+    sendBufferSize: number; maxMessageSize: number; sendQueueBytes: number; gso: boolean; gro: boolean }): [fd: number, port: number];
   /** 0 or -errno. */
   udpClose(h: NativeHandle, fd: number, gen: number): number;
   /** connect(2) (ip undefined: dissolve the association); 0 or -errno. */
   udpConnect(h: NativeHandle, fd: number, gen: number, ip: string | undefined, port: number): number;
   udpMembership(h: NativeHandle, fd: number, gen: number, join: boolean, group: string, iface: string | undefined): number;
-  /** [sent, drops, sendErrors, queued, queuedBytes, gsoSent] */
-  udpStats(h: NativeHandle, fd: number, gen: number): [number, number, number, number, number, number] | undefined;
+  /** [sent, drops, sendErrors, queued, queuedBytes, gsoSent, groReceived] */
+  udpStats(h: NativeHandle, fd: number, gen: number): [number, number, number, number, number, number, number] | undefined;
   udpSockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
   /** Write the address entry of ip:port into out (32 bytes); 0 or -EINVAL. */
   udpEncode(ip: string, port: number, out: Uint8Array): number;

@@ -46,6 +46,8 @@ export interface UdpStats {
   queuedBytes: number;
   /** Of `sent`, the datagrams that left in GSO runs (`UDP_SEGMENT`; 0 on the portable backend). */
   gsoSent: number;
+  /** Of `received`, the datagrams the kernel handed over coalesced (`UDP_GRO`; 0 on the portable backend). */
+  groReceived: number;
 }
 
 /**
@@ -164,4 +166,10 @@ export interface UdpOptions {
    * peer receives the same datagrams. Default true. Native backend only (ignored by the portable one).
    */
   gso?: boolean;
+  /**
+   * Let the kernel hand over several datagrams of one flow at once (`UDP_GRO`, where it has it;
+   * on this machine, from a GSO sender): the engine cuts them apart again, so the handler still
+   * gets one datagram per call. Only with `maxMessageSize` 65535. Default true. Native backend only.
+   */
+  gro?: boolean;
 }

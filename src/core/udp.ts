@@ -39,6 +39,7 @@ export function resolveUdp(o: UdpOptions = {}): ResolvedUdpOptions {
     maxMessageSize: o.maxMessageSize ?? UDP_DEFAULTS.maxMessageSize,
     sendQueueBytes: o.sendQueueBytes ?? UDP_DEFAULTS.sendQueueBytes,
     gso: o.gso ?? true,
+    gro: o.gro ?? true,
   };
   checkOption(isCount(r.port) && r.port <= 65535, 'port', 'an integer from 0 to 65535', r.port);
   checkOption(isIP(r.host) !== 0, 'host', 'an IPv4 or IPv6 address', r.host);
@@ -49,6 +50,7 @@ export function resolveUdp(o: UdpOptions = {}): ResolvedUdpOptions {
   checkOption(isCount(r.maxMessageSize, 1) && r.maxMessageSize <= 65535, 'maxMessageSize', 'an integer from 1 to 65535', r.maxMessageSize);
   checkOption(isCount(r.sendQueueBytes) && r.sendQueueBytes <= 0x7fffffff, 'sendQueueBytes', 'a non-negative integer below 2 GiB', r.sendQueueBytes);
   checkOption(typeof r.gso === 'boolean', 'gso', 'a boolean', r.gso);
+  checkOption(typeof r.gro === 'boolean', 'gro', 'a boolean', r.gro);
   return r;
 }
 

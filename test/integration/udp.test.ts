@@ -154,6 +154,27 @@ for (const backend of backends) {
       p.close();
     });
 
+    test('GSO runs into a GRO receiver: one datagram per record, intact and in order', GUARD, async () => {
+      const got: Buffer[][] = [[], []];
+      const receivers = [
+        await reactor.udp({ host: '127.0.0.1', recvBufferSize: 4 << 20 }, { onMessage: (_s, d) => void got[0]!.push(Buffer.from(d)) }),
+        await reactor.udp({ host: '127.0.0.1', recvBufferSize: 4 << 20, gro: false }, { onMessages: (_s, b) => { for (let i = 0; i < b.length; i++) got[1]!.push(Buffer.from(b.data(i))); } }),
+      ];
+      const sender = await reactor.udp({ host: '127.0.0.1' }, {});
+      const sizes = [...Array(100).fill(1200), 77, ...Array(40).fill(500), 1];
+      const sent = sizes.map((n, i) => datagram(i, Math.max(n, 4)).subarray(0, n));
+      for (const r of receivers) for (const d of sent) sender.send({ address: '127.0.0.1', port: r.address.port }, d);
+      await waitFor(() => got[0]!.length === sent.length && got[1]!.length === sent.length, 'every datagram at both receivers');
+      assert.deepEqual(got[0], sent);
+      assert.deepEqual(got[1], sent);
+      assert.equal(receivers[0]!.stats.received, sent.length);
+      if (backend === 'native') {
+        assert.ok(receivers[0]!.stats.groReceived > 0, `GRO used: ${receivers[0]!.stats.groReceived}`);
+        assert.equal(receivers[1]!.stats.groReceived, 0);
+      }
+      for (const s of [...receivers, sender]) s.close();
+    });
+
     test('zero-length datagrams are delivered and echoed', GUARD, async () => {
       const lengths: number[] = [];
       const sock = await reactor.udp({ host: '127.0.0.1' }, {
