@@ -4,7 +4,7 @@
 // and reports the sender's CPU per datagram (process.cpuUsage: user + system). One JSON document on
 // stdout.
 //
-//   taskset -c 0 node bench/udp-gso.mjs [--size 1400] [--run 64] [--seconds 3] [--reps 3]
+//   taskset -c 0 node bench/udp-gso.mjs [--size 1400] [--run 64] [--seconds 3] [--reps 3] [--out FILE]
 //
 // Each tick sends `--run` datagrams (one batch, so consecutive sends to one peer form GSO runs of
 // up to 64 segments / 65,000 bytes), then yields to the event loop (setImmediate). The sink is
@@ -23,6 +23,7 @@ const { values: opt } = parseArgs({
     seconds: { type: 'string', default: '3' },
     reps: { type: 'string', default: '3' },
     port: { type: 'string', default: '9188' },
+    out: { type: 'string' },
   },
   strict: true,
 });
@@ -67,4 +68,4 @@ for (let rep = 0; rep < reps; rep++) {
   }
 }
 const med = (g) => median(runs.filter((r) => r.gso === g).map((r) => r.sender_cpu_us_per_dgram));
-emit({ bench: 'udp-gso', date: new Date().toISOString(), conditions: { size, run, seconds, reps, sender_cpu: 'as started (taskset -c 0)', sink_cpu: 1 }, machine: machineInfo(), summary: { cpu_us_per_dgram_gso: med(true), cpu_us_per_dgram_no_gso: med(false), ratio: round(med(true) / med(false), 3) }, runs });
+emit({ bench: 'udp-gso', date: new Date().toISOString(), conditions: { size, run, seconds, reps, sender_cpu: 'as started (taskset -c 0)', sink_cpu: 1 }, machine: machineInfo(), summary: { cpu_us_per_dgram_gso: med(true), cpu_us_per_dgram_no_gso: med(false), ratio: round(med(true) / med(false), 3) }, runs }, opt.out);
