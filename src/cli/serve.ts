@@ -13,11 +13,15 @@ const APPS: Record<string, string> = {
   'ws-echo': new URL('../apps/ws-echo.js', import.meta.url).href,
   http: new URL('../apps/http-hello.js', import.meta.url).href,
   broadcast: new URL('../apps/broadcast.js', import.meta.url).href,
+  'udp-echo': new URL('../apps/udp-echo.js', import.meta.url).href,
 };
+/** Apps that serve UDP (their module gives a UdpHandler). */
+const UDP_APPS = new Set(['udp-echo']);
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./handler.js> --port P [options]
 
-  <app>                       a built-in server: echo, ws-echo, http (hello world), broadcast
+  <app>                       a built-in server: echo, ws-echo, http (hello world), broadcast,
+                              udp-echo (UDP)
   ./handler.js                your handler module, as serve() takes it: it exports
                               createHandler(options) or a default Handler object; every reactor
                               (thread or process) loads it. TypeScript: point at the build output.
@@ -156,6 +160,8 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     maxOutboundBytes: int(v['max-outbound']),
     timerResolution: int(v['timer-resolution']),
     compactMemory: !v['no-compact-memory'],
+    // socket buffers as udpref's (4 MiB, doubled by the kernel): 64 flows x 16 in flight overflow the default
+    ...(UDP_APPS.has(what) ? { udp: { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } } : {}),
   };
   let handle: ServeHandle;
   try {

@@ -6,3 +6,4 @@
 export { createReactor, defaultBackend } from './reactor.js';
 export { listen, nofileLimit, serve } from './server.js';
 export type { Server, ServeHandle, ServeOptions, WorkerExitInfo } from './server.js';
+export { udp, type UdpServer } from './udp.js';

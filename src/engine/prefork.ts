@@ -27,7 +27,9 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
   let port = p.listen.port;
 
   const start = async (): Promise<number> => {
-    const job: WorkerJob = { mode: 'process', spec: { ...p.spec, listen: { ...p.listen, port, reusePort: true } } };
+    // A UDP worker opens its own socket on the port; a TCP one its own SO_REUSEPORT listener.
+    const spec = p.spec.udp ? { ...p.spec, udp: { ...p.spec.udp, port } } : { ...p.spec, listen: { ...p.listen, port, reusePort: true } };
+    const job: WorkerJob = { mode: 'process', spec };
     const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify(job) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: p.spec.compactMemory ? [...COMPACT_EXEC_ARGV] : [] });
     children.add(child);
     child.once('exit', (code, signal) => {

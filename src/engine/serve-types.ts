@@ -3,6 +3,7 @@
  */
 import type { Balance } from '../backends/native.js';
 import type { ListenAddress, ReactorStats, ServerOptions } from '../core/types.js';
+import type { UdpOptions } from '../core/udp-types.js';
 
 /** What `onWorkerExit` is told about a worker that exited unexpectedly. */
 export interface WorkerExitInfo {
@@ -46,6 +47,12 @@ export interface ServeOptions extends ServerOptions {
    * `c1m serve` turns it on (`--no-compact-memory` to turn it off).
    */
   compactMemory?: boolean;
+  /**
+   * Serve UDP instead of TCP: the handler module gives a `UdpHandler`, and every reactor (this
+   * thread's, each worker thread's, each process's) opens its own socket on `port` (with
+   * `SO_REUSEPORT` when there are several: the kernel hashes each flow to one of them).
+   */
+  udp?: true | Omit<UdpOptions, 'port' | 'host'>;
 }
 
 /** A running multi-core server. */

@@ -12,13 +12,13 @@
  * In both modes the handler is a module that every reactor loads: it exports
  * `createHandler(options)` or a default Handler object.
  */
-import { loadBinding } from '../core/binding.js';
+import { loadBinding, raiseNofile } from '../core/binding.js';
 import { C1mError, checkOption } from '../core/errors.js';
 import { resolveListen, resolveOptions } from '../core/options.js';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from '../core/types.js';
-import { raiseNofile } from '../backends/native.js';
 import { applyCompactMemory } from './memory.js';
 import { servePrefork } from './prefork.js';
+import { serveUdp } from './udp.js';
 import { createReactor } from './reactor.js';
 import type { ServeHandle, ServeOptions } from './serve-types.js';
 import { serveThreads } from './threads.js';
@@ -81,6 +81,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handler = toModuleUrl(o.handler);
+  if (o.udp) return serveUdp(o, engine, handler, resolved.onError);
   if (o.threads === undefined && o.processes === undefined) {
     const h = await loadHandler(handler, o.handlerOptions);
     const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
