@@ -38,6 +38,12 @@ export interface ServeOptions extends ServerOptions {
    * threads mode the acceptor has already stopped handing it connections.
    */
   onWorkerExit?: (info: WorkerExitInfo) => void;
+  /**
+   * Serve `GET /metrics` (Prometheus text: the engine's metrics and those the handler module
+   * registers in `metricsRegistry()`, summed over every worker) on this port of `host`, from
+   * this process. Default: none.
+   */
+  metricsPort?: number;
 }
 
 /** A running multi-core server. */
@@ -48,6 +54,10 @@ export interface ServeHandle {
   pids(): number[];
   /** Counters of the reactor in this thread (single mode), else undefined. */
   stats(): ReactorStats | undefined;
+  /** Every live worker's value for `key` (see gather.ts); this process's own in single mode. */
+  gather(key: string): Promise<unknown[]>;
+  /** Where `metricsPort` listens, when it was given. */
+  readonly metricsAddress?: ListenAddress;
   /** Graceful shutdown of every reactor; resolves when all are closed. */
   close(timeoutMs?: number): Promise<void>;
 }

@@ -4,6 +4,8 @@
  * native reactor, reports `ready`, and closes gracefully on `shutdown` (protocol: workers.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { attachGatherTransport, type GatherMessage } from './gather.js';
+import { trackReactor } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
 
@@ -17,9 +19,16 @@ const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void 
   else process.on('message', fn as (m: unknown) => void);
 };
 
+// App-level gathering (metrics summed over workers) rides the same channel: gather.ts.
+attachGatherTransport({
+  send: (m: GatherMessage) => (parentPort ? parentPort.postMessage(m) : process.send?.(m)),
+  onMessage: (fn) => (parentPort ? parentPort.on('message', fn) : process.on('message', fn)),
+});
+
 async function main(): Promise<void> {
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
   const reactor = createNativeEngineReactor(handler, job.spec.engine);
+  trackReactor(reactor);
   let port: number | undefined;
   if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
   send({ type: 'ready', id: reactor.nativeId, port });
