@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
+import { trackReactor, untrackReactor } from '../../engine/index.js';
 import { createHttpHandler, type HttpRequest, type HttpResponse } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
 import { Auth, AuthError, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
@@ -339,6 +340,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     onReactor(r) {
       reactor = r;
       wsHandler.onReactor?.(r);
+      trackReactor(r); // its engine metrics, however the gateway was started (serve does it too)
     },
     onShutdown() {
       // WebSockets get 1001; HTTP connections close after what they are sending.
@@ -347,6 +349,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       for (const conn of reactor?.connections() ?? []) if (conn.tag === 0) conn.close();
       streams.close();
       untrack();
+      if (reactor !== undefined) untrackReactor(reactor);
       void broker?.close();
     },
   };
