@@ -103,8 +103,10 @@ export class Streams {
         s.bytes -= s.frames.shift()!.length;
         s.first++;
       }
-      if (s.frames.length === 0) s.first = seq + 1;
     }
+    // Nothing kept (no history, or a frame over historyBytes): the next seq is the first one
+    // a recovery could give.
+    if (s.frames.length === 0) s.first = seq + 1;
     return frame;
   }
 
