@@ -11,6 +11,7 @@ import { listen, type Server } from '../../src/index.js';
 import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
 import { GatewayClient, gatewayClient, promValue, publishHttp, scrape, signToken } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
+import { RawWebSocket } from '../helpers/ws-raw.js';
 
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
@@ -264,4 +265,47 @@ describe('gateway: public keys and open gateways', () => {
     await assert.rejects(createGateway({ noAuth: true, jwtSecret: SECRET }), /exactly one/);
     await assert.rejects(createGateway({ jwtSecret: 'short' }), /at least 16/);
   });
+});
+
+describe('gateway: slow subscribers', () => {
+  for (const policy of ['close', 'drop'] as const) {
+    test(`slowSubscriber '${policy}': a subscriber that stops reading is ${policy === 'close' ? 'closed' : 'skipped'}; the others get everything`, GUARD, async () => {
+      const server = await start({ noAuth: true, publishToken: 'pt', pubsub: { slowSubscriber: policy, maxBufferedBytes: 256 * 1024 } });
+      const port = server.address.port;
+      const healthy = await gatewayClient(port, '?topics=slow');
+      const stuck = await RawWebSocket.connect(port, { path: '/ws?topics=slow' });
+      try {
+        await healthy.next((m) => m.op === 'ack', 'ack');
+        stuck.socket.pause(); // reads nothing more: the kernel's buffers fill, then the server's
+        const body = 'x'.repeat(60_000);
+        let published = 0;
+        const stat = async (name: string): Promise<number> => promValue(await scrape(port), name);
+        const metric = policy === 'close' ? 'c1m_gateway_slow_closed_total' : 'c1m_gateway_drops_total';
+        while ((await stat(metric)) === 0) {
+          assert.equal((await publishHttp(port, 'slow', body, { Authorization: 'Bearer pt' })).status, 200);
+          published++;
+        }
+        await publishHttp(port, 'slow', 'last', { Authorization: 'Bearer pt' });
+        published++;
+        await waitFor(() => healthy.deliveries().length === published, 'every message to the healthy subscriber');
+        assert.deepEqual(healthy.deliveries().map((m) => m.seq), Array.from({ length: published }, (_, i) => i + 1));
+        const m = await scrape(port);
+        if (policy === 'close') {
+          stuck.socket.resume(); // to see the reset
+          await waitFor(() => stuck.closed, 'the slow subscriber to be closed');
+          assert.equal(promValue(m, 'c1m_gateway_slow_closed_total'), 1);
+          let after = await scrape(port);
+          while (promValue(after, 'c1m_gateway_subscriptions') !== 1) after = await scrape(port);
+        } else {
+          assert.equal(stuck.closed, false);
+          assert.ok(promValue(m, 'c1m_gateway_drops_total') >= 1);
+          assert.equal(promValue(m, 'c1m_gateway_slow_closed_total'), 0);
+        }
+      } finally {
+        healthy.close();
+        stuck.destroy();
+        await server.close(1000);
+      }
+    });
+  }
 });
