@@ -99,9 +99,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const deliver = (topic: string, json: string, publishedAt: number): Delivered => {
     counters.messagesIn++;
     counters.bytesIn += json.length;
-    // Standalone, a publish to a topic nobody follows starts its stream (history for later
-    // subscribers); with NATS we only hear of topics we have a stream for.
-    const s = broker === null ? streams.open(topic) : streams.get(topic);
+    // Standalone with history, a publish to a topic nobody follows starts its stream (history
+    // for later subscribers; the ttl sweep drops it); without history there is nothing to
+    // keep. With NATS we only hear of topics we have a stream for.
+    const s = broker === null && streams.keepsHistory ? streams.open(topic) : streams.get(topic);
     if (s === undefined) return { delivered: 0, seq: null, epoch: null };
     const frame = streams.append(s, (seq) => encodeMsg(topic, seq, json));
     const n = s.active ? topics.publish(topic, frame) : 0;
