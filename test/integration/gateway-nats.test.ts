@@ -174,6 +174,31 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
     }
   });
 
+  test('with --history the NATS subscription outlives the last subscriber, so a reconnect recovers what it missed', GUARD, async () => {
+    const g = cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', '10']);
+    const clients: GatewayClient[] = [];
+    try {
+      const port = await listening(g);
+      const a = await gatewayClient(port, '?topics=kept');
+      clients.push(a);
+      const { epoch } = ((await a.next((m) => m.op === 'ack', 'ack')).topics as Record<string, { epoch: string }>).kept!;
+      a.close();
+      let m = await scrape(port);
+      while (promValue(m, 'c1m_gateway_subscriptions') !== 0) m = await scrape(port);
+      assert.equal(promValue(m, 'c1m_gateway_nats_subscriptions'), 1, 'the stream, and its interest, are kept');
+      for (const x of ['k1', 'k2']) assert.deepEqual((await publishHttp(port, 'kept', x, PUB)).body.delivered, 0);
+      const b = await gatewayClient(port, `?topics=kept&since=kept:0:${epoch}`);
+      clients.push(b);
+      assert.deepEqual((await b.next((x) => x.op === 'ack', 'ack')).topics, { kept: { seq: 2, epoch, recovered: true } });
+      await waitFor(() => b.deliveries().length === 2, 'the recovered messages');
+      assert.deepEqual(b.deliveries().map((x) => x.data), ['k1', 'k2']);
+      await stopCli(g);
+    } finally {
+      for (const c of clients) c.close();
+      g.child.kill('SIGKILL');
+    }
+  });
+
   test('--processes 2 without --nats: refused with the reason, exit 2', GUARD, async () => {
     const g = cli(['gateway', '--port', '0', '--processes', '2', '--no-auth']);
     assert.deepEqual(await within(g.exited, 'exit'), { code: 2, signal: null });
