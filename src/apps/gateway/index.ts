@@ -98,7 +98,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   /** Deliver one topic message to this process's subscribers: number it, keep it, send it once. */
   const deliver = (topic: string, json: string, publishedAt: number): Delivered => {
     counters.messagesIn++;
-    counters.bytesIn += json.length;
+    counters.bytesIn += Buffer.byteLength(json);
     // Standalone with history, a publish to a topic nobody follows starts its stream (history
     // for later subscribers; the ttl sweep drops it); without history there is nothing to
     // keep. With NATS we only hear of topics we have a stream for.
@@ -108,7 +108,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     const n = s.active ? topics.publish(topic, frame) : 0;
     if (n > 0) {
       counters.messagesOut++;
-      counters.bytesOut += frame.length * n;
+      counters.bytesOut += Buffer.byteLength(frame) * n;
       observeLatency((nowMs() - publishedAt) / 1000);
     }
     return { delivered: n, seq: s.seq, epoch: s.epoch };
