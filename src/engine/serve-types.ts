@@ -53,6 +53,12 @@ export interface ServeOptions extends ServerOptions {
    * `SO_REUSEPORT` when there are several: the kernel hashes each flow to one of them).
    */
   udp?: true | Omit<UdpOptions, 'port' | 'host'>;
+  /**
+   * Serve `GET /metrics` (Prometheus text: the engine's metrics and those the handler module
+   * registers in `metricsRegistry()`, summed over every worker) on this port of `host`, from
+   * this process. Default: none.
+   */
+  metricsPort?: number;
 }
 
 /** A running multi-core server. */
@@ -63,6 +69,10 @@ export interface ServeHandle {
   pids(): number[];
   /** Counters of the reactor in this thread (single mode), else undefined. */
   stats(): ReactorStats | undefined;
+  /** Every live worker's value for `key` (see gather.ts); this process's own in single mode. */
+  gather(key: string): Promise<unknown[]>;
+  /** Where `metricsPort` listens, when it was given. */
+  readonly metricsAddress?: ListenAddress;
   /** Graceful shutdown of every reactor; resolves when all are closed. */
   close(timeoutMs?: number): Promise<void>;
 }

@@ -17,6 +17,8 @@ import { C1mError, checkOption } from '../core/errors.js';
 import { resolveListen, resolveOptions } from '../core/options.js';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from '../core/types.js';
 import { applyCompactMemory } from './memory.js';
+import { gather } from './gather.js';
+import { METRICS_KEY, metricsRegistry, startMetricsServer, trackReactor, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { serveUdp } from './udp.js';
 import { createReactor } from './reactor.js';
@@ -78,6 +80,23 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
   checkOption(o.compactMemory === undefined || typeof o.compactMemory === 'boolean', 'compactMemory', 'a boolean', o.compactMemory);
   if (o.compactMemory) applyCompactMemory();
+  checkOption(o.metricsPort === undefined || (Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort <= 65535), 'metricsPort', 'a port number (0-65535)', o.metricsPort);
+  const handle = await serveOn(o);
+  if (o.metricsPort === undefined) return handle;
+  // The supervisor's own registry is not summed in: it serves no connections.
+  let metrics;
+  try {
+    if (handle.mode === 'single') await metricsRegistry(); // starts the event-loop delay monitor
+    metrics = await startMetricsServer(o.metricsPort, o.host ?? '0.0.0.0', () => handle.gather(METRICS_KEY));
+  } catch (err) {
+    await handle.close(0);
+    throw err;
+  }
+  const m = metrics;
+  return { ...handle, metricsAddress: m.address, close: (t) => Promise.all([handle.close(t), m.close()]).then(() => undefined) };
+}
+
+async function serveOn(o: ServeOptions): Promise<ServeHandle> {
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handler = toModuleUrl(o.handler);
@@ -85,7 +104,9 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   if (o.threads === undefined && o.processes === undefined) {
     const h = await loadHandler(handler, o.handlerOptions);
     const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
-    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, close: (t) => server.close(t) };
+    trackReactor(server.reactor);
+    const close = (t?: number): Promise<void> => server.close(t).finally(() => untrackReactor(server.reactor));
+    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, gather: (key) => gather(key), close };
   }
   if (resolved.backend === 'portable' || !loadBinding()) {
     throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');

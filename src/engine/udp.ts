@@ -11,6 +11,8 @@ import { resolveOptions } from '../core/options.js';
 import type { EngineOptions, Reactor } from '../core/types.js';
 import { resolveUdp } from '../core/udp.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
+import { GatherRelay, gather, type GatherPeer } from './gather.js';
+import { trackReactor, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
 import type { ServeHandle, ServeOptions } from './serve-types.js';
@@ -52,8 +54,10 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
       await reactor.close(0);
       throw err;
     });
+    trackReactor(reactor);
     const a = sock.address;
-    return { address: { host: a.address, port: a.port }, mode: 'single', pids: () => [process.pid], stats: () => reactor.stats, close: (t) => reactor.close(t) };
+    const close = (t?: number): Promise<void> => reactor.close(t).finally(() => untrackReactor(reactor));
+    return { address: { host: a.address, port: a.port }, mode: 'single', pids: () => [process.pid], stats: () => reactor.stats, gather: (key) => gather(key), close };
   }
   if (resolveOptions(engine).backend === 'portable' || !loadBinding()) {
     throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
@@ -64,12 +68,18 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
   }
   // Threads: each worker's reactor opens its own socket (no acceptor, no hand-off).
   const workers: Worker[] = [];
+  const peers = new Map<Worker, GatherPeer>();
+  const relay = new GatherRelay(() => [...peers.values()]);
   let port = u.port;
   try {
     for (let i = 0; i < o.threads!; i++) {
       const w = new Worker(workerUrl, { workerData: { mode: 'thread', spec: { ...spec, udp: { ...u, port } } } });
       workers.push(w);
+      const peer: GatherPeer = { send: (m) => w.postMessage(m) };
+      w.on('message', (m) => relay.handle(peer, m));
+      w.once('exit', () => peers.delete(w));
       port = ((await waitFor(w, (x) => x.type === 'ready')) as { port: number }).port;
+      peers.set(w, peer);
     }
   } catch (err) {
     await Promise.all(workers.map((w) => w.terminate()));
@@ -81,6 +91,7 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
     mode: 'threads',
     pids: () => [process.pid],
     stats: () => undefined,
+    gather: (key) => relay.collect(key),
     close(timeoutMs = 5000) {
       closing ??= Promise.all(workers.map(async (w) => {
         const done = waitFor(w, (m) => m.type === 'closed').catch(() => undefined);

@@ -6,6 +6,8 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { UdpHandler } from '../core/udp-types.js';
 import { applyCompactMemory } from './memory.js';
+import { attachGatherTransport, type GatherMessage } from './gather.js';
+import { trackReactor } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
 
@@ -19,12 +21,19 @@ const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void 
   else process.on('message', fn as (m: unknown) => void);
 };
 
+// App-level gathering (metrics summed over workers) rides the same channel: gather.ts.
+attachGatherTransport({
+  send: (m: GatherMessage) => (parentPort ? parentPort.postMessage(m) : process.send?.(m)),
+  onMessage: (fn) => (parentPort ? parentPort.on('message', fn) : process.on('message', fn)),
+});
+
 async function main(): Promise<void> {
   // A prefork child has its own malloc (and got its V8 flag on the command line).
   if (job.spec.compactMemory && job.mode === 'process') applyCompactMemory();
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
   const udp = job.spec.udp;
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
+  trackReactor(reactor);
   let port: number | undefined;
   if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
   if (udp) port = (await reactor.udp(udp, handler as unknown as UdpHandler)).address.port;
