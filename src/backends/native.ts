@@ -11,12 +11,14 @@
  * callback; liveness and buffered bytes are read from the shared slot table.
  */
 import { Action } from '../core/types.js';
-import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
-import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
+import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats, TlsConnectOptions, TlsInfo, TlsServerOptions } from '../core/types.js';
+import type { Binding, NativeConstants, NativeHandle, NativeTlsContext } from '../core/binding.js';
+import { X509Certificate } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
-import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
+import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, toBytes, type ResolvedOptions, type ResolvedTls } from '../core/options.js';
 
 const EVENTS = 4096;
 const SEND_AREA = 1 << 20;
@@ -124,7 +126,12 @@ class NativeConnection implements Connection {
   set tag(v: number) {
     this.#r.setTag(this.fd, this.gen, v);
   }
+  get tls(): TlsInfo | undefined {
+    return this.#r.tlsInfo(this.fd, this.gen);
+  }
 }
+
+const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
 
 /** A reactor on the epoll addon. Create with `createNativeReactor`. */
 export class NativeReactor implements Reactor {
@@ -175,6 +182,10 @@ export class NativeReactor implements Reactor {
   #events = 0;
   #failedConnects = 0;
   readonly #listeners = new Map<number, ListenAddress>();
+  /** Accepted TLS connections dropped during their handshake. */
+  #tlsRejects = 0;
+  /** Client TLS contexts, one per `tls` options object (shared by the connects using it). */
+  readonly #clientTls = new WeakMap<TlsConnectOptions, NativeTlsContext>();
   readonly #handlerErrors = new Map<number, Error>();
   readonly #connectTargets = new Map<number, { address: string; port: number }>();
   /** The shared-memory layout (src/core/layout.ts). */
@@ -270,6 +281,7 @@ export class NativeReactor implements Reactor {
       batches: this.#batches,
       events: this.#events,
       acceptPauses: this.#released ? 0 : this.#ctl[this.#L.ctlAcceptPauses]!,
+      tlsRejects: this.#tlsRejects,
     };
   }
 
@@ -305,6 +317,20 @@ export class NativeReactor implements Reactor {
   buffered(fd: number, gen: number): number {
     if (!this.#alive(fd, gen)) return 0;
     return this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + this.#staged[fd]!;
+  }
+
+  tlsInfo(fd: number, gen: number): TlsInfo | undefined {
+    if (!this.#alive(fd, gen) || (this.#slots[fd * this.#slotWords + this.#slotFlags]! & this.k.F_TLS) === 0) return undefined;
+    const i = this.#b.tlsInfo(this.#h, fd, gen);
+    if (i === undefined) return undefined;
+    const peer = i.peerCertificate ? new X509Certificate(i.peerCertificate) : undefined;
+    const authorized = i.verifyResult === 0 && peer !== undefined;
+    return {
+      protocol: i.protocol, cipher: i.cipher, alpnProtocol: i.alpnProtocol, servername: i.servername, resumed: i.resumed,
+      authorized,
+      authorizationError: i.verifyResult !== 0 ? this.#b.tlsErrorText(0, i.verifyResult) : undefined,
+      peerCertificate: peer,
+    };
   }
 
   sockname(fd: number, gen: number, peer: boolean): [string, number] | undefined {
@@ -446,17 +472,59 @@ export class NativeReactor implements Reactor {
   async listen(options: Parameters<Reactor['listen']>[0], handoff?: HandoffOptions): Promise<ListenAddress> {
     this.#assertUsable();
     const o = resolveListen(options);
+    const tls = options.tls === undefined ? undefined : this.#tlsContext(resolveTlsServer(options.tls));
+    if (tls && handoff) throw new C1mError('ERR_C1M_TLS_UNSUPPORTED', 'TLS with the threads mode (fd hand-off) is not supported; use processes');
     const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
     const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy);
+    if (tls) {
+      const rc = this.#b.tlsListen(this.#h, fd, tls);
+      if (rc < 0) {
+        this.#b.unlisten(this.#h, fd);
+        throw systemError(rc, 'tls listen');
+      }
+    }
     const addr = { host: o.host, port };
     this.#listeners.set(fd, addr);
     this.#updateRef();
     return addr;
   }
 
+  /** A TLS context for resolved options; throws ERR_C1M_TLS_* (before anything listens). */
+  #tlsContext(t: ResolvedTls): NativeTlsContext {
+    if (!this.k.TLS_AVAILABLE) throw new C1mError('ERR_C1M_TLS_UNAVAILABLE', 'the native addon was built without OpenSSL headers: TLS is unavailable on this backend');
+    try {
+      return this.#b.tlsContext({
+        server: t.server, cert: t.cert, key: t.key, ca: t.ca, requestCert: t.requestCert, rejectUnauthorized: t.rejectUnauthorized,
+        minVersion: t.minVersion, alpn: t.alpn, handshakeMs: t.handshakeMs, sni: t.sni,
+      });
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw new C1mError(e.code ?? 'ERR_C1M_TLS_CONFIG', e.message);
+    }
+  }
+
+  setTlsContext(listener: ListenAddress, tls: TlsServerOptions): void {
+    this.#assertUsable();
+    const ctx = this.#tlsContext(resolveTlsServer(tls));
+    for (const [fd, addr] of this.#listeners) {
+      if (addr.port !== listener.port || addr.host !== listener.host) continue;
+      const rc = this.#b.tlsListen(this.#h, fd, ctx);
+      if (rc < 0) throw systemError(rc, 'tls listen');
+      return;
+    }
+    throw new C1mError('ERR_C1M_INVALID_OPTION', `no listener of this reactor at ${listener.host}:${listener.port}`);
+  }
+
   connect(options: Parameters<Reactor['connect']>[0]): Connection {
     this.#assertUsable();
     const o = resolveConnect(options);
+    let tls: NativeTlsContext | undefined, servername: string | undefined;
+    if (options.tls !== undefined) {
+      const t = resolveTlsConnect(options.tls, o.host);
+      servername = t.servername;
+      tls = this.#clientTls.get(options.tls);
+      if (tls === undefined) this.#clientTls.set(options.tls, tls = this.#tlsContext(t));
+    }
     const fd = this.#b.connect(this.#h, o.host, o.port, o.localAddress);
     if (fd < 0) {
       // No socket at all (EMFILE, EADDRNOTAVAIL from bind, ...): report it like any failed
@@ -467,6 +535,14 @@ export class NativeReactor implements Reactor {
       return conn;
     }
     const gen = this.#slots[fd * this.#slotWords + this.#slotGen]!;
+    // A connect refused at once is already closed (its CLOSE record is on its way): no TLS for it.
+    if (tls && this.#alive(fd, gen)) {
+      const rc = this.#b.tlsConnect(this.#h, fd, gen, tls, servername);
+      if (rc < 0) {
+        this.command(fd, gen, this.k.OP_DESTROY, this.k.R_LOCAL);
+        this.#report(systemError(rc, 'tls connect', { address: o.host, port: o.port }));
+      }
+    }
     this.#connectTargets.set(fd, { address: o.host, port: o.port });
     this.#connecting++;
     this.#updateRef();
@@ -667,12 +743,18 @@ export class NativeReactor implements Reactor {
             else this.command(fd, gen, k.OP_CLOSE, k.R_TIMEOUT); // graceful: flush, then close
             break;
           case k.EV_CLOSE:
-            this.#onClose(fd, gen, ev[b + L.closeReason]!, ev[b + L.closeErrno]!);
+            this.#onClose(fd, gen, ev[b + L.closeReason]!, ev[b + L.closeErrno]!, ev[b + L.closeDetail]!);
             break;
           case k.EV_ACCEPT_ERROR: {
             const err = systemError(ev[b + L.acceptErrno]!, 'accept');
             if (ev[b + L.acceptPaused] === 1) err.message += ' (accepting paused, retrying with backoff)';
             this.#report(err);
+            break;
+          }
+          case k.EV_TLS_REJECT: {
+            this.#tlsRejects++;
+            const { code, error } = this.#tlsFailure(ev[b + L.closeReason]!, ev[b + L.closeErrno]!, ev[b + L.closeDetail]!, true);
+            this.#report(Object.assign(error, { code }));
             break;
           }
           case k.EV_ERROR:
@@ -688,7 +770,22 @@ export class NativeReactor implements Reactor {
     this.#maybeFinish();
   }
 
-  #onClose(fd: number, gen: number, why: number, errno: number): void {
+  /** The code and error of a TLS failure record (CLOSE with R_TLS, or TLS_REJECT). */
+  #tlsFailure(why: number, errno: number, detail: number, handshake: boolean): { code: string; error: Error } {
+    if (why !== this.k.R_TLS) {
+      const error = systemError(errno, 'read');
+      error.message = `TLS handshake: ${error.message}`;
+      return { code: handshake ? 'ERR_C1M_TLS_HANDSHAKE' : error.code, error };
+    }
+    if (errno === -ETIMEDOUT) {
+      return { code: 'ERR_C1M_TLS_HANDSHAKE_TIMEOUT', error: new C1mError('ERR_C1M_TLS_HANDSHAKE_TIMEOUT', 'TLS handshake timed out') };
+    }
+    const code = handshake ? 'ERR_C1M_TLS_HANDSHAKE' : 'ERR_C1M_TLS';
+    const text = this.#b.tlsErrorText(detail >>> 0, errno > 0 ? errno : 0);
+    return { code, error: new C1mError(code, handshake ? `TLS handshake failed: ${text}` : text) };
+  }
+
+  #onClose(fd: number, gen: number, why: number, errno: number, detail: number): void {
     const k = this.k;
     const id = gen * TWO32 + fd;
     const target = this.#connectTargets.get(fd); // present only while connecting
@@ -707,6 +804,11 @@ export class NativeReactor implements Reactor {
         const error = this.#handlerErrors.get(id);
         this.#handlerErrors.delete(id);
         reason = { kind: 'handler-error', code: 'ERR_C1M_HANDLER', ...(error ? { error } : {}) };
+        break;
+      }
+      case k.R_TLS: {
+        const { code, error } = this.#tlsFailure(why, errno, detail, false);
+        reason = { kind: 'tls-error', code, error };
         break;
       }
       case k.R_CONNECT_FAILED: {
