@@ -31,7 +31,7 @@ async function nodeServer(opts: TlsOptions): Promise<NodeServer> {
     sock.on('end', () => (s.ends++, sock.end()));
     sock.on('error', () => {});
   });
-  s.server.on('tlsClientError', () => {});
+  s.server.on('tlsClientError', (_err, sock) => sock.destroy());
   s.server.on('connection', (sock) => s.raw.push(sock));
   await new Promise<void>((r) => s.server.listen(0, HOST, () => r()));
   s.port = (s.server.address() as AddressInfo).port;
@@ -67,7 +67,7 @@ function client(reactor: { connect: Reactor['connect'] }, port: number, tls: Tls
   return entry;
 }
 
-for (const backend of backends.filter((b) => b === 'native')) {
+for (const backend of backends) {
   describe(`TLS client (${backend})`, () => {
     let good: NodeServer;
     let reactor: Reactor;
@@ -119,9 +119,9 @@ for (const backend of backends.filter((b) => b === 'native')) {
     });
 
     const failing: [string, () => TlsOptions, TlsConnectOptions, RegExp][] = [
-      ['untrusted chain', () => ({ cert: certs.rogue.cert, key: certs.rogue.key }), { servername: 'localhost', ca: certs.ca }, /verify failed.*(local issuer|self.signed)/i],
+      ['untrusted chain', () => ({ cert: certs.rogue.cert, key: certs.rogue.key }), { servername: 'localhost', ca: certs.ca }, /verify|local issuer|self.signed/i],
       ['expired certificate', () => ({ cert: certs.expired.cert, key: certs.expired.key }), { servername: 'localhost', ca: certs.ca }, /expired/i],
-      ['wrong host name', () => ({ cert: certs.server.cert, key: certs.server.key }), { servername: 'other.test', ca: certs.ca }, /hostname mismatch/i],
+      ['wrong host name', () => ({ cert: certs.server.cert, key: certs.server.key }), { servername: 'other.test', ca: certs.ca }, /hostname mismatch|does not match/i],
     ];
     for (const [name, serverOpts, tls, why] of failing) {
       test(`${name}: closed with tls-error, never opened`, GUARD, async () => {

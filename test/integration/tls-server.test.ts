@@ -92,7 +92,7 @@ function run(cmd: string, args: string[]): Promise<string> {
   });
 }
 
-for (const backend of backends.filter((b) => b === 'native')) {
+for (const backend of backends) {
   describe(`TLS server (${backend})`, () => {
     let srv: TlsServer;
     before(async () => {
@@ -296,7 +296,9 @@ for (const backend of backends.filter((b) => b === 'native')) {
       await waitFor(() => (srv.reactor.stats.tlsRejects ?? 0) === rejects + 3, 'three rejected handshakes');
       const errs = srv.errors.slice(errors);
       assert.equal(errs.length, 3);
-      assert.ok(errs.every((e) => e.code === 'ERR_C1M_TLS_HANDSHAKE'), errs.map((e) => e.code).join());
+      // node:tls (portable) keeps a half-open handshake until its timeout: the truncated one ends there
+      const last = backend === 'native' ? 'ERR_C1M_TLS_HANDSHAKE' : 'ERR_C1M_TLS_HANDSHAKE_TIMEOUT';
+      assert.deepEqual(errs.map((e) => e.code), ['ERR_C1M_TLS_HANDSHAKE', 'ERR_C1M_TLS_HANDSHAKE', last]);
       assert.match(errs[0]!.message, /http request|wrong version/i);
       assert.equal(srv.opens.length, opens, 'no onOpen');
       assert.equal(srv.closes.length, closes, 'no onClose');
@@ -403,7 +405,8 @@ for (const backend of backends.filter((b) => b === 'native')) {
         const rogue = new TlsClient(s.port, { cert: certs.rogue.cert, key: certs.rogue.key });
         await Promise.race([rogue.closed, rogue.secure.then(() => rogue.closed)]).catch(() => {});
         await waitFor(() => (s.reactor.stats.tlsRejects ?? 0) === 2, 'the untrusted client counted');
-        assert.match(s.errors.at(-1)!.message, /certificate/i);
+        // node:tls (portable) drops an unverified client without saying why
+        if (backend === 'native') assert.match(s.errors.at(-1)!.message, /certificate/i);
         assert.equal(s.opens.length, 1);
       } finally {
         await s.reactor.close(1000);
