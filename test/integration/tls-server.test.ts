@@ -88,7 +88,10 @@ const serverTls: TlsServerOptions = { cert: certs.server.cert, key: certs.server
 /** Run a command; resolves with its stdout (rejects on a non-zero exit). */
 function run(cmd: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { encoding: 'utf8' }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd}: ${err.message}\n${stderr}`)) : resolve(stdout)));
+    // without LD_PRELOAD: the AddressSanitizer run (scripts/asan.sh) preloads libasan, which is for node only
+    const env = { ...process.env };
+    delete env.LD_PRELOAD;
+    execFile(cmd, args, { encoding: 'utf8', env, timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd}: ${err.message}\n${stderr}`)) : resolve(stdout)));
   });
 }
 
