@@ -1,6 +1,7 @@
 /**
  * `c1m serve <app>`: run a built-in server until SIGTERM/SIGINT, then shut down gracefully.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { serve, defaultBackend, nofileLimit, type ServeHandle } from '../index.js';
 
@@ -13,7 +14,8 @@ const APPS: Record<string, string> = {
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}> --port P [--host 127.0.0.1]
          [--backend auto|native|portable] [--threads N | --processes N]
-         [--balance round-robin|least-connections|hash] [--idle-timeout MS] [--grace MS]`;
+         [--balance round-robin|least-connections|hash] [--idle-timeout MS] [--grace MS]
+         [--tls-cert FILE --tls-key FILE]  (PEM; single-reactor mode)`;
 
 /** Run `c1m serve`; resolves with the exit code once the server has shut down. */
 export async function serveMain(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
@@ -31,6 +33,8 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         balance: { type: 'string', default: 'round-robin' },
         'idle-timeout': { type: 'string', default: '0' },
         grace: { type: 'string', default: '5000' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -51,8 +55,15 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     return 2;
   }
   const backend = v.backend as 'auto' | 'native' | 'portable';
+  if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
+    err.write(`c1m serve: --tls-cert and --tls-key go together\n${SERVE_USAGE}\n`);
+    return 2;
+  }
   let handle: ServeHandle;
   try {
+    const tls = v['tls-cert'] === undefined ? undefined : {
+      cert: readFileSync(v['tls-cert']), key: readFileSync(v['tls-key']!), ...(app === 'http' ? { alpn: ['http/1.1'] } : {}),
+    };
     handle = await serve({
       handler: APPS[app]!,
       port,
@@ -62,6 +73,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       processes: int(v.processes),
       balance: v.balance as 'round-robin',
       idleTimeout: int(v['idle-timeout']),
+      ...(tls ? { tls } : {}),
     });
   } catch (e) {
     err.write(`c1m serve: ${(e as Error).message}\n`);
@@ -70,7 +82,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const used = backend === 'auto' ? defaultBackend() : backend;
   const limit = nofileLimit();
   const perProcess = Number.isFinite(limit.connections) ? `, up to ~${limit.connections} connections per process (RLIMIT_NOFILE ${limit.soft})` : '';
-  out.write(`c1m: ${app} listening on ${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
+  out.write(`c1m: ${app} listening on ${v['tls-cert'] ? 'TLS ' : ''}${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (sig: string): void => {

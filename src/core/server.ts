@@ -127,6 +127,9 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.threads === undefined || o.processes === undefined, 'threads', 'not combined with processes', o.threads);
   checkOption(o.threads === undefined || (Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= 64), 'threads', 'an integer from 1 to 64', o.threads);
   checkOption(o.processes === undefined || (Number.isInteger(o.processes) && o.processes >= 1 && o.processes <= 1024), 'processes', 'an integer from 1 to 1024', o.processes);
+  if (o.tls !== undefined && (o.threads !== undefined || o.processes !== undefined)) {
+    throw new C1mError('ERR_C1M_TLS_UNSUPPORTED', 'tls is served by one reactor for now: not with threads or processes');
+  }
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handlerSpec = toModuleUrl(o.handler);
