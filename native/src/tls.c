@@ -75,6 +75,7 @@ typedef struct tls_conn {
   int fd;
   int lfd;     /* the listener (for the OPEN record), -1 outbound */
   int err;     /* -errno of the last failed read(2) in the BIO */
+  int eof;     /* read(2) returned 0 (BIO_eof: OpenSSL then tells an unexpected EOF apart) */
   uint8_t *pend; /* outbound: plaintext written before the handshake completed */
   uint32_t pend_len, pend_cap;
 } tls_conn_t;
@@ -119,12 +120,18 @@ static int bio_read(BIO *b, char *buf, int len) {
     t->err = (int)n;
     return -1;
   }
+  if (n == 0) t->eof = 1;
   return (int)n;
 }
 
 static long bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
-  (void)b, (void)num, (void)ptr;
-  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+  (void)num, (void)ptr;
+  if (cmd == BIO_CTRL_FLUSH) return 1;
+  if (cmd == BIO_CTRL_EOF) {
+    tls_conn_t *t = BIO_get_data(b);
+    return t ? t->eof : 0;
+  }
+  return 0;
 }
 
 static int bio_create(BIO *b) {
@@ -255,7 +262,7 @@ static SSL_CTX *ssl_ctx_new(const c1m_tls_opts_t *o) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_method());
   if (!ctx) return NULL;
   int minv = o->min_version >= TLS1_3_VERSION ? TLS1_3_VERSION : TLS1_2_VERSION; /* 1.0 and 1.1 never */
-  uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_COMPRESSION;
+  uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
   if (o->server) opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
   SSL_CTX_set_options(ctx, opts);
   /* An idle connection holds no record buffers; read-ahead fetches several records per read(2). */
@@ -600,6 +607,10 @@ void tls_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   }
   int reason = 0, err = 0;
   int32_t code = 0;
+  /* A FIN without close_notify between records is an end of input, as browsers close that way;
+   * one inside a record (OpenSSL still holds its first bytes) is a truncation: an error. */
+  if (e == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING && !SSL_has_pending(t->ssl))
+    e = SSL_ERROR_ZERO_RETURN;
   if (e == SSL_ERROR_SYSCALL && !t->err && !ERR_peek_error()) e = SSL_ERROR_ZERO_RETURN; /* EOF */
   if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_ZERO_RETURN) failure(t, e, &reason, &err, &code);
   ERR_clear_error();

@@ -8,7 +8,7 @@
  * connected at `secureConnect`. Contexts are built here, once per listen or reload, so a bad
  * certificate or key throws the same `ERR_C1M_TLS_*` codes as the native backend.
  */
-import { X509Certificate } from 'node:crypto';
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import { checkServerIdentity, createSecureContext, TLSSocket, type ConnectionOptions, type SecureContext, type TlsOptions } from 'node:tls';
 import { C1mError } from '../core/errors.js';
@@ -41,6 +41,7 @@ export function serverOptions(t: ResolvedTls): TlsOptions {
     rejectUnauthorized: t.requestCert ? t.rejectUnauthorized : false,
     minVersion: version(t.minVersion),
     handshakeTimeout: t.handshakeMs === 0 ? 2 ** 31 - 1 : t.handshakeMs,
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION, // as the native backend
   };
   if (t.ca) o.ca = t.ca;
   if (t.alpnList) o.ALPNProtocols = t.alpnList;

@@ -307,6 +307,40 @@ for (const backend of backends) {
       assert.equal(srv.closes.length, closes, 'no onClose');
     });
 
+    test('TLS 1.2 renegotiation is refused; the connection is closed with tls-error', GUARD, async () => {
+      const closes = srv.closes.length;
+      const c = new TlsClient(srv.port, { maxVersion: 'TLSv1.2' });
+      await c.secure;
+      const refused = deferred<Error | null>();
+      c.socket.renegotiate({}, (err) => refused.resolve(err));
+      const err = await within(Promise.race([refused.promise, c.closed.then(() => c.error ?? null)]), 'the renegotiation outcome');
+      assert.match(String(err?.message ?? c.error?.message), /renegotiation/i);
+      await waitFor(() => srv.closes.length > closes, 'the server close');
+      assert.equal(srv.closes[closes]!.kind, 'tls-error');
+    });
+
+    test('a record cut short by a FIN closes with tls-error; a FIN between records is an end', GUARD, async () => {
+      const closes = srv.closes.length;
+      for (const truncate of [true, false]) {
+        const raw = netConnect({ port: srv.port, host: HOST });
+        await new Promise<void>((r) => raw.once('connect', () => r()));
+        const c = tlsConnect({ socket: through(raw), servername: 'localhost', ca: certs.ca });
+        c.on('error', () => {});
+        await new Promise<void>((r) => c.once('secureConnect', () => r()));
+        c.write('x');
+        await new Promise((r) => c.once('data', r)); // the handshake is over on both sides
+        // an application-data record header announcing 100 bytes, and 10 of them
+        if (truncate) raw.write(Buffer.concat([Buffer.from([23, 3, 3, 0, 100]), Buffer.alloc(10)]));
+        raw.end();
+        await waitFor(() => srv.closes.length > closes + (truncate ? 0 : 1), 'the server close');
+        c.destroy();
+      }
+      const [cut, clean] = srv.closes.slice(closes);
+      // node:tls (portable) reports both as an end of stream
+      assert.equal(cut!.kind, backend === 'native' ? 'tls-error' : 'end');
+      assert.equal(clean!.kind, 'end');
+    });
+
     test('a ClientHello in one-byte writes completes the handshake', GUARD, async () => {
       const raw = netConnect({ port: srv.port, host: HOST });
       raw.setNoDelay(true);
