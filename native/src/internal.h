@@ -10,6 +10,8 @@
  *   listener.c  listen, accept (with EMFILE back-off), retarget, unlisten
  *   handoff.c   the registry and the fd hand-off between reactors: the only code with mutexes
  *   timer.c     the tick and idle timeouts
+ *   tls.c       TLS: contexts, handshakes, SSL_read into the receive area, SSL_write of staged
+ *               writes, close_notify (OpenSSL from the node binary; stubs without its headers)
  *   sys.c       every syscall;  errname.c  errno names;  addon.c  Node-API
  *
  * Naming: public functions are c1m_<noun>_<verb> (c1m.h); functions shared between these

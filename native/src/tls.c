@@ -35,7 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__has_include)
+/* -DC1M_NO_TLS builds the stubs even where the headers exist. */
+#if defined(__has_include) && !defined(C1M_NO_TLS)
 #if __has_include(<openssl/ssl.h>)
 #define C1M_HAVE_OPENSSL 1
 #endif

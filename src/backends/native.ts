@@ -319,6 +319,7 @@ export class NativeReactor implements Reactor {
     return this.#slots[fd * this.k.SLOT_WORDS + this.k.SLOT_OUT_LEN]! + this.#staged[fd]!;
   }
 
+  /** `conn.tls`: asks the addon (one call); undefined for plain TCP or before the handshake completed. */
   tlsInfo(fd: number, gen: number): TlsInfo | undefined {
     if (!this.#alive(fd, gen) || (this.#slots[fd * this.#slotWords + this.#slotFlags]! & this.k.F_TLS) === 0) return undefined;
     const i = this.#b.tlsInfo(this.#h, fd, gen);
