@@ -54,3 +54,11 @@ test('c1m serve: --tls-cert without --tls-key is a usage error', GUARD, async ()
   assert.equal(code, 2);
   assert.match(err, /--tls-cert and --tls-key go together/);
 });
+
+test('serve refuses tls with threads or processes (ERR_C1M_TLS_UNSUPPORTED)', GUARD, async () => {
+  const { serve } = await import('../../src/index.js');
+  const tls = { cert: certs.server.cert, key: certs.server.key };
+  const handler = new URL('../../src/apps/echo.js', import.meta.url).href;
+  await assert.rejects(serve({ handler, port: 0, host: HOST, threads: 2, tls }), { code: 'ERR_C1M_TLS_UNSUPPORTED' });
+  await assert.rejects(serve({ handler, port: 0, host: HOST, processes: 2, tls }), { code: 'ERR_C1M_TLS_UNSUPPORTED' });
+});
