@@ -11,7 +11,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { createHttpHandler, createReactor, listen, type CloseReason, type Connection, type Handler, type Reactor, type TlsInfo, type TlsServerOptions } from '../../src/index.js';
+import WsClient from 'ws';
+import { createHttpHandler, createReactor, createWebSocketHandler, listen, type CloseReason, type Connection, type Handler, type Reactor, type TlsInfo, type TlsServerOptions } from '../../src/index.js';
 import { backends, type BackendName } from '../helpers/backends.js';
 import { GUARD, HOST, deferred, firstDiff, payload, rawClient, waitFor, within } from '../helpers/net.js';
 import { testCerts } from '../helpers/tls-certs.js';
@@ -447,6 +448,24 @@ for (const backend of backends) {
         assert.equal(s.opens.length, 1);
       } finally {
         await s.reactor.close(1000);
+      }
+    });
+
+    test('wss: a ws client exchanges 1 MiB messages with createWebSocketHandler over TLS', GUARD, async () => {
+      const server = await listen(createWebSocketHandler({ onMessage: (ws, data, isBinary) => ws.send(data, isBinary) }), {
+        backend, port: 0, host: HOST, tls: serverTls,
+      });
+      try {
+        const client = new WsClient(`wss://${HOST}:${server.address.port}/`, { ca: certs.ca }); // the certificate names 127.0.0.1
+        await new Promise<void>((r, j) => (client.once('open', () => r()), client.once('error', j)));
+        const data = payload(1024 * 1024, 0x3355);
+        const echoed = new Promise<Buffer>((r) => client.once('message', (d: Buffer) => r(d)));
+        client.send(data);
+        assert.equal(firstDiff(await within(echoed, 'the echo'), data), -1);
+        client.close(1000);
+        await new Promise<void>((r) => client.once('close', () => r()));
+      } finally {
+        await server.close(1000);
       }
     });
 
