@@ -4,7 +4,8 @@
  */
 export { Action } from './core/types.js';
 export type {
-  CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Reactor, ReactorStats, ServerOptions,
+  CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Pem, Reactor, ReactorStats, ServerOptions,
+  TlsConnectOptions, TlsInfo, TlsServerOptions,
 } from './core/types.js';
 export { C1mError, checkOption } from './core/errors.js';
 export type { SystemError } from './core/errors.js';

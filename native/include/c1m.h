@@ -72,6 +72,10 @@ _Static_assert(sizeof(c1m_slot_t) == 32, "a slot is 32 bytes: one million connec
 #define C1M_F_OUT_ARMED 0x4000u /* EPOLLOUT registered (from connect, or since out first held bytes) */
 #define C1M_F_SERVED 0x8000u   /* read into the current batch: one DATA record per connection per batch */
 #define C1M_F_UDP 0x10000u     /* a UDP socket (udp.c); never C1M_F_OPEN, so connection code skips it */
+#define C1M_F_TLS 0x20000u     /* speaks TLS: its SSL state is in the reactor's side table (tls.c) */
+#define C1M_F_HANDSHAKE 0x40000u /* TLS handshake under way: an accepted connection is not OPEN
+                                    (not live for JS) until it completes; an outbound one stays
+                                    CONNECTING */
 
 /* Event record, written by native code; JS writes back only `c` of DATA records. The meaning
  * of a, b and c depends on the kind (below). */
@@ -97,8 +101,12 @@ enum {
                            max_msg: cut to max_msg bytes, MSG_TRUNC), c = offset of its address
                            entry (C1M_UDP_ADDR_SIZE bytes: a sockaddr_in or sockaddr_in6) */
   C1M_EV_UDP_DRAIN = 10, /* UDP socket fd gen: its send queue emptied after a WANT_DRAIN send */
-  C1M_EV_UDP_ERROR = 11  /* UDP socket fd gen, a = -errno, b = C1M_UDP_E_*, c = datagrams dropped
+  C1M_EV_UDP_ERROR = 11, /* UDP socket fd gen, a = -errno, b = C1M_UDP_E_*, c = datagrams dropped
                             with it (sends) */
+  C1M_EV_TLS_REJECT = 12 /* an accepted TLS connection closed during its handshake (JS never saw
+                           it open): a = C1M_R_TLS or C1M_R_ERROR, b = -errno (-ETIMEDOUT: the
+                           handshake timed out) or a positive X509 verify result, c = OpenSSL
+                           error code (c1m_tls_error_text) */
 };
 
 /* What failed, for C1M_EV_ERROR. Library code never prints: every failure that is not a
@@ -126,7 +134,9 @@ enum {
   C1M_R_SLOW_CONSUMER = 6, /* unsent outbound bytes over max_out */
   C1M_R_CONNECT_FAILED = 7,/* outbound connect failed, b = -errno */
   C1M_R_HANDLER = 8,       /* destroyed because a handler threw */
-  C1M_R_SHUTDOWN = 9       /* destroyed by server shutdown */
+  C1M_R_SHUTDOWN = 9,      /* destroyed by server shutdown */
+  C1M_R_TLS = 10           /* TLS failure: b = -ETIMEDOUT (handshake timeout), a positive X509
+                              verify result, or 0; c = OpenSSL error code */
 };
 
 /* Commands staged by JS in the send area: a header, then the payload padded to C1M_CMD_ALIGN.
@@ -280,6 +290,53 @@ int c1m_udp_membership(c1m_reactor_t *r, int fd, uint32_t gen, int join, const s
 int c1m_udp_stats(c1m_reactor_t *r, int fd, uint32_t gen, c1m_udp_stats_t *out);
 /* getsockname (peer == 0) or getpeername of a UDP socket. */
 int c1m_udp_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockaddr_storage *ss, socklen_t *len);
+
+/* ---- TLS (tls.c) ----
+ * OpenSSL from the node binary; c1m_tls_available() is 0 when the addon was built without its
+ * headers, and then every other call returns -ENOTSUP. Contexts are reference-counted: a
+ * listener and every connection made from a context hold a reference, so a context replaced by
+ * c1m_tls_listen (a certificate reload) lives until its last connection closes.
+ * Threading: a context may be shared by reactors of one thread; connections are their
+ * reactor's. */
+typedef struct c1m_tls_ctx c1m_tls_ctx_t;
+typedef struct c1m_tls_opts {
+  int server;                        /* 1: accept side; 0: connect side */
+  const char *cert, *key, *ca;       /* PEM (cert may hold a chain), NULL when absent */
+  size_t cert_len, key_len, ca_len;
+  int request_cert;                  /* server: ask for a client certificate */
+  int reject_unauthorized;           /* refuse a peer whose certificate does not verify */
+  int min_version;                   /* TLS1_2_VERSION (0x0303) or TLS1_3_VERSION (0x0304) */
+  const uint8_t *alpn;               /* ALPN protocols in wire format (length-prefixed), or NULL */
+  size_t alpn_len;
+  uint32_t handshake_ms;             /* handshake timeout, 0 = none */
+} c1m_tls_opts_t;
+int c1m_tls_available(void);
+/* A new context (one reference). Returns 0, or -EINVAL with err holding OpenSSL's reason
+ * (-EKEYREJECTED when the key does not match the certificate), -ENOMEM, -ENOTSUP. */
+int c1m_tls_ctx_new(c1m_tls_ctx_t **out, const c1m_tls_opts_t *o, char *err, size_t errlen);
+/* Serve `name` (exact, or "*.example.com") with its own certificate and key. Same errors. */
+int c1m_tls_ctx_add_sni(c1m_tls_ctx_t *c, const char *name, const c1m_tls_opts_t *o, char *err, size_t errlen);
+void c1m_tls_ctx_unref(c1m_tls_ctx_t *c);
+/* Make listener fd accept TLS with c (or replace its context: new connections use the new
+ * one). -ENOENT unknown listener, -EOPNOTSUPP for a hand-off listener (threads mode). */
+int c1m_tls_listen(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c);
+/* Make a connection started by c1m_connect (still CONNECTING) speak TLS with c; servername
+ * (may be NULL) is sent as SNI and checked against the peer's certificate (a DNS name or an IP
+ * address). -EBADF stale id, -EALREADY already TLS or connected. */
+int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername);
+typedef struct c1m_tls_info {
+  char protocol[16], cipher[64], alpn[64], servername[256];
+  int resumed;
+  long verify_result;        /* X509_V_OK (0) when the peer's certificate verified */
+  const uint8_t *peer_der;   /* the peer's certificate (DER), valid until the call returns */
+  int peer_der_len;          /* 0 when there is none */
+} c1m_tls_info_t;
+/* Facts of an established TLS connection; calls fn(info, arg) while peer_der is valid.
+ * -EBADF stale id, -ENOTCONN not TLS or not established. */
+int c1m_tls_info(c1m_reactor_t *r, int fd, uint32_t gen, void (*fn)(const c1m_tls_info_t *, void *), void *arg);
+/* OpenSSL's text for the fields of a TLS_REJECT or CLOSE record: the error code (c) and a
+ * positive X509 verify result (b, 0 when none). */
+void c1m_tls_error_text(uint32_t code, long verify, char *buf, size_t len);
 
 /* ---- sys.c: syscall wrappers, >= 0 or -errno, EINTR retried ---- */
 int c1m_sys_socket(int family);

@@ -176,6 +176,23 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   napi_close_handle_scope(env, scope);
 }
 
+/* A Buffer's bytes. 0, or -1 when v is not a Buffer. */
+int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out) {
+  napi_value v;
+  bool b = false;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_get_value_bool(env, v, &b) != napi_ok) return -1;
+  *out = b;
+  return 0;
+}
+
+int addon_get_buffer_view(napi_env env, napi_value v, const char **p, size_t *len) {
+  bool isbuf = false;
+  void *data = NULL;
+  if (napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf || napi_get_buffer_info(env, v, &data, len) != napi_ok) return -1;
+  *p = data;
+  return 0;
+}
+
 static int get_buffer(napi_env env, napi_value v, void **data, size_t *len) {
   bool is_ab = false;
   if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab) return -1;
@@ -626,7 +643,7 @@ NAPI_MODULE_INIT() {
   addon_set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
   addon_set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);
   addon_set_const(env, k, "LB_HASH", C1M_LB_HASH);
-  if (addon_udp_exports(env, exports, k) < 0) return NULL;
+  if (addon_udp_exports(env, exports, k) < 0 || addon_tls_exports(env, exports, k) < 0) return NULL;
   if (napi_set_named_property(env, exports, "constants", k) != napi_ok) return NULL;
   return exports;
 }

@@ -43,6 +43,12 @@ addon_reactor_t *addon_reactor_args(napi_env env, napi_callback_info info, size_
 /* An IP string and port as a sockaddr; -1 when the string is not an IPv4/IPv6 address. */
 int addon_to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len);
 void addon_set_const(napi_env env, napi_value obj, const char *name, double v);
+/* obj[key] as a boolean (0/1); -1 when missing or not a boolean. */
+int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out);
+/* A Buffer's bytes (pointer, length); -1 when v is not a Buffer. */
+int addon_get_buffer_view(napi_env env, napi_value v, const char **p, size_t *len);
+/* Add the TLS functions to `exports` and the TLS constants to `k`; -1 on failure. */
+int addon_tls_exports(napi_env env, napi_value exports, napi_value k);
 /* Add the UDP functions to `exports` and the UDP constants to `k`; -1 on failure. */
 int addon_udp_exports(napi_env env, napi_value exports, napi_value k);
 

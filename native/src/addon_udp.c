@@ -41,14 +41,6 @@ static napi_value addr_pair(napi_env env, const struct sockaddr_storage *ss) {
   return out;
 }
 
-static int get_bool_prop(napi_env env, napi_value obj, const char *key, int *out) {
-  napi_value v;
-  bool b = false;
-  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_get_value_bool(env, v, &b) != napi_ok) return -1;
-  *out = b;
-  return 0;
-}
-
 /* udpOpen(handle, ip, port, {reusePort, ipv6Only, recvBufferSize, sendBufferSize, maxMessageSize,
  * sendQueueBytes, gso, gro}) -> [fd, bound port] */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
@@ -58,10 +50,10 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   uint32_t port, rcv = 0, snd = 0;
   c1m_udp_opts_t o = {0};
   CHECK(napi_get_value_uint32(env, argv[2], &port));
-  if (get_bool_prop(env, argv[3], "reusePort", &o.reuseport) || get_bool_prop(env, argv[3], "ipv6Only", &o.v6only) ||
+  if (addon_get_bool_prop(env, argv[3], "reusePort", &o.reuseport) || addon_get_bool_prop(env, argv[3], "ipv6Only", &o.v6only) ||
       addon_get_u32_prop(env, argv[3], "recvBufferSize", &rcv) || addon_get_u32_prop(env, argv[3], "sendBufferSize", &snd) ||
       addon_get_u32_prop(env, argv[3], "maxMessageSize", &o.max_msg) || addon_get_u32_prop(env, argv[3], "sendQueueBytes", &o.queue_bytes) ||
-      get_bool_prop(env, argv[3], "gso", &o.gso) || get_bool_prop(env, argv[3], "gro", &o.gro))
+      addon_get_bool_prop(env, argv[3], "gso", &o.gso) || addon_get_bool_prop(env, argv[3], "gro", &o.gro))
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpOpen(): bad options object"), NULL;
   o.rcvbuf = rcv > INT32_MAX ? INT32_MAX : (int)rcv;
   o.sndbuf = snd > INT32_MAX ? INT32_MAX : (int)snd;

@@ -27,6 +27,11 @@ static inline uint32_t pad(uint32_t n) { return (n + C1M_CMD_ALIGN - 1) & ~(C1M_
 static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t reason) {
   if (s->flags & C1M_F_CLOSING) return;
   if (reason == C1M_R_TIMEOUT) s->flags |= C1M_F_TIMED_OUT;
+  if (s->flags & C1M_F_TLS) {
+    int fd_gen = (int)s->gen;
+    tls_close_notify(r, fd, s);
+    if ((int)s->gen != fd_gen || !s->flags) return; /* the write failed: closed */
+  }
   if (s->out_len == 0 && !(s->flags & C1M_F_CONNECTING)) {
     conn_close(r, fd, C1M_R_LOCAL, 0, 0);
     return;
@@ -39,6 +44,11 @@ static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t reason) 
 
 static void cmd_shutdown(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   if (s->flags & (C1M_F_SHUT_DONE | C1M_F_SHUT_PEND | C1M_F_CLOSING)) return;
+  if (s->flags & C1M_F_TLS) {
+    int fd_gen = (int)s->gen;
+    tls_close_notify(r, fd, s);
+    if ((int)s->gen != fd_gen || !s->flags) return; /* the write failed: closed */
+  }
   if (s->out_len || (s->flags & C1M_F_CONNECTING)) {
     s->flags |= C1M_F_SHUT_PEND;
   } else if (s->flags & C1M_F_EOF) {

@@ -71,7 +71,13 @@ void conn_resume_read(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
 /* reason == C1M_R_LOCAL on a connection whose peer already sent FIN reports C1M_R_END (a clean
  * close on both sides); on one that timed out, C1M_R_TIMEOUT. */
 void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_poll) {
+  conn_close3(r, fd, reason, err, 0, in_poll);
+}
+
+void conn_close3(c1m_reactor_t *r, int fd, int reason, int err, int32_t detail, int in_poll) {
   c1m_slot_t *s = &r->slots[fd];
+  /* an accepted connection in its handshake was never open for JS: no CLOSE for it */
+  int kind = (s->flags & (C1M_F_HANDSHAKE | C1M_F_CONNECTING)) == C1M_F_HANDSHAKE ? C1M_EV_TLS_REJECT : C1M_EV_CLOSE;
   uint32_t gen = s->gen;
   if (reason == C1M_R_LOCAL && (s->flags & C1M_F_TIMED_OUT)) reason = C1M_R_TIMEOUT;
   else if (reason == C1M_R_LOCAL && (s->flags & C1M_F_EOF) && !(s->flags & C1M_F_PAUSED)) reason = C1M_R_END;
@@ -81,13 +87,14 @@ void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_poll) {
     c1m_sys_set_linger0(fd);
   }
   timer_arm(r, fd, s, 0);
+  if (s->flags & C1M_F_TLS) tls_release(r, fd);
   conn_release(s);
   int rc = c1m_sys_close(fd);
   if (rc < 0) loop_report(r, C1M_E_CLOSE, fd, rc, 0);
   __atomic_sub_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
   r->ctl[C1M_CTL_CONNS] = (int32_t)r->nconns;
-  if (in_poll) ev_emit(r, C1M_EV_CLOSE, fd, gen, reason, err);
-  else ev_defer(r, C1M_EV_CLOSE, fd, gen, reason, err);
+  if (in_poll) ev_emit3(r, kind, fd, gen, reason, err, detail);
+  else ev_defer3(r, kind, fd, gen, reason, err, detail);
 }
 
 /* Register a new connected (or connecting) socket in slot fd. */
@@ -171,10 +178,16 @@ static ssize_t conn_write_all(int fd, c1m_slot_t *s, const struct iovec *iov, in
   return (ssize_t)done;
 }
 
-/* Send iov (total bytes) to a connection, keeping what the kernel does not take. */
 void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain) {
+  if (s->flags & C1M_F_TLS) tls_send(r, fd, s, iov, cnt, total, want_drain);
+  else conn_send_raw(r, fd, s, iov, cnt, total, want_drain);
+}
+
+/* Send iov (total bytes) to a connection, keeping what the kernel does not take. A connection
+ * in its TLS handshake is connected: its handshake records go out at once. */
+void conn_send_raw(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain) {
   size_t sent = 0;
-  if (s->out_len == 0 && (s->flags & C1M_F_OPEN)) {
+  if (s->out_len == 0 && (s->flags & (C1M_F_OPEN | C1M_F_HANDSHAKE))) {
     ssize_t n = conn_write_all(fd, s, iov, cnt, total);
     if (n < 0 && n != -EAGAIN) {
       conn_close(r, fd, C1M_R_ERROR, (int)n, 0);
@@ -237,14 +250,18 @@ void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int c
   }
 }
 
-/* out drained: free its buffer, then finish a pending shutdown or close. */
-void conn_out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+static void out_free(c1m_slot_t *s) {
   if (s->bufs && s->bufs->out) {
     free(s->bufs->out);
     s->bufs->out = NULL;
     s->bufs->out_cap = s->bufs->out_off = 0;
     bufs_trim(s);
   }
+}
+
+/* out drained: free its buffer, then finish a pending shutdown or close. */
+void conn_out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  out_free(s);
   if (s->flags & C1M_F_CLOSING) {
     conn_close(r, fd, C1M_R_LOCAL, 0, 1);
     return;
@@ -266,6 +283,10 @@ void conn_on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
       conn_close(r, fd, C1M_R_CONNECT_FAILED, err, 1);
       return;
     }
+    if (s->flags & C1M_F_TLS) { /* open once the handshake completes */
+      tls_connected(r, fd, s);
+      return;
+    }
     s->flags = (s->flags & ~C1M_F_CONNECTING) | C1M_F_OPEN;
     ev_emit(r, C1M_EV_OPEN, fd, s->gen, -1, 0);
     /* a close or shutdown asked for while connecting, with nothing to send first */
@@ -275,17 +296,24 @@ void conn_on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
     }
   }
   if (s->out_len == 0) return;
+  if (conn_flush_out(r, fd, s) == 1) conn_out_done(r, fd, s);
+}
+
+int conn_flush_out(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->out_len == 0) return 1;
   c1m_buf_t *b = s->bufs;
   struct iovec iov = {.iov_base = b->out + b->out_off, .iov_len = s->out_len};
   ssize_t n = conn_write_all(fd, s, &iov, 1, s->out_len);
-  if (n == -EAGAIN) return;
+  if (n == -EAGAIN) return 0;
   if (n < 0) {
     conn_close(r, fd, C1M_R_ERROR, (int)n, 1);
-    return;
+    return -1;
   }
   s->out_len -= (uint32_t)n;
   b->out_off += (uint32_t)n;
-  if (s->out_len == 0) conn_out_done(r, fd, s);
+  if (s->out_len) return 0;
+  out_free(s);
+  return 1;
 }
 
 /* ---- input ---- */
@@ -294,6 +322,10 @@ void conn_on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
  * can read). Fairness: one read of at most read_budget bytes per connection per poll; one that
  * may have more, or found the area too full, goes on the ready list for the next poll. */
 void conn_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->flags & C1M_F_TLS) {
+    tls_on_readable(r, fd, s);
+    return;
+  }
   uint32_t pend = s->in_len;
   uint32_t off = r->recv_used;
   /* Read already this poll (from the ready list, then an edge): the bytes it left unconsumed
@@ -326,6 +358,11 @@ void conn_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
    * Unless the FIN is already in: then the next read returns 0 and no edge announces it. */
   if ((uint32_t)n < room && !(s->flags & C1M_F_RDHUP)) s->flags &= ~C1M_F_RREADY;
   else ready_push(r, fd, s);
+  conn_deliver(r, fd, s, (uint32_t)n);
+}
+
+void conn_deliver(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t n) {
+  uint32_t pend = s->in_len, off = r->recv_used;
   if (pend) { /* present kept bytes followed by the new ones */
     memcpy(r->recv + off, s->bufs->in, pend);
     free(s->bufs->in);
@@ -334,7 +371,7 @@ void conn_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
     s->in_len = 0;
     bufs_trim(s);
   }
-  uint32_t len = pend + (uint32_t)n;
+  uint32_t len = pend + n;
   r->recv_used = (off + len + RECV_ALIGN - 1) & ~(uint32_t)(RECV_ALIGN - 1);
   /* renew the idle deadline: one store; the timer re-files the connection lazily (timer.c) */
   if (s->timeout_ticks) s->deadline = r->tick + s->timeout_ticks;

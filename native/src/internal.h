@@ -11,6 +11,8 @@
  *   handoff.c   the registry and the fd hand-off between reactors: the only code with mutexes
  *   timer.c     the tick and idle timeouts
  *   udp.c       UDP sockets: batched receive (recvmmsg) and send (sendmmsg), the send queue
+ *   tls.c       TLS: contexts, handshakes, SSL_read into the receive area, SSL_write of staged
+ *               writes, close_notify (OpenSSL from the node binary; stubs without its headers)
  *   sys.c       every syscall;  errname.c  errno names;  addon.c  Node-API
  *
  * Naming: public functions are c1m_<noun>_<verb> (c1m.h); functions shared between these
@@ -50,6 +52,7 @@ struct c1m_buf {
 
 typedef struct listener {
   int fd;
+  c1m_tls_ctx_t *tls; /* accepted connections speak TLS with it; NULL for plain TCP */
   int paused;
   uint32_t resume_tick;
   uint32_t backoff_ms;
@@ -92,6 +95,11 @@ struct c1m_reactor {
   struct epoll_event carry[POLL_EVENTS];
   uint32_t ncarry;
   int wake_pending; /* our own eventfd write not yet read back */
+  /* tls.c: side state by fd (NULL until TLS is first used), the ciphertext scratch */
+  struct tls_conn **tls;
+  uint8_t *tls_out;
+  uint32_t tls_out_len, tls_out_cap;
+  int tls_oom; /* the scratch could not grow during the current OpenSSL call */
   /* reactor-level errors for the next batch (C1M_EV_ERROR) */
   c1m_event_t errs[ERROR_QUEUE];
   uint32_t nerrs;
@@ -123,6 +131,9 @@ static inline int writable_state(const c1m_slot_t *s) {
 /* Append a record to the batch being built (the caller has checked for room). */
 static inline c1m_event_t *ev_push(c1m_reactor_t *r) { return &r->ev[r->nev++]; }
 void ev_emit(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b);
+/* ev_emit / ev_defer with a third field. */
+void ev_emit3(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b, int32_t c);
+void ev_defer3(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b, int32_t c);
 /* Queue a record for the next batch (outside a poll) and wake the reactor. */
 void ev_defer(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b);
 /* A reactor-level failure (C1M_E_*): counted and reported in the next batch. */
@@ -134,11 +145,21 @@ void ready_push(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 
 /* ---- conn.c ---- */
 int conn_add(c1m_reactor_t *r, int fd, uint32_t flags);
-/* Close now; the CLOSE record is emitted (in_poll) or deferred. */
+/* Close now; the CLOSE record is emitted (in_poll) or deferred. An accepted connection still
+ * in its TLS handshake gets a TLS_REJECT record instead (JS never saw it open). */
 void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_poll);
+/* conn_close with the record's c field (an OpenSSL error code). */
+void conn_close3(c1m_reactor_t *r, int fd, int reason, int err, int32_t detail, int in_poll);
 /* Free a connection's buffers and release its slot without a record (reactor teardown). */
 void conn_release(c1m_slot_t *s);
+/* Send bytes to a connection (through TLS when it speaks TLS). */
 void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain);
+/* Send bytes to the socket as they are (TLS records from tls.c). */
+void conn_send_raw(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain);
+/* Write what out holds: 1 when it is empty (and freed), 0 when bytes remain, -1 closed. */
+int conn_flush_out(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+/* The n bytes just read to recv_used + in_len: present kept bytes before them, one DATA record. */
+void conn_deliver(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t n);
 void conn_on_writable(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 void conn_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 void conn_keep_unconsumed(c1m_reactor_t *r, const c1m_event_t *e);
@@ -164,6 +185,23 @@ void handoff_drain(c1m_reactor_t *r);
 int handoff_init(c1m_reactor_t *r);
 /* Close fds still queued for r, free the queue. */
 void handoff_fini(c1m_reactor_t *r);
+
+/* ---- tls.c ---- */
+/* An accepted socket (registered with C1M_F_HANDSHAKE) on a TLS listener: start its handshake. */
+void tls_accepted(c1m_reactor_t *r, listener_t *l, int fd);
+/* An epoll event of a connection in its handshake. */
+void tls_event(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t e);
+/* An outbound TLS connection's TCP connect completed: send the ClientHello. */
+void tls_connected(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+/* conn_on_readable for an established TLS connection. */
+void tls_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+/* conn_send for a TLS connection: encrypt, then conn_send_raw. */
+void tls_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain);
+/* Queue close_notify (a graceful close or shutdown), once. */
+void tls_close_notify(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+/* Free a connection's TLS state (at close). */
+void tls_release(c1m_reactor_t *r, int fd);
+void tls_fini(c1m_reactor_t *r);
 
 /* ---- timer.c ---- */
 /* Set (ticks > 0) or clear a connection's idle timeout, from now. 0 or -errno. */

@@ -54,13 +54,15 @@ void listener_accept(c1m_reactor_t *r, listener_t *l) {
       continue;
     }
     l->backoff_ms = 0;
-    int rc = l->ntargets ? handoff_give(l, fd, &peer) : conn_add(r, fd, C1M_F_OPEN);
+    uint32_t flags = l->tls ? C1M_F_TLS | C1M_F_HANDSHAKE : C1M_F_OPEN;
+    int rc = l->ntargets ? handoff_give(l, fd, &peer) : conn_add(r, fd, flags);
     if (rc < 0) {
       c1m_sys_close(fd);
       ev_emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
       continue;
     }
-    if (!l->ntargets) listener_opened(r, fd, l->fd);
+    if (l->tls) tls_accepted(r, l, fd); /* OPEN when its handshake completes */
+    else if (!l->ntargets) listener_opened(r, fd, l->fd);
   }
 }
 
@@ -115,6 +117,7 @@ int c1m_unlisten(c1m_reactor_t *r, int fd) {
     if (r->listeners[i].fd != fd) continue;
     if (!r->listeners[i].paused) c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_DEL, fd, 0, 0);
     c1m_sys_close(fd);
+    if (r->listeners[i].tls) c1m_tls_ctx_unref(r->listeners[i].tls);
     r->listeners[i] = r->listeners[--r->nlisteners];
     return 0;
   }

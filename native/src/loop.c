@@ -32,6 +32,10 @@ void ev_emit(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_
   *ev_push(r) = (c1m_event_t){.kind = kind, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b};
 }
 
+void ev_emit3(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b, int32_t c) {
+  *ev_push(r) = (c1m_event_t){.kind = kind, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b, .c = c};
+}
+
 void loop_wake(c1m_reactor_t *r) {
   if (r->wake_pending) return;
   int rc = c1m_sys_eventfd_write(r->evfd);
@@ -53,6 +57,10 @@ void loop_report(c1m_reactor_t *r, int what, int fd, int err, int32_t detail) {
 }
 
 void ev_defer(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b) {
+  ev_defer3(r, kind, fd, gen, a, b, 0);
+}
+
+void ev_defer3(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32_t b, int32_t c) {
   if (r->ndeferred == r->deferred_cap) {
     uint32_t cap = r->deferred_cap ? r->deferred_cap * 2 : 256;
     c1m_event_t *d = realloc(r->deferred, (size_t)cap * sizeof *d);
@@ -63,7 +71,7 @@ void ev_defer(c1m_reactor_t *r, int kind, int fd, uint32_t gen, int32_t a, int32
     r->deferred = d;
     r->deferred_cap = cap;
   }
-  r->deferred[r->ndeferred++] = (c1m_event_t){.kind = kind, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b};
+  r->deferred[r->ndeferred++] = (c1m_event_t){.kind = kind, .fd = fd, .gen = (int32_t)gen, .a = a, .b = b, .c = c};
   loop_wake(r);
 }
 
@@ -90,7 +98,7 @@ void ready_push(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
 /* One harvested (or carried) epoll event of a connection. */
 static void conn_event(c1m_reactor_t *r, int fd, uint32_t gen, uint32_t e) {
   c1m_slot_t *s = &r->slots[fd];
-  if (s->gen != gen || !(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) return;
+  if (s->gen != gen || !(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING | C1M_F_HANDSHAKE))) return;
   if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->flags |= C1M_F_RREADY;
   if (e & (EPOLLRDHUP | EPOLLHUP)) s->flags |= C1M_F_RDHUP;
   if ((e & EPOLLERR) && !(s->flags & C1M_F_CONNECTING)) {
@@ -99,6 +107,10 @@ static void conn_event(c1m_reactor_t *r, int fd, uint32_t gen, uint32_t e) {
       conn_close(r, fd, C1M_R_ERROR, err, 1);
       return;
     }
+  }
+  if (s->flags & C1M_F_HANDSHAKE) {
+    tls_event(r, fd, s, e);
+    return;
   }
   if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
     if ((s->flags & C1M_F_CONNECTING) || s->out_len) {
@@ -244,7 +256,8 @@ void c1m_reactor_destroy(c1m_reactor_t *r) {
   for (int i = 0; i < r->nlisteners; i++) c1m_sys_close(r->listeners[i].fd);
   for (uint32_t fd = 0; r->nconns && fd <= r->max_fd; fd++) {
     c1m_slot_t *s = &r->slots[fd];
-    if (!(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING))) continue;
+    if (!(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING | C1M_F_HANDSHAKE))) continue;
+    if (s->flags & C1M_F_TLS) tls_release(r, (int)fd);
     conn_release(s);
     c1m_sys_close((int)fd);
     r->nconns--;
@@ -252,6 +265,7 @@ void c1m_reactor_destroy(c1m_reactor_t *r) {
   udp_fini(r);
   handoff_fini(r);
   timer_fini(r);
+  tls_fini(r);
   free(r->deferred);
   free(r->ready);
   if (r->tfd >= 0) c1m_sys_close(r->tfd);

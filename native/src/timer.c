@@ -114,6 +114,8 @@ static int sweep_bucket(c1m_reactor_t *r, uint32_t b) {
       w[fd].next = w[fd].prev = fd;
       if (s->flags & C1M_F_CLOSING) { /* a graceful close that never drained */
         conn_close(r, (int)fd, C1M_R_TIMEOUT, 0, 1);
+      } else if (s->flags & C1M_F_HANDSHAKE) { /* a TLS handshake that did not complete in time */
+        conn_close(r, (int)fd, C1M_R_TLS, -ETIMEDOUT, 1);
       } else {
         timer_arm(r, (int)fd, s, 0);
         ev_emit(r, C1M_EV_TIMEOUT, (int)fd, s->gen, 0, 0);

@@ -7,7 +7,7 @@
 import type { NativeConstants } from '../core/binding.js';
 import { C1mError } from '../core/errors.js';
 import { checkHeaderBytes } from '../core/header.js';
-import type { Connection } from '../core/types.js';
+import type { Connection, TlsInfo } from '../core/types.js';
 
 const TWO32 = 2 ** 32;
 
@@ -24,6 +24,7 @@ export interface ConnectionHost {
   sockname(fd: number, gen: number, peer: boolean): [string, number] | undefined;
   getTag(fd: number, gen: number): number;
   setTag(fd: number, gen: number, v: number): void;
+  tlsInfo(fd: number, gen: number): TlsInfo | undefined;
 }
 
 /** A connection of the native backend (see the file comment). */
@@ -108,5 +109,8 @@ export class NativeConnection implements Connection {
   }
   set tag(v: number) {
     this.#r.setTag(this.fd, this.gen, v);
+  }
+  get tls(): TlsInfo | undefined {
+    return this.#r.tlsInfo(this.fd, this.gen);
   }
 }

@@ -11,8 +11,8 @@
  * callback; liveness and buffered bytes are read from the shared slot table.
  */
 import { Action } from '../core/types.js';
-import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
-import { raiseNofile, type Binding, type NativeConstants, type NativeHandle } from '../core/binding.js';
+import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats, TlsConnectOptions, TlsInfo, TlsServerOptions } from '../core/types.js';
+import { raiseNofile, type Binding, type NativeConstants, type NativeHandle, type NativeTlsContext } from '../core/binding.js';
 import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import {
@@ -28,7 +28,8 @@ import {
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
 import { closeReason } from './native-reasons.js';
-import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
+import { tlsContext, tlsFailure, tlsInfo } from './native-tls.js';
+import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, toBytes, type ResolvedOptions } from '../core/options.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
 import { NativeUdp } from './native-udp.js';
 
@@ -100,6 +101,10 @@ export class NativeReactor implements Reactor, ConnectionHost {
   readonly #listeners = new Map<number, ListenAddress>();
   /** Why a connection a failed callback reset is closing, by id, until its CLOSE record. */
   readonly #handlerReasons = new Map<number, HandlerErrorReason>();
+  /** Accepted TLS connections dropped during their handshake. */
+  #tlsRejects = 0;
+  /** Client TLS contexts, one per `tls` options object (shared by the connects using it). */
+  readonly #clientTls = new WeakMap<TlsConnectOptions, NativeTlsContext>();
   readonly #connectTargets = new Map<number, { address: string; port: number }>();
   /** The shared-memory layout (src/core/layout.ts). */
   readonly #L: Layout;
@@ -196,6 +201,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
       batches: this.#batches,
       events: this.#events,
       acceptPauses: this.#released ? 0 : this.#ctl[this.#L.ctlAcceptPauses]!,
+      tlsRejects: this.#tlsRejects,
     };
   }
 
@@ -231,6 +237,12 @@ export class NativeReactor implements Reactor, ConnectionHost {
   buffered(fd: number, gen: number): number {
     if (!this.#alive(fd, gen)) return 0;
     return this.#slots[fd * this.#slotWords + this.#slotOutLen]! + this.#staged[fd]!;
+  }
+
+  /** `conn.tls`: one addon call; undefined for plain TCP or before the handshake completed. */
+  tlsInfo(fd: number, gen: number): TlsInfo | undefined {
+    if (!this.#alive(fd, gen) || (this.#slots[fd * this.#slotWords + this.#slotFlags]! & this.k.F_TLS) === 0) return undefined;
+    return tlsInfo(this.#b, this.#h, fd, gen);
   }
 
   sockname(fd: number, gen: number, peer: boolean): [string, number] | undefined {
@@ -372,8 +384,17 @@ export class NativeReactor implements Reactor, ConnectionHost {
   async listen(options: Parameters<Reactor['listen']>[0], handoff?: HandoffOptions): Promise<ListenAddress> {
     this.#assertUsable();
     const o = resolveListen(options);
+    const tls = options.tls === undefined ? undefined : tlsContext(this.#b, this.k, resolveTlsServer(options.tls));
+    if (tls && handoff) throw new C1mError('ERR_C1M_TLS_UNSUPPORTED', 'TLS with the threads mode (fd hand-off) is not supported; use processes');
     const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
     const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy);
+    if (tls) {
+      const rc = this.#b.tlsListen(this.#h, fd, tls);
+      if (rc < 0) {
+        this.#b.unlisten(this.#h, fd);
+        throw systemError(rc, 'tls listen');
+      }
+    }
     const addr = { host: o.host, port };
     this.#listeners.set(fd, addr);
     this.#updateRef();
@@ -392,9 +413,29 @@ export class NativeReactor implements Reactor, ConnectionHost {
     }
   }
 
+  /** Replace the TLS context of the listener at `listener`: new connections get the new certificate. */
+  setTlsContext(listener: ListenAddress, tls: TlsServerOptions): void {
+    this.#assertUsable();
+    const ctx = tlsContext(this.#b, this.k, resolveTlsServer(tls));
+    for (const [fd, addr] of this.#listeners) {
+      if (addr.port !== listener.port || addr.host !== listener.host) continue;
+      const rc = this.#b.tlsListen(this.#h, fd, ctx);
+      if (rc < 0) throw systemError(rc, 'tls listen');
+      return;
+    }
+    throw new C1mError('ERR_C1M_INVALID_OPTION', `no listener of this reactor at ${listener.host}:${listener.port}`);
+  }
+
   connect(options: Parameters<Reactor['connect']>[0]): Connection {
     this.#assertUsable();
     const o = resolveConnect(options);
+    let tls: NativeTlsContext | undefined, servername: string | undefined;
+    if (options.tls !== undefined) {
+      const t = resolveTlsConnect(options.tls, o.host);
+      servername = t.servername;
+      tls = this.#clientTls.get(options.tls);
+      if (tls === undefined) this.#clientTls.set(options.tls, tls = tlsContext(this.#b, this.k, t));
+    }
     const fd = this.#b.connect(this.#h, o.host, o.port, o.localAddress);
     if (fd < 0) {
       // No socket at all (EMFILE, EADDRNOTAVAIL from bind, ...): report it like any failed
@@ -405,6 +446,14 @@ export class NativeReactor implements Reactor, ConnectionHost {
       return conn;
     }
     const gen = this.#slots[fd * this.#slotWords + this.#slotGen]!;
+    // A connect refused at once is already closed (its CLOSE record is on its way): no TLS for it.
+    if (tls && this.#alive(fd, gen)) {
+      const rc = this.#b.tlsConnect(this.#h, fd, gen, tls, servername);
+      if (rc < 0) {
+        this.command(fd, gen, this.k.OP_DESTROY, this.k.R_LOCAL);
+        report(this.#opts.onError, systemError(rc, 'tls connect', { address: o.host, port: o.port }));
+      }
+    }
     this.#connectTargets.set(fd, { address: o.host, port: o.port });
     this.#connecting++;
     this.#updateRef();
@@ -618,12 +667,18 @@ export class NativeReactor implements Reactor, ConnectionHost {
             else this.command(fd, gen, k.OP_CLOSE, k.R_TIMEOUT); // graceful: flush, then close
             break;
           case k.EV_CLOSE:
-            this.#onClose(fd, gen, ev[b + L.closeReason]!, ev[b + L.closeErrno]!);
+            this.#onClose(fd, gen, ev[b + L.closeReason]!, ev[b + L.closeErrno]!, ev[b + L.closeDetail]!);
             break;
           case k.EV_ACCEPT_ERROR: {
             const err = systemError(ev[b + L.acceptErrno]!, 'accept');
             if (ev[b + L.acceptPaused] === 1) err.message += ' (accepting paused, retrying with backoff)';
             report(this.#opts.onError, err);
+            break;
+          }
+          case k.EV_TLS_REJECT: {
+            this.#tlsRejects++;
+            const { code, error } = tlsFailure(this.#b, k, ev[b + L.closeReason]!, ev[b + L.closeErrno]!, ev[b + L.closeDetail]!, true);
+            report(this.#opts.onError, Object.assign(error, { code }));
             break;
           }
           case k.EV_ERROR:
@@ -644,7 +699,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#maybeFinish();
   }
 
-  #onClose(fd: number, gen: number, why: number, errno: number): void {
+  #onClose(fd: number, gen: number, why: number, errno: number, detail: number): void {
     const id = gen * TWO32 + fd;
     const target = this.#connectTargets.get(fd); // present only while connecting
     this.#connectTargets.delete(fd);
@@ -657,7 +712,9 @@ export class NativeReactor implements Reactor, ConnectionHost {
       failed = this.#handlerReasons.get(id);
       if (failed) this.#handlerReasons.delete(id);
     }
-    const reason = closeReason(this.k, why, errno, target, failed);
+    const reason: CloseReason = why === this.k.R_TLS
+      ? { kind: 'tls-error', ...tlsFailure(this.#b, this.k, why, errno, detail, false) }
+      : closeReason(this.k, why, errno, target, failed);
     this.#closingFd = fd;
     this.#closingGen = gen;
     try {

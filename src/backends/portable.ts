@@ -35,9 +35,11 @@ import {
   type HandlerCallback,
 } from '../core/handler-contract.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
-import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
+import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, type ResolvedOptions } from '../core/options.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
 import { PortableUdp } from './portable-udp.js';
+import { connect as tlsConnect, createServer as createTlsServer, TLSSocket, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
+import { connectOptions as tlsConnectOptions, handshakeError, serverOptions as tlsServerOptions, tlsCloseReason, tlsInfo } from './portable-tls.js';
 import {
   Action,
   type CloseReason,
@@ -49,6 +51,8 @@ import {
   type Reactor,
   type ReactorStats,
   type ServerOptions,
+  type TlsInfo,
+  type TlsServerOptions,
 } from '../core/types.js';
 
 /** First capacity of a pending inbound buffer. */
@@ -86,6 +90,8 @@ class Engine {
   events = 0;
   /** Established connections (`stats.connections`). */
   established = 0;
+  /** Inbound TLS handshakes that failed (`stats.tlsRejects`). */
+  tlsRejects = 0;
   /** Set by `close()`: no new listeners, connections or accepts. */
   closing = false;
   #nextId = 1;
@@ -231,7 +237,8 @@ class Link {
     socket.on('drain', () => this.#onDrain());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onError(err));
     socket.on('close', () => this.#onClose());
-    if (!connected) socket.once('connect', () => this.#onConnect());
+    // a TLS connection is established once its handshake completed (and the server verified)
+    if (!connected) socket.once(socket instanceof TLSSocket ? 'secureConnect' : 'connect', () => this.#onConnect());
   }
 
   /** Deliver `onOpen` (the connection is established). */
@@ -489,6 +496,12 @@ class Link {
   #onError(err: NodeJS.ErrnoException): void {
     this.closing = true;
     if (this.#reason !== undefined) return;
+    const tls = this.socket instanceof TLSSocket ? tlsCloseReason(err, this.#connected) : undefined;
+    if (tls !== undefined) {
+      this.#reason = tls;
+      this.socket.destroy(); // a half-open TLSSocket is not destroyed by its own errors
+      return;
+    }
     const reason: CloseReason = { kind: this.#connected ? 'error' : 'connect-failed', error: err };
     if (typeof err.code === 'string') reason.code = err.code;
     if (typeof err.errno === 'number') reason.errno = -Math.abs(err.errno);
@@ -644,6 +657,11 @@ class PortableConnection implements Connection {
     const link = this.#engine.links.get(this.id);
     if (link !== undefined) link.tag = value >>> 0;
   }
+
+  get tls(): TlsInfo | undefined {
+    const link = this.#engine.links.get(this.id);
+    return link === undefined || link.closing ? undefined : tlsInfo(link.socket, undefined);
+  }
 }
 
 /** The `Reactor` facade over an `Engine`. */
@@ -668,12 +686,21 @@ class PortableReactor implements Reactor {
     const engine = this.#engine;
     if (engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'listen() after close()');
     const o = resolveListen(options);
-    const server = createServer({
-      allowHalfOpen: true,
-      noDelay: engine.options.noDelay,
-      highWaterMark: engine.options.highWaterMark,
-    });
-    server.on('connection', (socket: Socket) => engine.accept(socket));
+    const netOptions = { allowHalfOpen: true, noDelay: engine.options.noDelay, highWaterMark: engine.options.highWaterMark };
+    let server: Server;
+    if (options.tls !== undefined) {
+      const tls = createTlsServer({ ...netOptions, ...tlsServerOptions(resolveTlsServer(options.tls)) });
+      tls.on('secureConnection', (socket: TLSSocket) => engine.accept(socket));
+      tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        socket.destroy(); // node:tls leaves it open (plain HTTP, a stalled handshake)
+        engine.tlsRejects++;
+        engine.report(handshakeError(err));
+      });
+      server = tls;
+    } else {
+      server = createServer(netOptions);
+      server.on('connection', (socket: Socket) => engine.accept(socket));
+    }
     // `reusePort` is understood by net from Node 22.12 on; older versions ignore the field.
     const listenOptions: ListenOptions & { reusePort?: boolean } = { port: o.port, host: o.host, backlog: o.backlog };
     if (o.reusePort) listenOptions.reusePort = true;
@@ -695,10 +722,27 @@ class PortableReactor implements Reactor {
     return { host: address.address, port: address.port };
   }
 
+  setTlsContext(listener: ListenAddress, tls: TlsServerOptions): void {
+    const o = tlsServerOptions(resolveTlsServer(tls));
+    for (const server of this.#engine.servers) {
+      const a = server.address() as AddressInfo | null;
+      if (!(server instanceof Object && 'setSecureContext' in server) || a?.port !== listener.port || a.address !== listener.host) continue;
+      const t = server as TlsServer;
+      t.setSecureContext(o); // new connections; SNI names stay those given to listen
+      return;
+    }
+    throw new C1mError('ERR_C1M_INVALID_OPTION', `no TLS listener of this reactor at ${listener.host}:${listener.port}`);
+  }
+
   connect(options: Omit<ConnectOptions, keyof EngineOptions>): Connection {
     const engine = this.#engine;
     if (engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'connect() after close()');
     const o = resolveConnect(options);
+    if (options.tls !== undefined) {
+      const t = tlsConnectOptions(resolveTlsConnect(options.tls, o.host));
+      const socket = tlsConnect({ ...t, port: o.port, host: o.host, localAddress: o.localAddress, allowHalfOpen: true, highWaterMark: engine.options.highWaterMark } as ConnectionOptions);
+      return engine.adopt(socket, false).handle;
+    }
     const connectOptions: TcpNetConnectOpts & { highWaterMark: number } = {
       port: o.port,
       host: o.host,
@@ -732,7 +776,7 @@ class PortableReactor implements Reactor {
 
   get stats(): ReactorStats {
     const engine = this.#engine;
-    return { connections: engine.established, batches: 0, events: engine.events, acceptPauses: 0 };
+    return { connections: engine.established, batches: 0, events: engine.events, acceptPauses: 0, tlsRejects: engine.tlsRejects };
   }
 
   close(timeoutMs = 5000): Promise<void> {

@@ -3,7 +3,7 @@
  * until SIGTERM/SIGINT, then shut down gracefully. Argument parsing only: the public API does
  * the rest (the handler module is loaded by every reactor, in every thread or process).
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve, defaultBackend, nofileLimit, type ServeHandle, type ServeOptions } from '../index.js';
@@ -46,6 +46,8 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --max-outbound BYTES        buffered outbound bytes per connection (default 16777216)
   --timer-resolution MS       timeout sweep period (default 250)
   --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)
+  --tls-cert FILE --tls-key FILE
+                              serve TLS (PEM; single-reactor mode; http offers ALPN http/1.1)
   --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
                               (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
   --metrics-port P            serve GET /metrics (Prometheus text, every worker summed) on this
@@ -94,6 +96,8 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'max-outbound': { type: 'string' },
         'timer-resolution': { type: 'string' },
         'handler-options': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
         deflate: { type: 'boolean', default: false },
         'no-compact-memory': { type: 'boolean', default: false },
         grace: { type: 'string', default: '5000' },
@@ -167,6 +171,19 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       return 2;
     }
   }
+  if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
+    err.write(`c1m serve: --tls-cert and --tls-key go together\n${SERVE_USAGE}\n`);
+    return 2;
+  }
+  let tls: ServeOptions['tls'];
+  try {
+    tls = v['tls-cert'] === undefined ? undefined : {
+      cert: readFileSync(v['tls-cert']), key: readFileSync(v['tls-key']!), ...(what === 'http' ? { alpn: ['http/1.1'] } : {}),
+    };
+  } catch (e) {
+    err.write(`c1m serve: ${(e as Error).message}\n`);
+    return 2;
+  }
   const backend = v.backend as 'auto' | 'native' | 'portable';
   const options: ServeOptions = {
     handler: target.handler,
@@ -187,6 +204,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     // socket buffers as udpref's (4 MiB, doubled by the kernel): 64 flows x 16 in flight overflow the default
     ...(UDP_APPS.has(what) ? { udp: { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } } : {}),
     metricsPort: int(v['metrics-port']),
+    ...(tls ? { tls } : {}),
   };
   let handle: ServeHandle;
   try {
@@ -198,7 +216,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const used = backend === 'auto' ? defaultBackend() : backend;
   const limit = nofileLimit();
   const perProcess = Number.isFinite(limit.connections) ? `, up to ~${limit.connections} connections per process (RLIMIT_NOFILE ${limit.soft})` : '';
-  out.write(`c1m: ${what} listening on ${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
+  out.write(`c1m: ${what} listening on ${tls ? 'TLS ' : ''}${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
   if (handle.metricsAddress) out.write(`c1m: metrics on http://${handle.metricsAddress.host}:${handle.metricsAddress.port}/metrics\n`);
   return new Promise<number>((resolveExit) => {
     let stopping = false;

@@ -16,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 export interface NativeConstants {
   SLOT_SIZE: number; SLOT_WORDS: number; SLOT_GEN: number; SLOT_FLAGS: number; SLOT_OUT_LEN: number;
   SLOT_DEADLINE: number; SLOT_TIMEOUT_TICKS: number; SLOT_IN_LEN: number; GEN_MASK: number;
-  F_OPEN: number; F_CONNECTING: number; F_CLOSING: number;
+  F_OPEN: number; F_CONNECTING: number; F_CLOSING: number; F_TLS: number;
+  /** 1 when the addon was built with OpenSSL's headers (TLS in the reactor), else 0. */
+  TLS_AVAILABLE: number; EV_TLS_REJECT: number; R_TLS: number;
   EV_SIZE: number; EV_WORDS: number; EV_KIND: number; EV_FD: number; EV_GEN: number; EV_A: number; EV_B: number; EV_C: number;
   EV_OPEN: number; EV_DATA: number; EV_DRAIN: number; EV_END: number; EV_TIMEOUT: number;
   EV_CLOSE: number; EV_ACCEPT_ERROR: number; EV_ERROR: number;
@@ -85,6 +87,26 @@ export interface Binding {
   udpSockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
   /** Write the address entry of ip:port into out (32 bytes); 0 or -EINVAL. */
   udpEncode(ip: string, port: number, out: Uint8Array): number;
+  /** A TLS context (native/src/tls.c), freed when the handle is collected and no listener or
+   *  connection uses it. Throws ERR_C1M_TLS_CONFIG / _KEY_MISMATCH / _UNAVAILABLE. */
+  tlsContext(o: { server: boolean; cert?: Buffer; key?: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean;
+    minVersion: number; alpn?: Buffer; handshakeMs: number; sni: [string, Buffer, Buffer][] }): NativeTlsContext;
+  /** Make a listener accept TLS with ctx (or replace its context); 0 or -errno. */
+  tlsListen(h: NativeHandle, fd: number, ctx: NativeTlsContext): number;
+  /** Make a connecting connection speak TLS; 0 or -errno. */
+  tlsConnect(h: NativeHandle, fd: number, gen: number, ctx: NativeTlsContext, servername: string | undefined): number;
+  tlsInfo(h: NativeHandle, fd: number, gen: number): NativeTlsInfo | undefined;
+  /** OpenSSL's text for a TLS_REJECT/CLOSE record's error code and X509 verify result. */
+  tlsErrorText(code: number, verify: number): string;
+}
+
+/** An opaque TLS context handle owned by the addon. */
+export type NativeTlsContext = { readonly __brand: 'c1m.tls' };
+
+/** The addon's TLS facts of one connection. */
+export interface NativeTlsInfo {
+  protocol: string; cipher: string; alpnProtocol: string | undefined; servername: string | undefined;
+  resumed: boolean; verifyResult: number; peerCertificate?: Buffer;
 }
 
 let loaded: Binding | null | undefined;

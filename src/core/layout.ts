@@ -45,9 +45,11 @@ export interface Layout {
   readonly dataConsumed: number;
   /** OPEN: the listener fd (-1: an outbound connection, -2: handed off by another reactor). */
   readonly openFrom: number;
-  /** CLOSE: the reason (`R_*`) and -errno (0 when none). */
+  /** CLOSE (and TLS_REJECT): the reason (`R_*`) and -errno (0 when none; for `R_TLS`,
+   *  -ETIMEDOUT or a positive X509 verify result), and OpenSSL's error code for `R_TLS`. */
   readonly closeReason: number;
   readonly closeErrno: number;
+  readonly closeDetail: number;
   /** ACCEPT_ERROR: -errno, and 1 when accepting is paused. */
   readonly acceptErrno: number;
   readonly acceptPaused: number;
@@ -118,6 +120,7 @@ export function layoutOf(k: NativeConstants): Layout {
     openFrom: k.EV_A,
     closeReason: k.EV_A,
     closeErrno: k.EV_B,
+    closeDetail: k.EV_C,
     acceptErrno: k.EV_A,
     acceptPaused: k.EV_B,
     errorWhat: k.EV_A,

@@ -3,7 +3,7 @@
  */
 import { isIP } from 'node:net';
 import { checkOption } from './errors.js';
-import type { ConnectOptions, Connection, EngineOptions, ServerOptions } from './types.js';
+import type { ConnectOptions, Connection, EngineOptions, Pem, ServerOptions, TlsConnectOptions, TlsServerOptions } from './types.js';
 
 /** Engine options with every default filled in. */
 export interface ResolvedOptions {
@@ -78,4 +78,79 @@ export function resolveConnect(o: Pick<ConnectOptions, 'port' | 'host' | 'localA
 /** Encode a write argument: strings become UTF-8 bytes. */
 export function toBytes(data: Uint8Array | string): Uint8Array {
   return typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+}
+
+/** TLS options as both backends use them: PEM as bytes, ALPN in wire format, defaults filled. */
+export interface ResolvedTls {
+  server: boolean;
+  cert: Buffer | undefined;
+  key: Buffer | undefined;
+  ca: Buffer | undefined;
+  requestCert: boolean;
+  rejectUnauthorized: boolean;
+  /** 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3). */
+  minVersion: number;
+  alpn: Buffer | undefined;
+  alpnList: string[] | undefined;
+  handshakeMs: number;
+  sni: [name: string, cert: Buffer, key: Buffer][];
+  servername: string | undefined;
+}
+
+const isPem = (v: unknown): v is Pem => typeof v === 'string' || v instanceof Uint8Array;
+const pemBytes = (v: Pem | undefined): Buffer | undefined => (v === undefined ? undefined : typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v));
+
+function alpnWire(list: readonly string[] | undefined, name: string): Buffer | undefined {
+  if (list === undefined) return undefined;
+  checkOption(Array.isArray(list) && list.length > 0, name, 'a non-empty array of protocol names', list);
+  const parts: Buffer[] = [];
+  for (const p of list) {
+    const b = Buffer.from(String(p), 'utf8');
+    checkOption(typeof p === 'string' && b.length >= 1 && b.length <= 255, name, 'protocol names of 1 to 255 bytes', p);
+    parts.push(Buffer.from([b.length]), b);
+  }
+  return Buffer.concat(parts);
+}
+
+function common(o: TlsServerOptions | TlsConnectOptions, server: boolean): Omit<ResolvedTls, 'sni' | 'servername'> {
+  checkOption(typeof o === 'object' && o !== null, 'tls', 'an object', o);
+  for (const k of ['cert', 'key', 'ca'] as const) checkOption(o[k] === undefined || isPem(o[k]), `tls.${k}`, 'PEM text (a string or bytes)', typeof o[k]);
+  const minVersion = o.minVersion ?? 'TLSv1.2';
+  checkOption(minVersion === 'TLSv1.2' || minVersion === 'TLSv1.3', 'tls.minVersion', "'TLSv1.2' or 'TLSv1.3'", minVersion);
+  const handshakeMs = o.handshakeTimeout ?? 10_000;
+  checkOption(isCount(handshakeMs) && handshakeMs <= 0xffffffff, 'tls.handshakeTimeout', 'a non-negative integer (ms)', handshakeMs);
+  const rejectUnauthorized = o.rejectUnauthorized ?? true;
+  checkOption(typeof rejectUnauthorized === 'boolean', 'tls.rejectUnauthorized', 'a boolean', rejectUnauthorized);
+  const requestCert = server ? ((o as TlsServerOptions).requestCert ?? false) : false;
+  checkOption(typeof requestCert === 'boolean', 'tls.requestCert', 'a boolean', requestCert);
+  return {
+    server, cert: pemBytes(o.cert), key: pemBytes(o.key), ca: pemBytes(o.ca), requestCert, rejectUnauthorized,
+    minVersion: minVersion === 'TLSv1.3' ? 0x0304 : 0x0303, alpn: alpnWire(o.alpn, 'tls.alpn'),
+    alpnList: o.alpn ? [...o.alpn] : undefined, handshakeMs,
+  };
+}
+
+/** Validate `listen({ tls })`. Throws `ERR_C1M_INVALID_OPTION` naming the problem. */
+export function resolveTlsServer(o: TlsServerOptions): ResolvedTls {
+  const r = common(o, true);
+  checkOption(r.cert !== undefined && r.key !== undefined, 'tls', 'an object with cert and key (PEM)', Object.keys(o ?? {}));
+  const sni: ResolvedTls['sni'] = [];
+  if (o.sni !== undefined) {
+    checkOption(typeof o.sni === 'object' && o.sni !== null, 'tls.sni', 'an object of { cert, key } by host name', o.sni);
+    for (const [name, v] of Object.entries(o.sni)) {
+      checkOption(name.length > 0 && name.length < 256, 'tls.sni', 'host names of 1 to 255 characters', name);
+      checkOption(typeof v === 'object' && v !== null && isPem(v.cert) && isPem(v.key), `tls.sni.${name}`, 'an object with cert and key (PEM)', typeof v);
+      sni.push([name, pemBytes(v.cert)!, pemBytes(v.key)!]);
+    }
+  }
+  return { ...r, sni, servername: undefined };
+}
+
+/** Validate `connect({ tls })`; `host` is the default server name. */
+export function resolveTlsConnect(o: TlsConnectOptions, host: string): ResolvedTls {
+  const r = common(o, false);
+  checkOption((r.cert === undefined) === (r.key === undefined), 'tls', 'cert and key together (or neither)', Object.keys(o));
+  const servername = o.servername ?? host;
+  checkOption(typeof servername === 'string' && servername.length < 256, 'tls.servername', 'a host name', servername);
+  return { ...r, sni: [], servername };
 }

@@ -24,7 +24,9 @@ export interface CloseReason {
    * `'inbound-limit'` unconsumed inbound bytes exceeded `maxInboundBytes`;
    * `'slow-consumer'` unsent outbound bytes exceeded `maxOutboundBytes`;
    * `'handler-error'` a handler callback threw; `'shutdown'` closed by server shutdown;
-   * `'connect-failed'` an outbound connect did not complete (see `code`).
+   * `'connect-failed'` an outbound connect did not complete (see `code`);
+   * `'tls-error'` TLS failed (a bad record, an alert, a certificate that does not verify, a
+   * handshake timeout): `code` is an `ERR_C1M_TLS_*` code and `error.message` OpenSSL's reason.
    */
   kind:
     | 'end'
@@ -35,12 +37,13 @@ export interface CloseReason {
     | 'slow-consumer'
     | 'handler-error'
     | 'shutdown'
-    | 'connect-failed';
+    | 'connect-failed'
+    | 'tls-error';
   /** Node-style error code: `ECONNRESET`, `ECONNREFUSED`, or an `ERR_C1M_*` code. */
   code?: string;
   /** Negative errno for socket errors. */
   errno?: number;
-  /** The error, for `'error'`, `'connect-failed'` and `'handler-error'`. */
+  /** The error, for `'error'`, `'connect-failed'`, `'handler-error'` and `'tls-error'`. */
   error?: Error;
 }
 
@@ -115,6 +118,74 @@ export interface Connection {
    * a stale handle reads 0 and ignores writes.
    */
   tag: number;
+  /**
+   * TLS facts of a connection that speaks TLS (undefined on plain TCP, and before the
+   * handshake completes). Read-only; each read asks the engine (not for per-message use).
+   */
+  readonly tls?: TlsInfo | undefined;
+}
+
+/** What a completed TLS handshake agreed on: `conn.tls`. */
+export interface TlsInfo {
+  /** `'TLSv1.2'` or `'TLSv1.3'`. */
+  protocol: string;
+  /** The cipher suite, OpenSSL's name (`'TLS_AES_256_GCM_SHA384'`). */
+  cipher: string;
+  /** The ALPN protocol both sides chose, undefined when none. */
+  alpnProtocol: string | undefined;
+  /** The SNI server name (the client's request on a server; the one sent on a client). */
+  servername: string | undefined;
+  /** Whether the session was resumed (a session ticket). */
+  resumed: boolean;
+  /** Whether the peer's certificate verified (false when it sent none or it did not verify). */
+  authorized: boolean;
+  /** Why it did not verify (OpenSSL's text), undefined when it did. */
+  authorizationError: string | undefined;
+  /** The peer's certificate, when it sent one (a server sees one only with `requestCert`). */
+  peerCertificate: import('node:crypto').X509Certificate | undefined;
+}
+
+/** PEM text or bytes. */
+export type Pem = string | Uint8Array;
+
+/** TLS for `listen({ tls })`. Certificates are PEM; `cert` may hold the chain after the leaf. */
+export interface TlsServerOptions {
+  cert: Pem;
+  key: Pem;
+  /** Certificates trusted to sign client certificates (with `requestCert`). */
+  ca?: Pem;
+  /** Ask clients for a certificate (mTLS). Default false. */
+  requestCert?: boolean;
+  /** With `requestCert`: refuse a client without a certificate that verifies. Default true. */
+  rejectUnauthorized?: boolean;
+  /** ALPN protocols this server speaks, in preference order (e.g. `['http/1.1']`). */
+  alpn?: readonly string[];
+  /** Other certificates by SNI name (exact, or `'*.example.com'`); unknown names get `cert`. */
+  sni?: Readonly<Record<string, { cert: Pem; key: Pem }>>;
+  /** `'TLSv1.2'` (default) or `'TLSv1.3'`. TLS 1.0 and 1.1 are always refused. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** A handshake not complete after this many ms is dropped. Default 10000; 0 disables. */
+  handshakeTimeout?: number;
+}
+
+/** TLS for `connect({ tls })`. The peer's chain and host name are verified by default. */
+export interface TlsConnectOptions {
+  /** The name sent as SNI and checked against the certificate (a DNS name or an IP address).
+   *  Default: the `host` connected to. */
+  servername?: string;
+  /** Trusted certificates. Default: the system's store. */
+  ca?: Pem;
+  /** Refuse a server whose certificate or name does not verify. Default true. */
+  rejectUnauthorized?: boolean;
+  /** A client certificate and its key (mTLS). */
+  cert?: Pem;
+  key?: Pem;
+  /** ALPN protocols to offer, in preference order. */
+  alpn?: readonly string[];
+  /** `'TLSv1.2'` (default) or `'TLSv1.3'`. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /** A handshake not complete after this many ms fails with `'tls-error'`. Default 10000; 0 disables. */
+  handshakeTimeout?: number;
 }
 
 /**
@@ -207,6 +278,8 @@ export interface ServerOptions extends EngineOptions {
   backlog?: number;
   /** Set SO_REUSEPORT on the listening socket. Default false (true in prefork mode). */
   reusePort?: boolean;
+  /** Terminate TLS on this listener (native: in the reactor; portable: node:tls). */
+  tls?: TlsServerOptions;
 }
 
 /** Options for `connect()`. */
@@ -216,6 +289,8 @@ export interface ConnectOptions extends EngineOptions {
   host?: string;
   /** Source address to bind before connecting (port chosen at connect time). */
   localAddress?: string;
+  /** Speak TLS: `onOpen` runs once the handshake completed and the server verified. */
+  tls?: TlsConnectOptions;
 }
 
 /** The address a listener is bound to. */
@@ -234,6 +309,8 @@ export interface ReactorStats {
   events: number;
   /** Accept pauses caused by EMFILE/ENFILE/ENOBUFS/ENOMEM. */
   acceptPauses: number;
+  /** Accepted TLS connections dropped during their handshake (each also told to `onError`). */
+  tlsRejects?: number;
 }
 
 /**
@@ -252,6 +329,12 @@ export interface Reactor {
    * `host` must be an IP address (resolve names first).
    */
   connect(options: Omit<ConnectOptions, keyof EngineOptions>): Connection;
+  /**
+   * Replace a TLS listener's certificate, key and other TLS options without a restart: new
+   * connections use them, open ones keep theirs. `listener` is what `listen` resolved to.
+   * Errors: `ERR_C1M_TLS_*` as for `listen`; `ERR_C1M_INVALID_OPTION` for an unknown listener.
+   */
+  setTlsContext?(listener: ListenAddress, tls: TlsServerOptions): void;
   /** A handle for a connection id (stale ids give a handle whose `open` is false). */
   connection(id: number): Connection;
   /**

@@ -43,7 +43,7 @@ export interface Server {
 export async function listen(handler: Handler, options: ServerOptions): Promise<Server> {
   const reactor = createReactor(handler, options);
   try {
-    const address = await reactor.listen({ port: options.port, host: options.host, backlog: options.backlog, reusePort: options.reusePort });
+    const address = await reactor.listen({ port: options.port, host: options.host, backlog: options.backlog, reusePort: options.reusePort, ...(options.tls ? { tls: options.tls } : {}) });
     return { reactor, address, close: (t?: number) => reactor.close(t) };
   } catch (err) {
     await reactor.close(0);
@@ -79,6 +79,9 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.balance === undefined || o.balance === 'round-robin' || o.balance === 'least-connections' || o.balance === 'hash', 'balance', "'round-robin', 'least-connections' or 'hash'", o.balance);
   checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
   checkOption(o.compactMemory === undefined || typeof o.compactMemory === 'boolean', 'compactMemory', 'a boolean', o.compactMemory);
+  if (o.tls !== undefined && (o.threads !== undefined || o.processes !== undefined)) {
+    throw new C1mError('ERR_C1M_TLS_UNSUPPORTED', 'tls is served by one reactor for now: not with threads or processes');
+  }
   if (o.compactMemory) applyCompactMemory();
   checkOption(o.metricsPort === undefined || (Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort <= 65535), 'metricsPort', 'a port number (0-65535)', o.metricsPort);
   const handle = await serveOn(o);

@@ -29,6 +29,7 @@ const FIELDS: Record<string, [Area, string]> = {
   openFrom: ['event', 'a'],
   closeReason: ['event', 'a'],
   closeErrno: ['event', 'b'],
+  closeDetail: ['event', 'c'],
   acceptErrno: ['event', 'a'],
   acceptPaused: ['event', 'b'],
   errorWhat: ['event', 'a'],

@@ -1,0 +1,107 @@
+/**
+ * The portable backend's TLS: the engine's `tls` options mapped onto `node:tls`, so the same
+ * options and the same facts (`conn.tls`, `tls-error`, `stats.tlsRejects`) hold on both
+ * backends.
+ *
+ * Model: a TLS listener is a `tls.Server` whose `secureConnection` sockets the engine adopts
+ * like `net` ones; an outbound TLS connection is a `tls.connect` socket that counts as
+ * connected at `secureConnect`. Contexts are built here, once per listen or reload, so a bad
+ * certificate or key throws the same `ERR_C1M_TLS_*` codes as the native backend.
+ */
+import { constants as cryptoConstants, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
+import { checkServerIdentity, createSecureContext, TLSSocket, type ConnectionOptions, type SecureContext, type TlsOptions } from 'node:tls';
+import { C1mError } from '../core/errors.js';
+import type { ResolvedTls } from '../core/options.js';
+import type { CloseReason, TlsInfo } from '../core/types.js';
+
+const version = (v: number): 'TLSv1.2' | 'TLSv1.3' => (v === 0x0304 ? 'TLSv1.3' : 'TLSv1.2');
+
+/** A secure context for cert + key (+ ca); throws `ERR_C1M_TLS_KEY_MISMATCH` / `ERR_C1M_TLS_CONFIG`. */
+function context(t: Pick<ResolvedTls, 'cert' | 'key' | 'ca' | 'minVersion'>): SecureContext {
+  try {
+    if (t.ca) new X509Certificate(t.ca); // node:tls ignores a CA it cannot parse; the native backend refuses it
+    return createSecureContext({ cert: t.cert, key: t.key, ca: t.ca, minVersion: version(t.minVersion) });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const code = /KEY_VALUES_MISMATCH/i.test(e.code ?? '') || /key values mismatch/i.test(e.message) ? 'ERR_C1M_TLS_KEY_MISMATCH' : 'ERR_C1M_TLS_CONFIG';
+    throw new C1mError(code, e.message, { cause: err });
+  }
+}
+
+/** `tls.Server` options for a listener. */
+export function serverOptions(t: ResolvedTls): TlsOptions {
+  const main = context(t);
+  const byName = new Map(t.sni.map(([name, cert, key]) => [name.toLowerCase(), context({ cert, key, ca: t.ca, minVersion: t.minVersion })]));
+  // tls.Server builds its own context from cert/key/ca (it ignores `secureContext`); `main` validated them
+  const o: TlsOptions = {
+    cert: t.cert,
+    key: t.key,
+    requestCert: t.requestCert,
+    rejectUnauthorized: t.requestCert ? t.rejectUnauthorized : false,
+    minVersion: version(t.minVersion),
+    handshakeTimeout: t.handshakeMs === 0 ? 2 ** 31 - 1 : t.handshakeMs,
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION, // as the native backend
+  };
+  if (t.ca) o.ca = t.ca;
+  if (t.alpnList) o.ALPNProtocols = t.alpnList;
+  if (byName.size > 0) {
+    o.SNICallback = (name, cb) => {
+      const n = name.toLowerCase();
+      const dot = n.indexOf('.');
+      cb(null, byName.get(n) ?? (dot > 0 ? byName.get(`*${n.slice(dot)}`) : undefined) ?? main);
+    };
+  }
+  return o;
+}
+
+/** `tls.connect` options for an outbound connection (without host, port and socket options). */
+export function connectOptions(t: ResolvedTls): ConnectionOptions {
+  context(t); // validate as the native backend does
+  const name = t.servername!;
+  const o: ConnectionOptions = {
+    rejectUnauthorized: t.rejectUnauthorized,
+    minVersion: version(t.minVersion),
+    // node:tls checks an IP address only against the certificate when no SNI name is sent
+    checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert),
+  };
+  if (isIP(name) === 0) o.servername = name;
+  if (t.ca) o.ca = t.ca;
+  if (t.cert) o.cert = t.cert;
+  if (t.key) o.key = t.key;
+  if (t.alpnList) o.ALPNProtocols = t.alpnList;
+  return o;
+}
+
+/** `conn.tls` of a socket (undefined for plain TCP or before its handshake completed). */
+export function tlsInfo(socket: unknown, servername: string | undefined): TlsInfo | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.getProtocol()) return undefined;
+  const peer = socket.getPeerX509Certificate();
+  const sni = (socket as TLSSocket & { servername?: string | false }).servername;
+  return {
+    protocol: socket.getProtocol() ?? '',
+    cipher: socket.getCipher()?.standardName ?? '',
+    alpnProtocol: socket.alpnProtocol || undefined,
+    servername: typeof sni === 'string' && sni ? sni : servername,
+    resumed: socket.isSessionReused(),
+    authorized: socket.authorized && peer !== undefined,
+    authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined,
+    peerCertificate: peer,
+  };
+}
+
+/** The close reason for an error of a TLS socket, or undefined for a plain socket error. */
+export function tlsCloseReason(err: NodeJS.ErrnoException, secure: boolean): CloseReason | undefined {
+  const code = err.code ?? '';
+  const tlsish = code.startsWith('ERR_SSL') || code.startsWith('ERR_TLS') || code.startsWith('ERR_OSSL') ||
+    (!secure && err.syscall === undefined) || /certificate|CERT_/i.test(code);
+  if (!tlsish) return undefined;
+  const c = code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'ERR_C1M_TLS_HANDSHAKE_TIMEOUT' : 'ERR_C1M_TLS';
+  return { kind: 'tls-error', code: c, error: new C1mError(c, err.message, { cause: err }) };
+}
+
+/** The error `onError` gets for a dropped inbound handshake (`tlsClientError`). */
+export function handshakeError(err: NodeJS.ErrnoException): C1mError {
+  const code = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'ERR_C1M_TLS_HANDSHAKE_TIMEOUT' : 'ERR_C1M_TLS_HANDSHAKE';
+  return new C1mError(code, code === 'ERR_C1M_TLS_HANDSHAKE' ? `TLS handshake failed: ${err.message}` : 'TLS handshake timed out', { cause: err });
+}
