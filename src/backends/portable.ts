@@ -15,6 +15,10 @@
  * - A link is `closing` from the moment the engine decided to close it: `onData` stops and
  *   writes are dropped (they return false).
  *
+ * Size: over 600 lines of code on purpose: the engine, the per-socket `Link` and the handle are
+ * one unit that shares its state (a handle reads the link table, a link calls the engine back);
+ * what could stand apart already does (portable-tls.ts, portable-udp.ts, the handler contract).
+ *
  * Hot path: one `'data'` event → at most one `onData` call, corked so that the writes it makes
  * leave in one `writev`. Unconsumed bytes live in one per-connection Buffer, grown by doubling
  * and compacted only after at least half of it was consumed (amortized O(1) per byte).
