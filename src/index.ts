@@ -14,3 +14,4 @@ export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, 
 export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions } from './protocols/ws/server.js';
 export type { PerMessageDeflateOptions } from './protocols/ws/deflate.js';
 export { ClientWebSocket, createWebSocketClientHandler, WebSocketClient, WS_CLIENT_DEFAULTS, WsHandshakeError, type WebSocketClientData, type WebSocketClientHandler, type WebSocketClientHandlerOptions, type WebSocketClientOptions, type WebSocketConnectOptions, type WsClientError, type WsHandshakeErrorCode } from './protocols/ws/index.js';
+export { PUBSUB_DEFAULTS, TopicTable, checkTopic, type TopicPublishOptions, type TopicTableOptions } from './protocols/pubsub/index.js';
