@@ -11,7 +11,7 @@ export type { SystemError } from './core/errors.js';
 export { createReactor, defaultBackend, listen, serve, nofileLimit } from './engine/index.js';
 export type { Server, ServeOptions, ServeHandle, WorkerExitInfo } from './engine/index.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';
-export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions } from './protocols/ws/server.js';
+export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './protocols/ws/server.js';
 export type { PerMessageDeflateOptions } from './protocols/ws/deflate.js';
 export { ClientWebSocket, createWebSocketClientHandler, WebSocketClient, WS_CLIENT_DEFAULTS, WsHandshakeError, type WebSocketClientData, type WebSocketClientHandler, type WebSocketClientHandlerOptions, type WebSocketClientOptions, type WebSocketConnectOptions, type WsClientError, type WsHandshakeErrorCode } from './protocols/ws/index.js';
 export { PUBSUB_DEFAULTS, TopicTable, checkTopic, type TopicPublishOptions, type TopicTableOptions } from './protocols/pubsub/index.js';

@@ -148,6 +148,11 @@ export class TopicTable {
     this.#onInterest = options.onTopicInterest;
   }
 
+  /** The longest topic name accepted, in UTF-8 bytes. */
+  get maxTopicLength(): number {
+    return this.#maxLength;
+  }
+
   /** Topics with at least one subscriber. */
   get topics(): number {
     return this.#topicIndex.size;
