@@ -24,7 +24,8 @@ class Model {
   readonly gens: number[];
   readonly events: string[] = [];
   constructor(conns: number) {
-    this.gens = new Array(conns).fill(0);
+    // Generations above 16 bits too (the table keeps their high bits apart).
+    this.gens = Array.from({ length: conns }, (_, i) => (i * 70_001) % (2 ** 21 - 1));
   }
   id(conn: number): number {
     // Keys spread over more than one page (1024 keys each).
@@ -162,6 +163,15 @@ describe('TopicTable', () => {
     assert.equal(table.subscriberCount('a'), 0);
     assert.equal(table.isSubscribed(old, 'b'), false);
     assert.deepEqual(interest, ['+a', '+b', '-a', '-b', '+b']);
+    // Every generation an id may carry (ids are below 2^53) comes back exactly.
+    const gens = [0, 1, 0xffff, 0x10000, 0x12345, 2 ** 20 - 1, 2 ** 20, 2 ** 21 - 1];
+    const ids = gens.map((g, i) => g * TWO32 + 5000 + i);
+    for (const id of ids) table.subscribe(id, 'g');
+    assert.deepEqual([...table.subscribers('g')].sort((a, b) => a - b), [...ids].sort((a, b) => a - b));
+    for (const id of ids) assert.equal(table.isSubscribed(id, 'g'), true);
+    for (const id of ids) assert.equal(table.isSubscribed(id + TWO32, 'g'), false);
+    for (const id of ids) table.subscribe(id, 'h');
+    for (const id of ids) assert.equal(table.removeAll(id), 2);
   });
 
   test('limits: per connection and per table', () => {

@@ -13,15 +13,18 @@
  *     id), even before `removeAll` ran for the old one.
  *   - A topic is an index into parallel per-topic arrays: its members, an `Int32Array` of keys
  *     in no order (swap-remove), and its name. Empty topics are deleted and their index reused.
- *   - Per key, three 32-bit words in pages of 1024 keys (a page exists only while one of its
- *     keys has a subscription): `gen`, then `a`, `b`: `a === 0` no subscription; `a > 0` one
- *     subscription, to topic `a - 1`, at position `b` of its members; `a < 0` a block of
- *     `b` (topic, position) pairs at word `-a - 1` of the block pool, with room for the
- *     smallest power of two >= b (at least 2).
+ *   - Per key, 10 bytes in pages of 1024 keys (a page exists only while one of its keys has a
+ *     subscription): two 32-bit words `a`, `b` and the low 16 bits of the generation. The
+ *     generation's high 5 bits are bits 26-30 of `b`; its low 26 bits (`b & LOW`) are a
+ *     position or a count. `a === 0`: no subscription; `a > 0`: one subscription, to topic
+ *     `a - 1`, at position `b & LOW` of its members; `a < 0`: a block of `b & LOW` (topic,
+ *     position) pairs at word `-a - 1` of the block pool, with room for the smallest power of
+ *     two >= that count (at least 2).
  *   So a subscription costs 4 bytes in its topic's members plus, for a connection with one
- *   subscription, 12 bytes of its page; with k > 1, 12/k + 8 (2/k rounded up to a power of
- *   two) bytes more. Growth slack comes on top (members grow by 1/8 past 1024 entries, the
- *   pool by 64 KiB steps).
+ *   subscription, 10 bytes of its page; with k > 1, 10/k + 8 (2/k rounded up to a power of
+ *   two) bytes. Growth slack comes on top (members grow by 1/8 past 1024 entries, the pool by
+ *   64 KiB steps; the pool is released when no connection has more than one topic).
+ *   Ids are below 2^53, so a generation has at most 21 bits; a topic has at most 2^26 members.
  *
  * Invariants:
  *   - `members[t][i] = key` with `i < sizes[t]` exactly when key's page entry lists (t, i);
@@ -76,9 +79,12 @@ const TWO32 = 2 ** 32;
 const PAGE_BITS = 10;
 const PAGE = 1 << PAGE_BITS;
 const PAGE_MASK = PAGE - 1;
-/** Words per key in a page: gen, a, b. The page's last word counts keys with subscriptions. */
-const W = 3;
+/** Words per key in a page: a, b. The page's last word counts keys with subscriptions. */
+const W = 2;
 const PAGE_WORDS = PAGE * W + 1;
+/** `b`: the low 26 bits are a position or a count, bits 26-30 the generation's high bits. */
+const LOW = (1 << 26) - 1;
+const HI_SHIFT = 26;
 const POOL_STEP = 16 * 1024;
 // Control characters (C0, DEL, C1) are refused in topic names.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
@@ -125,6 +131,10 @@ export class TopicTable {
   readonly #freeTopics: number[] = [];
 
   readonly #pages: (Int32Array | undefined)[] = [];
+  /** The low 16 bits of each key's generation, per page. */
+  readonly #genLo: (Uint16Array | undefined)[] = [];
+  /** Blocks allocated from the pool; at 0 the pool is released. */
+  #blocks = 0;
   #pool = new Int32Array(0);
   #poolTop = 0;
   /** Free blocks by log2 of their capacity. */
@@ -182,8 +192,8 @@ export class TopicTable {
     checkId(id);
     const key = id % TWO32, gen = (id - key) / TWO32;
     let page = this.#pages[key >>> PAGE_BITS];
-    let at = (key & PAGE_MASK) * W;
-    if (page !== undefined && page[at + 1] !== 0 && page[at] !== gen) {
+    const at = (key & PAGE_MASK) * W;
+    if (page !== undefined && page[at] !== 0 && this.#genOf(key, page, at) !== gen) {
       // A connection that closed without removeAll held this key: its subscriptions are stale.
       this.#removeKey(key);
       page = this.#pages[key >>> PAGE_BITS];
@@ -204,12 +214,13 @@ export class TopicTable {
     if (page === undefined) {
       page = new Int32Array(PAGE_WORDS);
       this.#pages[key >>> PAGE_BITS] = page;
+      this.#genLo[key >>> PAGE_BITS] = new Uint16Array(PAGE);
     }
     const pos = this.#pushMember(t, key);
     if (count === 0) {
-      page[at] = gen;
-      page[at + 1] = t + 1;
-      page[at + 2] = pos;
+      this.#genLo[key >>> PAGE_BITS]![key & PAGE_MASK] = gen & 0xffff;
+      page[at] = t + 1;
+      page[at + 1] = ((gen >>> 16) << HI_SHIFT) | pos;
       page[PAGE_WORDS - 1]++;
     } else {
       this.#addPair(page, at, count, t, pos);
@@ -227,13 +238,13 @@ export class TopicTable {
     if (found === null) return false;
     const page = found;
     const at = this.#at;
-    const a = page[at + 1]!;
+    const a = page[at]!;
     let pos: number;
     if (a > 0) {
       if (a - 1 !== t) return false;
-      pos = page[at + 2]!;
+      pos = page[at + 1]! & LOW;
+      page[at] = 0;
       page[at + 1] = 0;
-      page[at + 2] = 0;
       this.#releaseEntry(id % TWO32, page);
     } else {
       const i = this.#find(page, at, t);
@@ -264,11 +275,11 @@ export class TopicTable {
     const page = this.#locate(id);
     if (page === null) return [];
     const at = this.#at;
-    const a = page[at + 1]!;
+    const a = page[at]!;
     if (a > 0) return [this.#names[a - 1]!];
     const out: string[] = [];
     const pool = this.#pool, off = -a - 1;
-    for (let i = 0, n = page[at + 2]!; i < n; i++) out.push(this.#names[pool[off + 2 * i]!]!);
+    for (let i = 0, n = page[at + 1]! & LOW; i < n; i++) out.push(this.#names[pool[off + 2 * i]!]!);
     return out;
   }
 
@@ -292,10 +303,11 @@ export class TopicTable {
     if (t === undefined) return this.#ids.subarray(0, 0);
     const n = this.#sizes[t]!;
     if (this.#ids.length < n) this.#ids = new Float64Array(Math.max(n, this.#ids.length * 2));
-    const ids = this.#ids, members = this.#members[t]!, pages = this.#pages;
+    const ids = this.#ids, members = this.#members[t]!, pages = this.#pages, genLo = this.#genLo;
     for (let i = 0; i < n; i++) {
       const key = members[i]!;
-      ids[i] = pages[key >>> PAGE_BITS]![(key & PAGE_MASK) * W]! * TWO32 + key;
+      const gen = genLo[key >>> PAGE_BITS]![key & PAGE_MASK]! + (pages[key >>> PAGE_BITS]![(key & PAGE_MASK) * W + 1]! >>> HI_SHIFT) * 65536;
+      ids[i] = gen * TWO32 + key;
     }
     return ids.subarray(0, n);
   }
@@ -346,23 +358,28 @@ export class TopicTable {
     const page = this.#pages[key >>> PAGE_BITS];
     if (page === undefined) return null;
     const at = (key & PAGE_MASK) * W;
-    if (page[at + 1] === 0 || page[at] !== (id - key) / TWO32) return null;
+    if (page[at] === 0 || this.#genOf(key, page, at) !== (id - key) / TWO32) return null;
     this.#at = at;
     return page;
   }
 
+  /** The generation of the connection that holds `key`'s subscriptions. */
+  #genOf(key: number, page: Int32Array, at: number): number {
+    return this.#genLo[key >>> PAGE_BITS]![key & PAGE_MASK]! + (page[at + 1]! >>> HI_SHIFT) * 65536;
+  }
+
   #countAt(page: Int32Array, at: number): number {
-    const a = page[at + 1]!;
-    return a === 0 ? 0 : a > 0 ? 1 : page[at + 2]!;
+    const a = page[at]!;
+    return a === 0 ? 0 : a > 0 ? 1 : page[at + 1]! & LOW;
   }
 
   /** Index of topic `t` among the key's subscriptions, or -1. */
   #find(page: Int32Array, at: number, t: number): number {
-    const a = page[at + 1]!;
+    const a = page[at]!;
     if (a === 0) return -1;
     if (a > 0) return a - 1 === t ? 0 : -1;
     const pool = this.#pool, off = -a - 1;
-    for (let i = 0, n = page[at + 2]!; i < n; i++) if (pool[off + 2 * i] === t) return i;
+    for (let i = 0, n = page[at + 1]! & LOW; i < n; i++) if (pool[off + 2 * i] === t) return i;
     return -1;
   }
 
@@ -370,20 +387,20 @@ export class TopicTable {
   #removeKey(key: number): number {
     const page = this.#pages[key >>> PAGE_BITS]!;
     const at = (key & PAGE_MASK) * W;
-    const a = page[at + 1]!;
+    const a = page[at]!;
     if (a === 0) return 0;
     // Collect first: removing members moves other keys' pairs, never this key's, but the
     // interest callbacks must run once the table is consistent.
     let pairs: number[];
     if (a > 0) {
-      pairs = [a - 1, page[at + 2]!];
+      pairs = [a - 1, page[at + 1]! & LOW];
     } else {
-      const off = -a - 1, n = page[at + 2]!;
+      const off = -a - 1, n = page[at + 1]! & LOW;
       pairs = Array.from(this.#pool.subarray(off, off + 2 * n));
       this.#freeBlock(off, capacity(n));
     }
+    page[at] = 0;
     page[at + 1] = 0;
-    page[at + 2] = 0;
     this.#releaseEntry(key, page);
     const n = pairs.length / 2;
     this.#subscriptions -= n;
@@ -400,20 +417,22 @@ export class TopicTable {
 
   /** A key lost its last subscription: count it out of its page, free an empty page. */
   #releaseEntry(key: number, page: Int32Array): void {
-    page[(key & PAGE_MASK) * W] = 0;
-    if (--page[PAGE_WORDS - 1]! === 0) this.#pages[key >>> PAGE_BITS] = undefined;
+    if (--page[PAGE_WORDS - 1]! === 0) {
+      this.#pages[key >>> PAGE_BITS] = undefined;
+      this.#genLo[key >>> PAGE_BITS] = undefined;
+    }
   }
 
   // ---- blocks of (topic, position) pairs ----
 
   #addPair(page: Int32Array, at: number, count: number, t: number, pos: number): void {
-    const a = page[at + 1]!;
+    const a = page[at]!;
     let off: number;
     if (a > 0) {
       // From one inline pair to a block of two.
       off = this.#allocBlock(2);
       this.#pool[off] = a - 1;
-      this.#pool[off + 1] = page[at + 2]!;
+      this.#pool[off + 1] = page[at + 1]! & LOW;
     } else {
       off = -a - 1;
       if (count === capacity(count) && count >= 2) {
@@ -426,14 +445,15 @@ export class TopicTable {
     const pool = this.#pool;
     pool[off + 2 * count] = t;
     pool[off + 2 * count + 1] = pos;
-    page[at + 1] = -off - 1;
-    page[at + 2] = count + 1;
+    page[at] = -off - 1;
+    page[at + 1] = (page[at + 1]! & ~LOW) | (count + 1);
   }
 
   /** Remove pair `i` of a block; returns its position. Shrinks to a smaller block or inline. */
   #removePair(page: Int32Array, at: number, i: number): number {
-    let off = -page[at + 1]! - 1;
-    const n = page[at + 2]!;
+    let off = -page[at]! - 1;
+    const hi = page[at + 1]! & ~LOW;
+    const n = page[at + 1]! & LOW;
     const pool = this.#pool;
     const pos = pool[off + 2 * i + 1]!;
     const last = n - 1;
@@ -442,8 +462,8 @@ export class TopicTable {
       pool[off + 2 * i + 1] = pool[off + 2 * last + 1]!;
     }
     if (last === 1) {
-      page[at + 1] = pool[off]! + 1;
-      page[at + 2] = pool[off + 1]!;
+      page[at] = pool[off]! + 1;
+      page[at + 1] = hi | pool[off + 1]!;
       this.#freeBlock(off, capacity(n));
       return pos;
     }
@@ -453,13 +473,14 @@ export class TopicTable {
       this.#freeBlock(off, capacity(n));
       off = moved;
     }
-    page[at + 1] = -off - 1;
-    page[at + 2] = last;
+    page[at] = -off - 1;
+    page[at + 1] = hi | last;
     return pos;
   }
 
   /** A block of `cap` pairs (a power of two): its word offset in the pool. */
   #allocBlock(cap: number): number {
+    this.#blocks++;
     const list = this.#freeBlocks[31 - Math.clz32(cap)];
     if (list !== undefined && list.length !== 0) return list.pop()!;
     const words = 2 * cap;
@@ -474,6 +495,13 @@ export class TopicTable {
   }
 
   #freeBlock(off: number, cap: number): void {
+    if (--this.#blocks === 0) {
+      // No connection has more than one topic: give the pool back.
+      this.#pool = new Int32Array(0);
+      this.#poolTop = 0;
+      this.#freeBlocks.length = 0;
+      return;
+    }
     (this.#freeBlocks[31 - Math.clz32(cap)] ??= []).push(off);
   }
 
@@ -496,6 +524,7 @@ export class TopicTable {
   /** Append `key` to topic `t`'s members; returns its position. */
   #pushMember(t: number, key: number): number {
     const n = this.#sizes[t]!;
+    if (n > LOW) throw new C1mError('ERR_C1M_PUBSUB_LIMIT', `a topic has at most ${LOW + 1} subscribers`);
     let m = this.#members[t]!;
     if (n === m.length) {
       const grown = new Int32Array(n < 1024 ? n * 2 : n + (n >> 3));
@@ -522,8 +551,8 @@ export class TopicTable {
       m[pos] = moved;
       const page = this.#pages[moved >>> PAGE_BITS]!;
       const at = (moved & PAGE_MASK) * W;
-      const a = page[at + 1]!;
-      if (a > 0) page[at + 2] = pos;
+      const a = page[at]!;
+      if (a > 0) page[at + 1] = (page[at + 1]! & ~LOW) | pos;
       else this.#pool[-a - 1 + 2 * this.#find(page, at, t) + 1] = pos;
     }
     this.#sizes[t] = last;
