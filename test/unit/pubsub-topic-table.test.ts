@@ -174,6 +174,19 @@ describe('TopicTable', () => {
     for (const id of ids) assert.equal(table.removeAll(id), 2);
   });
 
+  test('onTopicInterest runs as a method of the options object', () => {
+    const seen: unknown[] = [];
+    const options = {
+      onTopicInterest(this: unknown, topic: string, active: boolean) {
+        seen.push(this, topic, active);
+      },
+    };
+    const table = new TopicTable(options);
+    table.subscribe(1, 't');
+    table.removeAll(1);
+    assert.deepEqual(seen, [options, 't', true, options, 't', false]);
+  });
+
   test('limits: per connection and per table', () => {
     const table = new TopicTable({ maxTopicsPerConnection: 3, maxTopics: 5 });
     for (const t of ['a', 'b', 'c']) assert.equal(table.subscribe(1, t), true);

@@ -123,6 +123,8 @@ export class TopicTable {
   readonly #maxTopics: number;
   readonly #maxLength: number;
   readonly #onInterest: ((topic: string, active: boolean) => void) | undefined;
+  /** `this` of `onTopicInterest`: the options object, as for a method of it. */
+  readonly #options: TopicTableOptions;
 
   readonly #topicIndex = new Map<string, number>();
   readonly #names: string[] = [];
@@ -156,6 +158,7 @@ export class TopicTable {
     this.#maxTopics = maxTopics;
     this.#maxLength = maxLength;
     this.#onInterest = options.onTopicInterest;
+    this.#options = options;
   }
 
   /** The longest topic name accepted, in UTF-8 bytes. */
@@ -226,7 +229,7 @@ export class TopicTable {
       this.#addPair(page, at, count, t, pos);
     }
     this.#subscriptions++;
-    if (existing === undefined) this.#onInterest?.(topic, true);
+    if (existing === undefined) this.#onInterest?.call(this.#options, topic, true);
     return true;
   }
 
@@ -411,7 +414,7 @@ export class TopicTable {
       const name = this.#dropMember(t, pairs[2 * i + 1]!);
       if (name !== null) gone.push(name);
     }
-    if (this.#onInterest !== undefined) for (const name of gone) this.#onInterest(name, false);
+    if (this.#onInterest !== undefined) for (const name of gone) this.#onInterest.call(this.#options, name, false);
     return n;
   }
 
@@ -539,7 +542,7 @@ export class TopicTable {
   /** Swap-remove position `pos` of topic `t`, fixing the moved key's pair. */
   #removeMember(t: number, pos: number): void {
     const name = this.#dropMember(t, pos);
-    if (name !== null) this.#onInterest?.(name, false);
+    if (name !== null) this.#onInterest?.call(this.#options, name, false);
   }
 
   /** Swap-remove without callbacks; returns the topic's name when it became empty (and was deleted). */

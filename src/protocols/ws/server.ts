@@ -253,7 +253,8 @@ class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<u
   constructor(opts: WebSocketServerOptions<unknown>, pingInterval: number, closeTimeout: number, deflate: ResolvedDeflateOptions | null) {
     super('server', opts, closeTimeout, pingInterval);
     this.deflate = deflate;
-    this.topics = new WsTopics(opts.pubsub, opts.onTopicInterest);
+    const interest = opts.onTopicInterest;
+    this.topics = new WsTopics(opts.pubsub, typeof interest === 'function' ? (topic, active) => interest.call(opts, topic, active) : interest);
   }
   // A WebSocket leaves its topics as soon as it is no longer open: no data frame may follow our
   // close frame, and a publish then needs no state check per subscriber.
