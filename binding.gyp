@@ -3,9 +3,9 @@
     {
       "target_name": "c1m",
       "sources": [
-        "native/src/addon.c", "native/src/loop.c", "native/src/conn.c", "native/src/commands.c",
+        "native/src/addon.c", "native/src/addon_udp.c", "native/src/loop.c", "native/src/conn.c", "native/src/commands.c",
         "native/src/listener.c", "native/src/handoff.c", "native/src/timer.c", "native/src/sys.c",
-        "native/src/errname.c"
+        "native/src/errname.c", "native/src/udp.c"
       ],
       "include_dirs": ["native/include"],
       "cflags": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-fvisibility=hidden"],

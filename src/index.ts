@@ -8,8 +8,9 @@ export type {
 } from './core/types.js';
 export { C1mError, checkOption } from './core/errors.js';
 export type { SystemError } from './core/errors.js';
-export { createReactor, defaultBackend, listen, serve, nofileLimit } from './engine/index.js';
-export type { Server, ServeOptions, ServeHandle, WorkerExitInfo } from './engine/index.js';
+export { createReactor, defaultBackend, listen, serve, nofileLimit, udp, gather, provide, metricsRegistry } from './engine/index.js';
+export type { Server, ServeOptions, ServeHandle, UdpServer, WorkerExitInfo } from './engine/index.js';
+export type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from './core/udp-types.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';
 export { createWebSocketHandler, publish, WebSocket, WS_SERVER_DEFAULTS, type UpgradeRejection, type WebSocketHandler, type WebSocketServerOptions, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './protocols/ws/server.js';
 export type { PerMessageDeflateOptions } from './protocols/ws/deflate.js';

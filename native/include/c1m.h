@@ -71,6 +71,7 @@ _Static_assert(sizeof(c1m_slot_t) == 32, "a slot is 32 bytes: one million connec
 #define C1M_F_QUEUED 0x2000u   /* on the reactor's ready list */
 #define C1M_F_OUT_ARMED 0x4000u /* EPOLLOUT registered (from connect, or since out first held bytes) */
 #define C1M_F_SERVED 0x8000u   /* read into the current batch: one DATA record per connection per batch */
+#define C1M_F_UDP 0x10000u     /* a UDP socket (udp.c); never C1M_F_OPEN, so connection code skips it */
 
 /* Event record, written by native code; JS writes back only `c` of DATA records. The meaning
  * of a, b and c depends on the kind (below). */
@@ -89,8 +90,15 @@ enum {
   C1M_EV_TIMEOUT = 5, /* fd gen */
   C1M_EV_CLOSE = 6,   /* fd gen, a = C1M_R_*, b = -errno or 0 */
   C1M_EV_ACCEPT_ERROR = 7, /* fd = listener fd, a = -errno, b = 1 if accepting paused */
-  C1M_EV_ERROR = 8 /* a reactor-level failure that closed nothing: fd = the fd concerned or -1,
+  C1M_EV_ERROR = 8, /* a reactor-level failure that closed nothing: fd = the fd concerned or -1,
                       gen = its gen or 0, a = C1M_E_*, b = -errno, c = detail (below) */
+  C1M_EV_UDP_MSG = 9,   /* UDP socket fd gen, a = payload offset in the receive area, b = the
+                           datagram's length as the kernel reported it (more than the socket's
+                           max_msg: cut to max_msg bytes, MSG_TRUNC), c = offset of its address
+                           entry (C1M_UDP_ADDR_SIZE bytes: a sockaddr_in or sockaddr_in6) */
+  C1M_EV_UDP_DRAIN = 10, /* UDP socket fd gen: its send queue emptied after a WANT_DRAIN send */
+  C1M_EV_UDP_ERROR = 11  /* UDP socket fd gen, a = -errno, b = C1M_UDP_E_*, c = datagrams dropped
+                            with it (sends) */
 };
 
 /* What failed, for C1M_EV_ERROR. Library code never prints: every failure that is not a
@@ -142,7 +150,10 @@ enum {
   C1M_OP_PAUSE = 5,
   C1M_OP_RESUME = 6,
   C1M_OP_TIMEOUT = 7,
-  C1M_OP_BROADCAST = 8 /* fd: number of ids; payload: the ids (c1m_id_t), then len bytes */
+  C1M_OP_BROADCAST = 8, /* fd: number of ids; payload: the ids (c1m_id_t), then len bytes */
+  C1M_OP_UDP_SEND = 9   /* UDP socket fd gen, len = datagram bytes; payload: the destination's
+                           address entry (C1M_UDP_ADDR_SIZE bytes, family 0: the connected peer),
+                           then the datagram */
 };
 #define C1M_OP_MASK 0xFFu
 #define C1M_OPF_WANT_DRAIN 0x100u /* JS reported backpressure: emit a drain event */
@@ -226,6 +237,50 @@ int c1m_write_direct(c1m_reactor_t *r, int fd, uint32_t gen, const uint8_t *data
 int c1m_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockaddr_storage *ss,
                  socklen_t *len);
 
+/* ---- udp.c: UDP sockets on the reactor (docs/architecture.md, "UDP") ---- */
+
+/* Bytes of an address entry (room for a sockaddr_in6), in the receive area before each datagram
+ * and in a UDP_SEND command before its bytes. */
+#define C1M_UDP_ADDR_SIZE 32u
+_Static_assert(C1M_UDP_ADDR_SIZE % 8 == 0, "address entries keep datagrams 8-aligned");
+
+/* What failed, for C1M_EV_UDP_ERROR. */
+enum { C1M_UDP_E_RECV = 1, C1M_UDP_E_SEND = 2 };
+
+typedef struct c1m_udp_opts {
+  int reuseport;        /* SO_REUSEPORT */
+  int v6only;           /* IPV6_V6ONLY (IPv6 sockets) */
+  int rcvbuf, sndbuf;   /* SO_RCVBUF / SO_SNDBUF, 0 = the kernel's default */
+  uint32_t max_msg;     /* bytes received per datagram (1..65535); longer ones are cut and flagged */
+  uint32_t queue_bytes; /* bound of the send queue kept after EAGAIN; datagrams past it are dropped */
+  int gso;              /* send runs of equal-size datagrams to one peer as one UDP_SEGMENT send */
+  int gro;              /* UDP_GRO where the kernel has it (only with max_msg 65535) */
+} c1m_udp_opts_t;
+
+typedef struct c1m_udp_stats {
+  uint64_t sent;        /* datagrams the kernel took */
+  uint64_t drops;       /* dropped: the send queue was full (or out of memory) */
+  uint64_t send_errors; /* dropped: the kernel refused them (reported as C1M_EV_UDP_ERROR) */
+  uint64_t gso_sent;    /* of sent, those that left in GSO runs */
+  uint64_t gro_received; /* datagrams received coalesced by GRO */
+  uint32_t queued, queued_bytes; /* in the send queue now */
+} c1m_udp_stats_t;
+
+/* Open a UDP socket bound to addr, watched by the reactor. Returns its fd or -errno; its gen is
+ * the slot's. Records name it by (fd, gen) like a connection. */
+int c1m_udp_open(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, const c1m_udp_opts_t *o);
+/* Close it now: queued datagrams are dropped (JS flushes staged sends first). 0 or -EBADF. */
+int c1m_udp_close(c1m_reactor_t *r, int fd, uint32_t gen);
+/* connect(2) to addr (a default peer; ICMP errors are then reported), or dissolve the
+ * association when addr is NULL. 0 or -errno. */
+int c1m_udp_connect(c1m_reactor_t *r, int fd, uint32_t gen, const struct sockaddr *addr, socklen_t len);
+/* Join (join != 0) or leave the multicast group; iface: the local interface's address or NULL. */
+int c1m_udp_membership(c1m_reactor_t *r, int fd, uint32_t gen, int join, const struct sockaddr *group,
+                       const struct sockaddr *iface);
+int c1m_udp_stats(c1m_reactor_t *r, int fd, uint32_t gen, c1m_udp_stats_t *out);
+/* getsockname (peer == 0) or getpeername of a UDP socket. */
+int c1m_udp_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockaddr_storage *ss, socklen_t *len);
+
 /* ---- sys.c: syscall wrappers, >= 0 or -errno, EINTR retried ---- */
 int c1m_sys_socket(int family);
 int c1m_sys_set_int(int fd, int level, int opt, int value);
@@ -262,6 +317,21 @@ int c1m_sys_timerfd(uint32_t interval_ms);
 int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
+/* glibc's M_TRIM_THRESHOLD (what GLIBC_TUNABLES=glibc.malloc.trim_threshold sets at start):
+ * free memory above this many bytes at the top of a heap goes back to the kernel at once.
+ * Process-wide. 0 or -EINVAL (rejected), -ENOTSUP without glibc. */
+int c1m_sys_malloc_trim_threshold(int bytes);
+
+/* UDP (udp.c) */
+struct mmsghdr;
+/* A non-blocking, close-on-exec UDP socket. */
+int c1m_sys_udp_socket(int family);
+int c1m_sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t len);
+/* recvmmsg without blocking: the number of datagrams or -errno (-EAGAIN: none queued). */
+int c1m_sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n, int flags);
+/* sendmmsg without blocking: how many datagrams the kernel took (the first n) or -errno for
+ * the first one. */
+int c1m_sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n);
 
 /* ---- errname.c ---- */
 /* The symbolic name of a positive or negative Linux errno ("ECONNRESET"), NULL if none. */

@@ -1,5 +1,6 @@
 /*
- * The Node-API boundary: the only file that includes node_api.h. One export table.
+ * The Node-API boundary (with addon_udp.c, over addon.h: the only files that include
+ * node_api.h): the module's one export table, the reactor functions and the layout constants.
  *
  * Model: JS allocates the shared memory (slot table, receive area, event array, send area,
  * control words) and hands it over once; the addon pins it with references. A uv_poll on the
@@ -19,30 +20,9 @@
 #include <string.h>
 #include <uv.h>
 
-#include "c1m.h"
+#include "addon.h"
 
-#define NBUFS 5
-/* A struct field as an index into the area viewed as 32-bit words. */
-#define WORD(type, field) (offsetof(type, field) / 4)
-
-typedef struct addon_reactor {
-  napi_env env;
-  c1m_reactor_t *r;
-  uv_poll_t poll;
-  napi_ref cb;
-  napi_ref bufs[NBUFS];
-  napi_async_context actx;
-  int in_batch;
-  int closed;      /* c1m_reactor_destroy done */
-  int close_asked; /* close requested during a batch */
-} addon_reactor_t;
-
-#define CHECK(call)                                                                                                    \
-  do {                                                                                                                 \
-    if ((call) != napi_ok) return throw_last(env);                                                                     \
-  } while (0)
-
-static napi_value throw_last(napi_env env) {
+napi_value addon_throw_last(napi_env env) {
   bool pending = false;
   napi_is_exception_pending(env, &pending);
   if (!pending) {
@@ -54,7 +34,7 @@ static napi_value throw_last(napi_env env) {
 }
 
 /* Throw an Error shaped like Node's system errors. */
-static napi_value throw_errno(napi_env env, int err, const char *syscall) {
+napi_value addon_throw_errno(napi_env env, int err, const char *syscall) {
   if (err < 0) err = -err;
   char msg[160];
   const char *name = c1m_errname(err);
@@ -72,13 +52,13 @@ static napi_value throw_errno(napi_env env, int err, const char *syscall) {
   return NULL;
 }
 
-static napi_value num(napi_env env, double d) {
+napi_value addon_num(napi_env env, double d) {
   napi_value v;
   napi_create_double(env, d, &v);
   return v;
 }
 
-static int get_u32_prop(napi_env env, napi_value obj, const char *key, uint32_t *out) {
+int addon_get_u32_prop(napi_env env, napi_value obj, const char *key, uint32_t *out) {
   napi_value v;
   if (napi_get_named_property(env, obj, key, &v) != napi_ok) return -1;
   return napi_get_value_uint32(env, v, out) == napi_ok ? 0 : -1;
@@ -100,9 +80,9 @@ static addon_reactor_t *get_reactor(napi_env env, napi_value v) {
 
 /* Read a call's n arguments into argv; argv[0] must be a live reactor handle. NULL (with a
  * pending exception) on misuse. */
-static addon_reactor_t *reactor_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+addon_reactor_t *addon_reactor_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
   size_t argc = n;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return throw_last(env), NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return addon_throw_last(env), NULL;
   if (argc < n) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "missing arguments");
     return NULL;
@@ -111,7 +91,7 @@ static addon_reactor_t *reactor_args(napi_env env, napi_callback_info info, size
 }
 
 /* Parse an IP string + port into a sockaddr. Returns 0 or -EINVAL. */
-static int to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len) {
+int addon_to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len) {
   char ip[64];
   size_t n = 0;
   if (napi_get_value_string_utf8(env, ipv, ip, sizeof ip, &n) != napi_ok) return -EINVAL;
@@ -210,11 +190,11 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (argc < 7) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create() takes 7 arguments"), NULL;
   c1m_config_t cfg = {0};
   uint32_t nodelay = 1, quiet = 0;
-  if (get_u32_prop(env, argv[0], "nslots", &cfg.nslots) || get_u32_prop(env, argv[0], "maxIn", &cfg.max_in) ||
-      get_u32_prop(env, argv[0], "maxOut", &cfg.max_out) || get_u32_prop(env, argv[0], "highWater", &cfg.high_water) ||
-      get_u32_prop(env, argv[0], "tickMs", &cfg.tick_ms) || get_u32_prop(env, argv[0], "idleTicks", &cfg.idle_ticks) ||
-      get_u32_prop(env, argv[0], "nodelay", &nodelay) || get_u32_prop(env, argv[0], "readBudget", &cfg.read_budget) ||
-      get_u32_prop(env, argv[0], "quietOpen", &quiet))
+  if (addon_get_u32_prop(env, argv[0], "nslots", &cfg.nslots) || addon_get_u32_prop(env, argv[0], "maxIn", &cfg.max_in) ||
+      addon_get_u32_prop(env, argv[0], "maxOut", &cfg.max_out) || addon_get_u32_prop(env, argv[0], "highWater", &cfg.high_water) ||
+      addon_get_u32_prop(env, argv[0], "tickMs", &cfg.tick_ms) || addon_get_u32_prop(env, argv[0], "idleTicks", &cfg.idle_ticks) ||
+      addon_get_u32_prop(env, argv[0], "nodelay", &nodelay) || addon_get_u32_prop(env, argv[0], "readBudget", &cfg.read_budget) ||
+      addon_get_u32_prop(env, argv[0], "quietOpen", &quiet))
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(): bad config object"), NULL;
   cfg.nodelay = nodelay != 0;
   cfg.quiet_open = quiet != 0;
@@ -232,20 +212,20 @@ static napi_value create(napi_env env, napi_callback_info info) {
   if (t != napi_function) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "onBatch must be a function"), NULL;
 
   addon_reactor_t *a = calloc(1, sizeof *a);
-  if (!a) return throw_errno(env, ENOMEM, "calloc");
+  if (!a) return addon_throw_errno(env, ENOMEM, "calloc");
   a->env = env;
   int rc = c1m_reactor_create(&a->r, &cfg, mem[0], mem[1], (uint32_t)len[1], mem[2],
                               (uint32_t)(len[2] / sizeof(c1m_event_t)), mem[3], (uint32_t)len[3], mem[4]);
   if (rc < 0) {
     free(a);
-    return throw_errno(env, rc, "c1m_reactor_create");
+    return addon_throw_errno(env, rc, "c1m_reactor_create");
   }
   uv_loop_t *loop = NULL;
   napi_value name, handle;
   if (napi_get_uv_event_loop(env, &loop) != napi_ok || uv_poll_init(loop, &a->poll, c1m_reactor_fd(a->r)) != 0) {
     c1m_reactor_destroy(a->r);
     free(a);
-    return throw_errno(env, EINVAL, "uv_poll_init");
+    return addon_throw_errno(env, EINVAL, "uv_poll_init");
   }
   a->poll.data = a;
   for (int i = 0; i < NBUFS; i++) napi_create_reference(env, argv[1 + i], 1, &a->bufs[i]);
@@ -281,7 +261,7 @@ static napi_value close_reactor(napi_env env, napi_callback_info info) {
 /* ref(handle, bool): whether the reactor keeps the Node process alive. */
 static napi_value set_ref(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  addon_reactor_t *a = reactor_args(env, info, 2, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 2, argv);
   if (!a) return NULL;
   bool on = true;
   napi_get_value_bool(env, argv[1], &on);
@@ -293,7 +273,7 @@ static napi_value set_ref(napi_env env, napi_callback_info info) {
 /* flush(handle): apply the staged commands now (outside a batch). */
 static napi_value flush(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  addon_reactor_t *a = reactor_args(env, info, 1, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 1, argv);
   if (a) c1m_reactor_flush(a->r);
   return NULL;
 }
@@ -301,7 +281,7 @@ static napi_value flush(napi_env env, napi_callback_info info) {
 /* listen(handle, ip, port, backlog, reusePort, targets[], policy) -> [fd, bound port] */
 static napi_value listen_(napi_env env, napi_callback_info info) {
   napi_value argv[7];
-  addon_reactor_t *a = reactor_args(env, info, 7, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 7, argv);
   if (!a) return NULL;
   uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0;
   bool reuse = false;
@@ -319,9 +299,9 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage ss;
   socklen_t len;
-  if (to_sockaddr(env, argv[1], port, &ss, &len) < 0) return throw_errno(env, EINVAL, "listen");
+  if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_throw_errno(env, EINVAL, "listen");
   int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
-  if (fd < 0) return throw_errno(env, fd, "listen");
+  if (fd < 0) return addon_throw_errno(env, fd, "listen");
   struct sockaddr_storage bound;
   socklen_t blen;
   int bport = (int)port;
@@ -330,15 +310,15 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
                                               : ((struct sockaddr_in *)&bound)->sin_port);
   napi_value out;
   CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_set_element(env, out, 0, num(env, fd)));
-  CHECK(napi_set_element(env, out, 1, num(env, bport)));
+  CHECK(napi_set_element(env, out, 0, addon_num(env, fd)));
+  CHECK(napi_set_element(env, out, 1, addon_num(env, bport)));
   return out;
 }
 
 /* retarget(handle, listenerFd, targets[]) -> 0 or -errno */
 static napi_value retarget(napi_env env, napi_callback_info info) {
   napi_value argv[3];
-  addon_reactor_t *a = reactor_args(env, info, 3, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 3, argv);
   if (!a) return NULL;
   int32_t fd;
   uint32_t ntargets = 0;
@@ -351,40 +331,40 @@ static napi_value retarget(napi_env env, napi_callback_info info) {
     CHECK(napi_get_element(env, argv[2], i, &v));
     CHECK(napi_get_value_int32(env, v, &targets[i]));
   }
-  return num(env, c1m_retarget(a->r, fd, targets, (int)ntargets));
+  return addon_num(env, c1m_retarget(a->r, fd, targets, (int)ntargets));
 }
 
 /* unlisten(handle, fd) */
 static napi_value unlisten(napi_env env, napi_callback_info info) {
   napi_value argv[2];
-  addon_reactor_t *a = reactor_args(env, info, 2, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 2, argv);
   if (!a) return NULL;
   int32_t fd;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
-  return num(env, c1m_unlisten(a->r, fd));
+  return addon_num(env, c1m_unlisten(a->r, fd));
 }
 
 /* connect(handle, ip, port, localIp | undefined) -> fd or -errno */
 static napi_value connect_(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  addon_reactor_t *a = reactor_args(env, info, 4, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 4, argv);
   if (!a) return NULL;
   uint32_t port;
   CHECK(napi_get_value_uint32(env, argv[2], &port));
   struct sockaddr_storage ss, local;
   socklen_t len, local_len = 0;
-  if (to_sockaddr(env, argv[1], port, &ss, &len) < 0) return num(env, -EINVAL);
+  if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_num(env, -EINVAL);
   napi_valuetype t = napi_undefined;
   napi_typeof(env, argv[3], &t);
-  if (t == napi_string && to_sockaddr(env, argv[3], 0, &local, &local_len) < 0) return num(env, -EINVAL);
-  return num(env, c1m_connect(a->r, (struct sockaddr *)&ss, len, t == napi_string ? (struct sockaddr *)&local : NULL,
+  if (t == napi_string && addon_to_sockaddr(env, argv[3], 0, &local, &local_len) < 0) return addon_num(env, -EINVAL);
+  return addon_num(env, c1m_connect(a->r, (struct sockaddr *)&ss, len, t == napi_string ? (struct sockaddr *)&local : NULL,
                               local_len));
 }
 
 /* writeDirect(handle, fd, gen, uint8array) -> 0 or -errno */
 static napi_value write_direct(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  addon_reactor_t *a = reactor_args(env, info, 4, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 4, argv);
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
@@ -397,13 +377,13 @@ static napi_value write_direct(napi_env env, napi_callback_info info) {
   size_t off;
   CHECK(napi_get_typedarray_info(env, argv[3], &tt, &n, &data, &ab, &off));
   if (tt != napi_uint8_array) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected a Uint8Array"), NULL;
-  return num(env, c1m_write_direct(a->r, fd, gen, data, n));
+  return addon_num(env, c1m_write_direct(a->r, fd, gen, data, n));
 }
 
 /* sockname(handle, fd, gen, peer) -> [ip, port] | undefined */
 static napi_value sockname(napi_env env, napi_callback_info info) {
   napi_value argv[4];
-  addon_reactor_t *a = reactor_args(env, info, 4, argv);
+  addon_reactor_t *a = addon_reactor_args(env, info, 4, argv);
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
@@ -432,15 +412,15 @@ static napi_value sockname(napi_env env, napi_callback_info info) {
   CHECK(napi_create_array_with_length(env, 2, &out));
   CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v));
   CHECK(napi_set_element(env, out, 0, v));
-  CHECK(napi_set_element(env, out, 1, num(env, port)));
+  CHECK(napi_set_element(env, out, 1, addon_num(env, port)));
   return out;
 }
 
 /* id(handle) -> registry id (hand-off target) */
 static napi_value reactor_id(napi_env env, napi_callback_info info) {
   napi_value argv[1];
-  addon_reactor_t *a = reactor_args(env, info, 1, argv);
-  return a ? num(env, c1m_reactor_id(a->r)) : NULL;
+  addon_reactor_t *a = addon_reactor_args(env, info, 1, argv);
+  return a ? addon_num(env, c1m_reactor_id(a->r)) : NULL;
 }
 
 /* raiseNofile() -> [soft, hard] after raising soft to hard */
@@ -448,12 +428,22 @@ static napi_value raise_nofile(napi_env env, napi_callback_info info) {
   (void)info;
   uint64_t soft = 0, hard = 0;
   int rc = c1m_sys_raise_nofile(&soft, &hard);
-  if (rc < 0) return throw_errno(env, rc, "setrlimit");
+  if (rc < 0) return addon_throw_errno(env, rc, "setrlimit");
   napi_value out;
   CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_set_element(env, out, 0, num(env, (double)soft)));
-  CHECK(napi_set_element(env, out, 1, num(env, (double)hard)));
+  CHECK(napi_set_element(env, out, 0, addon_num(env, (double)soft)));
+  CHECK(napi_set_element(env, out, 1, addon_num(env, (double)hard)));
   return out;
+}
+
+/* mallocTrimThreshold(bytes) -> 0 or -errno: see c1m_sys_malloc_trim_threshold */
+static napi_value malloc_trim_threshold(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t bytes = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &bytes) != napi_ok) return addon_num(env, -EINVAL);
+  return addon_num(env, c1m_sys_malloc_trim_threshold(bytes));
 }
 
 /* fdInfo(fd) -> { nonblock, cloexec, nodelay } | undefined: for contract tests */
@@ -473,7 +463,7 @@ static napi_value fd_info(napi_env env, napi_callback_info info) {
   napi_set_named_property(env, out, "nonblock", v);
   napi_get_boolean(env, cloexec, &v);
   napi_set_named_property(env, out, "cloexec", v);
-  napi_set_named_property(env, out, "nodelay", num(env, nd));
+  napi_set_named_property(env, out, "nodelay", addon_num(env, nd));
   return out;
 }
 
@@ -492,7 +482,7 @@ static napi_value layout_probe(napi_env env, napi_callback_info info) {
       get_buffer(env, argv[1], &mem, &len))
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "layoutProbe(area, ArrayBuffer)"), NULL;
   CHECK(napi_create_object(env, &out));
-#define FIELD(p, f) napi_set_named_property(env, out, #f, num(env, (p)->f))
+#define FIELD(p, f) napi_set_named_property(env, out, #f, addon_num(env, (p)->f))
   if (!strcmp(area, "slot") && len >= sizeof(c1m_slot_t)) {
     const c1m_slot_t *p = mem;
     FIELD(p, gen), FIELD(p, flags), FIELD(p, out_len), FIELD(p, deadline), FIELD(p, timeout_ticks), FIELD(p, in_len);
@@ -507,7 +497,7 @@ static napi_value layout_probe(napi_env env, napi_callback_info info) {
     FIELD(p, fd), FIELD(p, gen);
   } else if (!strcmp(area, "ctl") && len >= C1M_CTL_WORDS * sizeof(int32_t)) {
     const int32_t *p = mem;
-#define CTL(name, idx) napi_set_named_property(env, out, name, num(env, p[idx]))
+#define CTL(name, idx) napi_set_named_property(env, out, name, addon_num(env, p[idx]))
     CTL("send_used", C1M_CTL_SEND_USED), CTL("conns", C1M_CTL_CONNS), CTL("tick", C1M_CTL_TICK);
     CTL("accept_pauses", C1M_CTL_ACCEPT_PAUSES), CTL("quiet_opens", C1M_CTL_QUIET_OPENS);
     CTL("max_fd", C1M_CTL_MAX_FD), CTL("errors", C1M_CTL_ERRORS), CTL("errors_lost", C1M_CTL_ERRORS_LOST);
@@ -533,8 +523,8 @@ static napi_value errname(napi_env env, napi_callback_info info) {
   return out;
 }
 
-static void set_const(napi_env env, napi_value obj, const char *name, double v) {
-  napi_set_named_property(env, obj, name, num(env, v));
+void addon_set_const(napi_env env, napi_value obj, const char *name, double v) {
+  napi_set_named_property(env, obj, name, addon_num(env, v));
 }
 
 NAPI_MODULE_INIT() {
@@ -551,6 +541,7 @@ NAPI_MODULE_INIT() {
       {"sockname", NULL, sockname, NULL, NULL, NULL, napi_default, NULL},
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocTrimThreshold", NULL, malloc_trim_threshold, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
       {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
       {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},
@@ -559,82 +550,83 @@ NAPI_MODULE_INIT() {
   napi_value k;
   if (napi_create_object(env, &k) != napi_ok) return NULL;
   /* Layout: sizes in bytes, fields as 32-bit word indexes (JS views every area as 32-bit words). */
-  set_const(env, k, "SLOT_SIZE", sizeof(c1m_slot_t));
-  set_const(env, k, "SLOT_WORDS", sizeof(c1m_slot_t) / 4);
-  set_const(env, k, "SLOT_GEN", WORD(c1m_slot_t, gen));
-  set_const(env, k, "SLOT_FLAGS", WORD(c1m_slot_t, flags));
-  set_const(env, k, "SLOT_OUT_LEN", WORD(c1m_slot_t, out_len));
-  set_const(env, k, "SLOT_DEADLINE", WORD(c1m_slot_t, deadline));
-  set_const(env, k, "SLOT_TIMEOUT_TICKS", WORD(c1m_slot_t, timeout_ticks));
-  set_const(env, k, "SLOT_IN_LEN", WORD(c1m_slot_t, in_len));
-  set_const(env, k, "EV_SIZE", sizeof(c1m_event_t));
-  set_const(env, k, "EV_WORDS", sizeof(c1m_event_t) / 4);
-  set_const(env, k, "EV_KIND", WORD(c1m_event_t, kind));
-  set_const(env, k, "EV_FD", WORD(c1m_event_t, fd));
-  set_const(env, k, "EV_GEN", WORD(c1m_event_t, gen));
-  set_const(env, k, "EV_A", WORD(c1m_event_t, a));
-  set_const(env, k, "EV_B", WORD(c1m_event_t, b));
-  set_const(env, k, "EV_C", WORD(c1m_event_t, c));
-  set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
-  set_const(env, k, "CMD_OP", WORD(c1m_cmd_t, op));
-  set_const(env, k, "CMD_FD", WORD(c1m_cmd_t, fd));
-  set_const(env, k, "CMD_GEN", WORD(c1m_cmd_t, gen));
-  set_const(env, k, "CMD_LEN", WORD(c1m_cmd_t, len));
-  set_const(env, k, "CMD_ALIGN", C1M_CMD_ALIGN);
-  set_const(env, k, "ID_SIZE", sizeof(c1m_id_t));
-  set_const(env, k, "ID_FD", WORD(c1m_id_t, fd));
-  set_const(env, k, "ID_GEN", WORD(c1m_id_t, gen));
-  set_const(env, k, "GEN_MASK", C1M_GEN_MASK);
-  set_const(env, k, "F_OPEN", C1M_F_OPEN);
-  set_const(env, k, "F_CONNECTING", C1M_F_CONNECTING);
-  set_const(env, k, "F_CLOSING", C1M_F_CLOSING);
-  set_const(env, k, "EV_OPEN", C1M_EV_OPEN);
-  set_const(env, k, "EV_DATA", C1M_EV_DATA);
-  set_const(env, k, "EV_DRAIN", C1M_EV_DRAIN);
-  set_const(env, k, "EV_END", C1M_EV_END);
-  set_const(env, k, "EV_TIMEOUT", C1M_EV_TIMEOUT);
-  set_const(env, k, "EV_CLOSE", C1M_EV_CLOSE);
-  set_const(env, k, "EV_ACCEPT_ERROR", C1M_EV_ACCEPT_ERROR);
-  set_const(env, k, "EV_ERROR", C1M_EV_ERROR);
-  set_const(env, k, "E_WAKE", C1M_E_WAKE);
-  set_const(env, k, "E_WAKE_READ", C1M_E_WAKE_READ);
-  set_const(env, k, "E_TIMER_READ", C1M_E_TIMER_READ);
-  set_const(env, k, "E_POLL", C1M_E_POLL);
-  set_const(env, k, "E_CLOSE", C1M_E_CLOSE);
-  set_const(env, k, "E_EVENT_LOST", C1M_E_EVENT_LOST);
-  set_const(env, k, "E_READY_LOST", C1M_E_READY_LOST);
-  set_const(env, k, "E_COMMAND", C1M_E_COMMAND);
-  set_const(env, k, "E_TIMERS", C1M_E_TIMERS);
-  set_const(env, k, "R_END", C1M_R_END);
-  set_const(env, k, "R_LOCAL", C1M_R_LOCAL);
-  set_const(env, k, "R_ERROR", C1M_R_ERROR);
-  set_const(env, k, "R_TIMEOUT", C1M_R_TIMEOUT);
-  set_const(env, k, "R_INBOUND_LIMIT", C1M_R_INBOUND_LIMIT);
-  set_const(env, k, "R_SLOW_CONSUMER", C1M_R_SLOW_CONSUMER);
-  set_const(env, k, "R_CONNECT_FAILED", C1M_R_CONNECT_FAILED);
-  set_const(env, k, "R_HANDLER", C1M_R_HANDLER);
-  set_const(env, k, "R_SHUTDOWN", C1M_R_SHUTDOWN);
-  set_const(env, k, "OP_WRITE", C1M_OP_WRITE);
-  set_const(env, k, "OP_CLOSE", C1M_OP_CLOSE);
-  set_const(env, k, "OP_DESTROY", C1M_OP_DESTROY);
-  set_const(env, k, "OP_SHUTDOWN", C1M_OP_SHUTDOWN);
-  set_const(env, k, "OP_PAUSE", C1M_OP_PAUSE);
-  set_const(env, k, "OP_RESUME", C1M_OP_RESUME);
-  set_const(env, k, "OP_TIMEOUT", C1M_OP_TIMEOUT);
-  set_const(env, k, "OP_BROADCAST", C1M_OP_BROADCAST);
-  set_const(env, k, "OPF_WANT_DRAIN", C1M_OPF_WANT_DRAIN);
-  set_const(env, k, "CTL_SEND_USED", C1M_CTL_SEND_USED);
-  set_const(env, k, "CTL_CONNS", C1M_CTL_CONNS);
-  set_const(env, k, "CTL_TICK", C1M_CTL_TICK);
-  set_const(env, k, "CTL_ACCEPT_PAUSES", C1M_CTL_ACCEPT_PAUSES);
-  set_const(env, k, "CTL_QUIET_OPENS", C1M_CTL_QUIET_OPENS);
-  set_const(env, k, "CTL_MAX_FD", C1M_CTL_MAX_FD);
-  set_const(env, k, "CTL_ERRORS", C1M_CTL_ERRORS);
-  set_const(env, k, "CTL_ERRORS_LOST", C1M_CTL_ERRORS_LOST);
-  set_const(env, k, "CTL_WORDS", C1M_CTL_WORDS);
-  set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
-  set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);
-  set_const(env, k, "LB_HASH", C1M_LB_HASH);
+  addon_set_const(env, k, "SLOT_SIZE", sizeof(c1m_slot_t));
+  addon_set_const(env, k, "SLOT_WORDS", sizeof(c1m_slot_t) / 4);
+  addon_set_const(env, k, "SLOT_GEN", WORD(c1m_slot_t, gen));
+  addon_set_const(env, k, "SLOT_FLAGS", WORD(c1m_slot_t, flags));
+  addon_set_const(env, k, "SLOT_OUT_LEN", WORD(c1m_slot_t, out_len));
+  addon_set_const(env, k, "SLOT_DEADLINE", WORD(c1m_slot_t, deadline));
+  addon_set_const(env, k, "SLOT_TIMEOUT_TICKS", WORD(c1m_slot_t, timeout_ticks));
+  addon_set_const(env, k, "SLOT_IN_LEN", WORD(c1m_slot_t, in_len));
+  addon_set_const(env, k, "EV_SIZE", sizeof(c1m_event_t));
+  addon_set_const(env, k, "EV_WORDS", sizeof(c1m_event_t) / 4);
+  addon_set_const(env, k, "EV_KIND", WORD(c1m_event_t, kind));
+  addon_set_const(env, k, "EV_FD", WORD(c1m_event_t, fd));
+  addon_set_const(env, k, "EV_GEN", WORD(c1m_event_t, gen));
+  addon_set_const(env, k, "EV_A", WORD(c1m_event_t, a));
+  addon_set_const(env, k, "EV_B", WORD(c1m_event_t, b));
+  addon_set_const(env, k, "EV_C", WORD(c1m_event_t, c));
+  addon_set_const(env, k, "CMD_SIZE", sizeof(c1m_cmd_t));
+  addon_set_const(env, k, "CMD_OP", WORD(c1m_cmd_t, op));
+  addon_set_const(env, k, "CMD_FD", WORD(c1m_cmd_t, fd));
+  addon_set_const(env, k, "CMD_GEN", WORD(c1m_cmd_t, gen));
+  addon_set_const(env, k, "CMD_LEN", WORD(c1m_cmd_t, len));
+  addon_set_const(env, k, "CMD_ALIGN", C1M_CMD_ALIGN);
+  addon_set_const(env, k, "ID_SIZE", sizeof(c1m_id_t));
+  addon_set_const(env, k, "ID_FD", WORD(c1m_id_t, fd));
+  addon_set_const(env, k, "ID_GEN", WORD(c1m_id_t, gen));
+  addon_set_const(env, k, "GEN_MASK", C1M_GEN_MASK);
+  addon_set_const(env, k, "F_OPEN", C1M_F_OPEN);
+  addon_set_const(env, k, "F_CONNECTING", C1M_F_CONNECTING);
+  addon_set_const(env, k, "F_CLOSING", C1M_F_CLOSING);
+  addon_set_const(env, k, "EV_OPEN", C1M_EV_OPEN);
+  addon_set_const(env, k, "EV_DATA", C1M_EV_DATA);
+  addon_set_const(env, k, "EV_DRAIN", C1M_EV_DRAIN);
+  addon_set_const(env, k, "EV_END", C1M_EV_END);
+  addon_set_const(env, k, "EV_TIMEOUT", C1M_EV_TIMEOUT);
+  addon_set_const(env, k, "EV_CLOSE", C1M_EV_CLOSE);
+  addon_set_const(env, k, "EV_ACCEPT_ERROR", C1M_EV_ACCEPT_ERROR);
+  addon_set_const(env, k, "EV_ERROR", C1M_EV_ERROR);
+  addon_set_const(env, k, "E_WAKE", C1M_E_WAKE);
+  addon_set_const(env, k, "E_WAKE_READ", C1M_E_WAKE_READ);
+  addon_set_const(env, k, "E_TIMER_READ", C1M_E_TIMER_READ);
+  addon_set_const(env, k, "E_POLL", C1M_E_POLL);
+  addon_set_const(env, k, "E_CLOSE", C1M_E_CLOSE);
+  addon_set_const(env, k, "E_EVENT_LOST", C1M_E_EVENT_LOST);
+  addon_set_const(env, k, "E_READY_LOST", C1M_E_READY_LOST);
+  addon_set_const(env, k, "E_COMMAND", C1M_E_COMMAND);
+  addon_set_const(env, k, "E_TIMERS", C1M_E_TIMERS);
+  addon_set_const(env, k, "R_END", C1M_R_END);
+  addon_set_const(env, k, "R_LOCAL", C1M_R_LOCAL);
+  addon_set_const(env, k, "R_ERROR", C1M_R_ERROR);
+  addon_set_const(env, k, "R_TIMEOUT", C1M_R_TIMEOUT);
+  addon_set_const(env, k, "R_INBOUND_LIMIT", C1M_R_INBOUND_LIMIT);
+  addon_set_const(env, k, "R_SLOW_CONSUMER", C1M_R_SLOW_CONSUMER);
+  addon_set_const(env, k, "R_CONNECT_FAILED", C1M_R_CONNECT_FAILED);
+  addon_set_const(env, k, "R_HANDLER", C1M_R_HANDLER);
+  addon_set_const(env, k, "R_SHUTDOWN", C1M_R_SHUTDOWN);
+  addon_set_const(env, k, "OP_WRITE", C1M_OP_WRITE);
+  addon_set_const(env, k, "OP_CLOSE", C1M_OP_CLOSE);
+  addon_set_const(env, k, "OP_DESTROY", C1M_OP_DESTROY);
+  addon_set_const(env, k, "OP_SHUTDOWN", C1M_OP_SHUTDOWN);
+  addon_set_const(env, k, "OP_PAUSE", C1M_OP_PAUSE);
+  addon_set_const(env, k, "OP_RESUME", C1M_OP_RESUME);
+  addon_set_const(env, k, "OP_TIMEOUT", C1M_OP_TIMEOUT);
+  addon_set_const(env, k, "OP_BROADCAST", C1M_OP_BROADCAST);
+  addon_set_const(env, k, "OPF_WANT_DRAIN", C1M_OPF_WANT_DRAIN);
+  addon_set_const(env, k, "CTL_SEND_USED", C1M_CTL_SEND_USED);
+  addon_set_const(env, k, "CTL_CONNS", C1M_CTL_CONNS);
+  addon_set_const(env, k, "CTL_TICK", C1M_CTL_TICK);
+  addon_set_const(env, k, "CTL_ACCEPT_PAUSES", C1M_CTL_ACCEPT_PAUSES);
+  addon_set_const(env, k, "CTL_QUIET_OPENS", C1M_CTL_QUIET_OPENS);
+  addon_set_const(env, k, "CTL_MAX_FD", C1M_CTL_MAX_FD);
+  addon_set_const(env, k, "CTL_ERRORS", C1M_CTL_ERRORS);
+  addon_set_const(env, k, "CTL_ERRORS_LOST", C1M_CTL_ERRORS_LOST);
+  addon_set_const(env, k, "CTL_WORDS", C1M_CTL_WORDS);
+  addon_set_const(env, k, "LB_ROUND_ROBIN", C1M_LB_ROUND_ROBIN);
+  addon_set_const(env, k, "LB_LEAST_CONN", C1M_LB_LEAST_CONN);
+  addon_set_const(env, k, "LB_HASH", C1M_LB_HASH);
+  if (addon_udp_exports(env, exports, k) < 0) return NULL;
   if (napi_set_named_property(env, exports, "constants", k) != napi_ok) return NULL;
   return exports;
 }

@@ -102,6 +102,10 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
       if (!(pos = cmd_broadcast(r, &c, pos, used))) break;
       continue;
     }
+    if (op == C1M_OP_UDP_SEND) {
+      if (!(pos = udp_send_run(r, &c, pos, used))) break;
+      continue;
+    }
     if (op == C1M_OP_WRITE) {
       if (pos + sizeof c + c.len > used) break;
       pos = cmd_write_run(r, &c, pos, used);

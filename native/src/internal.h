@@ -10,6 +10,7 @@
  *   listener.c  listen, accept (with EMFILE back-off), retarget, unlisten
  *   handoff.c   the registry and the fd hand-off between reactors: the only code with mutexes
  *   timer.c     the tick and idle timeouts
+ *   udp.c       UDP sockets: batched receive (recvmmsg) and send (sendmmsg), the send queue
  *   sys.c       every syscall;  errname.c  errno names;  addon.c  Node-API
  *
  * Naming: public functions are c1m_<noun>_<verb> (c1m.h); functions shared between these
@@ -37,6 +38,7 @@
 #define TAG_EVENTFD 0xFFFFFFF0u
 #define TAG_TIMERFD 0xFFFFFFF1u
 #define TAG_LISTENER 0xFFFFFFF2u
+#define TAG_UDP 0xFFFFFFF3u
 /* epoll interest of every connection; EPOLLOUT is added to it (see conn.c) */
 #define CONN_EVENTS (EPOLLIN | EPOLLRDHUP | EPOLLET)
 
@@ -93,6 +95,8 @@ struct c1m_reactor {
   /* reactor-level errors for the next batch (C1M_EV_ERROR) */
   c1m_event_t errs[ERROR_QUEUE];
   uint32_t nerrs;
+  /* udp.c: open UDP sockets */
+  struct udp_sock *udp;
 };
 
 static inline uint64_t tag(int fd, uint32_t gen) { return (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32); }
@@ -167,5 +171,14 @@ int timer_arm(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t ticks);
 /* The timerfd fired: advance the tick, resume listeners, expire timeouts. */
 void timer_tick(c1m_reactor_t *r);
 void timer_fini(c1m_reactor_t *r);
+
+/* ---- udp.c ---- */
+/* Readiness of a UDP socket (epoll tag TAG_UDP): flush its queue, read datagrams. */
+void udp_event(c1m_reactor_t *r, int fd, uint32_t events);
+/* The UDP_SEND at pos and those to the same socket right after it, by sendmmsg. Returns the
+ * position after them, 0 if the stream is truncated. */
+uint32_t udp_send_run(c1m_reactor_t *r, const c1m_cmd_t *c, uint32_t pos, uint32_t used);
+/* Close every UDP socket (reactor teardown). */
+void udp_fini(c1m_reactor_t *r);
 
 #endif

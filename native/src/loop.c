@@ -126,6 +126,8 @@ static int dispatch(c1m_reactor_t *r, const struct epoll_event *evs, int n) {
       handoff_drain(r);
     } else if (t == TAG_TIMERFD) {
       timer_tick(r);
+    } else if (t == TAG_UDP) {
+      udp_event(r, fd, evs[i].events);
     } else if (t == TAG_LISTENER) {
       for (int j = 0; j < r->nlisteners; j++)
         if (r->listeners[j].fd == fd && !r->listeners[j].paused) listener_accept(r, &r->listeners[j]);
@@ -247,6 +249,7 @@ void c1m_reactor_destroy(c1m_reactor_t *r) {
     c1m_sys_close((int)fd);
     r->nconns--;
   }
+  udp_fini(r);
   handoff_fini(r);
   timer_fini(r);
   free(r->deferred);

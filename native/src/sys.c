@@ -11,6 +11,7 @@
 #include "c1m.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -167,4 +168,41 @@ int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard) {
   *soft = rl.rlim_cur;
   *hard = rl.rlim_max;
   return 0;
+}
+
+int c1m_sys_malloc_trim_threshold(int bytes) {
+#ifdef __GLIBC__
+  if (bytes < 0) return -EINVAL;
+  return mallopt(M_TRIM_THRESHOLD, bytes) == 1 ? 0 : -EINVAL;
+#else
+  (void)bytes;
+  return -ENOTSUP;
+#endif
+}
+
+/* ---- UDP (udp.c) ---- */
+
+int c1m_sys_udp_socket(int family) {
+  int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_UDP);
+  return fd < 0 ? -errno : fd;
+}
+
+int c1m_sys_setsockopt(int fd, int level, int opt, const void *val, socklen_t len) {
+  return setsockopt(fd, level, opt, val, len) < 0 ? -errno : 0;
+}
+
+int c1m_sys_recvmmsg(int fd, struct mmsghdr *msgs, unsigned n, int flags) {
+  for (;;) {
+    int got = recvmmsg(fd, msgs, n, flags | MSG_DONTWAIT, NULL);
+    if (got >= 0) return got;
+    if (errno != EINTR) return -errno;
+  }
+}
+
+int c1m_sys_sendmmsg(int fd, struct mmsghdr *msgs, unsigned n) {
+  for (;;) {
+    int sent = sendmmsg(fd, msgs, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0) return sent;
+    if (errno != EINTR) return -errno;
+  }
 }

@@ -12,11 +12,10 @@
  */
 import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
-import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
+import { raiseNofile, type Binding, type NativeConstants, type NativeHandle } from '../core/binding.js';
 import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import {
-  HANDLER_ERROR,
   INVALID_RESULT,
   callbackFailed,
   connectionFailed,
@@ -29,7 +28,10 @@ import {
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
 import { stageBroadcast, type BroadcastArea } from './native-broadcast.js';
+import { closeReason } from './native-reasons.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
+import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
+import { NativeUdp } from './native-udp.js';
 
 const EVENTS = 4096;
 const SEND_AREA = 1 << 20;
@@ -47,13 +49,6 @@ export interface HandoffOptions {
   balance: Balance;
 }
 
-let nofile: [number, number] | undefined;
-
-/** Raise RLIMIT_NOFILE's soft limit to the hard limit (once per process); returns [soft, hard]. */
-export function raiseNofile(b: Binding): [number, number] {
-  nofile ??= b.raiseNofile();
-  return nofile;
-}
 
 /** A reactor on the epoll addon. Create with `createNativeReactor`. */
 export class NativeReactor implements Reactor, ConnectionHost {
@@ -129,6 +124,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
   readonly #opWrite: number;
   readonly #wantDrain: number;
   readonly #highWater: number;
+  /** UDP sockets (./native-udp.ts), made at the first `udp()`. */
+  #udp: NativeUdp | null = null;
   #closing: Promise<void> | undefined;
   #closed: (() => void) | undefined;
   #released = false;
@@ -462,6 +459,16 @@ export class NativeReactor implements Reactor, ConnectionHost {
     return count;
   }
 
+  udp(options: UdpOptions, handler: UdpHandler): Promise<UdpSocket> {
+    this.#assertUsable();
+    this.#udp ??= new NativeUdp({
+      b: this.#b, h: this.#h, k: this.k, L: this.#L, recv: this.#recv, ev: this.#ev, slots: this.#slots,
+      send: this.#send, sendI32: this.#sendI32, ctl: this.#ctl, sendArea: SEND_AREA,
+      flushNow: () => this.#flushNow(), scheduleFlush: () => this.#scheduleFlush(),
+      report: (err) => report(this.#opts.onError, err), updateRef: () => this.#updateRef(),
+    });
+    return this.#udp.open(options, handler);
+  }
 
   close(timeoutMs = 5000): Promise<void> {
     if (this.#closing) return this.#closing;
@@ -470,6 +477,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     });
     for (const fd of this.#listeners.keys()) this.#b.unlisten(this.#h, fd);
     this.#listeners.clear();
+    this.#udp?.closeAll();
     if (this.#handler.onShutdown) {
       try {
         this.#handler.onShutdown();
@@ -521,7 +529,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
   #updateRef(): void {
     if (this.#released) return;
     this.#absorbQuiet();
-    const want = this.#listeners.size > 0 || this.#open + this.#connecting > 0;
+    const want = this.#listeners.size > 0 || this.#open + this.#connecting > 0 || (this.#udp?.size ?? 0) > 0;
     if (want !== this.#refd) {
       this.#refd = want;
       this.#b.ref(this.#h, want);
@@ -597,6 +605,11 @@ export class NativeReactor implements Reactor, ConnectionHost {
           case k.EV_ERROR:
             report(this.#opts.onError, reactorError(k, ev[b + L.errorWhat]!, ev[b + L.errorErrno]!, fd, ev[b + L.errorDetail]!));
             break;
+          case k.EV_UDP_MSG:
+          case k.EV_UDP_DRAIN:
+          case k.EV_UDP_ERROR:
+            if (this.#udp !== null) i = this.#udp.record(i, n) - 1; // a batch form takes a run of records
+            break;
         }
       }
     } finally {
@@ -608,7 +621,6 @@ export class NativeReactor implements Reactor, ConnectionHost {
   }
 
   #onClose(fd: number, gen: number, why: number, errno: number): void {
-    const k = this.k;
     const id = gen * TWO32 + fd;
     const target = this.#connectTargets.get(fd); // present only while connecting
     this.#connectTargets.delete(fd);
@@ -621,22 +633,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
       failed = this.#handlerReasons.get(id);
       if (failed) this.#handlerReasons.delete(id);
     }
-    let reason: CloseReason;
-    switch (why) {
-      case k.R_END: reason = { kind: 'end' }; break;
-      case k.R_LOCAL: reason = { kind: 'local' }; break;
-      case k.R_TIMEOUT: reason = { kind: 'timeout', code: 'ERR_C1M_IDLE_TIMEOUT' }; break;
-      case k.R_INBOUND_LIMIT: reason = { kind: 'inbound-limit', code: 'ERR_C1M_INBOUND_LIMIT' }; break;
-      case k.R_SLOW_CONSUMER: reason = { kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' }; break;
-      case k.R_SHUTDOWN: reason = { kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' }; break;
-      case k.R_HANDLER: reason = failed ?? { kind: 'handler-error', code: HANDLER_ERROR }; break;
-      case k.R_CONNECT_FAILED: {
-        reason = { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
-        break;
-      }
-      default:
-        reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
-    }
+    const reason = closeReason(this.k, why, errno, target, failed);
     this.#closingFd = fd;
     this.#closingGen = gen;
     try {

@@ -36,6 +36,8 @@ import {
 } from '../core/handler-contract.js';
 import { checkHeaderBytes, putHeader } from '../core/header.js';
 import { resolveConnect, resolveListen, type ResolvedOptions } from '../core/options.js';
+import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
+import { PortableUdp } from './portable-udp.js';
 import {
   Action,
   type CloseReason,
@@ -648,10 +650,18 @@ class PortableConnection implements Connection {
 class PortableReactor implements Reactor {
   readonly backend = 'portable' as const;
   readonly #engine: Engine;
+  /** UDP sockets on node:dgram (./portable-udp.ts). */
+  readonly #udp: PortableUdp;
   #closed: Promise<void> | undefined;
 
   constructor(handler: Handler, options: ResolvedOptions) {
     this.#engine = new Engine(handler, options);
+    this.#udp = new PortableUdp((err) => this.#engine.report(err));
+  }
+
+  async udp(options: UdpOptions, handler: UdpHandler): Promise<UdpSocket> {
+    if (this.#engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'udp() after close()');
+    return this.#udp.open(options, handler);
   }
 
   async listen(options: Omit<ServerOptions, keyof EngineOptions>): Promise<ListenAddress> {
@@ -731,6 +741,7 @@ class PortableReactor implements Reactor {
     } catch (err) {
       return Promise.reject(err);
     }
+    this.#udp.closeAll();
     this.#closed ??= this.#engine.shutdown(timeoutMs);
     return this.#closed;
   }

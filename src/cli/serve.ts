@@ -7,17 +7,24 @@ import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve, defaultBackend, nofileLimit, type ServeHandle, type ServeOptions } from '../index.js';
+import { GATEWAY_FLAGS, GATEWAY_USAGE, gatewayOptions, strayGatewayFlag } from './serve-gateway.js';
 
 const APPS: Record<string, string> = {
   echo: new URL('../apps/echo.js', import.meta.url).href,
   'ws-echo': new URL('../apps/ws-echo.js', import.meta.url).href,
   http: new URL('../apps/http-hello.js', import.meta.url).href,
   broadcast: new URL('../apps/broadcast.js', import.meta.url).href,
+  'udp-echo': new URL('../apps/udp-echo.js', import.meta.url).href,
+  gateway: new URL('../apps/gateway/index.js', import.meta.url).href,
 };
+/** Apps that serve UDP (their module gives a UdpHandler). */
+const UDP_APPS = new Set(['udp-echo']);
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./handler.js> --port P [options]
 
-  <app>                       a built-in server: echo, ws-echo, http (hello world), broadcast
+  <app>                       a built-in server: echo, ws-echo, http (hello world), broadcast,
+                              udp-echo (UDP),
+                              gateway (WebSocket topics with JWT auth, HTTP publish, NATS)
   ./handler.js                your handler module, as serve() takes it: it exports
                               createHandler(options) or a default Handler object; every reactor
                               (thread or process) loads it. TypeScript: point at the build output.
@@ -38,7 +45,13 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --max-inbound BYTES         unconsumed inbound bytes per connection (default 1048576)
   --max-outbound BYTES        buffered outbound bytes per connection (default 16777216)
   --timer-resolution MS       timeout sweep period (default 250)
-  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)`;
+  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)
+  --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
+                              (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
+  --metrics-port P            serve GET /metrics (Prometheus text, every worker summed) on this
+                              port too (0: any free port, printed)
+
+${GATEWAY_USAGE}`;
 
 /** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
 const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
@@ -82,7 +95,10 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'timer-resolution': { type: 'string' },
         'handler-options': { type: 'string' },
         deflate: { type: 'boolean', default: false },
+        'no-compact-memory': { type: 'boolean', default: false },
         grace: { type: 'string', default: '5000' },
+        'metrics-port': { type: 'string' },
+        ...GATEWAY_FLAGS,
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -109,6 +125,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     ['threads', int(v.threads)], ['processes', int(v.processes)], ['idle-timeout', int(v['idle-timeout'])],
     ['backlog', int(v.backlog)], ['high-water-mark', int(v['high-water-mark'])], ['max-inbound', int(v['max-inbound'])],
     ['max-outbound', int(v['max-outbound'])], ['timer-resolution', int(v['timer-resolution'])], ['grace', int(v.grace)],
+    ['metrics-port', int(v['metrics-port'])],
   ];
   const notNumber = numeric.find(([, n]) => Number.isNaN(n));
   if (notNumber) {
@@ -136,6 +153,20 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     }
     handlerOptions = { ...(handlerOptions as object | undefined), perMessageDeflate: { threshold: 0 } };
   }
+  if (what === 'gateway') {
+    const g = gatewayOptions(v, int(v.processes) ?? int(v.threads) ?? 1);
+    if ('error' in g) {
+      err.write(`c1m serve gateway: ${g.error}\n`);
+      return 2;
+    }
+    handlerOptions = { ...g.options, ...(handlerOptions as object | undefined) };
+  } else {
+    const stray = strayGatewayFlag(v);
+    if (stray !== undefined) {
+      err.write(`c1m serve: --${stray} applies to the gateway app only\n`);
+      return 2;
+    }
+  }
   const backend = v.backend as 'auto' | 'native' | 'portable';
   const options: ServeOptions = {
     handler: target.handler,
@@ -152,6 +183,10 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     maxInboundBytes: int(v['max-inbound']),
     maxOutboundBytes: int(v['max-outbound']),
     timerResolution: int(v['timer-resolution']),
+    compactMemory: !v['no-compact-memory'],
+    // socket buffers as udpref's (4 MiB, doubled by the kernel): 64 flows x 16 in flight overflow the default
+    ...(UDP_APPS.has(what) ? { udp: { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } } : {}),
+    metricsPort: int(v['metrics-port']),
   };
   let handle: ServeHandle;
   try {
@@ -164,6 +199,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const limit = nofileLimit();
   const perProcess = Number.isFinite(limit.connections) ? `, up to ~${limit.connections} connections per process (RLIMIT_NOFILE ${limit.soft})` : '';
   out.write(`c1m: ${what} listening on ${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
+  if (handle.metricsAddress) out.write(`c1m: metrics on http://${handle.metricsAddress.host}:${handle.metricsAddress.port}/metrics\n`);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (sig: string): void => {

@@ -31,6 +31,10 @@ export interface NativeConstants {
   CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_QUIET_OPENS: number; CTL_MAX_FD: number;
   CTL_ERRORS: number; CTL_ERRORS_LOST: number; CTL_WORDS: number;
   LB_ROUND_ROBIN: number; LB_LEAST_CONN: number; LB_HASH: number;
+  // UDP (native/src/udp.c); the address entry's fields are byte offsets
+  EV_UDP_MSG: number; EV_UDP_DRAIN: number; EV_UDP_ERROR: number; OP_UDP_SEND: number; F_UDP: number;
+  UDP_E_RECV: number; UDP_E_SEND: number; UDP_ADDR_SIZE: number; SA_FAMILY: number; SA_FAMILY_SIZE: number;
+  AF_INET: number; AF_INET6: number; SIN_PORT: number; SIN_ADDR: number; SIN6_PORT: number; SIN6_ADDR: number; SIN6_SCOPE_ID: number;
 }
 
 /** An opaque reactor handle owned by the addon. */
@@ -60,11 +64,27 @@ export interface Binding {
   sockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
   id(h: NativeHandle): number;
   raiseNofile(): [number, number];
+  /** glibc M_TRIM_THRESHOLD (process-wide): 0 or -errno (-ENOTSUP without glibc). */
+  mallocTrimThreshold(bytes: number): number;
   fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
   /** The name of a positive or negative errno (every Linux errno), undefined for none. */
   errname(errno: number): string | undefined;
   /** For the layout test: the struct at the start of `mem` as native code reads it, by C field name. */
   layoutProbe(area: 'slot' | 'event' | 'cmd' | 'id' | 'ctl', mem: ArrayBuffer): Record<string, number>;
+  // ---- UDP (native/src/udp.c): sockets named by (fd, gen), gen read from the slot table ----
+  /** Open a bound UDP socket; throws a system error. */
+  udpOpen(h: NativeHandle, ip: string, port: number, o: { reusePort: boolean; ipv6Only: boolean; recvBufferSize: number;
+    sendBufferSize: number; maxMessageSize: number; sendQueueBytes: number; gso: boolean; gro: boolean }): [fd: number, port: number];
+  /** 0 or -errno. */
+  udpClose(h: NativeHandle, fd: number, gen: number): number;
+  /** connect(2) (ip undefined: dissolve the association); 0 or -errno. */
+  udpConnect(h: NativeHandle, fd: number, gen: number, ip: string | undefined, port: number): number;
+  udpMembership(h: NativeHandle, fd: number, gen: number, join: boolean, group: string, iface: string | undefined): number;
+  /** [sent, drops, sendErrors, queued, queuedBytes, gsoSent, groReceived] */
+  udpStats(h: NativeHandle, fd: number, gen: number): [number, number, number, number, number, number, number] | undefined;
+  udpSockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
+  /** Write the address entry of ip:port into out (32 bytes); 0 or -EINVAL. */
+  udpEncode(ip: string, port: number, out: Uint8Array): number;
 }
 
 let loaded: Binding | null | undefined;
@@ -111,4 +131,12 @@ export function warnPortableFallback(): void {
   if (warned || !failure) return;
   warned = true;
   process.emitWarning(`c1m: ${failure}; using the portable backend (node:net).`, { code: 'C1M_PORTABLE_FALLBACK' });
+}
+
+let nofile: [number, number] | undefined;
+
+/** Raise RLIMIT_NOFILE's soft limit to the hard limit (once per process); returns [soft, hard]. */
+export function raiseNofile(b: Binding): [number, number] {
+  nofile ??= b.raiseNofile();
+  return nofile;
 }

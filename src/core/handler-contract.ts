@@ -45,7 +45,7 @@ export const MAX_DESCRIPTION = 200;
 const MAX_STDERR_TEXT = 4000;
 
 /** The handler callbacks whose failures this module handles. */
-export type HandlerCallback = 'onOpen' | 'onData' | 'onDrain' | 'onEnd' | 'onTimeout' | 'onClose' | 'onShutdown' | 'onReactor';
+export type HandlerCallback = 'onOpen' | 'onData' | 'onDrain' | 'onEnd' | 'onTimeout' | 'onClose' | 'onShutdown' | 'onReactor' | 'onMessage' | 'onError';
 
 /** `EngineOptions.onError` once resolved. */
 export type ErrorSink = (err: Error, conn?: Connection) => void;
@@ -193,5 +193,30 @@ export function deliverReactor(handler: Handler, reactor: Reactor, onError: Erro
     handler.onReactor?.(reactor);
   } catch (err) {
     callbackFailed(onError, err, 'onReactor');
+  }
+}
+
+/**
+ * A UDP socket's handler threw (`thrown`), or the socket met an error: the handler's own
+ * `onError(sock, err)` is told if it has one, else the reactor's `onError` (`reportTo`); a throw
+ * from the handler's `onError` goes to the reactor's. Both UDP backends call this. Never throws
+ * (given a `reportTo` that does not: pass `(e) => report(onError, e)`).
+ */
+export function socketFailed<S>(reportTo: (err: Error) => void, handler: { onError?(sock: S, err: Error): void }, sock: S, thrown: unknown): void {
+  const err = handlerError(thrown, 'onMessage');
+  let onError: ((sock: S, err: Error) => void) | undefined;
+  try {
+    onError = handler.onError;
+  } catch (e) {
+    reportTo(handlerError(e, 'onError'));
+  }
+  if (!onError) {
+    reportTo(err);
+    return;
+  }
+  try {
+    onError.call(handler, sock, err);
+  } catch (e) {
+    reportTo(handlerError(e, 'onError'));
   }
 }

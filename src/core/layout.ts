@@ -55,6 +55,14 @@ export interface Layout {
   readonly errorWhat: number;
   readonly errorErrno: number;
   readonly errorDetail: number;
+  /** UDP_MSG: payload offset in the receive area, the datagram's length (as sent), its address entry's offset. */
+  readonly udpMsgOffset: number;
+  readonly udpMsgLength: number;
+  readonly udpMsgAddr: number;
+  /** UDP_ERROR: -errno, what failed (`UDP_E_*`), datagrams dropped with it. */
+  readonly udpErrorErrno: number;
+  readonly udpErrorWhat: number;
+  readonly udpErrorCount: number;
 
   /** Command header in the send area: bytes, and the word of each field. */
   readonly cmdBytes: number;
@@ -115,6 +123,12 @@ export function layoutOf(k: NativeConstants): Layout {
     errorWhat: k.EV_A,
     errorErrno: k.EV_B,
     errorDetail: k.EV_C,
+    udpMsgOffset: k.EV_A,
+    udpMsgLength: k.EV_B,
+    udpMsgAddr: k.EV_C,
+    udpErrorErrno: k.EV_A,
+    udpErrorWhat: k.EV_B,
+    udpErrorCount: k.EV_C,
 
     cmdBytes: k.CMD_SIZE,
     cmdOp: k.CMD_OP,

@@ -5,6 +5,8 @@
  * connection runs on that connection's reactor, never concurrently.
  */
 
+import type { UdpHandler, UdpOptions, UdpSocket } from './udp-types.js';
+
 /** What a handler may return from `onData` instead of a byte count. */
 export const Action = {
   /** Consume every byte, flush what was written, then close the connection. */
@@ -263,6 +265,12 @@ export interface Reactor {
    * Returns the number of connections the bytes were queued for.
    */
   broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number;
+  /**
+   * Open a UDP socket on this reactor (see `UdpHandler`, `UdpOptions`). Resolves once bound.
+   * `close()` of the reactor closes it.
+   * Errors: rejects with `ERR_C1M_INVALID_OPTION` or a system error (`EADDRINUSE`, ...).
+   */
+  udp(options: UdpOptions, handler: UdpHandler): Promise<UdpSocket>;
   /** Counters. */
   readonly stats: ReactorStats;
   /**

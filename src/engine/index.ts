@@ -5,4 +5,7 @@
  */
 export { createReactor, defaultBackend } from './reactor.js';
 export { listen, nofileLimit, serve } from './server.js';
+export { gather, provide } from './gather.js';
+export { gatherMetrics, gatherMetricsJson, metricsRegistry, trackReactor, untrackReactor } from './metrics.js';
 export type { Server, ServeHandle, ServeOptions, WorkerExitInfo } from './server.js';
+export { udp, type UdpServer } from './udp.js';

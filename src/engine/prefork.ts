@@ -6,6 +6,8 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { COMPACT_EXEC_ARGV } from './memory.js';
+import { GatherRelay } from './gather.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
 import { RestartBudget, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
 
@@ -24,11 +26,15 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
   const budget = new RestartBudget();
   let stopping = false;
   let port = p.listen.port;
+  const relay = new GatherRelay(() => [...children].filter((c) => c.connected));
 
   const start = async (): Promise<number> => {
-    const job: WorkerJob = { mode: 'process', spec: { ...p.spec, listen: { ...p.listen, port, reusePort: true } } };
-    const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify(job) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: [] });
+    // A UDP worker opens its own socket on the port; a TCP one its own SO_REUSEPORT listener.
+    const spec = p.spec.udp ? { ...p.spec, udp: { ...p.spec.udp, port } } : { ...p.spec, listen: { ...p.listen, port, reusePort: true } };
+    const job: WorkerJob = { mode: 'process', spec };
+    const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify(job) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: p.spec.compactMemory ? [...COMPACT_EXEC_ARGV] : [] });
     children.add(child);
+    child.on('message', (m) => relay.handle(child, m));
     child.once('exit', (code, signal) => {
       children.delete(child);
       if (stopping) return;
@@ -56,6 +62,7 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
     mode: 'processes',
     pids: () => [...children].map((c) => c.pid!).filter(Boolean),
     stats: () => undefined,
+    gather: (key) => relay.collect(key),
     close(timeoutMs = 5000) {
       stopping = true;
       closing ??= Promise.all([...children].map((c) => new Promise<void>((res) => {

@@ -3,6 +3,7 @@
  */
 import type { Balance } from '../backends/native.js';
 import type { ListenAddress, ReactorStats, ServerOptions } from '../core/types.js';
+import type { UdpOptions } from '../core/udp-types.js';
 
 /** What `onWorkerExit` is told about a worker that exited unexpectedly. */
 export interface WorkerExitInfo {
@@ -38,6 +39,26 @@ export interface ServeOptions extends ServerOptions {
    * threads mode the acceptor has already stopped handing it connections.
    */
   onWorkerExit?: (info: WorkerExitInfo) => void;
+  /**
+   * Keep the process's idle footprint small: V8's young generation stays at its start size
+   * and glibc hands freed heap memory back at once (see src/engine/memory.ts). Applies to
+   * every process of the server (this one and prefork children) for its whole life: V8 flags
+   * and malloc policy are process-wide. Costs about 1-2 % CPU per message. Default false;
+   * `c1m serve` turns it on (`--no-compact-memory` to turn it off).
+   */
+  compactMemory?: boolean;
+  /**
+   * Serve UDP instead of TCP: the handler module gives a `UdpHandler`, and every reactor (this
+   * thread's, each worker thread's, each process's) opens its own socket on `port` (with
+   * `SO_REUSEPORT` when there are several: the kernel hashes each flow to one of them).
+   */
+  udp?: true | Omit<UdpOptions, 'port' | 'host'>;
+  /**
+   * Serve `GET /metrics` (Prometheus text: the engine's metrics and those the handler module
+   * registers in `metricsRegistry()`, summed over every worker) on this port of `host`, from
+   * this process. Default: none.
+   */
+  metricsPort?: number;
 }
 
 /** A running multi-core server. */
@@ -48,6 +69,10 @@ export interface ServeHandle {
   pids(): number[];
   /** Counters of the reactor in this thread (single mode), else undefined. */
   stats(): ReactorStats | undefined;
+  /** Every live worker's value for `key` (see gather.ts); this process's own in single mode. */
+  gather(key: string): Promise<unknown[]>;
+  /** Where `metricsPort` listens, when it was given. */
+  readonly metricsAddress?: ListenAddress;
   /** Graceful shutdown of every reactor; resolves when all are closed. */
   close(timeoutMs?: number): Promise<void>;
 }

@@ -12,12 +12,15 @@
  * In both modes the handler is a module that every reactor loads: it exports
  * `createHandler(options)` or a default Handler object.
  */
-import { loadBinding } from '../core/binding.js';
+import { loadBinding, raiseNofile } from '../core/binding.js';
 import { C1mError, checkOption } from '../core/errors.js';
 import { resolveListen, resolveOptions } from '../core/options.js';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from '../core/types.js';
-import { raiseNofile } from '../backends/native.js';
+import { applyCompactMemory } from './memory.js';
+import { gather } from './gather.js';
+import { METRICS_KEY, metricsRegistry, startMetricsServer, trackReactor, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
+import { serveUdp } from './udp.js';
 import { createReactor } from './reactor.js';
 import type { ServeHandle, ServeOptions } from './serve-types.js';
 import { serveThreads } from './threads.js';
@@ -75,19 +78,41 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.processes === undefined || (Number.isInteger(o.processes) && o.processes >= 1 && o.processes <= 1024), 'processes', 'an integer from 1 to 1024', o.processes);
   checkOption(o.balance === undefined || o.balance === 'round-robin' || o.balance === 'least-connections' || o.balance === 'hash', 'balance', "'round-robin', 'least-connections' or 'hash'", o.balance);
   checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
+  checkOption(o.compactMemory === undefined || typeof o.compactMemory === 'boolean', 'compactMemory', 'a boolean', o.compactMemory);
+  if (o.compactMemory) applyCompactMemory();
+  checkOption(o.metricsPort === undefined || (Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort <= 65535), 'metricsPort', 'a port number (0-65535)', o.metricsPort);
+  const handle = await serveOn(o);
+  if (o.metricsPort === undefined) return handle;
+  // The supervisor's own registry is not summed in: it serves no connections.
+  let metrics;
+  try {
+    if (handle.mode === 'single') await metricsRegistry(); // starts the event-loop delay monitor
+    metrics = await startMetricsServer(o.metricsPort, o.host ?? '0.0.0.0', () => handle.gather(METRICS_KEY));
+  } catch (err) {
+    await handle.close(0);
+    throw err;
+  }
+  const m = metrics;
+  return { ...handle, metricsAddress: m.address, close: (t) => Promise.all([handle.close(t), m.close()]).then(() => undefined) };
+}
+
+async function serveOn(o: ServeOptions): Promise<ServeHandle> {
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handler = toModuleUrl(o.handler);
+  if (o.udp) return serveUdp(o, engine, handler, resolved.onError);
   if (o.threads === undefined && o.processes === undefined) {
     const h = await loadHandler(handler, o.handlerOptions);
     const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
-    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, close: (t) => server.close(t) };
+    trackReactor(server.reactor);
+    const close = (t?: number): Promise<void> => server.close(t).finally(() => untrackReactor(server.reactor));
+    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, gather: (key) => gather(key), close };
   }
   if (resolved.backend === 'portable' || !loadBinding()) {
     throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
   }
   const listenOn = resolveListen(o);
-  const spec = { handler, handlerOptions: o.handlerOptions, engine };
+  const spec = { handler, handlerOptions: o.handlerOptions, engine, compactMemory: o.compactMemory === true };
   const restart = o.restart ?? true;
   return o.threads !== undefined
     ? serveThreads({ threads: o.threads, spec, engine, listen: listenOn, balance: o.balance ?? 'round-robin', restart, onWorkerExit: o.onWorkerExit, onError: resolved.onError })

@@ -18,6 +18,7 @@ import { Worker } from 'node:worker_threads';
 import type { Balance, NativeReactor } from '../backends/native.js';
 import { C1mError } from '../core/errors.js';
 import type { EngineOptions, ListenAddress } from '../core/types.js';
+import { GatherRelay, type GatherPeer } from './gather.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
 import { RestartBudget, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
@@ -39,6 +40,8 @@ interface Slot {
   /** Registry id of the worker's reactor while it is ready and alive. */
   id: number | undefined;
   exited: boolean;
+  /** The worker as gather.ts sees it. */
+  peer: GatherPeer;
 }
 
 /** Start the workers and the acceptor; resolves once the acceptor listens. */
@@ -49,6 +52,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
   let running = false;
   let stopping = false;
 
+  const relay = new GatherRelay(() => slots.filter((s) => s.id !== undefined).map((s) => s.peer));
   const liveIds = (): number[] => slots.flatMap((s) => (s.id === undefined ? [] : [s.id]));
   const retarget = (): void => {
     const ids = liveIds();
@@ -80,8 +84,9 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
   const start = async (index: number): Promise<void> => {
     const job: WorkerJob = { mode: 'thread', spec: p.spec };
     const worker = new Worker(workerUrl, { workerData: job });
-    const slot: Slot = { worker, threadId: worker.threadId, id: undefined, exited: false };
+    const slot: Slot = { worker, threadId: worker.threadId, id: undefined, exited: false, peer: { send: (m) => worker.postMessage(m) } };
     slots[index] = slot;
+    worker.on('message', (m) => relay.handle(slot.peer, m));
     // An exception that escaped the worker's handler guard: the worker is gone (see 'exit').
     worker.on('error', (err) => {
       if (!stopping) p.onError(err);
@@ -121,6 +126,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
     mode: 'threads',
     pids: () => [process.pid],
     stats: () => undefined,
+    gather: (key) => relay.collect(key),
     close(timeoutMs = 5000) {
       closing ??= (async () => {
         stopping = true;

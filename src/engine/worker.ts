@@ -4,6 +4,10 @@
  * native reactor, reports `ready`, and closes gracefully on `shutdown` (protocol: workers.ts).
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import type { UdpHandler } from '../core/udp-types.js';
+import { applyCompactMemory } from './memory.js';
+import { attachGatherTransport, type GatherMessage } from './gather.js';
+import { trackReactor } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
 
@@ -17,11 +21,22 @@ const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void 
   else process.on('message', fn as (m: unknown) => void);
 };
 
+// App-level gathering (metrics summed over workers) rides the same channel: gather.ts.
+attachGatherTransport({
+  send: (m: GatherMessage) => (parentPort ? parentPort.postMessage(m) : process.send?.(m)),
+  onMessage: (fn) => (parentPort ? parentPort.on('message', fn) : process.on('message', fn)),
+});
+
 async function main(): Promise<void> {
+  // A prefork child has its own malloc (and got its V8 flag on the command line).
+  if (job.spec.compactMemory && job.mode === 'process') applyCompactMemory();
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
-  const reactor = createNativeEngineReactor(handler, job.spec.engine);
+  const udp = job.spec.udp;
+  const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
+  trackReactor(reactor);
   let port: number | undefined;
   if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
+  if (udp) port = (await reactor.udp(udp, handler as unknown as UdpHandler)).address.port;
   send({ type: 'ready', id: reactor.nativeId, port });
   let closing = false;
   const shutdown = async (timeoutMs: number): Promise<void> => {

@@ -12,6 +12,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { C1mError } from '../core/errors.js';
+import type { UdpOptions } from '../core/udp-types.js';
 import type { EngineOptions, Handler } from '../core/types.js';
 
 /** What a worker thread or process is told to run. */
@@ -20,6 +21,10 @@ export interface WorkerSpec {
   handler: string;
   handlerOptions: unknown;
   engine: EngineOptions;
+  /** Apply `serve`'s compactMemory policy in the worker (prefork children: their own process). */
+  compactMemory?: boolean;
+  /** Open a UDP socket (the handler is a UdpHandler) instead of listening. */
+  udp?: UdpOptions;
   /** Prefork only: the worker's own SO_REUSEPORT listener. */
   listen?: { port: number; host: string; backlog: number; reusePort: boolean };
 }

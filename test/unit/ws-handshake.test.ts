@@ -15,6 +15,9 @@ import {
   parseProtocols,
   validateKey,
 } from '../../src/protocols/ws/index.js';
+import { plainUpgrade } from '../../src/protocols/ws/handshake.js';
+import { createWebSocketHandler } from '../../src/protocols/ws/server.js';
+import type { Connection } from '../../src/core/index.js';
 
 const RFC_KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 const RFC_ACCEPT = 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=';
@@ -95,5 +98,83 @@ describe('acceptResponse', () => {
     assert.throws(() => acceptResponse(RFC_KEY, { extensions: 'x\r\nSet-Cookie: a=b' }), misuse);
     assert.throws(() => acceptResponse(RFC_KEY, { headers: { 'X-A': 'ok\nInjected: 1' } }), misuse);
     assert.throws(() => acceptResponse(RFC_KEY, { headers: { 'Bad Name': 'v' } }), misuse);
+  });
+});
+
+describe('the server quick path (plainUpgrade) answers as the parser does', () => {
+  // Two handlers on fake connections: one takes plainUpgrade for plain heads, the other has an
+  // onUpgrade (accepting everything), which sends every head through the HTTP parser.
+  type Fake = { id: number; tag: number; open: boolean; out: Buffer[]; closed: boolean; write(b: Uint8Array): boolean; setTimeout(ms: number): void; close(): void; destroy(): void };
+  const fake = (): Fake => ({
+    id: 1, tag: 0, open: true, out: [], closed: false,
+    write(b) { this.out.push(Buffer.from(b)); return true; },
+    setTimeout() {},
+    close() { this.closed = true; },
+    destroy() { this.closed = true; },
+  });
+  function answer(h: ReturnType<typeof createWebSocketHandler>, head: Buffer): string {
+    const conn = fake();
+    const c = conn as unknown as Connection;
+    h.onOpen?.(c);
+    const used = h.onData!(c, head);
+    return JSON.stringify([used, conn.tag, conn.closed, Buffer.concat(conn.out).toString('latin1')]);
+  }
+  const quick = createWebSocketHandler({});
+  const parsed = createWebSocketHandler({ onUpgrade: () => undefined });
+  const base =
+    'GET /chat?room=1 HTTP/1.1\r\nHost: example.com:8080\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n' +
+    `Sec-WebSocket-Key: ${RFC_KEY}\r\nSec-WebSocket-Version: 13\r\nOrigin: http://example.com\r\n\r\n`;
+
+  test('the RFC request is accepted on the quick path with the RFC answer', () => {
+    const head = Buffer.from(base, 'latin1');
+    assert.ok(plainUpgrade(head, head.length, true) > 0);
+    assert.equal(answer(quick, head), answer(parsed, head));
+    assert.ok(answer(quick, head).endsWith(`Sec-WebSocket-Accept: ${RFC_ACCEPT}\\r\\n\\r\\n"]`));
+  });
+
+  test('variants of the head', () => {
+    const variants = [
+      base.replace('GET', 'POST'), base.replace('HTTP/1.1', 'HTTP/1.0'), base.replace('HTTP/1.1', 'HTTP/1.2'),
+      base.replace('Host: example.com:8080\r\n', ''), base.replace('Host: example.com:8080', 'Host: a b'),
+      base.replace('Host: example.com:8080', 'Host:'), base.replace('Host: example.com:8080', 'HOST: x\r\nhost: y'),
+      base.replace('Upgrade: websocket', 'Upgrade: h2c, WebSocket '), base.replace('Upgrade: websocket', 'Upgrade: websockets'),
+      base.replace('Upgrade: websocket', 'Upgrade: websocket\r\nUpgrade: websocket'), base.replace('Upgrade: websocket\r\n', ''),
+      base.replace('Upgrade: websocket', 'Upgrade:'), base.replace('keep-alive, Upgrade', 'keep-alive upgrade'),
+      base.replace('keep-alive, Upgrade', 'upgraded'), base.replace('keep-alive, Upgrade', 'close,upgrade'),
+      base.replace(RFC_KEY, 'dGhlIHNhbXBsZSBub25jZR=='), base.replace(RFC_KEY, `${RFC_KEY} `), base.replace(RFC_KEY, 'short'),
+      base.replace(`Sec-WebSocket-Key: ${RFC_KEY}`, `sec-websocket-key:${RFC_KEY}\r\nSEC-WEBSOCKET-KEY: ${RFC_KEY}`),
+      base.replace('Version: 13', 'Version: 8'), base.replace('Version: 13', 'Version: 13\r\nSec-WebSocket-Version: 13'),
+      base.replace('Version: 13', 'Version:  13\t'), base.replace('Sec-WebSocket-Version: 13\r\n', ''),
+      base.replace('Origin', 'Content-Length: 0\r\nOrigin'), base.replace('Origin', 'Content-Length: 5\r\nOrigin'),
+      base.replace('Origin', 'Transfer-Encoding: chunked\r\nOrigin'), base.replace('Origin', 'Sec-WebSocket-Protocol: chat\r\nOrigin'),
+      base.replace('Origin', 'Sec-WebSocket-Extensions: permessage-deflate\r\nOrigin'), base.replace('Origin:', 'Origin :'),
+      base.replace('Origin: ', 'Origin:\r\n '), base.replace('/chat?room=1', '*'), `\r\n${base}`, base.replace('\r\nHost', '\nHost'),
+      base.replace('GET /chat', 'GET  /chat'), base.replace('Origin: http://example.com', 'X: \x01'), base.replace('Origin: http://example.com', 'X: caf\xe9'),
+      base.replace('Origin', Array.from({ length: 70 }, (_, i) => `X-${i}: ${i}\r\n`).join('') + 'Origin'),
+      base.replace('Origin', Array.from({ length: 120 }, (_, i) => `X-${i}: ${i}\r\n`).join('') + 'Origin'),
+      base.replace('/chat?room=1', `/${'a'.repeat(3000)}`), base.replace('/chat?room=1', `/${'a'.repeat(9000)}`),
+    ];
+    for (const v of variants) {
+      const head = Buffer.from(v, 'latin1');
+      assert.equal(answer(quick, head), answer(parsed, head), JSON.stringify(v));
+    }
+  });
+
+  test('every single-byte change of the head (a deterministic sample of replacement bytes)', () => {
+    const bytes = Buffer.from(base, 'latin1');
+    const replacements = [0x00, 0x09, 0x0a, 0x0d, 0x20, 0x2c, 0x3a, 0x3d, 0x41, 0x61, 0x7f, 0xe9];
+    let seed = 12345;
+    for (let at = 0; at < bytes.length - 4; at++) {
+      for (let r = 0; r < 3; r++) {
+        seed = (seed * 1103515245 + 12345) >>> 0;
+        const head = Buffer.from(bytes);
+        head[at] = replacements[seed % replacements.length];
+        if (head.indexOf('\r\n\r\n') !== head.length - 4) continue; // a different head
+        assert.equal(answer(quick, head), answer(parsed, head), `byte ${at} -> ${head[at]}`);
+      }
+      const flipped = Buffer.from(bytes);
+      if (flipped[at] >= 0x41 && flipped[at] <= 0x7a) flipped[at] ^= 0x20;
+      assert.equal(answer(quick, flipped), answer(parsed, flipped), `case of byte ${at}`);
+    }
   });
 });

@@ -27,8 +27,16 @@ export {
 export {
   HttpRequest,
   HttpResponse,
+  UPGRADE_IN_PLACE,
   createHttpHandler,
   type HttpHandlerOptions,
+  type InPlaceUpgrade,
   type RouteHandler,
   type UpgradeHook,
 } from './server.js';
+/**
+ * RFC 9110 byte classes (lookup tables indexed by byte) and case-insensitive ASCII compare,
+ * shared with the WebSocket opening handshake, which reads its request in place.
+ * @internal not part of the supported API: the tables may change shape.
+ */
+export { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from './chars.js';

@@ -4,8 +4,12 @@
  *
  * Model:
  *   - Before the upgrade a connection has no state at all. Its bytes stay in the engine
- *     (onData returns 0) until the head's blank line arrives; one RequestParser per handler,
- *     reset for each head, then reads it whole. A head is at most `maxHeaderBytes`.
+ *     (onData returns 0) until the head's blank line arrives. A plain upgrade head is then
+ *     read in place (`plainUpgrade`) and answered from a shared buffer: nothing is allocated
+ *     that outlives it. Any other head goes through one RequestParser per handler, reset for
+ *     each head, and the same checks (`#decide`). A head is at most `maxHeaderBytes`.
+ *   - Behind the HTTP server (`upgradeHook`), `#decide` runs on the request it parsed, and the
+ *     bytes after the head reach `onData` in place (see UPGRADE_IN_PLACE in http1/server.ts).
  *   - After the upgrade a WebSocket's state is its connection's `tag` word plus an `Extra`
  *     held only while needed, and its frames are cut, unmasked on the fast path and parsed
  *     as framing.ts describes (the server's side of `Framing`). The server's Extra adds a
@@ -29,7 +33,7 @@
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -59,7 +63,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { WS_VERSION, acceptResponse, field, headerHasToken, isMs, parseProtocols, validateKey } from './handshake.js';
+import { WS_VERSION, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 import { CODE_TRY_AGAIN_LATER, WsTopics, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './server-pubsub.js';
@@ -204,6 +208,9 @@ export interface WebSocketHandler extends Handler {
    * An `onUpgrade` hook for `createHttpHandler`, to serve WebSockets and HTTP on one port:
    * the upgrade request goes through this handler's own checks (the same answers, 101 or a
    * refusal, as on a dedicated port) and the connection is handed over on success.
+   * `createHttpHandler` hands it over in place: the checks run on the request it parsed, and
+   * the bytes after the head reach this handler's `onData` without a copy. Called by other
+   * code, the hook reads `head` itself.
    * Give this handler its reactor too (`wsHandler.onReactor?.(reactor)`), or a graceful
    * shutdown will not send 1001 to its WebSockets.
    */
@@ -217,6 +224,7 @@ const SEND_BITS = UPGRADED | NOT_OPEN;
 const CODEC_BITS = 0xff << CODEC_SHIFT;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
 
 /** True when `data` takes at least `threshold` bytes (UTF-8 for a string), cheaply. */
 function atLeast(data: Uint8Array | string, threshold: number): boolean {
@@ -233,7 +241,10 @@ function atLeast(data: Uint8Array | string, threshold: number): boolean {
  */
 class Extra extends FrameExtra {
   codec: PerMessageDeflate | null = null;
-  /** Bytes short of a frame kept after a hand-over from the HTTP server (see `upgradeHook`). */
+  /**
+   * Bytes short of a frame left in the `head` given to the hook when it is called directly
+   * (the HTTP server hands bytes over in place, so it never needs this; see `upgradeHook`).
+   */
   pending: Buffer | null = null;
   override get empty(): boolean {
     return super.empty && this.codec === null && this.pending === null;
@@ -498,6 +509,41 @@ function fieldList(headers: ResponseFields | undefined): [string, string | numbe
   return out;
 }
 
+/** What `upgradeHook` reads of a request the HTTP server parsed (an `HttpRequest`). */
+type HookRequest = { method: string; target: string; headers: readonly (readonly [string, string])[]; upgrade?: boolean };
+
+/**
+ * The RequestHead of a request the HTTP server parsed and found to be an upgrade, as the
+ * handshake reads it (one object, dropped after the handshake; its strings are the request's).
+ */
+function headOf(req: HookRequest): RequestHead {
+  const headers = req.headers as Field[];
+  let upgradeProtocol: string | null = null;
+  let host: string | null = null;
+  let contentLength: number | null = null;
+  let chunked = false;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i];
+    if (sameName(name, 'upgrade')) upgradeProtocol = upgradeProtocol === null ? value : `${upgradeProtocol}, ${value}`;
+    else if (sameName(name, 'host')) host = value;
+    else if (sameName(name, 'content-length')) contentLength = Number(value);
+    else if (sameName(name, 'transfer-encoding')) chunked = true;
+  }
+  return {
+    method: req.method,
+    target: req.target,
+    versionMinor: 1,
+    headers,
+    host,
+    contentLength: chunked ? null : contentLength,
+    chunked,
+    keepAlive: true,
+    upgrade: req.upgrade ?? (req.method === 'CONNECT' || upgradeProtocol !== null),
+    upgradeProtocol,
+    expectContinue: false,
+  };
+}
+
 /** Answer `status`, then close (after flushing). */
 function refuse(conn: Connection, status: number, extra: [string, string | number][] = []): Action {
   conn.write(encodeResponseHead(status, [...extra, ['Connection', 'close'], ['Content-Length', 0]]));
@@ -513,6 +559,10 @@ class WsServer implements WebSocketHandler {
   readonly #maxHeaderBytes: number;
   readonly #handshakeTimeout: number;
   readonly #protocols: WebSocketServerOptions<unknown>['protocols'];
+  /** No callback needs the parsed request: plain upgrades take `plainUpgrade`. */
+  readonly #quick: boolean;
+  /** The 101 head `#decide` chose (a shared buffer: write it at once). */
+  #answer: Buffer = Buffer.alloc(0);
 
   constructor(opts: WebSocketServerOptions<unknown>) {
     checkOption(typeof opts === 'object' && opts !== null, 'options', 'an object', opts);
@@ -545,6 +595,7 @@ class WsServer implements WebSocketHandler {
     this.#maxHeaderBytes = maxHeaderBytes;
     this.#handshakeTimeout = handshakeTimeout;
     this.#protocols = protocols;
+    this.#quick = opts.onUpgrade === undefined && typeof protocols !== 'function';
   }
 
   get clients(): number {
@@ -555,26 +606,32 @@ class WsServer implements WebSocketHandler {
     this.#shared.reactor = reactor;
   }
 
-  upgradeHook(): (req: { method: string; target: string; headers: readonly (readonly [string, string])[] }, conn: Connection, head: Buffer) => Handler | void {
-    return (req, conn, head) => {
-      // The HTTP server consumed the head: present it again, byte for byte as this handler
-      // would have read it, followed by what came after it. One extra parse per upgrade.
-      let text = `${req.method} ${req.target} HTTP/1.1\r\n`;
-      for (const [name, value] of req.headers) text += `${name}: ${value}\r\n`;
-      const bytes = Buffer.concat([Buffer.from(`${text}\r\n`, 'latin1'), head]);
-      const used = this.onData(conn, bytes);
-      // Refused (the answer is written, then Action.Close), or a head that did not parse.
-      if ((conn.tag & WS) === 0) {
-        if (used !== Action.Close) conn.close();
-        return undefined;
-      }
-      if (typeof used === 'number' && used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) {
-        // A partial frame behind the head: the HTTP server cannot present it again, so it is
-        // kept here and put in front of the next bytes.
-        this.#shared.extra(conn).pending = Buffer.from(bytes.subarray(used));
+  upgradeHook(): (req: HookRequest, conn: Connection, head: Buffer) => Handler | void {
+    // The HTTP server calls handOver (UPGRADE_IN_PLACE) with the request it parsed, then
+    // hands the bytes after the head to onData in place: nothing is serialised or parsed
+    // again, nothing is copied, and a partial frame stays in the engine as on our own port.
+    const handOver = (req: HookRequest, conn: Connection): Handler | undefined => {
+      const tag = this.#decide(conn, headOf(req));
+      // Refused: the answer is written; the HTTP server flushes it and closes.
+      if (tag < 0) return undefined;
+      this.#start(conn, tag, this.#answer);
+      const onOpen = this.#opts.onOpen;
+      if (onOpen !== undefined) onOpen.call(this.#opts, createSocket(conn, this.#shared));
+      return this;
+    };
+    // Called directly (another HTTP server): `head` is read here, and a partial frame at its
+    // end is kept until the next bytes.
+    const hook = (req: HookRequest, conn: Connection, head: Buffer): Handler | undefined => {
+      if (handOver(req, conn) === undefined) return undefined;
+      if (head.length > 0) {
+        const used = this.onData(conn, head);
+        if (typeof used === 'number' && used < head.length && (conn.tag & NO_MORE_INPUT) === 0) {
+          this.#shared.extra(conn).pending = Buffer.from(head.subarray(used));
+        }
       }
       return this;
     };
+    return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver });
   }
 
   publish(topic: string, message: Uint8Array | string, options?: WsPublishOptions): number;
@@ -640,8 +697,8 @@ class WsServer implements WebSocketHandler {
       const x = s.extras.get(conn.id)!;
       const pending = x.pending;
       if (pending !== null) {
-        // Bytes kept from a hand-over (see upgradeHook): consume all of `data` from the
-        // engine, keep whatever is still short of a frame.
+        // Bytes kept from a `head` given to the hook directly (see upgradeHook): consume all
+        // of `data` from the engine, keep whatever is still short of a frame.
         x.pending = null;
         const bytes = Buffer.concat([pending, data]);
         const used = s.receive(conn, bytes, 0, null);
@@ -696,6 +753,11 @@ class WsServer implements WebSocketHandler {
     const blank = (data.length > limit ? data.subarray(0, limit) : data).indexOf(CRLFCRLF);
     if (blank < 0) return data.length >= limit ? refuse(conn, 431) : 0;
     const headEnd = blank + 4;
+    if (this.#quick && !this.#shared.shuttingDown) {
+      // The common request, read in place: no parse into strings (see plainUpgrade).
+      const key = plainUpgrade(data, headEnd, this.#shared.deflate === null);
+      if (key >= 0) return this.#open(conn, data, headEnd, WS, acceptHeadFromBytes(data, key));
+    }
     const heads = this.#heads;
     const parser = this.#parser;
     heads.head = null;
@@ -711,25 +773,55 @@ class WsServer implements WebSocketHandler {
     heads.head = null;
     // Only empty lines before a request line: drop them and wait for the head.
     if (req === null) return consumed > 0 ? consumed : refuse(conn, 400);
+    const tag = this.#decide(conn, req);
+    if (tag < 0) return tag as Action;
+    return this.#open(conn, data, headEnd, tag, this.#answer);
+  }
+
+  /**
+   * The checks and choices of the handshake on a parsed request: refused, the answer is
+   * written and Action.Close returned; accepted, the tag to set is returned and the 101 head
+   * is in `#answer` (the extras are set already).
+   */
+  #decide(conn: Connection, req: RequestHead): number {
     if (this.#shared.shuttingDown) return refuse(conn, 503);
     if (req.method !== 'GET') return refuse(conn, 405, [['Allow', 'GET']]);
     if (!req.upgrade || req.versionMinor !== 1 || !headerHasToken(req.upgradeProtocol ?? undefined, 'websocket')) return refuse(conn, 400);
     if (req.chunked || (req.contentLength !== null && req.contentLength !== 0)) return refuse(conn, 400);
+    // One pass over the fields, comparing names in place (no lowercased copies).
     const headers = req.headers;
-    const count = { n: 0 };
-    const key = field(headers, 'sec-websocket-key', count);
-    if (count.n !== 1 || !validateKey(key)) return refuse(conn, 400);
-    count.n = 0;
-    const version = field(headers, 'sec-websocket-version', count);
+    let key: string | undefined;
+    let keys = 0;
+    let version: string | undefined;
+    let versions = 0;
+    let protocolField: string | undefined;
+    let extensionsField: string | undefined;
+    for (let i = 0; i < headers.length; i++) {
+      const f = headers[i];
+      const name = f[0];
+      if (name.length < 17 || (name.charCodeAt(0) | 0x20) !== 0x73) continue; // 's': every field read here
+      if (sameName(name, 'sec-websocket-key')) {
+        key = f[1];
+        keys++;
+      } else if (sameName(name, 'sec-websocket-version')) {
+        version = versions === 0 ? f[1] : `${version}, ${f[1]}`;
+        versions++;
+      } else if (sameName(name, 'sec-websocket-protocol')) {
+        protocolField = protocolField === undefined ? f[1] : `${protocolField}, ${f[1]}`;
+      } else if (sameName(name, 'sec-websocket-extensions')) {
+        extensionsField = extensionsField === undefined ? f[1] : `${extensionsField}, ${f[1]}`;
+      }
+    }
+    if (keys !== 1 || !validateKey(key)) return refuse(conn, 400);
     if (version === undefined) return refuse(conn, 400);
-    if (count.n !== 1 || version !== WS_VERSION) return refuse(conn, 426, [['Sec-WebSocket-Version', WS_VERSION]]);
-    const offered = parseProtocols(field(headers, 'sec-websocket-protocol'));
+    if (versions !== 1 || version !== WS_VERSION) return refuse(conn, 426, [['Sec-WebSocket-Version', WS_VERSION]]);
+    const offered = protocolField === undefined ? NO_PROTOCOLS : parseProtocols(protocolField);
     if (offered === null) return refuse(conn, 400);
     // Extensions are read only when one is enabled: otherwise offers are ignored, as before.
     let agreement: ReturnType<typeof negotiateDeflate> = null;
     const deflate = this.#shared.deflate;
     if (deflate !== null) {
-      const extensions = parseExtensions(field(headers, 'sec-websocket-extensions'));
+      const extensions = parseExtensions(extensionsField);
       if (extensions === null) return refuse(conn, 400);
       agreement = negotiateDeflate(extensions, deflate);
     }
@@ -756,25 +848,41 @@ class WsServer implements WebSocketHandler {
       if (verdict !== true) context = verdict;
     }
     const s = this.#shared;
-    let x: Extra | undefined;
-    const extra = (): Extra => (x ??= new Extra());
     let tag = WS;
-    if (agreement !== null) tag |= s.codecBits(agreement.params, extra);
-    if (protocol !== undefined) tag |= s.protocolBits(protocol, extra);
-    if (context !== undefined) extra().data = context;
-    if (x !== undefined) {
-      s.extras.set(conn.id, x);
-      tag |= EXTRA;
+    if (agreement !== null || protocol !== undefined || context !== undefined) {
+      let x: Extra | undefined;
+      const extra = (): Extra => (x ??= new Extra());
+      if (agreement !== null) tag |= s.codecBits(agreement.params, extra);
+      if (protocol !== undefined) tag |= s.protocolBits(protocol, extra);
+      if (context !== undefined) extra().data = context;
+      if (x !== undefined) {
+        s.extras.set(conn.id, x);
+        tag |= EXTRA;
+      }
     }
+    this.#answer = protocol === undefined && agreement === null ? acceptHead(key!) : acceptResponse(key!, { protocol, extensions: agreement?.response });
+    return tag;
+  }
+
+  /** The upgrade is accepted: set the tag, write the 101 `head`, open, read what follows the head. */
+  #open(conn: Connection, data: Buffer, headEnd: number, tag: number, head: Buffer): number {
+    this.#start(conn, tag, head);
+    const s = this.#shared;
+    const onOpen = this.#opts.onOpen;
+    const ws = onOpen === undefined ? null : createSocket(conn, s);
+    if (ws !== null) onOpen!.call(this.#opts, ws);
+    return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
+  }
+
+  /** Set the tag and write the 101 `head`; the WebSocket is open once `onOpen` has run. */
+  #start(conn: Connection, tag: number, head: Buffer): void {
+    const s = this.#shared;
     conn.tag = tag;
     s.count++;
-    const ws = createSocket(conn, s);
-    conn.write(acceptResponse(key!, { protocol, extensions: agreement?.response }));
+    conn.write(head);
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
     // the engine's idleTimeout stays in charge.
-    if (this.#shared.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(this.#shared.pingInterval);
-    this.#opts.onOpen?.(ws);
-    return headEnd < data.length ? s.receive(conn, data, headEnd, ws) : headEnd;
+    if (s.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(s.pingInterval);
   }
 }
 

@@ -1,0 +1,49 @@
+/*
+ * Private to the Node-API files (addon.c, addon_udp.c): the one place besides them that
+ * includes node_api.h. The per-reactor binding state and the helpers both files use.
+ */
+#ifndef C1M_ADDON_H
+#define C1M_ADDON_H
+
+#include <node_api.h>
+#include <uv.h>
+
+#include "c1m.h"
+
+#define NBUFS 5
+/* A struct field as an index into the area viewed as 32-bit words. */
+#define WORD(type, field) (offsetof(type, field) / 4)
+
+typedef struct addon_reactor {
+  napi_env env;
+  c1m_reactor_t *r;
+  uv_poll_t poll;
+  napi_ref cb;
+  napi_ref bufs[NBUFS];
+  napi_async_context actx;
+  int in_batch;
+  int closed;      /* c1m_reactor_destroy done */
+  int close_asked; /* close requested during a batch */
+} addon_reactor_t;
+
+#define CHECK(call)                                                                                                    \
+  do {                                                                                                                 \
+    if ((call) != napi_ok) return addon_throw_last(env);                                                                     \
+  } while (0)
+
+/* Throw the pending Node-API error (or a generic one); returns NULL. */
+napi_value addon_throw_last(napi_env env);
+/* Throw a Node-style system error (code, errno, syscall) for -errno `err`; returns NULL. */
+napi_value addon_throw_errno(napi_env env, int err, const char *syscall);
+napi_value addon_num(napi_env env, double d);
+/* obj[key] as uint32; -1 when missing or not a number. */
+int addon_get_u32_prop(napi_env env, napi_value obj, const char *key, uint32_t *out);
+/* The reactor handle in argv[0] (n arguments fetched), or NULL with a TypeError pending. */
+addon_reactor_t *addon_reactor_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv);
+/* An IP string and port as a sockaddr; -1 when the string is not an IPv4/IPv6 address. */
+int addon_to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len);
+void addon_set_const(napi_env env, napi_value obj, const char *name, double v);
+/* Add the UDP functions to `exports` and the UDP constants to `k`; -1 on failure. */
+int addon_udp_exports(napi_env env, napi_value exports, napi_value k);
+
+#endif

@@ -1,0 +1,144 @@
+/**
+ * Fan-out across processes and machines through NATS (the official `nats` client).
+ *
+ * Interest: this process holds a NATS subscription to `<prefix><topic>` exactly while it has
+ * a stream for the topic (history.ts: from its first local subscriber until the stream is
+ * dropped, at once after the last subscriber left when there is no history to keep). So a
+ * message reaches every process that has subscribers for its topic, and no other.
+ *
+ * Exactly once: a publish from this gateway (HTTP) goes to NATS only; NATS delivers it back
+ * to every interested process, this one included (echo), and delivery happens there, in the
+ * subscription's callback. A process has one NATS subscription per topic, so each of its
+ * subscribers gets each message once.
+ *
+ * Outages: nats.js reconnects forever and re-subscribes every live subscription on
+ * reconnect; interest changes made meanwhile are queued by it. While disconnected, `publish`
+ * refuses (the HTTP publish answers 503) instead of letting nats.js buffer messages that may
+ * never leave; local subscribers keep what they have.
+ */
+import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+
+export interface BrokerOptions {
+  /** NATS server URL(s), comma-separated. */
+  servers: string;
+  /** Subject prefix of topics. Default `c1m.topic.`. */
+  prefix?: string;
+  /** Connection name shown by the NATS server. */
+  name?: string;
+}
+
+/** A message from NATS for a topic this process is interested in. */
+export interface BrokerMessage {
+  topic: string;
+  data: Uint8Array;
+  contentType: string | undefined;
+  /** When the publishing gateway accepted it (ms since the epoch), if it says. */
+  publishedAt: number | undefined;
+  /** The publishing gateway's correlation id, if any. */
+  id: string | undefined;
+}
+
+export class Broker {
+  readonly #nc: NatsConnection;
+  readonly #prefix: string;
+  readonly #subs = new Map<string, Subscription>();
+  readonly #onMessage: (m: BrokerMessage) => void;
+  #up = true;
+  /** Reconnections so far (metrics). */
+  reconnects = 0;
+
+  private constructor(nc: NatsConnection, prefix: string, onMessage: (m: BrokerMessage) => void) {
+    this.#nc = nc;
+    this.#prefix = prefix;
+    this.#onMessage = onMessage;
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect') this.#up = false;
+        else if (s.type === 'reconnect') {
+          this.#up = true;
+          this.reconnects++;
+        }
+      }
+    })();
+  }
+
+  /**
+   * Connect (one attempt, so a gateway pointed at no server fails to start with a clear
+   * error); after that nats.js reconnects forever.
+   */
+  static async connect(o: BrokerOptions, onMessage: (m: BrokerMessage) => void): Promise<Broker> {
+    const nc = await connect({
+      servers: o.servers.split(',').map((s) => s.trim()).filter(Boolean),
+      name: o.name ?? `c1m-gateway-${process.pid}`,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      pingInterval: 10_000,
+    });
+    return new Broker(nc, o.prefix ?? 'c1m.topic.', onMessage);
+  }
+
+  /** Connected to a server now. */
+  get up(): boolean {
+    return this.#up && !this.#nc.isClosed();
+  }
+
+  /** NATS subscriptions held (one per interested topic). */
+  get subscriptions(): number {
+    return this.#subs.size;
+  }
+
+  /** Start or end this process's interest in `topic`. */
+  interest(topic: string, active: boolean): void {
+    if (this.#nc.isClosed()) return;
+    if (!active) {
+      this.#subs.get(topic)?.unsubscribe();
+      this.#subs.delete(topic);
+      return;
+    }
+    if (this.#subs.has(topic)) return;
+    const prefixLength = this.#prefix.length;
+    this.#subs.set(topic, this.#nc.subscribe(this.#prefix + topic, {
+      callback: (err, msg: Msg) => {
+        if (err !== null) return;
+        const h = msg.headers;
+        const at = h?.get('C1m-Published-At');
+        this.#onMessage({
+          topic: msg.subject.slice(prefixLength),
+          data: msg.data,
+          contentType: h?.get('Content-Type') || undefined,
+          publishedAt: at ? Number(at) : undefined,
+          id: h?.get('C1m-Id') || undefined,
+        });
+      },
+    }));
+  }
+
+  /**
+   * Publish to NATS and wait until the server has it (a flush: its answer follows our message,
+   * and our own subscription's copy of it, on the connection). Rejects when disconnected or
+   * when the server does not answer within `timeoutMs`.
+   */
+  async publish(topic: string, data: Uint8Array, contentType: string | undefined, id: string, timeoutMs = 2000): Promise<void> {
+    if (!this.up) throw new Error('NATS is not connected');
+    const h = natsHeaders();
+    if (contentType !== undefined) h.set('Content-Type', contentType);
+    h.set('C1m-Published-At', String(performance.timeOrigin + performance.now()));
+    h.set('C1m-Id', id);
+    this.#nc.publish(this.#prefix + topic, data, { headers: h });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.#nc.flush(),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('NATS did not confirm the publish in time')), timeoutMs))),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Drain and close the connection. */
+  async close(): Promise<void> {
+    if (this.#nc.isClosed()) return;
+    await this.#nc.drain().catch(() => this.#nc.close());
+  }
+}

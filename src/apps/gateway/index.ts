@@ -1,0 +1,362 @@
+/**
+ * `c1m serve gateway`: a real-time gateway. WebSocket clients subscribe to topics
+ * (`/ws?topics=a,b`, or `sub`/`unsub` messages: protocol.ts), authenticated by a JWT
+ * (auth.ts); publishers `POST /publish/<topic>` on the same port, or publish on NATS
+ * (broker.ts); a topic's last messages are kept for clients that reconnect (history.ts);
+ * `/metrics` and `/dashboard` show it at work (metrics.ts, dashboard.ts). docs/gateway.md.
+ *
+ * A handler module: each reactor (thread or process) builds its own gateway, and with
+ * several of them NATS carries every message to each process that has subscribers for it.
+ *
+ * Per connection: a WebSocket's `data` holds its grant (user and patterns), and, until its
+ * token is verified, the messages it sent meanwhile; its subscriptions are the pub/sub
+ * seam's (topics.ts). Verification is asynchronous (jose, WebCrypto) while the engine's
+ * upgrade decision is synchronous, so a request without a token is refused at the upgrade
+ * (401), and one with a token is upgraded, then verified before any of its messages is
+ * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Handler, Reactor } from '../../core/index.js';
+import { C1mError } from '../../core/index.js';
+import { trackReactor, untrackReactor } from '../../engine/index.js';
+import { createHttpHandler, type HttpRequest, type HttpResponse } from '../../protocols/http1/index.js';
+import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
+import { Auth, AuthError, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
+import { Broker, type BrokerMessage } from './broker.js';
+import { dashboardRoutes } from './dashboard.js';
+import { Streams, type HistoryOptions, type Stream } from './history.js';
+import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
+import {
+  OpError, dataJson, encodeAck, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub,
+  type ClientOp, type TopicState,
+} from './protocol.js';
+import { LocalTopics, type PubsubOptions, type Topics } from './topics.js';
+
+/** Options of the gateway (`--handler-options` of `c1m serve gateway`, built by its flags). */
+export interface GatewayOptions extends AuthOptions, HistoryOptions {
+  /** NATS server URL(s), comma-separated: fan-out across processes and machines. Default: none (standalone). */
+  nats?: string;
+  /** NATS subject prefix of topics. Default `c1m.topic.`. */
+  natsPrefix?: string;
+  /** Topic limits and slow subscribers (the pub/sub API's options). */
+  pubsub?: PubsubOptions;
+  /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
+  maxMessageBytes?: number;
+  /** WebSocket heartbeat in ms (0: none). Default 30000. */
+  pingInterval?: number;
+  /** Serve `/metrics`, `/stats` and `/dashboard` on the gateway's port. Default true. */
+  metrics?: boolean;
+  /**
+   * A custom check after the token verified (handler modules only: a function does not pass
+   * through `--handler-options`). Returning false closes the WebSocket with 4003.
+   */
+  authorize?: (grant: Grant, req: { target: string; headers: readonly (readonly [string, string])[] }) => boolean | Promise<boolean>;
+}
+
+/** Wall-clock ms with sub-ms precision (latency across processes of one machine). */
+const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** Most messages a client may send before its token is verified. */
+const MAX_EARLY_MESSAGES = 16;
+
+/** What a WebSocket's `data` holds. */
+interface Client {
+  /** Null until the token is verified. */
+  grant: Grant | null;
+  /** Until then: the token, the request (for `authorize`), what the URL asked and what arrived. */
+  token: string | undefined;
+  req: { target: string; headers: readonly (readonly [string, string])[] } | null;
+  querySub: Extract<ClientOp, { op: 'sub' }> | null;
+  early: string[] | null;
+}
+
+/** The result of delivering one topic message in this process. */
+interface Delivered {
+  delivered: number;
+  seq: number | null;
+  epoch: string | null;
+}
+
+/**
+ * Build one gateway handler (one per reactor). Async: it connects to NATS first when asked.
+ * Errors: rejects with a plain Error for inconsistent options, or NATS unreachable at start.
+ */
+export async function createGateway(o: GatewayOptions): Promise<Handler> {
+  const auth = new Auth(o);
+  const maxMessage = o.maxMessageBytes ?? 64 * 1024;
+  const counters: GatewayCounters = {
+    clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
+    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, publishRefused: 0,
+  };
+  let reactor: Reactor | undefined;
+  let broker: Broker | null = null;
+  /** Results of our own NATS publishes, by correlation id, while their HTTP request waits. */
+  const echoes = new Map<string, Delivered>();
+
+  const streams = new Streams({ ...o, maxStreams: Math.max(o.maxStreams ?? 100_000, o.pubsub?.maxTopics ?? 100_000) }, (topic) => broker?.interest(topic, false));
+
+  /** Deliver one topic message to this process's subscribers: number it, keep it, send it once. */
+  const deliver = (topic: string, json: string, publishedAt: number): Delivered => {
+    counters.messagesIn++;
+    counters.bytesIn += Buffer.byteLength(json);
+    // Standalone with history, a publish to a topic nobody follows starts its stream (history
+    // for later subscribers; the ttl sweep drops it); without history there is nothing to
+    // keep. With NATS we only hear of topics we have a stream for.
+    const s = broker === null && streams.keepsHistory ? streams.open(topic) : streams.get(topic);
+    if (s === undefined) return { delivered: 0, seq: null, epoch: null };
+    const frame = streams.append(s, (seq) => encodeMsg(topic, seq, json));
+    const n = s.active ? topics.publish(topic, frame) : 0;
+    if (n > 0) {
+      counters.messagesOut++;
+      counters.bytesOut += Buffer.byteLength(frame) * n;
+      observeLatency((nowMs() - publishedAt) / 1000);
+    }
+    return { delivered: n, seq: s.seq, epoch: s.epoch };
+  };
+
+  const onBrokerMessage = (m: BrokerMessage): void => {
+    const json = dataJson(m.data, m.contentType);
+    if (json === null) return; // claimed JSON and is not: not deliverable
+    const r = deliver(m.topic, json, m.publishedAt ?? nowMs());
+    if (m.id !== undefined && echoes.has(m.id)) echoes.set(m.id, r);
+  };
+  if (o.nats !== undefined) broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix }, onBrokerMessage);
+
+  const onInterest = (topic: string, active: boolean): void => {
+    if (active) {
+      const s = streams.open(topic)!; // room: maxStreams >= maxTopics, and only inactive streams are evicted
+      s.active = true;
+      broker?.interest(topic, true);
+    } else {
+      const s = streams.get(topic);
+      if (s !== undefined) streams.left(topic, s);
+    }
+  };
+
+  const wsHandler = createWebSocketHandler<Client>({
+    maxPayload: maxMessage,
+    pingInterval: o.pingInterval ?? 30_000,
+    onUpgrade(req) {
+      const query = new URLSearchParams(req.target.includes('?') ? req.target.slice(req.target.indexOf('?') + 1) : '');
+      const token = query.get('token') ?? bearer(req.headers.find(([n]) => n.toLowerCase() === 'authorization')?.[1]);
+      if (!auth.open && !token) {
+        counters.authFailures++;
+        return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
+      }
+      let querySub: Client['querySub'];
+      try {
+        querySub = parseQuerySub(query);
+      } catch {
+        return { status: 400 };
+      }
+      return { grant: null, token: token ?? undefined, req: { target: req.target, headers: req.headers }, querySub, early: [] } satisfies Client;
+    },
+    onOpen(ws) {
+      counters.clients++;
+      const c = ws.data;
+      verify(ws, c).catch(() => ws.terminate());
+    },
+    onMessage(ws, data, isBinary) {
+      const c = ws.data;
+      if (isBinary) {
+        ws.send(encodeError(new OpError('bad_request', 0, 'messages are JSON text')));
+        return;
+      }
+      if (c.grant === null) {
+        if (c.early!.length >= MAX_EARLY_MESSAGES) ws.close(1008, 'too many messages before authentication');
+        else c.early!.push(data.toString('utf8'));
+        return;
+      }
+      serve(ws, c, data.toString('utf8'));
+    },
+    onClose(ws) {
+      counters.clients--;
+      topics.closed(ws);
+    },
+  });
+
+  const topics: Topics = new LocalTopics(wsHandler, () => reactor!, o.pubsub ?? {}, onInterest);
+
+  async function verify(ws: WebSocket<Client>, c: Client): Promise<void> {
+    let grant: Grant;
+    try {
+      grant = await auth.verify(c.token);
+      if (o.authorize !== undefined && !(await o.authorize(grant, c.req!))) {
+        counters.authFailures++;
+        ws.close(4003, 'forbidden');
+        return;
+      }
+    } catch (err) {
+      counters.authFailures++;
+      if (err instanceof AuthError) ws.close(4001, `unauthorized: ${err.code}`);
+      else ws.close(1011, 'authorization failed');
+      return;
+    }
+    if (ws.readyState !== 'open') return;
+    c.grant = grant;
+    c.token = undefined;
+    c.req = null;
+    const early = c.early!;
+    c.early = null;
+    ws.send(encodeWelcome(grant.user));
+    if (c.querySub !== null) subscribe(ws, c, c.querySub);
+    c.querySub = null;
+    for (const text of early) serve(ws, c, text);
+  }
+
+  function serve(ws: WebSocket<Client>, c: Client, text: string): void {
+    let op: ClientOp;
+    try {
+      op = parseClientOp(text);
+    } catch (err) {
+      ws.send(encodeError(err as OpError));
+      return;
+    }
+    if (op.op === 'ping') ws.send(encodePong(op.id));
+    else if (op.op === 'sub') subscribe(ws, c, op);
+    else {
+      for (const t of op.topics) topics.unsubscribe(ws, t);
+      ws.send(encodeAck(op.id));
+    }
+  }
+
+  /** All of `op`'s topics or none: ack with each topic's position, then what it missed. */
+  function subscribe(ws: WebSocket<Client>, c: Client, op: Extract<ClientOp, { op: 'sub' }>): void {
+    const forbidden = op.topics.find((t) => !allowed(c.grant!.topics, t));
+    if (forbidden !== undefined) {
+      ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
+      return;
+    }
+    const added: string[] = [];
+    try {
+      for (const t of op.topics) if (topics.subscribe(ws, t)) added.push(t);
+    } catch (err) {
+      for (const t of added) topics.unsubscribe(ws, t);
+      const code = (err as C1mError).code === 'ERR_C1M_PUBSUB_LIMIT' ? 'limit' : 'invalid_topic';
+      ws.send(encodeError(new OpError(code, op.id, (err as Error).message)));
+      return;
+    }
+    const states: Record<string, TopicState> = {};
+    const missed: string[] = [];
+    for (const t of op.topics) {
+      const s: Stream = streams.get(t)!;
+      const state: TopicState = { seq: s.seq, epoch: s.epoch };
+      const since = op.since.get(t);
+      if (since !== undefined) {
+        const r = streams.recover(s, since.seq, since.epoch);
+        state.recovered = r.recovered;
+        for (const f of r.frames) missed.push(f);
+      }
+      states[t] = state;
+    }
+    ws.send(encodeAck(op.id, states));
+    for (const f of missed) ws.send(f);
+  }
+
+  /** `POST /publish/<topic>`: 200 `{delivered, seq, epoch}`; see docs/gateway.md for refusals. */
+  async function publish(req: HttpRequest, res: HttpResponse): Promise<void> {
+    const refuse = (status: number, message: string, extra?: Record<string, string>): void => {
+      counters.publishRefused++;
+      res.status(status).setHeader('Content-Type', 'application/json');
+      for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
+      res.end(JSON.stringify({ error: message }));
+    };
+    let topic = '';
+    try {
+      topic = decodeURIComponent(req.path.slice('/publish/'.length));
+    } catch {
+      // not a topic: below
+    }
+    if (!isTopic(topic)) return refuse(404, 'no such topic: a topic is [A-Za-z0-9_-] segments separated by dots');
+    const token = bearer(req.header('authorization'));
+    // The publish token; else a JWT granting the topic; an open gateway without a publish
+    // token lets anyone publish.
+    if (token !== undefined && auth.isPublishToken(token)) {
+      // granted
+    } else if (auth.open) {
+      if (auth.hasPublishToken) return refuse(401, 'the publish token is required', { 'WWW-Authenticate': 'Bearer' });
+    } else if (token === undefined) {
+      return refuse(401, 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' });
+    } else {
+      let grant: Grant;
+      try {
+        grant = await auth.verify(token);
+      } catch (err) {
+        return refuse(401, (err as Error).message, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
+      }
+      if (!allowed(grant.publish, topic)) return refuse(403, 'the token does not grant publishing to this topic');
+    }
+    const json = dataJson(req.body, req.header('content-type'));
+    if (json === null) return refuse(400, 'the body is not valid JSON (Content-Type says it is)');
+    let result: Delivered;
+    if (broker === null) {
+      result = deliver(topic, json, nowMs());
+    } else {
+      const id = randomUUID();
+      echoes.set(id, { delivered: 0, seq: null, epoch: null });
+      try {
+        await broker.publish(topic, req.body, req.header('content-type'), id);
+      } catch (err) {
+        return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
+      } finally {
+        result = echoes.get(id)!;
+        echoes.delete(id);
+      }
+    }
+    res.setHeader('Content-Type', 'application/json').end(JSON.stringify(result));
+  }
+
+  const upgrade = wsHandler.upgradeHook();
+  const metricsOn = o.metrics ?? true;
+  const http = createHttpHandler({
+    maxBodyBytes: maxMessage,
+    routes: metricsOn ? dashboardRoutes() : {},
+    onRequest(req, res) {
+      if (req.path.startsWith('/publish/')) {
+        if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
+        return publish(req, res);
+      }
+      res.status(404).end('Not Found');
+    },
+    onUpgrade(req, conn, head) {
+      if (req.path === '/ws') return upgrade(req, conn, head);
+      conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+    },
+  });
+
+  const untrack = await trackGateway(() => {
+    const st = topics.stats;
+    counters.subscriptions = st.subscriptions;
+    counters.topics = st.topics;
+    counters.drops = st.drops;
+    counters.slowClosed = st.slowClosed;
+    counters.deliveries = st.deliveries;
+    counters.brokerSubscriptions = broker?.subscriptions ?? 0;
+    counters.brokerUp = broker === null || broker.up ? 1 : 0;
+    return counters;
+  });
+
+  return {
+    ...http,
+    onReactor(r) {
+      reactor = r;
+      wsHandler.onReactor?.(r);
+      trackReactor(r); // its engine metrics, however the gateway was started (serve does it too)
+    },
+    onShutdown() {
+      // WebSockets get 1001; HTTP connections close after what they are sending.
+      wsHandler.onShutdown?.();
+      // (An HTTP connection's tag is 0; a WebSocket's never is.)
+      for (const conn of reactor?.connections() ?? []) if (conn.tag === 0) conn.close();
+      streams.close();
+      untrack();
+      if (reactor !== undefined) untrackReactor(reactor);
+      void broker?.close();
+    },
+  };
+}
+
+/** The handler module's entry (`serve` calls it in each thread or process). */
+export function createHandler(options: GatewayOptions = {}): Promise<Handler> {
+  return createGateway(options);
+}

@@ -1,0 +1,153 @@
+/**
+ * The gateway's client protocol (docs/gateway.md): JSON text messages, one per WebSocket
+ * message. Pure functions: parsing what a client sends, encoding what the server sends.
+ *
+ * Client -> server: `sub`, `unsub`, `ping`. Server -> client: `welcome`, `ack`, `error`,
+ * `pong`, and `msg`, the delivery, whose text depends only on the topic message (topic, seq,
+ * data), never on the subscriber, so it is encoded once and the same frame goes to every
+ * subscriber of the topic.
+ */
+import { isTopic } from './auth.js';
+
+/** A position in a topic's stream, as a client remembers it. */
+export interface Position {
+  seq: number;
+  epoch: string;
+}
+
+export type ClientOp =
+  | { op: 'sub'; id: number; topics: string[]; since: Map<string, Position> }
+  | { op: 'unsub'; id: number; topics: string[] }
+  | { op: 'ping'; id: number };
+
+/** Wire error codes (the `code` of an `error` op; also the close reasons of 4001). */
+export type ErrorCode = 'bad_request' | 'invalid_topic' | 'forbidden' | 'limit' | 'unavailable';
+
+/** A client message that cannot be served, with the id it carried (0 when none). */
+export class OpError extends Error {
+  readonly code: ErrorCode;
+  readonly id: number;
+  readonly topic: string | undefined;
+  constructor(code: ErrorCode, id: number, message: string, topic?: string) {
+    super(message);
+    this.code = code;
+    this.id = id;
+    this.topic = topic;
+  }
+}
+
+/** Most topics in one `sub` or `unsub`. */
+export const MAX_TOPICS_PER_OP = 100;
+
+const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isSeq = isId;
+
+function topicList(v: unknown, id: number): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_TOPICS_PER_OP) {
+    throw new OpError('bad_request', id, `topics must be an array of 1 to ${MAX_TOPICS_PER_OP} topics`);
+  }
+  for (const t of v) if (!isTopic(t)) throw new OpError('invalid_topic', id, 'not a valid topic', typeof t === 'string' ? t.slice(0, 128) : undefined);
+  return [...new Set(v as string[])];
+}
+
+/** Parse one client message. Errors: throws an `OpError` (the reply to send). */
+export function parseClientOp(text: string): ClientOp {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    throw new OpError('bad_request', 0, 'not JSON');
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) throw new OpError('bad_request', 0, 'not a JSON object');
+  const o = m as Record<string, unknown>;
+  const id = o.id === undefined ? 0 : o.id;
+  if (!isId(id)) throw new OpError('bad_request', 0, 'id must be a non-negative integer');
+  switch (o.op) {
+    case 'sub': {
+      const topics = topicList(o.topics, id);
+      const since = new Map<string, Position>();
+      if (o.since !== undefined) {
+        if (typeof o.since !== 'object' || o.since === null || Array.isArray(o.since)) throw new OpError('bad_request', id, 'since must be an object: topic -> {seq, epoch}');
+        for (const [topic, p] of Object.entries(o.since as Record<string, unknown>)) {
+          const pos = p as Partial<Position> | null;
+          if (!topics.includes(topic) || typeof pos !== 'object' || pos === null || !isSeq(pos.seq) || typeof pos.epoch !== 'string') {
+            throw new OpError('bad_request', id, 'since: each entry is a subscribed topic -> {seq, epoch}', isTopic(topic) ? topic : undefined);
+          }
+          since.set(topic, { seq: pos.seq, epoch: pos.epoch });
+        }
+      }
+      return { op: 'sub', id, topics, since };
+    }
+    case 'unsub':
+      return { op: 'unsub', id, topics: topicList(o.topics, id) };
+    case 'ping':
+      return { op: 'ping', id };
+    default:
+      throw new OpError('bad_request', id, 'op must be sub, unsub or ping');
+  }
+}
+
+/**
+ * The `sub` of a connect URL's query: `topics=a,b` and `since=a:12:EPOCH,b:3:EPOCH`.
+ * Returns null when the query names no topics. Errors: an `OpError` with id 0.
+ */
+export function parseQuerySub(query: URLSearchParams): Extract<ClientOp, { op: 'sub' }> | null {
+  const list = query.get('topics');
+  if (list === null || list === '') return null;
+  const topics = topicList(list.split(','), 0);
+  const since = new Map<string, Position>();
+  const s = query.get('since');
+  if (s !== null && s !== '') {
+    for (const item of s.split(',')) {
+      const [topic, seq, epoch, extra] = item.split(':');
+      if (extra !== undefined || !topics.includes(topic!) || !/^\d{1,15}$/.test(seq ?? '') || !epoch) {
+        throw new OpError('bad_request', 0, 'since is topic:seq:epoch,... for topics in topics=');
+      }
+      since.set(topic!, { seq: Number(seq), epoch });
+    }
+  }
+  return { op: 'sub', id: 0, topics, since };
+}
+
+/** What the server tells of one topic in an `ack` of `sub`. */
+export interface TopicState {
+  seq: number;
+  epoch: string;
+  /** Present when the client gave a position: whether every missed message follows. */
+  recovered?: boolean;
+}
+
+export const encodeAck = (id: number, topics?: Record<string, TopicState>): string =>
+  topics === undefined ? `{"op":"ack","id":${id}}` : JSON.stringify({ op: 'ack', id, topics });
+
+export const encodeError = (e: OpError): string =>
+  JSON.stringify(e.topic === undefined ? { op: 'error', id: e.id, code: e.code, message: e.message } : { op: 'error', id: e.id, code: e.code, message: e.message, topic: e.topic });
+
+export const encodeWelcome = (user: string): string => JSON.stringify({ op: 'welcome', user });
+
+export const encodePong = (id: number): string => `{"op":"pong","id":${id}}`;
+
+/**
+ * A delivery frame's text. `dataJson` is JSON text (already validated and normalised), so
+ * the frame is built by concatenation, once per topic message.
+ */
+export const encodeMsg = (topic: string, seq: number, dataJson: string): string =>
+  `{"op":"msg","topic":"${topic}","seq":${seq},"data":${dataJson}}`;
+
+/**
+ * The `data` of a published body, as JSON text: with a JSON content type the body must be
+ * JSON (normalised by a parse and a stringify, so a frame is always one valid JSON object);
+ * anything else is UTF-8 text and becomes a JSON string. Returns null for a body that claims
+ * JSON and is not.
+ */
+export function dataJson(body: Uint8Array, contentType: string | undefined): string | null {
+  const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  if (contentType !== undefined && /^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType.trim())) {
+    try {
+      return JSON.stringify(JSON.parse(text));
+    } catch {
+      return null;
+    }
+  }
+  return JSON.stringify(text);
+}

@@ -1,0 +1,95 @@
+/**
+ * The flags of `c1m serve gateway` (docs/gateway.md): their parseArgs spec, usage text, and
+ * their translation into the gateway's handler options. Argument parsing only; the gateway
+ * itself is src/apps/gateway, loaded by every worker as a handler module.
+ */
+import { readFileSync } from 'node:fs';
+
+export const GATEWAY_FLAGS = {
+  nats: { type: 'string' },
+  'nats-prefix': { type: 'string' },
+  history: { type: 'string' },
+  'history-bytes': { type: 'string' },
+  'history-ttl': { type: 'string' },
+  'jwt-secret': { type: 'string' },
+  'jwt-public-key': { type: 'string' },
+  'no-auth': { type: 'boolean' },
+  'publish-token': { type: 'string' },
+  'max-message': { type: 'string' },
+  'max-topics-per-connection': { type: 'string' },
+  'slow-subscriber': { type: 'string' },
+  'max-buffered': { type: 'string' },
+  'ping-interval': { type: 'string' },
+} as const;
+
+export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gateway.md):
+  --jwt-secret S | --jwt-public-key FILE | --no-auth
+                              how clients' tokens are checked: HS256 secret (or env
+                              C1M_JWT_SECRET), an RSA/P-256 public key in PEM (RS256/ES256),
+                              or no token at all (an open gateway: say so explicitly)
+  --publish-token T           a static bearer token for POST /publish/<topic> (or env
+                              C1M_PUBLISH_TOKEN), besides JWTs with a publish claim
+  --nats URL[,URL...]         fan-out through NATS across processes and machines (required
+                              with --processes/--threads above 1)
+  --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
+  --history N                 keep each topic's last N messages for recovery (default 0)
+  --history-bytes B           and at most B bytes of them per topic (default 1048576)
+  --history-ttl MS            keep a topic without subscribers this long (default 300000)
+  --max-message BYTES         largest published or client message (default 65536)
+  --max-topics-per-connection N  (default 100)
+  --slow-subscriber close|drop   past --max-buffered bytes queued to a subscriber, close it or
+  --max-buffered BYTES           skip its deliveries (default close, 4194304)
+  --ping-interval MS          WebSocket heartbeat (default 30000; 0 disables)`;
+
+type Values = Record<string, string | boolean | undefined>;
+const int = (s: string | boolean | undefined): number | undefined => (typeof s !== 'string' ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
+
+/** The gateway's handler options from its flags, or an error message. */
+export function gatewayOptions(v: Values, workers: number): { options: Record<string, unknown> } | { error: string } {
+  const secret = (v['jwt-secret'] as string | undefined) ?? process.env.C1M_JWT_SECRET;
+  const keyFile = v['jwt-public-key'] as string | undefined;
+  const ways = [secret !== undefined, keyFile !== undefined, v['no-auth'] === true].filter(Boolean).length;
+  if (ways !== 1) return { error: 'the gateway needs exactly one of --jwt-secret S, --jwt-public-key FILE, --no-auth' };
+  if (workers > 1 && v.nats === undefined) {
+    return { error: `${workers} workers need --nats URL: without a broker a message published in one worker would never reach the subscribers of the others` };
+  }
+  let jwtPublicKey: string | undefined;
+  if (keyFile !== undefined) {
+    try {
+      jwtPublicKey = readFileSync(keyFile, 'utf8');
+    } catch (e) {
+      return { error: `--jwt-public-key: ${(e as Error).message}` };
+    }
+  }
+  const numeric: [string, number | undefined][] = [
+    ['history', int(v.history)], ['history-bytes', int(v['history-bytes'])], ['history-ttl', int(v['history-ttl'])],
+    ['max-message', int(v['max-message'])], ['max-topics-per-connection', int(v['max-topics-per-connection'])],
+    ['max-buffered', int(v['max-buffered'])], ['ping-interval', int(v['ping-interval'])],
+  ];
+  const bad = numeric.find(([, n]) => Number.isNaN(n));
+  if (bad) return { error: `--${bad[0]} must be a non-negative integer` };
+  const slow = v['slow-subscriber'];
+  if (slow !== undefined && slow !== 'close' && slow !== 'drop') return { error: '--slow-subscriber is close or drop' };
+  const n = Object.fromEntries(numeric);
+  return {
+    options: {
+      jwtSecret: secret,
+      jwtPublicKey,
+      noAuth: v['no-auth'] === true ? true : undefined,
+      publishToken: (v['publish-token'] as string | undefined) ?? process.env.C1M_PUBLISH_TOKEN,
+      nats: v.nats,
+      natsPrefix: v['nats-prefix'],
+      history: n.history,
+      historyBytes: n['history-bytes'],
+      ttl: n['history-ttl'],
+      maxMessageBytes: n['max-message'],
+      pingInterval: n['ping-interval'],
+      pubsub: { maxTopicsPerConnection: n['max-topics-per-connection'], slowSubscriber: slow, maxBufferedBytes: n['max-buffered'] },
+    },
+  };
+}
+
+/** The name of a gateway flag given to another app, if any. */
+export function strayGatewayFlag(v: Values): string | undefined {
+  return Object.keys(GATEWAY_FLAGS).find((k) => v[k] !== undefined);
+}

@@ -1,0 +1,128 @@
+/**
+ * Prometheus metrics of a server, summed over its workers: each process (or worker thread)
+ * has one prom-client registry holding the engine's gauges (connections, batches, events,
+ * accept pauses of its reactors; memory; event-loop delay), to which applications add their
+ * own (`metricsRegistry()`). `gatherMetrics()` asks every worker for its registry as JSON
+ * (gather.ts) and merges them with prom-client's `AggregatorRegistry`: counters and gauges
+ * are summed, except those declared with another `aggregator` (event-loop delay: max).
+ *
+ * prom-client is loaded on first use, so a server that never asks for metrics never loads it.
+ * `serve({ metricsPort })` answers `GET /metrics` on its own port from the supervisor
+ * (node:http: an operations endpoint, not a hot path).
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
+import type { ListenAddress, Reactor } from '../core/types.js';
+import { gather, provide } from './gather.js';
+
+/** The gather key under which every worker provides its registry as JSON. */
+export const METRICS_KEY = 'c1m.metrics';
+
+const reactors = new Set<Reactor>();
+let registryP: Promise<Registry> | null = null;
+
+/** This thread's answer to a gather of METRICS_KEY (the registry is made on first ask). */
+const provideMetrics = (): void => provide(METRICS_KEY, async () => (await metricsRegistry()).getMetricsAsJSON());
+
+/** Count `reactor` in this process's engine metrics (every reactor serve starts is). */
+export function trackReactor(reactor: Reactor): void {
+  reactors.add(reactor);
+  provideMetrics();
+}
+
+/** Stop counting `reactor` (it closed). */
+export function untrackReactor(reactor: Reactor): void {
+  reactors.delete(reactor);
+}
+
+const sumStats = (k: 'connections' | 'batches' | 'events' | 'acceptPauses'): number => {
+  let n = 0;
+  for (const r of reactors) n += r.stats[k];
+  return n;
+};
+
+/**
+ * This thread's registry, with the engine's metrics (made on first call). Applications
+ * register their metrics in it (`registers: [registry]`), and they are gathered with the
+ * engine's. Metric names must be the same in every worker (they are summed by name).
+ */
+export function metricsRegistry(): Promise<Registry> {
+  provideMetrics();
+  registryP ??= (async () => {
+    const client = await import('prom-client');
+    const registry = new client.Registry();
+    const gauge = (name: string, help: string, read: () => number, aggregator: 'sum' | 'max' = 'sum'): void => {
+      new client.Gauge({ name, help, registers: [registry], aggregator, collect() { this.set(read()); } });
+    };
+    gauge('c1m_connections', 'Open connections (all reactors, all workers).', () => sumStats('connections'));
+    gauge('c1m_reactor_batches', 'Native-to-JS crossings that delivered events, since start (a counter).', () => sumStats('batches'));
+    gauge('c1m_reactor_events', 'Events delivered to JS, since start (a counter).', () => sumStats('events'));
+    gauge('c1m_accept_pauses', 'Accept pauses for lack of file descriptors or memory, since start.', () => sumStats('acceptPauses'));
+    gauge('c1m_workers', 'Worker processes or threads reporting.', () => 1);
+    gauge('c1m_memory_rss_bytes', 'Resident set size (summed over worker processes).', () => process.memoryUsage.rss());
+    gauge('c1m_memory_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);
+    gauge('c1m_memory_external_bytes', 'Memory of C++ objects bound to JS (buffers, the engine).', () => process.memoryUsage().external);
+    const delay = monitorEventLoopDelay({ resolution: 10 });
+    delay.enable();
+    // The delay since the last scrape: reset after each reading.
+    const delayMax = (): number => {
+      const v = Number.isFinite(delay.max) && delay.count > 0 ? delay.max / 1e9 : 0;
+      return v;
+    };
+    gauge('c1m_event_loop_delay_max_seconds', 'Longest event-loop delay since the previous scrape (max over workers).', delayMax, 'max');
+    gauge('c1m_event_loop_delay_mean_seconds', 'Mean event-loop delay since the previous scrape (max over workers).', () => {
+      const v = delay.count > 0 ? delay.mean / 1e9 : 0;
+      return v;
+    }, 'max');
+    new client.Gauge({
+      name: 'c1m_event_loop_delay_samples', help: 'Event-loop delay samples since the previous scrape.', registers: [registry],
+      collect() {
+        this.set(delay.count);
+        delay.reset();
+      },
+    });
+    return registry;
+  })();
+  return registryP;
+}
+
+/** Every worker's registry, merged. */
+async function aggregate(values: unknown[]): Promise<Registry> {
+  const client = await import('prom-client');
+  const list = values.filter((v): v is MetricObjectWithValues<MetricValue<string>>[] => Array.isArray(v));
+  return client.AggregatorRegistry.aggregate(list);
+}
+
+/** The Prometheus text of every worker of this server, summed. */
+export async function gatherMetrics(): Promise<{ text: string; contentType: string }> {
+  const r = await aggregate(await gather(METRICS_KEY));
+  return { text: await r.metrics(), contentType: r.contentType };
+}
+
+/** The same, as prom-client's JSON (for dashboards). */
+export async function gatherMetricsJson(): Promise<unknown[]> {
+  return (await aggregate(await gather(METRICS_KEY))).getMetricsAsJSON();
+}
+
+/** `GET /metrics` on its own port, from `collect` (every worker's registry JSON). */
+export async function startMetricsServer(port: number, host: string, collect: () => Promise<unknown[]>): Promise<{ address: ListenAddress; close(): Promise<void> }> {
+  const server: HttpServer = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end('Not Found');
+      return;
+    }
+    collect().then(aggregate).then(async (r) => {
+      res.writeHead(200, { 'Content-Type': r.contentType }).end(await r.metrics());
+    }).catch((err: Error) => {
+      res.writeHead(500, { 'Content-Type': 'text/plain' }).end(err.message);
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const a = server.address();
+  const address = { host, port: typeof a === 'object' && a !== null ? a.port : port };
+  return { address, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+}

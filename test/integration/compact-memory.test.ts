@@ -1,0 +1,55 @@
+/**
+ * serve({ compactMemory }): a prefork worker keeps V8's young generation at its start size
+ * (--max-semi-space-size=1 on its command line) under allocation churn; without the option
+ * the same churn grows it. Prefork workers are fresh processes, so the process-wide policy
+ * never touches the test runner.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { describe, test } from 'node:test';
+import { serve } from '../../src/index.js';
+import { nativeAvailable } from '../helpers/backends.js';
+
+const handler = new URL('../fixtures/young-gen.js', import.meta.url);
+
+function ask(port: number, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (d) => {
+      got += d;
+      if (got.endsWith('\n')) {
+        s.end();
+        resolve(got.trim());
+      }
+    });
+    s.on('error', reject);
+    s.write(line);
+  });
+}
+
+describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unavailable' }, () => {
+  for (const compactMemory of [true, false]) {
+    test(`processes: 1, compactMemory ${compactMemory}: the worker's young generation ${compactMemory ? 'stays at 1 MiB semi-spaces' : 'grows'} under churn`, async () => {
+      const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 1, compactMemory });
+      try {
+        const [pid] = srv.pids();
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+        assert.equal(argv.includes('--max-semi-space-size=1'), compactMemory, argv.join(' '));
+        const newSpace = Number(await ask(srv.address.port, 'GROW\n'));
+        assert.ok(Number.isInteger(newSpace) && newSpace > 0, `new space ${newSpace}`);
+        // Two semi-spaces of 1 MiB with the option; V8 grows them to 8-16 MiB each without it.
+        if (compactMemory) assert.ok(newSpace <= 2 << 20, `new space ${newSpace} B`);
+        else assert.ok(newSpace > 4 << 20, `new space ${newSpace} B`);
+      } finally {
+        await srv.close(1000);
+      }
+    });
+  }
+
+  test('a non-boolean compactMemory is refused', async () => {
+    await assert.rejects(serve({ handler, port: 0, compactMemory: 1 as unknown as boolean }), { code: 'ERR_C1M_INVALID_OPTION' });
+  });
+});

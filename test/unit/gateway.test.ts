@@ -1,0 +1,139 @@
+/**
+ * The gateway's pure parts, without sockets: topic patterns, the client protocol's parsing
+ * and encoding, published data as JSON, and the history's bounds (messages, bytes, epochs,
+ * streams).
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { isTopic, topicMatches } from '../../src/apps/gateway/auth.js';
+import { Streams } from '../../src/apps/gateway/history.js';
+import { OpError, dataJson, encodeMsg, parseClientOp, parseQuerySub } from '../../src/apps/gateway/protocol.js';
+
+describe('gateway: topics and patterns', () => {
+  test('topic names: dot-separated segments of [A-Za-z0-9_-], at most 128 characters', () => {
+    for (const t of ['a', 'news.sport', 'user-42.inbox_1', 'x'.repeat(128)]) assert.ok(isTopic(t), t);
+    for (const t of ['', '.a', 'a.', 'a..b', 'a b', 'a.*', 'a.>', 'a:b', 'é', 'x'.repeat(129), 42]) assert.ok(!isTopic(t), String(t));
+  });
+
+  test('patterns follow NATS subject rules: * is one segment, a final > one or more', () => {
+    const cases: [string, string, boolean][] = [
+      ['news.sport', 'news.sport', true], ['news.sport', 'news.tech', false],
+      ['news.*', 'news.sport', true], ['news.*', 'news', false], ['news.*', 'news.sport.live', false],
+      ['news.>', 'news.sport', true], ['news.>', 'news.sport.live', true], ['news.>', 'news', false],
+      ['*.inbox', 'u1.inbox', true], ['*.inbox', 'u1.outbox', false], ['>', 'anything.at.all', true],
+      ['a.>.b', 'a.x.b', false], ['*', 'a', true], ['*', 'a.b', false],
+    ];
+    for (const [p, t, want] of cases) assert.equal(topicMatches(p, t), want, `${p} ~ ${t}`);
+  });
+});
+
+describe('gateway: client protocol', () => {
+  test('sub, unsub, ping parse; topics deduplicated; since by topic', () => {
+    assert.deepEqual(parseClientOp('{"op":"sub","id":1,"topics":["a","b","a"]}'), { op: 'sub', id: 1, topics: ['a', 'b'], since: new Map() });
+    const s = parseClientOp('{"op":"sub","id":2,"topics":["a"],"since":{"a":{"seq":5,"epoch":"e-1"}}}');
+    assert.deepEqual(s, { op: 'sub', id: 2, topics: ['a'], since: new Map([['a', { seq: 5, epoch: 'e-1' }]]) });
+    assert.deepEqual(parseClientOp('{"op":"unsub","topics":["a"]}'), { op: 'unsub', id: 0, topics: ['a'] });
+    assert.deepEqual(parseClientOp('{"op":"ping","id":9}'), { op: 'ping', id: 9 });
+  });
+
+  test('what cannot be served: an OpError with its wire code and the id it carried', () => {
+    const cases: [string, string, number][] = [
+      ['nope', 'bad_request', 0], ['[1]', 'bad_request', 0], ['{"op":"sub","id":-1,"topics":["a"]}', 'bad_request', 0],
+      ['{"op":"sub","id":3}', 'bad_request', 3], ['{"op":"sub","id":3,"topics":["a.*"]}', 'invalid_topic', 3],
+      [`{"op":"sub","id":4,"topics":${JSON.stringify(Array.from({ length: 101 }, (_, i) => `t${i}`))}}`, 'bad_request', 4],
+      ['{"op":"sub","id":5,"topics":["a"],"since":{"a":{"seq":"1","epoch":"e"}}}', 'bad_request', 5],
+      ['{"op":"pub","id":6}', 'bad_request', 6],
+    ];
+    for (const [text, code, id] of cases) {
+      assert.throws(() => parseClientOp(text), (e: unknown) => e instanceof OpError && e.code === code && e.id === id, text);
+    }
+  });
+
+  test('the connect query: topics=a,b and since=topic:seq:epoch', () => {
+    assert.equal(parseQuerySub(new URLSearchParams('token=x')), null);
+    const q = parseQuerySub(new URLSearchParams('topics=a,b&since=a:12:ab12-3'));
+    assert.deepEqual(q, { op: 'sub', id: 0, topics: ['a', 'b'], since: new Map([['a', { seq: 12, epoch: 'ab12-3' }]]) });
+    for (const bad of ['topics=a&since=b:1:e', 'topics=a&since=a:x:e', 'topics=a&since=a:1', 'topics=a,,b']) {
+      assert.throws(() => parseQuerySub(new URLSearchParams(bad)), OpError, bad);
+    }
+  });
+
+  test('published data: JSON content types must be JSON (normalised), anything else is a JSON string', () => {
+    const b = (s: string): Buffer => Buffer.from(s);
+    assert.equal(dataJson(b('{ "a" : [1, 2] }'), 'application/json'), '{"a":[1,2]}');
+    assert.equal(dataJson(b('{"a":1}'), 'application/cloudevents+json; charset=utf-8'), '{"a":1}');
+    assert.equal(dataJson(b('{oops'), 'application/json'), null);
+    assert.equal(dataJson(b('{"a":1}'), 'text/plain'), '"{\\"a\\":1}"');
+    assert.equal(dataJson(b('héllo "q"\n'), undefined), '"héllo \\"q\\"\\n"');
+    // A frame is one JSON object, whatever the data.
+    const frame = encodeMsg('t.x', 3, dataJson(b('</script>"'), undefined)!);
+    assert.deepEqual(JSON.parse(frame), { op: 'msg', topic: 't.x', seq: 3, data: '</script>"' });
+  });
+});
+
+describe('gateway: streams and history', () => {
+  const frame = (seq: number): string => `frame-${seq}`;
+
+  test('at most N messages per topic; recovery from a kept position, not from a lost one or another epoch', () => {
+    const st = new Streams({ history: 3 }, () => {});
+    const s = st.open('t')!;
+    for (let i = 0; i < 5; i++) st.append(s, frame);
+    assert.equal(s.seq, 5);
+    assert.deepEqual(st.recover(s, 2, s.epoch), { recovered: true, frames: ['frame-3', 'frame-4', 'frame-5'] });
+    assert.deepEqual(st.recover(s, 4, s.epoch), { recovered: true, frames: ['frame-5'] });
+    assert.deepEqual(st.recover(s, 5, s.epoch), { recovered: true, frames: [] });
+    assert.deepEqual(st.recover(s, 1, s.epoch), { recovered: false, frames: [] });
+    assert.deepEqual(st.recover(s, 6, s.epoch), { recovered: false, frames: [] }, 'ahead of the stream');
+    assert.deepEqual(st.recover(s, 4, 'other-1'), { recovered: false, frames: [] });
+    st.close();
+  });
+
+  test('at most historyBytes per topic; without history only the count', () => {
+    const st = new Streams({ history: 100, historyBytes: 20 }, () => {});
+    const s = st.open('t')!;
+    for (let i = 0; i < 10; i++) st.append(s, () => 'x'.repeat(8));
+    assert.equal(s.frames.length, 2);
+    assert.ok(s.bytes <= 20);
+    assert.deepEqual(st.recover(s, 8, s.epoch).frames.length, 2);
+    const none = new Streams({}, () => {});
+    const n = none.open('t')!;
+    none.append(n, frame);
+    assert.equal(n.frames.length, 0);
+    assert.deepEqual(none.recover(n, 0, n.epoch), { recovered: false, frames: [] });
+    st.close();
+  });
+
+  test('streams: dropped with their last subscriber without history, after the ttl with it; a new stream has a new epoch', () => {
+    const dropped: string[] = [];
+    const none = new Streams({}, (t) => dropped.push(t));
+    const a = none.open('a')!;
+    a.active = true;
+    none.left('a', a);
+    assert.deepEqual(dropped, ['a']);
+    assert.notEqual(none.open('a')!.epoch, a.epoch);
+    const kept = new Streams({ history: 5, ttl: 1000 }, (t) => dropped.push(t));
+    const b = kept.open('b')!;
+    b.active = true;
+    kept.left('b', b);
+    kept.sweep(b.used + 999);
+    assert.equal(kept.get('b'), b);
+    kept.sweep(b.used + 1000);
+    assert.equal(kept.get('b'), undefined);
+    assert.deepEqual(dropped, ['a', 'b']);
+    kept.close();
+  });
+
+  test('at most maxStreams: the least recently used inactive stream makes room; none when all are active', () => {
+    const dropped: string[] = [];
+    const st = new Streams({ history: 1, maxStreams: 2 }, (t) => dropped.push(t));
+    const x = st.open('x')!;
+    const y = st.open('y')!;
+    y.used = x.used + 1;
+    assert.ok(st.open('z'));
+    assert.deepEqual(dropped, ['x']);
+    st.get('y')!.active = true;
+    st.get('z')!.active = true;
+    assert.equal(st.open('w'), undefined);
+    st.close();
+  });
+});
