@@ -27,6 +27,7 @@ import {
 } from '../core/handler-contract.js';
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
+import { stageBroadcast, type BroadcastArea } from './native-broadcast.js';
 import { closeReason } from './native-reasons.js';
 import { tlsContext, tlsFailure, tlsInfo } from './native-tls.js';
 import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, toBytes, type ResolvedOptions } from '../core/options.js';
@@ -80,6 +81,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
    *  write to the same connection right after it extends it. -1: none since the last flush. */
   #mergeAt = 0;
   #mergeEnd = -1;
+  /** Broadcast staging (native-broadcast.ts); its `castEnd` is reset wherever the area is consumed. */
+  readonly #castArea: BroadcastArea;
   #mergeFd = -1;
   #mergeGen = 0;
   #placeAt = 0;
@@ -169,6 +172,11 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#send = Buffer.from(send);
     this.#sendI32 = new Int32Array(send);
     this.#ctl = new Int32Array(ctl);
+    this.#castArea = {
+      send: this.#send, sendI32: this.#sendI32, ctl: this.#ctl, L, size: SEND_AREA, op: this.k.OP_BROADCAST, castAt: -1, castEnd: -1,
+      alive: (fd, gen) => this.#alive(fd, gen),
+      flush: () => this.#flushNow(),
+    };
     this.#staged = new Uint32Array(this.#nslots);
     const tickMs = opts.timerResolution;
     this.#h = b.create(
@@ -366,7 +374,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
   }
 
   #flushNow(): void {
-    this.#mergeEnd = -1;
+    this.#mergeEnd = this.#castArea.castEnd = -1;
     if (this.#released) return;
     if (this.#ctl[this.#sendUsed] !== 0) this.#b.flush(this.#h);
     this.#resetStaged();
@@ -484,8 +492,6 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const bytes = toBytes(data);
     const n = ids.length;
     if (n === 0) return 0;
-    // Stage as one command per chunk of ids that fits the send area with the payload.
-    const L = this.#L, hdr = L.cmdBytes, mask = L.cmdAlignMask, idWords = L.idBytes >> 2;
     if (bytes.length + 64 > SEND_AREA / 2) {
       let count = 0;
       for (let i = 0; i < n; i++) {
@@ -497,37 +503,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
       }
       return count;
     }
-    let count = 0;
-    let i = 0;
-    while (i < n) {
-      let used = this.#ctl[L.ctlSendUsed]!;
-      const payloadRoom = SEND_AREA - used - hdr - bytes.length - mask;
-      if (payloadRoom < 64) {
-        this.#flushNow();
-        continue;
-      }
-      const maxIds = Math.floor(payloadRoom / L.idBytes);
-      const base = (used + hdr) >> 2;
-      let k = 0;
-      for (; i < n && k < maxIds; i++) {
-        const id = ids[i]!;
-        const fd = id % TWO32, gen = Math.floor(id / TWO32);
-        if (!this.#alive(fd, gen)) continue;
-        this.#sendI32[base + idWords * k + L.idFd] = fd;
-        this.#sendI32[base + idWords * k + L.idGen] = gen;
-        k++;
-      }
-      if (k === 0) break;
-      const h = used >> 2;
-      this.#sendI32[h + L.cmdOp] = this.k.OP_BROADCAST;
-      this.#sendI32[h + L.cmdFd] = k;
-      this.#sendI32[h + L.cmdGen] = 0;
-      this.#sendI32[h + L.cmdLen] = bytes.length;
-      this.#send.set(bytes, used + hdr + k * L.idBytes);
-      used += hdr + ((k * L.idBytes + bytes.length + mask) & ~mask);
-      this.#ctl[L.ctlSendUsed] = used;
-      count += k;
-    }
+    const count = stageBroadcast(this.#castArea, ids, bytes);
     this.#scheduleFlush();
     return count;
   }
@@ -617,7 +593,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#batches++;
     this.#events += n;
     this.#resetStaged();
-    this.#mergeEnd = -1; // native code consumed the staged area after the previous batch
+    this.#mergeEnd = this.#castArea.castEnd = -1; // native code consumed the staged area after the previous batch
     const ev = this.#ev, k = this.k, L = this.#L, W = L.evWords, h = this.#handler;
     const KIND = L.evKind, FD = L.evFd, GEN = L.evGen;
     try {
@@ -693,7 +669,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
       }
     } finally {
       this.#inBatch = false;
-      this.#mergeEnd = -1; // ... and consumes it after this one
+      this.#mergeEnd = this.#castArea.castEnd = -1; // ... and consumes it after this one
     }
     this.#updateRef();
     this.#maybeFinish();

@@ -1,5 +1,7 @@
 /**
- * broadcast(ids, bytes): the same bytes to many connections, stale ids skipped, on both backends.
+ * broadcast(ids, bytes): the same bytes to many connections, stale ids skipped, on both backends;
+ * consecutive broadcasts (merged into one command on the native backend when they name the same
+ * ids) keep every connection's bytes in the order they were sent.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -50,6 +52,42 @@ for (const backend of backends) {
         assert.ok(got.subarray(10).every((b) => b === 0x5a));
       }
       for (const c of live) c.destroy();
+      await reactor.close(1000);
+    });
+
+    test('a burst of broadcasts, with writes and other id lists between, arrives in order', GUARD, async () => {
+      const conns: Connection[] = [];
+      const reactor = createReactor({ onOpen: (conn: Connection) => void conns.push(conn) }, { backend });
+      const { port } = await reactor.listen({ port: 0, host: HOST });
+      const clients = await Promise.all(Array.from({ length: 30 }, () => rawClient(port)));
+      await waitFor(() => conns.length === 30, '30 opens');
+      const ids = conns.map((c) => c.id);
+      const half = ids.slice(0, 15);
+      const expected = new Map<number, string>(ids.map((id) => [id, '']));
+      const cast = (list: number[], text: string): void => {
+        assert.equal(reactor.broadcast(Float64Array.from(list), text), list.length);
+        for (const id of list) expected.set(id, expected.get(id) + text);
+      };
+      // Identical lists back to back (merged), a write between, a different list, a reordered
+      // list (not merged: order of ids differs), then a burst large enough to fill the area.
+      cast(ids, 'a');
+      cast(ids, 'b');
+      cast(ids, 'c');
+      conns[3]!.write('w');
+      expected.set(ids[3]!, expected.get(ids[3]!) + 'w');
+      cast(ids, 'd');
+      cast(half, 'e');
+      cast(ids, 'f');
+      cast([...ids].reverse(), 'g');
+      cast(ids, 'h');
+      for (let i = 0; i < 200; i++) cast(ids, `${'x'.repeat(5000)}${i % 10}`);
+      cast(ids, 'z');
+      // Accepts need not follow the clients' order: pair them by port.
+      const byPort = new Map(clients.map((c) => [c.socket.localPort, c]));
+      const clientOf = (i: number) => byPort.get(conns[i]!.remotePort)!;
+      await Promise.all(ids.map((id, i) => clientOf(i).waitBytes(expected.get(id)!.length)));
+      ids.forEach((id, i) => assert.equal(clientOf(i).text(), expected.get(id), `connection ${i}`));
+      for (const c of clients) c.destroy();
       await reactor.close(1000);
     });
   });

@@ -58,6 +58,9 @@ export {
   type UpgradeRejection,
   type WebSocketHandler,
   type WebSocketServerOptions,
+  type WsPubSubOptions,
+  type WsPubSubStats,
+  type WsPublishOptions,
 } from './server.js';
 export {
   ClientWebSocket,

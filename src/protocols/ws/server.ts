@@ -66,6 +66,10 @@ import {
 import { WS_VERSION, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
+import { CODE_TRY_AGAIN_LATER, WsTopics, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './server-pubsub.js';
+import { checkTopic } from '../pubsub/index.js';
+
+export type { WsPubSubOptions, WsPubSubStats, WsPublishOptions } from './server-pubsub.js';
 
 export { HOLD_FRAME_BYTES } from './framing.js';
 
@@ -143,6 +147,19 @@ export interface WebSocketServerOptions<T = unknown> {
    * `PerMessageDeflateOptions` and docs/websocket.md for the memory and CPU it costs.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * Topics (`ws.subscribe`, `handler.publish(topic, ...)`): limits and the slow-subscriber
+   * policy. Defaults: `PUBSUB_DEFAULTS` (64 topics per WebSocket, 100,000 topics, names up to
+   * 256 UTF-8 bytes, slow subscribers past 1 MiB buffered closed with 1013).
+   */
+  pubsub?: WsPubSubOptions;
+  /**
+   * `active` true when the first WebSocket of this handler subscribed to `topic`, false after
+   * the last one left it (unsubscribe, close frame, or close). For a gateway that relays
+   * topics between processes. What it throws reaches the caller of `subscribe`/`unsubscribe`
+   * (when it is a close, the engine's `onError`).
+   */
+  onTopicInterest?(topic: string, active: boolean): void;
 }
 
 /** Defaults of `WebSocketServerOptions`. */
@@ -171,6 +188,22 @@ export interface WebSocketHandler extends Handler {
    * Backpressure: none is reported; check `ws.bufferedAmount` for slow clients.
    */
   publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary?: boolean): number;
+  /**
+   * Publish `message` to every open WebSocket of this handler subscribed to `topic`: the frame
+   * is encoded once (compressed once per distinct agreement with `options.compress`) and
+   * written with `reactor.broadcast`, one crossing for all local subscribers. Returns the
+   * number of subscribers it was queued for.
+   *
+   * Backpressure: never waits. A subscriber past `pubsub.maxBufferedBytes` is closed with 1013
+   * (`slowSubscriber: 'close'`) or skipped (`'drop'`); see `pubsubStats`.
+   * Errors: `ERR_C1M_WS_INVALID_ARGUMENT` when the topic has subscribers but the handler was
+   * never given its reactor (`onReactor`).
+   */
+  publish(topic: string, message: Uint8Array | string, options?: WsPublishOptions): number;
+  /** Open WebSockets of this handler subscribed to `topic`. */
+  subscriberCount(topic: string): number;
+  /** Counters of this handler's topics. A fresh object per read. */
+  readonly pubsubStats: WsPubSubStats;
   /**
    * An `onUpgrade` hook for `createHttpHandler`, to serve WebSockets and HTTP on one port:
    * the upgrade request goes through this handler's own checks (the same answers, 101 or a
@@ -226,9 +259,35 @@ class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<u
   readonly codecList: PerMessageDeflate[] = [];
   readonly #codecIndex = new Map<string, number>();
   shuttingDown = false;
+  /** The handler's topics: a WebSocket is subscribed only while open (see the overrides below). */
+  readonly topics: WsTopics;
   constructor(opts: WebSocketServerOptions<unknown>, pingInterval: number, closeTimeout: number, deflate: ResolvedDeflateOptions | null) {
     super('server', opts, closeTimeout, pingInterval);
     this.deflate = deflate;
+    const interest = opts.onTopicInterest;
+    this.topics = new WsTopics(opts.pubsub, typeof interest === 'function' ? (topic, active) => interest.call(opts, topic, active) : interest);
+  }
+  // A WebSocket leaves its topics as soon as it is no longer open: no data frame may follow our
+  // close frame, and a publish then needs no state check per subscriber.
+  override fail(conn: Connection, ws: WebSocket<unknown>, err: WsProtocolError): void {
+    super.fail(conn, ws, err);
+    this.topics.table.removeAll(conn.id);
+  }
+  override peerClosed(conn: Connection, code: number | undefined, reason: string): void {
+    super.peerClosed(conn, code, reason);
+    this.topics.table.removeAll(conn.id);
+  }
+  override startClose(conn: Connection, code: number | undefined, reason: string): void {
+    super.startClose(conn, code, reason);
+    this.topics.table.removeAll(conn.id);
+  }
+  override abort(conn: Connection): void {
+    super.abort(conn);
+    this.topics.table.removeAll(conn.id);
+  }
+  /** A slow subscriber (see server-pubsub.ts): close with 1013. */
+  closeSlow(conn: Connection): void {
+    if ((conn.tag & (WS | NOT_OPEN)) === WS) this.startClose(conn, CODE_TRY_AGAIN_LATER, '');
   }
   socket(conn: Connection): WebSocket<unknown> {
     return createSocket(conn, this);
@@ -389,6 +448,41 @@ export class WebSocket<T = unknown> {
     this.#shared.abort(conn);
   }
 
+  /**
+   * Subscribe to `topic` (for `handler.publish(topic, ...)`). Returns true if newly
+   * subscribed, false if it already was or the WebSocket is not open. A WebSocket leaves all
+   * its topics when it stops being open (close frame sent or received, failure, close).
+   *
+   * Memory: no object per WebSocket or subscription (about 16 bytes per subscription; see
+   * docs/websocket.md). Errors: `ERR_C1M_PUBSUB_TOPIC` for a name that is empty, longer than
+   * `pubsub.maxTopicLength` UTF-8 bytes, not valid UTF-8 or with a control character;
+   * `ERR_C1M_PUBSUB_LIMIT` past `pubsub.maxTopicsPerConnection` or `pubsub.maxTopics`.
+   */
+  subscribe(topic: string): boolean {
+    const conn = this.#conn;
+    const table = this.#shared.topics.table;
+    if ((conn.tag & (WS | NOT_OPEN)) !== WS || !conn.open) {
+      checkTopic(topic, table.maxTopicLength);
+      return false;
+    }
+    return table.subscribe(conn.id, topic);
+  }
+
+  /** Leave `topic`. Returns true if the WebSocket was subscribed to it. */
+  unsubscribe(topic: string): boolean {
+    return this.#shared.topics.table.unsubscribe(this.#conn.id, topic);
+  }
+
+  /** True while the WebSocket is subscribed to `topic` (never once it is closing). */
+  isSubscribed(topic: string): boolean {
+    return this.#shared.topics.table.isSubscribed(this.#conn.id, topic);
+  }
+
+  /** The topics this WebSocket is subscribed to, in no particular order. */
+  getTopics(): string[] {
+    return this.#shared.topics.table.topicsOf(this.#conn.id);
+  }
+
   static {
     createSocket = (conn, shared) => new WebSocket(conn, shared);
   }
@@ -485,7 +579,7 @@ class WsServer implements WebSocketHandler {
       protocols === undefined || typeof protocols === 'function' || (Array.isArray(protocols) && protocols.every((p) => typeof p === 'string')),
       'protocols', 'an array of strings or a function', protocols,
     );
-    for (const name of ['onUpgrade', 'onOpen', 'onMessage', 'onClose', 'onDrain', 'onPing', 'onPong', 'onError'] as const) {
+    for (const name of ['onUpgrade', 'onOpen', 'onMessage', 'onClose', 'onDrain', 'onPing', 'onPong', 'onError', 'onTopicInterest'] as const) {
       checkOption(opts[name] === undefined || typeof opts[name] === 'function', name, 'a function', typeof opts[name]);
     }
     const perMessageDeflate = opts.perMessageDeflate ?? WS_SERVER_DEFAULTS.perMessageDeflate;
@@ -540,7 +634,23 @@ class WsServer implements WebSocketHandler {
     return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver });
   }
 
-  publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary: boolean = typeof message !== 'string'): number {
+  publish(topic: string, message: Uint8Array | string, options?: WsPublishOptions): number;
+  publish(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary?: boolean): number;
+  publish(target: Reactor | string, second: ArrayLike<number> | Uint8Array | string, third?: Uint8Array | string | WsPublishOptions, fourth?: boolean): number {
+    if (typeof target === 'string') return this.#shared.topics.publish(this.#shared, target, second as Uint8Array | string, third as WsPublishOptions | undefined);
+    const message = third as Uint8Array | string;
+    return this.#publishIds(target, second as ArrayLike<number>, message, fourth ?? typeof message !== 'string');
+  }
+
+  subscriberCount(topic: string): number {
+    return this.#shared.topics.table.subscriberCount(topic);
+  }
+
+  get pubsubStats(): WsPubSubStats {
+    return this.#shared.topics.stats;
+  }
+
+  #publishIds(reactor: Reactor, ids: ArrayLike<number>, message: Uint8Array | string, isBinary: boolean): number {
     const opcode = isBinary ? Opcode.Binary : Opcode.Text;
     const shared = this.#shared;
     const plain: number[] = [];
@@ -617,7 +727,12 @@ class WsServer implements WebSocketHandler {
     const x = (tag & EXTRA) !== 0 ? s.extras.get(conn.id) : undefined;
     const handshake = (tag & (CLOSE_RECEIVED | FAILED)) !== 0 && x !== undefined;
     try {
-      s.opts.onClose?.(createSocket(conn, s), handshake ? x.code : CODE_ABNORMAL, handshake ? x.reason : '');
+      try {
+        // Usually done when it stopped being open; not after a reset or a callback that threw.
+        s.topics.table.removeAll(conn.id);
+      } finally {
+        s.opts.onClose?.(createSocket(conn, s), handshake ? x.code : CODE_ABNORMAL, handshake ? x.reason : '');
+      }
     } finally {
       if (x !== undefined) s.extras.delete(conn.id);
     }
