@@ -36,6 +36,11 @@ const READ_BUDGET = 64 * 1024;
 /** Writes larger than this skip the send area and go out in their own crossing. */
 const DIRECT_WRITE = 128 * 1024;
 const TWO32 = 2 ** 32;
+/**
+ * `Uint8Array.prototype.set`, called with `.call`: a `.set` load on a typed array stays a
+ * generic LoadIC call in optimized code (V8 11), about 4 ns per staged write.
+ */
+const copyInto = Uint8Array.prototype.set;
 
 /** Hand-off balancing across sub-reactors (threads mode). */
 export type Balance = 'round-robin' | 'least-connections' | 'hash';
@@ -254,7 +259,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     }
     const dst = this.#place(fd, gen, len < 0 ? data.length * 3 : len);
     if (typeof data === 'string') len = this.#send.write(data, dst, 'utf8');
-    else this.#send.set(data, dst);
+    else copyInto.call(this.#send, data, dst);
     return this.#commit(fd, gen, len);
   }
 
@@ -270,7 +275,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     }
     const dst = this.#place(fd, gen, len);
     putHeader(this.#send, dst, header, headerBytes);
-    this.#send.set(data, dst + headerBytes);
+    copyInto.call(this.#send, data, dst + headerBytes);
     return this.#commit(fd, gen, len);
   }
 
