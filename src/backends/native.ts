@@ -248,16 +248,16 @@ export class NativeReactor implements Reactor, ConnectionHost {
 
   /** Stage `data` for fd/gen. Returns false past the high-water mark or for a stale id. */
   write(fd: number, gen: number, data: Uint8Array | string): boolean {
-    if (!this.#alive(fd, gen)) return false;
     let len: number;
     if (typeof data === 'string') {
       len = data.length * 3 <= DIRECT_WRITE ? -1 : Buffer.byteLength(data);
-      if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, Buffer.from(data));
+      if (len > DIRECT_WRITE) return this.#alive(fd, gen) && this.#writeDirect(fd, gen, Buffer.from(data));
     } else {
       len = data.length;
-      if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, data);
+      if (len > DIRECT_WRITE) return this.#alive(fd, gen) && this.#writeDirect(fd, gen, data);
     }
     const dst = this.#place(fd, gen, len < 0 ? data.length * 3 : len);
+    if (dst < 0) return false;
     if (typeof data === 'string') len = this.#send.write(data, dst, 'utf8');
     else copyInto.call(this.#send, data, dst);
     return this.#commit(fd, gen, len);
@@ -265,31 +265,36 @@ export class NativeReactor implements Reactor, ConnectionHost {
 
   /** `write` of a 1 to 4 byte header (checked by the caller) and `data`. */
   writeWithHeader(fd: number, gen: number, header: number, headerBytes: number, data: Uint8Array): boolean {
-    if (!this.#alive(fd, gen)) return false;
     const len = headerBytes + data.length;
     if (len > DIRECT_WRITE) {
+      if (!this.#alive(fd, gen)) return false;
       const frame = Buffer.allocUnsafe(len);
       putHeader(frame, 0, header, headerBytes);
       frame.set(data, headerBytes);
       return this.#writeDirect(fd, gen, frame);
     }
     const dst = this.#place(fd, gen, len);
+    if (dst < 0) return false;
     putHeader(this.#send, dst, header, headerBytes);
     copyInto.call(this.#send, data, dst + headerBytes);
     return this.#commit(fd, gen, len);
   }
 
   /**
-   * Where `room` more bytes for fd/gen go in the send area. Consecutive writes to one
-   * connection extend its last staged write: one command header, no padding between them (a
-   * WebSocket frame's header and payload, a pipelined reply). Flushes first when the area is
-   * full. Sets #placeAt/#placePrior for `#commit`.
+   * Where `room` more bytes for fd/gen go in the send area, or -1 for a stale id. Consecutive
+   * writes to one connection extend its last staged write: one command header, no padding
+   * between them (a WebSocket frame's header and payload, a pipelined reply). Such a write
+   * needs no liveness check: the connection was alive at the write it extends, and only native
+   * code changes the slot table, which has not run since (a flush resets #mergeEnd). Flushes
+   * first when the area is full. Sets #placeAt/#placePrior for `#commit`.
    */
   #place(fd: number, gen: number, room: number): number {
     let at = this.#ctl[this.#sendUsed]!, prior = 0;
     if (at === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
       at = this.#mergeAt;
       prior = this.#sendI32[(at >> 2) + this.#cmdLen]!;
+    } else if (!this.#alive(fd, gen)) {
+      return -1;
     }
     const hdr = this.#cmdBytes;
     if (at + hdr + prior + room + this.#alignMask > SEND_AREA) {
@@ -301,29 +306,33 @@ export class NativeReactor implements Reactor, ConnectionHost {
     return at + hdr + prior;
   }
 
-  /** Account `len` bytes copied where `#place` said: the command header, staged bytes, backpressure. */
+  /**
+   * Account `len` bytes copied where `#place` said: the command header, staged bytes,
+   * backpressure. Extending a staged write (prior > 0) leaves what its first write set: the
+   * command's fd and gen, the merge target, the flush already scheduled (or the batch's end).
+   */
   #commit(fd: number, gen: number, len: number): boolean {
     const at = this.#placeAt, prior = this.#placePrior;
     const staged = this.#staged[fd]! + len;
-    if (staged === len) this.#touched.push(fd);
     this.#staged[fd] = staged;
     const ok = this.#slots[fd * this.#slotWords + this.#slotOutLen]! + staged <= this.#highWater;
     const i = at >> 2, mask = this.#alignMask;
     if (prior === 0) {
+      if (staged === len) this.#touched.push(fd);
       this.#sendI32[i + this.#cmdOp] = ok ? this.#opWrite : this.#opWrite | this.#wantDrain;
       this.#sendI32[i + this.#cmdFd] = fd;
       this.#sendI32[i + this.#cmdGen] = gen;
+      this.#mergeAt = at;
+      this.#mergeFd = fd;
+      this.#mergeGen = gen;
+      this.#scheduleFlush();
     } else if (!ok) {
       this.#sendI32[i + this.#cmdOp] |= this.#wantDrain;
     }
     this.#sendI32[i + this.#cmdLen] = prior + len;
     const end = at + this.#cmdBytes + ((prior + len + mask) & ~mask);
     this.#ctl[this.#sendUsed] = end;
-    this.#mergeAt = at;
     this.#mergeEnd = end;
-    this.#mergeFd = fd;
-    this.#mergeGen = gen;
-    this.#scheduleFlush();
     return ok;
   }
 
@@ -538,6 +547,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#absorbQuiet();
     if (!this.#closing || this.#open + this.#connecting > 0 || this.#released) return;
     this.#released = true;
+    this.#mergeEnd = -1;
     this.#b.close(this.#h);
     this.#closed?.();
   }
