@@ -13,10 +13,9 @@
 import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats } from '../core/types.js';
 import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
-import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
+import { closeReason, ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import {
-  HANDLER_ERROR,
   INVALID_RESULT,
   callbackFailed,
   connectionFailed,
@@ -293,9 +292,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     if (at === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
       at = this.#mergeAt;
       prior = this.#sendI32[(at >> 2) + this.#cmdLen]!;
-    } else if (!this.#alive(fd, gen)) {
-      return -1;
-    }
+    } else if (!this.#alive(fd, gen)) return -1;
     const hdr = this.#cmdBytes;
     if (at + hdr + prior + room + this.#alignMask > SEND_AREA) {
       this.#flushNow();
@@ -646,7 +643,6 @@ export class NativeReactor implements Reactor, ConnectionHost {
   }
 
   #onClose(fd: number, gen: number, why: number, errno: number): void {
-    const k = this.k;
     const id = gen * TWO32 + fd;
     const target = this.#connectTargets.get(fd); // present only while connecting
     this.#connectTargets.delete(fd);
@@ -659,22 +655,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
       failed = this.#handlerReasons.get(id);
       if (failed) this.#handlerReasons.delete(id);
     }
-    let reason: CloseReason;
-    switch (why) {
-      case k.R_END: reason = { kind: 'end' }; break;
-      case k.R_LOCAL: reason = { kind: 'local' }; break;
-      case k.R_TIMEOUT: reason = { kind: 'timeout', code: 'ERR_C1M_IDLE_TIMEOUT' }; break;
-      case k.R_INBOUND_LIMIT: reason = { kind: 'inbound-limit', code: 'ERR_C1M_INBOUND_LIMIT' }; break;
-      case k.R_SLOW_CONSUMER: reason = { kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' }; break;
-      case k.R_SHUTDOWN: reason = { kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' }; break;
-      case k.R_HANDLER: reason = failed ?? { kind: 'handler-error', code: HANDLER_ERROR }; break;
-      case k.R_CONNECT_FAILED: {
-        reason = { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
-        break;
-      }
-      default:
-        reason = { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
-    }
+    const reason = closeReason(this.k, why, errno, failed, target);
     this.#closingFd = fd;
     this.#closingGen = gen;
     try {
