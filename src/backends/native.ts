@@ -25,6 +25,7 @@ import {
   type HandlerCallback,
   type HandlerErrorReason,
 } from '../core/handler-contract.js';
+import { areaView } from '../core/area-view.js';
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
 import { resolveConnect, resolveListen, toBytes, type ResolvedOptions } from '../core/options.js';
@@ -76,7 +77,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
   readonly #opts: ResolvedOptions;
   readonly #slots: Uint32Array;
   readonly #nslots: number;
-  readonly #recv: Buffer;
+  /** The receive area: `onData` gets views of it (`areaView`). */
+  readonly #recv: ArrayBuffer;
   readonly #ev: Int32Array;
   readonly #send: Buffer;
   readonly #sendI32: Int32Array;
@@ -166,7 +168,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const send = new ArrayBuffer(SEND_AREA);
     const ctl = new ArrayBuffer(ctlBytes(L));
     this.#slots = new Uint32Array(slots);
-    this.#recv = Buffer.from(recv);
+    this.#recv = recv;
     this.#ev = new Int32Array(events);
     this.#send = Buffer.from(send);
     this.#sendI32 = new Int32Array(send);
@@ -585,7 +587,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
             const conn = new NativeConnection(this, fd, gen);
             let r: unknown;
             try {
-              r = h.onData(conn, this.#recv.subarray(off, off + len));
+              r = h.onData(conn, areaView(this.#recv, off, len));
             } catch (err) {
               this.#handlerFailed(err, 'onData', conn);
               break;
