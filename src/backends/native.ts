@@ -9,11 +9,19 @@
  *
  * Per connection, JS holds nothing unless the user sets `context`: handles are made per
  * callback; liveness and buffered bytes are read from the shared slot table.
+ *
+ * Size: over 600 lines of code on purpose. The batch loop and the send-area staging share the
+ * reactor's private state on the per-message path (slot and event views, the merge state of
+ * the last staged write, staged byte counts), and on V8 11 every hop through another object
+ * there is a load the hot path pays per message (docs/architecture.md, "The JS side of a
+ * poll"). What is not on that path stands apart: handles (native-connection.ts), broadcast
+ * staging (native-broadcast.ts), UDP (native-udp.ts), TLS (native-tls.ts), close reasons
+ * (core/layout.ts), the handler contract (core/handler-contract.ts).
  */
 import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats, TlsConnectOptions, TlsInfo, TlsServerOptions } from '../core/types.js';
 import { raiseNofile, type Binding, type NativeConstants, type NativeHandle, type NativeTlsContext } from '../core/binding.js';
-import { ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
+import { closeReason, ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
 import { C1mError, errnoName, systemError } from '../core/errors.js';
 import {
   INVALID_RESULT,
@@ -25,10 +33,10 @@ import {
   type HandlerCallback,
   type HandlerErrorReason,
 } from '../core/handler-contract.js';
+import { areaView } from '../core/area-view.js';
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
 import { stageBroadcast, type BroadcastArea } from './native-broadcast.js';
-import { closeReason } from './native-reasons.js';
 import { tlsContext, tlsFailure, tlsInfo } from './native-tls.js';
 import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, toBytes, type ResolvedOptions } from '../core/options.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
@@ -40,6 +48,11 @@ const READ_BUDGET = 64 * 1024;
 /** Writes larger than this skip the send area and go out in their own crossing. */
 const DIRECT_WRITE = 128 * 1024;
 const TWO32 = 2 ** 32;
+/**
+ * `Uint8Array.prototype.set`, called with `.call`: a `.set` load on a typed array stays a
+ * generic LoadIC call in optimized code (V8 11), about 4 ns per staged write.
+ */
+const copyInto = Uint8Array.prototype.set;
 
 /** Hand-off balancing across sub-reactors (threads mode). */
 export type Balance = 'round-robin' | 'least-connections' | 'hash';
@@ -69,7 +82,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
   readonly #opts: ResolvedOptions;
   readonly #slots: Uint32Array;
   readonly #nslots: number;
-  readonly #recv: Buffer;
+  /** The receive area: `onData` gets views of it (`areaView`). */
+  readonly #recv: ArrayBuffer;
   readonly #ev: Int32Array;
   readonly #send: Buffer;
   readonly #sendI32: Int32Array;
@@ -167,7 +181,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const send = new ArrayBuffer(SEND_AREA);
     const ctl = new ArrayBuffer(ctlBytes(L));
     this.#slots = new Uint32Array(slots);
-    this.#recv = Buffer.from(recv);
+    this.#recv = recv;
     this.#ev = new Int32Array(events);
     this.#send = Buffer.from(send);
     this.#sendI32 = new Int32Array(send);
@@ -260,49 +274,52 @@ export class NativeReactor implements Reactor, ConnectionHost {
 
   /** Stage `data` for fd/gen. Returns false past the high-water mark or for a stale id. */
   write(fd: number, gen: number, data: Uint8Array | string): boolean {
-    if (!this.#alive(fd, gen)) return false;
     let len: number;
     if (typeof data === 'string') {
       len = data.length * 3 <= DIRECT_WRITE ? -1 : Buffer.byteLength(data);
-      if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, Buffer.from(data));
+      if (len > DIRECT_WRITE) return this.#alive(fd, gen) && this.#writeDirect(fd, gen, Buffer.from(data));
     } else {
       len = data.length;
-      if (len > DIRECT_WRITE) return this.#writeDirect(fd, gen, data);
+      if (len > DIRECT_WRITE) return this.#alive(fd, gen) && this.#writeDirect(fd, gen, data);
     }
     const dst = this.#place(fd, gen, len < 0 ? data.length * 3 : len);
+    if (dst < 0) return false;
     if (typeof data === 'string') len = this.#send.write(data, dst, 'utf8');
-    else this.#send.set(data, dst);
+    else copyInto.call(this.#send, data, dst);
     return this.#commit(fd, gen, len);
   }
 
   /** `write` of a 1 to 4 byte header (checked by the caller) and `data`. */
   writeWithHeader(fd: number, gen: number, header: number, headerBytes: number, data: Uint8Array): boolean {
-    if (!this.#alive(fd, gen)) return false;
     const len = headerBytes + data.length;
     if (len > DIRECT_WRITE) {
+      if (!this.#alive(fd, gen)) return false;
       const frame = Buffer.allocUnsafe(len);
       putHeader(frame, 0, header, headerBytes);
       frame.set(data, headerBytes);
       return this.#writeDirect(fd, gen, frame);
     }
     const dst = this.#place(fd, gen, len);
+    if (dst < 0) return false;
     putHeader(this.#send, dst, header, headerBytes);
-    this.#send.set(data, dst + headerBytes);
+    copyInto.call(this.#send, data, dst + headerBytes);
     return this.#commit(fd, gen, len);
   }
 
   /**
-   * Where `room` more bytes for fd/gen go in the send area. Consecutive writes to one
-   * connection extend its last staged write: one command header, no padding between them (a
-   * WebSocket frame's header and payload, a pipelined reply). Flushes first when the area is
-   * full. Sets #placeAt/#placePrior for `#commit`.
+   * Where `room` more bytes for fd/gen go in the send area, or -1 for a stale id. Consecutive
+   * writes to one connection extend its last staged write: one command header, no padding
+   * between them (a WebSocket frame's header and payload, a pipelined reply). Such a write
+   * needs no liveness check: the connection was alive at the write it extends, and only native
+   * code changes the slot table, which has not run since (a flush resets #mergeEnd). Flushes
+   * first when the area is full. Sets #placeAt/#placePrior for `#commit`.
    */
   #place(fd: number, gen: number, room: number): number {
     let at = this.#ctl[this.#sendUsed]!, prior = 0;
     if (at === this.#mergeEnd && fd === this.#mergeFd && gen === this.#mergeGen) {
       at = this.#mergeAt;
       prior = this.#sendI32[(at >> 2) + this.#cmdLen]!;
-    }
+    } else if (!this.#alive(fd, gen)) return -1;
     const hdr = this.#cmdBytes;
     if (at + hdr + prior + room + this.#alignMask > SEND_AREA) {
       this.#flushNow();
@@ -313,29 +330,33 @@ export class NativeReactor implements Reactor, ConnectionHost {
     return at + hdr + prior;
   }
 
-  /** Account `len` bytes copied where `#place` said: the command header, staged bytes, backpressure. */
+  /**
+   * Account `len` bytes copied where `#place` said: the command header, staged bytes,
+   * backpressure. Extending a staged write (prior > 0) leaves what its first write set: the
+   * command's fd and gen, the merge target, the flush already scheduled (or the batch's end).
+   */
   #commit(fd: number, gen: number, len: number): boolean {
     const at = this.#placeAt, prior = this.#placePrior;
     const staged = this.#staged[fd]! + len;
-    if (staged === len) this.#touched.push(fd);
     this.#staged[fd] = staged;
     const ok = this.#slots[fd * this.#slotWords + this.#slotOutLen]! + staged <= this.#highWater;
     const i = at >> 2, mask = this.#alignMask;
     if (prior === 0) {
+      if (staged === len) this.#touched.push(fd);
       this.#sendI32[i + this.#cmdOp] = ok ? this.#opWrite : this.#opWrite | this.#wantDrain;
       this.#sendI32[i + this.#cmdFd] = fd;
       this.#sendI32[i + this.#cmdGen] = gen;
+      this.#mergeAt = at;
+      this.#mergeFd = fd;
+      this.#mergeGen = gen;
+      this.#scheduleFlush();
     } else if (!ok) {
       this.#sendI32[i + this.#cmdOp] |= this.#wantDrain;
     }
     this.#sendI32[i + this.#cmdLen] = prior + len;
     const end = at + this.#cmdBytes + ((prior + len + mask) & ~mask);
     this.#ctl[this.#sendUsed] = end;
-    this.#mergeAt = at;
     this.#mergeEnd = end;
-    this.#mergeFd = fd;
-    this.#mergeGen = gen;
-    this.#scheduleFlush();
     return ok;
   }
 
@@ -511,7 +532,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
   udp(options: UdpOptions, handler: UdpHandler): Promise<UdpSocket> {
     this.#assertUsable();
     this.#udp ??= new NativeUdp({
-      b: this.#b, h: this.#h, k: this.k, L: this.#L, recv: this.#recv, ev: this.#ev, slots: this.#slots,
+      b: this.#b, h: this.#h, k: this.k, L: this.#L, recv: Buffer.from(this.#recv), ev: this.#ev, slots: this.#slots,
       send: this.#send, sendI32: this.#sendI32, ctl: this.#ctl, sendArea: SEND_AREA,
       flushNow: () => this.#flushNow(), scheduleFlush: () => this.#scheduleFlush(),
       report: (err) => report(this.#opts.onError, err), updateRef: () => this.#updateRef(),
@@ -567,6 +588,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#absorbQuiet();
     if (!this.#closing || this.#open + this.#connecting > 0 || this.#released) return;
     this.#released = true;
+    this.#mergeEnd = -1;
     this.#b.close(this.#h);
     this.#closed?.();
   }
@@ -607,7 +629,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
             const conn = new NativeConnection(this, fd, gen);
             let r: unknown;
             try {
-              r = h.onData(conn, this.#recv.subarray(off, off + len));
+              r = h.onData(conn, areaView(this.#recv, off, len));
             } catch (err) {
               this.#handlerFailed(err, 'onData', conn);
               break;
@@ -690,7 +712,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     }
     const reason: CloseReason = why === this.k.R_TLS
       ? { kind: 'tls-error', ...tlsFailure(this.#b, this.k, why, errno, detail, false) }
-      : closeReason(this.k, why, errno, target, failed);
+      : closeReason(this.k, why, errno, failed, target);
     this.#closingFd = fd;
     this.#closingGen = gen;
     try {

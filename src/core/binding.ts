@@ -135,6 +135,10 @@ export function loadBinding(): Binding | null {
   const path = process.env.C1M_ADDON_PATH || join(packageRoot(), 'build', 'Release', 'c1m.node');
   try {
     loaded = createRequire(import.meta.url)(path) as Binding;
+    // The addon adds its constants one by one, which leaves V8 holding them in dictionary mode:
+    // every `k.NAME` in optimized code would be a generic LoadIC. A copy made in one step is a
+    // fast-mode object.
+    loaded.constants = Object.freeze({ ...loaded.constants });
   } catch (err) {
     failure = `the native addon could not be loaded from ${path}: ${(err as Error).message.split('\n')[0]} (run "npm run build:native")`;
     loaded = null;

@@ -17,7 +17,9 @@
  * into its own fields or into locals once per batch.
  */
 import type { NativeConstants } from './binding.js';
-import { systemError, type SystemError } from './errors.js';
+import { errnoName, systemError, type SystemError } from './errors.js';
+import { HANDLER_ERROR, type HandlerErrorReason } from './handler-contract.js';
+import type { CloseReason } from './types.js';
 
 /** Word indexes and sizes of the shared areas. See `native/include/c1m.h` for each field's contract. */
 export interface Layout {
@@ -182,4 +184,26 @@ export function reactorError(k: NativeConstants, what: number, errno: number, fd
   const err = systemError(errno, syscall);
   err.message += ` (reactor-level${fd >= 0 ? `, fd ${fd}` : ''}${about ? `: ${about}` : ''})`;
   return err;
+}
+
+/**
+ * The `CloseReason` for `onClose` of a CLOSE record: its reason (`R_*`, see c1m.h) and -errno.
+ * `failed`: the reason kept for a connection a failed callback reset; `target`: where an
+ * outbound connection that was still connecting was going.
+ */
+export function closeReason(
+  k: NativeConstants, why: number, errno: number,
+  failed: HandlerErrorReason | undefined, target: { address: string; port: number } | undefined,
+): CloseReason {
+  switch (why) {
+    case k.R_END: return { kind: 'end' };
+    case k.R_LOCAL: return { kind: 'local' };
+    case k.R_TIMEOUT: return { kind: 'timeout', code: 'ERR_C1M_IDLE_TIMEOUT' };
+    case k.R_INBOUND_LIMIT: return { kind: 'inbound-limit', code: 'ERR_C1M_INBOUND_LIMIT' };
+    case k.R_SLOW_CONSUMER: return { kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' };
+    case k.R_SHUTDOWN: return { kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' };
+    case k.R_HANDLER: return failed ?? { kind: 'handler-error', code: HANDLER_ERROR };
+    case k.R_CONNECT_FAILED: return { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
+    default: return { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
+  }
 }

@@ -36,7 +36,7 @@
  *   - no data frame is sent after our close frame.
  */
 import { randomFillSync } from 'node:crypto';
-import type { Connection, Reactor } from '../../core/index.js';
+import { areaOf, offsetOf, type Connection, type Reactor } from '../../core/index.js';
 import { Opcode } from './constants.js';
 import type { PerMessageDeflate } from './deflate.js';
 import { WsProtocolError } from './errors.js';
@@ -421,8 +421,8 @@ export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<
       if (pos === from && !inMessage && (b0 === 0x82 || b0 === 0x81) && (b1 & 0x80) === peerMask && len <= maxPayload) {
         const payloadStart = pos + head;
         if (arrayBuffer === null) {
-          base = data.byteOffset;
-          arrayBuffer = data.buffer;
+          base = offsetOf(data);
+          arrayBuffer = areaOf(data);
         }
         if (peerMask !== 0 && len !== 0) {
           unmaskWhole(data, base, (words ??= wordView(arrayBuffer)), payloadStart, frameEnd, readUint32BE(data, payloadStart - 4));

@@ -119,13 +119,20 @@ export function unmaskWhole(buf: Uint8Array, byteOffset: number, words: Uint32Ar
       buf[i++] ^= k >>> 24;
       k = ((k << 8) | (k >>> 24)) >>> 0;
     }
-    const first = (byteOffset + i) >>> 2;
+    let j = (byteOffset + i) >>> 2;
     const last = (byteOffset + end) >>> 2;
     const w = LITTLE_ENDIAN
       ? ((k & 0xff) << 24) | ((k & 0xff00) << 8) | ((k >>> 8) & 0xff00) | (k >>> 24)
       : k | 0;
-    for (let j = first; j < last; j++) words[j] ^= w;
-    i += (last - first) << 2;
+    // Four words per iteration: a loop iteration also costs an interrupt check in V8's code.
+    for (; j + 4 <= last; j += 4) {
+      words[j] ^= w;
+      words[j + 1] ^= w;
+      words[j + 2] ^= w;
+      words[j + 3] ^= w;
+    }
+    for (; j < last; j++) words[j] ^= w;
+    i = (j << 2) - byteOffset;
   }
   for (; i < end; i++) {
     buf[i] ^= k >>> 24;
