@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Timeout sweep cost per tick: this tree's addon (timing wheel) against an older one (by default
-// `main`'s, whose sweep checks every slot up to the highest fd on every tick), with N idle
+// commit c115651's, the last whose sweep checks every slot up to the highest fd on every tick),
+// with N idle
 // connections that all have an idle timeout.
 //
 // Model: each trial is a fresh server process that drives the addon directly (create, listen,
@@ -15,7 +16,7 @@
 // stdout, progress on stderr.
 //
 //   node bench/timeouts.mjs [--conns 19500] [--tick 10] [--timeout 120000] [--window 20]
-//                           [--trials 2] [--old-ref main] [--old-addon PATH]
+//                           [--trials 2] [--old-ref c115651] [--old-addon PATH]
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -29,7 +30,7 @@ const SELF = fileURLToPath(import.meta.url);
 const REPO = path.dirname(path.dirname(SELF));
 
 function args(argv) {
-  const o = { conns: 19500, tick: 10, timeout: 120_000, window: 20, trials: 2, oldRef: 'main', oldAddon: '', serve: false, client: false, addon: '', port: 0 };
+  const o = { conns: 19500, tick: 10, timeout: 120_000, window: 20, trials: 2, oldRef: 'c115651', oldAddon: '', serve: false, client: false, addon: '', port: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i], v = () => argv[++i];
     if (a === '--conns') o.conns = Number(v());
