@@ -397,6 +397,30 @@ static napi_value write_direct(napi_env env, napi_callback_info info) {
   return addon_num(env, c1m_write_direct(a->r, fd, gen, data, n));
 }
 
+/* [ip, port] of a sockaddr, or undefined. */
+napi_value addon_addr_pair(napi_env env, const struct sockaddr_storage *ss) {
+  char ip[INET6_ADDRSTRLEN] = "";
+  int port = 0;
+  napi_value out, v;
+  if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
+    port = ntohs(a6->sin6_port);
+  } else if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
+    port = ntohs(a4->sin_port);
+  } else {
+    napi_get_undefined(env, &out);
+    return out;
+  }
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v));
+  CHECK(napi_set_element(env, out, 0, v));
+  CHECK(napi_set_element(env, out, 1, addon_num(env, port)));
+  return out;
+}
+
 /* sockname(handle, fd, gen, peer) -> [ip, port] | undefined */
 static napi_value sockname(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -410,27 +434,12 @@ static napi_value sockname(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_bool(env, argv[3], &peer));
   struct sockaddr_storage ss;
   socklen_t len;
-  napi_value out, v;
+  napi_value out;
   if (c1m_sockname(a->r, fd, gen, peer, &ss, &len) < 0) {
     napi_get_undefined(env, &out);
     return out;
   }
-  char ip[INET6_ADDRSTRLEN] = "";
-  int port = 0;
-  if (ss.ss_family == AF_INET6) {
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
-    port = ntohs(a6->sin6_port);
-  } else {
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
-    port = ntohs(a4->sin_port);
-  }
-  CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v));
-  CHECK(napi_set_element(env, out, 0, v));
-  CHECK(napi_set_element(env, out, 1, addon_num(env, port)));
-  return out;
+  return addon_addr_pair(env, &ss);
 }
 
 /* id(handle) -> registry id (hand-off target) */

@@ -42,6 +42,8 @@ int addon_get_u32_prop(napi_env env, napi_value obj, const char *key, uint32_t *
 addon_reactor_t *addon_reactor_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv);
 /* An IP string and port as a sockaddr; -1 when the string is not an IPv4/IPv6 address. */
 int addon_to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len);
+/* [ip, port] of an IPv4/IPv6 sockaddr, or undefined for another family. */
+napi_value addon_addr_pair(napi_env env, const struct sockaddr_storage *ss);
 void addon_set_const(napi_env env, napi_value obj, const char *name, double v);
 /* obj[key] as a boolean (0/1); -1 when missing or not a boolean. */
 int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out);

@@ -17,30 +17,6 @@
  * Setup calls (udpOpen) throw; the others return 0 / -errno or undefined, like the TCP ones.
  * Sends never cross here: they are UDP_SEND commands in the send area. */
 
-/* [ip, port] of a sockaddr, or undefined. */
-static napi_value addr_pair(napi_env env, const struct sockaddr_storage *ss) {
-  char ip[INET6_ADDRSTRLEN] = "";
-  int port = 0;
-  napi_value out, v;
-  if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
-    inet_ntop(AF_INET6, &a6->sin6_addr, ip, sizeof ip);
-    port = ntohs(a6->sin6_port);
-  } else if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &a4->sin_addr, ip, sizeof ip);
-    port = ntohs(a4->sin_port);
-  } else {
-    napi_get_undefined(env, &out);
-    return out;
-  }
-  CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_create_string_utf8(env, ip, NAPI_AUTO_LENGTH, &v));
-  CHECK(napi_set_element(env, out, 0, v));
-  CHECK(napi_set_element(env, out, 1, addon_num(env, port)));
-  return out;
-}
-
 /* udpOpen(handle, ip, port, {reusePort, ipv6Only, recvBufferSize, sendBufferSize, maxMessageSize,
  * sendQueueBytes, gso, gro}) -> [fd, bound port] */
 static napi_value udp_open(napi_env env, napi_callback_info info) {
@@ -167,7 +143,7 @@ static napi_value udp_sockname(napi_env env, napi_callback_info info) {
     napi_get_undefined(env, &out);
     return out;
   }
-  return addr_pair(env, &ss);
+  return addon_addr_pair(env, &ss);
 }
 
 /* udpEncode(ip, port, Uint8Array) -> 0 or -EINVAL: the address entry (C1M_UDP_ADDR_SIZE bytes,

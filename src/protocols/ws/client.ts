@@ -44,7 +44,6 @@ import { isIP } from 'node:net';
 import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError } from '../../core/index.js';
 import { Opcode } from './constants.js';
 import {
-  PerMessageDeflate,
   deflateOffer,
   formatDeflateParams,
   reachesThreshold,
@@ -64,7 +63,6 @@ import {
   Framing,
   GONE,
   NOT_OPEN,
-  OWN_CODEC,
   ROLE_FLAG,
   RSV1,
   UPGRADED,
@@ -198,9 +196,8 @@ class Extra extends FrameExtra {
   key = '';
   /** The subprotocols offered, while connecting. */
   offered: readonly string[] | null = null;
-  codec: PerMessageDeflate | null = null;
   override get empty(): boolean {
-    return super.empty && this.key === '' && this.offered === null && this.codec === null;
+    return super.empty && this.key === '' && this.offered === null;
   }
 }
 
@@ -209,8 +206,6 @@ class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHan
   /** The `Sec-WebSocket-Extensions` offer of every request, or ''. */
   readonly offer: string;
   /** Codecs without context takeover (stateless), one per agreement, shared by connections. */
-  readonly codecList: PerMessageDeflate[] = [];
-  readonly #codecIndex = new Map<string, number>();
   constructor(
     opts: WebSocketClientHandlerOptions<unknown>,
     readonly maxHeaderBytes: number,
@@ -231,25 +226,7 @@ class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHan
   }
   /** The codec bits of the tag for agreed `params`; a stateful codec goes to `x`. */
   codecBits(params: DeflateParams, x: Extra): number {
-    const d = this.deflate!;
-    if (!params.serverNoContextTakeover || !params.clientNoContextTakeover) {
-      x.codec = new PerMessageDeflate({ role: 'client', params, level: d.level, memLevel: d.memLevel });
-      return OWN_CODEC << CODEC_SHIFT;
-    }
-    const key = `${params.serverMaxWindowBits},${params.clientMaxWindowBits}`;
-    let i = this.#codecIndex.get(key);
-    if (i === undefined) {
-      i = this.codecList.length;
-      this.codecList.push(new PerMessageDeflate({ role: 'client', params, level: d.level, memLevel: d.memLevel }));
-      this.#codecIndex.set(key, i);
-    }
-    return (i + 1) << CODEC_SHIFT;
-  }
-  /** The connection's codec, or null. */
-  codec(conn: Connection, tag: number): PerMessageDeflate | null {
-    const c = (tag >>> CODEC_SHIFT) & 0xff;
-    if (c === 0) return null;
-    return c === OWN_CODEC ? this.extras.get(conn.id)!.codec : this.codecList[c - 1];
+    return this.deflateCodecBits(params, this.deflate!, () => x);
   }
 }
 

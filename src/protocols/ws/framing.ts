@@ -38,7 +38,7 @@
 import { randomFillSync } from 'node:crypto';
 import { areaOf, offsetOf, type Connection, type Reactor } from '../../core/index.js';
 import { Opcode } from './constants.js';
-import type { PerMessageDeflate } from './deflate.js';
+import { PerMessageDeflate, type DeflateParams, type ResolvedDeflateOptions } from './deflate.js';
 import { WsProtocolError } from './errors.js';
 import { maskInPlace, readUint32BE, unmaskWhole, wordView } from './mask.js';
 import { FrameReceiver, RECEIVER_DEFAULTS, type FrameHandler, type FrameReceiverOptions } from './receiver.js';
@@ -213,8 +213,10 @@ export class FrameExtra {
   reason = '';
   /** The subprotocol, when past the interned names. */
   protocol = '';
+  /** A stateful permessage-deflate codec (context takeover: OWN_CODEC in the tag). */
+  codec: PerMessageDeflate | null = null;
   get empty(): boolean {
-    return this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.protocol === '';
+    return this.data === undefined && this.rx === null && this.frameLeft === 0 && this.code === 0 && this.protocol === '' && this.codec === null;
   }
 }
 
@@ -275,8 +277,36 @@ export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<
   abstract socket(conn: Connection): W;
   /** A new, empty Extra. */
   protected abstract newExtra(): X;
+  /** Stateless codecs shared by every connection that agreed the same windows (a tag keeps 1 + index). */
+  readonly codecList: PerMessageDeflate[] = [];
+  readonly #codecIndex = new Map<string, number>();
+
+  /**
+   * The codec bits of the tag for agreed `params` (`d`: the role's resolved options). Without
+   * context takeover the connection shares a stateless codec; with it, its own codec goes to
+   * `extra()` (the history window kept as a preset dictionary).
+   */
+  protected deflateCodecBits(params: DeflateParams, d: ResolvedDeflateOptions, extra: () => X): number {
+    if (!params.serverNoContextTakeover || !params.clientNoContextTakeover) {
+      extra().codec = new PerMessageDeflate({ role: this.role, params, level: d.level, memLevel: d.memLevel });
+      return OWN_CODEC << CODEC_SHIFT;
+    }
+    const key = `${params.serverMaxWindowBits},${params.clientMaxWindowBits}`;
+    let i = this.#codecIndex.get(key);
+    if (i === undefined) {
+      i = this.codecList.length;
+      this.codecList.push(new PerMessageDeflate({ role: this.role, params, level: d.level, memLevel: d.memLevel }));
+      this.#codecIndex.set(key, i);
+    }
+    return (i + 1) << CODEC_SHIFT;
+  }
+
   /** The connection's permessage-deflate codec, or null. */
-  abstract codec(conn: Connection, tag: number): PerMessageDeflate | null;
+  codec(conn: Connection, tag: number): PerMessageDeflate | null {
+    const c = (tag >>> CODEC_SHIFT) & 0xff;
+    if (c === 0) return null;
+    return c === OWN_CODEC ? this.extras.get(conn.id)!.codec : this.codecList[c - 1]!;
+  }
 
   newReceiver(deflate: boolean): FrameReceiver {
     return new FrameReceiver(this.#dispatch, deflate ? this.#deflateReceiverOptions : this.#receiverOptions);

@@ -58,7 +58,6 @@ import {
   GONE,
   NO_MORE_INPUT,
   NOT_OPEN,
-  OWN_CODEC,
   RSV1,
   UPGRADED,
   writeFrame,
@@ -240,14 +239,13 @@ function atLeast(data: Uint8Array | string, threshold: number): boolean {
  * Extra holds (`FrameExtra`), a codec with context takeover, or bytes short of a frame.
  */
 class Extra extends FrameExtra {
-  codec: PerMessageDeflate | null = null;
   /**
    * Bytes short of a frame left in the `head` given to the hook when it is called directly
    * (the HTTP server hands bytes over in place, so it never needs this; see `upgradeHook`).
    */
   pending: Buffer | null = null;
   override get empty(): boolean {
-    return super.empty && this.codec === null && this.pending === null;
+    return super.empty && this.pending === null;
   }
 }
 
@@ -256,8 +254,6 @@ class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<u
   /** The resolved permessage-deflate options, or null when it is off. */
   readonly deflate: ResolvedDeflateOptions | null;
   /** Codecs without context takeover (stateless), one per agreement, shared by connections. */
-  readonly codecList: PerMessageDeflate[] = [];
-  readonly #codecIndex = new Map<string, number>();
   shuttingDown = false;
   /** The handler's topics: a WebSocket is subscribed only while open (see the overrides below). */
   readonly topics: WsTopics;
@@ -297,25 +293,7 @@ class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<u
   }
   /** The codec bits of the tag for `params`; a stateful codec goes to `extra`. */
   codecBits(params: DeflateParams, extra: () => Extra): number {
-    const d = this.deflate!;
-    if (!params.serverNoContextTakeover || !params.clientNoContextTakeover) {
-      extra().codec = new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel });
-      return OWN_CODEC << CODEC_SHIFT;
-    }
-    const key = `${params.serverMaxWindowBits},${params.clientMaxWindowBits}`;
-    let i = this.#codecIndex.get(key);
-    if (i === undefined) {
-      i = this.codecList.length;
-      this.codecList.push(new PerMessageDeflate({ role: 'server', params, level: d.level, memLevel: d.memLevel }));
-      this.#codecIndex.set(key, i);
-    }
-    return (i + 1) << CODEC_SHIFT;
-  }
-  /** The connection's codec, or null. */
-  codec(conn: Connection, tag: number): PerMessageDeflate | null {
-    const c = (tag >>> CODEC_SHIFT) & 0xff;
-    if (c === 0) return null;
-    return c === OWN_CODEC ? this.extras.get(conn.id)!.codec : this.codecList[c - 1];
+    return this.deflateCodecBits(params, this.deflate!, extra);
   }
 }
 
