@@ -295,30 +295,21 @@ static napi_value flush(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* listen(handle, ip, port, backlog, reusePort, targets[], policy) -> [fd, bound port] */
-static napi_value listen_(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  addon_reactor_t *a = addon_reactor_args(env, info, 7, argv);
-  if (!a) return NULL;
-  uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0;
-  bool reuse = false;
-  CHECK(napi_get_value_uint32(env, argv[2], &port));
-  CHECK(napi_get_value_uint32(env, argv[3], &backlog));
-  CHECK(napi_get_value_bool(env, argv[4], &reuse));
-  CHECK(napi_get_array_length(env, argv[5], &ntargets));
-  CHECK(napi_get_value_uint32(env, argv[6], &policy));
-  int targets[64];
-  if (ntargets > 64) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "at most 64 hand-off targets"), NULL;
-  for (uint32_t i = 0; i < ntargets; i++) {
+/* Hand-off targets (registry ids) from a JS array into targets[MAX_TARGETS_JS]; -1 with an
+ * exception pending on a bad array or more than MAX_TARGETS_JS entries. */
+#define MAX_TARGETS_JS 64
+static int get_targets(napi_env env, napi_value arr, int *targets, uint32_t *n) {
+  if (napi_get_array_length(env, arr, n) != napi_ok) return addon_throw_last(env), -1;
+  if (*n > MAX_TARGETS_JS) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "at most 64 hand-off targets"), -1;
+  for (uint32_t i = 0; i < *n; i++) {
     napi_value v;
-    CHECK(napi_get_element(env, argv[5], i, &v));
-    CHECK(napi_get_value_int32(env, v, &targets[i]));
+    if (napi_get_element(env, arr, i, &v) != napi_ok || napi_get_value_int32(env, v, &targets[i]) != napi_ok)
+      return addon_throw_last(env), -1;
   }
-  struct sockaddr_storage ss;
-  socklen_t len;
-  if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_throw_errno(env, EINVAL, "listen");
-  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
-  if (fd < 0) return addon_throw_errno(env, fd, "listen");
+  return 0;
+}
+
+napi_value addon_fd_port(napi_env env, int fd, uint32_t port) {
   struct sockaddr_storage bound;
   socklen_t blen;
   int bport = (int)port;
@@ -332,6 +323,31 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
   return out;
 }
 
+int addon_fd_gen(napi_env env, napi_value *argv, int32_t *fd, uint32_t *gen) {
+  return napi_get_value_int32(env, argv[1], fd) == napi_ok && napi_get_value_uint32(env, argv[2], gen) == napi_ok ? 0 : -1;
+}
+
+/* listen(handle, ip, port, backlog, reusePort, targets[], policy) -> [fd, bound port] */
+static napi_value listen_(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  addon_reactor_t *a = addon_reactor_args(env, info, 7, argv);
+  if (!a) return NULL;
+  uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0;
+  bool reuse = false;
+  CHECK(napi_get_value_uint32(env, argv[2], &port));
+  CHECK(napi_get_value_uint32(env, argv[3], &backlog));
+  CHECK(napi_get_value_bool(env, argv[4], &reuse));
+  CHECK(napi_get_value_uint32(env, argv[6], &policy));
+  int targets[MAX_TARGETS_JS];
+  if (get_targets(env, argv[5], targets, &ntargets) < 0) return NULL;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_throw_errno(env, EINVAL, "listen");
+  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
+  if (fd < 0) return addon_throw_errno(env, fd, "listen");
+  return addon_fd_port(env, fd, port);
+}
+
 /* retarget(handle, listenerFd, targets[]) -> 0 or -errno */
 static napi_value retarget(napi_env env, napi_callback_info info) {
   napi_value argv[3];
@@ -340,14 +356,8 @@ static napi_value retarget(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint32_t ntargets = 0;
   CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_array_length(env, argv[2], &ntargets));
-  int targets[64];
-  if (ntargets > 64) return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "at most 64 hand-off targets"), NULL;
-  for (uint32_t i = 0; i < ntargets; i++) {
-    napi_value v;
-    CHECK(napi_get_element(env, argv[2], i, &v));
-    CHECK(napi_get_value_int32(env, v, &targets[i]));
-  }
+  int targets[MAX_TARGETS_JS];
+  if (get_targets(env, argv[2], targets, &ntargets) < 0) return NULL;
   return addon_num(env, c1m_retarget(a->r, fd, targets, (int)ntargets));
 }
 

@@ -44,6 +44,10 @@ addon_reactor_t *addon_reactor_args(napi_env env, napi_callback_info info, size_
 int addon_to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockaddr_storage *ss, socklen_t *len);
 /* [ip, port] of an IPv4/IPv6 sockaddr, or undefined for another family. */
 napi_value addon_addr_pair(napi_env env, const struct sockaddr_storage *ss);
+/* [fd, port]: the port the socket is bound to (getsockname), else `port`. */
+napi_value addon_fd_port(napi_env env, int fd, uint32_t port);
+/* (fd, gen) from argv[1], argv[2]; -1 when they are not numbers (no exception pending). */
+int addon_fd_gen(napi_env env, napi_value *argv, int32_t *fd, uint32_t *gen);
 void addon_set_const(napi_env env, napi_value obj, const char *name, double v);
 /* obj[key] as a boolean (0/1); -1 when missing or not a boolean. */
 int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out);

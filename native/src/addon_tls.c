@@ -119,8 +119,7 @@ static napi_value tls_connect(napi_env env, napi_callback_info info) {
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
-  CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_value_uint32(env, argv[2], &gen));
+  if (addon_fd_gen(env, argv, &fd, &gen)) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (handle, fd, gen, ...)"), NULL;
   c1m_tls_ctx_t *c = get_tls_ctx(env, argv[3]);
   if (!c) return NULL;
   char name[256] = "";
@@ -170,8 +169,7 @@ static napi_value tls_info(napi_env env, napi_callback_info info) {
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
-  CHECK(napi_get_value_int32(env, argv[1], &fd));
-  CHECK(napi_get_value_uint32(env, argv[2], &gen));
+  if (addon_fd_gen(env, argv, &fd, &gen)) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "expected (handle, fd, gen, ...)"), NULL;
   info_out_t o = {.env = env, .out = NULL};
   if (c1m_tls_info(a->r, fd, gen, tls_info_fill, &o) < 0 || !o.out) {
     napi_value u;

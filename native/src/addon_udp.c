@@ -38,22 +38,7 @@ static napi_value udp_open(napi_env env, napi_callback_info info) {
   if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_throw_errno(env, EINVAL, "bind");
   int fd = c1m_udp_open(a->r, (struct sockaddr *)&ss, len, &o);
   if (fd < 0) return addon_throw_errno(env, fd, "bind");
-  struct sockaddr_storage bound;
-  socklen_t blen;
-  int bport = (int)port;
-  if (c1m_sys_sockname(fd, 0, &bound, &blen) == 0)
-    bport = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                              : ((struct sockaddr_in *)&bound)->sin_port);
-  napi_value out; /* its gen is the slot's: JS reads it from the slot table */
-  CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_set_element(env, out, 0, addon_num(env, fd)));
-  CHECK(napi_set_element(env, out, 1, addon_num(env, bport)));
-  return out;
-}
-
-/* Read (fd, gen) from argv[1], argv[2]. */
-static int fd_gen(napi_env env, napi_value *argv, int32_t *fd, uint32_t *gen) {
-  return napi_get_value_int32(env, argv[1], fd) == napi_ok && napi_get_value_uint32(env, argv[2], gen) == napi_ok ? 0 : -1;
+  return addon_fd_port(env, fd, port); /* its gen is the slot's: JS reads it from the slot table */
 }
 
 /* udpClose(handle, fd, gen) -> 0 or -errno */
@@ -63,7 +48,7 @@ static napi_value udp_close(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint32_t gen;
   if (!a) return NULL;
-  if (fd_gen(env, argv, &fd, &gen)) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpClose(h, fd, gen)"), NULL;
+  if (addon_fd_gen(env, argv, &fd, &gen)) return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpClose(h, fd, gen)"), NULL;
   return addon_num(env, c1m_udp_close(a->r, fd, gen));
 }
 
@@ -74,7 +59,7 @@ static napi_value udp_connect(napi_env env, napi_callback_info info) {
   int32_t fd;
   uint32_t gen, port = 0;
   if (!a) return NULL;
-  if (fd_gen(env, argv, &fd, &gen) || napi_get_value_uint32(env, argv[4], &port) != napi_ok)
+  if (addon_fd_gen(env, argv, &fd, &gen) || napi_get_value_uint32(env, argv[4], &port) != napi_ok)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpConnect(h, fd, gen, ip, port)"), NULL;
   napi_valuetype t = napi_undefined;
   napi_typeof(env, argv[3], &t);
@@ -93,7 +78,7 @@ static napi_value udp_membership(napi_env env, napi_callback_info info) {
   uint32_t gen;
   bool join = false;
   if (!a) return NULL;
-  if (fd_gen(env, argv, &fd, &gen) || napi_get_value_bool(env, argv[3], &join) != napi_ok)
+  if (addon_fd_gen(env, argv, &fd, &gen) || napi_get_value_bool(env, argv[3], &join) != napi_ok)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpMembership(h, fd, gen, join, group, iface)"), NULL;
   struct sockaddr_storage group, iface;
   socklen_t len;
@@ -113,7 +98,7 @@ static napi_value udp_stats(napi_env env, napi_callback_info info) {
   uint32_t gen;
   c1m_udp_stats_t st;
   if (!a) return NULL;
-  if (fd_gen(env, argv, &fd, &gen) || c1m_udp_stats(a->r, fd, gen, &st) < 0) {
+  if (addon_fd_gen(env, argv, &fd, &gen) || c1m_udp_stats(a->r, fd, gen, &st) < 0) {
     napi_get_undefined(env, &out);
     return out;
   }
@@ -138,7 +123,7 @@ static napi_value udp_sockname(napi_env env, napi_callback_info info) {
   struct sockaddr_storage ss;
   socklen_t len;
   if (!a) return NULL;
-  if (fd_gen(env, argv, &fd, &gen) || napi_get_value_bool(env, argv[3], &peer) != napi_ok ||
+  if (addon_fd_gen(env, argv, &fd, &gen) || napi_get_value_bool(env, argv[3], &peer) != napi_ok ||
       c1m_udp_sockname(a->r, fd, gen, peer, &ss, &len) < 0) {
     napi_get_undefined(env, &out);
     return out;

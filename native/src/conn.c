@@ -52,7 +52,19 @@ static void bufs_trim(c1m_slot_t *s) {
   }
 }
 
-void conn_release(c1m_slot_t *s) {
+int bytes_reserve(uint8_t **p, uint32_t *cap, uint32_t need) {
+  if (need <= *cap) return 0;
+  uint32_t n = *cap ? *cap : 4096;
+  while (n < need) n = n > 0x7FFFFFFFu / 2 ? need : n * 2;
+  uint8_t *q = realloc(*p, n);
+  if (!q) return -ENOMEM;
+  *p = q;
+  *cap = n;
+  return 0;
+}
+
+void conn_release(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  if (s->flags & C1M_F_TLS) tls_release(r, fd);
   if (s->bufs) {
     free(s->bufs->in);
     free(s->bufs->out);
@@ -87,8 +99,7 @@ void conn_close3(c1m_reactor_t *r, int fd, int reason, int err, int32_t detail, 
     c1m_sys_set_linger0(fd);
   }
   timer_arm(r, fd, s, 0);
-  if (s->flags & C1M_F_TLS) tls_release(r, fd);
-  conn_release(s);
+  conn_release(r, fd, s);
   int rc = c1m_sys_close(fd);
   if (rc < 0) loop_report(r, C1M_E_CLOSE, fd, rc, 0);
   __atomic_sub_fetch(&r->nconns, 1, __ATOMIC_RELAXED);
@@ -213,16 +224,9 @@ void conn_send_raw(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, i
         b->out_off = 0;
         need = s->out_len + (uint32_t)rest;
       }
-      if (need > b->out_cap) {
-        uint32_t cap = b->out_cap ? b->out_cap : 4096;
-        while (cap < need) cap = cap > 0x7FFFFFFFu / 2 ? need : cap * 2;
-        uint8_t *p = realloc(b->out, cap);
-        if (!p) {
-          conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
-          return;
-        }
-        b->out = p;
-        b->out_cap = cap;
+      if (bytes_reserve(&b->out, &b->out_cap, need) < 0) {
+        conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
+        return;
       }
     }
     /* copy the unsent tail of iov */

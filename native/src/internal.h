@@ -150,8 +150,11 @@ int conn_add(c1m_reactor_t *r, int fd, uint32_t flags);
 void conn_close(c1m_reactor_t *r, int fd, int reason, int err, int in_poll);
 /* conn_close with the record's c field (an OpenSSL error code). */
 void conn_close3(c1m_reactor_t *r, int fd, int reason, int err, int32_t detail, int in_poll);
-/* Free a connection's buffers and release its slot without a record (reactor teardown). */
-void conn_release(c1m_slot_t *s);
+/* Grow a byte buffer (doubling from 4 KiB) to hold `need` bytes; 0 or -ENOMEM (then unchanged). */
+int bytes_reserve(uint8_t **p, uint32_t *cap, uint32_t need);
+/* Free a connection's buffers and TLS state and release its slot, without a record (close and
+ * reactor teardown). */
+void conn_release(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 /* Send bytes to a connection (through TLS when it speaks TLS). */
 void conn_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain);
 /* Send bytes to the socket as they are (TLS records from tls.c). */

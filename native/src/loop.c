@@ -257,8 +257,7 @@ void c1m_reactor_destroy(c1m_reactor_t *r) {
   for (uint32_t fd = 0; r->nconns && fd <= r->max_fd; fd++) {
     c1m_slot_t *s = &r->slots[fd];
     if (!(s->flags & (C1M_F_OPEN | C1M_F_CONNECTING | C1M_F_HANDSHAKE))) continue;
-    if (s->flags & C1M_F_TLS) tls_release(r, (int)fd);
-    conn_release(s);
+    conn_release(r, (int)fd, s);
     c1m_sys_close((int)fd);
     r->nconns--;
   }

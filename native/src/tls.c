@@ -455,16 +455,9 @@ static void keep_pending(c1m_reactor_t *r, int fd, c1m_slot_t *s, tls_conn_t *t,
     conn_close(r, fd, C1M_R_SLOW_CONSUMER, 0, 0);
     return;
   }
-  if (need > t->pend_cap) {
-    uint32_t cap = t->pend_cap ? t->pend_cap : 4096;
-    while (cap < need) cap = cap > 0x7FFFFFFFu / 2 ? (uint32_t)need : cap * 2;
-    uint8_t *p = realloc(t->pend, cap);
-    if (!p) {
-      conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
-      return;
-    }
-    t->pend = p;
-    t->pend_cap = cap;
+  if (bytes_reserve(&t->pend, &t->pend_cap, (uint32_t)need) < 0) {
+    conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
+    return;
   }
   for (int i = 0; i < cnt; i++) {
     memcpy(t->pend + t->pend_len, iov[i].iov_base, iov[i].iov_len);

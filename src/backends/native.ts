@@ -322,7 +322,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
     } else if (!this.#alive(fd, gen)) return -1;
     const hdr = this.#cmdBytes;
     if (at + hdr + prior + room + this.#alignMask > SEND_AREA) {
-      this.#flushNow();
+      this.#flushNow(); // native code ran: the connection may have closed in it
+      if (!this.#alive(fd, gen)) return -1;
       at = prior = 0;
     }
     this.#placeAt = at;

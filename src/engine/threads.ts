@@ -21,7 +21,7 @@ import type { EngineOptions, ListenAddress } from '../core/types.js';
 import { GatherRelay, type GatherPeer } from './gather.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
-import { RestartBudget, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
+import { RestartBudget, stopWorkerThread, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
 
 export interface ThreadsPlan {
   threads: number;
@@ -132,11 +132,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
         stopping = true;
         await acceptor!.close(0);
         await Promise.all(slots.map(async (s) => {
-          if (s.exited) return;
-          const done = waitFor(s.worker, (m) => m.type === 'closed').catch(() => undefined);
-          s.worker.postMessage({ type: 'shutdown', timeoutMs });
-          await done;
-          await s.worker.terminate();
+          if (!s.exited) await stopWorkerThread(s.worker, timeoutMs);
         }));
       })();
       return closing;

@@ -16,7 +16,7 @@ import { trackReactor, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
 import type { ServeHandle, ServeOptions } from './serve-types.js';
-import { loadHandler, waitFor, workerUrl, type WorkerSpec } from './workers.js';
+import { loadHandler, stopWorkerThread, waitFor, workerUrl, type WorkerSpec } from './workers.js';
 
 /** A UDP server: a reactor of its own and one socket on it. */
 export interface UdpServer {
@@ -93,12 +93,7 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
     stats: () => undefined,
     gather: (key) => relay.collect(key),
     close(timeoutMs = 5000) {
-      closing ??= Promise.all(workers.map(async (w) => {
-        const done = waitFor(w, (m) => m.type === 'closed').catch(() => undefined);
-        w.postMessage({ type: 'shutdown', timeoutMs });
-        await done;
-        await w.terminate();
-      })).then(() => undefined);
+      closing ??= Promise.all(workers.map((w) => stopWorkerThread(w, timeoutMs))).then(() => undefined);
       return closing;
     },
   };

@@ -110,3 +110,14 @@ export class RestartBudget {
     return this.#starts.length > 10 ? 1000 : 0;
   }
 }
+
+/**
+ * Shut one worker thread down gracefully: ask it (`shutdown`, its reactor closes with
+ * `timeoutMs`), wait for its `closed`, then terminate it. Never rejects.
+ */
+export async function stopWorkerThread(worker: Worker, timeoutMs: number): Promise<void> {
+  const done = waitFor(worker, (m) => m.type === 'closed').catch(() => undefined);
+  worker.postMessage({ type: 'shutdown', timeoutMs });
+  await done;
+  await worker.terminate();
+}
