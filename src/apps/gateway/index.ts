@@ -9,9 +9,9 @@
  * several of them NATS carries every message to each process that has subscribers for it.
  *
  * Per connection: a WebSocket's `data` holds its grant (user and patterns), and, until its
- * token is verified, the messages it sent meanwhile; its subscriptions are the pub/sub
- * seam's (topics.ts). Verification is asynchronous (jose, WebCrypto) while the engine's
- * upgrade decision is synchronous, so a request without a token is refused at the upgrade
+ * token is verified, the messages it sent meanwhile; its subscriptions are the WebSocket
+ * server's topics (no JS object per subscription). Verification is asynchronous (jose,
+ * WebCrypto) while the engine's upgrade decision is synchronous, so a request without a token is refused at the upgrade
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  */
@@ -30,7 +30,7 @@ import {
   OpError, dataJson, encodeAck, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub,
   type ClientOp, type TopicState,
 } from './protocol.js';
-import { LocalTopics, type PubsubOptions, type Topics } from './topics.js';
+import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
 
 /** Options of the gateway (`--handler-options` of `c1m serve gateway`, built by its flags). */
 export interface GatewayOptions extends AuthOptions, HistoryOptions {
@@ -105,7 +105,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     const s = broker === null && streams.keepsHistory ? streams.open(topic) : streams.get(topic);
     if (s === undefined) return { delivered: 0, seq: null, epoch: null };
     const frame = streams.append(s, (seq) => encodeMsg(topic, seq, json));
-    const n = s.active ? topics.publish(topic, frame) : 0;
+    const n = s.active ? wsHandler.publish(topic, frame) : 0;
     if (n > 0) {
       counters.messagesOut++;
       counters.bytesOut += Buffer.byteLength(frame) * n;
@@ -134,6 +134,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   };
 
   const wsHandler = createWebSocketHandler<Client>({
+    pubsub: { ...GATEWAY_PUBSUB_DEFAULTS, ...o.pubsub },
+    onTopicInterest: onInterest,
     maxPayload: maxMessage,
     pingInterval: o.pingInterval ?? 30_000,
     onUpgrade(req) {
@@ -169,13 +171,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       }
       serve(ws, c, data.toString('utf8'));
     },
-    onClose(ws) {
+    onClose() {
       counters.clients--;
-      topics.closed(ws);
     },
   });
-
-  const topics: Topics = new LocalTopics(wsHandler, () => reactor!, o.pubsub ?? {}, onInterest);
 
   async function verify(ws: WebSocket<Client>, c: Client): Promise<void> {
     let grant: Grant;
@@ -215,7 +214,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (op.op === 'ping') ws.send(encodePong(op.id));
     else if (op.op === 'sub') subscribe(ws, c, op);
     else {
-      for (const t of op.topics) topics.unsubscribe(ws, t);
+      for (const t of op.topics) ws.unsubscribe(t);
       ws.send(encodeAck(op.id));
     }
   }
@@ -229,9 +228,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
     const added: string[] = [];
     try {
-      for (const t of op.topics) if (topics.subscribe(ws, t)) added.push(t);
+      for (const t of op.topics) if (ws.subscribe(t)) added.push(t);
     } catch (err) {
-      for (const t of added) topics.unsubscribe(ws, t);
+      for (const t of added) ws.unsubscribe(t);
       const code = (err as C1mError).code === 'ERR_C1M_PUBSUB_LIMIT' ? 'limit' : 'invalid_topic';
       ws.send(encodeError(new OpError(code, op.id, (err as Error).message)));
       return;
@@ -325,7 +324,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   });
 
   const untrack = await trackGateway(() => {
-    const st = topics.stats;
+    const st = wsHandler.pubsubStats;
     counters.subscriptions = st.subscriptions;
     counters.topics = st.topics;
     counters.drops = st.drops;
