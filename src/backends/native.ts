@@ -495,6 +495,10 @@ export class NativeReactor implements Reactor, ConnectionHost {
     return new NativeConnection(this, id % TWO32, Math.floor(id / TWO32));
   }
 
+  bufferedAmount(id: number): number {
+    return id < 0 ? 0 : this.buffered(id % TWO32, Math.floor(id / TWO32));
+  }
+
   connections(): Connection[] {
     const out: Connection[] = [];
     if (this.#released) return out;

@@ -762,6 +762,10 @@ class PortableReactor implements Reactor {
     return engine.links.get(id)?.handle ?? new PortableConnection(engine, id);
   }
 
+  bufferedAmount(id: number): number {
+    return this.#engine.links.get(id)?.handle.bufferedAmount ?? 0;
+  }
+
   connections(): Connection[] {
     return Array.from(this.#engine.links.values(), (link) => link.handle);
   }

@@ -338,6 +338,11 @@ export interface Reactor {
   /** A handle for a connection id (stale ids give a handle whose `open` is false). */
   connection(id: number): Connection;
   /**
+   * `connection(id).bufferedAmount` without making a handle: for loops over many ids (a
+   * publish's slow-subscriber check). 0 for a stale id.
+   */
+  bufferedAmount(id: number): number;
+  /**
    * Handles to every connection of this reactor that is open or connecting, in no particular
    * order (for shutdown sweeps and diagnostics). O(highest fd) on the native backend, so
    * not for per-message use. Threading: on the reactor's thread only.

@@ -239,6 +239,9 @@ describe('TopicTable', () => {
       connection(id: number) {
         return { id, bufferedAmount: buffered.get(id) ?? 0 } as Connection;
       },
+      bufferedAmount(id: number) {
+        return buffered.get(id) ?? 0;
+      },
     } as unknown as Reactor;
     const table = new TopicTable();
     for (const id of [1, 2, 3]) table.subscribe(id, 'news');

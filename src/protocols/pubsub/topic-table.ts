@@ -335,9 +335,9 @@ export class TopicTable {
     let k = 0;
     const slow: Connection[] = [];
     for (let i = 0; i < ids.length; i++) {
-      const conn = reactor.connection(ids[i]!);
-      if (conn.bufferedAmount > max) slow.push(conn);
-      else ids[k++] = ids[i]!;
+      const id = ids[i]!;
+      if (reactor.bufferedAmount(id) > max) slow.push(reactor.connection(id));
+      else ids[k++] = id;
     }
     // Told after the pass: onSlow may change the table (close, unsubscribe) and reuse #ids.
     const kept = ids.subarray(0, k);

@@ -156,12 +156,12 @@ export class WsTopics {
     let k = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
-      const conn = reactor.connection(id);
-      if (conn.bufferedAmount > max) {
-        (slow ??= []).push(conn);
+      if (reactor.bufferedAmount(id) > max) {
+        (slow ??= []).push(reactor.connection(id));
         continue;
       }
       if (compress) {
+        const conn = reactor.connection(id);
         const codec = host.codec(conn, conn.tag);
         if (codec !== null && !codec.stateful) {
           const bits = codec.params.serverMaxWindowBits;
