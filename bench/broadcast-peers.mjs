@@ -24,6 +24,7 @@
 import { fork } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
+import { log, median, rpc, sleep } from './lib.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -43,30 +44,7 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 
-const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const now = () => Number(process.hrtime.bigint());
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
-
-function rpc(child) {
-  let next = 0;
-  const waiting = new Map();
-  child.on('message', (m) => {
-    const w = waiting.get(m.id);
-    if (w) {
-      waiting.delete(m.id);
-      w(m);
-    }
-  });
-  return (msg) => new Promise((resolve) => {
-    const id = ++next;
-    waiting.set(id, resolve);
-    child.send({ ...msg, id });
-  });
-}
 
 /** The server of `target`: { port, subscribers(), publish(buf) }. */
 async function startTarget(target) {

@@ -79,6 +79,27 @@ export function median(xs) {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
+/**
+ * IPC request/response with a forked child: each message `{ id, ... }` is answered by one with
+ * the same id. Returns `ask(msg) -> Promise<reply>`.
+ */
+export function rpc(child) {
+  let next = 0;
+  const waiting = new Map();
+  child.on('message', (m) => {
+    const w = waiting.get(m.id);
+    if (w) {
+      waiting.delete(m.id);
+      w(m);
+    }
+  });
+  return (msg) => new Promise((resolve) => {
+    const id = ++next;
+    waiting.set(id, resolve);
+    child.send({ ...msg, id });
+  });
+}
+
 export function round(x, digits = 2) {
   if (typeof x !== 'number' || !Number.isFinite(x)) return null;
   const f = 10 ** digits;

@@ -22,6 +22,7 @@
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { log, rpc, sleep } from './lib.mjs';
 
 const { values: opt } = parseArgs({
   options: {
@@ -39,31 +40,11 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 
-const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const c1m = () => import('../dist/index.js');
 
 function rssKb() {
   const m = /VmRSS:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'));
   return Number(m[1]);
-}
-
-/** IPC request/response: each message { id, ... } is answered with the same id. */
-function rpc(child) {
-  let next = 0;
-  const waiting = new Map();
-  child.on('message', (m) => {
-    const w = waiting.get(m.id);
-    if (w) {
-      waiting.delete(m.id);
-      w(m);
-    }
-  });
-  return (msg) => new Promise((resolve) => {
-    const id = ++next;
-    waiting.set(id, resolve);
-    child.send({ ...msg, id });
-  });
 }
 
 if (opt.role === 'server') {
