@@ -23,12 +23,7 @@ static int get_bytes_prop(napi_env env, napi_value obj, const char *key, const c
   napi_valuetype t;
   *p = NULL, *len = 0;
   if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
-  if (t == napi_undefined) return 0;
-  bool isbuf = false;
-  void *data = NULL;
-  if (napi_is_buffer(env, v, &isbuf) != napi_ok || !isbuf || napi_get_buffer_info(env, v, &data, len) != napi_ok) return -1;
-  *p = data;
-  return 0;
+  return t == napi_undefined ? 0 : addon_get_buffer_view(env, v, p, len);
 }
 
 static napi_value throw_tls(napi_env env, int rc, const char *text) {
