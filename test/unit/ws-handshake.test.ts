@@ -4,6 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
 import {
   WS_VERSION,
   acceptKey,
@@ -25,6 +26,12 @@ const misuse = { code: 'ERR_C1M_WS_INVALID_ARGUMENT' };
 
 describe('keys', () => {
   test('acceptKey: the RFC 6455 1.3 example', () => assert.equal(acceptKey(RFC_KEY), RFC_ACCEPT));
+  test('acceptKey: the in-place SHA-1 agrees with node:crypto for 2,000 random keys', () => {
+    for (let i = 0; i < 2000; i++) {
+      const key = randomBytes(16).toString('base64');
+      assert.equal(acceptKey(key), createHash('sha1').update(key + '258EAFA5-E914-47DA-95CA-C5AB0DC85B11').digest('base64'), key);
+    }
+  });
   test('validateKey accepts the canonical base64 of 16 bytes only', () => {
     assert.ok(validateKey(RFC_KEY));
     assert.ok(validateKey('AAAAAAAAAAAAAAAAAAAAAA=='));
