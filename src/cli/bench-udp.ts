@@ -172,6 +172,21 @@ async function scrapeReceived(host: string, port: number): Promise<number> {
   return Number(m[1]);
 }
 
+/**
+ * The server's received count once it stops growing: datagrams still in its socket buffers are
+ * read within a few polls (two equal readings 200 ms apart, 5 s at most).
+ */
+async function settledCount(host: string, port: number): Promise<number> {
+  let last = await scrapeReceived(host, port);
+  for (let i = 0; i < 25; i++) {
+    await new Promise((r) => setTimeout(r, 200));
+    const now = await scrapeReceived(host, port);
+    if (now === last) break;
+    last = now;
+  }
+  return last;
+}
+
 /** Split `n` into `k` near-equal parts. */
 const split = (n: number, k: number): number[] => Array.from({ length: k }, (_, i) => Math.floor(n / k) + (i < n % k ? 1 : 0));
 
@@ -294,9 +309,7 @@ export async function udpBenchMain(argv: string[], out: NodeJS.WritableStream, e
     }
     let serverReceived: number | null = null;
     if (before !== undefined) {
-      // Datagrams still in the server's socket buffer are read within a few polls.
-      await new Promise((r) => setTimeout(r, 300));
-      serverReceived = await scrapeReceived(o.host, o.metricsPort!).then((after) => after - before!, (e: Error) => {
+      serverReceived = await settledCount(o.host, o.metricsPort!).then((after) => after - before!, (e: Error) => {
         note = `server received unknown: ${e.message}`;
         return null;
       });
