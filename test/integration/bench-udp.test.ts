@@ -50,8 +50,8 @@ after(() => {
 });
 
 /** `c1m serve udp-echo` on free ports; resolves with its UDP and metrics ports. */
-async function serveUdpEcho(extra: string[] = []): Promise<{ child: ChildProcess; port: number; metricsPort: number }> {
-  const child = spawn(process.execPath, [CLI, 'serve', 'udp-echo', '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+async function serveUdpEcho(extra: string[] = [], app = 'udp-echo'): Promise<{ child: ChildProcess; port: number; metricsPort: number }> {
+  const child = spawn(process.execPath, [CLI, 'serve', app, '--port', '0', '--host', '127.0.0.1', '--metrics-port', '0', ...extra], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
   let text = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (text += d));
@@ -184,6 +184,21 @@ describe('c1m bench udp: runs', { skip: nativeAvailable ? false : 'native backen
       assert.equal(j.received, j.sent);
       assert.equal(j.lost, 0);
       assert.equal(j.note, null);
+    } finally {
+      await stop(srv.child);
+    }
+  });
+
+  test('flood into c1m serve udp-sink: every datagram counted by the sink, none comes back', GUARD, async () => {
+    const srv = await serveUdpEcho([], 'udp-sink');
+    try {
+      const r = await runBench(['--port', String(srv.port), '--mode', 'flood', '-c', '2', '--rate', '3000', '-d', '0.5', '--size', '0',
+        '--metrics-port', String(srv.metricsPort), '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(r.json.sent > 0);
+      assert.equal(r.json.received, r.json.sent);
+      assert.equal(r.json.stale, 0);
+      assert.equal(r.json.size, 0);
     } finally {
       await stop(srv.child);
     }
