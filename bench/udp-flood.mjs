@@ -11,8 +11,10 @@
 //          -b 64`, `udpgen -m echo -f 2` (64 flows x depth 16), nothing pinned (server and generator
 //          share the two cores). Packets/s from udpgen; server CPU per echoed datagram from
 //          /proc over the server's process tree.
+//  gen:    the generators themselves: `c1m bench udp` (echo, 64 flows x depth 16, one process)
+//          against `udpgen -m echo`, both pinned to CPU 1, into `udpref -m echo -b 64` on CPU 0.
 //
-//   node bench/udp-flood.mjs [--figures sink,echo2] [--quick] [--reps 1] [--duration 5] [--warmup 1]
+//   node bench/udp-flood.mjs [--figures sink,echo2,gen] [--quick] [--reps 1] [--duration 5] [--warmup 1]
 //                            [--size 64] [--flows 64] [--depth 16] [--out FILE]
 //
 // `--quick`: 2 s runs, one repetition. Targets alternate within a repetition (the order rotates
@@ -29,7 +31,7 @@ import { REPO_DIR, emit, log, machineInfo, median, round, sleep, treeCpuSeconds 
 
 const { values: opt } = parseArgs({
   options: {
-    figures: { type: 'string', default: 'sink,echo2' },
+    figures: { type: 'string', default: 'sink,echo2,gen' },
     quick: { type: 'boolean', default: false },
     reps: { type: 'string' },
     duration: { type: 'string' },
@@ -44,7 +46,7 @@ const { values: opt } = parseArgs({
   strict: true,
 });
 if (opt.help) {
-  log('usage: node bench/udp-flood.mjs [--figures sink,echo2] [--quick] [--reps N] [--duration S] [--warmup S]');
+  log('usage: node bench/udp-flood.mjs [--figures sink,echo2,gen] [--quick] [--reps N] [--duration S] [--warmup S]');
   log('                                [--size B] [--flows N] [--depth N] [--out FILE]');
   process.exit(0);
 }
@@ -61,7 +63,7 @@ const duration = int('duration', opt.duration ?? (opt.quick ? '2' : '5'));
 const warmup = int('warmup', opt.warmup);
 const size = int('size', opt.size), flows = int('flows', opt.flows), depth = int('depth', opt.depth);
 const figures = opt.figures.split(',').filter(Boolean);
-for (const f of figures) if (!['sink', 'echo2'].includes(f)) (log(`udp-flood.mjs: unknown figure "${f}" (sink, echo2)`), process.exit(2));
+for (const f of figures) if (!['sink', 'echo2', 'gen'].includes(f)) (log(`udp-flood.mjs: unknown figure "${f}" (sink, echo2, gen)`), process.exit(2));
 
 const REF = process.env.C1M_REF_SRC ?? '/work/shared/bench';
 const UDPREF = path.join(REF, 'udpref');
@@ -115,6 +117,7 @@ function serverArgv(target, port, metricsPort) {
     case 'c1m-sink': return c1m('udp-sink', []);
     case 'udpref-sink': return [UDPREF, '-p', String(port), '-a', opt.host, '-m', 'sink', '-b', '64', '-q'];
     case 'c1m-echo-p2': return c1m('udp-echo', ['--processes', '2']);
+    case 'udpref-echo': return [UDPREF, '-p', String(port), '-a', opt.host, '-m', 'echo', '-b', '64', '-q'];
     case 'udpref-echo-w2': return [UDPREF, '-p', String(port), '-a', opt.host, '-m', 'echo', '-w', '2', '-b', '64', '-q'];
   }
   throw new Error(target);
@@ -168,7 +171,11 @@ async function c1mReceived(s) {
 }
 
 function runUdpgen(args, cpu) {
-  const argv = [UDPGEN, '-h', opt.host, ...args, '-q'];
+  return runJson([UDPGEN, '-h', opt.host, ...args, '-q'], cpu);
+}
+
+/** Run argv (pinned to cpu unless null) and resolve with the JSON of its last stdout line. */
+function runJson(argv, cpu) {
   const cmd = cpu === null ? argv : ['taskset', '-c', String(cpu), ...argv];
   return new Promise((resolve, reject) => {
     const child = track(spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -181,7 +188,7 @@ function runUdpgen(args, cpu) {
       try {
         resolve(JSON.parse(out.trim().split('\n').pop()));
       } catch {
-        reject(new Error(`udpgen exited ${code} without JSON: ${err.trim().slice(-300)}`));
+        reject(new Error(`${path.basename(argv[argv[0] === process.execPath ? 1 : 0])} exited ${code} without JSON: ${err.trim().slice(-300)}`));
       }
     });
   });
@@ -245,7 +252,31 @@ async function echo2Trial(target) {
   }
 }
 
-const PLAN = { sink: { targets: ['c1m-sink', 'udpref-sink'], trial: sinkTrial, key: 'received_pps' }, echo2: { targets: ['c1m-echo-p2', 'udpref-echo-w2'], trial: echo2Trial, key: 'pps' } };
+async function genTrial(target) {
+  const s = await startServer('udpref-echo', 0);
+  try {
+    const cpu0 = treeCpuSeconds(s.pid);
+    let r;
+    if (target === 'udpgen') {
+      const g = await runUdpgen(['-p', String(s.port), '-m', 'echo', '-s', String(size), '-n', String(flows), '-D', String(depth), '-d', String(duration), '-W', String(warmup)], 1);
+      r = { pps: g.pps, received: g.received, lost: g.lost, stale: g.stale, lat_p50_us: g.lat_us?.p50, lat_p99_us: g.lat_us?.p99,
+        generator_cpu_s: round((g.cpu_user_s ?? 0) + (g.cpu_sys_s ?? 0), 2), clean: g.lost === 0 && g.stale === 0 && g.errors === 0 && !g.aborted };
+    } else {
+      const j = await runJson([process.execPath, CLI, 'bench', 'udp', '--host', opt.host, '--port', String(s.port), '--size', String(size), '-c', String(flows),
+        '--depth', String(depth), '-d', String(duration), '--warmup', String(warmup), '--json'], 1);
+      r = { pps: j.received_per_s, received: j.received, lost: j.lost, stale: j.stale, lat_p50_us: j.latency?.p50, lat_p99_us: j.latency?.p99,
+        generator_cpu_s: round(j.client.cpu_user_s + j.client.cpu_sys_s, 2), clean: j.lost === 0 && j.stale === 0 };
+    }
+    const cpu = treeCpuSeconds(s.pid) - cpu0;
+    // (no server CPU per datagram here: the two generators count `received` over different spans)
+    return { target, ...r, server_cpu_s: round(cpu, 2), server_cpu_us_per_dgram: null };
+  } finally {
+    await stopServer(s);
+  }
+}
+
+const PLAN = {
+  gen: { targets: ['c1m-bench', 'udpgen'], trial: genTrial, key: 'pps' }, sink: { targets: ['c1m-sink', 'udpref-sink'], trial: sinkTrial, key: 'received_pps' }, echo2: { targets: ['c1m-echo-p2', 'udpref-echo-w2'], trial: echo2Trial, key: 'pps' } };
 const load = { before: uptime() };
 const t0 = Date.now();
 const runs = [];
@@ -294,6 +325,7 @@ emit({
   notes: [
     'sink: server on CPU 0, udpgen flood on CPU 1; received counted by the server over the whole run; received_pps = udpgen pps x received share',
     'echo2: no pinning, server (2 processes) and udpgen (2 processes) share the 2 cores; a run counts only with lost, stale and errors all 0',
+    'gen: the generators, both on CPU 1, into udpref -m echo -b 64 on CPU 0; generator_cpu_s over the measured window (c1m bench) or the whole run (udpgen)',
     'ratios: first target / second target within one repetition, median over repetitions',
   ],
 }, opt.out);

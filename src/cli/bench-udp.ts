@@ -16,11 +16,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { defaultBackend } from '../index.js';
 import { fmtInt, int, isLoopback, seconds, UsageError } from './bench-layout.js';
-import { formatMicros, loadHistograms, mergeHistograms, summarize, addCounts, type LatencySummary } from './bench-stats.js';
+import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { UdpParentMessage, UdpWorkerConfig, UdpWorkerMessage, UdpWorkerResult } from './bench-udp-worker.js';
-import { parseArgs } from 'node:util';
 
 /** `c1m bench udp --help`. */
 export const UDP_BENCH_USAGE = `usage: c1m bench udp --port P [options]
