@@ -117,7 +117,7 @@ describe('c1m bench udp: runs', { skip: nativeAvailable ? false : 'native backen
   test('echo against c1m serve udp-echo: every datagram answered, counts add up, JSON shape', GUARD, async () => {
     const srv = await serveUdpEcho();
     try {
-      const r = await runBench(['--port', String(srv.port), '-c', '4', '--depth', '2', '--processes', '2', '-d', '1', '--warmup', '0.2', '--json']);
+      const r = await runBench(['--port', String(srv.port), '-c', '4', '--depth', '2', '--processes', '2', '-d', '1', '--warmup', '0.2', '--timeout', '5', '--json']);
       assert.equal(r.code, 0, r.stderr);
       const j = r.json;
       assert.deepEqual(Object.keys(j).sort(), ['client', 'depth', 'drops', 'duration_s', 'errors', 'host', 'latency', 'loss_ratio', 'lost', 'mode', 'note',
