@@ -287,6 +287,13 @@ int c1m_udp_connect(c1m_reactor_t *r, int fd, uint32_t gen, const struct sockadd
 /* Join (join != 0) or leave the multicast group; iface: the local interface's address or NULL. */
 int c1m_udp_membership(c1m_reactor_t *r, int fd, uint32_t gen, int join, const struct sockaddr *group,
                        const struct sockaddr *iface);
+/* Multicast sending options of the socket's family (IPv6 socket: the IPV6_ ones):
+ * C1M_UDP_MCAST_TTL: value = hops, 0-255 (else -EINVAL); C1M_UDP_MCAST_LOOP: value != 0 when
+ * this host's own members receive what the socket sends; C1M_UDP_MCAST_IF: the interface to
+ * send from, IPv4: iface = its local address (NULL: the default), IPv6: value = its index (0:
+ * the default; iface must be NULL). 0 or -errno (-EINVAL for an unknown what or a bad value). */
+enum { C1M_UDP_MCAST_TTL = 1, C1M_UDP_MCAST_LOOP = 2, C1M_UDP_MCAST_IF = 3 };
+int c1m_udp_multicast(c1m_reactor_t *r, int fd, uint32_t gen, int what, int value, const struct sockaddr *iface);
 int c1m_udp_stats(c1m_reactor_t *r, int fd, uint32_t gen, c1m_udp_stats_t *out);
 /* getsockname (peer == 0) or getpeername of a UDP socket. */
 int c1m_udp_sockname(c1m_reactor_t *r, int fd, uint32_t gen, int peer, struct sockaddr_storage *ss, socklen_t *len);

@@ -90,6 +90,24 @@ static napi_value udp_membership(napi_env env, napi_callback_info info) {
                                      t == napi_string ? (struct sockaddr *)&iface : NULL));
 }
 
+/* udpMulticast(handle, fd, gen, what, value, iface | undefined) -> 0 or -errno */
+static napi_value udp_multicast(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  addon_reactor_t *a = addon_reactor_args(env, info, 6, argv);
+  int32_t fd, what = 0, value = 0;
+  uint32_t gen;
+  if (!a) return NULL;
+  if (addon_fd_gen(env, argv, &fd, &gen) || napi_get_value_int32(env, argv[3], &what) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &value) != napi_ok)
+    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "udpMulticast(h, fd, gen, what, value, iface)"), NULL;
+  struct sockaddr_storage iface;
+  socklen_t len;
+  napi_valuetype t = napi_undefined;
+  napi_typeof(env, argv[5], &t);
+  if (t == napi_string && addon_to_sockaddr(env, argv[5], 0, &iface, &len) < 0) return addon_num(env, -EINVAL);
+  return addon_num(env, c1m_udp_multicast(a->r, fd, gen, what, value, t == napi_string ? (struct sockaddr *)&iface : NULL));
+}
+
 /* udpStats(handle, fd, gen) -> [sent, drops, sendErrors, queued, queuedBytes, gsoSent, groReceived] | undefined */
 static napi_value udp_stats(napi_env env, napi_callback_info info) {
   napi_value argv[3], out;
@@ -160,6 +178,7 @@ int addon_udp_exports(napi_env env, napi_value exports, napi_value k) {
       {"udpClose", NULL, udp_close, NULL, NULL, NULL, napi_default, NULL},
       {"udpConnect", NULL, udp_connect, NULL, NULL, NULL, napi_default, NULL},
       {"udpMembership", NULL, udp_membership, NULL, NULL, NULL, napi_default, NULL},
+      {"udpMulticast", NULL, udp_multicast, NULL, NULL, NULL, napi_default, NULL},
       {"udpStats", NULL, udp_stats, NULL, NULL, NULL, napi_default, NULL},
       {"udpSockname", NULL, udp_sockname, NULL, NULL, NULL, napi_default, NULL},
       {"udpEncode", NULL, udp_encode, NULL, NULL, NULL, napi_default, NULL},
@@ -172,6 +191,9 @@ int addon_udp_exports(napi_env env, napi_value exports, napi_value k) {
   addon_set_const(env, k, "F_UDP", C1M_F_UDP);
   addon_set_const(env, k, "UDP_E_RECV", C1M_UDP_E_RECV);
   addon_set_const(env, k, "UDP_E_SEND", C1M_UDP_E_SEND);
+  addon_set_const(env, k, "UDP_MCAST_TTL", C1M_UDP_MCAST_TTL);
+  addon_set_const(env, k, "UDP_MCAST_LOOP", C1M_UDP_MCAST_LOOP);
+  addon_set_const(env, k, "UDP_MCAST_IF", C1M_UDP_MCAST_IF);
   /* An address entry, in bytes: the kernel's sockaddr_in / sockaddr_in6. */
   addon_set_const(env, k, "UDP_ADDR_SIZE", C1M_UDP_ADDR_SIZE);
   addon_set_const(env, k, "SA_FAMILY", offsetof(struct sockaddr, sa_family));

@@ -66,6 +66,7 @@ typedef struct udp_sock {
   int out_armed;  /* EPOLLOUT registered */
   int gso;        /* UDP_SEGMENT allowed: runs of equal-size datagrams to one peer in one send */
   int gro;        /* UDP_GRO on: the kernel may hand over several datagrams of one flow at once */
+  int family;     /* AF_INET or AF_INET6: which multicast options apply */
   uint64_t sent, drops, send_errors, gso_sent, gro_received;
 } udp_sock_t;
 
@@ -434,6 +435,7 @@ int c1m_udp_open(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, c
     return rc;
   }
   u->fd = fd;
+  u->family = addr->sa_family;
   u->max_msg = o->max_msg;
   u->queue_cap = o->queue_bytes;
   u->gso = o->gso != 0;
@@ -501,6 +503,27 @@ int c1m_udp_membership(c1m_reactor_t *r, int fd, uint32_t gen, int join, const s
     return c1m_sys_setsockopt(fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, &m, sizeof m);
   }
   return -EINVAL;
+}
+
+int c1m_udp_multicast(c1m_reactor_t *r, int fd, uint32_t gen, int what, int value, const struct sockaddr *iface) {
+  udp_sock_t *u = udp_live(r, fd, gen);
+  if (!u) return -EBADF;
+  int v6 = u->family == AF_INET6;
+  switch (what) {
+  case C1M_UDP_MCAST_TTL:
+    if (value < 0 || value > 255) return -EINVAL;
+    return c1m_sys_set_int(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MULTICAST_HOPS : IP_MULTICAST_TTL, value);
+  case C1M_UDP_MCAST_LOOP:
+    return c1m_sys_set_int(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_MULTICAST_LOOP : IP_MULTICAST_LOOP, value != 0);
+  case C1M_UDP_MCAST_IF:
+    if (v6) /* IPv6 names the interface by its index (0: the default) */
+      return iface || value < 0 ? -EINVAL : c1m_sys_set_int(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, value);
+    if (iface && iface->sa_family != AF_INET) return -EINVAL;
+    struct in_addr a = {.s_addr = iface ? ((const struct sockaddr_in *)iface)->sin_addr.s_addr : htonl(INADDR_ANY)};
+    return c1m_sys_setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof a);
+  default:
+    return -EINVAL;
+  }
 }
 
 int c1m_udp_stats(c1m_reactor_t *r, int fd, uint32_t gen, c1m_udp_stats_t *out) {

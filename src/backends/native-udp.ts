@@ -16,10 +16,11 @@
  */
 import type { Binding, NativeConstants, NativeHandle } from '../core/binding.js';
 import type { Layout } from '../core/layout.js';
-import { systemError } from '../core/errors.js';
+import { C1mError, systemError } from '../core/errors.js';
 import { socketFailed } from '../core/handler-contract.js';
-import { checkDatagram, checkDestination, formatAddress, notConnected, readFamily, readPort, resolveUdp, truncatedError, type ResolvedUdpOptions } from '../core/udp.js';
+import { checkDatagram, checkDestination, checkMulticastInterface, checkMulticastTTL, formatAddress, notConnected, readFamily, readPort, resolveUdp, truncatedError, type ResolvedUdpOptions } from '../core/udp.js';
 import type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from '../core/udp-types.js';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 
 const TWO32 = 2 ** 32;
@@ -120,6 +121,17 @@ class RecvBatch implements UdpBatch {
   }
 }
 
+/** The index of interface `scope` (a name, or an index already); 0 for ''. Linux: /sys/class/net. */
+function interfaceIndex(scope: string): number {
+  if (scope === '') return 0;
+  if (/^\d+$/.test(scope)) return Number(scope);
+  try {
+    return Number(readFileSync(`/sys/class/net/${scope}/ifindex`, 'utf8').trim());
+  } catch {
+    throw new C1mError('ERR_C1M_INVALID_OPTION', `iface: no network interface called "${scope}"`);
+  }
+}
+
 class NativeUdpSocket implements UdpSocket {
   readonly #u: NativeUdp;
   readonly fd: number;
@@ -185,6 +197,22 @@ class NativeUdpSocket implements UdpSocket {
     if (iface !== undefined) checkDestination(iface, 1);
     const rc = this.open ? this.#u.b.udpMembership(this.#u.h, this.fd, this.gen, join, group, iface) : -9;
     if (rc < 0) throw systemError(rc, join ? 'addMembership' : 'dropMembership', { address: group });
+  }
+  setMulticastTTL(ttl: number): void {
+    checkMulticastTTL(ttl);
+    this.#multicast('setMulticastTTL', this.#u.k.UDP_MCAST_TTL, ttl, undefined);
+  }
+  setMulticastLoopback(flag: boolean): void {
+    this.#multicast('setMulticastLoopback', this.#u.k.UDP_MCAST_LOOP, flag ? 1 : 0, undefined);
+  }
+  setMulticastInterface(iface: string): void {
+    const scope = checkMulticastInterface(iface, this.address.family);
+    if (this.address.family === 'IPv4') this.#multicast('setMulticastInterface', this.#u.k.UDP_MCAST_IF, 0, iface);
+    else this.#multicast('setMulticastInterface', this.#u.k.UDP_MCAST_IF, interfaceIndex(scope), undefined);
+  }
+  #multicast(syscall: string, what: number, value: number, iface: string | undefined): void {
+    const rc = this.open ? this.#u.b.udpMulticast(this.#u.h, this.fd, this.gen, what, value, iface) : -9; // EBADF
+    if (rc < 0) throw systemError(rc, syscall, iface === undefined ? {} : { address: iface });
   }
   get stats(): UdpStats {
     const n = this.#final ?? (this.open ? this.#u.b.udpStats(this.#u.h, this.fd, this.gen) : undefined) ?? [0, 0, 0, 0, 0, 0, 0];

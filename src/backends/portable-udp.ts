@@ -17,10 +17,13 @@
  * stands between), so `sendQueueBytes` bounds the queue from the next tick on, not within a
  * burst made in one tick.
  */
+import { existsSync } from 'node:fs';
 import { createSocket, type Socket } from 'node:dgram';
 import { isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
+import { C1mError } from '../core/errors.js';
 import { socketFailed } from '../core/handler-contract.js';
-import { checkDatagram, checkDestination, notConnected, resolveUdp, truncatedError, type ResolvedUdpOptions } from '../core/udp.js';
+import { checkDatagram, checkDestination, checkMulticastInterface, checkMulticastTTL, notConnected, resolveUdp, truncatedError, type ResolvedUdpOptions } from '../core/udp.js';
 import type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from '../core/udp-types.js';
 
 let nextId = 1;
@@ -213,6 +216,24 @@ class PortableUdpSocket implements UdpSocket {
   dropMembership(group: string, iface?: string): void {
     checkDestination(group, 1);
     this.#sock.dropMembership(group, iface);
+  }
+
+  setMulticastTTL(ttl: number): void {
+    checkMulticastTTL(ttl);
+    this.#sock.setMulticastTTL(ttl);
+  }
+
+  setMulticastLoopback(flag: boolean): void {
+    this.#sock.setMulticastLoopback(flag);
+  }
+
+  setMulticastInterface(iface: string): void {
+    const scope = checkMulticastInterface(iface, this.address.family);
+    // node:dgram takes an unknown interface name silently (as the default): refuse it as the native backend does
+    if (scope !== '' && !/^\d+$/.test(scope) && networkInterfaces()[scope] === undefined && !existsSync(`/sys/class/net/${scope}`)) {
+      throw new C1mError('ERR_C1M_INVALID_OPTION', `iface: no network interface called "${scope}"`);
+    }
+    this.#sock.setMulticastInterface(iface);
   }
 
   get stats(): UdpStats {

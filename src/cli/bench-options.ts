@@ -16,6 +16,7 @@ const NAMES = SCENARIOS.map((s) => s.name);
 export const BENCH_USAGE = `usage: c1m bench <${NAMES.join('|')}> --port P -c N [options]
        c1m bench report RESULTS.json... -o REPORT.html
        c1m bench million [--steps 100000,250000,500000,1000000] [options]   (c1m bench million --help)
+       c1m bench udp --port P [--mode echo|flood] [options]                (c1m bench udp --help)
 ${SCENARIOS.map((s) => `  ${s.name.padEnd(10)} ${s.summary}`).join('\n')}
 options:
   --host H                  server address (default 127.0.0.1; non-loopback needs --yes-non-loopback)

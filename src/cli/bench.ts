@@ -28,6 +28,7 @@ import { performance } from 'node:perf_hooks';
 import { defaultBackend, nofileLimit } from '../index.js';
 import { commandLine, fmtInt, isLoopback, planRun, UsageError, workerConfigs, type BenchPlan } from './bench-layout.js';
 import { millionMain } from './bench-million.js';
+import { udpBenchMain } from './bench-udp.js';
 import { WorkerPool } from './bench-pool.js';
 import { machineInfo, sampleTree, spawnServer, type TreeSample, type SpawnedServer } from './bench-proc.js';
 import { buildReport, reportMain } from './bench-report.js';
@@ -47,6 +48,7 @@ const DRAIN_TIMEOUT_MS = 5_000;
 export async function benchMain(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): Promise<number> {
   if (argv[0] === 'report') return reportMain(argv.slice(1), out, err);
   if (argv[0] === 'million') return millionMain(argv.slice(1), out, err);
+  if (argv[0] === 'udp') return udpBenchMain(argv.slice(1), out, err);
   let o: BenchOptions | 'help';
   let plans: BenchPlan[];
   let host: string;

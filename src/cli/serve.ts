@@ -15,15 +15,17 @@ const APPS: Record<string, string> = {
   http: new URL('../apps/http-hello.js', import.meta.url).href,
   broadcast: new URL('../apps/broadcast.js', import.meta.url).href,
   'udp-echo': new URL('../apps/udp-echo.js', import.meta.url).href,
+  'udp-sink': new URL('../apps/udp-sink.js', import.meta.url).href,
   gateway: new URL('../apps/gateway/index.js', import.meta.url).href,
 };
 /** Apps that serve UDP (their module gives a UdpHandler). */
-const UDP_APPS = new Set(['udp-echo']);
+const UDP_APPS = new Set(['udp-echo', 'udp-sink']);
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./handler.js> --port P [options]
 
   <app>                       a built-in server: echo, ws-echo, http (hello world), broadcast,
-                              udp-echo (UDP),
+                              udp-echo, udp-sink (UDP; the sink counts what it receives in
+                              the metrics, --metrics-port),
                               gateway (WebSocket topics with JWT auth, HTTP publish, NATS)
   ./handler.js                your handler module, as serve() takes it: it exports
                               createHandler(options) or a default Handler object; every reactor

@@ -35,7 +35,7 @@ export interface NativeConstants {
   LB_ROUND_ROBIN: number; LB_LEAST_CONN: number; LB_HASH: number;
   // UDP (native/src/udp.c); the address entry's fields are byte offsets
   EV_UDP_MSG: number; EV_UDP_DRAIN: number; EV_UDP_ERROR: number; OP_UDP_SEND: number; F_UDP: number;
-  UDP_E_RECV: number; UDP_E_SEND: number; UDP_ADDR_SIZE: number; SA_FAMILY: number; SA_FAMILY_SIZE: number;
+  UDP_E_RECV: number; UDP_E_SEND: number; UDP_MCAST_TTL: number; UDP_MCAST_LOOP: number; UDP_MCAST_IF: number; UDP_ADDR_SIZE: number; SA_FAMILY: number; SA_FAMILY_SIZE: number;
   AF_INET: number; AF_INET6: number; SIN_PORT: number; SIN_ADDR: number; SIN6_PORT: number; SIN6_ADDR: number; SIN6_SCOPE_ID: number;
 }
 
@@ -82,6 +82,8 @@ export interface Binding {
   /** connect(2) (ip undefined: dissolve the association); 0 or -errno. */
   udpConnect(h: NativeHandle, fd: number, gen: number, ip: string | undefined, port: number): number;
   udpMembership(h: NativeHandle, fd: number, gen: number, join: boolean, group: string, iface: string | undefined): number;
+  /** A multicast sending option (what: k.UDP_MCAST_*; IF: iface for IPv4, value = index for IPv6); 0 or -errno. */
+  udpMulticast(h: NativeHandle, fd: number, gen: number, what: number, value: number, iface: string | undefined): number;
   /** [sent, drops, sendErrors, queued, queuedBytes, gsoSent, groReceived] */
   udpStats(h: NativeHandle, fd: number, gen: number): [number, number, number, number, number, number, number] | undefined;
   udpSockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;

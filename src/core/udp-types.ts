@@ -109,6 +109,26 @@ export interface UdpSocket {
   addMembership(group: string, iface?: string): void;
   /** Leave a multicast group. Throws a system error. */
   dropMembership(group: string, iface?: string): void;
+  /**
+   * Hops a multicast datagram sent from this socket may take (`IP_MULTICAST_TTL`, or
+   * `IPV6_MULTICAST_HOPS` on an IPv6 socket), 0 to 255; the kernel's default is 1 (this
+   * network only). Errors: throws `ERR_C1M_INVALID_OPTION` outside 0-255, a system error from the kernel.
+   */
+  setMulticastTTL(ttl: number): void;
+  /**
+   * Whether members of the group on this host (this socket included) receive what this socket
+   * sends to it (`IP_MULTICAST_LOOP` / `IPV6_MULTICAST_LOOP`); the kernel's default is true.
+   * Errors: throws a system error.
+   */
+  setMulticastLoopback(flag: boolean): void;
+  /**
+   * The interface multicast datagrams leave by: on an IPv4 socket the interface's local address
+   * (`'127.0.0.1'` for `lo`), on an IPv6 socket `'::%NAME'` or `'::%INDEX'` (`'::%lo'`); `'0.0.0.0'`
+   * or `'::'` for the kernel's choice (by the routing table). Errors: throws
+   * `ERR_C1M_INVALID_OPTION` for an address of the other family or an unknown interface name, a
+   * system error from the kernel (`EADDRNOTAVAIL`: no interface has that address).
+   */
+  setMulticastInterface(iface: string): void;
   /** Counters (one native call on the native backend: not for per-datagram use). */
   readonly stats: UdpStats;
   /** Flush what was sent so far, then close. Idempotent. */

@@ -58,6 +58,26 @@ export function checkDestination(address: unknown, port: unknown): void {
   checkOption(isCount(port, 1) && port <= 65535, 'port', 'an integer from 1 to 65535', port);
 }
 
+/** Check a multicast TTL (hops): an integer from 0 to 255. */
+export function checkMulticastTTL(ttl: unknown): asserts ttl is number {
+  checkOption(Number.isInteger(ttl) && (ttl as number) >= 0 && (ttl as number) <= 255, 'ttl', 'an integer from 0 to 255', ttl);
+}
+
+/**
+ * Check `setMulticastInterface`'s argument for a socket of `family`: an IPv4 socket takes a local
+ * IPv4 address; an IPv6 socket takes '::' (the default) or '::%SCOPE' (an interface name or
+ * index). Returns the scope of an IPv6 one ('' for '::').
+ */
+export function checkMulticastInterface(iface: unknown, family: 'IPv4' | 'IPv6'): string {
+  if (family === 'IPv4') {
+    checkOption(typeof iface === 'string' && isIP(iface) === 4, 'iface', 'the IPv4 address of a local interface (an IPv4 socket)', iface);
+    return '';
+  }
+  const m = typeof iface === 'string' ? /^::(?:%([\w.-]{1,15}))?$/.exec(iface) : null;
+  checkOption(m !== null, 'iface', "'::' or '::%NAME' / '::%INDEX' naming an interface (an IPv6 socket)", iface);
+  return m![1] ?? '';
+}
+
 /** `ERR_C1M_UDP_MESSAGE_SIZE` unless `len` fits one datagram. */
 export function checkDatagram(len: number): void {
   if (len > MAX_DATAGRAM) {

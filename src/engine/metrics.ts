@@ -14,12 +14,14 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client';
 import type { ListenAddress, Reactor } from '../core/types.js';
+import type { UdpSocket } from '../core/udp-types.js';
 import { gather, provide } from './gather.js';
 
 /** The gather key under which every worker provides its registry as JSON. */
 export const METRICS_KEY = 'c1m.metrics';
 
 const reactors = new Set<Reactor>();
+const udpSockets = new Set<UdpSocket>();
 let registryP: Promise<Registry> | null = null;
 
 /** This thread's answer to a gather of METRICS_KEY (the registry is made on first ask). */
@@ -35,6 +37,27 @@ export function trackReactor(reactor: Reactor): void {
 export function untrackReactor(reactor: Reactor): void {
   reactors.delete(reactor);
 }
+
+/**
+ * Count `sock` in this process's UDP metrics (every socket `serve({ udp })` opens is): its
+ * counters are read at each scrape while it is open (a server's sockets live as long as it).
+ */
+export function trackUdpSocket(sock: UdpSocket): void {
+  udpSockets.add(sock);
+  provideMetrics();
+}
+
+const sumUdp = (k: 'received' | 'sent' | 'drops'): number => {
+  let n = 0;
+  for (const s of udpSockets) {
+    if (!s.open) {
+      udpSockets.delete(s);
+      continue;
+    }
+    n += s.stats[k];
+  }
+  return n;
+};
 
 const sumStats = (k: 'connections' | 'batches' | 'events' | 'acceptPauses'): number => {
   let n = 0;
@@ -59,6 +82,9 @@ export function metricsRegistry(): Promise<Registry> {
     gauge('c1m_reactor_batches', 'Native-to-JS crossings that delivered events, since start (a counter).', () => sumStats('batches'));
     gauge('c1m_reactor_events', 'Events delivered to JS, since start (a counter).', () => sumStats('events'));
     gauge('c1m_accept_pauses', 'Accept pauses for lack of file descriptors or memory, since start.', () => sumStats('acceptPauses'));
+    gauge('c1m_udp_received_datagrams', 'Datagrams received by the UDP sockets of serve({ udp }), since start (a counter).', () => sumUdp('received'));
+    gauge('c1m_udp_sent_datagrams', 'Datagrams the kernel took from those sockets, since start (a counter).', () => sumUdp('sent'));
+    gauge('c1m_udp_dropped_datagrams', 'Datagrams those sockets dropped for a full send queue, since start (a counter).', () => sumUdp('drops'));
     gauge('c1m_workers', 'Worker processes or threads reporting.', () => 1);
     gauge('c1m_memory_rss_bytes', 'Resident set size (summed over worker processes).', () => process.memoryUsage.rss());
     gauge('c1m_memory_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);

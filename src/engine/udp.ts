@@ -12,7 +12,7 @@ import type { EngineOptions, Reactor } from '../core/types.js';
 import { resolveUdp } from '../core/udp.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
 import { GatherRelay, gather, type GatherPeer } from './gather.js';
-import { trackReactor, untrackReactor } from './metrics.js';
+import { trackReactor, trackUdpSocket, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
 import type { ServeHandle, ServeOptions } from './serve-types.js';
@@ -55,6 +55,7 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
       throw err;
     });
     trackReactor(reactor);
+    trackUdpSocket(sock);
     const a = sock.address;
     const close = (t?: number): Promise<void> => reactor.close(t).finally(() => untrackReactor(reactor));
     return { address: { host: a.address, port: a.port }, mode: 'single', pids: () => [process.pid], stats: () => reactor.stats, gather: (key) => gather(key), close };

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { UdpHandler } from '../core/udp-types.js';
 import { applyCompactMemory } from './memory.js';
 import { attachGatherTransport, type GatherMessage } from './gather.js';
-import { trackReactor } from './metrics.js';
+import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
 
@@ -36,7 +36,11 @@ async function main(): Promise<void> {
   trackReactor(reactor);
   let port: number | undefined;
   if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
-  if (udp) port = (await reactor.udp(udp, handler as unknown as UdpHandler)).address.port;
+  if (udp) {
+    const sock = await reactor.udp(udp, handler as unknown as UdpHandler);
+    trackUdpSocket(sock);
+    port = sock.address.port;
+  }
   send({ type: 'ready', id: reactor.nativeId, port });
   let closing = false;
   const shutdown = async (timeoutMs: number): Promise<void> => {

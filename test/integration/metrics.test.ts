@@ -4,6 +4,7 @@
  * use, on made-up peers.
  */
 import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
 import { describe, test } from 'node:test';
 import { serve } from '../../src/index.js';
 import { GatherRelay, type GatherMessage, type GatherPeer } from '../../src/engine/gather.js';
@@ -12,6 +13,7 @@ import { cli, listening, parsePrometheus, promValue } from '../helpers/gateway.j
 import { GUARD, HOST, RawClient, rawClient, waitFor, within } from '../helpers/net.js';
 
 const echo = new URL('../../src/apps/echo.js', import.meta.url);
+const udpEcho = new URL('../../src/apps/udp-echo.js', import.meta.url);
 
 async function scrapeAt(port: number): Promise<ReturnType<typeof parsePrometheus>> {
   const res = await fetch(`http://${HOST}:${port}/metrics`);
@@ -47,6 +49,30 @@ describe('metrics port', () => {
         assert.equal(res.status, 404);
       } finally {
         for (const c of clients) c.destroy();
+        await handle.close(1000);
+      }
+    });
+  }
+
+  for (const m of modes) {
+    test(`${m.mode}: /metrics sums the UDP counters of every worker's socket`, { ...GUARD, skip: m.native && !nativeAvailable && 'native backend unavailable' }, async () => {
+      const handle = await serve({ handler: udpEcho, port: 0, host: HOST, udp: true, metricsPort: 0, ...m.opts });
+      const socks = Array.from({ length: 16 }, () => createSocket('udp4'));
+      try {
+        let echoed = 0;
+        await Promise.all(socks.map((s) => new Promise<void>((r) => s.bind(0, HOST, r))));
+        for (const s of socks) {
+          s.on('message', () => void echoed++);
+          for (let i = 0; i < 3; i++) s.send(`d${i}`, handle.address.port, HOST);
+        }
+        await waitFor(() => echoed === 48, '48 echoes');
+        const metrics = await scrapeAt(handle.metricsAddress!.port);
+        // 16 flows hash over the workers' sockets: every worker's count is in the sum.
+        assert.equal(promValue(metrics, 'c1m_udp_received_datagrams'), 48);
+        assert.equal(promValue(metrics, 'c1m_udp_sent_datagrams'), 48);
+        assert.equal(promValue(metrics, 'c1m_udp_dropped_datagrams'), 0);
+      } finally {
+        for (const s of socks) s.close();
         await handle.close(1000);
       }
     });

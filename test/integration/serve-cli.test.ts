@@ -92,7 +92,7 @@ describe('c1m serve ./handler.js', () => {
   test('a module that does not exist: a clear error, exit code 2', GUARD, async () => {
     const c = cli(['./no/such/handler.js', '--port', '0', '--host', HOST]);
     assert.deepEqual(await within(c.exited, 'exit'), { code: 2, signal: null });
-    assert.match(c.stderr, /"\.\/no\/such\/handler\.js" is neither a built-in app \(echo, ws-echo, http, broadcast, udp-echo, gateway\) nor a handler module file \(.*no\/such\/handler\.js does not exist\)/);
+    assert.match(c.stderr, /"\.\/no\/such\/handler\.js" is neither a built-in app \(echo, ws-echo, http, broadcast, udp-echo, udp-sink, gateway\) nor a handler module file \(.*no\/such\/handler\.js does not exist\)/);
     assert.equal(c.stdout, '');
   });
 
