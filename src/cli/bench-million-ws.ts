@@ -20,7 +20,7 @@
 import { request } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { spawnServer, type SpawnedServer } from './bench-proc.js';
+import { clockTicks, procStat, processTree, spawnServer, type SpawnedServer } from './bench-proc.js';
 import { formatMicros, mergeHistograms, summarize } from './bench-stats.js';
 import type { WorkerPool } from './bench-pool.js';
 import type { WorkerResult } from './bench-ipc.js';
@@ -123,13 +123,35 @@ export interface BroadcastTarget {
   snapshot(): Promise<WorkerResult[]>;
   /** Checked while waiting (memory floor, the server still up). */
   watch(): void;
+  /** Roots of the server side whose CPU is counted: the gateway's process group leader, the nats-server if started here. */
+  serverRoots: number[];
+  natsPid: number | undefined;
 }
+
+/** User and system CPU seconds of `pids` now (processes gone meanwhile count nothing). */
+function cpuOf(pids: readonly number[]): { user: number; sys: number } {
+  let user = 0, sys = 0;
+  for (const pid of pids) {
+    const st = procStat(pid);
+    if (st) {
+      user += st.utime;
+      sys += st.stime;
+    }
+  }
+  return { user: user / clockTicks(), sys: sys / clockTicks() };
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
 
 /**
  * Publish one message to the `subscribers` connected clients and wait (bounded) until every
  * one counted its delivery; then collect the workers' latency histograms (a snapshot).
  */
 export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscribers: number): Promise<MillionBroadcast> {
+  // CPU at the start of the window: the clients' from a snapshot (which also empties their histograms), the servers' from /proc.
+  const clients0 = await t.snapshot();
+  const gateway = processTree(t.serverRoots);
+  const server0 = cpuOf(gateway), nats0 = cpuOf(t.natsPid === undefined ? [] : [t.natsPid]);
   const before = pool.sum((c) => c.msgsTotal);
   const at = process.hrtime.bigint();
   const body = `{"t":${at}}`;
@@ -146,7 +168,10 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
     const all = await pool.waitFor(() => pool.sum((c) => c.msgsTotal) - before >= subscribers, BROADCAST_WAIT_MS + subscribers / 20, false, t.watch);
     if (!all) error = `${subscribers - (pool.sum((c) => c.msgsTotal) - before)} of ${subscribers} deliveries missing when the wait ended`;
   }
+  const windowS = (performance.now() - t0) / 1000;
   const snaps = await t.snapshot();
+  const server1 = cpuOf(gateway), nats1 = cpuOf(t.natsPid === undefined ? [] : [t.natsPid]);
+  const clientCpu = (rs: WorkerResult[], k: 'cpuUserS' | 'cpuSysS'): number => rs.reduce((n, r) => n + r[k], 0);
   const delivered = pool.sum((c) => c.msgsTotal) - before;
   const hist = mergeHistograms(snaps.map((r) => r.hist));
   const latency = summarize(hist);
@@ -158,6 +183,13 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
     last_ms: latency ? Math.round(latency.max) / 1000 : null,
     latency,
     error,
+    cpu: {
+      window_s: round2(windowS),
+      server_user_s: round2(server1.user - server0.user), server_sys_s: round2(server1.sys - server0.sys),
+      nats_s: round2(nats1.user + nats1.sys - nats0.user - nats0.sys),
+      client_user_s: round2(clientCpu(snaps, 'cpuUserS') - clientCpu(clients0, 'cpuUserS')),
+      client_sys_s: round2(clientCpu(snaps, 'cpuSysS') - clientCpu(clients0, 'cpuSysS')),
+    },
   };
 }
 
@@ -171,5 +203,7 @@ export function broadcastLine(b: MillionBroadcast | null | undefined): string {
   if (!b) return 'no broadcast';
   const l = b.latency;
   return `broadcast (${b.via}) ${b.delivered}/${b.subscribers} delivered, last ${b.last_ms ?? '?'} ms` +
-    `${l ? ` (p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)})` : ''}${b.error ? ` ERROR: ${b.error}` : ''}`;
+    `${l ? ` (p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)})` : ''}` +
+    `${b.cpu ? `, CPU s in ${b.cpu.window_s}s: server ${b.cpu.server_user_s} user + ${b.cpu.server_sys_s} sys, clients ${b.cpu.client_user_s} + ${b.cpu.client_sys_s}, nats ${b.cpu.nats_s}` : ''}` +
+    `${b.error ? ` ERROR: ${b.error}` : ''}`;
 }

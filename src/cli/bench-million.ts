@@ -2,7 +2,10 @@
  * `c1m bench million`: the one-box million, as a ramp. One `c1m serve echo --processes S`
  * (prefork, SO_REUSEPORT) and C client worker processes on the same box over loopback; the
  * clients grow the connection count step by step (100k, 250k, 500k, 1M by default) and, at
- * each step, hold, sample memory, and time one echo round trip on every connection.
+ * each step, hold, sample memory, and time one echo round trip on every connection. With
+ * `--ws` the server is `c1m serve gateway` (NATS fan-out) and the clients are its WebSocket
+ * subscribers; `--broadcast` replaces the echo round with one timed publish
+ * (`bench-million-ws.ts`).
  *
  * Model: the client workers are `bench-worker.ts` running the `ping` scenario; each step
  * sends `go` with every worker's new share, waits until every connection settled, holds,
@@ -407,7 +410,8 @@ class MillionRun {
     let broadcast: MillionStep['broadcast'] = null;
     if (o.ws && o.broadcast && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       this.#log(`step ${i + 1}/${steps.length}: publishing one message to ${fmtInt(open)} subscribers (${o.publish})`);
-      broadcast = await broadcastOnce(pool, { via: o.publish, topic: o.topic, port: o.port, natsUrl: this.#natsUrl, snapshot: () => this.#snapshot(), watch: () => this.#watch() }, open);
+      broadcast = await broadcastOnce(pool, { via: o.publish, topic: o.topic, port: o.port, natsUrl: this.#natsUrl, snapshot: () => this.#snapshot(), watch: () => this.#watch(),
+        serverRoots: this.#server ? [this.#server.pid] : [], natsPid: this.#nats?.pid }, open);
     } else if (!o.ws && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       const before = pool.sum((c) => c.msgsTotal);
       const t1 = performance.now();

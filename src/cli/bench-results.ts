@@ -162,6 +162,12 @@ export interface MillionBroadcast {
   latency: LatencySummary | null;
   /** Why it did not complete (publish refused, deliveries missing at the deadline); null when it did. */
   error: string | null;
+  /**
+   * Where the time went: CPU seconds from the publish until the deliveries were all counted
+   * (`window_s`, which includes up to one 250 ms progress period), summed over the gateway's
+   * processes, the nats-server started here, and the client workers.
+   */
+  cpu?: { window_s: number; server_user_s: number; server_sys_s: number; nats_s: number; client_user_s: number; client_sys_s: number };
 }
 
 /** The warm-up before the baseline: connections that connected, echoed once and closed. */
