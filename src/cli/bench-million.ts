@@ -2,7 +2,10 @@
  * `c1m bench million`: the one-box million, as a ramp. One `c1m serve echo --processes S`
  * (prefork, SO_REUSEPORT) and C client worker processes on the same box over loopback; the
  * clients grow the connection count step by step (100k, 250k, 500k, 1M by default) and, at
- * each step, hold, sample memory, and time one echo round trip on every connection.
+ * each step, hold, sample memory, and time one echo round trip on every connection. With
+ * `--ws` the server is `c1m serve gateway` (NATS fan-out) and the clients are its WebSocket
+ * subscribers; `--broadcast` replaces the echo round with one timed publish
+ * (`bench-million-ws.ts`).
  *
  * Model: the client workers are `bench-worker.ts` running the `ping` scenario; each step
  * sends `go` with every worker's new share, waits until every connection settled, holds,
@@ -26,75 +29,46 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { defaultBackend, nofileLimit } from '../index.js';
 import { WorkerPool } from './bench-pool.js';
 import { machineInfo, meminfo, procAlive, processTree, sampleTree, socketCounts, spawnServer, type SocketCounts, type SpawnedServer, type TreeSample } from './bench-proc.js';
 import { buildReport } from './bench-report.js';
 import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { WorkerResult } from './bench-ipc.js';
-import type { MillionResult, MillionStep, MillionStop, MillionSummary, Warmup } from './bench-results.js';
+import type { MillionResult, MillionStep, MillionStop, MillionSummary, PublishVia, Warmup } from './bench-results.js';
+import { MILLION_USAGE, parseMillionArgs, type MillionOptions } from './bench-million-options.js';
+import { broadcastLine, broadcastOnce, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
 
-/** `c1m bench million --help`. */
-export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,500000,1000000] [options]
-  Starts c1m serve echo --processes S and C client processes on this box, ramps the connection
-  count step by step, and at each step reports connect time and rate, failures by errno,
-  kernel memory (Slab, SUnreclaim), server memory growth per connection and one echo round trip
-  on every connection. Connections stay open from step to step.
-  --steps N1,N2,...          connection counts to reach, increasing (default 100000,250000,500000,1000000)
-  --port P                   server port on 127.0.0.1 (default 9600)
-  --source-ips auto|K        loopback source addresses (auto: ceil(max step / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
-  --min-available-gib G      stop when MemAvailable falls below G GiB (default 4)
-  --max-failure-rate F       stop after a step whose connect failures exceed F of its new connections (default 0.01)
-  --hold S                   seconds to hold each step before sampling memory (default 2)
-  --warmup auto|N            connections that connect, echo once and close before the memory
-                             baseline is taken (auto: 300 per server process; 0: none)
-  --size B                   echo message size (default 16)
-  --server-processes auto|N  server processes (auto: so that each holds at most ~19,000 at a 20,000-file limit)
-  --client-processes auto|N  client processes (auto: ceil(max step / (open-file limit - 500)))
-  --conns-per-process N      per-process cap used by both autos (forces a split at small scale)
-  --connect-concurrency C    connects in flight per client process (default 1000)
-  --connect-timeout S        longest connect phase per step (default 300)
-  --force                    also run the steps c1m doctor says this box cannot hold
-  --json                     print the result as one JSON line (the last line of stdout)
-  --report FILE              also write a self-contained HTML report`;
+export { MILLION_USAGE, type MillionOptions } from './bench-million-options.js';
 
-/** Validated `c1m bench million` options. */
-export interface MillionOptions {
-  steps: number[];
-  port: number;
-  sourceIps: number | 'auto';
-  minAvailableKb: number;
-  maxFailureRate: number;
-  holdS: number;
-  /** Warm-up connections before the baseline ('auto': WARMUP_PER_SERVER_PROCESS per server process). */
-  warmup: number | 'auto';
-  size: number;
-  serverProcesses: number | 'auto';
-  clientProcesses: number | 'auto';
-  connsPerProcess: number | undefined;
-  concurrency: number;
-  connectTimeoutS: number;
-  force: boolean;
-  json: boolean;
-  report: string | undefined;
-}
-
-/** Sum up the steps of a run. */
-export function summarizeSteps(steps: readonly MillionStep[]): MillionSummary {
+/**
+ * Sum up the steps of a run. With `ws` (gateway subscribers) `server_bytes_per_conn` is the
+ * figure sampled without a forced GC, the GC'd one beside it; the broadcast figures are the last step's.
+ */
+export function summarizeSteps(steps: readonly MillionStep[], ws = false): MillionSummary {
   const first = steps[0], last = steps[steps.length - 1];
   if (first === undefined || last === undefined) {
-    return { connected: null, connect_s: null, server_bytes_per_conn: null, server_bytes_per_conn_after_first_step: null, kernel_bytes_per_conn: null };
+    const none = { connected: null, connect_s: null, server_bytes_per_conn: null, server_bytes_per_conn_after_first_step: null, kernel_bytes_per_conn: null };
+    return ws ? { ...none, subscribed: null, delivered: null, broadcast_last_ms: null, server_bytes_per_conn_after_gc: null } : none;
   }
   const added = last.connected - first.connected;
+  const wsFields = ws ? {
+    connected: last.upgraded ?? null,
+    subscribed: last.subscribed ?? null,
+    delivered: last.broadcast?.delivered ?? null,
+    broadcast_last_ms: last.broadcast?.last_ms ?? null,
+    server_bytes_per_conn: last.server_bytes_per_conn_no_gc ?? null,
+    server_bytes_per_conn_after_gc: last.server_bytes_per_conn,
+  } : {};
   return {
     connected: last.connected,
     connect_s: Math.round(steps.reduce((t, s) => t + s.connect_s, 0) * 1000) / 1000,
     server_bytes_per_conn: last.server_bytes_per_conn,
     server_bytes_per_conn_after_first_step: added > 0 ? Math.round(((last.server_anon_growth_kb - first.server_anon_growth_kb) * 1024) / added) : null,
     kernel_bytes_per_conn: last.kernel_bytes_per_conn,
+    ...wsFields,
   };
 }
 
@@ -113,65 +87,6 @@ const SETTLE_EVERY_MS = 500;
 const SETTLE_MAX_MS = 10_000;
 /** Warm-up connections per server process (SO_REUSEPORT spreads them by hash). */
 const WARMUP_PER_SERVER_PROCESS = 300;
-
-function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        steps: { type: 'string' },
-        port: { type: 'string', short: 'p' },
-        'source-ips': { type: 'string' },
-        'min-available-gib': { type: 'string' },
-        'max-failure-rate': { type: 'string' },
-        hold: { type: 'string' },
-        warmup: { type: 'string' },
-        size: { type: 'string' },
-        'server-processes': { type: 'string' },
-        'client-processes': { type: 'string' },
-        'conns-per-process': { type: 'string' },
-        'connect-concurrency': { type: 'string' },
-        'connect-timeout': { type: 'string' },
-        force: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        report: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
-  const v = parsed.values;
-  if (v.help) return 'help';
-  const steps = (v.steps ?? '100000,250000,500000,1000000').split(',').map((s) => int('steps', s.trim(), 1, 100_000_000)!);
-  for (let i = 1; i < steps.length; i++) {
-    if (steps[i]! <= steps[i - 1]!) throw new UsageError(`--steps must increase, got ${v.steps}`);
-  }
-  const auto = (name: string, s: string | undefined): number | 'auto' => (s === undefined || s === 'auto' ? 'auto' : int(name, s, 1, 1024)!);
-  const gib = v['min-available-gib'] ?? '4';
-  if (!/^\d+(\.\d+)?$/.test(gib)) throw new UsageError(`--min-available-gib must be a number of GiB, got "${gib}"`);
-  const rate = v['max-failure-rate'] ?? '0.01';
-  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(rate)) throw new UsageError(`--max-failure-rate must be a fraction from 0 to 1, got "${rate}"`);
-  return {
-    steps,
-    port: int('port', v.port, 1, 65535) ?? 9600,
-    sourceIps: v['source-ips'] === undefined || v['source-ips'] === 'auto' ? 'auto' : int('source-ips', v['source-ips'], 1, 65_534)!,
-    minAvailableKb: Math.round(Number(gib) * 1024 * 1024),
-    maxFailureRate: Number(rate),
-    holdS: seconds('hold', v.hold, 0, 2),
-    warmup: v.warmup === undefined || v.warmup === 'auto' ? 'auto' : int('warmup', v.warmup, 0, 19_000)!,
-    size: int('size', v.size, 1, 65_536) ?? 16,
-    serverProcesses: auto('server-processes', v['server-processes']),
-    clientProcesses: auto('client-processes', v['client-processes']),
-    connsPerProcess: int('conns-per-process', v['conns-per-process'], 1, 100_000_000),
-    concurrency: int('connect-concurrency', v['connect-concurrency'], 1, 1_000_000) ?? 1000,
-    connectTimeoutS: seconds('connect-timeout', v['connect-timeout'], 1, 300),
-    force: v.force!,
-    json: v.json!,
-    report: v.report,
-  };
-}
 
 /** SIGKILL a process group, if any. */
 function killGroup(pid: number | undefined): void {
@@ -248,6 +163,9 @@ class MillionRun {
   readonly #err: NodeJS.WritableStream;
   readonly #pool: WorkerPool;
   #server: SpawnedServer | undefined;
+  /** `--ws` without `--nats`: the private nats-server (its own process group). */
+  #nats: SpawnedServer | undefined;
+  #natsUrl = '';
   /** Every server pid seen (the group leader and its prefork workers). */
   readonly #serverPids = new Set<number>();
   /** The warm-up client while it runs (killed with everything else). */
@@ -310,7 +228,9 @@ class MillionRun {
     // ramp and keeps them after a GC, which is per process, not per connection, and would
     // swamp the per-connection figure. Each sample runs a full GC in every server process first.
     const nodeOptions = [process.env.NODE_OPTIONS, SERVER_NODE_OPTIONS].filter(Boolean).join(' ');
-    const serverCmd = `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve echo --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
+    this.#natsUrl = o.nats ?? '';
+    const app = (): string => (o.ws ? `gateway --no-auth --nats ${this.#natsUrl}` : 'echo');
+    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
     let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, server_anon_kb: 0, sockets: null, warmup };
@@ -335,10 +255,20 @@ class MillionRun {
     try {
       if (steps.length === 0) {
         this.#stop('blocked', 'no step is within what c1m doctor says this box holds (run its fixes, or --force)');
-      } else {
-        this.#log(`server: ${serverCmd}`);
+      } else if (o.ws && o.nats === undefined) {
         try {
-          this.#server = await spawnServer(serverCmd, this.#err, 'server');
+          const n = await startNats(this.#err);
+          this.#nats = n.server;
+          this.#natsUrl = n.url;
+          this.#log(`nats-server: ${this.#natsUrl} (pid ${n.server.pid}), stopped at the end`);
+        } catch (e) {
+          this.#stop('server_died', (e as Error).message);
+        }
+      }
+      if (steps.length > 0 && this.#stopped === false) {
+        this.#log(`server: ${serverCmd()}`);
+        try {
+          this.#server = await spawnServer(serverCmd(), this.#err, 'server');
         } catch (e) {
           this.#stop('server_died', (e as Error).message);
         }
@@ -351,7 +281,7 @@ class MillionRun {
         for (const pid of s0.pids) this.#serverPids.add(pid);
         baseRss = s0.rssByPid;
         baseAnon = s0.anonByPid;
-        const configs = workerConfigs({ scenario: 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: '/', deflate: false },
+        const configs = workerConfigs({ scenario: o.ws ? 'ws-subscribe' : 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: o.ws ? subscribePath(o.topic) : '/', deflate: false },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');
@@ -376,6 +306,8 @@ class MillionRun {
       pool.killAll();
       if (this.#server) for (const pid of processTree([this.#server.pid])) this.#serverPids.add(pid);
       await this.#server?.stop();
+      if (this.#nats) this.#serverPids.add(this.#nats.pid);
+      await this.#nats?.stop();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('exit', onExit);
@@ -384,6 +316,8 @@ class MillionRun {
     const result: MillionResult = {
       tool: 'c1m bench',
       kind: 'million',
+      mode: o.ws ? 'ws' : 'tcp',
+      nats: o.ws ? { url: this.#natsUrl, started_here: this.#nats !== undefined, pid: this.#nats?.pid ?? null } : null,
       command: commandLine(['million', ...this.#argv]),
       date: new Date().toISOString(),
       machine: machineInfo(nofileLimit().soft),
@@ -391,11 +325,11 @@ class MillionRun {
       steps_asked: o.steps,
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
-      server: { command: serverCmd, processes: layout.serverProcesses, per_process_cap: layout.serverCap },
+      server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
       client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients },
       baseline,
       steps: results,
-      summary: summarizeSteps(results),
+      summary: summarizeSteps(results, o.ws),
       stopped: this.#stopped,
       stop_detail: this.#stopDetail,
       cleanup,
@@ -410,7 +344,8 @@ class MillionRun {
       }
     }
     if (this.#stopped === 'signal') return 130;
-    const complete = results.length === steps.length && results.every((s) => s.connected === s.target && s.echo.answered === s.connected);
+    const complete = results.length === steps.length && results.every((s) => s.connected === s.target &&
+      (o.ws ? !o.broadcast || (s.broadcast?.error === null && s.broadcast.delivered === s.connected) : s.echo.answered === s.connected));
     return this.#stopped === false && complete && cleanup.ok && doctor.skipped.length === 0 ? 0 : 1;
   }
 
@@ -444,7 +379,7 @@ class MillionRun {
     const connectS = ((settled ? Math.max(...pool.workers.map((w) => w.settledAt!)) : performance.now()) - t0) / 1000;
     pool.send({ type: 'end-connect' });
     // Counters of the step's end: a snapshot from every worker (also counts the abandoned connects).
-    await this.#snapshot();
+    const upgraded = upgradedOf(await this.#snapshot());
     const open = pool.sum((c) => c.open);
     const failed = pool.sum((c) => c.failed) - failedBefore;
     const errors = diffCounts(this.#errors(), errorsBefore);
@@ -458,6 +393,10 @@ class MillionRun {
       await pool.waitFor(() => false, o.holdS * 1000, false, () => this.#watch());
     }
     const mi = meminfo();
+    // Private memory as it is (the `--ws` summary's figure), then after a forced GC.
+    const noGc = this.#server ? sampleTree([this.#server.pid]) : null;
+    let noGcGrowth = 0;
+    for (const [pid, kb] of noGc?.anonByPid ?? []) noGcGrowth += kb - (baseAnon.get(pid) ?? 0);
     const srv = this.#server ? await this.#sampleServer() : null;
     let growth = 0, anonGrowth = 0;
     for (const [pid, kb] of srv?.rssByPid ?? []) {
@@ -468,7 +407,12 @@ class MillionRun {
     // One echo round trip on every connection, then the step's latency histogram.
     let answered = 0, echoS = 0;
     let latency: LatencySummary | null = null;
-    if (this.#stopped === false || this.#stopped === 'too_many_failures') {
+    let broadcast: MillionStep['broadcast'] = null;
+    if (o.ws && o.broadcast && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
+      this.#log(`step ${i + 1}/${steps.length}: publishing one message to ${fmtInt(open)} subscribers (${o.publish})`);
+      broadcast = await broadcastOnce(pool, { via: o.publish, topic: o.topic, port: o.port, natsUrl: this.#natsUrl, snapshot: () => this.#snapshot(), watch: () => this.#watch(),
+        serverRoots: this.#server ? [this.#server.pid] : [], natsPid: this.#nats?.pid }, open);
+    } else if (!o.ws && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       const before = pool.sum((c) => c.msgsTotal);
       const t1 = performance.now();
       pool.send({ type: 'traffic' });
@@ -514,20 +458,24 @@ class MillionRun {
       server_bytes_per_added_conn: open > prev.open ? Math.round(((anonGrowth - prev.growth) * 1024) / (open - prev.open)) : null,
       server_processes: srv?.pids.length ?? 0,
       client_rss_kb: pool.workers.reduce((n, w) => n + (w.snapshot?.rssKb ?? 0), 0),
-      echo: { sent: open, answered, time_s: Math.round(echoS * 1000) / 1000, latency },
+      echo: { sent: o.ws ? 0 : open, answered, time_s: Math.round(echoS * 1000) / 1000, latency },
+      server_anon_growth_no_gc_kb: noGcGrowth,
+      server_bytes_per_conn_no_gc: open > 0 ? Math.round((noGcGrowth * 1024) / open) : null,
+      ...(o.ws ? { upgraded, subscribed: open, broadcast: o.broadcast ? broadcast : undefined } : {}),
     };
   }
 
   /**
    * Warm the server before its baseline: `n` connections echo once and close (one short
-   * `c1m bench echo` run), so the baseline already holds what a process grows once, whatever
+   * `c1m bench echo` run; with `--ws`, `c1m bench ws-hold` subscribed to the topic), so the baseline already holds what a process grows once, whatever
    * its connection count (JIT code, touched I/O areas), and the steps measure connections.
    */
   async #warmup(runJs: string, n: number): Promise<Warmup | null> {
     if (n === 0) return null;
     const o = this.#o;
-    this.#log(`warm-up: ${fmtInt(n)} connections echo once and close`);
-    const args = [runJs, 'bench', 'echo', '--port', String(o.port), '-c', String(n), '--source-ips', 'auto', '-d', '1', '--warmup', '0', '--size', String(o.size), '--json'];
+    this.#log(`warm-up: ${fmtInt(n)} connections ${o.ws ? 'subscribe' : 'echo once'} and close`);
+    const args = [runJs, 'bench', ...(o.ws ? ['ws-hold', '--path', subscribePath(o.topic)] : ['echo', '--warmup', '0', '--size', String(o.size)]),
+      '--port', String(o.port), '-c', String(n), '--source-ips', 'auto', '-d', '1', '--json'];
     // Its own process group, so that its client workers go with it when killed.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     this.#warmupPid = child.pid;
@@ -595,6 +543,7 @@ class MillionRun {
 
   #killAll(): void {
     killGroup(this.#warmupPid);
+    this.#nats?.kill();
     this.#pool.killAll();
     this.#server?.kill();
   }
@@ -636,15 +585,18 @@ function diffCounts(now: Record<string, number>, before: Record<string, number>)
 function stepLine(s: MillionStep): string {
   const l = s.echo.latency;
   return `${fmtInt(s.connected)}/${fmtInt(s.target)} connected (+${fmtInt(s.added)} in ${s.connect_s.toFixed(1)}s, ${fmtInt(s.connect_rate)} conn/s, ` +
-    `${fmtInt(s.failed)} failed${Object.keys(s.errors).length ? ` ${JSON.stringify(s.errors)}` : ''}) | server private memory +${mib(s.server_anon_growth_kb)} ` +
-    `(${s.server_bytes_per_conn ?? '?'} B/conn, ${s.server_bytes_per_added_conn ?? '?'} B per added conn) | kernel slab ${s.kernel_bytes_per_conn ?? '?'} B/conn | echo ${fmtInt(s.echo.answered)}/${fmtInt(s.echo.sent)}` +
-    `${l ? ` p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)}` : ''} | MemAvailable ${gib(s.mem_available_kb)}` +
+    `${fmtInt(s.failed)} failed${Object.keys(s.errors).length ? ` ${JSON.stringify(s.errors)}` : ''})` +
+    `${s.subscribed !== undefined ? ` | ${fmtInt(s.upgraded ?? 0)} upgraded, ${fmtInt(s.subscribed)} subscribed` : ''} | server private memory +${mib(s.server_anon_growth_kb)} ` +
+    `(${s.server_bytes_per_conn ?? '?'} B/conn after GC, ${s.server_bytes_per_conn_no_gc ?? '?'} B/conn without, ${s.server_bytes_per_added_conn ?? '?'} B per added conn) | kernel slab ${s.kernel_bytes_per_conn ?? '?'} B/conn | ` +
+    `${s.subscribed !== undefined ? broadcastLine(s.broadcast) : `echo ${fmtInt(s.echo.answered)}/${fmtInt(s.echo.sent)}${l ? ` p50 ${formatMicros(l.p50)} p99 ${formatMicros(l.p99)} max ${formatMicros(l.max)}` : ''}`}` +
+    ` | MemAvailable ${gib(s.mem_available_kb)}` +
     `${s.listen_overflows || s.syn_retransmits ? ` | listen overflows ${fmtInt(s.listen_overflows ?? 0)}, SYN retransmits ${fmtInt(s.syn_retransmits ?? 0)}` : ''}`;
 }
 
 /** Human-readable lines for a million result. */
 export function humanMillion(r: MillionResult): string[] {
-  const lines = [`c1m bench million: ${r.server.processes} server + ${r.client.processes} client processes, ${r.client.source_ips} source addresses`];
+  const what = r.mode === 'ws' ? `gateway WebSocket subscribers (NATS ${r.nats?.url ?? '?'}${r.nats?.started_here ? ', started here' : ''})` : 'TCP echo connections';
+  const lines = [`c1m bench million: ${what}; ${r.server.processes} server + ${r.client.processes} client processes, ${r.client.source_ips} source addresses`];
   for (const s of r.steps) lines.push(`  ${stepLine(s)}`);
   if (r.steps_skipped.length) lines.push(`skipped (beyond c1m doctor's limits): ${r.steps_skipped.map(fmtInt).join(', ')}`);
   if (r.stopped) lines.push(`stopped early: ${r.stopped}: ${r.stop_detail}`);
@@ -652,6 +604,10 @@ export function humanMillion(r: MillionResult): string[] {
   if (m.connected !== null) {
     lines.push(`summary: ${fmtInt(m.connected)} connections, connect phases ${m.connect_s}s in all; server private memory ${m.server_bytes_per_conn ?? '?'} B/conn over the baseline, ` +
       `${m.server_bytes_per_conn_after_first_step ?? '?'} B/conn after the first step; kernel slab ${m.kernel_bytes_per_conn ?? '?'} B/conn (both ends)`);
+    if (r.mode === 'ws') {
+      lines.push(`ws summary: ${fmtInt(m.subscribed ?? 0)} subscribed; server private memory ${m.server_bytes_per_conn ?? '?'} B/conn without a forced GC ` +
+        `(${m.server_bytes_per_conn_after_gc ?? '?'} after one); broadcast ${m.delivered === null || m.delivered === undefined ? 'not run' : `${fmtInt(m.delivered)} delivered, the last ${m.broadcast_last_ms ?? '?'} ms after the publish`}`);
+    }
   }
   const c = r.cleanup;
   lines.push(`cleanup: ${c.pids_alive_after.length === 0 ? 'every process gone' : `ALIVE: ${c.pids_alive_after.join(', ')}`}; ` +

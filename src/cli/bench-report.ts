@@ -168,6 +168,7 @@ function scenarioSection(scenario: string, rows: Row[]): Section {
 }
 
 function millionSection(m: MillionResult): Section {
+  const ws = m.mode === 'ws';
   const xs = m.steps.map((s) => s.target);
   const log = spansDecades(xs);
   const line = (title: string, yTitle: string, sets: [string, (s: MillionResult['steps'][number]) => number | null][], yLog = false): ChartSpec =>
@@ -186,16 +187,30 @@ function millionSection(m: MillionResult): Section {
       ['kernel slab (whole box)', (s) => (s.slab_kb === null ? null : Math.round(s.slab_kb / 102.4) / 10)],
       ['client RSS', (s) => Math.round(s.client_rss_kb / 102.4) / 10],
     ]),
-    line('Echo round trip on every connection', 'µs (log scale)', [
-      ['p50', (s) => s.echo.latency?.p50 ?? null], ['p99', (s) => s.echo.latency?.p99 ?? null], ['max', (s) => s.echo.latency?.max ?? null],
-    ], true),
+    ws
+      ? line('One broadcast: publish to delivery, every subscriber', 'µs (log scale)', [
+        ['p50', (s) => s.broadcast?.latency?.p50 ?? null], ['p99', (s) => s.broadcast?.latency?.p99 ?? null], ['max (the last subscriber)', (s) => s.broadcast?.latency?.max ?? null],
+      ], true)
+      : line('Echo round trip on every connection', 'µs (log scale)', [
+        ['p50', (s) => s.echo.latency?.p50 ?? null], ['p99', (s) => s.echo.latency?.p99 ?? null], ['max', (s) => s.echo.latency?.max ?? null],
+      ], true),
   ];
+  if (ws) {
+    charts.splice(2, 0, line('Server memory per subscriber, with and without a forced GC', 'bytes per connection', [
+      ['server private memory, no forced GC', (s) => s.server_bytes_per_conn_no_gc ?? null],
+      ['server private memory after a full GC', (s) => s.server_bytes_per_conn],
+    ]));
+  }
   const head = ['step', 'connected', 'added', 'connect s', 'conn/s', 'failed', 'errors', 'MemAvailable MiB', 'Slab MiB', 'SUnreclaim MiB', 'kernel B/conn',
-    'server RSS growth MiB', 'server B/conn', 'server B/added conn', 'listen overflows', 'SYN retransmits', 'echo answered', 'echo p50 µs', 'echo p99 µs', 'echo max µs'];
+    'server RSS growth MiB', 'server B/conn', 'server B/added conn', 'listen overflows', 'SYN retransmits',
+    ...(ws ? ['subscribed', 'delivered', 'delivery p50 µs', 'delivery p99 µs', 'last delivery µs', 'server B/conn no GC'] : ['echo answered', 'echo p50 µs', 'echo p99 µs', 'echo max µs'])];
   const mb = (kb: number | null): string => (kb === null ? '-' : (kb / 1024).toFixed(1));
   const rows = m.steps.map((s) => [s.target, s.connected, s.added, s.connect_s, s.connect_rate, s.failed, Object.keys(s.errors).length ? JSON.stringify(s.errors) : '',
     mb(s.mem_available_kb), mb(s.slab_kb), mb(s.sunreclaim_kb), us(s.kernel_bytes_per_conn), mb(s.server_rss_growth_kb), us(s.server_bytes_per_conn),
-    us(s.server_bytes_per_added_conn ?? null), s.listen_overflows ?? '-', s.syn_retransmits ?? '-', s.echo.answered, us(s.echo.latency?.p50), us(s.echo.latency?.p99), us(s.echo.latency?.max)]);
+    us(s.server_bytes_per_added_conn ?? null), s.listen_overflows ?? '-', s.syn_retransmits ?? '-',
+    ...(ws
+      ? [s.subscribed ?? '-', s.broadcast?.delivered ?? '-', us(s.broadcast?.latency?.p50), us(s.broadcast?.latency?.p99), us(s.broadcast?.latency?.max), us(s.server_bytes_per_conn_no_gc ?? null)]
+      : [s.echo.answered, us(s.echo.latency?.p50), us(s.echo.latency?.p99), us(s.echo.latency?.max)])]);
   const c = m.cleanup;
   const notes = [
     `${m.server.processes} server processes (${m.server.command}), ${m.client.processes} client processes, ${m.client.source_ips} source addresses.`,
@@ -207,10 +222,15 @@ function millionSection(m: MillionResult): Section {
       ? `${m.summary.connected} connections; connect phases ${m.summary.connect_s} s in all; server RSS ${m.summary.server_bytes_per_conn ?? '?'} B per connection from the processes' start, ` +
         `${m.summary.server_bytes_per_conn_after_first_step ?? '?'} B per connection after the first step.`
       : '',
+    ws
+      ? `WebSocket subscribers of the gateway (NATS ${m.nats?.url ?? '?'}${m.nats?.started_here ? ', started by the run' : ''}): ${m.summary.subscribed ?? '?'} subscribed; ` +
+        `server private memory ${m.summary.server_bytes_per_conn ?? '?'} B per subscriber without a forced GC (${m.summary.server_bytes_per_conn_after_gc ?? '?'} after one); ` +
+        `broadcast: ${m.summary.delivered ?? '?'} delivered, the last ${m.summary.broadcast_last_ms ?? '?'} ms after the publish.`
+      : '',
     `cleanup: ${c.pids_alive_after.length === 0 ? `all ${c.pids_started} processes gone` : `still alive: ${c.pids_alive_after.join(', ')}`}; TCP established ${c.sockets_before?.tcp_estab ?? '?'} before, ` +
       `${c.sockets_after?.tcp_estab ?? '?'} after; TIME-WAIT after ${c.sockets_after?.tcp_timewait ?? '?'}.`,
   ].filter(Boolean);
-  return { title: 'one-box million ramp', charts, table: { head, rows }, notes };
+  return { title: ws ? 'one-box million ramp: WebSocket subscribers and a broadcast' : 'one-box million ramp', charts, table: { head, rows }, notes };
 }
 
 function isObject(x: unknown): x is Record<string, unknown> {

@@ -128,7 +128,46 @@ export interface MillionStep {
   server_processes: number;
   /** Client worker VmRSS, summed. */
   client_rss_kb: number;
+  /** TCP: one echo round trip on every connection. `--ws`: nothing sent (zeros). */
   echo: { sent: number; answered: number; time_s: number; latency: LatencySummary | null };
+  /** `--ws`: connections whose 101 was accepted (all steps so far). */
+  upgraded?: number;
+  /** `--ws`: of those, the ones whose subscription was acknowledged (= `connected`). */
+  subscribed?: number;
+  /** Server RssAnon growth from the baseline sampled before the forced GC (kB), and per open connection (bytes). */
+  server_anon_growth_no_gc_kb?: number;
+  server_bytes_per_conn_no_gc?: number | null;
+  /** `--ws --broadcast`: the step's one broadcast; null when it could not run. */
+  broadcast?: MillionBroadcast | null;
+}
+
+/** How `c1m bench million --ws --broadcast` publishes (`--publish`). */
+export type PublishVia = 'http' | 'nats';
+
+/** One broadcast of a step. Times in ms unless named otherwise. */
+export interface MillionBroadcast {
+  via: PublishVia;
+  topic: string;
+  /** Subscribed connections when it was published: deliveries expected. */
+  subscribers: number;
+  /** Deliveries counted by the clients (each subscriber once, if all is well). */
+  delivered: number;
+  /** The publish request's round trip (HTTP response, or NATS PONG after the HPUB). */
+  publish_ms: number;
+  /** The gateway's answer to an HTTP publish (`{delivered, seq, epoch}`: its own process's count); null via NATS. */
+  publish_answer: unknown;
+  /** Publish -> the last delivery (the latency histogram's max). */
+  last_ms: number | null;
+  /** Publish -> delivery over every delivery, µs. */
+  latency: LatencySummary | null;
+  /** Why it did not complete (publish refused, deliveries missing at the deadline); null when it did. */
+  error: string | null;
+  /**
+   * Where the time went: CPU seconds from the publish until the deliveries were all counted
+   * (`window_s`, which includes up to one 250 ms progress period), summed over the gateway's
+   * processes, the nats-server started here, and the client workers.
+   */
+  cpu?: { window_s: number; server_user_s: number; server_sys_s: number; nats_s: number; client_user_s: number; client_sys_s: number };
 }
 
 /** The warm-up before the baseline: connections that connected, echoed once and closed. */
@@ -140,7 +179,7 @@ export interface Warmup {
 
 /** The run in a few figures (null without steps). */
 export interface MillionSummary {
-  /** Connections open at the last step. */
+  /** Connections open at the last step (`--ws`: upgraded, the 101 accepted). */
   connected: number | null;
   /** Connect phases summed over the steps, seconds (holds and echo rounds excluded). */
   connect_s: number | null;
@@ -149,6 +188,13 @@ export interface MillionSummary {
   /** Server RssAnon growth per connection from the first step to the last, bytes. */
   server_bytes_per_conn_after_first_step: number | null;
   kernel_bytes_per_conn: number | null;
+  /** `--ws`: subscribed connections at the last step. */
+  subscribed?: number | null;
+  /** `--ws --broadcast`: deliveries of the last step's broadcast, and publish -> last delivery (ms). */
+  delivered?: number | null;
+  broadcast_last_ms?: number | null;
+  /** `--ws`: the GC'd figure beside `server_bytes_per_conn`, which there is taken without a forced GC. */
+  server_bytes_per_conn_after_gc?: number | null;
 }
 
 /** Why the ramp stopped before its last step; false when it did not. `blocked`: no step is within c1m doctor's limits. */
@@ -158,6 +204,10 @@ export type MillionStop = Aborted | 'server_died' | 'blocked';
 export interface MillionResult {
   tool: 'c1m bench';
   kind: 'million';
+  /** What was held: TCP echo connections (absent in older results), or gateway WebSocket subscribers (`--ws`). */
+  mode?: 'tcp' | 'ws';
+  /** `--ws`: the NATS server the gateway's processes used, and whether this run started (and stopped) it. */
+  nats?: { url: string; started_here: boolean; pid: number | null } | null;
   command: string;
   date: string;
   machine: MachineInfo;

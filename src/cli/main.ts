@@ -15,6 +15,7 @@ usage:
   c1m bench report RESULTS.json... -o REPORT.html
                                         an HTML report from saved results
   c1m bench million [--steps ...]       ramp this box to a million connections (c1m bench million --help)
+  c1m bench million --ws --broadcast    the same with gateway WebSocket subscribers and one broadcast
   c1m doctor [--connections N] [--json] [--apply]
                                         the OS limits that stop N connections, and how to lift them
 `;

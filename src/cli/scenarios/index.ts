@@ -10,6 +10,7 @@ import { ping } from './ping.js';
 import type { ScenarioSpec } from './types.js';
 import { wsEcho } from './ws-echo.js';
 import { wsHold } from './ws-hold.js';
+import { wsSubscribe } from './ws-subscribe.js';
 
 export type * from './types.js';
 
@@ -17,7 +18,7 @@ export type * from './types.js';
 export const SCENARIOS: readonly ScenarioSpec[] = [hold, echo, http, broadcast, wsHold, wsEcho];
 
 /** Every scenario a worker can run, including the ones only `c1m bench million` uses. */
-const ALL = new Map<string, ScenarioSpec>([...SCENARIOS, ping].map((s) => [s.name, s]));
+const ALL = new Map<string, ScenarioSpec>([...SCENARIOS, ping, wsSubscribe].map((s) => [s.name, s]));
 
 /** The scenario called `name`; undefined when there is none. */
 export function scenario(name: string): ScenarioSpec | undefined {

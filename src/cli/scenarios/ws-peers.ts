@@ -24,8 +24,13 @@ import type { Peer, ScenarioClient, ScenarioContext, WsStats } from './types.js'
 
 /** What a WebSocket scenario does beyond connecting. */
 export interface WsHooks<S> {
-  /** The 101 of `p` was accepted; it counts as connected already. */
+  /** The 101 of `p` was accepted; it counts as connected already (unless `held`). */
   open?(p: Peer<S>): void;
+  /**
+   * True: an upgraded connection does not count as connected yet; the scenario calls
+   * `ctx.established` (or `ctx.fail`) itself, e.g. once a subscription is acknowledged.
+   */
+  held?: boolean;
   /** A whole message for `p`. Lifetime: `data` is valid only during the call. */
   message?(p: Peer<S>, data: Buffer, isBinary: boolean): void;
 }
@@ -66,7 +71,7 @@ export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets:
       if (p === undefined) return;
       stats.upgraded++;
       if (ws.extensions !== '') stats.deflated++;
-      ctx.established(p);
+      if (hooks.held !== true) ctx.established(p);
       hooks.open?.(p);
     },
     onMessage: hooks.message

@@ -1,0 +1,146 @@
+/**
+ * The command line of `c1m bench million`: its usage text, its options and their validation
+ * (exact messages, a `UsageError` for each mistake). Argument parsing only; the run is
+ * `bench-million.ts`, its WebSocket side `bench-million-ws.ts`.
+ */
+import { parseArgs } from 'node:util';
+import type { PublishVia } from './bench-results.js';
+import { int, seconds, UsageError } from './bench-layout.js';
+import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
+
+/** `c1m bench million --help`. */
+export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,500000,1000000] [options]
+  Starts c1m serve echo --processes S and C client processes on this box, ramps the connection
+  count step by step, and at each step reports connect time and rate, failures by errno,
+  kernel memory (Slab, SUnreclaim), server memory growth per connection and one echo round trip
+  on every connection. Connections stay open from step to step.
+  --steps N1,N2,...          connection counts to reach, increasing (default 100000,250000,500000,1000000)
+  --port P                   server port on 127.0.0.1 (default 9600)
+  --source-ips auto|K        loopback source addresses (auto: ceil(max step / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
+  --min-available-gib G      stop when MemAvailable falls below G GiB (default 4)
+  --max-failure-rate F       stop after a step whose connect failures exceed F of its new connections (default 0.01)
+  --hold S                   seconds to hold each step before sampling memory (default 2)
+  --warmup auto|N            connections that connect, echo once and close before the memory
+                             baseline is taken (auto: 300 per server process; 0: none)
+  --size B                   echo message size (default 16)
+  --server-processes auto|N  server processes (auto: so that each holds at most ~19,000 at a 20,000-file limit)
+  --client-processes auto|N  client processes (auto: ceil(max step / (open-file limit - 500)))
+  --conns-per-process N      per-process cap used by both autos (forces a split at small scale)
+  --connect-concurrency C    connects in flight per client process (default 1000)
+  --connect-timeout S        longest connect phase per step (default 300)
+  --force                    also run the steps c1m doctor says this box cannot hold
+  --json                     print the result as one JSON line (the last line of stdout)
+  --report FILE              also write a self-contained HTML report
+  --ws                       WebSocket subscribers instead of TCP echo: c1m serve gateway --processes S
+                             --no-auth --nats URL; each client connects to /ws?topics=TOPIC and counts
+                             as connected once upgraded AND subscribed (no echo round)
+  --broadcast                with --ws: at each step, after the hold, publish ONE message once and time
+                             its delivery to every subscriber (delivered, p50/p99/max, last)
+  --topic T                  with --ws: the topic (default bench)
+  --publish http|nats        with --broadcast: POST /publish/T to the gateway (default), or publish
+                             on NATS directly (subject c1m.topic.T)
+  --nats URL                 with --ws: use this NATS server (default: start a private nats-server
+                             on a free loopback port, stopped at the end)`;
+
+/** Validated `c1m bench million` options. */
+export interface MillionOptions {
+  steps: number[];
+  port: number;
+  sourceIps: number | 'auto';
+  minAvailableKb: number;
+  maxFailureRate: number;
+  holdS: number;
+  /** Warm-up connections before the baseline ('auto': WARMUP_PER_SERVER_PROCESS per server process). */
+  warmup: number | 'auto';
+  size: number;
+  serverProcesses: number | 'auto';
+  clientProcesses: number | 'auto';
+  connsPerProcess: number | undefined;
+  concurrency: number;
+  connectTimeoutS: number;
+  force: boolean;
+  json: boolean;
+  report: string | undefined;
+  /** `--ws`: gateway subscribers (see bench-million-ws.ts); `broadcast`, `topic`, `publish`, `nats` go with it. */
+  ws: boolean;
+  broadcast: boolean;
+  topic: string;
+  publish: PublishVia;
+  nats: string | undefined;
+}
+
+/** Parse `c1m bench million` arguments; 'help' for --help. Errors: throws a `UsageError`. */
+export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: {
+        steps: { type: 'string' },
+        port: { type: 'string', short: 'p' },
+        'source-ips': { type: 'string' },
+        'min-available-gib': { type: 'string' },
+        'max-failure-rate': { type: 'string' },
+        hold: { type: 'string' },
+        warmup: { type: 'string' },
+        size: { type: 'string' },
+        'server-processes': { type: 'string' },
+        'client-processes': { type: 'string' },
+        'conns-per-process': { type: 'string' },
+        'connect-concurrency': { type: 'string' },
+        'connect-timeout': { type: 'string' },
+        force: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+        report: { type: 'string' },
+        ws: { type: 'boolean', default: false },
+        broadcast: { type: 'boolean', default: false },
+        topic: { type: 'string' },
+        publish: { type: 'string' },
+        nats: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+  for (const k of ['broadcast', 'topic', 'publish', 'nats'] as const) if (v[k] !== undefined && v[k] !== false && !v.ws) throw new UsageError(`--${k} applies to --ws only`);
+  if (v.publish !== undefined && !v.broadcast) throw new UsageError('--publish applies to --broadcast only');
+  if (v.publish !== undefined && v.publish !== 'http' && v.publish !== 'nats') throw new UsageError(`--publish must be http or nats, got "${v.publish}"`);
+  const topic = v.topic ?? 'bench';
+  if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(topic) || topic.length > 128) throw new UsageError(`--topic must be [A-Za-z0-9_-] segments separated by dots, got "${topic}"`);
+  if (v.nats !== undefined && !/^nats:\/\/[^\s,]+$/.test(v.nats)) throw new UsageError(`--nats must be one nats://host:port URL, got "${v.nats}"`);
+  const steps = (v.steps ?? '100000,250000,500000,1000000').split(',').map((s) => int('steps', s.trim(), 1, 100_000_000)!);
+  for (let i = 1; i < steps.length; i++) {
+    if (steps[i]! <= steps[i - 1]!) throw new UsageError(`--steps must increase, got ${v.steps}`);
+  }
+  const auto = (name: string, s: string | undefined): number | 'auto' => (s === undefined || s === 'auto' ? 'auto' : int(name, s, 1, 1024)!);
+  const gib = v['min-available-gib'] ?? '4';
+  if (!/^\d+(\.\d+)?$/.test(gib)) throw new UsageError(`--min-available-gib must be a number of GiB, got "${gib}"`);
+  const rate = v['max-failure-rate'] ?? '0.01';
+  if (!/^(0(\.\d+)?|1(\.0+)?)$/.test(rate)) throw new UsageError(`--max-failure-rate must be a fraction from 0 to 1, got "${rate}"`);
+  return {
+    steps,
+    port: int('port', v.port, 1, 65535) ?? 9600,
+    sourceIps: v['source-ips'] === undefined || v['source-ips'] === 'auto' ? 'auto' : int('source-ips', v['source-ips'], 1, 65_534)!,
+    minAvailableKb: Math.round(Number(gib) * 1024 * 1024),
+    maxFailureRate: Number(rate),
+    holdS: seconds('hold', v.hold, 0, 2),
+    warmup: v.warmup === undefined || v.warmup === 'auto' ? 'auto' : int('warmup', v.warmup, 0, 19_000)!,
+    size: int('size', v.size, 1, 65_536) ?? 16,
+    serverProcesses: auto('server-processes', v['server-processes']),
+    clientProcesses: auto('client-processes', v['client-processes']),
+    connsPerProcess: int('conns-per-process', v['conns-per-process'], 1, 100_000_000),
+    concurrency: int('connect-concurrency', v['connect-concurrency'], 1, 1_000_000) ?? 1000,
+    connectTimeoutS: seconds('connect-timeout', v['connect-timeout'], 1, 300),
+    force: v.force!,
+    json: v.json!,
+    report: v.report,
+    ws: v.ws!,
+    broadcast: v.broadcast!,
+    topic,
+    publish: (v.publish ?? 'http') as PublishVia,
+    nats: v.nats,
+  };
+}
