@@ -37,6 +37,9 @@ export interface Grant {
   claims: JWTPayload;
 }
 
+/** The grant of every client of an open gateway (`noAuth`): one shared, frozen object. */
+export const OPEN_GRANT: Grant = Object.freeze({ user: '', topics: Object.freeze(['>']), publish: Object.freeze([]), expires: undefined, claims: Object.freeze({}) });
+
 /** Why a token was refused: a stable code for the wire, and a message. */
 export class AuthError extends Error {
   readonly code: 'missing' | 'expired' | 'invalid';
@@ -111,7 +114,7 @@ export class Auth {
 
   /** Verify a token. Rejects with an `AuthError`. */
   async verify(token: string | undefined): Promise<Grant> {
-    if (this.#key === null) return { user: '', topics: ['>'], publish: [], expires: undefined, claims: {} };
+    if (this.#key === null) return OPEN_GRANT;
     if (!token) throw new AuthError('missing', 'a token is required');
     let payload: JWTPayload;
     try {

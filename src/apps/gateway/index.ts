@@ -9,8 +9,9 @@
  * several of them NATS carries every message to each process that has subscribers for it.
  *
  * Per connection: a WebSocket's `data` holds its grant (user and patterns), and, until its
- * token is verified, the messages it sent meanwhile; its subscriptions are the WebSocket
- * server's topics (no JS object per subscription). Verification is asynchronous (jose,
+ * token is verified, the messages it sent meanwhile; an open gateway's clients hold nothing
+ * (one shared grant); subscriptions are the WebSocket server's topics (no JS object per
+ * subscription). Verification is asynchronous (jose,
  * WebCrypto) while the engine's upgrade decision is synchronous, so a request without a token is refused at the upgrade
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
@@ -21,7 +22,7 @@ import { C1mError } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
 import { createHttpHandler, type HttpRequest, type HttpResponse } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
-import { Auth, AuthError, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
+import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
 import { Broker, type BrokerMessage } from './broker.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type HistoryOptions, type Stream } from './history.js';
@@ -59,16 +60,28 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 /** Most messages a client may send before its token is verified. */
 const MAX_EARLY_MESSAGES = 16;
 
-/** What a WebSocket's `data` holds. */
-interface Client {
-  /** Null until the token is verified. */
-  grant: Grant | null;
-  /** Until then: the token, the request (for `authorize`), what the URL asked and what arrived. */
-  token: string | undefined;
-  req: { target: string; headers: readonly (readonly [string, string])[] } | null;
-  querySub: Extract<ClientOp, { op: 'sub' }> | null;
-  early: string[] | null;
+/**
+ * A WebSocket whose token is not verified yet (its `data` until then): the token, the request
+ * (for `authorize`), what the URL asked, and the messages that arrived meanwhile.
+ */
+class Pending {
+  early: string[] | null = null;
+  constructor(
+    readonly token: string | undefined,
+    readonly req: { target: string; headers: readonly (readonly [string, string])[] } | null,
+    readonly querySub: Extract<ClientOp, { op: 'sub' }> | null,
+  ) {}
 }
+
+/**
+ * What a WebSocket's `data` holds: `Pending` until its token verified, then its `Grant`; an
+ * open gateway's clients hold nothing once open (`undefined` stands for the shared
+ * `OPEN_GRANT`), so they cost no JS object and no `data` entry.
+ */
+type ClientData = Pending | Grant | undefined;
+
+/** The grant of a WebSocket's `data`, or null while its token is being verified. */
+const grantOf = (d: ClientData): Grant | null => (d === undefined ? OPEN_GRANT : d instanceof Pending ? null : d);
 
 /** The result of delivering one topic message in this process. */
 interface Delivered {
@@ -133,7 +146,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
   };
 
-  const wsHandler = createWebSocketHandler<Client>({
+  // An open gateway without an `authorize` hook accepts every client at once: its welcome and
+  // the URL's subscription ack leave with the 101 (one write), and it keeps no per-client data.
+  const verifiesNow = auth.open && o.authorize === undefined;
+
+  const wsHandler = createWebSocketHandler<ClientData>({
     pubsub: { ...GATEWAY_PUBSUB_DEFAULTS, ...o.pubsub },
     onTopicInterest: onInterest,
     maxPayload: maxMessage,
@@ -145,42 +162,45 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
         counters.authFailures++;
         return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
       }
-      let querySub: Client['querySub'];
+      let querySub: Pending['querySub'];
       try {
         querySub = parseQuerySub(query);
       } catch {
         return { status: 400 };
       }
-      return { grant: null, token: token ?? undefined, req: { target: req.target, headers: req.headers }, querySub, early: [] } satisfies Client;
+      const req2 = o.authorize === undefined ? null : { target: req.target, headers: req.headers };
+      return new Pending(token ?? undefined, req2, querySub);
     },
     onOpen(ws) {
       counters.clients++;
-      const c = ws.data;
-      verify(ws, c).catch(() => ws.terminate());
+      const p = ws.data as Pending;
+      if (verifiesNow) admit(ws, p, OPEN_GRANT);
+      else verify(ws, p).catch(() => ws.terminate());
     },
     onMessage(ws, data, isBinary) {
-      const c = ws.data;
       if (isBinary) {
         ws.send(encodeError(new OpError('bad_request', 0, 'messages are JSON text')));
         return;
       }
-      if (c.grant === null) {
-        if (c.early!.length >= MAX_EARLY_MESSAGES) ws.close(1008, 'too many messages before authentication');
-        else c.early!.push(data.toString('utf8'));
+      const d = ws.data;
+      if (d instanceof Pending) {
+        const early = (d.early ??= []);
+        if (early.length >= MAX_EARLY_MESSAGES) ws.close(1008, 'too many messages before authentication');
+        else early.push(data.toString('utf8'));
         return;
       }
-      serve(ws, c, data.toString('utf8'));
+      serve(ws, grantOf(d)!, data.toString('utf8'));
     },
     onClose() {
       counters.clients--;
     },
   });
 
-  async function verify(ws: WebSocket<Client>, c: Client): Promise<void> {
+  async function verify(ws: WebSocket<ClientData>, p: Pending): Promise<void> {
     let grant: Grant;
     try {
-      grant = await auth.verify(c.token);
-      if (o.authorize !== undefined && !(await o.authorize(grant, c.req!))) {
+      grant = await auth.verify(p.token);
+      if (o.authorize !== undefined && !(await o.authorize(grant, p.req!))) {
         counters.authFailures++;
         ws.close(4003, 'forbidden');
         return;
@@ -192,18 +212,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       return;
     }
     if (ws.readyState !== 'open') return;
-    c.grant = grant;
-    c.token = undefined;
-    c.req = null;
-    const early = c.early!;
-    c.early = null;
-    ws.send(encodeWelcome(grant.user));
-    if (c.querySub !== null) subscribe(ws, c, c.querySub);
-    c.querySub = null;
-    for (const text of early) serve(ws, c, text);
+    admit(ws, p, grant);
   }
 
-  function serve(ws: WebSocket<Client>, c: Client, text: string): void {
+  /** `p` verified with `grant`: welcome it, subscribe what its URL asked, serve what it sent meanwhile. */
+  function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
+    ws.data = grant === OPEN_GRANT ? undefined : grant;
+    ws.send(encodeWelcome(grant.user));
+    if (p.querySub !== null) subscribe(ws, grant, p.querySub);
+    if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
+  }
+
+  function serve(ws: WebSocket<ClientData>, grant: Grant, text: string): void {
     let op: ClientOp;
     try {
       op = parseClientOp(text);
@@ -212,7 +232,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       return;
     }
     if (op.op === 'ping') ws.send(encodePong(op.id));
-    else if (op.op === 'sub') subscribe(ws, c, op);
+    else if (op.op === 'sub') subscribe(ws, grant, op);
     else {
       for (const t of op.topics) ws.unsubscribe(t);
       ws.send(encodeAck(op.id));
@@ -220,8 +240,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /** All of `op`'s topics or none: ack with each topic's position, then what it missed. */
-  function subscribe(ws: WebSocket<Client>, c: Client, op: Extract<ClientOp, { op: 'sub' }>): void {
-    const forbidden = op.topics.find((t) => !allowed(c.grant!.topics, t));
+  function subscribe(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): void {
+    const forbidden = op.topics.find((t) => !allowed(grant.topics, t));
     if (forbidden !== undefined) {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
       return;
