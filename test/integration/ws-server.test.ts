@@ -521,6 +521,74 @@ for (const backend of backends) {
       }
     });
 
+    test('upgrades to two WebSocket handlers and a tag-setting raw handler on one HTTP port each reach their own', GUARD, async () => {
+      // The first WebSocket handler's connections are routed by their tag, the others by id:
+      // an interleaving of the three must never send one's events to another.
+      const closed = { a: 0, b: 0, raw: 0 };
+      const mk = (name: 'a' | 'b') => createWebSocketHandler({
+        onMessage(ws, data) {
+          ws.send(`${name}:${data.toString()}`);
+        },
+        onClose() {
+          closed[name]++;
+        },
+      });
+      const a = mk('a');
+      const b = mk('b');
+      const raw = {
+        onData(conn: import('../../src/index.js').Connection, data: Buffer) {
+          conn.tag = 7;
+          conn.write(Buffer.concat([Buffer.from('raw:'), data]));
+        },
+        onClose() {
+          closed.raw++;
+        },
+      };
+      const hookA = a.upgradeHook();
+      const hookB = b.upgradeHook();
+      const http = createHttpHandler({
+        routes: { 'GET /': (_req, res) => res.end('page') },
+        onUpgrade(req, conn, head) {
+          if (req.path === '/a') return hookA(req, conn, head);
+          if (req.path === '/b') return hookB(req, conn, head);
+          conn.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n');
+          return raw;
+        },
+      });
+      const srv = await startServer(backend, http, { timerResolution: 20 });
+      a.onReactor?.(srv.reactor);
+      b.onReactor?.(srv.reactor);
+      try {
+        const clients: { name: string; ws: WsClient }[] = [];
+        const raws: RawClient[] = [];
+        for (let i = 0; i < 6; i++) {
+          const name = i % 2 === 0 ? 'a' : 'b';
+          clients.push({ name, ws: await wsClient(`ws://${HOST}:${srv.port}/${name}`) });
+          const r = await rawClient(srv.port);
+          await r.send('GET /raw HTTP/1.1\r\nHost: x\r\nUpgrade: raw\r\nConnection: Upgrade\r\n\r\n');
+          raws.push(r);
+        }
+        for (const [i, c] of clients.entries()) {
+          const m = nextMessage(c.ws);
+          c.ws.send(`m${i}`);
+          assert.equal((await m).data.toString(), `${c.name}:m${i}`);
+        }
+        for (const [i, r] of raws.entries()) {
+          await waitFor(() => r.bytes().includes('\r\n\r\n'), 'raw 101');
+          await r.send(`r${i}`);
+          await waitFor(() => r.bytes().toString('latin1').endsWith(`raw:r${i}`), `raw echo ${i}`);
+        }
+        const page = await fetch(`http://${HOST}:${srv.port}/`);
+        assert.equal(await page.text(), 'page');
+        for (const c of clients) c.ws.terminate();
+        for (const r of raws) r.destroy();
+        await waitFor(() => closed.a === 3 && closed.b === 3 && closed.raw === 6, 'every close to its handler');
+        assert.deepEqual(closed, { a: 3, b: 3, raw: 6 });
+      } finally {
+        await srv.reactor.close(1000);
+      }
+    });
+
     test('frames sent right behind the upgrade request are read', GUARD, async () => {
       const c = await rawClient(ctx.srv.port);
       await c.send(Buffer.concat([Buffer.from(upgradeRequest()), frame(1, 'early')]));

@@ -28,6 +28,7 @@ export {
   HttpRequest,
   HttpResponse,
   UPGRADE_IN_PLACE,
+  UPGRADE_TAGGED,
   createHttpHandler,
   type HttpHandlerOptions,
   type InPlaceUpgrade,

@@ -56,6 +56,15 @@ export type UpgradeHook = (req: HttpRequest, conn: Connection, head: Buffer) => 
  */
 export const UPGRADE_IN_PLACE: unique symbol = Symbol('c1m.upgradeInPlace');
 
+/**
+ * @internal Carried (as `true`) by a handler that upgrades connections and marks each one it
+ * takes with a nonzero `tag` from the hook's return until after its `onClose` (the WebSocket
+ * handler does). The HTTP server routes such connections by their tag and keeps no
+ * per-connection entry for them (the first such handler it meets; others go to the map). Its
+ * own HTTP connections' tags stay 0.
+ */
+export const UPGRADE_TAGGED: unique symbol = Symbol('c1m.upgradeTagged');
+
 /** @internal See `UPGRADE_IN_PLACE`. */
 export interface InPlaceUpgrade {
   [UPGRADE_IN_PLACE](req: HttpRequest, conn: Connection): Handler | void;
@@ -99,7 +108,10 @@ interface Shared {
   keepAliveTimeout: number;
   maxPipelined: number;
   pool: Session[];
+  /** Upgraded connections and their handlers, except those routed by tag (`tagged`). */
   upgraded: Map<number, Handler>;
+  /** The `UPGRADE_TAGGED` handler whose connections are known by a nonzero tag, once one took one. */
+  tagged: Handler | undefined;
   /**
    * Bytes an in-place upgrade's handler left unconsumed when the upgrade waited for earlier
    * responses (they were copied then): put in front of its next bytes. Rare; empty otherwise.
@@ -442,7 +454,11 @@ class Session implements RequestParserCallbacks, ResponseSession {
       conn.close();
       return;
     }
-    shared.upgraded.set(conn.id, next);
+    if ((next as { [UPGRADE_TAGGED]?: boolean })[UPGRADE_TAGGED] === true && conn.tag !== 0 && (shared.tagged ??= next) === next) {
+      // routed by its tag: no entry
+    } else {
+      shared.upgraded.set(conn.id, next);
+    }
     if (inPlace === undefined) return;
     if (head === null) {
       // Consumed up to the end of the head, plus what the handler takes of the rest.
@@ -526,10 +542,15 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
     maxPipelined,
     pool: [],
     upgraded: new Map(),
+    tagged: undefined,
     carry: new Map(),
   };
   const upgraded = shared.upgraded;
-  const taken = (conn: Connection): Handler | undefined => (upgraded.size === 0 ? undefined : upgraded.get(conn.id));
+  const taken = (conn: Connection): Handler | undefined => {
+    const h = upgraded.size === 0 ? undefined : upgraded.get(conn.id);
+    if (h !== undefined || shared.tagged === undefined || conn.tag === 0) return h;
+    return shared.tagged;
+  };
 
   return {
     onOpen(conn) {

@@ -33,7 +33,7 @@
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_TAGGED, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -530,6 +530,8 @@ function refuse(conn: Connection, status: number, extra: [string, string | numbe
 
 
 class WsServer implements WebSocketHandler {
+  /** Behind the HTTP server, its connections are known by their nonzero tag (no per-connection entry there). */
+  readonly [UPGRADE_TAGGED] = true;
   readonly #shared: Shared;
   readonly #opts: WebSocketServerOptions<unknown>;
   readonly #heads = new HeadCatcher();
