@@ -95,7 +95,8 @@ for (const mode of ['threads', 'processes'] as const) {
       }
     });
 
-    test('setTls with a key that does not match changes nothing; without tls it is refused', GUARD, async () => {
+    test('a key that does not match: serve rejects, setTls changes nothing; without tls setTls is refused', GUARD, async () => {
+      await assert.rejects(serve({ handler: WHO, port: 0, host: HOST, [mode]: 2, tls: { cert: certs.server.cert, key: certs.other.key } }), { code: 'ERR_C1M_TLS_KEY_MISMATCH' });
       const h = await start();
       try {
         await assert.rejects(h.setTls({ cert: certs.other.cert, key: certs.server.key }), { code: 'ERR_C1M_TLS_KEY_MISMATCH' });
