@@ -139,6 +139,22 @@ test('serve({ tls, processes }): a worker that replaces a dead one starts with t
 });
 
 for (const backend of backends) {
+  test(`serve({ tls }) single mode (${backend}): setTls reloads the certificate and keeps the ticket keys`, GUARD, async () => {
+    const h = await serve({ handler: WHO, port: 0, host: HOST, backend, tls: { cert: certs.server.cert, key: certs.server.key } });
+    try {
+      assert.equal(h.mode, 'single');
+      const before = await ask(h.address.port);
+      assert.equal(before.fingerprint, FP_SERVER);
+      await h.setTls({ cert: certs.other.cert, key: certs.other.key });
+      assert.equal((await ask(h.address.port)).fingerprint, FP_OTHER);
+      assert.equal((await ask(h.address.port, before.session)).reused, true, 'a ticket from before the reload resumes');
+      await assert.rejects(h.setTls({ cert: certs.server.cert, key: certs.other.key }), { code: 'ERR_C1M_TLS_KEY_MISMATCH' });
+      assert.equal((await ask(h.address.port)).fingerprint, FP_OTHER);
+    } finally {
+      await h.close();
+    }
+  });
+
   test(`tls.ticketKeys (${backend}): two servers with the same keys resume each other's sessions, other keys do not`, GUARD, async () => {
     const keys = new Uint8Array(80).map((_, i) => (i * 37 + 11) & 0xff);
     const other = new Uint8Array(80).map((_, i) => (i * 53 + 7) & 0xff);
