@@ -15,14 +15,17 @@ import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
 import { testCerts } from '../helpers/tls-certs.js';
 
 const certs = testCerts();
-const WHO = new URL('../fixtures/who-echo.js', import.meta.url).href;
+const WHO = new URL('../fixtures/tls-who.js', import.meta.url).href;
 const FP_SERVER = new X509Certificate(certs.server.cert).fingerprint256;
 const FP_OTHER = new X509Certificate(certs.other.cert).fingerprint256;
 /** Connections per check: with two workers, all on one by chance is 2^-(N-1) for processes. */
 const N = 16;
 
 interface Answer {
+  /** The worker: pid:threadId. */
   who: string;
+  /** `conn.tls` in the worker: "<protocol> <resumed>". */
+  serverTls: string;
   reused: boolean;
   fingerprint: string;
   session: Buffer | undefined;
@@ -41,7 +44,8 @@ function ask(port: number, session?: Buffer): Promise<Answer> {
       // TLS 1.3 sends its ticket after the handshake: wait for it on a first connection.
       const done = (): void => {
         s.end();
-        resolve({ who: d.toString('latin1').trim(), reused, fingerprint, session: ticket });
+        const [who = '', ...tls] = d.toString('latin1').trim().split(' ');
+        resolve({ who, serverTls: tls.join(' '), reused, fingerprint, session: ticket });
       };
       if (ticket || session) done();
       else s.once('session', () => setImmediate(done));
@@ -70,7 +74,9 @@ for (const mode of ['threads', 'processes'] as const) {
         assert.equal(first.fingerprint, FP_SERVER);
         assert.ok(first.session, 'a session ticket');
         const again = await askMany(h.address.port, first.session);
+        assert.equal(first.serverTls, 'TLSv1.3 false', 'conn.tls in the worker');
         assert.deepEqual(again.filter((a) => !a.reused).map((a) => a.who), [], 'every connection resumed');
+        assert.deepEqual([...new Set(again.map((a) => a.serverTls))], ['TLSv1.3 true'], 'the workers saw resumed sessions');
         const workers = workersOf(again);
         assert.ok(workers.size > 1, `connections spread over workers: ${[...workers].join(', ')}`);
       } finally {
