@@ -170,7 +170,7 @@ void handoff_drain(c1m_reactor_t *r) {
     }
     c1m_tls_ctx_unref(tls); /* the session holds its own */
   }
-  if (taken) memmove(r->hq, r->hq + taken, (n - taken) * sizeof(int));
+  if (taken) memmove(r->hq, r->hq + taken, (n - taken) * sizeof *r->hq);
   r->hq_len = n - taken;
   pthread_mutex_unlock(&r->hq_lock);
   if (r->hq_len) loop_wake(r); /* event array full: come back next poll */
