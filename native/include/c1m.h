@@ -316,6 +316,8 @@ typedef struct c1m_tls_opts {
   const uint8_t *alpn;               /* ALPN protocols in wire format (length-prefixed), or NULL */
   size_t alpn_len;
   uint32_t handshake_ms;             /* handshake timeout, 0 = none */
+  const uint8_t *ticket_keys;        /* server: session ticket keys (80 bytes: name, HMAC, AES), or NULL */
+  size_t ticket_keys_len;
 } c1m_tls_opts_t;
 int c1m_tls_available(void);
 /* A new context (one reference). Returns 0, or -EINVAL with err holding OpenSSL's reason
@@ -325,7 +327,8 @@ int c1m_tls_ctx_new(c1m_tls_ctx_t **out, const c1m_tls_opts_t *o, char *err, siz
 int c1m_tls_ctx_add_sni(c1m_tls_ctx_t *c, const char *name, const c1m_tls_opts_t *o, char *err, size_t errlen);
 void c1m_tls_ctx_unref(c1m_tls_ctx_t *c);
 /* Make listener fd accept TLS with c (or replace its context: new connections use the new
- * one). -ENOENT unknown listener, -EOPNOTSUPP for a hand-off listener (threads mode). */
+ * one). -ENOENT unknown listener. On a hand-off listener (threads mode) each accepted fd carries
+ * a reference on c to its target reactor, which creates the session there. */
 int c1m_tls_listen(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c);
 /* Make a connection started by c1m_connect (still CONNECTING) speak TLS with c; servername
  * (may be NULL) is sent as SNI and checked against the peer's certificate (a DNS name or an IP

@@ -34,7 +34,8 @@ static napi_value throw_tls(napi_env env, int rc, const char *text) {
 }
 
 /* tlsContext({ server, cert?, key?, ca?, requestCert, rejectUnauthorized, minVersion, alpn?,
- * handshakeMs, sni: [[name, cert, key], ...] }) -> context handle (Buffers for PEM and ALPN). */
+ * handshakeMs, ticketKeys?, sni: [[name, cert, key], ...] }) -> context handle (Buffers for
+ * PEM, ALPN and the 80 bytes of ticket keys). */
 static napi_value tls_context(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], out;
@@ -42,17 +43,19 @@ static napi_value tls_context(napi_env env, napi_callback_info info) {
   c1m_tls_opts_t o;
   memset(&o, 0, sizeof o);
   uint32_t minv = 0, hs = 0, nsni = 0;
-  const char *alpn = NULL;
+  const char *alpn = NULL, *tk = NULL;
   napi_value sni;
   if (argc < 1 || addon_get_bool_prop(env, argv[0], "server", &o.server) ||
       get_bytes_prop(env, argv[0], "cert", &o.cert, &o.cert_len) || get_bytes_prop(env, argv[0], "key", &o.key, &o.key_len) ||
       get_bytes_prop(env, argv[0], "ca", &o.ca, &o.ca_len) || get_bytes_prop(env, argv[0], "alpn", &alpn, &o.alpn_len) ||
+      get_bytes_prop(env, argv[0], "ticketKeys", &tk, &o.ticket_keys_len) ||
       addon_get_bool_prop(env, argv[0], "requestCert", &o.request_cert) ||
       addon_get_bool_prop(env, argv[0], "rejectUnauthorized", &o.reject_unauthorized) ||
       addon_get_u32_prop(env, argv[0], "minVersion", &minv) || addon_get_u32_prop(env, argv[0], "handshakeMs", &hs) ||
       napi_get_named_property(env, argv[0], "sni", &sni) != napi_ok || napi_get_array_length(env, sni, &nsni) != napi_ok)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "tlsContext(): bad options object"), NULL;
   o.alpn = (const uint8_t *)alpn;
+  o.ticket_keys = (const uint8_t *)tk;
   o.min_version = (int)minv;
   o.handshake_ms = hs;
   char err[256] = "";

@@ -7,7 +7,10 @@
  * picks one per accepted fd (round-robin, least connections, or a hash of the peer address),
  * pushes the fd onto that reactor's queue and writes its eventfd. The target drains its queue
  * when the eventfd wakes it, and registers each fd as its own connection (an OPEN record with
- * from = -2).
+ * from = -2). A TLS listener's accepted fd travels with a reference on the listener's context
+ * (an SSL_CTX is safe to share across threads for SSL_new): the target creates the session
+ * itself, so its handshake, records and timer belong to the target's thread, and a certificate
+ * reload on the acceptor (c1m_tls_listen) reaches every worker's new connections at once.
  *
  * Invariants:
  * - Lock order: g_reg_lock, then a reactor's hq_lock. A target stays registered (and so its
@@ -17,7 +20,8 @@
  *   targets; the fd is refused only when none is left (the acceptor closes it and reports an
  *   ACCEPT_ERROR).
  * - A reactor's nconns is read here from other threads: atomic, relaxed (a balancing hint).
- * - Fds still queued when the target is destroyed are closed by it (handoff_fini).
+ * - Fds still queued when the target is destroyed are closed by it (handoff_fini), and their
+ *   context references dropped.
  *
  * Hot path (threads mode): handoff_give -> one lock pair and one eventfd write per connection;
  * handoff_drain -> one lock for the whole queue.
@@ -28,6 +32,11 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct handoff_item {
+  int fd;
+  c1m_tls_ctx_t *tls; /* a reference, or NULL */
+};
 
 static pthread_mutex_t g_reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static c1m_reactor_t *g_reg[MAX_REACTORS];
@@ -56,7 +65,10 @@ int handoff_init(c1m_reactor_t *r) { return -pthread_mutex_init(&r->hq_lock, NUL
 
 void handoff_fini(c1m_reactor_t *r) {
   pthread_mutex_lock(&r->hq_lock);
-  for (uint32_t i = 0; i < r->hq_len; i++) c1m_sys_close(r->hq[i]);
+  for (uint32_t i = 0; i < r->hq_len; i++) {
+    c1m_sys_close(r->hq[i].fd);
+    c1m_tls_ctx_unref(r->hq[i].tls);
+  }
   r->hq_len = 0;
   pthread_mutex_unlock(&r->hq_lock);
   pthread_mutex_destroy(&r->hq_lock);
@@ -79,8 +91,9 @@ static uint32_t hash_peer(const struct sockaddr_storage *ss) {
   return h;
 }
 
-/* Queue fd on the reactor with registry id `target`. -ENOENT if it is gone. */
-static int give_to(int target, int fd) {
+/* Queue fd (and a new reference on tls, when not NULL) on the reactor with registry id
+ * `target`. -ENOENT if it is gone. */
+static int give_to(int target, int fd, c1m_tls_ctx_t *tls) {
   int rc = -ENOENT;
   pthread_mutex_lock(&g_reg_lock);
   c1m_reactor_t *t = (target >= 0 && target < MAX_REACTORS) ? g_reg[target] : NULL;
@@ -88,14 +101,15 @@ static int give_to(int target, int fd) {
     pthread_mutex_lock(&t->hq_lock);
     if (t->hq_len == t->hq_cap) {
       uint32_t cap = t->hq_cap ? t->hq_cap * 2 : 256;
-      int *q = realloc(t->hq, cap * sizeof(int));
+      struct handoff_item *q = realloc(t->hq, cap * sizeof *q);
       if (q) {
         t->hq = q;
         t->hq_cap = cap;
       }
     }
     if (t->hq_len < t->hq_cap) {
-      t->hq[t->hq_len++] = fd;
+      if (tls) tls_ctx_ref(tls);
+      t->hq[t->hq_len++] = (struct handoff_item){.fd = fd, .tls = tls};
       rc = 0;
     } else {
       rc = -ENOMEM;
@@ -130,9 +144,9 @@ static int pick_target(listener_t *l, const struct sockaddr_storage *peer) {
 int handoff_give(listener_t *l, int fd, const struct sockaddr_storage *peer) {
   /* A target whose reactor is gone (its worker thread died) is skipped: the connection goes to
    * the next live one. Only when none is left is it refused. */
-  int first = pick_target(l, peer), rc = give_to(first, fd);
+  int first = pick_target(l, peer), rc = give_to(first, fd, l->tls);
   for (int j = 0; rc == -ENOENT && j < l->ntargets; j++)
-    if (l->targets[j] != first) rc = give_to(l->targets[j], fd);
+    if (l->targets[j] != first) rc = give_to(l->targets[j], fd, l->tls);
   return rc;
 }
 
@@ -143,16 +157,20 @@ void handoff_drain(c1m_reactor_t *r) {
   pthread_mutex_lock(&r->hq_lock);
   uint32_t n = r->hq_len, taken = 0;
   for (; taken < n && r->nev + 1 < r->ev_cap; taken++) {
-    int fd = r->hq[taken];
-    rc = conn_add(r, fd, C1M_F_OPEN);
+    int fd = r->hq[taken].fd;
+    c1m_tls_ctx_t *tls = r->hq[taken].tls;
+    rc = conn_add(r, fd, tls ? C1M_F_TLS | C1M_F_HANDSHAKE : C1M_F_OPEN);
     if (rc < 0) {
       c1m_sys_close(fd);
       ev_emit(r, C1M_EV_ACCEPT_ERROR, -1, 0, rc, 0);
-      continue;
+    } else if (tls) {
+      tls_handed(r, tls, fd); /* OPEN when its handshake completes */
+    } else {
+      listener_opened(r, fd, -2);
     }
-    listener_opened(r, fd, -2);
+    c1m_tls_ctx_unref(tls); /* the session holds its own */
   }
-  if (taken) memmove(r->hq, r->hq + taken, (n - taken) * sizeof(int));
+  if (taken) memmove(r->hq, r->hq + taken, (n - taken) * sizeof *r->hq);
   r->hq_len = n - taken;
   pthread_mutex_unlock(&r->hq_lock);
   if (r->hq_len) loop_wake(r); /* event array full: come back next poll */

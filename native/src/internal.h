@@ -84,9 +84,10 @@ struct c1m_reactor {
   /* events produced outside poll() */
   c1m_event_t *deferred;
   uint32_t ndeferred, deferred_cap;
-  /* handoff.c: fds handed to this reactor by an acceptor on another thread */
+  /* handoff.c: fds handed to this reactor by an acceptor on another thread, each with the
+   * TLS context of the listener that accepted it (a reference; NULL for plain TCP) */
   pthread_mutex_t hq_lock;
-  int *hq;
+  struct handoff_item *hq;
   uint32_t hq_len, hq_cap;
   /* connections to read at the next poll (edge seen, not drained): tag(fd, gen) each */
   uint64_t *ready;
@@ -192,6 +193,11 @@ void handoff_fini(c1m_reactor_t *r);
 /* ---- tls.c ---- */
 /* An accepted socket (registered with C1M_F_HANDSHAKE) on a TLS listener: start its handshake. */
 void tls_accepted(c1m_reactor_t *r, listener_t *l, int fd);
+/* The same for a socket handed off by an acceptor (threads mode) whose listener speaks TLS
+ * with c: the session is created here, in the target reactor (from = -2 in its OPEN record). */
+void tls_handed(c1m_reactor_t *r, c1m_tls_ctx_t *c, int fd);
+/* Another reference on c (a hand-off queue entry holds one). */
+void tls_ctx_ref(c1m_tls_ctx_t *c);
 /* An epoll event of a connection in its handshake. */
 void tls_event(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t e);
 /* An outbound TLS connection's TCP connect completed: send the ClientHello. */

@@ -61,8 +61,9 @@ void listener_accept(c1m_reactor_t *r, listener_t *l) {
       ev_emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
       continue;
     }
+    if (l->ntargets) continue; /* the target creates the TLS session (handoff.c) */
     if (l->tls) tls_accepted(r, l, fd); /* OPEN when its handshake completes */
-    else if (!l->ntargets) listener_opened(r, fd, l->fd);
+    else listener_opened(r, fd, l->fd);
   }
 }
 

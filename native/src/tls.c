@@ -159,6 +159,8 @@ static void bio_init_once(void) {
 
 static void ctx_ref(c1m_tls_ctx_t *c) { __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED); }
 
+void tls_ctx_ref(c1m_tls_ctx_t *c) { ctx_ref(c); }
+
 void c1m_tls_ctx_unref(c1m_tls_ctx_t *c) {
   if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
   SSL_CTX_free(c->ctx);
@@ -279,8 +281,11 @@ static SSL_CTX *ssl_ctx_new(const c1m_tls_opts_t *o) {
   }
   /* Servers resume by session tickets, which they do not store; clients do not cache. */
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+  /* Given ticket keys (the same in every reactor and process of a server) let a ticket issued
+   * by one resume on any other; without them OpenSSL draws random ones per context. */
   if (o->server && (SSL_CTX_set_num_tickets(ctx, 1) != 1 ||
-                    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"c1m", 3) != 1)) {
+                    SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"c1m", 3) != 1 ||
+                    (o->ticket_keys_len && SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)o->ticket_keys, (long)o->ticket_keys_len) != 1))) {
     SSL_CTX_free(ctx);
     return NULL;
   }
@@ -552,18 +557,23 @@ static void handshake(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   else conn_close3(r, fd, reason, err, code, 1);
 }
 
-void tls_accepted(c1m_reactor_t *r, listener_t *l, int fd) {
+/* An accepted socket's server session with c; lfd is the listener, or -2 for a hand-off. */
+static void accept_with(c1m_reactor_t *r, c1m_tls_ctx_t *c, int lfd, int fd) {
   c1m_slot_t *s = &r->slots[fd];
-  int rc = conn_new(r, fd, l->tls, l->fd);
+  int rc = conn_new(r, fd, c, lfd);
   if (rc < 0) {
     conn_close(r, fd, C1M_R_ERROR, rc, 1);
     return;
   }
   SSL_set_accept_state(r->tls[fd]->ssl);
-  uint32_t ticks = ms_to_ticks(r, l->tls->handshake_ms);
+  uint32_t ticks = ms_to_ticks(r, c->handshake_ms);
   if (ticks && timer_arm(r, fd, s, ticks) < 0) conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 1);
   /* The ClientHello, if already here, is reported by the EPOLL_CTL_ADD. */
 }
+
+void tls_accepted(c1m_reactor_t *r, listener_t *l, int fd) { accept_with(r, l->tls, l->fd, fd); }
+
+void tls_handed(c1m_reactor_t *r, c1m_tls_ctx_t *c, int fd) { accept_with(r, c, -2, fd); }
 
 void tls_connected(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   s->flags |= C1M_F_HANDSHAKE;
@@ -633,8 +643,7 @@ int c1m_tls_listen(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c) {
   for (int i = 0; i < r->nlisteners; i++) {
     listener_t *l = &r->listeners[i];
     if (l->fd != fd) continue;
-    if (l->ntargets) return -EOPNOTSUPP;
-    ctx_ref(c);
+    ctx_ref(c); /* a hand-off listener's targets get it with each fd (handoff.c) */
     c1m_tls_ctx_unref(l->tls); /* connections made from it keep their own references */
     l->tls = c;
     return 0;
@@ -732,6 +741,8 @@ void c1m_tls_error_text(uint32_t code, long verify, char *buf, size_t len) {
 }
 /* No connection has C1M_F_TLS without a context, so these are never reached. */
 void tls_accepted(c1m_reactor_t *r, listener_t *l, int fd) { (void)l, conn_close(r, fd, C1M_R_ERROR, -ENOTSUP, 1); }
+void tls_handed(c1m_reactor_t *r, c1m_tls_ctx_t *c, int fd) { (void)c, conn_close(r, fd, C1M_R_ERROR, -ENOTSUP, 1); }
+void tls_ctx_ref(c1m_tls_ctx_t *c) { (void)c; }
 void tls_event(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t e) { (void)s, (void)e, conn_close(r, fd, C1M_R_ERROR, -ENOTSUP, 1); }
 void tls_connected(c1m_reactor_t *r, int fd, c1m_slot_t *s) { (void)s, conn_close(r, fd, C1M_R_ERROR, -ENOTSUP, 1); }
 void tls_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) { (void)s, conn_close(r, fd, C1M_R_ERROR, -ENOTSUP, 1); }

@@ -20,6 +20,7 @@ export function tlsContext(b: Binding, k: NativeConstants, t: ResolvedTls): Nati
     return b.tlsContext({
       server: t.server, cert: t.cert, key: t.key, ca: t.ca, requestCert: t.requestCert, rejectUnauthorized: t.rejectUnauthorized,
       minVersion: t.minVersion, alpn: t.alpn, handshakeMs: t.handshakeMs, sni: t.sni,
+      ...(t.ticketKeys ? { ticketKeys: t.ticketKeys } : {}),
     });
   } catch (err) {
     const e = err as Error & { code?: string };

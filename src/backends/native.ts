@@ -415,7 +415,6 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#assertUsable();
     const o = resolveListen(options);
     const tls = options.tls === undefined ? undefined : tlsContext(this.#b, this.k, resolveTlsServer(options.tls));
-    if (tls && handoff) throw new C1mError('ERR_C1M_TLS_UNSUPPORTED', 'TLS with the threads mode (fd hand-off) is not supported; use processes');
     const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
     const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy);
     if (tls) {
@@ -443,7 +442,11 @@ export class NativeReactor implements Reactor, ConnectionHost {
     }
   }
 
-  /** Replace the TLS context of the listener at `listener`: new connections get the new certificate. */
+  /**
+   * Replace the TLS context of the listener at `listener`: new connections get the new
+   * certificate; open ones keep theirs. On a hand-off listener (threads mode) this reaches
+   * every worker's new connections, since each accepted fd carries the listener's context.
+   */
   setTlsContext(listener: ListenAddress, tls: TlsServerOptions): void {
     this.#assertUsable();
     const ctx = tlsContext(this.#b, this.k, resolveTlsServer(tls));

@@ -45,6 +45,8 @@ export function serverOptions(t: ResolvedTls): TlsOptions {
   };
   if (t.ca) o.ca = t.ca;
   if (t.alpnList) o.ALPNProtocols = t.alpnList;
+  // node:tls takes 48 bytes (name, HMAC and AES keys of 16 each): the name and the first 16 of each secret
+  if (t.ticketKeys) o.ticketKeys = Buffer.concat([t.ticketKeys.subarray(0, 16), t.ticketKeys.subarray(16, 32), t.ticketKeys.subarray(48, 64)]);
   if (byName.size > 0) {
     o.SNICallback = (name, cb) => {
       const n = name.toLowerCase();

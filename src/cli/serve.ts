@@ -49,7 +49,8 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --timer-resolution MS       timeout sweep period (default 250)
   --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)
   --tls-cert FILE --tls-key FILE
-                              serve TLS (PEM; single-reactor mode; http offers ALPN http/1.1)
+                              serve TLS (PEM; every mode; http offers ALPN http/1.1); SIGHUP
+                              reads both files again and reloads them in every worker
   --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
                               (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
   --metrics-port P            serve GET /metrics (Prometheus text, every worker summed) on this
@@ -178,10 +179,11 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     return 2;
   }
   let tls: ServeOptions['tls'];
+  const readTls = (): ServeOptions['tls'] => v['tls-cert'] === undefined ? undefined : {
+    cert: readFileSync(v['tls-cert']), key: readFileSync(v['tls-key']!), ...(what === 'http' ? { alpn: ['http/1.1'] } : {}),
+  };
   try {
-    tls = v['tls-cert'] === undefined ? undefined : {
-      cert: readFileSync(v['tls-cert']), key: readFileSync(v['tls-key']!), ...(what === 'http' ? { alpn: ['http/1.1'] } : {}),
-    };
+    tls = readTls();
   } catch (e) {
     err.write(`c1m serve: ${(e as Error).message}\n`);
     return 2;
@@ -241,6 +243,16 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       const m = process.memoryUsage();
       out.write(`${JSON.stringify({ gc: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
     });
+    // A certificate renewed on disk: new connections on every worker get it, open ones keep theirs.
+    if (tls) {
+      process.on('SIGHUP', () => {
+        if (stopping) return;
+        Promise.resolve().then(() => handle.setTls(readTls()!)).then(
+          () => out.write('c1m: SIGHUP: TLS certificate reloaded\n'),
+          (e: Error) => err.write(`c1m: SIGHUP: TLS reload failed, the old certificate stays: ${e.message}\n`),
+        );
+      });
+    }
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });

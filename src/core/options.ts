@@ -95,7 +95,12 @@ export interface ResolvedTls {
   handshakeMs: number;
   sni: [name: string, cert: Buffer, key: Buffer][];
   servername: string | undefined;
+  /** Server: 80 bytes of session ticket keys, or undefined for random ones. */
+  ticketKeys?: Buffer | undefined;
 }
+
+/** The length of `TlsServerOptions.ticketKeys` (OpenSSL's SSL_CTRL_SET_TLSEXT_TICKET_KEYS). */
+export const TICKET_KEYS_BYTES = 80;
 
 const isPem = (v: unknown): v is Pem => typeof v === 'string' || v instanceof Uint8Array;
 const pemBytes = (v: Pem | undefined): Buffer | undefined => (v === undefined ? undefined : typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v));
@@ -143,7 +148,9 @@ export function resolveTlsServer(o: TlsServerOptions): ResolvedTls {
       sni.push([name, pemBytes(v.cert)!, pemBytes(v.key)!]);
     }
   }
-  return { ...r, sni, servername: undefined };
+  const tk = o.ticketKeys;
+  checkOption(tk === undefined || (tk instanceof Uint8Array && tk.length === TICKET_KEYS_BYTES), 'tls.ticketKeys', `${TICKET_KEYS_BYTES} bytes (a Uint8Array)`, tk instanceof Uint8Array ? `${tk.length} bytes` : typeof tk);
+  return { ...r, sni, servername: undefined, ticketKeys: tk === undefined ? undefined : Buffer.from(tk) };
 }
 
 /** Validate `connect({ tls })`; `host` is the default server name. */

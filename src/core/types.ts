@@ -166,6 +166,15 @@ export interface TlsServerOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** A handshake not complete after this many ms is dropped. Default 10000; 0 disables. */
   handshakeTimeout?: number;
+  /**
+   * Session ticket keys: exactly 80 random bytes (OpenSSL's layout: 16 bytes of key name, 32
+   * of HMAC secret, 32 of AES secret), kept secret. Servers with the same keys accept each
+   * other's tickets, so a client resumes on any reactor, thread or process. Default: random
+   * keys per context, except that `serve` draws one set for the whole server (every worker,
+   * and kept across `setTls`) when none is given. The portable backend gives `node:tls` 48
+   * bytes of them (name, the first 16 of each secret).
+   */
+  ticketKeys?: Uint8Array;
 }
 
 /** TLS for `connect({ tls })`. The peer's chain and host name are verified by default. */

@@ -2,7 +2,7 @@
  * The options and handle of `serve`, shared by its single, threads and processes modes.
  */
 import type { Balance } from '../backends/native.js';
-import type { ListenAddress, ReactorStats, ServerOptions } from '../core/types.js';
+import type { ListenAddress, ReactorStats, ServerOptions, TlsServerOptions } from '../core/types.js';
 import type { UdpOptions } from '../core/udp-types.js';
 
 /** What `onWorkerExit` is told about a worker that exited unexpectedly. */
@@ -61,6 +61,9 @@ export interface ServeOptions extends ServerOptions {
   metricsPort?: number;
 }
 
+/** What each mode's starter returns: `serve` adds `setTls` where the mode has none (UDP). */
+export type ModeHandle = Omit<ServeHandle, 'setTls'> & { setTls?: ServeHandle['setTls'] };
+
 /** A running multi-core server. */
 export interface ServeHandle {
   readonly address: ListenAddress;
@@ -73,6 +76,22 @@ export interface ServeHandle {
   gather(key: string): Promise<unknown[]>;
   /** Where `metricsPort` listens, when it was given. */
   readonly metricsAddress?: ListenAddress;
+  /**
+   * Replace the server's TLS certificate (and the rest of its `tls` options) without a
+   * restart: every reactor's new connections get the new context, open connections keep
+   * theirs. Single mode: the reactor's `setTlsContext`; threads: the acceptor's context, which
+   * every accepted fd carries to its worker; processes: each worker process builds the new
+   * context, and a worker started later (a replacement) starts with it. Without
+   * `tls.ticketKeys` the server's own ticket keys (given or drawn at `serve`) are kept, so
+   * sessions issued before the reload still resume.
+   *
+   * Resolves once every live reactor uses it. Errors (nothing changed): `ERR_C1M_INVALID_OPTION`
+   * (bad options, or a server started without `tls`), `ERR_C1M_TLS_CONFIG` /
+   * `ERR_C1M_TLS_KEY_MISMATCH` (a certificate or key OpenSSL refuses). In processes mode a
+   * worker that fails all the same (it should not: the options were checked first) rejects the
+   * call after the others changed.
+   */
+  setTls(tls: TlsServerOptions): Promise<void>;
   /** Graceful shutdown of every reactor; resolves when all are closed. */
   close(timeoutMs?: number): Promise<void>;
 }

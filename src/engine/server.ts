@@ -11,18 +11,23 @@
  *
  * In both modes the handler is a module that every reactor loads: it exports
  * `createHandler(options)` or a default Handler object.
+ *
+ * TLS works in every mode (threads: one context shared through the hand-off; processes: one
+ * context per worker from the same options), with one set of session ticket keys per server,
+ * and `ServeHandle.setTls` reloads the certificate in every reactor.
  */
 import { loadBinding, raiseNofile } from '../core/binding.js';
 import { C1mError, checkOption } from '../core/errors.js';
-import { resolveListen, resolveOptions } from '../core/options.js';
-import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions } from '../core/types.js';
+import { resolveListen, resolveOptions, resolveTlsServer, TICKET_KEYS_BYTES } from '../core/options.js';
+import { randomBytes } from 'node:crypto';
+import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions, TlsServerOptions } from '../core/types.js';
 import { applyCompactMemory } from './memory.js';
 import { gather } from './gather.js';
 import { METRICS_KEY, metricsRegistry, startMetricsServer, trackReactor, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { serveUdp } from './udp.js';
 import { createReactor } from './reactor.js';
-import type { ServeHandle, ServeOptions } from './serve-types.js';
+import type { ModeHandle, ServeHandle, ServeOptions } from './serve-types.js';
 import { serveThreads } from './threads.js';
 import { loadHandler, toModuleUrl } from './workers.js';
 
@@ -79,12 +84,25 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.balance === undefined || o.balance === 'round-robin' || o.balance === 'least-connections' || o.balance === 'hash', 'balance', "'round-robin', 'least-connections' or 'hash'", o.balance);
   checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
   checkOption(o.compactMemory === undefined || typeof o.compactMemory === 'boolean', 'compactMemory', 'a boolean', o.compactMemory);
-  if (o.tls !== undefined && (o.threads !== undefined || o.processes !== undefined)) {
-    throw new C1mError('ERR_C1M_TLS_UNSUPPORTED', 'tls is served by one reactor for now: not with threads or processes');
-  }
+  checkOption(o.tls === undefined || o.udp === undefined, 'tls', 'not combined with udp', typeof o.tls);
+  checkOption(o.tls === undefined || (typeof o.tls === 'object' && o.tls !== null), 'tls', 'an object', o.tls);
+  if (o.tls !== undefined) resolveTlsServer(o.tls); // bad options throw before any worker starts
   if (o.compactMemory) applyCompactMemory();
   checkOption(o.metricsPort === undefined || (Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort <= 65535), 'metricsPort', 'a port number (0-65535)', o.metricsPort);
-  const handle = await serveOn(o);
+  // One set of session ticket keys for the whole server (every reactor, thread and process,
+  // and every later setTls), so that a client resumes wherever its next connection lands.
+  let ticketKeys = o.tls === undefined ? undefined : (o.tls.ticketKeys ?? randomBytes(TICKET_KEYS_BYTES));
+  const mode = await serveOn(o.tls === undefined ? o : { ...o, tls: { ...o.tls, ticketKeys } });
+  const handle: ServeHandle = {
+    ...mode,
+    async setTls(tls: TlsServerOptions) {
+      checkOption(typeof tls === 'object' && tls !== null, 'tls', 'an object', tls);
+      if (ticketKeys === undefined || mode.setTls === undefined) throw new C1mError('ERR_C1M_INVALID_OPTION', 'setTls: this server was started without tls');
+      const next = { ...tls, ticketKeys: tls.ticketKeys ?? ticketKeys };
+      await mode.setTls(next);
+      ticketKeys = next.ticketKeys;
+    },
+  };
   if (o.metricsPort === undefined) return handle;
   // The supervisor's own registry is not summed in: it serves no connections.
   let metrics;
@@ -99,7 +117,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   return { ...handle, metricsAddress: m.address, close: (t) => Promise.all([handle.close(t), m.close()]).then(() => undefined) };
 }
 
-async function serveOn(o: ServeOptions): Promise<ServeHandle> {
+async function serveOn(o: ServeOptions): Promise<ModeHandle> {
   const engine = engineOptionsOf(o);
   const resolved = resolveOptions({ ...engine, onError: o.onError });
   const handler = toModuleUrl(o.handler);
@@ -109,7 +127,11 @@ async function serveOn(o: ServeOptions): Promise<ServeHandle> {
     const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
     trackReactor(server.reactor);
     const close = (t?: number): Promise<void> => server.close(t).finally(() => untrackReactor(server.reactor));
-    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, gather: (key) => gather(key), close };
+    const setTls = async (tls: TlsServerOptions): Promise<void> => {
+      if (o.tls === undefined) throw new C1mError('ERR_C1M_INVALID_OPTION', 'setTls: this server was started without tls');
+      server.reactor.setTlsContext!(server.address, tls);
+    };
+    return { address: server.address, mode: 'single', pids: () => [process.pid], stats: () => server.reactor.stats, gather: (key) => gather(key), setTls, close };
   }
   if (resolved.backend === 'portable' || !loadBinding()) {
     throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'threads and processes modes need the native backend (Linux, addon built)');
@@ -117,7 +139,8 @@ async function serveOn(o: ServeOptions): Promise<ServeHandle> {
   const listenOn = resolveListen(o);
   const spec = { handler, handlerOptions: o.handlerOptions, engine, compactMemory: o.compactMemory === true };
   const restart = o.restart ?? true;
+  const tls = o.tls === undefined ? {} : { tls: o.tls };
   return o.threads !== undefined
-    ? serveThreads({ threads: o.threads, spec, engine, listen: listenOn, balance: o.balance ?? 'round-robin', restart, onWorkerExit: o.onWorkerExit, onError: resolved.onError })
-    : servePrefork({ processes: o.processes!, spec, listen: listenOn, restart, onWorkerExit: o.onWorkerExit });
+    ? serveThreads({ threads: o.threads, spec, engine, listen: listenOn, balance: o.balance ?? 'round-robin', restart, onWorkerExit: o.onWorkerExit, onError: resolved.onError, ...tls })
+    : servePrefork({ processes: o.processes!, spec, listen: listenOn, restart, onWorkerExit: o.onWorkerExit, ...tls });
 }

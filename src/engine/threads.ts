@@ -10,6 +10,11 @@
  * costs a failed hand-off per accept), `onWorkerExit` is told, and a replacement starts under
  * the same restart budget as prefork; once ready it is added back with another retarget.
  *
+ * TLS: the acceptor's listener holds the one context (a shared SSL_CTX); each accepted fd
+ * carries a reference on it to its worker reactor, which creates the session and runs the
+ * handshake on its own thread (native/src/handoff.c). So the workers need no TLS options,
+ * one set of ticket keys serves them all, and `setTls` is the acceptor's `setTlsContext`.
+ *
  * Invariant: `slot.id` is defined exactly while that worker's reactor is ready and not exited,
  * so `liveIds()` is the acceptor's correct target list; a replacement takes its slot's index,
  * which keeps the target order stable for round-robin.
@@ -17,7 +22,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Balance, NativeReactor } from '../backends/native.js';
 import { C1mError } from '../core/errors.js';
-import type { EngineOptions, ListenAddress } from '../core/types.js';
+import type { EngineOptions, ListenAddress, TlsServerOptions } from '../core/types.js';
 import { GatherRelay, type GatherPeer } from './gather.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
@@ -32,6 +37,8 @@ export interface ThreadsPlan {
   restart: boolean;
   onWorkerExit?: (info: WorkerExitInfo) => void;
   onError: (err: Error) => void;
+  /** TLS for the acceptor's listener (sessions are created in the workers). */
+  tls?: TlsServerOptions;
 }
 
 interface Slot {
@@ -112,7 +119,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
   try {
     // The acceptor: a reactor without connections of its own; accept errors go to onError.
     acceptor = createNativeEngineReactor({}, { ...p.engine, onError: p.onError });
-    address = await acceptor.listen(p.listen, { targets: liveIds(), balance: p.balance });
+    address = await acceptor.listen({ ...p.listen, ...(p.tls ? { tls: p.tls } : {}) }, { targets: liveIds(), balance: p.balance });
   } catch (err) {
     stopping = true;
     await acceptor?.close(0);
@@ -127,6 +134,10 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
     pids: () => [process.pid],
     stats: () => undefined,
     gather: (key) => relay.collect(key),
+    async setTls(tls) {
+      if (!p.tls) throw new C1mError('ERR_C1M_INVALID_OPTION', 'setTls: this server was started without tls');
+      acceptor!.setTlsContext(address, tls);
+    },
     close(timeoutMs = 5000) {
       closing ??= (async () => {
         stopping = true;

@@ -15,7 +15,7 @@ import { GatherRelay, gather, type GatherPeer } from './gather.js';
 import { trackReactor, trackUdpSocket, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
-import type { ServeHandle, ServeOptions } from './serve-types.js';
+import type { ModeHandle, ServeOptions } from './serve-types.js';
 import { loadHandler, stopWorkerThread, waitFor, workerUrl, type WorkerSpec } from './workers.js';
 
 /** A UDP server: a reactor of its own and one socket on it. */
@@ -44,7 +44,7 @@ export async function udp(handler: UdpHandler, options: UdpOptions & EngineOptio
 }
 
 /** `serve({ udp })`: a UDP socket per reactor, several sharing the port by SO_REUSEPORT. */
-export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: string, onError: (e: Error) => void): Promise<ServeHandle> {
+export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: string, onError: (e: Error) => void): Promise<ModeHandle> {
   const multi = o.threads !== undefined || o.processes !== undefined;
   const u = resolveUdp({ ...(o.udp === true ? {} : o.udp), port: o.port, host: o.host, reusePort: multi || (o.udp !== true && o.udp?.reusePort === true) });
   if (!multi) {

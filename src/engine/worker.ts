@@ -9,14 +9,21 @@ import { applyCompactMemory } from './memory.js';
 import { attachGatherTransport, type GatherMessage } from './gather.js';
 import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
-import { loadHandler, type WorkerJob, type WorkerMessage } from './workers.js';
+import { loadHandler, tlsFromWire, type WireTls, type WorkerJob, type WorkerMessage } from './workers.js';
 
 const job: WorkerJob = parentPort ? (workerData as WorkerJob) : (JSON.parse(process.env.C1M_WORKER ?? '{}') as WorkerJob);
 const send = (m: WorkerMessage): void => {
   if (parentPort) parentPort.postMessage(m);
   else process.send?.(m);
 };
-const onMessage = (fn: (m: { type: string; timeoutMs?: number }) => void): void => {
+interface SupervisorMessage {
+  type: string;
+  timeoutMs?: number;
+  /** setTls */
+  seq?: number;
+  tls?: WireTls;
+}
+const onMessage = (fn: (m: SupervisorMessage) => void): void => {
   if (parentPort) parentPort.on('message', fn);
   else process.on('message', fn as (m: unknown) => void);
 };
@@ -35,7 +42,9 @@ async function main(): Promise<void> {
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
   trackReactor(reactor);
   let port: number | undefined;
-  if (job.spec.listen) port = (await reactor.listen(job.spec.listen)).port;
+  const tls = job.spec.tls === undefined ? undefined : tlsFromWire(job.spec.tls);
+  const address = job.spec.listen ? await reactor.listen({ ...job.spec.listen, ...(tls ? { tls } : {}) }) : undefined;
+  if (address) port = address.port;
   if (udp) {
     const sock = await reactor.udp(udp, handler as unknown as UdpHandler);
     trackUdpSocket(sock);
@@ -52,6 +61,17 @@ async function main(): Promise<void> {
   };
   onMessage((m) => {
     if (m.type === 'shutdown') void shutdown(m.timeoutMs ?? 5000);
+    if (m.type === 'setTls' && m.tls !== undefined && m.seq !== undefined) {
+      // A certificate reload (prefork): this process's listener gets a context of its own.
+      try {
+        if (!address || closing) throw new Error('this worker has no TLS listener');
+        reactor.setTlsContext(address, tlsFromWire(m.tls));
+        send({ type: 'tlsSet', seq: m.seq });
+      } catch (err) {
+        const e = err as Error & { code?: string };
+        send({ type: 'tlsSet', seq: m.seq, error: { message: e.message, code: e.code } });
+      }
+    }
   });
   if (!parentPort) {
     // A prefork worker whose supervisor died must not linger holding the port.

@@ -5,7 +5,8 @@
  *
  * Protocol: a worker posts `ready` once its reactor runs (with its registry id in threads
  * mode, its bound port in prefork), or `error` if it could not start; on `shutdown` it closes
- * gracefully and posts `closed`.
+ * gracefully and posts `closed`; a prefork worker answers `setTls` (a certificate reload)
+ * with `tlsSet`.
  */
 import type { ChildProcess } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
@@ -13,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import type { Worker } from 'node:worker_threads';
 import { C1mError } from '../core/errors.js';
 import type { UdpOptions } from '../core/udp-types.js';
-import type { EngineOptions, Handler } from '../core/types.js';
+import type { EngineOptions, Handler, TlsServerOptions } from '../core/types.js';
 
 /** What a worker thread or process is told to run. */
 export interface WorkerSpec {
@@ -27,6 +28,38 @@ export interface WorkerSpec {
   udp?: UdpOptions;
   /** Prefork only: the worker's own SO_REUSEPORT listener. */
   listen?: { port: number; host: string; backlog: number; reusePort: boolean };
+  /** Prefork only: the listener's TLS options (`tlsToWire`: the job travels as JSON). */
+  tls?: WireTls;
+}
+
+/** TLS options in a JSON-safe form: every byte array as `{ $bytes: base64 }`. */
+export type WireTls = { readonly wire: unknown };
+
+function encode(v: unknown): unknown {
+  if (v instanceof Uint8Array) return { $bytes: Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64') };
+  if (Array.isArray(v)) return v.map(encode);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encode(x)]));
+  return v;
+}
+
+function decode(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(decode);
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (typeof o.$bytes === 'string' && Object.keys(o).length === 1) return Buffer.from(o.$bytes, 'base64');
+    return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, decode(x)]));
+  }
+  return v;
+}
+
+/** TLS options for a prefork worker's job or a `setTls` message (both JSON). */
+export function tlsToWire(t: TlsServerOptions): WireTls {
+  return { wire: encode(t) };
+}
+
+/** The options `tlsToWire` encoded. */
+export function tlsFromWire(w: WireTls): TlsServerOptions {
+  return decode(w.wire) as TlsServerOptions;
 }
 
 /** The job in `workerData` (threads) or `C1M_WORKER` (processes). */
@@ -38,7 +71,9 @@ export interface WorkerJob {
 export type WorkerMessage =
   | { type: 'ready'; id?: number; port?: number }
   | { type: 'error'; message: string; code?: string }
-  | { type: 'closed' };
+  | { type: 'closed' }
+  /** The answer to a prefork worker's `{ type: 'setTls', seq, tls }`: applied, or why not. */
+  | { type: 'tlsSet'; seq: number; error?: { message: string; code?: string } };
 
 /** The entry module every worker runs. */
 export const workerUrl = new URL('./worker.js', import.meta.url);
