@@ -95,6 +95,8 @@ export interface ResolvedTls {
   handshakeMs: number;
   sni: [name: string, cert: Buffer, key: Buffer][];
   servername: string | undefined;
+  /** Client: keep and offer sessions (`TlsConnectOptions.resume`); false for servers. */
+  resume: boolean;
 }
 
 const isPem = (v: unknown): v is Pem => typeof v === 'string' || v instanceof Uint8Array;
@@ -112,7 +114,7 @@ function alpnWire(list: readonly string[] | undefined, name: string): Buffer | u
   return Buffer.concat(parts);
 }
 
-function common(o: TlsServerOptions | TlsConnectOptions, server: boolean): Omit<ResolvedTls, 'sni' | 'servername'> {
+function common(o: TlsServerOptions | TlsConnectOptions, server: boolean): Omit<ResolvedTls, 'sni' | 'servername' | 'resume'> {
   checkOption(typeof o === 'object' && o !== null, 'tls', 'an object', o);
   for (const k of ['cert', 'key', 'ca'] as const) checkOption(o[k] === undefined || isPem(o[k]), `tls.${k}`, 'PEM text (a string or bytes)', typeof o[k]);
   const minVersion = o.minVersion ?? 'TLSv1.2';
@@ -143,7 +145,7 @@ export function resolveTlsServer(o: TlsServerOptions): ResolvedTls {
       sni.push([name, pemBytes(v.cert)!, pemBytes(v.key)!]);
     }
   }
-  return { ...r, sni, servername: undefined };
+  return { ...r, sni, servername: undefined, resume: false };
 }
 
 /** Validate `connect({ tls })`; `host` is the default server name. */
@@ -152,5 +154,7 @@ export function resolveTlsConnect(o: TlsConnectOptions, host: string): ResolvedT
   checkOption((r.cert === undefined) === (r.key === undefined), 'tls', 'cert and key together (or neither)', Object.keys(o));
   const servername = o.servername ?? host;
   checkOption(typeof servername === 'string' && servername.length < 256, 'tls.servername', 'a host name', servername);
-  return { ...r, sni: [], servername };
+  const resume = o.resume ?? true;
+  checkOption(typeof resume === 'boolean', 'tls.resume', 'a boolean', resume);
+  return { ...r, sni: [], servername, resume };
 }
