@@ -41,7 +41,7 @@
  *   - no frame is sent before the 101 arrived.
  */
 import { isIP } from 'node:net';
-import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError } from '../../core/index.js';
+import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError, type TlsInfo } from '../../core/index.js';
 import { Opcode } from './constants.js';
 import {
   deflateOffer,
@@ -290,6 +290,12 @@ export class ClientWebSocket<T = unknown> {
   /** The connection id: stable for the WebSocket's lifetime, unique within its reactor. */
   get id(): number {
     return this.#conn.id;
+  }
+
+  /** TLS facts of a `wss:` WebSocket (`conn.tls`: protocol, `resumed`, ...); undefined for `ws:`,
+   *  before the TLS handshake completed and after the close. */
+  get tls(): TlsInfo | undefined {
+    return this.#conn.tls;
   }
 
   /**
