@@ -208,6 +208,7 @@ export function humanResult(r: BenchResult): string[] {
     lines.push(`websocket: ${fmtInt(w.upgraded)} upgraded${r.deflate ? ` (${fmtInt(w.deflated)} with permessage-deflate)` : ''}${tallies('handshake failures', w.handshake_failures)}` +
       `${tallies('protocol errors', w.protocol_errors)}${tallies('closed early by code', w.close_codes)}`);
   }
+  if (r.tls) lines.push(`tls: ${fmtInt(r.tls.handshakes)} handshakes, ${fmtInt(r.tls.resumed)} resumed${r.tls.resume ? '' : ' (--tls-resume not given)'}${r.tls.insecure ? ', not verified (--insecure)' : ''}`);
   if (unit !== null && l) lines.push(`${r.scenario === 'broadcast' ? 'delivery ' : ''}latency: ${pct(l)}`);
   const g = r.send_lag;
   if (g) lines.push(`send lag behind schedule: p50 ${formatMicros(g.p50)}  p99 ${formatMicros(g.p99)}  max ${formatMicros(g.max)}`);
@@ -278,7 +279,8 @@ class BenchRun {
       if (roots.length > 0) before = sampleTree(roots);
       const traffic = this.#spec.unit !== null;
       this.#log(`c1m bench ${o.scenario}: ${fmtInt(o.connections)} connections to ${this.#host}:${o.port} over ` +
-        `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe());
+        `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe() +
+        (this.#o.tls ? `, over TLS (${this.#o.tls.resume ? 'sessions resumed' : 'full handshakes'}${this.#o.tls.insecure ? ', not verified' : ''})` : ''));
       if (!(await pool.start(workerConfigs(o, this.#host, this.#plan)))) return { code: 1, result: null };
 
       // Connect phase.
@@ -462,6 +464,7 @@ class BenchRun {
       latency: summarize(hist),
       send_lag: summarize(mergeHistograms(rs.map((r) => r.lagHist))),
       deflate: takes('deflate') ? o.deflate : null,
+      tls: o.tls ? { resume: o.tls.resume, insecure: o.tls.insecure, handshakes: total((r) => r.tlsHandshakes ?? 0), resumed: total((r) => r.tlsResumed ?? 0) } : null,
       verify_errors: takes('verify') && o.verify ? total((r) => r.verifyErrors ?? 0) : null,
       unexpected_msgs: total((r) => r.unexpectedMsgs),
       send_skipped: total((r) => r.sendSkipped),

@@ -11,12 +11,12 @@
  * connections belong to a protocol client (the WebSocket client) names it in `client`: the
  * worker then opens connections through it and hands it the engine's events.
  */
-import type { Connection, Handler, Reactor } from '../../index.js';
+import type { Connection, Handler, Reactor, TlsConnectOptions } from '../../index.js';
 import type { LatencySummary } from '../bench-stats.js';
 import type { WorkerConfig } from '../bench-ipc.js';
 
 /** Options a scenario may accept beyond the common ones (connections, duration, layout). */
-export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path' | 'deflate';
+export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path' | 'deflate' | 'tls';
 
 /** One connection as the worker tracks it; `state` belongs to the scenario. */
 export interface Peer<S> {
@@ -68,6 +68,8 @@ export interface ConnectTarget {
   host: string;
   port: number;
   localAddress?: string;
+  /** `--tls`: one options object per worker (its TLS context and kept sessions are shared). */
+  tls?: TlsConnectOptions;
 }
 
 /**
