@@ -191,8 +191,8 @@ export interface TlsConnectOptions {
   /**
    * Session resumption. Default true: the newest session a server sent is kept per (server
    * name, port), at most 64 of them (the oldest evicted), and offered by the next connect made
-   * with this same options object (the cache belongs to the object: reuse one object per server
-   * to resume). `conn.tls.resumed` tells whether it was accepted. A resumed session skips the
+   * on the same reactor with this same options object (the cache belongs to the reactor's TLS
+   * context for the object: reuse one object per server to resume). `conn.tls.resumed` tells whether it was accepted. A resumed session skips the
    * certificate check (it was checked when the session was made, with these options). false:
    * every connect is a full handshake.
    */
