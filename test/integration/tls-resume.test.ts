@@ -2,7 +2,8 @@
  * TLS client session resumption (`TlsConnectOptions.resume`) on every backend: the second
  * connection made with the same options object resumes (`conn.tls.resumed`), against a c1m
  * TLS server and a node:tls server, over TLS 1.2 and 1.3; with `resume: false`, or with another
- * options object, it does not; a server that forgot the session gets a full handshake.
+ * options object, it does not; a server that forgot the session gets a full handshake; the
+ * 65th key evicts the oldest.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server, type TlsOptions } from 'node:tls';
@@ -122,6 +123,17 @@ for (const backend of backends) {
       assert.equal(info.resumed, false);
       assert.equal(info.authorized, true);
       assert.equal((await roundTrip(port, tls)).resumed, true, 'the new session is kept');
+    });
+
+    test('at most 64 (server name, port) keys per options object: the oldest is evicted', GUARD, async () => {
+      const ports: number[] = [];
+      for (let i = 0; i < 65; i++) ports.push(await node({}));
+      const tls: TlsConnectOptions = { servername: 'localhost', ca: certs.ca };
+      for (const port of ports) assert.equal((await roundTrip(port, tls)).resumed, false);
+      assert.equal((await roundTrip(ports[64]!, tls)).resumed, true, 'the newest key is kept');
+      assert.equal((await roundTrip(ports[1]!, tls)).resumed, true, 'the second oldest too');
+      assert.equal((await roundTrip(ports[0]!, tls)).resumed, false, 'the oldest was evicted');
+      assert.equal((await roundTrip(ports[0]!, tls)).resumed, true, 'and is kept again');
     });
 
     test('tls.resume must be a boolean', () => {
