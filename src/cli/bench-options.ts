@@ -26,7 +26,7 @@ options:
   --processes auto|N        worker processes (auto: ceil(N / (open-file limit - 500)))
   --source-ips auto|K       loopback source addresses 127.0.0.2... (auto: ceil(N / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
   -d, --duration S          measured seconds after the connect phase (default 10)
-  --warmup S                echo, http, broadcast, ws-echo: seconds of traffic before measuring (default 1)
+  --warmup S                echo, http, broadcast, ws-echo, connect: seconds of traffic before measuring (default 1)
   --size B                  echo, ws-echo: message size (default 64); broadcast: delivered line size (default 64)
   --depth D                 echo, http, ws-echo: messages (requests) in flight per connection (default 1)
   --rate R                  echo, ws-echo: R msgs/s per connection instead of --depth; broadcast: publishes/s (default 10)
@@ -35,7 +35,7 @@ options:
                             message compressed); the server must enable it too
                             (c1m serve ws-echo --deflate)
   --verify                  echo, ws-echo: compare every echoed byte
-  --tls                     hold, echo, http, ws-hold, ws-echo: connect over TLS (wss: for
+  --tls                     hold, echo, http, ws-hold, ws-echo, connect: over TLS (wss: for
                             WebSocket); every connect is a full handshake unless --tls-resume
   --tls-resume              offer the TLS session of an earlier connection (resumed handshakes)
   --tls-ca FILE             trusted CA certificates (PEM) instead of the system's store

@@ -30,7 +30,7 @@ import { performance } from 'node:perf_hooks';
 import { createReactor, type CloseReason, type Connection, type Handler, type Reactor, type TlsConnectOptions } from '../index.js';
 import { encodeHistogram, latencyHistogram, loadHistograms } from './bench-stats.js';
 import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-ipc.js';
-import { scenario as scenarioByName, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
+import { scenario as scenarioByName, type ConnectTarget, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
 
 /** Errors worth another connect attempt. */
 const TRANSIENT = new Set(['EADDRNOTAVAIL', 'EAGAIN', 'ETIMEDOUT', 'ECONNREFUSED']);
@@ -109,6 +109,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
       return counts;
     },
     peer: (id) => states.get(id),
+    target: (index) => targetOf(index),
   };
   const scenario = spec.create(ctx);
   const client = scenario.client;
@@ -195,9 +196,13 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     },
   );
 
-  const startConnect = (index: number, attempt: number): void => {
+  function targetOf(index: number): ConnectTarget {
     const localAddress = cfg.sources.length > 0 ? cfg.sources[index % cfg.sources.length] : undefined;
-    const target = { host: cfg.host, port: cfg.port, localAddress, tls };
+    return { host: cfg.host, port: cfg.port, localAddress, tls };
+  }
+
+  const startConnect = (index: number, attempt: number): void => {
+    const target = targetOf(index);
     let id: number;
     try {
       id = client ? client.connect(reactor, target, index) : reactor.connect(target).id;

@@ -197,6 +197,10 @@ export function humanResult(r: BenchResult): string[] {
   } else if (r.scenario === 'http' && r.http) {
     lines.push(`http GET x depth ${r.depth}: ${fmtInt(r.msgs_per_s)} requests/s over ${r.duration_s}s; status ${JSON.stringify(r.http.status)}, ` +
       `non-2xx ${fmtInt(r.http.non_2xx)}, parse errors ${fmtInt(r.http.parse_errors)}`);
+  } else if (r.scenario === 'connect') {
+    const failures = r.connect && Object.keys(r.connect.failures).length ? `; failed ${JSON.stringify(r.connect.failures)}` : '';
+    const resumed = r.tls && r.connect ? ` (${fmtInt(r.connect.resumed)} resumed)` : '';
+    lines.push(`connect${r.tls ? ' + TLS handshake' : ''}, open, close: ${fmtInt(r.msgs_per_s)} connects/s over ${r.duration_s}s${resumed}${failures}`);
   } else if (r.scenario === 'broadcast' && r.broadcast) {
     const b = r.broadcast;
     lines.push(`broadcast ${r.size} B at ${b.rate}/s to ${fmtInt(b.receivers)} receivers: ${fmtInt(b.published)} published in the window, ` +
@@ -429,6 +433,7 @@ class BenchRun {
       http: null,
       broadcast: null,
       ws: null,
+      connect: null,
       ...spec.summarize?.({ extras: rs.map((r) => r.extra), openAtEnd: open, rate: o.rate }),
     };
     const round3 = (n: number): number => Math.round(n * 1000) / 1000;

@@ -91,6 +91,19 @@ describe('c1m bench --tls', () => {
     assert.equal(hold.json.ws?.upgraded, 10);
   });
 
+  test('connect: loops of connect + TLS handshake + close; with --tls-resume they resume', GUARD, async () => {
+    const full = await bench('echo', ['connect', '-c', '4', '-d', '0.5', '--warmup', '0', '--tls', '--tls-ca', CA, '--tls-servername', 'localhost']);
+    assert.equal(full.code, 0, full.stderr);
+    assert.ok(full.json.msgs > 0, 'handshakes in the window');
+    assert.deepEqual(full.json.connect, { failures: {}, resumed: 0 });
+    assert.ok(full.json.latency !== null);
+    const resumed = await bench('echo', ['connect', '-c', '4', '-d', '0.5', '--warmup', '0', '--tls', '--tls-resume', '--tls-ca', CA, '--tls-servername', 'localhost']);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.ok(resumed.json.msgs > 0);
+    assert.ok(resumed.json.connect!.resumed > 0, JSON.stringify(resumed.json.connect));
+    assert.deepEqual(resumed.json.connect!.failures, {});
+  });
+
   test('a certificate the CA does not vouch for: every connect fails with ERR_C1M_TLS', GUARD, async () => {
     const { code, json } = await bench('echo', ['hold', '-c', '5', '-d', '0.1', '--tls', '--tls-ca', ROGUE_CA, '--tls-servername', 'localhost']);
     assert.equal(code, 1);
@@ -104,7 +117,7 @@ describe('c1m bench --tls', () => {
       [['echo', '--port', '9', '-c', '1', '--tls-resume'], /--tls-resume needs --tls/],
       [['echo', '--port', '9', '-c', '1', '--insecure'], /--insecure needs --tls/],
       [['echo', '--port', '9', '-c', '1', '--tls-ca', CA], /--tls-ca needs --tls/],
-      [['broadcast', '--port', '9', '-c', '1', '--tls'], /--tls applies to the hold, echo, http, ws-hold, ws-echo scenarios only/],
+      [['broadcast', '--port', '9', '-c', '1', '--tls'], /--tls applies to the hold, echo, http, ws-hold, ws-echo, connect scenarios only/],
       [['echo', '--port', '9', '-c', '1', '--tls', '--tls-ca', '/nonexistent/ca.pem'], /--tls-ca \/nonexistent\/ca.pem: ENOENT/],
       [['echo', '--port', '9', '-c', '1', '--tls', '--tls-ca', CLI], /no PEM certificate/],
       [['echo', '--port', '9', '-c', '1', '--tls', '--tls-servername', 'a b'], /--tls-servername must be a host name/],

@@ -61,6 +61,8 @@ export interface ScenarioContext {
   fail(p: Peer<unknown>, code: string): boolean;
   /** The peer of connection `id` while it is open (handshaking included); else undefined. */
   peer(id: number): Peer<unknown> | undefined;
+  /** Where connection `index` (global) goes: host, port, source address, `tls` (for scenarios that connect on their own). */
+  target(index: number): ConnectTarget;
 }
 
 /** Where a connection goes: what `reactor.connect` takes. */
@@ -160,6 +162,8 @@ export interface ScenarioFields {
   broadcast: BroadcastStats | null;
   /** Always set by this version; absent in results saved before the WebSocket scenarios existed. */
   ws?: WsStats | null;
+  /** `connect` scenario: `{failures: {code: n}, resumed}` of its loops; absent in results saved before it existed. */
+  connect?: { failures: Record<string, number>; resumed: number } | null;
 }
 
 /** What the parent needs to merge scenario results. */
