@@ -318,6 +318,7 @@ typedef struct c1m_tls_opts {
   uint32_t handshake_ms;             /* handshake timeout, 0 = none */
   const uint8_t *ticket_keys;        /* server: session ticket keys (80 bytes: name, HMAC, AES), or NULL */
   size_t ticket_keys_len;
+  int resume;                        /* client: keep sessions (C1M_TLS_SESSIONS per context) */
 } c1m_tls_opts_t;
 int c1m_tls_available(void);
 /* A new context (one reference). Returns 0, or -EINVAL with err holding OpenSSL's reason
@@ -332,8 +333,13 @@ void c1m_tls_ctx_unref(c1m_tls_ctx_t *c);
 int c1m_tls_listen(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c);
 /* Make a connection started by c1m_connect (still CONNECTING) speak TLS with c; servername
  * (may be NULL) is sent as SNI and checked against the peer's certificate (a DNS name or an IP
- * address). -EBADF stale id, -EALREADY already TLS or connected. */
-int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername);
+ * address). session_key (may be NULL: no resumption), with a context made with resume: the
+ * newest session the context keeps under this key is offered, and the sessions the server
+ * sends on this connection are kept under it (the context keeps at most C1M_TLS_SESSIONS keys,
+ * the oldest evicted; each its newest session). -EBADF stale id, -EALREADY already TLS or
+ * connected, -ENOMEM. */
+#define C1M_TLS_SESSIONS 64
+int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername, const char *session_key);
 typedef struct c1m_tls_info {
   char protocol[16], cipher[64], alpn[64], servername[256];
   int resumed;

@@ -51,6 +51,7 @@ static napi_value tls_context(napi_env env, napi_callback_info info) {
       get_bytes_prop(env, argv[0], "ticketKeys", &tk, &o.ticket_keys_len) ||
       addon_get_bool_prop(env, argv[0], "requestCert", &o.request_cert) ||
       addon_get_bool_prop(env, argv[0], "rejectUnauthorized", &o.reject_unauthorized) ||
+      addon_get_bool_prop(env, argv[0], "resume", &o.resume) ||
       addon_get_u32_prop(env, argv[0], "minVersion", &minv) || addon_get_u32_prop(env, argv[0], "handshakeMs", &hs) ||
       napi_get_named_property(env, argv[0], "sni", &sni) != napi_ok || napi_get_array_length(env, sni, &nsni) != napi_ok)
     return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "tlsContext(): bad options object"), NULL;
@@ -110,10 +111,10 @@ static napi_value tls_listen(napi_env env, napi_callback_info info) {
   return c ? addon_num(env, c1m_tls_listen(a->r, fd, c)) : NULL;
 }
 
-/* tlsConnect(handle, fd, gen, ctx, servername | undefined) -> 0 or -errno */
+/* tlsConnect(handle, fd, gen, ctx, servername | undefined, sessionKey | undefined) -> 0 or -errno */
 static napi_value tls_connect(napi_env env, napi_callback_info info) {
-  napi_value argv[5];
-  addon_reactor_t *a = addon_reactor_args(env, info, 5, argv);
+  napi_value argv[6];
+  addon_reactor_t *a = addon_reactor_args(env, info, 6, argv);
   if (!a) return NULL;
   int32_t fd;
   uint32_t gen;
@@ -125,7 +126,11 @@ static napi_value tls_connect(napi_env env, napi_callback_info info) {
   napi_valuetype t = napi_undefined;
   napi_typeof(env, argv[4], &t);
   if (t == napi_string) CHECK(napi_get_value_string_utf8(env, argv[4], name, sizeof name, &n));
-  return addon_num(env, c1m_tls_connect(a->r, fd, gen, c, t == napi_string ? name : NULL));
+  char key[300] = "";
+  napi_valuetype kt = napi_undefined;
+  napi_typeof(env, argv[5], &kt);
+  if (kt == napi_string) CHECK(napi_get_value_string_utf8(env, argv[5], key, sizeof key, &n));
+  return addon_num(env, c1m_tls_connect(a->r, fd, gen, c, t == napi_string ? name : NULL, kt == napi_string ? key : NULL));
 }
 
 typedef struct {

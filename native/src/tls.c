@@ -62,6 +62,14 @@ struct sni {
   SSL_CTX *ctx;
 };
 
+/* A client context's kept session: the newest the server sent under this key (server name and
+ * port, chosen by the caller). One reference on sess. */
+struct kept_session {
+  char *key;
+  SSL_SESSION *sess;
+  uint64_t stored; /* the context's clock when stored: the smallest is evicted first */
+};
+
 struct c1m_tls_ctx {
   uint32_t refs; /* atomic */
   int server;
@@ -71,6 +79,8 @@ struct c1m_tls_ctx {
   size_t alpn_len;
   struct sni *sni;
   uint32_t nsni;
+  struct kept_session *sessions; /* client with resume: C1M_TLS_SESSIONS entries, else NULL */
+  uint64_t clock;
 };
 
 typedef struct tls_conn {
@@ -83,6 +93,7 @@ typedef struct tls_conn {
   int eof;     /* read(2) returned 0 (BIO_eof: OpenSSL then tells an unexpected EOF apart) */
   uint8_t *pend; /* outbound: plaintext written before the handshake completed */
   uint32_t pend_len, pend_cap;
+  char *session_key; /* outbound with resumption: where its sessions are kept, else NULL */
 } tls_conn_t;
 
 /* ---- the BIO ---- */
@@ -170,7 +181,45 @@ void c1m_tls_ctx_unref(c1m_tls_ctx_t *c) {
   }
   free(c->sni);
   free(c->alpn);
+  for (uint32_t i = 0; c->sessions && i < C1M_TLS_SESSIONS; i++) {
+    free(c->sessions[i].key);
+    SSL_SESSION_free(c->sessions[i].sess);
+  }
+  free(c->sessions);
   free(c);
+}
+
+/* ---- client sessions ----
+ * TLS 1.3 sends sessions after the handshake (NewSessionTicket, read by SSL_read), 1.2 at its
+ * end; OpenSSL hands each to on_new_session (SSL_SESS_CACHE_CLIENT, without its internal cache).
+ * The context keeps the newest per key, at most C1M_TLS_SESSIONS keys. Single-threaded like
+ * the context's users (c1m.h). */
+
+static struct kept_session *session_find(c1m_tls_ctx_t *c, const char *key) {
+  for (uint32_t i = 0; i < C1M_TLS_SESSIONS; i++)
+    if (c->sessions[i].key && !strcmp(c->sessions[i].key, key)) return &c->sessions[i];
+  return NULL;
+}
+
+/* Returns 1 when the session is kept (OpenSSL's reference is then ours), 0 to let it go. */
+static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
+  tls_conn_t *t = SSL_get_app_data(ssl);
+  if (!t || !t->session_key || !t->ctx->sessions || !SSL_SESSION_is_resumable(sess)) return 0;
+  c1m_tls_ctx_t *c = t->ctx;
+  struct kept_session *k = session_find(c, t->session_key);
+  if (!k) { /* an empty entry, or the oldest */
+    k = &c->sessions[0];
+    for (uint32_t i = 0; i < C1M_TLS_SESSIONS && k->key; i++)
+      if (!c->sessions[i].key || c->sessions[i].stored < k->stored) k = &c->sessions[i];
+    char *key = strdup(t->session_key);
+    if (!key) return 0;
+    free(k->key);
+    k->key = key;
+  }
+  SSL_SESSION_free(k->sess);
+  k->sess = sess;
+  k->stored = ++c->clock;
+  return 1;
 }
 
 /* Record what failed with OpenSSL's reason, drain the queue. Returns rc. */
@@ -325,6 +374,11 @@ int c1m_tls_ctx_new(c1m_tls_ctx_t **out, const c1m_tls_opts_t *o, char *err, siz
     }
   } else if (rc == 0) {
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, o->reject_unauthorized ? NULL : verify_any);
+    if (o->resume && !(c->sessions = calloc(C1M_TLS_SESSIONS, sizeof *c->sessions))) rc = setup_error(-ENOMEM, err, errlen, "calloc");
+    if (c->sessions) {
+      SSL_CTX_set_session_cache_mode(c->ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+      SSL_CTX_sess_set_new_cb(c->ctx, on_new_session);
+    }
     if (o->alpn_len && SSL_CTX_set_alpn_protos(c->ctx, o->alpn, (unsigned int)o->alpn_len) != 0) /* 0 is success */
       rc = setup_error(-EINVAL, err, errlen, "alpn");
   }
@@ -395,6 +449,7 @@ void tls_release(c1m_reactor_t *r, int fd) {
   SSL_free(t->ssl);
   c1m_tls_ctx_unref(t->ctx);
   free(t->pend);
+  free(t->session_key);
   free(t);
 }
 
@@ -651,7 +706,7 @@ int c1m_tls_listen(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c) {
   return -ENOENT;
 }
 
-int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername) {
+int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername, const char *session_key) {
   c1m_slot_t *s = live(r, fd, gen);
   if (!s) return -EBADF;
   if (!c || c->server) return -EINVAL;
@@ -671,6 +726,20 @@ int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, co
       ERR_clear_error();
       tls_release(r, fd);
       return -EINVAL;
+    }
+  }
+  if (session_key && c->sessions) {
+    tls_conn_t *t = r->tls[fd];
+    struct kept_session *k = session_find(c, session_key);
+    /* A copy: a TLS 1.3 resumption changes the session it resumes with (the one kept could
+     * then no longer resume), and several connections may offer it at once. */
+    SSL_SESSION *copy = k ? SSL_SESSION_dup(k->sess) : NULL;
+    int ok = (t->session_key = strdup(session_key)) != NULL && (!k || (copy && SSL_set_session(ssl, copy) == 1));
+    SSL_SESSION_free(copy); /* the SSL holds its own reference */
+    if (!ok) {
+      ERR_clear_error();
+      tls_release(r, fd);
+      return -ENOMEM;
     }
   }
   s->flags |= C1M_F_TLS;
@@ -729,8 +798,8 @@ int c1m_tls_ctx_add_sni(c1m_tls_ctx_t *c, const char *name, const c1m_tls_opts_t
 }
 void c1m_tls_ctx_unref(c1m_tls_ctx_t *c) { (void)c; }
 int c1m_tls_listen(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c) { return (void)r, (void)fd, (void)c, -ENOTSUP; }
-int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername) {
-  return (void)r, (void)fd, (void)gen, (void)c, (void)servername, -ENOTSUP;
+int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, const char *servername, const char *session_key) {
+  return (void)r, (void)fd, (void)gen, (void)c, (void)servername, (void)session_key, -ENOTSUP;
 }
 int c1m_tls_info(c1m_reactor_t *r, int fd, uint32_t gen, void (*fn)(const c1m_tls_info_t *, void *), void *arg) {
   return (void)r, (void)fd, (void)gen, (void)fn, (void)arg, -ENOTSUP;

@@ -19,7 +19,7 @@ export function tlsContext(b: Binding, k: NativeConstants, t: ResolvedTls): Nati
   try {
     return b.tlsContext({
       server: t.server, cert: t.cert, key: t.key, ca: t.ca, requestCert: t.requestCert, rejectUnauthorized: t.rejectUnauthorized,
-      minVersion: t.minVersion, alpn: t.alpn, handshakeMs: t.handshakeMs, sni: t.sni,
+      minVersion: t.minVersion, alpn: t.alpn, handshakeMs: t.handshakeMs, sni: t.sni, resume: t.resume,
       ...(t.ticketKeys ? { ticketKeys: t.ticketKeys } : {}),
     });
   } catch (err) {

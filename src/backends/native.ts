@@ -462,10 +462,11 @@ export class NativeReactor implements Reactor, ConnectionHost {
   connect(options: Parameters<Reactor['connect']>[0]): Connection {
     this.#assertUsable();
     const o = resolveConnect(options);
-    let tls: NativeTlsContext | undefined, servername: string | undefined;
+    let tls: NativeTlsContext | undefined, servername: string | undefined, sessionKey: string | undefined;
     if (options.tls !== undefined) {
       const t = resolveTlsConnect(options.tls, o.host);
       servername = t.servername;
+      if (t.resume) sessionKey = `${t.servername}:${o.port}`;
       tls = this.#clientTls.get(options.tls);
       if (tls === undefined) this.#clientTls.set(options.tls, tls = tlsContext(this.#b, this.k, t));
     }
@@ -481,7 +482,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const gen = this.#slots[fd * this.#slotWords + this.#slotGen]!;
     // A connect refused at once is already closed (its CLOSE record is on its way): no TLS for it.
     if (tls && this.#alive(fd, gen)) {
-      const rc = this.#b.tlsConnect(this.#h, fd, gen, tls, servername);
+      const rc = this.#b.tlsConnect(this.#h, fd, gen, tls, servername, sessionKey);
       if (rc < 0) {
         this.command(fd, gen, this.k.OP_DESTROY, this.k.R_LOCAL);
         report(this.#opts.onError, systemError(rc, 'tls connect', { address: o.host, port: o.port }));

@@ -75,6 +75,34 @@ export function connectOptions(t: ResolvedTls): ConnectionOptions {
   return o;
 }
 
+/** Sessions kept per key (at most this many per options object), as the native backend does. */
+const SESSIONS = 64;
+
+/**
+ * Client sessions for resumption (`TlsConnectOptions.resume`): per `tls` options object, the
+ * newest session (node:tls 'session' event) per key (server name and port), the oldest key
+ * evicted beyond 64. Collected with the options object.
+ */
+export class ClientSessions {
+  readonly #byOptions = new WeakMap<object, Map<string, Buffer>>();
+
+  /** The session to offer (`tls.connect({ session })`), if one is kept. */
+  get(options: object, key: string): Buffer | undefined {
+    return this.#byOptions.get(options)?.get(key);
+  }
+
+  /** Keep the sessions `socket` receives under `key`. */
+  watch(socket: TLSSocket, options: object, key: string): void {
+    socket.on('session', (session: Buffer) => {
+      let kept = this.#byOptions.get(options);
+      if (kept === undefined) this.#byOptions.set(options, kept = new Map());
+      kept.delete(key); // re-inserted last: Map order is storage order
+      kept.set(key, session);
+      if (kept.size > SESSIONS) kept.delete(kept.keys().next().value!);
+    });
+  }
+}
+
 /** `conn.tls` of a socket (undefined for plain TCP or before its handshake completed). */
 export function tlsInfo(socket: unknown, servername: string | undefined): TlsInfo | undefined {
   if (!(socket instanceof TLSSocket) || !socket.getProtocol()) return undefined;
@@ -86,7 +114,8 @@ export function tlsInfo(socket: unknown, servername: string | undefined): TlsInf
     alpnProtocol: socket.alpnProtocol || undefined,
     servername: typeof sni === 'string' && sni ? sni : servername,
     resumed: socket.isSessionReused(),
-    authorized: socket.authorized && peer !== undefined,
+    // node:tls has no peer certificate on a resumed session; it was verified when the session was made
+    authorized: socket.authorized && (peer !== undefined || socket.isSessionReused()),
     authorizationError: socket.authorizationError ? String(socket.authorizationError) : undefined,
     peerCertificate: peer,
   };

@@ -43,7 +43,7 @@ import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, typ
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
 import { PortableUdp } from './portable-udp.js';
 import { connect as tlsConnect, createServer as createTlsServer, TLSSocket, type ConnectionOptions, type Server as TlsServer } from 'node:tls';
-import { connectOptions as tlsConnectOptions, handshakeError, serverOptions as tlsServerOptions, tlsCloseReason, tlsInfo } from './portable-tls.js';
+import { ClientSessions, connectOptions as tlsConnectOptions, handshakeError, serverOptions as tlsServerOptions, tlsCloseReason, tlsInfo } from './portable-tls.js';
 import {
   Action,
   type CloseReason,
@@ -674,6 +674,8 @@ class PortableReactor implements Reactor {
   readonly #engine: Engine;
   /** UDP sockets on node:dgram (./portable-udp.ts). */
   readonly #udp: PortableUdp;
+  /** TLS client sessions by `tls` options object (resumption). */
+  readonly #sessions = new ClientSessions();
   #closed: Promise<void> | undefined;
 
   constructor(handler: Handler, options: ResolvedOptions) {
@@ -743,8 +745,12 @@ class PortableReactor implements Reactor {
     if (engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'connect() after close()');
     const o = resolveConnect(options);
     if (options.tls !== undefined) {
-      const t = tlsConnectOptions(resolveTlsConnect(options.tls, o.host));
+      const r = resolveTlsConnect(options.tls, o.host);
+      const t = tlsConnectOptions(r);
+      const key = `${r.servername}:${o.port}`;
+      if (r.resume) t.session = this.#sessions.get(options.tls, key);
       const socket = tlsConnect({ ...t, port: o.port, host: o.host, localAddress: o.localAddress, allowHalfOpen: true, highWaterMark: engine.options.highWaterMark } as ConnectionOptions);
+      if (r.resume) this.#sessions.watch(socket, options.tls, key);
       return engine.adopt(socket, false).handle;
     }
     const connectOptions: TcpNetConnectOpts & { highWaterMark: number } = {

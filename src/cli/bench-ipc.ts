@@ -34,6 +34,20 @@ export interface WorkerConfig {
   path: string;
   /** WebSocket: offer permessage-deflate (no context takeover, every message compressed). */
   deflate: boolean;
+  /** `--tls`: connect over TLS (wss: for WebSocket scenarios); absent or null: plain TCP. */
+  tls?: BenchTls | null;
+}
+
+/** `c1m bench --tls` and its companions. */
+export interface BenchTls {
+  /** `--tls-resume`: offer the sessions of earlier connections (each worker keeps its own). */
+  resume: boolean;
+  /** `--tls-ca FILE`: trusted certificates (PEM text); undefined: the system's store. */
+  ca: string | undefined;
+  /** `--tls-servername NAME`: SNI and the name checked; undefined: the host connected to. */
+  servername: string | undefined;
+  /** `--insecure`: no certificate verification. */
+  insecure: boolean;
 }
 
 /** Parent -> worker. */
@@ -83,6 +97,9 @@ export interface WorkerResult extends WorkerCounters {
   msgs: number;
   /** Length of this worker's measured window, seconds. */
   windowS: number;
+  /** `--tls`: TLS handshakes completed (connections opened), and how many resumed a session. */
+  tlsHandshakes: number;
+  tlsResumed: number;
   /** Received chunks that differed from what was sent (null without `verify`). */
   verifyErrors: number | null;
   /** Whole messages received with no send outstanding (the server sent more than it got). */

@@ -1,13 +1,16 @@
 /**
  * `c1m bench <scenario>`'s options: the usage text and one parser that checks every flag once
  * (ranges, which scenario takes which option, targets and sweeps) and returns `BenchOptions`,
- * or throws `UsageError` with the message to print. No I/O beyond checking `--pid`s exist.
+ * or throws `UsageError` with the message to print. No I/O beyond checking `--pid`s exist and
+ * reading the `--tls-ca` file.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { int, seconds, UsageError } from './bench-layout.js';
 import { procAlive } from './bench-proc.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 import { SWEEP_KEYS, type BenchTarget, type SweepKey } from './bench-results.js';
+import type { BenchTls } from './bench-ipc.js';
 import { SCENARIOS, scenario as scenarioByName, type ScenarioOption } from './scenarios/index.js';
 
 const NAMES = SCENARIOS.map((s) => s.name);
@@ -24,7 +27,7 @@ options:
   --processes auto|N        worker processes (auto: ceil(N / (open-file limit - 500)))
   --source-ips auto|K       loopback source addresses 127.0.0.2... (auto: ceil(N / ${CONNECTIONS_PER_SOURCE_ADDRESS}))
   -d, --duration S          measured seconds after the connect phase (default 10)
-  --warmup S                echo, http, broadcast, ws-echo: seconds of traffic before measuring (default 1)
+  --warmup S                echo, http, broadcast, ws-echo, connect: seconds of traffic before measuring (default 1)
   --size B                  echo, ws-echo: message size (default 64); broadcast: delivered line size (default 64)
   --depth D                 echo, http, ws-echo: messages (requests) in flight per connection (default 1)
   --rate R                  echo, ws-echo: R msgs/s per connection instead of --depth; broadcast: publishes/s (default 10)
@@ -33,6 +36,12 @@ options:
                             message compressed); the server must enable it too
                             (c1m serve ws-echo --deflate)
   --verify                  echo, ws-echo: compare every echoed byte
+  --tls                     hold, echo, http, ws-hold, ws-echo, connect: over TLS (wss: for
+                            WebSocket); every connect is a full handshake unless --tls-resume
+  --tls-resume              offer the TLS session of an earlier connection (resumed handshakes)
+  --tls-ca FILE             trusted CA certificates (PEM) instead of the system's store
+  --tls-servername NAME     SNI name and the name checked in the certificate (default: --host)
+  --insecure                do not verify the server's certificate (self-signed benches)
   --connect-concurrency C   connects in flight per process (default 1000)
   --connect-timeout S       end of the connect phase at the latest (default 60)
   --retries N               retries of a transient connect failure (default 3)
@@ -60,6 +69,8 @@ export interface BenchOptions {
   path: string;
   /** WebSocket scenarios: offer permessage-deflate. */
   deflate: boolean;
+  /** `--tls` and its companions; null: plain TCP. */
+  tls: BenchTls | null;
   verify: boolean;
   concurrency: number;
   connectTimeoutS: number;
@@ -115,6 +126,28 @@ function parseSweep(s: string): { key: SweepKey; values: number[] } {
   return { key, values };
 }
 
+/** `--tls` and its companions; null without `--tls`. Reads the `--tls-ca` file. */
+function parseTls(v: { tls?: boolean; 'tls-resume'?: boolean; 'tls-ca'?: string; 'tls-servername'?: string; insecure?: boolean }, takes: boolean, users: string): BenchTls | null {
+  if (!v.tls) {
+    const stray = v['tls-resume'] ? '--tls-resume' : v['tls-ca'] !== undefined ? '--tls-ca' : v['tls-servername'] !== undefined ? '--tls-servername' : v.insecure ? '--insecure' : undefined;
+    if (stray) throw new UsageError(`${stray} needs --tls`);
+    return null;
+  }
+  if (!takes) throw new UsageError(`--tls applies to ${users}`);
+  let ca: string | undefined;
+  if (v['tls-ca'] !== undefined) {
+    try {
+      ca = readFileSync(v['tls-ca'], 'utf8');
+    } catch (e) {
+      throw new UsageError(`--tls-ca ${v['tls-ca']}: ${(e as Error).message}`);
+    }
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`--tls-ca ${v['tls-ca']}: no PEM certificate in the file`);
+  }
+  const servername = v['tls-servername'];
+  if (servername !== undefined && !/^[A-Za-z0-9.:*_-]{1,253}$/.test(servername)) throw new UsageError(`--tls-servername must be a host name, got "${servername}"`);
+  return { resume: v['tls-resume']!, ca, servername, insecure: v.insecure! };
+}
+
 /** Parse and validate `argv` (after `bench`). Throws a usage error with the exact message. */
 export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   let parsed;
@@ -136,6 +169,11 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
         path: { type: 'string' },
         verify: { type: 'boolean', default: false },
         deflate: { type: 'boolean', default: false },
+        tls: { type: 'boolean', default: false },
+        'tls-resume': { type: 'boolean', default: false },
+        'tls-ca': { type: 'string' },
+        'tls-servername': { type: 'string' },
+        insecure: { type: 'boolean', default: false },
         'connect-concurrency': { type: 'string' },
         'connect-timeout': { type: 'string' },
         retries: { type: 'string' },
@@ -169,6 +207,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
   }
   if (v.verify && !takes('verify')) throw new UsageError(`--verify applies to ${users('verify')}`);
   if (v.deflate && !takes('deflate')) throw new UsageError(`--deflate applies to ${users('deflate')}`);
+  const tls = parseTls(v, takes('tls'), users('tls'));
   const sweeps = (v.sweep ?? []).map(parseSweep);
   for (const s of sweeps) {
     if (s.key !== 'connections' && !takes(s.key)) throw new UsageError(`--sweep ${s.key}: --${s.key} applies to ${users(s.key)}`);
@@ -213,6 +252,7 @@ export function parseBenchArgs(argv: string[]): BenchOptions | 'help' {
     warmupS: takes('warmup') ? seconds('warmup', v.warmup, 0, 1) : 0,
     size, depth, rate: r, path,
     deflate: v.deflate!,
+    tls,
     verify: v.verify!,
     concurrency: int('connect-concurrency', v['connect-concurrency'], 1, 1_000_000) ?? 1000,
     connectTimeoutS: seconds('connect-timeout', v['connect-timeout'], 0.1, 60),

@@ -54,6 +54,8 @@ export interface BenchResult extends ScenarioFields {
   send_lag: LatencySummary | null;
   /** WebSocket scenarios: `--deflate` given (null for other scenarios). */
   deflate: boolean | null;
+  /** `--tls`: handshakes completed and how many resumed a session; null without `--tls` (absent in older results). */
+  tls?: { resume: boolean; insecure: boolean; handshakes: number; resumed: number } | null;
   verify_errors: number | null;
   unexpected_msgs: number;
   send_skipped: number;

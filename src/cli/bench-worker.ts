@@ -27,10 +27,10 @@
  * the one owner of connect slots, retries and counters.
  */
 import { performance } from 'node:perf_hooks';
-import { createReactor, type CloseReason, type Connection, type Handler, type Reactor } from '../index.js';
+import { createReactor, type CloseReason, type Connection, type Handler, type Reactor, type TlsConnectOptions } from '../index.js';
 import { encodeHistogram, latencyHistogram, loadHistograms } from './bench-stats.js';
 import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-ipc.js';
-import { scenario as scenarioByName, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
+import { scenario as scenarioByName, type ConnectTarget, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
 
 /** Errors worth another connect attempt. */
 const TRANSIENT = new Set(['EADDRNOTAVAIL', 'EAGAIN', 'ETIMEDOUT', 'ECONNREFUSED']);
@@ -69,6 +69,12 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
   /** Connections of this worker's share asked for so far: [first, first + target). */
   let target = 0;
   let next = 0, inflight = 0, started = 0, connected = 0, failed = 0, retries = 0;
+  let tlsHandshakes = 0, tlsResumed = 0;
+  // --tls: one options object for every connect of this worker, so they share one TLS context
+  // (and, with --tls-resume, its kept sessions).
+  const tls: TlsConnectOptions | undefined = cfg.tls
+    ? { ca: cfg.tls.ca, servername: cfg.tls.servername, rejectUnauthorized: !cfg.tls.insecure, resume: cfg.tls.resume }
+    : undefined;
   let connectReported = false, pumpQueued = false;
   let windowStart = 0, windowEnd = 0;
   let progressTimer: NodeJS.Timeout | undefined;
@@ -103,6 +109,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
       return counts;
     },
     peer: (id) => states.get(id),
+    target: (index) => targetOf(index),
   };
   const scenario = spec.create(ctx);
   const client = scenario.client;
@@ -145,6 +152,10 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     onOpen(conn) {
       const e = pending.get(conn.id);
       if (!e) return;
+      if (tls) {
+        tlsHandshakes++;
+        if (conn.tls?.resumed) tlsResumed++;
+      }
       const p: AnyPeer = { conn, index: e.index, open: true, established: false, state: scenario.init(e.index) };
       states.set(conn.id, p);
       if (scenario.open(p, trafficOn) !== false) ctx.established(p);
@@ -185,9 +196,13 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     },
   );
 
-  const startConnect = (index: number, attempt: number): void => {
+  function targetOf(index: number): ConnectTarget {
     const localAddress = cfg.sources.length > 0 ? cfg.sources[index % cfg.sources.length] : undefined;
-    const target = { host: cfg.host, port: cfg.port, localAddress };
+    return { host: cfg.host, port: cfg.port, localAddress, tls };
+  }
+
+  const startConnect = (index: number, attempt: number): void => {
+    const target = targetOf(index);
     let id: number;
     try {
       id = client ? client.connect(reactor, target, index) : reactor.connect(target).id;
@@ -251,7 +266,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     const cpu = process.cpuUsage();
     return {
       ...counters(),
-      errors: { ...errors }, closeErrors: { ...closeErrors },
+      errors: { ...errors }, closeErrors: { ...closeErrors }, tlsHandshakes, tlsResumed,
       msgs: meter.msgs,
       windowS: windowStart > 0 ? (end - windowStart) / 1000 : 0,
       verifyErrors: cfg.verify ? meter.verifyErrors : null,

@@ -199,6 +199,10 @@ export function humanResult(r: BenchResult): string[] {
   } else if (r.scenario === 'http' && r.http) {
     lines.push(`http GET x depth ${r.depth}: ${fmtInt(r.msgs_per_s)} requests/s over ${r.duration_s}s; status ${JSON.stringify(r.http.status)}, ` +
       `non-2xx ${fmtInt(r.http.non_2xx)}, parse errors ${fmtInt(r.http.parse_errors)}`);
+  } else if (r.scenario === 'connect') {
+    const failures = r.connect && Object.keys(r.connect.failures).length ? `; failed ${JSON.stringify(r.connect.failures)}` : '';
+    const resumed = r.tls && r.connect ? ` (${fmtInt(r.connect.resumed)} resumed)` : '';
+    lines.push(`connect${r.tls ? ' + TLS handshake' : ''}, open, close: ${fmtInt(r.msgs_per_s)} connects/s over ${r.duration_s}s${resumed}${failures}`);
   } else if (r.scenario === 'broadcast' && r.broadcast) {
     const b = r.broadcast;
     lines.push(`broadcast ${r.size} B at ${b.rate}/s to ${fmtInt(b.receivers)} receivers: ${fmtInt(b.published)} published in the window, ` +
@@ -210,6 +214,7 @@ export function humanResult(r: BenchResult): string[] {
     lines.push(`websocket: ${fmtInt(w.upgraded)} upgraded${r.deflate ? ` (${fmtInt(w.deflated)} with permessage-deflate)` : ''}${tallies('handshake failures', w.handshake_failures)}` +
       `${tallies('protocol errors', w.protocol_errors)}${tallies('closed early by code', w.close_codes)}`);
   }
+  if (r.tls) lines.push(`tls: ${fmtInt(r.tls.handshakes)} handshakes, ${fmtInt(r.tls.resumed)} resumed${r.tls.resume ? '' : ' (--tls-resume not given)'}${r.tls.insecure ? ', not verified (--insecure)' : ''}`);
   if (unit !== null && l) lines.push(`${r.scenario === 'broadcast' ? 'delivery ' : ''}latency: ${pct(l)}`);
   const g = r.send_lag;
   if (g) lines.push(`send lag behind schedule: p50 ${formatMicros(g.p50)}  p99 ${formatMicros(g.p99)}  max ${formatMicros(g.max)}`);
@@ -280,7 +285,8 @@ class BenchRun {
       if (roots.length > 0) before = sampleTree(roots);
       const traffic = this.#spec.unit !== null;
       this.#log(`c1m bench ${o.scenario}: ${fmtInt(o.connections)} connections to ${this.#host}:${o.port} over ` +
-        `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe());
+        `${this.#plan.perProcess.length} process(es) and ${this.#plan.sources.length || 'kernel-chosen'} source address(es)` + this.#describe() +
+        (this.#o.tls ? `, over TLS (${this.#o.tls.resume ? 'sessions resumed' : 'full handshakes'}${this.#o.tls.insecure ? ', not verified' : ''})` : ''));
       if (!(await pool.start(workerConfigs(o, this.#host, this.#plan)))) return { code: 1, result: null };
 
       // Connect phase.
@@ -429,6 +435,7 @@ class BenchRun {
       http: null,
       broadcast: null,
       ws: null,
+      connect: null,
       ...spec.summarize?.({ extras: rs.map((r) => r.extra), openAtEnd: open, rate: o.rate }),
     };
     const round3 = (n: number): number => Math.round(n * 1000) / 1000;
@@ -464,6 +471,7 @@ class BenchRun {
       latency: summarize(hist),
       send_lag: summarize(mergeHistograms(rs.map((r) => r.lagHist))),
       deflate: takes('deflate') ? o.deflate : null,
+      tls: o.tls ? { resume: o.tls.resume, insecure: o.tls.insecure, handshakes: total((r) => r.tlsHandshakes ?? 0), resumed: total((r) => r.tlsResumed ?? 0) } : null,
       verify_errors: takes('verify') && o.verify ? total((r) => r.verifyErrors ?? 0) : null,
       unexpected_msgs: total((r) => r.unexpectedMsgs),
       send_skipped: total((r) => r.sendSkipped),

@@ -92,11 +92,12 @@ export interface Binding {
   /** A TLS context (native/src/tls.c), freed when the handle is collected and no listener or
    *  connection uses it. Throws ERR_C1M_TLS_CONFIG / _KEY_MISMATCH / _UNAVAILABLE. */
   tlsContext(o: { server: boolean; cert?: Buffer; key?: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean;
-    minVersion: number; alpn?: Buffer; handshakeMs: number; ticketKeys?: Buffer; sni: [string, Buffer, Buffer][] }): NativeTlsContext;
+    minVersion: number; alpn?: Buffer; handshakeMs: number; ticketKeys?: Buffer; sni: [string, Buffer, Buffer][]; resume: boolean }): NativeTlsContext;
   /** Make a listener accept TLS with ctx (or replace its context); 0 or -errno. */
   tlsListen(h: NativeHandle, fd: number, ctx: NativeTlsContext): number;
-  /** Make a connecting connection speak TLS; 0 or -errno. */
-  tlsConnect(h: NativeHandle, fd: number, gen: number, ctx: NativeTlsContext, servername: string | undefined): number;
+  /** Make a connecting connection speak TLS; with a sessionKey (and a context made with resume)
+   *  it offers the session kept under that key and keeps the ones it gets there. 0 or -errno. */
+  tlsConnect(h: NativeHandle, fd: number, gen: number, ctx: NativeTlsContext, servername: string | undefined, sessionKey: string | undefined): number;
   tlsInfo(h: NativeHandle, fd: number, gen: number): NativeTlsInfo | undefined;
   /** OpenSSL's text for a TLS_REJECT/CLOSE record's error code and X509 verify result. */
   tlsErrorText(code: number, verify: number): string;

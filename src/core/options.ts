@@ -97,6 +97,8 @@ export interface ResolvedTls {
   servername: string | undefined;
   /** Server: 80 bytes of session ticket keys, or undefined for random ones. */
   ticketKeys?: Buffer | undefined;
+  /** Client: keep and offer sessions (`TlsConnectOptions.resume`); false for servers. */
+  resume: boolean;
 }
 
 /** The length of `TlsServerOptions.ticketKeys` (OpenSSL's SSL_CTRL_SET_TLSEXT_TICKET_KEYS). */
@@ -117,7 +119,7 @@ function alpnWire(list: readonly string[] | undefined, name: string): Buffer | u
   return Buffer.concat(parts);
 }
 
-function common(o: TlsServerOptions | TlsConnectOptions, server: boolean): Omit<ResolvedTls, 'sni' | 'servername'> {
+function common(o: TlsServerOptions | TlsConnectOptions, server: boolean): Omit<ResolvedTls, 'sni' | 'servername' | 'resume'> {
   checkOption(typeof o === 'object' && o !== null, 'tls', 'an object', o);
   for (const k of ['cert', 'key', 'ca'] as const) checkOption(o[k] === undefined || isPem(o[k]), `tls.${k}`, 'PEM text (a string or bytes)', typeof o[k]);
   const minVersion = o.minVersion ?? 'TLSv1.2';
@@ -150,7 +152,7 @@ export function resolveTlsServer(o: TlsServerOptions): ResolvedTls {
   }
   const tk = o.ticketKeys;
   checkOption(tk === undefined || (tk instanceof Uint8Array && tk.length === TICKET_KEYS_BYTES), 'tls.ticketKeys', `${TICKET_KEYS_BYTES} bytes (a Uint8Array)`, tk instanceof Uint8Array ? `${tk.length} bytes` : typeof tk);
-  return { ...r, sni, servername: undefined, ticketKeys: tk === undefined ? undefined : Buffer.from(tk) };
+  return { ...r, sni, servername: undefined, resume: false, ticketKeys: tk === undefined ? undefined : Buffer.from(tk) };
 }
 
 /** Validate `connect({ tls })`; `host` is the default server name. */
@@ -159,5 +161,7 @@ export function resolveTlsConnect(o: TlsConnectOptions, host: string): ResolvedT
   checkOption((r.cert === undefined) === (r.key === undefined), 'tls', 'cert and key together (or neither)', Object.keys(o));
   const servername = o.servername ?? host;
   checkOption(typeof servername === 'string' && servername.length < 256, 'tls.servername', 'a host name', servername);
-  return { ...r, sni: [], servername };
+  const resume = o.resume ?? true;
+  checkOption(typeof resume === 'boolean', 'tls.resume', 'a boolean', resume);
+  return { ...r, sni: [], servername, resume };
 }

@@ -135,13 +135,15 @@ export interface TlsInfo {
   alpnProtocol: string | undefined;
   /** The SNI server name (the client's request on a server; the one sent on a client). */
   servername: string | undefined;
-  /** Whether the session was resumed (a session ticket). */
+  /** Whether the session was resumed (a session ticket; see `TlsConnectOptions.resume`). */
   resumed: boolean;
-  /** Whether the peer's certificate verified (false when it sent none or it did not verify). */
+  /** Whether the peer's certificate verified (false when it sent none or it did not verify); on a
+   *  resumed session, whether it verified when the session was made. */
   authorized: boolean;
   /** Why it did not verify (OpenSSL's text), undefined when it did. */
   authorizationError: string | undefined;
-  /** The peer's certificate, when it sent one (a server sees one only with `requestCert`). */
+  /** The peer's certificate, when it sent one (a server sees one only with `requestCert`). On a
+   *  resumed session: kept by the native backend, undefined on the portable one (node:tls). */
   peerCertificate: import('node:crypto').X509Certificate | undefined;
 }
 
@@ -195,6 +197,15 @@ export interface TlsConnectOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** A handshake not complete after this many ms fails with `'tls-error'`. Default 10000; 0 disables. */
   handshakeTimeout?: number;
+  /**
+   * Session resumption. Default true: the newest session a server sent is kept per (server
+   * name, port), at most 64 of them (the oldest evicted), and offered by the next connect made
+   * on the same reactor with this same options object (the cache belongs to the reactor's TLS
+   * context for the object: reuse one object per server to resume). `conn.tls.resumed` tells whether it was accepted. A resumed session skips the
+   * certificate check (it was checked when the session was made, with these options). false:
+   * every connect is a full handshake.
+   */
+  resume?: boolean;
 }
 
 /**

@@ -199,7 +199,7 @@ describe('c1m bench arguments', () => {
   test('--help prints the usage on stdout, exit 0', async () => {
     const r = await benchInProcess(['--help']);
     assert.equal(r.code, 0);
-    assert.match(r.out, /usage: c1m bench <hold\|echo\|http\|broadcast\|ws-hold\|ws-echo>/);
+    assert.match(r.out, /usage: c1m bench <hold\|echo\|http\|broadcast\|ws-hold\|ws-echo\|connect>/);
     assert.doesNotMatch(r.out, /not available yet|planned/);
   });
 

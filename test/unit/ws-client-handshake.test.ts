@@ -99,11 +99,14 @@ describe('client handshake', () => {
   });
 
   test('splits ws: URLs', () => {
-    assert.deepEqual(parseWsUrl('ws://127.0.0.1:8080/a/b?c=d'), { hostField: '127.0.0.1:8080', hostname: '127.0.0.1', port: 8080, resource: '/a/b?c=d', authorization: undefined });
-    assert.deepEqual(parseWsUrl('ws://Example.TEST'), { hostField: 'example.test', hostname: 'example.test', port: 80, resource: '/', authorization: undefined });
-    assert.deepEqual(parseWsUrl(new URL('http://[::1]:81/x')), { hostField: '[::1]:81', hostname: '::1', port: 81, resource: '/x', authorization: undefined });
+    assert.deepEqual(parseWsUrl('ws://127.0.0.1:8080/a/b?c=d'), { hostField: '127.0.0.1:8080', hostname: '127.0.0.1', port: 8080, resource: '/a/b?c=d', authorization: undefined, secure: false });
+    assert.deepEqual(parseWsUrl('ws://Example.TEST'), { hostField: 'example.test', hostname: 'example.test', port: 80, resource: '/', authorization: undefined, secure: false });
+    assert.deepEqual(parseWsUrl(new URL('http://[::1]:81/x')), { hostField: '[::1]:81', hostname: '::1', port: 81, resource: '/x', authorization: undefined, secure: false });
+    assert.deepEqual(parseWsUrl('wss://localhost/s'), { hostField: 'localhost', hostname: 'localhost', port: 443, resource: '/s', authorization: undefined, secure: true });
+    assert.deepEqual(parseWsUrl('https://[::1]:8443/'), { hostField: '[::1]:8443', hostname: '::1', port: 8443, resource: '/', authorization: undefined, secure: true });
+    assert.equal(parseWsUrl('wss://127.0.0.1:443/').hostField, '127.0.0.1', 'the default port is left out of Host');
     assert.equal(parseWsUrl('ws://u%20s:p@127.0.0.1/').authorization, `Basic ${Buffer.from('u s:p').toString('base64')}`);
-    for (const bad of ['wss://127.0.0.1/', 'https://127.0.0.1/', 'ftp://a/', 'ws://a/#', 'ws://a/#x', 'nonsense', 'ws://%ff@a/']) {
+    for (const bad of ['ftp://a/', 'file:///x', 'ws://a/#', 'ws://a/#x', 'nonsense', 'ws://%ff@a/']) {
       assert.throws(() => parseWsUrl(bad), { code: 'ERR_C1M_WS_INVALID_URL' }, bad);
     }
   });

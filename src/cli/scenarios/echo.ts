@@ -61,7 +61,7 @@ function create(ctx: ScenarioContext): Scenario<EchoState> {
 export const echo: ScenarioSpec = {
   name: 'echo',
   summary: 'fixed-size messages against an echo server, closed loop at --depth or open loop at --rate',
-  options: ['size', 'depth', 'rate', 'verify', 'warmup'],
+  options: ['size', 'depth', 'rate', 'verify', 'warmup', 'tls'],
   unit: 'msgs',
   create,
 };

@@ -5,7 +5,7 @@ import type { ScenarioSpec } from './types.js';
 export const hold: ScenarioSpec = {
   name: 'hold',
   summary: 'open N connections and hold them idle (connect rate, server memory per connection)',
-  options: [],
+  options: ['tls'],
   unit: null,
   create: () => ({
     init: () => undefined,

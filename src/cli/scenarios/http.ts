@@ -81,7 +81,7 @@ function create(ctx: ScenarioContext): Scenario<HttpState> {
 export const http: ScenarioSpec = {
   name: 'http',
   summary: 'keep-alive HTTP/1.1 GET requests, --depth pipelined per connection (c1m serve http)',
-  options: ['depth', 'warmup', 'path'],
+  options: ['depth', 'warmup', 'path', 'tls'],
   unit: 'requests',
   create,
   summarize({ extras }) {

@@ -3,6 +3,7 @@
  * in this folder (see `types.ts`) and one entry here.
  */
 import { broadcast } from './broadcast.js';
+import { connect } from './connect.js';
 import { echo } from './echo.js';
 import { hold } from './hold.js';
 import { http } from './http.js';
@@ -15,7 +16,7 @@ import { wsSubscribe } from './ws-subscribe.js';
 export type * from './types.js';
 
 /** Scenarios on the command line, in the order `--help` lists them. */
-export const SCENARIOS: readonly ScenarioSpec[] = [hold, echo, http, broadcast, wsHold, wsEcho];
+export const SCENARIOS: readonly ScenarioSpec[] = [hold, echo, http, broadcast, wsHold, wsEcho, connect];
 
 /** Every scenario a worker can run, including the ones only `c1m bench million` uses. */
 const ALL = new Map<string, ScenarioSpec>([...SCENARIOS, ping, wsSubscribe].map((s) => [s.name, s]));

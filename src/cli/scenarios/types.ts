@@ -11,12 +11,12 @@
  * connections belong to a protocol client (the WebSocket client) names it in `client`: the
  * worker then opens connections through it and hands it the engine's events.
  */
-import type { Connection, Handler, Reactor } from '../../index.js';
+import type { Connection, Handler, Reactor, TlsConnectOptions } from '../../index.js';
 import type { LatencySummary } from '../bench-stats.js';
 import type { WorkerConfig } from '../bench-ipc.js';
 
 /** Options a scenario may accept beyond the common ones (connections, duration, layout). */
-export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path' | 'deflate';
+export type ScenarioOption = 'size' | 'depth' | 'rate' | 'verify' | 'warmup' | 'path' | 'deflate' | 'tls';
 
 /** One connection as the worker tracks it; `state` belongs to the scenario. */
 export interface Peer<S> {
@@ -61,6 +61,8 @@ export interface ScenarioContext {
   fail(p: Peer<unknown>, code: string): boolean;
   /** The peer of connection `id` while it is open (handshaking included); else undefined. */
   peer(id: number): Peer<unknown> | undefined;
+  /** Where connection `index` (global) goes: host, port, source address, `tls` (for scenarios that connect on their own). */
+  target(index: number): ConnectTarget;
 }
 
 /** Where a connection goes: what `reactor.connect` takes. */
@@ -68,6 +70,8 @@ export interface ConnectTarget {
   host: string;
   port: number;
   localAddress?: string;
+  /** `--tls`: one options object per worker (its TLS context and kept sessions are shared). */
+  tls?: TlsConnectOptions;
 }
 
 /**
@@ -158,6 +162,8 @@ export interface ScenarioFields {
   broadcast: BroadcastStats | null;
   /** Always set by this version; absent in results saved before the WebSocket scenarios existed. */
   ws?: WsStats | null;
+  /** `connect` scenario: `{failures: {code: n}, resumed}` of its loops; absent in results saved before it existed. */
+  connect?: { failures: Record<string, number>; resumed: number } | null;
 }
 
 /** What the parent needs to merge scenario results. */

@@ -58,7 +58,7 @@ function create(ctx: ScenarioContext): Scenario<EchoState> {
 export const wsEcho: ScenarioSpec = {
   name: 'ws-echo',
   summary: 'binary WebSocket messages echoed, closed loop at --depth or open loop at --rate (c1m serve ws-echo)',
-  options: ['size', 'depth', 'rate', 'verify', 'warmup', 'path', 'deflate'],
+  options: ['size', 'depth', 'rate', 'verify', 'warmup', 'path', 'deflate', 'tls'],
   unit: 'msgs',
   create,
   summarize: ({ extras }) => ({ ws: mergeWsStats(extras) }),

@@ -10,7 +10,7 @@ import type { ScenarioSpec } from './types.js';
 export const wsHold: ScenarioSpec = {
   name: 'ws-hold',
   summary: 'open N WebSockets (handshake included) and hold them idle (c1m serve ws-echo)',
-  options: ['path', 'deflate'],
+  options: ['path', 'deflate', 'tls'],
   unit: null,
   create(ctx) {
     const ws = wsPeers(ctx, {}, false);

@@ -54,7 +54,7 @@ const tally = (into: Record<string, number>, key: string | number): void => {
 /** The WebSocket client of one worker (see the file comment). */
 export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets: boolean): WsPeers<S> {
   const { cfg } = ctx;
-  const url = new URL(`ws://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${cfg.port}${cfg.path}`);
+  const url = new URL(`${cfg.tls ? 'wss' : 'ws'}://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${cfg.port}${cfg.path}`);
   const stats: WsStats = { upgraded: 0, deflated: 0, handshake_failures: {}, protocol_errors: {}, close_codes: {} };
   /** Handles by local peer index (`keepSockets`). */
   const sockets: ClientWebSocket[] = keepSockets ? new Array<ClientWebSocket>(cfg.count) : [];
@@ -95,7 +95,7 @@ export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets:
     client: {
       handler,
       connect(reactor, target, index) {
-        const ws = handler.connect(reactor, url, { address: target.host, localAddress: target.localAddress });
+        const ws = handler.connect(reactor, url, { address: target.host, localAddress: target.localAddress, tls: target.tls });
         if (keepSockets) sockets[index - cfg.first] = ws;
         return ws.id;
       },

@@ -132,7 +132,7 @@ const RESERVED_FIELDS = new Set(['host', 'upgrade', 'connection', 'sec-websocket
 
 /** Where to connect and what to send: the parts of a WebSocket URL (RFC 6455 3). */
 export interface WsTarget {
-  /** The host as it goes in the Host field (with the port when not 80, IPv6 in brackets). */
+  /** The host as it goes in the Host field (with the port when not the scheme's default, IPv6 in brackets). */
   hostField: string;
   /** The host without brackets: an IP address, or a name to resolve. */
   hostname: string;
@@ -141,11 +141,13 @@ export interface WsTarget {
   resource: string;
   /** `Authorization` value when the URL carried user information. */
   authorization: string | undefined;
+  /** `wss:` (or `https:`): the connection speaks TLS. */
+  secure: boolean;
 }
 
 /**
- * Split a `ws:` (or `http:`) URL. Errors: `ERR_C1M_WS_INVALID_URL` for another scheme
- * (`wss:` needs TLS, which the engine does not speak), a fragment, or a malformed URL.
+ * Split a `ws:` / `wss:` (or `http:` / `https:`) URL. Errors: `ERR_C1M_WS_INVALID_URL` for
+ * another scheme, a fragment, or a malformed URL.
  */
 export function parseWsUrl(url: string | URL): WsTarget {
   let u: URL;
@@ -154,9 +156,9 @@ export function parseWsUrl(url: string | URL): WsTarget {
   } catch {
     throw new C1mError('ERR_C1M_WS_INVALID_URL', `invalid URL ${JSON.stringify(String(url))}`);
   }
-  if (u.protocol !== 'ws:' && u.protocol !== 'http:') {
-    const why = u.protocol === 'wss:' || u.protocol === 'https:' ? ' (TLS is not supported)' : '';
-    throw new C1mError('ERR_C1M_WS_INVALID_URL', `URL scheme must be ws: or http:, got ${u.protocol}${why}`);
+  const secure = u.protocol === 'wss:' || u.protocol === 'https:';
+  if (u.protocol !== 'ws:' && u.protocol !== 'http:' && !secure) {
+    throw new C1mError('ERR_C1M_WS_INVALID_URL', `URL scheme must be ws:, wss:, http: or https:, got ${u.protocol}`);
   }
   if (u.hash !== '' || String(url).includes('#')) throw new C1mError('ERR_C1M_WS_INVALID_URL', 'a WebSocket URL may not have a fragment');
   const hostname = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
@@ -171,7 +173,8 @@ export function parseWsUrl(url: string | URL): WsTarget {
     }
     authorization = `Basic ${Buffer.from(credentials).toString('base64')}`;
   }
-  return { hostField: u.host, hostname, port: u.port === '' ? 80 : Number(u.port), resource: (u.pathname || '/') + u.search, authorization };
+  const port = u.port === '' ? (secure ? 443 : 80) : Number(u.port);
+  return { hostField: u.host, hostname, port, resource: (u.pathname || '/') + u.search, authorization, secure };
 }
 
 /**
@@ -219,5 +222,6 @@ export function checkConnectOptions(options: WebSocketConnectOptions<unknown>): 
   }
   const timeout = options.handshakeTimeout;
   checkOption(timeout === undefined || isMs(timeout), 'handshakeTimeout', 'an integer number of ms from 0 to 2147483647', timeout);
+  checkOption(options.tls === undefined || (typeof options.tls === 'object' && options.tls !== null), 'tls', 'an object of TLS options', options.tls);
   return protocols;
 }

@@ -4,8 +4,17 @@
  * <- `websocket-client.ts` (the `ws`-like API). Nothing here has runtime code.
  */
 
+import type { TlsConnectOptions } from '../../core/index.js';
+
 /** Options of one `connect`. */
 export interface WebSocketConnectOptions<T = unknown> {
+  /**
+   * TLS for a `wss:` URL (ignored for `ws:`): trusted `ca`, `rejectUnauthorized`, a client
+   * `cert`/`key`, `resume`, ... Default: the system's trust store, the certificate verified.
+   * `servername` defaults to the URL's host (not `address`). Pass the same object to every
+   * connect: contexts and resumable sessions are kept per object and server name.
+   */
+  tls?: TlsConnectOptions;
   /** Subprotocols to offer, in order of preference (HTTP tokens, no duplicates). Default none. */
   protocols?: readonly string[];
   /**

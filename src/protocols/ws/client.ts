@@ -41,7 +41,7 @@
  *   - no frame is sent before the 101 arrived.
  */
 import { isIP } from 'node:net';
-import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError } from '../../core/index.js';
+import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError, type TlsInfo } from '../../core/index.js';
 import { Opcode } from './constants.js';
 import {
   deflateOffer,
@@ -81,6 +81,7 @@ import {
 } from './client-handshake.js';
 import { isMs } from './handshake.js';
 import type { WebSocketConnectOptions } from './client-types.js';
+import { WssOptions } from './client-tls.js';
 
 export type { WebSocketConnectOptions } from './client-types.js';
 
@@ -111,7 +112,8 @@ export interface WebSocketClientHandlerOptions<T = unknown> {
   onPong?(ws: ClientWebSocket<T>, data: Uint8Array): void;
   /**
    * The connection failed; `onClose` follows. `err` is a system error when TCP could not
-   * connect (`code` `ECONNREFUSED`, ...), a `WsHandshakeError` when the handshake failed, or a
+   * connect (`code` `ECONNREFUSED`, ...), a `C1mError` `ERR_C1M_TLS*` when a `wss:` TLS
+   * handshake failed, a `WsHandshakeError` when the opening handshake failed, or a
    * `WsProtocolError` when the server broke RFC 6455 (our close frame with `err.closeCode` is
    * on its way, then TCP closes). Not called for `terminate()` or a reset after the open.
    */
@@ -162,10 +164,12 @@ export const WS_CLIENT_DEFAULTS = {
 /** A WebSocket client handler: the Handler to create the reactor with, and its `connect`. */
 export interface WebSocketClientHandler<T = unknown> extends Handler {
   /**
-   * Open a client WebSocket to `url` (`ws://host[:port]/path?query`) on `reactor`, whose
-   * handler must be this one. Returns at once; `onOpen` or `onError` + `onClose` follow.
+   * Open a client WebSocket to `url` (`ws://host[:port]/path?query`, or `wss://` over TLS with
+   * `options.tls`) on `reactor`, whose handler must be this one. Returns at once; `onOpen` or
+   * `onError` + `onClose` follow. A TLS failure (untrusted certificate, wrong name, timeout) is
+   * an `onError` with the engine's `ERR_C1M_TLS*` error (`C1mError`).
    *
-   * Errors: throws `ERR_C1M_WS_INVALID_URL` for a URL that is not `ws:`/`http:`, has a
+   * Errors: throws `ERR_C1M_WS_INVALID_URL` for a URL that is not `ws:`/`wss:`/`http:`/`https:`, has a
    * fragment, or names a host that is not an IP address (without `address`);
    * `ERR_C1M_INVALID_OPTION` for a bad option; `ERR_C1M_REACTOR_CLOSED` after `reactor.close()`.
    * Connect failures are reported to `onError`, never thrown.
@@ -286,6 +290,12 @@ export class ClientWebSocket<T = unknown> {
   /** The connection id: stable for the WebSocket's lifetime, unique within its reactor. */
   get id(): number {
     return this.#conn.id;
+  }
+
+  /** TLS facts of a `wss:` WebSocket (`conn.tls`: protocol, `resumed`, ...); undefined for `ws:`,
+   *  before the TLS handshake completed and after the close. */
+  get tls(): TlsInfo | undefined {
+    return this.#conn.tls;
   }
 
   /**
@@ -448,6 +458,7 @@ function timedOut(s: Shared, conn: Connection): void {
 /** The error of a connection that closed before its handshake completed. */
 function connectError(reason: CloseReason): WsClientError {
   if (reason.kind === 'connect-failed' && reason.error !== undefined) return reason.error as SystemError;
+  if (reason.kind === 'tls-error' && reason.error !== undefined) return reason.error as C1mError; // ERR_C1M_TLS*
   const detail = reason.code !== undefined ? `${reason.kind}, ${reason.code}` : reason.kind;
   return new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_CLOSED', `the connection closed before the opening handshake completed (${detail})`);
 }
@@ -455,6 +466,8 @@ function connectError(reason: CloseReason): WsClientError {
 
 class WsClient implements WebSocketClientHandler<unknown> {
   readonly #shared: Shared;
+  /** The `tls` options objects of `wss:` connects, one per (given options, server name). */
+  readonly #wss = new WssOptions();
 
   constructor(opts: WebSocketClientHandlerOptions<unknown>) {
     checkOption(typeof opts === 'object' && opts !== null, 'options', 'an object', opts);
@@ -492,7 +505,8 @@ class WsClient implements WebSocketClientHandler<unknown> {
     }
     const s = this.#shared;
     s.reactor ??= reactor;
-    const conn = reactor.connect({ host: address, port: target.port, localAddress: options.localAddress });
+    const tls = target.secure ? this.#wss.for(options.tls, target.hostname) : undefined;
+    const conn = reactor.connect({ host: address, port: target.port, localAddress: options.localAddress, tls });
     s.count++;
     const key = randomKey();
     // A connect that failed at once has a stale handle (its tag ignores writes): its Extra is

@@ -11,13 +11,14 @@
  * Differences from `ws`: `send` returns whether the message stayed under the high-water mark
  * (and emits 'drain' later when it did not), its callback runs once the message is queued in
  * the engine (not once the kernel took it); the 'close' reason is a string; permessage-deflate
- * is off unless `perMessageDeflate` is given (`ws` offers it by default); no TLS (`wss:`), no
+ * is off unless `perMessageDeflate` is given (`ws` offers it by default); `wss:` takes its TLS
+ * options in one `tls` object (`ws` takes `ca`, `rejectUnauthorized`, ... at the top level); no
  * redirects, no `binaryType` (messages are Buffers).
  */
 import { lookup } from 'node:dns';
 import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
-import { C1mError, checkOption, type EngineOptions, type Reactor } from '../../core/index.js';
+import { C1mError, checkOption, type EngineOptions, type Reactor, type TlsConnectOptions } from '../../core/index.js';
 import { createReactor } from '../../engine/index.js';
 import { WsHandshakeError, checkConnectOptions, parseWsUrl, type WsTarget } from './client-handshake.js';
 import { resolveDeflateOptions, type PerMessageDeflateOptions } from './deflate.js';
@@ -59,6 +60,12 @@ export interface WebSocketClientOptions {
    * `ERR_C1M_WS_HANDSHAKE_EXTENSION`). `extensions` shows what was agreed.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
+  /**
+   * TLS for a `wss:` URL, as `WebSocketConnectOptions.tls` (`ca`, `rejectUnauthorized`,
+   * `servername`, `cert`/`key`, `resume`). Default: the system's trust store, the URL's host
+   * as the server name. Reuse one object so that connections resume TLS sessions.
+   */
+  tls?: TlsConnectOptions;
 }
 
 /** Data `send` accepts. */
@@ -154,7 +161,7 @@ export class WebSocketClient extends EventEmitter {
   #aborted = false;
 
   /**
-   * Connect to `url` (`ws://host[:port]/path`), offering `protocols` (a name or a list). Host
+   * Connect to `url` (`ws://host[:port]/path`, or `wss://` with `options.tls`), offering `protocols` (a name or a list). Host
    * names are resolved with `dns.lookup` first.
    */
   constructor(url: string | URL, protocols?: string | readonly string[], options: WebSocketClientOptions = {}) {
@@ -170,6 +177,7 @@ export class WebSocketClient extends EventEmitter {
       origin: options.origin,
       localAddress: options.localAddress,
       handshakeTimeout: options.handshakeTimeout,
+      tls: options.tls,
       data: this,
     };
     if (isIP(target.hostname) !== 0) {
