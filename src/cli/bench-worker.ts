@@ -185,9 +185,12 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     },
   );
 
+  // One connect target per source address, made once: a connect allocates no options object.
+  const targets = cfg.sources.length > 0
+    ? cfg.sources.map((localAddress) => ({ host: cfg.host, port: cfg.port, localAddress }))
+    : [{ host: cfg.host, port: cfg.port, localAddress: undefined }];
   const startConnect = (index: number, attempt: number): void => {
-    const localAddress = cfg.sources.length > 0 ? cfg.sources[index % cfg.sources.length] : undefined;
-    const target = { host: cfg.host, port: cfg.port, localAddress };
+    const target = targets[index % targets.length]!;
     let id: number;
     try {
       id = client ? client.connect(reactor, target, index) : reactor.connect(target).id;
