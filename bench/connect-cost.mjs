@@ -5,9 +5,10 @@
 // Model: one trial = a fresh refserver (-w W, hold) on its own port, then one client run of N
 // connections (F processes, K loopback source addresses), sampled from /proc every ~25 ms: the
 // client's process tree (utime and stime separately), the server's tree, and /proc/net/sockstat.
-// The connect phase of a trial runs from the last sample before the first new socket to the first
-// sample where the client holds N established sockets (sockstat "TCP inuse" rose by 2N: both
-// ends); its CPU is the tree's CPU between those two samples. Node's start-up (JS load, reactor
+// The connect phase of a trial runs from the last sample before a client process holds more than
+// START_FDS open files (its own count: other sockets on a shared box do not start it) to the first
+// sample where the box holds N more TCP sockets at both ends (sockstat "TCP inuse" rose by 2N);
+// its CPU is the tree's CPU between those two samples. Node's start-up (JS load, reactor
 // setup) happens before the first socket and is not counted.
 //
 // Invariants: trials alternate (A B B A ...) so a slow minute hits every client alike; every
@@ -113,6 +114,19 @@ function treeCpu(root) {
   }
   return { user: user / TICK, sys: sys / TICK, pids };
 }
+/** Open files of the process in `pids` that has most: the client's own sockets, whoever else
+ *  opens sockets on the box (read only until the connect phase starts: cheap then). */
+function maxFds(pids) {
+  let m = 0;
+  for (const pid of pids) {
+    try {
+      m = Math.max(m, fs.readdirSync(`/proc/${pid}/fd`).length);
+    } catch { /* gone */ }
+  }
+  return m;
+}
+/** A client process with more open files than this has started connecting (node starts with ~25). */
+const START_FDS = 100;
 function sockstat() {
   const m = /TCP: inuse (\d+) orphan \d+ tw (\d+)/.exec(fs.readFileSync('/proc/net/sockstat', 'utf8'));
   return { inuse: Number(m[1]), tw: Number(m[2]) };
@@ -163,7 +177,7 @@ async function trial(t, perfDir) {
   while (performance.now() < deadline && cli.exitCode === null) {
     await sleep(25);
     const cur = { t: performance.now(), cpu: treeCpu(cli.pid), srv: treeCpu(srv.pid), box: procTimes(), ss: sockstat() };
-    if (!first && cur.ss.inuse > base.inuse + 2) {
+    if (!first && maxFds(cur.cpu.pids) > START_FDS) {
       first = prev;
       if (perfDir) perf = start('perf', ['record', '-g', '-o', path.join(perfDir, `${t.name}.data`), '-p', cur.cpu.pids.join(',')]);
     }
@@ -211,7 +225,25 @@ const summary = {};
 for (const t of targets) {
   const mine = runs.filter((r) => r.name === t.name);
   const mean = (k) => +(mine.reduce((a, r) => a + r[k], 0) / mine.length).toFixed(2);
-  summary[t.name] = { client_user_us: mean('client_user_us'), client_sys_us: mean('client_sys_us'), client_us: mean('client_us'), server_us: mean('server_us'), wall_s: mean('wall_s') };
+  // the median as well: one trial that shared the box with a burst of other work skews a mean
+  const median = (k) => {
+    const xs = mine.map((r) => r[k]).sort((a, b) => a - b);
+    return +(xs.length % 2 ? xs[(xs.length - 1) / 2] : (xs[xs.length / 2 - 1] + xs[xs.length / 2]) / 2).toFixed(2);
+  };
+  summary[t.name] = {
+    trials: mine.length,
+    client_user_us: mean('client_user_us'), client_sys_us: mean('client_sys_us'), client_us: mean('client_us'), server_us: mean('server_us'), wall_s: mean('wall_s'),
+    median: { client_user_us: median('client_user_us'), client_sys_us: median('client_sys_us'), client_us: median('client_us'), server_us: median('server_us'), wall_s: median('wall_s') },
+  };
 }
-if (summary.loadgen) for (const t of targets) summary[t.name].client_vs_loadgen = +(summary[t.name].client_us / summary.loadgen.client_us).toFixed(3);
+if (summary.loadgen) {
+  for (const t of targets) {
+    summary[t.name].client_vs_loadgen = +(summary[t.name].client_us / summary.loadgen.client_us).toFixed(3);
+    summary[t.name].median.client_vs_loadgen = +(summary[t.name].median.client_us / summary.loadgen.median.client_us).toFixed(3);
+  }
+}
+for (const t of targets) {
+  const m = summary[t.name].median;
+  process.stderr.write(`median ${t.name.padEnd(10)} client ${m.client_user_us} us user + ${m.client_sys_us} us sys = ${m.client_us} us/conn${m.client_vs_loadgen ? ` (${m.client_vs_loadgen}x loadgen)` : ''}; server ${m.server_us} us\n`);
+}
 process.stdout.write(JSON.stringify({ date: new Date().toISOString(), connections: N, client_processes: F, source_ips: K, server_workers: W, loadavg: os.loadavg(), host: os.hostname(), cpus: os.cpus().length, runs, summary }) + '\n');
