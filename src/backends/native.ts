@@ -122,7 +122,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
   #tlsRejects = 0;
   /** Client TLS contexts, one per `tls` options object (shared by the connects using it). */
   readonly #clientTls = new WeakMap<TlsConnectOptions, NativeTlsContext>();
-  readonly #connectTargets = new Map<number, { address: string; port: number }>();
+  readonly #connectTargets = new Map<number, { host: string; port: number }>();
   /** The shared-memory layout (src/core/layout.ts). */
   readonly #L: Layout;
   // Layout constants as own fields: the per-message checks and staging read them without going
@@ -488,7 +488,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
         report(this.#opts.onError, systemError(rc, 'tls connect', { address: o.host, port: o.port }));
       }
     }
-    this.#connectTargets.set(fd, { address: o.host, port: o.port });
+    this.#connectTargets.set(fd, o); // the validated options: no second object per connect
     this.#connecting++;
     this.#updateRef();
     return new NativeConnection(this, fd, gen);
@@ -721,7 +721,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     }
     const reason: CloseReason = why === this.k.R_TLS
       ? { kind: 'tls-error', ...tlsFailure(this.#b, this.k, why, errno, detail, false) }
-      : closeReason(this.k, why, errno, failed, target);
+      : closeReason(this.k, why, errno, failed, target && { address: target.host, port: target.port });
     this.#closingFd = fd;
     this.#closingGen = gen;
     try {

@@ -196,9 +196,12 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     },
   );
 
+  // One connect target per source address, made once: a connect allocates no options object.
+  const targets = cfg.sources.length > 0
+    ? cfg.sources.map((localAddress) => ({ host: cfg.host, port: cfg.port, localAddress, tls }))
+    : [{ host: cfg.host, port: cfg.port, localAddress: undefined, tls }];
   function targetOf(index: number): ConnectTarget {
-    const localAddress = cfg.sources.length > 0 ? cfg.sources[index % cfg.sources.length] : undefined;
-    return { host: cfg.host, port: cfg.port, localAddress, tls };
+    return targets[index % targets.length]!;
   }
 
   const startConnect = (index: number, attempt: number): void => {

@@ -66,12 +66,30 @@ export function resolveListen(o: Pick<ServerOptions, 'port' | 'host' | 'backlog'
   return r;
 }
 
+/** Address strings connects used, with their `isIP` family (bounded: see `ipFamily`). */
+const connectFamilies = new Map<string, number>();
+const CONNECT_FAMILIES_MAX = 1024;
+
+/** `isIP(s)` of a string a connect uses, remembered: a client opening many connections to one
+ *  host from a few source addresses would otherwise run node's address regexes 3 times per
+ *  connect. At most CONNECT_FAMILIES_MAX strings are kept (then it just calls `isIP`). */
+function ipFamily(s: unknown): number {
+  if (typeof s !== 'string') return 0;
+  let f = connectFamilies.get(s);
+  if (f === undefined) {
+    f = isIP(s);
+    if (connectFamilies.size < CONNECT_FAMILIES_MAX) connectFamilies.set(s, f);
+  }
+  return f;
+}
+
 /** Validate connect options. */
 export function resolveConnect(o: Pick<ConnectOptions, 'port' | 'host' | 'localAddress'>): { port: number; host: string; localAddress: string | undefined } {
   const r = { port: o.port, host: o.host ?? '127.0.0.1', localAddress: o.localAddress };
   checkOption(isCount(r.port, 1) && r.port <= 65535, 'port', 'an integer from 1 to 65535', r.port);
-  checkOption(isIP(r.host) !== 0, 'host', 'an IPv4 or IPv6 address (resolve names first)', r.host);
-  checkOption(r.localAddress === undefined || isIP(r.localAddress) === isIP(r.host), 'localAddress', 'an IP address of the same family as host', r.localAddress);
+  const family = ipFamily(r.host);
+  checkOption(family !== 0, 'host', 'an IPv4 or IPv6 address (resolve names first)', r.host);
+  checkOption(r.localAddress === undefined || ipFamily(r.localAddress) === family, 'localAddress', 'an IP address of the same family as host', r.localAddress);
   return r;
 }
 

@@ -372,6 +372,8 @@ for (const backend of backends) {
         assert.equal(closes[0]![1].kind, 'connect-failed');
         assert.equal(closes[0]![1].code, 'ECONNREFUSED');
         assert.ok(closes[0]![1].error instanceof Error);
+        // The error names the target the connect was given.
+        assert.equal(closes[0]![1].error!.message, `connect ECONNREFUSED ${HOST}:${gone.port}`);
         assert.equal(refused.open, false);
         assert.equal(refused.write('x'), false);
         // A source address this host does not have: the bind fails, nothing is sent.
@@ -387,6 +389,21 @@ for (const backend of backends) {
         assert.equal(accepted, 1);
       } finally {
         live.server.close();
+        await cli.close(1000);
+      }
+    });
+
+    test('connect rejects a host or localAddress that is not an IP address, every time', GUARD, async () => {
+      const cli = createReactor({}, { backend, onError: (e) => assert.fail(e) });
+      try {
+        // Twice each: connects remember the family of the address strings they validated.
+        for (let i = 0; i < 2; i++) {
+          assert.throws(() => cli.connect({ host: 'localhost', port: 9 }), { code: 'ERR_C1M_INVALID_OPTION', message: /host/ });
+          assert.throws(() => cli.connect({ host: HOST, port: 9, localAddress: '::1' }), { code: 'ERR_C1M_INVALID_OPTION', message: /localAddress/ });
+          assert.throws(() => cli.connect({ host: HOST, port: 9, localAddress: 'nope' }), { code: 'ERR_C1M_INVALID_OPTION', message: /localAddress/ });
+          assert.throws(() => cli.connect({ host: HOST, port: 9, localAddress: 7 as unknown as string }), { code: 'ERR_C1M_INVALID_OPTION', message: /localAddress/ });
+        }
+      } finally {
         await cli.close(1000);
       }
     });

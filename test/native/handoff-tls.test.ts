@@ -26,7 +26,7 @@ describe('native TLS hand-off', { skip: !tlsAvailable && 'native TLS unavailable
     try {
       const ctx = b.tlsContext({
         server: true, cert: Buffer.from(certs.server.cert), key: Buffer.from(certs.server.key), requestCert: false,
-        rejectUnauthorized: true, minVersion: 0x0303, handshakeMs: 10_000, sni: [],
+        rejectUnauthorized: true, minVersion: 0x0303, handshakeMs: 10_000, sni: [], resume: false,
       });
       const plain = plainAcceptor.listen([target.id]);
       const tls = tlsAcceptor.listen([target.id]);
