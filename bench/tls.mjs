@@ -12,7 +12,7 @@
 //    s_time prints one character per connection, 'r' when the session was reused, so the
 //    fraction really resumed is measured, and when TLS 1.3 does not resume (s_time reads no
 //    post-handshake ticket) the resumed figure is taken with -tls1_2 and says so). Servers:
-//    `c1m serve echo --tls-cert/--tls-key` and a node:tls echo server, for each certificate.
+//    `c1m serve echo --tls-cert/--tls-key`, a node:tls echo server and uWS SSLApp, for each certificate.
 //    handshakes/s and server CPU per handshake (the generator may be the limit: s_time's own
 //    client handshake costs about as much as the server's for ECDSA).
 // 2. echo: bench/tls-client.mjs (c1m's native client) 1000 x 64 B at depth 16 and 100 x 4 KiB
@@ -174,7 +174,7 @@ async function handshakes(kind, certName, how, extra) {
 async function partHandshake() {
   const out = {};
   for (const certName of ['ecdsa', 'rsa']) {
-    for (const kind of ['c1m-tls-echo', 'node-tls-echo']) {
+    for (const kind of ['c1m-tls-echo', 'node-tls-echo', 'uws-https']) {
       const key = `${certName}/${kind}`;
       out[key] = { full: await trial(`handshake full ${key}`, () => handshakes(kind, certName, '-new', [])) };
       let resumed = await trial(`handshake resumed TLS 1.3 ${key}`, () => handshakes(kind, certName, '-reuse', []));
@@ -188,6 +188,11 @@ async function partHandshake() {
     }
     for (const how of ['full', 'resumed']) {
       const c = out[`${certName}/c1m-tls-echo`][how], n = out[`${certName}/node-tls-echo`][how];
+      const u = out[`${certName}/uws-https`][how];
+      out[`${certName}/${how}_uws_vs_node_tls`] = {
+        handshakes_per_s: ratio(u.handshakes_per_s, n.handshakes_per_s),
+        server_cpu_per_handshake: ratio(u.server_cpu_us_per_handshake, n.server_cpu_us_per_handshake),
+      };
       out[`${certName}/${how}_c1m_vs_node_tls`] = {
         handshakes_per_s: ratio(c.handshakes_per_s, n.handshakes_per_s),
         server_cpu_per_handshake: ratio(c.server_cpu_us_per_handshake, n.server_cpu_us_per_handshake),
