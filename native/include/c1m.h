@@ -353,6 +353,9 @@ int c1m_tls_info(c1m_reactor_t *r, int fd, uint32_t gen, void (*fn)(const c1m_tl
 /* OpenSSL's text for the fields of a TLS_REJECT or CLOSE record: the error code (c) and a
  * positive X509 verify result (b, 0 when none). */
 void c1m_tls_error_text(uint32_t code, long verify, char *buf, size_t len);
+/* Live SSL objects (one per TLS connection) and live TLS contexts in the process, all reactors:
+ * the no-leak check's counters (both 0 without TLS). */
+void c1m_tls_live(int64_t *ssl, int64_t *ctx);
 
 /* ---- sys.c: syscall wrappers, >= 0 or -errno, EINTR retried ---- */
 int c1m_sys_socket(int family);

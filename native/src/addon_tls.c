@@ -197,6 +197,18 @@ static napi_value tls_error_text(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* tlsLive() -> [live SSL objects, live TLS contexts] in the process (the no-leak check) */
+static napi_value tls_live(napi_env env, napi_callback_info info) {
+  (void)info;
+  int64_t ssl, ctx;
+  c1m_tls_live(&ssl, &ctx);
+  napi_value out;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  CHECK(napi_set_element(env, out, 0, addon_num(env, (double)ssl)));
+  CHECK(napi_set_element(env, out, 1, addon_num(env, (double)ctx)));
+  return out;
+}
+
 /* The TLS part of the export table and of the constants. */
 int addon_tls_exports(napi_env env, napi_value exports, napi_value k) {
   napi_property_descriptor fns[] = {
@@ -205,6 +217,7 @@ int addon_tls_exports(napi_env env, napi_value exports, napi_value k) {
       {"tlsConnect", NULL, tls_connect, NULL, NULL, NULL, napi_default, NULL},
       {"tlsInfo", NULL, tls_info, NULL, NULL, NULL, napi_default, NULL},
       {"tlsErrorText", NULL, tls_error_text, NULL, NULL, NULL, napi_default, NULL},
+      {"tlsLive", NULL, tls_live, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return -1;
   addon_set_const(env, k, "F_TLS", C1M_F_TLS);

@@ -168,6 +168,14 @@ static void bio_init_once(void) {
 
 /* ---- contexts ---- */
 
+/* Live SSL objects and contexts in the process (c1m_tls_live): the no-leak check's counters. */
+static int64_t live_ssl, live_ctx;
+
+void c1m_tls_live(int64_t *ssl, int64_t *ctx) {
+  *ssl = __atomic_load_n(&live_ssl, __ATOMIC_RELAXED);
+  *ctx = __atomic_load_n(&live_ctx, __ATOMIC_RELAXED);
+}
+
 static void ctx_ref(c1m_tls_ctx_t *c) { __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED); }
 
 void tls_ctx_ref(c1m_tls_ctx_t *c) { ctx_ref(c); }
@@ -187,6 +195,7 @@ void c1m_tls_ctx_unref(c1m_tls_ctx_t *c) {
   }
   free(c->sessions);
   free(c);
+  __atomic_sub_fetch(&live_ctx, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- client sessions ----
@@ -349,6 +358,7 @@ int c1m_tls_ctx_new(c1m_tls_ctx_t **out, const c1m_tls_opts_t *o, char *err, siz
   ERR_clear_error();
   c1m_tls_ctx_t *c = calloc(1, sizeof *c);
   if (!c) return setup_error(-ENOMEM, err, errlen, "calloc");
+  __atomic_add_fetch(&live_ctx, 1, __ATOMIC_RELAXED);
   c->refs = 1;
   c->server = o->server;
   c->handshake_ms = o->handshake_ms;
@@ -430,6 +440,7 @@ static int conn_new(c1m_reactor_t *r, int fd, c1m_tls_ctx_t *c, int lfd) {
     ERR_clear_error();
     return -ENOMEM;
   }
+  __atomic_add_fetch(&live_ssl, 1, __ATOMIC_RELAXED);
   BIO_set_data(b, t);
   SSL_set_bio(t->ssl, b, b);
   SSL_set_app_data(t->ssl, t);
@@ -447,6 +458,7 @@ void tls_release(c1m_reactor_t *r, int fd) {
   tls_conn_t *t = r->tls[fd];
   r->tls[fd] = NULL;
   SSL_free(t->ssl);
+  __atomic_sub_fetch(&live_ssl, 1, __ATOMIC_RELAXED);
   c1m_tls_ctx_unref(t->ctx);
   free(t->pend);
   free(t->session_key);
@@ -804,6 +816,7 @@ int c1m_tls_connect(c1m_reactor_t *r, int fd, uint32_t gen, c1m_tls_ctx_t *c, co
 int c1m_tls_info(c1m_reactor_t *r, int fd, uint32_t gen, void (*fn)(const c1m_tls_info_t *, void *), void *arg) {
   return (void)r, (void)fd, (void)gen, (void)fn, (void)arg, -ENOTSUP;
 }
+void c1m_tls_live(int64_t *ssl, int64_t *ctx) { *ssl = *ctx = 0; }
 void c1m_tls_error_text(uint32_t code, long verify, char *buf, size_t len) {
   (void)code, (void)verify;
   snprintf(buf, len, "TLS is unavailable");

@@ -101,6 +101,8 @@ export interface Binding {
   tlsInfo(h: NativeHandle, fd: number, gen: number): NativeTlsInfo | undefined;
   /** OpenSSL's text for a TLS_REJECT/CLOSE record's error code and X509 verify result. */
   tlsErrorText(code: number, verify: number): string;
+  /** [live SSL objects, live TLS contexts] in the whole process (all reactors): the no-leak check. */
+  tlsLive(): [number, number];
 }
 
 /** An opaque TLS context handle owned by the addon. */
