@@ -40,7 +40,10 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --publish http|nats        with --broadcast: POST /publish/T to the gateway (default), or publish
                              on NATS directly (subject c1m.topic.T)
   --nats URL                 with --ws: use this NATS server (default: start a private nats-server
-                             on a free loopback port, stopped at the end)`;
+                             on a free loopback port, stopped at the end)
+  --tls                      TCP echo over TLS: c1m serve echo --tls-cert/--tls-key with a throwaway
+                             P-256 certificate (openssl), clients verify it; every connect is a
+                             full TLS 1.3 handshake (not with --ws yet)`;
 
 /** Validated `c1m bench million` options. */
 export interface MillionOptions {
@@ -67,6 +70,8 @@ export interface MillionOptions {
   topic: string;
   publish: PublishVia;
   nats: string | undefined;
+  /** `--tls`: TCP echo over TLS (full, verified handshakes; see bench-million-tls.ts). */
+  tls: boolean;
 }
 
 /** Parse `c1m bench million` arguments; 'help' for --help. Errors: throws a `UsageError`. */
@@ -97,6 +102,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         topic: { type: 'string' },
         publish: { type: 'string' },
         nats: { type: 'string' },
+        tls: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -106,6 +112,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
   const v = parsed.values;
   if (v.help) return 'help';
   for (const k of ['broadcast', 'topic', 'publish', 'nats'] as const) if (v[k] !== undefined && v[k] !== false && !v.ws) throw new UsageError(`--${k} applies to --ws only`);
+  if (v.tls && v.ws) throw new UsageError('--tls applies to the TCP million only (not with --ws yet)');
   if (v.publish !== undefined && !v.broadcast) throw new UsageError('--publish applies to --broadcast only');
   if (v.publish !== undefined && v.publish !== 'http' && v.publish !== 'nats') throw new UsageError(`--publish must be http or nats, got "${v.publish}"`);
   const topic = v.topic ?? 'bench';
@@ -142,5 +149,6 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     topic,
     publish: (v.publish ?? 'http') as PublishVia,
     nats: v.nats,
+    tls: v.tls!,
   };
 }

@@ -37,6 +37,7 @@ import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, ty
 import type { WorkerResult } from './bench-ipc.js';
 import type { MillionResult, MillionStep, MillionStop, MillionSummary, PublishVia, Warmup } from './bench-results.js';
 import { MILLION_USAGE, parseMillionArgs, type MillionOptions } from './bench-million-options.js';
+import { makeBenchCert, type BenchCert } from './bench-million-tls.js';
 import { broadcastLine, broadcastOnce, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
@@ -166,6 +167,8 @@ class MillionRun {
   /** `--ws` without `--nats`: the private nats-server (its own process group). */
   #nats: SpawnedServer | undefined;
   #natsUrl = '';
+  /** `--tls`: the run's throwaway certificate. */
+  #cert: BenchCert | undefined;
   /** Every server pid seen (the group leader and its prefork workers). */
   readonly #serverPids = new Set<number>();
   /** The warm-up client while it runs (killed with everything else). */
@@ -229,7 +232,9 @@ class MillionRun {
     // swamp the per-connection figure. Each sample runs a full GC in every server process first.
     const nodeOptions = [process.env.NODE_OPTIONS, SERVER_NODE_OPTIONS].filter(Boolean).join(' ');
     this.#natsUrl = o.nats ?? '';
-    const app = (): string => (o.ws ? `gateway --no-auth --nats ${this.#natsUrl}` : 'echo');
+    const cert = o.tls ? makeBenchCert() : undefined;
+    this.#cert = cert;
+    const app = (): string => (o.ws ? `gateway --no-auth --nats ${this.#natsUrl}` : cert ? `echo --tls-cert ${quote(cert.certFile)} --tls-key ${quote(cert.keyFile)}` : 'echo');
     const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
@@ -281,7 +286,8 @@ class MillionRun {
         for (const pid of s0.pids) this.#serverPids.add(pid);
         baseRss = s0.rssByPid;
         baseAnon = s0.anonByPid;
-        const configs = workerConfigs({ scenario: o.ws ? 'ws-subscribe' : 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: o.ws ? subscribePath(o.topic) : '/', deflate: false },
+        const configs = workerConfigs({ scenario: o.ws ? 'ws-subscribe' : 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: o.ws ? subscribePath(o.topic) : '/', deflate: false,
+          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');
@@ -308,6 +314,7 @@ class MillionRun {
       await this.#server?.stop();
       if (this.#nats) this.#serverPids.add(this.#nats.pid);
       await this.#nats?.stop();
+      cert?.remove();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       process.off('exit', onExit);
@@ -317,6 +324,7 @@ class MillionRun {
       tool: 'c1m bench',
       kind: 'million',
       mode: o.ws ? 'ws' : 'tcp',
+      tls: o.tls,
       nats: o.ws ? { url: this.#natsUrl, started_here: this.#nats !== undefined, pid: this.#nats?.pid ?? null } : null,
       command: commandLine(['million', ...this.#argv]),
       date: new Date().toISOString(),
@@ -475,7 +483,7 @@ class MillionRun {
     const o = this.#o;
     this.#log(`warm-up: ${fmtInt(n)} connections ${o.ws ? 'subscribe' : 'echo once'} and close`);
     const args = [runJs, 'bench', ...(o.ws ? ['ws-hold', '--path', subscribePath(o.topic)] : ['echo', '--warmup', '0', '--size', String(o.size)]),
-      '--port', String(o.port), '-c', String(n), '--source-ips', 'auto', '-d', '1', '--json'];
+      '--port', String(o.port), '-c', String(n), '--source-ips', 'auto', '-d', '1', '--json', ...(this.#cert ? ['--tls', '--tls-ca', this.#cert.certFile] : [])];
     // Its own process group, so that its client workers go with it when killed.
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
     this.#warmupPid = child.pid;
@@ -542,6 +550,7 @@ class MillionRun {
   }
 
   #killAll(): void {
+    this.#cert?.remove();
     killGroup(this.#warmupPid);
     this.#nats?.kill();
     this.#pool.killAll();
