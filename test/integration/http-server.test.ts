@@ -371,6 +371,22 @@ function suite(backend: BackendName): void {
     });
   });
 
+  test(`a new connection waits for its first request headerTimeout, not keepAliveTimeout (${backend})`, GUARD, async () => {
+    const handler = createHttpHandler({ headerTimeout: 3000, keepAliveTimeout: 100, routes: { 'GET /': (_req, res) => res.end('hello') } });
+    const s = await startServer(backend, handler, { timerResolution: 20 });
+    try {
+      const c = await rawClient(s.port);
+      await sleep(600); // six keep-alive timeouts: a client slow to send its first request
+      assert.equal(c.closed, false, 'closed before its first request arrived');
+      await c.send(GET('/'));
+      const [r] = await replies(c, 1);
+      assert.equal(r.status, 200);
+      await c.waitClosed(); // then the keep-alive timeout applies
+    } finally {
+      await s.reactor.close(1000);
+    }
+  });
+
   describe(`http server hooks and timeouts (${backend})`, () => {
     let srv: TestServer;
     const upgrades: HttpRequest[] = [];

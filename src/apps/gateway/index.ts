@@ -365,8 +365,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     onShutdown() {
       // WebSockets get 1001; HTTP connections close after what they are sending.
       wsHandler.onShutdown?.();
-      // (An HTTP connection's tag is 0; a WebSocket's never is.)
-      for (const conn of reactor?.connections() ?? []) if (conn.tag === 0) conn.close();
+      // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
+      for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
       streams.close();
       untrack();
       if (reactor !== undefined) untrackReactor(reactor);

@@ -15,7 +15,7 @@
  *   writes to the connection; later ones buffer their bytes until it ends.
  * - A session is released only with an empty queue and the parser between messages, so no
  *   live response ever points at a session that serves another connection.
- * - No session held: `keepAliveTimeout` is armed. With a session, `#timer` mirrors what is
+ * - No session held: `keepAliveTimeout` is armed (`firstTimeout` before the first request). With a session, `#timer` mirrors what is
  *   armed, so `conn.setTimeout` is called only when the wanted value changes.
  * - Timeouts use the engine's sweep (`conn.setTimeout` + `onTimeout`), never a JS timer per
  *   connection. The engine's timeout is an idle timeout; the header deadline is enforced by
@@ -57,13 +57,17 @@ export type UpgradeHook = (req: HttpRequest, conn: Connection, head: Buffer) => 
 export const UPGRADE_IN_PLACE: unique symbol = Symbol('c1m.upgradeInPlace');
 
 /**
- * @internal Carried (as `true`) by a handler that upgrades connections and marks each one it
- * takes with a nonzero `tag` from the hook's return until after its `onClose` (the WebSocket
- * handler does). The HTTP server routes such connections by their tag and keeps no
+ * @internal Carried (as `true`) by a handler that upgrades connections and sets bit 0 of the
+ * `tag` of each one it takes, from the hook's return until after its `onClose` (the WebSocket
+ * handler does). The HTTP server routes such connections by that bit and keeps no
  * per-connection entry for them (the first such handler it meets; others go to the map). Its
- * own HTTP connections' tags stay 0.
+ * own HTTP connections never have bit 0 set (only `SERVED`), and an upgrade hook is called
+ * with the tag back at 0.
  */
 export const UPGRADE_TAGGED: unique symbol = Symbol('c1m.upgradeTagged');
+
+/** Tag bit of an HTTP connection that has had a request (the rest of its tag stays 0). */
+const SERVED = 0x80000000;
 
 /** @internal See `UPGRADE_IN_PLACE`. */
 export interface InPlaceUpgrade {
@@ -84,7 +88,11 @@ export interface HttpHandlerOptions extends RequestParserOptions {
    * while a body is arriving. Past it: 408 and close (slowloris). Default 10000; 0 disables.
    */
   headerTimeout?: number;
-  /** Idle milliseconds allowed between requests on a keep-alive connection. Default 5000; 0 disables. */
+  /**
+   * Idle milliseconds allowed between requests on a keep-alive connection. Default 5000; 0
+   * disables. A new connection waits for its first request at least `headerTimeout` (the
+   * larger of the two): under a reconnect storm a client may take seconds to send it.
+   */
   keepAliveTimeout?: number;
   /**
    * Responses that may wait behind an unfinished one (pipelining); past it reading pauses
@@ -106,6 +114,8 @@ interface Shared {
   onError: (err: Error, req: HttpRequest) => void;
   headerTimeout: number;
   keepAliveTimeout: number;
+  /** What a new connection is armed with before its first request: see `keepAliveTimeout`. */
+  firstTimeout: number;
   maxPipelined: number;
   pool: Session[];
   /** Upgraded connections and their handlers, except those routed by tag (`tagged`). */
@@ -154,10 +164,18 @@ class Session implements RequestParserCallbacks, ResponseSession {
     this.#parser = new RequestParser(this, shared.parserOptions, true);
   }
 
-  /** Bind to a connection whose idle timer holds keepAliveTimeout. */
+  /** Bind to a connection whose idle timer holds firstTimeout (new) or keepAliveTimeout (kept alive). */
   attach(conn: Connection): void {
     this.conn = conn;
-    this.#timer = this.#shared.keepAliveTimeout;
+    // A new connection holds firstTimeout (marked SERVED from its first request on), one kept
+    // alive keepAliveTimeout.
+    const t = conn.tag;
+    if ((t & SERVED) === 0) {
+      conn.tag = t | SERVED;
+      this.#timer = this.#shared.firstTimeout;
+    } else {
+      this.#timer = this.#shared.keepAliveTimeout;
+    }
     this.#last = false;
     this.#headStart = -1;
   }
@@ -435,6 +453,7 @@ class Session implements RequestParserCallbacks, ResponseSession {
     this.#upgradeHead = null;
     this.closed = true; // never pooled: the parser stays upgraded
     conn.context = undefined;
+    conn.tag = 0; // the upgrade hook gets the tag as a new connection has it
     conn.setTimeout(0);
     if (this.#paused) conn.resume();
     const hook = shared.onUpgrade!;
@@ -454,7 +473,7 @@ class Session implements RequestParserCallbacks, ResponseSession {
       conn.close();
       return;
     }
-    if ((next as { [UPGRADE_TAGGED]?: boolean })[UPGRADE_TAGGED] === true && conn.tag !== 0 && (shared.tagged ??= next) === next) {
+    if ((next as { [UPGRADE_TAGGED]?: boolean })[UPGRADE_TAGGED] === true && (conn.tag & 1) !== 0 && (shared.tagged ??= next) === next) {
       // routed by its tag: no entry
     } else {
       shared.upgraded.set(conn.id, next);
@@ -539,6 +558,7 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
     onError: options.onError ?? ((err) => process.stderr.write(`c1m http: route handler failed: ${err.stack ?? err.message}\n`)),
     headerTimeout,
     keepAliveTimeout,
+    firstTimeout: keepAliveTimeout > 0 && headerTimeout > keepAliveTimeout ? headerTimeout : keepAliveTimeout,
     maxPipelined,
     pool: [],
     upgraded: new Map(),
@@ -548,13 +568,13 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
   const upgraded = shared.upgraded;
   const taken = (conn: Connection): Handler | undefined => {
     const h = upgraded.size === 0 ? undefined : upgraded.get(conn.id);
-    if (h !== undefined || shared.tagged === undefined || conn.tag === 0) return h;
+    if (h !== undefined || shared.tagged === undefined || (conn.tag & 1) === 0) return h;
     return shared.tagged;
   };
 
   return {
     onOpen(conn) {
-      if (keepAliveTimeout > 0) conn.setTimeout(keepAliveTimeout);
+      if (shared.firstTimeout > 0) conn.setTimeout(shared.firstTimeout);
     },
     onData(conn, data) {
       const h = taken(conn);
