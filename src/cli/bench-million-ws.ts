@@ -164,9 +164,13 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
     error = (e as Error).message;
   }
   const publishMs = performance.now() - t0;
-  if (error === null) {
+  // A publish answered late may still have gone out (the gateway answers after its own
+  // deliveries): wait for the deliveries then too, and report both.
+  const late = error !== null && error.includes('no answer within');
+  if (error === null || late) {
     const all = await pool.waitFor(() => pool.sum((c) => c.msgsTotal) - before >= subscribers, BROADCAST_WAIT_MS + subscribers / 20, false, t.watch);
-    if (!all) error = `${subscribers - (pool.sum((c) => c.msgsTotal) - before)} of ${subscribers} deliveries missing when the wait ended`;
+    const missing = all ? null : `${subscribers - (pool.sum((c) => c.msgsTotal) - before)} of ${subscribers} deliveries missing when the wait ended`;
+    error = [error, missing].filter((e) => e !== null).join('; ') || null;
   }
   const windowS = (performance.now() - t0) / 1000;
   const snaps = await t.snapshot();

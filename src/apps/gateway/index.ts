@@ -328,6 +328,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const upgrade = wsHandler.upgradeHook();
   const metricsOn = o.metrics ?? true;
   const http = createHttpHandler({
+    // A client reconnecting in a storm (every client of a restarted gateway at once) may take
+    // many seconds to send its upgrade request: allow what Node's own server allows for a head
+    // (its headersTimeout is 60 s), half of it.
+    headerTimeout: 30_000,
     maxBodyBytes: maxMessage,
     routes: metricsOn ? dashboardRoutes() : {},
     onRequest(req, res) {
