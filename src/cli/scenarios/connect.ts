@@ -16,6 +16,9 @@ import { addCounts } from '../bench-stats.js';
 import type { ConnectTarget, ScenarioSpec } from './types.js';
 
 /** `connect` figures of a run. */
+/** With --tls-resume, how long a loop's connection stays open for the server's session tickets. */
+const TICKET_WAIT_MS = 5;
+
 export interface ConnectStats {
   /** Connects of the loops that failed, by code, every phase. */
   failures: Record<string, number>;
@@ -38,6 +41,7 @@ export const connect: ScenarioSpec = {
     let loops: Reactor | undefined;
     let target: ConnectTarget | undefined;
 
+    let resume = false;
     const next = (): void => {
       if (!running || !loops || !target) return;
       try {
@@ -59,6 +63,7 @@ export const connect: ScenarioSpec = {
         running = true;
         // The worker's target, its `tls` object included (one per worker: shared context and sessions).
         target = ctx.target(cfg.first);
+        resume = cfg.tls?.resume === true;
         loops ??= createReactor({
           onOpen(conn) {
             const t0 = started.get(conn.id);
@@ -67,7 +72,10 @@ export const connect: ScenarioSpec = {
             meter.msgsTotal++;
             if (meter.measuring) meter.msgs++;
             if (conn.tls?.resumed) stats.resumed++;
-            conn.close();
+            // TLS 1.3 servers send their session tickets after the handshake, and a close does
+            // not wait to read them: with --tls-resume, give them TICKET_WAIT_MS to arrive.
+            if (resume) setTimeout(() => conn.close(), TICKET_WAIT_MS);
+            else conn.close();
           },
           onClose(conn, reason) {
             if (!started.delete(conn.id)) return;
