@@ -22,12 +22,17 @@
 // is one, the gateway's fan-out and the subscriber's receive. Reported per mode: delivered of
 // expected, p50/p90/p99/max in microseconds over all deliveries, and the first delivery's
 // latency per message (the fastest subscriber) at p50/p99.
-import { fork, spawn, spawnSync } from 'node:child_process';
+import { fork } from 'node:child_process';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import { REPO_DIR, emit, freePort, log, machineInfo, rpc, sleep } from './lib.mjs';
+
+// The CLI's server spawner and private nats-server (lib.mjs has checked that dist/ is built).
+const { spawnServer } = await import(pathToFileURL(path.join(REPO_DIR, 'dist', 'cli', 'bench-proc.js')).href);
+const { startNats } = await import(pathToFileURL(path.join(REPO_DIR, 'dist', 'cli', 'bench-million-ws.js')).href);
 
 const { values: opt } = parseArgs({
   options: {
@@ -123,13 +128,13 @@ async function main() {
   const count = positive('count');
   const rate = positive('rate');
   const size = positive('size');
-  const natsBin = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' }).stdout.trim();
-  if (modes.some((m) => m !== 'inproc') && natsBin === '') {
-    log('[bench] nats-server is not installed (apt-get install nats-server): only inproc can run');
-    process.exit(2);
-  }
+  // Forked children and spawned servers (the CLI's spawnServer: own process groups).
   const children = [];
-  const killAll = () => { for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); };
+  const servers = [];
+  const killAll = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    for (const sv of servers) sv.kill();
+  };
   process.on('exit', killAll);
   for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => { killAll(); process.exit(130); });
 
@@ -138,11 +143,9 @@ async function main() {
     let nats;
     let natsUrl;
     if (modes.some((m) => m !== 'inproc')) {
-      const port = await freePort(HOST);
-      nats = spawn(natsBin, ['-a', HOST, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
-      children.push(nats);
-      await waitLine(nats.stderr, /Server is ready/, 10_000, 'nats-server');
-      natsUrl = `nats://${HOST}:${port}`;
+      // The CLI's own (c1m bench million --ws): a private nats-server on a free loopback port.
+      ({ server: nats, url: natsUrl } = await startNats(process.stderr));
+      servers.push(nats);
     }
     const sub = fork(new URL(import.meta.url).pathname, ['--role', 'subscribers'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     children.push(sub);
@@ -154,10 +157,8 @@ async function main() {
       const args = ['serve', 'gateway', '--host', HOST, '--port', String(port), '--no-auth'];
       if (mode !== 'inproc') args.push('--nats', natsUrl);
       if (mode.startsWith('nats-2')) args.push('--processes', '2');
-      const gw = spawn(process.execPath, [path.join(REPO_DIR, 'bin', 'c1m.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-      children.push(gw);
-      gw.stderr.on('data', (d) => process.stderr.write(`[gateway] ${d}`));
-      await waitLine(gw.stdout, /listening/i, 20_000, 'the gateway');
+      const gw = await spawnServer([process.execPath, path.join(REPO_DIR, 'bin', 'c1m.js'), ...args].join(' '), process.stderr, 'gateway');
+      servers.push(gw);
       await ask({ op: 'open', port, n: subscribers });
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       let nc;
@@ -203,12 +204,11 @@ async function main() {
       await ask({ op: 'close' });
       if (nc) await nc.close();
       agent.destroy();
-      try { process.kill(-gw.pid, 'SIGTERM'); } catch {}
-      await new Promise((resolve) => (gw.exitCode !== null ? resolve() : gw.once('exit', resolve)));
+      await gw.stop();
       await sleep(200);
     }
     sub.kill();
-    if (nats) nats.kill();
+    await nats?.stop();
   } finally {
     killAll();
   }
@@ -230,20 +230,6 @@ function post(agent, port, body) {
     });
     req.on('error', reject);
     req.end(body);
-  });
-}
-
-function waitLine(stream, re, timeoutMs, what) {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const t = setTimeout(() => reject(new Error(`${what}: not ready after ${timeoutMs} ms: ${text}`)), timeoutMs);
-    stream.on('data', (d) => {
-      text += d.toString();
-      if (re.test(text)) {
-        clearTimeout(t);
-        resolve();
-      }
-    });
   });
 }
 

@@ -73,7 +73,7 @@ function publishHttp(port: number, topic: string, body: string): Promise<unknown
         }
       });
     });
-    req.on('timeout', () => req.destroy(new Error(`POST /publish/${topic}: no answer within ${PUBLISH_TIMEOUT_MS / 1000}s`)));
+    req.on('timeout', () => req.destroy(Object.assign(new Error(`POST /publish/${topic}: no answer within ${PUBLISH_TIMEOUT_MS / 1000}s`), { late: true })));
     req.on('error', reject);
     req.end(body);
   });
@@ -156,17 +156,17 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
   const at = process.hrtime.bigint();
   const body = `{"t":${at}}`;
   const t0 = performance.now();
-  let answer: unknown = null, error: string | null = null;
+  let answer: unknown = null, error: string | null = null, late = false;
   try {
     if (t.via === 'http') answer = await publishHttp(t.port, t.topic, body);
     else await publishNats(t.natsUrl, t.topic, body);
   } catch (e) {
     error = (e as Error).message;
+    late = (e as { late?: boolean }).late === true;
   }
   const publishMs = performance.now() - t0;
   // A publish answered late may still have gone out (the gateway answers after its own
   // deliveries): wait for the deliveries then too, and report both.
-  const late = error !== null && error.includes('no answer within');
   if (error === null || late) {
     const all = await pool.waitFor(() => pool.sum((c) => c.msgsTotal) - before >= subscribers, BROADCAST_WAIT_MS + subscribers / 20, false, t.watch);
     const missing = all ? null : `${subscribers - (pool.sum((c) => c.msgsTotal) - before)} of ${subscribers} deliveries missing when the wait ended`;

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,36 +17,13 @@ import { describe, test } from 'node:test';
 import { humanMillion } from '../../src/cli/bench-million.js';
 import type { MillionResult } from '../../src/cli/bench-results.js';
 import { nofileLimit } from '../../src/index.js';
+import { procAlive, processTree } from '../../src/cli/bench-proc.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { freePort, NATS_MISSING, startNats, stopProcess } from '../helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../../bin/c1m.js', import.meta.url));
 const N = 1500;
-
-function alive(pid: number): boolean {
-  if (!existsSync(`/proc/${pid}/stat`)) return false;
-  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (let todo = childrenOf(pid); todo.length > 0; ) {
-    const p = todo.pop()!;
-    out.push(p);
-    todo.push(...childrenOf(p));
-  }
-  return out;
-}
 
 /** TCP connections established to or from `port` now (`ss`). */
 function establishedOn(port: number): number {
@@ -83,7 +60,7 @@ async function runMillion(extra: string[]): Promise<{ code: number | null; stdou
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     // While the step runs, note every process below the CLI: nats-server, server group, workers.
-    if (/step 1\/1/.test(d)) for (const p of descendants(child.pid!)) seen.add(p);
+    if (/step 1\/1/.test(d)) for (const p of processTree([child.pid!])) if (p !== child.pid) seen.add(p);
   });
   const guard = setTimeout(() => child.kill('SIGKILL'), 110_000);
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -147,7 +124,7 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       assert.equal(r.cleanup.pids_started, 8, 'nats-server, gateway supervisor, 3 gateway workers, 3 client workers');
       assert.ok(r.nats!.pid !== null && seen.has(r.nats!.pid), 'the nats-server was a child of the run');
       assert.ok(seen.size >= 8, `processes seen while running: ${[...seen]}`);
-      for (const pid of seen) assert.equal(alive(pid), false, `pid ${pid} gone`);
+      for (const pid of seen) assert.equal(procAlive(pid), false, `pid ${pid} gone`);
       const page = readFileSync(report, 'utf8');
       assert.match(page, /WebSocket subscribers and a broadcast/);
       assert.match(page, /publish to delivery/);

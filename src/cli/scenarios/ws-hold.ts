@@ -3,7 +3,7 @@
  * with `Upgrade: websocket`), and hold them idle. A connection counts as connected once its 101
  * was accepted; handshake failures count as failed connects under the client's code.
  */
-import { mergeWsStats, wsPeers } from './ws-peers.js';
+import { listeningScenario, mergeWsStats, wsPeers } from './ws-peers.js';
 import type { ScenarioSpec } from './types.js';
 
 /** The `ws-hold` scenario. */
@@ -13,17 +13,8 @@ export const wsHold: ScenarioSpec = {
   options: ['path', 'deflate', 'tls'],
   unit: null,
   create(ctx) {
-    const ws = wsPeers(ctx, {}, false);
-    return {
-      init: () => undefined,
-      // Connected once the 101 arrives.
-      open: () => false,
-      data: (p, data) => ws.data(p, data),
-      startTraffic() {},
-      stopTraffic() {},
-      result: () => ws.stats(),
-      client: ws.client,
-    };
+    // Connected once the 101 arrives.
+    return listeningScenario(wsPeers(ctx, {}, false));
   },
   summarize: ({ extras }) => ({ ws: mergeWsStats(extras) }),
 };

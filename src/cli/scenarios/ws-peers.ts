@@ -20,7 +20,7 @@
  */
 import { createWebSocketClientHandler, type ClientWebSocket } from '../../index.js';
 import { addCounts } from '../bench-stats.js';
-import type { Peer, ScenarioClient, ScenarioContext, WsStats } from './types.js';
+import type { Peer, Scenario, ScenarioClient, ScenarioContext, WsStats } from './types.js';
 
 /** What a WebSocket scenario does beyond connecting. */
 export interface WsHooks<S> {
@@ -50,6 +50,22 @@ export interface WsPeers<S> {
 const tally = (into: Record<string, number>, key: string | number): void => {
   into[key] = (into[key] ?? 0) + 1;
 };
+
+/**
+ * A scenario whose WebSockets only listen (held, or fed by someone else's publishes): every
+ * upgrade waits for its 101 (or the hooks' `held` condition) to count, and no traffic is sent.
+ */
+export function listeningScenario<S>(ws: WsPeers<S>): Scenario<S | undefined> {
+  return {
+    init: () => undefined,
+    open: () => false,
+    data: (p, data) => ws.data(p as Peer<S>, data),
+    startTraffic() {},
+    stopTraffic() {},
+    result: () => ws.stats(),
+    client: ws.client,
+  };
+}
 
 /** The WebSocket client of one worker (see the file comment). */
 export function wsPeers<S>(ctx: ScenarioContext, hooks: WsHooks<S>, keepSockets: boolean): WsPeers<S> {

@@ -11,7 +11,7 @@
  * subscriber of a publish gets the same frame, so the frame last parsed is kept and compared
  * (a memcmp) before parsing again: one parse per publish per worker, not per delivery.
  */
-import { mergeWsStats, wsPeers } from './ws-peers.js';
+import { listeningScenario, mergeWsStats, wsPeers } from './ws-peers.js';
 import type { ScenarioSpec } from './types.js';
 
 const ACK = Buffer.from('{"op":"ack","id":0,');
@@ -72,17 +72,9 @@ export const wsSubscribe: ScenarioSpec = {
         // `welcome`, `pong`, acks of later ops: nothing to count.
       },
     }, false);
-    return {
-      init: () => undefined,
-      // Connected once the subscription is acknowledged (`held`).
-      open: () => false,
-      data: (p, data) => ws.data(p, data),
-      // The publish comes from the parent; the clients only listen.
-      startTraffic() {},
-      stopTraffic() {},
-      result: () => ws.stats(),
-      client: ws.client,
-    };
+    // Connected once the subscription is acknowledged (`held`); the publish comes from the
+    // parent, the clients only listen.
+    return listeningScenario(ws);
   },
   summarize: ({ extras }) => ({ ws: mergeWsStats(extras) }),
 };
