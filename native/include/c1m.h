@@ -319,6 +319,7 @@ typedef struct c1m_tls_opts {
   const uint8_t *ticket_keys;        /* server: session ticket keys (80 bytes: name, HMAC, AES), or NULL */
   size_t ticket_keys_len;
   int resume;                        /* client: keep sessions (C1M_TLS_SESSIONS per context) */
+  const char *ciphers;               /* OpenSSL cipher string (TLS_* names: 1.3 suites), or NULL: defaults */
 } c1m_tls_opts_t;
 int c1m_tls_available(void);
 /* A new context (one reference). Returns 0, or -EINVAL with err holding OpenSSL's reason

@@ -26,6 +26,20 @@ static int get_bytes_prop(napi_env env, napi_value obj, const char *key, const c
   return t == napi_undefined ? 0 : addon_get_buffer_view(env, v, p, len);
 }
 
+/* An optional string property into buf (NUL-terminated); absent leaves *out NULL. -1 on a bad
+ * type or a string that does not fit. */
+static int get_string_prop(napi_env env, napi_value obj, const char *key, char *buf, size_t cap, const char **out) {
+  napi_value v;
+  napi_valuetype t;
+  size_t n = 0;
+  *out = NULL;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok || napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined) return 0;
+  if (t != napi_string || napi_get_value_string_utf8(env, v, buf, cap, &n) != napi_ok || n + 1 >= cap) return -1;
+  *out = buf;
+  return 0;
+}
+
 static napi_value throw_tls(napi_env env, int rc, const char *text) {
   const char *code = rc == -ENOTSUP ? "ERR_C1M_TLS_UNAVAILABLE" : rc == -EKEYREJECTED ? "ERR_C1M_TLS_KEY_MISMATCH"
                                                                                       : "ERR_C1M_TLS_CONFIG";
@@ -34,7 +48,7 @@ static napi_value throw_tls(napi_env env, int rc, const char *text) {
 }
 
 /* tlsContext({ server, cert?, key?, ca?, requestCert, rejectUnauthorized, minVersion, alpn?,
- * handshakeMs, ticketKeys?, sni: [[name, cert, key], ...] }) -> context handle (Buffers for
+ * handshakeMs, ticketKeys?, ciphers?, sni: [[name, cert, key], ...] }) -> context handle (Buffers for
  * PEM, ALPN and the 80 bytes of ticket keys). */
 static napi_value tls_context(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -45,10 +59,12 @@ static napi_value tls_context(napi_env env, napi_callback_info info) {
   uint32_t minv = 0, hs = 0, nsni = 0;
   const char *alpn = NULL, *tk = NULL;
   napi_value sni;
+  char ciphers[4096];
   if (argc < 1 || addon_get_bool_prop(env, argv[0], "server", &o.server) ||
       get_bytes_prop(env, argv[0], "cert", &o.cert, &o.cert_len) || get_bytes_prop(env, argv[0], "key", &o.key, &o.key_len) ||
       get_bytes_prop(env, argv[0], "ca", &o.ca, &o.ca_len) || get_bytes_prop(env, argv[0], "alpn", &alpn, &o.alpn_len) ||
       get_bytes_prop(env, argv[0], "ticketKeys", &tk, &o.ticket_keys_len) ||
+      get_string_prop(env, argv[0], "ciphers", ciphers, sizeof ciphers, &o.ciphers) ||
       addon_get_bool_prop(env, argv[0], "requestCert", &o.request_cert) ||
       addon_get_bool_prop(env, argv[0], "rejectUnauthorized", &o.reject_unauthorized) ||
       addon_get_bool_prop(env, argv[0], "resume", &o.resume) ||

@@ -21,7 +21,8 @@
  *   with a TLS_REJECT record (conn_close3). Then the OPEN record (or the quiet count). An
  *   outbound one stays CONNECTING (+HANDSHAKE); what JS writes meanwhile waits as plaintext
  *   in t->pend and is encrypted when the handshake completes.
- * - WANT_READ from OpenSSL means the BIO saw EAGAIN: the socket is drained, RREADY is cleared
+ * - WANT_READ from OpenSSL means the BIO saw EAGAIN (or a short read left OpenSSL nothing
+ *   buffered, tls_on_readable): the socket is drained, RREADY is cleared
  *   and an edge will come. A read that stops at the budget goes on the ready list (OpenSSL may
  *   hold decrypted or raw bytes that no edge will announce).
  * - The thread's OpenSSL error queue is empty before every SSL call and drained after every
@@ -91,10 +92,17 @@ typedef struct tls_conn {
   int lfd;     /* the listener (for the OPEN record), -1 outbound */
   int err;     /* -errno of the last failed read(2) in the BIO */
   int eof;     /* read(2) returned 0 (BIO_eof: OpenSSL then tells an unexpected EOF apart) */
+  int drained; /* the last read(2) returned fewer bytes than asked: the socket was empty then */
   uint8_t *pend; /* outbound: plaintext written before the handshake completed */
   uint32_t pend_len, pend_cap;
   char *session_key; /* outbound with resumption: where its sessions are kept, else NULL */
 } tls_conn_t;
+
+/* The error queue is emptied before each hot-path SSL call only when it holds something:
+ * ERR_clear_error walks all its slots, a peek is one thread-local load. */
+static inline void err_reset(void) {
+  if (ERR_peek_error()) ERR_clear_error();
+}
 
 /* ---- the BIO ---- */
 
@@ -128,6 +136,7 @@ static int bio_read(BIO *b, char *buf, int len) {
   BIO_clear_retry_flags(b);
   if (len <= 0) return 0;
   ssize_t n = c1m_sys_read(t->fd, buf, (size_t)len);
+  t->drained = n < len;
   if (n == -EAGAIN) {
     BIO_set_retry_read(b);
     return -1;
@@ -322,18 +331,50 @@ static int on_servername(SSL *ssl, int *al, void *arg) {
   return SSL_TLSEXT_ERR_OK; /* unknown name: the default certificate */
 }
 
+/* TLS 1.3 suites in preference order: AES-128-GCM first, as Chrome and Go order them on
+ * hardware with AES instructions (a third fewer AES rounds than AES-256, same GHASH); a server
+ * honours ChaCha20 first when the client lists it first (SSL_OP_PRIORITIZE_CHACHA: clients
+ * without AES instructions do). */
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+/* TLS 1.2: forward-secret AEAD suites first, AES-128-GCM leading as in Node's default list, then
+ * the rest of OpenSSL's HIGH set for older clients. */
+#define TLS12_CIPHERS                                                                                         \
+  "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"               \
+  "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"                 \
+  "HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!PSK:!SRP:!CAMELLIA:!DSS"
+
+/* Apply a user's cipher string as node:tls reads it: TLS_* names are TLS 1.3 suites, the rest
+ * an OpenSSL TLS 1.2 cipher list; a part left empty keeps its default. 1, or 0 when OpenSSL
+ * refuses a part (its reason is on the error queue). */
+static int set_ciphers(SSL_CTX *ctx, const char *spec) {
+  size_t n = strlen(spec);
+  char *v13 = calloc(1, n + 1), *v12 = calloc(1, n + 1), *copy = strdup(spec);
+  int ok = v13 && v12 && copy;
+  char *save = NULL;
+  for (char *tok = ok ? strtok_r(copy, ":", &save) : NULL; tok; tok = strtok_r(NULL, ":", &save)) {
+    char *dst = strncmp(tok, "TLS_", 4) == 0 ? v13 : v12;
+    if (*dst) strcat(dst, ":");
+    strcat(dst, tok);
+  }
+  if (ok && *v13) ok = SSL_CTX_set_ciphersuites(ctx, v13) == 1;
+  if (ok && *v12) ok = SSL_CTX_set_cipher_list(ctx, v12) == 1;
+  free(v13), free(v12), free(copy);
+  return ok;
+}
+
 /* An SSL_CTX with the settings every c1m context shares. */
 static SSL_CTX *ssl_ctx_new(const c1m_tls_opts_t *o) {
   SSL_CTX *ctx = SSL_CTX_new(TLS_method());
   if (!ctx) return NULL;
   int minv = o->min_version >= TLS1_3_VERSION ? TLS1_3_VERSION : TLS1_2_VERSION; /* 1.0 and 1.1 never */
   uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
-  if (o->server) opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+  if (o->server) opts |= SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA;
   SSL_CTX_set_options(ctx, opts);
   /* An idle connection holds no record buffers; read-ahead fetches several records per read(2). */
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_read_ahead(ctx, 1);
-  if (SSL_CTX_set_min_proto_version(ctx, minv) != 1) {
+  if (SSL_CTX_set_min_proto_version(ctx, minv) != 1 || SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||
+      SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1) {
     SSL_CTX_free(ctx);
     return NULL;
   }
@@ -364,6 +405,7 @@ int c1m_tls_ctx_new(c1m_tls_ctx_t **out, const c1m_tls_opts_t *o, char *err, siz
   c->handshake_ms = o->handshake_ms;
   c->ctx = ssl_ctx_new(o);
   int rc = c->ctx ? 0 : setup_error(-EINVAL, err, errlen, "SSL_CTX_new");
+  if (rc == 0 && o->ciphers && *o->ciphers && !set_ciphers(c->ctx, o->ciphers)) rc = setup_error(-EINVAL, err, errlen, "ciphers");
   if (rc == 0 && (o->server || o->cert || o->key)) rc = load_cert_key(c->ctx, o, err, errlen);
   if (rc == 0 && o->ca) rc = load_ca(c->ctx, o, err, errlen);
   if (rc == 0 && !o->server && !o->ca && SSL_CTX_set_default_verify_paths(c->ctx) != 1)
@@ -409,7 +451,8 @@ int c1m_tls_ctx_add_sni(c1m_tls_ctx_t *c, const char *name, const c1m_tls_opts_t
   so.server = 1;
   SSL_CTX *ctx = ssl_ctx_new(&so);
   if (!ctx) return setup_error(-EINVAL, err, errlen, "SSL_CTX_new");
-  int rc = load_cert_key(ctx, &so, err, errlen);
+  int rc = so.ciphers && *so.ciphers && !set_ciphers(ctx, so.ciphers) ? setup_error(-EINVAL, err, errlen, "ciphers") : 0;
+  if (rc == 0) rc = load_cert_key(ctx, &so, err, errlen);
   /* After the switch, the handshake runs on this context: it shares the default context's
    * trust store (client certificates) and ALPN choice. */
   if (rc == 0) SSL_CTX_set1_cert_store(ctx, SSL_CTX_get_cert_store(c->ctx)); /* takes a reference */
@@ -551,7 +594,7 @@ void tls_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cn
   for (int i = 0; i < cnt; i++) {
     size_t n = 0;
     if (!iov[i].iov_len) continue;
-    ERR_clear_error();
+    err_reset();
     if (SSL_write_ex(t->ssl, iov[i].iov_base, iov[i].iov_len, &n) != 1) {
       int reason, err;
       int32_t code;
@@ -670,11 +713,20 @@ void tls_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   size_t got = 0;
   int e = SSL_ERROR_NONE;
   t->err = 0;
+  t->drained = 0; /* an edge may have come since the last read(2) */
   while (got < room) {
     size_t n = 0;
-    ERR_clear_error();
+    err_reset();
     if (SSL_read_ex(t->ssl, dst + got, room - got, &n) == 1) {
       got += n;
+      /* As in conn_on_readable: a short read(2) drained the socket, and bytes arriving later
+       * bring a new edge; unless OpenSSL still holds bytes (more records, or a part of one) or
+       * the FIN is in (no edge announces the EOF a next read would see). Saves the read(2)
+       * that would only say EAGAIN. */
+      if (t->drained && !(s->flags & C1M_F_RDHUP) && !SSL_has_pending(t->ssl)) {
+        e = SSL_ERROR_WANT_READ;
+        break;
+      }
       continue;
     }
     e = SSL_get_error(t->ssl, 0);

@@ -21,6 +21,7 @@ export function tlsContext(b: Binding, k: NativeConstants, t: ResolvedTls): Nati
       server: t.server, cert: t.cert, key: t.key, ca: t.ca, requestCert: t.requestCert, rejectUnauthorized: t.rejectUnauthorized,
       minVersion: t.minVersion, alpn: t.alpn, handshakeMs: t.handshakeMs, sni: t.sni, resume: t.resume,
       ...(t.ticketKeys ? { ticketKeys: t.ticketKeys } : {}),
+      ...(t.ciphers !== undefined ? { ciphers: t.ciphers } : {}),
     });
   } catch (err) {
     const e = err as Error & { code?: string };

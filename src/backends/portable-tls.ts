@@ -17,11 +17,25 @@ import type { CloseReason, TlsInfo } from '../core/types.js';
 
 const version = (v: number): 'TLSv1.2' | 'TLSv1.3' => (v === 0x0304 ? 'TLSv1.3' : 'TLSv1.2');
 
+/** The native backend's defaults (tls.c), so both backends prefer the same suites. */
+const DEFAULT_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:' +
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:HIGH:!aNULL:!eNULL:!MD5:!RC4:!3DES:!PSK:!SRP:!CAMELLIA:!DSS';
+
+/** node:tls's `ciphers` for resolved options: the user's string with the parts it leaves out at their defaults. */
+function ciphersOf(t: Pick<ResolvedTls, 'ciphers'>): string {
+  if (t.ciphers === undefined) return DEFAULT_CIPHERS;
+  const parts = t.ciphers.split(':').filter((p) => p.length > 0);
+  const v13 = parts.filter((p) => p.startsWith('TLS_')), v12 = parts.filter((p) => !p.startsWith('TLS_'));
+  const defaults = DEFAULT_CIPHERS.split(':');
+  return [...(v13.length ? v13 : defaults.filter((p) => p.startsWith('TLS_'))), ...(v12.length ? v12 : defaults.filter((p) => !p.startsWith('TLS_')))].join(':');
+}
+
 /** A secure context for cert + key (+ ca); throws `ERR_C1M_TLS_KEY_MISMATCH` / `ERR_C1M_TLS_CONFIG`. */
-function context(t: Pick<ResolvedTls, 'cert' | 'key' | 'ca' | 'minVersion'>): SecureContext {
+function context(t: Pick<ResolvedTls, 'cert' | 'key' | 'ca' | 'minVersion' | 'ciphers'>): SecureContext {
   try {
     if (t.ca) new X509Certificate(t.ca); // node:tls ignores a CA it cannot parse; the native backend refuses it
-    return createSecureContext({ cert: t.cert, key: t.key, ca: t.ca, minVersion: version(t.minVersion) });
+    return createSecureContext({ cert: t.cert, key: t.key, ca: t.ca, minVersion: version(t.minVersion), ciphers: ciphersOf(t) });
   } catch (err) {
     const e = err as Error & { code?: string };
     const code = /KEY_VALUES_MISMATCH/i.test(e.code ?? '') || /key values mismatch/i.test(e.message) ? 'ERR_C1M_TLS_KEY_MISMATCH' : 'ERR_C1M_TLS_CONFIG';
@@ -32,7 +46,7 @@ function context(t: Pick<ResolvedTls, 'cert' | 'key' | 'ca' | 'minVersion'>): Se
 /** `tls.Server` options for a listener. */
 export function serverOptions(t: ResolvedTls): TlsOptions {
   const main = context(t);
-  const byName = new Map(t.sni.map(([name, cert, key]) => [name.toLowerCase(), context({ cert, key, ca: t.ca, minVersion: t.minVersion })]));
+  const byName = new Map(t.sni.map(([name, cert, key]) => [name.toLowerCase(), context({ cert, key, ca: t.ca, minVersion: t.minVersion, ciphers: t.ciphers })]));
   // tls.Server builds its own context from cert/key/ca (it ignores `secureContext`); `main` validated them
   const o: TlsOptions = {
     cert: t.cert,
@@ -40,8 +54,10 @@ export function serverOptions(t: ResolvedTls): TlsOptions {
     requestCert: t.requestCert,
     rejectUnauthorized: t.requestCert ? t.rejectUnauthorized : false,
     minVersion: version(t.minVersion),
+    ciphers: ciphersOf(t),
+    honorCipherOrder: true, // the native backend's server preference (a client listing ChaCha20 first still gets it)
+    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION | cryptoConstants.SSL_OP_PRIORITIZE_CHACHA,
     handshakeTimeout: t.handshakeMs === 0 ? 2 ** 31 - 1 : t.handshakeMs,
-    secureOptions: cryptoConstants.SSL_OP_NO_RENEGOTIATION, // as the native backend
   };
   if (t.ca) o.ca = t.ca;
   if (t.alpnList) o.ALPNProtocols = t.alpnList;
@@ -64,6 +80,7 @@ export function connectOptions(t: ResolvedTls): ConnectionOptions {
   const o: ConnectionOptions = {
     rejectUnauthorized: t.rejectUnauthorized,
     minVersion: version(t.minVersion),
+    ciphers: ciphersOf(t),
     // node:tls checks an IP address only against the certificate when no SNI name is sent
     checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert),
   };

@@ -92,7 +92,7 @@ export interface Binding {
   /** A TLS context (native/src/tls.c), freed when the handle is collected and no listener or
    *  connection uses it. Throws ERR_C1M_TLS_CONFIG / _KEY_MISMATCH / _UNAVAILABLE. */
   tlsContext(o: { server: boolean; cert?: Buffer; key?: Buffer; ca?: Buffer; requestCert: boolean; rejectUnauthorized: boolean;
-    minVersion: number; alpn?: Buffer; handshakeMs: number; ticketKeys?: Buffer; sni: [string, Buffer, Buffer][]; resume: boolean }): NativeTlsContext;
+    minVersion: number; alpn?: Buffer; handshakeMs: number; ticketKeys?: Buffer; ciphers?: string; sni: [string, Buffer, Buffer][]; resume: boolean }): NativeTlsContext;
   /** Make a listener accept TLS with ctx (or replace its context); 0 or -errno. */
   tlsListen(h: NativeHandle, fd: number, ctx: NativeTlsContext): number;
   /** Make a connecting connection speak TLS; with a sessionKey (and a context made with resume)

@@ -117,6 +117,8 @@ export interface ResolvedTls {
   ticketKeys?: Buffer | undefined;
   /** Client: keep and offer sessions (`TlsConnectOptions.resume`); false for servers. */
   resume: boolean;
+  /** `ciphers` as given (an OpenSSL cipher string), or undefined for c1m's defaults. */
+  ciphers: string | undefined;
 }
 
 /** The length of `TlsServerOptions.ticketKeys` (OpenSSL's SSL_CTRL_SET_TLSEXT_TICKET_KEYS). */
@@ -146,12 +148,14 @@ function common(o: TlsServerOptions | TlsConnectOptions, server: boolean): Omit<
   checkOption(isCount(handshakeMs) && handshakeMs <= 0xffffffff, 'tls.handshakeTimeout', 'a non-negative integer (ms)', handshakeMs);
   const rejectUnauthorized = o.rejectUnauthorized ?? true;
   checkOption(typeof rejectUnauthorized === 'boolean', 'tls.rejectUnauthorized', 'a boolean', rejectUnauthorized);
+  const ciphers = o.ciphers;
+  checkOption(ciphers === undefined || (typeof ciphers === 'string' && ciphers.length > 0 && ciphers.length < 4000 && !ciphers.includes('\0')), 'tls.ciphers', 'an OpenSSL cipher string', ciphers);
   const requestCert = server ? ((o as TlsServerOptions).requestCert ?? false) : false;
   checkOption(typeof requestCert === 'boolean', 'tls.requestCert', 'a boolean', requestCert);
   return {
     server, cert: pemBytes(o.cert), key: pemBytes(o.key), ca: pemBytes(o.ca), requestCert, rejectUnauthorized,
     minVersion: minVersion === 'TLSv1.3' ? 0x0304 : 0x0303, alpn: alpnWire(o.alpn, 'tls.alpn'),
-    alpnList: o.alpn ? [...o.alpn] : undefined, handshakeMs,
+    alpnList: o.alpn ? [...o.alpn] : undefined, handshakeMs, ciphers,
   };
 }
 

@@ -169,6 +169,14 @@ export interface TlsServerOptions {
   /** A handshake not complete after this many ms is dropped. Default 10000; 0 disables. */
   handshakeTimeout?: number;
   /**
+   * Cipher suites in preference order, as an OpenSSL cipher string in node:tls's form: `TLS_*`
+   * names are TLS 1.3 suites, the rest a TLS 1.2 cipher list; a part left out keeps the
+   * default. Default: TLS 1.3 `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`
+   * (AES-128 first, as Chrome and Go order them), TLS 1.2 forward-secret AEAD suites first.
+   * A server applies its own order, except that a client listing ChaCha20 first gets it. An unknown or empty selection throws `ERR_C1M_TLS_CONFIG` (native) when the context is made.
+   */
+  ciphers?: string;
+  /**
    * Session ticket keys: exactly 80 random bytes (OpenSSL's layout: 16 bytes of key name, 32
    * of HMAC secret, 32 of AES secret), kept secret. Servers with the same keys accept each
    * other's tickets, so a client resumes on any reactor, thread or process. Default: random
@@ -197,6 +205,14 @@ export interface TlsConnectOptions {
   minVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** A handshake not complete after this many ms fails with `'tls-error'`. Default 10000; 0 disables. */
   handshakeTimeout?: number;
+  /**
+   * Cipher suites in preference order, as an OpenSSL cipher string in node:tls's form: `TLS_*`
+   * names are TLS 1.3 suites, the rest a TLS 1.2 cipher list; a part left out keeps the
+   * default. Default: TLS 1.3 `TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256`
+   * (AES-128 first, as Chrome and Go order them), TLS 1.2 forward-secret AEAD suites first.
+   * An unknown or empty selection throws `ERR_C1M_TLS_CONFIG` (native) when the context is made.
+   */
+  ciphers?: string;
   /**
    * Session resumption. Default true: the newest session a server sent is kept per (server
    * name, port), at most 64 of them (the oldest evicted), and offered by the next connect made

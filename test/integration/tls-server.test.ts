@@ -122,6 +122,36 @@ for (const backend of backends) {
       });
     }
 
+    test('cipher order: the server prefers AES-128-GCM over the client\'s AES-256-GCM, honours ChaCha20 listed first, and takes `ciphers`', GUARD, async () => {
+      const agreed = async (port: number, opts: ConnectionOptions): Promise<string> => {
+        const c = new TlsClient(port, opts);
+        await c.secure;
+        const name = c.socket.getCipher().standardName;
+        c.socket.end();
+        await c.closed;
+        return name;
+      };
+      // node:tls's client lists TLS_AES_256_GCM_SHA384 first; the server's order wins
+      assert.equal(await agreed(srv.port, {}), 'TLS_AES_128_GCM_SHA256');
+      assert.equal(await agreed(srv.port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256' }).then((n) => n.includes('AES_128_GCM')), true);
+      // a client without AES instructions lists ChaCha20 first
+      assert.equal(await agreed(srv.port, { ciphers: 'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256' }), 'TLS_CHACHA20_POLY1305_SHA256');
+      const only256 = await startTls(backend, echo, { ...serverTls, ciphers: 'TLS_AES_256_GCM_SHA384' });
+      try {
+        assert.equal(await agreed(only256.port, {}), 'TLS_AES_256_GCM_SHA384');
+        const refused = new TlsClient(only256.port, { ciphers: 'TLS_AES_128_GCM_SHA256', maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3' });
+        await assert.rejects(refused.secure, 'no suite in common: the handshake fails');
+      } finally {
+        only256.reactor.close(1000);
+      }
+      const bad = createReactor(echo, { backend });
+      try {
+        await assert.rejects(bad.listen({ port: 0, host: HOST, tls: { ...serverTls, ciphers: 'NOT-A-CIPHER' } }), (e: Error & { code?: string }) => e.code === 'ERR_C1M_TLS_CONFIG' && /cipher/.test(e.message));
+      } finally {
+        bad.close(1000);
+      }
+    });
+
     test('conn.tls: protocol, cipher, SNI name and ALPN as the client agreed them; undefined on plain TCP', GUARD, async () => {
       const before = srv.opens.length;
       const c = new TlsClient(srv.port, { ALPNProtocols: ['http/1.1'] });
