@@ -740,7 +740,7 @@ void tls_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
     e = SSL_ERROR_ZERO_RETURN;
   if (e == SSL_ERROR_SYSCALL && !t->err && !ERR_peek_error()) e = SSL_ERROR_ZERO_RETURN; /* EOF */
   if (e != SSL_ERROR_NONE && e != SSL_ERROR_WANT_READ && e != SSL_ERROR_ZERO_RETURN) failure(t, e, &reason, &err, &code);
-  ERR_clear_error();
+  err_reset();
   /* what reading made OpenSSL write (a key update's answer) */
   if (r->tls_out_len && push(r, fd, s, 0) < 0) return;
   if (e == SSL_ERROR_NONE) ready_push(r, fd, s);         /* the budget is used: more may wait */
