@@ -617,6 +617,7 @@ void tls_linger_read(c1m_reactor_t *r, int fd, c1m_slot_t *s, int in_poll) {
   }
   ERR_clear_error();
   r->tls_out_len = 0; /* nothing more is sent after our close_notify */
+  r->tls_oom = 0;
   if (e == SSL_ERROR_WANT_READ) {
     s->flags &= ~C1M_F_RREADY; /* the BIO saw EAGAIN: an edge will come */
     return;
