@@ -32,7 +32,9 @@ static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t reason) 
     tls_close_notify(r, fd, s);
     if ((int)s->gen != fd_gen || !s->flags) return; /* the write failed: closed */
   }
-  if (s->out_len == 0 && !(s->flags & C1M_F_CONNECTING)) {
+  /* a TLS 1.3 client waiting for its sessions reads on until the peer's close (tls.c) */
+  int linger = (s->flags & C1M_F_TLS) && tls_close_lingers(r, fd, s);
+  if (s->out_len == 0 && !(s->flags & C1M_F_CONNECTING) && !linger) {
     conn_close(r, fd, C1M_R_LOCAL, 0, 0);
     return;
   }
@@ -40,6 +42,7 @@ static void cmd_close(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t reason) 
   /* bound the wait for a peer that never reads; without a timer for it, do not wait at all */
   uint32_t ticks = (30000 + r->cfg.tick_ms - 1) / r->cfg.tick_ms;
   if (timer_arm(r, fd, s, ticks) < 0) conn_close(r, fd, C1M_R_ERROR, -ENOMEM, 0);
+  else if (linger && (s->flags & C1M_F_RREADY)) tls_linger_read(r, fd, s, 0); /* already in */
 }
 
 static void cmd_shutdown(c1m_reactor_t *r, int fd, c1m_slot_t *s) {

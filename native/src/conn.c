@@ -267,6 +267,10 @@ static void out_free(c1m_slot_t *s) {
 void conn_out_done(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   out_free(s);
   if (s->flags & C1M_F_CLOSING) {
+    if ((s->flags & C1M_F_TLS) && tls_close_lingers(r, fd, s)) { /* reads on until the peer's close */
+      if (s->flags & C1M_F_RREADY) tls_linger_read(r, fd, s, 1);
+      return;
+    }
     conn_close(r, fd, C1M_R_LOCAL, 0, 1);
     return;
   }

@@ -208,6 +208,12 @@ void tls_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s);
 void tls_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cnt, size_t total, int want_drain);
 /* Queue close_notify (a graceful close or shutdown), once. */
 void tls_close_notify(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+/* Whether a graceful close (CLOSING, close_notify sent) reads on for the server's TLS 1.3
+ * sessions instead of closing when out drains: decided at the first call, then sticky. */
+int tls_close_lingers(c1m_reactor_t *r, int fd, c1m_slot_t *s);
+/* Read a lingering close (RREADY): keep sessions, discard data; close it at the peer's
+ * close_notify or FIN (the record emitted or deferred as in_poll says). */
+void tls_linger_read(c1m_reactor_t *r, int fd, c1m_slot_t *s, int in_poll);
 /* Free a connection's TLS state (at close). */
 void tls_release(c1m_reactor_t *r, int fd);
 void tls_fini(c1m_reactor_t *r);

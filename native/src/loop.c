@@ -120,6 +120,8 @@ static void conn_event(c1m_reactor_t *r, int fd, uint32_t gen, uint32_t e) {
   }
   if (can_read(s)) {
     if (s->flags & C1M_F_RREADY) conn_on_readable(r, fd, s);
+  } else if ((s->flags & (C1M_F_CLOSING | C1M_F_TLS)) == (C1M_F_CLOSING | C1M_F_TLS) && tls_close_lingers(r, fd, s)) {
+    if (s->flags & C1M_F_RREADY) tls_linger_read(r, fd, s, 1);
   } else if ((e & EPOLLHUP) && !(s->flags & C1M_F_CONNECTING) && !s->out_len) {
     /* both directions gone while we were not reading (paused or after EOF) */
     conn_close(r, fd, (s->flags & C1M_F_EOF) ? C1M_R_END : C1M_R_ERROR, (s->flags & C1M_F_EOF) ? 0 : -EPIPE, 1);

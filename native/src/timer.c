@@ -112,8 +112,9 @@ static int sweep_bucket(c1m_reactor_t *r, uint32_t b) {
       return 0;
     } else {
       w[fd].next = w[fd].prev = fd;
-      if (s->flags & C1M_F_CLOSING) { /* a graceful close that never drained */
-        conn_close(r, (int)fd, C1M_R_TIMEOUT, 0, 1);
+      if (s->flags & C1M_F_CLOSING) { /* a graceful close that never drained (or, TLS, never heard back) */
+        int lingered = (s->flags & C1M_F_TLS) && tls_close_lingers(r, (int)fd, s);
+        conn_close(r, (int)fd, lingered ? C1M_R_LOCAL : C1M_R_TIMEOUT, 0, 1);
       } else if (s->flags & C1M_F_HANDSHAKE) { /* a TLS handshake that did not complete in time */
         conn_close(r, (int)fd, C1M_R_TLS, -ETIMEDOUT, 1);
       } else {

@@ -96,6 +96,8 @@ typedef struct tls_conn {
   uint8_t *pend; /* outbound: plaintext written before the handshake completed */
   uint32_t pend_len, pend_cap;
   char *session_key; /* outbound with resumption: where its sessions are kept, else NULL */
+  uint8_t kept;      /* a session of this connection's is kept (on_new_session) */
+  uint8_t lingering; /* a graceful close reading on for the server's sessions (tls_close_lingers) */
 } tls_conn_t;
 
 /* The error queue is emptied before each hot-path SSL call only when it holds something:
@@ -237,6 +239,7 @@ static int on_new_session(SSL *ssl, SSL_SESSION *sess) {
   SSL_SESSION_free(k->sess);
   k->sess = sess;
   k->stored = ++c->clock;
+  t->kept = 1;
   return 1;
 }
 
@@ -618,6 +621,54 @@ void tls_close_notify(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   push(r, fd, s, 0);
 }
 
+/* ---- a graceful close that waits for the server's sessions ----
+ * A TLS 1.3 server sends its sessions (NewSessionTicket) after the handshake, and only a read
+ * takes them in. A client that closes right after its handshake would drop them unread (and
+ * its close(2) with unread bytes resets the connection). So a graceful close of an outbound
+ * TLS 1.3 connection that keeps sessions and has none of its own yet lingers: it stays CLOSING
+ * (writes refused, the close timer armed, JS gets nothing more but the CLOSE record) and reads
+ * on, storing sessions and discarding application data, until the peer's close_notify or FIN
+ * (the answer to ours), an error, more than read_budget bytes of data, or the close timer
+ * (then C1M_R_LOCAL, not a timeout: the close itself is done). Any other close is as before:
+ * at once once out drains. */
+
+int tls_close_lingers(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  tls_conn_t *t = r->tls ? r->tls[fd] : NULL;
+  if (!t) return 0;
+  if (t->lingering) return 1;
+  if (!t->session_key || t->kept || (s->flags & (C1M_F_CONNECTING | C1M_F_HANDSHAKE | C1M_F_EOF)) ||
+      !(SSL_get_shutdown(t->ssl) & SSL_SENT_SHUTDOWN) || SSL_version(t->ssl) != TLS1_3_VERSION)
+    return 0;
+  t->lingering = 1;
+  return 1;
+}
+
+void tls_linger_read(c1m_reactor_t *r, int fd, c1m_slot_t *s, int in_poll) {
+  tls_conn_t *t = r->tls[fd];
+  uint8_t sink[16384]; /* one record's plaintext at most per call */
+  size_t got = 0;
+  int e = SSL_ERROR_NONE;
+  t->err = 0;
+  while (got <= r->cfg.read_budget) {
+    size_t n = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(t->ssl, sink, sizeof sink, &n) != 1) {
+      e = SSL_get_error(t->ssl, 0);
+      break;
+    }
+    got += n;
+  }
+  ERR_clear_error();
+  r->tls_out_len = 0; /* nothing more is sent after our close_notify */
+  r->tls_oom = 0;
+  if (e == SSL_ERROR_WANT_READ) {
+    s->flags &= ~C1M_F_RREADY; /* the BIO saw EAGAIN: an edge will come */
+    return;
+  }
+  /* the peer's close_notify or FIN, a failure, or data past the budget: done */
+  conn_close(r, fd, C1M_R_LOCAL, 0, in_poll);
+}
+
 static void established(c1m_reactor_t *r, int fd, c1m_slot_t *s, tls_conn_t *t) {
   s->flags &= ~C1M_F_HANDSHAKE;
   if (timer_arm(r, fd, s, r->cfg.idle_ticks) < 0) loop_report(r, C1M_E_TIMERS, fd, -ENOMEM, 0);
@@ -885,6 +936,8 @@ void tls_send(c1m_reactor_t *r, int fd, c1m_slot_t *s, struct iovec *iov, int cn
   conn_close(r, fd, C1M_R_ERROR, -ENOTSUP, 0);
 }
 void tls_close_notify(c1m_reactor_t *r, int fd, c1m_slot_t *s) { (void)r, (void)fd, (void)s; }
+int tls_close_lingers(c1m_reactor_t *r, int fd, c1m_slot_t *s) { return (void)r, (void)fd, (void)s, 0; }
+void tls_linger_read(c1m_reactor_t *r, int fd, c1m_slot_t *s, int in_poll) { (void)s, conn_close(r, fd, C1M_R_LOCAL, 0, in_poll); }
 void tls_release(c1m_reactor_t *r, int fd) { (void)r, (void)fd; }
 void tls_fini(c1m_reactor_t *r) { (void)r; }
 

@@ -102,6 +102,8 @@ const SESSIONS = 64;
  */
 export class ClientSessions {
   readonly #byOptions = new WeakMap<object, Map<string, Buffer>>();
+  /** Watched sockets that have not received a session yet. */
+  readonly #waiting = new WeakSet<TLSSocket>();
 
   /** The session to offer (`tls.connect({ session })`), if one is kept. */
   get(options: object, key: string): Buffer | undefined {
@@ -110,13 +112,24 @@ export class ClientSessions {
 
   /** Keep the sessions `socket` receives under `key`. */
   watch(socket: TLSSocket, options: object, key: string): void {
+    this.#waiting.add(socket);
     socket.on('session', (session: Buffer) => {
+      this.#waiting.delete(socket);
       let kept = this.#byOptions.get(options);
       if (kept === undefined) this.#byOptions.set(options, kept = new Map());
       kept.delete(key); // re-inserted last: Map order is storage order
       kept.set(key, session);
       if (kept.size > SESSIONS) kept.delete(kept.keys().next().value!);
     });
+  }
+
+  /**
+   * Whether a graceful close of `socket` should read on until the server's close: a watched
+   * TLS 1.3 socket that has no session yet (TLS 1.3 sessions come after the handshake, and a
+   * socket destroyed once its own close_notify is flushed never reads them).
+   */
+  awaits(socket: unknown): boolean {
+    return socket instanceof TLSSocket && this.#waiting.has(socket) && socket.getProtocol() === 'TLSv1.3';
   }
 }
 

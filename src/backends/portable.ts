@@ -63,6 +63,8 @@ import {
 const MIN_PENDING_BYTES = 16 * 1024;
 /** An emptied pending buffer up to this size is kept for the next partial message; larger ones are released. */
 const KEEP_PENDING_BYTES = 64 * 1024;
+/** How long a graceful close waiting for the server's TLS 1.3 sessions waits for its close (as native). */
+const CLOSE_WAIT_MS = 30_000;
 
 /** `Link.send` results. */
 const QUEUED = 1;
@@ -98,6 +100,8 @@ class Engine {
   tlsRejects = 0;
   /** Set by `close()`: no new listeners, connections or accepts. */
   closing = false;
+  /** TLS client sessions by `tls` options object (resumption). */
+  readonly sessions = new ClientSessions();
   #nextId = 1;
   #sweeper: NodeJS.Timeout | undefined;
   #whenEmpty: (() => void) | undefined;
@@ -288,7 +292,15 @@ class Link {
       socket.destroy();
       return true;
     }
-    socket.once('finish', () => socket.destroy());
+    if (this.#engine.sessions.awaits(socket) && !this.#peerEnded) {
+      // A TLS 1.3 client without its session yet reads on (discarding data: closing) until
+      // the server's close, bounded like the native backend's close.
+      const bound = setTimeout(() => socket.destroy(), CLOSE_WAIT_MS);
+      socket.once('end', () => socket.destroy());
+      socket.once('close', () => clearTimeout(bound));
+    } else {
+      socket.once('finish', () => socket.destroy());
+    }
     if (!socket.writableEnded) socket.end();
     return true;
   }
@@ -674,8 +686,6 @@ class PortableReactor implements Reactor {
   readonly #engine: Engine;
   /** UDP sockets on node:dgram (./portable-udp.ts). */
   readonly #udp: PortableUdp;
-  /** TLS client sessions by `tls` options object (resumption). */
-  readonly #sessions = new ClientSessions();
   #closed: Promise<void> | undefined;
 
   constructor(handler: Handler, options: ResolvedOptions) {
@@ -748,9 +758,9 @@ class PortableReactor implements Reactor {
       const r = resolveTlsConnect(options.tls, o.host);
       const t = tlsConnectOptions(r);
       const key = `${r.servername}:${o.port}`;
-      if (r.resume) t.session = this.#sessions.get(options.tls, key);
+      if (r.resume) t.session = this.#engine.sessions.get(options.tls, key);
       const socket = tlsConnect({ ...t, port: o.port, host: o.host, localAddress: o.localAddress, allowHalfOpen: true, highWaterMark: engine.options.highWaterMark } as ConnectionOptions);
-      if (r.resume) this.#sessions.watch(socket, options.tls, key);
+      if (r.resume) this.#engine.sessions.watch(socket, options.tls, key);
       return engine.adopt(socket, false).handle;
     }
     const connectOptions: TcpNetConnectOpts & { highWaterMark: number } = {

@@ -41,9 +41,10 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              on NATS directly (subject c1m.topic.T)
   --nats URL                 with --ws: use this NATS server (default: start a private nats-server
                              on a free loopback port, stopped at the end)
-  --tls                      TCP echo over TLS: c1m serve echo --tls-cert/--tls-key with a throwaway
-                             P-256 certificate (openssl), clients verify it; every connect is a
-                             full TLS 1.3 handshake (not with --ws yet)`;
+  --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
+                             --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
+                             clients verify it; every connect is a full TLS 1.3 handshake (--ws:
+                             wss://, and the HTTP publish goes over https)`;
 
 /** Validated `c1m bench million` options. */
 export interface MillionOptions {
@@ -70,7 +71,7 @@ export interface MillionOptions {
   topic: string;
   publish: PublishVia;
   nats: string | undefined;
-  /** `--tls`: TCP echo over TLS (full, verified handshakes; see bench-million-tls.ts). */
+  /** `--tls`: TCP echo, or with `ws` the gateway's subscribers, over TLS (full, verified handshakes; see bench-million-tls.ts). */
   tls: boolean;
 }
 
@@ -112,7 +113,6 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
   const v = parsed.values;
   if (v.help) return 'help';
   for (const k of ['broadcast', 'topic', 'publish', 'nats'] as const) if (v[k] !== undefined && v[k] !== false && !v.ws) throw new UsageError(`--${k} applies to --ws only`);
-  if (v.tls && v.ws) throw new UsageError('--tls applies to the TCP million only (not with --ws yet)');
   if (v.publish !== undefined && !v.broadcast) throw new UsageError('--publish applies to --broadcast only');
   if (v.publish !== undefined && v.publish !== 'http' && v.publish !== 'nats') throw new UsageError(`--publish must be http or nats, got "${v.publish}"`);
   const topic = v.topic ?? 'bench';

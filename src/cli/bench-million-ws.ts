@@ -4,7 +4,9 @@
  * `nats-server` on a free loopback port unless `--nats URL` is given); the clients run the
  * `ws-subscribe` scenario (`/ws?topics=<topic>`, connected once the subscription is
  * acknowledged); and at each step, instead of an echo round, ONE message is published once and
- * every subscriber's delivery is timed.
+ * every subscriber's delivery is timed. With `--tls` the gateway serves the run's throwaway
+ * certificate (bench-million-tls.ts): the clients connect over wss:// and the HTTP publish
+ * goes over https, both trusting only that certificate.
  *
  * Publishing: by default `POST /publish/<topic>` to the gateway's port (SO_REUSEPORT hands it
  * to one gateway process, which publishes on NATS; NATS brings it to every process with
@@ -18,6 +20,7 @@
  * own process group and is stopped by the caller with the rest (its pid is in the clean-up check).
  */
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { clockTicks, procStat, processTree, spawnServer, type SpawnedServer } from './bench-proc.js';
@@ -55,13 +58,17 @@ export async function startNats(err: NodeJS.WritableStream): Promise<{ server: S
 /** The upgrade path of the clients: a subscription to `topic` at connect. */
 export const subscribePath = (topic: string): string => `/ws?topics=${encodeURIComponent(topic)}`;
 
-/** `POST /publish/<topic>` to 127.0.0.1:port; resolves with the answer (status 200) or rejects. */
-function publishHttp(port: number, topic: string, body: string): Promise<unknown> {
+/**
+ * `POST /publish/<topic>` to 127.0.0.1:port (over https trusting only `ca` when given: the
+ * gateway of `--tls`); resolves with the answer (status 200) or rejects.
+ */
+function publishHttp(port: number, topic: string, body: string, ca: string | undefined): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const req = request({
+    const send = ca === undefined ? request : httpsRequest;
+    const req = send({
       host: '127.0.0.1', port, method: 'POST', path: `/publish/${encodeURIComponent(topic)}`,
       headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) },
-      timeout: PUBLISH_TIMEOUT_MS,
+      timeout: PUBLISH_TIMEOUT_MS, agent: false, ...(ca === undefined ? {} : { ca }),
     }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d)).on('end', () => {
@@ -118,6 +125,8 @@ export interface BroadcastTarget {
   topic: string;
   /** The gateway's port (HTTP publish). */
   port: number;
+  /** `--tls`: the gateway's certificate; the HTTP publish then goes over https, trusting it only. */
+  ca?: string | undefined;
   natsUrl: string;
   /** Ask every worker for a snapshot and wait for them (bounded). */
   snapshot(): Promise<WorkerResult[]>;
@@ -158,7 +167,7 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
   const t0 = performance.now();
   let answer: unknown = null, error: string | null = null, late = false;
   try {
-    if (t.via === 'http') answer = await publishHttp(t.port, t.topic, body);
+    if (t.via === 'http') answer = await publishHttp(t.port, t.topic, body, t.ca);
     else await publishNats(t.natsUrl, t.topic, body);
   } catch (e) {
     error = (e as Error).message;

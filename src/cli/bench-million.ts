@@ -234,7 +234,8 @@ class MillionRun {
     this.#natsUrl = o.nats ?? '';
     const cert = o.tls ? makeBenchCert() : undefined;
     this.#cert = cert;
-    const app = (): string => (o.ws ? `gateway --no-auth --nats ${this.#natsUrl}` : cert ? `echo --tls-cert ${quote(cert.certFile)} --tls-key ${quote(cert.keyFile)}` : 'echo');
+    const tlsFlags = cert ? ` --tls-cert ${quote(cert.certFile)} --tls-key ${quote(cert.keyFile)}` : '';
+    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}` : 'echo'}${tlsFlags}`;
     const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
@@ -418,7 +419,7 @@ class MillionRun {
     let broadcast: MillionStep['broadcast'] = null;
     if (o.ws && o.broadcast && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       this.#log(`step ${i + 1}/${steps.length}: publishing one message to ${fmtInt(open)} subscribers (${o.publish})`);
-      broadcast = await broadcastOnce(pool, { via: o.publish, topic: o.topic, port: o.port, natsUrl: this.#natsUrl, snapshot: () => this.#snapshot(), watch: () => this.#watch(),
+      broadcast = await broadcastOnce(pool, { via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl, snapshot: () => this.#snapshot(), watch: () => this.#watch(),
         serverRoots: this.#server ? [this.#server.pid] : [], natsPid: this.#nats?.pid }, open);
     } else if (!o.ws && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       const before = pool.sum((c) => c.msgsTotal);

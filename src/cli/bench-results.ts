@@ -208,7 +208,7 @@ export interface MillionResult {
   kind: 'million';
   /** What was held: TCP echo connections (absent in older results), or gateway WebSocket subscribers (`--ws`). */
   mode?: 'tcp' | 'ws';
-  /** `--tls`: the TCP echo connections spoke TLS (full handshakes). */
+  /** `--tls`: the connections (TCP echo, or with `--ws` the subscribers: wss://) spoke TLS (full handshakes). */
   tls?: boolean;
   /** `--ws`: the NATS server the gateway's processes used, and whether this run started (and stopped) it. */
   nats?: { url: string; started_here: boolean; pid: number | null } | null;

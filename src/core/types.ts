@@ -220,6 +220,11 @@ export interface TlsConnectOptions {
    * context for the object: reuse one object per server to resume). `conn.tls.resumed` tells whether it was accepted. A resumed session skips the
    * certificate check (it was checked when the session was made, with these options). false:
    * every connect is a full handshake.
+   *
+   * A TLS 1.3 server sends its sessions after the handshake, so a graceful `close()` of a
+   * TLS 1.3 connection that has received none yet reads on (discarding data) until the server's
+   * close_notify or FIN answers its own, at most 30 s, before `onClose` runs: a connection closed
+   * right at `onOpen` still leaves a session for the next connect. Other closes are unchanged.
    */
   resume?: boolean;
 }

@@ -4,9 +4,10 @@
  * worker that exits while the others keep their connections. The first worker binds the port
  * (possibly 0); the others bind the port it got.
  *
- * TLS: every worker builds its own context from the same options (they travel in its job as
- * JSON, so the whole job must stay under the kernel's 128 KiB limit for one environment
- * string), with the same session ticket keys, so a ticket from one worker resumes on another.
+ * TLS: every worker builds its own context from the same options (they travel in its job, sent
+ * over its IPC channel when it asks: not in its environment, which other processes of the user
+ * can read in /proc and the kernel limits to 128 KiB a string), with the same session ticket
+ * keys, so a ticket from one worker resumes on another.
  * `setTls` sends the new options to every ready worker and waits for each one's answer; a
  * worker forked before the change and not yet ready is sent them once it is, and a replacement
  * starts with them.
@@ -75,9 +76,12 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
     const forkedTls = tls;
     const spec: WorkerSpec = p.spec.udp ? { ...p.spec, udp: { ...p.spec.udp, port } } : { ...p.spec, listen: { ...p.listen, port, reusePort: true }, ...(tls ? { tls: tlsToWire(tls) } : {}) };
     const job: WorkerJob = { mode: 'process', spec };
-    const child = fork(workerPath, [], { env: { ...process.env, C1M_WORKER: JSON.stringify(job) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: p.spec.compactMemory ? [...COMPACT_EXEC_ARGV] : [] });
+    const child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: p.spec.compactMemory ? [...COMPACT_EXEC_ARGV] : [] });
     children.add(child);
-    child.on('message', (m) => relay.handle(child, m));
+    child.on('message', (m: WorkerMessage) => {
+      if (m?.type !== 'job?') relay.handle(child, m);
+      else child.send({ type: 'job', job }, () => undefined); // an exit meanwhile is handled below
+    });
     child.once('exit', (code, signal) => {
       children.delete(child);
       ready.delete(child);

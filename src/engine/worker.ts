@@ -11,7 +11,6 @@ import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, tlsFromWire, type WireTls, type WorkerJob, type WorkerMessage } from './workers.js';
 
-const job: WorkerJob = parentPort ? (workerData as WorkerJob) : (JSON.parse(process.env.C1M_WORKER ?? '{}') as WorkerJob);
 const send = (m: WorkerMessage): void => {
   if (parentPort) parentPort.postMessage(m);
   else process.send?.(m);
@@ -22,6 +21,22 @@ interface SupervisorMessage {
   /** setTls */
   seq?: number;
   tls?: WireTls;
+}
+/** A thread's job is its workerData; a process asks its supervisor for it (workers.ts). */
+function readJob(): Promise<WorkerJob> {
+  if (parentPort) return Promise.resolve(workerData as WorkerJob);
+  return new Promise((resolve, reject) => {
+    const onJob = (m: { type?: string; job?: WorkerJob }): void => {
+      if (m?.type !== 'job' || m.job === undefined) return;
+      process.off('message', onJob);
+      process.off('disconnect', onGone);
+      resolve(m.job);
+    };
+    const onGone = (): void => reject(new Error('the supervisor left before sending the job'));
+    process.on('message', onJob);
+    process.once('disconnect', onGone);
+    send({ type: 'job?' });
+  });
 }
 const onMessage = (fn: (m: SupervisorMessage) => void): void => {
   if (parentPort) parentPort.on('message', fn);
@@ -35,6 +50,7 @@ attachGatherTransport({
 });
 
 async function main(): Promise<void> {
+  const job = await readJob();
   // A prefork child has its own malloc (and got its V8 flag on the command line).
   if (job.spec.compactMemory && job.mode === 'process') applyCompactMemory();
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);

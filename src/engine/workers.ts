@@ -6,7 +6,9 @@
  * Protocol: a worker posts `ready` once its reactor runs (with its registry id in threads
  * mode, its bound port in prefork), or `error` if it could not start; on `shutdown` it closes
  * gracefully and posts `closed`; a prefork worker answers `setTls` (a certificate reload)
- * with `tlsSet`.
+ * with `tlsSet`. A prefork worker first asks for its job (`job?`, answered by `job`) over its
+ * IPC channel: the job (TLS keys included) never sits in its environment, where
+ * /proc/<pid>/environ shows it and the kernel limits one string to 128 KiB.
  */
 import type { ChildProcess } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
@@ -62,13 +64,15 @@ export function tlsFromWire(w: WireTls): TlsServerOptions {
   return decode(w.wire) as TlsServerOptions;
 }
 
-/** The job in `workerData` (threads) or `C1M_WORKER` (processes). */
+/** The job in `workerData` (threads) or the `job` message (processes). */
 export interface WorkerJob {
   mode: 'thread' | 'process';
   spec: WorkerSpec;
 }
 
 export type WorkerMessage =
+  /** A prefork worker's first message: send me my job (`{ type: 'job', job }`). */
+  | { type: 'job?' }
   | { type: 'ready'; id?: number; port?: number }
   | { type: 'error'; message: string; code?: string }
   | { type: 'closed' }

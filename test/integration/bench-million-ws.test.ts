@@ -5,11 +5,12 @@
  * the one broadcast delivered to every subscriber with a latency each, the JSON summary's
  * fields present and consistent with the steps, and nothing it started (nats-server included)
  * outlives it. Once with its own nats-server and the HTTP publish, once with a nats-server
- * given by `--nats` (which it must leave running) and `--publish nats`.
+ * given by `--nats` (which it must leave running) and `--publish nats`; and once over TLS
+ * (`--tls`: wss:// subscribers, the HTTP publish over https, the throwaway certificate removed).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -155,6 +156,19 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
     } finally {
       await stopProcess(nats);
     }
+  });
+
+  test(`--tls: ${N} wss:// subscribers of a gateway with a throwaway certificate, the HTTP publish over https`, { timeout: 120_000 }, async () => {
+    const { code, stdout, stderr, seen, port } = await runMillion(['--tls', '--broadcast', '--json']);
+    const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
+    assert.equal(r.tls, true);
+    const flags = /serve gateway --no-auth --nats \S+ --tls-cert (\S+) --tls-key (\S+) /.exec(r.server.command);
+    assert.ok(flags, `the gateway serves TLS: ${r.server.command}`);
+    checkResult(r, 'http');
+    checkExit(code, r, port, stderr);
+    assert.equal(r.baseline.warmup?.connected, r.baseline.warmup?.connections, 'the warm-up subscribers connected over wss:// too');
+    assert.equal(existsSync(flags[1]!.replace(/^'|'$/g, '')), false, 'the certificate is removed at the end');
+    for (const pid of seen) assert.equal(procAlive(pid), false, `pid ${pid} gone`);
   });
 
   test('usage errors', async () => {

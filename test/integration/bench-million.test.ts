@@ -155,12 +155,6 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     for (const pid of r.seen) assert.equal(alive(pid), false, `pid ${pid} gone`);
     const left = readdirSync(tmpdir()).filter((f) => f.startsWith('c1m-million-tls-') && !before.has(f));
     assert.deepEqual(left, []);
-    // Not with --ws yet: a usage error.
-    const ws = spawn(process.execPath, [CLI, 'bench', 'million', '--tls', '--ws'], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let err = '';
-    ws.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    assert.equal(await new Promise((resolve) => ws.on('close', resolve)), 2);
-    assert.match(err, /--tls applies to the TCP million only/);
   });
 
   test('stops cleanly below the memory floor and on SIGINT; nothing it started survives', { timeout: 120_000 }, async () => {

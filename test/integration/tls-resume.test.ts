@@ -28,6 +28,8 @@ async function nodeServer(opts: TlsOptions): Promise<{ server: Server; port: num
 
 interface Hook {
   open: (i: TlsInfo | undefined) => void;
+  /** Close at once from onOpen (before any TLS 1.3 session ticket can have been read). */
+  closeAtOpen?: boolean;
   echoed: () => void;
   closed: (r: CloseReason) => void;
 }
@@ -56,9 +58,25 @@ for (const backend of backends) {
       return info;
     }
 
+    /** Connect and close from onOpen, sending nothing: was it resumed, and how did it close? */
+    async function openClose(port: number, tls: TlsConnectOptions): Promise<[TlsInfo, CloseReason]> {
+      const o = deferred<TlsInfo | undefined>(), c = deferred<CloseReason>();
+      const conn = client.connect({ host: HOST, port, tls });
+      hooks.set(conn.id, { open: o.resolve, echoed: () => {}, closed: c.resolve, closeAtOpen: true });
+      const info = await within(o.promise, 'onOpen');
+      assert.ok(info, 'conn.tls at onOpen');
+      const reason = await within(c.promise, 'onClose');
+      hooks.delete(conn.id);
+      return [info, reason];
+    }
+
     before(async () => {
       client = createReactor({
-        onOpen: (conn) => hooks.get(conn.id)?.open(conn.tls),
+        onOpen: (conn) => {
+          const h = hooks.get(conn.id);
+          h?.open(conn.tls);
+          if (h?.closeAtOpen) conn.close();
+        },
         onData: (conn) => void hooks.get(conn.id)?.echoed(),
         onClose: (conn, r) => hooks.get(conn.id)?.closed(r),
       }, { backend, onError: (err) => errors.push(err) });
@@ -100,6 +118,25 @@ for (const backend of backends) {
         const off: TlsConnectOptions = { servername: 'localhost', ca: certs.ca, resume: false };
         assert.equal((await roundTrip(port, off)).resumed, false);
         assert.equal((await roundTrip(port, off)).resumed, false);
+        assert.deepEqual(errors, []);
+      });
+    }
+
+    // TLS 1.3 sends its sessions after the handshake: a close right at onOpen still reads them
+    // (it waits for the server's close_notify or FIN), so the next connect resumes, every time.
+    for (const [name, start] of servers.slice(0, 2)) {
+      test(`${name}: a connection closed at onOpen keeps its session; the next one resumes`, GUARD, async () => {
+        const port = await start();
+        const tls: TlsConnectOptions = { servername: 'localhost', ca: certs.ca };
+        const [first, closed] = await openClose(port, tls);
+        assert.equal(first.protocol, 'TLSv1.3');
+        assert.equal(first.resumed, false);
+        assert.ok(closed.kind === 'local' || closed.kind === 'end', `a clean close, not ${closed.kind}`);
+        for (let i = 0; i < 5; i++) {
+          const [info, reason] = await openClose(port, tls);
+          assert.equal(info.resumed, true, `round ${i}: the session of the connection before was kept`);
+          assert.ok(reason.kind === 'local' || reason.kind === 'end', `round ${i}: a clean close, not ${reason.kind}`);
+        }
         assert.deepEqual(errors, []);
       });
     }

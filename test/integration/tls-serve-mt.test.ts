@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { connect as tlsConnect } from 'node:tls';
 import { describe, test } from 'node:test';
 import { serve, type ServeHandle } from '../../src/index.js';
@@ -32,10 +33,10 @@ interface Answer {
 }
 
 /** One TLS connection: send WHO, read the answer, the certificate, whether it resumed, its ticket. */
-function ask(port: number, session?: Buffer): Promise<Answer> {
+function ask(port: number, session?: Buffer, servername?: string): Promise<Answer> {
   return within(new Promise<Answer>((resolve, reject) => {
     // The certificate is compared by fingerprint: a reloaded one need not match the name.
-    const s = tlsConnect({ host: HOST, port, rejectUnauthorized: false, session, maxVersion: 'TLSv1.3' }, () => s.write('WHO\n'));
+    const s = tlsConnect({ host: HOST, port, rejectUnauthorized: false, session, servername, maxVersion: 'TLSv1.3' }, () => s.write('WHO\n'));
     let ticket: Buffer | undefined;
     s.on('session', (t: Buffer) => (ticket = t));
     s.once('data', (d: Buffer) => {
@@ -54,9 +55,9 @@ function ask(port: number, session?: Buffer): Promise<Answer> {
   }), 'a TLS answer');
 }
 
-async function askMany(port: number, session?: Buffer): Promise<Answer[]> {
+async function askMany(port: number, session?: Buffer, servername?: string): Promise<Answer[]> {
   const out: Answer[] = [];
-  for (let i = 0; i < N; i++) out.push(await ask(port, session));
+  for (let i = 0; i < N; i++) out.push(await ask(port, session, servername));
   return out;
 }
 
@@ -121,6 +122,37 @@ for (const mode of ['threads', 'processes'] as const) {
     });
   });
 }
+
+test('serve({ tls, processes }): options past 200 KiB (hundreds of SNI certificates) reach every worker, not through its environment, and so does a reload', { ...GUARD, skip: !nativeAvailable && 'native addon unavailable' }, async () => {
+  const names = Array.from({ length: 300 }, (_, i) => `n${i}.test`);
+  const sni = (pair: { cert: string; key: string }): Record<string, { cert: string; key: string }> => Object.fromEntries(names.map((n) => [n, pair]));
+  const tls = { cert: certs.server.cert, key: certs.server.key, sni: sni(certs.other) };
+  const size = names.length * (certs.other.cert.length + certs.other.key.length);
+  assert.ok(size > 200 * 1024, `the options hold ${size} bytes of PEM`);
+  const h = await serve({ handler: WHO, port: 0, host: HOST, processes: 2, tls });
+  try {
+    const plain = await askMany(h.address.port);
+    assert.deepEqual([...new Set(plain.map((a) => a.fingerprint))], [FP_SERVER], 'no SNI: the default certificate');
+    const named = await askMany(h.address.port, undefined, 'n299.test');
+    assert.deepEqual([...new Set(named.map((a) => a.fingerprint))], [FP_OTHER], 'the last SNI name: its certificate');
+    assert.ok(workersOf([...plain, ...named]).size > 1, 'over more than one worker');
+    // Neither the key nor the job is in a worker's environment.
+    const keyLine = certs.server.key.split('\n')[1]!;
+    for (const pid of h.pids()) {
+      const env = readFileSync(`/proc/${pid}/environ`, 'latin1');
+      assert.ok(!env.includes('C1M_WORKER=') && !env.includes(keyLine) && !env.includes(Buffer.from(certs.server.key).toString('base64').slice(0, 40)), `worker ${pid}'s environment holds no TLS options`);
+    }
+    // A reload of the same size reaches every worker: the default and every SNI name change.
+    await h.setTls({ cert: certs.other.cert, key: certs.other.key, sni: sni(certs.server) });
+    const after = await askMany(h.address.port);
+    assert.deepEqual([...new Set(after.map((a) => a.fingerprint))], [FP_OTHER], 'the new default certificate');
+    const afterNamed = await askMany(h.address.port, undefined, 'n0.test');
+    assert.deepEqual([...new Set(afterNamed.map((a) => a.fingerprint))], [FP_SERVER], 'the new SNI certificates');
+    assert.ok(workersOf([...after, ...afterNamed]).size > 1, 'over more than one worker');
+  } finally {
+    await h.close();
+  }
+});
 
 test('serve({ tls, processes }): a worker that replaces a dead one starts with the reloaded certificate', { ...GUARD, skip: !nativeAvailable && 'native addon unavailable' }, async () => {
   const h = await serve({ handler: WHO, port: 0, host: HOST, processes: 2, tls: { cert: certs.server.cert, key: certs.server.key } });

@@ -16,9 +16,6 @@ import { addCounts } from '../bench-stats.js';
 import type { ConnectTarget, ScenarioSpec } from './types.js';
 
 /** `connect` figures of a run. */
-/** With --tls-resume, how long a loop's connection stays open for the server's session tickets. */
-const TICKET_WAIT_MS = 5;
-
 export interface ConnectStats {
   /** Connects of the loops that failed, by code, every phase. */
   failures: Record<string, number>;
@@ -72,10 +69,9 @@ export const connect: ScenarioSpec = {
             meter.msgsTotal++;
             if (meter.measuring) meter.msgs++;
             if (conn.tls?.resumed) stats.resumed++;
-            // TLS 1.3 servers send their session tickets after the handshake, and a close does
-            // not wait to read them: with --tls-resume, give them TICKET_WAIT_MS to arrive.
-            if (resume) setTimeout(() => conn.close(), TICKET_WAIT_MS);
-            else conn.close();
+            // With --tls-resume the close reads on for the server's TLS 1.3 session tickets
+            // (they come after the handshake) until the server's close_notify or FIN.
+            conn.close();
           },
           onClose(conn, reason) {
             if (!started.delete(conn.id)) return;
