@@ -136,6 +136,7 @@ export class JetStreamHistory {
     const name = o.stream ?? 'C1M_HISTORY';
     if (!STREAM_NAME.test(name)) throw new Error(`the history stream's name must be 1 to 64 of [A-Za-z0-9_-], not ${JSON.stringify(name)}`);
     if (!Number.isSafeInteger(o.history) || o.history < 1) throw new Error('history in JetStream needs history >= 1');
+    if (o.streamBytes !== undefined && !(Number.isSafeInteger(o.streamBytes) && o.streamBytes >= 1024)) throw new Error('the history stream\'s byte bound must be at least 1024');
     if (!o.prefix.endsWith('.')) throw new Error(`history in JetStream needs a NATS prefix ending with a dot (its stream captures <prefix>>), not ${JSON.stringify(o.prefix)}`);
     const config = {
       name,
