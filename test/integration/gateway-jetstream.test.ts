@@ -38,8 +38,8 @@ async function consumerSubjects(nc: NatsConnection, stream = 'C1M_HISTORY'): Pro
   return (await jsm.consumers.list(stream).next()).map((c) => c.config.filter_subject ?? '').sort();
 }
 
-const gateway = (url: string, extra: string[] = []): Cli =>
-  cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', '5', ...extra]);
+const gateway = (url: string, history = 5): Cli =>
+  cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', String(history)]);
 
 describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
   let dir: string;
@@ -135,6 +135,9 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       // A new topic: the position is the stream's, and later messages are all recovered
       // (fewer than --history of them: nothing dropped).
       const fresh = await sub('?topics=newt');
+      const jsm = await nc.jetstreamManager();
+      assert.equal(fresh.seq, (await jsm.streams.info('C1M_HISTORY')).state.last_seq, 'a topic just followed: the stream\'s last seq');
+      assert.ok(fresh.seq > 0, 'the stream holds the first test\'s messages');
       const seqs: number[] = [];
       for (let i = 1; i <= 3; i++) seqs.push((await publishHttp(port, 'newt', `n${i}`, PUB)).body.seq as number);
       const c = clients[0]!;
@@ -162,6 +165,46 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       assert.equal((await sub(`?topics=lim&since=lim:${old[7]! + 1000}:${epoch}`)).recovered, false);
       // Up to date: recovered, nothing to send.
       assert.equal((await sub(`?topics=lim&since=lim:${old[7]}:${epoch}`)).recovered, true);
+      await stopCli(g);
+    } finally {
+      for (const x of clients) x.close();
+      g.child.kill('SIGKILL');
+    }
+  });
+
+  test('a recovery while messages keep coming: recovered and live frames join with no gap and no duplicate', GUARD, async () => {
+    const g = gateway(url, 1000);
+    const clients: GatewayClient[] = [];
+    try {
+      const port = await listening(g);
+      // A subscriber keeps this process's feed running, so the join uses its recent frames.
+      const keeper = await gatewayClient(port, '?topics=flow');
+      clients.push(keeper);
+      const { flow: start } = await ackOf(keeper);
+      const js = nc.jetstream();
+      const seqs: number[] = [];
+      // Paced (a timer turn between publishes), so that publishes go on during the whole
+      // recovery: its reads, and its checks after them.
+      const pub = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          seqs.push((await js.publish('c1m.topic.flow', new TextEncoder().encode(`f${seqs.length}`))).seq);
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      };
+      await pub(20);
+      const since = seqs[9]!;
+      const publishing = pub(400);
+      while (seqs.length < 60) await new Promise((r) => setTimeout(r, 1));
+      const c = await gatewayClient(port, `?topics=flow&since=flow:${since}:${start!.epoch}`);
+      clients.push(c);
+      assert.equal((await ackOf(c)).flow!.recovered, true);
+      await publishing;
+      const expected = seqs.filter((x) => x > since);
+      await waitFor(() => c.deliveries().length >= expected.length, 'every message after since');
+      await new Promise((r) => setTimeout(r, 100)); // a duplicate would arrive by now
+      assert.deepEqual(c.deliveries().map((m) => m.seq), expected);
+      await waitFor(() => keeper.deliveries().length === seqs.length, 'the keeper got all');
+      assert.deepEqual(keeper.deliveries().map((m) => m.seq), seqs);
       await stopCli(g);
     } finally {
       for (const x of clients) x.close();
