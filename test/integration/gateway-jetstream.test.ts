@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, headers, type NatsConnection } from 'nats';
 import type {} from '../../src/cli/run.js';
+import { nativeAvailable } from '../helpers/backends.js';
 import {
   NATS_MISSING, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, startNats, stopProcess,
   type Cli, type GatewayClient, type ServerMsg,
@@ -117,6 +118,44 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       for (const c of clients) c.close();
       a.child.kill('SIGKILL');
       b.child.kill('SIGKILL');
+    }
+  });
+
+  test('--processes 2: both workers share the stream (one epoch), and a reconnect recovers on whichever worker it lands', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    const g = cli(['gateway', '--port', '0', '--host', HOST, '--processes', '2', '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', '50']);
+    const clients: GatewayClient[] = [];
+    try {
+      const port = await listening(g);
+      const epochs = new Set<string>();
+      // Connect until both workers follow the topic (a consumer each; the kernel spreads connections).
+      while ((await consumerSubjects(nc)).filter((x) => x === 'c1m.topic.pw').length < 2) {
+        assert.ok(clients.length < 64, 'both workers got subscribers');
+        const c = await gatewayClient(port, '?topics=pw');
+        clients.push(c);
+        epochs.add((await ackOf(c)).pw!.epoch);
+      }
+      assert.equal(epochs.size, 1, 'one epoch on both workers');
+      const epoch = [...epochs][0]!;
+      const seqs: unknown[] = [];
+      for (let i = 1; i <= 3; i++) seqs.push((await publishHttp(port, 'pw', `p${i}`, PUB)).body.seq);
+      await Promise.all(clients.map((c) => waitFor(() => c.deliveries().length === 3, 'three each')));
+      for (const c of clients) assert.deepEqual(c.deliveries().map((m) => m.seq), seqs);
+      for (const c of clients) c.close();
+      const missed: unknown[] = [];
+      for (let i = 4; i <= 6; i++) missed.push((await publishHttp(port, 'pw', `p${i}`, PUB)).body.seq);
+      // Ten reconnects, spread over the workers: every one recovers exactly p4..p6.
+      for (let i = 0; i < 10; i++) {
+        const c = await gatewayClient(port, `?topics=pw&since=pw:${seqs[2]}:${epoch}`);
+        clients.push(c);
+        assert.deepEqual((await ackOf(c)).pw, { seq: missed[2], epoch, recovered: true });
+        await waitFor(() => c.deliveries().length === 3, 'the three missed');
+        assert.deepEqual(c.deliveries().map((m) => [m.seq, m.data]), missed.map((s, k) => [s, `p${k + 4}`]));
+        c.close();
+      }
+      await stopCli(g);
+    } finally {
+      for (const c of clients) c.close();
+      g.child.kill('SIGKILL');
     }
   });
 

@@ -263,9 +263,12 @@ export class JetStreamHistory {
       const frame = this.#frameOf(topic, m.seq, m.data, m.header.get('Content-Type') || undefined);
       if (frame !== null) frames.push({ seq: m.seq, frame });
     }
-    const st = (await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject })).state;
+    const info = await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject });
+    const st = info.state;
     if (since > st.last_seq) return fail; // a position this stream never reached
-    let complete = st.first_seq <= since + 1 && (st.subjects?.[subject] ?? 0) < this.#history;
+    // The per-subject limit in force (another gateway may have started with another --history).
+    const limit = Math.min(this.#history, info.config.max_msgs_per_subject > 0 ? info.config.max_msgs_per_subject : Infinity);
+    let complete = st.first_seq <= since + 1 && (st.subjects?.[subject] ?? 0) < limit;
     if (!complete) {
       const first = await this.#direct(subject, 1);
       complete = first !== null && first.seq <= since;
