@@ -4,7 +4,7 @@
 // One JSON document on stdout, progress on stderr.
 //
 //   npm run build && node bench/gateway-latency.mjs [--modes inproc,nats-1,nats-2,nats-2-direct]
-//        [--subscribers 200] [--count 2000] [--rate 500] [--size 64] [--out FILE]
+//        [--subscribers 200] [--count 2000] [--rate 500] [--size 64] [--history N] [--out FILE]
 //
 // Modes:
 //   inproc         1 gateway process, no broker; publishes by HTTP (`POST /publish/lat`)
@@ -12,6 +12,10 @@
 //   nats-2         2 gateway processes (--processes 2) with --nats; HTTP publish; the
 //                  subscribers are spread over both processes by SO_REUSEPORT
 //   nats-2-direct  as nats-2, published straight to NATS (subject c1m.topic.lat) by a backend
+//
+// --history N (N > 0): the NATS modes run the gateways with --history N, so the history and
+// the numbering live in NATS JetStream (nats-server -js, memory stream): each process's
+// interest is a JetStream consumer and an HTTP publish is a JetStream publish (ack awaited).
 //
 // Model: a subscriber process (`--role subscribers`, the `ws` package) holds --subscribers
 // WebSocket connections subscribed to the topic `lat`. This process publishes --count messages
@@ -23,6 +27,7 @@
 // expected, p50/p90/p99/max in microseconds over all deliveries, and the first delivery's
 // latency per message (the fastest subscriber) at p50/p99.
 import { fork } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
@@ -42,6 +47,7 @@ const { values: opt } = parseArgs({
     count: { type: 'string', default: '2000' },
     rate: { type: 'string', default: '500' },
     size: { type: 'string', default: '64' },
+    history: { type: 'string', default: '0' },
     out: { type: 'string' },
   },
 });
@@ -128,6 +134,8 @@ async function main() {
   const count = positive('count');
   const rate = positive('rate');
   const size = positive('size');
+  const history = Number(opt.history);
+  if (!Number.isInteger(history) || history < 0) usage('--history must be a non-negative integer');
   // Forked children and spawned servers (the CLI's spawnServer: own process groups).
   const children = [];
   const servers = [];
@@ -144,7 +152,16 @@ async function main() {
     let natsUrl;
     if (modes.some((m) => m !== 'inproc')) {
       // The CLI's own (c1m bench million --ws): a private nats-server on a free loopback port.
-      ({ server: nats, url: natsUrl } = await startNats(process.stderr));
+      if (history > 0) {
+        // JetStream on, its store in a fresh temporary directory (the stream is memory).
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'c1m-bench-js-'));
+        process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+        const port = await freePort(HOST);
+        nats = await spawnServer(`nats-server -a ${HOST} -p ${port} -js -sd ${dir}`, process.stderr, 'nats-server');
+        natsUrl = `nats://${HOST}:${port}`;
+      } else {
+        ({ server: nats, url: natsUrl } = await startNats(process.stderr));
+      }
       servers.push(nats);
     }
     const sub = fork(new URL(import.meta.url).pathname, ['--role', 'subscribers'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -156,6 +173,7 @@ async function main() {
       const port = await freePort(HOST);
       const args = ['serve', 'gateway', '--host', HOST, '--port', String(port), '--no-auth'];
       if (mode !== 'inproc') args.push('--nats', natsUrl);
+      if (mode !== 'inproc' && history > 0) args.push('--history', String(history));
       if (mode.startsWith('nats-2')) args.push('--processes', '2');
       const gw = await spawnServer([process.execPath, path.join(REPO_DIR, 'bin', 'c1m.js'), ...args].join(' '), process.stderr, 'gateway');
       servers.push(gw);
@@ -193,6 +211,7 @@ async function main() {
       results[mode] = {
         processes: mode.startsWith('nats-2') ? 2 : 1,
         broker: mode !== 'inproc',
+        jetstream_history: mode !== 'inproc' && history > 0 ? history : 0,
         publish_via: mode === 'nats-2-direct' ? 'nats' : 'http',
         expected: count * subscribers,
         delivered: r.received,
@@ -217,7 +236,7 @@ async function main() {
     date: new Date().toISOString(),
     machine: machineInfo(),
     load: os.loadavg(),
-    params: { subscribers, count, rate, size },
+    params: { subscribers, count, rate, size, history },
     results,
   }, opt.out);
 }

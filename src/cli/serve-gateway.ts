@@ -11,6 +11,9 @@ export const GATEWAY_FLAGS = {
   history: { type: 'string' },
   'history-bytes': { type: 'string' },
   'history-ttl': { type: 'string' },
+  'history-stream': { type: 'string' },
+  'history-storage': { type: 'string' },
+  'history-stream-bytes': { type: 'string' },
   'jwt-secret': { type: 'string' },
   'jwt-public-key': { type: 'string' },
   'no-auth': { type: 'boolean' },
@@ -35,6 +38,12 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
   --history N                 keep each topic's last N messages for recovery (default 0)
   --history-bytes B           and at most B bytes of them per topic (default 1048576)
   --history-ttl MS            keep a topic without subscribers this long (default 300000)
+                              With --nats, --history N lives in a NATS JetStream stream
+                              shared by every process and machine (the server needs -js);
+                              --history-bytes and --history-ttl then do not apply:
+  --history-stream NAME       the stream (default C1M_HISTORY), created or updated at start
+  --history-storage memory|file  its storage (default memory: lost when NATS restarts)
+  --history-stream-bytes B    bytes it keeps over all topics (default 268435456)
   --max-message BYTES         largest published or client message (default 65536)
   --max-topics-per-connection N  (default 100)
   --slow-subscriber close|drop   past --max-buffered bytes queued to a subscriber, close it or
@@ -63,6 +72,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
   }
   const numeric: [string, number | undefined][] = [
     ['history', int(v.history)], ['history-bytes', int(v['history-bytes'])], ['history-ttl', int(v['history-ttl'])],
+    ['history-stream-bytes', int(v['history-stream-bytes'])],
     ['max-message', int(v['max-message'])], ['max-topics-per-connection', int(v['max-topics-per-connection'])],
     ['max-buffered', int(v['max-buffered'])], ['ping-interval', int(v['ping-interval'])],
   ];
@@ -70,6 +80,10 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
   if (bad) return { error: `--${bad[0]} must be a non-negative integer` };
   const slow = v['slow-subscriber'];
   if (slow !== undefined && slow !== 'close' && slow !== 'drop') return { error: '--slow-subscriber is close or drop' };
+  const storage = v['history-storage'];
+  if (storage !== undefined && storage !== 'memory' && storage !== 'file') return { error: '--history-storage is memory or file' };
+  const stream = v['history-stream'];
+  if (typeof stream === 'string' && !/^[A-Za-z0-9_-]{1,64}$/.test(stream)) return { error: '--history-stream is 1 to 64 of [A-Za-z0-9_-]' };
   const n = Object.fromEntries(numeric);
   return {
     options: {
@@ -82,6 +96,9 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
       history: n.history,
       historyBytes: n['history-bytes'],
       ttl: n['history-ttl'],
+      historyStream: stream,
+      historyStorage: storage,
+      historyStreamBytes: n['history-stream-bytes'],
       maxMessageBytes: n['max-message'],
       pingInterval: n['ping-interval'],
       pubsub: { maxTopicsPerConnection: n['max-topics-per-connection'], slowSubscriber: slow, maxBufferedBytes: n['max-buffered'] },

@@ -200,9 +200,9 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** A nats-server on `port` (loopback); resolves once it accepts connections. */
-export async function startNats(port: number): Promise<ChildProcess> {
-  const child = spawn(NATS_SERVER, ['-a', HOST, '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** A nats-server on `port` (loopback), with `extra` arguments (`-js -sd DIR`); resolves once it accepts connections. */
+export async function startNats(port: number, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(NATS_SERVER, ['-a', HOST, '-p', String(port), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   await waitFor(() => /Server is ready/.test(log) || child.exitCode !== null, 'nats-server to be ready');

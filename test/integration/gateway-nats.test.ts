@@ -8,6 +8,9 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, headers } from 'nats';
 import type {} from '../../src/cli/run.js';
@@ -174,28 +177,38 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
     }
   });
 
-  test('with --history the NATS subscription outlives the last subscriber, so a reconnect recovers what it missed', GUARD, async () => {
-    const g = cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', '10']);
+  test('with --history the history is in JetStream: the interest ends with the last subscriber, and a reconnect still recovers what it missed', GUARD, async () => {
+    // (test/integration/gateway-jetstream.test.ts covers the shared history in depth.)
+    const jsPort = await freePort();
+    const dir = mkdtempSync(join(tmpdir(), 'c1m-nats-'));
+    const jsServer = await startNats(jsPort, ['-js', '-sd', dir]);
+    const g = cli(['gateway', '--port', '0', '--host', HOST, '--nats', `nats://${HOST}:${jsPort}`, '--no-auth', '--publish-token', 'pt', '--history', '10']);
     const clients: GatewayClient[] = [];
     try {
       const port = await listening(g);
       const a = await gatewayClient(port, '?topics=kept');
       clients.push(a);
-      const { epoch } = ((await a.next((m) => m.op === 'ack', 'ack')).topics as Record<string, { epoch: string }>).kept!;
+      const { epoch, seq } = ((await a.next((m) => m.op === 'ack', 'ack')).topics as Record<string, { epoch: string; seq: number }>).kept!;
       a.close();
       let m = await scrape(port);
-      while (promValue(m, 'c1m_gateway_subscriptions') !== 0) m = await scrape(port);
-      assert.equal(promValue(m, 'c1m_gateway_nats_subscriptions'), 1, 'the stream, and its interest, are kept');
-      for (const x of ['k1', 'k2']) assert.deepEqual((await publishHttp(port, 'kept', x, PUB)).body.delivered, 0);
-      const b = await gatewayClient(port, `?topics=kept&since=kept:0:${epoch}`);
+      while (promValue(m, 'c1m_gateway_nats_subscriptions') !== 0) m = await scrape(port);
+      const seqs: unknown[] = [];
+      for (const x of ['k1', 'k2']) {
+        const r = await publishHttp(port, 'kept', x, PUB);
+        assert.equal(r.body.delivered, 0);
+        seqs.push(r.body.seq);
+      }
+      const b = await gatewayClient(port, `?topics=kept&since=kept:${seq}:${epoch}`);
       clients.push(b);
-      assert.deepEqual((await b.next((x) => x.op === 'ack', 'ack')).topics, { kept: { seq: 2, epoch, recovered: true } });
+      assert.deepEqual((await b.next((x) => x.op === 'ack', 'ack')).topics, { kept: { seq: seqs[1], epoch, recovered: true } });
       await waitFor(() => b.deliveries().length === 2, 'the recovered messages');
       assert.deepEqual(b.deliveries().map((x) => x.data), ['k1', 'k2']);
       await stopCli(g);
     } finally {
       for (const c of clients) c.close();
       g.child.kill('SIGKILL');
+      await stopProcess(jsServer);
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

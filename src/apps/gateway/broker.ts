@@ -25,6 +25,8 @@ export interface BrokerOptions {
   prefix?: string;
   /** Connection name shown by the NATS server. */
   name?: string;
+  /** Runs after each reconnection (the JetStream history restarts its consumers). */
+  onReconnect?: () => void;
 }
 
 /** A message from NATS for a topic this process is interested in. */
@@ -47,7 +49,7 @@ export class Broker {
   /** Reconnections so far (metrics). */
   reconnects = 0;
 
-  private constructor(nc: NatsConnection, prefix: string, onMessage: (m: BrokerMessage) => void) {
+  private constructor(nc: NatsConnection, prefix: string, onMessage: (m: BrokerMessage) => void, onReconnect: (() => void) | undefined) {
     this.#nc = nc;
     this.#prefix = prefix;
     this.#onMessage = onMessage;
@@ -57,6 +59,7 @@ export class Broker {
         else if (s.type === 'reconnect') {
           this.#up = true;
           this.reconnects++;
+          onReconnect?.();
         }
       }
     })();
@@ -74,12 +77,17 @@ export class Broker {
       reconnectTimeWait: 250,
       pingInterval: 10_000,
     });
-    return new Broker(nc, o.prefix ?? 'c1m.topic.', onMessage);
+    return new Broker(nc, o.prefix ?? 'c1m.topic.', onMessage, o.onReconnect);
   }
 
   /** Connected to a server now. */
   get up(): boolean {
     return this.#up && !this.#nc.isClosed();
+  }
+
+  /** The connection (the JetStream history works on it). Lifetime: until `close`. */
+  get connection(): NatsConnection {
+    return this.#nc;
   }
 
   /** NATS subscriptions held (one per interested topic). */

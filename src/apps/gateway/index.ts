@@ -2,7 +2,8 @@
  * `c1m serve gateway`: a real-time gateway. WebSocket clients subscribe to topics
  * (`/ws?topics=a,b`, or `sub`/`unsub` messages: protocol.ts), authenticated by a JWT
  * (auth.ts); publishers `POST /publish/<topic>` on the same port, or publish on NATS
- * (broker.ts); a topic's last messages are kept for clients that reconnect (history.ts);
+ * (broker.ts); a topic's last messages are kept for clients that reconnect (history.ts, or
+ * with NATS in a JetStream stream shared by every process: jetstream.ts);
  * `/metrics` and `/dashboard` show it at work (metrics.ts, dashboard.ts). docs/gateway.md.
  *
  * A handler module: each reactor (thread or process) builds its own gateway, and with
@@ -26,6 +27,7 @@ import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions
 import { Broker, type BrokerMessage } from './broker.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type HistoryOptions, type Stream } from './history.js';
+import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
   OpError, dataJson, encodeAck, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub,
@@ -39,6 +41,15 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   nats?: string;
   /** NATS subject prefix of topics. Default `c1m.topic.`. */
   natsPrefix?: string;
+  /**
+   * With `nats` and `history > 0` the history lives in this JetStream stream, shared by every
+   * process and machine on that NATS (created or updated at start). Default `C1M_HISTORY`.
+   */
+  historyStream?: string;
+  /** The JetStream history's storage: `memory` (default; lost when NATS restarts) or `file`. */
+  historyStorage?: 'memory' | 'file';
+  /** Bytes the JetStream history keeps over all topics (the stream's `max_bytes`). Default 256 MiB. */
+  historyStreamBytes?: number;
   /** Topic limits and slow subscribers (the pub/sub API's options). */
   pubsub?: PubsubOptions;
   /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
@@ -133,10 +144,41 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     const r = deliver(m.topic, json, m.publishedAt ?? nowMs());
     if (m.id !== undefined && echoes.has(m.id)) echoes.set(m.id, r);
   };
-  if (o.nats !== undefined) broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix }, onBrokerMessage);
+  /** With NATS and history: the shared history (jetstream.ts); then topics are its feeds, not core subscriptions. */
+  let jsh: JetStreamHistory | null = null;
+  const onFeedFrame = (topic: string, seq: number, frame: string, publishedAt: number | undefined, id: string | undefined): void => {
+    counters.messagesIn++;
+    counters.bytesIn += frame.length;
+    const n = wsHandler.publish(topic, frame);
+    if (n > 0) {
+      counters.messagesOut++;
+      counters.bytesOut += Buffer.byteLength(frame) * n;
+      observeLatency((nowMs() - (publishedAt ?? nowMs())) / 1000);
+    }
+    if (id !== undefined && echoes.has(id)) echoes.set(id, { delivered: n, seq, epoch: jsh!.epoch });
+  };
+  if (o.nats !== undefined) {
+    broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix, onReconnect: () => void jsh?.reconnected() }, onBrokerMessage);
+    if ((o.history ?? 0) > 0) {
+      try {
+        jsh = await JetStreamHistory.open(broker.connection, {
+          history: o.history!, stream: o.historyStream, storage: o.historyStorage, streamBytes: o.historyStreamBytes, prefix: o.natsPrefix ?? 'c1m.topic.',
+        }, (topic, seq, data, contentType) => {
+          const json = dataJson(data, contentType);
+          return json === null ? null : encodeMsg(topic, seq, json);
+        }, onFeedFrame);
+      } catch (err) {
+        await broker.close();
+        throw err;
+      }
+    }
+  }
 
   const onInterest = (topic: string, active: boolean): void => {
-    if (active) {
+    if (jsh !== null) {
+      if (active) jsh.hold(topic);
+      else jsh.release(topic);
+    } else if (active) {
       const s = streams.open(topic)!; // room: maxStreams >= maxTopics, and only inactive streams are evicted
       s.active = true;
       broker?.interest(topic, true);
@@ -219,11 +261,26 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
     ws.data = grant === OPEN_GRANT ? undefined : grant;
     ws.send(encodeWelcome(grant.user));
-    if (p.querySub !== null) subscribe(ws, grant, p.querySub);
+    if (p.querySub !== null) {
+      const sub = p.querySub;
+      inOrder(ws, () => subscribe(ws, grant, sub));
+    }
     if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
   }
 
+  /** A client's ops, served one after another (with JetStream a `sub` waits for it). */
+  const queues = new WeakMap<WebSocket<ClientData>, Promise<void>>();
+  function inOrder(ws: WebSocket<ClientData>, fn: () => void | Promise<void>): void {
+    if (jsh === null) return void fn();
+    const next = (queues.get(ws) ?? Promise.resolve()).then(fn).catch(() => ws.terminate());
+    queues.set(ws, next);
+  }
+
   function serve(ws: WebSocket<ClientData>, grant: Grant, text: string): void {
+    inOrder(ws, () => serveNow(ws, grant, text));
+  }
+
+  function serveNow(ws: WebSocket<ClientData>, grant: Grant, text: string): void | Promise<void> {
     let op: ClientOp;
     try {
       op = parseClientOp(text);
@@ -232,19 +289,19 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       return;
     }
     if (op.op === 'ping') ws.send(encodePong(op.id));
-    else if (op.op === 'sub') subscribe(ws, grant, op);
+    else if (op.op === 'sub') return subscribe(ws, grant, op);
     else {
       for (const t of op.topics) ws.unsubscribe(t);
       ws.send(encodeAck(op.id));
     }
   }
 
-  /** All of `op`'s topics or none: ack with each topic's position, then what it missed. */
-  function subscribe(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): void {
+  /** Subscribe `ws` to all of `topics` or none; false (the error sent) when one is refused. */
+  function subscribeAll(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): boolean {
     const forbidden = op.topics.find((t) => !allowed(grant.topics, t));
     if (forbidden !== undefined) {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
-      return;
+      return false;
     }
     const added: string[] = [];
     try {
@@ -253,8 +310,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       for (const t of added) ws.unsubscribe(t);
       const code = (err as C1mError).code === 'ERR_C1M_PUBSUB_LIMIT' ? 'limit' : 'invalid_topic';
       ws.send(encodeError(new OpError(code, op.id, (err as Error).message)));
-      return;
+      return false;
     }
+    return true;
+  }
+
+  /** All of `op`'s topics or none: ack with each topic's position, then what it missed. */
+  function subscribe(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): void | Promise<void> {
+    if (jsh !== null) return subscribeShared(ws, grant, op, jsh);
+    if (!subscribeAll(ws, grant, op)) return;
     const states: Record<string, TopicState> = {};
     const missed: string[] = [];
     for (const t of op.topics) {
@@ -270,6 +334,46 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
     ws.send(encodeAck(op.id, states));
     for (const f of missed) ws.send(f);
+  }
+
+  /**
+   * `subscribe` with the JetStream history: hold each topic's feed (so its position is known
+   * and it runs), read what `since` missed from the stream, then, in one synchronous step,
+   * subscribe, ack, and send the missed frames (joined to what the feed delivered meanwhile),
+   * before any live frame. JetStream unreachable: an `unavailable` error, nothing subscribed.
+   */
+  async function subscribeShared(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>, js: JetStreamHistory): Promise<void> {
+    if (op.topics.some((t) => !allowed(grant.topics, t))) return void subscribeAll(ws, grant, op); // its error
+    const held: string[] = [];
+    try {
+      const fetched = new Map<string, Fetched>();
+      try {
+        const r = await Promise.allSettled(op.topics.map((t) => js.acquire(t).then(() => held.push(t))));
+        const failed = r.find((x) => x.status === 'rejected');
+        if (failed !== undefined) throw failed.reason;
+        for (const [t, p] of op.since) fetched.set(t, await js.fetch(t, p.seq, p.epoch));
+      } catch (err) {
+        ws.send(encodeError(new OpError('unavailable', op.id, `the history (NATS JetStream) is unavailable: ${(err as Error).message}`)));
+        return;
+      }
+      if (ws.readyState !== 'open' || !subscribeAll(ws, grant, op)) return;
+      const states: Record<string, TopicState> = {};
+      const missed: string[] = [];
+      for (const t of op.topics) {
+        const r = fetched.get(t);
+        if (r === undefined) {
+          states[t] = { seq: js.position(t), epoch: js.epoch };
+          continue;
+        }
+        const j = js.join(t, r);
+        states[t] = { seq: j.seq, epoch: js.epoch, recovered: j.recovered };
+        for (const f of j.frames) missed.push(f);
+      }
+      ws.send(encodeAck(op.id, states));
+      for (const f of missed) ws.send(f);
+    } finally {
+      for (const t of held) js.release(t);
+    }
   }
 
   /** `POST /publish/<topic>`: 200 `{delivered, seq, epoch}`; see docs/gateway.md for refusals. */
@@ -310,6 +414,20 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     let result: Delivered;
     if (broker === null) {
       result = deliver(topic, json, nowMs());
+    } else if (jsh !== null) {
+      // Into the stream; the answer waits until this process's feed (if it has one) delivered it.
+      const id = randomUUID();
+      echoes.set(id, { delivered: 0, seq: null, epoch: null });
+      try {
+        if (!broker.up) throw new Error('NATS is not connected');
+        const seq = await jsh.publish(topic, req.body, req.header('content-type'), id, nowMs());
+        await jsh.reached(topic, seq, 2000);
+        result = { delivered: echoes.get(id)!.delivered, seq, epoch: jsh.epoch };
+      } catch (err) {
+        return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
+      } finally {
+        echoes.delete(id);
+      }
     } else {
       const id = randomUUID();
       echoes.set(id, { delivered: 0, seq: null, epoch: null });
@@ -354,7 +472,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     counters.drops = st.drops;
     counters.slowClosed = st.slowClosed;
     counters.deliveries = st.deliveries;
-    counters.brokerSubscriptions = broker?.subscriptions ?? 0;
+    counters.brokerSubscriptions = jsh?.consumers ?? broker?.subscriptions ?? 0;
     counters.brokerUp = broker === null || broker.up ? 1 : 0;
     return counters;
   });
@@ -372,6 +490,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
       streams.close();
+      jsh?.close();
       untrack();
       if (reactor !== undefined) untrackReactor(reactor);
       void broker?.close();

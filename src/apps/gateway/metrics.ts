@@ -54,7 +54,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['clients', 'c1m_gateway_clients', 'Open WebSockets.', false],
   ['subscriptions', 'c1m_gateway_subscriptions', 'Subscriptions (connection x topic).', false],
   ['topics', 'c1m_gateway_topics', 'Topics with local subscribers (summed over workers: a topic counts once per worker).', false],
-  ['brokerSubscriptions', 'c1m_gateway_nats_subscriptions', 'NATS subscriptions held (one per interested topic per worker).', false],
+  ['brokerSubscriptions', 'c1m_gateway_nats_subscriptions', 'NATS subscriptions held (one per interested topic per worker; with the JetStream history, its consumers).', false],
   ['brokerUp', 'c1m_gateway_nats_up', 'Workers connected to NATS (or standalone).', false],
   ['messagesIn', 'c1m_gateway_messages_in_total', 'Topic messages received (HTTP publishes; NATS messages with --nats).', true],
   ['messagesOut', 'c1m_gateway_messages_out_total', 'Topic messages delivered to at least one local subscriber.', true],
