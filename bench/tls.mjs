@@ -67,6 +67,7 @@ const UWS = path.join(BENCH_DIR, 'servers/uws-https.mjs');
 const CLIENT = path.join(BENCH_DIR, 'tls-client.mjs');
 const TLSREF_DIR = path.join(BENCH_DIR, 'tlsref');
 const TLSREF = process.env.TLSREF_BIN ?? path.join(TLSREF_DIR, 'tlsref');
+const TLSREF_ARGS = (process.env.TLSREF_ARGS ?? '').split(/\s+/).filter(Boolean); // e.g. -K (keep buffers)
 
 function fail(msg) {
   process.stderr.write(`${PROG}: ${msg}\n`);
@@ -114,7 +115,7 @@ function serverArgv(kind, port, certName) {
     case 'node-https': return [...node, NODE_TLS, '--mode', 'https', '--cert', c.cert, '--key', c.key, ...common];
     case 'uws-https': return [...node, UWS, '--cert', c.cert, '--key', c.key, ...common];
     case 'tlsref-echo': case 'tlsref-hold': case 'tlsref-plain':
-      return [TLSREF, '-m', kind.slice(7), '-c', c.cert, '-k', c.key, '-p', String(port), '-a', HOST];
+      return [TLSREF, '-m', kind.slice(7), '-c', c.cert, '-k', c.key, '-p', String(port), '-a', HOST, ...TLSREF_ARGS];
     default: throw new Error(`unknown server ${kind}`);
   }
 }
@@ -412,6 +413,7 @@ const doc = {
   node: process.version,
   openssl: spawnSync('openssl', ['version'], { encoding: 'utf8' }).stdout.trim(),
   openssl_node: process.versions.openssl,
+  tlsref_args: TLSREF_ARGS,
   results: {},
 };
 if (PARTS.has('handshake')) doc.results.handshake = await partHandshake();

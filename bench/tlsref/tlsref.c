@@ -1,14 +1,15 @@
 /* tlsref.c - a minimal single-threaded epoll TLS server: the OpenSSL "physical limit" beside
  * which bench/tls.mjs measures c1m's TLS and node:tls (issue 13).
  *
- *   tlsref -c CERT -k KEY [-p port] [-a addr] [-m echo|hold|plain] [-T tickets] [-b backlog]
+ *   tlsref -c CERT -k KEY [-p port] [-a addr] [-m echo|hold|plain] [-T tickets] [-b backlog] [-K]
  *
  * - one process, one thread, one epoll set, edge-triggered; non-blocking listener, accept4() in
  *   batches; every connection fd-indexed in one calloc'd array (no per-connection malloc of our
  *   own except the unsent remainder of a partial write).
  * - TLS: one SSL_CTX (TLS 1.2 and 1.3, OpenSSL's default ciphers and groups), one SSL per
  *   connection on the socket itself (SSL_set_fd: OpenSSL's socket BIO reads and writes the fd
- *   directly - no copy through a memory BIO), SSL_MODE_RELEASE_BUFFERS, read_ahead on,
+ *   directly - no copy through a memory BIO), SSL_MODE_RELEASE_BUFFERS (-K keeps the buffers:
+ *   what releasing them costs in CPU and saves in memory), read_ahead on,
  *   stateless session tickets on (-T per full TLS 1.3 handshake, default 1 like c1m), the
  *   internal session cache off (resumption is by ticket only, as in c1m), renegotiation and
  *   compression off, server cipher preference - the options of c1m's native/src/tls.c.
@@ -56,7 +57,7 @@ struct conn {           /* fd-indexed */
     uint8_t st;
 };
 
-static int g_mode = MODE_ECHO, g_port = 9000, g_backlog = 65535, g_tickets = 1;
+static int g_mode = MODE_ECHO, g_port = 9000, g_backlog = 65535, g_tickets = 1, g_keep_buffers;
 static const char *g_addr = "127.0.0.1", *g_cert, *g_key;
 static volatile sig_atomic_t g_stop, g_usr1;
 static struct conn *C;
@@ -77,7 +78,7 @@ static void die(const char *what)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: tlsref -c CERT -k KEY [-p port] [-a addr] [-m echo|hold|plain] [-T tickets] [-b backlog]\n");
+    fprintf(stderr, "usage: tlsref -c CERT -k KEY [-p port] [-a addr] [-m echo|hold|plain] [-T tickets] [-b backlog] [-K]\n");
     exit(2);
 }
 
@@ -239,7 +240,8 @@ static void setup_tls(void)
     ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) die("SSL_CTX_new");
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_mode(ctx, (g_keep_buffers ? 0 : SSL_MODE_RELEASE_BUFFERS) | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                              SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
@@ -255,7 +257,7 @@ int main(int argc, char **argv)
 {
     static const char *modes[] = {"echo", "hold", "plain"};
     int o;
-    while ((o = getopt(argc, argv, "c:k:p:a:m:T:b:")) != -1) {
+    while ((o = getopt(argc, argv, "c:k:p:a:m:T:b:K")) != -1) {
         switch (o) {
         case 'c': g_cert = optarg; break;
         case 'k': g_key = optarg; break;
@@ -263,6 +265,7 @@ int main(int argc, char **argv)
         case 'a': g_addr = optarg; break;
         case 'T': g_tickets = atoi(optarg); break;
         case 'b': g_backlog = atoi(optarg); break;
+        case 'K': g_keep_buffers = 1; break;
         case 'm':
             g_mode = -1;
             for (int i = 0; i < 3; i++) if (!strcmp(optarg, modes[i])) g_mode = i;
@@ -305,8 +308,8 @@ int main(int argc, char **argv)
     struct epoll_event le = {.events = EPOLLIN, .data.fd = lfd};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &le) < 0) die("epoll_ctl listener");
 
-    printf("tlsref listening %s:%d mode=%s tls=%s tickets=%d pid=%d\n", g_addr, g_port, modes[g_mode],
-           g_mode == MODE_PLAIN ? "off" : OpenSSL_version(OPENSSL_VERSION), g_tickets, (int)getpid());
+    printf("tlsref listening %s:%d mode=%s tls=%s tickets=%d release_buffers=%d pid=%d\n", g_addr, g_port, modes[g_mode],
+           g_mode == MODE_PLAIN ? "off" : OpenSSL_version(OPENSSL_VERSION), g_tickets, !g_keep_buffers, (int)getpid());
     fflush(stdout);
 
     struct epoll_event ev[MAXEV];
