@@ -31,7 +31,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { defaultBackend, nofileLimit } from '../index.js';
 import { WorkerPool } from './bench-pool.js';
-import { machineInfo, meminfo, procAlive, processTree, sampleTree, socketCounts, spawnServer, type SocketCounts, type SpawnedServer, type TreeSample } from './bench-proc.js';
+import { cpuPhase, cpuSample, machineInfo, meminfo, procAlive, processTree, sampleTree, socketCounts, spawnServer, type CpuPhase, type SocketCounts, type SpawnedServer, type TreeSample } from './bench-proc.js';
 import { buildReport } from './bench-report.js';
 import { addCounts, formatMicros, loadHistograms, mergeHistograms, summarize, type LatencySummary } from './bench-stats.js';
 import type { WorkerResult } from './bench-ipc.js';
@@ -371,6 +371,9 @@ class MillionRun {
     const errorsBefore = this.#errors();
     const shares = split(target, pool.workers.length);
     this.#log(`step ${i + 1}/${steps.length}: growing to ${fmtInt(target)} connections`);
+    // CPU of the connect phase, box-wide and by side: CPU-bound or waiting, and whose CPU.
+    const serverPids = (): number[] => (this.#server ? processTree([this.#server.pid]) : []);
+    const cpu0 = cpuSample(serverPids(), pool.pids());
     const t0 = performance.now();
     pool.workers.forEach((w, k) => pool.sendTo(w, { type: 'go', upTo: shares[k]! }));
     let lastLog = t0;
@@ -386,6 +389,7 @@ class MillionRun {
     });
     const timeoutHit = !settled && pool.aborted === false;
     const connectS = ((settled ? Math.max(...pool.workers.map((w) => w.settledAt!)) : performance.now()) - t0) / 1000;
+    const connectCpu = cpuPhase(cpu0, cpuSample(serverPids(), pool.pids()), Math.max(0, pool.sum((c) => c.open) - openBefore));
     pool.send({ type: 'end-connect' });
     // Counters of the step's end: a snapshot from every worker (also counts the abandoned connects).
     const upgraded = upgradedOf(await this.#snapshot());
@@ -398,7 +402,7 @@ class MillionRun {
     }
     // Hold, then sample memory with every connection idle.
     if (this.#stopped === false || this.#stopped === 'too_many_failures') {
-      this.#log(`step ${i + 1}/${steps.length}: ${fmtInt(open)} open after ${connectS.toFixed(1)}s (${fmtInt(failed)} failed); holding ${o.holdS}s`);
+      this.#log(`step ${i + 1}/${steps.length}: ${fmtInt(open)} open after ${connectS.toFixed(1)}s (${fmtInt(failed)} failed); ${cpuLine(connectCpu)}; holding ${o.holdS}s`);
       await pool.waitFor(() => false, o.holdS * 1000, false, () => this.#watch());
     }
     const mi = meminfo();
@@ -449,6 +453,7 @@ class MillionRun {
       connect_s: Math.round(connectS * 1000) / 1000,
       connect_rate: connectS > 0 ? Math.round(added / connectS) : 0,
       connect_timeout_hit: timeoutHit,
+      connect_cpu: connectCpu,
       failed,
       errors,
       closed_early: closedEarly,
@@ -590,6 +595,12 @@ function diffCounts(now: Record<string, number>, before: Record<string, number>)
   const out: Record<string, number> = {};
   for (const [k, n] of Object.entries(now)) if (n - (before[k] ?? 0) > 0) out[k] = n - (before[k] ?? 0);
   return out;
+}
+
+/** The connect phase's CPU, for the step's progress line. */
+function cpuLine(c: CpuPhase): string {
+  return `connect CPU: box ${c.box_busy === null ? '?' : `${Math.round(c.box_busy * 100)}%`} busy, server ${c.server_user_s}+${c.server_sys_s}s, ` +
+    `clients ${c.client_user_s}+${c.client_sys_s}s (user+sys), ${c.us_per_conn ?? '?'} us per connection`;
 }
 
 function stepLine(s: MillionStep): string {

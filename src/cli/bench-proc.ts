@@ -169,6 +169,73 @@ export function meminfo(): Record<string, number> {
   return out;
 }
 
+/** One sample of where CPU went: the box (/proc/stat) and two groups of processes, in clock ticks. */
+export interface CpuSample {
+  /** All CPU time of the box and its idle part (idle + iowait); null when /proc/stat is unreadable. */
+  box: { total: number; idle: number } | null;
+  server: { user: number; sys: number };
+  clients: { user: number; sys: number };
+}
+
+/** The box's CPU ticks now (first line of /proc/stat), or null when unreadable. */
+function boxTicks(): CpuSample['box'] {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal (guest time is already in user and nice)
+    const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+    return Number.isFinite(total) && f.length >= 5 ? { total, idle: f[3]! + f[4]! } : null;
+  } catch {
+    return null;
+  }
+}
+
+const ticksOf = (pids: readonly number[]): { user: number; sys: number } => {
+  let user = 0, sys = 0;
+  for (const pid of pids) {
+    const st = procStat(pid);
+    if (st) {
+      user += st.utime;
+      sys += st.stime;
+    }
+  }
+  return { user, sys };
+};
+
+/** Sample the box and the `server` and `clients` processes (gone ones count nothing). */
+export function cpuSample(server: readonly number[], clients: readonly number[]): CpuSample {
+  return { box: boxTicks(), server: ticksOf(server), clients: ticksOf(clients) };
+}
+
+/** What the CPU did between two samples, per connection added: is a phase CPU-bound, and whose CPU. */
+export interface CpuPhase {
+  /** Fraction of the box's CPU time not idle (0..1); null without /proc/stat. */
+  box_busy: number | null;
+  /** The box's CPU seconds (all cores). */
+  box_cpu_s: number | null;
+  server_user_s: number;
+  server_sys_s: number;
+  client_user_s: number;
+  client_sys_s: number;
+  /** (server + client CPU) / connections, microseconds; null for no connection. */
+  us_per_conn: number | null;
+}
+
+/** The CPU of the phase between samples `a` and `b` in which `conns` connections were made. */
+export function cpuPhase(a: CpuSample, b: CpuSample, conns: number, ticks = clockTicks()): CpuPhase {
+  const s = (x: number): number => Math.round((x / ticks) * 100) / 100;
+  const total = a.box && b.box ? b.box.total - a.box.total : 0;
+  const server = { user: b.server.user - a.server.user, sys: b.server.sys - a.server.sys };
+  const clients = { user: b.clients.user - a.clients.user, sys: b.clients.sys - a.clients.sys };
+  const ours = server.user + server.sys + clients.user + clients.sys;
+  return {
+    box_busy: total > 0 ? Math.round((1 - (b.box!.idle - a.box!.idle) / total) * 1000) / 1000 : null,
+    box_cpu_s: total > 0 ? s(total) : null,
+    server_user_s: s(server.user), server_sys_s: s(server.sys),
+    client_user_s: s(clients.user), client_sys_s: s(clients.sys),
+    us_per_conn: conns > 0 ? Math.round(((ours / ticks) * 1e6 / conns) * 10) / 10 : null,
+  };
+}
+
 /** The socket counts `ss -s` prints: TCP established (CurrEstab), in use, orphaned, TIME-WAIT, and TCP buffer pages. */
 export interface SocketCounts {
   tcp_estab: number;

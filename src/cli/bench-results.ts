@@ -4,7 +4,7 @@
  * reads, in one module that depends on neither (docs/bench.md describes every field).
  */
 import type { Aborted } from './bench-pool.js';
-import type { MachineInfo, SocketCounts } from './bench-proc.js';
+import type { CpuPhase, MachineInfo, SocketCounts } from './bench-proc.js';
 import type { LatencySummary } from './bench-stats.js';
 import type { ScenarioFields } from './scenarios/types.js';
 
@@ -101,6 +101,12 @@ export interface MillionStep {
   connect_s: number;
   connect_rate: number;
   connect_timeout_hit: boolean;
+  /**
+   * CPU during the connect phase: how busy the whole box was (1: CPU-bound; well under 1: the
+   * ramp waits on something else) and the server's and clients' CPU, per connection added.
+   * Absent in results written before it existed.
+   */
+  connect_cpu?: CpuPhase;
   /** Connect failures of this step, by code. */
   failed: number;
   errors: Record<string, number>;

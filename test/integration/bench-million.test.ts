@@ -122,6 +122,11 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
           assert.equal(typeof s[k], 'number', `${k} present`);
         }
         assert.ok(s.server_rss_kb > 0 && s.client_rss_kb > 0);
+        // The connect phase's CPU: box-wide from /proc/stat, and the connects cost both sides CPU.
+        const c = s.connect_cpu!;
+        assert.ok(c.box_busy !== null && c.box_busy > 0 && c.box_busy <= 1, JSON.stringify(c));
+        assert.ok(c.server_user_s + c.server_sys_s + c.client_user_s + c.client_sys_s > 0 && c.us_per_conn !== null && c.us_per_conn > 0, JSON.stringify(c));
+        assert.match(stderr, new RegExp(`step ${i + 1}/2: .* open after .*connect CPU: box \\d+% busy, server .* us per connection`));
         assert.ok(s.sockets !== null && s.sockets.tcp_estab >= 2 * steps[i]!, 'both ends of every connection established');
       });
       assert.ok(r.baseline.server_rss_kb > 0 && r.baseline.slab_kb !== null);

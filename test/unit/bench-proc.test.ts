@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { test } from 'node:test';
-import { clockTicks, machineInfo, procAlive, procStat, processTree, sampleTree } from '../../src/cli/bench-proc.js';
+import { clockTicks, cpuPhase, cpuSample, machineInfo, procAlive, procStat, processTree, sampleTree, type CpuSample } from '../../src/cli/bench-proc.js';
 
 test('clockTicks is what getconf CLK_TCK says, read once', () => {
   const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
@@ -53,4 +53,33 @@ test('machineInfo describes this machine', () => {
   assert.equal(m.node, process.version);
   assert.equal(m.nofile, 1024);
   assert.equal(machineInfo().nofile, null);
+});
+
+test('cpuPhase: the box busy fraction, each side\'s user and sys seconds, CPU per connection', () => {
+  const a: CpuSample = { box: { total: 10_000, idle: 4_000 }, server: { user: 100, sys: 200 }, clients: { user: 50, sys: 60 } };
+  const b: CpuSample = { box: { total: 12_000, idle: 4_500 }, server: { user: 400, sys: 500 }, clients: { user: 250, sys: 460 } };
+  const p = cpuPhase(a, b, 10_000, 100);
+  assert.deepEqual(p, {
+    box_busy: 0.75, box_cpu_s: 20,
+    server_user_s: 3, server_sys_s: 3, client_user_s: 2, client_sys_s: 4,
+    us_per_conn: 1200, // 12 s of CPU over 10,000 connections
+  });
+  assert.equal(cpuPhase({ ...a, box: null }, b, 10_000, 100).box_busy, null, 'no /proc/stat: no busy figure');
+  assert.equal(cpuPhase(a, b, 0, 100).us_per_conn, null, 'no connection: no per-connection figure');
+});
+
+test('cpuSample reads the box and counts the CPU a process burns, and nothing for a gone one', () => {
+  const a = cpuSample([process.pid], [2 ** 22 + 1]);
+  assert.ok(a.box && a.box.total > a.box.idle, 'Linux: /proc/stat has ticks');
+  // Burn CPU until the kernel has charged this process at least one more tick (bounded).
+  const start = a.server.user + a.server.sys;
+  let b = a;
+  for (const end = Date.now() + 10_000; Date.now() < end && b.server.user + b.server.sys === start;) {
+    for (let i = 0, x = 0; i < 1e6; i++) x += Math.sqrt(i);
+    b = cpuSample([process.pid], [2 ** 22 + 1]);
+  }
+  const p = cpuPhase(a, b, 1);
+  assert.ok(p.server_user_s + p.server_sys_s > 0);
+  assert.equal(p.client_user_s + p.client_sys_s, 0, 'a pid above pid_max counts nothing');
+  assert.ok(p.box_busy !== null && p.box_busy > 0 && p.box_busy <= 1);
 });

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isTopic, topicMatches } from '../../src/apps/gateway/auth.js';
 import { Streams } from '../../src/apps/gateway/history.js';
-import { OpError, dataJson, encodeMsg, parseClientOp, parseQuerySub } from '../../src/apps/gateway/protocol.js';
+import { OpError, dataJson, encodeAck, encodeMsg, encodeWelcome, parseClientOp, parseQuerySub, type TopicState } from '../../src/apps/gateway/protocol.js';
 
 describe('gateway: topics and patterns', () => {
   test('topic names: dot-separated segments of [A-Za-z0-9_-], at most 128 characters', () => {
@@ -28,6 +28,19 @@ describe('gateway: topics and patterns', () => {
 });
 
 describe('gateway: client protocol', () => {
+  test('ack and welcome: the same text as JSON.stringify of the object', () => {
+    const cases: (Record<string, TopicState> | undefined)[] = [
+      undefined, {}, { bench: { seq: 0, epoch: 'k3x9' } },
+      { 'a.b-c_d': { seq: 12, epoch: 'e"\\\u00e9', recovered: true }, z: { seq: 1, epoch: '', recovered: false }, y: { seq: 2 ** 40, epoch: 'q' } },
+    ];
+    for (const [i, topics] of cases.entries()) {
+      const want = topics === undefined ? JSON.stringify({ op: 'ack', id: i }) : JSON.stringify({ op: 'ack', id: i, topics });
+      assert.equal(encodeAck(i, topics), want);
+      assert.deepEqual(JSON.parse(encodeAck(i, topics)), JSON.parse(want));
+    }
+    for (const user of ['', 'alice', 'b"o\\b\n']) assert.equal(encodeWelcome(user), JSON.stringify({ op: 'welcome', user }));
+  });
+
   test('sub, unsub, ping parse; topics deduplicated; since by topic', () => {
     assert.deepEqual(parseClientOp('{"op":"sub","id":1,"topics":["a","b","a"]}'), { op: 'sub', id: 1, topics: ['a', 'b'], since: new Map() });
     const s = parseClientOp('{"op":"sub","id":2,"topics":["a"],"since":{"a":{"seq":5,"epoch":"e-1"}}}');

@@ -165,3 +165,37 @@ describe('upgrade hand-over from the HTTP server', () => {
     assert.deepEqual(echoes(Buffer.concat(conn.out)), expected);
   });
 });
+
+describe('the 101 and what onOpen sends leave in one write', () => {
+  /** Records the engine commands in order: a write, or a timer re-arm. */
+  class RecordingConnection extends FakeConnection {
+    readonly ops: string[] = [];
+    override write(b: Uint8Array | string): boolean {
+      this.ops.push(Buffer.from(b as Uint8Array).toString('latin1').startsWith('HTTP/1.1 101') ? 'write 101' : 'write');
+      return super.write(b);
+    }
+    override setTimeout(): void {
+      this.ops.push('timeout');
+    }
+  }
+  // The engine gathers only adjacent writes to one connection into one sendmsg: a timer
+  // command between the 101 and the welcome cost a second sendmsg per upgrade.
+  for (const via of ['own port', 'HTTP server'] as const) {
+    test(`with a heartbeat and a handshake timeout, no command separates them (${via})`, () => {
+      const ws = createWebSocketHandler({
+        pingInterval: 30_000,
+        handshakeTimeout: 5_000,
+        onOpen(s) {
+          s.send('welcome');
+        },
+      });
+      const handler = via === 'own port' ? ws : createHttpHandler({ onUpgrade: ws.upgradeHook() });
+      const conn = new RecordingConnection();
+      drive(handler, conn, [Buffer.from(REQUEST, 'latin1')]);
+      const at = conn.ops.indexOf('write 101');
+      assert.ok(at >= 0, conn.ops.join(', '));
+      assert.deepEqual(conn.ops.slice(at), ['write 101', 'write'], conn.ops.join(', '));
+      assert.deepEqual(echoes(Buffer.concat(conn.out)), [[1, 'welcome']]);
+    });
+  }
+});

@@ -117,13 +117,30 @@ export interface TopicState {
   recovered?: boolean;
 }
 
-export const encodeAck = (id: number, topics?: Record<string, TopicState>): string =>
-  topics === undefined ? `{"op":"ack","id":${id}}` : JSON.stringify({ op: 'ack', id, topics });
+/**
+ * An `ack`: the same text as `JSON.stringify({ op: 'ack', id, topics })`, built by
+ * concatenation (one per connect that subscribes in its URL: no object walk).
+ */
+export function encodeAck(id: number, topics?: Record<string, TopicState>): string {
+  if (topics === undefined) return `{"op":"ack","id":${id}}`;
+  let out = `{"op":"ack","id":${id},"topics":{`;
+  let first = true;
+  for (const t in topics) {
+    const st = topics[t]!;
+    out += `${first ? '' : ','}${JSON.stringify(t)}:{"seq":${st.seq},"epoch":${JSON.stringify(st.epoch)}` +
+      `${st.recovered === undefined ? '' : `,"recovered":${st.recovered}`}}`;
+    first = false;
+  }
+  return `${out}}}`;
+}
 
 export const encodeError = (e: OpError): string =>
   JSON.stringify(e.topic === undefined ? { op: 'error', id: e.id, code: e.code, message: e.message } : { op: 'error', id: e.id, code: e.code, message: e.message, topic: e.topic });
 
-export const encodeWelcome = (user: string): string => JSON.stringify({ op: 'welcome', user });
+/** The welcome of an open gateway's clients (user ''), made once. */
+const OPEN_WELCOME = JSON.stringify({ op: 'welcome', user: '' });
+
+export const encodeWelcome = (user: string): string => (user === '' ? OPEN_WELCOME : JSON.stringify({ op: 'welcome', user }));
 
 export const encodePong = (id: number): string => `{"op":"pong","id":${id}}`;
 

@@ -859,10 +859,12 @@ class WsServer implements WebSocketHandler {
     const s = this.#shared;
     conn.tag = tag;
     s.count++;
-    conn.write(head);
     // Replaces the handshake timeout with the heartbeat (or none). With neither configured,
-    // the engine's idleTimeout stays in charge.
+    // the engine's idleTimeout stays in charge. Armed BEFORE the head is written: the engine
+    // gathers consecutive writes to one connection into one sendmsg, and a timer command
+    // between the 101 and what `onOpen` sends would split them into two.
     if (s.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(s.pingInterval);
+    conn.write(head);
   }
 }
 
