@@ -235,7 +235,8 @@ class MillionRun {
     const cert = o.tls ? makeBenchCert() : undefined;
     this.#cert = cert;
     const tlsFlags = cert ? ` --tls-cert ${quote(cert.certFile)} --tls-key ${quote(cert.keyFile)}` : '';
-    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}` : 'echo'}${tlsFlags}`;
+    const ping = o.pingInterval === undefined ? '' : ` --ping-interval ${o.pingInterval}`;
+    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${tlsFlags}`;
     const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;

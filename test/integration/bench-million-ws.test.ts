@@ -138,8 +138,9 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
     const port = await freePort();
     const nats = await startNats(port);
     try {
-      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--json']);
+      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--json']);
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
+      assert.match(r.server.command, /serve gateway --no-auth --nats \S+ --ping-interval 0 /, 'the heartbeat setting reaches the gateway');
       checkResult(r, 'nats');
       checkExit(code, r, benchPort, stderr);
       assert.equal(r.nats!.started_here, false);
@@ -178,6 +179,8 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       [['--ws', '--broadcast', '--publish', 'smoke'], /--publish must be http or nats/],
       [['--ws', '--topic', 'a b'], /--topic must be/],
       [['--ws', '--nats', 'http://x'], /--nats must be one nats:\/\/host:port URL/],
+      [['--ping-interval', '1000'], /--ping-interval applies to --ws only/],
+      [['--ws', '--ping-interval', 'soon'], /--ping-interval/],
     ] as const) {
       const child = spawn(process.execPath, [CLI, 'bench', 'million', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
