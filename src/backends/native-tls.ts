@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
 import type { Binding, NativeConstants, NativeHandle, NativeTlsContext } from '../core/binding.js';
-import { C1mError, systemError } from '../core/errors.js';
+import { C1mError, systemError, withoutStack } from '../core/errors.js';
 import type { ResolvedTls } from '../core/options.js';
 import type { TlsInfo } from '../core/types.js';
 
@@ -42,8 +42,12 @@ export function tlsInfo(b: Binding, h: NativeHandle, fd: number, gen: number): T
   };
 }
 
-/** The code and error of a TLS failure record: why (R_TLS or R_ERROR), errno, the OpenSSL code. */
+/** The code and error of a TLS failure record: why (R_TLS or R_ERROR), errno, the OpenSSL code. The error has no JS stack (`withoutStack`: what a peer did). */
 export function tlsFailure(b: Binding, k: NativeConstants, why: number, errno: number, detail: number, handshake: boolean): { code: string; error: Error } {
+  return withoutStack(() => failureOf(b, k, why, errno, detail, handshake));
+}
+
+function failureOf(b: Binding, k: NativeConstants, why: number, errno: number, detail: number, handshake: boolean): { code: string; error: Error } {
   if (why !== k.R_TLS) {
     const error = systemError(errno, 'read');
     error.message = `TLS handshake: ${error.message}`;

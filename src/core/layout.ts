@@ -17,7 +17,7 @@
  * into its own fields or into locals once per batch.
  */
 import type { NativeConstants } from './binding.js';
-import { errnoName, systemError, type SystemError } from './errors.js';
+import { errnoName, systemError, withoutStack, type SystemError } from './errors.js';
 import { HANDLER_ERROR, type HandlerErrorReason } from './handler-contract.js';
 import type { CloseReason } from './types.js';
 
@@ -203,7 +203,7 @@ export function closeReason(
     case k.R_SLOW_CONSUMER: return { kind: 'slow-consumer', code: 'ERR_C1M_SLOW_CONSUMER' };
     case k.R_SHUTDOWN: return { kind: 'shutdown', code: 'ERR_C1M_SHUTDOWN' };
     case k.R_HANDLER: return failed ?? { kind: 'handler-error', code: HANDLER_ERROR };
-    case k.R_CONNECT_FAILED: return { kind: 'connect-failed', code: errnoName(errno), errno, error: systemError(errno, 'connect', target) };
-    default: return { kind: 'error', code: errnoName(errno), errno, error: systemError(errno, 'read') };
+    case k.R_CONNECT_FAILED: return { kind: 'connect-failed', code: errnoName(errno), errno, error: withoutStack(() => systemError(errno, 'connect', target)) };
+    default: return { kind: 'error', code: errnoName(errno), errno, error: withoutStack(() => systemError(errno, 'read')) };
   }
 }

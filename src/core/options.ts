@@ -26,9 +26,31 @@ export const DEFAULTS = {
   backlog: 4096,
 } as const;
 
-function defaultOnError(err: Error): void {
-  process.stderr.write(`c1m: ${err.stack ?? err.message}\n`);
+/**
+ * The default `onError`: each error to stderr, but at most one per error code per `everyMs`
+ * (a server facing scanners or aborting clients can see thousands of failed handshakes a
+ * second, and a write per error would cost more than the handshakes); the ones held back are
+ * counted and the count goes out with the next line of that code. Codes are few (ERR_C1M_* and
+ * errno names), so the table stays small. `now` and `write` are for tests.
+ */
+export function errorPrinter(everyMs = 1000, now: () => number = Date.now, write: (line: string) => void = (l) => void process.stderr.write(l)): (err: Error) => void {
+  const last = new Map<string, { at: number; held: number }>();
+  return (err: Error): void => {
+    const code = (err as { code?: unknown }).code;
+    const key = typeof code === 'string' ? code : err.name;
+    const t = now();
+    const e = last.get(key);
+    if (e !== undefined && t - e.at < everyMs) {
+      e.held++;
+      return;
+    }
+    const held = e !== undefined && e.held > 0 ? ` [${e.held} more ${key} not shown since the last one]` : '';
+    last.set(key, { at: t, held: 0 });
+    write(`c1m: ${err.stack ?? err.message}${held}\n`);
+  };
 }
+
+const defaultOnError = errorPrinter();
 
 const isCount = (v: unknown, min = 0): v is number => typeof v === 'number' && Number.isInteger(v) && v >= min;
 

@@ -304,8 +304,11 @@ export interface EngineOptions {
   noDelay?: boolean;
   /**
    * Called with errors from handler callbacks (always an `Error`; `conn` is the connection the
-   * callback ran for, if any) and from accept. Default: print to stderr. If it throws, both
-   * errors go to stderr; the reactor carries on.
+   * callback ran for, if any), from accept and from failed inbound TLS handshakes. Default:
+   * print to stderr, at most one line per error code per second (the others are counted, and
+   * the count is printed with the next line of that code). Errors made for what a peer did (a
+   * reset, a failed handshake) carry no JS stack. If it throws, both errors go to stderr; the
+   * reactor carries on.
    */
   onError?: (err: Error, conn?: Connection) => void;
 }
