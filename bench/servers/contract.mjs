@@ -39,9 +39,14 @@ export function keepContract(label, server, detail = '') {
     process.exit(0);
   });
   process.on('SIGINT', () => process.exit(0));
+  reportMemoryOnSigusr1();
+}
+
+/** SIGUSR1: a memory-reducing GC when exposed (as c1m serve does: freed pages handed back at
+ * once), then one JSON line of process.memoryUsage() on stdout. */
+export function reportMemoryOnSigusr1() {
   process.on('SIGUSR1', () => {
     const hasGc = typeof globalThis.gc === 'function';
-    // Memory-reducing, as c1m serve does: freed pages handed back at once.
     if (hasGc) globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
     const m = process.memoryUsage();
     process.stdout.write(

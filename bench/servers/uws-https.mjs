@@ -6,7 +6,7 @@
 //
 // The contract of ./contract.mjs: one "listening" line, exit 0 on SIGTERM, SIGUSR1 -> GC + a {"gc":...} line.
 import { createRequire } from 'node:module';
-import { serverArgs } from './contract.mjs';
+import { reportMemoryOnSigusr1, serverArgs } from './contract.mjs';
 
 const values = serverArgs({ cert: { type: 'string' }, key: { type: 'string' } });
 const require = createRequire(import.meta.url);
@@ -34,9 +34,4 @@ app.listen(values.host, Number(values.port), (token) => {
   });
 });
 process.on('SIGINT', () => process.exit(0));
-process.on('SIGUSR1', () => {
-  const hasGc = typeof globalThis.gc === 'function';
-  if (hasGc) globalThis.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
-  const m = process.memoryUsage();
-  process.stdout.write(`${JSON.stringify({ gc: hasGc, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
-});
+reportMemoryOnSigusr1();

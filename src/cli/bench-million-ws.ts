@@ -23,7 +23,7 @@ import { request } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { clockTicks, procStat, processTree, spawnServer, type SpawnedServer } from './bench-proc.js';
+import { clockTicks, processTree, spawnServer, ticksOf, type SpawnedServer } from './bench-proc.js';
 import { formatMicros, mergeHistograms, summarize } from './bench-stats.js';
 import type { WorkerPool } from './bench-pool.js';
 import type { WorkerResult } from './bench-ipc.js';
@@ -139,15 +139,8 @@ export interface BroadcastTarget {
 
 /** User and system CPU seconds of `pids` now (processes gone meanwhile count nothing). */
 function cpuOf(pids: readonly number[]): { user: number; sys: number } {
-  let user = 0, sys = 0;
-  for (const pid of pids) {
-    const st = procStat(pid);
-    if (st) {
-      user += st.utime;
-      sys += st.stime;
-    }
-  }
-  return { user: user / clockTicks(), sys: sys / clockTicks() };
+  const t = ticksOf(pids);
+  return { user: t.user / clockTicks(), sys: t.sys / clockTicks() };
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;

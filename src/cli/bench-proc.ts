@@ -189,7 +189,8 @@ function boxTicks(): CpuSample['box'] {
   }
 }
 
-const ticksOf = (pids: readonly number[]): { user: number; sys: number } => {
+/** User and system CPU clock ticks of `pids` now (processes gone meanwhile count nothing). */
+export const ticksOf = (pids: readonly number[]): { user: number; sys: number } => {
   let user = 0, sys = 0;
   for (const pid of pids) {
     const st = procStat(pid);

@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
-import { HOST, waitFor, within } from './net.js';
+import { HOST, freePort, waitFor, within } from './net.js';
+
+export { freePort };
 
 export type ServerMsg = { op: string; id?: number; [k: string]: unknown };
 
@@ -191,14 +192,6 @@ export async function scrape(port: number): Promise<Map<string, PromFamily>> {
 
 export const NATS_SERVER = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' }).stdout.trim();
 export const NATS_MISSING = NATS_SERVER === '' && 'nats-server is not installed (apt-get install nats-server; .ci/run installs it)';
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A nats-server on `port` (loopback), with `extra` arguments (`-js -sd DIR`); resolves once it accepts connections. */
 export async function startNats(port: number, extra: string[] = []): Promise<ChildProcess> {

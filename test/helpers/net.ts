@@ -4,7 +4,7 @@
  * server on a chosen backend whose `onError` collects instead of printing.
  */
 import { readdirSync } from 'node:fs';
-import { connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { createReactor } from '../../src/index.js';
 import type { EngineOptions, Handler, Reactor } from '../../src/index.js';
 import type { BackendName } from './backends.js';
@@ -12,6 +12,15 @@ import type { BackendName } from './backends.js';
 export const HOST = '127.0.0.1';
 /** Per-test guard against hangs (never a performance threshold). */
 export const GUARD = { timeout: 120_000 };
+
+/** A loopback port nothing listens on (bound, then released). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, HOST, r));
+  const { port } = s.address() as { port: number };
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
 
 export interface Deferred<T> {
   promise: Promise<T>;

@@ -9,7 +9,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { before, describe, test } from 'node:test';
 import { Writable } from 'node:stream';
@@ -18,7 +17,7 @@ import type { BenchResult, BenchSweepResult } from '../../src/cli/bench-results.
 import { latencyHistogram, encodeHistogram, loadHistograms, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
 import { createWebSocketHandler, nofileLimit, type CloseReason } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
-import { HOST, startServer, waitFor, type TestServer } from '../helpers/net.js';
+import { HOST, freePort, startServer, waitFor, type TestServer } from '../helpers/net.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../../bin/c1m.js', import.meta.url));
@@ -61,15 +60,6 @@ function runCli(args: string[], opts: { shell?: string; onStderr?: (text: string
       resolve({ code, stdout, stderr, json, pid: child.pid! });
     });
   });
-}
-
-/** A port nothing listens on (bound then released). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function alive(pid: number): boolean {

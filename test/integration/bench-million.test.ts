@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +17,7 @@ import { planMillion, split } from '../../src/cli/bench-million.js';
 import type { MillionResult } from '../../src/cli/bench-results.js';
 import { nofileLimit } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
+import { freePort } from '../helpers/net.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../../bin/c1m.js', import.meta.url));
@@ -45,15 +45,6 @@ function descendants(pid: number): number[] {
     todo.push(...childrenOf(p));
   }
   return out;
-}
-
-/** A port nothing listens on (bound then released). */
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 describe('c1m bench million layout', () => {

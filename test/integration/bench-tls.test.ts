@@ -7,7 +7,6 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -15,7 +14,7 @@ import { parseBenchArgs } from '../../src/cli/bench-options.js';
 import type { BenchResult } from '../../src/cli/bench-results.js';
 import { UsageError } from '../../src/cli/bench-layout.js';
 import { nativeAvailable } from '../helpers/backends.js';
-import { HOST } from '../helpers/net.js';
+import { HOST, freePort } from '../helpers/net.js';
 import { testCerts } from '../helpers/tls-certs.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -24,14 +23,6 @@ const GUARD = { timeout: 120_000, skip: !nativeAvailable && 'the bench worker ne
 const certs = testCerts();
 const CA = join(certs.dir, 'ca.crt');
 const ROGUE_CA = join(certs.dir, 'rogue-ca.crt');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, HOST, r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** `c1m bench ...args --json --spawn 'c1m serve <app> --tls-cert ... --tls-key ...'`. */
 async function bench(app: string, args: string[]): Promise<{ code: number | null; json: BenchResult; stderr: string }> {
