@@ -44,6 +44,10 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --ping-interval MS         with --ws: the gateway's WebSocket heartbeat (default: the gateway's 30000;
                              0: none). Every idle subscriber costs a ping and a pong per interval:
                              1M subscribers at 30 s are 33,000 exchanges/s on the box
+  --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
+                             and the client processes, e.g. "--max-opt=1": with ~105 processes on a
+                             few cores, V8's baseline tier only costs less per connection than
+                             per-process optimizing compiles run from cold caches (docs/bench.md)
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:
@@ -76,6 +80,8 @@ export interface MillionOptions {
   nats: string | undefined;
   /** `--ping-interval`: the gateway's WebSocket heartbeat in ms (0: none); undefined keeps the gateway's default (30 s). */
   pingInterval: number | undefined;
+  /** `--node-flags`: Node/V8 flags of the server's workers and of the client processes (none: []). */
+  nodeFlags: string[];
   /** `--tls`: TCP echo, or with `ws` the gateway's subscribers, over TLS (full, verified handshakes; see bench-million-tls.ts). */
   tls: boolean;
 }
@@ -110,6 +116,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         nats: { type: 'string' },
         'ping-interval': { type: 'string' },
         tls: { type: 'boolean', default: false },
+        'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -156,6 +163,15 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     publish: (v.publish ?? 'http') as PublishVia,
     nats: v.nats,
     pingInterval: int('ping-interval', v['ping-interval'], 0, 2_147_483_647),
+    nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
   };
+}
+
+/** `--node-flags`: space-separated `--flag` words. Errors: UsageError for anything else. */
+function nodeFlagsOf(s: string | undefined): string[] {
+  const flags = (s ?? '').split(/\s+/).filter((f) => f !== '');
+  const bad = flags.find((f) => !/^--[a-z0-9][-a-z0-9_]*(=\S*)?$/i.test(f));
+  if (bad !== undefined) throw new UsageError(`--node-flags: not a --flag: ${bad}`);
+  return flags;
 }

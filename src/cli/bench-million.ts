@@ -184,7 +184,7 @@ class MillionRun {
     this.#argv = argv;
     this.#out = out;
     this.#err = err;
-    this.#pool = new WorkerPool(err);
+    this.#pool = new WorkerPool(err, o.nodeFlags);
   }
 
   #log(line: string): void {
@@ -236,8 +236,9 @@ class MillionRun {
     this.#cert = cert;
     const tlsFlags = cert ? ` --tls-cert ${quote(cert.certFile)} --tls-key ${quote(cert.keyFile)}` : '';
     const ping = o.pingInterval === undefined ? '' : ` --ping-interval ${o.pingInterval}`;
+    const flags = o.nodeFlags.length === 0 ? '' : ` --node-flags=${quote(o.nodeFlags.join(' '))}`;
     const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${tlsFlags}`;
-    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}`;
+    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${flags}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
     let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, server_anon_kb: 0, sockets: null, warmup };
@@ -336,7 +337,7 @@ class MillionRun {
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
       server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
-      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: o.nodeFlags },
       baseline,
       steps: results,
       summary: summarizeSteps(results, o.ws),

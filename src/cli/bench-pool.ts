@@ -48,15 +48,19 @@ export class WorkerPool {
   #wake: (() => void) | undefined;
   #stopping = false;
 
-  constructor(err: NodeJS.WritableStream) {
+  readonly #execArgv: readonly string[];
+
+  /** `execArgv`: Node/V8 flags for every worker, after this process's own (`--inspect*` dropped). */
+  constructor(err: NodeJS.WritableStream, execArgv: readonly string[] = []) {
     this.#err = err;
+    this.#execArgv = execArgv;
   }
 
   /** Fork one worker per config and wait for `ready`. False (after reporting why) when one cannot start. */
   async start(configs: WorkerConfig[]): Promise<boolean> {
     const script = fileURLToPath(new URL('./bench-worker.js', import.meta.url));
     // Worker output goes to our stderr: stdout carries only the result.
-    const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--inspect'));
+    const execArgv = [...process.execArgv.filter((arg) => !arg.startsWith('--inspect')), ...this.#execArgv];
     this.workers = configs.map((config) => {
       const child = fork(script, [], { stdio: ['ignore', 2, 2, 'ipc'], execArgv });
       const w: WorkerHandle = { child, config, ready: false, counters: { ...ZERO }, settledAt: undefined, snapshot: undefined, result: undefined, exited: false, fatal: undefined };

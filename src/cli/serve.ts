@@ -53,6 +53,9 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
                               reads both files again and reloads them in every worker
   --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
                               (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
+  --node-flags="FLAGS"        Node/V8 flags for every --processes worker, space-separated, e.g.
+                              "--max-opt=1" (baseline JIT only: cheaper when many more processes
+                              than cores share the box, as in a one-box million; docs/bench.md)
   --metrics-port P            serve GET /metrics (Prometheus text, every worker summed) on this
                               port too (0: any free port, printed)
 
@@ -103,6 +106,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'tls-key': { type: 'string' },
         deflate: { type: 'boolean', default: false },
         'no-compact-memory': { type: 'boolean', default: false },
+        'node-flags': { type: 'string' },
         grace: { type: 'string', default: '5000' },
         'metrics-port': { type: 'string' },
         ...GATEWAY_FLAGS,
@@ -137,6 +141,11 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const notNumber = numeric.find(([, n]) => Number.isNaN(n));
   if (notNumber) {
     err.write(`c1m serve: --${notNumber[0]} must be a non-negative integer\n`);
+    return 2;
+  }
+  const execArgv = v['node-flags']?.split(/\s+/).filter((f) => f !== '');
+  if (execArgv !== undefined && (v.processes === undefined || execArgv.some((f) => !f.startsWith('--')))) {
+    err.write(`c1m serve: --node-flags takes --flag words and applies to --processes workers\n`);
     return 2;
   }
   const target = handlerOf(what);
@@ -205,6 +214,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     maxOutboundBytes: int(v['max-outbound']),
     timerResolution: int(v['timer-resolution']),
     compactMemory: !v['no-compact-memory'],
+    ...(execArgv !== undefined ? { execArgv } : {}),
     // socket buffers as udpref's (4 MiB, doubled by the kernel): 64 flows x 16 in flight overflow the default
     ...(UDP_APPS.has(what) ? { udp: { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } } : {}),
     metricsPort: int(v['metrics-port']),

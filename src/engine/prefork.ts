@@ -32,6 +32,8 @@ export interface PreforkPlan {
   onWorkerExit?: (info: WorkerExitInfo) => void;
   /** TLS for every worker's listener (with the server's ticket keys). */
   tls?: TlsServerOptions;
+  /** Node/V8 flags of every worker process, after compactMemory's (`ServeOptions.execArgv`). */
+  execArgv?: readonly string[];
 }
 
 /** Tell one worker its new TLS options; resolves with its error, or undefined once applied (or it exited). */
@@ -62,6 +64,7 @@ function reloadTls(child: ChildProcess, seq: number, tls: WireTls): Promise<Erro
 /** Fork the workers; resolves once every one listens. */
 export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
   const workerPath = fileURLToPath(workerUrl);
+  const execArgv = [...(p.spec.compactMemory ? COMPACT_EXEC_ARGV : []), ...(p.execArgv ?? [])];
   const children = new Set<ChildProcess>();
   const ready = new Set<ChildProcess>();
   let tls = p.tls;
@@ -76,7 +79,7 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
     const forkedTls = tls;
     const spec: WorkerSpec = p.spec.udp ? { ...p.spec, udp: { ...p.spec.udp, port } } : { ...p.spec, listen: { ...p.listen, port, reusePort: true }, ...(tls ? { tls: tlsToWire(tls) } : {}) };
     const job: WorkerJob = { mode: 'process', spec };
-    const child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: p.spec.compactMemory ? [...COMPACT_EXEC_ARGV] : [] });
+    const child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
     children.add(child);
     child.on('message', (m: WorkerMessage) => {
       if (m?.type !== 'job?') relay.handle(child, m);

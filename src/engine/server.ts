@@ -84,6 +84,8 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.balance === undefined || o.balance === 'round-robin' || o.balance === 'least-connections' || o.balance === 'hash', 'balance', "'round-robin', 'least-connections' or 'hash'", o.balance);
   checkOption(o.restart === undefined || typeof o.restart === 'boolean', 'restart', 'a boolean', o.restart);
   checkOption(o.compactMemory === undefined || typeof o.compactMemory === 'boolean', 'compactMemory', 'a boolean', o.compactMemory);
+  checkOption(o.execArgv === undefined || (Array.isArray(o.execArgv) && o.execArgv.every((a) => typeof a === 'string' && a.startsWith('--'))), 'execArgv', 'an array of --flag strings', o.execArgv);
+  checkOption(o.execArgv === undefined || o.processes !== undefined, 'execArgv', 'given with processes (threads share this process\'s flags)', o.execArgv);
   checkOption(o.tls === undefined || o.udp === undefined, 'tls', 'not combined with udp', typeof o.tls);
   checkOption(o.tls === undefined || (typeof o.tls === 'object' && o.tls !== null), 'tls', 'an object', o.tls);
   if (o.tls !== undefined) resolveTlsServer(o.tls); // bad options throw before any worker starts
@@ -142,5 +144,5 @@ async function serveOn(o: ServeOptions): Promise<ModeHandle> {
   const tls = o.tls === undefined ? {} : { tls: o.tls };
   return o.threads !== undefined
     ? serveThreads({ threads: o.threads, spec, engine, listen: listenOn, balance: o.balance ?? 'round-robin', restart, onWorkerExit: o.onWorkerExit, onError: resolved.onError, ...tls })
-    : servePrefork({ processes: o.processes!, spec, listen: listenOn, restart, onWorkerExit: o.onWorkerExit, ...tls });
+    : servePrefork({ processes: o.processes!, spec, listen: listenOn, restart, onWorkerExit: o.onWorkerExit, execArgv: o.execArgv, ...tls });
 }

@@ -138,9 +138,11 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
     const port = await freePort();
     const nats = await startNats(port);
     try {
-      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--json']);
+      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--node-flags=--max-opt=1', '--json']);
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
       assert.match(r.server.command, /serve gateway --no-auth --nats \S+ --ping-interval 0 /, 'the heartbeat setting reaches the gateway');
+      assert.match(r.server.command, / --processes \d+ --node-flags='?--max-opt=1'?$/, 'the Node flags reach the gateway\'s workers');
+      assert.deepEqual(r.client.node_flags, ['--max-opt=1']);
       checkResult(r, 'nats');
       checkExit(code, r, benchPort, stderr);
       assert.equal(r.nats!.started_here, false);
@@ -181,6 +183,7 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       [['--ws', '--nats', 'http://x'], /--nats must be one nats:\/\/host:port URL/],
       [['--ping-interval', '1000'], /--ping-interval applies to --ws only/],
       [['--ws', '--ping-interval', 'soon'], /--ping-interval/],
+      [['--node-flags=--max-opt=1 max-opt'], /--node-flags: not a --flag: max-opt/],
     ] as const) {
       const child = spawn(process.execPath, [CLI, 'bench', 'million', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';

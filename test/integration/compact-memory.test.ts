@@ -49,6 +49,30 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
     });
   }
 
+  test('execArgv reaches every prefork worker after compactMemory\'s flags, and V8 applies it', async () => {
+    // Without compactMemory the same churn grows the semi-spaces past 4 MiB (test above): a
+    // 2 MiB cap given through execArgv must hold them at 4 MiB.
+    const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 2, compactMemory: false, execArgv: ['--max-semi-space-size=2', '--max-opt=1'] });
+    try {
+      for (const pid of srv.pids()) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+        assert.ok(argv.includes('--max-semi-space-size=2') && argv.includes('--max-opt=1'), argv.join(' '));
+        assert.ok(!argv.includes('--max-semi-space-size=1'), argv.join(' '));
+      }
+      const newSpace = Number(await ask(srv.address.port, 'GROW\n'));
+      assert.ok(Number.isInteger(newSpace) && newSpace > 0 && newSpace <= 4 << 20, `new space ${newSpace} B`);
+    } finally {
+      await srv.close(1000);
+    }
+  });
+
+  test('execArgv: --flag strings only, and only with processes', async () => {
+    for (const execArgv of [['max-opt=1'], '--max-opt=1', [1]] as unknown as string[][]) {
+      await assert.rejects(serve({ handler, port: 0, processes: 1, execArgv }), { code: 'ERR_C1M_INVALID_OPTION' });
+    }
+    await assert.rejects(serve({ handler, port: 0, threads: 2, execArgv: ['--max-opt=1'] }), { code: 'ERR_C1M_INVALID_OPTION', message: /processes/ });
+  });
+
   test('a non-boolean compactMemory is refused', async () => {
     await assert.rejects(serve({ handler, port: 0, compactMemory: 1 as unknown as boolean }), { code: 'ERR_C1M_INVALID_OPTION' });
   });

@@ -4,6 +4,7 @@
  * shuts down cleanly on SIGTERM. Each case spawns the CLI of this build (src/cli/run.js).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
@@ -104,6 +105,29 @@ describe('c1m serve ./handler.js', () => {
       assert.equal(c.stdout, '');
     });
   }
+
+  test('--node-flags: every --processes worker runs with them; refused without --processes or for a non-flag', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    const c = cli([greetEcho, '--port', '0', '--host', HOST, '--processes', '2', '--node-flags', ' --max-opt=1  --stack-size=900 ']);
+    try {
+      const port = await listening(c, 'processes');
+      (await greetedEcho(port, 'hello', 0)).destroy();
+      const workers = readFileSync(`/proc/${c.child.pid}/task/${c.child.pid}/children`, 'latin1').trim().split(/\s+/);
+      assert.equal(workers.length, 2, `children ${workers}`);
+      for (const pid of workers) {
+        const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+        assert.ok(argv.includes('--max-opt=1') && argv.includes('--stack-size=900'), argv.join(' '));
+      }
+      c.child.kill('SIGTERM');
+      assert.deepEqual(await within(c.exited, 'the CLI to exit', 60_000), { code: 0, signal: null }, `stderr: ${c.stderr}`);
+    } finally {
+      c.child.kill('SIGKILL');
+    }
+    for (const args of [['--node-flags=--max-opt=1'], ['--processes', '2', '--node-flags=--max-opt=1 nope']]) {
+      const bad = cli([greetEcho, '--port', '0', ...args]);
+      assert.deepEqual(await within(bad.exited, 'exit'), { code: 2, signal: null });
+      assert.match(bad.stderr, /--node-flags takes --flag words and applies to --processes workers/);
+    }
+  });
 
   test('bad --handler-options and --help', GUARD, async () => {
     const bad = cli([greetEcho, '--port', '0', '--handler-options', '{nope']);
