@@ -43,7 +43,8 @@ export function checkAdminAddress(port: unknown, host: unknown): string | null {
 
 /**
  * Listen on `host:port` (with `SO_REUSEPORT`, shared by every worker) with `handler` on a
- * reactor of its own. Errors: rejects with the bind's system error (`EADDRINUSE`,
+ * reactor of its own, on the default backend (native when the addon loads: the gateway's
+ * options do not say which backend its WebSocket reactor got). Errors: rejects with the bind's system error (`EADDRINUSE`,
  * `EADDRNOTAVAIL`, ...) prefixed with the address; nothing is left open then.
  */
 export async function openAdmin(handler: Handler, port: number, host: string): Promise<AdminListener> {
