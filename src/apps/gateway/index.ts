@@ -62,8 +62,8 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   /**
    * Serve `POST /publish/<topic>`, `/metrics`, `/stats` and `/dashboard` on this port of
    * `adminHost` instead of the gateway's port, which then serves only `/ws` (anything else: 404).
-   * Every gateway (each worker thread or process) listens on it with `SO_REUSEPORT`, as on the
-   * public port in prefork, so it must differ from the server's port (`c1m serve` checks;
+   * Plain HTTP (the server's `tls` applies to its own port only). Every gateway (each worker
+   * thread or process) listens on it with `SO_REUSEPORT`, as on the public port in prefork, so it must differ from the server's port (`c1m serve` checks;
    * here the kernel would mix the two) and be free of other servers. Publish auth and
    * `/metrics` (every worker summed) are as on the public port. 1 to 65535 (not 0: every
    * worker binds the same port). Lifetime: opened before the gateway serves, closed at its
