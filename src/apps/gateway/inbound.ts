@@ -13,8 +13,9 @@
  * core subscriptions and JetStream feeds alike; everything the delivery decides (a topic
  * message's number, a feed's position) is decided when it runs, never when it is queued, so a
  * queued message is simply one that arrived a moment later. A delivery that throws does not
- * lose the ones queued behind it: they run in the next macrotask, and the error is thrown
- * (uncaught, as it would have been from a NATS callback's reader).
+ * lose the ones queued behind it: they run in the next macrotask, and the error goes on
+ * uncaught (the process's policy applies: a `serve` worker that dies of it is replaced),
+ * where inside nats.js's parse it would have stopped the connection's reader for good.
  *
  * Threading: per thread (module state; each worker thread has its own).
  */
