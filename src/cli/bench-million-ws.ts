@@ -167,8 +167,8 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
     late = (e as { late?: boolean }).late === true;
   }
   const publishMs = performance.now() - t0;
-  // A publish answered late may still have gone out (the gateway answers after its own
-  // deliveries): wait for the deliveries then too, and report both.
+  // A publish answered late may still have gone out (NATS had it, the answer did not come in
+  // time): wait for the deliveries then too, and report both.
   if (error === null || late) {
     const all = await pool.waitFor(() => pool.sum((c) => c.msgsTotal) - before >= subscribers, BROADCAST_WAIT_MS + subscribers / 20, false, t.watch);
     const missing = all ? null : `${subscribers - (pool.sum((c) => c.msgsTotal) - before)} of ${subscribers} deliveries missing when the wait ended`;

@@ -4,6 +4,7 @@
  * itself is src/apps/gateway, loaded by every worker as a handler module.
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
 export const GATEWAY_FLAGS = {
   nats: { type: 'string' },
@@ -23,6 +24,8 @@ export const GATEWAY_FLAGS = {
   'slow-subscriber': { type: 'string' },
   'max-buffered': { type: 'string' },
   'ping-interval': { type: 'string' },
+  'admin-port': { type: 'string' },
+  'admin-host': { type: 'string' },
 } as const;
 
 export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gateway.md):
@@ -48,7 +51,11 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
   --max-topics-per-connection N  (default 100)
   --slow-subscriber close|drop   past --max-buffered bytes queued to a subscriber, close it or
   --max-buffered BYTES           skip its deliveries (default close, 4194304)
-  --ping-interval MS          WebSocket heartbeat (default 30000; 0 disables)`;
+  --ping-interval MS          WebSocket heartbeat (default 30000; 0 disables)
+  --admin-port P              serve POST /publish/<topic>, /metrics, /stats and /dashboard on
+                              this port (every worker, SO_REUSEPORT) instead of --port, which
+                              then serves only /ws; not --port nor --metrics-port
+  --admin-host H              the address --admin-port binds (default 127.0.0.1)`;
 
 type Values = Record<string, string | boolean | undefined>;
 const int = (s: string | boolean | undefined): number | undefined => (typeof s !== 'string' ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
@@ -84,6 +91,8 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
   if (storage !== undefined && storage !== 'memory' && storage !== 'file') return { error: '--history-storage is memory or file' };
   const stream = v['history-stream'];
   if (typeof stream === 'string' && !/^[A-Za-z0-9_-]{1,64}$/.test(stream)) return { error: '--history-stream is 1 to 64 of [A-Za-z0-9_-]' };
+  const admin = adminAddress(v);
+  if ('error' in admin) return admin;
   const n = Object.fromEntries(numeric);
   return {
     options: {
@@ -102,8 +111,23 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
       maxMessageBytes: n['max-message'],
       pingInterval: n['ping-interval'],
       pubsub: { maxTopicsPerConnection: n['max-topics-per-connection'], slowSubscriber: slow, maxBufferedBytes: n['max-buffered'] },
+      adminPort: admin.port,
+      adminHost: admin.host,
     },
   };
+}
+
+/** `--admin-port`/`--admin-host`, checked against the server's other ports (`--port`, `--metrics-port`). */
+function adminAddress(v: Values): { port?: number; host?: string } | { error: string } {
+  const p = v['admin-port'], host = v['admin-host'];
+  if (p === undefined) return host === undefined ? {} : { error: '--admin-host needs --admin-port' };
+  const port = int(p);
+  if (port === undefined || !(port >= 1 && port <= 65535)) return { error: `--admin-port must be a port number from 1 to 65535 (every worker binds the same one), not ${JSON.stringify(p)}` };
+  if (host !== undefined && (typeof host !== 'string' || isIP(host) === 0)) return { error: `--admin-host must be an IP address, not ${JSON.stringify(host)}` };
+  for (const other of ['port', 'metrics-port'] as const) {
+    if (int(v[other]) === port) return { error: `--admin-port ${port} is also --${other}: give the admin listener a port of its own` };
+  }
+  return { port, host: host as string | undefined };
 }
 
 /** The name of a gateway flag given to another app, if any. */

@@ -232,6 +232,8 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const perProcess = Number.isFinite(limit.connections) ? `, up to ~${limit.connections} connections per process (RLIMIT_NOFILE ${limit.soft})` : '';
   out.write(`c1m: ${what} listening on ${tls ? 'TLS ' : ''}${handle.address.host}:${handle.address.port} (backend ${used}, mode ${handle.mode}, pid ${process.pid}${perProcess})\n`);
   if (handle.metricsAddress) out.write(`c1m: metrics on http://${handle.metricsAddress.host}:${handle.metricsAddress.port}/metrics\n`);
+  const admin = what === 'gateway' ? (handlerOptions as { adminPort?: number; adminHost?: string }) : undefined;
+  if (admin?.adminPort !== undefined) out.write(`c1m: gateway admin (publish, metrics, dashboard) on http://${admin.adminHost ?? '127.0.0.1'}:${admin.adminPort}/\n`);
   return new Promise<number>((resolveExit) => {
     let stopping = false;
     const stop = (sig: string): void => {

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { connect, headers } from 'nats';
 import type {} from '../../src/cli/run.js';
+import { Broker, type BrokerMessage } from '../../src/apps/gateway/broker.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import {
   NATS_MISSING, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, startNats, stopProcess,
@@ -85,8 +86,8 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
       m = await scrape(port);
       while (promValue(m, 'c1m_gateway_nats_subscriptions') !== 0) m = await scrape(port);
       assert.equal(promValue(m, 'c1m_gateway_subscriptions'), 0);
-      // Nobody subscribed: accepted by NATS, delivered to no one here.
-      assert.deepEqual((await publishHttp(port, 'fan', 'late', PUB)).body, { delivered: 0, seq: null, epoch: null });
+      // Nobody subscribed: accepted by NATS (answered once NATS has it: no local count, no position).
+      assert.deepEqual((await publishHttp(port, 'fan', 'late', PUB)).body, { delivered: null, seq: null, epoch: null });
       await stopCli(g);
     } finally {
       for (const c of clients) c.close();
@@ -112,7 +113,7 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
       let mb = await scrape(pb);
       while (promValue(mb, 'c1m_gateway_nats_subscriptions') !== 1) mb = await scrape(pb);
       const fromA = await publishHttp(pa, 'shared', 'from a', PUB);
-      assert.equal(fromA.body.delivered, 1, 'this gateway counts its own subscribers');
+      assert.deepEqual(fromA.body, { delivered: null, seq: null, epoch: null }, 'answered once NATS has it, before local delivery');
       await publishHttp(pb, 'shared', 'from b', PUB);
       const h = headers();
       h.set('Content-Type', 'application/json');
@@ -144,7 +145,8 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
         clients.push(c);
         await c.next((m) => m.op === 'ack', 'ack');
       }
-      assert.equal((await publishHttp(port, 'rall', 'before', PUB)).body.delivered, 6);
+      assert.equal((await publishHttp(port, 'rall', 'before', PUB)).status, 200);
+      await Promise.all(clients.map((c) => waitFor(() => c.deliveries('rall').length === 1, 'before')));
       await stopProcess(server);
       let down = await publishHttp(port, 'rall', 'during', PUB);
       while (down.status === 200) down = await publishHttp(port, 'rall', 'during', PUB); // until the client notices
@@ -195,7 +197,7 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
       const seqs: unknown[] = [];
       for (const x of ['k1', 'k2']) {
         const r = await publishHttp(port, 'kept', x, PUB);
-        assert.equal(r.body.delivered, 0);
+        assert.equal(r.body.delivered, null);
         seqs.push(r.body.seq);
       }
       const b = await gatewayClient(port, `?topics=kept&since=kept:${seq}:${epoch}`);
@@ -209,6 +211,26 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
       g.child.kill('SIGKILL');
       await stopProcess(jsServer);
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a publish resolves once NATS has it, before this process delivers its own copy (which follows, in order)', GUARD, async () => {
+    // What an HTTP publish waits for: the flush's PONG, which NATS sends after our own copy of
+    // the message. Counted at that moment, local delivery must not have run yet (it is queued
+    // behind the answer); then it runs. Delivering inside the NATS callback fails the first check.
+    const seen: string[] = [];
+    const b = await Broker.connect({ servers: url }, (m: BrokerMessage) => void seen.push(new TextDecoder().decode(m.data)));
+    try {
+      b.interest('order', true);
+      await b.connection.flush(); // the subscription is on the server
+      for (let i = 0; i < 10; i++) {
+        await b.publish('order', new TextEncoder().encode(`m${i}`), undefined);
+        assert.equal(seen.length, i, `publish m${i} resolved after its local delivery`);
+        await waitFor(() => seen.length === i + 1, `m${i} delivered after the answer`);
+      }
+      assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `m${i}`));
+    } finally {
+      await b.close();
     }
   });
 

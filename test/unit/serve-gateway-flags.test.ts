@@ -1,6 +1,7 @@
 /**
  * The flags of `c1m serve gateway` for the JetStream history (`--history-stream`,
- * `--history-storage`, `--history-stream-bytes`): their translation into handler options, and
+ * `--history-storage`, `--history-stream-bytes`) and the admin listener (`--admin-port`,
+ * `--admin-host`): their translation into handler options, and
  * the clear refusals of bad values.
  */
 import assert from 'node:assert/strict';
@@ -24,4 +25,27 @@ test('bad JetStream history flags are refused with the reason', () => {
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'history-storage': 'disk' }, 1), { error: '--history-storage is memory or file' });
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'history-stream': 'a.b' }, 1), { error: '--history-stream is 1 to 64 of [A-Za-z0-9_-]' });
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'history-stream-bytes': '-1' }, 1), { error: '--history-stream-bytes must be a non-negative integer' });
+});
+
+test('--admin-port and --admin-host become handler options (host defaults in the gateway)', () => {
+  const r = gatewayOptions({ 'no-auth': true, port: '8080', 'admin-port': '9090', 'admin-host': '::1' }, 1);
+  assert.ok('options' in r);
+  assert.equal(r.options.adminPort, 9090);
+  assert.equal(r.options.adminHost, '::1');
+  const d = gatewayOptions({ 'no-auth': true, port: '8080' }, 1);
+  assert.ok('options' in d);
+  assert.equal(d.options.adminPort, undefined);
+  assert.equal(d.options.adminHost, undefined);
+});
+
+test('bad admin flags are refused with the reason', () => {
+  const port = /--admin-port must be a port number from 1 to 65535/;
+  for (const p of ['0', '65536', '-1', 'x', '']) {
+    const r = gatewayOptions({ 'no-auth': true, port: '0', 'admin-port': p }, 1);
+    assert.ok('error' in r && port.test(r.error), `${p}: ${JSON.stringify(r)}`);
+  }
+  assert.deepEqual(gatewayOptions({ 'no-auth': true, port: '8080', 'admin-port': '8080' }, 1), { error: '--admin-port 8080 is also --port: give the admin listener a port of its own' });
+  assert.deepEqual(gatewayOptions({ 'no-auth': true, port: '0', 'metrics-port': '9100', 'admin-port': '9100' }, 1), { error: '--admin-port 9100 is also --metrics-port: give the admin listener a port of its own' });
+  assert.deepEqual(gatewayOptions({ 'no-auth': true, 'admin-host': '127.0.0.1' }, 1), { error: '--admin-host needs --admin-port' });
+  assert.deepEqual(gatewayOptions({ 'no-auth': true, 'admin-port': '9000', 'admin-host': 'example.com' }, 1), { error: '--admin-host must be an IP address, not "example.com"' });
 });

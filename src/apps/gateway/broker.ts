@@ -7,9 +7,10 @@
  * message reaches every process that has subscribers for its topic, and no other.
  *
  * Exactly once: a publish from this gateway (HTTP) goes to NATS only; NATS delivers it back
- * to every interested process, this one included (echo), and delivery happens there, in the
- * subscription's callback. A process has one NATS subscription per topic, so each of its
- * subscribers gets each message once.
+ * to every interested process, this one included (echo), and delivery happens there, from the
+ * subscription (queued by its callback and run one macrotask later: inbound.ts, so an HTTP
+ * publish is answered without waiting for local sends). A process has one NATS subscription
+ * per topic, so each of its subscribers gets each message once.
  *
  * Outages: nats.js reconnects forever and re-subscribes every live subscription on
  * reconnect; interest changes made meanwhile are queued by it. While disconnected, `publish`
@@ -17,6 +18,7 @@
  * never leave; local subscribers keep what they have.
  */
 import { connect, headers as natsHeaders, type Msg, type NatsConnection, type Subscription } from 'nats';
+import { deliverLater } from './inbound.js';
 
 export interface BrokerOptions {
   /** NATS server URL(s), comma-separated. */
@@ -36,8 +38,6 @@ export interface BrokerMessage {
   contentType: string | undefined;
   /** When the publishing gateway accepted it (ms since the epoch), if it says. */
   publishedAt: number | undefined;
-  /** The publishing gateway's correlation id, if any. */
-  id: string | undefined;
 }
 
 export class Broker {
@@ -110,28 +110,29 @@ export class Broker {
         if (err !== null) return;
         const h = msg.headers;
         const at = h?.get('C1m-Published-At');
-        this.#onMessage({
+        const m: BrokerMessage = {
           topic: msg.subject.slice(prefixLength),
           data: msg.data,
           contentType: h?.get('Content-Type') || undefined,
           publishedAt: at ? Number(at) : undefined,
-          id: h?.get('C1m-Id') || undefined,
-        });
+        };
+        deliverLater(() => this.#onMessage(m));
       },
     }));
   }
 
   /**
-   * Publish to NATS and wait until the server has it (a flush: its answer follows our message,
-   * and our own subscription's copy of it, on the connection). Rejects when disconnected or
-   * when the server does not answer within `timeoutMs`.
+   * Publish to NATS and wait until the server has it (a flush: the server answers our PING
+   * after it has routed the message). Resolves before this process's own copy of it is
+   * delivered here: that copy comes ahead of the answer on the connection, and is queued
+   * (inbound.ts). Rejects when disconnected or when the server does not answer within
+   * `timeoutMs`.
    */
-  async publish(topic: string, data: Uint8Array, contentType: string | undefined, id: string, timeoutMs = 2000): Promise<void> {
+  async publish(topic: string, data: Uint8Array, contentType: string | undefined, timeoutMs = 2000): Promise<void> {
     if (!this.up) throw new Error('NATS is not connected');
     const h = natsHeaders();
     if (contentType !== undefined) h.set('Content-Type', contentType);
     h.set('C1m-Published-At', String(performance.timeOrigin + performance.now()));
-    h.set('C1m-Id', id);
     this.#nc.publish(this.#prefix + topic, data, { headers: h });
     let timer: NodeJS.Timeout | undefined;
     try {

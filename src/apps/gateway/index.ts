@@ -4,7 +4,8 @@
  * (auth.ts); publishers `POST /publish/<topic>` on the same port, or publish on NATS
  * (broker.ts); a topic's last messages are kept for clients that reconnect (history.ts, or
  * with NATS in a JetStream stream shared by every process: jetstream.ts);
- * `/metrics` and `/dashboard` show it at work (metrics.ts, dashboard.ts). docs/gateway.md.
+ * `/metrics` and `/dashboard` show it at work (metrics.ts, dashboard.ts). With `adminPort`,
+ * publish and those move to a listener of their own (admin.ts). docs/gateway.md.
  *
  * A handler module: each reactor (thread or process) builds its own gateway, and with
  * several of them NATS carries every message to each process that has subscribers for it.
@@ -17,12 +18,12 @@
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  */
-import { randomUUID } from 'node:crypto';
 import type { Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
 import { createHttpHandler, type HttpRequest, type HttpResponse } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
+import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
 import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
 import { Broker, type BrokerMessage } from './broker.js';
 import { dashboardRoutes } from './dashboard.js';
@@ -56,8 +57,22 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   maxMessageBytes?: number;
   /** WebSocket heartbeat in ms (0: none). Default 30000. */
   pingInterval?: number;
-  /** Serve `/metrics`, `/stats` and `/dashboard` on the gateway's port. Default true. */
+  /** Serve `/metrics`, `/stats` and `/dashboard` (on the gateway's port, or on `adminPort`). Default true. */
   metrics?: boolean;
+  /**
+   * Serve `POST /publish/<topic>`, `/metrics`, `/stats` and `/dashboard` on this port of
+   * `adminHost` instead of the gateway's port, which then serves only `/ws` (anything else: 404).
+   * Plain HTTP (the server's `tls` applies to its own port only). Every gateway (each worker
+   * thread or process) listens on it with `SO_REUSEPORT`, as on the public port in prefork, so it must differ from the server's port (`c1m serve` checks;
+   * here the kernel would mix the two) and be free of other servers. Publish auth and
+   * `/metrics` (every worker summed) are as on the public port. 1 to 65535 (not 0: every
+   * worker binds the same port). Lifetime: opened before the gateway serves, closed at its
+   * shutdown. Errors: `createGateway` rejects with the bind's error (`EADDRINUSE`, ...) naming
+   * the address. Default: none (everything on the gateway's port).
+   */
+  adminPort?: number;
+  /** The address `adminPort` binds. Default `127.0.0.1` (loopback: operations stay private). */
+  adminHost?: string;
   /**
    * A custom check after the token verified (handler modules only: a function does not pass
    * through `--handler-options`). Returning false closes the WebSocket with 4003.
@@ -94,9 +109,12 @@ type ClientData = Pending | Grant | undefined;
 /** The grant of a WebSocket's `data`, or null while its token is being verified. */
 const grantOf = (d: ClientData): Grant | null => (d === undefined ? OPEN_GRANT : d instanceof Pending ? null : d);
 
-/** The result of delivering one topic message in this process. */
+/**
+ * The result of delivering one topic message in this process; a publish's answer. With NATS
+ * the answer leaves before this process's delivery (`delivered: null`: not known then).
+ */
 interface Delivered {
-  delivered: number;
+  delivered: number | null;
   seq: number | null;
   epoch: string | null;
 }
@@ -106,6 +124,9 @@ interface Delivered {
  * Errors: rejects with a plain Error for inconsistent options, or NATS unreachable at start.
  */
 export async function createGateway(o: GatewayOptions): Promise<Handler> {
+  const adminHost = o.adminHost ?? '127.0.0.1';
+  const badAdmin = o.adminPort === undefined ? null : checkAdminAddress(o.adminPort, adminHost);
+  if (badAdmin !== null) throw new Error(badAdmin);
   const auth = new Auth(o);
   const maxMessage = o.maxMessageBytes ?? 64 * 1024;
   const counters: GatewayCounters = {
@@ -114,8 +135,6 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   };
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
-  /** Results of our own NATS publishes, by correlation id, while their HTTP request waits. */
-  const echoes = new Map<string, Delivered>();
 
   const streams = new Streams({ ...o, maxStreams: Math.max(o.maxStreams ?? 100_000, o.pubsub?.maxTopics ?? 100_000) }, (topic) => broker?.interest(topic, false));
 
@@ -141,12 +160,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const onBrokerMessage = (m: BrokerMessage): void => {
     const json = dataJson(m.data, m.contentType);
     if (json === null) return; // claimed JSON and is not: not deliverable
-    const r = deliver(m.topic, json, m.publishedAt ?? nowMs());
-    if (m.id !== undefined && echoes.has(m.id)) echoes.set(m.id, r);
+    deliver(m.topic, json, m.publishedAt ?? nowMs());
   };
   /** With NATS and history: the shared history (jetstream.ts); then topics are its feeds, not core subscriptions. */
   let jsh: JetStreamHistory | null = null;
-  const onFeedFrame = (topic: string, seq: number, frame: string, publishedAt: number | undefined, id: string | undefined): void => {
+  const onFeedFrame = (topic: string, _seq: number, frame: string, publishedAt: number | undefined): void => {
     counters.messagesIn++;
     counters.bytesIn += frame.length;
     const n = wsHandler.publish(topic, frame);
@@ -155,7 +173,6 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       counters.bytesOut += Buffer.byteLength(frame) * n;
       observeLatency((nowMs() - (publishedAt ?? nowMs())) / 1000);
     }
-    if (id !== undefined && echoes.has(id)) echoes.set(id, { delivered: n, seq, epoch: jsh!.epoch });
   };
   if (o.nats !== undefined) {
     broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix, onReconnect: () => void jsh?.reconnected() }, onBrokerMessage);
@@ -377,7 +394,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
   }
 
-  /** `POST /publish/<topic>`: 200 `{delivered, seq, epoch}`; see docs/gateway.md for refusals. */
+  /**
+   * `POST /publish/<topic>`: 200 `{delivered, seq, epoch}`; see docs/gateway.md for refusals.
+   * Standalone it answers after delivering (synchronous here); with NATS as soon as NATS has
+   * the message (core: the flush; JetStream: the stream's ack), before this process's own
+   * delivery of it (queued: inbound.ts), so `delivered` is null there.
+   */
   async function publish(req: HttpRequest, res: HttpResponse): Promise<void> {
     const refuse = (status: number, message: string, extra?: Record<string, string>): void => {
       counters.publishRefused++;
@@ -415,56 +437,64 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     let result: Delivered;
     if (broker === null) {
       result = deliver(topic, json, nowMs());
-    } else if (jsh !== null) {
-      // Into the stream; the answer waits until this process's feed (if it has one) delivered it.
-      const id = randomUUID();
-      echoes.set(id, { delivered: 0, seq: null, epoch: null });
+    } else {
       try {
         if (!broker.up) throw new Error('NATS is not connected');
-        const seq = await jsh.publish(topic, req.body, req.header('content-type'), id, nowMs());
-        await jsh.reached(topic, seq, 2000);
-        result = { delivered: echoes.get(id)!.delivered, seq, epoch: jsh.epoch };
+        if (jsh !== null) {
+          // In the stream once acked: its seq is the message's position on every process.
+          const seq = await jsh.publish(topic, req.body, req.header('content-type'), nowMs());
+          result = { delivered: null, seq, epoch: jsh.epoch };
+        } else {
+          await broker.publish(topic, req.body, req.header('content-type'));
+          result = { delivered: null, seq: null, epoch: null };
+        }
       } catch (err) {
         return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
-      } finally {
-        echoes.delete(id);
-      }
-    } else {
-      const id = randomUUID();
-      echoes.set(id, { delivered: 0, seq: null, epoch: null });
-      try {
-        await broker.publish(topic, req.body, req.header('content-type'), id);
-      } catch (err) {
-        return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
-      } finally {
-        result = echoes.get(id)!;
-        echoes.delete(id);
       }
     }
     res.setHeader('Content-Type', 'application/json').end(JSON.stringify(result));
   }
 
+  /** Publish requests (`/publish/<topic>`); 404 for any other path no route took. */
+  function onPublishRequest(req: HttpRequest, res: HttpResponse): void | Promise<void> {
+    if (req.path.startsWith('/publish/')) {
+      if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
+      return publish(req, res);
+    }
+    res.status(404).end('Not Found');
+  }
+
   const upgrade = wsHandler.upgradeHook();
-  const metricsOn = o.metrics ?? true;
+  const opsRoutes = (o.metrics ?? true) ? dashboardRoutes() : {};
+  const onlyWs = o.adminPort !== undefined;
   const http = createHttpHandler({
     // A client reconnecting in a storm (every client of a restarted gateway at once) may take
     // many seconds to send its upgrade request: allow what Node's own server allows for a head
     // (its headersTimeout is 60 s), half of it.
     headerTimeout: 30_000,
     maxBodyBytes: maxMessage,
-    routes: metricsOn ? dashboardRoutes() : {},
-    onRequest(req, res) {
-      if (req.path.startsWith('/publish/')) {
-        if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
-        return publish(req, res);
-      }
-      res.status(404).end('Not Found');
-    },
+    routes: onlyWs ? {} : opsRoutes,
+    onRequest: onlyWs ? (_req, res) => void res.status(404).end('Not Found') : onPublishRequest,
     onUpgrade(req, conn, head) {
       if (req.path === '/ws') return upgrade(req, conn, head);
       conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     },
   });
+  let admin: AdminListener | null = null;
+  if (o.adminPort !== undefined) {
+    const adminHttp = createHttpHandler({
+      maxBodyBytes: maxMessage,
+      routes: opsRoutes,
+      onRequest: onPublishRequest, // an upgrade request is one too: 404
+    });
+    try {
+      admin = await openAdmin(adminHttp, o.adminPort, adminHost);
+    } catch (err) {
+      jsh?.close();
+      await broker?.close();
+      throw err;
+    }
+  }
 
   const untrack = await trackGateway(() => {
     const st = wsHandler.pubsubStats;
@@ -491,6 +521,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
       streams.close();
+      void admin?.close();
       jsh?.close();
       untrack();
       if (reactor !== undefined) untrackReactor(reactor);

@@ -31,6 +31,7 @@ import {
   AckPolicy, DeliverPolicy, DiscardPolicy, StorageType, createInbox, headers as natsHeaders, nanos,
   type JetStreamClient, type JetStreamManager, type Msg, type NatsConnection, type StreamConfig, type Subscription,
 } from 'nats';
+import { deliverLater } from './inbound.js';
 
 export interface JetStreamHistoryOptions {
   /** Messages kept per topic (`max_msgs_per_subject`), at least 1. */
@@ -64,7 +65,7 @@ export interface Fetched {
 /** What the caller turns a stream message into: its frame, or null when it is not deliverable. */
 export type FrameOf = (topic: string, seq: number, data: Uint8Array, contentType: string | undefined) => string | null;
 /** A frame the feed delivered (with the publisher's time, if the message says it). */
-export type OnFrame = (topic: string, seq: number, frame: string, publishedAt: number | undefined, id: string | undefined) => void;
+export type OnFrame = (topic: string, seq: number, frame: string, publishedAt: number | undefined) => void;
 
 interface Feed {
   /** Holds: local subscribers plus `sub` ops being served. */
@@ -82,8 +83,6 @@ interface Feed {
   cseq: number;
   sub: Subscription | null;
   consumer: string | null;
-  /** HTTP publishes waiting for this feed to reach their seq. */
-  waiters: { seq: number; done: () => void }[];
 }
 
 /** Stream seq and consumer delivery count of a pushed message, from its `$JS.ACK...` reply subject. */
@@ -201,7 +200,7 @@ export class JetStreamHistory {
   async acquire(topic: string): Promise<void> {
     let f = this.#feeds.get(topic);
     if (f === undefined) {
-      f = { refs: 0, gen: 0, ready: null, last: -1, ring: [], floor: -1, cseq: 0, sub: null, consumer: null, waiters: [] };
+      f = { refs: 0, gen: 0, ready: null, last: -1, ring: [], floor: -1, cseq: 0, sub: null, consumer: null };
       this.#feeds.set(topic, f);
     }
     f.refs++;
@@ -220,28 +219,17 @@ export class JetStreamHistory {
     if (f === undefined || --f.refs > 0) return;
     this.#feeds.delete(topic);
     this.#stop(f);
-    for (const w of f.waiters) w.done();
-  }
-
-  /** Resolves once this process has delivered `seq` of `topic`, or has no feed for it, or after `timeoutMs`. */
-  reached(topic: string, seq: number, timeoutMs: number): Promise<void> {
-    const f = this.#feeds.get(topic);
-    if (f === undefined || f.last >= seq || f.ready === null) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, timeoutMs);
-      f.waiters.push({ seq, done: () => (clearTimeout(timer), resolve()) });
-    });
   }
 
   /**
-   * Publish to the stream (JetStream's ack: the stream has it). Returns its seq. Errors:
-   * rejects when NATS or the stream does not answer in `timeoutMs`.
+   * Publish to the stream (JetStream's ack: the stream has it). Returns its seq; this process's
+   * own feed delivers it whenever the consumer pushes it (not awaited: nothing the HTTP answer
+   * says depends on it). Errors: rejects when NATS or the stream does not answer in `timeoutMs`.
    */
-  async publish(topic: string, data: Uint8Array, contentType: string | undefined, id: string, publishedAt: number, timeoutMs = 2000): Promise<number> {
+  async publish(topic: string, data: Uint8Array, contentType: string | undefined, publishedAt: number, timeoutMs = 2000): Promise<number> {
     const h = natsHeaders();
     if (contentType !== undefined) h.set('Content-Type', contentType);
     h.set('C1m-Published-At', String(publishedAt));
-    h.set('C1m-Id', id);
     return (await this.#js.publish(this.#prefix + topic, data, { headers: h, timeout: timeoutMs })).seq;
   }
 
@@ -341,7 +329,8 @@ export class JetStreamHistory {
     const gen = ++f.gen;
     const ready = (async () => {
       const inbox = createInbox();
-      const sub = this.#nc.subscribe(inbox, { callback: (err, m) => err === null && this.#push(topic, f, gen, m) });
+      // Queued, then run after the read (inbound.ts): a publish's ack is never behind its delivery.
+      const sub = this.#nc.subscribe(inbox, { callback: (err, m) => err === null && deliverLater(() => this.#push(topic, f, gen, m)) });
       f.sub = sub;
       f.cseq = 0;
       const from = f.last >= 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: f.last + 1 } : { deliver_policy: DeliverPolicy.New };
@@ -404,12 +393,7 @@ export class JetStreamHistory {
       f.ring.push({ seq: info.seq, frame });
       if (f.ring.length > this.#history) f.floor = f.ring.shift()!.seq;
       const at = h?.get('C1m-Published-At');
-      this.#onFrame(topic, info.seq, frame, at ? Number(at) : undefined, h?.get('C1m-Id') || undefined);
-    }
-    if (f.waiters.length > 0) {
-      const due = f.waiters.filter((w) => w.seq <= info.seq);
-      f.waiters = f.waiters.filter((w) => w.seq > info.seq);
-      for (const w of due) w.done();
+      this.#onFrame(topic, info.seq, frame, at ? Number(at) : undefined);
     }
   }
 }
