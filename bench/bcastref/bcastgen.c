@@ -22,7 +22,8 @@
  * process reads CLOCK_MONOTONIC after the read(2) that completed it: latency = that - the
  * message's stamp; the message is filed under its seq (1..ROUNDS; anything else counts as
  * "unexpected"). A round is complete when every open connection got its message, or TIMEOUT
- * seconds after its first message arrived anywhere (then "complete":false). Per round:
+ * seconds after its first message arrived anywhere (then "complete":false). Per round (with the
+ * connect phase's "connected" and "connect_s" repeated):
  * delivered, p50 / p99 / max latency (log-linear histogram, <= 1.6 % error), last_ms = last
  * arrival - earliest stamp (the first server worker's signal), and the CPU (user, sys) of all
  * processes from the end of the previous round (or of connecting) to the moment each process had
@@ -83,6 +84,8 @@ static long g_timeout = 60, g_ctimeout = 600, g_min_avail_mb = 1024;
 static const char *g_addr = "127.0.0.1";
 static struct in_addr g_dst;
 static volatile sig_atomic_t g_stop;
+static uint64_t g_connected; /* parent: connections at the end of the connect phase */
+static double g_connect_s;
 
 static void on_stop(int s) { (void)s; g_stop = 1; }
 
@@ -374,6 +377,8 @@ static int connect_phase(uint64_t t_start)
         closed += P[i].closed;
         if (P[i].connect_done_ns > last) last = P[i].connect_done_ns;
     }
+    g_connected = connected;
+    g_connect_s = (double)(last - t_start) / 1e9;
     printf("{\"event\":\"connected\",\"target\":%ld,\"connected\":%llu,\"failed\":%llu,\"retried\":%llu,"
            "\"closed\":%llu,\"connect_s\":%.3f,\"procs\":%d,\"source_ips\":%d,\"low_memory_stop\":%s,",
            g_conns, (unsigned long long)connected, (unsigned long long)failed, (unsigned long long)retried,
@@ -428,10 +433,10 @@ static int run_round(int k)
     }
     uint64_t unexpected = 0;
     for (int i = 0; i < nprocs; i++) unexpected += P[i].unexpected;
-    printf("{\"event\":\"round\",\"seq\":%d,\"open\":%llu,\"delivered\":%llu,\"complete\":%s,\"unexpected\":%llu,"
+    printf("{\"event\":\"round\",\"seq\":%d,\"connected\":%llu,\"connect_s\":%.3f,\"open\":%llu,\"delivered\":%llu,\"complete\":%s,\"unexpected\":%llu,"
            "\"first_ns\":%llu,\"last_ns\":%llu,\"stamp_min_ns\":%llu,\"last_ms\":%.3f,\"window_ms\":%.3f,"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"client_cpu\":{\"user_s\":%.3f,\"sys_s\":%.3f}}\n",
-           k + 1, (unsigned long long)open, (unsigned long long)delivered, delivered >= open ? "true" : "false",
+           k + 1, (unsigned long long)g_connected, g_connect_s, (unsigned long long)open, (unsigned long long)delivered, delivered >= open ? "true" : "false",
            (unsigned long long)unexpected, (unsigned long long)first, (unsigned long long)last,
            (unsigned long long)stamp_min, last && stamp_min ? ms(last - stamp_min) : 0.0,
            last && first ? ms(last - first) : 0.0, ms(bc_hist_quantile(hist, delivered, 0.5)),
