@@ -135,7 +135,7 @@ function startTool(label, argv) {
   readline.createInterface({ input: child.stderr }).on('line', (l) => {
     tool.stderrTail.push(l);
     if (tool.stderrTail.length > 40) tool.stderrTail.shift();
-    log(`[${label}] ${l}`);
+    log(l.startsWith(`[${label}]`) ? l : `[${label}] ${l}`);
   });
   tools.push(tool);
   return tool;
