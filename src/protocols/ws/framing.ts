@@ -535,7 +535,7 @@ export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<
    * engine: a frame is being streamed into its receiver. A role whose engine absorbs bytes
    * that look like a whole frame (the server's native heartbeat) turns that off meanwhile.
    */
-  protected holding(_conn: Connection, _held: boolean): void {}
+  holding(_conn: Connection, _held: boolean): void {}
 
   /** Forget a connection's own receiver and streamed frame (its Extra stays if it holds more). */
   dropReceiver(conn: Connection): void {

@@ -285,36 +285,22 @@ class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<u
     this.topics.table.removeAll(conn.id);
   }
   /**
-   * Whether the engine may absorb empty pongs of WebSockets whose heartbeat it keeps: only
-   * when the application does not watch pongs.
-   */
-  get absorbPongs(): boolean {
-    return this.opts.onPong === undefined;
-  }
-  /**
    * Arm the heartbeat (`pingInterval` 0: clear the timeout): in the engine when it can keep it
-   * (the native backend's `setHeartbeat`), else on the engine's timeout and `timedOut`.
+   * (the native backend's `setHeartbeat`; empty pongs absorbed unless the application has
+   * `onPong`), else on the engine's timeout and `timedOut`.
    */
   armHeartbeat(conn: Connection): void {
-    const interval = this.pingInterval;
-    if (interval > 0 && conn.setHeartbeat !== undefined) {
-      conn.tag = conn.tag | ENGINE_HEARTBEAT;
-      conn.setHeartbeat(interval, this.absorbPongs);
-    } else {
-      conn.setTimeout(interval);
-    }
+    if (this.pingInterval === 0 || conn.setHeartbeat === undefined) return conn.setTimeout(this.pingInterval);
+    conn.tag = conn.tag | ENGINE_HEARTBEAT;
+    conn.setHeartbeat(this.pingInterval, this.opts.onPong === undefined);
   }
-  // While this side holds part of a frame, the engine must not take the next bytes for a pong.
-  protected override holding(conn: Connection, held: boolean): void {
+  // While this side holds part of a frame (streamed, or in `Extra.pending`), the engine must not
+  // take the next bytes for a pong.
+  override holding(conn: Connection, held: boolean): void {
     const tag = conn.tag;
-    if ((tag & (ENGINE_HEARTBEAT | NOT_OPEN)) !== ENGINE_HEARTBEAT || !this.absorbPongs) return;
+    if ((tag & (ENGINE_HEARTBEAT | NOT_OPEN)) !== ENGINE_HEARTBEAT || this.opts.onPong !== undefined) return;
     const x = !held && (tag & EXTRA) !== 0 ? this.extras.get(conn.id) : undefined;
-    if (x !== undefined && (x.frameLeft > 0 || x.pending !== null)) return; // still holding the other
-    conn.setHeartbeat!(this.pingInterval, !held);
-  }
-  /** Bytes short of a frame are (`held`) or no longer are in `Extra.pending` (see upgradeHook). */
-  holdPending(conn: Connection, held: boolean): void {
-    this.holding(conn, held);
+    if (x === undefined || (x.frameLeft === 0 && x.pending === null)) conn.setHeartbeat!(this.pingInterval, !held);
   }
   // The engine pinged and heard nothing for an interval more: terminate (1006). After the close
   // started (its setTimeout ended heartbeat mode), the timeout is the close handshake's.
@@ -649,7 +635,7 @@ class WsServer implements WebSocketHandler {
         const used = this.onData(conn, head);
         if (typeof used === 'number' && used < head.length && (conn.tag & NO_MORE_INPUT) === 0) {
           this.#shared.extra(conn).pending = Buffer.from(head.subarray(used));
-          this.#shared.holdPending(conn, true);
+          this.#shared.holding(conn, true);
         }
       }
       return this;
@@ -727,10 +713,10 @@ class WsServer implements WebSocketHandler {
         const used = s.receive(conn, bytes, 0, null);
         if (used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) {
           s.extra(conn).pending = Buffer.from(bytes.subarray(used));
-          s.holdPending(conn, true);
+          s.holding(conn, true);
         } else {
           if (s.extras.get(conn.id) === x) s.trim(conn, x);
-          s.holdPending(conn, false);
+          s.holding(conn, false);
         }
         return data.length;
       }
