@@ -21,7 +21,6 @@
  * - One DATA record per connection per batch (SERVED): its unconsumed bytes are kept only
  *   after the batch.
  * - A close bumps gen and frees everything at once; JS learns of it by exactly one CLOSE record.
- *
  * - A heartbeat connection (C1M_F_HEARTBEAT, timer.c) whose read is exactly one empty masked
  *   WebSocket pong, with nothing kept before it, gets no DATA record: the pong is consumed here.
  *
