@@ -76,6 +76,12 @@ _Static_assert(sizeof(c1m_slot_t) == 32, "a slot is 32 bytes: one million connec
 #define C1M_F_HANDSHAKE 0x40000u /* TLS handshake under way: an accepted connection is not OPEN
                                     (not live for JS) until it completes; an outbound one stays
                                     CONNECTING */
+#define C1M_F_HEARTBEAT 0x80000u /* the idle timeout is a WebSocket heartbeat: its first expiry
+                                    writes a ping natively, the next one (no byte since) is the
+                                    TIMEOUT (timer.c) */
+#define C1M_F_HB_WAIT 0x100000u  /* heartbeat ping sent, no byte read since */
+#define C1M_F_HB_PONGS 0x200000u /* with HEARTBEAT: a read of exactly one empty masked pong, at a
+                                    frame boundary, is consumed natively (no DATA record) */
 
 /* Event record, written by native code; JS writes back only `c` of DATA records. The meaning
  * of a, b and c depends on the kind (below). */
@@ -159,7 +165,7 @@ enum {
   C1M_OP_SHUTDOWN = 4,
   C1M_OP_PAUSE = 5,
   C1M_OP_RESUME = 6,
-  C1M_OP_TIMEOUT = 7,
+  C1M_OP_TIMEOUT = 7,    /* len = ms (0: none); C1M_OPF_HEARTBEAT, C1M_OPF_PONGS below */
   C1M_OP_BROADCAST = 8, /* fd: number of ids; payload: the ids (c1m_id_t), then len bytes */
   C1M_OP_UDP_SEND = 9   /* UDP socket fd gen, len = datagram bytes; payload: the destination's
                            address entry (C1M_UDP_ADDR_SIZE bytes, family 0: the connected peer),
@@ -167,6 +173,11 @@ enum {
 };
 #define C1M_OP_MASK 0xFFu
 #define C1M_OPF_WANT_DRAIN 0x100u /* JS reported backpressure: emit a drain event */
+/* TIMEOUT with len > 0: the timeout is a WebSocket server's heartbeat (C1M_F_HEARTBEAT), and
+ * with OPF_PONGS its empty pongs are absorbed (C1M_F_HB_PONGS). A TIMEOUT without them ends
+ * heartbeat mode. */
+#define C1M_OPF_HEARTBEAT 0x200u
+#define C1M_OPF_PONGS 0x400u
 
 /* Control words shared with JS (int32). */
 enum {

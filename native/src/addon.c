@@ -650,6 +650,8 @@ NAPI_MODULE_INIT() {
   addon_set_const(env, k, "OP_TIMEOUT", C1M_OP_TIMEOUT);
   addon_set_const(env, k, "OP_BROADCAST", C1M_OP_BROADCAST);
   addon_set_const(env, k, "OPF_WANT_DRAIN", C1M_OPF_WANT_DRAIN);
+  addon_set_const(env, k, "OPF_HEARTBEAT", C1M_OPF_HEARTBEAT);
+  addon_set_const(env, k, "OPF_PONGS", C1M_OPF_PONGS);
   addon_set_const(env, k, "CTL_SEND_USED", C1M_CTL_SEND_USED);
   addon_set_const(env, k, "CTL_CONNS", C1M_CTL_CONNS);
   addon_set_const(env, k, "CTL_TICK", C1M_CTL_TICK);

@@ -148,7 +148,10 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
       if (!(s->flags & C1M_F_CLOSING)) {
         uint32_t ticks = c.len ? (c.len + r->cfg.tick_ms - 1) / r->cfg.tick_ms : 0;
         int rc = timer_arm(r, c.fd, s, ticks);
+        s->flags &= ~(C1M_F_HEARTBEAT | C1M_F_HB_WAIT | C1M_F_HB_PONGS);
         if (rc < 0) loop_report(r, C1M_E_TIMERS, c.fd, rc, 0);
+        else if (ticks && (c.op & C1M_OPF_HEARTBEAT))
+          s->flags |= C1M_F_HEARTBEAT | ((c.op & C1M_OPF_PONGS) ? C1M_F_HB_PONGS : 0);
       }
       break;
     default:

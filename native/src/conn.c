@@ -21,6 +21,8 @@
  * - One DATA record per connection per batch (SERVED): its unconsumed bytes are kept only
  *   after the batch.
  * - A close bumps gen and frees everything at once; JS learns of it by exactly one CLOSE record.
+ * - A heartbeat connection (C1M_F_HEARTBEAT, timer.c) whose read is exactly one empty masked
+ *   WebSocket pong, with nothing kept before it, gets no DATA record: the pong is consumed here.
  *
  * Hot path: conn_on_readable (one read, one record, one store to renew the idle deadline),
  * conn_send (one sendmsg for a batch's writes to one connection).
@@ -369,8 +371,22 @@ void conn_on_readable(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   conn_deliver(r, fd, s, (uint32_t)n);
 }
 
+/* The bytes just read are one empty masked pong (FIN | pong, MASK | length 0, 4 key bytes) and
+ * nothing precedes them in the engine: a heartbeat's answer at a frame boundary. (Partial frames
+ * stay in the engine as in_len; JS clears HB_PONGS while it holds frame bytes itself.) */
+static inline int is_bare_pong(const c1m_reactor_t *r, const c1m_slot_t *s, uint32_t off, uint32_t n) {
+  return n == 6 && s->in_len == 0 && r->recv[off] == 0x8A && r->recv[off + 1] == 0x80;
+}
+
 void conn_deliver(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t n) {
   uint32_t pend = s->in_len, off = r->recv_used;
+  if (s->flags & C1M_F_HEARTBEAT) {
+    s->flags &= ~C1M_F_HB_WAIT; /* any byte answers the heartbeat */
+    if ((s->flags & C1M_F_HB_PONGS) && is_bare_pong(r, s, off, n)) {
+      s->deadline = r->tick + s->timeout_ticks; /* consumed here: no record, nothing kept */
+      return;
+    }
+  }
   if (pend) { /* present kept bytes followed by the new ones */
     memcpy(r->recv + off, s->bufs->in, pend);
     free(s->bufs->in);

@@ -19,6 +19,10 @@
  * - An entry being handled is unlinked (points to itself) first, so conn_close -> timer_arm(0)
  *   on it cannot touch the list being walked.
  *
+ * Heartbeat (C1M_F_HEARTBEAT, a WebSocket server's pingInterval): the first expiry writes a
+ * ping and re-files the entry with HB_WAIT set; an expiry with HB_WAIT still set (no byte read
+ * since) is the TIMEOUT record. So an answered heartbeat costs JS nothing (pongs: conn.c).
+ *
  * Hot path: a read renews the deadline with one store (conn.c). A tick costs the entries of
  * the buckets it sweeps: the connections whose filed deadline falls in it (an idle connection
  * with a timeout of T ticks is visited once per min(T, WHEEL_SIZE) ticks), not every slot.
@@ -90,6 +94,21 @@ void timer_fini(c1m_reactor_t *r) {
   r->wheel = NULL;
 }
 
+/* A heartbeat connection went quiet for its interval: write a WebSocket server's empty ping
+ * (through TLS when it speaks TLS) and wait one more interval for any byte (conn.c clears
+ * HB_WAIT on every read); no record for JS. The write may close the connection (a dead socket,
+ * a slow consumer): its CLOSE record is then deferred, and it is not re-filed. */
+static void heartbeat_ping(c1m_reactor_t *r, uint32_t fd, c1m_slot_t *s) {
+  static uint8_t ping[2] = {0x89, 0x00}; /* FIN | ping, unmasked, no payload (RFC 6455 5.5.2) */
+  struct iovec iov = {.iov_base = ping, .iov_len = sizeof ping};
+  uint32_t gen = s->gen;
+  conn_send(r, (int)fd, s, &iov, 1, sizeof ping, 0);
+  if (s->gen != gen || !(s->flags & C1M_F_OPEN)) return;
+  s->flags |= C1M_F_HB_WAIT;
+  s->deadline = r->tick + s->timeout_ticks;
+  link_tail(r, fd, head(r, s->deadline & (WHEEL_SIZE - 1)));
+}
+
 /* Expire or re-file the entries of bucket b. Returns 0 when the event array ran out of room
  * (the rest stay in b for the next tick). */
 static int sweep_bucket(c1m_reactor_t *r, uint32_t b) {
@@ -117,6 +136,8 @@ static int sweep_bucket(c1m_reactor_t *r, uint32_t b) {
         conn_close(r, (int)fd, lingered ? C1M_R_LOCAL : C1M_R_TIMEOUT, 0, 1);
       } else if (s->flags & C1M_F_HANDSHAKE) { /* a TLS handshake that did not complete in time */
         conn_close(r, (int)fd, C1M_R_TLS, -ETIMEDOUT, 1);
+      } else if ((s->flags & (C1M_F_HEARTBEAT | C1M_F_HB_WAIT)) == C1M_F_HEARTBEAT && writable_state(s)) {
+        heartbeat_ping(r, fd, s);
       } else {
         timer_arm(r, (int)fd, s, 0);
         ev_emit(r, C1M_EV_TIMEOUT, (int)fd, s->gen, 0, 0);

@@ -81,6 +81,13 @@ export class NativeConnection implements Connection {
     }
     this.#r.command(this.fd, this.gen, this.#r.k.OP_TIMEOUT, ms);
   }
+  setHeartbeat(ms: number, absorbPongs: boolean): void {
+    if (!Number.isInteger(ms) || ms < 0 || ms > 0xffffffff) {
+      throw new C1mError('ERR_C1M_INVALID_OPTION', `heartbeat interval must be a non-negative integer (ms), got ${ms}`);
+    }
+    const k = this.#r.k;
+    this.#r.command(this.fd, this.gen, k.OP_TIMEOUT | k.OPF_HEARTBEAT | (absorbPongs ? k.OPF_PONGS : 0), ms);
+  }
   get bufferedAmount(): number {
     return this.#r.buffered(this.fd, this.gen);
   }

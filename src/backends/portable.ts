@@ -314,7 +314,8 @@ class Link {
     const socket = this.socket;
     if (socket.destroyed) return;
     // A reset needs an established socket that has not sent FIN (libuv refuses it after shutdown).
-    if (socket.connecting || socket.writableEnded || typeof socket.resetAndDestroy !== 'function') socket.destroy();
+    // node:tls sockets have no TCP handle of their own: resetAndDestroy throws (before any change).
+    if (socket.connecting || socket.writableEnded || typeof socket.resetAndDestroy !== 'function' || socket instanceof TLSSocket) socket.destroy();
     else socket.resetAndDestroy();
   }
 

@@ -100,6 +100,20 @@ export interface Connection {
    * engine's timer tick; a coarse sweep, never a timer per connection.
    */
   setTimeout(ms: number): void;
+  /**
+   * A WebSocket server's heartbeat kept by the engine, without JS (native backend only: the
+   * portable backend has no such method, so check for it). Like `setTimeout(ms)`, except that
+   * the first time no byte arrived for `ms`, the engine writes an empty ping frame itself
+   * (`0x89 0x00`) and waits `ms` more; only if no byte came by then does `onTimeout` run. With
+   * `absorbPongs`, a read that is exactly one empty masked pong (6 bytes) with no bytes kept
+   * before it is consumed by the engine and never reaches `onData`: pass false while the
+   * protocol holds part of a frame of its own, or when pongs must be seen. `setTimeout` (or
+   * `ms` 0) ends heartbeat mode; a close ends it too.
+   *
+   * For a WebSocket server speaking RFC 6455 on this connection only: the ping is a frame.
+   * Errors: throws `ERR_C1M_INVALID_OPTION` for `ms` out of range (as `setTimeout`).
+   */
+  setHeartbeat?(ms: number, absorbPongs: boolean): void;
   /** Bytes accepted by `write` and not yet taken by the kernel. */
   readonly bufferedAmount: number;
   readonly remoteAddress: string | undefined;

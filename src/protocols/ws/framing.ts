@@ -405,6 +405,7 @@ export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<
         if (!this.#feed(conn, (ws ??= this.socket(conn)), x.rx!, data, pos, stop)) return end;
         pos = stop;
         if (x.frameLeft > 0) return end;
+        this.holding(conn, false);
         tag = conn.tag;
         if ((tag & IN_MESSAGE) === 0) {
           x.rx = null;
@@ -445,6 +446,7 @@ export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<
         conn.tag = inMessage ? tag | IN_MESSAGE : tag & ~IN_MESSAGE;
         const x = this.extra(conn);
         x.frameLeft = frameEnd - end;
+        this.holding(conn, true);
         this.#feed(conn, (ws ??= this.socket(conn)), (x.rx ??= this.newReceiver(this.codec(conn, tag) !== null)), data, from, end);
         return end;
       }
@@ -527,6 +529,13 @@ export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<
     }
     return (conn.tag & NO_MORE_INPUT) === 0;
   }
+
+  /**
+   * The connection's bytes stop (`held`) or resume ending on a frame boundary outside the
+   * engine: a frame is being streamed into its receiver. A role whose engine absorbs bytes
+   * that look like a whole frame (the server's native heartbeat) turns that off meanwhile.
+   */
+  holding(_conn: Connection, _held: boolean): void {}
 
   /** Forget a connection's own receiver and streamed frame (its Extra stays if it holds more). */
   dropReceiver(conn: Connection): void {

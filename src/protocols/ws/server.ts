@@ -58,6 +58,7 @@ import {
   GONE,
   NO_MORE_INPUT,
   NOT_OPEN,
+  ROLE_FLAG,
   RSV1,
   UPGRADED,
   writeFrame,
@@ -219,6 +220,8 @@ export interface WebSocketHandler extends Handler {
 // Module-local copies of the tag bits `send` tests: an imported binding is read through its
 // module cell at every use and V8 does not fold it (2-3% per echoed 64-byte frame).
 const WS = UPGRADED;
+/** The engine keeps this WebSocket's heartbeat (`conn.setHeartbeat`): a timeout means no answer. */
+const ENGINE_HEARTBEAT = ROLE_FLAG;
 const SEND_BITS = UPGRADED | NOT_OPEN;
 const CODEC_BITS = 0xff << CODEC_SHIFT;
 
@@ -280,6 +283,31 @@ class Shared extends Framing<WebSocket<unknown>, Extra, WebSocketServerOptions<u
   override abort(conn: Connection): void {
     super.abort(conn);
     this.topics.table.removeAll(conn.id);
+  }
+  /**
+   * Arm the heartbeat (`pingInterval` 0: clear the timeout): in the engine when it can keep it
+   * (the native backend's `setHeartbeat`; empty pongs absorbed unless the application has
+   * `onPong`), else on the engine's timeout and `timedOut`.
+   */
+  armHeartbeat(conn: Connection): void {
+    if (this.pingInterval === 0 || conn.setHeartbeat === undefined) return conn.setTimeout(this.pingInterval);
+    conn.tag = conn.tag | ENGINE_HEARTBEAT;
+    conn.setHeartbeat(this.pingInterval, this.opts.onPong === undefined);
+  }
+  // While this side holds part of a frame (streamed, or in `Extra.pending`), the engine must not
+  // take the next bytes for a pong.
+  override holding(conn: Connection, held: boolean): void {
+    const tag = conn.tag;
+    if ((tag & (ENGINE_HEARTBEAT | NOT_OPEN)) !== ENGINE_HEARTBEAT || this.opts.onPong !== undefined) return;
+    const x = !held && (tag & EXTRA) !== 0 ? this.extras.get(conn.id) : undefined;
+    if (x === undefined || (x.frameLeft === 0 && x.pending === null)) conn.setHeartbeat!(this.pingInterval, !held);
+  }
+  // The engine pinged and heard nothing for an interval more: terminate (1006). After the close
+  // started (its setTimeout ended heartbeat mode), the timeout is the close handshake's.
+  override timedOut(conn: Connection): void {
+    const tag = conn.tag;
+    if ((tag & (ENGINE_HEARTBEAT | NOT_OPEN)) === ENGINE_HEARTBEAT) this.abort(conn);
+    else super.timedOut(conn);
   }
   /** A slow subscriber (see server-pubsub.ts): close with 1013. */
   closeSlow(conn: Connection): void {
@@ -607,6 +635,7 @@ class WsServer implements WebSocketHandler {
         const used = this.onData(conn, head);
         if (typeof used === 'number' && used < head.length && (conn.tag & NO_MORE_INPUT) === 0) {
           this.#shared.extra(conn).pending = Buffer.from(head.subarray(used));
+          this.#shared.holding(conn, true);
         }
       }
       return this;
@@ -682,8 +711,13 @@ class WsServer implements WebSocketHandler {
         x.pending = null;
         const bytes = Buffer.concat([pending, data]);
         const used = s.receive(conn, bytes, 0, null);
-        if (used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) s.extra(conn).pending = Buffer.from(bytes.subarray(used));
-        else if (s.extras.get(conn.id) === x) s.trim(conn, x);
+        if (used < bytes.length && (conn.tag & NO_MORE_INPUT) === 0) {
+          s.extra(conn).pending = Buffer.from(bytes.subarray(used));
+          s.holding(conn, true);
+        } else {
+          if (s.extras.get(conn.id) === x) s.trim(conn, x);
+          s.holding(conn, false);
+        }
         return data.length;
       }
     }
@@ -863,7 +897,7 @@ class WsServer implements WebSocketHandler {
     // the engine's idleTimeout stays in charge. Armed BEFORE the head is written: the engine
     // gathers consecutive writes to one connection into one sendmsg, and a timer command
     // between the 101 and what `onOpen` sends would split them into two.
-    if (s.pingInterval > 0 || this.#handshakeTimeout > 0) conn.setTimeout(s.pingInterval);
+    if (s.pingInterval > 0 || this.#handshakeTimeout > 0) s.armHeartbeat(conn);
     conn.write(head);
   }
 }
