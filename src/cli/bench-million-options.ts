@@ -45,9 +45,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              0: none). Every idle subscriber costs a ping and a pong per interval:
                              1M subscribers at 30 s are 33,000 exchanges/s on the box
   --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
-                             and the client processes, e.g. "--max-opt=1": with ~105 processes on a
-                             few cores, V8's baseline tier only costs less per connection than
-                             per-process optimizing compiles run from cold caches (docs/bench.md)
+                             and the client processes, e.g. "--max-opt=1" (V8's baseline tier only;
+                             docs/bench.md, "Many processes on two cores")
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:

@@ -54,8 +54,7 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
                               (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
   --node-flags="FLAGS"        Node/V8 flags for every --processes worker, space-separated, e.g.
-                              "--max-opt=1" (baseline JIT only: cheaper when many more processes
-                              than cores share the box, as in a one-box million; docs/bench.md)
+                              "--max-old-space-size=512 --max-opt=1"
   --metrics-port P            serve GET /metrics (Prometheus text, every worker summed) on this
                               port too (0: any free port, printed)
 

@@ -49,11 +49,9 @@ export interface ServeOptions extends ServerOptions {
   compactMemory?: boolean;
   /**
    * Node and V8 flags for each prefork worker process (`processes` only), after those of
-   * `compactMemory`; e.g. `['--max-opt=1']`. Use it when a box runs many more processes than
-   * cores (a million connections under a 20,000-file limit is ~53 server processes on 2 cores):
-   * every process then compiles its own optimized code and runs it from cold caches, and
-   * V8's baseline tier only (`--max-opt=1`) measured cheaper per connection there
-   * (docs/bench.md, BENCHMARKS.md). Fixed at fork: restarted workers get the same flags.
+   * `compactMemory`; e.g. `['--max-old-space-size=512']` or `['--max-opt=1']` (V8's baseline
+   * tier only: no per-process optimizing compiles, slower hot loops; measured in docs/bench.md,
+   * "Many processes on two cores"). Fixed at fork: restarted workers get the same flags.
    * Errors: `ERR_C1M_INVALID_OPTION` unless an array of `--flag` strings given with `processes`;
    * a flag Node rejects makes every worker exit at start (reported as a worker exit).
    */
