@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -98,6 +99,19 @@ static inline long bc_raise_nofile(void)
 }
 
 /* strerrorname_np may return NULL for an unknown errno */
+/* The value of option -opt of program prog, or exit 2 with a message naming both. */
+static inline long bc_num(const char *prog, int opt, const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || *s == 0 || *end || v < lo || v > hi) {
+        fprintf(stderr, "%s: -%c must be an integer from %ld to %ld, got \"%s\"\n", prog, opt, lo, hi, s);
+        exit(2);
+    }
+    return v;
+}
+
 static inline const char *bc_errname(int e)
 {
     const char *s = strerrorname_np(e);

@@ -455,36 +455,24 @@ static void usage(void)
     exit(2);
 }
 
-/* the value of option -opt, or exit 2 with a message naming it */
-static long num(int opt, const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *s == 0 || *end || v < lo || v > hi) {
-        fprintf(stderr, "%s: -%c must be an integer from %ld to %ld, got \"%s\"\n", "bcastgen", opt, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
 
 int main(int argc, char **argv)
 {
     int o;
     while ((o = getopt(argc, argv, "n:p:f:k:s:T:r:a:c:C:R:M:q")) != -1) {
         switch (o) {
-        case 'n': g_conns = num('n', optarg, 1, 100000000); break;
-        case 'p': g_port = (int)num('p', optarg, 1, 65535); break;
-        case 'f': g_procs = (int)num('f', optarg, 1, MAX_PROCS); break;
-        case 'k': g_nsrc = (int)num('k', optarg, 0, 1 << 20); break;
-        case 's': g_size = (int)num('s', optarg, BC_HDR, BC_MAX_SIZE); break;
-        case 'T': g_timeout = num('T', optarg, 1, 86400); break;
-        case 'r': g_rounds = (int)num('r', optarg, 1, BC_MAX_ROUNDS); break;
+        case 'n': g_conns = bc_num("bcastgen", 'n', optarg, 1, 100000000); break;
+        case 'p': g_port = (int)bc_num("bcastgen", 'p', optarg, 1, 65535); break;
+        case 'f': g_procs = (int)bc_num("bcastgen", 'f', optarg, 1, MAX_PROCS); break;
+        case 'k': g_nsrc = (int)bc_num("bcastgen", 'k', optarg, 0, 1 << 20); break;
+        case 's': g_size = (int)bc_num("bcastgen", 's', optarg, BC_HDR, BC_MAX_SIZE); break;
+        case 'T': g_timeout = bc_num("bcastgen", 'T', optarg, 1, 86400); break;
+        case 'r': g_rounds = (int)bc_num("bcastgen", 'r', optarg, 1, BC_MAX_ROUNDS); break;
         case 'a': g_addr = optarg; break;
-        case 'c': g_inflight = (int)num('c', optarg, 1, 1000000); break;
-        case 'C': g_ctimeout = num('C', optarg, 1, 86400); break;
-        case 'R': g_retries = (int)num('R', optarg, 0, 100); break;
-        case 'M': g_min_avail_mb = num('M', optarg, 0, 1L << 30); break;
+        case 'c': g_inflight = (int)bc_num("bcastgen", 'c', optarg, 1, 1000000); break;
+        case 'C': g_ctimeout = bc_num("bcastgen", 'C', optarg, 1, 86400); break;
+        case 'R': g_retries = (int)bc_num("bcastgen", 'R', optarg, 0, 100); break;
+        case 'M': g_min_avail_mb = bc_num("bcastgen", 'M', optarg, 0, 1L << 30); break;
         case 'q': g_quiet = 1; break;
         default: usage();
         }

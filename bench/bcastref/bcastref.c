@@ -338,18 +338,6 @@ static void usage(void)
     exit(2);
 }
 
-/* the value of option -opt, or exit 2 with a message naming it */
-static long num(int opt, const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *s == 0 || *end || v < lo || v > hi) {
-        fprintf(stderr, "%s: -%c must be an integer from %ld to %ld, got \"%s\"\n", "bcastref", opt, lo, hi, s);
-        exit(2);
-    }
-    return v;
-}
 
 /* fail early when anything (a stale server too: SO_REUSEPORT would share with it) holds the port */
 static int port_is_free(void)
@@ -367,11 +355,11 @@ int main(int argc, char **argv)
     int o;
     while ((o = getopt(argc, argv, "p:w:s:a:b:q")) != -1) {
         switch (o) {
-        case 'p': g_port = (int)num('p', optarg, 1, 65535); break;
-        case 'w': g_workers = (int)num('w', optarg, 1, MAX_WORKERS); break;
-        case 's': g_size = (int)num('s', optarg, BC_HDR, BC_MAX_SIZE); break;
+        case 'p': g_port = (int)bc_num("bcastref", 'p', optarg, 1, 65535); break;
+        case 'w': g_workers = (int)bc_num("bcastref", 'w', optarg, 1, MAX_WORKERS); break;
+        case 's': g_size = (int)bc_num("bcastref", 's', optarg, BC_HDR, BC_MAX_SIZE); break;
         case 'a': g_addr = optarg; break;
-        case 'b': g_backlog = (int)num('b', optarg, 1, 1 << 20); break;
+        case 'b': g_backlog = (int)bc_num("bcastref", 'b', optarg, 1, 1 << 20); break;
         case 'q': g_quiet = 1; break;
         default: usage();
         }
