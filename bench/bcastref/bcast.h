@@ -16,7 +16,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -110,6 +112,25 @@ static inline long bc_num(const char *prog, int opt, const char *s, long lo, lon
         exit(2);
     }
     return v;
+}
+
+static inline const char *bc_errname(int e);
+
+/* Install handler h for sig (no SA_RESTART: blocking calls return EINTR). 0 or -errno. */
+static inline int bc_set_handler(int sig, void (*h)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = h;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
+}
+
+/* Report a fatal error of process `id` (a worker, a client process) of prog and exit 1. */
+static inline void bc_die(const char *prog, const char *unit, int id, const char *what, int err)
+{
+    fprintf(stderr, "[%s] %s %d: %s: %s (%s)\n", prog, unit, id, what, strerror(err), bc_errname(err));
+    _exit(1);
 }
 
 static inline const char *bc_errname(int e)

@@ -89,21 +89,6 @@ static double g_connect_s;
 
 static void on_stop(int s) { (void)s; g_stop = 1; }
 
-static int set_handler(int sig, void (*h)(int))
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = h;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
-}
-
-static void die(int id, const char *what, int err)
-{
-    fprintf(stderr, "[bcastgen] process %d: %s: %s (%s)\n", id, what, strerror(err), bc_errname(err));
-    _exit(1);
-}
-
 static long mem_available_mb(void)
 {
     FILE *f = fopen("/proc/meminfo", "r");
@@ -151,7 +136,7 @@ static void start_connect(void)
     if (fd < 0) {
         int e = errno;
         if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) { count_error(e); me->failed++; return; }
-        die(pid_idx, "socket", e);
+        bc_die("bcastgen", "process", pid_idx, "socket", e);
     }
     if (fd >= maxfd) { close(fd); count_error(EMFILE); me->failed++; return; }
     inflight++;
@@ -159,7 +144,7 @@ static void start_connect(void)
     C[fd].off = 0;
     int one = 1;
     if (g_nsrc > 0) {
-        if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0) die(pid_idx, "IP_BIND_ADDRESS_NO_PORT", errno);
+        if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0) bc_die("bcastgen", "process", pid_idx, "IP_BIND_ADDRESS_NO_PORT", errno);
         uint32_t src = (127u << 24) + 2u + (uint32_t)(j % (uint64_t)g_nsrc);
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(src)};
         if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) { connect_failed(fd, errno); return; }
@@ -242,7 +227,7 @@ static void mark_round_done(int k)
 {
     struct round_stats *r = &me->round[k];
     int e = bc_cpu_self(&r->cpu_end);
-    if (e < 0) die(pid_idx, "getrusage", -e);
+    if (e < 0) bc_die("bcastgen", "process", pid_idx, "getrusage", -e);
     __atomic_store_n(&r->done, 1, __ATOMIC_RELEASE);
 }
 
@@ -250,17 +235,17 @@ static void proc_main(int id)
 {
     pid_idx = id;
     me = &P[id];
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) die(id, "prctl", errno);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) bc_die("bcastgen", "process", id, "prctl", errno);
     if (getppid() == 1) _exit(1);
     int e;
-    if ((e = set_handler(SIGTERM, on_stop)) < 0) die(id, "sigaction", -e);
-    if (signal(SIGINT, SIG_IGN) == SIG_ERR) die(id, "signal", errno); /* the parent handles ^C */
+    if ((e = bc_set_handler(SIGTERM, on_stop)) < 0) bc_die("bcastgen", "process", id, "sigaction", -e);
+    if (signal(SIGINT, SIG_IGN) == SIG_ERR) bc_die("bcastgen", "process", id, "signal", errno); /* the parent handles ^C */
     maxfd = bc_raise_nofile();
-    if (maxfd < 0) die(id, "setrlimit(RLIMIT_NOFILE)", (int)-maxfd);
+    if (maxfd < 0) bc_die("bcastgen", "process", id, "setrlimit(RLIMIT_NOFILE)", (int)-maxfd);
     C = calloc((size_t)maxfd, sizeof *C);
-    if (!C) die(id, "calloc", ENOMEM);
+    if (!C) bc_die("bcastgen", "process", id, "calloc", ENOMEM);
     ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) die(id, "epoll_create1", errno);
+    if (ep < 0) bc_die("bcastgen", "process", id, "epoll_create1", errno);
     uint64_t share = (uint64_t)(g_conns / g_procs + (id < g_conns % g_procs ? 1 : 0));
     me->share = share;
     retry_budget = share * (uint64_t)g_retries;
@@ -280,14 +265,14 @@ static void proc_main(int id)
             }
             if (inflight == 0 && (me->started >= share || ph != PH_CONNECT)) {
                 me->connect_done_ns = bc_now_ns();
-                if ((e = bc_cpu_self(&me->cpu_connected)) < 0) die(id, "getrusage", -e);
+                if ((e = bc_cpu_self(&me->cpu_connected)) < 0) bc_die("bcastgen", "process", id, "getrusage", -e);
                 __atomic_store_n(&me->connect_done, 1, __ATOMIC_RELEASE);
             }
         }
         int n = epoll_wait(ep, evs, 1024, me->connect_done ? 50 : 5);
         if (n < 0) {
             if (errno == EINTR) continue;
-            die(id, "epoll_wait", errno);
+            bc_die("bcastgen", "process", id, "epoll_wait", errno);
         }
         for (int i = 0; i < n; i++) on_event(evs[i].data.fd, evs[i].events);
         /* a round ends here when every open connection has its message, or the parent closed it */
@@ -484,7 +469,7 @@ int main(int argc, char **argv)
     CTL = mmap(NULL, sizeof *CTL, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     P = mmap(NULL, sizeof *P * (size_t)g_procs, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (CTL == MAP_FAILED || P == MAP_FAILED) { perror("mmap"); return 1; }
-    if (set_handler(SIGTERM, on_stop) < 0 || set_handler(SIGINT, on_stop) < 0) { perror("sigaction"); return 1; }
+    if (bc_set_handler(SIGTERM, on_stop) < 0 || bc_set_handler(SIGINT, on_stop) < 0) { perror("sigaction"); return 1; }
     uint64_t t_start = bc_now_ns();
     for (; nprocs < g_procs; nprocs++) {
         pid_t p = fork();

@@ -82,21 +82,6 @@ static void on_broadcast(int s)
     g_signals++;
 }
 
-static int set_handler(int sig, void (*h)(int))
-{
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = h;
-    sigemptyset(&sa.sa_mask);
-    return sigaction(sig, &sa, NULL) < 0 ? -errno : 0;
-}
-
-static void die(int worker, const char *what, int err)
-{
-    fprintf(stderr, "[bcastref] worker %d: %s: %s (%s)\n", worker, what, strerror(err), bc_errname(err));
-    _exit(1);
-}
-
 /* ---------------------------------------------------------------- worker */
 
 static int ep, lfd, wid;
@@ -113,7 +98,7 @@ static uint64_t accept_resume_ns;
 static void listener_interest(uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.u64 = LISTENER_TAG};
-    if (epoll_ctl(ep, EPOLL_CTL_MOD, lfd, &ev) < 0) die(wid, "epoll_ctl(MOD listener)", errno);
+    if (epoll_ctl(ep, EPOLL_CTL_MOD, lfd, &ev) < 0) bc_die("bcastref", "worker", wid, "epoll_ctl(MOD listener)", errno);
 }
 
 static void drop(int fd)
@@ -125,7 +110,7 @@ static void drop(int fd)
         slot[last] = i;
         slot[fd] = -1;
     }
-    if (close(fd) < 0 && errno != EINTR) die(wid, "close", errno);
+    if (close(fd) < 0 && errno != EINTR) bc_die("bcastref", "worker", wid, "close", errno);
     me->closed++;
     me->conns = nheld;
 }
@@ -146,7 +131,7 @@ static void accept_all(void)
                 listener_interest(0);
                 return;
             }
-            die(wid, "accept4", e);
+            bc_die("bcastref", "worker", wid, "accept4", e);
         }
         if (fd >= maxfd) { /* cannot happen below the rlimit; keep the arrays safe anyway */
             close(fd);
@@ -160,7 +145,7 @@ static void accept_all(void)
             int e = errno;
             close(fd);
             if (e == ENOMEM || e == ENOSPC) { me->accept_errors++; continue; }
-            die(wid, "epoll_ctl(ADD)", e);
+            bc_die("bcastref", "worker", wid, "epoll_ctl(ADD)", e);
         }
         slot[fd] = (int32_t)nheld;
         held[nheld++] = fd;
@@ -190,7 +175,7 @@ static void broadcast(uint32_t seq, uint64_t signal_ns)
     r.signal_ns = signal_ns;
     me->busy = 1;
     int e = bc_cpu_self(&r.before);
-    if (e < 0) die(wid, "getrusage", -e);
+    if (e < 0) bc_die("bcastref", "worker", wid, "getrusage", -e);
     struct bc_msg_hdr h = {.stamp_ns = signal_ns, .seq = seq, .worker = (uint32_t)wid};
     memcpy(msg, &h, sizeof h);
     r.start_ns = bc_now_ns();
@@ -209,7 +194,7 @@ static void broadcast(uint32_t seq, uint64_t signal_ns)
     }
     r.end_ns = bc_now_ns();
     e = bc_cpu_self(&r.after);
-    if (e < 0) die(wid, "getrusage", -e);
+    if (e < 0) bc_die("bcastref", "worker", wid, "getrusage", -e);
     int n = me->nrec;
     if (n < BC_MAX_ROUNDS) {
         me->rec[n] = r;
@@ -224,33 +209,33 @@ static void worker_main(int id)
 {
     wid = id;
     me = &W[id];
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) die(id, "prctl", errno);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0) bc_die("bcastref", "worker", id, "prctl", errno);
     if (getppid() == 1) _exit(1); /* the parent died before prctl */
     int e;
-    if ((e = set_handler(SIGUSR1, on_broadcast)) < 0 || (e = set_handler(SIGTERM, on_stop)) < 0 ||
-        (e = set_handler(SIGINT, on_stop)) < 0)
-        die(id, "sigaction", -e);
-    if (signal(SIGUSR2, SIG_IGN) == SIG_ERR) die(id, "signal", errno);
+    if ((e = bc_set_handler(SIGUSR1, on_broadcast)) < 0 || (e = bc_set_handler(SIGTERM, on_stop)) < 0 ||
+        (e = bc_set_handler(SIGINT, on_stop)) < 0)
+        bc_die("bcastref", "worker", id, "sigaction", -e);
+    if (signal(SIGUSR2, SIG_IGN) == SIG_ERR) bc_die("bcastref", "worker", id, "signal", errno);
     maxfd = bc_raise_nofile();
-    if (maxfd < 0) die(id, "setrlimit(RLIMIT_NOFILE)", (int)-maxfd);
+    if (maxfd < 0) bc_die("bcastref", "worker", id, "setrlimit(RLIMIT_NOFILE)", (int)-maxfd);
     held = malloc(sizeof *held * (size_t)maxfd);
     slot = malloc(sizeof *slot * (size_t)maxfd);
-    if (!held || !slot) die(id, "malloc", ENOMEM);
+    if (!held || !slot) bc_die("bcastref", "worker", id, "malloc", ENOMEM);
     for (long i = 0; i < maxfd; i++) slot[i] = -1;
     for (int i = 0; i < g_size; i++) msg[i] = (uint8_t)('a' + i % 26);
 
     ep = epoll_create1(EPOLL_CLOEXEC);
-    if (ep < 0) die(id, "epoll_create1", errno);
+    if (ep < 0) bc_die("bcastref", "worker", id, "epoll_create1", errno);
     lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (lfd < 0) die(id, "socket", errno);
+    if (lfd < 0) bc_die("bcastref", "worker", id, "socket", errno);
     int one = 1;
-    if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) die(id, "SO_REUSEADDR", errno);
-    if (setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) die(id, "SO_REUSEPORT", errno);
+    if (setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0) bc_die("bcastref", "worker", id, "SO_REUSEADDR", errno);
+    if (setsockopt(lfd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) bc_die("bcastref", "worker", id, "SO_REUSEPORT", errno);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g_port), .sin_addr = g_in};
-    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0) die(id, "bind", errno);
-    if (listen(lfd, g_backlog) < 0) die(id, "listen", errno);
+    if (bind(lfd, (struct sockaddr *)&sa, sizeof sa) < 0) bc_die("bcastref", "worker", id, "bind", errno);
+    if (listen(lfd, g_backlog) < 0) bc_die("bcastref", "worker", id, "listen", errno);
     struct epoll_event lev = {.events = EPOLLIN, .data.u64 = LISTENER_TAG};
-    if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0) die(id, "epoll_ctl(ADD listener)", errno);
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &lev) < 0) bc_die("bcastref", "worker", id, "epoll_ctl(ADD listener)", errno);
     me->pid = getpid();
     __atomic_store_n(&me->listening, 1, __ATOMIC_RELEASE);
 
@@ -264,7 +249,7 @@ static void worker_main(int id)
         int n = epoll_wait(ep, evs, 512, accept_paused ? 10 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;
-            die(id, "epoll_wait", errno);
+            bc_die("bcastref", "worker", id, "epoll_wait", errno);
         }
         for (int i = 0; i < n; i++) {
             if (evs[i].data.u64 == LISTENER_TAG) accept_all();
@@ -378,8 +363,8 @@ int main(int argc, char **argv)
     W = mmap(NULL, sizeof *W * (size_t)g_workers, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (W == MAP_FAILED) { perror("mmap"); return 1; }
     /* handlers before the fork, so a group signal never finds a default action */
-    if (set_handler(SIGUSR1, on_noop) < 0 || set_handler(SIGUSR2, on_report) < 0 ||
-        set_handler(SIGTERM, on_stop) < 0 || set_handler(SIGINT, on_stop) < 0) {
+    if (bc_set_handler(SIGUSR1, on_noop) < 0 || bc_set_handler(SIGUSR2, on_report) < 0 ||
+        bc_set_handler(SIGTERM, on_stop) < 0 || bc_set_handler(SIGINT, on_stop) < 0) {
         perror("sigaction");
         return 1;
     }
