@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import type { PublishVia } from './bench-results.js';
 import { int, seconds, UsageError } from './bench-layout.js';
+import { splitNodeFlags } from './node-flags.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
 /** `c1m bench million --help`. */
@@ -169,8 +170,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
 
 /** `--node-flags`: space-separated `--flag` words. Errors: UsageError for anything else. */
 function nodeFlagsOf(s: string | undefined): string[] {
-  const flags = (s ?? '').split(/\s+/).filter((f) => f !== '');
-  const bad = flags.find((f) => !/^--[a-z0-9][-a-z0-9_]*(=\S*)?$/i.test(f));
+  const { flags, bad } = splitNodeFlags(s ?? '');
   if (bad !== undefined) throw new UsageError(`--node-flags: not a --flag: ${bad}`);
   return flags;
 }

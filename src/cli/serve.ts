@@ -7,6 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve, defaultBackend, nofileLimit, type ServeHandle, type ServeOptions } from '../index.js';
+import { splitNodeFlags } from './node-flags.js';
 import { GATEWAY_FLAGS, GATEWAY_USAGE, gatewayOptions, strayGatewayFlag } from './serve-gateway.js';
 
 const APPS: Record<string, string> = {
@@ -142,8 +143,9 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     err.write(`c1m serve: --${notNumber[0]} must be a non-negative integer\n`);
     return 2;
   }
-  const execArgv = v['node-flags']?.split(/\s+/).filter((f) => f !== '');
-  if (execArgv !== undefined && (v.processes === undefined || execArgv.some((f) => !f.startsWith('--')))) {
+  const nodeFlags = v['node-flags'] === undefined ? undefined : splitNodeFlags(v['node-flags']);
+  const execArgv = nodeFlags?.flags;
+  if (nodeFlags !== undefined && (v.processes === undefined || nodeFlags.bad !== undefined)) {
     err.write(`c1m serve: --node-flags takes --flag words and applies to --processes workers\n`);
     return 2;
   }
