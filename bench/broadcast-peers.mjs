@@ -5,7 +5,7 @@
 // `uwebsockets@3.0.6`). One JSON document on stdout, progress on stderr.
 //
 //   npm run build && node bench/broadcast-peers.mjs [--targets c1m,uws,ws] [--subscribers 19000]
-//        [--sizes 64,1024] [--rounds 10] [--burst 1] [--client-procs 2] [--srcips 4]
+//        [--sizes 64,1024] [--rounds 10] [--burst 1] [--client-procs 2] [--srcips 4] [--pin]
 //
 // Processes: the server (`--role server --target T`) and --client-procs subscriber processes
 // (`--role clients`, on the c1m client engine, subscribers / procs connections each: a process
@@ -17,8 +17,12 @@
 // counted all of them. t0 is read by the server just before its first publish, and each client
 // process reads the time when its count reached the target (CLOCK_MONOTONIC,
 // process.hrtime, comparable across processes). Per round: time to the last subscriber =
-// max(client times) - t0; deliveries/s = burst x subscribers / that time. Reported: medians
-// over the rounds, after one warm-up round. With --burst 1 the rounds measure one message's
+// max(client times) - t0; deliveries/s = burst x subscribers / that time; and the server
+// process's CPU (process.cpuUsage, every thread) over the measured rounds per delivery, which is
+// the server's own cost when the subscribers' reads set the time (--pin). Reported: medians
+// over the rounds, after one warm-up round. `--pin` starts the server under `taskset -c 0` and
+// the subscriber processes under `taskset -c 1` (all their threads), so the server's fan-out does
+// not share a CPU with the subscribers that count it. With --burst 1 the rounds measure one message's
 // fan-out; with larger bursts, how the server handles a burst (uWebSockets.js merges the
 // messages of one loop turn per subscriber into one send; c1m and ws send each message).
 import { fork } from 'node:child_process';
@@ -40,11 +44,15 @@ const { values: opt } = parseArgs({
     port: { type: 'string', default: '0' },
     count: { type: 'string', default: '0' },
     first: { type: 'string', default: '0' },
+    pin: { type: 'boolean', default: false },
   },
   strict: true,
 });
 
 const now = () => Number(process.hrtime.bigint());
+
+/** fork() options that start the child under `taskset -c cpu` with --pin (every thread inherits it). */
+const pinned = (cpu) => (opt.pin ? { execPath: 'taskset', execArgv: ['-c', String(cpu), process.execPath] } : {});
 
 /** The server of `target`: { port, subscribers(), publish(buf) }. */
 async function startTarget(target) {
@@ -104,6 +112,9 @@ if (opt.role === 'server') {
       for (let i = 0; i < m.burst; i++) t.publish(buf);
       const t1 = now();
       process.send({ id: m.id, t0, t1 });
+    } else if (m.cmd === 'cpu') {
+      const u = process.cpuUsage(); // all threads of the server process, microseconds
+      process.send({ id: m.id, us: u.user + u.system });
     } else if (m.cmd === 'stop') {
       process.exit(0);
     }
@@ -148,14 +159,14 @@ if (opt.role === 'server') {
   const n = Number(opt.subscribers), procs = Number(opt['client-procs']), rounds = Number(opt.rounds), burst = Number(opt.burst);
   const results = [];
   for (const target of opt.targets.split(',')) {
-    const server = fork(new URL(import.meta.url), ['--role', 'server', '--target', target]);
+    const server = fork(new URL(import.meta.url), ['--role', 'server', '--target', target], pinned(0));
     const callServer = rpc(server);
     const { port } = await new Promise((r) => server.once('message', r));
     const clients = [];
     for (let p = 0; p < procs; p++) {
       const count = Math.floor(n / procs) + (p < n % procs ? 1 : 0);
       const first = p * Math.floor(n / procs) + Math.min(p, n % procs);
-      const child = fork(new URL(import.meta.url), ['--role', 'clients', '--port', String(port), '--count', String(count), '--first', String(first), '--srcips', opt.srcips]);
+      const child = fork(new URL(import.meta.url), ['--role', 'clients', '--port', String(port), '--count', String(count), '--first', String(first), '--srcips', opt.srcips], pinned(1));
       clients.push({ child, count, call: rpc(child), ready: new Promise((r) => child.once('message', r)) });
     }
     await Promise.all(clients.map((c) => c.ready));
@@ -164,7 +175,9 @@ if (opt.role === 'server') {
     let expected = 0;
     for (const size of opt.sizes.split(',').map(Number)) {
       const times = [];
+      let cpu0 = 0;
       for (let r = 0; r <= rounds; r++) {
+        if (r === 1) cpu0 = (await callServer({ cmd: 'cpu' })).us;
         expected += burst;
         const done = Promise.all(clients.map((c) => c.call({ cmd: 'expect', total: expected * c.count })));
         const { t0, t1 } = await callServer({ cmd: 'publish', size, burst });
@@ -172,6 +185,7 @@ if (opt.role === 'server') {
         const last = Math.max(...ends.map((e) => e.t));
         if (r > 0) times.push({ lastMs: (last - t0) / 1e6, publishCallMs: (t1 - t0) / 1e6 });
       }
+      const serverCpuUs = (await callServer({ cmd: 'cpu' })).us - cpu0;
       const lastMs = median(times.map((x) => x.lastMs));
       const r = {
         target,
@@ -182,6 +196,8 @@ if (opt.role === 'server') {
         timeToLastSubscriberMs: +lastMs.toFixed(2),
         deliveriesPerSec: Math.round((burst * n) / (lastMs / 1000)),
         publishCallMs: +median(times.map((x) => x.publishCallMs)).toFixed(3),
+        // The server process's CPU (user + system, every thread) over the measured rounds, per delivery.
+        serverCpuNsPerDelivery: Math.round((serverCpuUs * 1000) / (rounds * burst * n)),
         timeToLastMinMaxMs: [+Math.min(...times.map((x) => x.lastMs)).toFixed(2), +Math.max(...times.map((x) => x.lastMs)).toFixed(2)],
       };
       log(JSON.stringify(r));
@@ -193,7 +209,10 @@ if (opt.role === 'server') {
   }
   const ratios = {};
   for (const r of results.filter((x) => x.target === 'c1m')) {
-    for (const o of results.filter((x) => x.target !== 'c1m' && x.size === r.size)) ratios[`c1m/${o.target} ${r.size}B`] = +(r.deliveriesPerSec / o.deliveriesPerSec).toFixed(3);
+    for (const o of results.filter((x) => x.target !== 'c1m' && x.size === r.size)) {
+      ratios[`c1m/${o.target} ${r.size}B`] = +(r.deliveriesPerSec / o.deliveriesPerSec).toFixed(3);
+      ratios[`c1m/${o.target} ${r.size}B server CPU per delivery`] = +(r.serverCpuNsPerDelivery / o.serverCpuNsPerDelivery).toFixed(3);
+    }
   }
-  process.stdout.write(`${JSON.stringify({ bench: 'broadcast-peers', node: process.version, cpus: os.cpus().length, loadavg: os.loadavg().map((x) => +x.toFixed(2)), clientProcs: procs, results, ratios }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: 'broadcast-peers', node: process.version, cpus: os.cpus().length, loadavg: os.loadavg().map((x) => +x.toFixed(2)), clientProcs: procs, pinned: opt.pin, results, ratios }, null, 2)}\n`);
 }
