@@ -20,6 +20,16 @@ import { gather, provide } from './gather.js';
 /** The gather key under which every worker provides its registry as JSON. */
 export const METRICS_KEY = 'c1m.metrics';
 
+/**
+ * How often the event-loop delay is sampled (ms). The monitor is a repeating libuv timer, so
+ * an idle worker wakes this often: at 10 ms (prom-client's default) an idle gateway worker woke
+ * ~100 times a second, and 53 of them holding a million connections spent a quarter of a core
+ * on it. At 100 ms a stall of 100 ms or more is always seen (the next sample is that late), a
+ * shorter one with a probability of its length / 100 ms, and the max and mean are still the
+ * loop's own lateness in ns.
+ */
+export const LOOP_DELAY_RESOLUTION_MS = 100;
+
 const reactors = new Set<Reactor>();
 const udpSockets = new Set<UdpSocket>();
 let registryP: Promise<Registry> | null = null;
@@ -89,7 +99,7 @@ export function metricsRegistry(): Promise<Registry> {
     gauge('c1m_memory_rss_bytes', 'Resident set size (summed over worker processes).', () => process.memoryUsage.rss());
     gauge('c1m_memory_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);
     gauge('c1m_memory_external_bytes', 'Memory of C++ objects bound to JS (buffers, the engine).', () => process.memoryUsage().external);
-    const delay = monitorEventLoopDelay({ resolution: 10 });
+    const delay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     delay.enable();
     // The delay since the last scrape: reset after each reading.
     const delayMax = (): number => {
