@@ -31,7 +31,7 @@ import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
-  OpError, dataJson, encodeAck, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub,
+  OpError, dataJson, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub, queryOf,
   type ClientOp, type TopicState,
 } from './protocol.js';
 import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
@@ -208,6 +208,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   // An open gateway without an `authorize` hook accepts every client at once: its welcome and
   // the URL's subscription ack leave with the 101 (one write), and it keeps no per-client data.
   const verifiesNow = auth.open && o.authorize === undefined;
+  /**
+   * With `verifiesNow`: the `sub` of the URL `onUpgrade` just accepted, for the `onOpen` the
+   * WebSocket server runs right after it (synchronously, nothing in between).
+   */
+  let openSub: Pending['querySub'] = null;
 
   const wsHandler = createWebSocketHandler<ClientData>({
     pubsub: { ...GATEWAY_PUBSUB_DEFAULTS, ...o.pubsub },
@@ -215,9 +220,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     maxPayload: maxMessage,
     pingInterval: o.pingInterval ?? 30_000,
     onUpgrade(req) {
-      const query = new URLSearchParams(req.target.includes('?') ? req.target.slice(req.target.indexOf('?') + 1) : '');
-      // An open gateway without a hook admits at once and reads no token (no header scan per connect).
-      const token = verifiesNow ? null : query.get('token') ?? bearer(req.headers.find(([n]) => n.toLowerCase() === 'authorization')?.[1]);
+      const query = queryOf(req.target);
+      if (verifiesNow) {
+        // An open gateway without a hook admits at once: no token read (no header scan per
+        // connect) and no per-connection data; what the URL asked waits in `openSub` for onOpen.
+        try {
+          openSub = parseQuerySub(query);
+        } catch {
+          return { status: 400 };
+        }
+        return true;
+      }
+      const token = query.get('token') ?? bearer(req.headers.find(([n]) => n.toLowerCase() === 'authorization')?.[1]);
       if (!auth.open && !token) {
         counters.authFailures++;
         return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
@@ -233,9 +247,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     },
     onOpen(ws) {
       counters.clients++;
-      const p = ws.data as Pending;
-      if (verifiesNow) admit(ws, p, OPEN_GRANT);
-      else verify(ws, p).catch(() => ws.terminate());
+      if (verifiesNow) {
+        const sub = openSub;
+        openSub = null;
+        welcome(ws, OPEN_GRANT, sub);
+      } else {
+        verify(ws, ws.data as Pending).catch(() => ws.terminate());
+      }
     },
     onMessage(ws, data, isBinary) {
       if (isBinary) {
@@ -278,12 +296,16 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   /** `p` verified with `grant`: welcome it, subscribe what its URL asked, serve what it sent meanwhile. */
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
     ws.data = grant === OPEN_GRANT ? undefined : grant;
-    ws.send(encodeWelcome(grant.user));
-    if (p.querySub !== null) {
-      const sub = p.querySub;
-      inOrder(ws, () => subscribe(ws, grant, sub));
-    }
+    welcome(ws, grant, p.querySub);
     if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
+  }
+
+  /** Welcome an admitted client, then subscribe what its URL asked (`sub`, when it asked). */
+  function welcome(ws: WebSocket<ClientData>, grant: Grant, sub: Pending['querySub']): void {
+    ws.send(encodeWelcome(grant.user));
+    if (sub === null) return;
+    if (jsh === null) subscribe(ws, grant, sub); // what inOrder does then, without its closure
+    else inOrder(ws, () => subscribe(ws, grant, sub));
   }
 
   /** A client's ops, served one after another (with JetStream a `sub` waits for it). */
@@ -316,7 +338,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /** Subscribe `ws` to all of `topics` or none; false (the error sent) when one is refused. */
   function subscribeAll(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): boolean {
-    const forbidden = op.topics.find((t) => !allowed(grant.topics, t));
+    // (An open gateway's grant allows every topic.)
+    const forbidden = grant === OPEN_GRANT ? undefined : op.topics.find((t) => !allowed(grant.topics, t));
     if (forbidden !== undefined) {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
       return false;
@@ -337,6 +360,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   function subscribe(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): void | Promise<void> {
     if (jsh !== null) return subscribeShared(ws, grant, op, jsh);
     if (!subscribeAll(ws, grant, op)) return;
+    if (op.topics.length === 1 && op.since.size === 0) {
+      // The usual connect (`?topics=T`): the ack without its object of states.
+      const t = op.topics[0]!;
+      const s = streams.get(t)!;
+      ws.send(encodeAckOne(op.id, t, s.seq, s.epoch));
+      return;
+    }
     const states: Record<string, TopicState> = {};
     const missed: string[] = [];
     for (const t of op.topics) {
