@@ -18,10 +18,10 @@
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  */
-import type { Handler, Reactor } from '../../core/index.js';
+import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
-import { createHttpHandler, type HttpRequest, type HttpResponse } from '../../protocols/http1/index.js';
+import { UPGRADE_IN_PLACE, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
 import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
 import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
@@ -495,6 +495,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   const upgrade = wsHandler.upgradeHook();
+  const upgradeInPlace = (upgrade as Partial<InPlaceUpgrade>)[UPGRADE_IN_PLACE]!;
+  /** An upgrade of any other path: 404, then the HTTP server closes the connection. */
+  const noSuchSocket = (conn: Connection): void => {
+    conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  };
   const opsRoutes = (o.metrics ?? true) ? dashboardRoutes() : {};
   const onlyWs = o.adminPort !== undefined;
   const http = createHttpHandler({
@@ -505,10 +510,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     maxBodyBytes: maxMessage,
     routes: onlyWs ? {} : opsRoutes,
     onRequest: onlyWs ? (_req, res) => void res.status(404).end('Not Found') : onPublishRequest,
-    onUpgrade(req, conn, head) {
-      if (req.path === '/ws') return upgrade(req, conn, head);
-      conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    },
+    // The HTTP server hands `/ws` over in place (UPGRADE_IN_PLACE), as it does the WebSocket
+    // handler's own hook: the bytes after the head go to it without a copy, and the session
+    // that read the request serves the next connection.
+    onUpgrade: Object.assign((req: HttpRequest, conn: Connection, head: Buffer) => (req.path === '/ws' ? upgrade(req, conn, head) : noSuchSocket(conn)), {
+      [UPGRADE_IN_PLACE]: (req: HttpRequest, conn: Connection) => (req.path === '/ws' ? upgradeInPlace(req, conn) : noSuchSocket(conn)),
+    }),
   });
   let admin: AdminListener | null = null;
   if (o.adminPort !== undefined) {
