@@ -336,6 +336,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
   }
 
+  /** The last one-topic ack `subscribe` made, and what it says. */
+  let lastAck = { topic: '', epoch: '', seq: -1, id: -1, text: '' };
+
   /** Subscribe `ws` to all of `topics` or none; false (the error sent) when one is refused. */
   function subscribeAll(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): boolean {
     // (An open gateway's grant allows every topic.)
@@ -361,10 +364,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (jsh !== null) return subscribeShared(ws, grant, op, jsh);
     if (!subscribeAll(ws, grant, op)) return;
     if (op.topics.length === 1 && op.since.size === 0) {
-      // The usual connect (`?topics=T`): the ack without its object of states.
+      // The usual connect (`?topics=T`): the ack without its object of states, and in a storm
+      // (every client of a topic at the same position) the same text as the last one.
       const t = op.topics[0]!;
       const s = streams.get(t)!;
-      ws.send(encodeAckOne(op.id, t, s.seq, s.epoch));
+      const a = lastAck;
+      if (s.seq !== a.seq || s.epoch !== a.epoch || op.id !== a.id || t !== a.topic) {
+        lastAck = { topic: t, epoch: s.epoch, seq: s.seq, id: op.id, text: encodeAckOne(op.id, t, s.seq, s.epoch) };
+      }
+      ws.send(lastAck.text);
       return;
     }
     const states: Record<string, TopicState> = {};
