@@ -37,7 +37,9 @@
 //   --warmup    upgrades of the unmeasured first ramp (default 300; 0: none)
 //   --ramps     measured ramps per server process (default 2: cold, then warm)
 //   --reps      repetitions (default 2); odd ones run the targets in reverse order
-//   -k          loopback source addresses (default 4); -c handshakes in flight (default 1000)
+//   -k          loopback source addresses (default 4); -c handshakes in flight (default 1000;
+//               -c 1 is a trickle: one upgrade at a time, each in polls of its own, closer to what
+//               each of the million's 53 processes sees, ~100 upgrades/s, than a storm)
 //   --settle    ms after loadgen's last 101 before the window closes (default 300)
 //   --node-flags  extra node flags for the Node targets (e.g. "--perf-basic-prof")
 //   --perf DIR  `perf record -g` the server over each c1m target's first measured ramp of the
