@@ -83,6 +83,9 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
 /** Wall-clock ms with sub-ms precision (latency across processes of one machine). */
 const nowMs = (): number => performance.timeOrigin + performance.now();
 
+/** The welcome of every client without a user (an open gateway's), as UTF-8 bytes made once. */
+const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
+
 /** Most messages a client may send before its token is verified. */
 const MAX_EARLY_MESSAGES = 16;
 
@@ -302,7 +305,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /** Welcome an admitted client, then subscribe what its URL asked (`sub`, when it asked). */
   function welcome(ws: WebSocket<ClientData>, grant: Grant, sub: Pending['querySub']): void {
-    ws.send(encodeWelcome(grant.user));
+    // Text sent as its UTF-8 bytes when they are made once: no encoding per connect.
+    if (grant.user === '') ws.send(OPEN_WELCOME_BYTES, false);
+    else ws.send(encodeWelcome(grant.user));
     if (sub === null) return;
     if (jsh === null) subscribe(ws, grant, sub); // what inOrder does then, without its closure
     else inOrder(ws, () => subscribe(ws, grant, sub));
@@ -337,7 +342,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /** The last one-topic ack `subscribe` made, and what it says. */
-  let lastAck = { topic: '', epoch: '', seq: -1, id: -1, text: '' };
+  let lastAck = { topic: '', epoch: '', seq: -1, id: -1, bytes: Buffer.alloc(0) };
 
   /** Subscribe `ws` to all of `topics` or none; false (the error sent) when one is refused. */
   function subscribeAll(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): boolean {
@@ -370,9 +375,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       const s = streams.get(t)!;
       const a = lastAck;
       if (s.seq !== a.seq || s.epoch !== a.epoch || op.id !== a.id || t !== a.topic) {
-        lastAck = { topic: t, epoch: s.epoch, seq: s.seq, id: op.id, text: encodeAckOne(op.id, t, s.seq, s.epoch) };
+        lastAck = { topic: t, epoch: s.epoch, seq: s.seq, id: op.id, bytes: Buffer.from(encodeAckOne(op.id, t, s.seq, s.epoch)) };
       }
-      ws.send(lastAck.text);
+      ws.send(lastAck.bytes, false); // text, as its UTF-8 bytes
       return;
     }
     const states: Record<string, TopicState> = {};
