@@ -260,6 +260,43 @@ describe('gateway: public keys and open gateways', () => {
     }
   });
 
+  test('--no-auth without authorize: each connect acks its topics at their position, the query decoded as URLSearchParams does', GUARD, async () => {
+    const server = await start({ noAuth: true, publishToken: 'pt' });
+    const clients: GatewayClient[] = [];
+    const connect = async (query: string): Promise<GatewayClient> => {
+      const c = await gatewayClient(server.address.port, query);
+      clients.push(c);
+      return c;
+    };
+    const ackOf = async (c: GatewayClient, id = 0): Promise<Record<string, { seq: number; epoch: string }>> =>
+      (await c.next((m) => m.op === 'ack' && m.id === id, `ack ${id}`)).topics as Record<string, { seq: number; epoch: string }>;
+    try {
+      const port = server.address.port;
+      const a = await connect('?topics=st.a');
+      assert.deepEqual(a.msgs[0], { op: 'welcome', user: '' });
+      const first = (await ackOf(a))['st.a']!;
+      assert.equal(first.seq, 0);
+      assert.equal((await publishHttp(port, 'st.a', '1', { Authorization: 'Bearer pt' })).body.delivered, 1);
+      // The same topic after a publish: the new position (not the last connect's ack again).
+      const b = await connect('?topics=st.a');
+      assert.deepEqual((await ackOf(b))['st.a'], { seq: 1, epoch: first.epoch });
+      b.send({ op: 'sub', id: 4, topics: ['st.a'] });
+      assert.deepEqual(await ackOf(b, 4), { 'st.a': { seq: 1, epoch: first.epoch } });
+      // Escapes and `+` are decoded; a second `?` before the query is dropped, as URLSearchParams drops it.
+      const c = await connect('?topics=st.b%2Cst%2Ec&x=a+b');
+      assert.deepEqual(Object.keys(await ackOf(c)).sort(), ['st.b', 'st.c']);
+      const d = await connect('??topics=st.d');
+      assert.deepEqual(Object.keys(await ackOf(d)), ['st.d']);
+      const bad = new GatewayClient(`ws://${HOST}:${port}/ws?topics=st.*`);
+      clients.push(bad);
+      await assert.rejects(bad.opened, /400/);
+      assert.equal((await publishHttp(port, 'st.a', '2', { Authorization: 'Bearer pt' })).body.delivered, 2);
+    } finally {
+      for (const c of clients) c.close();
+      await server.close(1000);
+    }
+  });
+
   test('inconsistent auth options are refused', async () => {
     await assert.rejects(createGateway({}), /exactly one of jwtSecret, jwtPublicKey, noAuth/);
     await assert.rejects(createGateway({ noAuth: true, jwtSecret: SECRET }), /exactly one/);

@@ -5,9 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { isTopic, topicMatches } from '../../src/apps/gateway/auth.js';
 import { Streams } from '../../src/apps/gateway/history.js';
-import { OpError, dataJson, encodeAck, encodeMsg, encodeWelcome, parseClientOp, parseQuerySub, type TopicState } from '../../src/apps/gateway/protocol.js';
+import {
+  OpError, dataJson, encodeAck, encodeAckOne, encodeMsg, encodeWelcome, parseClientOp, parseQuerySub, queryOf, type TopicState,
+} from '../../src/apps/gateway/protocol.js';
 
 describe('gateway: topics and patterns', () => {
   test('topic names: dot-separated segments of [A-Za-z0-9_-], at most 128 characters', () => {
@@ -39,6 +42,9 @@ describe('gateway: client protocol', () => {
       assert.deepEqual(JSON.parse(encodeAck(i, topics)), JSON.parse(want));
     }
     for (const user of ['', 'alice', 'b"o\\b\n']) assert.equal(encodeWelcome(user), JSON.stringify({ op: 'welcome', user }));
+    for (const [id, topic, seq, epoch] of [[0, 'a', 0, 'k3x9'], [7, 'news.sport-1', 2 ** 40, 'e"\\\u00e9']] as const) {
+      assert.equal(encodeAckOne(id, topic, seq, epoch), encodeAck(id, { [topic]: { seq, epoch } }));
+    }
   });
 
   test('sub, unsub, ping parse; topics deduplicated; since by topic', () => {
@@ -69,6 +75,22 @@ describe('gateway: client protocol', () => {
     for (const bad of ['topics=a&since=b:1:e', 'topics=a&since=a:x:e', 'topics=a&since=a:1', 'topics=a,,b']) {
       assert.throws(() => parseQuerySub(new URLSearchParams(bad)), OpError, bad);
     }
+  });
+
+  test('the connect query is read as URLSearchParams reads it (what follows the first ?)', () => {
+    const names = ['topics', 'since', 'token', 'x'];
+    const check = (target: string): void => {
+      const q = target.indexOf('?');
+      const want = new URLSearchParams(q < 0 ? '' : target.slice(q + 1));
+      const got = queryOf(target);
+      for (const n of names) assert.equal(got.get(n), want.get(n), `${JSON.stringify(target)} ${n}`);
+    };
+    for (const t of [
+      '/ws', '/ws?', '/ws?topics=a', '/ws?topics=a,b&since=a:1:e', '/ws??topics=a', '/ws?&&topics=&topics=b', '/ws?topics',
+      '/ws?x=1&topics=a=b&token=t', '/ws?topics=a%2Cb', '/ws?topics=a+b', '/ws?to%70ics=a', '/ws?topics=\u00e9&x=\u00ff', '/ws?a?topics=b',
+    ]) check(t);
+    const part = fc.constantFrom('topics', 'since', 'token', 'x', '=', '&', '?', '%', '%2C', '+', 'a', ',', ':', '\u00e9');
+    fc.assert(fc.property(fc.array(part, { maxLength: 12 }), (parts) => check(`/ws?${parts.join('')}`)), { numRuns: 2000 });
   });
 
   test('published data: JSON content types must be JSON (normalised), anything else is a JSON string', () => {

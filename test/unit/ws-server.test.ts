@@ -111,6 +111,21 @@ describe('upgrade hand-over from the HTTP server', () => {
     }
   });
 
+  test('the session that read an upgrade serves the next connections: HTTP requests, then another upgrade', () => {
+    const ws = echoServer();
+    const http = createHttpHandler({ routes: { 'GET /': (_req, res) => res.end('page') }, onUpgrade: ws.upgradeHook() });
+    const two = Buffer.from('GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n', 'latin1');
+    for (let i = 1; i <= 3; i++) {
+      assert.deepEqual(echoes(drive(http, new FakeConnection(), [bytes, rest]).written), expected, `upgrade ${i}`);
+      const page = new FakeConnection();
+      const r = drive(http, page, [two.subarray(0, 30), two.subarray(30)]);
+      assert.equal(r.written.toString('latin1').match(/HTTP\/1\.1 200 OK\r\n/g)?.length, 2, `requests ${i}: ${JSON.stringify(r.written.toString('latin1'))}`);
+      assert.equal(page.context, undefined);
+      assert.equal(page.open, true);
+    }
+    assert.equal(ws.clients, 3);
+  });
+
   test('a partial frame behind the head stays in the engine, not in JS', () => {
     const ws = echoServer();
     const http = createHttpHandler({ onUpgrade: ws.upgradeHook() });

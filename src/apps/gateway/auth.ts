@@ -52,6 +52,8 @@ export class AuthError extends Error {
 /** Does `pattern` (NATS rules, see the module comment) match `topic`? */
 export function topicMatches(pattern: string, topic: string): boolean {
   if (pattern === topic) return true;
+  // `>` alone (every open client's grant) matches every topic: no split per subscription.
+  if (pattern === '>') return true;
   const p = pattern.split('.');
   const t = topic.split('.');
   for (let i = 0; i < p.length; i++) {

@@ -18,10 +18,10 @@
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  */
-import type { Handler, Reactor } from '../../core/index.js';
+import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
-import { createHttpHandler, type HttpRequest, type HttpResponse } from '../../protocols/http1/index.js';
+import { UPGRADE_IN_PLACE, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
 import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
 import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
@@ -31,7 +31,7 @@ import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
-  OpError, dataJson, encodeAck, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub,
+  OpError, dataJson, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub, queryOf,
   type ClientOp, type TopicState,
 } from './protocol.js';
 import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
@@ -82,6 +82,9 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
 
 /** Wall-clock ms with sub-ms precision (latency across processes of one machine). */
 const nowMs = (): number => performance.timeOrigin + performance.now();
+
+/** The welcome of every client without a user (an open gateway's), as UTF-8 bytes made once. */
+const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
 
 /** Most messages a client may send before its token is verified. */
 const MAX_EARLY_MESSAGES = 16;
@@ -208,6 +211,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   // An open gateway without an `authorize` hook accepts every client at once: its welcome and
   // the URL's subscription ack leave with the 101 (one write), and it keeps no per-client data.
   const verifiesNow = auth.open && o.authorize === undefined;
+  /**
+   * With `verifiesNow`: the `sub` of the URL `onUpgrade` just accepted, for the `onOpen` the
+   * WebSocket server runs right after it (synchronously, nothing in between).
+   */
+  let openSub: Pending['querySub'] = null;
 
   const wsHandler = createWebSocketHandler<ClientData>({
     pubsub: { ...GATEWAY_PUBSUB_DEFAULTS, ...o.pubsub },
@@ -215,9 +223,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     maxPayload: maxMessage,
     pingInterval: o.pingInterval ?? 30_000,
     onUpgrade(req) {
-      const query = new URLSearchParams(req.target.includes('?') ? req.target.slice(req.target.indexOf('?') + 1) : '');
-      // An open gateway without a hook admits at once and reads no token (no header scan per connect).
-      const token = verifiesNow ? null : query.get('token') ?? bearer(req.headers.find(([n]) => n.toLowerCase() === 'authorization')?.[1]);
+      const query = queryOf(req.target);
+      if (verifiesNow) {
+        // An open gateway without a hook admits at once: no token read (no header scan per
+        // connect) and no per-connection data; what the URL asked waits in `openSub` for onOpen.
+        try {
+          openSub = parseQuerySub(query);
+        } catch {
+          return { status: 400 };
+        }
+        return true;
+      }
+      const token = query.get('token') ?? bearer(req.headers.find(([n]) => n.toLowerCase() === 'authorization')?.[1]);
       if (!auth.open && !token) {
         counters.authFailures++;
         return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
@@ -233,9 +250,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     },
     onOpen(ws) {
       counters.clients++;
-      const p = ws.data as Pending;
-      if (verifiesNow) admit(ws, p, OPEN_GRANT);
-      else verify(ws, p).catch(() => ws.terminate());
+      if (verifiesNow) {
+        const sub = openSub;
+        openSub = null;
+        welcome(ws, OPEN_GRANT, sub);
+      } else {
+        verify(ws, ws.data as Pending).catch(() => ws.terminate());
+      }
     },
     onMessage(ws, data, isBinary) {
       if (isBinary) {
@@ -278,12 +299,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   /** `p` verified with `grant`: welcome it, subscribe what its URL asked, serve what it sent meanwhile. */
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
     ws.data = grant === OPEN_GRANT ? undefined : grant;
-    ws.send(encodeWelcome(grant.user));
-    if (p.querySub !== null) {
-      const sub = p.querySub;
-      inOrder(ws, () => subscribe(ws, grant, sub));
-    }
+    welcome(ws, grant, p.querySub);
     if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
+  }
+
+  /** Welcome an admitted client, then subscribe what its URL asked (`sub`, when it asked). */
+  function welcome(ws: WebSocket<ClientData>, grant: Grant, sub: Pending['querySub']): void {
+    // Text sent as its UTF-8 bytes when they are made once: no encoding per connect.
+    if (grant.user === '') ws.send(OPEN_WELCOME_BYTES, false);
+    else ws.send(encodeWelcome(grant.user));
+    if (sub === null) return;
+    if (jsh === null) subscribe(ws, grant, sub); // what inOrder does then, without its closure
+    else inOrder(ws, () => subscribe(ws, grant, sub));
   }
 
   /** A client's ops, served one after another (with JetStream a `sub` waits for it). */
@@ -314,9 +341,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
   }
 
+  /** The last one-topic ack `subscribe` made, and what it says. */
+  let lastAck = { topic: '', epoch: '', seq: -1, id: -1, bytes: Buffer.alloc(0) };
+
   /** Subscribe `ws` to all of `topics` or none; false (the error sent) when one is refused. */
   function subscribeAll(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): boolean {
-    const forbidden = op.topics.find((t) => !allowed(grant.topics, t));
+    // (An open gateway's grant allows every topic.)
+    const forbidden = grant === OPEN_GRANT ? undefined : op.topics.find((t) => !allowed(grant.topics, t));
     if (forbidden !== undefined) {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
       return false;
@@ -337,6 +368,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   function subscribe(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): void | Promise<void> {
     if (jsh !== null) return subscribeShared(ws, grant, op, jsh);
     if (!subscribeAll(ws, grant, op)) return;
+    if (op.topics.length === 1 && op.since.size === 0) {
+      // The usual connect (`?topics=T`): the ack without its object of states, and in a storm
+      // (every client of a topic at the same position) the same text as the last one.
+      const t = op.topics[0]!;
+      const s = streams.get(t)!;
+      const a = lastAck;
+      if (s.seq !== a.seq || s.epoch !== a.epoch || op.id !== a.id || t !== a.topic) {
+        lastAck = { topic: t, epoch: s.epoch, seq: s.seq, id: op.id, bytes: Buffer.from(encodeAckOne(op.id, t, s.seq, s.epoch)) };
+      }
+      ws.send(lastAck.bytes, false); // text, as its UTF-8 bytes
+      return;
+    }
     const states: Record<string, TopicState> = {};
     const missed: string[] = [];
     for (const t of op.topics) {
@@ -465,6 +508,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   const upgrade = wsHandler.upgradeHook();
+  const upgradeInPlace = (upgrade as Partial<InPlaceUpgrade>)[UPGRADE_IN_PLACE]!;
+  /** An upgrade of any other path: 404, then the HTTP server closes the connection. */
+  const noSuchSocket = (conn: Connection): void => {
+    conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+  };
   const opsRoutes = (o.metrics ?? true) ? dashboardRoutes() : {};
   const onlyWs = o.adminPort !== undefined;
   const http = createHttpHandler({
@@ -475,10 +523,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     maxBodyBytes: maxMessage,
     routes: onlyWs ? {} : opsRoutes,
     onRequest: onlyWs ? (_req, res) => void res.status(404).end('Not Found') : onPublishRequest,
-    onUpgrade(req, conn, head) {
-      if (req.path === '/ws') return upgrade(req, conn, head);
-      conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-    },
+    // The HTTP server hands `/ws` over in place (UPGRADE_IN_PLACE), as it does the WebSocket
+    // handler's own hook: the bytes after the head go to it without a copy, and the session
+    // that read the request serves the next connection.
+    onUpgrade: Object.assign((req: HttpRequest, conn: Connection, head: Buffer) => (req.path === '/ws' ? upgrade(req, conn, head) : noSuchSocket(conn)), {
+      [UPGRADE_IN_PLACE]: (req: HttpRequest, conn: Connection) => (req.path === '/ws' ? upgradeInPlace(req, conn) : noSuchSocket(conn)),
+    }),
   });
   let admin: AdminListener | null = null;
   if (o.adminPort !== undefined) {

@@ -16,7 +16,7 @@ export interface Position {
 }
 
 export type ClientOp =
-  | { op: 'sub'; id: number; topics: string[]; since: Map<string, Position> }
+  | { op: 'sub'; id: number; topics: string[]; since: ReadonlyMap<string, Position> }
   | { op: 'unsub'; id: number; topics: string[] }
   | { op: 'ping'; id: number };
 
@@ -41,6 +41,11 @@ export const MAX_TOPICS_PER_OP = 100;
 
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isSeq = isId;
+
+function oneTopic(t: string): string {
+  if (isTopic(t)) return t;
+  throw new OpError('invalid_topic', 0, 'not a valid topic', (t as string).slice(0, 128));
+}
 
 function topicList(v: unknown, id: number): string[] {
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_TOPICS_PER_OP) {
@@ -87,24 +92,73 @@ export function parseClientOp(text: string): ClientOp {
   }
 }
 
+/** What the gateway reads of a connect URL's query: `URLSearchParams` has it. */
+export interface QueryParams {
+  /** The first value of parameter `name` (decoded), or null. */
+  get(name: string): string | null;
+}
+
+/**
+ * A query without `%` and `+` (the usual `topics=a,b`): nothing to decode, so its parameters are
+ * its own substrings, found by a scan per `get` instead of a parse into a list (and
+ * `URLSearchParams`'s strings and objects) per connect. Gives what `URLSearchParams` gives.
+ */
+class PlainQuery implements QueryParams {
+  readonly #text: string;
+  constructor(text: string) {
+    this.#text = text;
+  }
+  get(name: string): string | null {
+    const q = this.#text;
+    const n = q.length;
+    for (let at = 0; at < n;) {
+      let end = q.indexOf('&', at);
+      if (end < 0) end = n;
+      let eq = q.indexOf('=', at);
+      if (eq < 0 || eq > end) eq = end;
+      if (eq - at === name.length && q.startsWith(name, at)) return eq === end ? '' : q.slice(eq + 1, end);
+      at = end + 1;
+    }
+    return null;
+  }
+}
+
+const NO_QUERY: QueryParams = new PlainQuery('');
+
+/**
+ * The query of a request target (what follows its first `?`), read as
+ * `new URLSearchParams(query)` reads it (which also drops one more leading `?`).
+ */
+export function queryOf(target: string): QueryParams {
+  const q = target.indexOf('?');
+  if (q < 0) return NO_QUERY;
+  const query = target.slice(target.charCodeAt(q + 1) === 0x3f ? q + 2 : q + 1);
+  // Percent-escapes and `+` need URLSearchParams's decoding; without them a name or value is
+  // its substring (a latin1 string survives the UTF-8 round trip of the decoding unchanged).
+  return query.indexOf('%') < 0 && query.indexOf('+') < 0 ? new PlainQuery(query) : new URLSearchParams(query);
+}
+
+/** The `since` of a `sub` that gave none (read only). */
+const NO_SINCE: ReadonlyMap<string, Position> = new Map();
+
 /**
  * The `sub` of a connect URL's query: `topics=a,b` and `since=a:12:EPOCH,b:3:EPOCH`.
  * Returns null when the query names no topics. Errors: an `OpError` with id 0.
  */
-export function parseQuerySub(query: URLSearchParams): Extract<ClientOp, { op: 'sub' }> | null {
+export function parseQuerySub(query: QueryParams): Extract<ClientOp, { op: 'sub' }> | null {
   const list = query.get('topics');
   if (list === null || list === '') return null;
-  const topics = topicList(list.split(','), 0);
-  const since = new Map<string, Position>();
+  // One topic (the usual connect): what topicList would make of it, without its Set.
+  const topics = list.indexOf(',') < 0 ? [oneTopic(list)] : topicList(list.split(','), 0);
   const s = query.get('since');
-  if (s !== null && s !== '') {
-    for (const item of s.split(',')) {
-      const [topic, seq, epoch, extra] = item.split(':');
-      if (extra !== undefined || !topics.includes(topic!) || !/^\d{1,15}$/.test(seq ?? '') || !epoch) {
-        throw new OpError('bad_request', 0, 'since is topic:seq:epoch,... for topics in topics=');
-      }
-      since.set(topic!, { seq: Number(seq), epoch });
+  if (s === null || s === '') return { op: 'sub', id: 0, topics, since: NO_SINCE };
+  const since = new Map<string, Position>();
+  for (const item of s.split(',')) {
+    const [topic, seq, epoch, extra] = item.split(':');
+    if (extra !== undefined || !topics.includes(topic!) || !/^\d{1,15}$/.test(seq ?? '') || !epoch) {
+      throw new OpError('bad_request', 0, 'since is topic:seq:epoch,... for topics in topics=');
     }
+    since.set(topic!, { seq: Number(seq), epoch });
   }
   return { op: 'sub', id: 0, topics, since };
 }
@@ -127,12 +181,18 @@ export function encodeAck(id: number, topics?: Record<string, TopicState>): stri
   let first = true;
   for (const t in topics) {
     const st = topics[t]!;
-    out += `${first ? '' : ','}${JSON.stringify(t)}:{"seq":${st.seq},"epoch":${JSON.stringify(st.epoch)}` +
-      `${st.recovered === undefined ? '' : `,"recovered":${st.recovered}`}}`;
+    out += `${first ? '' : ','}${ackEntry(t, st.seq, st.epoch)}${st.recovered === undefined ? '' : `,"recovered":${st.recovered}`}}`;
     first = false;
   }
   return `${out}}}`;
 }
+
+/** One topic's state in an ack, up to its closing brace. */
+const ackEntry = (topic: string, seq: number, epoch: string): string => `${JSON.stringify(topic)}:{"seq":${seq},"epoch":${JSON.stringify(epoch)}`;
+
+/** `encodeAck(id, { [topic]: { seq, epoch } })` without the object: the ack of a connect's one topic. */
+export const encodeAckOne = (id: number, topic: string, seq: number, epoch: string): string =>
+  `{"op":"ack","id":${id},"topics":{${ackEntry(topic, seq, epoch)}}}}`;
 
 export const encodeError = (e: OpError): string =>
   JSON.stringify(e.topic === undefined ? { op: 'error', id: e.id, code: e.code, message: e.message } : { op: 'error', id: e.id, code: e.code, message: e.message, topic: e.topic });

@@ -305,8 +305,31 @@ class Session implements RequestParserCallbacks, ResponseSession {
       this.#upgradeHead = [Buffer.from(data.subarray(this.#upgradeAt))];
       this.#upgradeAt = -1;
     }
-    return this.#upgradeResult;
+    const result = this.#upgradeResult;
+    if (this.#handedOver) this.#recycle();
+    return result;
   }
+
+  /**
+   * The connection was handed over in place (`#upgrade` inside `data`): nothing refers to this
+   * session any more (not the connection's context, not a queued response), so it goes back to
+   * the pool as a released session would, its parser reset. An upgrade storm then builds no
+   * session and no parser per connection.
+   */
+  #recycle(): void {
+    this.#handedOver = false;
+    this.#parser.reset();
+    this.closed = false;
+    this.#paused = false;
+    this.#closeWhenDone = false;
+    this.#upgradeResult = 0;
+    this.conn = undefined as unknown as Connection;
+    const pool = this.#shared.pool;
+    if (pool.length < POOL_MAX) pool.push(this);
+  }
+
+  /** Set by an in-place upgrade that took the connection: `data` recycles the session. */
+  #handedOver = false;
 
   /** During `data` with `#upgradeAt` set: its bytes. */
   #upgradeBytes: Buffer | null = null;
@@ -451,7 +474,7 @@ class Session implements RequestParserCallbacks, ResponseSession {
     this.#upgradeAt = -1;
     this.#upgradeReq = null;
     this.#upgradeHead = null;
-    this.closed = true; // never pooled: the parser stays upgraded
+    this.closed = true; // pooled again only by `data` after an in-place hand-over (#recycle)
     conn.context = undefined;
     conn.tag = 0; // the upgrade hook gets the tag as a new connection has it
     conn.setTimeout(0);
@@ -480,6 +503,7 @@ class Session implements RequestParserCallbacks, ResponseSession {
     }
     if (inPlace === undefined) return;
     if (head === null) {
+      this.#handedOver = true;
       // Consumed up to the end of the head, plus what the handler takes of the rest.
       if (at === bytes!.length) {
         this.#upgradeResult = at;
