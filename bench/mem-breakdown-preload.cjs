@@ -2,7 +2,7 @@
  * Preloaded by bench/mem-breakdown.mjs (NODE_OPTIONS=--require) into the processes of a
  * `c1m bench million` run: with C1M_MEMDBG_DIR set, SIGUSR2 writes this process's V8 heap
  * figures (per space: committed, used, resident) to C1M_MEMDBG_DIR/<pid>-<n>.json. It does
- * nothing else, and nothing at all without the variable.
+ * nothing else, and nothing at all without the variable; SIGWINCH writes a heap snapshot there.
  */
 'use strict';
 const dir = process.env.C1M_MEMDBG_DIR;
@@ -23,5 +23,11 @@ if (dir) {
       memory: process.memoryUsage(),
     };
     fs.writeFileSync(`${dir}/${process.pid}-${n++}.json`, JSON.stringify(out));
+  });
+  // SIGWINCH: a heap snapshot (after V8's own full GC) to <dir>/<pid>-<n>.heapsnapshot.
+  process.on('SIGWINCH', () => {
+    const f = `${dir}/${process.pid}-${n++}.heapsnapshot`;
+    v8.writeHeapSnapshot(`${f}.part`);
+    fs.renameSync(`${f}.part`, f);
   });
 }

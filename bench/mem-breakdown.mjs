@@ -6,7 +6,8 @@
  * 19,000: one gateway process at the million's per-process load) `--runs` times and takes its
  * own two samples of the server's processes at the bench's two moments: the baseline (after
  * the warm-up and the forced GCs, when the bench logs it) and the end of the hold (just before
- * the bench's no-GC sample). Each sample is, per process, RssAnon and the resident kB of every
+ * the bench's no-GC sample; with a hold above 2 s, 1.85 s into it, so that the probes below
+ * finish before the bench samples: e.g. `-- --hold 10`). Each sample is, per process, RssAnon and the resident kB of every
  * anonymous mapping of /proc/PID/smaps, classified:
  *
  *   v8        V8 heap pages (256 KiB-aligned mappings in V8's mmap-hint range below 2^46)
@@ -21,9 +22,10 @@
  * and, from inside each process (bench/mem-breakdown-preload.cjs, on SIGUSR2), V8's resident
  * bytes per heap space and process.memoryUsage(). `--trim-probe` then calls malloc_trim(0) in
  * the gateway worker through gdb and reports what it returned (that run's bench figure is
- * disturbed; the script's own end sample is taken before).
+ * disturbed; the script's own end sample is taken before); `--gc-probe` first runs the bench's
+ * forced GC (SIGUSR1) in it and samples again.
  *
- *   node bench/mem-breakdown.mjs [--steps 19000] [--runs 3] [--port 9731] [--trim-probe]
+ *   node bench/mem-breakdown.mjs [--steps 19000] [--runs 3] [--port 9731] [--trim-probe] [--gc-probe]
  *                                [--out FILE.json] [-- more c1m bench million options]
  *
  * One JSON document on stdout (every run's samples and the bench's own result), a table per
@@ -45,7 +47,7 @@ const own = dash < 0 ? process.argv.slice(2) : process.argv.slice(2, dash);
 const extra = dash < 0 ? [] : process.argv.slice(dash + 1);
 const { values: o } = parseArgs({ args: own, options: {
   steps: { type: 'string', default: '19000' }, runs: { type: 'string', default: '3' }, port: { type: 'string', default: '9731' },
-  'trim-probe': { type: 'boolean', default: false }, out: { type: 'string' },
+  'trim-probe': { type: 'boolean', default: false }, 'gc-probe': { type: 'boolean', default: false }, out: { type: 'string' },
 } });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -158,7 +160,7 @@ async function oneRun(run, dir) {
   const env = { ...process.env, NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${preload}`].filter(Boolean).join(' '), C1M_MEMDBG_DIR: dir };
   const child = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '', buf = '';
-  let base = null, end = null, trim = null;
+  let base = null, end = null, trim = null, gcProbe = null;
   const pending = [];
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
   child.stderr.setEncoding('utf8').on('data', (d) => {
@@ -171,8 +173,14 @@ async function oneRun(run, dir) {
       if (/\d+ server process\(es\) \(/.test(line)) pending.push(sample(port, dir).then((s) => (base = s)));
       const h = /holding (\d+(?:\.\d+)?)s/.exec(line);
       if (h) {
-        pending.push(sleep(Math.max(0, Number(h[1]) * 1000 - 150)).then(() => sample(port, dir)).then(async (s) => {
+        pending.push(sleep(Math.min(1850, Math.max(0, Number(h[1]) * 1000 - 150))).then(() => sample(port, dir)).then(async (s) => {
           end = s;
+          if (o['gc-probe'] && s?.worker) {
+            // The bench's forced GC (SIGUSR1 under --expose-gc), then a sample when RssAnon is steady.
+            process.kill(s.worker.pid, 'SIGUSR1');
+            await sleep(1500);
+            gcProbe = await sample(port, dir);
+          }
           if (o['trim-probe'] && s?.worker) {
             const pid = s.worker.pid, before = status(pid);
             try {
@@ -202,10 +210,11 @@ async function oneRun(run, dir) {
     run, subscribed: subs,
     bench: step ? { baseline_anon_kb: bench.baseline.server_anon_kb, growth_no_gc_kb: step.server_anon_growth_no_gc_kb, bytes_per_conn_no_gc: step.server_bytes_per_conn_no_gc, bytes_per_conn_after_gc: step.server_bytes_per_conn } : null,
     own: { baseline_anon_kb: sumAnon(base), end_anon_kb: sumAnon(end) },
-    rows, trim, base, end,
+    rows, trim, base, end, gc_probe: gcProbe, gc_probe_rows: gcProbe ? diff(base, gcProbe, subs) : null,
   };
   log(`run ${run}: bench ${r.bench?.bytes_per_conn_no_gc ?? '?'} B/sub without GC (${r.bench?.bytes_per_conn_after_gc ?? '?'} after); own baseline ${r.own.baseline_anon_kb} kB vs bench ${r.bench?.baseline_anon_kb ?? '?'} kB`);
   for (const row of rows) log(`  ${Object.entries(row).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  for (const row of r.gc_probe_rows ?? []) log(`  after a forced GC: ${Object.entries(row).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   if (trim) log(`  malloc_trim(0) in the worker: ${trim.error ?? `${trim.before_kb} -> ${trim.after_kb} kB RssAnon (${trim.after_kb - trim.before_kb} kB)`}`);
   return r;
 }
