@@ -409,6 +409,11 @@ int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
  * free memory above this many bytes at the top of a heap goes back to the kernel at once.
  * Process-wide. 0 or -EINVAL (rejected), -ENOTSUP without glibc. */
 int c1m_sys_malloc_trim_threshold(int bytes);
+/* glibc's malloc_trim(0): every arena hands its free pages back to the kernel (madvise), not only
+ * the free top of each heap as M_TRIM_THRESHOLD does. Walks every arena's free chunks under
+ * its lock: for a process that has just gone idle, not for a hot path. Process-wide.
+ * 1 (memory was returned), 0 (none), -ENOTSUP without glibc. */
+int c1m_sys_malloc_trim(void);
 
 /* UDP (udp.c) */
 struct mmsghdr;

@@ -482,6 +482,12 @@ static napi_value malloc_trim_threshold(napi_env env, napi_callback_info info) {
   return addon_num(env, c1m_sys_malloc_trim_threshold(bytes));
 }
 
+/* mallocTrim() -> 1 (memory returned), 0 or -errno: see c1m_sys_malloc_trim */
+static napi_value malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  return addon_num(env, c1m_sys_malloc_trim());
+}
+
 /* fdInfo(fd) -> { nonblock, cloexec, nodelay } | undefined: for contract tests */
 static napi_value fd_info(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -578,6 +584,7 @@ NAPI_MODULE_INIT() {
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
       {"mallocTrimThreshold", NULL, malloc_trim_threshold, NULL, NULL, NULL, napi_default, NULL},
+      {"mallocTrim", NULL, malloc_trim, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
       {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
       {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},

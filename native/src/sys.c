@@ -180,6 +180,14 @@ int c1m_sys_malloc_trim_threshold(int bytes) {
 #endif
 }
 
+int c1m_sys_malloc_trim(void) {
+#ifdef __GLIBC__
+  return malloc_trim(0);
+#else
+  return -ENOTSUP;
+#endif
+}
+
 /* ---- UDP (udp.c) ---- */
 
 int c1m_sys_udp_socket(int family) {

@@ -7,6 +7,7 @@
 import type { NativeConstants } from '../core/binding.js';
 import { C1mError } from '../core/errors.js';
 import { checkHeaderBytes } from '../core/header.js';
+import type { IdMap } from '../core/id-map.js';
 import type { Connection, TlsInfo } from '../core/types.js';
 
 const TWO32 = 2 ** 32;
@@ -15,7 +16,7 @@ const TWO32 = 2 ** 32;
 export interface ConnectionHost {
   readonly k: NativeConstants;
   /** Per-connection user values, only for connections that have one. */
-  readonly contexts: Map<number, unknown>;
+  readonly contexts: IdMap<unknown>;
   isAlive(fd: number, gen: number): boolean;
   write(fd: number, gen: number, data: Uint8Array | string): boolean;
   writeWithHeader(fd: number, gen: number, header: number, headerBytes: number, data: Uint8Array): boolean;

@@ -34,6 +34,7 @@ import {
   type HandlerErrorReason,
 } from '../core/handler-contract.js';
 import { areaView } from '../core/area-view.js';
+import { IdMap } from '../core/id-map.js';
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
 import { stageBroadcast, type BroadcastArea } from './native-broadcast.js';
@@ -69,7 +70,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
   readonly backend = 'native' as const;
   readonly k: NativeConstants;
   /** Per-connection user values, only for connections that have one. */
-  readonly contexts = new Map<number, unknown>();
+  readonly contexts = new IdMap<unknown>();
   /** `Connection.tag` by fd, allocated on first use (pages are touched only where used);
    *  zero for every fd without a connection (cleared after each `onClose`). */
   #tags: Uint32Array | null = null;

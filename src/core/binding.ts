@@ -68,6 +68,8 @@ export interface Binding {
   raiseNofile(): [number, number];
   /** glibc M_TRIM_THRESHOLD (process-wide): 0 or -errno (-ENOTSUP without glibc). */
   mallocTrimThreshold(bytes: number): number;
+  /** glibc malloc_trim(0) (process-wide): 1 when memory went back to the kernel, 0 when none, -errno (-ENOTSUP without glibc). */
+  mallocTrim(): number;
   fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
   /** The name of a positive or negative errno (every Linux errno), undefined for none. */
   errname(errno: number): string | undefined;

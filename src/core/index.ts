@@ -7,5 +7,6 @@ export { C1mError, checkOption, errnoName, systemError } from './errors.js';
 export type { SystemError } from './errors.js';
 export { Action } from './types.js';
 export { areaOf, offsetOf } from './area-view.js';
+export { IdMap } from './id-map.js';
 export type { CloseReason, Connection, EngineOptions, Handler, ListenAddress, Reactor, TlsConnectOptions, TlsInfo } from './types.js';
 export type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from './udp-types.js';

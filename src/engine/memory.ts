@@ -14,11 +14,104 @@
  * (`--semi-space-growth-factor=1`, the only young-generation knob V8 honours after start-up;
  * prefork children get `--max-semi-space-size=1` on their command line instead), and sets
  * glibc's trim threshold to 0 so freed heap tops go back to the kernel at once.
+ *
+ * The trim threshold only returns the free *top* of each malloc heap; free pages between live
+ * chunks (V8's compiler threads and the upgrade path free most of what a burst allocated, in
+ * the middle of the main arena and of the threads' arenas) stay resident. So a compact server
+ * process also calls `malloc_trim(0)` once a burst is over (`trimAfterBursts`): its reactors
+ * moved, then stood still for about a second. Never under load (the activity keeps moving),
+ * once per quiet spell, never on a timer of its own while nothing happens.
  */
 import { setFlagsFromString } from 'node:v8';
 import { loadBinding } from '../core/binding.js';
+import type { Reactor } from '../core/types.js';
 
 let applied = false;
+
+/** How often `trimAfterBursts` looks at the activity. */
+export const TRIM_CHECK_MS = 500;
+/** Checks in a row without activity that end a burst: 0.5-1 s of quiet after the last poll. */
+export const TRIM_QUIET_CHECKS = 2;
+
+/**
+ * The burst detector behind `trimAfterBursts`, without its timer (for tests): `check()` once
+ * per interval reads a monotonic activity count; after a change (a burst, or the start of the
+ * process) followed by `quietChecks` unchanged readings it calls `trim` once, then waits for
+ * the next change. So under steady load (the count moves at every check) it never trims.
+ */
+export class BurstTrim {
+  readonly #activity: () => number;
+  readonly #trim: () => void;
+  readonly #quietChecks: number;
+  #last: number;
+  /** Something happened since the last trim (the process start counts). */
+  #busy = true;
+  #quiet = 0;
+  /** Trims done. */
+  trims = 0;
+
+  constructor(activity: () => number, trim: () => void, quietChecks = TRIM_QUIET_CHECKS) {
+    this.#activity = activity;
+    this.#trim = trim;
+    this.#quietChecks = quietChecks;
+    this.#last = activity();
+  }
+
+  /** One look at the activity; true when it trimmed. */
+  check(): boolean {
+    const a = this.#activity();
+    if (a !== this.#last) {
+      this.#last = a;
+      this.#busy = true;
+      this.#quiet = 0;
+      return false;
+    }
+    if (!this.#busy || ++this.#quiet < this.#quietChecks) return false;
+    this.#busy = false;
+    this.#quiet = 0;
+    this.trims++;
+    this.#trim();
+    return true;
+  }
+}
+
+/**
+ * Hand the process's freed malloc memory back to the kernel (`malloc_trim(0)`) each time a
+ * burst of activity is over: `activity` is a count that moves while the process works (its
+ * reactors' polls and connections). Part of `compactMemory`; started by the engine for each
+ * server process (single mode, prefork workers). Threading: the calling thread's timer (unref'd,
+ * it keeps no process alive); the trim itself is process-wide. Returns the stop function. A
+ * no-op without the addon or glibc.
+ */
+export function trimAfterBursts(activity: () => number): () => void {
+  const b = loadBinding();
+  if (typeof b?.mallocTrim !== 'function') return () => undefined;
+  const burst = new BurstTrim(activity, () => {
+    if (b.mallocTrim() < 0) clearInterval(timer); // no glibc: nothing to trim, ever
+    else trims++;
+  });
+  const timer = setInterval(() => burst.check(), TRIM_CHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
+/** A reactor's activity for `trimAfterBursts`: its polls that reached JS, and its connection count. */
+export function reactorActivity(r: Reactor): () => number {
+  return () => {
+    const s = r.stats;
+    return s.batches + s.connections;
+  };
+}
+
+let trims = 0;
+
+/** The gather key under which a compact server process provides `memoryPolicyStats()`. */
+export const MEMORY_KEY = 'c1m.memory';
+
+/** This process's compact-memory figures: how many times `trimAfterBursts` trimmed. */
+export function memoryPolicyStats(): { compact: boolean; trims: number } {
+  return { compact: applied, trims };
+}
 
 /** Node flags for a prefork child started with `compactMemory`. */
 export const COMPACT_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=1'];

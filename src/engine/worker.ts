@@ -5,8 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { UdpHandler } from '../core/udp-types.js';
-import { applyCompactMemory } from './memory.js';
-import { attachGatherTransport, type GatherMessage } from './gather.js';
+import { applyCompactMemory, MEMORY_KEY, memoryPolicyStats, reactorActivity, trimAfterBursts } from './memory.js';
+import { attachGatherTransport, provide, type GatherMessage } from './gather.js';
 import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, tlsFromWire, type WireTls, type WorkerJob, type WorkerMessage } from './workers.js';
@@ -57,6 +57,10 @@ async function main(): Promise<void> {
   const udp = job.spec.udp;
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
   trackReactor(reactor);
+  if (job.spec.compactMemory && job.mode === 'process') {
+    trimAfterBursts(reactorActivity(reactor));
+    provide(MEMORY_KEY, memoryPolicyStats);
+  }
   let port: number | undefined;
   const tls = job.spec.tls === undefined ? undefined : tlsFromWire(job.spec.tls);
   const address = job.spec.listen ? await reactor.listen({ ...job.spec.listen, ...(tls ? { tls } : {}) }) : undefined;
@@ -94,10 +98,10 @@ async function main(): Promise<void> {
     process.on('disconnect', () => void shutdown(1000).then(() => process.exit(0)));
     process.on('SIGTERM', () => void shutdown(5000).then(() => process.exit(0)));
     // For memory benchmarks only: with node's --expose-gc (e.g. in NODE_OPTIONS), SIGUSR1 runs
-    // a full, memory-reducing GC (pages handed back at once) before the supervisor samples
-    // RSS. Without it SIGUSR1 keeps node's meaning.
-    const gc = (globalThis as { gc?: (o?: object) => void }).gc;
-    if (gc !== undefined) process.on('SIGUSR1', () => gc({ type: 'major', execution: 'sync', flavor: 'last-resort' }));
+    // a full GC before the supervisor samples RSS. Without it SIGUSR1 keeps node's meaning.
+    // `gc()` without options: on Node 20 `gc({ type: 'major', ... })` runs a scavenge only.
+    const gc = (globalThis as { gc?: () => void }).gc;
+    if (gc !== undefined) process.on('SIGUSR1', () => gc());
   }
 }
 

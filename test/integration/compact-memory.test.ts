@@ -1,7 +1,8 @@
 /**
  * serve({ compactMemory }): a prefork worker keeps V8's young generation at its start size
  * (--max-semi-space-size=1 on its command line) under allocation churn; without the option
- * the same churn grows it. Prefork workers are fresh processes, so the process-wide policy
+ * the same churn grows it. With it the worker also hands freed malloc memory back
+ * (malloc_trim) once a burst is over, counted in its `c1m.memory` gather value. Prefork workers are fresh processes, so the process-wide policy
  * never touches the test runner.
  */
 import assert from 'node:assert/strict';
@@ -43,6 +44,41 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
         // Two semi-spaces of 1 MiB with the option; V8 grows them to 8-16 MiB each without it.
         if (compactMemory) assert.ok(newSpace <= 2 << 20, `new space ${newSpace} B`);
         else assert.ok(newSpace > 4 << 20, `new space ${newSpace} B`);
+      } finally {
+        await srv.close(1000);
+      }
+    });
+  }
+
+  for (const compactMemory of [true, false]) {
+    test(`processes: 1, compactMemory ${compactMemory}: the worker ${compactMemory ? 'calls malloc_trim(0) once a burst of connections is over' : 'never trims'}`, async () => {
+      const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 1, compactMemory });
+      const trims = async (): Promise<number | null> => {
+        const [v] = await srv.gather('c1m.memory');
+        return (v as { trims?: number } | null | undefined)?.trims ?? null;
+      };
+      const settle = async (above: number): Promise<number | null> => {
+        // The worker checks every 0.5 s and trims after 1 s without activity; on a loaded box
+        // that can take longer, so wait for it (bounded) rather than for a fixed time.
+        for (let i = 0; i < 100; i++) {
+          const n = await trims();
+          if (n === null || n > above) return n;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        return trims();
+      };
+      try {
+        if (!compactMemory) {
+          await Promise.all(Array.from({ length: 20 }, (_, i) => ask(srv.address.port, `hello ${i}\n`)));
+          await new Promise((r) => setTimeout(r, 1500));
+          assert.equal(await trims(), null, 'no compact-memory policy, no trims');
+          return;
+        }
+        const atStart = await settle(0); // the start of the process is a burst too
+        assert.ok(atStart !== null && atStart >= 1, `trims after start: ${atStart}`);
+        await Promise.all(Array.from({ length: 20 }, (_, i) => ask(srv.address.port, `hello ${i}\n`)));
+        const after = await settle(atStart);
+        assert.ok(after !== null && after > atStart, `trims: ${atStart} before the burst, ${after} after`);
       } finally {
         await srv.close(1000);
       }

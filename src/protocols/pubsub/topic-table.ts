@@ -530,7 +530,10 @@ export class TopicTable {
     if (n > LOW) throw new C1mError('ERR_C1M_PUBSUB_LIMIT', `a topic has at most ${LOW + 1} subscribers`);
     let m = this.#members[t]!;
     if (n === m.length) {
-      const grown = new Int32Array(n < 1024 ? n * 2 : n + (n >> 3));
+      // x1.5 past 1024: the arrays a topic outgrows are garbage until the next full GC (their
+      // objects have lived through scavenges by then), 2x the final size in all at x1.5 but 8x
+      // at x1.125 (~0.5 MiB for 19,000 subscribers), for at most a third of slack.
+      const grown = new Int32Array(n < 1024 ? n * 2 : n + (n >> 1));
       grown.set(m);
       this.#members[t] = m = grown;
     }

@@ -36,7 +36,7 @@
  *   - no data frame is sent after our close frame.
  */
 import { randomFillSync } from 'node:crypto';
-import { areaOf, offsetOf, type Connection, type Reactor } from '../../core/index.js';
+import { areaOf, IdMap, offsetOf, type Connection, type Reactor } from '../../core/index.js';
 import { Opcode } from './constants.js';
 import { PerMessageDeflate, type DeflateParams, type ResolvedDeflateOptions } from './deflate.js';
 import { WsProtocolError } from './errors.js';
@@ -237,7 +237,7 @@ export interface FramingOptions<W> {
  */
 export abstract class Framing<W, X extends FrameExtra, O extends FramingOptions<W>> {
   /** Extras by connection id (see `FrameExtra`); an entry exists only while it holds something. */
-  readonly extras = new Map<number, X>();
+  readonly extras = new IdMap<X>();
   /** WebSockets whose `onClose` has not yet run. */
   count = 0;
   /** The reactor, from `onReactor` (for the shutdown sweep). */

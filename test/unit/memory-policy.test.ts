@@ -1,0 +1,69 @@
+/**
+ * BurstTrim (src/engine/memory.ts), the burst detector of compactMemory's malloc_trim: it trims
+ * once after a burst has gone quiet, never while the activity keeps moving, and not again
+ * until something happens. Driven check by check, without its timer.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { BurstTrim } from '../../src/engine/memory.js';
+
+function detector(quietChecks = 2): { b: BurstTrim; step: (n: number) => void; trims: () => number } {
+  let activity = 0, trims = 0;
+  const b = new BurstTrim(() => activity, () => trims++, quietChecks);
+  return { b, step: (n) => (activity += n), trims: () => trims };
+}
+
+describe('BurstTrim', () => {
+  test('the start of the process counts as a burst: one trim after quietChecks quiet checks', () => {
+    const { b, trims } = detector(2);
+    assert.equal(b.check(), false);
+    assert.equal(trims(), 0);
+    assert.equal(b.check(), true);
+    assert.equal(trims(), 1);
+    for (let i = 0; i < 10; i++) assert.equal(b.check(), false);
+    assert.equal(trims(), 1);
+  });
+
+  test('under load (the activity moves at every check) it never trims', () => {
+    const { b, step, trims } = detector(2);
+    b.check();
+    b.check(); // the start's trim
+    for (let i = 0; i < 1000; i++) {
+      step(1 + (i % 7));
+      assert.equal(b.check(), false);
+    }
+    assert.equal(trims(), 1);
+  });
+
+  test('a burst then quiet: exactly one trim, quietChecks checks after the last activity', () => {
+    const { b, step, trims } = detector(3);
+    b.check();
+    b.check();
+    b.check(); // the start's trim
+    assert.equal(trims(), 1);
+    for (let i = 0; i < 20; i++) {
+      step(100);
+      b.check();
+    }
+    assert.equal(b.check(), false);
+    assert.equal(b.check(), false);
+    assert.equal(b.check(), true);
+    assert.equal(trims(), 2);
+    for (let i = 0; i < 10; i++) b.check();
+    assert.equal(trims(), 2);
+  });
+
+  test('activity inside the quiet spell starts the count again', () => {
+    const { b, step, trims } = detector(2);
+    b.check();
+    b.check(); // the start's trim
+    step(1);
+    b.check(); // busy
+    b.check(); // quiet 1
+    step(1);
+    assert.equal(b.check(), false); // busy again
+    assert.equal(b.check(), false); // quiet 1
+    assert.equal(b.check(), true); // quiet 2: trim
+    assert.equal(trims(), 2);
+  });
+});
