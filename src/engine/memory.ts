@@ -25,6 +25,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { loadBinding } from '../core/binding.js';
 import type { Reactor } from '../core/types.js';
+import { provide } from './gather.js';
 
 let applied = false;
 
@@ -47,8 +48,6 @@ export class BurstTrim {
   /** Something happened since the last trim (the process start counts). */
   #busy = true;
   #quiet = 0;
-  /** Trims done. */
-  trims = 0;
 
   constructor(activity: () => number, trim: () => void, quietChecks = TRIM_QUIET_CHECKS) {
     this.#activity = activity;
@@ -69,7 +68,6 @@ export class BurstTrim {
     if (!this.#busy || ++this.#quiet < this.#quietChecks) return false;
     this.#busy = false;
     this.#quiet = 0;
-    this.trims++;
     this.#trim();
     return true;
   }
@@ -95,22 +93,22 @@ export function trimAfterBursts(activity: () => number): () => void {
   return () => clearInterval(timer);
 }
 
-/** A reactor's activity for `trimAfterBursts`: its polls that reached JS, and its connection count. */
-export function reactorActivity(r: Reactor): () => number {
-  return () => {
-    const s = r.stats;
-    return s.batches + s.connections;
-  };
-}
-
 let trims = 0;
 
-/** The gather key under which a compact server process provides `memoryPolicyStats()`. */
+/** The gather key under which a compact server process provides its `{ compact, trims }`. */
 export const MEMORY_KEY = 'c1m.memory';
 
-/** This process's compact-memory figures: how many times `trimAfterBursts` trimmed. */
-export function memoryPolicyStats(): { compact: boolean; trims: number } {
-  return { compact: applied, trims };
+/**
+ * The after-burst trim of a compact server process whose activity is `reactor`'s (its polls
+ * that reached JS, and its connection count), with its figures (`{ compact, trims }`) under
+ * MEMORY_KEY for `gather`. Single mode and prefork workers call it once; returns the stop.
+ */
+export function trimServerProcess(reactor: Reactor): () => void {
+  provide(MEMORY_KEY, () => ({ compact: applied, trims }));
+  return trimAfterBursts(() => {
+    const s = reactor.stats;
+    return s.batches + s.connections;
+  });
 }
 
 /** Node flags for a prefork child started with `compactMemory`. */

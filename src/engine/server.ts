@@ -21,8 +21,8 @@ import { C1mError, checkOption } from '../core/errors.js';
 import { resolveListen, resolveOptions, resolveTlsServer, TICKET_KEYS_BYTES } from '../core/options.js';
 import { randomBytes } from 'node:crypto';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions, TlsServerOptions } from '../core/types.js';
-import { applyCompactMemory, MEMORY_KEY, memoryPolicyStats, reactorActivity, trimAfterBursts } from './memory.js';
-import { gather, provide } from './gather.js';
+import { applyCompactMemory, trimServerProcess } from './memory.js';
+import { gather } from './gather.js';
 import { METRICS_KEY, metricsRegistry, startMetricsServer, trackReactor, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { serveUdp } from './udp.js';
@@ -128,8 +128,7 @@ async function serveOn(o: ServeOptions): Promise<ModeHandle> {
     const h = await loadHandler(handler, o.handlerOptions);
     const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
     trackReactor(server.reactor);
-    const stopTrim = o.compactMemory ? trimAfterBursts(reactorActivity(server.reactor)) : undefined;
-    if (o.compactMemory) provide(MEMORY_KEY, memoryPolicyStats);
+    const stopTrim = o.compactMemory ? trimServerProcess(server.reactor) : undefined;
     const close = (t?: number): Promise<void> => server.close(t).finally(() => {
       untrackReactor(server.reactor);
       stopTrim?.();

@@ -5,8 +5,8 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { UdpHandler } from '../core/udp-types.js';
-import { applyCompactMemory, MEMORY_KEY, memoryPolicyStats, reactorActivity, trimAfterBursts } from './memory.js';
-import { attachGatherTransport, provide, type GatherMessage } from './gather.js';
+import { applyCompactMemory, trimServerProcess } from './memory.js';
+import { attachGatherTransport, type GatherMessage } from './gather.js';
 import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
 import { loadHandler, tlsFromWire, type WireTls, type WorkerJob, type WorkerMessage } from './workers.js';
@@ -57,10 +57,7 @@ async function main(): Promise<void> {
   const udp = job.spec.udp;
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
   trackReactor(reactor);
-  if (job.spec.compactMemory && job.mode === 'process') {
-    trimAfterBursts(reactorActivity(reactor));
-    provide(MEMORY_KEY, memoryPolicyStats);
-  }
+  if (job.spec.compactMemory && job.mode === 'process') trimServerProcess(reactor);
   let port: number | undefined;
   const tls = job.spec.tls === undefined ? undefined : tlsFromWire(job.spec.tls);
   const address = job.spec.listen ? await reactor.listen({ ...job.spec.listen, ...(tls ? { tls } : {}) }) : undefined;

@@ -346,8 +346,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /** Subscribe `ws` to all of `topics` or none; false (the error sent) when one is refused. */
   function subscribeAll(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>): boolean {
-    // (An open gateway's grant allows every topic.)
-    const forbidden = grant === OPEN_GRANT ? undefined : op.topics.find((t) => !allowed(grant.topics, t));
+    const forbidden = op.topics.find((t) => !allowed(grant.topics, t));
     if (forbidden !== undefined) {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
       return false;
