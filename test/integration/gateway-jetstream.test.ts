@@ -33,10 +33,18 @@ async function stopCli(c: Cli): Promise<void> {
   assert.deepEqual(exit, { code: 0, signal: null }, `stderr: ${c.stderr}`);
 }
 
-/** The filter subjects of the history stream's consumers (one per process feed). */
+/**
+ * The filter subjects of the history stream's consumers (one per process feed). Debian's
+ * nats-server (2.9) lists a consumer caught in the middle of its deletion as `null` (fixed
+ * upstream in nats-server#4669): such a listing is asked again rather than read.
+ */
 async function consumerSubjects(nc: NatsConnection, stream = 'C1M_HISTORY'): Promise<string[]> {
   const jsm = await nc.jetstreamManager();
-  return (await jsm.consumers.list(stream).next()).map((c) => c.config.filter_subject ?? '').sort();
+  for (;;) {
+    const infos = await jsm.consumers.list(stream).next();
+    if (infos.every((c) => c != null)) return infos.map((c) => c.config.filter_subject ?? '').sort();
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 const gateway = (url: string, history = 5): Cli =>

@@ -484,8 +484,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
         if (!broker.up) throw new Error('NATS is not connected');
         if (jsh !== null) {
           // In the stream once acked: its seq is the message's position on every process.
-          const seq = await jsh.publish(topic, req.body, req.header('content-type'), nowMs());
-          result = { delivered: null, seq, epoch: jsh.epoch };
+          const { seq, epoch } = await jsh.publish(topic, req.body, req.header('content-type'), nowMs());
+          result = { delivered: null, seq, epoch };
         } else {
           await broker.publish(topic, req.body, req.header('content-type'));
           result = { delivered: null, seq: null, epoch: null };

@@ -112,6 +112,14 @@ export class JetStreamHistory {
   readonly #onFrame: OnFrame;
   readonly #feeds = new Map<string, Feed>();
   #epoch: string;
+  /**
+   * Settles once the stream is known to exist with `#epoch` after the last reconnect: a
+   * publish or a fetch waits for it, so an ack from a stream re-created by the reconnect is
+   * never answered with the old stream's epoch.
+   */
+  #settled: Promise<void> = Promise.resolve();
+  #settling = 0;
+  #unsettled = false;
   #closed = false;
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }, epoch: string, o: JetStreamHistoryOptions, frameOf: FrameOf, onFrame: OnFrame) {
@@ -226,11 +234,14 @@ export class JetStreamHistory {
    * own feed delivers it whenever the consumer pushes it (not awaited: nothing the HTTP answer
    * says depends on it). Errors: rejects when NATS or the stream does not answer in `timeoutMs`.
    */
-  async publish(topic: string, data: Uint8Array, contentType: string | undefined, publishedAt: number, timeoutMs = 2000): Promise<number> {
+  async publish(topic: string, data: Uint8Array, contentType: string | undefined, publishedAt: number, timeoutMs = 2000): Promise<{ seq: number; epoch: string }> {
     const h = natsHeaders();
     if (contentType !== undefined) h.set('Content-Type', contentType);
     h.set('C1m-Published-At', String(publishedAt));
-    return (await this.#js.publish(this.#prefix + topic, data, { headers: h, timeout: timeoutMs })).seq;
+    await this.#ready(timeoutMs);
+    const epoch = this.#epoch;
+    const { seq } = await this.#js.publish(this.#prefix + topic, data, { headers: h, timeout: timeoutMs });
+    return { seq, epoch };
   }
 
   /**
@@ -238,6 +249,7 @@ export class JetStreamHistory {
    * newer the feed's ring gives). Errors: rejects when JetStream cannot be reached.
    */
   async fetch(topic: string, since: number, epoch: string): Promise<Fetched> {
+    await this.#ready(2000);
     const e = this.#epoch;
     const fail: Fetched = { complete: false, frames: [], after: since, epoch: e };
     if (epoch !== e) return fail;
@@ -286,13 +298,41 @@ export class JetStreamHistory {
    * then its epoch changes and every feed starts again from the new stream's first message),
    * and restart every held feed where it stopped.
    */
-  async reconnected(): Promise<void> {
-    if (this.#closed) return;
-    let epoch: string;
+  reconnected(): Promise<void> {
+    this.#unsettled = true;
+    const settling = ++this.#settling;
+    this.#settled = this.#resettle(settling).finally(() => {
+      if (settling === this.#settling) this.#unsettled = false;
+    });
+    return this.#settled;
+  }
+
+  /** Wait for the stream after a reconnect, at most `ms`. Errors: rejects when it is not back. */
+  async #ready(ms: number): Promise<void> {
+    if (!this.#unsettled) return;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('the history stream is not back after the reconnect yet')), ms);
+    });
     try {
-      epoch = await JetStreamHistory.#ensure(this.#jsm, this.#config);
-    } catch {
-      return; // the next reconnect tries again
+      await Promise.race([this.#settled, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #resettle(settling: number): Promise<void> {
+    let epoch: string;
+    // Right after a restart JetStream may not answer yet: ask again (there may be no next
+    // reconnect to do it) until it does, a newer reconnect takes over, or this is closed.
+    for (let wait = 100; ; wait = Math.min(wait * 2, 2000)) {
+      if (this.#closed || this.#nc.isClosed() || settling !== this.#settling) return;
+      try {
+        epoch = await JetStreamHistory.#ensure(this.#jsm, this.#config);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, wait).unref());
+      }
     }
     if (epoch !== this.#epoch) {
       this.#epoch = epoch;
