@@ -26,7 +26,11 @@
  * forced GC (SIGUSR1) in it and samples again.
  *
  *   node bench/mem-breakdown.mjs [--steps 19000] [--runs 3] [--port 9731] [--trim-probe] [--gc-probe]
- *                                [--out FILE.json] [-- more c1m bench million options]
+ *                                [--end-at MS] [--out FILE.json] [-- more c1m bench million options]
+ *
+ * `--end-at MS` moves the end sample to MS into the hold (default 1850; at most the hold less
+ * 150 ms): `--end-at 11000 -- --hold 12` samples after compactMemory's after-burst collection
+ * and trim (6 s of quiet), which the default sample comes before.
  *
  * One JSON document on stdout (every run's samples and the bench's own result), a table per
  * run on stderr.
@@ -48,6 +52,7 @@ const extra = dash < 0 ? [] : process.argv.slice(dash + 1);
 const { values: o } = parseArgs({ args: own, options: {
   steps: { type: 'string', default: '19000' }, runs: { type: 'string', default: '3' }, port: { type: 'string', default: '9731' },
   'trim-probe': { type: 'boolean', default: false }, 'gc-probe': { type: 'boolean', default: false }, out: { type: 'string' },
+  'end-at': { type: 'string', default: '1850' },
 } });
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -173,7 +178,7 @@ async function oneRun(run, dir) {
       if (/\d+ server process\(es\) \(/.test(line)) pending.push(sample(port, dir).then((s) => (base = s)));
       const h = /holding (\d+(?:\.\d+)?)s/.exec(line);
       if (h) {
-        pending.push(sleep(Math.min(1850, Math.max(0, Number(h[1]) * 1000 - 150))).then(() => sample(port, dir)).then(async (s) => {
+        pending.push(sleep(Math.min(Number(o['end-at']), Math.max(0, Number(h[1]) * 1000 - 150))).then(() => sample(port, dir)).then(async (s) => {
           end = s;
           if (o['gc-probe'] && s?.worker) {
             // The bench's forced GC (SIGUSR1 under --expose-gc), then a sample when RssAnon is steady.

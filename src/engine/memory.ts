@@ -17,50 +17,67 @@
  *
  * The trim threshold only returns the free *top* of each malloc heap; free pages between live
  * chunks (V8's compiler threads and the upgrade path free most of what a burst allocated, in
- * the middle of the main arena and of the threads' arenas) stay resident. So a compact server
- * process also calls `malloc_trim(0)` once a burst is over (`trimAfterBursts`): its reactors
- * moved, then stood still for about a second. Never under load (the activity keeps moving),
- * once per quiet spell, never on a timer of its own while nothing happens.
+ * the middle of the main arena and of the threads' arenas) stay resident. And V8 keeps both
+ * 1 MiB semi-spaces committed once a burst has used them (2 MiB a process: ~100 B per
+ * connection at 19,000), with no full GC to come in a process that then sits idle, so its
+ * memory reducer never runs. So once a burst is over (`trimAfterBursts`) a compact server process runs one full V8 collection
+ * (which shrinks the young generation back to its idle size and frees what the burst left in
+ * the old one) and then `malloc_trim(0)`. Quiet means the event loop busy less than 2 % of
+ * the time (a heartbeat's trickle of pings is quiet, a connect burst is not) for 6 s: V8 only
+ * gives semi-space pages back when its allocation rate over its last 5 s is low. Never under
+ * load, once per quiet spell, never on a timer of its own while nothing happens. The
+ * collection's pause is measured (`gather('c1m.memory')`: `gcMs`, `gcMsMax`, and the young
+ * generation's resident size after it, `newSpaceKb`): a few ms at 19,000 connections.
  */
-import { setFlagsFromString } from 'node:v8';
+import { performance } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { loadBinding } from '../core/binding.js';
-import type { Reactor } from '../core/types.js';
 import { provide } from './gather.js';
 
 let applied = false;
 
 /** How often `trimAfterBursts` looks at the activity. */
 export const TRIM_CHECK_MS = 500;
-/** Checks in a row without activity that end a burst: 0.5-1 s of quiet after the last poll. */
-export const TRIM_QUIET_CHECKS = 2;
+/**
+ * Quiet checks in a row that end a burst: 6 s, past V8's 5 s window for its allocation rate
+ * (it shrinks the young generation in a full collection only when that rate is low).
+ */
+export const TRIM_QUIET_CHECKS = 12;
+/** The event loop's busy share below which a check counts as quiet. */
+export const TRIM_QUIET_ELU = 0.02;
 
 /**
  * The burst detector behind `trimAfterBursts`, without its timer (for tests): `check()` once
- * per interval reads a monotonic activity count; after a change (a burst, or the start of the
- * process) followed by `quietChecks` unchanged readings it calls `trim` once, then waits for
- * the next change. So under steady load (the count moves at every check) it never trims.
+ * per interval reads a monotonic activity count; after a move of more than `trickle` (a burst,
+ * or the start of the process) followed by `quietChecks` readings that moved at most `trickle`
+ * it calls `trim` once, then waits for the next move. So under steady load (the count moves at
+ * every check) it never trims.
  */
 export class BurstTrim {
   readonly #activity: () => number;
   readonly #trim: () => void;
   readonly #quietChecks: number;
+  readonly #trickle: number;
   #last: number;
   /** Something happened since the last trim (the process start counts). */
   #busy = true;
   #quiet = 0;
 
-  constructor(activity: () => number, trim: () => void, quietChecks = TRIM_QUIET_CHECKS) {
+  constructor(activity: () => number, trim: () => void, quietChecks = TRIM_QUIET_CHECKS, trickle = 0) {
     this.#activity = activity;
     this.#trim = trim;
     this.#quietChecks = quietChecks;
+    this.#trickle = trickle;
     this.#last = activity();
   }
 
   /** One look at the activity; true when it trimmed. */
   check(): boolean {
     const a = this.#activity();
-    if (a !== this.#last) {
-      this.#last = a;
+    const moved = a - this.#last;
+    this.#last = a;
+    if (moved > this.#trickle) {
       this.#busy = true;
       this.#quiet = 0;
       return false;
@@ -73,42 +90,92 @@ export class BurstTrim {
   }
 }
 
+let fullGc: (() => void) | null | undefined;
+
 /**
- * Hand the process's freed malloc memory back to the kernel (`malloc_trim(0)`) each time a
- * burst of activity is over: `activity` is a count that moves while the process works (its
- * reactors' polls and connections). Part of `compactMemory`; started by the engine for each
- * server process (single mode, prefork workers). Threading: the calling thread's timer (unref'd,
- * it keeps no process alive); the trim itself is process-wide. Returns the stop function. A
- * no-op without the addon or glibc.
+ * V8's full collection as a function, without `--expose-gc` on the command line: the flag is
+ * set for the one moment it takes to make a context that has `gc`, then cleared again, so
+ * contexts user code makes later get no `gc` global. Null if this V8 refuses.
  */
-export function trimAfterBursts(activity: () => number): () => void {
+export function fullCollection(): (() => void) | null {
+  if (fullGc !== undefined) return fullGc;
+  const own = (globalThis as { gc?: unknown }).gc;
+  if (typeof own === 'function') return (fullGc = own as () => void);
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as unknown;
+    fullGc = typeof gc === 'function' ? (gc as () => void) : null;
+  } catch {
+    fullGc = null;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
+  return fullGc;
+}
+
+/** What the after-burst trims did in this process (gather key MEMORY_KEY). */
+const done = { trims: 0, gcs: 0, gcMs: 0, gcMsMax: 0, newSpaceKb: 0 };
+
+/**
+ * Each time a burst of activity is over, run full V8 collections (with `collect`) and hand the
+ * process's freed malloc memory back to the kernel (`malloc_trim(0)`): `activity` is a count
+ * that moves while the process works, by more than `trickle` per TRIM_CHECK_MS when it is not
+ * quiet. Part of `compactMemory`; started by the engine for each server process (single mode,
+ * prefork workers). Threading: the calling thread's timer (unref'd, it keeps no process alive);
+ * the collections are this isolate's, the trim process-wide. Returns the stop function.
+ * Without the addon or glibc only the collections run.
+ */
+export function trimAfterBursts(activity: () => number, trickle = 0, collect = true): () => void {
   const b = loadBinding();
-  if (typeof b?.mallocTrim !== 'function') return () => undefined;
+  let trim = typeof b?.mallocTrim === 'function';
+  const gc = collect ? fullCollection() : null;
+  if (!trim && gc === null) return () => undefined;
   const burst = new BurstTrim(activity, () => {
-    if (b.mallocTrim() < 0) clearInterval(timer); // no glibc: nothing to trim, ever
-    else trims++;
-  });
+    if (gc !== null) {
+      // The first shrinks the young generation and flips into its smaller half, the second
+      // leaves the survivors in fresh pages so the rest of that half is no longer resident.
+      const t0 = performance.now();
+      gc();
+      gc();
+      const ms = performance.now() - t0;
+      done.gcs++;
+      done.gcMs = Math.round(ms * 100) / 100;
+      done.gcMsMax = Math.max(done.gcMsMax, done.gcMs);
+      const young = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
+      done.newSpaceKb = Math.round((young?.physical_space_size ?? 0) / 1024);
+    }
+    if (trim && b!.mallocTrim() < 0) trim = false; // no glibc: nothing to trim, ever
+    else if (trim) done.trims++;
+  }, TRIM_QUIET_CHECKS, trickle);
   const timer = setInterval(() => burst.check(), TRIM_CHECK_MS);
   timer.unref();
   return () => clearInterval(timer);
 }
 
-let trims = 0;
-
 /** The gather key under which a compact server process provides its `{ compact, trims }`. */
 export const MEMORY_KEY = 'c1m.memory';
 
 /**
- * The after-burst trim of a compact server process whose activity is `reactor`'s (its polls
- * that reached JS, and its connection count), with its figures (`{ compact, trims }`) under
+ * The after-burst collections and trim of a compact server process: its activity is its event
+ * loop's busy time (the reactor runs on that loop), quiet below TRIM_QUIET_ELU. Its figures
+ * (`{ compact, trims, gcs, gcMs, gcMsMax, newSpaceKb }`: the last and the longest pause of a
+ * trim's collections, the young generation's resident size after the last) are under
  * MEMORY_KEY for `gather`. Single mode and prefork workers call it once; returns the stop.
  */
-export function trimServerProcess(reactor: Reactor): () => void {
-  provide(MEMORY_KEY, () => ({ compact: applied, trims }));
-  return trimAfterBursts(() => {
-    const s = reactor.stats;
-    return s.batches + s.connections;
-  });
+export function trimServerProcess(): () => void {
+  provide(MEMORY_KEY, () => ({ compact: applied, ...done }));
+  return trimAfterBursts(() => performance.eventLoopUtilization().active, TRIM_QUIET_ELU * TRIM_CHECK_MS);
+}
+
+/**
+ * The memory benchmarks' forced collection (SIGUSR1 in a server started with `--expose-gc`):
+ * `gc`, then in a compact process also `malloc_trim(0)`, so a sample taken after it stands on
+ * the same footing as one taken after an after-burst trim (a baseline with the burst's freed
+ * malloc pages still resident would be compared with an end without them).
+ */
+export function benchCollect(gc: () => void): void {
+  gc();
+  if (applied) loadBinding()?.mallocTrim?.();
 }
 
 /** Node flags for a prefork child started with `compactMemory`. */

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { UdpHandler } from '../core/udp-types.js';
-import { applyCompactMemory, trimServerProcess } from './memory.js';
+import { applyCompactMemory, benchCollect, trimServerProcess } from './memory.js';
 import { attachGatherTransport, type GatherMessage } from './gather.js';
 import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
@@ -57,7 +57,7 @@ async function main(): Promise<void> {
   const udp = job.spec.udp;
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
   trackReactor(reactor);
-  if (job.spec.compactMemory && job.mode === 'process') trimServerProcess(reactor);
+  if (job.spec.compactMemory && job.mode === 'process') trimServerProcess();
   let port: number | undefined;
   const tls = job.spec.tls === undefined ? undefined : tlsFromWire(job.spec.tls);
   const address = job.spec.listen ? await reactor.listen({ ...job.spec.listen, ...(tls ? { tls } : {}) }) : undefined;
@@ -98,7 +98,7 @@ async function main(): Promise<void> {
     // a full GC before the supervisor samples RSS. Without it SIGUSR1 keeps node's meaning.
     // `gc()` without options: on Node 20 `gc({ type: 'major', ... })` runs a scavenge only.
     const gc = (globalThis as { gc?: () => void }).gc;
-    if (gc !== undefined) process.on('SIGUSR1', () => gc());
+    if (gc !== undefined) process.on('SIGUSR1', () => benchCollect(gc));
   }
 }
 

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BurstTrim } from '../../src/engine/memory.js';
+import { runInNewContext } from 'node:vm';
+import { BurstTrim, fullCollection } from '../../src/engine/memory.js';
 
 function detector(quietChecks = 2): { b: BurstTrim; step: (n: number) => void; trims: () => number } {
   let activity = 0, trims = 0;
@@ -53,6 +54,25 @@ describe('BurstTrim', () => {
     assert.equal(trims(), 2);
   });
 
+  test('with a trickle: moves up to it are quiet, a larger one is a burst', () => {
+    let activity = 0, trims = 0;
+    const b = new BurstTrim(() => activity, () => trims++, 2, 10);
+    b.check();
+    b.check(); // the start's trim
+    for (let i = 0; i < 50; i++) {
+      activity += 10; // a heartbeat's trickle: never a burst
+      b.check();
+    }
+    assert.equal(trims, 1);
+    activity += 11;
+    assert.equal(b.check(), false); // a burst
+    activity += 3;
+    assert.equal(b.check(), false); // quiet 1
+    activity += 10;
+    assert.equal(b.check(), true); // quiet 2: trim
+    assert.equal(trims, 2);
+  });
+
   test('activity inside the quiet spell starts the count again', () => {
     const { b, step, trims } = detector(2);
     b.check();
@@ -65,5 +85,24 @@ describe('BurstTrim', () => {
     assert.equal(b.check(), false); // quiet 1
     assert.equal(b.check(), true); // quiet 2: trim
     assert.equal(trims(), 2);
+  });
+});
+
+describe('fullCollection', () => {
+  test('gives V8\'s full collection without --expose-gc, and leaves no gc in contexts made later', () => {
+    assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined', 'the test runs without --expose-gc');
+    const gc = fullCollection();
+    assert.equal(typeof gc, 'function');
+    // It collects: an object only a weak reference holds is gone after it.
+    let weak: WeakRef<object>;
+    (() => { weak = new WeakRef({ big: new Array(1000).fill(1) }); })();
+    // A WeakRef's target survives until the end of the current job: look after a turn.
+    return new Promise<void>((resolve) => setImmediate(() => {
+      gc!();
+      assert.equal(weak.deref(), undefined);
+      assert.equal(fullCollection(), gc, 'made once');
+      assert.equal(runInNewContext('typeof gc'), 'undefined');
+      resolve();
+    }));
   });
 });
