@@ -116,6 +116,11 @@ export function fullCollection(): (() => void) | null {
 /** What the after-burst trims did in this process (gather key MEMORY_KEY). */
 const done = { trims: 0, gcs: 0, gcMs: 0, gcMsMax: 0, newSpaceKb: 0 };
 
+/** This process's after-burst collections so far and their longest pause in ms (metrics). */
+export function compactions(): { gcs: number; gcMsMax: number } {
+  return { gcs: done.gcs, gcMsMax: done.gcMsMax };
+}
+
 /**
  * Each time a burst of activity is over, run full V8 collections (with `collect`) and hand the
  * process's freed malloc memory back to the kernel (`malloc_trim(0)`): `activity` is a count

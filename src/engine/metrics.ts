@@ -16,6 +16,7 @@ import type { MetricObjectWithValues, MetricValue, Registry } from 'prom-client'
 import type { ListenAddress, Reactor } from '../core/types.js';
 import type { UdpSocket } from '../core/udp-types.js';
 import { gather, provide } from './gather.js';
+import { compactions } from './memory.js';
 
 /** The gather key under which every worker provides its registry as JSON. */
 export const METRICS_KEY = 'c1m.metrics';
@@ -99,6 +100,8 @@ export function metricsRegistry(): Promise<Registry> {
     gauge('c1m_memory_rss_bytes', 'Resident set size (summed over worker processes).', () => process.memoryUsage.rss());
     gauge('c1m_memory_heap_used_bytes', 'V8 heap in use.', () => process.memoryUsage().heapUsed);
     gauge('c1m_memory_external_bytes', 'Memory of C++ objects bound to JS (buffers, the engine).', () => process.memoryUsage().external);
+    gauge('c1m_memory_compactions', 'compactMemory: after-burst collections and malloc trims, since start (a counter).', () => compactions().gcs);
+    gauge('c1m_memory_compaction_pause_max_seconds', 'compactMemory: the longest pause of one after-burst collection (max over workers).', () => compactions().gcMsMax / 1000, 'max');
     const delay = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
     delay.enable();
     // The delay since the last scrape: reset after each reading.

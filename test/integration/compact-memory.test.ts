@@ -52,7 +52,7 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
 
   for (const compactMemory of [true, false]) {
     test(`processes: 1, compactMemory ${compactMemory}: the worker ${compactMemory ? 'calls malloc_trim(0) once a burst of connections is over' : 'never trims'}`, async () => {
-      const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 1, compactMemory });
+      const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 1, compactMemory, metricsPort: 0 });
       const trims = async (): Promise<number | null> => {
         const [v] = await srv.gather('c1m.memory');
         return (v as { trims?: number } | null | undefined)?.trims ?? null;
@@ -89,6 +89,11 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
         assert.equal(m.gcs, m.trims, JSON.stringify(m));
         assert.ok(m.gcMs >= 0 && m.gcMsMax >= m.gcMs, JSON.stringify(m));
         assert.ok(m.newSpaceKb > 0 && m.newSpaceKb < 1024, JSON.stringify(m));
+        // The same count and pause in the Prometheus metrics.
+        const text = await (await fetch(`http://127.0.0.1:${srv.metricsAddress!.port}/metrics`)).text();
+        const value = (name: string): number => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+        assert.equal(value('c1m_memory_compactions'), m.gcs, text);
+        assert.equal(value('c1m_memory_compaction_pause_max_seconds'), m.gcMsMax / 1000, text);
       } finally {
         await srv.close(1000);
       }

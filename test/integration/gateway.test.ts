@@ -200,6 +200,7 @@ describe('gateway: auth, protocol, HTTP publish, history', () => {
     const m = await scrape(port);
     for (const [name, type] of [
       ['c1m_connections', 'gauge'], ['c1m_reactor_batches', 'gauge'], ['c1m_reactor_events', 'gauge'], ['c1m_memory_rss_bytes', 'gauge'],
+      ['c1m_memory_compactions', 'gauge'], ['c1m_memory_compaction_pause_max_seconds', 'gauge'],
       ['c1m_event_loop_delay_max_seconds', 'gauge'], ['c1m_gateway_clients', 'gauge'], ['c1m_gateway_subscriptions', 'gauge'],
       ['c1m_gateway_messages_in_total', 'counter'], ['c1m_gateway_deliveries_total', 'counter'], ['c1m_gateway_drops_total', 'counter'],
       ['c1m_gateway_slow_closed_total', 'counter'], ['c1m_gateway_bytes_out_total', 'counter'], ['c1m_gateway_delivery_latency_seconds', 'histogram'],
