@@ -95,7 +95,9 @@ let fullGc: (() => void) | null | undefined;
 /**
  * V8's full collection as a function, without `--expose-gc` on the command line: the flag is
  * set for the one moment it takes to make a context that has `gc`, then cleared again, so
- * contexts user code makes later get no `gc` global. Null if this V8 refuses.
+ * contexts user code makes later get no `gc` global. Null if this V8 refuses. The function
+ * keeps that context alive: ~150 KiB of heap, ~250 KiB of RSS once per process (measured on
+ * Node 20), part of every compact process's fixed cost, not of its connections'.
  */
 export function fullCollection(): (() => void) | null {
   if (fullGc !== undefined) return fullGc;
