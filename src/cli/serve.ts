@@ -8,7 +8,6 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve, defaultBackend, nofileLimit, type ServeHandle, type ServeOptions } from '../index.js';
 import { splitNodeFlags } from './node-flags.js';
-import { benchCollect } from '../engine/memory.js';
 import { GATEWAY_FLAGS, GATEWAY_USAGE, gatewayOptions, strayGatewayFlag } from './serve-gateway.js';
 
 const APPS: Record<string, string> = {
@@ -253,7 +252,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     process.on('SIGUSR1', () => {
       const gc = (globalThis as { gc?: () => void }).gc;
       // A full GC: `gc()` without options (on Node 20 `gc({ type: 'major', ... })` only scavenges).
-      if (gc !== undefined) benchCollect(gc); // with compactMemory, malloc_trim too
+      gc?.(); // (prefork workers also trim malloc here with compactMemory: engine/worker.ts)
       const m = process.memoryUsage();
       out.write(`${JSON.stringify({ gc: gc !== undefined, rss: m.rss, heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers })}\n`);
     });
