@@ -238,9 +238,12 @@ int c1m_reactor_pending(const c1m_reactor_t *r);
 void c1m_reactor_destroy(c1m_reactor_t *r);
 
 /* Listen on addr with SO_REUSEADDR (+SO_REUSEPORT); returns the listener fd or -errno.
- * With targets, accepted fds are handed to those reactors (by registry id) per policy. */
+ * With targets, accepted fds are handed to those reactors (by registry id) per policy. With
+ * defer_accept_s > 0, TCP_DEFER_ACCEPT: the kernel completes a connection's accept only once
+ * its first bytes arrived (or after about that many seconds), for protocols whose client
+ * speaks first (HTTP, WebSocket, TLS). */
 int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog,
-               int reuseport, const int *targets, int ntargets, int policy);
+               int reuseport, const int *targets, int ntargets, int policy, int defer_accept_s);
 /* Replace the hand-off targets of listener fd (threads mode: a dead worker's replacement).
  * Called on the reactor's own thread. Returns -EINVAL for a listener without targets or a bad
  * count, -ENOENT for an unknown fd. A target that is not (or no longer) registered is skipped

@@ -327,23 +327,25 @@ int addon_fd_gen(napi_env env, napi_value *argv, int32_t *fd, uint32_t *gen) {
   return napi_get_value_int32(env, argv[1], fd) == napi_ok && napi_get_value_uint32(env, argv[2], gen) == napi_ok ? 0 : -1;
 }
 
-/* listen(handle, ip, port, backlog, reusePort, targets[], policy) -> [fd, bound port] */
+/* listen(handle, ip, port, backlog, reusePort, targets[], policy, deferAcceptSeconds) -> [fd, bound port] */
 static napi_value listen_(napi_env env, napi_callback_info info) {
-  napi_value argv[7];
-  addon_reactor_t *a = addon_reactor_args(env, info, 7, argv);
+  napi_value argv[8];
+  addon_reactor_t *a = addon_reactor_args(env, info, 8, argv);
   if (!a) return NULL;
-  uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0;
+  uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0, defer = 0;
   bool reuse = false;
   CHECK(napi_get_value_uint32(env, argv[2], &port));
   CHECK(napi_get_value_uint32(env, argv[3], &backlog));
   CHECK(napi_get_value_bool(env, argv[4], &reuse));
   CHECK(napi_get_value_uint32(env, argv[6], &policy));
+  CHECK(napi_get_value_uint32(env, argv[7], &defer));
+  if (defer > 3600) return addon_throw_errno(env, EINVAL, "listen");
   int targets[MAX_TARGETS_JS];
   if (get_targets(env, argv[5], targets, &ntargets) < 0) return NULL;
   struct sockaddr_storage ss;
   socklen_t len;
   if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_throw_errno(env, EINVAL, "listen");
-  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy);
+  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy, (int)defer);
   if (fd < 0) return addon_throw_errno(env, fd, "listen");
   return addon_fd_port(env, fd, port);
 }

@@ -20,6 +20,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 
 void listener_opened(c1m_reactor_t *r, int fd, int32_t from) {
   /* When JS has no use for an OPEN record (no onOpen), a count it reads when it next looks:
@@ -62,8 +64,12 @@ void listener_accept(c1m_reactor_t *r, listener_t *l) {
       continue;
     }
     if (l->ntargets) continue; /* the target creates the TLS session (handoff.c) */
-    if (l->tls) tls_accepted(r, l, fd); /* OPEN when its handshake completes */
-    else listener_opened(r, fd, l->fd);
+    if (l->tls) {
+      tls_accepted(r, l, fd); /* OPEN when its handshake completes */
+    } else {
+      listener_opened(r, fd, l->fd);
+      r->accepted++;
+    }
   }
 }
 
@@ -77,13 +83,14 @@ void listener_resume(c1m_reactor_t *r) {
 }
 
 int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog, int reuseport,
-               const int *targets, int ntargets, int policy) {
+               const int *targets, int ntargets, int policy, int defer_accept_s) {
   if (r->nlisteners == MAX_LISTENERS || ntargets > MAX_TARGETS || ntargets < 0) return -ENOSPC;
   int fd = c1m_sys_socket(addr->sa_family);
   if (fd < 0) return fd;
   int rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
   if (rc == 0 && reuseport) rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
   if (rc == 0) rc = c1m_sys_bind(fd, addr, len);
+  if (rc == 0 && defer_accept_s > 0) rc = c1m_sys_set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, defer_accept_s);
   if (rc == 0) rc = c1m_sys_listen(fd, backlog);
   if (rc == 0) rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, tag(fd, TAG_LISTENER));
   if (rc < 0) {

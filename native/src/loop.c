@@ -5,7 +5,8 @@
  * events), then epoll events carried over from the last poll, then the ready list
  * (connections whose last read left bytes or a FIN in the socket), then one epoll_wait with
  * timeout 0, each event dispatched to its listener, the hand-off queue (eventfd), the tick
- * (timerfd) or its connection. JS then handles the batch in one call.
+ * (timerfd) or its connection, and a second one when that accepted connections (their first
+ * bytes join the batch). JS then handles the batch in one call.
  *
  * Invariants:
  * - Connections are edge-triggered: epoll reports readiness once. So nothing harvested is ever
@@ -152,6 +153,8 @@ static int dispatch(c1m_reactor_t *r, const struct epoll_event *evs, int n) {
   return i;
 }
 
+static int harvest(c1m_reactor_t *r);
+
 static int poll_once(c1m_reactor_t *r) {
   r->nev = 0;
   r->recv_used = 0;
@@ -188,21 +191,32 @@ static int poll_once(c1m_reactor_t *r) {
   r->nready -= i;
   memmove(r->ready, r->ready + i, (size_t)r->nready * sizeof r->ready[0]);
 
+  r->accepted = 0;
+  /* A second harvest when the first accepted connections: their first bytes (an HTTP request,
+   * a WebSocket upgrade; always there with TCP_DEFER_ACCEPT) are reported by the ADD itself,
+   * so they join this batch instead of costing another wake-up and crossing. */
+  if (harvest(r) > 0 && r->accepted > 0 && r->ncarry == 0) harvest(r);
+  return (int)r->nev;
+}
+
+/* One epoll_wait (timeout 0) into the batch; what has no room is carried. Returns the events
+ * harvested, or 0 when there was no room or the call failed (reported). */
+static int harvest(c1m_reactor_t *r) {
   struct epoll_event evs[POLL_EVENTS];
   int max = (int)((r->ev_cap - r->nev) / 2);
   if (max > POLL_EVENTS - (int)r->ncarry) max = POLL_EVENTS - (int)r->ncarry;
-  if (max < 1) return (int)r->nev;
+  if (max < 1) return 0;
   int n = c1m_sys_epoll_wait(r->epfd, evs, max);
   if (n < 0) {
     loop_report(r, C1M_E_POLL, r->epfd, n, 0);
-    return (int)r->nev;
+    return 0;
   }
   int done = dispatch(r, evs, n);
   if (done < n) {
     memcpy(r->carry + r->ncarry, evs + done, (size_t)(n - done) * sizeof evs[0]);
     r->ncarry += (uint32_t)(n - done);
   }
-  return (int)r->nev;
+  return n;
 }
 
 int c1m_reactor_poll(c1m_reactor_t *r) {

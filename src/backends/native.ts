@@ -417,7 +417,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const o = resolveListen(options);
     const tls = options.tls === undefined ? undefined : tlsContext(this.#b, this.k, resolveTlsServer(options.tls));
     const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
-    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy);
+    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy, o.deferAccept);
     if (tls) {
       const rc = this.#b.tlsListen(this.#h, fd, tls);
       if (rc < 0) {

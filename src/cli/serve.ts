@@ -21,6 +21,9 @@ const APPS: Record<string, string> = {
 };
 /** Apps that serve UDP (their module gives a UdpHandler). */
 const UDP_APPS = new Set(['udp-echo', 'udp-sink']);
+/** Apps whose client speaks first (an HTTP request, a WebSocket upgrade): --defer-accept 5 by default. */
+const CLIENT_FIRST_APPS = new Set(['http', 'ws-echo', 'gateway']);
+const DEFAULT_DEFER_ACCEPT_S = 5;
 
 export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./handler.js> --port P [options]
 
@@ -44,6 +47,10 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --backend auto|native|portable
   --idle-timeout MS           close idle connections (default 0: never)
   --backlog N                 listen(2) backlog (default 4096)
+  --defer-accept S            TCP_DEFER_ACCEPT: accept a connection once its first bytes are
+                              in, one wake-up for both (client-speaks-first protocols only; a
+                              silent client waits ~S s). Default 5 for http, ws-echo and gateway
+                              (also over TLS), 0 (off) otherwise
   --high-water-mark BYTES     write() returns false past this (default 65536)
   --max-inbound BYTES         unconsumed inbound bytes per connection (default 1048576)
   --max-outbound BYTES        buffered outbound bytes per connection (default 16777216)
@@ -97,6 +104,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         balance: { type: 'string', default: 'round-robin' },
         'idle-timeout': { type: 'string', default: '0' },
         backlog: { type: 'string' },
+        'defer-accept': { type: 'string' },
         'high-water-mark': { type: 'string' },
         'max-inbound': { type: 'string' },
         'max-outbound': { type: 'string' },
@@ -134,7 +142,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   }
   const numeric: [string, number | undefined][] = [
     ['threads', int(v.threads)], ['processes', int(v.processes)], ['idle-timeout', int(v['idle-timeout'])],
-    ['backlog', int(v.backlog)], ['high-water-mark', int(v['high-water-mark'])], ['max-inbound', int(v['max-inbound'])],
+    ['backlog', int(v.backlog)], ['defer-accept', int(v['defer-accept'])], ['high-water-mark', int(v['high-water-mark'])], ['max-inbound', int(v['max-inbound'])],
     ['max-outbound', int(v['max-outbound'])], ['timer-resolution', int(v['timer-resolution'])], ['grace', int(v.grace)],
     ['metrics-port', int(v['metrics-port'])],
   ];
@@ -210,6 +218,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     balance: v.balance as 'round-robin',
     idleTimeout: int(v['idle-timeout']),
     backlog: int(v.backlog),
+    deferAccept: int(v['defer-accept']) ?? (CLIENT_FIRST_APPS.has(what) ? DEFAULT_DEFER_ACCEPT_S : 0),
     highWaterMark: int(v['high-water-mark']),
     maxInboundBytes: int(v['max-inbound']),
     maxOutboundBytes: int(v['max-outbound']),

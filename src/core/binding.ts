@@ -57,7 +57,7 @@ export interface Binding {
   close(h: NativeHandle): void;
   ref(h: NativeHandle, on: boolean): void;
   flush(h: NativeHandle): void;
-  listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number): [fd: number, port: number];
+  listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number, deferAccept: number): [fd: number, port: number];
   unlisten(h: NativeHandle, fd: number): number;
   /** Replace a hand-off listener's targets (registry ids); 0 or -errno. */
   retarget(h: NativeHandle, fd: number, targets: number[]): number;

@@ -79,12 +79,13 @@ export function resolveOptions(o: EngineOptions = {}): ResolvedOptions {
 }
 
 /** Validate listen options. */
-export function resolveListen(o: Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort'>): Required<Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort'>> {
-  const r = { port: o.port, host: o.host ?? '0.0.0.0', backlog: o.backlog ?? DEFAULTS.backlog, reusePort: o.reusePort ?? false };
+export function resolveListen(o: Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort' | 'deferAccept'>): Required<Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort' | 'deferAccept'>> {
+  const r = { port: o.port, host: o.host ?? '0.0.0.0', backlog: o.backlog ?? DEFAULTS.backlog, reusePort: o.reusePort ?? false, deferAccept: o.deferAccept ?? 0 };
   checkOption(isCount(r.port) && r.port <= 65535, 'port', 'an integer from 0 to 65535', r.port);
   checkOption(isIP(r.host) !== 0, 'host', 'an IPv4 or IPv6 address', r.host);
   checkOption(isCount(r.backlog, 1), 'backlog', 'a positive integer', r.backlog);
   checkOption(typeof r.reusePort === 'boolean', 'reusePort', 'a boolean', r.reusePort);
+  checkOption(isCount(r.deferAccept) && r.deferAccept <= 3600, 'deferAccept', 'an integer from 0 to 3600 (seconds)', r.deferAccept);
   return r;
 }
 

@@ -336,6 +336,15 @@ export interface ServerOptions extends EngineOptions {
   backlog?: number;
   /** Set SO_REUSEPORT on the listening socket. Default false (true in prefork mode). */
   reusePort?: boolean;
+  /**
+   * Seconds the kernel holds a new connection back until its first bytes arrive
+   * (`TCP_DEFER_ACCEPT`), for protocols whose client speaks first (HTTP, WebSocket, TLS): the
+   * reactor then accepts and reads it in one wake-up. A client that sends nothing is accepted
+   * after about this long (the kernel's SYN-ACK retransmissions), so never set it for a
+   * protocol whose server speaks first. Default 0 (off); at most 3600. Native backend only
+   * (the portable backend ignores it).
+   */
+  deferAccept?: number;
   /** Terminate TLS on this listener (native: in the reactor; portable: node:tls). */
   tls?: TlsServerOptions;
 }

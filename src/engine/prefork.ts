@@ -27,7 +27,7 @@ import { RestartBudget, tlsToWire, waitFor, workerUrl, type WireTls, type Worker
 export interface PreforkPlan {
   processes: number;
   spec: WorkerSpec;
-  listen: { port: number; host: string; backlog: number; reusePort: boolean };
+  listen: { port: number; host: string; backlog: number; reusePort: boolean; deferAccept: number };
   restart: boolean;
   onWorkerExit?: (info: WorkerExitInfo) => void;
   /** TLS for every worker's listener (with the server's ticket keys). */

@@ -32,7 +32,7 @@ export interface ThreadsPlan {
   threads: number;
   spec: WorkerSpec;
   engine: EngineOptions;
-  listen: { port: number; host: string; backlog: number; reusePort: boolean };
+  listen: { port: number; host: string; backlog: number; reusePort: boolean; deferAccept: number };
   balance: Balance;
   restart: boolean;
   onWorkerExit?: (info: WorkerExitInfo) => void;

@@ -65,7 +65,7 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
   }
   const spec: WorkerSpec = { handler, handlerOptions: o.handlerOptions, engine, compactMemory: o.compactMemory === true, udp: u };
   if (o.processes !== undefined) {
-    return servePrefork({ processes: o.processes, spec, listen: { port: u.port, host: u.host, backlog: 0, reusePort: true }, restart: o.restart ?? true, onWorkerExit: o.onWorkerExit, execArgv: o.execArgv });
+    return servePrefork({ processes: o.processes, spec, listen: { port: u.port, host: u.host, backlog: 0, reusePort: true, deferAccept: 0 }, restart: o.restart ?? true, onWorkerExit: o.onWorkerExit, execArgv: o.execArgv });
   }
   // Threads: each worker's reactor opens its own socket (no acceptor, no hand-off).
   const workers: Worker[] = [];

@@ -29,7 +29,7 @@ export interface WorkerSpec {
   /** Open a UDP socket (the handler is a UdpHandler) instead of listening. */
   udp?: UdpOptions;
   /** Prefork only: the worker's own SO_REUSEPORT listener. */
-  listen?: { port: number; host: string; backlog: number; reusePort: boolean };
+  listen?: { port: number; host: string; backlog: number; reusePort: boolean; deferAccept: number };
   /** Prefork only: the listener's TLS options (`tlsToWire`: the job travels as JSON). */
   tls?: WireTls;
 }

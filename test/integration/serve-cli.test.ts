@@ -13,7 +13,7 @@ import type {} from '../../src/cli/run.js';
 import type {} from '../fixtures/greet-echo.js';
 import type {} from '../fixtures/no-handler.js';
 import { nativeAvailable } from '../helpers/backends.js';
-import { GUARD, HOST, RawClient, firstDiff, payload, rawClient, waitFor, within } from '../helpers/net.js';
+import { GUARD, HOST, RawClient, firstDiff, payload, rawClient, sleep, waitFor, within } from '../helpers/net.js';
 
 const runJs = fileURLToPath(new URL('../../src/cli/run.js', import.meta.url));
 const greetEcho = fileURLToPath(new URL('../fixtures/greet-echo.js', import.meta.url));
@@ -127,6 +127,31 @@ describe('c1m serve ./handler.js', () => {
       assert.deepEqual(await within(bad.exited, 'exit'), { code: 2, signal: null });
       assert.match(bad.stderr, /--node-flags takes --flag words and applies to --processes workers/);
     }
+  });
+
+  test('--defer-accept: off for a module (a greeting goes out at once); with it a silent client waits, greeted once it speaks', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    for (const defer of [undefined, '5']) {
+      const c = cli([greetEcho, '--port', '0', '--host', '127.0.0.1', '--backend', 'native', '--handler-options', '{"greeting":"hi"}', ...(defer ? ['--defer-accept', defer] : [])]);
+      try {
+        const port = await listening(c, 'single');
+        const client = await rawClient(port);
+        if (defer === undefined) {
+          await client.waitBytes(3); // greeted without a word: no deferral by default for a module
+        } else {
+          await sleep(300);
+          assert.equal(client.length, 0, 'not accepted, so not greeted, while silent');
+          await client.send('x\n');
+          await client.waitBytes(5); // then the greeting and the echo
+        }
+        assert.equal(client.text().slice(0, 3), 'hi\n');
+        client.socket.destroy();
+      } finally {
+        c.child.kill('SIGKILL');
+      }
+    }
+    const bad = cli([greetEcho, '--port', '0', '--defer-accept', 'soon']);
+    assert.deepEqual(await within(bad.exited, 'exit'), { code: 2, signal: null });
+    assert.match(bad.stderr, /--defer-accept must be a non-negative integer/);
   });
 
   test('bad --handler-options and --help', GUARD, async () => {

@@ -17,6 +17,8 @@ export interface EventRecord {
   c: number;
   tick: number;
   deadline: number;
+  /** Which batch (JS crossing) it came in, counted from 1. */
+  batch: number;
 }
 
 export interface RawOptions {
@@ -58,12 +60,14 @@ export class RawReactor {
     this.h = this.b.create(cfg, slots, new ArrayBuffer(4 << 20), events, send, ctl, (n) => this.#onBatch(n));
   }
 
+  #batches = 0;
+
   #onBatch(n: number): void {
-    const L = this.L, ev = this.#ev, tick = this.ctl[L.ctlTick]!;
+    const L = this.L, ev = this.#ev, tick = this.ctl[L.ctlTick]!, batch = ++this.#batches;
     for (let i = 0; i < n; i++) {
       const w = i * L.evWords, fd = ev[w + L.evFd]!;
       const deadline = fd >= 0 && fd * L.slotWords < this.slots.length ? this.slots[fd * L.slotWords + L.slotDeadline]! : 0;
-      this.records.push({ kind: ev[w + L.evKind]!, fd, gen: ev[w + L.evGen]!, a: ev[w + L.dataOffset]!, b: ev[w + L.dataLength]!, c: ev[w + L.dataConsumed]!, tick, deadline });
+      this.records.push({ kind: ev[w + L.evKind]!, fd, gen: ev[w + L.evGen]!, a: ev[w + L.dataOffset]!, b: ev[w + L.dataLength]!, c: ev[w + L.dataConsumed]!, tick, deadline, batch });
     }
   }
 
@@ -76,8 +80,8 @@ export class RawReactor {
     return this.b.id(this.h);
   }
 
-  listen(targets: number[] = [], policy = this.b.constants.LB_ROUND_ROBIN): { fd: number; port: number } {
-    const [fd, port] = this.b.listen(this.h, '127.0.0.1', 0, 511, false, targets, policy);
+  listen(targets: number[] = [], policy = this.b.constants.LB_ROUND_ROBIN, deferAccept = 0): { fd: number; port: number } {
+    const [fd, port] = this.b.listen(this.h, '127.0.0.1', 0, 511, false, targets, policy, deferAccept);
     return { fd, port };
   }
 
