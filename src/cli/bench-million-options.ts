@@ -45,6 +45,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --ping-interval MS         with --ws: the gateway's WebSocket heartbeat (default: the gateway's 30000;
                              0: none). Every idle subscriber costs a ping and a pong per interval:
                              1M subscribers at 30 s are 33,000 exchanges/s on the box
+  --defer-accept S           the server's c1m serve --defer-accept (default: its own, 5 s for the
+                             gateway, 0 for echo; echo clients send nothing until the echo round)
   --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
                              and the client processes, e.g. "--max-opt=1" (V8's baseline tier only;
                              docs/bench.md, "Many processes on two cores")
@@ -80,6 +82,8 @@ export interface MillionOptions {
   nats: string | undefined;
   /** `--ping-interval`: the gateway's WebSocket heartbeat in ms (0: none); undefined keeps the gateway's default (30 s). */
   pingInterval: number | undefined;
+  /** `--defer-accept`: the server's `c1m serve --defer-accept` in seconds; undefined keeps its default. */
+  deferAccept: number | undefined;
   /** `--node-flags`: Node/V8 flags of the server's workers and of the client processes (none: []). */
   nodeFlags: string[];
   /** `--tls`: TCP echo, or with `ws` the gateway's subscribers, over TLS (full, verified handshakes; see bench-million-tls.ts). */
@@ -115,6 +119,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         publish: { type: 'string' },
         nats: { type: 'string' },
         'ping-interval': { type: 'string' },
+        'defer-accept': { type: 'string' },
         tls: { type: 'boolean', default: false },
         'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -163,6 +168,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     publish: (v.publish ?? 'http') as PublishVia,
     nats: v.nats,
     pingInterval: int('ping-interval', v['ping-interval'], 0, 2_147_483_647),
+    deferAccept: int('defer-accept', v['defer-accept'], 0, 3600),
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
   };

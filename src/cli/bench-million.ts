@@ -237,7 +237,8 @@ class MillionRun {
     const tlsFlags = cert ? ` --tls-cert ${quote(cert.certFile)} --tls-key ${quote(cert.keyFile)}` : '';
     const ping = o.pingInterval === undefined ? '' : ` --ping-interval ${o.pingInterval}`;
     const flags = o.nodeFlags.length === 0 ? '' : ` --node-flags=${quote(o.nodeFlags.join(' '))}`;
-    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${tlsFlags}`;
+    const defer = o.deferAccept === undefined ? '' : ` --defer-accept ${o.deferAccept}`;
+    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${defer}${tlsFlags}`;
     const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${flags}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
