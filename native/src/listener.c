@@ -28,6 +28,7 @@ void listener_opened(c1m_reactor_t *r, int fd, int32_t from) {
    * accepts alone then cost no crossing. */
   if (r->cfg.quiet_open) r->ctl[C1M_CTL_QUIET_OPENS]++;
   else ev_emit(r, C1M_EV_OPEN, fd, r->slots[fd].gen, from, 0);
+  r->accepted++; /* the poll harvests once more for its first bytes (loop.c) */
 }
 
 static void pause_accepting(c1m_reactor_t *r, listener_t *l) {
@@ -64,12 +65,8 @@ void listener_accept(c1m_reactor_t *r, listener_t *l) {
       continue;
     }
     if (l->ntargets) continue; /* the target creates the TLS session (handoff.c) */
-    if (l->tls) {
-      tls_accepted(r, l, fd); /* OPEN when its handshake completes */
-    } else {
-      listener_opened(r, fd, l->fd);
-      r->accepted++;
-    }
+    if (l->tls) tls_accepted(r, l, fd); /* OPEN when its handshake completes */
+    else listener_opened(r, fd, l->fd);
   }
 }
 

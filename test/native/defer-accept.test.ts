@@ -2,8 +2,9 @@
  * `deferAccept` (TCP_DEFER_ACCEPT on the listener) and the loop's second harvest: a client
  * that has sent nothing is not accepted; once its first bytes are in, the accept and the read
  * happen in one poll, so JS gets its OPEN and its DATA in one batch (one crossing). Without the
- * option a silent client is accepted at once. Also through serve() in a prefork worker, the
- * path `c1m serve gateway` takes, and the option's validation.
+ * option a silent client is accepted at once. Also through serve() in a prefork worker (the
+ * path `c1m serve gateway` takes) and behind a threads-mode acceptor (whose worker harvests a
+ * handed-off connection's first bytes in the same poll), and the option's validation.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -53,9 +54,9 @@ describe('deferAccept', { skip: !nativeAvailable && 'native backend unavailable'
     }
   });
 
-  test('serve({ processes: 1, deferAccept }) reaches the worker\'s listener', GUARD, async () => {
+  for (const mode of [{ processes: 1 }, { threads: 2 }]) test(`serve(${JSON.stringify(mode)}, deferAccept) reaches the listener`, GUARD, async () => {
     const handler = new URL('../fixtures/young-gen.js', import.meta.url); // echoes what it gets
-    const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 1, deferAccept: 5, metricsPort: 0 });
+    const srv = await serve({ handler, port: 0, host: '127.0.0.1', ...mode, deferAccept: 5, metricsPort: 0 });
     const connections = async (): Promise<number> => {
       const text = await (await fetch(`http://127.0.0.1:${srv.metricsAddress!.port}/metrics`)).text();
       return Number(/^c1m_connections (\S+)$/m.exec(text)?.[1]);
