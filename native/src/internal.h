@@ -95,7 +95,7 @@ struct c1m_reactor {
   /* harvested epoll events the last poll had no room for */
   struct epoll_event carry[POLL_EVENTS];
   uint32_t ncarry;
-  uint32_t accepted; /* plain connections this poll registered (accepted or handed off) */
+  uint32_t accepted; /* connections this poll opened (accepted, handed off, TLS done): loop.c harvests again */
   int wake_pending; /* our own eventfd write not yet read back */
   /* tls.c: side state by fd (NULL until TLS is first used), the ciphertext scratch */
   struct tls_conn **tls;

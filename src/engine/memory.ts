@@ -20,9 +20,9 @@
  * the middle of the main arena and of the threads' arenas) stay resident. And V8 keeps both
  * 1 MiB semi-spaces committed once a burst has used them (2 MiB a process: ~100 B per
  * connection at 19,000), with no full GC to come in a process that then sits idle, so its
- * memory reducer never runs. So once a burst is over (`trimAfterBursts`) a compact server process runs one full V8 collection
- * (which shrinks the young generation back to its idle size and frees what the burst left in
- * the old one) and then `malloc_trim(0)`. Quiet means the event loop busy less than 2 % of
+ * memory reducer never runs. So once a burst is over (`trimServerProcess`) a compact server
+ * process runs two full V8 collections (they shrink the young generation back to its idle
+ * size and free what the burst left in the old one) and then `malloc_trim(0)`. Quiet means the event loop busy less than 2 % of
  * the time (a heartbeat's trickle of pings is quiet, a connect burst is not) for 6 s: V8 only
  * gives semi-space pages back when its allocation rate over its last 5 s is low. Never under
  * load, once per quiet spell, never on a timer of its own while nothing happens. The
@@ -37,7 +37,7 @@ import { provide } from './gather.js';
 
 let applied = false;
 
-/** How often `trimAfterBursts` looks at the activity. */
+/** How often `trimServerProcess` looks at the activity. */
 export const TRIM_CHECK_MS = 500;
 /**
  * Quiet checks in a row that end a burst: 6 s, past V8's 5 s window for its allocation rate
@@ -48,7 +48,7 @@ export const TRIM_QUIET_CHECKS = 12;
 export const TRIM_QUIET_ELU = 0.02;
 
 /**
- * The burst detector behind `trimAfterBursts`, without its timer (for tests): `check()` once
+ * The burst detector behind `trimServerProcess`, without its timer (for tests): `check()` once
  * per interval reads a monotonic activity count; after a move of more than `trickle` (a burst,
  * or the start of the process) followed by `quietChecks` readings that moved at most `trickle`
  * it calls `trim` once, then waits for the next move. So under steady load (the count moves at
@@ -123,20 +123,30 @@ export function compactions(): { gcs: number; gcMsMax: number } {
   return { gcs: done.gcs, gcMsMax: done.gcMsMax };
 }
 
-/**
- * Each time a burst of activity is over, run full V8 collections (with `collect`) and hand the
- * process's freed malloc memory back to the kernel (`malloc_trim(0)`): `activity` is a count
- * that moves while the process works, by more than `trickle` per TRIM_CHECK_MS when it is not
- * quiet. Part of `compactMemory`; started by the engine for each server process (single mode,
- * prefork workers). Threading: the calling thread's timer (unref'd, it keeps no process alive);
- * the collections are this isolate's, the trim process-wide. Returns the stop function.
- * Without the addon or glibc only the collections run.
- */
-export function trimAfterBursts(activity: () => number, trickle = 0, collect = true): () => void {
+/** `malloc_trim(0)`: the process's freed malloc pages back to the kernel. False without glibc or the addon. */
+function trimMalloc(): boolean {
   const b = loadBinding();
-  let trim = typeof b?.mallocTrim === 'function';
-  const gc = collect ? fullCollection() : null;
-  if (!trim && gc === null) return () => undefined;
+  return typeof b?.mallocTrim === 'function' && b.mallocTrim() >= 0;
+}
+
+/** The gather key under which a compact server process provides its figures (`trimServerProcess`). */
+export const MEMORY_KEY = 'c1m.memory';
+
+/**
+ * Each time a burst is over, two full V8 collections and `malloc_trim(0)` in this compact
+ * server process: its activity is its event loop's busy time (the reactor runs on that loop),
+ * quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures (`{ compact, trims,
+ * gcs, gcMs, gcMsMax, newSpaceKb }`: the last and the longest pause of a trim's collections,
+ * the young generation's resident size after the last) are under MEMORY_KEY for `gather`.
+ * Single mode and prefork workers call it once. Threading: this thread's timer (unref'd, it
+ * keeps no process alive); the collections are this isolate's, the trim process-wide. Returns
+ * the stop function. Without the addon or glibc only the collections run.
+ */
+export function trimServerProcess(): () => void {
+  provide(MEMORY_KEY, () => ({ compact: applied, ...done }));
+  let trim = true;
+  const gc = fullCollection();
+  const activity = (): number => performance.eventLoopUtilization().active;
   const burst = new BurstTrim(activity, () => {
     if (gc !== null) {
       // The first shrinks the young generation and flips into its smaller half, the second
@@ -151,27 +161,12 @@ export function trimAfterBursts(activity: () => number, trickle = 0, collect = t
       const young = getHeapSpaceStatistics().find((x) => x.space_name === 'new_space');
       done.newSpaceKb = Math.round((young?.physical_space_size ?? 0) / 1024);
     }
-    if (trim && b!.mallocTrim() < 0) trim = false; // no glibc: nothing to trim, ever
-    else if (trim) done.trims++;
-  }, TRIM_QUIET_CHECKS, trickle);
+    if (trim && trimMalloc()) done.trims++;
+    else trim = false; // no glibc: nothing to trim, ever
+  }, TRIM_QUIET_CHECKS, TRIM_QUIET_ELU * TRIM_CHECK_MS);
   const timer = setInterval(() => burst.check(), TRIM_CHECK_MS);
   timer.unref();
   return () => clearInterval(timer);
-}
-
-/** The gather key under which a compact server process provides its `{ compact, trims }`. */
-export const MEMORY_KEY = 'c1m.memory';
-
-/**
- * The after-burst collections and trim of a compact server process: its activity is its event
- * loop's busy time (the reactor runs on that loop), quiet below TRIM_QUIET_ELU. Its figures
- * (`{ compact, trims, gcs, gcMs, gcMsMax, newSpaceKb }`: the last and the longest pause of a
- * trim's collections, the young generation's resident size after the last) are under
- * MEMORY_KEY for `gather`. Single mode and prefork workers call it once; returns the stop.
- */
-export function trimServerProcess(): () => void {
-  provide(MEMORY_KEY, () => ({ compact: applied, ...done }));
-  return trimAfterBursts(() => performance.eventLoopUtilization().active, TRIM_QUIET_ELU * TRIM_CHECK_MS);
 }
 
 /**
@@ -182,7 +177,7 @@ export function trimServerProcess(): () => void {
  */
 export function benchCollect(gc: () => void): void {
   gc();
-  if (applied) loadBinding()?.mallocTrim?.();
+  if (applied) trimMalloc();
 }
 
 /** Node flags for a prefork child started with `compactMemory`. */

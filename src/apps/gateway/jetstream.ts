@@ -113,13 +113,13 @@ export class JetStreamHistory {
   readonly #feeds = new Map<string, Feed>();
   #epoch: string;
   /**
-   * Settles once the stream is known to exist with `#epoch` after the last reconnect: a
-   * publish or a fetch waits for it, so an ack from a stream re-created by the reconnect is
-   * never answered with the old stream's epoch.
+   * While a reconnect's ensure runs: settles once the stream is known to exist with `#epoch`.
+   * A publish or a fetch waits for it, so an ack from a stream re-created by the reconnect is
+   * never answered with the old stream's epoch. Null otherwise.
    */
-  #settled: Promise<void> = Promise.resolve();
+  #settled: Promise<void> | null = null;
+  /** Reconnects so far: an ensure loop whose number is no longer the last one stops. */
   #settling = 0;
-  #unsettled = false;
   #closed = false;
 
   private constructor(nc: NatsConnection, jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }, epoch: string, o: JetStreamHistoryOptions, frameOf: FrameOf, onFrame: OnFrame) {
@@ -299,23 +299,24 @@ export class JetStreamHistory {
    * and restart every held feed where it stopped.
    */
   reconnected(): Promise<void> {
-    this.#unsettled = true;
     const settling = ++this.#settling;
-    this.#settled = this.#resettle(settling).finally(() => {
-      if (settling === this.#settling) this.#unsettled = false;
+    const settled = this.#resettle(settling).finally(() => {
+      if (settling === this.#settling) this.#settled = null;
     });
-    return this.#settled;
+    this.#settled = settled;
+    return settled;
   }
 
   /** Wait for the stream after a reconnect, at most `ms`. Errors: rejects when it is not back. */
   async #ready(ms: number): Promise<void> {
-    if (!this.#unsettled) return;
+    const settled = this.#settled;
+    if (settled === null) return;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('the history stream is not back after the reconnect yet')), ms);
     });
     try {
-      await Promise.race([this.#settled, late]);
+      await Promise.race([settled, late]);
     } finally {
       clearTimeout(timer);
     }
