@@ -13,7 +13,11 @@
  * worker threads are covered by their process): caps semi-space growth at its start size
  * (`--semi-space-growth-factor=1`, the only young-generation knob V8 honours after start-up;
  * prefork children get `--max-semi-space-size=1` on their command line instead), and sets
- * glibc's trim threshold to 0 so freed heap tops go back to the kernel at once.
+ * glibc's trim threshold to 0 so freed heap tops go back to the kernel at once. Prefork
+ * children also start with one malloc arena (`GLIBC_TUNABLES=glibc.malloc.arena_max=1`,
+ * `compactChildEnv`): every thread's heap top is then the main arena's, which the after-burst
+ * `malloc_trim(0)` below returns, so their threshold is 4 MiB instead of 0 and a burst does
+ * not fault the same pages in again and again (~0.4 -> ~0.2 page faults per WebSocket upgrade).
  *
  * The trim threshold only returns the free *top* of each malloc heap; free pages between live
  * chunks (V8's compiler threads and the upgrade path free most of what a burst allocated, in
@@ -135,15 +139,15 @@ export const MEMORY_KEY = 'c1m.memory';
 /**
  * Each time a burst is over, two full V8 collections and `malloc_trim(0)` in this compact
  * server process: its activity is its event loop's busy time (the reactor runs on that loop),
- * quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures (`{ compact, trims,
- * gcs, gcMs, gcMsMax, newSpaceKb }`: the last and the longest pause of a trim's collections,
- * the young generation's resident size after the last) are under MEMORY_KEY for `gather`.
+ * quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures (`{ compact, trimThreshold,
+ * trims, gcs, gcMs, gcMsMax, newSpaceKb }`: glibc's trim threshold it set, the last and the
+ * longest pause of a trim's collections, the young generation's resident size after the last) are under MEMORY_KEY for `gather`.
  * Single mode and prefork workers call it once. Threading: this thread's timer (unref'd, it
  * keeps no process alive); the collections are this isolate's, the trim process-wide. Returns
  * the stop function. Without the addon or glibc only the collections run.
  */
 export function trimServerProcess(): () => void {
-  provide(MEMORY_KEY, () => ({ compact: applied, ...done }));
+  provide(MEMORY_KEY, () => ({ compact: applied, trimThreshold, ...done }));
   let trim = true;
   const gc = fullCollection();
   const activity = (): number => performance.eventLoopUtilization().active;
@@ -183,11 +187,45 @@ export function benchCollect(gc: () => void): void {
 /** Node flags for a prefork child started with `compactMemory`. */
 export const COMPACT_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=1'];
 
+/** The glibc tunable a prefork child of a compact server starts with: one malloc arena. */
+export const ONE_ARENA_TUNABLE = 'glibc.malloc.arena_max=1';
+const ARENA_MAX_RE = /(?:^|:)glibc\.malloc\.arena_max=/;
+/**
+ * The trim threshold of a process with one arena: freed heap tops up to 4 MiB stay for the
+ * next allocations of a burst (no page faults to take them again), the after-burst
+ * `malloc_trim(0)` returns them. A process with thread arenas needs 0 instead: `malloc_trim`
+ * never returns a thread arena's free top, only a free() under the threshold does.
+ */
+export const ONE_ARENA_TRIM_THRESHOLD = 4 << 20;
+
+/**
+ * The environment of a prefork child started with `compactMemory`: `env` with
+ * {@link ONE_ARENA_TUNABLE} added to `GLIBC_TUNABLES` (a user's own `arena_max` wins). Tunables
+ * are read at process start, so a child is the only place to set them. Why one arena: V8's
+ * compiler and GC threads otherwise malloc in arenas of their own, whose free tops only a
+ * threshold of 0 gives back, at the price of a page fault each time a burst takes them again
+ * (~0.2 per WebSocket upgrade, ~6-10 % of a cold process's upgrade CPU: BENCHMARKS.md).
+ */
+export function compactChildEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const cur = env.GLIBC_TUNABLES ?? '';
+  if (ARENA_MAX_RE.test(cur)) return env;
+  return { ...env, GLIBC_TUNABLES: cur === '' ? ONE_ARENA_TUNABLE : `${cur}:${ONE_ARENA_TUNABLE}` };
+}
+
+/** The trim threshold `applyCompactMemory` sets for a process started with `tunables` (its GLIBC_TUNABLES). */
+export function compactTrimThreshold(tunables = process.env.GLIBC_TUNABLES ?? ''): number {
+  return tunables.split(':').includes(ONE_ARENA_TUNABLE) ? ONE_ARENA_TRIM_THRESHOLD : 0;
+}
+
+/** glibc's trim threshold this process set (compactTrimThreshold), or null when none was set. */
+let trimThreshold: number | null = null;
+
 /** Apply the compact-memory policy to this process, once. Never throws: without the addon or
  *  glibc only the V8 part applies. */
 export function applyCompactMemory(): void {
   if (applied) return;
   applied = true;
   setFlagsFromString('--semi-space-growth-factor=1');
-  loadBinding()?.mallocTrimThreshold(0);
+  const bytes = compactTrimThreshold();
+  if ((loadBinding()?.mallocTrimThreshold(bytes) ?? -1) >= 0) trimThreshold = bytes;
 }

@@ -14,7 +14,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { COMPACT_EXEC_ARGV } from './memory.js';
+import { COMPACT_EXEC_ARGV, compactChildEnv } from './memory.js';
 import { GatherRelay } from './gather.js';
 import { loadBinding } from '../core/binding.js';
 import { C1mError } from '../core/errors.js';
@@ -65,6 +65,8 @@ function reloadTls(child: ChildProcess, seq: number, tls: WireTls): Promise<Erro
 export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
   const workerPath = fileURLToPath(workerUrl);
   const execArgv = [...(p.spec.compactMemory ? COMPACT_EXEC_ARGV : []), ...(p.execArgv ?? [])];
+  // compactMemory: one malloc arena in each child (memory.ts, compactChildEnv).
+  const env = p.spec.compactMemory ? compactChildEnv() : process.env;
   const children = new Set<ChildProcess>();
   const ready = new Set<ChildProcess>();
   let tls = p.tls;
@@ -79,7 +81,7 @@ export async function servePrefork(p: PreforkPlan): Promise<ServeHandle> {
     const forkedTls = tls;
     const spec: WorkerSpec = p.spec.udp ? { ...p.spec, udp: { ...p.spec.udp, port } } : { ...p.spec, listen: { ...p.listen, port, reusePort: true }, ...(tls ? { tls: tlsToWire(tls) } : {}) };
     const job: WorkerJob = { mode: 'process', spec };
-    const child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+    const child = fork(workerPath, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv, env });
     children.add(child);
     child.on('message', (m: WorkerMessage) => {
       if (m?.type !== 'job?') relay.handle(child, m);

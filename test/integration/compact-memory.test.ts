@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { describe, test } from 'node:test';
 import { serve } from '../../src/index.js';
+import { compactChildEnv, compactTrimThreshold } from '../../src/engine/memory.js';
 import { nativeAvailable } from '../helpers/backends.js';
 
 const handler = new URL('../fixtures/young-gen.js', import.meta.url);
@@ -39,6 +40,9 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
         const [pid] = srv.pids();
         const argv = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
         assert.equal(argv.includes('--max-semi-space-size=1'), compactMemory, argv.join(' '));
+        // One malloc arena for a compact worker (memory.ts, compactChildEnv), none asked otherwise.
+        const environ = readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0');
+        assert.equal(environ.some((e) => e.startsWith('GLIBC_TUNABLES=') && e.split(/[=:]/).includes('glibc.malloc.arena_max')), compactMemory, environ.filter((e) => e.startsWith('GLIBC')).join(' '));
         const newSpace = Number(await ask(srv.address.port, 'GROW\n'));
         assert.ok(Number.isInteger(newSpace) && newSpace > 0, `new space ${newSpace}`);
         // Two semi-spaces of 1 MiB with the option; V8 grows them to 8-16 MiB each without it.
@@ -85,8 +89,10 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
         // Each trim follows full V8 collections, timed, which leave the young generation the
         // churn grew to two 1 MiB semi-spaces with less than one resident.
         const [v] = await srv.gather('c1m.memory');
-        const m = v as { trims: number; gcs: number; gcMs: number; gcMsMax: number; newSpaceKb: number };
+        const m = v as { trimThreshold: number | null; trims: number; gcs: number; gcMs: number; gcMsMax: number; newSpaceKb: number };
         assert.equal(m.gcs, m.trims, JSON.stringify(m));
+        // One arena: glibc keeps up to 4 MiB of freed heap top while busy; the trim returns it.
+        assert.equal(m.trimThreshold, compactTrimThreshold(compactChildEnv().GLIBC_TUNABLES), JSON.stringify(m));
         assert.ok(m.gcMs >= 0 && m.gcMsMax >= m.gcMs, JSON.stringify(m));
         assert.ok(m.newSpaceKb > 0 && m.newSpaceKb < 1024, JSON.stringify(m));
         // The same count and pause in the Prometheus metrics.

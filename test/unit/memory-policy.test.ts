@@ -1,12 +1,13 @@
 /**
  * BurstTrim (src/engine/memory.ts), the burst detector of compactMemory's malloc_trim: it trims
  * once after a burst has gone quiet, never while the activity keeps moving, and not again
- * until something happens. Driven check by check, without its timer.
+ * until something happens. Driven check by check, without its timer. And the malloc policy of
+ * prefork children: one arena unless the user chose, the trim threshold that goes with it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { runInNewContext } from 'node:vm';
-import { BurstTrim, fullCollection } from '../../src/engine/memory.js';
+import { BurstTrim, compactChildEnv, compactTrimThreshold, fullCollection, ONE_ARENA_TRIM_THRESHOLD } from '../../src/engine/memory.js';
 
 function detector(quietChecks = 2): { b: BurstTrim; step: (n: number) => void; trims: () => number } {
   let activity = 0, trims = 0;
@@ -104,5 +105,28 @@ describe('fullCollection', () => {
       assert.equal(runInNewContext('typeof gc'), 'undefined');
       resolve();
     }));
+  });
+});
+
+describe('compactChildEnv / compactTrimThreshold', () => {
+  test('a child gets one malloc arena added to its GLIBC_TUNABLES, and the 4 MiB threshold with it', () => {
+    const env = compactChildEnv({ PATH: '/bin' });
+    assert.deepEqual(env, { PATH: '/bin', GLIBC_TUNABLES: 'glibc.malloc.arena_max=1' });
+    assert.equal(compactTrimThreshold(env.GLIBC_TUNABLES), ONE_ARENA_TRIM_THRESHOLD);
+    assert.equal(ONE_ARENA_TRIM_THRESHOLD, 4 << 20);
+  });
+
+  test('the user\'s other tunables are kept; their own arena_max wins, and then the threshold is 0', () => {
+    const added = compactChildEnv({ GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' });
+    assert.equal(added.GLIBC_TUNABLES, 'glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1');
+    assert.equal(compactTrimThreshold(added.GLIBC_TUNABLES), ONE_ARENA_TRIM_THRESHOLD);
+    for (const own of ['glibc.malloc.arena_max=4', 'glibc.malloc.tcache_count=0:glibc.malloc.arena_max=2']) {
+      const env = { GLIBC_TUNABLES: own };
+      assert.equal(compactChildEnv(env), env, own);
+      assert.equal(compactTrimThreshold(own), 0, own);
+    }
+    // Without one arena (single mode, or no tunables) freed heap tops go back at once.
+    assert.equal(compactTrimThreshold(''), 0);
+    assert.equal(compactTrimThreshold('glibc.malloc.arena_max=10'), 0);
   });
 });
