@@ -138,12 +138,14 @@ export const MEMORY_KEY = 'c1m.memory';
 
 /**
  * Each time a burst is over, two full V8 collections and `malloc_trim(0)` in this compact
- * server process: its activity is its event loop's busy time (the reactor runs on that loop),
+ * server process or worker thread: its activity is its event loop's busy time (the reactor runs on that loop),
  * quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures (`{ compact, trimThreshold,
  * trims, gcs, gcMs, gcMsMax, newSpaceKb }`: glibc's trim threshold it set, the last and the
  * longest pause of a trim's collections, the young generation's resident size after the last) are under MEMORY_KEY for `gather`.
- * Single mode and prefork workers call it once. Threading: this thread's timer (unref'd, it
- * keeps no process alive); the collections are this isolate's, the trim process-wide. Returns
+ * Single mode, prefork workers and `threads` workers (each isolate its own young generation)
+ * call it once. Threading: this thread's timer (unref'd, it keeps no process alive); the
+ * collections are this isolate's, the trim process-wide (a `threads` worker's trim also
+ * returns what its siblings freed; glibc serializes it with their allocations). Returns
  * the stop function. Without the addon or glibc only the collections run.
  */
 export function trimServerProcess(): () => void {
@@ -186,6 +188,12 @@ export function benchCollect(gc: () => void): void {
 
 /** Node flags for a prefork child started with `compactMemory`. */
 export const COMPACT_EXEC_ARGV: readonly string[] = ['--max-semi-space-size=1'];
+/**
+ * The same cap for a `threads` worker of a compact server (a Worker's `resourceLimits`): a
+ * young generation of 3 MiB is V8's two 1 MiB semi-spaces and their large-object share.
+ * Without it a worker isolate's semi-spaces grow to 8 MiB each under a burst.
+ */
+export const COMPACT_THREAD_LIMITS = { maxYoungGenerationSizeMb: 3 } as const;
 
 /** The glibc tunable a prefork child of a compact server starts with: one malloc arena. */
 export const ONE_ARENA_TUNABLE = 'glibc.malloc.arena_max=1';
@@ -219,6 +227,17 @@ export function compactTrimThreshold(tunables = process.env.GLIBC_TUNABLES ?? ''
 
 /** glibc's trim threshold this process set (compactTrimThreshold), or null when none was set. */
 let trimThreshold: number | null = null;
+
+/**
+ * In a worker thread of a compact server: the policy is already the process's (its main thread
+ * applied it before starting the thread); count this isolate as compact so that its figures
+ * and `benchCollect` say so. Threading: this thread's module state only.
+ */
+export function adoptCompactMemory(): void {
+  if (applied) return;
+  applied = true;
+  trimThreshold = loadBinding() === null ? null : compactTrimThreshold();
+}
 
 /** Apply the compact-memory policy to this process, once. Never throws: without the addon or
  *  glibc only the V8 part applies. */

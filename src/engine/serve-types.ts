@@ -40,14 +40,15 @@ export interface ServeOptions extends ServerOptions {
    */
   onWorkerExit?: (info: WorkerExitInfo) => void;
   /**
-   * Keep the process's idle footprint small: V8's young generation stays at its start size,
+   * Keep the process's idle footprint small: V8's young generation stays at its start size
+   * (`threads` workers: `resourceLimits.maxYoungGenerationSizeMb` 3, two 1 MiB semi-spaces),
    * glibc hands freed heap memory back at once (prefork children: they run with one malloc
    * arena, `GLIBC_TUNABLES=glibc.malloc.arena_max=1` unless the environment sets `arena_max`,
    * inherited by processes they start, and keep up to 4 MiB of freed heap top while busy),
    * and once a burst of activity is over (the
    * event loop under 2 % busy for 6 s) two full V8 collections give back the young generation
    * the burst grew and `malloc_trim(0)` the free pages left between live chunks (see
-   * src/engine/memory.ts; not in `threads` mode). Applies to every process of the server (this
+   * src/engine/memory.ts; in `threads` mode each worker thread collects its own isolate). Applies to every process of the server (this
    * one and prefork children) for its whole life: V8 flags and malloc policy are
    * process-wide. Costs about 1-2 % CPU per message and a pause of a few ms per quiet spell;
    * nothing runs while the process is busy. A worker's figures are in its `c1m.memory` gather

@@ -24,6 +24,7 @@ import type { Balance, NativeReactor } from '../backends/native.js';
 import { C1mError } from '../core/errors.js';
 import type { EngineOptions, ListenAddress, TlsServerOptions } from '../core/types.js';
 import { GatherRelay, type GatherPeer } from './gather.js';
+import { COMPACT_THREAD_LIMITS } from './memory.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
 import { RestartBudget, stopWorkerThread, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
@@ -90,7 +91,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
 
   const start = async (index: number): Promise<void> => {
     const job: WorkerJob = { mode: 'thread', spec: p.spec };
-    const worker = new Worker(workerUrl, { workerData: job });
+    const worker = new Worker(workerUrl, { workerData: job, ...(p.spec.compactMemory ? { resourceLimits: COMPACT_THREAD_LIMITS } : {}) });
     const slot: Slot = { worker, threadId: worker.threadId, id: undefined, exited: false, peer: { send: (m) => worker.postMessage(m) } };
     slots[index] = slot;
     worker.on('message', (m) => relay.handle(slot.peer, m));

@@ -12,6 +12,7 @@ import type { EngineOptions, Reactor } from '../core/types.js';
 import { resolveUdp } from '../core/udp.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
 import { GatherRelay, gather, type GatherPeer } from './gather.js';
+import { COMPACT_THREAD_LIMITS } from './memory.js';
 import { trackReactor, trackUdpSocket, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
@@ -74,7 +75,7 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
   let port = u.port;
   try {
     for (let i = 0; i < o.threads!; i++) {
-      const w = new Worker(workerUrl, { workerData: { mode: 'thread', spec: { ...spec, udp: { ...u, port } } } });
+      const w = new Worker(workerUrl, { workerData: { mode: 'thread', spec: { ...spec, udp: { ...u, port } } }, ...(spec.compactMemory ? { resourceLimits: COMPACT_THREAD_LIMITS } : {}) });
       workers.push(w);
       const peer: GatherPeer = { send: (m) => w.postMessage(m) };
       w.on('message', (m) => relay.handle(peer, m));

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { UdpHandler } from '../core/udp-types.js';
-import { applyCompactMemory, benchCollect, trimServerProcess } from './memory.js';
+import { adoptCompactMemory, applyCompactMemory, benchCollect, trimServerProcess } from './memory.js';
 import { attachGatherTransport, type GatherMessage } from './gather.js';
 import { trackReactor, trackUdpSocket } from './metrics.js';
 import { createNativeEngineReactor } from './reactor.js';
@@ -51,13 +51,18 @@ attachGatherTransport({
 
 async function main(): Promise<void> {
   const job = await readJob();
-  // A prefork child has its own malloc (and got its V8 flag on the command line).
-  if (job.spec.compactMemory && job.mode === 'process') applyCompactMemory();
+  // A prefork child has its own malloc (and got its V8 flag on the command line); a thread's
+  // process applied the policy before starting it.
+  if (job.spec.compactMemory) {
+    if (job.mode === 'process') applyCompactMemory();
+    else adoptCompactMemory();
+  }
   const handler = await loadHandler(job.spec.handler, job.spec.handlerOptions);
   const udp = job.spec.udp;
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
   trackReactor(reactor);
-  if (job.spec.compactMemory && job.mode === 'process') trimServerProcess();
+  // Each isolate collects its own young generation after its bursts (threads too).
+  if (job.spec.compactMemory) trimServerProcess();
   let port: number | undefined;
   const tls = job.spec.tls === undefined ? undefined : tlsFromWire(job.spec.tls);
   const address = job.spec.listen ? await reactor.listen({ ...job.spec.listen, ...(tls ? { tls } : {}) }) : undefined;

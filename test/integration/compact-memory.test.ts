@@ -3,7 +3,8 @@
  * (--max-semi-space-size=1 on its command line) under allocation churn; without the option
  * the same churn grows it. With it the worker also hands freed malloc memory back
  * (malloc_trim) once a burst is over, counted in its `c1m.memory` gather value. Prefork workers are fresh processes, so the process-wide policy
- * never touches the test runner. Each trim follows one full V8 collection, timed in the same value.
+ * never touches the test runner (the threads test, last, does). Each trim follows one full V8
+ * collection, timed in the same value; in threads mode each worker thread runs its own.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -132,5 +133,38 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
 
   test('a non-boolean compactMemory is refused', async () => {
     await assert.rejects(serve({ handler, port: 0, compactMemory: 1 as unknown as boolean }), { code: 'ERR_C1M_INVALID_OPTION' });
+  });
+
+  // Last in the file: threads mode applies the process-wide policy to this test process.
+  test('threads: 2, compactMemory: the workers\' young generation is capped, and every worker thread collects its own isolate after its bursts', async () => {
+    const srv = await serve({ handler, port: 0, host: '127.0.0.1', threads: 2, compactMemory: true });
+    const figures = async (): Promise<{ compact: boolean; trims: number; gcs: number; newSpaceKb: number }[]> =>
+      (await srv.gather('c1m.memory')) as { compact: boolean; trims: number; gcs: number; newSpaceKb: number }[];
+    const settle = async (above: number[]): Promise<number[]> => {
+      // Asked once a second (see above): each thread trims after 6 s of quiet of its own loop.
+      for (let i = 0; i < 60; i++) {
+        const gcs = (await figures()).map((f) => f?.gcs ?? 0);
+        if (gcs.length === 2 && gcs.every((n, k) => n > (above[k] ?? 0))) return gcs;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      return (await figures()).map((f) => f?.gcs ?? 0);
+    };
+    try {
+      const atStart = await settle([0, 0]); // each thread's start is a burst
+      assert.equal(atStart.length, 2, `figures of ${atStart.length} threads`);
+      for (const f of await figures()) {
+        assert.equal(f.compact, true, JSON.stringify(f));
+        assert.equal(f.gcs, f.trims, JSON.stringify(f));
+      }
+      // Churn in whichever thread the connections land on (round-robin: both), then quiet.
+      const sizes = await Promise.all(Array.from({ length: 4 }, () => ask(srv.address.port, 'GROW\n')));
+      // The workers' young generation is capped like a prefork child's (COMPACT_THREAD_LIMITS).
+      for (const size of sizes.map(Number)) assert.ok(size > 0 && size <= 2 << 20, `new space ${size} B`);
+      const after = await settle(atStart);
+      assert.ok(after.every((n, k) => n > atStart[k]!), `collections per thread: ${atStart} before the churn, ${after} after`);
+      for (const f of await figures()) assert.ok(f.newSpaceKb > 0 && f.newSpaceKb < 1024, JSON.stringify(f));
+    } finally {
+      await srv.close(1000);
+    }
   });
 });
