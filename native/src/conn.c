@@ -133,7 +133,8 @@ int conn_add(c1m_reactor_t *r, int fd, uint32_t flags) {
   }
   /* TCP_NODELAY waits for the first write (conn_writev): Nagle can only hold back data sent
    * while earlier data is unacknowledged, so setting it then is the same for the peer, and an
-   * idle connection never pays the syscall (one of the few per accept or connect). */
+   * idle connection never pays the syscall (one of the few per accept or connect). A socket
+   * accepted from a TCP_NODELAY listener has it already (listener_accept clears the flag). */
   if (r->cfg.nodelay) s->flags |= C1M_F_NODELAY;
   if ((uint32_t)fd > r->max_fd) {
     r->max_fd = (uint32_t)fd;

@@ -60,6 +60,7 @@ typedef struct listener {
   int ntargets;
   int policy;
   uint32_t rr;
+  int nodelay; /* TCP_NODELAY set on the listening socket: accepted sockets inherit it */
 } listener_t;
 
 struct c1m_reactor {

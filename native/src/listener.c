@@ -64,6 +64,7 @@ void listener_accept(c1m_reactor_t *r, listener_t *l) {
       ev_emit(r, C1M_EV_ACCEPT_ERROR, l->fd, 0, rc, 0);
       continue;
     }
+    if (l->nodelay) r->slots[fd].flags &= ~C1M_F_NODELAY; /* inherited: no setsockopt per accept */
     if (l->ntargets) continue; /* the target creates the TLS session (handoff.c) */
     if (l->tls) tls_accepted(r, l, fd); /* OPEN when its handshake completes */
     else listener_opened(r, fd, l->fd);
@@ -88,6 +89,10 @@ int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int
   if (rc == 0 && reuseport) rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
   if (rc == 0) rc = c1m_sys_bind(fd, addr, len);
   if (rc == 0 && defer_accept_s > 0) rc = c1m_sys_set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, defer_accept_s);
+  /* Linux copies TCP_NODELAY from the listener into each accepted socket, which then needs no
+   * setsockopt of its own. Not on a hand-off listener (its targets' settings rule their
+   * sockets), and a failure only leaves the per-connection path (conn_writev) in charge. */
+  int nodelay = rc == 0 && r->cfg.nodelay && ntargets == 0 && c1m_sys_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1) == 0;
   if (rc == 0) rc = c1m_sys_listen(fd, backlog);
   if (rc == 0) rc = c1m_sys_epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, EPOLLIN, tag(fd, TAG_LISTENER));
   if (rc < 0) {
@@ -99,6 +104,7 @@ int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int
   l->fd = fd;
   l->policy = policy;
   l->ntargets = ntargets;
+  l->nodelay = nodelay;
   for (int i = 0; i < ntargets; i++) l->targets[i] = targets[i];
   return fd;
 }
