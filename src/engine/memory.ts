@@ -107,16 +107,20 @@ export function fullCollection(): (() => void) | null {
   if (fullGc !== undefined) return fullGc;
   const own = (globalThis as { gc?: unknown }).gc;
   if (typeof own === 'function') return (fullGc = own as () => void);
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as unknown;
-    fullGc = typeof gc === 'function' ? (gc as () => void) : null;
-  } catch {
-    fullGc = null;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
+  // V8's flags are process-wide: in `threads` mode a sibling worker doing the same may clear
+  // the flag between our setting it and our context; another try makes that moot.
+  for (let tries = 0; tries < 5 && !fullGc; tries++) {
+    try {
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('typeof gc === "function" ? gc : null') as unknown;
+      fullGc = typeof gc === 'function' ? (gc as () => void) : null;
+    } catch {
+      fullGc = null;
+    } finally {
+      setFlagsFromString('--no-expose-gc');
+    }
   }
-  return fullGc;
+  return fullGc ?? null;
 }
 
 /** What the after-burst trims did in this process (gather key MEMORY_KEY). */
@@ -138,10 +142,11 @@ export const MEMORY_KEY = 'c1m.memory';
 
 /**
  * Each time a burst is over, two full V8 collections and `malloc_trim(0)` in this compact
- * server process or worker thread: its activity is its event loop's busy time (the reactor runs on that loop),
- * quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures (`{ compact, trimThreshold,
- * trims, gcs, gcMs, gcMsMax, newSpaceKb }`: glibc's trim threshold it set, the last and the
- * longest pause of a trim's collections, the young generation's resident size after the last) are under MEMORY_KEY for `gather`.
+ * server process or worker thread: its activity is its event loop's busy time (the reactor
+ * runs on that loop), quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures
+ * (`{ compact, trimThreshold, trims, gcs, gcMs, gcMsMax, newSpaceKb }`: glibc's trim
+ * threshold it set, the last and the longest pause of a trim's collections, the young
+ * generation's resident size after the last) are under MEMORY_KEY for `gather`.
  * Single mode, prefork workers and `threads` workers (each isolate its own young generation)
  * call it once. Threading: this thread's timer (unref'd, it keeps no process alive); the
  * collections are this isolate's, the trim process-wide (a `threads` worker's trim also
@@ -202,7 +207,8 @@ const ARENA_MAX_RE = /(?:^|:)glibc\.malloc\.arena_max=/;
  * The trim threshold of a process with one arena: freed heap tops up to 4 MiB stay for the
  * next allocations of a burst (no page faults to take them again), the after-burst
  * `malloc_trim(0)` returns them. A process with thread arenas needs 0 instead: `malloc_trim`
- * never returns a thread arena's free top, only a free() under the threshold does.
+ * never returns a thread arena's free top; only a free() that leaves a top above the
+ * threshold does.
  */
 export const ONE_ARENA_TRIM_THRESHOLD = 4 << 20;
 

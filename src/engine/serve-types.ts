@@ -48,11 +48,12 @@ export interface ServeOptions extends ServerOptions {
    * and once a burst of activity is over (the
    * event loop under 2 % busy for 6 s) two full V8 collections give back the young generation
    * the burst grew and `malloc_trim(0)` the free pages left between live chunks (see
-   * src/engine/memory.ts; in `threads` mode each worker thread collects its own isolate). Applies to every process of the server (this
-   * one and prefork children) for its whole life: V8 flags and malloc policy are
-   * process-wide. Costs about 1-2 % CPU per message and a pause of a few ms per quiet spell;
+   * src/engine/memory.ts; in `threads` mode each worker thread collects its own isolate).
+   * Applies to every process of the server (this one and prefork children) for its whole
+   * life: V8 flags and malloc policy are process-wide. Costs about 1-2 % CPU per message and a pause of a few ms per quiet spell;
    * nothing runs while the process is busy. A worker's figures are in its `c1m.memory` gather
-   * value (`handle.gather('c1m.memory')`: `{ compact, trimThreshold, trims, gcs, gcMs, gcMsMax, newSpaceKb }`). Default false;
+   * value (`handle.gather('c1m.memory')`: `{ compact, trimThreshold, trims, gcs, gcMs,
+   * gcMsMax, newSpaceKb }`). Default false;
    * `c1m serve` turns it on (`--no-compact-memory` to turn it off).
    */
   compactMemory?: boolean;
