@@ -202,7 +202,8 @@ export const COMPACT_THREAD_LIMITS = { maxYoungGenerationSizeMb: 3 } as const;
 
 /** The glibc tunable a prefork child of a compact server starts with: one malloc arena. */
 export const ONE_ARENA_TUNABLE = 'glibc.malloc.arena_max=1';
-const ARENA_MAX_RE = /(?:^|:)glibc\.malloc\.arena_max=/;
+/** The `arena_max` a GLIBC_TUNABLES string sets, or undefined when it sets none. */
+const arenaMax = (tunables: string): string | undefined => /(?:^|:)glibc\.malloc\.arena_max=([^:]*)/.exec(tunables)?.[1];
 /**
  * The trim threshold of a process with one arena: freed heap tops up to 4 MiB stay for the
  * next allocations of a burst (no page faults to take them again), the after-burst
@@ -222,13 +223,13 @@ export const ONE_ARENA_TRIM_THRESHOLD = 4 << 20;
  */
 export function compactChildEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const cur = env.GLIBC_TUNABLES ?? '';
-  if (ARENA_MAX_RE.test(cur)) return env;
+  if (arenaMax(cur) !== undefined) return env;
   return { ...env, GLIBC_TUNABLES: cur === '' ? ONE_ARENA_TUNABLE : `${cur}:${ONE_ARENA_TUNABLE}` };
 }
 
 /** The trim threshold `applyCompactMemory` sets for a process started with `tunables` (its GLIBC_TUNABLES). */
 export function compactTrimThreshold(tunables = process.env.GLIBC_TUNABLES ?? ''): number {
-  return tunables.split(':').includes(ONE_ARENA_TUNABLE) ? ONE_ARENA_TRIM_THRESHOLD : 0;
+  return arenaMax(tunables) === '1' ? ONE_ARENA_TRIM_THRESHOLD : 0;
 }
 
 /** glibc's trim threshold this process set (compactTrimThreshold), or null when none was set. */

@@ -19,15 +19,14 @@
  * so `liveIds()` is the acceptor's correct target list; a replacement takes its slot's index,
  * which keeps the target order stable for round-robin.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { Balance, NativeReactor } from '../backends/native.js';
 import { C1mError } from '../core/errors.js';
 import type { EngineOptions, ListenAddress, TlsServerOptions } from '../core/types.js';
 import { GatherRelay, type GatherPeer } from './gather.js';
-import { COMPACT_THREAD_LIMITS } from './memory.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
-import { RestartBudget, stopWorkerThread, waitFor, workerUrl, type WorkerJob, type WorkerSpec } from './workers.js';
+import { RestartBudget, startWorkerThread, stopWorkerThread, waitFor, type WorkerSpec } from './workers.js';
 
 export interface ThreadsPlan {
   threads: number;
@@ -90,8 +89,7 @@ export async function serveThreads(p: ThreadsPlan): Promise<ServeHandle> {
   };
 
   const start = async (index: number): Promise<void> => {
-    const job: WorkerJob = { mode: 'thread', spec: p.spec };
-    const worker = new Worker(workerUrl, { workerData: job, ...(p.spec.compactMemory ? { resourceLimits: COMPACT_THREAD_LIMITS } : {}) });
+    const worker = startWorkerThread(p.spec);
     const slot: Slot = { worker, threadId: worker.threadId, id: undefined, exited: false, peer: { send: (m) => worker.postMessage(m) } };
     slots[index] = slot;
     worker.on('message', (m) => relay.handle(slot.peer, m));

@@ -4,7 +4,7 @@
  * prefork process's) its own socket on the port, with SO_REUSEPORT when there are several: the
  * kernel hashes each flow to one of them.
  */
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { loadBinding } from '../core/binding.js';
 import { C1mError } from '../core/errors.js';
 import { resolveOptions } from '../core/options.js';
@@ -12,12 +12,11 @@ import type { EngineOptions, Reactor } from '../core/types.js';
 import { resolveUdp } from '../core/udp.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
 import { GatherRelay, gather, type GatherPeer } from './gather.js';
-import { COMPACT_THREAD_LIMITS } from './memory.js';
 import { trackReactor, trackUdpSocket, untrackReactor } from './metrics.js';
 import { servePrefork } from './prefork.js';
 import { createReactor } from './reactor.js';
 import type { ModeHandle, ServeOptions } from './serve-types.js';
-import { loadHandler, stopWorkerThread, waitFor, workerUrl, type WorkerSpec } from './workers.js';
+import { loadHandler, startWorkerThread, stopWorkerThread, waitFor, type WorkerSpec } from './workers.js';
 
 /** A UDP server: a reactor of its own and one socket on it. */
 export interface UdpServer {
@@ -75,7 +74,7 @@ export async function serveUdp(o: ServeOptions, engine: EngineOptions, handler: 
   let port = u.port;
   try {
     for (let i = 0; i < o.threads!; i++) {
-      const w = new Worker(workerUrl, { workerData: { mode: 'thread', spec: { ...spec, udp: { ...u, port } } }, ...(spec.compactMemory ? { resourceLimits: COMPACT_THREAD_LIMITS } : {}) });
+      const w = startWorkerThread({ ...spec, udp: { ...u, port } });
       workers.push(w);
       const peer: GatherPeer = { send: (m) => w.postMessage(m) };
       w.on('message', (m) => relay.handle(peer, m));

@@ -13,10 +13,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { Worker } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { C1mError } from '../core/errors.js';
 import type { UdpOptions } from '../core/udp-types.js';
 import type { EngineOptions, Handler, TlsServerOptions } from '../core/types.js';
+import { COMPACT_THREAD_LIMITS } from './memory.js';
 
 /** What a worker thread or process is told to run. */
 export interface WorkerSpec {
@@ -81,6 +82,15 @@ export type WorkerMessage =
 
 /** The entry module every worker runs. */
 export const workerUrl = new URL('./worker.js', import.meta.url);
+
+/**
+ * Start `spec` on a new worker thread (`threads` mode, TCP or UDP): the one place threads are
+ * made, so a compact server's thread always gets its young-generation cap (memory.ts).
+ */
+export function startWorkerThread(spec: WorkerSpec): Worker {
+  const job: WorkerJob = { mode: 'thread', spec };
+  return new Worker(workerUrl, { workerData: job, ...(spec.compactMemory ? { resourceLimits: COMPACT_THREAD_LIMITS } : {}) });
+}
 
 /** A handler module path (relative to the working directory) or URL, as a file URL. */
 export function toModuleUrl(spec: string | URL): string {
