@@ -3,7 +3,7 @@
     {
       "target_name": "c1m",
       "sources": [
-        "native/src/addon.c", "native/src/addon_udp.c", "native/src/addon_tls.c", "native/src/loop.c", "native/src/conn.c", "native/src/commands.c",
+        "native/src/addon.c", "native/src/addon_process.c", "native/src/addon_udp.c", "native/src/addon_tls.c", "native/src/loop.c", "native/src/conn.c", "native/src/commands.c",
         "native/src/listener.c", "native/src/handoff.c", "native/src/timer.c", "native/src/sys.c",
         "native/src/errname.c", "native/src/udp.c", "native/src/tls.c"
       ],

@@ -64,7 +64,7 @@ function serve(o) {
   const idleTicks = o.timeout ? Math.ceil(o.timeout / o.tick) : 0;
   const cfg = { nslots, maxIn: 1 << 20, maxOut: 1 << 24, highWater: 1 << 16, tickMs: o.tick, idleTicks, nodelay: 1, readBudget: 65536, quietOpen: 1 };
   const h = b.create(cfg, slots, new ArrayBuffer(4 << 20), new ArrayBuffer(4096 * evBytes), new ArrayBuffer(1 << 20), ctlBuf, () => {});
-  const [, port] = b.listen(h, '127.0.0.1', 0, 4096, false, [], 0);
+  const [, port] = b.listen(h, '127.0.0.1', 0, 4096, false, [], 0, 0, 0, 0, 0);
   const out = (m) => process.stdout.write(`${JSON.stringify(m)}\n`);
   out({ port });
   const rl = readline.createInterface({ input: process.stdin });

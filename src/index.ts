@@ -4,7 +4,7 @@
  */
 export { Action } from './core/types.js';
 export type {
-  CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Pem, Reactor, ReactorStats, ServerOptions,
+  CloseReason, Connection, ConnectOptions, EngineOptions, Handler, ListenAddress, Pem, Reactor, ReactorStats, ServerOptions, TcpKeepAlive,
   TlsConnectOptions, TlsInfo, TlsServerOptions,
 } from './core/types.js';
 export { C1mError, checkOption } from './core/errors.js';

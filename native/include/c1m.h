@@ -237,13 +237,23 @@ int c1m_reactor_pending(const c1m_reactor_t *r);
 /* Close every socket, unregister, free native memory. Caller memory is not touched after. */
 void c1m_reactor_destroy(c1m_reactor_t *r);
 
+/* TCP keep-alive: after idle_s seconds without traffic the kernel probes the peer every
+ * intvl_s seconds and resets the connection (ETIMEDOUT) after cnt unanswered probes. No
+ * process wakes for a probe or its answer. idle_s == 0: off. Kernel limits: idle_s and intvl_s
+ * 1..32767, cnt 1..127. */
+typedef struct c1m_keepalive {
+  int idle_s, intvl_s, cnt;
+} c1m_keepalive_t;
+
 /* Listen on addr with SO_REUSEADDR (+SO_REUSEPORT); returns the listener fd or -errno.
  * With targets, accepted fds are handed to those reactors (by registry id) per policy. With
  * defer_accept_s > 0, TCP_DEFER_ACCEPT: the kernel completes a connection's accept only once
  * its first bytes arrived (or after about that many seconds), for protocols whose client
- * speaks first (HTTP, WebSocket, TLS). */
+ * speaks first (HTTP, WebSocket, TLS). With ka (idle_s > 0), TCP keep-alive on the listening
+ * socket, which Linux copies into every accepted socket: no setsockopt per accept. */
 int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog,
-               int reuseport, const int *targets, int ntargets, int policy, int defer_accept_s);
+               int reuseport, const int *targets, int ntargets, int policy, int defer_accept_s,
+               const c1m_keepalive_t *ka);
 /* Replace the hand-off targets of listener fd (threads mode: a dead worker's replacement).
  * Called on the reactor's own thread. Returns -EINVAL for a listener without targets or a bad
  * count, -ENOENT for an unknown fd. A target that is not (or no longer) registered is skipped
@@ -254,7 +264,7 @@ int c1m_unlisten(c1m_reactor_t *r, int fd);
 /* Start a non-blocking connect; returns the fd (>= 0) or -errno. A connect that fails after
  * the socket exists is reported as a CLOSE event with C1M_R_CONNECT_FAILED. */
 int c1m_connect(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len,
-                const struct sockaddr *local, socklen_t local_len);
+                const struct sockaddr *local, socklen_t local_len, const c1m_keepalive_t *ka);
 /* Write bytes at once (large writes that do not fit the send area). */
 int c1m_write_direct(c1m_reactor_t *r, int fd, uint32_t gen, const uint8_t *data, size_t len);
 /* getpeername/getsockname of a live connection. */
@@ -406,6 +416,10 @@ int c1m_sys_eventfd(void);
 int c1m_sys_timerfd(uint32_t interval_ms);
 /* For contract tests: O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (-1 when not a TCP socket). */
 int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay);
+/* For contract tests: SO_KEEPALIVE's settings (idle_s 0 when off); -errno when not a TCP socket. */
+int c1m_sys_keepalive_info(int fd, c1m_keepalive_t *ka);
+/* SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT; 0 or the first -errno. */
+int c1m_sys_set_keepalive(int fd, const c1m_keepalive_t *ka);
 /* Raise RLIMIT_NOFILE soft to hard; reports both. */
 int c1m_sys_raise_nofile(uint64_t *soft, uint64_t *hard);
 /* glibc's M_TRIM_THRESHOLD (what GLIBC_TUNABLES=glibc.malloc.trim_threshold sets at start):

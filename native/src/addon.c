@@ -193,7 +193,7 @@ int addon_get_buffer_view(napi_env env, napi_value v, const char **p, size_t *le
   return 0;
 }
 
-static int get_buffer(napi_env env, napi_value v, void **data, size_t *len) {
+int addon_get_arraybuffer(napi_env env, napi_value v, void **data, size_t *len) {
   bool is_ab = false;
   if (napi_is_arraybuffer(env, v, &is_ab) != napi_ok || !is_ab) return -1;
   return napi_get_arraybuffer_info(env, v, data, len) == napi_ok ? 0 : -1;
@@ -219,7 +219,7 @@ static napi_value create(napi_env env, napi_callback_info info) {
   void *mem[NBUFS];
   size_t len[NBUFS];
   for (int i = 0; i < NBUFS; i++)
-    if (get_buffer(env, argv[1 + i], &mem[i], &len[i]))
+    if (addon_get_arraybuffer(env, argv[1 + i], &mem[i], &len[i]))
       return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "create(): shared areas must be ArrayBuffers"), NULL;
   if (len[0] < (size_t)cfg.nslots * sizeof(c1m_slot_t) || len[4] < C1M_CTL_WORDS * sizeof(int32_t) ||
       len[1] > UINT32_MAX || len[3] > UINT32_MAX)
@@ -327,10 +327,20 @@ int addon_fd_gen(napi_env env, napi_value *argv, int32_t *fd, uint32_t *gen) {
   return napi_get_value_int32(env, argv[1], fd) == napi_ok && napi_get_value_uint32(env, argv[2], gen) == napi_ok ? 0 : -1;
 }
 
-/* listen(handle, ip, port, backlog, reusePort, targets[], policy, deferAcceptSeconds) -> [fd, bound port] */
+/* Three numbers (idle, interval seconds, probe count) into ka; idle 0: off. */
+static int get_keepalive(napi_env env, const napi_value *argv, c1m_keepalive_t *ka) {
+  uint32_t v[3];
+  for (int i = 0; i < 3; i++)
+    if (napi_get_value_uint32(env, argv[i], &v[i]) != napi_ok || v[i] > 32767) return -1;
+  ka->idle_s = (int)v[0], ka->intvl_s = (int)v[1], ka->cnt = (int)v[2];
+  return 0;
+}
+
+/* listen(handle, ip, port, backlog, reusePort, targets[], policy, deferAcceptSeconds, keepIdle, keepIntvl,
+ * keepCnt) -> [fd, bound port] */
 static napi_value listen_(napi_env env, napi_callback_info info) {
-  napi_value argv[8];
-  addon_reactor_t *a = addon_reactor_args(env, info, 8, argv);
+  napi_value argv[11];
+  addon_reactor_t *a = addon_reactor_args(env, info, 11, argv);
   if (!a) return NULL;
   uint32_t port = 0, backlog = 0, policy = 0, ntargets = 0, defer = 0;
   bool reuse = false;
@@ -339,13 +349,14 @@ static napi_value listen_(napi_env env, napi_callback_info info) {
   CHECK(napi_get_value_bool(env, argv[4], &reuse));
   CHECK(napi_get_value_uint32(env, argv[6], &policy));
   CHECK(napi_get_value_uint32(env, argv[7], &defer));
-  if (defer > 3600) return addon_throw_errno(env, EINVAL, "listen");
+  c1m_keepalive_t ka;
+  if (defer > 3600 || get_keepalive(env, argv + 8, &ka) < 0) return addon_throw_errno(env, EINVAL, "listen");
   int targets[MAX_TARGETS_JS];
   if (get_targets(env, argv[5], targets, &ntargets) < 0) return NULL;
   struct sockaddr_storage ss;
   socklen_t len;
   if (addon_to_sockaddr(env, argv[1], port, &ss, &len) < 0) return addon_throw_errno(env, EINVAL, "listen");
-  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy, (int)defer);
+  int fd = c1m_listen(a->r, (struct sockaddr *)&ss, len, (int)backlog, reuse, targets, (int)ntargets, (int)policy, (int)defer, &ka);
   if (fd < 0) return addon_throw_errno(env, fd, "listen");
   return addon_fd_port(env, fd, port);
 }
@@ -373,10 +384,10 @@ static napi_value unlisten(napi_env env, napi_callback_info info) {
   return addon_num(env, c1m_unlisten(a->r, fd));
 }
 
-/* connect(handle, ip, port, localIp | undefined) -> fd or -errno */
+/* connect(handle, ip, port, localIp | undefined, keepIdle, keepIntvl, keepCnt) -> fd or -errno */
 static napi_value connect_(napi_env env, napi_callback_info info) {
-  napi_value argv[4];
-  addon_reactor_t *a = addon_reactor_args(env, info, 4, argv);
+  napi_value argv[7];
+  addon_reactor_t *a = addon_reactor_args(env, info, 7, argv);
   if (!a) return NULL;
   uint32_t port;
   CHECK(napi_get_value_uint32(env, argv[2], &port));
@@ -386,8 +397,10 @@ static napi_value connect_(napi_env env, napi_callback_info info) {
   napi_valuetype t = napi_undefined;
   napi_typeof(env, argv[3], &t);
   if (t == napi_string && addon_to_sockaddr(env, argv[3], 0, &local, &local_len) < 0) return addon_num(env, -EINVAL);
+  c1m_keepalive_t ka;
+  if (get_keepalive(env, argv + 4, &ka) < 0) return addon_num(env, -EINVAL);
   return addon_num(env, c1m_connect(a->r, (struct sockaddr *)&ss, len, t == napi_string ? (struct sockaddr *)&local : NULL,
-                              local_len));
+                              local_len, &ka));
 }
 
 /* writeDirect(handle, fd, gen, uint8array) -> 0 or -errno */
@@ -461,112 +474,6 @@ static napi_value reactor_id(napi_env env, napi_callback_info info) {
   return a ? addon_num(env, c1m_reactor_id(a->r)) : NULL;
 }
 
-/* raiseNofile() -> [soft, hard] after raising soft to hard */
-static napi_value raise_nofile(napi_env env, napi_callback_info info) {
-  (void)info;
-  uint64_t soft = 0, hard = 0;
-  int rc = c1m_sys_raise_nofile(&soft, &hard);
-  if (rc < 0) return addon_throw_errno(env, rc, "setrlimit");
-  napi_value out;
-  CHECK(napi_create_array_with_length(env, 2, &out));
-  CHECK(napi_set_element(env, out, 0, addon_num(env, (double)soft)));
-  CHECK(napi_set_element(env, out, 1, addon_num(env, (double)hard)));
-  return out;
-}
-
-/* mallocTrimThreshold(bytes) -> 0 or -errno: see c1m_sys_malloc_trim_threshold */
-static napi_value malloc_trim_threshold(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  int32_t bytes = -1;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &bytes) != napi_ok) return addon_num(env, -EINVAL);
-  return addon_num(env, c1m_sys_malloc_trim_threshold(bytes));
-}
-
-/* mallocTrim() -> 1 (memory returned), 0 or -errno: see c1m_sys_malloc_trim */
-static napi_value malloc_trim(napi_env env, napi_callback_info info) {
-  (void)info;
-  return addon_num(env, c1m_sys_malloc_trim());
-}
-
-/* fdInfo(fd) -> { nonblock, cloexec, nodelay } | undefined: for contract tests */
-static napi_value fd_info(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out, v;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t fd;
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
-  int nonblock = 0, cloexec = 0, nd = 0;
-  if (c1m_sys_fd_info(fd, &nonblock, &cloexec, &nd) < 0) {
-    napi_get_undefined(env, &out);
-    return out;
-  }
-  CHECK(napi_create_object(env, &out));
-  napi_get_boolean(env, nonblock, &v);
-  napi_set_named_property(env, out, "nonblock", v);
-  napi_get_boolean(env, cloexec, &v);
-  napi_set_named_property(env, out, "cloexec", v);
-  napi_set_named_property(env, out, "nodelay", addon_num(env, nd));
-  return out;
-}
-
-/* layoutProbe(area, arrayBuffer) -> { field: value }: the struct at the start of the buffer as
- * native code reads it, by C field name. For the layout test: JS writes each field through
- * src/core/layout.ts and checks that C reads it back from the same field. */
-static napi_value layout_probe(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char area[16] = "";
-  size_t n = 0;
-  void *mem = NULL;
-  size_t len = 0;
-  if (argc < 2 || napi_get_value_string_utf8(env, argv[0], area, sizeof area, &n) != napi_ok ||
-      get_buffer(env, argv[1], &mem, &len))
-    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "layoutProbe(area, ArrayBuffer)"), NULL;
-  CHECK(napi_create_object(env, &out));
-#define FIELD(p, f) napi_set_named_property(env, out, #f, addon_num(env, (p)->f))
-  if (!strcmp(area, "slot") && len >= sizeof(c1m_slot_t)) {
-    const c1m_slot_t *p = mem;
-    FIELD(p, gen), FIELD(p, flags), FIELD(p, out_len), FIELD(p, deadline), FIELD(p, timeout_ticks), FIELD(p, in_len);
-  } else if (!strcmp(area, "event") && len >= sizeof(c1m_event_t)) {
-    const c1m_event_t *p = mem;
-    FIELD(p, kind), FIELD(p, fd), FIELD(p, gen), FIELD(p, a), FIELD(p, b), FIELD(p, c);
-  } else if (!strcmp(area, "cmd") && len >= sizeof(c1m_cmd_t)) {
-    const c1m_cmd_t *p = mem;
-    FIELD(p, op), FIELD(p, fd), FIELD(p, gen), FIELD(p, len);
-  } else if (!strcmp(area, "id") && len >= sizeof(c1m_id_t)) {
-    const c1m_id_t *p = mem;
-    FIELD(p, fd), FIELD(p, gen);
-  } else if (!strcmp(area, "ctl") && len >= C1M_CTL_WORDS * sizeof(int32_t)) {
-    const int32_t *p = mem;
-#define CTL(name, idx) napi_set_named_property(env, out, name, addon_num(env, p[idx]))
-    CTL("send_used", C1M_CTL_SEND_USED), CTL("conns", C1M_CTL_CONNS), CTL("tick", C1M_CTL_TICK);
-    CTL("accept_pauses", C1M_CTL_ACCEPT_PAUSES), CTL("quiet_opens", C1M_CTL_QUIET_OPENS);
-    CTL("max_fd", C1M_CTL_MAX_FD), CTL("errors", C1M_CTL_ERRORS), CTL("errors_lost", C1M_CTL_ERRORS_LOST);
-#undef CTL
-  } else {
-    return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "layoutProbe: unknown area or buffer too small"), NULL;
-  }
-#undef FIELD
-  return out;
-}
-
-/* errname(errno) -> "ECONNRESET" | undefined: the name of a positive or negative errno. */
-static napi_value errname(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], out;
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  int32_t err = 0;
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &err) != napi_ok)
-    return napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "errname(errno)"), NULL;
-  const char *name = c1m_errname(err);
-  if (name) CHECK(napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &out));
-  else CHECK(napi_get_undefined(env, &out));
-  return out;
-}
-
 void addon_set_const(napi_env env, napi_value obj, const char *name, double v) {
   napi_set_named_property(env, obj, name, addon_num(env, v));
 }
@@ -584,14 +491,9 @@ NAPI_MODULE_INIT() {
       {"writeDirect", NULL, write_direct, NULL, NULL, NULL, napi_default, NULL},
       {"sockname", NULL, sockname, NULL, NULL, NULL, napi_default, NULL},
       {"id", NULL, reactor_id, NULL, NULL, NULL, napi_default, NULL},
-      {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
-      {"mallocTrimThreshold", NULL, malloc_trim_threshold, NULL, NULL, NULL, napi_default, NULL},
-      {"mallocTrim", NULL, malloc_trim, NULL, NULL, NULL, napi_default, NULL},
-      {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
-      {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
-      {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns) != napi_ok) return NULL;
+  if (addon_process_exports(env, exports) < 0) return NULL;
   napi_value k;
   if (napi_create_object(env, &k) != napi_ok) return NULL;
   /* Layout: sizes in bytes, fields as 32-bit word indexes (JS views every area as 32-bit words). */

@@ -1,6 +1,6 @@
 /*
- * Private to the Node-API files (addon.c, addon_udp.c): the one place besides them that
- * includes node_api.h. The per-reactor binding state and the helpers both files use.
+ * Private to the Node-API files (addon*.c): the one place besides them that
+ * includes node_api.h. The per-reactor binding state and the helpers they share.
  */
 #ifndef C1M_ADDON_H
 #define C1M_ADDON_H
@@ -53,6 +53,10 @@ void addon_set_const(napi_env env, napi_value obj, const char *name, double v);
 int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out);
 /* A Buffer's bytes (pointer, length); -1 when v is not a Buffer. */
 int addon_get_buffer_view(napi_env env, napi_value v, const char **p, size_t *len);
+/* An ArrayBuffer's bytes; -1 when v is not an ArrayBuffer. */
+int addon_get_arraybuffer(napi_env env, napi_value v, void **data, size_t *len);
+/* Add the functions that need no reactor (addon_process.c) to `exports`; -1 on failure. */
+int addon_process_exports(napi_env env, napi_value exports);
 /* Add the TLS functions to `exports` and the TLS constants to `k`; -1 on failure. */
 int addon_tls_exports(napi_env env, napi_value exports, napi_value k);
 /* Add the UDP functions to `exports` and the UDP constants to `k`; -1 on failure. */

@@ -433,11 +433,12 @@ void conn_keep_unconsumed(c1m_reactor_t *r, const c1m_event_t *e) {
 /* ---- public: one connection ---- */
 
 int c1m_connect(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, const struct sockaddr *local,
-                socklen_t local_len) {
+                socklen_t local_len, const c1m_keepalive_t *ka) {
   int fd = c1m_sys_socket(addr->sa_family);
   if (fd < 0) return fd;
   int rc = 0;
   if ((uint32_t)fd >= r->cfg.nslots) rc = -EMFILE;
+  if (rc == 0 && ka && ka->idle_s > 0) rc = c1m_sys_set_keepalive(fd, ka);
   if (rc == 0 && local) {
     /* Defer the port choice to connect(): the 4-tuple, not the source port alone, must be
      * unique, so each source address gets a full port range per destination. */

@@ -81,7 +81,7 @@ void listener_resume(c1m_reactor_t *r) {
 }
 
 int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int backlog, int reuseport,
-               const int *targets, int ntargets, int policy, int defer_accept_s) {
+               const int *targets, int ntargets, int policy, int defer_accept_s, const c1m_keepalive_t *ka) {
   if (r->nlisteners == MAX_LISTENERS || ntargets > MAX_TARGETS || ntargets < 0) return -ENOSPC;
   int fd = c1m_sys_socket(addr->sa_family);
   if (fd < 0) return fd;
@@ -89,6 +89,9 @@ int c1m_listen(c1m_reactor_t *r, const struct sockaddr *addr, socklen_t len, int
   if (rc == 0 && reuseport) rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
   if (rc == 0) rc = c1m_sys_bind(fd, addr, len);
   if (rc == 0 && defer_accept_s > 0) rc = c1m_sys_set_int(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, defer_accept_s);
+  /* Inherited by accepted sockets, like TCP_NODELAY below; hand-off listeners included (the fd
+   * moves to another reactor with its options). */
+  if (rc == 0 && ka && ka->idle_s > 0) rc = c1m_sys_set_keepalive(fd, ka);
   /* Linux copies TCP_NODELAY from the listener into each accepted socket, which then needs no
    * setsockopt of its own. Not on a hand-off listener (its targets' settings rule their
    * sockets), and a failure only leaves the per-connection path (conn_writev) in charge. */

@@ -148,6 +148,28 @@ int c1m_sys_timerfd(uint32_t interval_ms) {
   return fd;
 }
 
+int c1m_sys_set_keepalive(int fd, const c1m_keepalive_t *ka) {
+  int rc = c1m_sys_set_int(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+  if (rc == 0) rc = c1m_sys_set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, ka->idle_s);
+  if (rc == 0) rc = c1m_sys_set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, ka->intvl_s);
+  if (rc == 0) rc = c1m_sys_set_int(fd, IPPROTO_TCP, TCP_KEEPCNT, ka->cnt);
+  return rc;
+}
+
+int c1m_sys_keepalive_info(int fd, c1m_keepalive_t *ka) {
+  int on = 0;
+  socklen_t l = sizeof on;
+  if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, &l) < 0) return -errno;
+  int *vals[3] = {&ka->idle_s, &ka->intvl_s, &ka->cnt};
+  const int opts[3] = {TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT};
+  for (int i = 0; i < 3; i++) {
+    l = sizeof *vals[i];
+    if (getsockopt(fd, IPPROTO_TCP, opts[i], vals[i], &l) < 0) return -errno;
+  }
+  if (!on) ka->idle_s = 0;
+  return 0;
+}
+
 int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay) {
   int fl = fcntl(fd, F_GETFL), fdfl = fcntl(fd, F_GETFD);
   if (fl < 0 || fdfl < 0) return -errno;

@@ -417,7 +417,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const o = resolveListen(options);
     const tls = options.tls === undefined ? undefined : tlsContext(this.#b, this.k, resolveTlsServer(options.tls));
     const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
-    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy, o.deferAccept);
+    const ka = o.tcpKeepAlive;
+    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy, o.deferAccept, ka?.idle ?? 0, ka?.interval ?? 0, ka?.count ?? 0);
     if (tls) {
       const rc = this.#b.tlsListen(this.#h, fd, tls);
       if (rc < 0) {
@@ -471,7 +472,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
       tls = this.#clientTls.get(options.tls);
       if (tls === undefined) this.#clientTls.set(options.tls, tls = tlsContext(this.#b, this.k, t));
     }
-    const fd = this.#b.connect(this.#h, o.host, o.port, o.localAddress);
+    const ka = o.tcpKeepAlive;
+    const fd = ka === undefined ? this.#b.connect(this.#h, o.host, o.port, o.localAddress, 0, 0, 0) : this.#b.connect(this.#h, o.host, o.port, o.localAddress, ka.idle, ka.interval, ka.count);
     if (fd < 0) {
       // No socket at all (EMFILE, EADDRNOTAVAIL from bind, ...): report it like any failed
       // connect, asynchronously, on a handle that is stale from the start.

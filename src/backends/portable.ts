@@ -718,6 +718,10 @@ class PortableReactor implements Reactor {
       server = createServer(netOptions);
       server.on('connection', (socket: Socket) => engine.accept(socket));
     }
+    const ka = o.tcpKeepAlive;
+    // node:net sets the idle time only (TCP_KEEPIDLE); interval and count stay the system's.
+    // On a TLS server this is the raw socket, before its handshake.
+    if (ka !== undefined) server.prependListener('connection', (socket: Socket) => socket.setKeepAlive(true, ka.idle * 1000));
     // `reusePort` is understood by net from Node 22.12 on; older versions ignore the field.
     const listenOptions: ListenOptions & { reusePort?: boolean } = { port: o.port, host: o.host, backlog: o.backlog };
     if (o.reusePort) listenOptions.reusePort = true;
@@ -761,6 +765,7 @@ class PortableReactor implements Reactor {
       const key = `${r.servername}:${o.port}`;
       if (r.resume) t.session = this.#engine.sessions.get(options.tls, key);
       const socket = tlsConnect({ ...t, port: o.port, host: o.host, localAddress: o.localAddress, allowHalfOpen: true, highWaterMark: engine.options.highWaterMark } as ConnectionOptions);
+      if (o.tcpKeepAlive !== undefined) socket.setKeepAlive(true, o.tcpKeepAlive.idle * 1000);
       if (r.resume) this.#engine.sessions.watch(socket, options.tls, key);
       return engine.adopt(socket, false).handle;
     }
@@ -771,7 +776,9 @@ class PortableReactor implements Reactor {
       allowHalfOpen: true,
       highWaterMark: engine.options.highWaterMark,
     };
-    return engine.adopt(netConnect(connectOptions), false).handle;
+    const socket = netConnect(connectOptions);
+    if (o.tcpKeepAlive !== undefined) socket.setKeepAlive(true, o.tcpKeepAlive.idle * 1000);
+    return engine.adopt(socket, false).handle;
   }
 
   connection(id: number): Connection {

@@ -57,11 +57,12 @@ export interface Binding {
   close(h: NativeHandle): void;
   ref(h: NativeHandle, on: boolean): void;
   flush(h: NativeHandle): void;
-  listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number, deferAccept: number): [fd: number, port: number];
+  /** keepIdle 0: no TCP keep-alive (else SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, inherited by accepted sockets). */
+  listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number, deferAccept: number, keepIdle: number, keepIntvl: number, keepCnt: number): [fd: number, port: number];
   unlisten(h: NativeHandle, fd: number): number;
   /** Replace a hand-off listener's targets (registry ids); 0 or -errno. */
   retarget(h: NativeHandle, fd: number, targets: number[]): number;
-  connect(h: NativeHandle, ip: string, port: number, localIp: string | undefined): number;
+  connect(h: NativeHandle, ip: string, port: number, localIp: string | undefined, keepIdle: number, keepIntvl: number, keepCnt: number): number;
   writeDirect(h: NativeHandle, fd: number, gen: number, data: Uint8Array): number;
   sockname(h: NativeHandle, fd: number, gen: number, peer: boolean): [string, number] | undefined;
   id(h: NativeHandle): number;
@@ -70,7 +71,7 @@ export interface Binding {
   mallocTrimThreshold(bytes: number): number;
   /** glibc malloc_trim(0) (process-wide): 1 when memory went back to the kernel, 0 when none, -errno (-ENOTSUP without glibc). */
   mallocTrim(): number;
-  fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number } | undefined;
+  fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number; keepalive?: [idle: number, interval: number, count: number] } | undefined;
   /** The name of a positive or negative errno (every Linux errno), undefined for none. */
   errname(errno: number): string | undefined;
   /** For the layout test: the struct at the start of `mem` as native code reads it, by C field name. */

@@ -3,7 +3,7 @@
  */
 import { isIP } from 'node:net';
 import { checkOption } from './errors.js';
-import type { ConnectOptions, Connection, EngineOptions, Pem, ServerOptions, TlsConnectOptions, TlsServerOptions } from './types.js';
+import type { ConnectOptions, Connection, EngineOptions, Pem, ServerOptions, TcpKeepAlive, TlsConnectOptions, TlsServerOptions } from './types.js';
 
 /** Engine options with every default filled in. */
 export interface ResolvedOptions {
@@ -78,9 +78,37 @@ export function resolveOptions(o: EngineOptions = {}): ResolvedOptions {
   return r;
 }
 
+const KEEPALIVE_DEFAULT_COUNT = 3;
+
+/** Validate `tcpKeepAlive` (see `TcpKeepAlive`) and fill its defaults; undefined: off. */
+export function resolveKeepAlive(v: number | TcpKeepAlive | undefined): Required<TcpKeepAlive> | undefined {
+  if (v === undefined) return undefined;
+  const o = typeof v === 'number' ? { idle: v } : v;
+  checkOption(typeof o === 'object' && o !== null, 'tcpKeepAlive', 'a number of seconds or { idle, interval?, count? }', v);
+  const idle = o.idle;
+  checkOption(isCount(idle, 1) && idle <= 32767, 'tcpKeepAlive.idle', 'an integer from 1 to 32767 (seconds)', idle);
+  const interval = o.interval ?? Math.ceil(idle / 3);
+  checkOption(isCount(interval, 1) && interval <= 32767, 'tcpKeepAlive.interval', 'an integer from 1 to 32767 (seconds)', interval);
+  const count = o.count ?? KEEPALIVE_DEFAULT_COUNT;
+  checkOption(isCount(count, 1) && count <= 127, 'tcpKeepAlive.count', 'an integer from 1 to 127', count);
+  return { idle, interval, count };
+}
+
+/** Listen options, validated and filled: plain data, passed on to worker processes and threads as is. */
+export interface ListenPlan {
+  port: number;
+  host: string;
+  backlog: number;
+  reusePort: boolean;
+  deferAccept: number;
+  tcpKeepAlive?: Required<TcpKeepAlive>;
+}
+
 /** Validate listen options. */
-export function resolveListen(o: Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort' | 'deferAccept'>): Required<Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort' | 'deferAccept'>> {
-  const r = { port: o.port, host: o.host ?? '0.0.0.0', backlog: o.backlog ?? DEFAULTS.backlog, reusePort: o.reusePort ?? false, deferAccept: o.deferAccept ?? 0 };
+export function resolveListen(o: Pick<ServerOptions, 'port' | 'host' | 'backlog' | 'reusePort' | 'deferAccept' | 'tcpKeepAlive'>): ListenPlan {
+  const r: ListenPlan = { port: o.port, host: o.host ?? '0.0.0.0', backlog: o.backlog ?? DEFAULTS.backlog, reusePort: o.reusePort ?? false, deferAccept: o.deferAccept ?? 0 };
+  const ka = resolveKeepAlive(o.tcpKeepAlive);
+  if (ka !== undefined) r.tcpKeepAlive = ka;
   checkOption(isCount(r.port) && r.port <= 65535, 'port', 'an integer from 0 to 65535', r.port);
   checkOption(isIP(r.host) !== 0, 'host', 'an IPv4 or IPv6 address', r.host);
   checkOption(isCount(r.backlog, 1), 'backlog', 'a positive integer', r.backlog);
@@ -107,8 +135,8 @@ function ipFamily(s: unknown): number {
 }
 
 /** Validate connect options. */
-export function resolveConnect(o: Pick<ConnectOptions, 'port' | 'host' | 'localAddress'>): { port: number; host: string; localAddress: string | undefined } {
-  const r = { port: o.port, host: o.host ?? '127.0.0.1', localAddress: o.localAddress };
+export function resolveConnect(o: Pick<ConnectOptions, 'port' | 'host' | 'localAddress' | 'tcpKeepAlive'>): { port: number; host: string; localAddress: string | undefined; tcpKeepAlive: Required<TcpKeepAlive> | undefined } {
+  const r = { port: o.port, host: o.host ?? '127.0.0.1', localAddress: o.localAddress, tcpKeepAlive: resolveKeepAlive(o.tcpKeepAlive) };
   checkOption(isCount(r.port, 1) && r.port <= 65535, 'port', 'an integer from 1 to 65535', r.port);
   const family = ipFamily(r.host);
   checkOption(family !== 0, 'host', 'an IPv4 or IPv6 address (resolve names first)', r.host);

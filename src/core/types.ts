@@ -347,6 +347,37 @@ export interface ServerOptions extends EngineOptions {
   deferAccept?: number;
   /** Terminate TLS on this listener (native: in the reactor; portable: node:tls). */
   tls?: TlsServerOptions;
+  /**
+   * TCP keep-alive on every accepted connection (see `TcpKeepAlive`). Native: set once on the
+   * listening socket, which Linux copies into each accepted one (no system call per accept).
+   * Default: off.
+   */
+  tcpKeepAlive?: number | TcpKeepAlive;
+}
+
+/**
+ * TCP keep-alive: the kernel's own heartbeat. After `idle` seconds without a segment in either
+ * direction, the kernel sends a probe every `interval` seconds; after `count` unanswered probes
+ * it resets the connection, and the engine closes it with `reason: 'error'` and an
+ * `ETIMEDOUT` error (through the usual `onClose`). A probe and its answer wake no process on
+ * either side (the peer's kernel answers), so at a million idle connections it costs a small
+ * fraction of what an application heartbeat (a WebSocket ping and pong) costs: see
+ * BENCHMARKS.md. It finds peers that vanished without a FIN or RST (a phone that lost its
+ * network, a crashed host, a dropped NAT mapping) and keeps stateful middleboxes' mappings warm;
+ * it proves nothing about the peer's application (a hung client still answers), and a
+ * connection with unacknowledged outbound data is left to TCP's retransmission timeout
+ * (`net.ipv4.tcp_retries2`, ~15 minutes by default) instead. A number is `{ idle: n }`.
+ *
+ * Native: `SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`. Portable:
+ * `socket.setKeepAlive(true, idle * 1000)`; `interval` and `count` are the system's there.
+ */
+export interface TcpKeepAlive {
+  /** Seconds without traffic before the first probe: an integer from 1 to 32767. */
+  idle: number;
+  /** Seconds between probes: 1 to 32767. Default: `idle / 3` rounded up. */
+  interval?: number;
+  /** Unanswered probes before the connection is reset: 1 to 127. Default 3. */
+  count?: number;
 }
 
 /** Options for `connect()`. */
@@ -358,6 +389,8 @@ export interface ConnectOptions extends EngineOptions {
   localAddress?: string;
   /** Speak TLS: `onOpen` runs once the handshake completed and the server verified. */
   tls?: TlsConnectOptions;
+  /** TCP keep-alive on this connection (see `TcpKeepAlive`); native: set before `connect(2)`. Default: off. */
+  tcpKeepAlive?: number | TcpKeepAlive;
 }
 
 /** The address a listener is bound to. */

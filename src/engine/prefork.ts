@@ -18,7 +18,7 @@ import { COMPACT_EXEC_ARGV, compactChildEnv } from './memory.js';
 import { GatherRelay } from './gather.js';
 import { loadBinding } from '../core/binding.js';
 import { C1mError } from '../core/errors.js';
-import { resolveTlsServer } from '../core/options.js';
+import { resolveTlsServer, type ListenPlan } from '../core/options.js';
 import type { TlsServerOptions } from '../core/types.js';
 import { tlsContext } from '../backends/native-tls.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
@@ -27,7 +27,7 @@ import { RestartBudget, tlsToWire, waitFor, workerUrl, type WireTls, type Worker
 export interface PreforkPlan {
   processes: number;
   spec: WorkerSpec;
-  listen: { port: number; host: string; backlog: number; reusePort: boolean; deferAccept: number };
+  listen: ListenPlan;
   restart: boolean;
   onWorkerExit?: (info: WorkerExitInfo) => void;
   /** TLS for every worker's listener (with the server's ticket keys). */

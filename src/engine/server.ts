@@ -48,7 +48,7 @@ export interface Server {
 export async function listen(handler: Handler, options: ServerOptions): Promise<Server> {
   const reactor = createReactor(handler, options);
   try {
-    const address = await reactor.listen({ port: options.port, host: options.host, backlog: options.backlog, reusePort: options.reusePort, deferAccept: options.deferAccept, ...(options.tls ? { tls: options.tls } : {}) });
+    const address = await reactor.listen({ port: options.port, host: options.host, backlog: options.backlog, reusePort: options.reusePort, deferAccept: options.deferAccept, tcpKeepAlive: options.tcpKeepAlive, ...(options.tls ? { tls: options.tls } : {}) });
     return { reactor, address, close: (t?: number) => reactor.close(t) };
   } catch (err) {
     await reactor.close(0);

@@ -23,6 +23,7 @@ import type { Worker } from 'node:worker_threads';
 import type { Balance, NativeReactor } from '../backends/native.js';
 import { C1mError } from '../core/errors.js';
 import type { EngineOptions, ListenAddress, TlsServerOptions } from '../core/types.js';
+import type { ListenPlan } from '../core/options.js';
 import { GatherRelay, type GatherPeer } from './gather.js';
 import { createNativeEngineReactor } from './reactor.js';
 import type { ServeHandle, WorkerExitInfo } from './serve-types.js';
@@ -32,7 +33,7 @@ export interface ThreadsPlan {
   threads: number;
   spec: WorkerSpec;
   engine: EngineOptions;
-  listen: { port: number; host: string; backlog: number; reusePort: boolean; deferAccept: number };
+  listen: ListenPlan;
   balance: Balance;
   restart: boolean;
   onWorkerExit?: (info: WorkerExitInfo) => void;

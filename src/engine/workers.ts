@@ -17,6 +17,7 @@ import { Worker } from 'node:worker_threads';
 import { C1mError } from '../core/errors.js';
 import type { UdpOptions } from '../core/udp-types.js';
 import type { EngineOptions, Handler, TlsServerOptions } from '../core/types.js';
+import type { ListenPlan } from '../core/options.js';
 import { COMPACT_THREAD_LIMITS } from './memory.js';
 
 /** What a worker thread or process is told to run. */
@@ -30,7 +31,7 @@ export interface WorkerSpec {
   /** Open a UDP socket (the handler is a UdpHandler) instead of listening. */
   udp?: UdpOptions;
   /** Prefork only: the worker's own SO_REUSEPORT listener. */
-  listen?: { port: number; host: string; backlog: number; reusePort: boolean; deferAccept: number };
+  listen?: ListenPlan;
   /** Prefork only: the listener's TLS options (`tlsToWire`: the job travels as JSON). */
   tls?: WireTls;
 }

@@ -408,6 +408,22 @@ for (const backend of backends) {
       }
     });
 
+    test('tcpKeepAlive out of range or of the wrong type: a clear error from listen and connect', GUARD, async () => {
+      const r = createReactor({}, { backend, onError: (e) => assert.fail(e) });
+      try {
+        const bad: [unknown, RegExp][] = [
+          [0, /tcpKeepAlive\.idle/], [1.5, /tcpKeepAlive\.idle/], [32768, /tcpKeepAlive\.idle/], ['30', /tcpKeepAlive/],
+          [{ idle: 30, interval: 0 }, /tcpKeepAlive\.interval/], [{ idle: 30, count: 128 }, /tcpKeepAlive\.count/], [null, /tcpKeepAlive/],
+        ];
+        for (const [tcpKeepAlive, message] of bad) {
+          await assert.rejects(r.listen({ port: 0, host: HOST, tcpKeepAlive } as never), { code: 'ERR_C1M_INVALID_OPTION', message }, JSON.stringify(tcpKeepAlive));
+          assert.throws(() => r.connect({ host: HOST, port: 9, tcpKeepAlive } as never), { code: 'ERR_C1M_INVALID_OPTION', message }, JSON.stringify(tcpKeepAlive));
+        }
+      } finally {
+        await r.close(1000);
+      }
+    });
+
     test("idle timeout closes with 'timeout'; onTimeout overrides it", GUARD, async () => {
       const s = await recording(backend, echoHandler, { idleTimeout: 200, timerResolution: 20 });
       let timeouts = 0;

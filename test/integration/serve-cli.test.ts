@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 // Spawned by path: these type-only imports make tsc emit them into build-test.
@@ -152,6 +152,28 @@ describe('c1m serve ./handler.js', () => {
     const bad = cli([greetEcho, '--port', '0', '--defer-accept', 'soon']);
     assert.deepEqual(await within(bad.exited, 'exit'), { code: 2, signal: null });
     assert.match(bad.stderr, /--defer-accept must be a non-negative integer/);
+  });
+
+  test('--tcp-keepalive IDLE[,INTERVAL[,COUNT]]: every worker\'s connections are probed; bad values refused', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    const c = cli([greetEcho, '--port', '0', '--host', '127.0.0.1', '--processes', '2', '--tcp-keepalive', '600,20,4']);
+    try {
+      const port = await listening(c, 'processes');
+      const clients = await Promise.all(Array.from({ length: 4 }, () => rawClient(port)));
+      for (const client of clients) await client.waitBytes(1); // greeted: accepted by a worker
+      const ss = spawnSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+      assert.equal(ss.status, 0, `ss (iproute2): ${ss.stderr}`);
+      const timers = ss.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => /timer:\(([^,]+),/.exec(l)?.[1]);
+      assert.deepEqual(timers, Array(4).fill('keepalive'), ss.stdout);
+      for (const client of clients) client.socket.destroy();
+    } finally {
+      c.child.kill('SIGKILL');
+    }
+    for (const [value, message] of [['5,x', /--tcp-keepalive takes IDLE\[,INTERVAL\[,COUNT\]\]/], ['1,2,3,4', /--tcp-keepalive takes/], ['0', /tcpKeepAlive\.idle/]] as const) {
+      const bad = cli([greetEcho, '--port', '0', '--tcp-keepalive', value]);
+      const exit = await within(bad.exited, 'exit');
+      assert.notEqual(exit.code, 0, value);
+      assert.match(bad.stderr, message);
+    }
   });
 
   test('bad --handler-options and --help', GUARD, async () => {

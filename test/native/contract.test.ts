@@ -11,6 +11,8 @@ import { nativeAvailable } from '../helpers/backends.js';
 import { GUARD, HOST, deferred, echoHandler, openFds, rawClient, startServer, waitFor, within } from '../helpers/net.js';
 
 const fdOf = (c: Connection): number => (c as unknown as { fd: number }).fd;
+/** fdInfo without its keep-alive settings (their own test checks them). */
+const basics = (i: ReturnType<NonNullable<ReturnType<typeof loadBinding>>['fdInfo']>) => i && { nonblock: i.nonblock, cloexec: i.cloexec, nodelay: i.nodelay };
 
 /** The fd in this process of the TCP socket listening on `port` (via /proc/net/tcp inodes). */
 function listenerFd(port: number): number | undefined {
@@ -75,15 +77,15 @@ describe('native contract', { skip: !nativeAvailable && 'native backend unavaila
       const out = await within(outbound.promise, 'connect');
       assert.ok(fdOf(acc) >= 0 && fdOf(out) >= 0);
       // Accepted: inherited from the listener (Linux), no setsockopt per accept.
-      assert.deepEqual(b.fdInfo(fdOf(acc)), { nonblock: true, cloexec: true, nodelay: 1 }, `accepted socket (fd ${fdOf(acc)}) before writing`);
+      assert.deepEqual(basics(b.fdInfo(fdOf(acc))), { nonblock: true, cloexec: true, nodelay: 1 }, `accepted socket (fd ${fdOf(acc)}) before writing`);
       // Connected: deferred to the first write, so an idle connection never pays the setsockopt.
-      assert.deepEqual(b.fdInfo(fdOf(out)), { nonblock: true, cloexec: true, nodelay: 0 }, `connected socket (fd ${fdOf(out)}) before writing`);
+      assert.deepEqual(basics(b.fdInfo(fdOf(out))), { nonblock: true, cloexec: true, nodelay: 0 }, `connected socket (fd ${fdOf(out)}) before writing`);
       assert.equal(acc.write('x'), true);
       await client.waitBytes(1);
       assert.equal(out.write('y'), true);
       await within(srvGot.promise, 'server read');
       for (const [what, c] of [['accepted', acc], ['connected', out]] as const) {
-        assert.deepEqual(b.fdInfo(fdOf(c)), { nonblock: true, cloexec: true, nodelay: 1 }, `${what} socket (fd ${fdOf(c)}) after writing`);
+        assert.deepEqual(basics(b.fdInfo(fdOf(c))), { nonblock: true, cloexec: true, nodelay: 1 }, `${what} socket (fd ${fdOf(c)}) after writing`);
       }
       assert.equal(fdOf(conn), fdOf(out));
       const lfd = listenerFd(srv.port);
@@ -109,6 +111,32 @@ describe('native contract', { skip: !nativeAvailable && 'native backend unavaila
     } finally {
       await cli.close(1000);
       await srv.reactor.close(1000);
+    }
+  });
+
+  test('tcpKeepAlive: on the listener (accepted sockets inherit it) and on a connected socket; off by default', GUARD, async () => {
+    const accepted: Connection[] = [];
+    const srv = createReactor({ onOpen: (c) => void accepted.push(c) }, { backend: 'native' });
+    const { port } = await srv.listen({ port: 0, host: HOST, tcpKeepAlive: { idle: 7, interval: 2, count: 4 } });
+    const plain = await startServer('native', { onOpen: (c) => void accepted.push(c) });
+    const outbound: Connection[] = [];
+    const cli = createReactor({ onOpen: (c) => void outbound.push(c) }, { backend: 'native' });
+    try {
+      cli.connect({ host: HOST, port, tcpKeepAlive: 9 });
+      cli.connect({ host: HOST, port: plain.port });
+      await waitFor(() => accepted.length === 2 && outbound.length === 2, 'accepts and connects');
+      const ka = (c: Connection) => b.fdInfo(fdOf(c))?.keepalive;
+      assert.deepEqual(b.fdInfo(listenerFd(port)!)?.keepalive, [7, 2, 4], 'listener');
+      const [viaKa, viaPlain] = accepted[0]!.localPort === port ? [accepted[0]!, accepted[1]!] : [accepted[1]!, accepted[0]!];
+      assert.deepEqual(ka(viaKa), [7, 2, 4], 'accepted from the keep-alive listener');
+      assert.equal(ka(viaPlain)?.[0], 0, 'accepted from a listener without it: off');
+      const [outKa, outPlain] = outbound[0]!.remotePort === port ? [outbound[0]!, outbound[1]!] : [outbound[1]!, outbound[0]!];
+      assert.deepEqual(ka(outKa), [9, 3, 3], 'connected with tcpKeepAlive: 9 (interval idle/3, count 3)');
+      assert.equal(ka(outPlain)?.[0], 0, 'connected without it: off');
+    } finally {
+      await cli.close(1000);
+      await srv.close(1000);
+      await plain.reactor.close(1000);
     }
   });
 

@@ -81,7 +81,7 @@ export class RawReactor {
   }
 
   listen(targets: number[] = [], policy = this.b.constants.LB_ROUND_ROBIN, deferAccept = 0): { fd: number; port: number } {
-    const [fd, port] = this.b.listen(this.h, '127.0.0.1', 0, 511, false, targets, policy, deferAccept);
+    const [fd, port] = this.b.listen(this.h, '127.0.0.1', 0, 511, false, targets, policy, deferAccept, 0, 0, 0);
     return { fd, port };
   }
 
