@@ -6,6 +6,7 @@
 import { parseArgs } from 'node:util';
 import type { PublishVia } from './bench-results.js';
 import { int, seconds, UsageError } from './bench-layout.js';
+import { parseKeepAlive } from './keepalive-flag.js';
 import { splitNodeFlags } from './node-flags.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
@@ -45,6 +46,10 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --ping-interval MS         with --ws: the gateway's WebSocket heartbeat (default: the gateway's 30000;
                              0: none). Every idle subscriber costs a ping and a pong per interval:
                              1M subscribers at 30 s are 33,000 exchanges/s on the box
+  --tcp-keepalive IDLE[,INTERVAL[,COUNT]]
+                             the server's c1m serve --tcp-keepalive: the kernel's keep-alive probes
+                             on every accepted connection (no process wakes for them); each step's
+                             \`hold\` reports the hold's CPU and the probes sent
   --defer-accept S           the server's c1m serve --defer-accept (default: its own, 5 s for the
                              gateway, 0 for echo; echo clients send nothing until the echo round)
   --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
@@ -84,6 +89,8 @@ export interface MillionOptions {
   pingInterval: number | undefined;
   /** `--defer-accept`: the server's `c1m serve --defer-accept` in seconds; undefined keeps its default. */
   deferAccept: number | undefined;
+  /** `--tcp-keepalive`: passed to the server as given (validated like \`c1m serve\` does). */
+  tcpKeepAlive: string | undefined;
   /** `--node-flags`: Node/V8 flags of the server's workers and of the client processes (none: []). */
   nodeFlags: string[];
   /** `--tls`: TCP echo, or with `ws` the gateway's subscribers, over TLS (full, verified handshakes; see bench-million-tls.ts). */
@@ -120,6 +127,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         nats: { type: 'string' },
         'ping-interval': { type: 'string' },
         'defer-accept': { type: 'string' },
+        'tcp-keepalive': { type: 'string' },
         tls: { type: 'boolean', default: false },
         'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -169,9 +177,17 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     nats: v.nats,
     pingInterval: int('ping-interval', v['ping-interval'], 0, 2_147_483_647),
     deferAccept: int('defer-accept', v['defer-accept'], 0, 3600),
+    tcpKeepAlive: keepAliveOf(v['tcp-keepalive']),
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
   };
+}
+
+/** `--tcp-keepalive`: its syntax (the server checks the ranges). Errors: UsageError. */
+function keepAliveOf(s: string | undefined): string | undefined {
+  if (s === undefined) return undefined;
+  if (parseKeepAlive(s) === null) throw new UsageError('--tcp-keepalive takes IDLE[,INTERVAL[,COUNT]], integers (seconds, seconds, probes)');
+  return s.trim();
 }
 
 /** `--node-flags`: space-separated `--flag` words. Errors: UsageError for anything else. */

@@ -238,7 +238,8 @@ class MillionRun {
     const ping = o.pingInterval === undefined ? '' : ` --ping-interval ${o.pingInterval}`;
     const flags = o.nodeFlags.length === 0 ? '' : ` --node-flags=${quote(o.nodeFlags.join(' '))}`;
     const defer = o.deferAccept === undefined ? '' : ` --defer-accept ${o.deferAccept}`;
-    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${defer}${tlsFlags}`;
+    const keepAlive = o.tcpKeepAlive === undefined ? '' : ` --tcp-keepalive ${o.tcpKeepAlive}`;
+    const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${defer}${keepAlive}${tlsFlags}`;
     const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${flags}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
@@ -404,9 +405,14 @@ class MillionRun {
       this.#stop('too_many_failures', `${fmtInt(failed)} of ${fmtInt(target - openBefore)} new connections failed at step ${fmtInt(target)} ${JSON.stringify(errors)}`);
     }
     // Hold, then sample memory with every connection idle.
+    let hold: MillionStep['hold'];
     if (this.#stopped === false || this.#stopped === 'too_many_failures') {
       this.#log(`step ${i + 1}/${steps.length}: ${fmtInt(open)} open after ${connectS.toFixed(1)}s (${fmtInt(failed)} failed); ${cpuLine(connectCpu)}; holding ${o.holdS}s`);
+      const h0 = cpuSample(serverPids(), pool.pids()), k0 = socketCounts()?.keepalive_probes ?? null, t0 = performance.now();
       await pool.waitFor(() => false, o.holdS * 1000, false, () => this.#watch());
+      const k1 = socketCounts()?.keepalive_probes ?? null;
+      hold = { window_s: Math.round(performance.now() - t0) / 1000, cpu: cpuPhase(h0, cpuSample(serverPids(), pool.pids()), 0), keepalive_probes: k0 === null || k1 === null ? null : k1 - k0 };
+      this.#log(`step ${i + 1}/${steps.length}: held ${hold.window_s.toFixed(1)}s: ${cpuLine(hold.cpu, 'hold')}${hold.keepalive_probes ? `, ${fmtInt(hold.keepalive_probes)} TCP keep-alive probes` : ''}`);
     }
     const mi = meminfo();
     // Private memory as it is (the `--ws` summary's figure), then after a forced GC.
@@ -457,6 +463,7 @@ class MillionRun {
       connect_rate: connectS > 0 ? Math.round(added / connectS) : 0,
       connect_timeout_hit: timeoutHit,
       connect_cpu: connectCpu,
+      ...(hold ? { hold } : {}),
       failed,
       errors,
       closed_early: closedEarly,
@@ -601,9 +608,9 @@ function diffCounts(now: Record<string, number>, before: Record<string, number>)
 }
 
 /** The connect phase's CPU, for the step's progress line. */
-function cpuLine(c: CpuPhase): string {
-  return `connect CPU: box ${c.box_busy === null ? '?' : `${Math.round(c.box_busy * 100)}%`} busy, server ${c.server_user_s}+${c.server_sys_s}s, ` +
-    `clients ${c.client_user_s}+${c.client_sys_s}s (user+sys), ${c.us_per_conn ?? '?'} us per connection`;
+function cpuLine(c: CpuPhase, phase: 'connect' | 'hold' = 'connect'): string {
+  return `${phase} CPU: box ${c.box_busy === null ? '?' : `${Math.round(c.box_busy * 100)}%`} busy, server ${c.server_user_s}+${c.server_sys_s}s, ` +
+    `clients ${c.client_user_s}+${c.client_sys_s}s (user+sys)${phase === 'connect' ? `, ${c.us_per_conn ?? '?'} us per connection` : ''}`;
 }
 
 function stepLine(s: MillionStep): string {

@@ -251,6 +251,8 @@ export interface SocketCounts {
    */
   listen_overflows: number | null;
   syn_retransmits: number | null;
+  /** Since boot (TcpExt TCPKeepAlive): TCP keep-alive probes sent; null when unreadable. */
+  keepalive_probes: number | null;
 }
 
 /** TcpExt counters of /proc/net/netstat by name; empty when unreadable. */
@@ -279,6 +281,7 @@ export function socketCounts(): SocketCounts | null {
     return {
       tcp_estab: estab, tcp_inuse: Number(tcp[1]), tcp_orphan: Number(tcp[2]), tcp_timewait: Number(tcp[3]), tcp_mem_pages: Number(tcp[4]),
       listen_overflows: ext.get('ListenOverflows') ?? null, syn_retransmits: ext.get('TCPSynRetrans') ?? null,
+      keepalive_probes: ext.get('TCPKeepAlive') ?? null,
     };
   } catch {
     return null;

@@ -107,6 +107,13 @@ export interface MillionStep {
    * Absent in results written before it existed.
    */
   connect_cpu?: CpuPhase;
+  /**
+   * The hold (`--hold` seconds with every connection idle): what holding them costs, e.g. a
+   * heartbeat (`--ping-interval`, `--tcp-keepalive`). `keepalive_probes`: TCP keep-alive probes
+   * the box's kernel sent meanwhile (TcpExt TCPKeepAlive; null when unreadable). Absent in
+   * results written before it existed, and when the step was cut short.
+   */
+  hold?: { window_s: number; cpu: CpuPhase; keepalive_probes: number | null };
   /** Connect failures of this step, by code. */
   failed: number;
   errors: Record<string, number>;

@@ -7,7 +7,7 @@
  * Also the layout arithmetic, in-process.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,6 +151,24 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     for (const pid of r.seen) assert.equal(alive(pid), false, `pid ${pid} gone`);
     const left = readdirSync(tmpdir()).filter((f) => f.startsWith('c1m-million-tls-') && !before.has(f));
     assert.deepEqual(left, []);
+  });
+
+  test('--tcp-keepalive: the server probes every held connection; the hold reports its CPU and the probes', { timeout: 120_000 }, async () => {
+    const r = await runMillion(['--steps', '400', '--tcp-keepalive', '1,1,3', '--hold', '3']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.result.server.command, /serve echo( --\S+ \S+)* --tcp-keepalive 1,1,3/);
+    const s = r.result.steps[0]!;
+    assert.equal(s.connected, 400);
+    assert.equal(s.closed_early, 0, 'every connection answered its probes');
+    assert.ok(s.hold && s.hold.window_s >= 3, JSON.stringify(s.hold));
+    assert.ok(s.hold.cpu.box_cpu_s !== null && s.hold.cpu.us_per_conn === null, JSON.stringify(s.hold));
+    // idle 1 s, interval 1 s: each held connection is probed about twice in 3 s (other sockets
+    // on the box may add probes of their own)
+    assert.ok(s.hold.keepalive_probes !== null && s.hold.keepalive_probes >= 400, JSON.stringify(s.hold));
+    assert.equal(s.echo.answered, 400);
+    const bad = spawnSync(process.execPath, [CLI, 'bench', 'million', '--steps', '400', '--tcp-keepalive', '1,x'], { cwd: ROOT, encoding: 'utf8' });
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--tcp-keepalive takes IDLE\[,INTERVAL\[,COUNT\]\]/);
   });
 
   test('stops cleanly below the memory floor and on SIGINT; nothing it started survives', { timeout: 120_000 }, async () => {
