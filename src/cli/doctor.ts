@@ -283,6 +283,11 @@ function checkMemAvailable(n: number, root: string): DoctorCheck {
   return makeCheck(n, { name: 'MemAvailable', kind: 'limit', current: kb, required, unit: 'kB', binds: kb === null ? null : Math.floor(kb / pairKb), sysctlValue: null, note });
 }
 
+/** `net.core.netdev_max_backlog` for N connections: N/16 as a power of two, 1,000 to 65,536. */
+export function netdevBacklog(n: number): number {
+  return Math.min(65_536, Math.max(1000, 2 ** Math.ceil(Math.log2(Math.max(1, n / 16)))));
+}
+
 function checkAdvice(n: number, root: string, name: string, required: number, unit: string, meaning: string): DoctorCheck {
   const v = readSysctl(root, name)?.[0] ?? null;
   return makeCheck(n, { name, kind: 'advice', current: v, required, unit, binds: null, sysctlValue: String(required), note: v === null ? unreadNote(sysctlPath(name)) : meaning });
@@ -314,6 +319,8 @@ export function diagnose(opts: DiagnoseOptions): DoctorReport {
       `half-open connections per listener. Past it the kernel answers with SYN cookies (net.ipv4.tcp_syncookies=1) or drops SYNs: slows the ramp, does not cap N.`),
     checkAdvice(n, root, 'net.ipv4.tcp_max_orphans', n, 'sockets',
       `closed sockets still finishing their FIN handshake. Closing all ${fmt(n)} at once orphans up to that many; past the limit the kernel resets them ("too many orphaned sockets").`),
+    checkAdvice(n, root, 'net.core.netdev_max_backlog', netdevBacklog(n), 'packets',
+      `packets one CPU may queue between receiving and processing them (on loopback every segment sent is received through it). Timers send in bursts: the kernel groups TCP keep-alive timers ~2 s apart (HZ 250) and fires each group at once, so the probes of every connection opened in those 2 s of a ramp leave together; past the limit they are dropped, and a connection whose probes are dropped COUNT times in a row is reset (2026-12-05: a 1,000-packet limit reset 13-20 % of 8,000 connections probed together).`),
     checkAdvice(n, root, 'net.ipv4.tcp_max_tw_buckets', n, 'sockets',
       `sockets in TIME_WAIT. Closing all ${fmt(n)} leaves up to that many; past the limit they are dropped early ("time wait bucket table overflow"), which is harmless but noisy. TIME_WAIT ports are reused on loopback (net.ipv4.tcp_tw_reuse=2, the default).`),
   ];

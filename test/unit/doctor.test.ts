@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { applyFixes, diagnose, doctorMain, formatReport, type DoctorCheck, type DoctorReport } from '../../src/cli/doctor.js';
+import { netdevBacklog, applyFixes, diagnose, doctorMain, formatReport, type DoctorCheck, type DoctorReport } from '../../src/cli/doctor.js';
 
 /** A box that holds 1,000,000 loopback connections with room to spare; every file present. */
 const HEALTHY: Record<string, string> = {
@@ -18,6 +18,7 @@ const HEALTHY: Record<string, string> = {
   '/proc/sys/fs/file-max': '9223372036854775807\n',
   '/proc/sys/fs/file-nr': '1000\t0\t9223372036854775807\n',
   '/proc/sys/net/core/somaxconn': '65535\n',
+  '/proc/sys/net/core/netdev_max_backlog': '65536\n',
   '/proc/sys/net/ipv4/tcp_max_syn_backlog': '65535\n',
   '/proc/sys/net/ipv4/ip_local_port_range': '1024\t65535\n',
   '/proc/sys/net/ipv4/tcp_mem': '3000000\t4000000\t6000000\n',
@@ -128,6 +129,10 @@ test('required values follow N', () => {
   assert.equal(check(r, 'MemAvailable').required, 2_000_000);
   assert.equal(check(r, 'net.core.somaxconn').required, 65_535);
   assert.equal(check(r, 'net.ipv4.tcp_max_orphans').required, 250_000);
+  // keep-alive probes of the connections of one ~2 s timer bucket leave together: N/16, a power of two
+  assert.equal(check(r, 'net.core.netdev_max_backlog').required, 16_384);
+  assert.equal(check(r, 'net.core.netdev_max_backlog').kind, 'advice');
+  assert.deepEqual([1, 15_000, 20_000, 1_000_000, 10_000_000].map(netdevBacklog), [1000, 1024, 2048, 65_536, 65_536]);
   assert.match(check(r, 'net.ipv4.ip_local_port_range').note, /25 source addresses \(127\.0\.0\.1-127\.0\.0\.25;/);
 
   const small = diagnose({ connections: 15_000, root: fakeRoot({ '/proc/sys/net/ipv4/ip_local_port_range': '60000 67999\n' }) });
@@ -240,7 +245,7 @@ test('--json prints the report with the documented shape', async () => {
   assert.equal(r.ok, false);
   assert.equal(r.maxConnections, 19_500);
   assert.equal(r.bindingLimit?.name, 'RLIMIT_NOFILE');
-  assert.equal(r.checks.length, 11);
+  assert.equal(r.checks.length, 12);
   for (const c of r.checks) {
     assert.deepEqual(Object.keys(c).sort(), ['binds', 'current', 'fix', 'kind', 'name', 'note', 'ok', 'required', 'sysctl', 'unit']);
     assert.equal(typeof c.name, 'string');
