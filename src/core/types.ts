@@ -356,10 +356,10 @@ export interface ServerOptions extends EngineOptions {
 }
 
 /**
- * TCP keep-alive: the kernel's own heartbeat. After `idle` seconds without a segment in either
- * direction, the kernel sends a probe every `interval` seconds; after `count` unanswered probes
- * it resets the connection, and the engine closes it with `reason: 'error'` and an
- * `ETIMEDOUT` error (through the usual `onClose`). A probe and its answer wake no process on
+ * TCP keep-alive: the kernel's own heartbeat. After `idle` seconds without receiving a segment
+ * (and with nothing unacknowledged), the kernel sends a probe every `interval` seconds; after
+ * `count` unanswered probes it resets the connection, and `onClose` gets
+ * `{ kind: 'error', code: 'ETIMEDOUT' }`. A probe and its answer wake no process on
  * either side (the peer's kernel answers), so at a million idle connections it costs a small
  * fraction of what an application heartbeat (a WebSocket ping and pong) costs: see
  * BENCHMARKS.md. It finds peers that vanished without a FIN or RST (a phone that lost its
@@ -367,6 +367,10 @@ export interface ServerOptions extends EngineOptions {
  * it proves nothing about the peer's application (a hung client still answers), and a
  * connection with unacknowledged outbound data is left to TCP's retransmission timeout
  * (`net.ipv4.tcp_retries2`, ~15 minutes by default) instead. A number is `{ idle: n }`.
+ *
+ * The kernel fires keep-alive timers in groups (~2 s apart at HZ 250), so the probes of all
+ * connections opened together leave together: raise `net.core.netdev_max_backlog` (loopback),
+ * or the NIC's queue, above that burst, or dropped probes reset live connections (`c1m doctor`).
  *
  * Native: `SO_KEEPALIVE`, `TCP_KEEPIDLE`, `TCP_KEEPINTVL`, `TCP_KEEPCNT`. Portable:
  * `socket.setKeepAlive(true, idle * 1000)`; `interval` and `count` are the system's there.
