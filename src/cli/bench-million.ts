@@ -40,7 +40,7 @@ import { MILLION_USAGE, parseMillionArgs, type MillionOptions } from './bench-mi
 import { makeBenchCert, type BenchCert } from './bench-million-tls.js';
 import { broadcastLine, broadcastOnce, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
-import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose } from './doctor.js';
+import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose, type DoctorReport } from './doctor.js';
 
 export { MILLION_USAGE, type MillionOptions } from './bench-million-options.js';
 
@@ -212,6 +212,8 @@ class MillionRun {
     this.#log(`c1m doctor -n ${max}: ${blocking.length === 0 ? 'no box-wide limit blocks it' : `blocked by ${blocking.map((c) => `${c.name} (allows ${c.binds === null ? '?' : fmtInt(c.binds)})`).join(', ')}`}; ` +
       `RLIMIT_NOFILE ${nofile?.current ?? '?'} per process, hence ${this.#layout.serverProcesses} server + ${this.#layout.clients.length} client processes`);
     for (const c of blocking) if (c.fix) this.#log(`  fix (as root): ${c.fix}`);
+    const warning = this.#o.tcpKeepAlive === undefined ? undefined : keepAliveBacklogWarning(d);
+    if (warning !== undefined) this.#log(warning);
     const skipped = this.#o.force || allows === null ? [] : this.#o.steps.filter((s) => s > allows);
     if (skipped.length > 0) this.#log(`skipping steps ${skipped.map(fmtInt).join(', ')}: beyond what c1m doctor says this box holds (run the fixes, or --force)`);
     return {
@@ -608,6 +610,17 @@ function diffCounts(now: Record<string, number>, before: Record<string, number>)
 }
 
 /** The connect phase's CPU, for the step's progress line. */
+/**
+ * With keep-alive, a warning when `net.core.netdev_max_backlog` is below what `c1m doctor`
+ * advises: probes fire in timer groups, and a short backlog drops them and resets live connections.
+ */
+export function keepAliveBacklogWarning(d: DoctorReport): string | undefined {
+  const b = d.checks.find((c) => c.name === 'net.core.netdev_max_backlog');
+  if (b === undefined || b.ok || b.current === null) return undefined;
+  return `warning: net.core.netdev_max_backlog is ${fmtInt(b.current)}, below the ${fmtInt(b.required)} c1m doctor advises for ${fmtInt(d.connections)}: ` +
+    `keep-alive probes that fire together will be dropped and live connections reset${b.fix ? ` (fix: ${b.fix})` : ''}`;
+}
+
 function cpuLine(c: CpuPhase, phase: 'connect' | 'hold' = 'connect'): string {
   return `${phase} CPU: box ${c.box_busy === null ? '?' : `${Math.round(c.box_busy * 100)}%`} busy, server ${c.server_user_s}+${c.server_sys_s}s, ` +
     `clients ${c.client_user_s}+${c.client_sys_s}s (user+sys)${phase === 'connect' ? `, ${c.us_per_conn ?? '?'} us per connection` : ''}`;

@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { netdevBacklog, applyFixes, diagnose, doctorMain, formatReport, type DoctorCheck, type DoctorReport } from '../../src/cli/doctor.js';
+import { keepAliveBacklogWarning } from '../../src/cli/bench-million.js';
 
 /** A box that holds 1,000,000 loopback connections with room to spare; every file present. */
 const HEALTHY: Record<string, string> = {
@@ -352,4 +353,14 @@ test('diagnose rejects a bad target with ERR_C1M_INVALID_OPTION', () => {
   for (const connections of [0, -1, 1.5, Number.NaN, 2 ** 53]) {
     assert.throws(() => diagnose({ connections, root: '/nonexistent' }), { code: 'ERR_C1M_INVALID_OPTION' });
   }
+});
+
+test('c1m bench million --tcp-keepalive warns when netdev_max_backlog is below the advice', () => {
+  const low = diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/sys/net/core/netdev_max_backlog': '1000\n' }) });
+  assert.equal(
+    keepAliveBacklogWarning(low),
+    'warning: net.core.netdev_max_backlog is 1,000, below the 65,536 c1m doctor advises for 1,000,000: keep-alive probes that fire together will be dropped and live connections reset (fix: sysctl -w net.core.netdev_max_backlog=65536)',
+  );
+  assert.equal(keepAliveBacklogWarning(diagnose({ connections: 1_000_000, root: fakeRoot() })), undefined, 'enough');
+  assert.equal(keepAliveBacklogWarning(diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/sys/net/core/netdev_max_backlog': null }) })), undefined, 'unreadable');
 });
