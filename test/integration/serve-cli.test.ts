@@ -160,10 +160,16 @@ describe('c1m serve ./handler.js', () => {
       const port = await listening(c, 'processes');
       const clients = await Promise.all(Array.from({ length: 4 }, () => rawClient(port)));
       for (const client of clients) await client.waitBytes(1); // greeted: accepted by a worker
-      const ss = spawnSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
-      assert.equal(ss.status, 0, `ss (iproute2): ${ss.stderr}`);
-      const timers = ss.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => /timer:\(([^,]+),/.exec(l)?.[1]);
-      assert.deepEqual(timers, Array(4).fill('keepalive'), ss.stdout);
+      // Each socket shows keep-alive's timer once its greeting is acknowledged ('on' until then).
+      let out = '';
+      const timers = (): (string | undefined)[] => {
+        const ss = spawnSync('ss', ['-tnoH', 'state', 'established', `( sport = :${port} )`], { encoding: 'utf8' });
+        assert.equal(ss.status, 0, `ss (iproute2): ${ss.stderr}`);
+        out = ss.stdout;
+        return ss.stdout.split('\n').filter((l) => l.trim() !== '').map((l) => /timer:\(([^,]+),/.exec(l)?.[1]);
+      };
+      await waitFor(() => { const t = timers(); return t.length === 4 && t.every((x) => x === 'keepalive'); }, 'keep-alive timers', 10_000)
+        .catch(() => assert.fail(`ss: ${out}`));
       for (const client of clients) client.socket.destroy();
     } finally {
       c.child.kill('SIGKILL');
