@@ -49,6 +49,8 @@ const READ_BUDGET = 64 * 1024;
 /** Writes larger than this skip the send area and go out in their own crossing. */
 const DIRECT_WRITE = 128 * 1024;
 const TWO32 = 2 ** 32;
+/** What the addon's listen and connect take for "no TCP keep-alive" (idle 0). */
+const KEEPALIVE_OFF = { idle: 0, interval: 0, count: 0 } as const;
 /**
  * `Uint8Array.prototype.set`, called with `.call`: a `.set` load on a typed array stays a
  * generic LoadIC call in optimized code (V8 11), about 4 ns per staged write.
@@ -417,8 +419,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const o = resolveListen(options);
     const tls = options.tls === undefined ? undefined : tlsContext(this.#b, this.k, resolveTlsServer(options.tls));
     const policy = handoff?.balance === 'least-connections' ? this.k.LB_LEAST_CONN : handoff?.balance === 'hash' ? this.k.LB_HASH : this.k.LB_ROUND_ROBIN;
-    const ka = o.tcpKeepAlive;
-    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy, o.deferAccept, ka?.idle ?? 0, ka?.interval ?? 0, ka?.count ?? 0);
+    const ka = o.tcpKeepAlive ?? KEEPALIVE_OFF;
+    const [fd, port] = this.#b.listen(this.#h, o.host, o.port, o.backlog, o.reusePort, handoff?.targets ?? [], policy, o.deferAccept, ka.idle, ka.interval, ka.count);
     if (tls) {
       const rc = this.#b.tlsListen(this.#h, fd, tls);
       if (rc < 0) {
@@ -472,8 +474,8 @@ export class NativeReactor implements Reactor, ConnectionHost {
       tls = this.#clientTls.get(options.tls);
       if (tls === undefined) this.#clientTls.set(options.tls, tls = tlsContext(this.#b, this.k, t));
     }
-    const ka = o.tcpKeepAlive;
-    const fd = ka === undefined ? this.#b.connect(this.#h, o.host, o.port, o.localAddress, 0, 0, 0) : this.#b.connect(this.#h, o.host, o.port, o.localAddress, ka.idle, ka.interval, ka.count);
+    const ka = o.tcpKeepAlive ?? KEEPALIVE_OFF;
+    const fd = this.#b.connect(this.#h, o.host, o.port, o.localAddress, ka.idle, ka.interval, ka.count);
     if (fd < 0) {
       // No socket at all (EMFILE, EADDRNOTAVAIL from bind, ...): report it like any failed
       // connect, asynchronously, on a handle that is stale from the start.

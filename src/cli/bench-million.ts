@@ -40,7 +40,7 @@ import { MILLION_USAGE, parseMillionArgs, type MillionOptions } from './bench-mi
 import { makeBenchCert, type BenchCert } from './bench-million-tls.js';
 import { broadcastLine, broadcastOnce, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
-import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose, type DoctorReport } from './doctor.js';
+import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose, keepAliveBacklogWarning } from './doctor.js';
 
 export { MILLION_USAGE, type MillionOptions } from './bench-million-options.js';
 
@@ -609,18 +609,7 @@ function diffCounts(now: Record<string, number>, before: Record<string, number>)
   return out;
 }
 
-/** The connect phase's CPU, for the step's progress line. */
-/**
- * With keep-alive, a warning when `net.core.netdev_max_backlog` is below what `c1m doctor`
- * advises: probes fire in timer groups, and a short backlog drops them and resets live connections.
- */
-export function keepAliveBacklogWarning(d: DoctorReport): string | undefined {
-  const b = d.checks.find((c) => c.name === 'net.core.netdev_max_backlog');
-  if (b === undefined || b.ok || b.current === null) return undefined;
-  return `warning: net.core.netdev_max_backlog is ${fmtInt(b.current)}, below the ${fmtInt(b.required)} c1m doctor advises for ${fmtInt(d.connections)}: ` +
-    `keep-alive probes that fire together will be dropped and live connections reset${b.fix ? ` (fix: ${b.fix})` : ''}`;
-}
-
+/** A phase's CPU (connect or hold), for the step's progress lines. */
 function cpuLine(c: CpuPhase, phase: 'connect' | 'hold' = 'connect'): string {
   return `${phase} CPU: box ${c.box_busy === null ? '?' : `${Math.round(c.box_busy * 100)}%`} busy, server ${c.server_user_s}+${c.server_sys_s}s, ` +
     `clients ${c.client_user_s}+${c.client_sys_s}s (user+sys)${phase === 'connect' ? `, ${c.us_per_conn ?? '?'} us per connection` : ''}`;

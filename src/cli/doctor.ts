@@ -288,6 +288,18 @@ export function netdevBacklog(n: number): number {
   return Math.min(65_536, Math.max(1000, 2 ** Math.ceil(Math.log2(Math.max(1, n / 16)))));
 }
 
+/**
+ * For a run with TCP keep-alive: a warning when `net.core.netdev_max_backlog` is below the
+ * advice in `r` (probes fire in timer groups; a short backlog drops them and resets live
+ * connections), undefined when it is not or cannot be read.
+ */
+export function keepAliveBacklogWarning(r: DoctorReport): string | undefined {
+  const b = r.checks.find((c) => c.name === 'net.core.netdev_max_backlog');
+  if (b === undefined || b.ok || b.current === null) return undefined;
+  return `warning: net.core.netdev_max_backlog is ${fmt(b.current)}, below the ${fmt(b.required)} c1m doctor advises for ${fmt(r.connections)}: ` +
+    `keep-alive probes that fire together will be dropped and live connections reset${b.fix ? ` (fix: ${b.fix})` : ''}`;
+}
+
 function checkAdvice(n: number, root: string, name: string, required: number, unit: string, meaning: string): DoctorCheck {
   const v = readSysctl(root, name)?.[0] ?? null;
   return makeCheck(n, { name, kind: 'advice', current: v, required, unit, binds: null, sysctlValue: String(required), note: v === null ? unreadNote(sysctlPath(name)) : meaning });

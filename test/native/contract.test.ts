@@ -5,14 +5,14 @@
 import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { loadBinding } from '../../src/core/binding.js';
+import { loadBinding, type Binding } from '../../src/core/binding.js';
 import { createReactor, type Connection, type Reactor } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { GUARD, HOST, deferred, echoHandler, openFds, rawClient, startServer, waitFor, within } from '../helpers/net.js';
 
 const fdOf = (c: Connection): number => (c as unknown as { fd: number }).fd;
 /** fdInfo without its keep-alive settings (their own test checks them). */
-const basics = (i: ReturnType<NonNullable<ReturnType<typeof loadBinding>>['fdInfo']>) => i && { nonblock: i.nonblock, cloexec: i.cloexec, nodelay: i.nodelay };
+const basics = (i: ReturnType<Binding['fdInfo']>) => i && { nonblock: i.nonblock, cloexec: i.cloexec, nodelay: i.nodelay };
 
 /** The fd in this process of the TCP socket listening on `port` (via /proc/net/tcp inodes). */
 function listenerFd(port: number): number | undefined {

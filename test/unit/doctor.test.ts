@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { netdevBacklog, applyFixes, diagnose, doctorMain, formatReport, type DoctorCheck, type DoctorReport } from '../../src/cli/doctor.js';
-import { keepAliveBacklogWarning } from '../../src/cli/bench-million.js';
+import { keepAliveBacklogWarning, netdevBacklog, applyFixes, diagnose, doctorMain, formatReport, type DoctorCheck, type DoctorReport } from '../../src/cli/doctor.js';
 
 /** A box that holds 1,000,000 loopback connections with room to spare; every file present. */
 const HEALTHY: Record<string, string> = {
