@@ -9,7 +9,7 @@ export type {
 } from './core/types.js';
 export { C1mError, checkOption } from './core/errors.js';
 export type { SystemError } from './core/errors.js';
-export { createReactor, defaultBackend, listen, serve, nofileLimit, udp, gather, provide, metricsRegistry } from './engine/index.js';
+export { createReactor, defaultBackend, listen, serve, nofileLimit, setBatchScheduling, udp, gather, provide, metricsRegistry } from './engine/index.js';
 export type { Server, ServeOptions, ServeHandle, UdpServer, WorkerExitInfo } from './engine/index.js';
 export type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from './core/udp-types.js';
 export { createHttpHandler, HttpRequest, HttpResponse, type HttpHandlerOptions, type RouteHandler, type UpgradeHook } from './protocols/http1/server.js';

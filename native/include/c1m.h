@@ -431,6 +431,13 @@ int c1m_sys_malloc_trim_threshold(int bytes);
  * its lock: for a process that has just gone idle, not for a hot path. Process-wide.
  * 1 (memory was returned), 0 (none), -ENOTSUP without glibc. */
 int c1m_sys_malloc_trim(void);
+/* Every thread of this process under SCHED_BATCH (on) or SCHED_OTHER (off), static priority 0,
+ * nice values kept. A batch thread does not preempt the running one when it wakes: it waits for
+ * the current slice to end, so a loaded server wakes less often and takes more per wake-up.
+ * Threads and processes created later by a switched thread inherit the policy (fork, exec,
+ * pthread_create). A thread that exits during the walk is skipped. The number of threads
+ * switched, or the first -errno (-EPERM under a seccomp or LSM policy that forbids it). */
+int c1m_sys_sched_batch(int on);
 
 /* UDP (udp.c) */
 struct mmsghdr;

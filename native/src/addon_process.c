@@ -1,5 +1,6 @@
 /*
  * Node-API functions that need no reactor: the process's open-file limit, glibc's malloc policy,
+ * the scheduling policy of its threads,
  * errno names, and the probes the contract and layout tests read native state with (fdInfo,
  * layoutProbe). Exported by addon_process_exports from the module's init (addon.c).
  */
@@ -35,6 +36,16 @@ static napi_value malloc_trim_threshold(napi_env env, napi_callback_info info) {
 static napi_value malloc_trim(napi_env env, napi_callback_info info) {
   (void)info;
   return addon_num(env, c1m_sys_malloc_trim());
+}
+
+/* schedBatch(on) -> threads switched, or -errno: see c1m_sys_sched_batch */
+static napi_value sched_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  bool on = false;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_bool(env, argv[0], &on) != napi_ok) return addon_num(env, -EINVAL);
+  return addon_num(env, c1m_sys_sched_batch(on));
 }
 
 /* fdInfo(fd) -> { nonblock, cloexec, nodelay, keepalive?: [idle, intvl, cnt] (TCP; idle 0: off) } | undefined:
@@ -129,6 +140,7 @@ int addon_process_exports(napi_env env, napi_value exports) {
       {"raiseNofile", NULL, raise_nofile, NULL, NULL, NULL, napi_default, NULL},
       {"mallocTrimThreshold", NULL, malloc_trim_threshold, NULL, NULL, NULL, napi_default, NULL},
       {"mallocTrim", NULL, malloc_trim, NULL, NULL, NULL, napi_default, NULL},
+      {"schedBatch", NULL, sched_batch, NULL, NULL, NULL, napi_default, NULL},
       {"fdInfo", NULL, fd_info, NULL, NULL, NULL, napi_default, NULL},
       {"errname", NULL, errname, NULL, NULL, NULL, napi_default, NULL},
       {"layoutProbe", NULL, layout_probe, NULL, NULL, NULL, napi_default, NULL},

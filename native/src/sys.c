@@ -10,9 +10,12 @@
 #define _GNU_SOURCE
 #include "c1m.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -208,6 +211,23 @@ int c1m_sys_malloc_trim(void) {
 #else
   return -ENOTSUP;
 #endif
+}
+
+int c1m_sys_sched_batch(int on) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -errno;
+  struct sched_param p = {.sched_priority = 0};
+  int n = 0, err = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char *end;
+    long tid = strtol(e->d_name, &end, 10);
+    if (end == e->d_name || *end || tid <= 0) continue; /* "." and ".." */
+    if (sched_setscheduler((pid_t)tid, on ? SCHED_BATCH : SCHED_OTHER, &p) == 0) n++;
+    else if (errno != ESRCH && !err) err = -errno; /* ESRCH: the thread exited meanwhile */
+  }
+  closedir(d);
+  return err ? err : n;
 }
 
 /* ---- UDP (udp.c) ---- */

@@ -36,6 +36,8 @@ export interface WorkerConfig {
   deflate: boolean;
   /** `--tls`: connect over TLS (wss: for WebSocket scenarios); absent or null: plain TCP. */
   tls?: BenchTls | null;
+  /** Run the worker's threads under SCHED_BATCH (`setBatchScheduling`; `c1m bench million`'s default). */
+  batchScheduling?: boolean;
 }
 
 /** `c1m bench --tls` and its companions. */

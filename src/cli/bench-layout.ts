@@ -78,13 +78,14 @@ export function planRun(connections: number, processes: number | 'auto', sourceI
 }
 
 /** Worker configs for a plan: worker i holds the global indexes [first, first + count). */
-export function workerConfigs(o: Pick<WorkerConfig, 'scenario' | 'port' | 'concurrency' | 'retries' | 'size' | 'depth' | 'rate' | 'verify' | 'path' | 'deflate' | 'tls'>, host: string, plan: BenchPlan): WorkerConfig[] {
+export function workerConfigs(o: Pick<WorkerConfig, 'scenario' | 'port' | 'concurrency' | 'retries' | 'size' | 'depth' | 'rate' | 'verify' | 'path' | 'deflate' | 'tls' | 'batchScheduling'>, host: string, plan: BenchPlan): WorkerConfig[] {
   let first = 0;
   return plan.perProcess.map((count, worker) => {
     const config: WorkerConfig = {
       scenario: o.scenario, worker, host, port: o.port, first, count,
       sources: plan.sources, concurrency: o.concurrency, retries: o.retries,
       size: o.size, depth: o.depth, rate: o.rate, verify: o.verify, path: o.path, deflate: o.deflate, tls: o.tls ?? null,
+      ...(o.batchScheduling ? { batchScheduling: true } : {}),
     };
     first += count;
     return config;

@@ -55,6 +55,10 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
                              and the client processes, e.g. "--max-opt=1" (V8's baseline tier only;
                              docs/bench.md, "Many processes on two cores")
+  --no-batch-scheduling      run the server's and the clients' processes under the default SCHED_OTHER
+                             instead of SCHED_BATCH (c1m serve --batch-scheduling): with it, a woken
+                             process waits for the running one's time slice instead of preempting it,
+                             so each wake-up takes more connections (BENCHMARKS.md: ~25 % faster ramps)
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:
@@ -95,6 +99,8 @@ export interface MillionOptions {
   nodeFlags: string[];
   /** `--tls`: TCP echo, or with `ws` the gateway's subscribers, over TLS (full, verified handshakes; see bench-million-tls.ts). */
   tls: boolean;
+  /** SCHED_BATCH for the server (`c1m serve --batch-scheduling`) and the clients; off with `--no-batch-scheduling`. */
+  batchScheduling: boolean;
 }
 
 /** Parse `c1m bench million` arguments; 'help' for --help. Errors: throws a `UsageError`. */
@@ -129,6 +135,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         'defer-accept': { type: 'string' },
         'tcp-keepalive': { type: 'string' },
         tls: { type: 'boolean', default: false },
+        'no-batch-scheduling': { type: 'boolean', default: false },
         'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -180,6 +187,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     tcpKeepAlive: keepAliveOf(v['tcp-keepalive']),
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
+    batchScheduling: !v['no-batch-scheduling'],
   };
 }
 

@@ -241,8 +241,9 @@ class MillionRun {
     const flags = o.nodeFlags.length === 0 ? '' : ` --node-flags=${quote(o.nodeFlags.join(' '))}`;
     const defer = o.deferAccept === undefined ? '' : ` --defer-accept ${o.deferAccept}`;
     const keepAlive = o.tcpKeepAlive === undefined ? '' : ` --tcp-keepalive ${o.tcpKeepAlive}`;
+    const sched = o.batchScheduling ? ' --batch-scheduling' : '';
     const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${defer}${keepAlive}${tlsFlags}`;
-    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${flags}`;
+    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${sched}${flags}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
     let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, server_anon_kb: 0, sockets: null, warmup };
@@ -294,7 +295,7 @@ class MillionRun {
         baseRss = s0.rssByPid;
         baseAnon = s0.anonByPid;
         const configs = workerConfigs({ scenario: o.ws ? 'ws-subscribe' : 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: o.ws ? subscribePath(o.topic) : '/', deflate: false,
-          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null },
+          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null, batchScheduling: o.batchScheduling },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');
@@ -341,7 +342,7 @@ class MillionRun {
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
       server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
-      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: o.nodeFlags },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: o.nodeFlags, batch_scheduling: o.batchScheduling },
       baseline,
       steps: results,
       summary: summarizeSteps(results, o.ws),

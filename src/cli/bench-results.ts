@@ -234,8 +234,9 @@ export interface MillionResult {
   steps_skipped: number[];
   doctor: { max_connections: number | null; blocking: { name: string; current: number | null; required: number; allows: number | null; fix: string | null }[] };
   server: { command: string; processes: number; per_process_cap: number };
-  /** `node_flags`: the Node/V8 flags of every client process beyond the defaults (`--node-flags`). */
-  client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[] };
+  /** `node_flags`: the Node/V8 flags of every client process beyond the defaults (`--node-flags`).
+   * `batch_scheduling`: the clients (and the server, `--batch-scheduling` in its command) ran under SCHED_BATCH. */
+  client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[]; batch_scheduling?: boolean };
   /** Taken after the warm-up (its connections closed) and a full GC in every server process. */
   baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; server_anon_kb: number; sockets: SocketCounts | null; warmup: Warmup | null };
   steps: MillionStep[];

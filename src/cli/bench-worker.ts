@@ -27,7 +27,7 @@
  * the one owner of connect slots, retries and counters.
  */
 import { performance } from 'node:perf_hooks';
-import { createReactor, type CloseReason, type Connection, type Handler, type Reactor, type TlsConnectOptions } from '../index.js';
+import { createReactor, setBatchScheduling, type CloseReason, type Connection, type Handler, type Reactor, type TlsConnectOptions } from '../index.js';
 import { encodeHistogram, latencyHistogram, loadHistograms } from './bench-stats.js';
 import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-ipc.js';
 import { scenario as scenarioByName, type ConnectTarget, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';
@@ -364,6 +364,7 @@ if (process.send) {
       // The parent sends nothing else before `ready`.
       configured = true;
       loadHistograms().then(() => {
+        if (m.config.batchScheduling) setBatchScheduling(true);
         handle = run(m.config, send);
         send({ type: 'ready', pid: process.pid });
       }).catch((err: Error) => {

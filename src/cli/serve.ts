@@ -65,6 +65,11 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --tls-cert FILE --tls-key FILE
                               serve TLS (PEM; every mode; http offers ALPN http/1.1); SIGHUP
                               reads both files again and reloads them in every worker
+  --batch-scheduling          run every thread and worker process under SCHED_BATCH: a woken
+                              worker waits for the running thread's time slice instead of
+                              preempting it, so a saturated box wakes it less often for more
+                              work each time (mass connects: ~25 % faster), at up to a slice of
+                              latency while every CPU is busy. Default off
   --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
                               (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
   --node-flags="FLAGS"        Node/V8 flags for every --processes worker, space-separated, e.g.
@@ -121,6 +126,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'tls-key': { type: 'string' },
         deflate: { type: 'boolean', default: false },
         'no-compact-memory': { type: 'boolean', default: false },
+        'batch-scheduling': { type: 'boolean', default: false },
         'node-flags': { type: 'string' },
         grace: { type: 'string', default: '5000' },
         'metrics-port': { type: 'string' },
@@ -237,6 +243,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     maxOutboundBytes: int(v['max-outbound']),
     timerResolution: int(v['timer-resolution']),
     compactMemory: !v['no-compact-memory'],
+    ...(v['batch-scheduling'] ? { batchScheduling: true } : {}),
     ...(execArgv !== undefined ? { execArgv } : {}),
     // socket buffers as udpref's (4 MiB, doubled by the kernel): 64 flows x 16 in flight overflow the default
     ...(UDP_APPS.has(what) ? { udp: { recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 } } : {}),

@@ -71,6 +71,8 @@ export interface Binding {
   mallocTrimThreshold(bytes: number): number;
   /** glibc malloc_trim(0) (process-wide): 1 when memory went back to the kernel, 0 when none, -errno (-ENOTSUP without glibc). */
   mallocTrim(): number;
+  /** Every thread of the process under SCHED_BATCH (true) or SCHED_OTHER: threads switched, or -errno. */
+  schedBatch(on: boolean): number;
   fdInfo(fd: number): { nonblock: boolean; cloexec: boolean; nodelay: number; keepalive?: [idle: number, interval: number, count: number] } | undefined;
   /** The name of a positive or negative errno (every Linux errno), undefined for none. */
   errname(errno: number): string | undefined;

@@ -58,6 +58,16 @@ export interface ServeOptions extends ServerOptions {
    */
   compactMemory?: boolean;
   /**
+   * Run the server's threads and processes under Linux's `SCHED_BATCH` (see
+   * `setBatchScheduling`): set in this process before any worker starts, so worker threads
+   * and prefork workers (restarted ones too) inherit it. For servers that take connections or
+   * messages in bursts on a saturated box (a million-connection ramp, a mass reconnect): fewer,
+   * larger wake-ups. Costs up to a time slice of latency while every CPU is busy. Process-wide,
+   * stays after `close()`. Native addon only (`ERR_C1M_NATIVE_UNAVAILABLE`). Default false;
+   * `c1m serve --batch-scheduling`.
+   */
+  batchScheduling?: boolean;
+  /**
    * Node and V8 flags for each prefork worker process (`processes` only), after those of
    * `compactMemory`; e.g. `['--max-old-space-size=512']` or `['--max-opt=1']` (V8's baseline
    * tier only: no per-process optimizing compiles, slower hot loops; measured in docs/bench.md,

@@ -17,7 +17,7 @@
  * and `ServeHandle.setTls` reloads the certificate in every reactor.
  */
 import { loadBinding, raiseNofile } from '../core/binding.js';
-import { C1mError, checkOption } from '../core/errors.js';
+import { C1mError, checkOption, systemError } from '../core/errors.js';
 import { resolveListen, resolveOptions, resolveTlsServer, TICKET_KEYS_BYTES } from '../core/options.js';
 import { randomBytes } from 'node:crypto';
 import type { EngineOptions, Handler, ListenAddress, Reactor, ServerOptions, TlsServerOptions } from '../core/types.js';
@@ -67,6 +67,32 @@ export function nofileLimit(): { soft: number; hard: number; connections: number
   return { soft, hard, connections: Number.isFinite(soft) ? Math.max(0, soft - 500) : Infinity };
 }
 
+/**
+ * Run every thread of this process under Linux's `SCHED_BATCH` policy (`on`), or back under the
+ * default `SCHED_OTHER`; nice values are kept, no privilege is needed. A batch thread that wakes
+ * does not preempt the thread running on its CPU: it waits for that thread's time slice to end
+ * (a few ms). When the box is saturated, a server under `SCHED_BATCH` is woken less often and
+ * takes more connections per wake-up, so its per-wake-up cost (Node's event loop, the JS
+ * crossing, cold caches) is paid fewer times: the TCP million's ramp in BENCHMARKS.md runs
+ * about a quarter faster with it. The price is latency while every CPU is busy: a woken
+ * thread waits up to a slice. On a box with idle CPUs it changes nothing.
+ *
+ * Process-wide and for the process's life: threads and processes started afterwards (worker
+ * threads, prefork workers, `child_process`) inherit the policy. `serve({ batchScheduling:
+ * true })` calls it before starting any worker. Returns the number of threads switched.
+ * Errors: `ERR_C1M_INVALID_OPTION` unless a boolean; `ERR_C1M_NATIVE_UNAVAILABLE` without the
+ * native addon (not Linux); a system error (`EPERM`) when a seccomp or security policy
+ * forbids the change.
+ */
+export function setBatchScheduling(on: boolean): number {
+  checkOption(typeof on === 'boolean', 'on', 'a boolean', on);
+  const b = loadBinding();
+  if (!b) throw new C1mError('ERR_C1M_NATIVE_UNAVAILABLE', 'setBatchScheduling needs the native addon (Linux)');
+  const n = b.schedBatch(on);
+  if (n < 0) throw systemError(n, 'sched_setscheduler');
+  return n;
+}
+
 function engineOptionsOf(o: ServeOptions): EngineOptions {
   const { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, noDelay } = o;
   return { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, noDelay };
@@ -89,7 +115,9 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   checkOption(o.tls === undefined || o.udp === undefined, 'tls', 'not combined with udp', typeof o.tls);
   checkOption(o.tls === undefined || (typeof o.tls === 'object' && o.tls !== null), 'tls', 'an object', o.tls);
   if (o.tls !== undefined) resolveTlsServer(o.tls); // bad options throw before any worker starts
+  checkOption(o.batchScheduling === undefined || typeof o.batchScheduling === 'boolean', 'batchScheduling', 'a boolean', o.batchScheduling);
   if (o.compactMemory) applyCompactMemory();
+  if (o.batchScheduling) setBatchScheduling(true); // before any worker: they inherit it
   checkOption(o.metricsPort === undefined || (Number.isInteger(o.metricsPort) && o.metricsPort >= 0 && o.metricsPort <= 65535), 'metricsPort', 'a port number (0-65535)', o.metricsPort);
   // One set of session ticket keys for the whole server (every reactor, thread and process,
   // and every later setTls), so that a client resumes wherever its next connection lands.

@@ -18,6 +18,7 @@ import type { MillionResult } from '../../src/cli/bench-results.js';
 import { nofileLimit } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { freePort } from '../helpers/net.js';
+import { descendants, SCHED_BATCH, SCHED_OTHER, threadPolicies } from '../helpers/proc.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = fileURLToPath(new URL('../../../bin/c1m.js', import.meta.url));
@@ -26,25 +27,6 @@ function alive(pid: number): boolean {
   if (!existsSync(`/proc/${pid}/stat`)) return false;
   const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
-}
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** `pid`'s descendants now. */
-function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (let todo = childrenOf(pid); todo.length > 0; ) {
-    const p = todo.pop()!;
-    out.push(p);
-    todo.push(...childrenOf(p));
-  }
-  return out;
 }
 
 describe('c1m bench million layout', () => {
@@ -157,6 +139,7 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     const r = await runMillion(['--steps', '400', '--tcp-keepalive', '1,1,3', '--hold', '3']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.result.server.command, /serve echo( --\S+ \S+)* --tcp-keepalive 1,1,3/);
+    assertPolicies(r, SCHED_BATCH, 'the default');
     const s = r.result.steps[0]!;
     assert.equal(s.connected, 400);
     assert.equal(s.closed_early, 0, 'every connection answered its probes');
@@ -169,6 +152,15 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     const bad = spawnSync(process.execPath, [CLI, 'bench', 'million', '--steps', '400', '--tcp-keepalive', '1,x'], { cwd: ROOT, encoding: 'utf8' });
     assert.equal(bad.status, 2);
     assert.match(bad.stderr, /--tcp-keepalive takes IDLE\[,INTERVAL\[,COUNT\]\]/);
+  });
+
+  test('--no-batch-scheduling: the server and the clients run under SCHED_OTHER (SCHED_BATCH by default, checked above)', { timeout: 120_000 }, async () => {
+    const r = await runMillion(['--steps', '400', '--hold', '0', '--no-batch-scheduling']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.result.steps[0]!.connected, 400);
+    assert.equal(r.result.client.batch_scheduling, false);
+    assert.doesNotMatch(r.result.server.command, /--batch-scheduling/);
+    assertPolicies(r, SCHED_OTHER, '--no-batch-scheduling');
   });
 
   test('stops cleanly below the memory floor and on SIGINT; nothing it started survives', { timeout: 120_000 }, async () => {
@@ -196,15 +188,40 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
  * Run `c1m bench million` with 2 + 2 processes and `extra`; with `interruptOn`, send SIGINT
  * once stderr matches it (after noting every process below the CLI).
  */
-async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code: number | null; stderr: string; result: MillionResult; seen: Set<number> }> {
+/** Every thread of the server's processes (supervisor and workers) and of the client workers ran under `policy`. */
+function assertPolicies(r: { result: MillionResult; policies: Map<number, number[]> }, policy: number, what: string): void {
+  assert.equal(r.result.client.batch_scheduling, policy === SCHED_BATCH);
+  assert.equal(/ --batch-scheduling( |$)/.test(r.result.server.command), policy === SCHED_BATCH, r.result.server.command);
+  // server supervisor + 2 workers + 2 clients (the server's shell has exec'd into node)
+  assert.ok(r.policies.size >= 5, `processes sampled: ${[...r.policies.keys()]}`);
+  for (const [pid, threads] of r.policies) {
+    if (threads.length === 0) continue; // gone already
+    assert.ok(threads.every((p) => p === policy), `${what}: pid ${pid} (${readCmd(pid)}) threads' policies ${threads}`);
+  }
+}
+
+function readCmd(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ').slice(0, 120);
+  } catch {
+    return '?';
+  }
+}
+
+/** The run's JSON result and stderr; `seen`: every process below the CLI while it ran;
+ * `policies`: the scheduling policy of every thread of those processes once a step's connects were done. */
+async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code: number | null; stderr: string; result: MillionResult; seen: Set<number>; policies: Map<number, number[]> }> {
   const args = [CLI, 'bench', 'million', '--port', String(await freePort()), '--server-processes', '2', '--client-processes', '2', '--json', ...extra];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '', stderr = '', sent = false;
   const seen = new Set<number>();
+  const policies = new Map<number, number[]>();
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
-    for (const p of descendants(child.pid!)) seen.add(p);
+    const now = descendants(child.pid!);
+    for (const p of now) seen.add(p);
+    if (/step \d+\/\d+: .* open after/.test(d)) for (const p of now) policies.set(p, threadPolicies(p));
     if (interruptOn && !sent && interruptOn.test(stderr)) {
       sent = true;
       child.kill('SIGINT');
@@ -214,5 +231,5 @@ async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(guard);
   const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null') as MillionResult;
-  return { code, stderr, result, seen };
+  return { code, stderr, result, seen, policies };
 }

@@ -1,0 +1,48 @@
+/**
+ * What /proc says about other processes: their children and their threads' scheduling policy.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** `pid`'s children now (empty when it is gone). */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** `pid`'s descendants now. */
+export function descendants(pid: number): number[] {
+  const out: number[] = [];
+  for (let todo = childrenOf(pid); todo.length > 0; ) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...childrenOf(p));
+  }
+  return out;
+}
+
+/** Linux scheduling policies as /proc/PID/stat field 41 gives them. */
+export const SCHED_OTHER = 0, SCHED_BATCH = 3;
+
+/** The scheduling policy of each thread of `pid` (threads that exit meanwhile are left out). */
+export function threadPolicies(pid: number): number[] {
+  const out: number[] = [];
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const st = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      // fields after "(comm)" start at field 3; policy is field 41
+      out.push(Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[41 - 3]));
+    } catch {
+      // the thread exited
+    }
+  }
+  return out;
+}
