@@ -80,6 +80,11 @@ const SERVER_CAP = 19_000;
 const SERVER_HEADROOM = 0.975;
 /** Node flags of the server's processes (see `run`). */
 const SERVER_NODE_OPTIONS = '--expose-gc --max-semi-space-size=1';
+/** Node flags of the client processes, before `--node-flags` (V8 takes a flag's last value): a
+ * young generation held at 1 MiB semi-spaces. Grown to 16 MiB each under the connect ramp, it
+ * faults in ~30 MB of fresh pages per client, which the kernel zeroes; at 1M over 52 clients
+ * the ramp took 3-5 % longer (BENCHMARKS.md, 2026-12-05 eighth sitting). */
+const CLIENT_NODE_FLAGS = ['--max-semi-space-size=1'];
 /** How long the server's processes get for their full GC before RSS is sampled. */
 const GC_SETTLE_MS = 1000;
 const BASELINE_GC_ROUNDS = 6;
@@ -184,7 +189,7 @@ class MillionRun {
     this.#argv = argv;
     this.#out = out;
     this.#err = err;
-    this.#pool = new WorkerPool(err, o.nodeFlags);
+    this.#pool = new WorkerPool(err, [...CLIENT_NODE_FLAGS, ...o.nodeFlags]);
   }
 
   #log(line: string): void {
@@ -342,7 +347,7 @@ class MillionRun {
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
       server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
-      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: o.nodeFlags, batch_scheduling: o.batchScheduling },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: [...CLIENT_NODE_FLAGS, ...o.nodeFlags], batch_scheduling: o.batchScheduling },
       baseline,
       steps: results,
       summary: summarizeSteps(results, o.ws),

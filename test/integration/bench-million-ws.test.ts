@@ -141,8 +141,8 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--node-flags=--max-opt=1', '--json']);
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
       assert.match(r.server.command, /serve gateway --no-auth --nats \S+ --ping-interval 0 /, 'the heartbeat setting reaches the gateway');
-      assert.match(r.server.command, / --processes \d+ --node-flags='?--max-opt=1'?$/, 'the Node flags reach the gateway\'s workers');
-      assert.deepEqual(r.client.node_flags, ['--max-opt=1']);
+      assert.match(r.server.command, / --processes \d+ --batch-scheduling --node-flags='?--max-opt=1'?$/, 'the Node flags (and SCHED_BATCH) reach the gateway\'s workers');
+      assert.deepEqual(r.client.node_flags, ['--max-semi-space-size=1', '--max-opt=1']);
       checkResult(r, 'nats');
       checkExit(code, r, benchPort, stderr);
       assert.equal(r.nats!.started_here, false);

@@ -140,6 +140,11 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.result.server.command, /serve echo( --\S+ \S+)* --tcp-keepalive 1,1,3/);
     assertPolicies(r, SCHED_BATCH, 'the default');
+    // The clients hold V8's young generation at 1 MiB semi-spaces (bench-million.ts, CLIENT_NODE_FLAGS).
+    const clients = [...r.cmds.values()].filter((cmd) => cmd.includes('bench-worker'));
+    assert.equal(clients.length, 2, [...r.cmds.values()].join('\n'));
+    for (const cmd of clients) assert.match(cmd, /--max-semi-space-size=1/);
+    assert.deepEqual(r.result.client.node_flags, ['--max-semi-space-size=1']);
     const s = r.result.steps[0]!;
     assert.equal(s.connected, 400);
     assert.equal(s.closed_early, 0, 'every connection answered its probes');
@@ -189,39 +194,46 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
  * once stderr matches it (after noting every process below the CLI).
  */
 /** Every thread of the server's processes (supervisor and workers) and of the client workers ran under `policy`. */
-function assertPolicies(r: { result: MillionResult; policies: Map<number, number[]> }, policy: number, what: string): void {
+function assertPolicies(r: { result: MillionResult; policies: Map<number, number[]>; cmds: Map<number, string> }, policy: number, what: string): void {
   assert.equal(r.result.client.batch_scheduling, policy === SCHED_BATCH);
   assert.equal(/ --batch-scheduling( |$)/.test(r.result.server.command), policy === SCHED_BATCH, r.result.server.command);
   // server supervisor + 2 workers + 2 clients (the server's shell has exec'd into node)
   assert.ok(r.policies.size >= 5, `processes sampled: ${[...r.policies.keys()]}`);
   for (const [pid, threads] of r.policies) {
     if (threads.length === 0) continue; // gone already
-    assert.ok(threads.every((p) => p === policy), `${what}: pid ${pid} (${readCmd(pid)}) threads' policies ${threads}`);
+    assert.ok(threads.every((p) => p === policy), `${what}: pid ${pid} (${r.cmds.get(pid)}) threads' policies ${threads}`);
   }
 }
 
 function readCmd(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ').slice(0, 120);
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').replaceAll('\0', ' ').slice(0, 200);
   } catch {
     return '?';
   }
 }
 
 /** The run's JSON result and stderr; `seen`: every process below the CLI while it ran;
- * `policies`: the scheduling policy of every thread of those processes once a step's connects were done. */
-async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code: number | null; stderr: string; result: MillionResult; seen: Set<number>; policies: Map<number, number[]> }> {
+ * `policies`, `cmds`: the scheduling policy of every thread of those processes, and their command
+ * lines, once a step's connects were done. */
+async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code: number | null; stderr: string; result: MillionResult; seen: Set<number>; policies: Map<number, number[]>; cmds: Map<number, string> }> {
   const args = [CLI, 'bench', 'million', '--port', String(await freePort()), '--server-processes', '2', '--client-processes', '2', '--json', ...extra];
   const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '', stderr = '', sent = false;
   const seen = new Set<number>();
   const policies = new Map<number, number[]>();
+  const cmds = new Map<number, string>();
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   child.stderr.setEncoding('utf8').on('data', (d: string) => {
     stderr += d;
     const now = descendants(child.pid!);
     for (const p of now) seen.add(p);
-    if (/step \d+\/\d+: .* open after/.test(d)) for (const p of now) policies.set(p, threadPolicies(p));
+    if (/step \d+\/\d+: .* open after/.test(d)) {
+      for (const p of now) {
+        policies.set(p, threadPolicies(p));
+        cmds.set(p, readCmd(p));
+      }
+    }
     if (interruptOn && !sent && interruptOn.test(stderr)) {
       sent = true;
       child.kill('SIGINT');
@@ -231,5 +243,5 @@ async function runMillion(extra: string[], interruptOn?: RegExp): Promise<{ code
   const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
   clearTimeout(guard);
   const result = JSON.parse(stdout.trim().split('\n').at(-1) ?? 'null') as MillionResult;
-  return { code, stderr, result, seen, policies };
+  return { code, stderr, result, seen, policies, cmds };
 }
