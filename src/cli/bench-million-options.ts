@@ -59,7 +59,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --no-batch-scheduling      run the server's and the clients' processes under the default SCHED_OTHER
                              instead of SCHED_BATCH (c1m serve --batch-scheduling): with it, a woken
                              process waits for the running one's time slice instead of preempting it,
-                             so each wake-up takes more connections (BENCHMARKS.md: ~25 % faster ramps)
+                             so each wake-up takes more connections (BENCHMARKS.md: the TCP million
+                             ~27 % faster; the WebSocket million unchanged)
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:

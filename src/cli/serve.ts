@@ -68,7 +68,7 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
   --batch-scheduling          run every thread and worker process under SCHED_BATCH: a woken
                               worker waits for the running thread's time slice instead of
                               preempting it, so a saturated box wakes it less often for more
-                              work each time (mass connects: ~25 % faster), at up to a slice of
+                              work each time (the TCP million: ~27 % faster), at up to a slice of
                               latency while every CPU is busy. Default off
   --no-compact-memory         keep V8's growing young generation and glibc's default trim policy
                               (compact memory, the default, holds idle RSS down for ~1-2 % CPU)
