@@ -55,6 +55,7 @@ import {
   type Reactor,
   type ReactorStats,
   type ServerOptions,
+  type TcpKeepAlive,
   type TlsInfo,
   type TlsServerOptions,
 } from '../core/types.js';
@@ -682,6 +683,11 @@ class PortableConnection implements Connection {
 }
 
 /** The `Reactor` facade over an `Engine`. */
+/** node:net's socket and server options for `tcpKeepAlive` (idle time only); none when off. */
+function keepAliveOptions(ka: Required<TcpKeepAlive> | undefined): { keepAlive?: boolean; keepAliveInitialDelay?: number } {
+  return ka === undefined ? {} : { keepAlive: true, keepAliveInitialDelay: ka.idle * 1000 };
+}
+
 class PortableReactor implements Reactor {
   readonly backend = 'portable' as const;
   readonly #engine: Engine;
@@ -703,7 +709,10 @@ class PortableReactor implements Reactor {
     const engine = this.#engine;
     if (engine.closing) throw new C1mError('ERR_C1M_REACTOR_CLOSED', 'listen() after close()');
     const o = resolveListen(options);
-    const netOptions = { allowHalfOpen: true, noDelay: engine.options.noDelay, highWaterMark: engine.options.highWaterMark };
+    // node:net's keep-alive sets the idle time only (TCP_KEEPIDLE); interval and count stay the
+    // system's. The server applies it to each accepted socket (on a TLS server the raw socket,
+    // before its handshake).
+    const netOptions = { allowHalfOpen: true, noDelay: engine.options.noDelay, highWaterMark: engine.options.highWaterMark, ...keepAliveOptions(o.tcpKeepAlive) };
     let server: Server;
     if (options.tls !== undefined) {
       const tls = createTlsServer({ ...netOptions, ...tlsServerOptions(resolveTlsServer(options.tls)) });
@@ -718,10 +727,6 @@ class PortableReactor implements Reactor {
       server = createServer(netOptions);
       server.on('connection', (socket: Socket) => engine.accept(socket));
     }
-    const ka = o.tcpKeepAlive;
-    // node:net sets the idle time only (TCP_KEEPIDLE); interval and count stay the system's.
-    // On a TLS server this is the raw socket, before its handshake.
-    if (ka !== undefined) server.prependListener('connection', (socket: Socket) => socket.setKeepAlive(true, ka.idle * 1000));
     // `reusePort` is understood by net from Node 22.12 on; older versions ignore the field.
     const listenOptions: ListenOptions & { reusePort?: boolean } = { port: o.port, host: o.host, backlog: o.backlog };
     if (o.reusePort) listenOptions.reusePort = true;
@@ -765,6 +770,7 @@ class PortableReactor implements Reactor {
       const key = `${r.servername}:${o.port}`;
       if (r.resume) t.session = this.#engine.sessions.get(options.tls, key);
       const socket = tlsConnect({ ...t, port: o.port, host: o.host, localAddress: o.localAddress, allowHalfOpen: true, highWaterMark: engine.options.highWaterMark } as ConnectionOptions);
+      // tls.connect does not pass net's keepAlive options on to its socket
       if (o.tcpKeepAlive !== undefined) socket.setKeepAlive(true, o.tcpKeepAlive.idle * 1000);
       if (r.resume) this.#engine.sessions.watch(socket, options.tls, key);
       return engine.adopt(socket, false).handle;
@@ -775,10 +781,9 @@ class PortableReactor implements Reactor {
       localAddress: o.localAddress,
       allowHalfOpen: true,
       highWaterMark: engine.options.highWaterMark,
+      ...keepAliveOptions(o.tcpKeepAlive),
     };
-    const socket = netConnect(connectOptions);
-    if (o.tcpKeepAlive !== undefined) socket.setKeepAlive(true, o.tcpKeepAlive.idle * 1000);
-    return engine.adopt(socket, false).handle;
+    return engine.adopt(netConnect(connectOptions), false).handle;
   }
 
   connection(id: number): Connection {

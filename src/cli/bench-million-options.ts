@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import type { PublishVia } from './bench-results.js';
 import { int, seconds, UsageError } from './bench-layout.js';
-import { parseKeepAlive } from './keepalive-flag.js';
+import { KEEPALIVE_SYNTAX, parseKeepAlive } from './keepalive-flag.js';
 import { splitNodeFlags } from './node-flags.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
@@ -196,7 +196,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
 /** `--tcp-keepalive`: its syntax (the server checks the ranges). Errors: UsageError. */
 function keepAliveOf(s: string | undefined): string | undefined {
   if (s === undefined) return undefined;
-  if (parseKeepAlive(s) === null) throw new UsageError('--tcp-keepalive takes IDLE[,INTERVAL[,COUNT]], integers (seconds, seconds, probes)');
+  if (parseKeepAlive(s) === null) throw new UsageError(KEEPALIVE_SYNTAX);
   return s.trim();
 }
 

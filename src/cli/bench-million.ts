@@ -168,6 +168,8 @@ class MillionRun {
   readonly #out: NodeJS.WritableStream;
   readonly #err: NodeJS.WritableStream;
   readonly #pool: WorkerPool;
+  /** The client processes' Node flags: ours, then `--node-flags`. */
+  readonly #clientFlags: string[];
   #server: SpawnedServer | undefined;
   /** `--ws` without `--nats`: the private nats-server (its own process group). */
   #nats: SpawnedServer | undefined;
@@ -189,7 +191,8 @@ class MillionRun {
     this.#argv = argv;
     this.#out = out;
     this.#err = err;
-    this.#pool = new WorkerPool(err, [...CLIENT_NODE_FLAGS, ...o.nodeFlags]);
+    this.#clientFlags = [...CLIENT_NODE_FLAGS, ...o.nodeFlags];
+    this.#pool = new WorkerPool(err, this.#clientFlags);
   }
 
   #log(line: string): void {
@@ -347,7 +350,7 @@ class MillionRun {
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
       server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
-      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: [...CLIENT_NODE_FLAGS, ...o.nodeFlags], batch_scheduling: o.batchScheduling },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: this.#clientFlags, batch_scheduling: o.batchScheduling },
       baseline,
       steps: results,
       summary: summarizeSteps(results, o.ws),

@@ -4,6 +4,9 @@
  */
 import type { TcpKeepAlive } from '../index.js';
 
+/** What both commands say about a value `parseKeepAlive` refuses. */
+export const KEEPALIVE_SYNTAX = '--tcp-keepalive takes IDLE[,INTERVAL[,COUNT]], non-negative integers (seconds, seconds, probes)';
+
 /** The flag's value as `tcpKeepAlive`; null when it is not 1 to 3 comma-separated integers. */
 export function parseKeepAlive(s: string): TcpKeepAlive | null {
   const parts = s.split(',').map((p) => p.trim());

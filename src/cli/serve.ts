@@ -7,7 +7,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { serve, defaultBackend, nofileLimit, type ServeHandle, type ServeOptions } from '../index.js';
-import { parseKeepAlive } from './keepalive-flag.js';
+import { KEEPALIVE_SYNTAX, parseKeepAlive } from './keepalive-flag.js';
 import { splitNodeFlags } from './node-flags.js';
 import { GATEWAY_FLAGS, GATEWAY_USAGE, gatewayOptions, strayGatewayFlag } from './serve-gateway.js';
 
@@ -166,7 +166,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   }
   const keepAlive = v['tcp-keepalive'] === undefined ? undefined : parseKeepAlive(v['tcp-keepalive']);
   if (keepAlive === null) {
-    err.write(`c1m serve: --tcp-keepalive takes IDLE[,INTERVAL[,COUNT]], non-negative integers (seconds, seconds, probes)\n`);
+    err.write(`c1m serve: ${KEEPALIVE_SYNTAX}\n`);
     return 2;
   }
   const nodeFlags = v['node-flags'] === undefined ? undefined : splitNodeFlags(v['node-flags']);
