@@ -88,6 +88,7 @@ describe('gateway: client protocol', () => {
     for (const t of [
       '/ws', '/ws?', '/ws?topics=a', '/ws?topics=a,b&since=a:1:e', '/ws??topics=a', '/ws?&&topics=&topics=b', '/ws?topics',
       '/ws?x=1&topics=a=b&token=t', '/ws?topics=a%2Cb', '/ws?topics=a+b', '/ws?to%70ics=a', '/ws?topics=\u00e9&x=\u00ff', '/ws?a?topics=b',
+      '/ws???topics=%2C', '/ws??topics=a+b', '/ws???topics=a',
     ]) check(t);
     const part = fc.constantFrom('topics', 'since', 'token', 'x', '=', '&', '?', '%', '%2C', '+', 'a', ',', ':', '\u00e9');
     fc.assert(fc.property(fc.array(part, { maxLength: 12 }), (parts) => check(`/ws?${parts.join('')}`)), { numRuns: 2000 });

@@ -128,10 +128,12 @@ const NO_QUERY: QueryParams = new PlainQuery('');
 export function queryOf(target: string): QueryParams {
   const q = target.indexOf('?');
   if (q < 0) return NO_QUERY;
-  const query = target.slice(target.charCodeAt(q + 1) === 0x3f ? q + 2 : q + 1);
-  // Percent-escapes and `+` need URLSearchParams's decoding; without them a name or value is
-  // its substring (a latin1 string survives the UTF-8 round trip of the decoding unchanged).
-  return query.indexOf('%') < 0 && query.indexOf('+') < 0 ? new PlainQuery(query) : new URLSearchParams(query);
+  const query = target.slice(q + 1);
+  // Percent-escapes and `+` need URLSearchParams's decoding (which drops one leading `?` itself);
+  // without them a name or value is its substring (a latin1 string survives the UTF-8 round
+  // trip of the decoding unchanged).
+  if (query.indexOf('%') >= 0 || query.indexOf('+') >= 0) return new URLSearchParams(query);
+  return new PlainQuery(query.charCodeAt(0) === 0x3f ? query.slice(1) : query);
 }
 
 /** The `since` of a `sub` that gave none (read only). */
