@@ -27,7 +27,9 @@
  * memory reducer never runs. So once a burst is over (`trimServerProcess`) a compact server
  * process runs two full V8 collections (they shrink the young generation back to its idle
  * size and free what the burst left in the old one) and then `malloc_trim(0)`. Quiet means the event loop busy less than 2 % of
- * the time (a heartbeat's trickle of pings is quiet, a connect burst is not) for 6 s: V8 only
+ * the time (a heartbeat's trickle of pings is quiet, a connect burst is not) and the open
+ * connections steady within a trickle (a ramp spread over many processes keeps each one's
+ * loop nearly idle) for 6 s: V8 only
  * gives semi-space pages back when its allocation rate over its last 5 s is low. Never under
  * load, once per quiet spell, never on a timer of its own while nothing happens. The
  * collection's pause is measured (`gather('c1m.memory')`: `gcMs`, `gcMsMax`, and the young
@@ -50,6 +52,20 @@ export const TRIM_CHECK_MS = 500;
 export const TRIM_QUIET_CHECKS = 12;
 /** The event loop's busy share below which a check counts as quiet. */
 export const TRIM_QUIET_ELU = 0.02;
+/**
+ * Open connections that may come or go between two checks of a quiet spell (32 a second): a
+ * trickle of reconnects is quiet, a ramp is not. The busy share alone cannot tell: a ramp
+ * spread over more processes than cores keeps each one busy ~1 % of the time (the TCP million:
+ * 53 servers on 2 cores), and each then took the ramp for quiet and ran its two full
+ * collections again and again in the middle of it (BENCHMARKS.md, ninth sitting).
+ */
+export const TRIM_QUIET_CONNS = 16;
+
+/** A level that a burst moves either way (open connections): moved when |change| > trickle. */
+export interface TrimLevel {
+  read(): number;
+  trickle: number;
+}
 
 /**
  * The burst detector behind `trimServerProcess`, without its timer (for tests): `check()` once
@@ -63,17 +79,25 @@ export class BurstTrim {
   readonly #trim: () => void;
   readonly #quietChecks: number;
   readonly #trickle: number;
+  readonly #level: TrimLevel | undefined;
   #last: number;
+  #lastLevel: number;
   /** Something happened since the last trim (the process start counts). */
   #busy = true;
   #quiet = 0;
 
-  constructor(activity: () => number, trim: () => void, quietChecks = TRIM_QUIET_CHECKS, trickle = 0) {
+  /**
+   * `level`, when given, is a second signal (open connections): a check is quiet only if
+   * neither the activity moved more than `trickle` nor the level more than its own.
+   */
+  constructor(activity: () => number, trim: () => void, quietChecks = TRIM_QUIET_CHECKS, trickle = 0, level?: TrimLevel) {
     this.#activity = activity;
     this.#trim = trim;
     this.#quietChecks = quietChecks;
     this.#trickle = trickle;
+    this.#level = level;
     this.#last = activity();
+    this.#lastLevel = level?.read() ?? 0;
   }
 
   /** One look at the activity; true when it trimmed. */
@@ -81,7 +105,13 @@ export class BurstTrim {
     const a = this.#activity();
     const moved = a - this.#last;
     this.#last = a;
-    if (moved > this.#trickle) {
+    let shifted = 0;
+    if (this.#level !== undefined) {
+      const l = this.#level.read();
+      shifted = Math.abs(l - this.#lastLevel);
+      this.#lastLevel = l;
+    }
+    if (moved > this.#trickle || shifted > (this.#level?.trickle ?? 0)) {
       this.#busy = true;
       this.#quiet = 0;
       return false;
@@ -143,7 +173,9 @@ export const MEMORY_KEY = 'c1m.memory';
 /**
  * Each time a burst is over, two full V8 collections and `malloc_trim(0)` in this compact
  * server process or worker thread: its activity is its event loop's busy time (the reactor
- * runs on that loop), quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks. Its figures
+ * runs on that loop), quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks, and with
+ * `connections` (the open count of the reactor on this thread) also no more than
+ * TRIM_QUIET_CONNS opened or closed between two checks. Its figures
  * (`{ compact, trimThreshold, trims, gcs, gcMs, gcMsMax, newSpaceKb }`: glibc's trim
  * threshold it set, the last and the longest pause of a trim's collections, the young
  * generation's resident size after the last) are under MEMORY_KEY for `gather`.
@@ -153,7 +185,7 @@ export const MEMORY_KEY = 'c1m.memory';
  * returns what its siblings freed; glibc serializes it with their allocations). Returns
  * the stop function. Without the addon or glibc only the collections run.
  */
-export function trimServerProcess(): () => void {
+export function trimServerProcess(connections?: () => number): () => void {
   provide(MEMORY_KEY, () => ({ compact: applied, trimThreshold, ...done }));
   let trim = true;
   const gc = fullCollection();
@@ -174,7 +206,7 @@ export function trimServerProcess(): () => void {
     }
     if (trim && trimMalloc()) done.trims++;
     else trim = false; // no glibc: nothing to trim, ever
-  }, TRIM_QUIET_CHECKS, TRIM_QUIET_ELU * TRIM_CHECK_MS);
+  }, TRIM_QUIET_CHECKS, TRIM_QUIET_ELU * TRIM_CHECK_MS, connections ? { read: connections, trickle: TRIM_QUIET_CONNS } : undefined);
   const timer = setInterval(() => burst.check(), TRIM_CHECK_MS);
   timer.unref();
   return () => clearInterval(timer);

@@ -8,7 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { serve } from '../../src/index.js';
 import { compactChildEnv, compactTrimThreshold } from '../../src/engine/memory.js';
@@ -106,6 +107,46 @@ describe('serve compactMemory', { skip: !nativeAvailable && 'native backend unav
       }
     });
   }
+
+  test('processes: 1, compactMemory: a ramp that leaves the loop nearly idle is no quiet spell (no trim until it is over)', async () => {
+    // What the million showed: 53 servers on 2 cores each see ~1 % of busy time during the
+    // ramp, and took it for quiet. Here ~40 connections per check (0.5 s) for ~9 s keep this
+    // worker's loop nearly idle too; the open count moving is what makes it a burst.
+    const srv = await serve({ handler, port: 0, host: '127.0.0.1', processes: 1, compactMemory: true });
+    const held: Socket[] = [];
+    const trims = async (): Promise<number> => {
+      const [v] = await srv.gather('c1m.memory');
+      return (v as { trims: number }).trims;
+    };
+    const waitTrim = async (above: number): Promise<number> => {
+      for (let i = 0; i < 60; i++) {
+        const n = await trims();
+        if (n > above) return n;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      return trims();
+    };
+    try {
+      const atStart = await waitTrim(0);
+      assert.ok(atStart >= 1, `trims after start: ${atStart}`);
+      const opened = (): Promise<void> => new Promise((resolve, reject) => {
+        const s = connect(srv.address.port, '127.0.0.1', () => resolve());
+        s.on('error', reject);
+        held.push(s);
+      });
+      const t0 = performance.now();
+      while (performance.now() - t0 < 9000) {
+        await Promise.all(Array.from({ length: 20 }, opened));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      assert.equal(await trims(), atStart, `no trim during a ${held.length}-connection ramp of 9 s`);
+      const after = await waitTrim(atStart);
+      assert.equal(after, atStart + 1, 'one trim once the ramp is over');
+    } finally {
+      for (const s of held) s.destroy();
+      await srv.close(1000);
+    }
+  });
 
   test('execArgv reaches every prefork worker after compactMemory\'s flags, and V8 applies it', async () => {
     // Without compactMemory the same churn grows the semi-spaces past 4 MiB (test above): a

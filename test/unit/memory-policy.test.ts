@@ -89,6 +89,63 @@ describe('BurstTrim', () => {
   });
 });
 
+describe('BurstTrim with a level (open connections)', () => {
+  function leveled(quietChecks = 2, trickle = 16): { b: BurstTrim; conns: (n: number) => void; idle: (ms: number) => void; trims: () => number } {
+    let activity = 0, open = 0, trims = 0;
+    const b = new BurstTrim(() => activity, () => trims++, quietChecks, 10, { read: () => open, trickle });
+    return { b, conns: (n) => (open += n), idle: (ms) => (activity += ms), trims: () => trims };
+  }
+
+  test('a ramp that keeps the loop nearly idle is still a burst: no trim until the count holds still', () => {
+    const { b, conns, idle, trims } = leveled(3);
+    b.check();
+    b.check();
+    b.check(); // the start's trim
+    assert.equal(trims(), 1);
+    // 53 processes on 2 cores: each one's loop busy ~1 % (5 ms of a 500 ms check), 270 accepts a check.
+    for (let i = 0; i < 100; i++) {
+      idle(5);
+      conns(270);
+      assert.equal(b.check(), false, `check ${i} of the ramp`);
+    }
+    assert.equal(trims(), 1);
+    idle(5);
+    assert.equal(b.check(), false); // quiet 1
+    idle(5);
+    assert.equal(b.check(), false); // quiet 2
+    idle(5);
+    assert.equal(b.check(), true); // quiet 3: the ramp's one trim
+    assert.equal(trims(), 2);
+  });
+
+  test('a trickle of reconnects (up to the trickle either way) is quiet; a mass disconnect is a burst', () => {
+    const { b, conns, trims } = leveled(2, 16);
+    b.check();
+    b.check(); // the start's trim
+    for (let i = 0; i < 20; i++) {
+      conns(i % 2 === 0 ? 16 : -16);
+      assert.equal(b.check(), false);
+    }
+    assert.equal(trims(), 1);
+    conns(-17);
+    assert.equal(b.check(), false); // a burst (closing)
+    assert.equal(b.check(), false); // quiet 1
+    assert.equal(b.check(), true); // quiet 2: trim
+    assert.equal(trims(), 2);
+  });
+
+  test('the busy share still counts on its own: a busy loop with a steady count is no quiet check', () => {
+    const { b, idle, trims } = leveled(2);
+    b.check();
+    b.check(); // the start's trim
+    for (let i = 0; i < 10; i++) {
+      idle(11);
+      assert.equal(b.check(), false);
+    }
+    assert.equal(trims(), 1);
+  });
+});
+
 describe('fullCollection', () => {
   test('gives V8\'s full collection without --expose-gc, and leaves no gc in contexts made later', () => {
     assert.equal(typeof (globalThis as { gc?: unknown }).gc, 'undefined', 'the test runs without --expose-gc');
