@@ -51,7 +51,8 @@ export interface ServeOptions extends ServerOptions {
    * src/engine/memory.ts; in `threads` mode each worker thread collects its own isolate).
    * Applies to every process of the server (this one and prefork children) for its whole
    * life: V8 flags and malloc policy are process-wide. Costs about 1-2 % CPU per message and a pause of a few ms per quiet spell;
-   * nothing runs while the process is busy. A worker's figures are in its `c1m.memory` gather
+   * nothing runs while the process is busy (event loop over 2 % busy) or its connections keep
+   * opening or closing (more than 16 per half second). A worker's figures are in its `c1m.memory` gather
    * value (`handle.gather('c1m.memory')`: `{ compact, trimThreshold, trims, gcs, gcMs,
    * gcMsMax, newSpaceKb }`). Default false;
    * `c1m serve` turns it on (`--no-compact-memory` to turn it off).
