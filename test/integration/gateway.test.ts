@@ -85,6 +85,24 @@ describe('gateway: auth, protocol, HTTP publish, history', () => {
     await assert.rejects(elsewhere.opened, /404/);
   });
 
+  test('an open WebSocket is closed with 4001 "unauthorized: expired" when its token expires; a later token keeps its own', GUARD, async () => {
+    const expiries0 = promValue(await scrape(port), 'c1m_gateway_token_expiries_total');
+    const short = await signToken({ sub: 'brief', topics: ['x.1'] }, KEY, 'HS256', 2);
+    const long = await signToken({ sub: 'lasting', topics: ['x.1'] }, KEY, 'HS256', 3600);
+    const s = track(await gatewayClient(port, `?token=${short}&topics=x.1`));
+    const l = track(await gatewayClient(port, `?token=${long}&topics=x.1`));
+    await s.next((m) => m.op === 'ack', 'the short token\'s ack');
+    await l.next((m) => m.op === 'ack', 'the long token\'s ack');
+    assert.deepEqual(await s.waitClosed(), { code: 4001, reason: 'unauthorized: expired' });
+    // Not before its time: the token was valid until its exp second.
+    const exp = (JSON.parse(Buffer.from(short.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+    assert.ok(Date.now() >= exp * 1000, `closed at ${Date.now()}, exp ${exp * 1000}`);
+    const { delivered } = (await publishHttp(port, 'x.1', 'after', { Authorization: 'Bearer static-publish-token' })).body;
+    assert.equal(delivered, 1, 'the expired subscriber is gone, the other one still gets it');
+    assert.equal((await l.next((m) => m.op === 'msg', 'the message')).data, 'after');
+    assert.equal(promValue(await scrape(port), 'c1m_gateway_token_expiries_total'), expiries0 + 1);
+  });
+
   test('messages sent before the token is verified are served after it, in order', GUARD, async () => {
     const token = await signToken({ sub: 'early', topics: ['e1', 'e2'] }, KEY);
     const c = track(new GatewayClient(`ws://${HOST}:${port}/ws?token=${token}`));

@@ -17,6 +17,8 @@
  * WebCrypto) while the engine's upgrade decision is synchronous, so a request without a token is refused at the upgrade
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
+ * A token with `exp` closes its WebSocket with 4001 (`unauthorized: expired`) when it expires
+ * (expiry.ts); the client reconnects with a fresh token (and `since` to recover what it missed).
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
@@ -26,6 +28,7 @@ import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index
 import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
 import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
 import { Broker, type BrokerMessage } from './broker.js';
+import { ExpiryWatch } from './expiry.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
@@ -134,8 +137,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const maxMessage = o.maxMessageBytes ?? 64 * 1024;
   const counters: GatewayCounters = {
     clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
-    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, publishRefused: 0,
+    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0,
   };
+  // Open WebSockets whose token has an `exp`: closed with 4001 when it comes (expiry.ts).
+  const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
 
@@ -272,8 +277,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       }
       serve(ws, grantOf(d)!, data.toString('utf8'));
     },
-    onClose() {
+    onClose(ws) {
       counters.clients--;
+      const d = ws.data;
+      if (d !== undefined && !(d instanceof Pending) && d.expires !== undefined) expiry.remove(ws.id, d.expires);
     },
   });
 
@@ -299,6 +306,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   /** `p` verified with `grant`: welcome it, subscribe what its URL asked, serve what it sent meanwhile. */
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
     ws.data = grant === OPEN_GRANT ? undefined : grant;
+    if (grant.expires !== undefined) expiry.add(ws, grant.expires);
     welcome(ws, grant, p.querySub);
     if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
   }
@@ -570,6 +578,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
       streams.close();
+      expiry.stop();
       void admin?.close();
       jsh?.close();
       untrack();

@@ -35,6 +35,8 @@ export interface GatewayCounters {
   bytesOut: number;
   /** Connections refused a token (missing, expired, invalid, or by `authorize`). */
   authFailures: number;
+  /** Open WebSockets closed because their token expired (4001). */
+  tokenExpiries: number;
   /** HTTP publishes refused (401, 403, 413, 503, ...). */
   publishRefused: number;
 }
@@ -64,6 +66,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['bytesIn', 'c1m_gateway_bytes_in_total', 'Bytes of published data received.', true],
   ['bytesOut', 'c1m_gateway_bytes_out_total', 'Bytes of delivery frames queued (payload, before WebSocket framing).', true],
   ['authFailures', 'c1m_gateway_auth_failures_total', 'Connections refused for their token.', true],
+  ['tokenExpiries', 'c1m_gateway_token_expiries_total', 'Open WebSockets closed because their token expired.', true],
   ['publishRefused', 'c1m_gateway_publish_refused_total', 'HTTP publishes refused.', true],
 ];
 
