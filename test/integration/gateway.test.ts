@@ -103,6 +103,40 @@ describe('gateway: auth, protocol, HTTP publish, history', () => {
     assert.equal(promValue(await scrape(port), 'c1m_gateway_token_expiries_total'), expiries0 + 1);
   });
 
+  test('refresh: a fresh token of the same user keeps the connection past the old exp and grants its topics; a bad or foreign one changes nothing', GUARD, async () => {
+    const short = await signToken({ sub: 'renew', topics: ['y.1'] }, KEY, 'HS256', 2);
+    const fresh = await signToken({ sub: 'renew', topics: ['y.1', 'y.2'] }, KEY, 'HS256', 3600);
+    const r = track(await gatewayClient(port, `?token=${short}&topics=y.1`));
+    await r.next((m) => m.op === 'ack' && m.id === 0, 'the connect ack');
+    r.send({ op: 'sub', id: 1, topics: ['y.2'] });
+    assert.equal((await r.next((m) => m.id === 1, 'reply 1')).code, 'forbidden', 'the first token does not grant y.2');
+    r.send({ op: 'refresh', id: 2, token: fresh });
+    assert.deepEqual(await r.next((m) => m.id === 2, 'reply 2'), { op: 'ack', id: 2 });
+    r.send({ op: 'sub', id: 3, topics: ['y.2'] });
+    assert.equal((await r.next((m) => m.id === 3, 'reply 3')).op, 'ack', 'the fresh token grants y.2');
+    // Past the first token's exp the connection is still open and gets both topics.
+    const exp = (JSON.parse(Buffer.from(short.split('.')[1]!, 'base64url').toString()) as { exp: number }).exp;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, exp * 1000 - Date.now()) + 1500));
+    assert.equal(r.closed, undefined, 'not closed at the first token\'s exp');
+    for (const t of ['y.1', 'y.2']) {
+      assert.equal((await publishHttp(port, t, `to ${t}`, { Authorization: 'Bearer static-publish-token' })).body.delivered, 1, t);
+      assert.equal((await r.next((m) => m.op === 'msg' && m.topic === t, t)).data, `to ${t}`);
+    }
+
+    // Refused refreshes: the grant and its expiry stay as they were.
+    const brief = await signToken({ sub: 'renew', topics: ['y.1'] }, KEY, 'HS256', 2);
+    const b = track(await gatewayClient(port, `?token=${brief}`));
+    b.send({ op: 'refresh', id: 1, token: await signToken({ sub: 'someone-else', topics: ['y.1'] }, KEY) });
+    assert.deepEqual(await b.next((m) => m.id === 1, 'reply 1'), { op: 'error', id: 1, code: 'forbidden', message: 'the token names another user' });
+    b.send({ op: 'refresh', id: 2, token: await signToken({ sub: 'renew' }, KEY, 'HS256', -10) });
+    assert.deepEqual(await b.next((m) => m.id === 2, 'reply 2'), { op: 'error', id: 2, code: 'unauthorized', message: 'the token was refused: expired' });
+    b.send({ op: 'refresh', id: 3, token: 'not.a.jwt' });
+    assert.equal((await b.next((m) => m.id === 3, 'reply 3')).code, 'unauthorized');
+    b.send({ op: 'refresh', id: 4 });
+    assert.equal((await b.next((m) => m.id === 4, 'reply 4')).code, 'bad_request');
+    assert.deepEqual(await b.waitClosed(), { code: 4001, reason: 'unauthorized: expired' });
+  });
+
   test('messages sent before the token is verified are served after it, in order', GUARD, async () => {
     const token = await signToken({ sub: 'early', topics: ['e1', 'e2'] }, KEY);
     const c = track(new GatewayClient(`ws://${HOST}:${port}/ws?token=${token}`));

@@ -53,6 +53,7 @@ describe('gateway: client protocol', () => {
     assert.deepEqual(s, { op: 'sub', id: 2, topics: ['a'], since: new Map([['a', { seq: 5, epoch: 'e-1' }]]) });
     assert.deepEqual(parseClientOp('{"op":"unsub","topics":["a"]}'), { op: 'unsub', id: 0, topics: ['a'] });
     assert.deepEqual(parseClientOp('{"op":"ping","id":9}'), { op: 'ping', id: 9 });
+    assert.deepEqual(parseClientOp('{"op":"refresh","id":4,"token":"a.b.c"}'), { op: 'refresh', id: 4, token: 'a.b.c' });
   });
 
   test('what cannot be served: an OpError with its wire code and the id it carried', () => {
@@ -62,6 +63,8 @@ describe('gateway: client protocol', () => {
       [`{"op":"sub","id":4,"topics":${JSON.stringify(Array.from({ length: 101 }, (_, i) => `t${i}`))}}`, 'bad_request', 4],
       ['{"op":"sub","id":5,"topics":["a"],"since":{"a":{"seq":"1","epoch":"e"}}}', 'bad_request', 5],
       ['{"op":"pub","id":6}', 'bad_request', 6],
+      ['{"op":"refresh","id":7}', 'bad_request', 7], ['{"op":"refresh","id":8,"token":""}', 'bad_request', 8],
+      ['{"op":"refresh","id":9,"token":42}', 'bad_request', 9], [`{"op":"refresh","id":10,"token":"${'x'.repeat(8193)}"}`, 'bad_request', 10],
     ];
     for (const [text, code, id] of cases) {
       assert.throws(() => parseClientOp(text), (e: unknown) => e instanceof OpError && e.code === code && e.id === id, text);

@@ -18,7 +18,7 @@
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  * A token with `exp` closes its WebSocket with 4001 (`unauthorized: expired`) when it expires
- * (expiry.ts); the client reconnects with a fresh token (and `since` to recover what it missed).
+ * (expiry.ts), unless a `refresh` message brought a fresh token of the same user first.
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
@@ -343,10 +343,37 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
     if (op.op === 'ping') ws.send(encodePong(op.id));
     else if (op.op === 'sub') return subscribe(ws, grant, op);
+    else if (op.op === 'refresh') return refresh(ws, grant, op);
     else {
       for (const t of op.topics) ws.unsubscribe(t);
       ws.send(encodeAck(op.id));
     }
+  }
+
+  /**
+   * `refresh`: a fresh token for the same user replaces the connection's grant (the patterns
+   * for later `sub`s, and the expiry: expiry.ts). Subscriptions made stay. An invalid or
+   * expired token gets an `unauthorized` error and changes nothing; another user's, `forbidden`.
+   */
+  async function refresh(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'refresh' }>): Promise<void> {
+    let next: Grant;
+    try {
+      next = await auth.verify(op.token);
+    } catch (err) {
+      const why = err instanceof AuthError ? err.code : 'invalid';
+      if (ws.readyState === 'open') ws.send(encodeError(new OpError('unauthorized', op.id, `the token was refused: ${why}`)));
+      return;
+    }
+    if (ws.readyState !== 'open') return;
+    if (next.user !== grant.user) {
+      ws.send(encodeError(new OpError('forbidden', op.id, 'the token names another user')));
+      return;
+    }
+    const now = grantOf(ws.data);
+    if (now !== null && now.expires !== undefined) expiry.remove(ws.id, now.expires);
+    ws.data = next === OPEN_GRANT ? undefined : next;
+    if (next.expires !== undefined) expiry.add(ws, next.expires);
+    ws.send(encodeAck(op.id));
   }
 
   /** The last one-topic ack `subscribe` made, and what it says. */

@@ -2,7 +2,7 @@
  * The gateway's client protocol (docs/gateway.md): JSON text messages, one per WebSocket
  * message. Pure functions: parsing what a client sends, encoding what the server sends.
  *
- * Client -> server: `sub`, `unsub`, `ping`. Server -> client: `welcome`, `ack`, `error`,
+ * Client -> server: `sub`, `unsub`, `ping`, `refresh`. Server -> client: `welcome`, `ack`, `error`,
  * `pong`, and `msg`, the delivery, whose text depends only on the topic message (topic, seq,
  * data), never on the subscriber, so it is encoded once and the same frame goes to every
  * subscriber of the topic.
@@ -18,10 +18,11 @@ export interface Position {
 export type ClientOp =
   | { op: 'sub'; id: number; topics: string[]; since: ReadonlyMap<string, Position> }
   | { op: 'unsub'; id: number; topics: string[] }
-  | { op: 'ping'; id: number };
+  | { op: 'ping'; id: number }
+  | { op: 'refresh'; id: number; token: string };
 
 /** Wire error codes (the `code` of an `error` op; also the close reasons of 4001). */
-export type ErrorCode = 'bad_request' | 'invalid_topic' | 'forbidden' | 'limit' | 'unavailable';
+export type ErrorCode = 'bad_request' | 'invalid_topic' | 'forbidden' | 'limit' | 'unavailable' | 'unauthorized';
 
 /** A client message that cannot be served, with the id it carried (0 when none). */
 export class OpError extends Error {
@@ -35,6 +36,9 @@ export class OpError extends Error {
     this.topic = topic;
   }
 }
+
+/** Longest token a `refresh` may carry (a JWT's characters). */
+export const MAX_TOKEN_LENGTH = 8192;
 
 /** Most topics in one `sub` or `unsub`. */
 export const MAX_TOPICS_PER_OP = 100;
@@ -83,8 +87,13 @@ export function parseClientOp(text: string): ClientOp {
       return { op: 'unsub', id, topics: topicList(o.topics, id) };
     case 'ping':
       return { op: 'ping', id };
+    case 'refresh':
+      if (typeof o.token !== 'string' || o.token.length === 0 || o.token.length > MAX_TOKEN_LENGTH) {
+        throw new OpError('bad_request', id, `token must be a string of 1 to ${MAX_TOKEN_LENGTH} characters`);
+      }
+      return { op: 'refresh', id, token: o.token };
     default:
-      throw new OpError('bad_request', id, 'op must be sub, unsub or ping');
+      throw new OpError('bad_request', id, 'op must be sub, unsub, ping or refresh');
   }
 }
 
