@@ -54,10 +54,15 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
   // Latencies go into `interval` only; every PROGRESS_MS (and at each phase edge) it is
   // rolled into `total` (while measuring) and into the next progress report. One record per
   // value keeps the hot path cheap; the edges keep the measured window exact.
-  const total = latencyHistogram(), interval = latencyHistogram(), report = latencyHistogram(), lag = latencyHistogram();
+  // `measured` holds records whose sender decided they count (broadcast): rolled into `total`
+  // whatever this worker's own window says.
+  const total = latencyHistogram(), interval = latencyHistogram(), measured = latencyHistogram(), report = latencyHistogram(), lag = latencyHistogram();
   const meter: Meter = {
     record(ns, count) {
       interval.recordValueWithCount(ns, count);
+    },
+    recordMeasured(ns, count) {
+      measured.recordValueWithCount(ns, count);
     },
     recordLag(ns) {
       if (this.measuring) lag.recordValue(ns);
@@ -257,6 +262,11 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
   };
 
   const roll = (): void => {
+    if (measured.totalCount !== 0) {
+      total.add(measured);
+      report.add(measured);
+      measured.reset();
+    }
     if (interval.totalCount === 0) return;
     if (meter.measuring) total.add(interval);
     report.add(interval);

@@ -34,6 +34,12 @@ export interface Peer<S> {
 export interface Meter {
   /** Record `count` messages that took `ns` nanoseconds each (round trip, or delivery). */
   record(ns: number, count: number): void;
+  /**
+   * Record a delivery that its sender marked as measured (broadcast: the publisher's window
+   * decides, not this process's): counted whether or not this worker's own window is open yet,
+   * so a delivery that arrives before this worker's `measure` message is not lost.
+   */
+  recordMeasured(ns: number, count: number): void;
   /** Open loop: record how late a send left after it was due, in ns. */
   recordLag(ns: number): void;
   /** Messages completed, every phase (progress). The scenario adds to it. */
