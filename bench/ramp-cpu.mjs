@@ -6,13 +6,13 @@
  *
  * Runs CMD (a `c1m bench million`, or a shell line that starts `refserver` and `loadgen`) and
  * samples /proc once a second meanwhile: the box's busy ticks (/proc/stat), TCP sockets in use
- * (/proc/net/sockstat) and the CPU ticks of every thread on the box, grouped by process (c1m's
- * server workers, c1m's bench clients, other Node processes, and other programs by command
- * name: `loadgen`, `refserver`, the VM's own agent, kernel threads). The window is from the
+ * (/proc/net/sockstat) and the CPU ticks of every process on the box (`cpuSnapshot` of lib.mjs),
+ * grouped: c1m's server workers, c1m's bench clients, other Node processes, and other programs
+ * by command name (`loadgen`, `refserver`, the VM's own agent, kernel threads). The window is from the
  * first sample with at least `--lo` TCP sockets in use to the first with at least `--hi` (both
  * ends of a loopback connection count, so 600,000 to 1,700,000 is 550,000 connections), which
- * leaves out start-up, warm-up, the ramp's first and last seconds and the teardown. Threads that
- * start or end inside the window are left out of the groups (not of the box figure).
+ * leaves out start-up, warm-up, the ramp's first and last seconds and the teardown. Processes
+ * that start or end inside the window are left out of the groups (not of the box figure).
  *
  * Why: `c1m bench million` reports its own processes' CPU, and the C reference's `loadgen` its
  * own; neither shows what else the box spent. On the VMs these benchmarks run on, the guest's
@@ -22,7 +22,8 @@
  * Prints one JSON document on stdout (CMD's stdout goes to stderr).
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { CLK_TCK, cpuSnapshot } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const dash = args.indexOf('--');
@@ -38,53 +39,37 @@ const lo = Number(opt('--lo', '600000'));
 const hi = Number(opt('--hi', '1700000'));
 const label = opt('--label', null);
 const cmd = args.slice(dash + 1);
-const HZ = 100; // USER_HZ: the unit of /proc's CPU ticks, 100 on Linux
 
-const read = (p) => {
-  try {
-    return readFileSync(p, 'latin1');
-  } catch {
-    return null;
-  }
-};
-
-/** The group a process counts in. */
+/** The group of each process seen, by pid (a Node process's role is in its command line, read once). */
+const groups = new Map();
 function groupOf(pid, comm) {
+  const g = groups.get(pid);
+  if (g !== undefined && g.comm === comm) return g.group;
+  let group = comm;
   if (comm === 'node') {
-    const a = read(`/proc/${pid}/cmdline`) ?? '';
-    if (a.includes('bench-worker')) return 'c1m-client';
-    if (a.includes('ramp-cpu')) return 'sampler';
-    if (a.includes('engine/worker') || a.includes(' serve') || a.includes('\0serve')) return 'c1m-server';
-    return 'node-other';
+    let a = '';
+    try {
+      a = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+    } catch {
+      // gone meanwhile
+    }
+    group = a.includes('bench-worker') ? 'c1m-client'
+      : a.includes('ramp-cpu') ? 'sampler'
+      : a.includes('engine/worker') || a.includes('\0serve') ? 'c1m-server'
+      : 'node-other';
+  } else if (/^(kworker|ksoftirqd|rcu|migration)/.test(comm)) {
+    group = comm.split('/')[0];
   }
-  if (/^(kworker|ksoftirqd|rcu|migration)/.test(comm)) return comm.split('/')[0];
-  return comm;
+  groups.set(pid, { comm, group });
+  return group;
 }
 
+/** Box and per-process ticks (lib.mjs; a process's ticks include all its threads'), TCP sockets in use. */
 function sample() {
-  const stat = (read('/proc/stat') ?? '').split('\n', 1)[0].trim().split(/\s+/).slice(1).map(Number);
-  const busy = stat.reduce((a, b) => a + b, 0) - (stat[3] ?? 0) - (stat[4] ?? 0);
-  const inuse = Number(/^TCP: inuse (\d+)/m.exec(read('/proc/net/sockstat') ?? '')?.[1] ?? 0);
-  const tasks = new Map();
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const comm = (read(`/proc/${pid}/comm`) ?? '').trim();
-    if (!comm) continue;
-    const group = groupOf(pid, comm);
-    let tids;
-    try {
-      tids = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tids) {
-      const s = read(`/proc/${pid}/task/${tid}/stat`);
-      if (!s) continue;
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      tasks.set(tid, { group, ticks: Number(f[11]) + Number(f[12]) });
-    }
-  }
-  return { t: performance.now(), busy, inuse, tasks };
+  const s = cpuSnapshot();
+  const inuse = Number(/^TCP: inuse (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'latin1'))?.[1] ?? 0);
+  for (const [pid, p] of s.procs) p.group = groupOf(pid, p.comm);
+  return { ...s, inuse };
 }
 
 const samples = [];
@@ -97,15 +82,15 @@ child.on('exit', (code) => {
   const b = samples.find((s) => s.inuse >= hi);
   const out = { tool: 'ramp-cpu', label, command: cmd.join(' '), exit_code: code, lo, hi, window: null, groups: {} };
   if (a && b && b !== a) {
-    const seconds = (b.t - a.t) / 1000;
+    const seconds = (b.t_ms - a.t_ms) / 1000;
     const conns = (b.inuse - a.inuse) / 2;
     const per = {};
-    for (const [tid, x] of b.tasks) {
-      const y = a.tasks.get(tid);
-      if (y === undefined) continue;
+    for (const [pid, x] of b.procs) {
+      const y = a.procs.get(pid);
+      if (y === undefined || y.comm !== x.comm) continue;
       per[x.group] = (per[x.group] ?? 0) + (x.ticks - y.ticks);
     }
-    const boxS = (b.busy - a.busy) / HZ;
+    const boxS = (b.busy_ticks - a.busy_ticks) / CLK_TCK;
     out.window = {
       seconds: Math.round(seconds * 10) / 10,
       connections: conns,
@@ -115,7 +100,7 @@ child.on('exit', (code) => {
     };
     for (const [g, t] of Object.entries(per).sort((x, y) => y[1] - x[1])) {
       if (t <= 0) continue;
-      out.groups[g] = { us_per_conn: Math.round((t / HZ / conns) * 1e7) / 10, cpus: Math.round((t / HZ / seconds) * 100) / 100 };
+      out.groups[g] = { us_per_conn: Math.round((t / CLK_TCK / conns) * 1e7) / 10, cpus: Math.round((t / CLK_TCK / seconds) * 100) / 100 };
     }
   }
   process.stdout.write(`${JSON.stringify(out)}\n`);

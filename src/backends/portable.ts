@@ -682,11 +682,12 @@ class PortableConnection implements Connection {
   }
 }
 
-/** The `Reactor` facade over an `Engine`. */
 /** node:net's socket and server options for `tcpKeepAlive` (idle time only); none when off. */
 function keepAliveOptions(ka: Required<TcpKeepAlive> | undefined): { keepAlive?: boolean; keepAliveInitialDelay?: number } {
   return ka === undefined ? {} : { keepAlive: true, keepAliveInitialDelay: ka.idle * 1000 };
 }
+
+/** The `Reactor` facade over an `Engine`. */
 
 class PortableReactor implements Reactor {
   readonly backend = 'portable' as const;

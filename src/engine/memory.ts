@@ -39,6 +39,7 @@ import { performance } from 'node:perf_hooks';
 import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { loadBinding } from '../core/binding.js';
+import type { Reactor } from '../core/types.js';
 import { provide } from './gather.js';
 
 let applied = false;
@@ -173,9 +174,9 @@ export const MEMORY_KEY = 'c1m.memory';
 /**
  * Each time a burst is over, two full V8 collections and `malloc_trim(0)` in this compact
  * server process or worker thread: its activity is its event loop's busy time (the reactor
- * runs on that loop), quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks, and with
- * `connections` (the open count of the reactor on this thread) also no more than
- * TRIM_QUIET_CONNS opened or closed between two checks. Its figures
+ * runs on that loop), quiet below TRIM_QUIET_ELU for TRIM_QUIET_CHECKS checks, with no more
+ * than TRIM_QUIET_CONNS of `reactor`'s connections (the one on this thread) opened or closed
+ * between two checks. Its figures
  * (`{ compact, trimThreshold, trims, gcs, gcMs, gcMsMax, newSpaceKb }`: glibc's trim
  * threshold it set, the last and the longest pause of a trim's collections, the young
  * generation's resident size after the last) are under MEMORY_KEY for `gather`.
@@ -185,7 +186,7 @@ export const MEMORY_KEY = 'c1m.memory';
  * returns what its siblings freed; glibc serializes it with their allocations). Returns
  * the stop function. Without the addon or glibc only the collections run.
  */
-export function trimServerProcess(connections?: () => number): () => void {
+export function trimServerProcess(reactor: Reactor): () => void {
   provide(MEMORY_KEY, () => ({ compact: applied, trimThreshold, ...done }));
   let trim = true;
   const gc = fullCollection();
@@ -206,7 +207,7 @@ export function trimServerProcess(connections?: () => number): () => void {
     }
     if (trim && trimMalloc()) done.trims++;
     else trim = false; // no glibc: nothing to trim, ever
-  }, TRIM_QUIET_CHECKS, TRIM_QUIET_ELU * TRIM_CHECK_MS, connections ? { read: connections, trickle: TRIM_QUIET_CONNS } : undefined);
+  }, TRIM_QUIET_CHECKS, TRIM_QUIET_ELU * TRIM_CHECK_MS, { read: () => reactor.stats.connections, trickle: TRIM_QUIET_CONNS });
   const timer = setInterval(() => burst.check(), TRIM_CHECK_MS);
   timer.unref();
   return () => clearInterval(timer);

@@ -156,7 +156,7 @@ async function serveOn(o: ServeOptions): Promise<ModeHandle> {
     const h = await loadHandler(handler, o.handlerOptions);
     const server = await listen(h, { ...o, ...engine, onError: resolved.onError });
     trackReactor(server.reactor);
-    const stopTrim = o.compactMemory ? trimServerProcess(() => server.reactor.stats.connections) : undefined;
+    const stopTrim = o.compactMemory ? trimServerProcess(server.reactor) : undefined;
     const close = (t?: number): Promise<void> => server.close(t).finally(() => {
       untrackReactor(server.reactor);
       stopTrim?.();

@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const reactor = createNativeEngineReactor(udp ? {} : handler, job.spec.engine);
   trackReactor(reactor);
   // Each isolate collects its own young generation after its bursts (threads too).
-  if (job.spec.compactMemory) trimServerProcess(() => reactor.stats.connections);
+  if (job.spec.compactMemory) trimServerProcess(reactor);
   let port: number | undefined;
   const tls = job.spec.tls === undefined ? undefined : tlsFromWire(job.spec.tls);
   const address = job.spec.listen ? await reactor.listen({ ...job.spec.listen, ...(tls ? { tls } : {}) }) : undefined;

@@ -2,6 +2,7 @@
  * What /proc says about other processes: their children and their threads' scheduling policy.
  */
 import { readdirSync, readFileSync } from 'node:fs';
+import { processTree } from '../../src/cli/bench-proc.js';
 
 /** `pid`'s children now (empty when it is gone). */
 export function childrenOf(pid: number): number[] {
@@ -12,15 +13,9 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
-/** `pid`'s descendants now. */
+/** `pid`'s live descendants now (the bench's own process-tree walk). */
 export function descendants(pid: number): number[] {
-  const out: number[] = [];
-  for (let todo = childrenOf(pid); todo.length > 0; ) {
-    const p = todo.pop()!;
-    out.push(p);
-    todo.push(...childrenOf(p));
-  }
-  return out;
+  return processTree([pid]).filter((p) => p !== pid);
 }
 
 /** Linux scheduling policies as /proc/PID/stat field 41 gives them. */

@@ -17,6 +17,7 @@ import type { BenchResult, BenchSweepResult } from '../../src/cli/bench-results.
 import { latencyHistogram, encodeHistogram, loadHistograms, mergeHistograms, summarize } from '../../src/cli/bench-stats.js';
 import { createWebSocketHandler, nofileLimit, type CloseReason } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
+import { childrenOf } from '../helpers/proc.js';
 import { HOST, freePort, startServer, waitFor, type TestServer } from '../helpers/net.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -66,15 +67,6 @@ function alive(pid: number): boolean {
   if (!existsSync(`/proc/${pid}/stat`)) return false;
   const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
   return st.slice(st.lastIndexOf(')') + 2)[0] !== 'Z';
-}
-
-/** Child pids of `pid` (Linux /proc/<pid>/task/<pid>/children). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
 }
 
 /** A c1m echo server in this process that tallies connections by source address. */

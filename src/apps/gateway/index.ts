@@ -279,8 +279,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     },
     onClose(ws) {
       counters.clients--;
-      const d = ws.data;
-      if (d !== undefined && !(d instanceof Pending) && d.expires !== undefined) expiry.remove(ws.id, d.expires);
+      unfile(ws);
     },
   });
 
@@ -305,8 +304,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /** `p` verified with `grant`: welcome it, subscribe what its URL asked, serve what it sent meanwhile. */
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
-    ws.data = grant === OPEN_GRANT ? undefined : grant;
-    if (grant.expires !== undefined) expiry.add(ws, grant.expires);
+    grantTo(ws, grant);
     welcome(ws, grant, p.querySub);
     if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
   }
@@ -369,11 +367,21 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token names another user')));
       return;
     }
-    const now = grantOf(ws.data);
-    if (now !== null && now.expires !== undefined) expiry.remove(ws.id, now.expires);
-    ws.data = next === OPEN_GRANT ? undefined : next;
-    if (next.expires !== undefined) expiry.add(ws, next.expires);
+    unfile(ws);
+    grantTo(ws, next);
     ws.send(encodeAck(op.id));
+  }
+
+  /** `ws` holds `grant` from now on, and closes when it expires (expiry.ts). */
+  function grantTo(ws: WebSocket<ClientData>, grant: Grant): void {
+    ws.data = grant === OPEN_GRANT ? undefined : grant;
+    if (grant.expires !== undefined) expiry.add(ws, grant.expires);
+  }
+
+  /** `ws`'s grant no longer closes it at its expiry (it closed, or holds another grant now). */
+  function unfile(ws: WebSocket<ClientData>): void {
+    const exp = grantOf(ws.data)?.expires;
+    if (exp !== undefined) expiry.remove(ws.id, exp);
   }
 
   /** The last one-topic ack `subscribe` made, and what it says. */
