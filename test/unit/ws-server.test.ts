@@ -6,8 +6,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Action, type Connection, type Handler } from '../../src/core/index.js';
-import { createHttpHandler } from '../../src/protocols/http1/index.js';
-import { createWebSocketHandler, type WebSocketHandler } from '../../src/protocols/ws/server.js';
+import fc from 'fast-check';
+import { HttpRequest, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type InPlaceUpgrade, type RequestHead, type UpgradeHook } from '../../src/protocols/http1/index.js';
+import { createWebSocketHandler, quickUpgradeFor, type WebSocketHandler, type WebSocketServerOptions } from '../../src/protocols/ws/server.js';
 import { frame, parseFrames } from '../helpers/ws-frames.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -178,6 +179,172 @@ describe('upgrade hand-over from the HTTP server', () => {
     assert.equal(next, ws);
     ws.onData!(c, Buffer.from(rest));
     assert.deepEqual(echoes(Buffer.concat(conn.out)), expected);
+  });
+});
+
+describe('the quick path behind the HTTP server (a plain upgrade read from its bytes)', () => {
+  /** Counts RequestParser.execute calls while `fn` runs: 0 means no request was parsed. */
+  function parses(fn: () => void): number {
+    const original = RequestParser.prototype.execute;
+    let n = 0;
+    RequestParser.prototype.execute = function (this: RequestParser, data: Uint8Array) {
+      n++;
+      return original.call(this, data);
+    };
+    try {
+      fn();
+    } finally {
+      RequestParser.prototype.execute = original;
+    }
+    return n;
+  }
+
+  /** The hook without its quick path: every upgrade goes through the parser. */
+  function parsedOnly(hook: UpgradeHook): UpgradeHook {
+    return Object.assign((req: HttpRequest, conn: Connection, head: Buffer) => hook(req, conn, head), {
+      [UPGRADE_IN_PLACE]: (hook as unknown as InPlaceUpgrade)[UPGRADE_IN_PLACE],
+    });
+  }
+
+  /** A connection that remembers the last timeout armed. */
+  class TimedConnection extends FakeConnection {
+    timeout: number | undefined;
+    override setTimeout(ms?: number): void {
+      this.timeout = ms;
+    }
+  }
+
+  /** What onUpgrade saw of a request, every RequestHead field read through. */
+  const seen = (req: RequestHead) => ({
+    method: req.method, target: req.target, versionMinor: req.versionMinor, headers: req.headers.map(([n, v]) => [n, v]), host: req.host,
+    contentLength: req.contentLength, chunked: req.chunked, keepAlive: req.keepAlive, upgrade: req.upgrade, upgradeProtocol: req.upgradeProtocol,
+    expectContinue: req.expectContinue,
+  });
+
+  /** A server whose onUpgrade records the request and decides by an `X-Verdict` field. */
+  function recordingServer(opts: Partial<WebSocketServerOptions>, log: unknown[]): WebSocketHandler {
+    return createWebSocketHandler({
+      ...opts,
+      onUpgrade(req) {
+        log.push(seen(req));
+        const verdict = req.headers.find(([n]) => n.toLowerCase() === 'x-verdict')?.[1];
+        if (verdict === 'no') return false;
+        if (verdict === '401') return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
+        if (verdict === 'throw') throw new Error('hook failed');
+        return verdict === 'data' ? { target: req.target } : undefined;
+      },
+      onOpen(ws) {
+        ws.send(`open ${JSON.stringify(ws.data ?? null)}`);
+      },
+      onMessage(ws, data, isBinary) {
+        ws.send(data, isBinary);
+      },
+    });
+  }
+
+  /** Drive `bytes` (in `chunks` pieces) through an HTTP server in front of a recording server. */
+  function run(quick: boolean, opts: Partial<WebSocketServerOptions>, chunks: Buffer[]) {
+    const log: unknown[] = [];
+    const errors: string[] = [];
+    const ws = recordingServer(opts, log);
+    const hook = ws.upgradeHook();
+    const http = createHttpHandler({ onUpgrade: quick ? hook : parsedOnly(hook), onError: (err, req) => void errors.push(`${err.message} ${req.method} ${req.target}`) });
+    const conn = new TimedConnection();
+    // Action.Close closes after the writes, as the engine does; a conn.close() call is the same.
+    const closing: Handler = { ...http, onData: (c, data) => {
+      const r = http.onData!(c, data);
+      if (r === Action.Close) c.close();
+      return r;
+    } };
+    const r = drive(closing, conn, chunks);
+    // The timeout armed matters only on a connection that stays open.
+    return { written: r.written.toString('latin1'), held: r.held, open: conn.open, tag: conn.tag, timeout: conn.open ? conn.timeout : 'closed', clients: ws.clients, log, errors };
+  }
+
+  const FIELD_POOL: [string, string][] = [
+    ['Host', 'example.com'], ['host', 'other.example:8080'], ['Upgrade', 'websocket'], ['upgrade', 'WebSocket'], ['Upgrade', 'h2c, websocket'],
+    ['Connection', 'Upgrade'], ['connection', 'keep-alive, upgrade'], ['Connection', 'close'], ['Sec-WebSocket-Key', KEY],
+    ['sec-websocket-key', 'AAAAAAAAAAAAAAAAAAAAAA=='], ['Sec-WebSocket-Key', 'short=='], ['Sec-WebSocket-Version', '13'], ['Sec-WebSocket-Version', '8'],
+    ['Sec-WebSocket-Protocol', 'chat'], ['Sec-WebSocket-Extensions', 'permessage-deflate'], ['Content-Length', '0'], ['Content-Length', '3'],
+    ['Transfer-Encoding', 'chunked'], ['Origin', 'https://example.com'], ['X-Verdict', 'no'], ['X-Verdict', '401'], ['X-Verdict', 'data'],
+    ['X-Verdict', 'throw'], ['X-Spaces', '  padded value \t'], ['Authorization', 'Bearer abc.def.ghi'], ['Bad Name', 'x'], ['X-Empty', ''],
+  ];
+  const PLAIN: [string, string][] = [['Host', 'example.com'], ['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Key', KEY], ['Sec-WebSocket-Version', '13']];
+  const headOf = (line: string, fields: [string, string][]): string => `${line}\r\n${fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
+
+  test('every request gets the same answer, the same request in onUpgrade and the same connection state as through the parser', () => {
+    const request = fc.record({
+      line: fc.constantFrom('GET /socket HTTP/1.1', 'GET /ws?topics=a,b&token=x HTTP/1.1', 'GET / HTTP/1.1', 'POST /socket HTTP/1.1', 'GET /socket HTTP/1.0', 'GET * HTTP/1.1', `GET /${'a'.repeat(2100)} HTTP/1.1`, 'GET  /two-spaces HTTP/1.1'),
+      // Mostly the plain request, with some of its fields left out or repeated, others mixed in.
+      fields: fc.tuple(fc.subarray(PLAIN, { minLength: 3 }), fc.array(fc.constantFrom(...FIELD_POOL), { maxLength: 4 }), fc.boolean())
+        .map(([plain, extra, extraFirst]) => (extraFirst ? [...extra, ...plain] : [...plain, ...extra])),
+      after: fc.constantFrom(Buffer.alloc(0), frame(1, 'hello'), Buffer.concat([frame(2, Buffer.from('bin')), frame(1, 'partial').subarray(0, 4)])),
+      server: fc.constantFrom<Partial<WebSocketServerOptions>>({}, { pingInterval: 0, handshakeTimeout: 0 }, { pingInterval: 30_000 }, { perMessageDeflate: true }, { protocols: ['chat'] }),
+      split: fc.nat(),
+    });
+    fc.assert(
+      fc.property(request, ({ line, fields, after, server, split }) => {
+        const bytes = Buffer.concat([Buffer.from(headOf(line, fields), 'latin1'), after]);
+        const at = split % (bytes.length + 1);
+        const chunks = at === 0 ? [bytes] : [bytes.subarray(0, at), bytes.subarray(at)];
+        assert.deepEqual(run(true, server, chunks), run(false, server, chunks));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  test('a plain upgrade as the first bytes is not parsed; the same through the parser is', () => {
+    const bytes = [Buffer.from(REQUEST, 'latin1')];
+    let quick: ReturnType<typeof run> | undefined;
+    let parsed: ReturnType<typeof run> | undefined;
+    assert.equal(parses(() => void (quick = run(true, {}, bytes))), 0);
+    assert.ok(parses(() => void (parsed = run(false, {}, bytes))) > 0);
+    assert.deepEqual(quick, parsed);
+    assert.match(quick!.written, /^HTTP\/1\.1 101 Switching Protocols\r\n/);
+    // A head in two reads is parsed (the quick path takes a whole head in the first read only).
+    assert.ok(parses(() => void run(true, {}, [bytes[0].subarray(0, 20), bytes[0].subarray(20)])) > 0);
+  });
+
+  test('without a heartbeat or handshake timeout, the HTTP server\'s first-request timeout is disarmed', () => {
+    for (const quick of [true, false]) {
+      const r = run(quick, { pingInterval: 0, handshakeTimeout: 0 }, [Buffer.from(REQUEST, 'latin1')]);
+      assert.match(r.written, /^HTTP\/1\.1 101 /);
+      assert.equal(r.timeout, 0, `quick ${quick}`);
+    }
+  });
+
+  test('an exception in onUpgrade reaches onError with the request, and only that connection is destroyed', () => {
+    const bytes = [Buffer.from(REQUEST.replace('\r\n\r\n', '\r\nX-Verdict: throw\r\n\r\n'), 'latin1')];
+    let r: ReturnType<typeof run> | undefined;
+    assert.equal(parses(() => void (r = run(true, {}, bytes))), 1); // only to build onError's request
+    assert.deepEqual(r!.errors, ['hook failed GET /socket']);
+    assert.equal(r!.open, false);
+    assert.equal(r!.written, '');
+    assert.deepEqual(r, run(false, {}, bytes));
+  });
+
+  test('quickUpgradeFor(hook, path) takes only that path, with or without a query; other targets reach the hook parsed', () => {
+    const targets = ['/ws', '/ws?topics=a', '/ws?', '/wsx', '/w', '/ws/', '/ws#f', '/other?/ws', 'http://h/ws'];
+    for (const target of targets) {
+      const ws = echoServer();
+      const hook = ws.upgradeHook();
+      const inPlace = (hook as unknown as InPlaceUpgrade)[UPGRADE_IN_PLACE];
+      const routed: string[] = [];
+      const onUpgrade = Object.assign((req: HttpRequest, conn: Connection, head: Buffer) => hook(req, conn, head), {
+        [UPGRADE_IN_PLACE]: (req: HttpRequest, conn: Connection) => {
+          routed.push(req.path);
+          return req.path === '/ws' ? inPlace(req, conn) : void conn.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
+        },
+        [UPGRADE_QUICK]: quickUpgradeFor(hook, '/ws'),
+      });
+      const http = createHttpHandler({ onUpgrade });
+      const conn = new FakeConnection();
+      let written = '';
+      const n = parses(() => void (written = drive(http, conn, [Buffer.from(REQUEST.replace('/socket', target), 'latin1')]).written.toString('latin1')));
+      const quick = target === '/ws' || target.startsWith('/ws?');
+      assert.equal(n === 0, quick, target);
+      assert.equal(written.startsWith('HTTP/1.1 101 '), quick || routed[0] === '/ws', `${target}: ${written.slice(0, 30)}`);
+    }
   });
 });
 

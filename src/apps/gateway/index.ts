@@ -23,8 +23,8 @@
 import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
-import { UPGRADE_IN_PLACE, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
-import { createWebSocketHandler, type WebSocket } from '../../protocols/ws/index.js';
+import { UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
+import { createWebSocketHandler, quickUpgradeFor, type WebSocket } from '../../protocols/ws/index.js';
 import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
 import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
 import { Broker, type BrokerMessage } from './broker.js';
@@ -570,6 +570,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     // that read the request serves the next connection.
     onUpgrade: Object.assign((req: HttpRequest, conn: Connection, head: Buffer) => (req.path === '/ws' ? upgrade(req, conn, head) : noSuchSocket(conn)), {
       [UPGRADE_IN_PLACE]: (req: HttpRequest, conn: Connection) => (req.path === '/ws' ? upgradeInPlace(req, conn) : noSuchSocket(conn)),
+      // A plain upgrade of `/ws` as a connection's first bytes: served from them, no parse.
+      [UPGRADE_QUICK]: quickUpgradeFor(upgrade, '/ws'),
     }),
   });
   let admin: AdminListener | null = null;

@@ -4,6 +4,7 @@
 export {
   PARSER_DEFAULTS,
   RequestParser,
+  parseFieldText,
   type Field,
   type RequestHead,
   type RequestParserCallbacks,
@@ -28,10 +29,12 @@ export {
   HttpRequest,
   HttpResponse,
   UPGRADE_IN_PLACE,
+  UPGRADE_QUICK,
   UPGRADE_TAGGED,
   createHttpHandler,
   type HttpHandlerOptions,
   type InPlaceUpgrade,
+  type QuickUpgrade,
   type RouteHandler,
   type UpgradeHook,
 } from './server.js';

@@ -28,7 +28,7 @@
 import { Action, checkOption, type Connection, type Handler } from '../../core/index.js';
 import { HttpParseError } from './errors.js';
 import { HttpRequest, HttpResponse, type ResponseSession } from './exchange.js';
-import { RequestParser, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions } from './parser.js';
+import { PARSER_DEFAULTS, RequestParser, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions } from './parser.js';
 import { CONTINUE_RESPONSE, STATUS_REASONS } from './response.js';
 
 export { HttpRequest, HttpResponse } from './exchange.js';
@@ -65,6 +65,28 @@ export const UPGRADE_IN_PLACE: unique symbol = Symbol('c1m.upgradeInPlace');
  * with the tag back at 0.
  */
 export const UPGRADE_TAGGED: unique symbol = Symbol('c1m.upgradeTagged');
+
+/**
+ * @internal A hook that can serve a common upgrade request straight from its bytes (the
+ * WebSocket handler's `upgradeHook()` carries one under this key). For a connection's first
+ * read, when it holds a whole head within the parser's limits, the server offers the bytes to
+ * `take` before any parsing: `take` returns `undefined` having done nothing (the request then
+ * goes through the parser and the hook as usual), or it served the upgrade (or refused it,
+ * written) and returns what `onData` returns. A taken connection is routed to `handler`, as
+ * the hook's return would be. Exceptions: as the hook's (`onError`, then the connection is
+ * destroyed).
+ */
+export const UPGRADE_QUICK: unique symbol = Symbol('c1m.upgradeQuick');
+
+/** @internal See `UPGRADE_QUICK`. */
+export interface QuickUpgrade {
+  readonly handler: Handler;
+  /** The longest target and the most field lines `take` ever accepts (the server's parser limits must admit them). */
+  readonly maxTarget: number;
+  readonly maxFields: number;
+  /** `data`: the first bytes of `conn`; `headEnd`: the offset just past the head's CRLF CRLF. */
+  take(conn: Connection, data: Buffer, headEnd: number): number | Action | undefined;
+}
 
 /** Tag bit of an HTTP connection that has had a request (the rest of its tag stays 0). */
 const SERVED = 0x80000000;
@@ -127,6 +149,10 @@ interface Shared {
    * responses (they were copied then): put in front of its next bytes. Rare; empty otherwise.
    */
   carry: Map<number, Buffer>;
+  /** The hook's quick path, when it has one and the parser's limits admit it (see `UPGRADE_QUICK`). */
+  quick: QuickUpgrade | undefined;
+  /** The parser's maxHeaderBytes: a quick head must end within it. */
+  maxHeaderBytes: number;
 }
 
 const asError = (e: unknown): Error => (e instanceof Error ? e : new Error(String(e)));
@@ -496,11 +522,7 @@ class Session implements RequestParserCallbacks, ResponseSession {
       conn.close();
       return;
     }
-    if ((next as { [UPGRADE_TAGGED]?: boolean })[UPGRADE_TAGGED] === true && (conn.tag & 1) !== 0 && (shared.tagged ??= next) === next) {
-      // routed by its tag: no entry
-    } else {
-      shared.upgraded.set(conn.id, next);
-    }
+    route(shared, conn, next);
     if (inPlace === undefined) return;
     if (head === null) {
       this.#handedOver = true;
@@ -519,6 +541,54 @@ class Session implements RequestParserCallbacks, ResponseSession {
     if (r === Action.Close) conn.close();
     else if (r === Action.Shutdown) conn.shutdown();
   }
+}
+
+/** Send every later event of the upgraded `conn` to `next`. */
+function route(shared: Shared, conn: Connection, next: Handler): void {
+  if ((next as { [UPGRADE_TAGGED]?: boolean })[UPGRADE_TAGGED] === true && (conn.tag & 1) !== 0 && (shared.tagged ??= next) === next) {
+    // routed by its tag: no entry
+  } else {
+    shared.upgraded.set(conn.id, next);
+  }
+}
+
+/** The hook's quick path, if it has one whose requests always fit within the parser's limits. */
+function quickOf(hook: UpgradeHook | undefined, limits: RequestParserOptions): QuickUpgrade | undefined {
+  const quick = (hook as Partial<Record<typeof UPGRADE_QUICK, QuickUpgrade>> | undefined)?.[UPGRADE_QUICK];
+  if (quick === undefined) return undefined;
+  const fits = quick.maxTarget <= (limits.maxUriLength ?? PARSER_DEFAULTS.maxUriLength) && quick.maxFields <= (limits.maxHeaders ?? PARSER_DEFAULTS.maxHeaders);
+  return fits ? quick : undefined;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+
+/**
+ * Offer a fresh connection's first bytes to the hook's quick path (`UPGRADE_QUICK`). Returns
+ * undefined when it did not take them (nothing happened: parse as usual).
+ */
+function takeQuick(shared: Shared, conn: Connection, data: Buffer): number | Action | undefined {
+  const max = shared.maxHeaderBytes;
+  const blank = (data.length > max ? data.subarray(0, max) : data).indexOf(CRLFCRLF);
+  if (blank < 0 || blank + 4 > max) return undefined;
+  const quick = shared.quick!;
+  let r: number | Action | undefined;
+  try {
+    r = quick.take(conn, data, blank + 4);
+  } catch (err) {
+    shared.onError(asError(err), requestOf(shared, conn, data.subarray(0, blank + 4)));
+    conn.destroy();
+    return data.length;
+  }
+  if (r !== undefined && conn.tag !== 0) route(shared, conn, quick.handler);
+  return r;
+}
+
+/** The request of a head the quick path took, parsed as the session would (for `onError`). */
+function requestOf(shared: Shared, conn: Connection, head: Buffer): HttpRequest {
+  let got: RequestHead | null = null;
+  const parser = new RequestParser({ onRequest: (h) => void (got = h), onBody() {}, onMessageComplete() {} }, shared.parserOptions, true);
+  parser.execute(head);
+  return new HttpRequest(got!, conn, parser.fieldText, parser.fieldStart);
 }
 
 /**
@@ -588,6 +658,8 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
     upgraded: new Map(),
     tagged: undefined,
     carry: new Map(),
+    quick: quickOf(options.onUpgrade, parserOptions),
+    maxHeaderBytes: parserOptions.maxHeaderBytes ?? PARSER_DEFAULTS.maxHeaderBytes,
   };
   const upgraded = shared.upgraded;
   const taken = (conn: Connection): Handler | undefined => {
@@ -612,6 +684,11 @@ export function createHttpHandler(options: HttpHandlerOptions = {}): Handler {
       }
       let s = conn.context as Session | undefined;
       if (s === undefined) {
+        // A connection's first bytes: a common upgrade is served from them, no parse.
+        if (shared.quick !== undefined && conn.tag === 0) {
+          const r = takeQuick(shared, conn, data);
+          if (r !== undefined) return r;
+        }
         s = shared.pool.pop() ?? new Session(shared);
         s.attach(conn);
         conn.context = s;

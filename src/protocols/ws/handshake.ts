@@ -16,8 +16,8 @@
  * upgrades in a burst grew the V8 heap that an idle server then keeps (see docs/websocket.md).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Field } from '../http1/index.js';
-import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from '../http1/index.js';
+import type { Field, RequestHead } from '../http1/index.js';
+import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower, parseFieldText } from '../http1/index.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
@@ -325,8 +325,9 @@ const GET_SP = ascii('GET ');
 const SP_HTTP11_CRLF = ascii(' HTTP/1.1\r\n');
 // Bounds of the quick path, below the parser's defaults (8 KiB target, 100 fields): past
 // them the parser decides.
-const QUICK_MAX_TARGET = 2048;
-const QUICK_MAX_FIELDS = 64;
+/** The longest target and the most field lines `plainUpgrade` accepts. */
+export const QUICK_MAX_TARGET = 2048;
+export const QUICK_MAX_FIELDS = 64;
 // Base64 digits; the 22nd of a 16-byte key carries 2 data bits and 4 zero bits: A, Q, g or w.
 const B64 = Uint8Array.from({ length: 256 }, (_, c) => (BASE64.includes(c) ? 1 : 0));
 
@@ -455,3 +456,92 @@ export function field(headers: Field[], lower: string, count?: { n: number }): s
 
 /** A timeout option: an integer number of ms from 0 to 2^31-1. */
 export const isMs = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fffffff;
+
+/** What `upgradeHook` reads of a request the HTTP server parsed (an `HttpRequest`). */
+export type HookRequest = { method: string; target: string; headers: readonly (readonly [string, string])[]; upgrade?: boolean };
+
+/**
+ * The RequestHead of a request the HTTP server parsed and found to be an upgrade, as the
+ * handshake reads it (one object, dropped after the handshake; its strings are the request's).
+ */
+export function headOf(req: HookRequest): RequestHead {
+  const headers = req.headers as Field[];
+  let upgradeProtocol: string | null = null;
+  let host: string | null = null;
+  let contentLength: number | null = null;
+  let chunked = false;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i];
+    if (sameName(name, 'upgrade')) upgradeProtocol = upgradeProtocol === null ? value : `${upgradeProtocol}, ${value}`;
+    else if (sameName(name, 'host')) host = value;
+    else if (sameName(name, 'content-length')) contentLength = Number(value);
+    else if (sameName(name, 'transfer-encoding')) chunked = true;
+  }
+  return {
+    method: req.method,
+    target: req.target,
+    versionMinor: 1,
+    headers,
+    host,
+    contentLength: chunked ? null : contentLength,
+    chunked,
+    keepAlive: true,
+    upgrade: req.upgrade ?? (req.method === 'CONNECT' || upgradeProtocol !== null),
+    upgradeProtocol,
+    expectContinue: false,
+  };
+}
+
+/** The origin-form target ending at `targetEnd` (starting at 4, after `GET `) is `path` or `path?...`. */
+export function hasPath(text: string, targetEnd: number, path: string): boolean {
+  const end = 4 + path.length;
+  return text.startsWith(path, 4) && (targetEnd === end || (targetEnd > end && text.charCodeAt(end) === 0x3f));
+}
+
+/**
+ * The request `onUpgrade` sees on the quick path: what the parser would give for it (a GET
+ * upgrade over HTTP/1.1 with no body), its fields decoded from the head's text on first read.
+ */
+export class QuickHead implements RequestHead {
+  method = 'GET';
+  target: string;
+  versionMinor: 0 | 1 = 1;
+  contentLength: number | null = null;
+  chunked = false;
+  keepAlive = true;
+  upgrade = true;
+  expectContinue = false;
+  readonly #text: string;
+  readonly #fieldStart: number;
+  #headers: Field[] | null = null;
+
+  /** `text`: the head without its last CRLF; the target ends at `targetEnd`. */
+  constructor(text: string, targetEnd: number) {
+    this.target = text.slice(4, targetEnd);
+    this.#text = text;
+    this.#fieldStart = targetEnd + 11; // ` HTTP/1.1\r\n`
+  }
+
+  get headers(): Field[] {
+    return (this.#headers ??= parseFieldText(this.#text, this.#fieldStart));
+  }
+
+  set headers(value: Field[]) {
+    this.#headers = value;
+  }
+
+  /** Exactly one Host field is there (a plain upgrade). */
+  get host(): string | null {
+    return fieldValue(this.headers, 'host');
+  }
+
+  /** Exactly one Upgrade field is there (a plain upgrade). */
+  get upgradeProtocol(): string | null {
+    return fieldValue(this.headers, 'upgrade');
+  }
+}
+
+function fieldValue(headers: Field[], lower: string): string | null {
+  for (let i = 0; i < headers.length; i++) if (sameName(headers[i][0], lower)) return headers[i][1];
+  return null;
+}

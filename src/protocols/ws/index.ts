@@ -55,6 +55,7 @@ export {
   WebSocket,
   createWebSocketHandler,
   publish,
+  quickUpgradeFor,
   type UpgradeRejection,
   type WebSocketHandler,
   type WebSocketServerOptions,

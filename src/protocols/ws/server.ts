@@ -33,7 +33,7 @@
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_TAGGED, encodeResponseHead, type Field, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, UPGRADE_TAGGED, encodeResponseHead, type Field, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -63,7 +63,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { WS_VERSION, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
+import { QUICK_MAX_FIELDS, QUICK_MAX_TARGET, QuickHead, WS_VERSION, hasPath, headOf, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 import { CODE_TRY_AGAIN_LATER, WsTopics, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './server-pubsub.js';
@@ -515,39 +515,16 @@ function fieldList(headers: ResponseFields | undefined): [string, string | numbe
   return out;
 }
 
-/** What `upgradeHook` reads of a request the HTTP server parsed (an `HttpRequest`). */
-type HookRequest = { method: string; target: string; headers: readonly (readonly [string, string])[]; upgrade?: boolean };
+/** @internal Key of `upgradeHook()`'s quick path restricted to one path: see `quickUpgradeFor`. */
+const QUICK_FOR_PATH = Symbol('c1m.ws.quickForPath');
 
 /**
- * The RequestHead of a request the HTTP server parsed and found to be an upgrade, as the
- * handshake reads it (one object, dropped after the handshake; its strings are the request's).
+ * @internal The quick path (`UPGRADE_QUICK`) of a WebSocket handler's `upgradeHook()` hook,
+ * taking only requests whose target is `path` or `path?query` (for a server that routes
+ * upgrades by path: other targets go through the parser to its own hook).
  */
-function headOf(req: HookRequest): RequestHead {
-  const headers = req.headers as Field[];
-  let upgradeProtocol: string | null = null;
-  let host: string | null = null;
-  let contentLength: number | null = null;
-  let chunked = false;
-  for (let i = 0; i < headers.length; i++) {
-    const [name, value] = headers[i];
-    if (sameName(name, 'upgrade')) upgradeProtocol = upgradeProtocol === null ? value : `${upgradeProtocol}, ${value}`;
-    else if (sameName(name, 'host')) host = value;
-    else if (sameName(name, 'content-length')) contentLength = Number(value);
-    else if (sameName(name, 'transfer-encoding')) chunked = true;
-  }
-  return {
-    method: req.method,
-    target: req.target,
-    versionMinor: 1,
-    headers,
-    host,
-    contentLength: chunked ? null : contentLength,
-    chunked,
-    keepAlive: true,
-    upgrade: req.upgrade ?? (req.method === 'CONNECT' || upgradeProtocol !== null),
-    upgradeProtocol,
-    expectContinue: false,
-  };
+export function quickUpgradeFor(hook: ReturnType<WebSocketHandler['upgradeHook']>, path: string): QuickUpgrade {
+  return (hook as unknown as Record<typeof QUICK_FOR_PATH, (path: string) => QuickUpgrade>)[QUICK_FOR_PATH](path);
 }
 
 /** Answer `status`, then close (after flushing). */
@@ -640,7 +617,8 @@ class WsServer implements WebSocketHandler {
       }
       return this;
     };
-    return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver });
+    const quick: QuickUpgrade = { handler: this, maxTarget: QUICK_MAX_TARGET, maxFields: QUICK_MAX_FIELDS, take: (conn, data, headEnd) => this.#take(conn, data, headEnd, undefined) };
+    return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver, [UPGRADE_QUICK]: quick, [QUICK_FOR_PATH]: (path: string) => ({ ...quick, take: (conn: Connection, data: Buffer, headEnd: number) => this.#take(conn, data, headEnd, path) }) });
   }
 
   publish(topic: string, message: Uint8Array | string, options?: WsPublishOptions): number;
@@ -849,6 +827,18 @@ class WsServer implements WebSocketHandler {
         protocol = offered.find((p) => select.includes(p));
       }
     }
+    const tag = this.#admit(conn, req, agreement, protocol);
+    if (tag >= 0) {
+      this.#answer = protocol === undefined && agreement === null ? acceptHead(key!) : acceptResponse(key!, { protocol, extensions: agreement?.response });
+    }
+    return tag;
+  }
+
+  /**
+   * `onUpgrade`'s verdict on a request that passed the checks, and the tag of the WebSocket
+   * it opens (the extras are set); refused, the answer is written and an Action returned.
+   */
+  #admit(conn: Connection, req: RequestHead, agreement: ReturnType<typeof negotiateDeflate>, protocol: string | undefined): number {
     let context: unknown;
     const onUpgrade = this.#opts.onUpgrade;
     if (onUpgrade !== undefined) {
@@ -874,8 +864,33 @@ class WsServer implements WebSocketHandler {
         tag |= EXTRA;
       }
     }
-    this.#answer = protocol === undefined && agreement === null ? acceptHead(key!) : acceptResponse(key!, { protocol, extensions: agreement?.response });
     return tag;
+  }
+
+  /**
+   * `UPGRADE_QUICK` for `upgradeHook()`: a plain upgrade (see `plainUpgrade`) that is a
+   * connection's first bytes behind the HTTP server, read in place: no parse into strings
+   * except the target (and the fields if `onUpgrade` reads them), the key hashed from the
+   * bytes. The same checks and answers as the parsed path; anything else is left to it
+   * (returns undefined, having done nothing). `path`: take only targets with this path.
+   */
+  #take(conn: Connection, data: Buffer, headEnd: number, path: string | undefined): number | Action | undefined {
+    const s = this.#shared;
+    if (s.shuttingDown) return undefined;
+    const key = plainUpgrade(data, headEnd, s.deflate === null);
+    if (key < 0) return undefined;
+    const text = (data as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, headEnd - 2); // the field lines end with their CRLF
+    const targetEnd = text.indexOf(' ', 4);
+    if (path !== undefined && !hasPath(text, targetEnd, path)) return undefined;
+    let tag = WS;
+    if (this.#opts.onUpgrade !== undefined) {
+      tag = this.#admit(conn, new QuickHead(text, targetEnd), null, undefined);
+      if (tag < 0) return tag as Action;
+    }
+    // The HTTP server's first-request timeout goes (it disarms it before its hook): #start
+    // arms the heartbeat or the handshake timeout over it, else it must go here.
+    if (!(s.pingInterval > 0 || this.#handshakeTimeout > 0)) conn.setTimeout(0);
+    return this.#open(conn, data, headEnd, tag, acceptHeadFromBytes(data, key));
   }
 
   /** The upgrade is accepted: set the tag, write the 101 `head`, open, read what follows the head. */
