@@ -16,6 +16,8 @@ import {
   type HandshakeResult,
 } from '../../src/protocols/ws/client-handshake.js';
 import { deflateOffer, resolveDeflateOptions, type PerMessageDeflateOptions } from '../../src/protocols/ws/deflate.js';
+import fc from 'fast-check';
+import { acceptHead, acceptKey, plain101 } from '../../src/protocols/ws/handshake.js';
 
 // RFC 6455 1.3's sample key and answer.
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
@@ -207,5 +209,54 @@ describe('client handshake', () => {
     ]) {
       assert.throws(() => checkConnectOptions(bad as never), { code: 'ERR_C1M_INVALID_OPTION' }, JSON.stringify(bad));
     }
+  });
+});
+
+describe('the client\'s quick path (plain101: a plain 101 checked in place)', () => {
+  const bytesOf = (lines: string[]): Buffer => Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
+
+  test('takes the 101s that servers send to a client that offered nothing', () => {
+    const answers = [
+      GOOD,
+      acceptHead(KEY).toString('latin1').split('\r\n').filter((l) => l !== ''), // c1m's own
+      ['HTTP/1.1 101 Switching Protocols', 'Upgrade: websocket', 'Connection: Upgrade', `Sec-WebSocket-Accept: ${ACCEPT}`, 'Date: Sat, 05 Dec 2026 23:40:00 GMT', 'Server: x'],
+      ['HTTP/1.1 101', 'upgrade: WebSocket', 'connection: keep-alive, Upgrade', `sec-websocket-accept:${ACCEPT}  `],
+    ];
+    for (const lines of answers) {
+      const b = bytesOf(lines);
+      assert.equal(plain101(b, b.length, KEY), true, lines.join(' | '));
+      assert.deepEqual(check(lines), '');
+    }
+  });
+
+  test('leaves to the full check what is not plain, and never takes a response the full check refuses', () => {
+    const KEY2 = 'AAAAAAAAAAAAAAAAAAAAAA==';
+    const POOL: [string, string][] = [
+      ['Upgrade', 'websocket'], ['Upgrade', 'WebSocket'], ['Upgrade', 'websocket, h2c'], ['Upgrade', 'web socket'], ['Connection', 'Upgrade'], ['Connection', 'keep-alive, upgrade'],
+      ['Connection', 'close upgrade'], ['Connection', 'keep-alive'], ['Sec-WebSocket-Accept', ACCEPT], ['Sec-WebSocket-Accept', acceptKey(KEY2)], ['Sec-WebSocket-Accept', `${ACCEPT}\xa0`],
+      ['sec-websocket-accept', ACCEPT.toLowerCase()], ['Sec-WebSocket-Protocol', 'chat'], ['Sec-WebSocket-Extensions', 'permessage-deflate'], ['Sec-WebSocket-Extensions', ''],
+      ['X-Pad', ' \t spaced \t '], ['X-Empty', ''], ['Bad Name', 'x'], ['X-Obs', '\xe9t\xe9'],
+    ];
+    const plain: [string, string][] = [['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Accept', ACCEPT]];
+    const response = fc.record({
+      status: fc.constantFrom('HTTP/1.1 101 Switching Protocols', 'HTTP/1.1 101', 'HTTP/1.1 101 ', 'HTTP/1.0 101 Switching Protocols', 'HTTP/1.1 200 OK', 'HTTP/1.1 1010', 'HTTP/1.1 101\tx'),
+      fields: fc.tuple(fc.subarray(plain, { minLength: 2 }), fc.array(fc.constantFrom(...POOL), { maxLength: 4 }), fc.boolean())
+        .map(([p, extra, first]) => (first ? [...extra, ...p] : [...p, ...extra])),
+      key: fc.constantFrom(KEY, KEY2),
+    });
+    let taken = 0;
+    fc.assert(
+      fc.property(response, ({ status, fields, key }) => {
+        const lines = [status, ...fields.map(([n, v]) => `${n}: ${v}`)];
+        const b = bytesOf(lines);
+        if (!plain101(b, b.length, key)) return;
+        taken++;
+        const h = head(lines);
+        assert.equal(typeof h, 'object', lines.join(' | '));
+        assert.deepEqual(checkResponse(h as Exclude<typeof h, string>, key, [], null), { protocol: '', deflate: null }, lines.join(' | '));
+      }),
+      { numRuns: 3000 },
+    );
+    assert.ok(taken > 30, `only ${taken} plain responses generated (about 90 expected)`);
   });
 });

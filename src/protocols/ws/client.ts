@@ -77,9 +77,10 @@ import {
   checkConnectOptions,
   checkResponse,
   parseResponseHead,
+  type HandshakeResult,
   parseWsUrl,
 } from './client-handshake.js';
-import { isMs } from './handshake.js';
+import { isMs, plain101 } from './handshake.js';
 import type { WebSocketConnectOptions } from './client-types.js';
 import { WssOptions } from './client-tls.js';
 
@@ -396,6 +397,9 @@ export class ClientWebSocket<T = unknown> {
   }
 }
 
+/** What a plain 101 selects: nothing (see `plain101`). */
+const PLAIN_101: HandshakeResult = { protocol: '', deflate: null };
+
 /** The response head and whatever follows it; returns the bytes consumed. */
 function handshake(s: Shared, conn: Connection, data: Buffer): number {
   const tag = conn.tag;
@@ -407,11 +411,15 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
     return failHandshake(s, conn, new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_MALFORMED', `response head larger than maxHeaderBytes (${limit})`), data.length);
   }
   const headEnd = blank + 4;
-  const head = parseResponseHead(data.toString('latin1', 0, blank));
-  if (typeof head === 'string') return failHandshake(s, conn, new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_MALFORMED', head), data.length);
   const x = s.extras.get(conn.id)!;
-  const agreed = checkResponse(head, x.key, x.offered!, s.deflate);
-  if (agreed instanceof WsHandshakeError) return failHandshake(s, conn, agreed, data.length);
+  let agreed: HandshakeResult | WsHandshakeError = PLAIN_101;
+  // The common answer (nothing offered, nothing selected) is checked where the engine read it.
+  if (x.offered!.length !== 0 || s.deflate !== null || !plain101(data, headEnd, x.key)) {
+    const head = parseResponseHead(data.toString('latin1', 0, blank));
+    if (typeof head === 'string') return failHandshake(s, conn, new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_MALFORMED', head), data.length);
+    agreed = checkResponse(head, x.key, x.offered!, s.deflate);
+    if (agreed instanceof WsHandshakeError) return failHandshake(s, conn, agreed, data.length);
+  }
   x.key = '';
   x.offered = null;
   let bits = agreed.protocol === '' ? 0 : s.protocolBits(agreed.protocol, () => x);

@@ -441,6 +441,75 @@ export function plainUpgrade(buf: Uint8Array, headEnd: number, ignoreExtensions:
   return key;
 }
 
+const STATUS_101 = ascii('HTTP/1.1 101');
+const L_ACCEPT = ascii('sec-websocket-accept');
+const EXPECTED_ACCEPT = new Uint8Array(ACCEPT_LENGTH);
+
+/**
+ * The client's quick path: true when `buf[0, headEnd)` (a response head ending with its blank
+ * line) is a plain 101 that answers `key` and selects nothing: `HTTP/1.1 101` with an optional
+ * reason, at most 64 field lines as `parseResponseHead` accepts them, exactly one Upgrade whose
+ * value is `websocket` (any case), a Connection with an `upgrade` element, exactly one
+ * Sec-WebSocket-Accept equal to the key's answer, and no Sec-WebSocket-Extensions or
+ * Sec-WebSocket-Protocol. Otherwise false, and `parseResponseHead` + `checkResponse` decide
+ * (they accept every head this accepts, selecting nothing). Allocates nothing. Internal (client.ts).
+ */
+export function plain101(buf: Uint8Array, headEnd: number, key: string): boolean {
+  if (headEnd < 16 || !bytesAre(buf, 0, STATUS_101)) return false;
+  let i = STATUS_101.length;
+  if (buf[i] === 0x20) {
+    i++;
+    while (FIELD_VALUE[buf[i]] === 1) i++;
+  }
+  if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return false;
+  i += 2;
+  let fields = 0;
+  let upgrades = 0;
+  let connUpgrade = false;
+  let accept = -1;
+  let accepts = 0;
+  // The head ends with CRLF CRLF at headEnd, so every line below ends before it.
+  while (buf[i] !== 0x0d) {
+    if (++fields > QUICK_MAX_FIELDS) return false;
+    const nameStart = i;
+    while (TOKEN[buf[i]] === 1) i++;
+    const nameLength = i - nameStart;
+    if (nameLength === 0 || buf[i] !== 0x3a) return false;
+    i++;
+    let c: number;
+    while ((c = buf[i]) === 0x20 || c === 0x09) i++;
+    const vs = i;
+    while (FIELD_VALUE[buf[i]] === 1) i++;
+    if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return false;
+    let ve = i;
+    while (ve > vs && ((c = buf[ve - 1]) === 0x20 || c === 0x09)) ve--;
+    i += 2;
+    switch (nameLength) {
+      case 7:
+        if (equalsLower(buf, nameStart, L_UPGRADE) && (upgrades++ !== 0 || ve - vs !== L_WEBSOCKET.length || !equalsLower(buf, vs, L_WEBSOCKET))) return false;
+        break;
+      case 10:
+        if (equalsLower(buf, nameStart, L_CONNECTION) && listHas(buf, vs, ve, L_UPGRADE, false)) connUpgrade = true;
+        break;
+      case 20:
+        if (equalsLower(buf, nameStart, L_ACCEPT)) {
+          if (accepts++ !== 0 || ve - vs !== ACCEPT_LENGTH) return false;
+          accept = vs;
+        }
+        break;
+      case 22:
+        if (equalsLower(buf, nameStart, L_PROTOCOL)) return false;
+        break;
+      case 24:
+        if (equalsLower(buf, nameStart, L_EXTENSIONS)) return false;
+        break;
+    }
+  }
+  if (i + 2 !== headEnd || upgrades !== 1 || !connUpgrade || accepts !== 1 || !validateKey(key)) return false;
+  acceptKeyInto(key, EXPECTED_ACCEPT, 0);
+  return bytesAre(buf, accept, EXPECTED_ACCEPT);
+}
+
 /** The value of header `lower` (joined with ', ' when repeated), or undefined. */
 export function field(headers: Field[], lower: string, count?: { n: number }): string | undefined {
   let value: string | undefined;
