@@ -5,9 +5,9 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Action, type Connection, type Handler } from '../../src/core/index.js';
+import { Action, type CloseReason, type Connection, type Handler } from '../../src/core/index.js';
 import fc from 'fast-check';
-import { HttpRequest, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type InPlaceUpgrade, type RequestHead, type UpgradeHook } from '../../src/protocols/http1/index.js';
+import { HttpRequest, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type HttpHandlerOptions, type InPlaceUpgrade, type RequestHead, type UpgradeHook } from '../../src/protocols/http1/index.js';
 import { createWebSocketHandler, quickUpgradeFor, type WebSocketHandler, type WebSocketServerOptions } from '../../src/protocols/ws/server.js';
 import { frame, parseFrames } from '../helpers/ws-frames.js';
 
@@ -221,44 +221,65 @@ describe('the quick path behind the HTTP server (a plain upgrade read from its b
     expectContinue: req.expectContinue,
   });
 
-  /** A server whose onUpgrade records the request and decides by an `X-Verdict` field. */
-  function recordingServer(opts: Partial<WebSocketServerOptions>, log: unknown[]): WebSocketHandler {
+  /** A server whose onUpgrade (unless `hook` is false) records the request and decides by an `X-Verdict` field. */
+  function recordingServer(opts: Partial<WebSocketServerOptions>, hook: boolean, log: unknown[]): WebSocketHandler {
     return createWebSocketHandler({
       ...opts,
-      onUpgrade(req) {
-        log.push(seen(req));
-        const verdict = req.headers.find(([n]) => n.toLowerCase() === 'x-verdict')?.[1];
-        if (verdict === 'no') return false;
-        if (verdict === '401') return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
-        if (verdict === 'throw') throw new Error('hook failed');
-        return verdict === 'data' ? { target: req.target } : undefined;
-      },
+      ...(hook
+        ? {
+            onUpgrade(req: RequestHead) {
+              log.push(seen(req));
+              const verdict = req.headers.find(([n]) => n.toLowerCase() === 'x-verdict')?.[1];
+              if (verdict === 'no') return false;
+              if (verdict === '401') return { status: 401, headers: { 'WWW-Authenticate': 'Bearer' } };
+              if (verdict === 'throw') throw new Error('hook failed');
+              return verdict === 'data' ? { target: req.target } : undefined;
+            },
+          }
+        : {}),
       onOpen(ws) {
         ws.send(`open ${JSON.stringify(ws.data ?? null)}`);
       },
       onMessage(ws, data, isBinary) {
+        if (!isBinary && data.toString() === 'throw') throw new Error('onMessage failed');
         ws.send(data, isBinary);
+      },
+      onClose(ws, code) {
+        log.push(`closed ${code}`);
       },
     });
   }
 
-  /** Drive `bytes` (in `chunks` pieces) through an HTTP server in front of a recording server. */
-  function run(quick: boolean, opts: Partial<WebSocketServerOptions>, chunks: Buffer[]) {
+  /**
+   * Drive `chunks` through an HTTP server (with `http` options) in front of a recording server,
+   * then close the connection as the engine would: what was written, the connection's state,
+   * what onUpgrade saw, what reached onError and onClose.
+   */
+  function run(quick: boolean, opts: Partial<WebSocketServerOptions>, chunks: Buffer[], hook = true, httpOptions: HttpHandlerOptions = {}) {
     const log: unknown[] = [];
     const errors: string[] = [];
-    const ws = recordingServer(opts, log);
-    const hook = ws.upgradeHook();
-    const http = createHttpHandler({ onUpgrade: quick ? hook : parsedOnly(hook), onError: (err, req) => void errors.push(`${err.message} ${req.method} ${req.target}`) });
+    const ws = recordingServer(opts, hook, log);
+    const upgrade = ws.upgradeHook();
+    const http = createHttpHandler({ ...httpOptions, onUpgrade: quick ? upgrade : parsedOnly(upgrade), onError: (err, req) => void errors.push(`${err.message} ${req.method} ${req.target}`) });
     const conn = new TimedConnection();
-    // Action.Close closes after the writes, as the engine does; a conn.close() call is the same.
-    const closing: Handler = { ...http, onData: (c, data) => {
-      const r = http.onData!(c, data);
-      if (r === Action.Close) c.close();
-      return r;
+    // As the engine: Action.Close is a close after the writes; a callback that throws resets
+    // the connection ('handler-error').
+    let failed = '';
+    const engine: Handler = { ...http, onData: (c, data) => {
+      try {
+        const r = http.onData!(c, data);
+        if (r === Action.Close) c.close();
+        return r;
+      } catch (err) {
+        failed = (err as Error).message;
+        c.destroy();
+        return data.length;
+      }
     } };
-    const r = drive(closing, conn, chunks);
-    // The timeout armed matters only on a connection that stays open.
-    return { written: r.written.toString('latin1'), held: r.held, open: conn.open, tag: conn.tag, timeout: conn.open ? conn.timeout : 'closed', clients: ws.clients, log, errors };
+    const r = drive(engine, conn, chunks);
+    const state = { written: r.written.toString('latin1'), held: r.held, open: conn.open, tag: conn.tag, timeout: conn.timeout, clients: ws.clients, failed };
+    http.onClose!(conn as unknown as Connection, { kind: failed === '' ? 'end' : 'error' } as CloseReason);
+    return { ...state, clientsAfterClose: ws.clients, log, errors };
   }
 
   const FIELD_POOL: [string, string][] = [
@@ -268,6 +289,7 @@ describe('the quick path behind the HTTP server (a plain upgrade read from its b
     ['Sec-WebSocket-Protocol', 'chat'], ['Sec-WebSocket-Extensions', 'permessage-deflate'], ['Content-Length', '0'], ['Content-Length', '3'],
     ['Transfer-Encoding', 'chunked'], ['Origin', 'https://example.com'], ['X-Verdict', 'no'], ['X-Verdict', '401'], ['X-Verdict', 'data'],
     ['X-Verdict', 'throw'], ['X-Spaces', '  padded value \t'], ['Authorization', 'Bearer abc.def.ghi'], ['Bad Name', 'x'], ['X-Empty', ''],
+    ['Connection', 'keep-alive upgrade'], ['X-Long', 'v'.repeat(120)],
   ];
   const PLAIN: [string, string][] = [['Host', 'example.com'], ['Upgrade', 'websocket'], ['Connection', 'Upgrade'], ['Sec-WebSocket-Key', KEY], ['Sec-WebSocket-Version', '13']];
   const headOf = (line: string, fields: [string, string][]): string => `${line}\r\n${fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`;
@@ -278,18 +300,20 @@ describe('the quick path behind the HTTP server (a plain upgrade read from its b
       // Mostly the plain request, with some of its fields left out or repeated, others mixed in.
       fields: fc.tuple(fc.subarray(PLAIN, { minLength: 3 }), fc.array(fc.constantFrom(...FIELD_POOL), { maxLength: 4 }), fc.boolean())
         .map(([plain, extra, extraFirst]) => (extraFirst ? [...extra, ...plain] : [...plain, ...extra])),
-      after: fc.constantFrom(Buffer.alloc(0), frame(1, 'hello'), Buffer.concat([frame(2, Buffer.from('bin')), frame(1, 'partial').subarray(0, 4)])),
+      after: fc.constantFrom(Buffer.alloc(0), frame(1, 'hello'), Buffer.concat([frame(2, Buffer.from('bin')), frame(1, 'partial').subarray(0, 4)]), frame(1, 'throw')),
       server: fc.constantFrom<Partial<WebSocketServerOptions>>({}, { pingInterval: 0, handshakeTimeout: 0 }, { pingInterval: 30_000 }, { perMessageDeflate: true }, { protocols: ['chat'] }),
+      hook: fc.boolean(),
+      http: fc.constantFrom<HttpHandlerOptions>({}, { maxHeaderBytes: 200 }, { maxHeaderBytes: 64 }, { maxUriLength: 100 }, { maxHeaders: 6 }),
       split: fc.nat(),
     });
     fc.assert(
-      fc.property(request, ({ line, fields, after, server, split }) => {
+      fc.property(request, ({ line, fields, after, server, hook, http, split }) => {
         const bytes = Buffer.concat([Buffer.from(headOf(line, fields), 'latin1'), after]);
         const at = split % (bytes.length + 1);
         const chunks = at === 0 ? [bytes] : [bytes.subarray(0, at), bytes.subarray(at)];
-        assert.deepEqual(run(true, server, chunks), run(false, server, chunks));
+        assert.deepEqual(run(true, server, chunks, hook, http), run(false, server, chunks, hook, http));
       }),
-      { numRuns: 1500 },
+      { numRuns: 2000 },
     );
   });
 
@@ -321,6 +345,30 @@ describe('the quick path behind the HTTP server (a plain upgrade read from its b
     assert.equal(r!.open, false);
     assert.equal(r!.written, '');
     assert.deepEqual(r, run(false, {}, bytes));
+  });
+
+  test('a callback that throws on a frame that came with the head resets only that connection, whose onClose still runs', () => {
+    const bytes = [Buffer.concat([Buffer.from(REQUEST, 'latin1'), frame(1, 'throw')])];
+    for (const quick of [true, false]) {
+      const r = run(quick, {}, bytes);
+      assert.equal(r.failed, 'onMessage failed', `quick ${quick}`);
+      assert.equal(r.open, false);
+      assert.deepEqual(r.errors, []);
+      assert.equal(r.clients, 1);
+      assert.equal(r.clientsAfterClose, 0, `quick ${quick}: onClose reached the WebSocket handler`);
+      assert.equal(r.log.at(-1), 'closed 1006');
+    }
+  });
+
+  test('a request the parser limits refuse is refused as before (the quick path steps aside)', () => {
+    const bytes = [Buffer.from(REQUEST, 'latin1')];
+    for (const http of [{ maxHeaderBytes: REQUEST.length - 1 }, { maxUriLength: 4 }, { maxHeaders: 4 }]) {
+      const quick = run(true, {}, bytes, true, http);
+      assert.deepEqual(quick, run(false, {}, bytes, true, http));
+      assert.match(quick.written, /^HTTP\/1\.1 4\d\d /, JSON.stringify(http));
+    }
+    // exactly at the limit: served
+    assert.match(run(true, {}, bytes, true, { maxHeaderBytes: REQUEST.length }).written, /^HTTP\/1\.1 101 /);
   });
 
   test('quickUpgradeFor(hook, path) takes only that path, with or without a query; other targets reach the hook parsed', () => {

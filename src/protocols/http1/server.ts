@@ -70,22 +70,22 @@ export const UPGRADE_TAGGED: unique symbol = Symbol('c1m.upgradeTagged');
  * @internal A hook that can serve a common upgrade request straight from its bytes (the
  * WebSocket handler's `upgradeHook()` carries one under this key). For a connection's first
  * read, when it holds a whole head within the parser's limits, the server offers the bytes to
- * `take` before any parsing: `take` returns `undefined` having done nothing (the request then
- * goes through the parser and the hook as usual), or it served the upgrade (or refused it,
- * written) and returns what `onData` returns. A taken connection is routed to `handler`, as
- * the hook's return would be. Exceptions: as the hook's (`onError`, then the connection is
- * destroyed).
+ * `take` before any parsing. `take` returns `undefined` having done nothing (the request then
+ * goes through the parser and the hook as usual); `null` when it refused the upgrade (its
+ * answer written: the connection closes after it); or the handler that took the connection, as
+ * the hook would. The server then routes the connection to it and hands it the bytes after the
+ * head, as after the hook. Exceptions from `take`: as the hook's (`onError`, then the connection
+ * is destroyed).
  */
 export const UPGRADE_QUICK: unique symbol = Symbol('c1m.upgradeQuick');
 
 /** @internal See `UPGRADE_QUICK`. */
 export interface QuickUpgrade {
-  readonly handler: Handler;
   /** The longest target and the most field lines `take` ever accepts (the server's parser limits must admit them). */
   readonly maxTarget: number;
   readonly maxFields: number;
-  /** `data`: the first bytes of `conn`; `headEnd`: the offset just past the head's CRLF CRLF. */
-  take(conn: Connection, data: Buffer, headEnd: number): number | Action | undefined;
+  /** `data`: the first bytes of `conn`; `headEnd`: the offset just past the head's CRLF CRLF. Reads nothing past it. */
+  take(conn: Connection, data: Buffer, headEnd: number): Handler | null | undefined;
 }
 
 /** Tag bit of an HTTP connection that has had a request (the rest of its tag stays 0). */
@@ -570,17 +570,22 @@ function takeQuick(shared: Shared, conn: Connection, data: Buffer): number | Act
   const max = shared.maxHeaderBytes;
   const blank = (data.length > max ? data.subarray(0, max) : data).indexOf(CRLFCRLF);
   if (blank < 0 || blank + 4 > max) return undefined;
-  const quick = shared.quick!;
-  let r: number | Action | undefined;
+  const headEnd = blank + 4;
+  let next: Handler | null | undefined;
   try {
-    r = quick.take(conn, data, blank + 4);
+    next = shared.quick!.take(conn, data, headEnd);
   } catch (err) {
-    shared.onError(asError(err), requestOf(shared, conn, data.subarray(0, blank + 4)));
+    shared.onError(asError(err), requestOf(shared, conn, data.subarray(0, headEnd)));
     conn.destroy();
     return data.length;
   }
-  if (r !== undefined && conn.tag !== 0) route(shared, conn, quick.handler);
-  return r;
+  if (next === undefined) return undefined;
+  if (next === null) return Action.Close; // refused: the answer is written
+  // As after the hook (#upgrade): routed first, then the bytes after the head, in place.
+  route(shared, conn, next);
+  if (headEnd === data.length) return headEnd;
+  const used = next.onData?.(conn, data.subarray(headEnd));
+  return typeof used === 'number' ? headEnd + used : used === undefined ? data.length : used;
 }
 
 /** The request of a head the quick path took, parsed as the session would (for `onError`). */

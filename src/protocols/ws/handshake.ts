@@ -17,7 +17,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { Field, RequestHead } from '../http1/index.js';
-import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower, parseFieldText } from '../http1/index.js';
+import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from '../http1/index.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
@@ -567,50 +567,3 @@ export function hasPath(text: string, targetEnd: number, path: string): boolean 
   return text.startsWith(path, 4) && (targetEnd === end || (targetEnd > end && text.charCodeAt(end) === 0x3f));
 }
 
-/**
- * The request `onUpgrade` sees on the quick path: what the parser would give for it (a GET
- * upgrade over HTTP/1.1 with no body), its fields decoded from the head's text on first read.
- */
-export class QuickHead implements RequestHead {
-  method = 'GET';
-  target: string;
-  versionMinor: 0 | 1 = 1;
-  contentLength: number | null = null;
-  chunked = false;
-  keepAlive = true;
-  upgrade = true;
-  expectContinue = false;
-  readonly #text: string;
-  readonly #fieldStart: number;
-  #headers: Field[] | null = null;
-
-  /** `text`: the head without its last CRLF; the target ends at `targetEnd`. */
-  constructor(text: string, targetEnd: number) {
-    this.target = text.slice(4, targetEnd);
-    this.#text = text;
-    this.#fieldStart = targetEnd + 11; // ` HTTP/1.1\r\n`
-  }
-
-  get headers(): Field[] {
-    return (this.#headers ??= parseFieldText(this.#text, this.#fieldStart));
-  }
-
-  set headers(value: Field[]) {
-    this.#headers = value;
-  }
-
-  /** Exactly one Host field is there (a plain upgrade). */
-  get host(): string | null {
-    return fieldValue(this.headers, 'host');
-  }
-
-  /** Exactly one Upgrade field is there (a plain upgrade). */
-  get upgradeProtocol(): string | null {
-    return fieldValue(this.headers, 'upgrade');
-  }
-}
-
-function fieldValue(headers: Field[], lower: string): string | null {
-  for (let i = 0; i < headers.length; i++) if (sameName(headers[i][0], lower)) return headers[i][1];
-  return null;
-}

@@ -33,7 +33,7 @@
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, UPGRADE_TAGGED, encodeResponseHead, type Field, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, parseFieldText, UPGRADE_TAGGED, encodeResponseHead, type Field, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -63,7 +63,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { QUICK_MAX_FIELDS, QUICK_MAX_TARGET, QuickHead, WS_VERSION, hasPath, headOf, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
+import { QUICK_MAX_FIELDS, QUICK_MAX_TARGET, WS_VERSION, hasPath, headOf, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 import { CODE_TRY_AGAIN_LATER, WsTopics, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './server-pubsub.js';
@@ -617,7 +617,7 @@ class WsServer implements WebSocketHandler {
       }
       return this;
     };
-    const quick: QuickUpgrade = { handler: this, maxTarget: QUICK_MAX_TARGET, maxFields: QUICK_MAX_FIELDS, take: (conn, data, headEnd) => this.#take(conn, data, headEnd, undefined) };
+    const quick: QuickUpgrade = { maxTarget: QUICK_MAX_TARGET, maxFields: QUICK_MAX_FIELDS, take: (conn, data, headEnd) => this.#take(conn, data, headEnd, undefined) };
     return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver, [UPGRADE_QUICK]: quick, [QUICK_FOR_PATH]: (path: string) => ({ ...quick, take: (conn: Connection, data: Buffer, headEnd: number) => this.#take(conn, data, headEnd, path) }) });
   }
 
@@ -869,12 +869,13 @@ class WsServer implements WebSocketHandler {
 
   /**
    * `UPGRADE_QUICK` for `upgradeHook()`: a plain upgrade (see `plainUpgrade`) that is a
-   * connection's first bytes behind the HTTP server, read in place: no parse into strings
-   * except the target (and the fields if `onUpgrade` reads them), the key hashed from the
-   * bytes. The same checks and answers as the parsed path; anything else is left to it
-   * (returns undefined, having done nothing). `path`: take only targets with this path.
+   * connection's first bytes behind the HTTP server, read in place: no HTTP parse, no
+   * `HttpRequest`, the key hashed from the bytes. What `handOver` does with a parsed request,
+   * with the same checks and answers; anything else is left to that path (returns undefined,
+   * having done nothing). Returns this handler (opened) or null (refused, the answer written).
+   * `path`: take only targets with this path.
    */
-  #take(conn: Connection, data: Buffer, headEnd: number, path: string | undefined): number | Action | undefined {
+  #take(conn: Connection, data: Buffer, headEnd: number, path: string | undefined): Handler | null | undefined {
     const s = this.#shared;
     if (s.shuttingDown) return undefined;
     const key = plainUpgrade(data, headEnd, s.deflate === null);
@@ -882,15 +883,17 @@ class WsServer implements WebSocketHandler {
     const text = (data as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, headEnd - 2); // the field lines end with their CRLF
     const targetEnd = text.indexOf(' ', 4);
     if (path !== undefined && !hasPath(text, targetEnd, path)) return undefined;
+    conn.setTimeout(0); // as the HTTP server does before its hook
     let tag = WS;
     if (this.#opts.onUpgrade !== undefined) {
-      tag = this.#admit(conn, new QuickHead(text, targetEnd), null, undefined);
-      if (tag < 0) return tag as Action;
+      // The request the parsed path gives onUpgrade, field for field (headOf).
+      const req = headOf({ method: 'GET', target: text.slice(4, targetEnd), headers: parseFieldText(text, targetEnd + 11), upgrade: true });
+      tag = this.#admit(conn, req, null, undefined);
+      if (tag < 0) return null;
     }
-    // The HTTP server's first-request timeout goes (it disarms it before its hook): #start
-    // arms the heartbeat or the handshake timeout over it, else it must go here.
-    if (!(s.pingInterval > 0 || this.#handshakeTimeout > 0)) conn.setTimeout(0);
-    return this.#open(conn, data, headEnd, tag, acceptHeadFromBytes(data, key));
+    this.#start(conn, tag, acceptHeadFromBytes(data, key));
+    this.#opts.onOpen?.call(this.#opts, createSocket(conn, s));
+    return this;
   }
 
   /** The upgrade is accepted: set the tag, write the 101 `head`, open, read what follows the head. */
