@@ -371,6 +371,24 @@ describe('the quick path behind the HTTP server (a plain upgrade read from its b
     assert.match(run(true, {}, bytes, true, { maxHeaderBytes: REQUEST.length }).written, /^HTTP\/1\.1 101 /);
   });
 
+  test('at 64 field lines a plain upgrade is read in place, at 65 it is parsed; both answer alike; during shutdown: 503 either way', () => {
+    for (const extra of [59, 60]) {
+      const fields: [string, string][] = [...Array.from({ length: extra }, (_, i): [string, string] => [`X-F${i}`, `${i}`])];
+      const bytes = [Buffer.from(REQUEST.replace('\r\n\r\n', `\r\n${fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}\r\n`), 'latin1')];
+      let quick: ReturnType<typeof run> | undefined;
+      const n = parses(() => void (quick = run(true, {}, bytes)));
+      assert.equal(n === 0, extra + 5 <= 64, `${extra + 5} field lines`);
+      assert.deepEqual(quick, run(false, {}, bytes));
+      assert.match(quick!.written, /^HTTP\/1\.1 101 /);
+    }
+    const ws = echoServer();
+    ws.onShutdown!();
+    for (const onUpgrade of [ws.upgradeHook(), parsedOnly(ws.upgradeHook())]) {
+      const r = drive(createHttpHandler({ onUpgrade }), new FakeConnection(), [Buffer.from(REQUEST, 'latin1')]);
+      assert.match(r.written.toString('latin1'), /^HTTP\/1\.1 503 /);
+    }
+  });
+
   test('quickUpgradeFor(hook, path) takes only that path, with or without a query; other targets reach the hook parsed', () => {
     const targets = ['/ws', '/ws?topics=a', '/ws?', '/wsx', '/w', '/ws/', '/ws#f', '/other?/ws', 'http://h/ws'];
     for (const target of targets) {
