@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { Action, type CloseReason, type Connection, type Handler } from '../../src/core/index.js';
 import fc from 'fast-check';
 import { HttpRequest, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type HttpHandlerOptions, type InPlaceUpgrade, type RequestHead, type UpgradeHook } from '../../src/protocols/http1/index.js';
-import { createWebSocketHandler, quickUpgradeFor, type WebSocketHandler, type WebSocketServerOptions } from '../../src/protocols/ws/server.js';
+import { createWebSocketHandler, type WebSocketHandler, type WebSocketServerOptions } from '../../src/protocols/ws/server.js';
+import { quickUpgradeFor } from '../../src/protocols/ws/handshake.js';
 import { frame, parseFrames } from '../helpers/ws-frames.js';
 
 const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';

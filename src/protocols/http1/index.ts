@@ -4,6 +4,7 @@
 export {
   PARSER_DEFAULTS,
   RequestParser,
+  headEndWithin,
   parseFieldText,
   type Field,
   type RequestHead,

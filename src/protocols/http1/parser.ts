@@ -249,6 +249,18 @@ function joinUpgrade(fields: Field[]): string {
     .join(', ');
 }
 
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * @internal The offset just past the first blank line (CRLF CRLF) that lies wholly within the
+ * first `max` bytes of `data`, or -1: where a head read whole ends (the HTTP server's quick
+ * upgrade, the WebSocket server's and client's handshakes).
+ */
+export function headEndWithin(data: Buffer, max: number): number {
+  const at = (data.length > max ? data.subarray(0, max) : data).indexOf(CRLFCRLF);
+  return at < 0 ? -1 : at + 4;
+}
+
 /**
  * @internal The list of fields in `text` from `start` on (field lines the parser already
  * validated, see `fieldText`): the list `RequestHead.headers` holds when the parser decodes it.

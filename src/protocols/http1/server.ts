@@ -28,7 +28,7 @@
 import { Action, checkOption, type Connection, type Handler } from '../../core/index.js';
 import { HttpParseError } from './errors.js';
 import { HttpRequest, HttpResponse, type ResponseSession } from './exchange.js';
-import { PARSER_DEFAULTS, RequestParser, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions } from './parser.js';
+import { PARSER_DEFAULTS, RequestParser, headEndWithin, type Field, type RequestHead, type RequestParserCallbacks, type RequestParserOptions } from './parser.js';
 import { CONTINUE_RESPONSE, STATUS_REASONS } from './response.js';
 
 export { HttpRequest, HttpResponse } from './exchange.js';
@@ -560,17 +560,13 @@ function quickOf(hook: UpgradeHook | undefined, limits: RequestParserOptions): Q
   return fits ? quick : undefined;
 }
 
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-
 /**
  * Offer a fresh connection's first bytes to the hook's quick path (`UPGRADE_QUICK`). Returns
  * undefined when it did not take them (nothing happened: parse as usual).
  */
 function takeQuick(shared: Shared, conn: Connection, data: Buffer): number | Action | undefined {
-  const max = shared.maxHeaderBytes;
-  const blank = (data.length > max ? data.subarray(0, max) : data).indexOf(CRLFCRLF);
-  if (blank < 0 || blank + 4 > max) return undefined;
-  const headEnd = blank + 4;
+  const headEnd = headEndWithin(data, shared.maxHeaderBytes);
+  if (headEnd < 0) return undefined;
   let next: Handler | null | undefined;
   try {
     next = shared.quick!.take(conn, data, headEnd);

@@ -42,6 +42,7 @@
  */
 import { isIP } from 'node:net';
 import { C1mError, checkOption, type CloseReason, type Connection, type Handler, type Reactor, type SystemError, type TlsInfo } from '../../core/index.js';
+import { headEndWithin } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   deflateOffer,
@@ -189,7 +190,6 @@ const OPEN = UPGRADED;
 const SEND_BITS = UPGRADED | NOT_OPEN;
 const CODEC_BITS = 0xff << CODEC_SHIFT;
 
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 
 /**
  * What a WebSocket holds beyond its tag, only while it holds something: what every role's
@@ -405,17 +405,16 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
   const tag = conn.tag;
   if ((tag & (FAILED | GONE)) !== 0) return data.length;
   const limit = s.maxHeaderBytes;
-  const blank = (data.length > limit ? data.subarray(0, limit) : data).indexOf(CRLFCRLF);
-  if (blank < 0) {
+  const headEnd = headEndWithin(data, limit);
+  if (headEnd < 0) {
     if (data.length < limit) return 0;
     return failHandshake(s, conn, new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_MALFORMED', `response head larger than maxHeaderBytes (${limit})`), data.length);
   }
-  const headEnd = blank + 4;
   const x = s.extras.get(conn.id)!;
   let agreed: HandshakeResult | WsHandshakeError = PLAIN_101;
   // The common answer (nothing offered, nothing selected) is checked where the engine read it.
   if (x.offered!.length !== 0 || s.deflate !== null || !plain101(data, headEnd, x.key)) {
-    const head = parseResponseHead(data.toString('latin1', 0, blank));
+    const head = parseResponseHead(data.toString('latin1', 0, headEnd - 4));
     if (typeof head === 'string') return failHandshake(s, conn, new WsHandshakeError('ERR_C1M_WS_HANDSHAKE_MALFORMED', head), data.length);
     agreed = checkResponse(head, x.key, x.offered!, s.deflate);
     if (agreed instanceof WsHandshakeError) return failHandshake(s, conn, agreed, data.length);

@@ -16,8 +16,8 @@
  * upgrades in a burst grew the V8 heap that an idle server then keeps (see docs/websocket.md).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Field, RequestHead } from '../http1/index.js';
-import { FIELD_VALUE, HOST, TARGET, TOKEN, ascii, equalsLower } from '../http1/index.js';
+import type { Field, QuickUpgrade, RequestHead, UpgradeHook } from '../http1/index.js';
+import { FIELD_VALUE, HOST, TARGET, TOKEN, UPGRADE_QUICK, ascii, equalsLower } from '../http1/index.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
@@ -354,6 +354,34 @@ function listHas(buf: Uint8Array, vs: number, ve: number, lower: Uint8Array, spa
   return false;
 }
 
+/** The parts of the field line `fieldLine` read last (value trimmed of OWS). */
+const LINE = { nameStart: 0, nameLength: 0, vs: 0, ve: 0 };
+
+/**
+ * The field line at `buf[i]` as the HTTP parser accepts it (`name: value` CRLF, a token name, a
+ * field-value): its parts go to LINE and the offset after its CRLF is returned; -1 when it is
+ * not one. The caller knows a CR follows within `buf` (the head's blank line).
+ */
+function fieldLine(buf: Uint8Array, i: number): number {
+  const nameStart = i;
+  while (TOKEN[buf[i]] === 1) i++;
+  const nameLength = i - nameStart;
+  if (nameLength === 0 || buf[i] !== 0x3a) return -1;
+  i++;
+  let c: number;
+  while ((c = buf[i]) === 0x20 || c === 0x09) i++;
+  const vs = i;
+  while (FIELD_VALUE[buf[i]] === 1) i++;
+  if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return -1;
+  let ve = i;
+  while (ve > vs && ((c = buf[ve - 1]) === 0x20 || c === 0x09)) ve--;
+  LINE.nameStart = nameStart;
+  LINE.nameLength = nameLength;
+  LINE.vs = vs;
+  LINE.ve = ve;
+  return i + 2;
+}
+
 /**
  * The server's quick path for the common upgrade request: when `buf[0, headEnd)` (a head
  * ending with its blank line) is a plain, valid WebSocket upgrade, returns the offset of its
@@ -382,21 +410,10 @@ export function plainUpgrade(buf: Uint8Array, headEnd: number, ignoreExtensions:
   let versions = 0;
   // The head ends with CRLF CRLF at headEnd, so every line below ends before it.
   while (buf[i] !== 0x0d) {
-    if (++fields > QUICK_MAX_FIELDS) return -1;
-    const nameStart = i;
-    while (TOKEN[buf[i]] === 1) i++;
-    const nameLength = i - nameStart;
-    if (nameLength === 0 || buf[i] !== 0x3a) return -1;
-    i++;
+    if (++fields > QUICK_MAX_FIELDS || (i = fieldLine(buf, i)) < 0) return -1;
+    const { nameStart, vs, ve } = LINE;
     let c: number;
-    while ((c = buf[i]) === 0x20 || c === 0x09) i++;
-    const vs = i;
-    while (FIELD_VALUE[buf[i]] === 1) i++;
-    if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return -1;
-    let ve = i;
-    while (ve > vs && ((c = buf[ve - 1]) === 0x20 || c === 0x09)) ve--;
-    i += 2;
-    switch (nameLength) {
+    switch (LINE.nameLength) {
       case 4:
         if (equalsLower(buf, nameStart, L_HOST)) {
           if (hosts++ !== 0) return -1;
@@ -470,21 +487,9 @@ export function plain101(buf: Uint8Array, headEnd: number, key: string): boolean
   let accepts = 0;
   // The head ends with CRLF CRLF at headEnd, so every line below ends before it.
   while (buf[i] !== 0x0d) {
-    if (++fields > QUICK_MAX_FIELDS) return false;
-    const nameStart = i;
-    while (TOKEN[buf[i]] === 1) i++;
-    const nameLength = i - nameStart;
-    if (nameLength === 0 || buf[i] !== 0x3a) return false;
-    i++;
-    let c: number;
-    while ((c = buf[i]) === 0x20 || c === 0x09) i++;
-    const vs = i;
-    while (FIELD_VALUE[buf[i]] === 1) i++;
-    if (buf[i] !== 0x0d || buf[i + 1] !== 0x0a) return false;
-    let ve = i;
-    while (ve > vs && ((c = buf[ve - 1]) === 0x20 || c === 0x09)) ve--;
-    i += 2;
-    switch (nameLength) {
+    if (++fields > QUICK_MAX_FIELDS || (i = fieldLine(buf, i)) < 0) return false;
+    const { nameStart, vs, ve } = LINE;
+    switch (LINE.nameLength) {
       case 7:
         if (equalsLower(buf, nameStart, L_UPGRADE) && (upgrades++ !== 0 || ve - vs !== L_WEBSOCKET.length || !equalsLower(buf, vs, L_WEBSOCKET))) return false;
         break;
@@ -561,9 +566,23 @@ export function headOf(req: HookRequest): RequestHead {
   };
 }
 
-/** The origin-form target ending at `targetEnd` (starting at 4, after `GET `) is `path` or `path?...`. */
-export function hasPath(text: string, targetEnd: number, path: string): boolean {
-  const end = 4 + path.length;
-  return text.startsWith(path, 4) && (targetEnd === end || (targetEnd > end && text.charCodeAt(end) === 0x3f));
+/**
+ * @internal The quick path (`UPGRADE_QUICK`) of a WebSocket handler's `upgradeHook()` hook,
+ * taking only requests whose target is `path` or `path?query` (for a server that routes
+ * upgrades by path: other targets go through the parser to its own hook).
+ */
+export function quickUpgradeFor(hook: UpgradeHook, path: string): QuickUpgrade {
+  const quick = (hook as unknown as Record<typeof UPGRADE_QUICK, QuickUpgrade>)[UPGRADE_QUICK];
+  const want = ascii(`GET ${path}`);
+  return {
+    maxTarget: quick.maxTarget,
+    maxFields: quick.maxFields,
+    // `GET <path>` then the end of the target or its query; the rest is take's to check.
+    take: (conn, data, headEnd) => {
+      const c = data[want.length];
+      if (c !== 0x20 && c !== 0x3f) return undefined;
+      for (let i = 0; i < want.length; i++) if (data[i] !== want[i]) return undefined;
+      return quick.take(conn, data, headEnd);
+    },
+  };
 }
-

@@ -32,6 +32,7 @@ export {
   headerHasToken,
   negotiateProtocol,
   parseProtocols,
+  quickUpgradeFor,
   validateKey,
   type AcceptResponseOptions,
 } from './handshake.js';
@@ -55,7 +56,6 @@ export {
   WebSocket,
   createWebSocketHandler,
   publish,
-  quickUpgradeFor,
   type UpgradeRejection,
   type WebSocketHandler,
   type WebSocketServerOptions,

@@ -33,7 +33,7 @@
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
 import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, parseFieldText, UPGRADE_TAGGED, encodeResponseHead, type Field, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, UPGRADE_TAGGED, encodeResponseHead, headEndWithin, parseFieldText, type Field, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -63,7 +63,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { QUICK_MAX_FIELDS, QUICK_MAX_TARGET, WS_VERSION, hasPath, headOf, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
+import { QUICK_MAX_FIELDS, QUICK_MAX_TARGET, WS_VERSION, headOf, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 import { CODE_TRY_AGAIN_LATER, WsTopics, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './server-pubsub.js';
@@ -225,7 +225,6 @@ const ENGINE_HEARTBEAT = ROLE_FLAG;
 const SEND_BITS = UPGRADED | NOT_OPEN;
 const CODEC_BITS = 0xff << CODEC_SHIFT;
 
-const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
 const NO_PROTOCOLS: readonly string[] = Object.freeze([]);
 
 /** True when `data` takes at least `threshold` bytes (UTF-8 for a string), cheaply. */
@@ -515,18 +514,6 @@ function fieldList(headers: ResponseFields | undefined): [string, string | numbe
   return out;
 }
 
-/** @internal Key of `upgradeHook()`'s quick path restricted to one path: see `quickUpgradeFor`. */
-const QUICK_FOR_PATH = Symbol('c1m.ws.quickForPath');
-
-/**
- * @internal The quick path (`UPGRADE_QUICK`) of a WebSocket handler's `upgradeHook()` hook,
- * taking only requests whose target is `path` or `path?query` (for a server that routes
- * upgrades by path: other targets go through the parser to its own hook).
- */
-export function quickUpgradeFor(hook: ReturnType<WebSocketHandler['upgradeHook']>, path: string): QuickUpgrade {
-  return (hook as unknown as Record<typeof QUICK_FOR_PATH, (path: string) => QuickUpgrade>)[QUICK_FOR_PATH](path);
-}
-
 /** Answer `status`, then close (after flushing). */
 function refuse(conn: Connection, status: number, extra: [string, string | number][] = []): Action {
   conn.write(encodeResponseHead(status, [...extra, ['Connection', 'close'], ['Content-Length', 0]]));
@@ -617,8 +604,8 @@ class WsServer implements WebSocketHandler {
       }
       return this;
     };
-    const quick: QuickUpgrade = { maxTarget: QUICK_MAX_TARGET, maxFields: QUICK_MAX_FIELDS, take: (conn, data, headEnd) => this.#take(conn, data, headEnd, undefined) };
-    return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver, [UPGRADE_QUICK]: quick, [QUICK_FOR_PATH]: (path: string) => ({ ...quick, take: (conn: Connection, data: Buffer, headEnd: number) => this.#take(conn, data, headEnd, path) }) });
+    const quick: QuickUpgrade = { maxTarget: QUICK_MAX_TARGET, maxFields: QUICK_MAX_FIELDS, take: (conn, data, headEnd) => this.#take(conn, data, headEnd) };
+    return Object.assign(hook, { [UPGRADE_IN_PLACE]: handOver, [UPGRADE_QUICK]: quick });
   }
 
   publish(topic: string, message: Uint8Array | string, options?: WsPublishOptions): number;
@@ -742,9 +729,8 @@ class WsServer implements WebSocketHandler {
 
   #handshake(conn: Connection, data: Buffer): number | Action {
     const limit = this.#maxHeaderBytes;
-    const blank = (data.length > limit ? data.subarray(0, limit) : data).indexOf(CRLFCRLF);
-    if (blank < 0) return data.length >= limit ? refuse(conn, 431) : 0;
-    const headEnd = blank + 4;
+    const headEnd = headEndWithin(data, limit);
+    if (headEnd < 0) return data.length >= limit ? refuse(conn, 431) : 0;
     if (this.#quick && !this.#shared.shuttingDown) {
       // The common request, read in place: no parse into strings (see plainUpgrade).
       const key = plainUpgrade(data, headEnd, this.#shared.deflate === null);
@@ -873,20 +859,19 @@ class WsServer implements WebSocketHandler {
    * `HttpRequest`, the key hashed from the bytes. What `handOver` does with a parsed request,
    * with the same checks and answers; anything else is left to that path (returns undefined,
    * having done nothing). Returns this handler (opened) or null (refused, the answer written).
-   * `path`: take only targets with this path.
    */
-  #take(conn: Connection, data: Buffer, headEnd: number, path: string | undefined): Handler | null | undefined {
+  #take(conn: Connection, data: Buffer, headEnd: number): Handler | null | undefined {
     const s = this.#shared;
     if (s.shuttingDown) return undefined;
     const key = plainUpgrade(data, headEnd, s.deflate === null);
     if (key < 0) return undefined;
-    const text = (data as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, headEnd - 2); // the field lines end with their CRLF
-    const targetEnd = text.indexOf(' ', 4);
-    if (path !== undefined && !hasPath(text, targetEnd, path)) return undefined;
     conn.setTimeout(0); // as the HTTP server does before its hook
     let tag = WS;
     if (this.#opts.onUpgrade !== undefined) {
-      // The request the parsed path gives onUpgrade, field for field (headOf).
+      // The request the parsed path gives onUpgrade, field for field (headOf), sliced from one
+      // string of the head (without its last CRLF: each field line keeps its own).
+      const text = (data as Buffer & { latin1Slice(start: number, end: number): string }).latin1Slice(0, headEnd - 2);
+      const targetEnd = text.indexOf(' ', 4);
       const req = headOf({ method: 'GET', target: text.slice(4, targetEnd), headers: parseFieldText(text, targetEnd + 11), upgrade: true });
       tag = this.#admit(conn, req, null, undefined);
       if (tag < 0) return null;
