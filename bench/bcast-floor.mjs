@@ -8,7 +8,7 @@
 //   make -C bench/bcastref && npm run build
 //   node bench/bcast-floor.mjs [--conns 1000000] [--size 32] [--repeat 1] [--gap 3] [--hold 2]
 //        [--timeout 60] [--connect-timeout 900] [--server-procs auto] [--client-procs auto]
-//        [--source-ips auto] [--inflight 1000] [--port 0] [--out FILE]
+//        [--source-ips auto] [--inflight 1000] [--poll-ms 0] [--port 0] [--out FILE]
 //
 // This script builds nothing: it runs bench/bcastref/{bcastref,bcastgen} (see its README).
 //
@@ -32,6 +32,11 @@
 // here): a tick that lands in softirq counts as softirq in /proc/stat and as system time of the
 // task it interrupted, so the loopback receive work done inline after a write is in the
 // writer's system time; softirq deferred to ksoftirqd shows as that thread (foreign_top).
+//
+// --poll-ms P: once connected, each bcastgen process looks every P ms (epoll_wait with timeout 0,
+// then a sleep when nothing was ready) instead of sleeping in epoll_wait, so a server's write
+// finds no waiter to wake. It takes the readers' wake-ups off the write path: what a one-box
+// broadcast costs when the subscribers' side is not on the box's CPUs.
 //
 // Invariants: every process started here is in one of two process groups (bcastref's, bcastgen's)
 // and is gone when the script ends (checked: "cleanup"); bcastgen closes with RST so no TIME_WAIT
@@ -62,6 +67,7 @@ const { values: v } = parseArgs({
     'client-procs': { type: 'string', default: 'auto' },
     'source-ips': { type: 'string', default: 'auto' },
     inflight: { type: 'string', default: '1000' },
+    'poll-ms': { type: 'string', default: '0' },
     port: { type: 'string', default: '0' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
@@ -97,6 +103,7 @@ const HOLD = secOpt('hold', 0, 600);
 const TIMEOUT = intOpt('timeout', 1, 3600);
 const CONNECT_TIMEOUT = intOpt('connect-timeout', 1, 86_400);
 const INFLIGHT = intOpt('inflight', 1, 100_000);
+const POLL_MS = intOpt('poll-ms', 0, 1000);
 
 const BCASTREF = path.join(BIN_DIR, 'bcastref');
 const BCASTGEN = path.join(BIN_DIR, 'bcastgen');
@@ -231,7 +238,7 @@ const doc = {
   command: `node bench/bcast-floor.mjs ${process.argv.slice(2).join(' ')}`.trim(),
   date: started,
   machine: { ...machineInfo(), uptime_before: loadBefore, loadavg_before: os.loadavg().map((x) => round(x, 2)) },
-  layout: { conns: N, size: SIZE, server_procs: SERVERS, client_procs: CLIENTS, source_ips: SOURCES, port, epoll: 'listener level-triggered, connections edge-triggered (EPOLLIN only; no EPOLLOUT: one write per connection)' },
+  layout: { conns: N, size: SIZE, server_procs: SERVERS, client_procs: CLIENTS, source_ips: SOURCES, port, client_poll_ms: POLL_MS, epoll: 'listener level-triggered, connections edge-triggered (EPOLLIN only; no EPOLLOUT: one write per connection)' },
   connect: null,
   server_connections: null,
   broadcasts: [],
@@ -245,7 +252,7 @@ try {
   const listening = await next(server, 'listening', 30_000);
   if (!listening) throw new Error(`bcastref did not listen: ${server.stderrTail.slice(-3).join(' | ')}`);
   const client = startTool('bcastgen', [BCASTGEN, '-n', String(N), '-p', String(port), '-f', String(CLIENTS), '-k', String(SOURCES),
-    '-s', String(SIZE), '-T', String(TIMEOUT), '-r', String(REPEAT), '-c', String(INFLIGHT), '-C', String(CONNECT_TIMEOUT), '-a', HOST]);
+    '-s', String(SIZE), '-T', String(TIMEOUT), '-r', String(REPEAT), '-c', String(INFLIGHT), '-C', String(CONNECT_TIMEOUT), '-a', HOST, '-P', String(POLL_MS)]);
   const connected = await next(client, 'connected', (CONNECT_TIMEOUT + 60) * 1000);
   if (!connected) throw new Error(`bcastgen did not finish connecting: ${client.stderrTail.slice(-3).join(' | ')}`);
   doc.connect = connected;

@@ -79,7 +79,7 @@ struct conn { uint8_t st; uint16_t off; uint8_t hdr[BC_HDR]; };
 static struct control *CTL;
 static struct proc_state *P;
 static long g_conns;
-static int g_port, g_procs = 1, g_nsrc, g_size = 32, g_rounds = 1, g_inflight = 1000, g_retries = 3, g_quiet;
+static int g_port, g_procs = 1, g_nsrc, g_size = 32, g_rounds = 1, g_inflight = 1000, g_retries = 3, g_quiet, g_poll_ms;
 static long g_timeout = 60, g_ctimeout = 600, g_min_avail_mb = 1024;
 static const char *g_addr = "127.0.0.1";
 static struct in_addr g_dst;
@@ -269,7 +269,14 @@ static void proc_main(int id)
                 __atomic_store_n(&me->connect_done, 1, __ATOMIC_RELEASE);
             }
         }
-        int n = epoll_wait(ep, evs, 1024, me->connect_done ? 50 : 5);
+        /* -P: once connected, look every g_poll_ms instead of sleeping in epoll_wait, so a
+         * server's write finds no waiter to wake (the reader's wake-up is off the write path) */
+        int polling = g_poll_ms > 0 && me->connect_done;
+        int n = epoll_wait(ep, evs, 1024, polling ? 0 : me->connect_done ? 50 : 5);
+        if (n == 0 && polling) {
+            struct timespec ts = {g_poll_ms / 1000, (long)(g_poll_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         if (n < 0) {
             if (errno == EINTR) continue;
             bc_die("bcastgen", "process", id, "epoll_wait", errno);
@@ -436,7 +443,7 @@ static void usage(void)
             "usage: bcastgen -n CONNS -p PORT [-f PROCS(1)] [-k NSRCIPS(0: the kernel picks)] [-s SIZE(32)]\n"
             "                [-T ROUND_TIMEOUT_S(60)] [-r ROUNDS(1, <= %d)] [-a ADDR(127.0.0.1)]\n"
             "                [-c INFLIGHT_PER_PROC(1000)] [-C CONNECT_TIMEOUT_S(600)] [-R RETRIES(3)]\n"
-            "                [-M MIN_AVAIL_MB(1024, 0: off)] [-q]\n", BC_MAX_ROUNDS);
+            "                [-M MIN_AVAIL_MB(1024, 0: off)] [-P POLL_MS(0: block in epoll_wait)] [-q]\n", BC_MAX_ROUNDS);
     exit(2);
 }
 
@@ -444,7 +451,7 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int o;
-    while ((o = getopt(argc, argv, "n:p:f:k:s:T:r:a:c:C:R:M:q")) != -1) {
+    while ((o = getopt(argc, argv, "n:p:f:k:s:T:r:a:c:C:R:M:P:q")) != -1) {
         switch (o) {
         case 'n': g_conns = bc_num("bcastgen", 'n', optarg, 1, 100000000); break;
         case 'p': g_port = (int)bc_num("bcastgen", 'p', optarg, 1, 65535); break;
@@ -458,6 +465,7 @@ int main(int argc, char **argv)
         case 'C': g_ctimeout = bc_num("bcastgen", 'C', optarg, 1, 86400); break;
         case 'R': g_retries = (int)bc_num("bcastgen", 'R', optarg, 0, 100); break;
         case 'M': g_min_avail_mb = bc_num("bcastgen", 'M', optarg, 0, 1L << 30); break;
+        case 'P': g_poll_ms = (int)bc_num("bcastgen", 'P', optarg, 0, 1000); break;
         case 'q': g_quiet = 1; break;
         default: usage();
         }
