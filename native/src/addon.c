@@ -115,12 +115,23 @@ int addon_to_sockaddr(napi_env env, napi_value ipv, uint32_t port, struct sockad
 
 /* ---- lifecycle ---- */
 
-static void free_after_close(uv_handle_t *h) { free(h->data); }
+static void free_after_close(uv_handle_t *h) {
+  addon_reactor_t *a = h->data;
+  if (--a->handles == 0) free(a);
+}
+
+/* Close both uv handles; the struct is freed once both are (or never, with cb NULL at env
+ * teardown, when nobody waits for the callbacks). */
+static void close_handles(addon_reactor_t *a, uv_close_cb cb) {
+  uv_close((uv_handle_t *)&a->poll, cb);
+  uv_close((uv_handle_t *)&a->timer, cb);
+}
 
 static void reactor_release(addon_reactor_t *a) {
   if (a->closed) return;
   a->closed = 1;
   uv_poll_stop(&a->poll);
+  uv_timer_stop(&a->timer);
   c1m_reactor_destroy(a->r);
   a->r = NULL;
   for (int i = 0; i < NBUFS; i++) {
@@ -137,16 +148,14 @@ static void env_cleanup(void *arg) {
   addon_reactor_t *a = arg;
   reactor_release(a);
   /* the env is going away: the poll handle is closed but nobody waits for the callback */
-  a->poll.data = NULL;
-  uv_close((uv_handle_t *)&a->poll, NULL);
+  a->poll.data = a->timer.data = NULL;
+  close_handles(a, NULL);
 }
 
-static void on_poll(uv_poll_t *p, int status, int events) {
-  (void)events;
-  addon_reactor_t *a = p->data;
+/* One poll of the reactor and, when it found events, one crossing to JS with the batch. */
+static void run_poll(addon_reactor_t *a) {
   if (!a || a->closed) return;
   napi_env env = a->env;
-  if (status < 0) return; /* EBADF after close: nothing to do */
   int n = c1m_reactor_poll(a->r);
   if (n <= 0) return;
   napi_handle_scope scope;
@@ -169,12 +178,20 @@ static void on_poll(uv_poll_t *p, int status, int events) {
   if (a->close_asked) {
     napi_remove_env_cleanup_hook(env, env_cleanup, a);
     reactor_release(a);
-    uv_close((uv_handle_t *)&a->poll, free_after_close);
+    close_handles(a, free_after_close);
   } else if (!a->closed) {
     c1m_reactor_after_batch(a->r, (uint32_t)n);
   }
   napi_close_handle_scope(env, scope);
 }
+
+static void on_poll(uv_poll_t *p, int status, int events) {
+  (void)events;
+  if (status < 0) return; /* EBADF after close: nothing to do */
+  run_poll(p->data);
+}
+
+static void on_timer(uv_timer_t *t) { run_poll(t->data); }
 
 /* A Buffer's bytes. 0, or -1 when v is not a Buffer. */
 int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out) {
@@ -244,7 +261,9 @@ static napi_value create(napi_env env, napi_callback_info info) {
     free(a);
     return addon_throw_errno(env, EINVAL, "uv_poll_init");
   }
-  a->poll.data = a;
+  uv_timer_init(loop, &a->timer); /* cannot fail: it only links the handle into the loop */
+  a->poll.data = a->timer.data = a;
+  a->handles = 2;
   for (int i = 0; i < NBUFS; i++) napi_create_reference(env, argv[1 + i], 1, &a->bufs[i]);
   napi_create_reference(env, argv[6], 1, &a->cb);
   napi_create_string_utf8(env, "c1m:reactor", NAPI_AUTO_LENGTH, &name);
@@ -271,7 +290,7 @@ static napi_value close_reactor(napi_env env, napi_callback_info info) {
   }
   napi_remove_env_cleanup_hook(env, env_cleanup, a);
   reactor_release(a);
-  uv_close((uv_handle_t *)&a->poll, free_after_close);
+  close_handles(a, free_after_close);
   return NULL;
 }
 
@@ -282,8 +301,41 @@ static napi_value set_ref(napi_env env, napi_callback_info info) {
   if (!a) return NULL;
   bool on = true;
   napi_get_value_bool(env, argv[1], &on);
-  if (on) uv_ref((uv_handle_t *)&a->poll);
-  else uv_unref((uv_handle_t *)&a->poll);
+  if (on) {
+    uv_ref((uv_handle_t *)&a->poll);
+    uv_ref((uv_handle_t *)&a->timer);
+  } else {
+    uv_unref((uv_handle_t *)&a->poll);
+    uv_unref((uv_handle_t *)&a->timer);
+  }
+  return NULL;
+}
+
+/* pollInterval(handle, ms): 0 polls the reactor when its epoll fd becomes readable (a wake-up
+ * per burst of events); ms > 0 polls it every ms milliseconds from a timer instead, and the
+ * epoll fd is not watched in between, so events that arrive meanwhile wake nobody. */
+static napi_value poll_interval(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  addon_reactor_t *a = addon_reactor_args(env, info, 2, argv);
+  if (!a) return NULL;
+  uint32_t ms = 0;
+  if (napi_get_value_uint32(env, argv[1], &ms) != napi_ok || ms > 60000)
+    return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pollInterval(): ms must be an integer in 0..60000"), NULL;
+  if (a->closed || a->close_asked || ms == a->poll_ms) return NULL;
+  a->poll_ms = ms;
+  if (ms == 0) {
+    uv_timer_stop(&a->timer);
+    /* level-triggered: what came meanwhile is reported at once */
+    int rc = uv_poll_start(&a->poll, UV_READABLE, on_poll);
+    if (rc < 0) {
+      a->poll_ms = 1; /* keep polling from the timer rather than not at all */
+      uv_timer_start(&a->timer, on_timer, 1, 1);
+      return addon_throw_errno(env, rc, "uv_poll_start");
+    }
+  } else {
+    uv_poll_stop(&a->poll);
+    uv_timer_start(&a->timer, on_timer, ms, ms);
+  }
   return NULL;
 }
 
@@ -483,6 +535,7 @@ NAPI_MODULE_INIT() {
       {"create", NULL, create, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, close_reactor, NULL, NULL, NULL, napi_default, NULL},
       {"ref", NULL, set_ref, NULL, NULL, NULL, napi_default, NULL},
+      {"pollInterval", NULL, poll_interval, NULL, NULL, NULL, napi_default, NULL},
       {"flush", NULL, flush, NULL, NULL, NULL, napi_default, NULL},
       {"listen", NULL, listen_, NULL, NULL, NULL, napi_default, NULL},
       {"unlisten", NULL, unlisten, NULL, NULL, NULL, napi_default, NULL},

@@ -17,7 +17,10 @@
 typedef struct addon_reactor {
   napi_env env;
   c1m_reactor_t *r;
-  uv_poll_t poll;
+  uv_poll_t poll;   /* readiness of the reactor's epoll fd: a poll per wake-up (poll_ms == 0) */
+  uv_timer_t timer; /* a poll every poll_ms instead (poll_ms > 0): no wake-up per event */
+  uint32_t poll_ms;
+  int handles;      /* uv handles not yet closed; the struct is freed when the last one is */
   napi_ref cb;
   napi_ref bufs[NBUFS];
   napi_async_context actx;

@@ -22,7 +22,7 @@ import { Action } from '../core/types.js';
 import type { CloseReason, Connection, Handler, ListenAddress, Reactor, ReactorStats, TlsConnectOptions, TlsInfo, TlsServerOptions } from '../core/types.js';
 import { raiseNofile, type Binding, type NativeConstants, type NativeHandle, type NativeTlsContext } from '../core/binding.js';
 import { closeReason, ctlBytes, layoutOf, reactorError, type Layout } from '../core/layout.js';
-import { C1mError, errnoName, systemError } from '../core/errors.js';
+import { C1mError, checkOption, errnoName, systemError } from '../core/errors.js';
 import {
   INVALID_RESULT,
   callbackFailed,
@@ -461,6 +461,12 @@ export class NativeReactor implements Reactor, ConnectionHost {
       return;
     }
     throw new C1mError('ERR_C1M_INVALID_OPTION', `no listener of this reactor at ${listener.host}:${listener.port}`);
+  }
+
+  setPollInterval(ms: number): void {
+    checkOption(Number.isInteger(ms) && ms >= 0 && ms <= 60_000, 'ms', 'an integer in 0..60000', ms);
+    this.#assertUsable();
+    this.#b.pollInterval(this.#h, ms);
   }
 
   connect(options: Parameters<Reactor['connect']>[0]): Connection {

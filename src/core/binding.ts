@@ -56,6 +56,8 @@ export interface Binding {
     ctl: ArrayBuffer, onBatch: (n: number) => void): NativeHandle;
   close(h: NativeHandle): void;
   ref(h: NativeHandle, on: boolean): void;
+  /** 0: poll when the reactor's epoll fd is readable; ms > 0: poll every ms from a timer instead. */
+  pollInterval(h: NativeHandle, ms: number): void;
   flush(h: NativeHandle): void;
   /** keepIdle 0: no TCP keep-alive (else SO_KEEPALIVE with TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT, inherited by accepted sockets). */
   listen(h: NativeHandle, ip: string, port: number, backlog: number, reusePort: boolean, targets: number[], policy: number, deferAccept: number, keepIdle: number, keepIntvl: number, keepCnt: number): [fd: number, port: number];

@@ -439,6 +439,22 @@ export interface Reactor {
    * Errors: `ERR_C1M_TLS_*` as for `listen`; `ERR_C1M_INVALID_OPTION` for an unknown listener.
    */
   setTlsContext?(listener: ListenAddress, tls: TlsServerOptions): void;
+  /**
+   * Trade latency for wake-ups (native backend only). With `ms` 0 (the default) the reactor
+   * polls as soon as the kernel reports an event, one wake-up and one crossing per burst.
+   * With `ms` > 0 it polls every `ms` milliseconds from a timer and nobody is woken in between:
+   * reads, accepts, connect completions, writability after backpressure, the reactor's own
+   * timers (idle timeouts, heartbeats) and hand-offs from other threads wait up to `ms`, and
+   * each poll takes everything that arrived meanwhile in one batch. Writes are not delayed
+   * (they are flushed as before). For processes that hold many mostly-idle connections where
+   * a few milliseconds do not matter (load generators, device simulators, a one-box
+   * benchmark's client side): on a loaded box a wake-up per event is a large part of what a
+   * delivery costs. Can be changed at any time; takes effect at once.
+   *
+   * Errors: `ERR_C1M_INVALID_OPTION` unless `ms` is an integer in 0..60000;
+   * `ERR_C1M_REACTOR_CLOSED` after `close()`.
+   */
+  setPollInterval?(ms: number): void;
   /** A handle for a connection id (stale ids give a handle whose `open` is false). */
   connection(id: number): Connection;
   /**
