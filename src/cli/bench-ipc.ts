@@ -38,6 +38,8 @@ export interface WorkerConfig {
   tls?: BenchTls | null;
   /** Run the worker's threads under SCHED_BATCH (`setBatchScheduling`; `c1m bench million`'s default). */
   batchScheduling?: boolean;
+  /** After each connect phase, poll the reactor every this many ms (`Reactor.setPollInterval`); absent or 0: wake per event. */
+  pollMs?: number;
 }
 
 /** `c1m bench --tls` and its companions. */

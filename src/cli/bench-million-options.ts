@@ -61,6 +61,11 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              process waits for the running one's time slice instead of preempting it,
                              so each wake-up takes more connections (BENCHMARKS.md: the TCP million
                              ~27 % faster; the WebSocket million unchanged)
+  --client-poll-ms P         once connected, each client process polls its connections every P ms
+                             (Reactor.setPollInterval) instead of waking for each event (default 0:
+                             wake per event). The server's writes then wake no client: what the
+                             broadcast and the echo round cost when the subscribers are not on this
+                             box's CPUs; the latencies include up to P ms of polling delay
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:
@@ -103,6 +108,8 @@ export interface MillionOptions {
   tls: boolean;
   /** SCHED_BATCH for the server (`c1m serve --batch-scheduling`) and the clients; off with `--no-batch-scheduling`. */
   batchScheduling: boolean;
+  /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event). */
+  clientPollMs: number;
 }
 
 /** Parse `c1m bench million` arguments; 'help' for --help. Errors: throws a `UsageError`. */
@@ -138,6 +145,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         'tcp-keepalive': { type: 'string' },
         tls: { type: 'boolean', default: false },
         'no-batch-scheduling': { type: 'boolean', default: false },
+        'client-poll-ms': { type: 'string' },
         'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -190,6 +198,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
     batchScheduling: !v['no-batch-scheduling'],
+    clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? 0,
   };
 }
 

@@ -259,6 +259,9 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     retryTimers.clear();
     for (let r = retryReady.pop(); r; r = retryReady.pop()) fail('CONNECT_PHASE_TIMEOUT');
     for (const id of pending.keys()) reactor.connection(id).destroy();
+    // Connected: from here the connections mostly wait, and a timer poll takes what arrived
+    // meanwhile without a wake-up per event (cfg.pollMs; 0 keeps waking per event).
+    if (cfg.pollMs) reactor.setPollInterval?.(cfg.pollMs);
   };
 
   const roll = (): void => {
@@ -320,6 +323,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
           }, PROGRESS_MS);
         }
         phase = 'connect';
+        if (cfg.pollMs) reactor.setPollInterval?.(0); // connects want each step answered at once
         target = upTo;
         connectReported = false;
         schedulePump();

@@ -134,15 +134,16 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
     }
   });
 
-  test('--nats URL is used and left running; --publish nats; the human output', { timeout: 120_000 }, async () => {
+  test('--nats URL is used and left running; --publish nats; clients polling every 5 ms; the human output', { timeout: 120_000 }, async () => {
     const port = await freePort();
     const nats = await startNats(port);
     try {
-      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--node-flags=--max-opt=1', '--json']);
+      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--node-flags=--max-opt=1', '--client-poll-ms', '5', '--json']);
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
       assert.match(r.server.command, /serve gateway --no-auth --nats \S+ --ping-interval 0 /, 'the heartbeat setting reaches the gateway');
       assert.match(r.server.command, / --processes \d+ --batch-scheduling --node-flags='?--max-opt=1'?$/, 'the Node flags (and SCHED_BATCH) reach the gateway\'s workers');
       assert.deepEqual(r.client.node_flags, ['--max-semi-space-size=1', '--max-opt=1']);
+      assert.equal(r.client.poll_ms, 5, 'the clients poll every 5 ms once connected');
       checkResult(r, 'nats');
       checkExit(code, r, benchPort, stderr);
       assert.equal(r.nats!.started_here, false);
@@ -184,6 +185,8 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       [['--ping-interval', '1000'], /--ping-interval applies to --ws only/],
       [['--ws', '--ping-interval', 'soon'], /--ping-interval/],
       [['--node-flags=--max-opt=1 max-opt'], /--node-flags: not a --flag: max-opt/],
+      [['--client-poll-ms', '1001'], /--client-poll-ms/],
+      [['--client-poll-ms', '-1'], /--client-poll-ms/],
     ] as const) {
       const child = spawn(process.execPath, [CLI, 'bench', 'million', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
