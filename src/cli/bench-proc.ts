@@ -15,7 +15,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 
 const EXIT_TIMEOUT_MS = 10_000;
-const SERVER_LISTEN_TIMEOUT_MS = 15_000;
+/**
+ * How long a spawned server may take to print its "listening" line. A hang guard, not a
+ * measure: `c1m serve --processes 53` starts 53 Node processes, and on a slow 2-vCPU host whose
+ * kernel is still freeing the previous run's million sockets that took more than 15 s
+ * (2026-12-06, twice).
+ */
+const SERVER_LISTEN_TIMEOUT_MS = 120_000;
 /** USER_HZ when `getconf CLK_TCK` cannot tell: the value every Linux architecture exports. */
 const CLK_TCK_FALLBACK = 100;
 
