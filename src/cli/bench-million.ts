@@ -310,7 +310,7 @@ class MillionRun {
         } else {
           const mi = meminfo();
           baseline = { mem_available_kb: mi.MemAvailable ?? null, slab_kb: mi.Slab ?? null, sunreclaim_kb: mi.SUnreclaim ?? null, server_rss_kb: s0.rssKb, server_anon_kb: s0.anonKb, sockets: socketCounts(), warmup };
-          this.#log(`${layout.serverProcesses} server process(es) (${mib(s0.rssKb)} RSS), ${layout.clients.length} client process(es), ${layout.sources.length} source address(es); ` +
+          this.#log(`${layout.serverProcesses} server process(es) (${mib(s0.rssKb)} RSS), ${layout.clients.length} client process(es) (${o.clientPollMs ? `polling every ${o.clientPollMs} ms once connected` : 'waking per event'}), ${layout.sources.length} source address(es); ` +
             `MemAvailable ${gib(baseline.mem_available_kb)}, Slab ${mib(baseline.slab_kb ?? 0)}`);
           pool.send({ type: 'measure' });
           for (let i = 0; i < steps.length && this.#stopped === false; i++) {

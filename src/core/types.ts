@@ -449,7 +449,9 @@ export interface Reactor {
    * (they are flushed as before). For processes that hold many mostly-idle connections where
    * a few milliseconds do not matter (load generators, device simulators, a one-box
    * benchmark's client side): on a loaded box a wake-up per event is a large part of what a
-   * delivery costs. Can be changed at any time; takes effect at once.
+   * delivery costs. Each timer poll is a wake-up of its own, so pick `ms` against the event
+   * rate: with 52 Node processes on 2 cores, 50 ms cut a broadcast's client CPU by ~30 % and
+   * 5 ms raised it. Can be changed at any time; takes effect at once.
    *
    * Errors: `ERR_C1M_INVALID_OPTION` unless `ms` is an integer in 0..60000;
    * `ERR_C1M_REACTOR_CLOSED` after `close()`.

@@ -121,6 +121,7 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
       checkResult(r, 'http');
       checkExit(code, r, port, stderr);
+      assert.equal(r.client.poll_ms, 50, 'by default the clients poll every 50 ms once connected');
       assert.equal(r.nats!.started_here, true);
       assert.equal(r.cleanup.pids_started, 8, 'nats-server, gateway supervisor, 3 gateway workers, 3 client workers');
       assert.ok(r.nats!.pid !== null && seen.has(r.nats!.pid), 'the nats-server was a child of the run');
