@@ -11,10 +11,12 @@ import { splitNodeFlags } from './node-flags.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
 /**
- * The clients' poll interval once connected. Measured on the WebSocket million (BENCHMARKS.md,
- * eleventh sitting, alternating): 50 ms cut the clients' CPU in the broadcast by ~30 % and the
- * last delivery by ~17 % against waking per event; 5 ms was worse than either, since each of
- * 52 Node processes then wakes 200 times a second with little to do.
+ * The clients' poll interval once connected, with `--ws`. Measured on the WebSocket million
+ * (BENCHMARKS.md, eleventh sitting, alternating): 50 ms cut the clients' CPU in the broadcast by
+ * ~28 % and the last delivery by ~17 % against waking per event; 5 ms was worse than either,
+ * since each of 52 Node processes then wakes 200 times a second with little to do. Without
+ * `--ws` the default stays 0: two pairs of TCP millions could not separate the echo round's
+ * times from the host's drift.
  */
 export const DEFAULT_CLIENT_POLL_MS = 50;
 
@@ -70,11 +72,11 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              so each wake-up takes more connections (BENCHMARKS.md: the TCP million
                              ~27 % faster; the WebSocket million unchanged)
   --client-poll-ms P         once connected, each client process polls its connections every P ms
-                             (Reactor.setPollInterval) instead of waking for each event (default 50;
-                             0: wake per event, as before 2026-12-06). The server's writes then wake
-                             no client: closer to what the broadcast and the echo round cost when the
-                             subscribers are not on this box's CPUs. Latencies include up to P ms of
-                             polling delay; connect phases always wake per event
+                             (Reactor.setPollInterval) instead of waking for each event (default:
+                             50 with --ws, 0 without; 0: wake per event). The server's writes then
+                             wake no client: closer to what the broadcast and the echo round cost
+                             when the subscribers are not on this box's CPUs. Latencies include up
+                             to P ms of polling delay; connect phases always wake per event
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:
@@ -117,7 +119,7 @@ export interface MillionOptions {
   tls: boolean;
   /** SCHED_BATCH for the server (`c1m serve --batch-scheduling`) and the clients; off with `--no-batch-scheduling`. */
   batchScheduling: boolean;
-  /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event; default {@link DEFAULT_CLIENT_POLL_MS}). */
+  /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event; default {@link DEFAULT_CLIENT_POLL_MS} with `--ws`, else 0). */
   clientPollMs: number;
 }
 
@@ -207,7 +209,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
     batchScheduling: !v['no-batch-scheduling'],
-    clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? DEFAULT_CLIENT_POLL_MS,
+    clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? (v.ws ? DEFAULT_CLIENT_POLL_MS : 0),
   };
 }
 

@@ -196,6 +196,7 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
 /** Every thread of the server's processes (supervisor and workers) and of the client workers ran under `policy`. */
 function assertPolicies(r: { result: MillionResult; policies: Map<number, number[]>; cmds: Map<number, string> }, policy: number, what: string): void {
   assert.equal(r.result.client.batch_scheduling, policy === SCHED_BATCH);
+  assert.equal(r.result.client.poll_ms, 0, 'TCP million clients wake per event by default');
   assert.equal(/ --batch-scheduling( |$)/.test(r.result.server.command), policy === SCHED_BATCH, r.result.server.command);
   // server supervisor + 2 workers + 2 clients (the server's shell has exec'd into node)
   assert.ok(r.policies.size >= 5, `processes sampled: ${[...r.policies.keys()]}`);
