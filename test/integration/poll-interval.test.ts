@@ -96,12 +96,14 @@ describe('setPollInterval (native)', { skip: !nativeAvailable && 'native addon u
     }, { backend: 'native' });
     const { port } = await reactor.listen({ port: 0, host: HOST });
     const [s] = await clients(port, 1);
+    // Listen for the peer's close before anything can close it (it may come before close() resolves).
+    const peerClosed = new Promise((res) => s!.once('close', res).resume());
     await waitFor(() => reactor.stats.connections === 1, 'accepted');
     reactor.setPollInterval!(2);
     s!.write('bye');
     await waitFor(() => reactorClosed !== undefined, 'onData ran');
     await within(reactorClosed!, 'close() from a timer poll');
-    await new Promise((res) => s!.once('close', res).resume());
+    await within(peerClosed, 'the peer sees the connection closed');
     assert.throws(() => reactor.setPollInterval!(1), { code: 'ERR_C1M_REACTOR_CLOSED' });
   });
 
