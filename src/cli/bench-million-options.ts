@@ -12,8 +12,9 @@ import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
 /**
  * The clients' poll interval once connected, with `--ws`. Measured on the WebSocket million
- * (BENCHMARKS.md, eleventh sitting, alternating): 50 ms cut the clients' CPU in the broadcast by
- * ~28 % and the last delivery by ~17 % against waking per event; 5 ms was worse than either,
+ * (BENCHMARKS.md, eleventh sitting, three alternating pairs): 50 ms cut the clients' CPU in the
+ * broadcast by 10-35 % in each pair, and the last delivery by 17 % in two of them (4 % later in
+ * the third), against waking per event; 5 ms was worse than either,
  * since each of 52 Node processes then wakes 200 times a second with little to do. Without
  * `--ws` the default stays 0: two pairs of TCP millions could not separate the echo round's
  * times from the host's drift.

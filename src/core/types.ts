@@ -450,7 +450,7 @@ export interface Reactor {
    * a few milliseconds do not matter (load generators, device simulators, a one-box
    * benchmark's client side): on a loaded box a wake-up per event is a large part of what a
    * delivery costs. Each timer poll is a wake-up of its own, so pick `ms` against the event
-   * rate: with 52 Node processes on 2 cores, 50 ms cut a broadcast's client CPU by ~30 % and
+   * rate: with 52 Node processes on 2 cores, 50 ms cut a broadcast's client CPU by 10-35 % and
    * 5 ms raised it. Can be changed at any time; takes effect at once.
    *
    * Errors: `ERR_C1M_INVALID_OPTION` unless `ms` is an integer in 0..60000;
