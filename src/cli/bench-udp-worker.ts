@@ -215,14 +215,16 @@ class Generator {
       });
     } else {
       const rr = { i: 0 };
-      let due0 = start;
+      // The rate is owed from the window's own start (measureStart, after beginMeasure's reads),
+      // so `sent` never exceeds rate x the elapsed time reported for the window.
+      let due0 = measureStart;
       let done = 0;
       await new Promise<void>((resolve) => {
         const tick = (): void => {
           const now = performance.now();
           if (!this.#measuring && now >= warmEnd) {
             beginMeasure();
-            due0 = now;
+            due0 = measureStart;
             done = 0;
           }
           if (now >= end) {
@@ -231,7 +233,7 @@ class Generator {
           }
           // Rate: what is due since the window began; as fast as possible: a burst per flow.
           const want = c.rate > 0 ? Math.floor(((now - due0) / 1000) * c.rate) - done : 64 * this.#flows.length;
-          done += this.#flood(Math.min(want, 65_536), rr);
+          done += this.#flood(Math.max(0, Math.min(want, 65_536)), rr);
           if (c.rate > 0) setTimeout(tick, 1);
           else setImmediate(tick);
         };
