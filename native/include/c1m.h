@@ -234,6 +234,10 @@ void c1m_reactor_flush(c1m_reactor_t *r);
 /* Events queued outside a poll (closes during flush, connect failures, reactor-level errors)
  * wait for the next poll; this says whether any are waiting (the reactor wakes itself for them). */
 int c1m_reactor_pending(const c1m_reactor_t *r);
+/* Whether the last poll left work behind: its epoll_wait filled its array (more may be ready),
+ * or events are carried, deferred or queued, or connections were left with bytes to read. A
+ * caller that polls on a timer polls again at once while this holds, not at its next tick. */
+int c1m_reactor_backlog(const c1m_reactor_t *r);
 /* Close every socket, unregister, free native memory. Caller memory is not touched after. */
 void c1m_reactor_destroy(c1m_reactor_t *r);
 

@@ -185,13 +185,30 @@ static void run_poll(addon_reactor_t *a) {
   napi_close_handle_scope(env, scope);
 }
 
+static void on_poll(uv_poll_t *p, int status, int events);
+
+/* Polling on a timer: while the last poll left a backlog (a burst larger than one batch), the
+ * epoll fd is watched too, so the rest is taken on the next loop iterations, not a batch per
+ * tick; once a poll leaves none, only the timer polls again. */
+static void follow_backlog(addon_reactor_t *a) {
+  if (!a || a->closed || a->close_asked || a->poll_ms == 0) return;
+  int want = c1m_reactor_backlog(a->r);
+  if (want == a->draining) return;
+  int rc = want ? uv_poll_start(&a->poll, UV_READABLE, on_poll) : uv_poll_stop(&a->poll);
+  if (rc == 0) a->draining = want; /* else the timer still polls: slower, nothing lost */
+}
+
 static void on_poll(uv_poll_t *p, int status, int events) {
   (void)events;
   if (status < 0) return; /* EBADF after close: nothing to do */
   run_poll(p->data);
+  follow_backlog(p->data);
 }
 
-static void on_timer(uv_timer_t *t) { run_poll(t->data); }
+static void on_timer(uv_timer_t *t) {
+  run_poll(t->data);
+  follow_backlog(t->data);
+}
 
 /* A Buffer's bytes. 0, or -1 when v is not a Buffer. */
 int addon_get_bool_prop(napi_env env, napi_value obj, const char *key, int *out) {
@@ -323,6 +340,7 @@ static napi_value poll_interval(napi_env env, napi_callback_info info) {
     return napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "pollInterval(): ms must be an integer in 0..60000"), NULL;
   if (a->closed || a->close_asked || ms == a->poll_ms) return NULL;
   a->poll_ms = ms;
+  a->draining = 0;
   if (ms == 0) {
     uv_timer_stop(&a->timer);
     /* level-triggered: what came meanwhile is reported at once */

@@ -20,6 +20,7 @@ typedef struct addon_reactor {
   uv_poll_t poll;   /* readiness of the reactor's epoll fd: a poll per wake-up (poll_ms == 0) */
   uv_timer_t timer; /* a poll every poll_ms instead (poll_ms > 0): no wake-up per event */
   uint32_t poll_ms;
+  int draining;     /* poll_ms > 0 and the poll handle watches too: a backlog is being taken */
   int handles;      /* uv handles not yet closed; the struct is freed when the last one is */
   napi_ref cb;
   napi_ref bufs[NBUFS];

@@ -97,6 +97,7 @@ struct c1m_reactor {
   struct epoll_event carry[POLL_EVENTS];
   uint32_t ncarry;
   uint32_t accepted; /* connections this poll opened (accepted, handed off, TLS done): loop.c harvests again */
+  int harvest_full;  /* the last poll's epoll_wait filled its array: more may be ready */
   int wake_pending; /* our own eventfd write not yet read back */
   /* tls.c: side state by fd (NULL until TLS is first used), the ciphertext scratch */
   struct tls_conn **tls;

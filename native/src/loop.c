@@ -192,6 +192,7 @@ static int poll_once(c1m_reactor_t *r) {
   memmove(r->ready, r->ready + i, (size_t)r->nready * sizeof r->ready[0]);
 
   r->accepted = 0;
+  r->harvest_full = 0;
   /* A second harvest when the first accepted connections: their first bytes (an HTTP request,
    * a WebSocket upgrade; always there with TCP_DEFER_ACCEPT) are reported by the ADD itself,
    * so they join this batch instead of costing another wake-up and crossing. */
@@ -205,12 +206,16 @@ static int harvest(c1m_reactor_t *r) {
   struct epoll_event evs[POLL_EVENTS];
   int max = (int)((r->ev_cap - r->nev) / 2);
   if (max > POLL_EVENTS - (int)r->ncarry) max = POLL_EVENTS - (int)r->ncarry;
-  if (max < 1) return 0;
+  if (max < 1) {
+    r->harvest_full = 1; /* no room to look: assume more is ready */
+    return 0;
+  }
   int n = c1m_sys_epoll_wait(r->epfd, evs, max);
   if (n < 0) {
     loop_report(r, C1M_E_POLL, r->epfd, n, 0);
     return 0;
   }
+  if (n == max) r->harvest_full = 1;
   int done = dispatch(r, evs, n);
   if (done < n) {
     memcpy(r->carry + r->ncarry, evs + done, (size_t)(n - done) * sizeof evs[0]);
@@ -228,6 +233,10 @@ int c1m_reactor_poll(c1m_reactor_t *r) {
 }
 
 int c1m_reactor_pending(const c1m_reactor_t *r) { return r->ndeferred > 0 || r->nerrs > 0; }
+
+int c1m_reactor_backlog(const c1m_reactor_t *r) {
+  return r->harvest_full || r->ndeferred || r->ncarry || r->nready || r->nerrs;
+}
 
 /* ---- lifecycle ---- */
 

@@ -445,8 +445,10 @@ export interface Reactor {
    * With `ms` > 0 it polls every `ms` milliseconds from a timer and nobody is woken in between:
    * reads, accepts, connect completions, writability after backpressure, the reactor's own
    * timers (idle timeouts, heartbeats) and hand-offs from other threads wait up to `ms`, and
-   * each poll takes everything that arrived meanwhile in one batch. Writes are not delayed
-   * (they are flushed as before). For processes that hold many mostly-idle connections where
+   * each poll takes everything that arrived meanwhile in one batch. A burst larger than one
+   * batch (1,024 readable connections) is not held to a batch per tick: the polls that follow
+   * run in the next turns of the event loop until nothing is left, then the timer alone polls
+   * again. Writes are not delayed (they are flushed as before). For processes that hold many mostly-idle connections where
    * a few milliseconds do not matter (load generators, device simulators, a one-box
    * benchmark's client side): on a loaded box a wake-up per event is a large part of what a
    * delivery costs. Each timer poll is a wake-up of its own, so pick `ms` against the event

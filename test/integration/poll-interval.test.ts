@@ -51,6 +51,46 @@ describe('setPollInterval (native)', { skip: !nativeAvailable && 'native addon u
     }
   });
 
+  test('a burst larger than one batch is taken in consecutive loop turns, not a batch per tick', GUARD, async () => {
+    // 2,500 readable connections need 3 polls (1,024 epoll events each). Only the first may wait
+    // for the timer: the rest follow in the next turns of the event loop, counted by a
+    // setImmediate spinner (a batch per 200 ms tick would leave thousands of turns between).
+    const N = 2500;
+    let bytes = 0, turns = 0, spinning = true, lastBatch = -1, lastTurns = 0;
+    const gaps: number[] = [];
+    const reactor = createReactor({
+      onData: (_c, d) => {
+        bytes += d.length;
+        const b = reactor.stats.batches;
+        if (b !== lastBatch) {
+          if (lastBatch >= 0) gaps.push(turns - lastTurns);
+          lastBatch = b;
+          lastTurns = turns;
+        }
+      },
+    }, { backend: 'native' });
+    const { port } = await reactor.listen({ port: 0, host: HOST });
+    const socks = await clients(port, N);
+    const spin = (): void => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    try {
+      await waitFor(() => reactor.stats.connections === N, `${N} accepted`);
+      reactor.setPollInterval!(60_000);
+      await Promise.all(socks.map((s) => written(s, 'x'))); // all N edges wait in epoll
+      spin();
+      reactor.setPollInterval!(200);
+      await waitFor(() => bytes === N, `${N} bytes read (have ${bytes})`);
+      assert.ok(gaps.length >= 2, `the burst took ${gaps.length + 1} batches, expected at least 3`);
+      assert.ok(gaps.every((g) => g <= 3), `loop turns between the burst's batches: ${gaps.join(', ')}`);
+    } finally {
+      spinning = false;
+      for (const s of socks) s.destroy();
+      await reactor.close(5000);
+    }
+  });
+
   test('at a short interval accepts, connects, data, drain and closes all flow', GUARD, async () => {
     const N = 50;
     const server = createReactor({ onData: (c, d) => void c.write(d) }, { backend: 'native' });
