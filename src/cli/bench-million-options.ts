@@ -20,6 +20,8 @@ import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
  * times from the host's drift.
  */
 export const DEFAULT_CLIENT_POLL_MS = 50;
+/** `--client-warmup`'s default: deliveries per client process before the first step. */
+export const DEFAULT_CLIENT_WARMUP = 2000;
 
 /** `c1m bench million --help`. */
 export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,500000,1000000] [options]
@@ -78,6 +80,12 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              wake no client: closer to what the broadcast and the echo round cost
                              when the subscribers are not on this box's CPUs. Latencies include up
                              to P ms of polling delay; connect phases always wake per event
+  --client-warmup N          before the first step, each client process opens a few connections
+                             and takes about N deliveries on them (--ws --broadcast: publishes to
+                             20 subscribers each; TCP: echo rounds over 200 connections each), so
+                             the measured broadcast or echo round runs the clients' compiled code,
+                             not V8's interpreter in 50+ cold processes (default 2000; 0: none).
+                             The connections stay open as part of the first step
   --tls                      over TLS: the server (c1m serve echo, or with --ws the gateway) gets
                              --tls-cert/--tls-key with a throwaway P-256 certificate (openssl), the
                              clients verify it; every connect is a full TLS 1.3 handshake (--ws:
@@ -122,6 +130,8 @@ export interface MillionOptions {
   batchScheduling: boolean;
   /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event; default {@link DEFAULT_CLIENT_POLL_MS} with `--ws`, else 0). */
   clientPollMs: number;
+  /** `--client-warmup`: deliveries per client process before the first step (0: none; default {@link DEFAULT_CLIENT_WARMUP}; bench-million-warm.ts). */
+  clientWarmup: number;
 }
 
 /** Parse `c1m bench million` arguments; 'help' for --help. Errors: throws a `UsageError`. */
@@ -158,6 +168,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         tls: { type: 'boolean', default: false },
         'no-batch-scheduling': { type: 'boolean', default: false },
         'client-poll-ms': { type: 'string' },
+        'client-warmup': { type: 'string' },
         'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -211,6 +222,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     tls: v.tls!,
     batchScheduling: !v['no-batch-scheduling'],
     clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? (v.ws ? DEFAULT_CLIENT_POLL_MS : 0),
+    clientWarmup: int('client-warmup', v['client-warmup'], 0, 1_000_000) ?? DEFAULT_CLIENT_WARMUP,
   };
 }
 

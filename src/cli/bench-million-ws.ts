@@ -137,6 +137,13 @@ export interface BroadcastTarget {
   natsPid: number | undefined;
 }
 
+/** Publish `body` once on the run's topic (HTTP or NATS); resolves with the HTTP answer (null for NATS). */
+export async function publishTo(t: Pick<BroadcastTarget, 'via' | 'topic' | 'port' | 'ca' | 'natsUrl'>, body: string): Promise<unknown> {
+  if (t.via === 'http') return publishHttp(t.port, t.topic, body, t.ca);
+  await publishNats(t.natsUrl, t.topic, body);
+  return null;
+}
+
 /** User and system CPU seconds of `pids` now (processes gone meanwhile count nothing). */
 function cpuOf(pids: readonly number[]): { user: number; sys: number } {
   const t = ticksOf(pids);
@@ -160,8 +167,7 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
   const t0 = performance.now();
   let answer: unknown = null, error: string | null = null, late = false;
   try {
-    if (t.via === 'http') answer = await publishHttp(t.port, t.topic, body, t.ca);
-    else await publishNats(t.natsUrl, t.topic, body);
+    answer = await publishTo(t, body);
   } catch (e) {
     error = (e as Error).message;
     late = (e as { late?: boolean }).late === true;

@@ -38,7 +38,8 @@ import type { WorkerResult } from './bench-ipc.js';
 import type { MillionResult, MillionStep, MillionStop, MillionSummary, PublishVia, Warmup } from './bench-results.js';
 import { MILLION_USAGE, parseMillionArgs, type MillionOptions } from './bench-million-options.js';
 import { makeBenchCert, type BenchCert } from './bench-million-tls.js';
-import { broadcastLine, broadcastOnce, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
+import { broadcastLine, broadcastOnce, publishTo, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
+import { warmClients, warmPlan, type ClientWarmup } from './bench-million-warm.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose, keepAliveBacklogWarning } from './doctor.js';
 
@@ -254,6 +255,7 @@ class MillionRun {
     const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${sched}${flags}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
+    let clientWarmup: ClientWarmup | null = null;
     let baseline: MillionResult['baseline'] = { mem_available_kb: null, slab_kb: null, sunreclaim_kb: null, server_rss_kb: 0, server_anon_kb: 0, sockets: null, warmup };
     let baseRss = new Map<number, number>();
     let baseAnon = new Map<number, number>();
@@ -313,6 +315,7 @@ class MillionRun {
           this.#log(`${layout.serverProcesses} server process(es) (${mib(s0.rssKb)} RSS), ${layout.clients.length} client process(es) (${o.clientPollMs ? `polling every ${o.clientPollMs} ms once connected` : 'waking per event'}), ${layout.sources.length} source address(es); ` +
             `MemAvailable ${gib(baseline.mem_available_kb)}, Slab ${mib(baseline.slab_kb ?? 0)}`);
           pool.send({ type: 'measure' });
+          clientWarmup = await this.#warmClients(steps[0]!);
           for (let i = 0; i < steps.length && this.#stopped === false; i++) {
             const step = await this.#step(i, steps, baseline, baseRss, baseAnon);
             if (step) {
@@ -350,7 +353,7 @@ class MillionRun {
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
       server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
-      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: this.#clientFlags, batch_scheduling: o.batchScheduling, poll_ms: o.clientPollMs },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: this.#clientFlags, batch_scheduling: o.batchScheduling, poll_ms: o.clientPollMs, warmup: clientWarmup },
       baseline,
       steps: results,
       summary: summarizeSteps(results, o.ws),
@@ -371,6 +374,19 @@ class MillionRun {
     const complete = results.length === steps.length && results.every((s) => s.connected === s.target &&
       (o.ws ? !o.broadcast || (s.broadcast?.error === null && s.broadcast.delivered === s.connected) : s.echo.answered === s.connected));
     return this.#stopped === false && complete && cleanup.ok && doctor.skipped.length === 0 ? 0 : 1;
+  }
+
+  /** `--client-warmup` (bench-million-warm.ts): null when off or nothing to warm (`--ws` without `--broadcast`). */
+  async #warmClients(firstStep: number): Promise<ClientWarmup | null> {
+    const o = this.#o, pool = this.#pool;
+    const plan = o.ws && !o.broadcast ? null : warmPlan(o.clientWarmup, o.ws, split(firstStep, pool.workers.length));
+    if (plan === null || this.#stopped !== false) return null;
+    this.#log(`client warm-up: ${plan.conns} connection(s) per client process, ${plan.rounds} ${o.ws ? 'publishes' : 'echo rounds'}`);
+    const w = await warmClients(pool, plan, !o.ws, o.ws
+      ? () => publishTo({ via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl }, `{"t":${process.hrtime.bigint()}}`)
+      : async () => pool.send({ type: 'traffic' }), () => this.#watch());
+    this.#log(`client warm-up: ${fmtInt(w.deliveries)} of ${fmtInt(w.expected)} deliveries in ${w.s.toFixed(1)}s${w.error ? ` (${w.error}; the steps run anyway)` : ''}`);
+    return w;
   }
 
   /** Grow to `steps[i]`, hold, sample, echo once on every connection. Null when it could not run at all. */

@@ -3,6 +3,7 @@
  * `--json` and read back by `c1m bench report`: the shapes the commands write and the report
  * reads, in one module that depends on neither (docs/bench.md describes every field).
  */
+import type { ClientWarmup } from './bench-million-warm.js';
 import type { Aborted } from './bench-pool.js';
 import type { CpuPhase, MachineInfo, SocketCounts } from './bench-proc.js';
 import type { LatencySummary } from './bench-stats.js';
@@ -235,8 +236,9 @@ export interface MillionResult {
   doctor: { max_connections: number | null; blocking: { name: string; current: number | null; required: number; allows: number | null; fix: string | null }[] };
   server: { command: string; processes: number; per_process_cap: number };
   /** `node_flags`: the Node/V8 flags of every client process: the bench's own (`--max-semi-space-size=1`), then `--node-flags`.
-   * `batch_scheduling`: the clients (and the server, `--batch-scheduling` in its command) ran under SCHED_BATCH. */
-  client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[]; batch_scheduling?: boolean; poll_ms?: number };
+   * `batch_scheduling`: the clients (and the server, `--batch-scheduling` in its command) ran under SCHED_BATCH.
+   * `warmup`: what `--client-warmup` did before the first step (null: none). */
+  client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[]; batch_scheduling?: boolean; poll_ms?: number; warmup?: ClientWarmup | null };
   /** Taken after the warm-up (its connections closed) and a full GC in every server process. */
   baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; server_anon_kb: number; sockets: SocketCounts | null; warmup: Warmup | null };
   steps: MillionStep[];

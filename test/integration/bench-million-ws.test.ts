@@ -122,6 +122,10 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       checkResult(r, 'http');
       checkExit(code, r, port, stderr);
       assert.equal(r.client.poll_ms, 50, 'by default the clients poll every 50 ms once connected');
+      // By default each client process warms on 20 subscribers and 100 publishes first; those
+      // deliveries are not the broadcast's (checkResult: exactly N delivered, N in the histogram).
+      assert.deepEqual(r.client.warmup, { ...r.client.warmup!, connections: 20, rounds: 100, deliveries: 3 * 20 * 100, expected: 3 * 20 * 100, error: null });
+      assert.match(stderr, /client warm-up: 6,000 of 6,000 deliveries/);
       assert.equal(r.nats!.started_here, true);
       assert.equal(r.cleanup.pids_started, 8, 'nats-server, gateway supervisor, 3 gateway workers, 3 client workers');
       assert.ok(r.nats!.pid !== null && seen.has(r.nats!.pid), 'the nats-server was a child of the run');
@@ -139,12 +143,14 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
     const port = await freePort();
     const nats = await startNats(port);
     try {
-      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--node-flags=--max-opt=1', '--client-poll-ms', '5', '--json']);
+      const { code, stdout, stderr, port: benchPort } = await runMillion(['--broadcast', '--publish', 'nats', '--nats', `nats://127.0.0.1:${port}`, '--ping-interval', '0', '--node-flags=--max-opt=1', '--client-poll-ms', '5', '--client-warmup', '0', '--json']);
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
       assert.match(r.server.command, /serve gateway --no-auth --nats \S+ --ping-interval 0 /, 'the heartbeat setting reaches the gateway');
       assert.match(r.server.command, / --processes \d+ --batch-scheduling --node-flags='?--max-opt=1'?$/, 'the Node flags (and SCHED_BATCH) reach the gateway\'s workers');
       assert.deepEqual(r.client.node_flags, ['--max-semi-space-size=1', '--max-opt=1']);
       assert.equal(r.client.poll_ms, 5, 'the clients poll every 5 ms once connected');
+      assert.equal(r.client.warmup, null, '--client-warmup 0: no warm-up');
+      assert.doesNotMatch(stderr, /client warm-up/);
       checkResult(r, 'nats');
       checkExit(code, r, benchPort, stderr);
       assert.equal(r.nats!.started_here, false);
@@ -188,6 +194,7 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       [['--node-flags=--max-opt=1 max-opt'], /--node-flags: not a --flag: max-opt/],
       [['--client-poll-ms', '1001'], /--client-poll-ms/],
       [['--client-poll-ms', '-1'], /--client-poll-ms/],
+      [['--client-warmup', 'lots'], /--client-warmup/],
     ] as const) {
       const child = spawn(process.execPath, [CLI, 'bench', 'million', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';

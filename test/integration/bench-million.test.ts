@@ -81,12 +81,16 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
       assert.equal(r.client.processes, 2);
       assert.deepEqual(r.client.per_process, [steps[1]! / 2, steps[1]! / 2]);
       assert.equal(r.steps.length, 2);
+      // The default client warm-up: 200 connections per client process (of step 1's 300 each),
+      // 10 echo rounds on them; they stay open as the first of step 1's connections.
+      const w = r.client.warmup!;
+      assert.deepEqual(w, { ...w, connections: 200, rounds: 10, deliveries: 2 * 200 * 10, expected: 2 * 200 * 10, error: null });
       r.steps.forEach((s, i) => {
         assert.equal(s.target, steps[i]);
         assert.equal(s.connected, steps[i], `step ${i + 1} connected`);
         assert.equal(s.failed, 0);
         assert.deepEqual(s.errors, {});
-        assert.equal(s.added, steps[i]! - (steps[i - 1] ?? 0));
+        assert.equal(s.added, steps[i]! - (steps[i - 1] ?? 2 * w.connections));
         assert.equal(s.echo.sent, steps[i]);
         assert.equal(s.echo.answered, steps[i], `step ${i + 1}: one echo per connection`);
         assert.equal(s.echo.latency!.count, steps[i]);
