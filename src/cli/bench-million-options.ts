@@ -20,7 +20,13 @@ import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
  * times from the host's drift.
  */
 export const DEFAULT_CLIENT_POLL_MS = 50;
-/** `--client-warmup`'s default: deliveries per client process before the first step. */
+/**
+ * `--client-warmup`'s default: deliveries per client process before the first step. Measured
+ * (BENCHMARKS.md, twelfth sitting): a lone client process's broadcast goes from cold to warm code
+ * (19,000 subscribers: 0.12 -> 0.05 user-s); at a million the last delivery came 5-6 % sooner in
+ * both WebSocket pairs and the TCP echo round 4 % sooner in one pair: small, within the hour's
+ * noise, but the same way each time, for a few seconds of warm-up.
+ */
 export const DEFAULT_CLIENT_WARMUP = 2000;
 
 /** `c1m bench million --help`. */
