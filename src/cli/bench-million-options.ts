@@ -24,7 +24,7 @@ export const DEFAULT_CLIENT_POLL_MS = 50;
  * `--client-warmup`'s default: deliveries per client process before the first step. Measured
  * (BENCHMARKS.md, twelfth sitting): a lone client process's broadcast goes from cold to warm code
  * (19,000 subscribers: 0.12 -> 0.05 user-s); at a million the last delivery came 5-6 % sooner in
- * both WebSocket pairs and the TCP echo round 4 % sooner in one pair: small, within the hour's
+ * both WebSocket pairs and the TCP echo round 4 % and 12 % sooner in two pairs: small, within the hour's
  * noise, but the same way each time, for a few seconds of warm-up.
  */
 export const DEFAULT_CLIENT_WARMUP = 2000;
