@@ -82,6 +82,9 @@ _Static_assert(sizeof(c1m_slot_t) == 32, "a slot is 32 bytes: one million connec
 #define C1M_F_HB_WAIT 0x100000u  /* heartbeat ping sent, no byte read since */
 #define C1M_F_HB_PONGS 0x200000u /* with HEARTBEAT: a read of exactly one empty masked pong, at a
                                     frame boundary, is consumed natively (no DATA record) */
+#define C1M_F_AUTO_PONG 0x400000u /* a WebSocket client's: a read of exactly one empty unmasked ping
+                                     (0x89 0x00), at a frame boundary, is answered natively with
+                                     an empty masked pong and consumed (no DATA record) */
 
 /* Event record, written by native code; JS writes back only `c` of DATA records. The meaning
  * of a, b and c depends on the kind (below). */
@@ -167,9 +170,10 @@ enum {
   C1M_OP_RESUME = 6,
   C1M_OP_TIMEOUT = 7,    /* len = ms (0: none); C1M_OPF_HEARTBEAT, C1M_OPF_PONGS below */
   C1M_OP_BROADCAST = 8, /* fd: number of ids; payload: the ids (c1m_id_t), then len bytes */
-  C1M_OP_UDP_SEND = 9   /* UDP socket fd gen, len = datagram bytes; payload: the destination's
+  C1M_OP_UDP_SEND = 9,  /* UDP socket fd gen, len = datagram bytes; payload: the destination's
                            address entry (C1M_UDP_ADDR_SIZE bytes, family 0: the connected peer),
                            then the datagram */
+  C1M_OP_AUTO_PONG = 10 /* len = 1: set C1M_F_AUTO_PONG, 0: clear it */
 };
 #define C1M_OP_MASK 0xFFu
 #define C1M_OPF_WANT_DRAIN 0x100u /* JS reported backpressure: emit a drain event */
@@ -416,6 +420,8 @@ int c1m_sys_shutdown_wr(int fd);
 int c1m_sys_epoll_create(void);
 /* A non-blocking eventfd with counter 0. */
 int c1m_sys_eventfd(void);
+/* n bytes from the kernel's random generator (getrandom, never blocking): 0 or -errno. */
+int c1m_sys_random(void *buf, size_t n);
 /* A non-blocking timerfd ticking every interval_ms (CLOCK_MONOTONIC). */
 int c1m_sys_timerfd(uint32_t interval_ms);
 /* For contract tests: O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (-1 when not a TCP socket). */

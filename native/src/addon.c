@@ -630,6 +630,7 @@ NAPI_MODULE_INIT() {
   addon_set_const(env, k, "OP_PAUSE", C1M_OP_PAUSE);
   addon_set_const(env, k, "OP_RESUME", C1M_OP_RESUME);
   addon_set_const(env, k, "OP_TIMEOUT", C1M_OP_TIMEOUT);
+  addon_set_const(env, k, "OP_AUTO_PONG", C1M_OP_AUTO_PONG);
   addon_set_const(env, k, "OP_BROADCAST", C1M_OP_BROADCAST);
   addon_set_const(env, k, "OPF_WANT_DRAIN", C1M_OPF_WANT_DRAIN);
   addon_set_const(env, k, "OPF_HEARTBEAT", C1M_OPF_HEARTBEAT);

@@ -154,6 +154,10 @@ void c1m_reactor_flush(c1m_reactor_t *r) {
           s->flags |= C1M_F_HEARTBEAT | ((c.op & C1M_OPF_PONGS) ? C1M_F_HB_PONGS : 0);
       }
       break;
+    case C1M_OP_AUTO_PONG:
+      if (c.len) s->flags |= C1M_F_AUTO_PONG;
+      else s->flags &= ~C1M_F_AUTO_PONG;
+      break;
     default:
       loop_report(r, C1M_E_COMMAND, c.fd, -EINVAL, (int32_t)op);
     }

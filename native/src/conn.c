@@ -379,8 +379,30 @@ static inline int is_bare_pong(const c1m_reactor_t *r, const c1m_slot_t *s, uint
   return n == 6 && s->in_len == 0 && r->recv[off] == 0x8A && r->recv[off + 1] == 0x80;
 }
 
+/* The bytes just read are one empty unmasked ping (FIN | ping, length 0) and nothing precedes
+ * them in the engine: a server's heartbeat, at a frame boundary (JS clears AUTO_PONG while it
+ * holds frame bytes itself). Plain TCP only: over TLS the read path goes on after delivering,
+ * and a send from inside it could close the connection under it. */
+static inline int is_bare_ping(const c1m_reactor_t *r, const c1m_slot_t *s, uint32_t off, uint32_t n) {
+  return n == 2 && s->in_len == 0 && !(s->flags & C1M_F_TLS) && r->recv[off] == 0x89 && r->recv[off + 1] == 0x00;
+}
+
+/* Answer a bare ping with an empty pong, masked as a client must (RFC 6455 5.3: a fresh key
+ * from the kernel's generator). Returns 0, or -1 when no key could be had: then JS answers. */
+static int auto_pong(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
+  uint8_t pong[6] = {0x8A, 0x80};
+  if (c1m_sys_random(pong + 2, 4) < 0) return -1;
+  struct iovec iov = {.iov_base = pong, .iov_len = sizeof pong};
+  conn_send(r, fd, s, &iov, 1, sizeof pong, 0);
+  return 0;
+}
+
 void conn_deliver(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t n) {
   uint32_t pend = s->in_len, off = r->recv_used;
+  if ((s->flags & C1M_F_AUTO_PONG) && is_bare_ping(r, s, off, n)) {
+    if (s->timeout_ticks) s->deadline = r->tick + s->timeout_ticks; /* a byte came */
+    if (auto_pong(r, fd, s) == 0) return;                           /* consumed: no record */
+  }
   if (s->flags & C1M_F_HEARTBEAT) {
     s->flags &= ~C1M_F_HB_WAIT; /* any byte answers the heartbeat */
     if ((s->flags & C1M_F_HB_PONGS) && is_bare_pong(r, s, off, n)) {

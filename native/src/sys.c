@@ -20,6 +20,7 @@
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
@@ -129,6 +130,15 @@ int c1m_sys_shutdown_wr(int fd) { return shutdown(fd, SHUT_WR) < 0 ? -errno : 0;
 int c1m_sys_epoll_create(void) {
   int fd = epoll_create1(EPOLL_CLOEXEC);
   return fd < 0 ? -errno : fd;
+}
+
+int c1m_sys_random(void *buf, size_t n) {
+  for (;;) {
+    ssize_t got = getrandom(buf, n, GRND_NONBLOCK);
+    if (got == (ssize_t)n) return 0;
+    if (got >= 0) return -EAGAIN; /* short: not for the few bytes asked here */
+    if (errno != EINTR) return -errno;
+  }
 }
 
 int c1m_sys_eventfd(void) {

@@ -89,6 +89,9 @@ export class NativeConnection implements Connection {
     const k = this.#r.k;
     this.#r.command(this.fd, this.gen, k.OP_TIMEOUT | k.OPF_HEARTBEAT | (absorbPongs ? k.OPF_PONGS : 0), ms);
   }
+  setAutoPong(on: boolean): void {
+    this.#r.command(this.fd, this.gen, this.#r.k.OP_AUTO_PONG, on ? 1 : 0);
+  }
   get bufferedAmount(): number {
     return this.#r.buffered(this.fd, this.gen);
   }

@@ -29,7 +29,7 @@ export interface NativeConstants {
   CMD_SIZE: number; CMD_OP: number; CMD_FD: number; CMD_GEN: number; CMD_LEN: number; CMD_ALIGN: number;
   ID_SIZE: number; ID_FD: number; ID_GEN: number;
   OP_WRITE: number; OP_CLOSE: number; OP_DESTROY: number; OP_SHUTDOWN: number; OP_PAUSE: number;
-  OP_RESUME: number; OP_TIMEOUT: number; OP_BROADCAST: number; OPF_WANT_DRAIN: number; OPF_HEARTBEAT: number; OPF_PONGS: number;
+  OP_RESUME: number; OP_TIMEOUT: number; OP_BROADCAST: number; OPF_WANT_DRAIN: number; OPF_HEARTBEAT: number; OPF_PONGS: number; OP_AUTO_PONG: number;
   CTL_SEND_USED: number; CTL_CONNS: number; CTL_TICK: number; CTL_ACCEPT_PAUSES: number; CTL_QUIET_OPENS: number; CTL_MAX_FD: number;
   CTL_ERRORS: number; CTL_ERRORS_LOST: number; CTL_WORDS: number;
   LB_ROUND_ROBIN: number; LB_LEAST_CONN: number; LB_HASH: number;

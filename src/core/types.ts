@@ -114,6 +114,17 @@ export interface Connection {
    * Errors: throws `ERR_C1M_INVALID_OPTION` for `ms` out of range (as `setTimeout`).
    */
   setHeartbeat?(ms: number, absorbPongs: boolean): void;
+  /**
+   * A WebSocket client's answer to its server's heartbeat, kept by the engine (native backend
+   * only: check for it). While on, a read that is exactly one empty unmasked ping (`0x89 0x00`)
+   * with no bytes kept before it is answered by the engine with an empty pong masked by a fresh
+   * random key, and never reaches `onData` (it still counts as a byte for the idle timeout).
+   * Plain TCP only: over TLS the ping reaches `onData` as before. Turn it off while the
+   * protocol holds part of a frame of its own, or when pings must be seen. Off by default.
+   *
+   * For a WebSocket client speaking RFC 6455 on this connection only: the pong is a frame.
+   */
+  setAutoPong?(on: boolean): void;
   /** Bytes accepted by `write` and not yet taken by the kernel. */
   readonly bufferedAmount: number;
   readonly remoteAddress: string | undefined;

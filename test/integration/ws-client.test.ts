@@ -709,6 +709,45 @@ for (const backend of backends) {
       }
     });
 
+    test('the engine answers the server\'s empty pings when nothing watches pings (native)', { ...GUARD, skip: backend !== 'native' && 'native only' }, async () => {
+      let opened = 0;
+      const messages: string[] = [];
+      const handler = createWebSocketClientHandler({ onOpen: () => void opened++, onMessage: (_ws, d) => void messages.push(Buffer.from(d).toString()) });
+      const reactor = createReactor(handler, { backend, timerResolution: 20 });
+      const raw = await rawServer((peer) => peer.socket.write(response101(peer.key)));
+      try {
+        const ws = handler.connect(reactor, `ws://${HOST}:${raw.port}/`);
+        await waitFor(() => opened === 1, 'open');
+        const peer = raw.peers[0]!;
+        const pongs = (): ClientFrame[] => peer.frames().filter((f) => f.opcode === 10);
+        const batches = reactor.stats.batches;
+        for (let i = 1; i <= 5; i++) {
+          peer.socket.write(frame(9, '')); // one read of exactly 0x89 0x00
+          await waitFor(() => pongs().length === i, `pong ${i} (have ${pongs().length})`);
+        }
+        assert.equal(reactor.stats.batches, batches, 'no crossing to JS for the five pings');
+        assert.ok(pongs().every((f) => f.masked && f.fin && f.payload.length === 0), JSON.stringify(pongs()));
+        assert.ok(new Set(pongs().map((f) => f.key)).size > 1, 'fresh masking keys');
+        // A ping with a payload, and a ping that comes with a message, go to JS as before.
+        peer.socket.write(frame(9, 'hi'));
+        await waitFor(() => pongs().length === 6, 'pong 6');
+        assert.equal(pongs()[5]!.payload.toString(), 'hi');
+        peer.socket.write(Buffer.concat([frame(9, ''), frame(1, 'msg')]));
+        await waitFor(() => pongs().length === 7 && messages.length === 1, 'pong 7 and the message');
+        assert.deepEqual(messages, ['msg']);
+        // Once our close frame is out, pings are not answered, by the engine or by JS.
+        ws.close(1000);
+        await waitFor(() => peer.frames().some((f) => f.opcode === 8), 'our close frame');
+        peer.socket.write(frame(9, ''));
+        peer.socket.write(frame(8, Buffer.from([0x03, 0xe8])));
+        await waitFor(() => handler.clients === 0, 'closed');
+        assert.equal(pongs().length, 7, 'no pong after our close frame');
+      } finally {
+        raw.close();
+        await reactor.close(2000);
+      }
+    });
+
     test('many connections on one reactor: 2,000 clients echo once each', GUARD, async () => {
       const N = 2000;
       const local = await wsServer(backend);

@@ -183,6 +183,8 @@ export interface WebSocketClientHandler<T = unknown> extends Handler {
 
 /** A client's own tag flag: the handshake timeout is armed (the open re-arms the connection's timeout). */
 const TIMED = ROLE_FLAG;
+/** A client's own tag flag: the engine answers the server's empty pings (`conn.setAutoPong`). */
+const ENGINE_PONG = ROLE_FLAG << 1;
 
 // Module-local copies of tag bits for the per-message `send` (see server.ts: V8 folds these,
 // not imported bindings).
@@ -232,6 +234,20 @@ class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHan
   /** The codec bits of the tag for agreed `params`; a stateful codec goes to `x`. */
   codecBits(params: DeflateParams, x: Extra): number {
     return this.deflateCodecBits(params, this.deflate!, () => x);
+  }
+  // While a frame is streamed into the receiver, the engine must not take the next bytes for a
+  // ping; once the close handshake started, pings are not answered (as in JS).
+  override holding(conn: Connection, held: boolean): void {
+    const tag = conn.tag;
+    if ((tag & ENGINE_PONG) !== 0) conn.setAutoPong!(!held && (tag & NOT_OPEN) === 0);
+  }
+  override startClose(conn: Connection, code: number | undefined, reason: string): void {
+    super.startClose(conn, code, reason);
+    if ((conn.tag & ENGINE_PONG) !== 0) conn.setAutoPong!(false);
+  }
+  override peerClosed(conn: Connection, code: number | undefined, reason: string): void {
+    super.peerClosed(conn, code, reason);
+    if ((conn.tag & ENGINE_PONG) !== 0) conn.setAutoPong!(false);
   }
 }
 
@@ -424,6 +440,12 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
   let bits = agreed.protocol === '' ? 0 : s.protocolBits(agreed.protocol, () => x);
   if (agreed.deflate !== null) bits |= s.codecBits(agreed.deflate, x);
   conn.tag = (tag & ~TIMED) | UPGRADED | bits;
+  // The server's empty heartbeat pings are answered by the engine, unless the application
+  // watches pings (native backend only).
+  if (s.opts.onPing === undefined && conn.setAutoPong !== undefined) {
+    conn.tag = conn.tag | ENGINE_PONG;
+    conn.setAutoPong(true);
+  }
   s.trim(conn, x);
   // Replaces the handshake timeout with the heartbeat (or none); with neither configured the
   // engine's idleTimeout stays in charge.
