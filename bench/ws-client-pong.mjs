@@ -9,7 +9,8 @@
 // client waits two intervals, then measures its own CPU (process.cpuUsage) over --window
 // seconds. Pings answered by the engine are seen by no JS on either side, so the divisor is
 // the expected count (conns x window / interval) in both modes; the JS mode also reports the
-// pings it counted, and both report the client's crossings into JS. Trials alternate the modes. One JSON document on stdout, progress on stderr.
+// pings it counted, and both report the client's crossings into JS. Trials alternate the
+// modes. One JSON document on stdout, progress on stderr.
 //
 //   npm run build && node bench/ws-client-pong.mjs [--conns 10000] [--interval 1000]
 //        [--window 10] [--trials 2] [--out FILE]

@@ -397,19 +397,24 @@ static int auto_pong(c1m_reactor_t *r, int fd, c1m_slot_t *s) {
   return 0;
 }
 
+/* A WebSocket's heartbeat kept by the engine: the server's (HEARTBEAT: any byte answers it, a
+ * bare pong is absorbed) and the client's (AUTO_PONG: a bare ping is answered). Returns 1 when
+ * the read was consumed here (no record, nothing kept; the idle deadline renewed). */
+static int heartbeat_read(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t off, uint32_t n) {
+  int consumed = 0;
+  if (s->flags & C1M_F_HEARTBEAT) {
+    s->flags &= ~C1M_F_HB_WAIT;
+    consumed = (s->flags & C1M_F_HB_PONGS) && is_bare_pong(r, s, off, n);
+  }
+  if (!consumed && (s->flags & C1M_F_AUTO_PONG) && is_bare_ping(r, s, off, n)) consumed = auto_pong(r, fd, s) == 0;
+  if (consumed && s->timeout_ticks) s->deadline = r->tick + s->timeout_ticks;
+  return consumed;
+}
+
 void conn_deliver(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t n) {
   uint32_t pend = s->in_len, off = r->recv_used;
-  if ((s->flags & C1M_F_AUTO_PONG) && is_bare_ping(r, s, off, n)) {
-    if (s->timeout_ticks) s->deadline = r->tick + s->timeout_ticks; /* a byte came */
-    if (auto_pong(r, fd, s) == 0) return;                           /* consumed: no record */
-  }
-  if (s->flags & C1M_F_HEARTBEAT) {
-    s->flags &= ~C1M_F_HB_WAIT; /* any byte answers the heartbeat */
-    if ((s->flags & C1M_F_HB_PONGS) && is_bare_pong(r, s, off, n)) {
-      s->deadline = r->tick + s->timeout_ticks; /* consumed here: no record, nothing kept */
-      return;
-    }
-  }
+  /* one flag test per read for both roles' heartbeats */
+  if ((s->flags & (C1M_F_HEARTBEAT | C1M_F_AUTO_PONG)) && heartbeat_read(r, fd, s, off, n)) return;
   if (pend) { /* present kept bytes followed by the new ones */
     memcpy(r->recv + off, s->bufs->in, pend);
     free(s->bufs->in);

@@ -224,19 +224,21 @@ static int harvest(c1m_reactor_t *r) {
   return n;
 }
 
+/* Events queued for the next poll: deferred, carried, reactor errors, or connections left
+ * with bytes to read. */
+static inline int work_left(const c1m_reactor_t *r) { return r->ndeferred || r->ncarry || r->nready || r->nerrs; }
+
 int c1m_reactor_poll(c1m_reactor_t *r) {
   int n = poll_once(r);
   /* Work left for the next poll: wake again at once, not at the next tick. This runs after
    * epoll_wait, which may have consumed the eventfd's count in handoff_drain(). */
-  if (r->ndeferred || r->ncarry || r->nready || r->nerrs) loop_wake(r);
+  if (work_left(r)) loop_wake(r);
   return n;
 }
 
 int c1m_reactor_pending(const c1m_reactor_t *r) { return r->ndeferred > 0 || r->nerrs > 0; }
 
-int c1m_reactor_backlog(const c1m_reactor_t *r) {
-  return r->harvest_full || r->ndeferred || r->ncarry || r->nready || r->nerrs;
-}
+int c1m_reactor_backlog(const c1m_reactor_t *r) { return r->harvest_full || work_left(r); }
 
 /* ---- lifecycle ---- */
 

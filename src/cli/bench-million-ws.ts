@@ -137,6 +137,9 @@ export interface BroadcastTarget {
   natsPid: number | undefined;
 }
 
+/** A publish's payload as the `ws-subscribe` clients read it: `{"t":N}`, N its send time (see the file comment). */
+export const stampedBody = (): string => `{"t":${process.hrtime.bigint()}}`;
+
 /** Publish `body` once on the run's topic (HTTP or NATS); resolves with the HTTP answer (null for NATS). */
 export async function publishTo(t: Pick<BroadcastTarget, 'via' | 'topic' | 'port' | 'ca' | 'natsUrl'>, body: string): Promise<unknown> {
   if (t.via === 'http') return publishHttp(t.port, t.topic, body, t.ca);
@@ -162,8 +165,7 @@ export async function broadcastOnce(pool: WorkerPool, t: BroadcastTarget, subscr
   const gateway = processTree(t.serverRoots);
   const server0 = cpuOf(gateway), nats0 = cpuOf(t.natsPid === undefined ? [] : [t.natsPid]);
   const before = pool.sum((c) => c.msgsTotal);
-  const at = process.hrtime.bigint();
-  const body = `{"t":${at}}`;
+  const body = stampedBody();
   const t0 = performance.now();
   let answer: unknown = null, error: string | null = null, late = false;
   try {

@@ -38,7 +38,7 @@ import type { WorkerResult } from './bench-ipc.js';
 import type { MillionResult, MillionStep, MillionStop, MillionSummary, PublishVia, Warmup } from './bench-results.js';
 import { MILLION_USAGE, parseMillionArgs, type MillionOptions } from './bench-million-options.js';
 import { makeBenchCert, type BenchCert } from './bench-million-tls.js';
-import { broadcastLine, broadcastOnce, publishTo, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
+import { broadcastLine, broadcastOnce, publishTo, stampedBody, startNats, subscribePath, upgradedOf } from './bench-million-ws.js';
 import { warmClients, warmPlan, type ClientWarmup } from './bench-million-warm.js';
 import { commandLine, fmtInt, int, seconds, sourceAddresses, UsageError, workerConfigs } from './bench-layout.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS, diagnose, keepAliveBacklogWarning } from './doctor.js';
@@ -383,7 +383,7 @@ class MillionRun {
     if (plan === null || this.#stopped !== false) return null;
     this.#log(`client warm-up: ${plan.conns} connection(s) per client process, ${plan.rounds} ${o.ws ? 'publishes' : 'echo rounds'}`);
     const w = await warmClients(pool, plan, !o.ws, o.ws
-      ? () => publishTo({ via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl }, `{"t":${process.hrtime.bigint()}}`)
+      ? () => publishTo({ via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl }, stampedBody())
       : async () => pool.send({ type: 'traffic' }), () => this.#watch());
     this.#log(`client warm-up: ${fmtInt(w.deliveries)} of ${fmtInt(w.expected)} deliveries in ${w.s.toFixed(1)}s${w.error ? ` (${w.error}; the steps run anyway)` : ''}`);
     return w;

@@ -81,7 +81,7 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
       assert.equal(r.client.processes, 2);
       assert.deepEqual(r.client.per_process, [steps[1]! / 2, steps[1]! / 2]);
       assert.equal(r.steps.length, 2);
-      // The default client warm-up: 200 connections per client process (of step 1's 300 each),
+      // The default client warm-up: 200 connections per client process (of step 1's 750 each),
       // 10 echo rounds on them; they stay open as the first of step 1's connections.
       const w = r.client.warmup!;
       assert.deepEqual(w, { ...w, connections: 200, rounds: 10, deliveries: 2 * 200 * 10, expected: 2 * 200 * 10, error: null });

@@ -238,16 +238,20 @@ class Shared extends Framing<ClientWebSocket<unknown>, Extra, WebSocketClientHan
   // While a frame is streamed into the receiver, the engine must not take the next bytes for a
   // ping; once the close handshake started, pings are not answered (as in JS).
   override holding(conn: Connection, held: boolean): void {
-    const tag = conn.tag;
-    if ((tag & ENGINE_PONG) !== 0) conn.setAutoPong!(!held && (tag & NOT_OPEN) === 0);
+    this.#enginePongs(conn, !held);
   }
   override startClose(conn: Connection, code: number | undefined, reason: string): void {
     super.startClose(conn, code, reason);
-    if ((conn.tag & ENGINE_PONG) !== 0) conn.setAutoPong!(false);
+    this.#enginePongs(conn, false);
   }
   override peerClosed(conn: Connection, code: number | undefined, reason: string): void {
     super.peerClosed(conn, code, reason);
-    if ((conn.tag & ENGINE_PONG) !== 0) conn.setAutoPong!(false);
+    this.#enginePongs(conn, false);
+  }
+  /** The engine's answer to bare pings on (only while open) or off, for a WebSocket that has it. */
+  #enginePongs(conn: Connection, on: boolean): void {
+    const tag = conn.tag;
+    if ((tag & ENGINE_PONG) !== 0) conn.setAutoPong!(on && (tag & NOT_OPEN) === 0);
   }
 }
 
