@@ -3,7 +3,7 @@
 // broker, against the same publishes going through NATS to one and to two gateway processes.
 // One JSON document on stdout, progress on stderr.
 //
-//   npm run build && node bench/gateway-latency.mjs [--modes inproc,nats-1,nats-2,nats-2-direct]
+//   npm run build && node bench/gateway-latency.mjs [--modes inproc,nats-1,nats-2,nats-2-direct,inproc-ws,nats-2-ws]
 //        [--subscribers 200] [--count 2000] [--rate 500] [--size 64] [--history N] [--out FILE]
 //
 // Modes:
@@ -12,6 +12,10 @@
 //   nats-2         2 gateway processes (--processes 2) with --nats; HTTP publish; the
 //                  subscribers are spread over both processes by SO_REUSEPORT
 //   nats-2-direct  as nats-2, published straight to NATS (subject c1m.topic.lat) by a backend
+//   inproc-ws      as inproc, published by a client over its WebSocket (`{"op":"pub"}`, the
+//                  gateway with --client-publish), each pub's ack awaited before the next
+//   nats-2-ws      as nats-2, published over a client's WebSocket as in inproc-ws (the
+//                  publisher's connection lands on either process)
 //
 // --history N (N > 0): the NATS modes run the gateways with --history N, so the history and
 // the numbering live in NATS JetStream (nats-server -js, memory stream): each process's
@@ -42,7 +46,7 @@ const { startNats } = await import(pathToFileURL(path.join(REPO_DIR, 'dist', 'cl
 const { values: opt } = parseArgs({
   options: {
     role: { type: 'string', default: 'main' },
-    modes: { type: 'string', default: 'inproc,nats-1,nats-2,nats-2-direct' },
+    modes: { type: 'string', default: 'inproc,nats-1,nats-2,nats-2-direct,inproc-ws,nats-2-ws' },
     subscribers: { type: 'string', default: '200' },
     count: { type: 'string', default: '2000' },
     rate: { type: 'string', default: '500' },
@@ -128,7 +132,8 @@ function pct(xs) {
 
 async function main() {
   const modes = opt.modes.split(',');
-  const known = ['inproc', 'nats-1', 'nats-2', 'nats-2-direct'];
+  const known = ['inproc', 'nats-1', 'nats-2', 'nats-2-direct', 'inproc-ws', 'nats-2-ws'];
+  const brokered = (m) => m.startsWith('nats');
   for (const m of modes) if (!known.includes(m)) usage(`unknown mode ${m}`);
   const subscribers = positive('subscribers');
   const count = positive('count');
@@ -150,7 +155,7 @@ async function main() {
   try {
     let nats;
     let natsUrl;
-    if (modes.some((m) => m !== 'inproc')) {
+    if (modes.some(brokered)) {
       // The CLI's own (c1m bench million --ws): a private nats-server on a free loopback port.
       if (history > 0) {
         // JetStream on, its store in a fresh temporary directory (the stream is memory).
@@ -172,9 +177,10 @@ async function main() {
       log(`[bench] ${mode}: ${subscribers} subscribers, ${count} publishes at ${rate}/s, ${size} B`);
       const port = await freePort(HOST);
       const args = ['serve', 'gateway', '--host', HOST, '--port', String(port), '--no-auth'];
-      if (mode !== 'inproc') args.push('--nats', natsUrl);
-      if (mode !== 'inproc' && history > 0) args.push('--history', String(history));
+      if (brokered(mode)) args.push('--nats', natsUrl);
+      if (brokered(mode) && history > 0) args.push('--history', String(history));
       if (mode.startsWith('nats-2')) args.push('--processes', '2');
+      if (mode.endsWith('-ws')) args.push('--client-publish');
       const gw = await spawnServer([process.execPath, path.join(REPO_DIR, 'bin', 'c1m.js'), ...args].join(' '), process.stderr, 'gateway');
       servers.push(gw);
       await ask({ op: 'open', port, n: subscribers });
@@ -187,10 +193,12 @@ async function main() {
         natsHeaders = nats.headers();
         natsHeaders.set('Content-Type', 'application/json');
       }
+      const pub = mode.endsWith('-ws') ? await wsPublisher(port) : null;
       const pad = 'x'.repeat(Math.max(0, size - 40));
       const publishOne = async (n) => {
         const body = `{"n":${n},"t":"${process.hrtime.bigint()}","p":"${pad}"}`;
         if (nc) nc.publish(`c1m.topic.${TOPIC}`, body, { headers: natsHeaders });
+        else if (pub) await pub.publish(body);
         else await post(agent, port, body);
       };
       // Warm-up: 100 publishes, not counted.
@@ -210,9 +218,9 @@ async function main() {
       const elapsed = (performance.now() - t0) / 1000;
       results[mode] = {
         processes: mode.startsWith('nats-2') ? 2 : 1,
-        broker: mode !== 'inproc',
-        jetstream_history: mode !== 'inproc' && history > 0 ? history : 0,
-        publish_via: mode === 'nats-2-direct' ? 'nats' : 'http',
+        broker: brokered(mode),
+        jetstream_history: brokered(mode) && history > 0 ? history : 0,
+        publish_via: mode === 'nats-2-direct' ? 'nats' : mode.endsWith('-ws') ? 'websocket' : 'http',
         expected: count * subscribers,
         delivered: r.received,
         publishes_per_s: Math.round(count / elapsed),
@@ -222,6 +230,7 @@ async function main() {
       log(`[bench] ${mode}: delivered ${r.received}/${count * subscribers}, p50 ${r.lat?.p50_us} us, p99 ${r.lat?.p99_us} us, max ${r.lat?.max_us} us`);
       await ask({ op: 'close' });
       if (nc) await nc.close();
+      pub?.close();
       agent.destroy();
       await gw.stop();
       await sleep(200);
@@ -250,6 +259,36 @@ function post(agent, port, body) {
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** A gateway client that publishes with `pub` messages, one at a time (each ack awaited). */
+async function wsPublisher(port) {
+  const { default: WebSocket } = await import('ws');
+  const ws = new WebSocket(`ws://${HOST}:${port}/ws`);
+  let id = 0;
+  let waiting = null;
+  await new Promise((resolve, reject) => {
+    ws.once('error', reject);
+    ws.on('message', (data) => {
+      const m = JSON.parse(data.toString());
+      if (m.op === 'welcome') resolve();
+      else if (waiting !== null && m.id === waiting.id) {
+        const w = waiting;
+        waiting = null;
+        if (m.op === 'ack') w.resolve();
+        else w.reject(new Error(`pub refused: ${JSON.stringify(m)}`));
+      }
+    });
+  });
+  return {
+    publish(body) {
+      return new Promise((resolve, reject) => {
+        waiting = { id: ++id, resolve, reject };
+        ws.send(`{"op":"pub","id":${id},"topic":"${TOPIC}","data":${body}}`);
+      });
+    },
+    close: () => ws.terminate(),
+  };
 }
 
 function positive(name) {

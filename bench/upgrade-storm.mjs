@@ -32,7 +32,7 @@
 //
 // usage: npm run build && node bench/upgrade-storm.mjs [-n 19000] [--warmup 300] [--ramps 2]
 //          [--reps 2] [--targets LIST] [--c1m NAME=DIR ...] [--path /ws?topics=a] [-k 4]
-//          [-c 1000] [--settle 300] [--node-flags "FLAGS"] [--perf DIR] [--out FILE]
+//          [-c 1000] [--settle 300] [--node-flags "FLAGS"] [--flags-for NAME="FLAGS"] [--perf DIR] [--out FILE]
 //   -n          upgrades per measured ramp (default 19000: one process of the million)
 //   --warmup    upgrades of the unmeasured first ramp (default 300; 0: none)
 //   --ramps     measured ramps per server process (default 2: cold, then warm)
@@ -42,6 +42,7 @@
 //               each of the million's 53 processes sees, ~100 upgrades/s, than a storm)
 //   --settle    ms after loadgen's last 101 before the window closes (default 300)
 //   --node-flags  extra node flags for the Node targets (e.g. "--perf-basic-prof")
+//   --flags-for NAME="FLAGS"  extra node flags for one --c1m build's targets (repeatable)
 //   --perf DIR  `perf record -g` the server over each c1m target's first measured ramp of the
 //               first repetition into DIR/TARGET.data (start node with --perf-basic-prof to see JS)
 //   --out FILE  also write the JSON document to FILE
@@ -78,6 +79,7 @@ const { values: v } = parseArgs({
     c: { type: 'string', short: 'c', default: '1000' },
     settle: { type: 'string', default: '300' },
     'node-flags': { type: 'string', default: '' },
+    'flags-for': { type: 'string', multiple: true },
     perf: { type: 'string' },
     out: { type: 'string' },
   },
@@ -103,8 +105,16 @@ const builds = (v.c1m ?? [`c1m=${REPO_DIR}`]).map((s) => {
   const dir = path.resolve(s.slice(i + 1));
   const bin = path.join(dir, 'bin', 'c1m.js');
   if (!fs.existsSync(bin) || !fs.existsSync(path.join(dir, 'dist', 'index.js'))) usageError(PROG, `--c1m ${s}: no bin/c1m.js with a built dist/ in ${dir}`);
-  return { name: s.slice(0, i), bin };
+  return { name: s.slice(0, i), bin, flags: [] };
 });
+// --flags-for NAME="FLAGS": node flags for one build's targets only (an A/B of a runtime flag
+// on one checkout: --c1m a=. --c1m b=. --flags-for b="--use-largepages=on").
+for (const s of v['flags-for'] ?? []) {
+  const i = s.indexOf('=');
+  const b = i < 1 ? undefined : builds.find((x) => x.name === s.slice(0, i));
+  if (!b) usageError(PROG, `--flags-for must be NAME=FLAGS naming a --c1m build, got "${s}"`);
+  b.flags = s.slice(i + 1).split(' ').filter(Boolean);
+}
 const oneBuild = v.c1m === undefined;
 if (v.perf) fs.mkdirSync(v.perf, { recursive: true });
 
@@ -142,10 +152,10 @@ function buildPathLoadgen(target) {
 /** How to start one target: argv, and the build it belongs to (c1m targets). */
 function specOf(name, port, refserver) {
   const p = String(port);
-  const node = (...rest) => [process.execPath, ...NODE_FLAGS, ...rest];
   const at = name.indexOf('@');
   const base = at < 0 ? name : name.slice(0, at);
   const build = at < 0 ? builds[0] : builds.find((b) => b.name === name.slice(at + 1));
+  const node = (...rest) => [process.execPath, ...NODE_FLAGS, ...(base.startsWith('c1m-') ? build.flags : []), ...rest];
   switch (base) {
     case 'refserver':
       return { argv: [refserver, '-p', p, '-a', HOST, '-m', 'ws-hold', '-q'], ready: 'connect', node: false };

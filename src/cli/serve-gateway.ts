@@ -19,6 +19,7 @@ export const GATEWAY_FLAGS = {
   'jwt-public-key': { type: 'string' },
   'no-auth': { type: 'boolean' },
   'publish-token': { type: 'string' },
+  'client-publish': { type: 'boolean' },
   'max-message': { type: 'string' },
   'max-topics-per-connection': { type: 'string' },
   'slow-subscriber': { type: 'string' },
@@ -35,6 +36,8 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               or no token at all (an open gateway: say so explicitly)
   --publish-token T           a static bearer token for POST /publish/<topic> (or env
                               C1M_PUBLISH_TOKEN), besides JWTs with a publish claim
+  --client-publish            clients may publish over their WebSocket ({"op":"pub"}): to the
+                              topics their token's publish claim grants (--no-auth: any)
   --nats URL[,URL...]         fan-out through NATS across processes and machines (required
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
@@ -100,6 +103,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
       jwtPublicKey,
       noAuth: v['no-auth'] === true ? true : undefined,
       publishToken: (v['publish-token'] as string | undefined) ?? process.env.C1M_PUBLISH_TOKEN,
+      clientPublish: v['client-publish'] === true ? true : undefined,
       nats: v.nats,
       natsPrefix: v['nats-prefix'],
       history: n.history,

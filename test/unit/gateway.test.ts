@@ -47,7 +47,9 @@ describe('gateway: client protocol', () => {
     }
   });
 
-  test('sub, unsub, ping parse; topics deduplicated; since by topic', () => {
+  test('sub, unsub, pub, ping parse; topics deduplicated; since by topic; pub data normalised JSON text', () => {
+    assert.deepEqual(parseClientOp('{"op":"pub","id":3,"topic":"a.b","data":{ "x" : [1, "y"] }}'), { op: 'pub', id: 3, topic: 'a.b', data: '{"x":[1,"y"]}' });
+    assert.deepEqual(parseClientOp('{"op":"pub","topic":"a","data":null}'), { op: 'pub', id: 0, topic: 'a', data: 'null' });
     assert.deepEqual(parseClientOp('{"op":"sub","id":1,"topics":["a","b","a"]}'), { op: 'sub', id: 1, topics: ['a', 'b'], since: new Map() });
     const s = parseClientOp('{"op":"sub","id":2,"topics":["a"],"since":{"a":{"seq":5,"epoch":"e-1"}}}');
     assert.deepEqual(s, { op: 'sub', id: 2, topics: ['a'], since: new Map([['a', { seq: 5, epoch: 'e-1' }]]) });
@@ -62,7 +64,8 @@ describe('gateway: client protocol', () => {
       ['{"op":"sub","id":3}', 'bad_request', 3], ['{"op":"sub","id":3,"topics":["a.*"]}', 'invalid_topic', 3],
       [`{"op":"sub","id":4,"topics":${JSON.stringify(Array.from({ length: 101 }, (_, i) => `t${i}`))}}`, 'bad_request', 4],
       ['{"op":"sub","id":5,"topics":["a"],"since":{"a":{"seq":"1","epoch":"e"}}}', 'bad_request', 5],
-      ['{"op":"pub","id":6}', 'bad_request', 6],
+      ['{"op":"pub","id":6}', 'invalid_topic', 6], ['{"op":"pub","id":6,"topic":"a.>","data":1}', 'invalid_topic', 6],
+      ['{"op":"pub","id":6,"topic":"a"}', 'bad_request', 6], ['{"op":"publish","id":11,"topic":"a","data":1}', 'bad_request', 11],
       ['{"op":"refresh","id":7}', 'bad_request', 7], ['{"op":"refresh","id":8,"token":""}', 'bad_request', 8],
       ['{"op":"refresh","id":9,"token":42}', 'bad_request', 9], [`{"op":"refresh","id":10,"token":"${'x'.repeat(8193)}"}`, 'bad_request', 10],
     ];

@@ -21,6 +21,15 @@ test('the JetStream history flags become handler options', () => {
   assert.equal(d.options.historyStorage, undefined);
 });
 
+test('--client-publish lets clients publish over their WebSocket; off unless given', () => {
+  const r = gatewayOptions({ 'jwt-secret': 'a-secret-of-enough-length', 'client-publish': true }, 1);
+  assert.ok('options' in r);
+  assert.equal(r.options.clientPublish, true);
+  const d = gatewayOptions({ 'jwt-secret': 'a-secret-of-enough-length' }, 1);
+  assert.ok('options' in d);
+  assert.equal(d.options.clientPublish, undefined);
+});
+
 test('bad JetStream history flags are refused with the reason', () => {
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'history-storage': 'disk' }, 1), { error: '--history-storage is memory or file' });
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'history-stream': 'a.b' }, 1), { error: '--history-stream is 1 to 64 of [A-Za-z0-9_-]' });

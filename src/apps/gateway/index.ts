@@ -34,7 +34,7 @@ import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
-  OpError, dataJson, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodeWelcome, parseClientOp, parseQuerySub, queryOf,
+  OpError, dataJson, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeWelcome, parseClientOp, parseQuerySub, queryOf,
   type ClientOp, type TopicState,
 } from './protocol.js';
 import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
@@ -56,6 +56,12 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   historyStreamBytes?: number;
   /** Topic limits and slow subscribers (the pub/sub API's options). */
   pubsub?: PubsubOptions;
+  /**
+   * Let clients publish over their WebSocket (`{"op":"pub",...}`): with tokens, to the topics
+   * their `publish` claim grants (the claim that also guards `POST /publish`); on an open
+   * gateway (`noAuth`), to any topic. Off: a `pub` gets a `forbidden` error. Default false.
+   */
+  clientPublish?: boolean;
   /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
   maxMessageBytes?: number;
   /** WebSocket heartbeat in ms (0: none). Default 30000. */
@@ -342,6 +348,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (op.op === 'ping') ws.send(encodePong(op.id));
     else if (op.op === 'sub') return subscribe(ws, grant, op);
     else if (op.op === 'refresh') return refresh(ws, grant, op);
+    else if (op.op === 'pub') return publishOp(ws, grant, op);
     else {
       for (const t of op.topics) ws.unsubscribe(t);
       ws.send(encodeAck(op.id));
@@ -524,20 +531,53 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       result = deliver(topic, json, nowMs());
     } else {
       try {
-        if (!broker.up) throw new Error('NATS is not connected');
-        if (jsh !== null) {
-          // In the stream once acked: its seq is the message's position on every process.
-          const { seq, epoch } = await jsh.publish(topic, req.body, req.header('content-type'), nowMs());
-          result = { delivered: null, seq, epoch };
-        } else {
-          await broker.publish(topic, req.body, req.header('content-type'));
-          result = { delivered: null, seq: null, epoch: null };
-        }
+        result = await viaBroker(topic, req.body, req.header('content-type'));
       } catch (err) {
         return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
       }
     }
     res.setHeader('Content-Type', 'application/json').end(JSON.stringify(result));
+  }
+
+  /**
+   * Hand one message to NATS: core NATS once its flush confirms, JetStream once the stream
+   * acks (its seq is the message's position on every process). Every interested process, this
+   * one included, delivers it after. Errors: rejects when NATS is down or does not confirm
+   * (nothing was published).
+   */
+  async function viaBroker(topic: string, body: Uint8Array, contentType: string | undefined): Promise<Delivered> {
+    if (!broker!.up) throw new Error('NATS is not connected');
+    if (jsh !== null) {
+      const { seq, epoch } = await jsh.publish(topic, body, contentType, nowMs());
+      return { delivered: null, seq, epoch };
+    }
+    await broker!.publish(topic, body, contentType);
+    return { delivered: null, seq: null, epoch: null };
+  }
+
+  /**
+   * `pub`: a client publishes over its WebSocket (`clientPublish`): with a token, to the topics
+   * its `publish` claim grants; on an open gateway, to any. Answered like `POST /publish`: an
+   * `ack` with delivered/seq/epoch, or an error (`forbidden`; `unavailable` when NATS is down).
+   */
+  async function publishOp(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'pub' }>): Promise<void> {
+    const refuse = (code: 'forbidden' | 'unavailable', message: string): void => {
+      counters.publishRefused++;
+      if (ws.readyState === 'open') ws.send(encodeError(new OpError(code, op.id, message, op.topic)));
+    };
+    if (o.clientPublish !== true) return refuse('forbidden', 'publishing over the WebSocket is off on this gateway');
+    if (grant !== OPEN_GRANT && !allowed(grant.publish, op.topic)) return refuse('forbidden', 'the token does not grant publishing to this topic');
+    let r: Delivered;
+    if (broker === null) {
+      r = deliver(op.topic, op.data, nowMs());
+    } else {
+      try {
+        r = await viaBroker(op.topic, Buffer.from(op.data), 'application/json');
+      } catch (err) {
+        return refuse('unavailable', `not published: ${(err as Error).message}`);
+      }
+    }
+    if (ws.readyState === 'open') ws.send(encodePubAck(op.id, r.delivered, r.seq, r.epoch));
   }
 
   /** Publish requests (`/publish/<topic>`); 404 for any other path no route took. */

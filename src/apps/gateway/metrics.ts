@@ -37,7 +37,7 @@ export interface GatewayCounters {
   authFailures: number;
   /** Open WebSockets closed because their token expired (4001). */
   tokenExpiries: number;
-  /** HTTP publishes refused (401, 403, 413, 503, ...). */
+  /** Publishes refused: HTTP (401, 403, 413, 503, ...) and WebSocket `pub` (forbidden, unavailable). */
   publishRefused: number;
 }
 
@@ -58,7 +58,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['topics', 'c1m_gateway_topics', 'Topics with local subscribers (summed over workers: a topic counts once per worker).', false],
   ['brokerSubscriptions', 'c1m_gateway_nats_subscriptions', 'NATS subscriptions held (one per interested topic per worker; with the JetStream history, its consumers).', false],
   ['brokerUp', 'c1m_gateway_nats_up', 'Workers connected to NATS (or standalone).', false],
-  ['messagesIn', 'c1m_gateway_messages_in_total', 'Topic messages received (HTTP publishes; NATS messages with --nats).', true],
+  ['messagesIn', 'c1m_gateway_messages_in_total', 'Topic messages received (HTTP and WebSocket publishes; NATS messages with --nats).', true],
   ['messagesOut', 'c1m_gateway_messages_out_total', 'Topic messages delivered to at least one local subscriber.', true],
   ['deliveries', 'c1m_gateway_deliveries_total', 'Frames queued to subscribers.', true],
   ['drops', 'c1m_gateway_drops_total', 'Deliveries skipped for slow subscribers.', true],
@@ -67,7 +67,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['bytesOut', 'c1m_gateway_bytes_out_total', 'Bytes of delivery frames queued (payload, before WebSocket framing).', true],
   ['authFailures', 'c1m_gateway_auth_failures_total', 'Connections refused for their token.', true],
   ['tokenExpiries', 'c1m_gateway_token_expiries_total', 'Open WebSockets closed because their token expired.', true],
-  ['publishRefused', 'c1m_gateway_publish_refused_total', 'HTTP publishes refused.', true],
+  ['publishRefused', 'c1m_gateway_publish_refused_total', 'Publishes refused (POST /publish and WebSocket pub).', true],
 ];
 
 /** Count a gateway handler in this process's metrics; returns the function that stops it. */

@@ -2,7 +2,7 @@
  * The gateway's client protocol (docs/gateway.md): JSON text messages, one per WebSocket
  * message. Pure functions: parsing what a client sends, encoding what the server sends.
  *
- * Client -> server: `sub`, `unsub`, `ping`, `refresh`. Server -> client: `welcome`, `ack`, `error`,
+ * Client -> server: `sub`, `unsub`, `pub`, `ping`, `refresh`. Server -> client: `welcome`, `ack`, `error`,
  * `pong`, and `msg`, the delivery, whose text depends only on the topic message (topic, seq,
  * data), never on the subscriber, so it is encoded once and the same frame goes to every
  * subscriber of the topic.
@@ -18,6 +18,8 @@ export interface Position {
 export type ClientOp =
   | { op: 'sub'; id: number; topics: string[]; since: ReadonlyMap<string, Position> }
   | { op: 'unsub'; id: number; topics: string[] }
+  /** A publish over the WebSocket; `data` is the value's JSON text (normalised: one parse, one stringify). */
+  | { op: 'pub'; id: number; topic: string; data: string }
   | { op: 'ping'; id: number }
   | { op: 'refresh'; id: number; token: string };
 
@@ -85,6 +87,11 @@ export function parseClientOp(text: string): ClientOp {
     }
     case 'unsub':
       return { op: 'unsub', id, topics: topicList(o.topics, id) };
+    case 'pub': {
+      if (!isTopic(o.topic)) throw new OpError('invalid_topic', id, 'not a valid topic', typeof o.topic === 'string' ? o.topic.slice(0, 128) : undefined);
+      if (o.data === undefined) throw new OpError('bad_request', id, 'pub needs data: any JSON value', o.topic);
+      return { op: 'pub', id, topic: o.topic, data: JSON.stringify(o.data) };
+    }
     case 'ping':
       return { op: 'ping', id };
     case 'refresh':
@@ -93,7 +100,7 @@ export function parseClientOp(text: string): ClientOp {
       }
       return { op: 'refresh', id, token: o.token };
     default:
-      throw new OpError('bad_request', id, 'op must be sub, unsub, ping or refresh');
+      throw new OpError('bad_request', id, 'op must be sub, unsub, pub, ping or refresh');
   }
 }
 
@@ -209,6 +216,13 @@ const OPEN_WELCOME = JSON.stringify({ op: 'welcome', user: '' });
 export const encodeWelcome = (user: string): string => (user === '' ? OPEN_WELCOME : JSON.stringify({ op: 'welcome', user }));
 
 export const encodePong = (id: number): string => `{"op":"pong","id":${id}}`;
+
+/**
+ * The `ack` of a `pub`: where the message went, as `POST /publish` answers it (`delivered`,
+ * `seq`, `epoch`; null when not known here, see docs/gateway.md).
+ */
+export const encodePubAck = (id: number, delivered: number | null, seq: number | null, epoch: string | null): string =>
+  `{"op":"ack","id":${id},"delivered":${delivered},"seq":${seq},"epoch":${epoch === null ? 'null' : JSON.stringify(epoch)}}`;
 
 /**
  * A delivery frame's text. `dataJson` is JSON text (already validated and normalised), so

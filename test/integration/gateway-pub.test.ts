@@ -1,0 +1,169 @@
+/**
+ * Clients publishing over their WebSocket (`{"op":"pub"}`, `clientPublish`): who may (the
+ * token's `publish` claim; any client of an open gateway; nobody when the option is off), what
+ * a refused or malformed `pub` gets (an error, nothing delivered, the connection kept, counted
+ * as refused), what an accepted one gets (an `ack` like `POST /publish` answers, every
+ * subscriber the message once, the publisher too when subscribed, in order), and through NATS:
+ * a `pub` on one gateway reaches another's subscribers, and while NATS is down it is refused
+ * with `unavailable` (not lost silently) and works again once NATS is back.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { describe, test } from 'node:test';
+import { listen, type Server } from '../../src/index.js';
+import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
+import {
+  NATS_MISSING, freePort, gatewayClient, promValue, scrape, signToken, startNats, stopProcess, type GatewayClient,
+} from '../helpers/gateway.js';
+import { GUARD, HOST, waitFor } from '../helpers/net.js';
+
+const SECRET = 'a-test-secret-of-enough-length';
+const KEY = new TextEncoder().encode(SECRET);
+
+async function start(o: GatewayOptions): Promise<Server> {
+  return listen(await createGateway(o), { port: 0, host: HOST });
+}
+
+/** Run `fn` with a gateway started with `o`, closing it and every client after. */
+async function withGateway(o: GatewayOptions, fn: (port: number, track: (c: GatewayClient) => GatewayClient) => Promise<void>): Promise<void> {
+  const server = await start(o);
+  const clients: GatewayClient[] = [];
+  try {
+    await fn(server.address.port, (c) => (clients.push(c), c));
+  } finally {
+    for (const c of clients) c.close();
+    await server.close(1000);
+  }
+}
+
+const acked = (c: GatewayClient, id: number): Promise<Record<string, unknown>> => c.next((m) => m.op === 'ack' && m.id === id, `ack ${id}`);
+const errorOf = (c: GatewayClient, id: number): Promise<Record<string, unknown>> => c.next((m) => m.op === 'error' && m.id === id, `error ${id}`);
+
+describe('gateway: clients publish over their WebSocket', () => {
+  test('with tokens: the publish claim decides; an accepted pub is acked like POST /publish and delivered once to each subscriber, the publisher included', GUARD, async () => {
+    await withGateway({ jwtSecret: SECRET, history: 3, clientPublish: true }, async (port, track) => {
+      const reader = track(await gatewayClient(port, `?token=${await signToken({ sub: 'reader', topics: ['room.>'] }, KEY)}&topics=room.1`));
+      const writer = track(await gatewayClient(port, `?token=${await signToken({ sub: 'writer', topics: ['room.>'], publish: ['room.*'] }, KEY)}&topics=room.1`));
+      await Promise.all([acked(reader, 0), acked(writer, 0)]);
+
+      writer.send({ op: 'pub', id: 5, topic: 'room.1', data: { n: 1 } });
+      const ack = await acked(writer, 5);
+      assert.equal(ack.delivered, 2, 'the reader and the writer itself');
+      assert.equal(ack.seq, 1);
+      assert.equal(typeof ack.epoch, 'string');
+      // Refused: beyond the claim (one segment per `*`), no claim at all, a bad topic, no data.
+      writer.send({ op: 'pub', id: 6, topic: 'room.1.deep', data: 1 });
+      assert.deepEqual(await errorOf(writer, 6), { op: 'error', id: 6, code: 'forbidden', message: 'the token does not grant publishing to this topic', topic: 'room.1.deep' });
+      reader.send({ op: 'pub', id: 7, topic: 'room.1', data: 'from a reader' });
+      assert.equal((await errorOf(reader, 7)).code, 'forbidden');
+      writer.send({ op: 'pub', id: 8, topic: 'bad..topic', data: 1 });
+      assert.equal((await errorOf(writer, 8)).code, 'invalid_topic');
+      writer.send({ op: 'pub', id: 9, topic: 'room.1' });
+      assert.equal((await errorOf(writer, 9)).code, 'bad_request');
+      // Any JSON value is data, delivered as sent; the connection stayed through the errors.
+      writer.send({ op: 'pub', id: 10, topic: 'room.1', data: 'text' });
+      writer.send({ op: 'pub', id: 11, topic: 'room.1', data: null });
+      assert.equal((await acked(writer, 11)).seq, 3);
+      const expected = [
+        { op: 'msg', topic: 'room.1', seq: 1, data: { n: 1 } },
+        { op: 'msg', topic: 'room.1', seq: 2, data: 'text' },
+        { op: 'msg', topic: 'room.1', seq: 3, data: null },
+      ];
+      await waitFor(() => reader.deliveries().length === 3, 'three deliveries to the reader');
+      assert.deepEqual(reader.deliveries(), expected);
+      assert.deepEqual(writer.deliveries(), expected, 'a publisher subscribed to its topic gets its own messages, before their ack');
+      assert.ok(writer.msgs.indexOf(writer.deliveries()[0]!) < writer.msgs.findIndex((m) => m.op === 'ack' && m.id === 5));
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_publish_refused_total'), 2, 'the two forbidden pubs (malformed ones are errors of the protocol, not refusals)');
+    });
+  });
+
+  test('off by default: a pub is refused with forbidden even when the token grants the topic, and nothing is delivered', GUARD, async () => {
+    await withGateway({ jwtSecret: SECRET }, async (port, track) => {
+      const c = track(await gatewayClient(port, `?token=${await signToken({ sub: 'w', topics: ['t'], publish: true }, KEY)}&topics=t`));
+      await acked(c, 0);
+      c.send({ op: 'pub', id: 1, topic: 't', data: 1 });
+      assert.deepEqual(await errorOf(c, 1), { op: 'error', id: 1, code: 'forbidden', message: 'publishing over the WebSocket is off on this gateway', topic: 't' });
+      c.send({ op: 'ping', id: 2 });
+      await c.next((m) => m.op === 'pong', 'pong');
+      assert.equal(c.deliveries().length, 0);
+    });
+  });
+
+  test('an open gateway: any client may publish to any topic with clientPublish, none without', GUARD, async () => {
+    await withGateway({ noAuth: true, clientPublish: true }, async (port, track) => {
+      const sub = track(await gatewayClient(port, '?topics=open.x'));
+      const pub = track(await gatewayClient(port));
+      await acked(sub, 0);
+      pub.send({ op: 'pub', id: 1, topic: 'open.x', data: [1, 2] });
+      const ack = await acked(pub, 1);
+      assert.deepEqual({ ...ack, epoch: typeof ack.epoch }, { op: 'ack', id: 1, delivered: 1, seq: 1, epoch: 'string' });
+      await waitFor(() => sub.deliveries().length === 1, 'the delivery');
+      assert.deepEqual(sub.deliveries()[0]!.data, [1, 2]);
+      // Nobody subscribed: published, delivered to none.
+      pub.send({ op: 'pub', id: 2, topic: 'open.nobody', data: 1 });
+      assert.equal((await acked(pub, 2)).delivered, 0);
+    });
+    await withGateway({ noAuth: true }, async (port, track) => {
+      const pub = track(await gatewayClient(port));
+      pub.send({ op: 'pub', id: 1, topic: 'open.x', data: 1 });
+      assert.equal((await errorOf(pub, 1)).code, 'forbidden');
+    });
+  });
+});
+
+describe('gateway: clients publish through NATS', { skip: NATS_MISSING }, () => {
+  test('a pub on one gateway reaches the subscribers of another; while NATS is down a pub gets unavailable, and works again after', GUARD, async () => {
+    const natsPort = await freePort();
+    let nats: ChildProcess = await startNats(natsPort);
+    const o: GatewayOptions = { noAuth: true, clientPublish: true, nats: `nats://${HOST}:${natsPort}` };
+    const a = await start(o);
+    const b = await start(o);
+    const clients: GatewayClient[] = [];
+    try {
+      const sa = await gatewayClient(a.address.port, '?topics=wide');
+      const sb = await gatewayClient(b.address.port, '?topics=wide');
+      const pub = await gatewayClient(a.address.port);
+      clients.push(sa, sb, pub);
+      await Promise.all([acked(sa, 0), acked(sb, 0)]);
+      // Both gateways' interest is on the NATS server once they say so (the two gateways of
+      // this process are summed in its /metrics).
+      while (promValue(await scrape(a.address.port), 'c1m_gateway_nats_subscriptions') !== 2);
+      pub.send({ op: 'pub', id: 1, topic: 'wide', data: { hello: 'nats' } });
+      assert.deepEqual(await acked(pub, 1), { op: 'ack', id: 1, delivered: null, seq: null, epoch: null }, 'answered once NATS has it');
+      for (const c of [sa, sb]) {
+        await waitFor(() => c.deliveries('wide').length === 1, 'the delivery on each gateway');
+        assert.deepEqual(c.deliveries('wide')[0]!.data, { hello: 'nats' });
+      }
+
+      await stopProcess(nats);
+      let id = 2;
+      for (;; id++) {
+        pub.send({ op: 'pub', id, topic: 'wide', data: id });
+        const answer = await pub.next((m) => m.id === id && (m.op === 'ack' || m.op === 'error'), `answer ${id}`);
+        if (answer.op === 'error') {
+          assert.equal(answer.code, 'unavailable');
+          assert.match(String(answer.message), /not published/);
+          break;
+        }
+      }
+      const acceptedBeforeDown = id - 1;
+      nats = await startNats(natsPort);
+      while (promValue(await scrape(a.address.port), 'c1m_gateway_nats_up') !== 2);
+      pub.send({ op: 'pub', id: 1000, topic: 'wide', data: 'after' });
+      assert.equal((await acked(pub, 1000)).op, 'ack');
+      for (const c of [sa, sb]) {
+        await waitFor(() => c.deliveries('wide').some((m) => m.data === 'after'), 'the publish after the restart');
+        // Nothing refused was delivered; what was acked before NATS went away may be lost
+        // with it (core NATS is at most once), never duplicated.
+        const data = c.deliveries('wide').map((m) => m.data);
+        assert.ok(!data.includes(id), 'the refused pub was not delivered');
+        assert.equal(new Set(data.map((d) => JSON.stringify(d))).size, data.length, 'no duplicates');
+        assert.ok(data.length <= acceptedBeforeDown + 1);
+      }
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all([a.close(1000), b.close(1000)]);
+      await stopProcess(nats);
+    }
+  });
+});
