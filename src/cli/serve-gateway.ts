@@ -20,6 +20,7 @@ export const GATEWAY_FLAGS = {
   'no-auth': { type: 'boolean' },
   'publish-token': { type: 'string' },
   'client-publish': { type: 'boolean' },
+  'client-publish-rate': { type: 'string' },
   'max-message': { type: 'string' },
   'max-topics-per-connection': { type: 'string' },
   'slow-subscriber': { type: 'string' },
@@ -38,6 +39,8 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               C1M_PUBLISH_TOKEN), besides JWTs with a publish claim
   --client-publish            clients may publish over their WebSocket ({"op":"pub"}): to the
                               topics their token's publish claim grants (--no-auth: any)
+  --client-publish-rate N     most pubs per second per client, in bursts of up to N; more get
+                              a limit error (default 100; 0: no limit)
   --nats URL[,URL...]         fan-out through NATS across processes and machines (required
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
@@ -85,9 +88,11 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
     ['history-stream-bytes', int(v['history-stream-bytes'])],
     ['max-message', int(v['max-message'])], ['max-topics-per-connection', int(v['max-topics-per-connection'])],
     ['max-buffered', int(v['max-buffered'])], ['ping-interval', int(v['ping-interval'])],
+    ['client-publish-rate', int(v['client-publish-rate'])],
   ];
   const bad = numeric.find(([, n]) => Number.isNaN(n));
   if (bad) return { error: `--${bad[0]} must be a non-negative integer` };
+  if (v['client-publish-rate'] !== undefined && v['client-publish'] !== true) return { error: '--client-publish-rate needs --client-publish' };
   const slow = v['slow-subscriber'];
   if (slow !== undefined && slow !== 'close' && slow !== 'drop') return { error: '--slow-subscriber is close or drop' };
   const storage = v['history-storage'];
@@ -104,6 +109,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
       noAuth: v['no-auth'] === true ? true : undefined,
       publishToken: (v['publish-token'] as string | undefined) ?? process.env.C1M_PUBLISH_TOKEN,
       clientPublish: v['client-publish'] === true ? true : undefined,
+      clientPublishRate: n['client-publish-rate'],
       nats: v.nats,
       natsPrefix: v['nats-prefix'],
       history: n.history,

@@ -111,6 +111,31 @@ describe('gateway: clients publish over their WebSocket', () => {
   });
 });
 
+describe('gateway: the publish rate of a client', () => {
+  test('past clientPublishRate a pub gets limit and is not published; another client has its own rate; a bad rate is refused', GUARD, async () => {
+    await withGateway({ noAuth: true, clientPublish: true, clientPublishRate: 2 }, async (port, track) => {
+      const sub = track(await gatewayClient(port, '?topics=r'));
+      const a = track(await gatewayClient(port));
+      const b = track(await gatewayClient(port));
+      await acked(sub, 0);
+      for (let id = 1; id <= 10; id++) a.send({ op: 'pub', id, topic: 'r', data: id });
+      const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => a.next((m) => m.id === i + 1 && (m.op === 'ack' || m.op === 'error'), `answer ${i + 1}`)));
+      const acks = answers.filter((m) => m.op === 'ack').map((m) => m.id);
+      const refused = answers.filter((m) => m.op === 'error');
+      // The burst (2) at least; a refill may come while ten pubs are read, never all ten.
+      assert.ok(acks.length >= 2 && refused.length >= 1, JSON.stringify(answers));
+      assert.deepEqual(acks, Array.from({ length: acks.length }, (_, i) => i + 1), 'the first ones pass');
+      for (const e of refused) assert.deepEqual({ code: e.code, message: e.message }, { code: 'limit', message: 'over 2 publishes a second' });
+      b.send({ op: 'pub', id: 1, topic: 'r', data: 'b' });
+      assert.equal((await acked(b, 1)).delivered, 1, 'b is not limited by a');
+      await waitFor(() => sub.deliveries().length === acks.length + 1, 'the accepted ones');
+      assert.deepEqual(sub.deliveries().map((m) => m.data), [...acks, 'b'], 'only the accepted pubs were delivered');
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_publish_refused_total'), refused.length);
+    });
+    await assert.rejects(createGateway({ noAuth: true, clientPublish: true, clientPublishRate: -1 }), /clientPublishRate must be a number >= 0/);
+  });
+});
+
 describe('gateway: clients publish through NATS', { skip: NATS_MISSING }, () => {
   test('a pub on one gateway reaches the subscribers of another; while NATS is down a pub gets unavailable, and works again after', GUARD, async () => {
     const natsPort = await freePort();

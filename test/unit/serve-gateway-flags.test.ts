@@ -28,6 +28,11 @@ test('--client-publish lets clients publish over their WebSocket; off unless giv
   const d = gatewayOptions({ 'jwt-secret': 'a-secret-of-enough-length' }, 1);
   assert.ok('options' in d);
   assert.equal(d.options.clientPublish, undefined);
+  const rated = gatewayOptions({ 'no-auth': true, 'client-publish': true, 'client-publish-rate': '0' }, 1);
+  assert.ok('options' in rated);
+  assert.equal(rated.options.clientPublishRate, 0);
+  assert.deepEqual(gatewayOptions({ 'no-auth': true, 'client-publish-rate': '5' }, 1), { error: '--client-publish-rate needs --client-publish' });
+  assert.deepEqual(gatewayOptions({ 'no-auth': true, 'client-publish': true, 'client-publish-rate': '1.5' }, 1), { error: '--client-publish-rate must be a non-negative integer' });
 });
 
 test('bad JetStream history flags are refused with the reason', () => {

@@ -29,6 +29,7 @@ import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
 import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
 import { Broker, type BrokerMessage } from './broker.js';
 import { ExpiryWatch } from './expiry.js';
+import { PublishRate } from './pub-rate.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
@@ -62,6 +63,12 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
    * gateway (`noAuth`), to any topic. Off: a `pub` gets a `forbidden` error. Default false.
    */
   clientPublish?: boolean;
+  /**
+   * With `clientPublish`: the most `pub`s one connection may make per second, in bursts of up
+   * to as many (a token bucket per publishing connection: pub-rate.ts); a `pub` over it gets a
+   * `limit` error and is not published. 0: no limit. Default 100.
+   */
+  clientPublishRate?: number;
   /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
   maxMessageBytes?: number;
   /** WebSocket heartbeat in ms (0: none). Default 30000. */
@@ -149,6 +156,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
+  const rate = o.clientPublishRate ?? 100;
+  if (!(rate >= 0 && Number.isFinite(rate))) throw new Error(`gateway: clientPublishRate must be a number >= 0 (0: no limit), not ${o.clientPublishRate}`);
+  const pubRate = o.clientPublish === true && rate > 0 ? new PublishRate(rate) : null;
 
   const streams = new Streams({ ...o, maxStreams: Math.max(o.maxStreams ?? 100_000, o.pubsub?.maxTopics ?? 100_000) }, (topic) => broker?.interest(topic, false));
 
@@ -286,6 +296,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     onClose(ws) {
       counters.clients--;
       unfile(ws);
+      pubRate?.forget(ws.id);
     },
   });
 
@@ -557,16 +568,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /**
    * `pub`: a client publishes over its WebSocket (`clientPublish`): with a token, to the topics
-   * its `publish` claim grants; on an open gateway, to any. Answered like `POST /publish`: an
-   * `ack` with delivered/seq/epoch, or an error (`forbidden`; `unavailable` when NATS is down).
+   * its `publish` claim grants; on an open gateway, to any), within `clientPublishRate`.
+   * Answered like `POST /publish`: an `ack` with delivered/seq/epoch, or an error (`forbidden`;
+   * `limit` over the rate; `unavailable` when NATS is down).
    */
   async function publishOp(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'pub' }>): Promise<void> {
-    const refuse = (code: 'forbidden' | 'unavailable', message: string): void => {
+    const refuse = (code: 'forbidden' | 'limit' | 'unavailable', message: string): void => {
       counters.publishRefused++;
       if (ws.readyState === 'open') ws.send(encodeError(new OpError(code, op.id, message, op.topic)));
     };
     if (o.clientPublish !== true) return refuse('forbidden', 'publishing over the WebSocket is off on this gateway');
     if (grant !== OPEN_GRANT && !allowed(grant.publish, op.topic)) return refuse('forbidden', 'the token does not grant publishing to this topic');
+    if (pubRate !== null && !pubRate.take(ws.id, performance.now())) return refuse('limit', `over ${rate} publishes a second`);
     let r: Delivered;
     if (broker === null) {
       r = deliver(op.topic, op.data, nowMs());
