@@ -568,7 +568,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /**
    * `pub`: a client publishes over its WebSocket (`clientPublish`): with a token, to the topics
-   * its `publish` claim grants; on an open gateway, to any), within `clientPublishRate`.
+   * its `publish` claim grants (on an open gateway, to any), within `clientPublishRate`.
    * Answered like `POST /publish`: an `ack` with delivered/seq/epoch, or an error (`forbidden`;
    * `limit` over the rate; `unavailable` when NATS is down).
    */

@@ -37,7 +37,7 @@ export interface GatewayCounters {
   authFailures: number;
   /** Open WebSockets closed because their token expired (4001). */
   tokenExpiries: number;
-  /** Publishes refused: HTTP (401, 403, 413, 503, ...) and WebSocket `pub` (forbidden, unavailable). */
+  /** Publishes refused: HTTP (401, 403, 413, 503, ...) and WebSocket `pub` (forbidden, limit, unavailable). */
   publishRefused: number;
 }
 
