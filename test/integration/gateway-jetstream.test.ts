@@ -3,7 +3,8 @@
  * `nats-server -js` this test starts in a temporary directory: two gateways share one history
  * (a client leaves A and recovers on B exactly what it missed), positions older than the
  * history, of another epoch, or of a new topic, a feed (consumer) only while a process has
- * local subscribers, and a NATS restart (a memory stream comes back as a new epoch).
+ * local subscribers, a NATS restart (a memory stream comes back as a new epoch), and a client's
+ * WebSocket `pub` numbered in the shared stream.
  * Skipped, saying why, when nats-server is not installed.
  */
 import assert from 'node:assert/strict';
@@ -47,8 +48,8 @@ async function consumerSubjects(nc: NatsConnection, stream = 'C1M_HISTORY'): Pro
   }
 }
 
-const gateway = (url: string, history = 5): Cli =>
-  cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', String(history)]);
+const gateway = (url: string, history = 5, extra: string[] = []): Cli =>
+  cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', String(history), ...extra]);
 
 describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
   let dir: string;
@@ -121,6 +122,37 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       assert.equal((await ackOf(c3)).jt!.recovered, true);
       await waitFor(() => c3.deliveries().length === 4, 'four on A');
       assert.deepEqual(c3.deliveries().map((x) => x.seq), [...missed, live.body.seq]);
+      await Promise.all([stopCli(a), stopCli(b)]);
+    } finally {
+      for (const c of clients) c.close();
+      a.child.kill('SIGKILL');
+      b.child.kill('SIGKILL');
+    }
+  });
+
+  test('a client\'s pub goes into the shared history: its ack carries the stream\'s seq and epoch, and a reconnect on another gateway recovers it', GUARD, async () => {
+    const a = gateway(url, 5, ['--client-publish']);
+    const b = gateway(url, 5, ['--client-publish']);
+    const clients: GatewayClient[] = [];
+    try {
+      const [pa, pb] = await Promise.all([listening(a), listening(b)]);
+      const watcher = await gatewayClient(pa, '?topics=jp');
+      const writer = await gatewayClient(pb);
+      clients.push(watcher, writer);
+      const { jp: start } = await ackOf(watcher);
+      writer.send({ op: 'pub', id: 1, topic: 'jp', data: { said: 'hello' } });
+      const ack = await writer.next((m) => m.id === 1 && (m.op === 'ack' || m.op === 'error'), 'the pub\'s answer');
+      assert.equal(ack.op, 'ack', JSON.stringify(ack));
+      assert.equal(ack.delivered, null, 'answered at the stream\'s ack');
+      assert.equal(ack.epoch, start!.epoch);
+      assert.ok((ack.seq as number) > start!.seq);
+      await waitFor(() => watcher.deliveries('jp').length === 1, 'the delivery on the other gateway');
+      assert.deepEqual(watcher.deliveries('jp')[0], { op: 'msg', topic: 'jp', seq: ack.seq, data: { said: 'hello' } });
+      const late = await gatewayClient(pb, `?topics=jp&since=jp:${start!.seq}:${start!.epoch}`);
+      clients.push(late);
+      assert.equal((await ackOf(late)).jp!.recovered, true);
+      await waitFor(() => late.deliveries('jp').length === 1, 'the recovered pub');
+      assert.equal(late.deliveries('jp')[0]!.seq, ack.seq);
       await Promise.all([stopCli(a), stopCli(b)]);
     } finally {
       for (const c of clients) c.close();
