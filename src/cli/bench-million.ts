@@ -383,7 +383,7 @@ class MillionRun {
     if (plan === null || this.#stopped !== false) return null;
     this.#log(`client warm-up: ${plan.conns} connection(s) per client process, ${plan.rounds} ${o.ws ? 'publishes' : 'echo rounds'}`);
     const w = await warmClients(pool, plan, !o.ws, o.ws
-      ? () => publishTo({ via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl }, stampedBody())
+      ? () => publishTo(this.#publishRoute(), stampedBody())
       : async () => pool.send({ type: 'traffic' }), () => this.#watch());
     this.#log(`client warm-up: ${fmtInt(w.deliveries)} of ${fmtInt(w.expected)} deliveries in ${w.s.toFixed(1)}s${w.error ? ` (${w.error}; the steps run anyway)` : ''}`);
     return w;
@@ -459,7 +459,7 @@ class MillionRun {
     let broadcast: MillionStep['broadcast'] = null;
     if (o.ws && o.broadcast && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       this.#log(`step ${i + 1}/${steps.length}: publishing one message to ${fmtInt(open)} subscribers (${o.publish})`);
-      broadcast = await broadcastOnce(pool, { via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl, snapshot: () => this.#snapshot(), watch: () => this.#watch(),
+      broadcast = await broadcastOnce(pool, { ...this.#publishRoute(), snapshot: () => this.#snapshot(), watch: () => this.#watch(),
         serverRoots: this.#server ? [this.#server.pid] : [], natsPid: this.#nats?.pid }, open);
     } else if (!o.ws && (this.#stopped === false || this.#stopped === 'too_many_failures')) {
       const before = pool.sum((c) => c.msgsTotal);
@@ -585,6 +585,12 @@ class MillionRun {
   }
 
   /** Checked while waiting: memory floor, the server still up. */
+  /** How this run publishes on its topic (HTTP or NATS): the warm-up's and the broadcast's. */
+  #publishRoute(): Parameters<typeof publishTo>[0] {
+    const o = this.#o;
+    return { via: o.publish, topic: o.topic, port: o.port, ca: this.#cert?.certPem, natsUrl: this.#natsUrl };
+  }
+
   #watch(): void {
     const m = meminfo().MemAvailable;
     if (m !== undefined && m < this.#o.minAvailableKb) this.#stop('low_memory', `MemAvailable ${gib(m)} fell below --min-available-gib`);

@@ -538,31 +538,30 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     const json = dataJson(req.body, req.header('content-type'));
     if (json === null) return refuse(400, 'the body is not valid JSON (Content-Type says it is)');
     let result: Delivered;
-    if (broker === null) {
-      result = deliver(topic, json, nowMs());
-    } else {
-      try {
-        result = await viaBroker(topic, req.body, req.header('content-type'));
-      } catch (err) {
-        return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
-      }
+    try {
+      result = await publishMessage(topic, json, req.body, req.header('content-type'));
+    } catch (err) {
+      return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
     }
     res.setHeader('Content-Type', 'application/json').end(JSON.stringify(result));
   }
 
   /**
-   * Hand one message to NATS: core NATS once its flush confirms, JetStream once the stream
-   * acks (its seq is the message's position on every process). Every interested process, this
-   * one included, delivers it after. Errors: rejects when NATS is down or does not confirm
-   * (nothing was published).
+   * Publish one message (an HTTP publish or a client's `pub`; `json` its data as JSON text,
+   * `body`/`contentType` as they go to NATS). Standalone: delivered here now. With NATS: handed
+   * over, core NATS once its flush confirms, JetStream once the stream acks (its seq is the
+   * message's position on every process); every interested process, this one included,
+   * delivers it after. Errors: rejects when NATS is down or does not confirm (nothing was
+   * published).
    */
-  async function viaBroker(topic: string, body: Uint8Array, contentType: string | undefined): Promise<Delivered> {
-    if (!broker!.up) throw new Error('NATS is not connected');
+  async function publishMessage(topic: string, json: string, body: Uint8Array, contentType: string | undefined): Promise<Delivered> {
+    if (broker === null) return deliver(topic, json, nowMs());
+    if (!broker.up) throw new Error('NATS is not connected');
     if (jsh !== null) {
       const { seq, epoch } = await jsh.publish(topic, body, contentType, nowMs());
       return { delivered: null, seq, epoch };
     }
-    await broker!.publish(topic, body, contentType);
+    await broker.publish(topic, body, contentType);
     return { delivered: null, seq: null, epoch: null };
   }
 
@@ -581,14 +580,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (grant !== OPEN_GRANT && !allowed(grant.publish, op.topic)) return refuse('forbidden', 'the token does not grant publishing to this topic');
     if (pubRate !== null && !pubRate.take(ws.id, performance.now())) return refuse('limit', `over ${rate} publishes a second`);
     let r: Delivered;
-    if (broker === null) {
-      r = deliver(op.topic, op.data, nowMs());
-    } else {
-      try {
-        r = await viaBroker(op.topic, Buffer.from(op.data), 'application/json');
-      } catch (err) {
-        return refuse('unavailable', `not published: ${(err as Error).message}`);
-      }
+    try {
+      r = await publishMessage(op.topic, op.data, Buffer.from(op.data), 'application/json');
+    } catch (err) {
+      return refuse('unavailable', `not published: ${(err as Error).message}`);
     }
     if (ws.readyState === 'open') ws.send(encodePubAck(op.id, r.delivered, r.seq, r.epoch));
   }

@@ -443,13 +443,11 @@ function handshake(s: Shared, conn: Connection, data: Buffer): number {
   x.offered = null;
   let bits = agreed.protocol === '' ? 0 : s.protocolBits(agreed.protocol, () => x);
   if (agreed.deflate !== null) bits |= s.codecBits(agreed.deflate, x);
-  conn.tag = (tag & ~TIMED) | UPGRADED | bits;
   // The server's empty heartbeat pings are answered by the engine, unless the application
   // watches pings (native backend only).
-  if (s.opts.onPing === undefined && conn.setAutoPong !== undefined) {
-    conn.tag = conn.tag | ENGINE_PONG;
-    conn.setAutoPong(true);
-  }
+  const enginePong = s.opts.onPing === undefined && conn.setAutoPong !== undefined;
+  conn.tag = (tag & ~TIMED) | UPGRADED | bits | (enginePong ? ENGINE_PONG : 0);
+  if (enginePong) conn.setAutoPong!(true);
   s.trim(conn, x);
   // Replaces the handshake timeout with the heartbeat (or none); with neither configured the
   // engine's idleTimeout stays in charge.
