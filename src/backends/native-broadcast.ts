@@ -10,6 +10,10 @@
  * sendmsg, the way consecutive writes to one connection leave together. So a burst of
  * publishes to one topic costs one send per subscriber, not one per message.
  *
+ * Accounting: every byte staged for a connection is added to its `staged` count (what
+ * `bufferedAmount` reads until the area is consumed), so a publish later in the same batch
+ * sees what the earlier ones queued, the way it sees staged writes.
+ *
  * Invariant: only the last staged command is ever extended (`castEnd` equals the staged size
  * exactly while nothing follows it; the reactor sets it to -1 whenever the area is consumed),
  * so every connection receives its bytes in the order they were staged.
@@ -32,14 +36,49 @@ export interface BroadcastArea {
   castAt: number;
   /** The staged size right after it, or -1 once anything else was staged or the area consumed. */
   castEnd: number;
+  /** Bytes staged per fd since the area was last consumed (shared with the reactor's writes). */
+  readonly staged: Uint32Array;
+  /** Fds whose `staged` count went from 0 since then (`touch`; the reactor zeroes them). */
+  readonly touched: Int32Array;
   alive(fd: number, gen: number): boolean;
   /** Hand the staged commands to native code now (the area is then empty). */
   flush(): void;
 }
 
+/**
+ * A list of the fds to zero in `staged`: word 0 holds the count, the fds follow. Past its
+ * capacity the count becomes capacity + 1, "zero them all": a broadcast to most of the table
+ * is then cleared with one pass instead of scattered stores. A typed array, not a JS array:
+ * a push there costs several times this store.
+ */
+export function touchList(slots: number): Int32Array {
+  return new Int32Array(Math.max(256, slots >>> 3) + 1);
+}
+
+/** Note that `staged[fd]` went from 0. */
+export function touch(t: Int32Array, fd: number): void {
+  const n = t[0]!;
+  if (n < t.length - 1) {
+    t[n + 1] = fd;
+    t[0] = n + 1;
+  } else {
+    t[0] = t.length;
+  }
+}
+
+/** Zero `staged` where `t` says, and empty `t`. */
+export function clearStaged(staged: Uint32Array, t: Int32Array): void {
+  const n = t[0]!;
+  if (n === 0) return;
+  if (n >= t.length) staged.fill(0);
+  else for (let i = 1; i <= n; i++) staged[t[i]!] = 0;
+  t[0] = 0;
+}
+
 /** Stage `bytes` for every live id of `ids`. Returns how many connections it was queued for. */
 export function stageBroadcast(a: BroadcastArea, ids: ArrayLike<number>, bytes: Uint8Array): number {
-  const { L, sendI32, ctl } = a;
+  const { L, sendI32, ctl, staged, touched } = a;
+  const len = bytes.length;
   if (a.castEnd === ctl[L.ctlSendUsed]) {
     const end = extend(a, ids, bytes);
     if (end >= 0) {
@@ -65,6 +104,9 @@ export function stageBroadcast(a: BroadcastArea, ids: ArrayLike<number>, bytes: 
       const id = ids[i]!;
       const fd = id % TWO32, gen = Math.floor(id / TWO32);
       if (!a.alive(fd, gen)) continue;
+      const was = staged[fd]!;
+      if (was === 0) touch(touched, fd);
+      staged[fd] = was + len;
       sendI32[base + idWords * k + L.idFd] = fd;
       sendI32[base + idWords * k + L.idGen] = gen;
       k++;
@@ -108,5 +150,12 @@ function extend(a: BroadcastArea, ids: ArrayLike<number>, bytes: Uint8Array): nu
   if (j !== k) return -1;
   a.send.set(bytes, payload + len);
   sendI32[h + L.cmdLen] = len + bytes.length;
+  const { staged, touched } = a;
+  for (let i = 0; i < k; i++) {
+    const fd = sendI32[base + idWords * i + L.idFd]!;
+    const was = staged[fd]!;
+    if (was === 0) touch(touched, fd);
+    staged[fd] = was + bytes.length;
+  }
   return end;
 }

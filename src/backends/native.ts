@@ -37,7 +37,7 @@ import { areaView } from '../core/area-view.js';
 import { IdMap } from '../core/id-map.js';
 import { putHeader } from '../core/header.js';
 import { NativeConnection, type ConnectionHost } from './native-connection.js';
-import { stageBroadcast, type BroadcastArea } from './native-broadcast.js';
+import { clearStaged, stageBroadcast, touch, touchList, type BroadcastArea } from './native-broadcast.js';
 import { tlsContext, tlsFailure, tlsInfo } from './native-tls.js';
 import { resolveConnect, resolveListen, resolveTlsConnect, resolveTlsServer, toBytes, type ResolvedOptions } from '../core/options.js';
 import type { UdpHandler, UdpOptions, UdpSocket } from '../core/udp-types.js';
@@ -91,9 +91,9 @@ export class NativeReactor implements Reactor, ConnectionHost {
   readonly #send: Buffer;
   readonly #sendI32: Int32Array;
   readonly #ctl: Int32Array;
-  /** Bytes staged per fd since the last flush (reset lazily via #touched). */
+  /** Bytes staged per fd (writes and broadcasts) since the last flush (reset lazily via #touched). */
   readonly #staged: Uint32Array;
-  #touched: number[] = [];
+  readonly #touched: Int32Array;
   /** The last staged write (header offset, end of the staged area after it, fd, gen): a
    *  write to the same connection right after it extends it. -1: none since the last flush. */
   #mergeAt = 0;
@@ -189,12 +189,14 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#send = Buffer.from(send);
     this.#sendI32 = new Int32Array(send);
     this.#ctl = new Int32Array(ctl);
+    this.#staged = new Uint32Array(this.#nslots);
+    this.#touched = touchList(this.#nslots);
     this.#castArea = {
       send: this.#send, sendI32: this.#sendI32, ctl: this.#ctl, L, size: SEND_AREA, op: this.k.OP_BROADCAST, castAt: -1, castEnd: -1,
+      staged: this.#staged, touched: this.#touched,
       alive: (fd, gen) => this.#alive(fd, gen),
       flush: () => this.#flushNow(),
     };
-    this.#staged = new Uint32Array(this.#nslots);
     const tickMs = opts.timerResolution;
     this.#h = b.create(
       {
@@ -346,7 +348,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     const ok = this.#slots[fd * this.#slotWords + this.#slotOutLen]! + staged <= this.#highWater;
     const i = at >> 2, mask = this.#alignMask;
     if (prior === 0) {
-      if (staged === len) this.#touched.push(fd);
+      if (staged === len) touch(this.#touched, fd);
       this.#sendI32[i + this.#cmdOp] = ok ? this.#opWrite : this.#opWrite | this.#wantDrain;
       this.#sendI32[i + this.#cmdFd] = fd;
       this.#sendI32[i + this.#cmdGen] = gen;
@@ -402,14 +404,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#mergeEnd = this.#castArea.castEnd = -1;
     if (this.#released) return;
     if (this.#ctl[this.#sendUsed] !== 0) this.#b.flush(this.#h);
-    this.#resetStaged();
-  }
-
-  #resetStaged(): void {
-    const t = this.#touched;
-    if (t.length === 0) return;
-    for (let i = 0; i < t.length; i++) this.#staged[t[i]!] = 0;
-    this.#touched = [];
+    clearStaged(this.#staged, this.#touched);
   }
 
   // ---- Reactor API ----
@@ -512,6 +507,14 @@ export class NativeReactor implements Reactor, ConnectionHost {
 
   bufferedAmount(id: number): number {
     return id < 0 ? 0 : this.buffered(id % TWO32, Math.floor(id / TWO32));
+  }
+
+  backlog(id: number): number {
+    if (id < 0) return 0;
+    const fd = id % TWO32;
+    if (!this.#alive(fd, Math.floor(id / TWO32))) return 0;
+    const queued = this.#slots[fd * this.#slotWords + this.#slotOutLen]!;
+    return queued === 0 ? 0 : queued + this.#staged[fd]!;
   }
 
   connections(): Connection[] {
@@ -634,7 +637,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
     this.#inBatch = true;
     this.#batches++;
     this.#events += n;
-    this.#resetStaged();
+    clearStaged(this.#staged, this.#touched);
     this.#mergeEnd = this.#castArea.castEnd = -1; // native code consumed the staged area after the previous batch
     const ev = this.#ev, k = this.k, L = this.#L, W = L.evWords, h = this.#handler;
     const KIND = L.evKind, FD = L.evFd, GEN = L.evGen;

@@ -796,6 +796,11 @@ class PortableReactor implements Reactor {
     return this.#engine.links.get(id)?.handle.bufferedAmount ?? 0;
   }
 
+  /** `node:net` hands a write to the kernel at once: what it still holds is a backlog. */
+  backlog(id: number): number {
+    return this.bufferedAmount(id);
+  }
+
   connections(): Connection[] {
     return Array.from(this.#engine.links.values(), (link) => link.handle);
   }

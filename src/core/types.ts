@@ -125,7 +125,7 @@ export interface Connection {
    * For a WebSocket client speaking RFC 6455 on this connection only: the pong is a frame.
    */
   setAutoPong?(on: boolean): void;
-  /** Bytes accepted by `write` and not yet taken by the kernel. */
+  /** Bytes accepted by `write` (or a `broadcast` naming this connection) and not yet taken by the kernel. */
   readonly bufferedAmount: number;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
@@ -477,6 +477,15 @@ export interface Reactor {
    * publish's slow-subscriber check). 0 for a stale id.
    */
   bufferedAmount(id: number): number;
+  /**
+   * What of `id`'s buffered bytes is bound to wait in this process: 0 while the kernel has
+   * taken everything handed to it so far, else `bufferedAmount`. Bytes a write or broadcast
+   * staged in this turn count only behind a backlog: before one, the kernel is expected to take
+   * them at the turn's end. A publish's slow-subscriber check reads this, so a subscriber the
+   * kernel keeps up with is never slow however large a burst, and one already behind gains at
+   * most one message past the limit. 0 for a stale id.
+   */
+  backlog(id: number): number;
   /**
    * Handles to every connection of this reactor that is open or connecting, in no particular
    * order (for shutdown sweeps and diagnostics). O(highest fd) on the native backend, so

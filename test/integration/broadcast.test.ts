@@ -55,6 +55,32 @@ for (const backend of backends) {
       await reactor.close(1000);
     });
 
+    test('bufferedAmount counts broadcast bytes the kernel has not taken yet', GUARD, async () => {
+      const conns: Connection[] = [];
+      const reactor = createReactor({ onOpen: (conn: Connection) => void conns.push(conn) }, { backend });
+      const { port } = await reactor.listen({ port: 0, host: HOST });
+      const clients = await Promise.all(Array.from({ length: 3 }, () => rawClient(port)));
+      await waitFor(() => conns.length === 3, '3 opens');
+      const ids = conns.map((c) => c.id);
+      assert.equal(reactor.broadcast(ids, Buffer.alloc(1000, 1)), 3);
+      assert.equal(reactor.broadcast(ids, Buffer.alloc(500, 2)), 3); // merged into the first (native)
+      assert.equal(reactor.broadcast(ids.slice(1), Buffer.alloc(200, 3)), 2); // a command of its own
+      conns[2]!.write(Buffer.alloc(50, 4));
+      const want = [1500, 1700, 1750];
+      if (backend === 'native') {
+        // Staged until the turn ends: all of it is still ours.
+        assert.deepEqual(conns.map((c) => c.bufferedAmount), want);
+        assert.deepEqual(ids.map((id) => reactor.bufferedAmount(id)), want);
+      } else {
+        conns.forEach((c, i) => assert.ok(c.bufferedAmount <= want[i]!));
+      }
+      await Promise.all(clients.map((c, i) => c.waitBytes(want[i]!)));
+      assert.deepEqual(conns.map((c) => c.bufferedAmount), [0, 0, 0]);
+      assert.deepEqual(clients.map((c) => c.bytes().length), want);
+      for (const c of clients) c.destroy();
+      await reactor.close(1000);
+    });
+
     test('a burst of broadcasts, with writes and other id lists between, arrives in order', GUARD, async () => {
       const conns: Connection[] = [];
       const reactor = createReactor({ onOpen: (conn: Connection) => void conns.push(conn) }, { backend });

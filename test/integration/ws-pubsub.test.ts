@@ -330,6 +330,55 @@ for (const backend of backends) {
       slow.destroy();
     });
 
+    test('slow subscriber: one already behind gains at most one message past the limit in a burst', GUARD, async () => {
+      const max = 64 * 1024;
+      const ctx = await start({ pubsub: { maxBufferedBytes: max, slowSubscriber: 'drop' } });
+      const slow = await rawWs(ctx, 'behind');
+      slow.socket.pause();
+      const ws = ctx.sockets.get('behind')!;
+      ws.subscribe('feed');
+      const chunk = 'z'.repeat(32 * 1024);
+      const frame = chunk.length + 4; // a 16-bit length header
+      // One message a turn until the kernel refuses some: the subscriber is behind, under the limit.
+      let published = 0;
+      while (ws.bufferedAmount === 0 && published < 2000) {
+        ctx.handler.publish('feed', chunk);
+        published++;
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.ok(ws.bufferedAmount > 0 && ws.bufferedAmount <= frame, `behind by ${ws.bufferedAmount}`);
+      assert.equal(ctx.handler.pubsubStats.drops, 0);
+      // Then 8 MiB in one synchronous turn, more than the send area holds (it flushes mid-burst).
+      for (let i = 0; i < 256; i++) ctx.handler.publish('feed', chunk);
+      published += 256;
+      const { drops, deliveries } = ctx.handler.pubsubStats;
+      assert.equal(deliveries + drops, published);
+      assert.ok(drops > 0, 'the burst went past the limit');
+      assert.ok(ws.bufferedAmount <= max + frame, `buffered ${ws.bufferedAmount} in the turn`);
+      await new Promise((r) => setImmediate(r));
+      assert.ok(ws.bufferedAmount <= max + frame, `buffered ${ws.bufferedAmount} once handed over`);
+      slow.socket.resume();
+      await waitFor(() => slow.frames().length === deliveries, 'the queued messages');
+      assert.ok(slow.frames().every((f) => f.opcode === 1 && f.payload.length === chunk.length));
+      slow.destroy();
+    });
+
+    test('slow subscriber: one the kernel keeps up with is never slow, however large a burst', GUARD, async () => {
+      const max = 16 * 1024;
+      const ctx = await start({ pubsub: { maxBufferedBytes: max } });
+      const reader = await rawWs(ctx, 'reader');
+      ctx.sockets.get('reader')!.subscribe('feed');
+      const chunk = 'r'.repeat(200);
+      // 200 KB in one turn, 12x the limit: staged, none of it refused by the kernel yet.
+      for (let i = 0; i < 1000; i++) assert.equal(ctx.handler.publish('feed', chunk), 1, `publish ${i}`);
+      const { drops, slowClosed, deliveries } = ctx.handler.pubsubStats;
+      assert.deepEqual({ drops, slowClosed, deliveries }, { drops: 0, slowClosed: 0, deliveries: 1000 });
+      await waitFor(() => reader.frames().length === 1000, 'every message');
+      assert.ok(reader.frames().every((f) => f.opcode === 1 && f.payload.length === chunk.length));
+      assert.equal(ctx.sockets.get('reader')!.readyState, 'open');
+      reader.destroy();
+    });
+
     test('compress: one compressed frame for deflate clients, the plain one for the rest', GUARD, async () => {
       const ctx = await start({ perMessageDeflate: true });
       const deflateRaw = await rawWs(ctx, 'rawd', 'permessage-deflate');

@@ -242,6 +242,9 @@ describe('TopicTable', () => {
       bufferedAmount(id: number) {
         return buffered.get(id) ?? 0;
       },
+      backlog(id: number) {
+        return buffered.get(id) ?? 0;
+      },
     } as unknown as Reactor;
     const table = new TopicTable();
     for (const id of [1, 2, 3]) table.subscribe(id, 'news');

@@ -320,7 +320,8 @@ export class TopicTable {
    * the native backend). Returns the number of connections it was queued for.
    *
    * Backpressure: with `options.maxBufferedBytes`, subscribers past it are skipped (and given
-   * to `options.onSlow`); the check reads each subscriber's `bufferedAmount`.
+   * to `options.onSlow`); the check reads each subscriber's `reactor.backlog`: what the
+   * kernel has refused, with what this turn staged behind it (earlier publishes included).
    */
   publish(reactor: Reactor, topic: string, data: Uint8Array | string, options?: TopicPublishOptions): number {
     let ids = this.subscribers(topic);
@@ -336,7 +337,7 @@ export class TopicTable {
     const slow: Connection[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      if (reactor.bufferedAmount(id) > max) slow.push(reactor.connection(id));
+      if (reactor.backlog(id) > max) slow.push(reactor.connection(id));
       else ids[k++] = id;
     }
     // Told after the pass: onSlow may change the table (close, unsubscribe) and reuse #ids.

@@ -11,11 +11,13 @@
  * frame, and needs no per-subscriber state check.
  *
  * Hot path: `publish` makes one pass over the topic's ids (the table builds them), reading
- * each subscriber's `bufferedAmount` (and its tag when compressing), then one
+ * each subscriber's `reactor.backlog` (and its tag when compressing), then one
  * `reactor.broadcast` per distinct frame: one crossing for every local subscriber.
  *
- * Backpressure: a publish never waits. A subscriber whose `bufferedAmount` is past
- * `maxBufferedBytes` does not get the message; with the `'close'` policy it is then closed
+ * Backpressure: a publish never waits. A subscriber whose backlog (`reactor.backlog`: what
+ * the kernel refused, and what this turn staged behind it) is past `maxBufferedBytes` does not
+ * get the message, so a subscriber already behind gains at most one message past the limit,
+ * and one the kernel keeps up with is never slow, however large a burst; with the `'close'` policy it is then closed
  * with 1013 (Try Again Later), with `'drop'` it stays and only misses messages while past it.
  */
 import { C1mError, checkOption, type Connection, type Reactor } from '../../core/index.js';
@@ -38,7 +40,10 @@ export interface WsPubSubOptions {
    * is not queued for it and the publish does not wait.
    */
   slowSubscriber?: 'close' | 'drop';
-  /** `bufferedAmount` past which a subscriber is slow. Default 1 MiB. */
+  /**
+   * Backlog past which a subscriber is slow: bytes the kernel has refused, plus what this turn
+   * staged behind them (`reactor.backlog`). Default 1 MiB.
+   */
   maxBufferedBytes?: number;
 }
 
@@ -156,7 +161,7 @@ export class WsTopics {
     let k = 0;
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
-      if (reactor.bufferedAmount(id) > max) {
+      if (reactor.backlog(id) > max) {
         (slow ??= []).push(reactor.connection(id));
         continue;
       }
