@@ -1,6 +1,6 @@
 /**
  * Helpers for the gateway tests: a protocol client (the `ws` package) that collects the
- * server's JSON messages, JWTs signed with `jose`, a strict Prometheus text-format parser, a
+ * server's JSON messages (and binary `msg`s, decoded from docs/gateway.md's layout), JWTs signed with `jose`, a strict Prometheus text-format parser, a
  * `nats-server` on a free port, and the `c1m serve` CLI as a child process.
  */
 import assert from 'node:assert/strict';
@@ -34,12 +34,21 @@ export class GatewayClient {
       this.ws.once('error', reject);
     });
     this.opened.catch(() => {});
-    this.ws.on('message', (data) => this.msgs.push(JSON.parse(data.toString()) as ServerMsg));
+    this.ws.on('message', (data, isBinary) => this.msgs.push(isBinary ? binaryMsg(data as Buffer) : (JSON.parse(data.toString()) as ServerMsg)));
     this.ws.on('close', (code, reason) => (this.closed = { code, reason: reason.toString() }));
   }
 
   send(m: unknown): void {
     this.ws.send(JSON.stringify(m));
+  }
+
+  /** A binary `pub`: 0x02, id (u32 BE), topic length (u8), topic, data. */
+  sendBinaryPub(id: number, topic: string, data: Uint8Array): void {
+    const head = Buffer.alloc(6);
+    head[0] = 0x02;
+    head.writeUInt32BE(id, 1);
+    head[5] = Buffer.byteLength(topic);
+    this.ws.send(Buffer.concat([head, Buffer.from(topic), data]));
   }
 
   /** The first message matching `pred`, waiting for it. */
@@ -65,6 +74,16 @@ export class GatewayClient {
   }
 }
 
+/**
+ * A binary `msg` (0x01, topic length (u8), topic, seq (u64 BE), data) as a ServerMsg with the
+ * data in `binary`; anything else binary as `{ op: 'binary?' }`.
+ */
+function binaryMsg(b: Buffer): ServerMsg {
+  const n = b[1] ?? 0;
+  if (b[0] !== 0x01 || b.length < 10 + n) return { op: 'binary?', bytes: b };
+  return { op: 'msg', topic: b.toString('latin1', 2, 2 + n), seq: Number(b.readBigUInt64BE(2 + n)), binary: Buffer.from(b.subarray(10 + n)) };
+}
+
 /** A connected, welcomed client. */
 export async function gatewayClient(port: number, query = '', headers?: Record<string, string>): Promise<GatewayClient> {
   const c = new GatewayClient(`ws://${HOST}:${port}/ws${query}`, headers);
@@ -79,8 +98,8 @@ export async function signToken(claims: Record<string, unknown>, key: Parameters
 }
 
 /** POST a publish; the status and parsed body. */
-export async function publishHttp(port: number, topic: string, body: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`http://${HOST}:${port}/publish/${topic}`, { method: 'POST', body, headers });
+export async function publishHttp(port: number, topic: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
+  const res = await fetch(`http://${HOST}:${port}/publish/${topic}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
   const text = await res.text();
   const json = /^application\/json/.test(res.headers.get('content-type') ?? '');
   return { status: res.status, body: json ? (JSON.parse(text) as Record<string, unknown>) : { text } };

@@ -4,7 +4,8 @@
  * (a client leaves A and recovers on B exactly what it missed), positions older than the
  * history, of another epoch, or of a new topic, a feed (consumer) only while a process has
  * local subscribers, a NATS restart (a memory stream comes back as a new epoch), and a client's
- * WebSocket `pub` numbered in the shared stream.
+ * WebSocket `pub` numbered in the shared stream, and binary messages (from HTTP, from NATS
+ * itself, a client's binary `pub`) delivered and recovered as binary.
  * Skipped, saying why, when nats-server is not installed.
  */
 import assert from 'node:assert/strict';
@@ -153,6 +154,45 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       assert.equal((await ackOf(late)).jp!.recovered, true);
       await waitFor(() => late.deliveries('jp').length === 1, 'the recovered pub');
       assert.equal(late.deliveries('jp')[0]!.seq, ack.seq);
+      await Promise.all([stopCli(a), stopCli(b)]);
+    } finally {
+      for (const c of clients) c.close();
+      a.child.kill('SIGKILL');
+      b.child.kill('SIGKILL');
+    }
+  });
+
+  test('binary messages through JetStream: from HTTP, from NATS itself and from a client\'s binary pub, delivered and recovered as binary on the other gateway', GUARD, async () => {
+    const a = gateway(url, 5, ['--client-publish']);
+    const b = gateway(url, 5, ['--client-publish']);
+    const clients: GatewayClient[] = [];
+    try {
+      const [pa, pb] = await Promise.all([listening(a), listening(b)]);
+      const watcher = await gatewayClient(pa, '?topics=jb');
+      const writer = await gatewayClient(pb);
+      clients.push(watcher, writer);
+      const { jb: start } = await ackOf(watcher);
+      const one = Buffer.from([0xff, 0x00, 0x10]);
+      const two = Buffer.from([0x80, 0x81]);
+      const three = Buffer.from('\u00fe raw', 'latin1');
+      const http = await publishHttp(pb, 'jb', one, { ...PUB, 'Content-Type': 'application/octet-stream' });
+      assert.equal(http.status, 200, JSON.stringify(http.body));
+      const h = headers();
+      h.set('Content-Type', 'application/octet-stream');
+      await nc.jetstream().publish('c1m.topic.jb', two, { headers: h });
+      writer.sendBinaryPub(4, 'jb', three);
+      const ack = await writer.next((m) => m.id === 4 && (m.op === 'ack' || m.op === 'error'), 'the binary pub\'s answer');
+      assert.equal(ack.op, 'ack', JSON.stringify(ack));
+      await waitFor(() => watcher.deliveries('jb').length === 3, 'three binary deliveries on the other gateway');
+      const got = watcher.deliveries('jb');
+      assert.deepEqual(got.map((m) => m.binary), [one, two, three]);
+      assert.equal(got[0]!.seq, http.body.seq);
+      assert.equal(got[2]!.seq, ack.seq);
+      const late = await gatewayClient(pa, `?topics=jb&since=jb:${start!.seq}:${start!.epoch}`);
+      clients.push(late);
+      assert.equal((await ackOf(late)).jb!.recovered, true);
+      await waitFor(() => late.deliveries('jb').length === 3, 'the recovered binary messages');
+      assert.deepEqual(late.deliveries('jb'), got);
       await Promise.all([stopCli(a), stopCli(b)]);
     } finally {
       for (const c of clients) c.close();

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { isTopic, topicMatches } from '../../src/apps/gateway/auth.js';
 import { Streams } from '../../src/apps/gateway/history.js';
 import {
-  OpError, dataJson, encodeAck, encodeAckOne, encodeMsg, encodeWelcome, parseClientOp, parseQuerySub, queryOf, type TopicState,
+  OpError, encodeAck, encodeAckOne, encodeMsg, encodeWelcome, messageData, parseClientBinary, parseClientOp, parseQuerySub, queryOf, type TopicState,
 } from '../../src/apps/gateway/protocol.js';
 
 describe('gateway: topics and patterns', () => {
@@ -102,14 +102,66 @@ describe('gateway: client protocol', () => {
 
   test('published data: JSON content types must be JSON (normalised), anything else is a JSON string', () => {
     const b = (s: string): Buffer => Buffer.from(s);
-    assert.equal(dataJson(b('{ "a" : [1, 2] }'), 'application/json'), '{"a":[1,2]}');
-    assert.equal(dataJson(b('{"a":1}'), 'application/cloudevents+json; charset=utf-8'), '{"a":1}');
-    assert.equal(dataJson(b('{oops'), 'application/json'), null);
-    assert.equal(dataJson(b('{"a":1}'), 'text/plain'), '"{\\"a\\":1}"');
-    assert.equal(dataJson(b('héllo "q"\n'), undefined), '"héllo \\"q\\"\\n"');
+    assert.equal(messageData(b('{ "a" : [1, 2] }'), 'application/json'), '{"a":[1,2]}');
+    assert.equal(messageData(b('{"a":1}'), 'application/cloudevents+json; charset=utf-8'), '{"a":1}');
+    assert.equal(messageData(b('{oops'), 'application/json'), null);
+    assert.equal(messageData(b('{"a":1}'), 'text/plain'), '"{\\"a\\":1}"');
+    assert.equal(messageData(b('héllo "q"\n'), undefined), '"héllo \\"q\\"\\n"');
     // A frame is one JSON object, whatever the data.
-    const frame = encodeMsg('t.x', 3, dataJson(b('</script>"'), undefined)!);
-    assert.deepEqual(JSON.parse(frame), { op: 'msg', topic: 't.x', seq: 3, data: '</script>"' });
+    const frame = encodeMsg('t.x', 3, messageData(b('</script>"'), undefined)!);
+    assert.deepEqual(JSON.parse(frame as string), { op: 'msg', topic: 't.x', seq: 3, data: '</script>"' });
+  });
+
+  test('binary data: application/octet-stream is kept as bytes and delivered in a binary msg', () => {
+    const body = Buffer.from([0, 1, 2, 0xff, 0x7b]);
+    for (const ct of ['application/octet-stream', 'Application/Octet-Stream; x=1', ' application/octet-stream ']) {
+      assert.equal(messageData(body, ct), body, ct);
+    }
+    for (const ct of ['application/octet-streams', 'application/octet', 'text/plain']) assert.equal(typeof messageData(body, ct), 'string', ct);
+    const seq = 2 ** 40 + 7;
+    const f = encodeMsg('dev-7.telemetry', seq, body) as Buffer;
+    assert.ok(Buffer.isBuffer(f));
+    const n = 'dev-7.telemetry'.length;
+    assert.equal(f[0], 0x01);
+    assert.equal(f[1], n);
+    assert.equal(f.toString('latin1', 2, 2 + n), 'dev-7.telemetry');
+    assert.equal(f.readBigUInt64BE(2 + n), BigInt(seq));
+    assert.deepEqual(f.subarray(10 + n), body);
+    assert.equal(f.length, 10 + n + body.length);
+    assert.equal((encodeMsg('t', 1, new Uint8Array(0)) as Buffer).length, 11, 'empty data');
+  });
+
+  test('a binary pub: 0x02, id (u32 BE), topic length, topic, data; anything else is refused with the id it carried', () => {
+    const pub = (id: number, topic: string, data: number[], kind = 0x02): Buffer => {
+      const h = Buffer.alloc(6);
+      h[0] = kind;
+      h.writeUInt32BE(id, 1);
+      h[5] = Buffer.byteLength(topic);
+      return Buffer.concat([h, Buffer.from(topic), Buffer.from(data)]);
+    };
+    const frame = pub(0xfffffffe, 'room.1', [9, 8, 7]);
+    const op = parseClientBinary(frame);
+    assert.deepEqual({ ...op, data: Array.from((op as { data: Uint8Array }).data) }, { op: 'pub', id: 0xfffffffe, topic: 'room.1', data: [9, 8, 7] });
+    frame.fill(0, 12); // the data was copied: the reader's bytes may be reused
+    assert.deepEqual(Array.from((op as { data: Uint8Array }).data), [9, 8, 7]);
+    assert.deepEqual(Array.from((parseClientBinary(pub(1, 'a', [])) as { data: Uint8Array }).data), [], 'empty data');
+    const refused = (b: Uint8Array): [string, number] => {
+      try {
+        parseClientBinary(b);
+      } catch (err) {
+        assert.ok(err instanceof OpError);
+        return [err.code, err.id];
+      }
+      assert.fail('accepted');
+    };
+    assert.deepEqual(refused(pub(5, 'a', [1], 0x01)), ['bad_request', 0], 'not a pub');
+    assert.deepEqual(refused(Buffer.from([2, 0, 0, 0, 5, 1])), ['bad_request', 0], 'too short for a topic');
+    const over = pub(6, 'abc', []);
+    over[5] = 9;
+    assert.deepEqual(refused(over), ['bad_request', 6], 'the topic runs past the message');
+    assert.deepEqual(refused(pub(7, 'bad..topic', [1])), ['invalid_topic', 7]);
+    assert.deepEqual(refused(pub(8, 'caf\u00e9', [1])), ['invalid_topic', 8]);
+    assert.deepEqual(refused(new Uint8Array(0)), ['bad_request', 0]);
   });
 });
 

@@ -12,10 +12,11 @@
  * most `maxStreams` streams; a stream with no subscriber is dropped `ttl` ms after it was last
  * used (a sweep, one timer per process), and at once when there is no history to keep.
  *
- * What is stored is the delivery frame's text (`{"op":"msg",...}`), so recovery sends the very
- * frames live subscribers got.
+ * What is stored is the delivery frame (`{"op":"msg",...}`, or a binary `msg`), so recovery
+ * sends the very frames live subscribers got.
  */
 import { randomBytes } from 'node:crypto';
+import type { Frame } from './protocol.js';
 
 export interface HistoryOptions {
   /** Messages kept per topic. 0 (default): none, streams only count. */
@@ -33,7 +34,7 @@ export interface Stream {
   /** The last message's seq (0: none yet). */
   seq: number;
   /** Kept frames, oldest first, with their seqs (`frames[i]` has seq `first + i`). */
-  frames: string[];
+  frames: Frame[];
   first: number;
   bytes: number;
   /** It has local subscribers (set by the caller from `onTopicInterest`). */
@@ -43,7 +44,7 @@ export interface Stream {
 }
 
 /** What a position (`since`) recovers. */
-export type Recovery = { recovered: true; frames: string[] } | { recovered: false; frames: [] };
+export type Recovery = { recovered: true; frames: Frame[] } | { recovered: false; frames: [] };
 
 const PROCESS_EPOCH = randomBytes(6).toString('hex');
 
@@ -92,7 +93,7 @@ export class Streams {
   }
 
   /** Number the next message of `s`; keep its frame when history is on. Returns the seq. */
-  append(s: Stream, frameOf: (seq: number) => string): string {
+  append(s: Stream, frameOf: (seq: number) => Frame): Frame {
     const seq = ++s.seq;
     const frame = frameOf(seq);
     s.used = Date.now();

@@ -35,8 +35,8 @@ import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
-  OpError, dataJson, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeWelcome, parseClientOp, parseQuerySub, queryOf,
-  type ClientOp, type TopicState,
+  BINARY_TYPE, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeWelcome, messageData, parseClientBinary, parseClientOp, parseQuerySub, queryOf,
+  type ClientOp, type Frame, type MessageData, type TopicState,
 } from './protocol.js';
 import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
 
@@ -110,7 +110,7 @@ const MAX_EARLY_MESSAGES = 16;
  * (for `authorize`), what the URL asked, and the messages that arrived meanwhile.
  */
 class Pending {
-  early: string[] | null = null;
+  early: (string | Uint8Array)[] | null = null;
   constructor(
     readonly token: string | undefined,
     readonly req: { target: string; headers: readonly (readonly [string, string])[] } | null,
@@ -163,15 +163,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const streams = new Streams({ ...o, maxStreams: Math.max(o.maxStreams ?? 100_000, o.pubsub?.maxTopics ?? 100_000) }, (topic) => broker?.interest(topic, false));
 
   /** Deliver one topic message to this process's subscribers: number it, keep it, send it once. */
-  const deliver = (topic: string, json: string, publishedAt: number): Delivered => {
+  const deliver = (topic: string, data: MessageData, publishedAt: number): Delivered => {
     counters.messagesIn++;
-    counters.bytesIn += Buffer.byteLength(json);
+    counters.bytesIn += typeof data === 'string' ? Buffer.byteLength(data) : data.length;
     // Standalone with history, a publish to a topic nobody follows starts its stream (history
     // for later subscribers; the ttl sweep drops it); without history there is nothing to
     // keep. With NATS we only hear of topics we have a stream for.
     const s = broker === null && streams.keepsHistory ? streams.open(topic) : streams.get(topic);
     if (s === undefined) return { delivered: 0, seq: null, epoch: null };
-    const frame = streams.append(s, (seq) => encodeMsg(topic, seq, json));
+    const frame = streams.append(s, (seq) => encodeMsg(topic, seq, data));
     const n = s.active ? wsHandler.publish(topic, frame) : 0;
     if (n > 0) {
       counters.messagesOut++;
@@ -182,13 +182,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   };
 
   const onBrokerMessage = (m: BrokerMessage): void => {
-    const json = dataJson(m.data, m.contentType);
-    if (json === null) return; // claimed JSON and is not: not deliverable
-    deliver(m.topic, json, m.publishedAt ?? nowMs());
+    const data = messageData(m.data, m.contentType);
+    if (data === null) return; // claimed JSON and is not: not deliverable
+    deliver(m.topic, data, m.publishedAt ?? nowMs());
   };
   /** With NATS and history: the shared history (jetstream.ts); then topics are its feeds, not core subscriptions. */
   let jsh: JetStreamHistory | null = null;
-  const onFeedFrame = (topic: string, _seq: number, frame: string, publishedAt: number | undefined): void => {
+  const onFeedFrame = (topic: string, _seq: number, frame: Frame, publishedAt: number | undefined): void => {
     counters.messagesIn++;
     counters.bytesIn += frame.length;
     const n = wsHandler.publish(topic, frame);
@@ -205,8 +205,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
         jsh = await JetStreamHistory.open(broker.connection, {
           history: o.history!, stream: o.historyStream, storage: o.historyStorage, streamBytes: o.historyStreamBytes, prefix: o.natsPrefix ?? 'c1m.topic.',
         }, (topic, seq, data, contentType) => {
-          const json = dataJson(data, contentType);
-          return json === null ? null : encodeMsg(topic, seq, json);
+          const d = messageData(data, contentType);
+          return d === null ? null : encodeMsg(topic, seq, d);
         }, onFeedFrame);
       } catch (err) {
         await broker.close();
@@ -280,18 +280,16 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       }
     },
     onMessage(ws, data, isBinary) {
-      if (isBinary) {
-        ws.send(encodeError(new OpError('bad_request', 0, 'messages are JSON text')));
-        return;
-      }
+      // Binary: a binary `pub`, copied (the bytes are the reader's) while its token is pending.
+      const m = isBinary ? data : data.toString('utf8');
       const d = ws.data;
       if (d instanceof Pending) {
         const early = (d.early ??= []);
         if (early.length >= MAX_EARLY_MESSAGES) ws.close(1008, 'too many messages before authentication');
-        else early.push(data.toString('utf8'));
+        else early.push(isBinary ? Buffer.from(data) : m);
         return;
       }
-      serve(ws, grantOf(d)!, data.toString('utf8'));
+      serve(ws, grantOf(d)!, m);
     },
     onClose(ws) {
       counters.clients--;
@@ -323,7 +321,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
     grantTo(ws, grant);
     welcome(ws, grant, p.querySub);
-    if (p.early !== null) for (const text of p.early) serve(ws, grant, text);
+    if (p.early !== null) for (const m of p.early) serve(ws, grant, m);
   }
 
   /** Welcome an admitted client, then subscribe what its URL asked (`sub`, when it asked). */
@@ -344,14 +342,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     queues.set(ws, next);
   }
 
-  function serve(ws: WebSocket<ClientData>, grant: Grant, text: string): void {
-    inOrder(ws, () => serveNow(ws, grant, text));
+  /** One client message: JSON text, or the bytes of a binary one (a binary `pub`). */
+  function serve(ws: WebSocket<ClientData>, grant: Grant, m: string | Uint8Array): void {
+    inOrder(ws, () => serveNow(ws, grant, m));
   }
 
-  function serveNow(ws: WebSocket<ClientData>, grant: Grant, text: string): void | Promise<void> {
+  function serveNow(ws: WebSocket<ClientData>, grant: Grant, m: string | Uint8Array): void | Promise<void> {
     let op: ClientOp;
     try {
-      op = parseClientOp(text);
+      op = typeof m === 'string' ? parseClientOp(m) : parseClientBinary(m);
     } catch (err) {
       ws.send(encodeError(err as OpError));
       return;
@@ -441,7 +440,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       return;
     }
     const states: Record<string, TopicState> = {};
-    const missed: string[] = [];
+    const missed: Frame[] = [];
     for (const t of op.topics) {
       const s: Stream = streams.get(t)!;
       const state: TopicState = { seq: s.seq, epoch: s.epoch };
@@ -479,7 +478,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       }
       if (ws.readyState !== 'open' || !subscribeAll(ws, grant, op)) return;
       const states: Record<string, TopicState> = {};
-      const missed: string[] = [];
+      const missed: Frame[] = [];
       for (const t of op.topics) {
         const r = fetched.get(t);
         if (r === undefined) {
@@ -535,11 +534,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       }
       if (!allowed(grant.publish, topic)) return refuse(403, 'the token does not grant publishing to this topic');
     }
-    const json = dataJson(req.body, req.header('content-type'));
-    if (json === null) return refuse(400, 'the body is not valid JSON (Content-Type says it is)');
+    const data = messageData(req.body, req.header('content-type'));
+    if (data === null) return refuse(400, 'the body is not valid JSON (Content-Type says it is)');
     let result: Delivered;
     try {
-      result = await publishMessage(topic, json, req.body, req.header('content-type'));
+      result = await publishMessage(topic, data, req.body, req.header('content-type'));
     } catch (err) {
       return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
     }
@@ -547,15 +546,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /**
-   * Publish one message (an HTTP publish or a client's `pub`; `json` its data as JSON text,
-   * `body`/`contentType` as they go to NATS). Standalone: delivered here now. With NATS: handed
+   * Publish one message (an HTTP publish or a client's `pub`; `data` its JSON text or binary
+   * bytes, `body`/`contentType` as they go to NATS). Standalone: delivered here now. With NATS: handed
    * over, core NATS once its flush confirms, JetStream once the stream acks (its seq is the
    * message's position on every process); every interested process, this one included,
    * delivers it after. Errors: rejects when NATS is down or does not confirm (nothing was
    * published).
    */
-  async function publishMessage(topic: string, json: string, body: Uint8Array, contentType: string | undefined): Promise<Delivered> {
-    if (broker === null) return deliver(topic, json, nowMs());
+  async function publishMessage(topic: string, data: MessageData, body: Uint8Array, contentType: string | undefined): Promise<Delivered> {
+    if (broker === null) return deliver(topic, data, nowMs());
     if (!broker.up) throw new Error('NATS is not connected');
     if (jsh !== null) {
       const { seq, epoch } = await jsh.publish(topic, body, contentType, nowMs());
@@ -581,7 +580,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (pubRate !== null && !pubRate.take(ws.id, performance.now())) return refuse('limit', `over ${rate} publishes a second`);
     let r: Delivered;
     try {
-      r = await publishMessage(op.topic, op.data, Buffer.from(op.data), 'application/json');
+      const d = op.data;
+      r = typeof d === 'string' ? await publishMessage(op.topic, d, Buffer.from(d), 'application/json') : await publishMessage(op.topic, d, d, BINARY_TYPE);
     } catch (err) {
       return refuse('unavailable', `not published: ${(err as Error).message}`);
     }

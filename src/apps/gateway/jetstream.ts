@@ -32,6 +32,7 @@ import {
   type JetStreamClient, type JetStreamManager, type Msg, type NatsConnection, type StreamConfig, type Subscription,
 } from 'nats';
 import { deliverLater } from './inbound.js';
+import type { Frame } from './protocol.js';
 
 export interface JetStreamHistoryOptions {
   /** Messages kept per topic (`max_msgs_per_subject`), at least 1. */
@@ -46,10 +47,10 @@ export interface JetStreamHistoryOptions {
   prefix: string;
 }
 
-/** A frame delivered or recovered: its stream seq and its text (`{"op":"msg",...}`). */
+/** A frame delivered or recovered: its stream seq and the frame (`{"op":"msg",...}` or a binary `msg`). */
 export interface SeqFrame {
   seq: number;
-  frame: string;
+  frame: Frame;
 }
 
 /** What a recovery read from the stream (before it is joined to the live feed: `join`). */
@@ -63,9 +64,9 @@ export interface Fetched {
 }
 
 /** What the caller turns a stream message into: its frame, or null when it is not deliverable. */
-export type FrameOf = (topic: string, seq: number, data: Uint8Array, contentType: string | undefined) => string | null;
+export type FrameOf = (topic: string, seq: number, data: Uint8Array, contentType: string | undefined) => Frame | null;
 /** A frame the feed delivered (with the publisher's time, if the message says it). */
-export type OnFrame = (topic: string, seq: number, frame: string, publishedAt: number | undefined) => void;
+export type OnFrame = (topic: string, seq: number, frame: Frame, publishedAt: number | undefined) => void;
 
 interface Feed {
   /** Holds: local subscribers plus `sub` ops being served. */
@@ -281,7 +282,7 @@ export class JetStreamHistory {
    * subscribing the client): the ack's seq, whether recovery is complete, and the frames to
    * send in order. Frames above the feed's position are left to the live stream.
    */
-  join(topic: string, r: Fetched): { seq: number; recovered: boolean; frames: string[] } {
+  join(topic: string, r: Fetched): { seq: number; recovered: boolean; frames: Frame[] } {
     const f = this.#feeds.get(topic)!;
     const seq = f.last;
     const frames = r.frames.filter((x) => x.seq <= seq).map((x) => x.frame);

@@ -1,6 +1,7 @@
 /**
  * The gateway's client protocol (docs/gateway.md): JSON text messages, one per WebSocket
- * message. Pure functions: parsing what a client sends, encoding what the server sends.
+ * message, and two binary messages for binary data (a `pub` from a client, a `msg` to one).
+ * Pure functions: parsing what a client sends, encoding what the server sends.
  *
  * Client -> server: `sub`, `unsub`, `pub`, `ping`, `refresh`. Server -> client: `welcome`, `ack`, `error`,
  * `pong`, and `msg`, the delivery, whose text depends only on the topic message (topic, seq,
@@ -8,6 +9,19 @@
  * subscriber of the topic.
  */
 import { isTopic } from './auth.js';
+
+/** A topic message's data as the gateway carries it: JSON text, or the bytes of a binary message. */
+export type MessageData = string | Uint8Array;
+
+/** A delivery frame: JSON text (`{"op":"msg",...}`) or a binary `msg` (`encodeMsg`). */
+export type Frame = string | Uint8Array;
+
+/** First byte of a binary `msg` (server to client) and of a binary `pub` (client to server). */
+export const BINARY_MSG = 0x01;
+export const BINARY_PUB = 0x02;
+
+/** The content type of binary data, over HTTP and in NATS headers. */
+export const BINARY_TYPE = 'application/octet-stream';
 
 /** A position in a topic's stream, as a client remembers it. */
 export interface Position {
@@ -18,8 +32,8 @@ export interface Position {
 export type ClientOp =
   | { op: 'sub'; id: number; topics: string[]; since: ReadonlyMap<string, Position> }
   | { op: 'unsub'; id: number; topics: string[] }
-  /** A publish over the WebSocket; `data` is the value's JSON text (normalised: one parse, one stringify). */
-  | { op: 'pub'; id: number; topic: string; data: string }
+  /** A publish over the WebSocket; `data` is the value's JSON text (normalised: one parse, one stringify), or the bytes of a binary `pub`. */
+  | { op: 'pub'; id: number; topic: string; data: MessageData }
   | { op: 'ping'; id: number }
   | { op: 'refresh'; id: number; token: string };
 
@@ -102,6 +116,23 @@ export function parseClientOp(text: string): ClientOp {
     default:
       throw new OpError('bad_request', id, 'op must be sub, unsub, pub, ping or refresh');
   }
+}
+
+/**
+ * Parse one binary client message: a `pub` of binary data. Layout: 0x02, the id (u32,
+ * big-endian), the topic's length (u8), the topic (ASCII), then the data (the rest, possibly
+ * empty). The data is copied (the frame's bytes are the reader's). Errors: throws an `OpError`.
+ */
+export function parseClientBinary(b: Uint8Array): ClientOp {
+  if (b.length < 7 || b[0] !== BINARY_PUB) {
+    throw new OpError('bad_request', 0, 'a binary message is a pub: 0x02, id (u32), topic length (u8), topic, data');
+  }
+  const id = ((b[1]! << 24) >>> 0) + (b[2]! << 16) + (b[3]! << 8) + b[4]!;
+  const n = b[5]!;
+  if (6 + n > b.length) throw new OpError('bad_request', id, 'the topic runs past the message');
+  const topic = Buffer.from(b.buffer, b.byteOffset + 6, n).toString('latin1');
+  if (!isTopic(topic)) throw new OpError('invalid_topic', id, 'not a valid topic', String(topic).slice(0, 128));
+  return { op: 'pub', id, topic, data: Buffer.from(b.subarray(6 + n)) };
 }
 
 /** What the gateway reads of a connect URL's query: `URLSearchParams` has it. */
@@ -225,19 +256,36 @@ export const encodePubAck = (id: number, delivered: number | null, seq: number |
   `{"op":"ack","id":${id},"delivered":${delivered},"seq":${seq},"epoch":${epoch === null ? 'null' : JSON.stringify(epoch)}}`;
 
 /**
- * A delivery frame's text. `dataJson` is JSON text (already validated and normalised), so
- * the frame is built by concatenation, once per topic message.
+ * A delivery frame, once per topic message. JSON data (already validated and normalised) gives
+ * a text frame built by concatenation. Binary data gives a binary frame: 0x01, the topic's
+ * length (u8), the topic (ASCII), seq (u64, big-endian), then the data.
  */
-export const encodeMsg = (topic: string, seq: number, dataJson: string): string =>
-  `{"op":"msg","topic":"${topic}","seq":${seq},"data":${dataJson}}`;
+export function encodeMsg(topic: string, seq: number, data: MessageData): Frame {
+  if (typeof data === 'string') return `{"op":"msg","topic":"${topic}","seq":${seq},"data":${data}}`;
+  const n = topic.length; // topics are ASCII (isTopic)
+  const b = Buffer.allocUnsafe(10 + n + data.length);
+  b[0] = BINARY_MSG;
+  b[1] = n;
+  b.write(topic, 2, 'latin1');
+  b.writeUInt32BE(Math.floor(seq / 2 ** 32), 2 + n);
+  b.writeUInt32BE(seq >>> 0, 6 + n);
+  b.set(data, 10 + n);
+  return b;
+}
+
+/** Whether a content type names binary data (`application/octet-stream`). */
+export const isBinaryType = (contentType: string | undefined): boolean =>
+  contentType !== undefined && /^\s*application\/octet-stream\s*(?:;|$)/i.test(contentType);
 
 /**
- * The `data` of a published body, as JSON text: with a JSON content type the body must be
- * JSON (normalised by a parse and a stringify, so a frame is always one valid JSON object);
- * anything else is UTF-8 text and becomes a JSON string. Returns null for a body that claims
- * JSON and is not.
+ * The `data` of a published body: with `application/octet-stream`, the body's bytes (a binary
+ * message; the caller's buffer, not copied); otherwise JSON text: with a JSON content type the
+ * body must be JSON (normalised by a parse and a stringify, so a frame is always one valid
+ * JSON object); anything else is UTF-8 text and becomes a JSON string. Returns null for a body
+ * that claims JSON and is not.
  */
-export function dataJson(body: Uint8Array, contentType: string | undefined): string | null {
+export function messageData(body: Uint8Array, contentType: string | undefined): MessageData | null {
+  if (isBinaryType(contentType)) return body;
   const text = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
   if (contentType !== undefined && /^application\/(?:[\w.+-]+\+)?json\b/i.test(contentType.trim())) {
     try {
