@@ -4,7 +4,7 @@
 // One JSON document on stdout, progress on stderr.
 //
 //   npm run build && node bench/gateway-latency.mjs [--modes inproc,nats-1,nats-2,nats-2-direct,inproc-ws,nats-2-ws]
-//        [--subscribers 200] [--count 2000] [--rate 500] [--size 64] [--history N] [--out FILE]
+//        [--subscribers 200] [--count 2000] [--rate 500] [--size 64] [--history N] [--binary] [--out FILE]
 //
 // Modes:
 //   inproc         1 gateway process, no broker; publishes by HTTP (`POST /publish/lat`)
@@ -20,6 +20,10 @@
 // --history N (N > 0): the NATS modes run the gateways with --history N, so the history and
 // the numbering live in NATS JetStream (nats-server -js, memory stream): each process's
 // interest is a JetStream consumer and an HTTP publish is a JetStream publish (ack awaited).
+//
+// --binary: every message is binary data (docs/gateway.md, "Binary messages"): published as
+// `application/octet-stream` (HTTP, the NATS header) or as a binary `pub`, delivered as a
+// binary `msg`; the data is n (i32) and the send time (u64), big-endian, then padding to --size.
 //
 // Model: a subscriber process (`--role subscribers`, the `ws` package) holds --subscribers
 // WebSocket connections subscribed to the topic `lat`. This process publishes --count messages
@@ -52,6 +56,7 @@ const { values: opt } = parseArgs({
     rate: { type: 'string', default: '500' },
     size: { type: 'string', default: '64' },
     history: { type: 'string', default: '0' },
+    binary: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -70,11 +75,18 @@ async function subscriberRole() {
   let lat = [];
   let first = new Map(); // message number -> earliest latency
   let received = 0;
-  const onMsg = (data) => {
+  const onMsg = (data, isBinary) => {
     const now = process.hrtime.bigint();
-    const m = JSON.parse(data.toString());
-    if (m.op !== 'msg') return;
-    const d = m.data;
+    let d;
+    if (isBinary) {
+      if (data[0] !== 0x01) return;
+      const at = 10 + data[1]; // 0x01, topic length, topic, seq (8 bytes), then the data
+      d = { n: data.readInt32BE(at), t: data.readBigUInt64BE(at + 4) };
+    } else {
+      const m = JSON.parse(data.toString());
+      if (m.op !== 'msg') return;
+      d = m.data;
+    }
     const us = Number(now - BigInt(d.t)) / 1000;
     lat.push(us);
     received++;
@@ -180,7 +192,7 @@ async function main() {
       if (brokered(mode)) args.push('--nats', natsUrl);
       if (brokered(mode) && history > 0) args.push('--history', String(history));
       if (mode.startsWith('nats-2')) args.push('--processes', '2');
-      if (mode.endsWith('-ws')) args.push('--client-publish');
+      if (mode.endsWith('-ws')) args.push('--client-publish', '--client-publish-rate', '0'); // the bench's rate, not the default limit
       const gw = await spawnServer([process.execPath, path.join(REPO_DIR, 'bin', 'c1m.js'), ...args].join(' '), process.stderr, 'gateway');
       servers.push(gw);
       await ask({ op: 'open', port, n: subscribers });
@@ -191,12 +203,20 @@ async function main() {
         const nats = await import('nats');
         nc = await nats.connect({ servers: natsUrl });
         natsHeaders = nats.headers();
-        natsHeaders.set('Content-Type', 'application/json');
+        natsHeaders.set('Content-Type', opt.binary ? 'application/octet-stream' : 'application/json');
       }
       const pub = mode.endsWith('-ws') ? await wsPublisher(port) : null;
       const pad = 'x'.repeat(Math.max(0, size - 40));
+      const bin = Buffer.alloc(Math.max(12, size));
       const publishOne = async (n) => {
-        const body = `{"n":${n},"t":"${process.hrtime.bigint()}","p":"${pad}"}`;
+        let body;
+        if (opt.binary) {
+          bin.writeInt32BE(n, 0);
+          bin.writeBigUInt64BE(process.hrtime.bigint(), 4);
+          body = bin;
+        } else {
+          body = `{"n":${n},"t":"${process.hrtime.bigint()}","p":"${pad}"}`;
+        }
         if (nc) nc.publish(`c1m.topic.${TOPIC}`, body, { headers: natsHeaders });
         else if (pub) await pub.publish(body);
         else await post(agent, port, body);
@@ -220,6 +240,7 @@ async function main() {
         processes: mode.startsWith('nats-2') ? 2 : 1,
         broker: brokered(mode),
         jetstream_history: brokered(mode) && history > 0 ? history : 0,
+        data: opt.binary ? 'binary' : 'json',
         publish_via: mode === 'nats-2-direct' ? 'nats' : mode.endsWith('-ws') ? 'websocket' : 'http',
         expected: count * subscribers,
         delivered: r.received,
@@ -245,14 +266,15 @@ async function main() {
     date: new Date().toISOString(),
     machine: machineInfo(),
     load: os.loadavg(),
-    params: { subscribers, count, rate, size, history },
+    params: { subscribers, count, rate, size, history, binary: opt.binary },
     results,
   }, opt.out);
 }
 
 function post(agent, port, body) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: HOST, port, method: 'POST', path: `/publish/${TOPIC}`, agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+    const type = typeof body === 'string' ? 'application/json' : 'application/octet-stream';
+    const req = http.request({ host: HOST, port, method: 'POST', path: `/publish/${TOPIC}`, agent, headers: { 'content-type': type, 'content-length': Buffer.byteLength(body) } }, (res) => {
       res.resume();
       res.on('end', () => (res.statusCode === 200 ? resolve() : reject(new Error(`publish: HTTP ${res.statusCode}`))));
     });
@@ -284,7 +306,17 @@ async function wsPublisher(port) {
     publish(body) {
       return new Promise((resolve, reject) => {
         waiting = { id: ++id, resolve, reject };
-        ws.send(`{"op":"pub","id":${id},"topic":"${TOPIC}","data":${body}}`);
+        if (typeof body === 'string') {
+          ws.send(`{"op":"pub","id":${id},"topic":"${TOPIC}","data":${body}}`);
+        } else {
+          // A binary pub: 0x02, id (u32), topic length, topic, data.
+          const head = Buffer.alloc(6 + TOPIC.length);
+          head[0] = 0x02;
+          head.writeUInt32BE(id, 1);
+          head[5] = TOPIC.length;
+          head.write(TOPIC, 6, 'latin1');
+          ws.send(Buffer.concat([head, body]));
+        }
       });
     },
     close: () => ws.terminate(),

@@ -13,7 +13,7 @@ import { describe, test } from 'node:test';
 import { listen, type Server } from '../../src/index.js';
 import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
 import {
-  NATS_MISSING, freePort, gatewayClient, promValue, scrape, signToken, startNats, stopProcess, type GatewayClient,
+  GatewayClient, NATS_MISSING, freePort, gatewayClient, promValue, scrape, signToken, startNats, stopProcess,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 
@@ -133,6 +133,29 @@ describe('gateway: the publish rate of a client', () => {
       assert.equal(promValue(await scrape(port), 'c1m_gateway_publish_refused_total'), refused.length);
     });
     await assert.rejects(createGateway({ noAuth: true, clientPublish: true, clientPublishRate: -1 }), /clientPublishRate must be a number >= 0/);
+  });
+
+  test('a token\'s publish_rate claim sets its connections\' rate over clientPublishRate; 0 lifts the limit; a bad claim refuses the token', GUARD, async () => {
+    await withGateway({ jwtSecret: SECRET, clientPublish: true, clientPublishRate: 1000 }, async (port, track) => {
+      const grant = { topics: ['r'], publish: ['r'] };
+      const slow = track(await gatewayClient(port, `?token=${await signToken({ sub: 'slow', ...grant, publish_rate: 2 }, KEY)}`));
+      const free = track(await gatewayClient(port, `?token=${await signToken({ sub: 'free', ...grant, publish_rate: 0 }, KEY)}`));
+      const plain = track(await gatewayClient(port, `?token=${await signToken({ sub: 'plain', ...grant }, KEY)}`));
+      const answers = async (c: GatewayClient, n: number): Promise<Record<string, unknown>[]> => {
+        for (let id = 1; id <= n; id++) c.send({ op: 'pub', id, topic: 'r', data: id });
+        return Promise.all(Array.from({ length: n }, (_, i) => c.next((m) => m.id === i + 1 && (m.op === 'ack' || m.op === 'error'), `answer ${i + 1}`)));
+      };
+      const s = await answers(slow, 10);
+      const refused = s.filter((m) => m.op === 'error');
+      assert.ok(s.filter((m) => m.op === 'ack').length >= 2 && refused.length >= 1, JSON.stringify(s));
+      for (const e of refused) assert.deepEqual({ code: e.code, message: e.message }, { code: 'limit', message: 'over 2 publishes a second' });
+      // 200 pubs at once: over any default burst but the gateway's 1000, and no limit at all for 0.
+      assert.ok((await answers(free, 200)).every((m) => m.op === 'ack'), 'publish_rate 0: no limit');
+      assert.ok((await answers(plain, 200)).every((m) => m.op === 'ack'), 'no claim: the gateway\'s 1000');
+      const bad = new GatewayClient(`ws://${HOST}:${port}/ws?token=${await signToken({ sub: 'bad', ...grant, publish_rate: -1 }, KEY)}`);
+      track(bad);
+      assert.deepEqual(await bad.waitClosed(), { code: 4001, reason: 'unauthorized: invalid' });
+    });
   });
 });
 

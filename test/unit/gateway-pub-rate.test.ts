@@ -1,45 +1,61 @@
 /**
  * The per-connection rate limit of clients' WebSocket publishes (pub-rate.ts), with the clock
- * given: a burst up to its size, then one publish per refill interval, a bucket per connection
- * that published (and none after it closed), and refused parameters.
+ * given: a burst up to the rate, then one publish per refill interval, a bucket per connection
+ * that published (and none after it closed), a rate given per call (a token's `publish_rate`
+ * claim) and changing between calls, no limit at 0, and refused parameters.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PublishRate } from '../../src/apps/gateway/pub-rate.js';
 
-test('a connection may publish a burst, then at the rate; connections are counted apart', () => {
-  const r = new PublishRate(10, 3); // 3 at once, then one per 100 ms
-  const taken = (id: number, now: number, n: number): number => {
-    let ok = 0;
-    for (let i = 0; i < n; i++) if (r.take(id, now)) ok++;
-    return ok;
-  };
-  assert.equal(taken(1, 1000, 5), 3, 'the burst');
-  assert.equal(taken(1, 1050, 1), 0, 'half a refill later: none');
-  assert.equal(taken(1, 1100, 2), 1, 'one refill later: one');
-  assert.equal(taken(1, 1400, 5), 3, '300 ms later: three, never more than the burst');
-  assert.equal(taken(1, 10_000, 5), 3, 'a long pause refills to the burst only');
-  assert.equal(taken(2, 1100, 4), 3, 'another connection has its own bucket');
+const taken = (r: PublishRate, id: number, now: number, n: number, rate?: number): number => {
+  let ok = 0;
+  for (let i = 0; i < n; i++) if (r.take(id, now, rate)) ok++;
+  return ok;
+};
+
+test('a connection may publish a burst of its rate, then at the rate; connections are counted apart', () => {
+  const r = new PublishRate(4); // 4 at once, then one per 250 ms
+  assert.equal(taken(r, 1, 1000, 6), 4, 'the burst');
+  assert.equal(taken(r, 1, 1125, 1), 0, 'half a refill later: none');
+  assert.equal(taken(r, 1, 1250, 2), 1, 'one refill later: one');
+  assert.equal(taken(r, 1, 2000, 5), 3, '750 ms later: three');
+  assert.equal(taken(r, 1, 10_000, 9), 4, 'a long pause refills to the burst only');
+  assert.equal(taken(r, 2, 1250, 5), 4, 'another connection has its own bucket');
   assert.equal(r.size, 2);
   r.forget(1);
   r.forget(1);
   assert.equal(r.size, 1, 'a closed connection leaves no bucket');
-  assert.equal(taken(1, 10_000, 4), 3, 'a new connection with that id starts full');
+  assert.equal(taken(r, 1, 10_000, 5), 4, 'a new connection with that id starts full');
 });
 
 test('a clock that steps back takes nothing back', () => {
-  const r = new PublishRate(1, 1);
+  const r = new PublishRate(1);
   assert.equal(r.take(7, 5000), true);
   assert.equal(r.take(7, 4000), false);
   assert.equal(r.take(7, 6000), true, 'one second after the first');
 });
 
-test('burst defaults to the rate (at least 1); non-positive parameters are refused', () => {
+test('a rate under 1 has a burst of 1', () => {
   const r = new PublishRate(0.5);
   assert.equal(r.take(1, 0), true);
   assert.equal(r.take(1, 1000), false, 'half a token');
   assert.equal(r.take(1, 2000), true);
-  for (const [rate, burst] of [[0, 1], [-1, 1], [Number.NaN, 1], [5, 0.5]] as const) {
-    assert.throws(() => new PublishRate(rate, burst), RangeError);
-  }
+});
+
+test('a rate per call overrides the default; 0 is no limit and keeps no bucket; a lower rate caps what was saved', () => {
+  const r = new PublishRate(100);
+  assert.equal(taken(r, 1, 0, 3, 2), 2, 'a claim of 2 a second');
+  assert.equal(taken(r, 1, 500, 1, 2), 1, 'refilled at 2 a second');
+  assert.equal(taken(r, 2, 0, 1000, 0), 1000, 'no limit');
+  assert.equal(r.size, 1, 'no bucket for an unlimited connection');
+  assert.equal(taken(r, 3, 0, 1, 10), 1, '9 left at 10 a second');
+  assert.equal(taken(r, 3, 0, 5, 2), 2, 'the rate fell to 2: at most 2 now');
+  const none = new PublishRate(0);
+  assert.equal(taken(none, 1, 0, 500), 500, 'a default of 0: no limit');
+  assert.equal(taken(none, 1, 0, 5, 1), 1, 'but a claim still limits');
+});
+
+test('a negative or non-finite default is refused', () => {
+  for (const rate of [-1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => new PublishRate(rate), RangeError, String(rate));
 });

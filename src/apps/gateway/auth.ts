@@ -32,6 +32,11 @@ export interface Grant {
   topics: readonly string[];
   /** Publish patterns (`publish` claim; `['>']` for `true`). */
   publish: readonly string[];
+  /**
+   * `pub`s a second for this token's connections (`publish_rate` claim, 0: no limit), over the
+   * gateway's `clientPublishRate`; undefined: the gateway's.
+   */
+  publishRate?: number;
   /** Seconds since the epoch, or undefined when the token has no `exp`. */
   expires: number | undefined;
   claims: JWTPayload;
@@ -126,7 +131,11 @@ export class Auth {
       throw new AuthError('invalid', `the token is not valid: ${(err as Error).message}`);
     }
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new AuthError('invalid', 'the token names no user (sub)');
-    return { user: payload.sub, topics: patternsOf(payload.topics, 'topics'), publish: patternsOf(payload.publish, 'publish'), expires: payload.exp, claims: payload };
+    const rate = payload.publish_rate;
+    if (rate !== undefined && !(typeof rate === 'number' && rate >= 0 && Number.isFinite(rate))) {
+      throw new AuthError('invalid', 'the publish_rate claim must be a number >= 0 (publishes a second; 0: no limit)');
+    }
+    return { user: payload.sub, topics: patternsOf(payload.topics, 'topics'), publish: patternsOf(payload.publish, 'publish'), publishRate: rate, expires: payload.exp, claims: payload };
   }
 
   get hasPublishToken(): boolean {

@@ -66,7 +66,8 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   /**
    * With `clientPublish`: the most `pub`s one connection may make per second, in bursts of up
    * to as many (a token bucket per publishing connection: pub-rate.ts); a `pub` over it gets a
-   * `limit` error and is not published. 0: no limit. Default 100.
+   * `limit` error and is not published. 0: no limit. Default 100. A token's `publish_rate` claim
+   * sets its connections' rate instead.
    */
   clientPublishRate?: number;
   /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
@@ -158,7 +159,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   let broker: Broker | null = null;
   const rate = o.clientPublishRate ?? 100;
   if (!(rate >= 0 && Number.isFinite(rate))) throw new Error(`gateway: clientPublishRate must be a number >= 0 (0: no limit), not ${o.clientPublishRate}`);
-  const pubRate = o.clientPublish === true && rate > 0 ? new PublishRate(rate) : null;
+  const pubRate = o.clientPublish === true ? new PublishRate(rate) : null;
 
   const streams = new Streams({ ...o, maxStreams: Math.max(o.maxStreams ?? 100_000, o.pubsub?.maxTopics ?? 100_000) }, (topic) => broker?.interest(topic, false));
 
@@ -566,7 +567,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /**
    * `pub`: a client publishes over its WebSocket (`clientPublish`): with a token, to the topics
-   * its `publish` claim grants (on an open gateway, to any), within `clientPublishRate`.
+   * its `publish` claim grants (on an open gateway, to any), within its `publish_rate` claim or
+   * else `clientPublishRate`.
    * Answered like `POST /publish`: an `ack` with delivered/seq/epoch, or an error (`forbidden`;
    * `limit` over the rate; `unavailable` when NATS is down).
    */
@@ -577,7 +579,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     };
     if (o.clientPublish !== true) return refuse('forbidden', 'publishing over the WebSocket is off on this gateway');
     if (grant !== OPEN_GRANT && !allowed(grant.publish, op.topic)) return refuse('forbidden', 'the token does not grant publishing to this topic');
-    if (pubRate !== null && !pubRate.take(ws.id, performance.now())) return refuse('limit', `over ${rate} publishes a second`);
+    const perSecond = grant.publishRate ?? rate;
+    if (pubRate !== null && !pubRate.take(ws.id, performance.now(), perSecond)) return refuse('limit', `over ${perSecond} publishes a second`);
     let r: Delivered;
     try {
       const d = op.data;

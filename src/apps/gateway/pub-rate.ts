@@ -1,8 +1,8 @@
 /**
- * The rate limit of clients' WebSocket publishes (`pub`, `clientPublishRate`): per connection a
- * token bucket that holds up to `burst` publishes and refills at `rate` per second. A `pub`
- * that finds it empty is refused (`limit`), so one client cannot turn its read pace into a
- * topic's whole fan-out capacity.
+ * The rate limit of clients' WebSocket publishes (`pub`, `clientPublishRate`, or a token's
+ * `publish_rate` claim): per connection a token bucket that holds up to `rate` publishes (at
+ * least 1) and refills at `rate` per second. A `pub` that finds it empty is refused (`limit`),
+ * so one client cannot turn its read pace into a topic's whole fan-out capacity.
  *
  * Memory: a bucket exists only for a connection that has published, from its first `pub` until
  * it closes (`forget`): subscribers that never publish cost nothing here.
@@ -18,26 +18,33 @@ interface Bucket {
 }
 
 export class PublishRate {
-  readonly #perMs: number;
-  readonly #burst: number;
+  readonly #rate: number;
   readonly #buckets = new IdMap<Bucket>();
 
-  /** `rate` publishes per second per connection (> 0), up to `burst` at once (default: `rate`, at least 1). */
-  constructor(rate: number, burst = Math.max(1, rate)) {
-    if (!(rate > 0) || !(burst >= 1)) throw new RangeError(`publish rate ${rate}/s with burst ${burst}: both must be positive`);
-    this.#perMs = rate / 1000;
-    this.#burst = burst;
+  /** `rate` publishes per second per connection unless `take` says otherwise (0: no limit). */
+  constructor(rate: number) {
+    if (!(rate >= 0 && Number.isFinite(rate))) throw new RangeError(`publish rate ${rate}/s: must be a number >= 0`);
+    this.#rate = rate;
   }
 
-  /** Take one publish for connection `id` at `now` (ms, monotonic); false when its bucket is empty. */
-  take(id: number, now: number): boolean {
+  /**
+   * Take one publish for connection `id` at `now` (ms, monotonic), at `rate` a second (default:
+   * the constructor's; 0: no limit) in bursts of up to `rate` (at least 1); false when its
+   * bucket is empty. A connection's rate may change between calls (a refreshed token): the
+   * bucket keeps its tokens, capped by the new burst.
+   */
+  take(id: number, now: number, rate = this.#rate): boolean {
+    if (rate === 0) return true;
+    const burst = Math.max(1, rate);
     let b = this.#buckets.get(id);
     if (b === undefined) {
-      b = { tokens: this.#burst, at: now };
+      b = { tokens: burst, at: now };
       this.#buckets.set(id, b);
     } else if (now > b.at) {
-      b.tokens = Math.min(this.#burst, b.tokens + (now - b.at) * this.#perMs);
+      b.tokens = Math.min(burst, b.tokens + (now - b.at) * (rate / 1000));
       b.at = now;
+    } else if (b.tokens > burst) {
+      b.tokens = burst;
     }
     if (b.tokens < 1) return false;
     b.tokens -= 1;
