@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 export const GATEWAY_FLAGS = {
   nats: { type: 'string' },
   'nats-prefix': { type: 'string' },
+  'nats-control-prefix': { type: 'string' },
   history: { type: 'string' },
   'history-bytes': { type: 'string' },
   'history-ttl': { type: 'string' },
@@ -45,6 +46,8 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
   --nats URL[,URL...]         fan-out through NATS across processes and machines (required
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
+  --nats-control-prefix P     NATS subjects of control messages (P + disconnect; default
+                              c1m.control.)
   --history N                 keep each topic's last N messages for recovery (default 0)
   --history-bytes B           and at most B bytes of them per topic (default 1048576)
   --history-ttl MS            keep a topic without subscribers this long (default 300000)
@@ -113,6 +116,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
       clientPublishRate: n['client-publish-rate'],
       nats: v.nats,
       natsPrefix: v['nats-prefix'],
+      natsControlPrefix: v['nats-control-prefix'],
       history: n.history,
       historyBytes: n['history-bytes'],
       ttl: n['history-ttl'],

@@ -134,6 +134,30 @@ export class Broker {
     if (contentType !== undefined) h.set('Content-Type', contentType);
     h.set('C1m-Published-At', String(performance.timeOrigin + performance.now()));
     this.#nc.publish(this.#prefix + topic, data, { headers: h });
+    await this.#confirm(timeoutMs);
+  }
+
+  /**
+   * Subscribe to `subject`, outside the topics, for the connection's life (a control message:
+   * `disconnect`); each message's data goes to `onMessage`, queued like topic messages.
+   */
+  control(subject: string, onMessage: (data: Uint8Array) => void): void {
+    this.#nc.subscribe(subject, {
+      callback: (err, msg: Msg) => {
+        if (err === null) deliverLater(() => onMessage(msg.data));
+      },
+    });
+  }
+
+  /** Publish a control message to `subject` and wait for the server, as `publish` does. */
+  async publishControl(subject: string, data: Uint8Array, timeoutMs = 2000): Promise<void> {
+    if (!this.up) throw new Error('NATS is not connected');
+    this.#nc.publish(subject, data);
+    await this.#confirm(timeoutMs);
+  }
+
+  /** A flush (the server has routed what was published before it), or a rejection after `timeoutMs`. */
+  async #confirm(timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -145,9 +169,20 @@ export class Broker {
     }
   }
 
-  /** Drain and close the connection. */
-  async close(): Promise<void> {
+  /**
+   * Drain and close the connection. A drain needs the server (it ends with a flush): when NATS
+   * is down, or goes away while draining, the connection is closed after `timeoutMs` instead,
+   * so a gateway never stays alive reconnecting to a NATS that is gone.
+   */
+  async close(timeoutMs = 2000): Promise<void> {
     if (this.#nc.isClosed()) return;
-    await this.#nc.drain().catch(() => this.#nc.close());
+    if (!this.up) return this.#nc.close();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.#nc.drain(),
+      new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs))),
+    ]).catch(() => {});
+    clearTimeout(timer);
+    if (!this.#nc.isClosed()) await this.#nc.close();
   }
 }

@@ -30,6 +30,7 @@ import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions
 import { Broker, type BrokerMessage } from './broker.js';
 import { ExpiryWatch } from './expiry.js';
 import { PublishRate } from './pub-rate.js';
+import { Users } from './users.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
@@ -46,6 +47,12 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   nats?: string;
   /** NATS subject prefix of topics. Default `c1m.topic.`. */
   natsPrefix?: string;
+  /**
+   * NATS subject prefix of the gateways' control messages, outside the topics' (a disconnect
+   * goes to `<prefix>disconnect`); gateways sharing a NATS with their own `natsPrefix` should
+   * have their own. Default `c1m.control.`.
+   */
+  natsControlPrefix?: string;
   /**
    * With `nats` and `history > 0` the history lives in this JetStream stream, shared by every
    * process and machine on that NATS (created or updated at start). Default `C1M_HISTORY`.
@@ -103,6 +110,25 @@ const nowMs = (): number => performance.timeOrigin + performance.now();
 /** The welcome of every client without a user (an open gateway's), as UTF-8 bytes made once. */
 const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
 
+/** Close code of a WebSocket whose user was disconnected (`POST /disconnect/<user>`). */
+export const DISCONNECT_CODE = 4009;
+/** Longest user name a disconnect names, and its close reason (a close frame holds 123 bytes). */
+const MAX_USER_LENGTH = 256;
+const MAX_REASON_BYTES = 100;
+
+/** A disconnect control message from NATS (`{"user","reason"}`), or null when malformed. */
+function parseDisconnect(data: Uint8Array): { user: string; reason: string } | null {
+  try {
+    const m = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { user?: unknown; reason?: unknown };
+    const { user, reason } = m;
+    if (typeof user !== 'string' || user.length === 0 || user.length > MAX_USER_LENGTH) return null;
+    if (typeof reason !== 'string' || Buffer.byteLength(reason) > MAX_REASON_BYTES) return null;
+    return { user, reason };
+  } catch {
+    return null;
+  }
+}
+
 /** Most messages a client may send before its token is verified. */
 const MAX_EARLY_MESSAGES = 16;
 
@@ -151,10 +177,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const maxMessage = o.maxMessageBytes ?? 64 * 1024;
   const counters: GatewayCounters = {
     clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
-    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0,
+    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
   };
   // Open WebSockets whose token has an `exp`: closed with 4001 when it comes (expiry.ts).
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
+  // Open WebSockets by user (tokens only), for a disconnect; its NATS control subject.
+  const users = new Users<WebSocket<ClientData>>();
+  const disconnectSubject = `${o.natsControlPrefix ?? 'c1m.control.'}disconnect`;
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
   const rate = o.clientPublishRate ?? 100;
@@ -201,6 +230,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   };
   if (o.nats !== undefined) {
     broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix, onReconnect: () => void jsh?.reconnected() }, onBrokerMessage);
+    broker.control(disconnectSubject, (data) => {
+      const d = parseDisconnect(data);
+      if (d !== null) disconnectUser(d.user, d.reason);
+    });
     if ((o.history ?? 0) > 0) {
       try {
         jsh = await JetStreamHistory.open(broker.connection, {
@@ -296,6 +329,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       counters.clients--;
       unfile(ws);
       pubRate?.forget(ws.id);
+      const g = grantOf(ws.data);
+      if (g !== null && g !== OPEN_GRANT) users.remove(g.user, ws);
     },
   });
 
@@ -394,6 +429,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   function grantTo(ws: WebSocket<ClientData>, grant: Grant): void {
     ws.data = grant === OPEN_GRANT ? undefined : grant;
     if (grant.expires !== undefined) expiry.add(ws, grant.expires);
+    if (grant !== OPEN_GRANT) users.add(grant.user, ws);
   }
 
   /** `ws`'s grant no longer closes it at its expiry (it closed, or holds another grant now). */
@@ -591,11 +627,59 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (ws.readyState === 'open') ws.send(encodePubAck(op.id, r.delivered, r.seq, r.epoch));
   }
 
+  /** Close every open WebSocket of `user` in this process with 4009 `reason`; returns how many. */
+  function disconnectUser(user: string, reason: string): number {
+    const open = users.of(user);
+    for (const ws of open) ws.close(DISCONNECT_CODE, reason);
+    counters.disconnects += open.length;
+    return open.length;
+  }
+
+  /**
+   * `POST /disconnect/<user>[?reason=R]`: close every open WebSocket of the user (4009 R), on
+   * every gateway process and machine with `--nats` (a control message). Only the publish token
+   * may; an open gateway has no users. Answers `{"disconnected":n}` (standalone), or
+   * `{"disconnected":null}` once NATS has the message; 503 when NATS is down.
+   */
+  async function disconnect(req: HttpRequest, res: HttpResponse): Promise<void> {
+    const answer = (status: number, body: unknown, extra?: Record<string, string>): void => {
+      res.status(status).setHeader('Content-Type', 'application/json');
+      for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
+      res.end(JSON.stringify(body));
+    };
+    if (auth.open) return answer(400, { error: 'an open gateway has no users to disconnect' });
+    if (!auth.hasPublishToken) return answer(403, { error: 'a disconnect needs the publish token (--publish-token), and this gateway has none' });
+    const token = bearer(req.header('authorization'));
+    if (token === undefined || !auth.isPublishToken(token)) return answer(401, { error: 'the publish token is required' }, { 'WWW-Authenticate': 'Bearer' });
+    let user: string | null = null;
+    let reason: string | null = 'disconnected';
+    try {
+      user = decodeURIComponent(req.path.slice('/disconnect/'.length));
+      const q = new URLSearchParams(req.query);
+      if (q.has('reason')) reason = q.get('reason');
+    } catch {
+      user = null;
+    }
+    if (user === null || user.length === 0 || user.length > MAX_USER_LENGTH) return answer(404, { error: `no such user: a user is 1 to ${MAX_USER_LENGTH} characters` });
+    if (reason === null || Buffer.byteLength(reason) > MAX_REASON_BYTES) return answer(400, { error: `the reason is at most ${MAX_REASON_BYTES} bytes` });
+    if (broker === null) return answer(200, { disconnected: disconnectUser(user, reason) });
+    try {
+      await broker.publishControl(disconnectSubject, Buffer.from(JSON.stringify({ user, reason })));
+    } catch (err) {
+      return answer(503, { error: `not sent: ${(err as Error).message}` }, { 'Retry-After': '1' });
+    }
+    answer(200, { disconnected: null });
+  }
+
   /** Publish requests (`/publish/<topic>`); 404 for any other path no route took. */
   function onPublishRequest(req: HttpRequest, res: HttpResponse): void | Promise<void> {
     if (req.path.startsWith('/publish/')) {
       if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
       return publish(req, res);
+    }
+    if (req.path.startsWith('/disconnect/')) {
+      if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
+      return disconnect(req, res);
     }
     res.status(404).end('Not Found');
   }

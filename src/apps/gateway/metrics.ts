@@ -39,6 +39,8 @@ export interface GatewayCounters {
   tokenExpiries: number;
   /** Publishes refused: HTTP (401, 403, 413, 503, ...) and WebSocket `pub` (forbidden, limit, unavailable). */
   publishRefused: number;
+  /** Open WebSockets closed by a disconnect of their user (4009). */
+  disconnects: number;
 }
 
 type Snapshot = () => GatewayCounters;
@@ -68,6 +70,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['authFailures', 'c1m_gateway_auth_failures_total', 'Connections refused for their token.', true],
   ['tokenExpiries', 'c1m_gateway_token_expiries_total', 'Open WebSockets closed because their token expired.', true],
   ['publishRefused', 'c1m_gateway_publish_refused_total', 'Publishes refused (POST /publish and WebSocket pub).', true],
+  ['disconnects', 'c1m_gateway_disconnects_total', 'Open WebSockets closed by a disconnect of their user (POST /disconnect).', true],
 ];
 
 /** Count a gateway handler in this process's metrics; returns the function that stops it. */
