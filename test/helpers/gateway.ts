@@ -8,6 +8,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { SignJWT } from 'jose';
 import WebSocket from 'ws';
+import { listen, type Server } from '../../src/index.js';
+import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
 import { HOST, freePort, waitFor, within } from './net.js';
 
 export { freePort };
@@ -82,6 +84,23 @@ function binaryMsg(b: Buffer): ServerMsg {
   const n = b[1] ?? 0;
   if (b[0] !== 0x01 || b.length < 10 + n) return { op: 'binary?', bytes: b };
   return { op: 'msg', topic: b.toString('latin1', 2, 2 + n), seq: Number(b.readBigUInt64BE(2 + n)), binary: Buffer.from(b.subarray(10 + n)) };
+}
+
+/** A gateway made with `o`, listening on a free loopback port in this process. */
+export async function startGateway(o: GatewayOptions): Promise<Server> {
+  return listen(await createGateway(o), { port: 0, host: HOST });
+}
+
+/** Run `fn` with a gateway started with `o`, closing it and every client `fn` tracked after. */
+export async function withGateway(o: GatewayOptions, fn: (port: number, track: (c: GatewayClient) => GatewayClient) => Promise<void>): Promise<void> {
+  const server = await startGateway(o);
+  const clients: GatewayClient[] = [];
+  try {
+    await fn(server.address.port, (c) => (clients.push(c), c));
+  } finally {
+    for (const c of clients) c.close();
+    await server.close(1000);
+  }
 }
 
 /** A connected, welcomed client. */

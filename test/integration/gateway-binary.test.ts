@@ -9,24 +9,11 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { listen } from '../../src/index.js';
-import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
-import { gatewayClient, promValue, publishHttp, scrape, type GatewayClient } from '../helpers/gateway.js';
-import { GUARD, HOST, waitFor } from '../helpers/net.js';
+import { gatewayClient, promValue, publishHttp, scrape, withGateway, type GatewayClient } from '../helpers/gateway.js';
+import { GUARD, waitFor } from '../helpers/net.js';
 
 const PUB = { Authorization: 'Bearer pt' };
 const OCTETS = { ...PUB, 'Content-Type': 'application/octet-stream' };
-
-async function withGateway(o: GatewayOptions, fn: (port: number, track: (c: GatewayClient) => GatewayClient) => Promise<void>): Promise<void> {
-  const server = await listen(await createGateway(o), { port: 0, host: HOST });
-  const clients: GatewayClient[] = [];
-  try {
-    await fn(server.address.port, (c) => (clients.push(c), c));
-  } finally {
-    for (const c of clients) c.close();
-    await server.close(1000);
-  }
-}
 
 type State = { seq: number; epoch: string; recovered?: boolean };
 const ackOf = async (c: GatewayClient, id: number): Promise<Record<string, unknown>> => c.next((m) => (m.op === 'ack' || m.op === 'error') && m.id === id, `answer ${id}`);

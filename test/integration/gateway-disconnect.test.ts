@@ -10,10 +10,9 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { listen, type Server } from '../../src/index.js';
-import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
+import type { GatewayOptions } from '../../src/apps/gateway/index.js';
 import {
-  NATS_MISSING, freePort, gatewayClient, promValue, publishHttp, scrape, signToken, startNats, stopProcess, type GatewayClient,
+  NATS_MISSING, freePort, gatewayClient, promValue, publishHttp, scrape, signToken, startGateway, startNats, stopProcess, type GatewayClient,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 
@@ -21,7 +20,6 @@ const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
 const PUB = { Authorization: 'Bearer pt' };
 
-const start = async (o: GatewayOptions): Promise<Server> => listen(await createGateway(o), { port: 0, host: HOST });
 
 async function post(port: number, path: string, headers: Record<string, string> = PUB, method = 'POST'): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`http://${HOST}:${port}${path}`, { method, headers });
@@ -37,7 +35,7 @@ const client = async (port: number, sub: string, topics: string): Promise<Gatewa
 
 describe('gateway: disconnecting a user', () => {
   test('closes every open WebSocket of the user with 4009 and the reason; the others stay; only the publish token may', GUARD, async () => {
-    const server = await start({ jwtSecret: SECRET, publishToken: 'pt' });
+    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
     const port = server.address.port;
     const clients: GatewayClient[] = [];
     try {
@@ -79,8 +77,8 @@ describe('gateway: disconnecting a user', () => {
   });
 
   test('an open gateway has no users; a gateway without a publish token refuses with the reason', GUARD, async () => {
-    const open = await start({ noAuth: true, publishToken: 'pt' });
-    const closed = await start({ jwtSecret: SECRET });
+    const open = await startGateway({ noAuth: true, publishToken: 'pt' });
+    const closed = await startGateway({ jwtSecret: SECRET });
     try {
       const r1 = await post(open.address.port, '/disconnect/alice');
       assert.deepEqual(r1, { status: 400, body: { error: 'an open gateway has no users to disconnect' } });
@@ -99,9 +97,9 @@ describe('gateway: disconnecting a user through NATS', { skip: NATS_MISSING }, (
     const natsPort = await freePort();
     let nats: ChildProcess = await startNats(natsPort);
     const o: GatewayOptions = { jwtSecret: SECRET, publishToken: 'pt', nats: `nats://${HOST}:${natsPort}` };
-    const a = await start(o);
-    const b = await start(o);
-    const other = await start({ ...o, natsControlPrefix: 'elsewhere.control.' });
+    const a = await startGateway(o);
+    const b = await startGateway(o);
+    const other = await startGateway({ ...o, natsControlPrefix: 'elsewhere.control.' });
     const clients: GatewayClient[] = [];
     try {
       const onA = await client(a.address.port, 'alice', 't');

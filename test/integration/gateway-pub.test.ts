@@ -10,31 +10,15 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { listen, type Server } from '../../src/index.js';
 import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
 import {
-  GatewayClient, NATS_MISSING, freePort, gatewayClient, promValue, scrape, signToken, startNats, stopProcess,
+  GatewayClient, NATS_MISSING, freePort, gatewayClient, promValue, scrape, signToken, startGateway, startNats, stopProcess, withGateway,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
 
-async function start(o: GatewayOptions): Promise<Server> {
-  return listen(await createGateway(o), { port: 0, host: HOST });
-}
-
-/** Run `fn` with a gateway started with `o`, closing it and every client after. */
-async function withGateway(o: GatewayOptions, fn: (port: number, track: (c: GatewayClient) => GatewayClient) => Promise<void>): Promise<void> {
-  const server = await start(o);
-  const clients: GatewayClient[] = [];
-  try {
-    await fn(server.address.port, (c) => (clients.push(c), c));
-  } finally {
-    for (const c of clients) c.close();
-    await server.close(1000);
-  }
-}
 
 const acked = (c: GatewayClient, id: number): Promise<Record<string, unknown>> => c.next((m) => m.op === 'ack' && m.id === id, `ack ${id}`);
 const errorOf = (c: GatewayClient, id: number): Promise<Record<string, unknown>> => c.next((m) => m.op === 'error' && m.id === id, `error ${id}`);
@@ -164,8 +148,8 @@ describe('gateway: clients publish through NATS', { skip: NATS_MISSING }, () => 
     const natsPort = await freePort();
     let nats: ChildProcess = await startNats(natsPort);
     const o: GatewayOptions = { noAuth: true, clientPublish: true, nats: `nats://${HOST}:${natsPort}` };
-    const a = await start(o);
-    const b = await start(o);
+    const a = await startGateway(o);
+    const b = await startGateway(o);
     const clients: GatewayClient[] = [];
     try {
       const sa = await gatewayClient(a.address.port, '?topics=wide');
