@@ -796,7 +796,7 @@ class PortableReactor implements Reactor {
     return this.#engine.links.get(id)?.handle.bufferedAmount ?? 0;
   }
 
-  /** `node:net` hands a write to the kernel at once: what it still holds is a backlog. */
+  /** `node:net` hands a write to the kernel at once: what it still holds is a backlog (or, in that connection's own corked `onData`, its writes so far). */
   backlog(id: number): number {
     return this.bufferedAmount(id);
   }

@@ -314,13 +314,14 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       }
     },
     onMessage(ws, data, isBinary) {
-      // Binary: a binary `pub`, copied (the bytes are the reader's) while its token is pending.
-      const m = isBinary ? data : data.toString('utf8');
+      // Binary: a binary `pub`, copied: the bytes are the reader's, and it may be served later
+      // (its token pending, or behind a `sub` that waits for JetStream).
+      const m = isBinary ? Buffer.from(data) : data.toString('utf8');
       const d = ws.data;
       if (d instanceof Pending) {
         const early = (d.early ??= []);
         if (early.length >= MAX_EARLY_MESSAGES) ws.close(1008, 'too many messages before authentication');
-        else early.push(isBinary ? Buffer.from(data) : m);
+        else early.push(m);
         return;
       }
       serve(ws, grantOf(d)!, m);
