@@ -19,6 +19,8 @@
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  * A token with `exp` closes its WebSocket with 4001 (`unauthorized: expired`) when it expires
  * (expiry.ts), unless a `refresh` message brought a fresh token of the same user first.
+ * With tokens, each WebSocket is also filed under its user (users.ts), so that
+ * `POST /disconnect/<user>` (and its NATS control message) closes a user's connections with 4009.
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError } from '../../core/index.js';
