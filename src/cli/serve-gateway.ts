@@ -47,7 +47,8 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
   --nats-control-prefix P     NATS subjects of control messages (P + disconnect; default
-                              c1m.control.)
+                              c1m.control., or c1m.control.<nats-prefix> with --nats-prefix;
+                              must not overlap --nats-prefix)
   --history N                 keep each topic's last N messages for recovery (default 0)
   --history-bytes B           and at most B bytes of them per topic (default 1048576)
   --history-ttl MS            keep a topic without subscribers this long (default 300000)

@@ -1,6 +1,8 @@
 /**
  * `POST /disconnect/<user>`: every open WebSocket of the user is closed with 4009 and the
- * reason, its subscriptions with it, other users untouched; only the publish token may (not a
+ * reason, its subscriptions with it, other users untouched; a client that ignores the close
+ * frame and goes on sending publishes nothing; a control prefix that overlaps the topic prefix
+ * is refused at start; only the publish token may (not a
  * user's JWT, not without a publish token, not on an open gateway, which has no users); a
  * refreshed token keeps its connection filed under its user, and a closed one leaves nothing
  * filed. With NATS the disconnect reaches every gateway sharing it (a control message), is
@@ -15,6 +17,8 @@ import {
   NATS_MISSING, freePort, gatewayClient, promValue, publishHttp, scrape, signToken, startGateway, startNats, stopProcess, type GatewayClient,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
+import { OP, RawWebSocket, closeOf } from '../helpers/ws-raw.js';
+import { createGateway } from '../../src/apps/gateway/index.js';
 
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
@@ -73,6 +77,51 @@ describe('gateway: disconnecting a user', () => {
     } finally {
       for (const x of clients) x.close();
       await server.close(1000);
+    }
+  });
+
+  test('a disconnected client that ignores the close frame and goes on sending is not served: it cannot publish', GUARD, async () => {
+    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt', clientPublish: true, clientPublishRate: 0 });
+    const port = server.address.port;
+    let raw: RawWebSocket | undefined;
+    let reader: GatewayClient | undefined;
+    try {
+      reader = await client(port, 'reader', 'room');
+      const token = await signToken({ sub: 'mallory', topics: ['>'], publish: ['room'] }, KEY);
+      raw = await RawWebSocket.connect(port, { path: `/ws?token=${token}` });
+      const pub = (id: number): Promise<void> => raw!.sendFrames([{ opcode: OP.text, payload: JSON.stringify({ op: 'pub', id, topic: 'room', data: id }) }]);
+      await pub(1);
+      await waitFor(() => reader!.deliveries('room').length === 1, 'the pub before the disconnect');
+      assert.deepEqual((await post(port, '/disconnect/mallory?reason=banned')).body, { disconnected: 1 });
+      await raw.waitFor(() => raw!.closeFrame !== undefined, 'the close frame');
+      assert.deepEqual(closeOf(raw.closeFrame!), { code: 4009, reason: 'banned' });
+      // It does not answer the close frame and goes on publishing.
+      for (let id = 2; id <= 6; id++) await pub(id);
+      // A publish of the server's own after them reaches the reader behind anything they could have sent.
+      await publishHttp(port, 'room', '"marker"', { ...PUB, 'Content-Type': 'application/json' });
+      await waitFor(() => reader!.deliveries('room').some((m) => m.data === 'marker'), 'the marker');
+      assert.deepEqual(reader.deliveries('room').map((m) => m.data), [1, 'marker'], 'nothing published after the disconnect');
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_disconnects_total'), 1);
+      assert.deepEqual((await post(port, '/disconnect/mallory')).body, { disconnected: 0 }, 'already closing: not counted again');
+    } finally {
+      raw?.destroy();
+      reader?.close();
+      await server.close(1000);
+    }
+  });
+
+  test('a control prefix that overlaps the topic prefix, or is not a plain subject prefix, is refused at start', async () => {
+    const nats = 'nats://127.0.0.1:1'; // refused before any connect
+    for (const [o, what] of [
+      [{ natsPrefix: 'c1m.' }, 'the default control prefix inside a short topic prefix'],
+      [{ natsPrefix: '' }, 'an empty topic prefix'],
+      [{ natsControlPrefix: 'c1m.topic.ctl.' }, 'a control prefix inside the topic prefix'],
+      [{ natsPrefix: 'a.b.', natsControlPrefix: 'a.' }, 'a topic prefix inside the control prefix'],
+    ] as const) {
+      await assert.rejects(createGateway({ noAuth: true, nats, ...o }), /overlap/, what);
+    }
+    for (const natsControlPrefix of ['ctl', 'ctl.*.', 'ctl.>.', 'c tl.', '.ctl.']) {
+      await assert.rejects(createGateway({ noAuth: true, nats, natsControlPrefix }), /natsControlPrefix must be/, natsControlPrefix);
     }
   });
 

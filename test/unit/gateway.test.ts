@@ -142,8 +142,8 @@ describe('gateway: client protocol', () => {
     const frame = pub(0xfffffffe, 'room.1', [9, 8, 7]);
     const op = parseClientBinary(frame);
     assert.deepEqual({ ...op, data: Array.from((op as { data: Uint8Array }).data) }, { op: 'pub', id: 0xfffffffe, topic: 'room.1', data: [9, 8, 7] });
-    frame.fill(0, 12); // the data was copied: the reader's bytes may be reused
-    assert.deepEqual(Array.from((op as { data: Uint8Array }).data), [9, 8, 7]);
+    frame[12] = 0; // a view of the frame (the gateway copies the reader's bytes first)
+    assert.deepEqual(Array.from((op as { data: Uint8Array }).data), [0, 8, 7]);
     assert.deepEqual(Array.from((parseClientBinary(pub(1, 'a', [])) as { data: Uint8Array }).data), [], 'empty data');
     const refused = (b: Uint8Array): [string, number] => {
       try {

@@ -140,11 +140,14 @@ export class Broker {
   /**
    * Subscribe to `subject`, outside the topics, for the connection's life (a control message:
    * `disconnect`); each message's data goes to `onMessage`, queued like topic messages.
+   * Errors: a subscription the server refuses (a permission) is reported as a process warning,
+   * not silently lost: this gateway then gets no control messages.
    */
   control(subject: string, onMessage: (data: Uint8Array) => void): void {
     this.#nc.subscribe(subject, {
       callback: (err, msg: Msg) => {
-        if (err === null) deliverLater(() => onMessage(msg.data));
+        if (err !== null) process.emitWarning(`c1m gateway: the NATS control subscription ${subject} failed: ${err.message}`);
+        else deliverLater(() => onMessage(msg.data));
       },
     });
   }

@@ -50,9 +50,11 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   /** NATS subject prefix of topics. Default `c1m.topic.`. */
   natsPrefix?: string;
   /**
-   * NATS subject prefix of the gateways' control messages, outside the topics' (a disconnect
-   * goes to `<prefix>disconnect`); gateways sharing a NATS with their own `natsPrefix` should
-   * have their own. Default `c1m.control.`.
+   * NATS subject prefix of the gateways' control messages (a disconnect goes to
+   * `<prefix>disconnect`). It must end with `.`, hold no wildcard, and neither it nor
+   * `natsPrefix` may start with the other, so that no topic's subject is a control subject.
+   * Default `c1m.control.` with the default `natsPrefix`, else `c1m.control.<natsPrefix>`: a
+   * deployment with its own topic prefix has its own control subjects.
    */
   natsControlPrefix?: string;
   /**
@@ -114,16 +116,31 @@ const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
 
 /** Close code of a WebSocket whose user was disconnected (`POST /disconnect/<user>`). */
 export const DISCONNECT_CODE = 4009;
-/** Longest user name a disconnect names, and its close reason (a close frame holds 123 bytes). */
-const MAX_USER_LENGTH = 256;
+/** Longest close reason of a disconnect (a close frame holds 123 bytes). */
 const MAX_REASON_BYTES = 100;
+
+/**
+ * The control prefix for `o` (see `natsControlPrefix`). Errors: throws naming the options when
+ * the control subjects could be a topic's, or the prefix is not a plain subject prefix.
+ */
+function controlPrefix(o: { natsPrefix?: string; natsControlPrefix?: string }): string {
+  const topics = o.natsPrefix ?? 'c1m.topic.';
+  const control = o.natsControlPrefix ?? (topics === 'c1m.topic.' ? 'c1m.control.' : `c1m.control.${topics}`);
+  if (!/^(?:[^\s.*>]+\.)+$/.test(control)) {
+    throw new Error(`gateway: natsControlPrefix must be subject tokens each followed by a dot (no spaces or wildcards), not ${JSON.stringify(control)}`);
+  }
+  if (control.startsWith(topics) || topics.startsWith(control)) {
+    throw new Error(`gateway: the NATS control prefix ${JSON.stringify(control)} and the topic prefix ${JSON.stringify(topics)} overlap: a topic's subject could be a control subject; give --nats-control-prefix outside --nats-prefix`);
+  }
+  return control;
+}
 
 /** A disconnect control message from NATS (`{"user","reason"}`), or null when malformed. */
 function parseDisconnect(data: Uint8Array): { user: string; reason: string } | null {
   try {
     const m = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { user?: unknown; reason?: unknown };
     const { user, reason } = m;
-    if (typeof user !== 'string' || user.length === 0 || user.length > MAX_USER_LENGTH) return null;
+    if (typeof user !== 'string' || user.length === 0) return null;
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > MAX_REASON_BYTES) return null;
     return { user, reason };
   } catch {
@@ -185,7 +202,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
   // Open WebSockets by user (tokens only), for a disconnect; its NATS control subject.
   const users = new Users<WebSocket<ClientData>>();
-  const disconnectSubject = `${o.natsControlPrefix ?? 'c1m.control.'}disconnect`;
+  const disconnectSubject = o.nats === undefined ? '' : `${controlPrefix(o)}disconnect`;
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
   const rate = o.clientPublishRate ?? 100;
@@ -387,6 +404,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   function serveNow(ws: WebSocket<ClientData>, grant: Grant, m: string | Uint8Array): void | Promise<void> {
+    // Closing (a disconnect, an expired token, a slow subscriber, ...): a peer that goes on
+    // sending until the close handshake ends is not served, so it cannot publish meanwhile.
+    if (ws.readyState !== 'open') return;
     let op: ClientOp;
     try {
       op = typeof m === 'string' ? parseClientOp(m) : parseClientBinary(m);
@@ -632,10 +652,14 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /** Close every open WebSocket of `user` in this process with 4009 `reason`; returns how many. */
   function disconnectUser(user: string, reason: string): number {
-    const open = users.of(user);
-    for (const ws of open) ws.close(DISCONNECT_CODE, reason);
-    counters.disconnects += open.length;
-    return open.length;
+    let n = 0;
+    for (const ws of users.of(user)) {
+      if (ws.readyState !== 'open') continue; // already closing: not counted twice
+      ws.close(DISCONNECT_CODE, reason);
+      n++;
+    }
+    counters.disconnects += n;
+    return n;
   }
 
   /**
@@ -663,7 +687,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     } catch {
       user = null;
     }
-    if (user === null || user.length === 0 || user.length > MAX_USER_LENGTH) return answer(404, { error: `no such user: a user is 1 to ${MAX_USER_LENGTH} characters` });
+    if (user === null || user.length === 0) return answer(404, { error: 'no user: POST /disconnect/<user>, the user percent-encoded' });
     if (reason === null || Buffer.byteLength(reason) > MAX_REASON_BYTES) return answer(400, { error: `the reason is at most ${MAX_REASON_BYTES} bytes` });
     if (broker === null) return answer(200, { disconnected: disconnectUser(user, reason) });
     try {

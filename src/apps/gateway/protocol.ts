@@ -121,7 +121,8 @@ export function parseClientOp(text: string): ClientOp {
 /**
  * Parse one binary client message: a `pub` of binary data. Layout: 0x02, the id (u32,
  * big-endian), the topic's length (u8), the topic (ASCII), then the data (the rest, possibly
- * empty). The data is copied (the frame's bytes are the reader's). Errors: throws an `OpError`.
+ * empty). Lifetime: the data is a view of `b` (copy `b` first when it is the reader's).
+ * Errors: throws an `OpError`.
  */
 export function parseClientBinary(b: Uint8Array): ClientOp {
   if (b.length < 7 || b[0] !== BINARY_PUB) {
@@ -132,7 +133,7 @@ export function parseClientBinary(b: Uint8Array): ClientOp {
   if (6 + n > b.length) throw new OpError('bad_request', id, 'the topic runs past the message');
   const topic = Buffer.from(b.buffer, b.byteOffset + 6, n).toString('latin1');
   if (!isTopic(topic)) throw new OpError('invalid_topic', id, 'not a valid topic', String(topic).slice(0, 128));
-  return { op: 'pub', id, topic, data: Buffer.from(b.subarray(6 + n)) };
+  return { op: 'pub', id, topic, data: b.subarray(6 + n) };
 }
 
 /** What the gateway reads of a connect URL's query: `URLSearchParams` has it. */
