@@ -5,9 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createReactor, type Connection } from '../../src/index.js';
-import { backends } from '../helpers/backends.js';
-import { GUARD, HOST, rawClient, waitFor } from '../helpers/net.js';
+import { createReactor, type Connection, type Reactor } from '../../src/index.js';
+import { backends, type BackendName } from '../helpers/backends.js';
+import { GUARD, HOST, rawClient, waitFor, type RawClient } from '../helpers/net.js';
+
+/** A reactor on `backend` with `n` raw clients connected to it, and their connections in open order. */
+async function openConnections(backend: BackendName, n: number): Promise<{ reactor: Reactor; conns: Connection[]; clients: RawClient[]; ids: number[] }> {
+  const conns: Connection[] = [];
+  const reactor = createReactor({ onOpen: (conn: Connection) => void conns.push(conn) }, { backend });
+  const { port } = await reactor.listen({ port: 0, host: HOST });
+  const clients = await Promise.all(Array.from({ length: n }, () => rawClient(port)));
+  await waitFor(() => conns.length === n, `${n} opens`);
+  return { reactor, conns, clients, ids: conns.map((c) => c.id) };
+}
 
 for (const backend of backends) {
   describe(`broadcast (${backend})`, () => {
@@ -56,12 +66,7 @@ for (const backend of backends) {
     });
 
     test('bufferedAmount counts broadcast bytes the kernel has not taken yet', GUARD, async () => {
-      const conns: Connection[] = [];
-      const reactor = createReactor({ onOpen: (conn: Connection) => void conns.push(conn) }, { backend });
-      const { port } = await reactor.listen({ port: 0, host: HOST });
-      const clients = await Promise.all(Array.from({ length: 3 }, () => rawClient(port)));
-      await waitFor(() => conns.length === 3, '3 opens');
-      const ids = conns.map((c) => c.id);
+      const { reactor, conns, clients, ids } = await openConnections(backend, 3);
       assert.equal(reactor.broadcast(ids, Buffer.alloc(1000, 1)), 3);
       assert.equal(reactor.broadcast(ids, Buffer.alloc(500, 2)), 3); // merged into the first (native)
       assert.equal(reactor.broadcast(ids.slice(1), Buffer.alloc(200, 3)), 2); // a command of its own
@@ -82,12 +87,7 @@ for (const backend of backends) {
     });
 
     test('a burst of broadcasts, with writes and other id lists between, arrives in order', GUARD, async () => {
-      const conns: Connection[] = [];
-      const reactor = createReactor({ onOpen: (conn: Connection) => void conns.push(conn) }, { backend });
-      const { port } = await reactor.listen({ port: 0, host: HOST });
-      const clients = await Promise.all(Array.from({ length: 30 }, () => rawClient(port)));
-      await waitFor(() => conns.length === 30, '30 opens');
-      const ids = conns.map((c) => c.id);
+      const { reactor, conns, clients, ids } = await openConnections(backend, 30);
       const half = ids.slice(0, 15);
       const expected = new Map<number, string>(ids.map((id) => [id, '']));
       const cast = (list: number[], text: string): void => {

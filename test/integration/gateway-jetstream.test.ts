@@ -52,6 +52,32 @@ async function consumerSubjects(nc: NatsConnection, stream = 'C1M_HISTORY'): Pro
 const gateway = (url: string, history = 5, extra: string[] = []): Cli =>
   cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--no-auth', '--publish-token', 'pt', '--history', String(history), ...extra]);
 
+/**
+ * Two gateways on the shared history with `--client-publish`: a watcher on A subscribed to
+ * `topic` (its position at the start), a writer on B; `fn` runs, then both gateways stop
+ * cleanly and every client `track` was given is closed.
+ */
+async function watchAndWrite(url: string, topic: string, fn: (x: {
+  pa: number; pb: number; watcher: GatewayClient; writer: GatewayClient; start: State; track: (c: GatewayClient) => GatewayClient;
+}) => Promise<void>): Promise<void> {
+  const a = gateway(url, 5, ['--client-publish']);
+  const b = gateway(url, 5, ['--client-publish']);
+  const clients: GatewayClient[] = [];
+  const track = (c: GatewayClient): GatewayClient => (clients.push(c), c);
+  try {
+    const [pa, pb] = await Promise.all([listening(a), listening(b)]);
+    const watcher = track(await gatewayClient(pa, `?topics=${topic}`));
+    const writer = track(await gatewayClient(pb));
+    const start = (await ackOf(watcher))[topic]!;
+    await fn({ pa, pb, watcher, writer, start, track });
+    await Promise.all([stopCli(a), stopCli(b)]);
+  } finally {
+    for (const c of clients) c.close();
+    a.child.kill('SIGKILL');
+    b.child.kill('SIGKILL');
+  }
+}
+
 describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
   let dir: string;
   let natsPort: number;
@@ -132,46 +158,24 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
   });
 
   test('a client\'s pub goes into the shared history: its ack carries the stream\'s seq and epoch, and a reconnect on another gateway recovers it', GUARD, async () => {
-    const a = gateway(url, 5, ['--client-publish']);
-    const b = gateway(url, 5, ['--client-publish']);
-    const clients: GatewayClient[] = [];
-    try {
-      const [pa, pb] = await Promise.all([listening(a), listening(b)]);
-      const watcher = await gatewayClient(pa, '?topics=jp');
-      const writer = await gatewayClient(pb);
-      clients.push(watcher, writer);
-      const { jp: start } = await ackOf(watcher);
+    await watchAndWrite(url, 'jp', async ({ pb, watcher, writer, start, track }) => {
       writer.send({ op: 'pub', id: 1, topic: 'jp', data: { said: 'hello' } });
       const ack = await writer.next((m) => m.id === 1 && (m.op === 'ack' || m.op === 'error'), 'the pub\'s answer');
       assert.equal(ack.op, 'ack', JSON.stringify(ack));
       assert.equal(ack.delivered, null, 'answered at the stream\'s ack');
-      assert.equal(ack.epoch, start!.epoch);
-      assert.ok((ack.seq as number) > start!.seq);
+      assert.equal(ack.epoch, start.epoch);
+      assert.ok((ack.seq as number) > start.seq);
       await waitFor(() => watcher.deliveries('jp').length === 1, 'the delivery on the other gateway');
       assert.deepEqual(watcher.deliveries('jp')[0], { op: 'msg', topic: 'jp', seq: ack.seq, data: { said: 'hello' } });
-      const late = await gatewayClient(pb, `?topics=jp&since=jp:${start!.seq}:${start!.epoch}`);
-      clients.push(late);
+      const late = track(await gatewayClient(pb, `?topics=jp&since=jp:${start.seq}:${start.epoch}`));
       assert.equal((await ackOf(late)).jp!.recovered, true);
       await waitFor(() => late.deliveries('jp').length === 1, 'the recovered pub');
       assert.equal(late.deliveries('jp')[0]!.seq, ack.seq);
-      await Promise.all([stopCli(a), stopCli(b)]);
-    } finally {
-      for (const c of clients) c.close();
-      a.child.kill('SIGKILL');
-      b.child.kill('SIGKILL');
-    }
+    });
   });
 
   test('binary messages through JetStream: from HTTP, from NATS itself and from a client\'s binary pub, delivered and recovered as binary on the other gateway', GUARD, async () => {
-    const a = gateway(url, 5, ['--client-publish']);
-    const b = gateway(url, 5, ['--client-publish']);
-    const clients: GatewayClient[] = [];
-    try {
-      const [pa, pb] = await Promise.all([listening(a), listening(b)]);
-      const watcher = await gatewayClient(pa, '?topics=jb');
-      const writer = await gatewayClient(pb);
-      clients.push(watcher, writer);
-      const { jb: start } = await ackOf(watcher);
+    await watchAndWrite(url, 'jb', async ({ pa, pb, watcher, writer, start, track }) => {
       const one = Buffer.from([0xff, 0x00, 0x10]);
       const two = Buffer.from([0x80, 0x81]);
       const three = Buffer.from('\u00fe raw', 'latin1');
@@ -196,18 +200,12 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       assert.deepEqual(got.map((m) => m.binary), [one, two, three, Buffer.from('000'), Buffer.from('111'), Buffer.from('222')]);
       assert.equal(got[0]!.seq, http.body.seq);
       assert.equal(got[2]!.seq, ack.seq);
-      const late = await gatewayClient(pa, `?topics=jb&since=jb:${got[1]!.seq}:${start!.epoch}`);
-      clients.push(late);
+      const late = track(await gatewayClient(pa, `?topics=jb&since=jb:${got[1]!.seq}:${start.epoch}`));
       assert.equal((await ackOf(late)).jb!.recovered, true);
       // --history 5 keeps the last five: a position at the second of six is still provable.
       await waitFor(() => late.deliveries('jb').length === 4, 'the recovered binary messages');
       assert.deepEqual(late.deliveries('jb'), got.slice(2));
-      await Promise.all([stopCli(a), stopCli(b)]);
-    } finally {
-      for (const c of clients) c.close();
-      a.child.kill('SIGKILL');
-      b.child.kill('SIGKILL');
-    }
+    });
   });
 
   test('--processes 2: both workers share the stream (one epoch), and a reconnect recovers on whichever worker it lands', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {

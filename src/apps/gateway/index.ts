@@ -135,6 +135,13 @@ function controlPrefix(o: { natsPrefix?: string; natsControlPrefix?: string }): 
   return control;
 }
 
+/** Answer an operator request (publish, disconnect) with `body` as JSON, and `extra` headers. */
+function answerJson(res: HttpResponse, status: number, body: unknown, extra?: Record<string, string>): void {
+  res.status(status).setHeader('Content-Type', 'application/json');
+  for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
+  res.end(JSON.stringify(body));
+}
+
 /** A disconnect control message from NATS (`{"user","reason"}`), or null when malformed. */
 function parseDisconnect(data: Uint8Array): { user: string; reason: string } | null {
   try {
@@ -565,9 +572,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   async function publish(req: HttpRequest, res: HttpResponse): Promise<void> {
     const refuse = (status: number, message: string, extra?: Record<string, string>): void => {
       counters.publishRefused++;
-      res.status(status).setHeader('Content-Type', 'application/json');
-      for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
-      res.end(JSON.stringify({ error: message }));
+      answerJson(res, status, { error: message }, extra);
     };
     let topic = '';
     try {
@@ -602,7 +607,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     } catch (err) {
       return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
     }
-    res.setHeader('Content-Type', 'application/json').end(JSON.stringify(result));
+    answerJson(res, 200, result);
   }
 
   /**
@@ -669,11 +674,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
    * `{"disconnected":null}` once NATS has the message; 503 when NATS is down.
    */
   async function disconnect(req: HttpRequest, res: HttpResponse): Promise<void> {
-    const answer = (status: number, body: unknown, extra?: Record<string, string>): void => {
-      res.status(status).setHeader('Content-Type', 'application/json');
-      for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
-      res.end(JSON.stringify(body));
-    };
+    const answer = (status: number, body: unknown, extra?: Record<string, string>): void => answerJson(res, status, body, extra);
     if (auth.open) return answer(400, { error: 'an open gateway has no users to disconnect' });
     if (!auth.hasPublishToken) return answer(403, { error: 'a disconnect needs the publish token (--publish-token), and this gateway has none' });
     const token = bearer(req.header('authorization'));
