@@ -23,7 +23,7 @@
  * `POST /disconnect/<user>` (and its NATS control message) closes a user's connections with 4009.
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
-import { C1mError } from '../../core/index.js';
+import { C1mError, IdMap } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
 import { UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, quickUpgradeFor, type WebSocket } from '../../protocols/ws/index.js';
@@ -397,12 +397,19 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     else inOrder(ws, () => subscribe(ws, grant, sub));
   }
 
-  /** A client's ops, served one after another (with JetStream a `sub` waits for it). */
-  const queues = new WeakMap<WebSocket<ClientData>, Promise<void>>();
+  /**
+   * A client's ops, served one after another (with JetStream a `sub` waits for it). Keyed by
+   * connection id, not by handle: each callback may get another handle of the same WebSocket.
+   * An entry lives only while ops are waiting.
+   */
+  const queues = new IdMap<Promise<void>>();
   function inOrder(ws: WebSocket<ClientData>, fn: () => void | Promise<void>): void {
     if (jsh === null) return void fn();
-    const next = (queues.get(ws) ?? Promise.resolve()).then(fn).catch(() => ws.terminate());
-    queues.set(ws, next);
+    const id = ws.id;
+    const next: Promise<void> = (queues.get(id) ?? Promise.resolve()).then(fn).catch(() => ws.terminate()).finally(() => {
+      if (queues.get(id) === next) queues.delete(id);
+    });
+    queues.set(id, next);
   }
 
   /** One client message: JSON text, or the bytes of a binary one (a binary `pub`). */
