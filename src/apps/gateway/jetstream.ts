@@ -177,6 +177,13 @@ export class JetStreamHistory {
       }
       created = (await jsm.streams.update(config.name, config)).created;
     }
+    // Two gateways starting together: the one whose add meets the stream while the other's
+    // creates it can be answered with the zero time (0001-01-01), which is no epoch. Ask again.
+    for (let i = 0; created.startsWith('0001-') && i < 50; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      created = (await jsm.streams.info(config.name)).created;
+    }
+    if (created.startsWith('0001-')) throw new Error(`history stream ${config.name}: the server gives no creation time`);
     return `${config.name}-${created.replace(/\D/g, '')}`;
   }
 
