@@ -11,15 +11,32 @@ import { splitNodeFlags } from './node-flags.js';
 import { CONNECTIONS_PER_SOURCE_ADDRESS } from './doctor.js';
 
 /**
- * The clients' poll interval once connected, with `--ws`. Measured on the WebSocket million
- * (BENCHMARKS.md, eleventh sitting, three alternating pairs): 50 ms cut the clients' CPU in the
- * broadcast by 10-35 % in each pair, and the last delivery by 17 % in two of them (4 % later in
- * the third), against waking per event; 5 ms was worse than either,
- * since each of 52 Node processes then wakes 200 times a second with little to do. Without
- * `--ws` the default stays 0: two pairs of TCP millions could not separate the echo round's
- * times from the host's drift.
+ * The clients' poll interval once connected, with `--ws`, for runs whose largest step is below
+ * {@link LARGE_RUN}. Measured on the WebSocket million (BENCHMARKS.md, eleventh sitting, three
+ * alternating pairs): 50 ms cut the clients' CPU in the broadcast by 10-35 % in each pair, and
+ * the last delivery by 17 % in two of them (4 % later in the third), against waking per event;
+ * 5 ms was worse than either, since each of 52 Node processes then wakes 200 times a second
+ * with little to do. Without `--ws` the default stays 0: two pairs of TCP millions could not
+ * separate the echo round's times from the host's drift.
  */
 export const DEFAULT_CLIENT_POLL_MS = 50;
+/**
+ * The same from {@link LARGE_RUN} connections. At a million each of 52 client processes takes
+ * only ~30 deliveries per 50 ms tick, and a wake-up of a cold Node process costs about as much as
+ * those deliveries: 250 ms took the clients' CPU in the broadcast 31-33 % lower and the last
+ * delivery 18-23 % sooner than 50 ms in two alternating pairs (BENCHMARKS.md, fifteenth
+ * sitting); 1,000 ms cost the clients no less than 250. Below it the polling delay would be
+ * most of a small broadcast's time.
+ */
+export const DEFAULT_CLIENT_POLL_MS_LARGE = 250;
+/** The largest step from which `--ws` runs poll at {@link DEFAULT_CLIENT_POLL_MS_LARGE}. */
+export const LARGE_RUN = 100_000;
+
+/** `--client-poll-ms`'s default for a run (see the constants above). */
+export function defaultClientPollMs(ws: boolean, steps: readonly number[]): number {
+  if (!ws) return 0;
+  return Math.max(...steps) >= LARGE_RUN ? DEFAULT_CLIENT_POLL_MS_LARGE : DEFAULT_CLIENT_POLL_MS;
+}
 /**
  * `--client-warmup`'s default: deliveries per client process before the first step. Measured
  * (BENCHMARKS.md, twelfth sitting): a lone client process's broadcast goes from cold to warm code
@@ -81,8 +98,9 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              so each wake-up takes more connections (BENCHMARKS.md: the TCP million
                              ~27 % faster; the WebSocket million unchanged)
   --client-poll-ms P         once connected, each client process polls its connections every P ms
-                             (Reactor.setPollInterval) instead of waking for each event (default:
-                             50 with --ws, 0 without; 0: wake per event). The server's writes then
+                             (Reactor.setPollInterval) instead of waking for each event (default
+                             with --ws: 250 when the largest step is 100,000 or more, else 50;
+                             without --ws: 0; 0: wake per event). The server's writes then
                              wake no client: closer to what the broadcast and the echo round cost
                              when the subscribers are not on this box's CPUs. Latencies include up
                              to P ms of polling delay; connect phases always wake per event
@@ -134,7 +152,7 @@ export interface MillionOptions {
   tls: boolean;
   /** SCHED_BATCH for the server (`c1m serve --batch-scheduling`) and the clients; off with `--no-batch-scheduling`. */
   batchScheduling: boolean;
-  /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event; default {@link DEFAULT_CLIENT_POLL_MS} with `--ws`, else 0). */
+  /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event; default: {@link defaultClientPollMs}). */
   clientPollMs: number;
   /** `--client-warmup`: deliveries per client process before the first step (0: none; default {@link DEFAULT_CLIENT_WARMUP}; bench-million-warm.ts). */
   clientWarmup: number;
@@ -227,7 +245,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,
     batchScheduling: !v['no-batch-scheduling'],
-    clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? (v.ws ? DEFAULT_CLIENT_POLL_MS : 0),
+    clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? defaultClientPollMs(v.ws === true, steps),
     clientWarmup: int('client-warmup', v['client-warmup'], 0, 1_000_000) ?? DEFAULT_CLIENT_WARMUP,
   };
 }
