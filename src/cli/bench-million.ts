@@ -305,7 +305,7 @@ class MillionRun {
         baseRss = s0.rssByPid;
         baseAnon = s0.anonByPid;
         const configs = workerConfigs({ scenario: o.ws ? 'ws-subscribe' : 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: o.ws ? subscribePath(o.topic) : '/', deflate: false,
-          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null, batchScheduling: o.batchScheduling, pollMs: o.clientPollMs },
+          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null, batchScheduling: o.batchScheduling, pollMs: o.clientPollMs, progressLatency: false },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');

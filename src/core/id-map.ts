@@ -95,6 +95,18 @@ export class IdMap<V> {
     return true;
   }
 
+  /**
+   * Each entry's id, then value, in table order (not insertion order). Do not set or delete
+   * while iterating: a delete shifts later entries back, a set may grow the table.
+   */
+  *entries(): IterableIterator<[number, V]> {
+    const keys = this.#keys, vals = this.#vals;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      if (k === k) yield [k, vals[i]!];
+    }
+  }
+
   #grow(): void {
     const oldKeys = this.#keys, oldVals = this.#vals;
     const cap = (this.#mask + 1) * 2;

@@ -43,8 +43,12 @@ describe('IdMap', () => {
         assert.equal(m.size, ref.size);
       }
       for (const [k, v] of ref) assert.equal(m.get(k), v);
+      const listed = [...m.entries()];
+      assert.equal(listed.length, ref.size, 'entries() lists each entry once');
+      for (const [k, v] of listed) assert.equal(ref.get(k), v);
       for (const k of [...ref.keys()]) assert.ok(m.delete(k));
       assert.equal(m.size, 0);
+      assert.deepEqual([...m.entries()], []);
       for (const k of ref.keys()) assert.equal(m.get(k), undefined);
     });
   }
