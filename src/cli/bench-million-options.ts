@@ -89,9 +89,9 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
   --defer-accept S           the server's c1m serve --defer-accept (default: its own, 5 s for the
                              gateway, 0 for echo; echo clients send nothing until the echo round)
   --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
-                             and the client processes (after the clients' own --max-semi-space-size=1),
-                             e.g. "--max-opt=1" (V8's baseline tier only; docs/bench.md, "Many
-                             processes on two cores")
+                             and the client processes (after the clients' own
+                             --max-semi-space-size=1 --expose-gc), e.g. "--max-opt=1" (V8's
+                             baseline tier only; docs/bench.md, "Many processes on two cores")
   --no-batch-scheduling      run the server's and the clients' processes under the default SCHED_OTHER
                              instead of SCHED_BATCH (c1m serve --batch-scheduling): with it, a woken
                              process waits for the running one's time slice instead of preempting it,

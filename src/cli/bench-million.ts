@@ -84,8 +84,11 @@ const SERVER_NODE_OPTIONS = '--expose-gc --max-semi-space-size=1';
 /** Node flags of the client processes, before `--node-flags` (V8 takes a flag's last value): a
  * young generation held at 1 MiB semi-spaces. Grown to 16 MiB each under the connect ramp, it
  * faults in ~30 MB of fresh pages per client, which the kernel zeroes; at 1M over 52 clients
- * the ramp took 3-5 % longer (BENCHMARKS.md, 2026-12-05 eighth sitting). */
-const CLIENT_NODE_FLAGS = ['--max-semi-space-size=1'];
+ * the ramp took 3-5 % longer (BENCHMARKS.md, 2026-12-05 eighth sitting). `--expose-gc`: a
+ * worker collects once each connect phase is over (bench-worker.ts), so the marking and
+ * sweeping the ramp's garbage calls for happen in the hold, not in the measured broadcast or
+ * echo round (they were ~3 % of the box in a million's broadcast; fifteenth sitting). */
+const CLIENT_NODE_FLAGS = ['--max-semi-space-size=1', '--expose-gc'];
 /** How long the server's processes get for their full GC before RSS is sampled. */
 const GC_SETTLE_MS = 1000;
 const BASELINE_GC_ROUNDS = 6;

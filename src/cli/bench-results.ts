@@ -235,7 +235,7 @@ export interface MillionResult {
   steps_skipped: number[];
   doctor: { max_connections: number | null; blocking: { name: string; current: number | null; required: number; allows: number | null; fix: string | null }[] };
   server: { command: string; processes: number; per_process_cap: number };
-  /** `node_flags`: the Node/V8 flags of every client process: the bench's own (`--max-semi-space-size=1`), then `--node-flags`.
+  /** `node_flags`: the Node/V8 flags of every client process: the bench's own (`--max-semi-space-size=1 --expose-gc`), then `--node-flags`.
    * `batch_scheduling`: the clients (and the server, `--batch-scheduling` in its command) ran under SCHED_BATCH.
    * `warmup`: what `--client-warmup` did before the first step (null: none). */
   client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[]; batch_scheduling?: boolean; poll_ms?: number; warmup?: ClientWarmup | null };

@@ -306,6 +306,28 @@ function checkAdvice(n: number, root: string, name: string, required: number, un
 }
 
 /**
+ * The kernel's established-connection hash (`net.ipv4.tcp_ehash_entries`, read-only: sized at
+ * boot, `thash_entries=`, or per network namespace created after `tcp_child_ehash_entries` was
+ * set). Every TCP segment received finds its socket by walking one of its chains. Advised: a
+ * power of two with chains of at most 2 sockets on average. A negative value is a namespace
+ * that shares the boot table (its size is the absolute value).
+ */
+function checkEhash(n: number, root: string): DoctorCheck {
+  const name = 'net.ipv4.tcp_ehash_entries';
+  const sockets = 2 * n;
+  const required = 2 ** Math.ceil(Math.log2(Math.max(1, sockets / 2)));
+  const text = readText(root, sysctlPath(name))?.trim();
+  const current = text !== undefined && /^-?\d+$/.test(text) ? Math.abs(Number(text)) : null;
+  const chains = current === null || current === 0 ? null : Math.round((10 * sockets) / current) / 10;
+  return makeCheck(n, {
+    name, kind: 'advice', current, required, unit: 'buckets', binds: null, sysctlValue: null,
+    fix: `boot with thash_entries=${required} (or run in a network namespace created after sysctl -w net.ipv4.tcp_child_ehash_entries=${required})`,
+    note: current === null ? unreadNote(sysctlPath(name)) :
+      `buckets of the established-connection hash, sized at boot: ${fmt(sockets)} sockets in ${fmt(current)} make chains of ${chains} on average, and each segment received walks one to find its socket. In a one-box million's broadcast (2,000,000 sockets in 262,144 buckets) that lookup was 17-19 % of the box's CPU (perf, BENCHMARKS.md 2026-12-06 fifteenth sitting). Does not cap N.`,
+  });
+}
+
+/**
  * Read every limit under `root` and work out what N concurrent loopback connections need.
  * Pure apart from reading files; missing files make a check unread, never an exception.
  *
@@ -335,6 +357,7 @@ export function diagnose(opts: DiagnoseOptions): DoctorReport {
       `packets one CPU may queue between receiving and processing them (on loopback every segment sent is received through it). Timers send in bursts: the kernel groups TCP keep-alive timers ~2 s apart (HZ 250) and fires each group at once, so the probes of every connection opened in those 2 s of a ramp leave together; past the limit they are dropped, and a connection whose probes are dropped COUNT times in a row is reset (2026-12-05: a 1,000-packet limit reset 13-20 % of 8,000 connections probed together).`),
     checkAdvice(n, root, 'net.ipv4.tcp_max_tw_buckets', n, 'sockets',
       `sockets in TIME_WAIT. Closing all ${fmt(n)} leaves up to that many; past the limit they are dropped early ("time wait bucket table overflow"), which is harmless but noisy. TIME_WAIT ports are reused on loopback (net.ipv4.tcp_tw_reuse=2, the default).`),
+    checkEhash(n, root),
   ];
   let bindingLimit: DoctorCheck | null = null;
   for (const c of checks) {

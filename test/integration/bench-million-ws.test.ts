@@ -147,7 +147,7 @@ describe('c1m bench million --ws --broadcast', { skip: (!nativeAvailable && 'nee
       const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as MillionResult;
       assert.match(r.server.command, /serve gateway --no-auth --nats \S+ --ping-interval 0 /, 'the heartbeat setting reaches the gateway');
       assert.match(r.server.command, / --processes \d+ --batch-scheduling --node-flags='?--max-opt=1'?$/, 'the Node flags (and SCHED_BATCH) reach the gateway\'s workers');
-      assert.deepEqual(r.client.node_flags, ['--max-semi-space-size=1', '--max-opt=1']);
+      assert.deepEqual(r.client.node_flags, ['--max-semi-space-size=1', '--expose-gc', '--max-opt=1']);
       assert.equal(r.client.poll_ms, 5, 'the clients poll every 5 ms once connected');
       assert.equal(r.client.warmup, null, '--client-warmup 0: no warm-up');
       assert.doesNotMatch(stderr, /client warm-up/);

@@ -148,7 +148,7 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     const clients = [...r.cmds.values()].filter((cmd) => cmd.includes('bench-worker'));
     assert.equal(clients.length, 2, [...r.cmds.values()].join('\n'));
     for (const cmd of clients) assert.match(cmd, /--max-semi-space-size=1/);
-    assert.deepEqual(r.result.client.node_flags, ['--max-semi-space-size=1']);
+    assert.deepEqual(r.result.client.node_flags, ['--max-semi-space-size=1', '--expose-gc']);
     const s = r.result.steps[0]!;
     assert.equal(s.connected, 400);
     assert.equal(s.closed_early, 0, 'every connection answered its probes');

@@ -1,9 +1,11 @@
 /**
- * A `c1m bench` worker's progress reports (bench-worker.ts): with latency asked for (the
- * default, `c1m bench`'s per-second line) they carry the interval's histogram; with
- * `progressLatency: false` (`c1m bench million`, which reads latencies from its snapshots)
- * they carry none, while the counters still move. The worker is forked as the parent forks it,
- * against a node:net echo server.
+ * A `c1m bench` worker (bench-worker.ts), forked as the parent forks it, against a node:net
+ * echo server:
+ * - its progress reports: with latency asked for (the default, `c1m bench`'s per-second line)
+ *   they carry the interval's histogram; with `progressLatency: false` (`c1m bench million`,
+ *   which reads latencies from its snapshots) they carry none, while the counters still move;
+ * - started with `--expose-gc` (`c1m bench million`'s clients), it runs a full collection when
+ *   its connect phase ends, and none of its own before.
  */
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
@@ -45,6 +47,36 @@ async function progressOf(port: number, progressLatency: boolean | undefined): P
   return out;
 }
 
+/** The worker's stdout (V8's --trace-gc lines) before and after `end-connect`. */
+async function gcAroundEndConnect(port: number): Promise<{ before: string; after: string }> {
+  const [config] = workerConfigs({ scenario: 'hold', port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null },
+    '127.0.0.1', { perProcess: [20], sources: ['127.0.0.1'] });
+  const child = fork(WORKER, [], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: ['--expose-gc', '--trace-gc'] });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  const send = (m: ParentMessage): void => void child.send(m);
+  try {
+    return await new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code) => reject(new Error(`worker exited (${code})`)));
+      child.on('message', (m: WorkerMessage) => {
+        if (m.type === 'ready') send({ type: 'go' });
+        else if (m.type === 'connected') {
+          setTimeout(() => {
+            const before = out;
+            send({ type: 'end-connect' });
+            setTimeout(() => resolve({ before, after: out.slice(before.length) }), 500);
+          }, 200);
+        } else if (m.type === 'fatal') reject(new Error(m.message));
+      });
+      send({ type: 'config', config: config! });
+    });
+  } finally {
+    child.removeAllListeners('exit');
+    child.kill('SIGKILL');
+  }
+}
+
 describe('bench worker progress', { skip: !nativeAvailable && 'needs the native backend' }, () => {
   let server: Server;
   let port = 0;
@@ -67,6 +99,13 @@ describe('bench worker progress', { skip: !nativeAvailable && 'needs the native 
     assert.ok(reports.length >= 3, `reports: ${reports.length}`);
     assert.ok(reports.at(-1)!.counters.msgsTotal > 0, 'messages were echoed');
     for (const m of reports) assert.equal(m.hist, null);
+  });
+
+  test('with --expose-gc, one full collection when the connect phase ends', async () => {
+    const { before, after } = await gcAroundEndConnect(port);
+    const forced = /Mark-Compact.*testing/;
+    assert.doesNotMatch(before, forced, before);
+    assert.match(after, forced, after);
   });
 
   test('teardown', async () => {

@@ -24,6 +24,7 @@ const HEALTHY: Record<string, string> = {
   '/proc/sys/net/ipv4/tcp_mem': '3000000\t4000000\t6000000\n',
   '/proc/sys/net/ipv4/tcp_max_orphans': '2000000\n',
   '/proc/sys/net/ipv4/tcp_max_tw_buckets': '2000000\n',
+  '/proc/sys/net/ipv4/tcp_ehash_entries': '4194304\n',
   '/proc/sys/net/netfilter/nf_conntrack_max': '4000000\n',
   '/proc/sys/net/netfilter/nf_conntrack_count': '100\n',
 };
@@ -169,6 +170,21 @@ test('advice checks warn but never fail the report', () => {
   assert.match(formatReport(r), /Advice \(does not cap N\): net\.core\.somaxconn, net\.ipv4\.tcp_max_tw_buckets/);
 });
 
+test('the established-connection hash: advice with chains of at most 2, fixed at boot, not by --apply', () => {
+  const r = diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/sys/net/ipv4/tcp_ehash_entries': '262144\n' }) });
+  assert.equal(r.ok, true, 'advice never fails the report');
+  const c = check(r, 'net.ipv4.tcp_ehash_entries');
+  assert.deepEqual([c.kind, c.ok, c.current, c.required, c.sysctl], ['advice', false, 262_144, 1_048_576, null]);
+  assert.match(c.note, /2,000,000 sockets in 262,144 make chains of 7\.6 on average/);
+  assert.match(c.fix ?? '', /thash_entries=1048576.*tcp_child_ehash_entries=1048576/);
+  // A namespace sharing the boot table reports its size negated.
+  const shared = check(diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/sys/net/ipv4/tcp_ehash_entries': '-2097152\n' }) }), 'net.ipv4.tcp_ehash_entries');
+  assert.deepEqual([shared.ok, shared.current], [true, 2_097_152]);
+  assert.equal(check(diagnose({ connections: 1000, root: fakeRoot() }), 'net.ipv4.tcp_ehash_entries').required, 1024);
+  const unread = check(diagnose({ connections: 1000, root: fakeRoot({ '/proc/sys/net/ipv4/tcp_ehash_entries': null }) }), 'net.ipv4.tcp_ehash_entries');
+  assert.deepEqual([unread.ok, unread.current, unread.fix], [false, null, null]);
+});
+
 test('no conntrack: the check passes with nothing to fill', () => {
   const root = fakeRoot({
     '/proc/modules': 'ext4 1000 1 - Live 0x0\n',
@@ -245,7 +261,7 @@ test('--json prints the report with the documented shape', async () => {
   assert.equal(r.ok, false);
   assert.equal(r.maxConnections, 19_500);
   assert.equal(r.bindingLimit?.name, 'RLIMIT_NOFILE');
-  assert.equal(r.checks.length, 12);
+  assert.equal(r.checks.length, 13);
   for (const c of r.checks) {
     assert.deepEqual(Object.keys(c).sort(), ['binds', 'current', 'fix', 'kind', 'name', 'note', 'ok', 'required', 'sysctl', 'unit']);
     assert.equal(typeof c.name, 'string');
