@@ -323,7 +323,7 @@ function checkEhash(n: number, root: string): DoctorCheck {
     name, kind: 'advice', current, required, unit: 'buckets', binds: null, sysctlValue: null,
     fix: `boot with thash_entries=${required} (or run in a network namespace created after sysctl -w net.ipv4.tcp_child_ehash_entries=${required})`,
     note: current === null ? unreadNote(sysctlPath(name)) :
-      `buckets of the established-connection hash, sized at boot: ${fmt(sockets)} sockets in ${fmt(current)} make chains of ${chains} on average, and each segment received walks one to find its socket. In a one-box million's broadcast (2,000,000 sockets in 262,144 buckets) that lookup was 17-19 % of the box's CPU (perf, BENCHMARKS.md 2026-12-06 fifteenth sitting). Does not cap N.`,
+      `buckets of the established-connection hash, sized at boot: ${fmt(sockets)} sockets in ${fmt(current)} make chains of ${chains} on average, and each segment received walks one to find its socket. In a one-box million's broadcast (2,000,000 sockets in 262,144 buckets) that lookup was 16-17 % of the box's CPU (perf, BENCHMARKS.md 2026-12-06 fifteenth sitting). Does not cap N.`,
   });
 }
 
