@@ -8,6 +8,7 @@ export type {
   TlsConnectOptions, TlsInfo, TlsServerOptions,
 } from './core/types.js';
 export { C1mError, checkOption } from './core/errors.js';
+export { IdMap } from './core/id-map.js';
 export type { SystemError } from './core/errors.js';
 export { createReactor, defaultBackend, listen, serve, nofileLimit, setBatchScheduling, udp, gather, provide, metricsRegistry } from './engine/index.js';
 export type { Server, ServeOptions, ServeHandle, UdpServer, WorkerExitInfo } from './engine/index.js';

@@ -27,8 +27,7 @@
  * the one owner of connect slots, retries and counters.
  */
 import { performance } from 'node:perf_hooks';
-import { createReactor, setBatchScheduling, type CloseReason, type Connection, type Handler, type Reactor, type TlsConnectOptions } from '../index.js';
-import { IdMap } from '../core/id-map.js';
+import { createReactor, IdMap, setBatchScheduling, type CloseReason, type Connection, type Handler, type Reactor, type TlsConnectOptions } from '../index.js';
 import { encodeHistogram, latencyHistogram, loadHistograms } from './bench-stats.js';
 import type { ParentMessage, WorkerConfig, WorkerCounters, WorkerMessage, WorkerResult } from './bench-ipc.js';
 import { scenario as scenarioByName, type ConnectTarget, type Meter, type Peer, type ScenarioContext } from './scenarios/index.js';

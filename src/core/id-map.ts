@@ -1,7 +1,8 @@
 /**
  * `IdMap`: connection id -> value, for the engine's and the protocols' per-connection side
  * tables (`conn.context`, a WebSocket's `Extra`) that hold an entry only for a moment: set when
- * a request starts or an upgrade is pending, deleted a few calls later.
+ * a request starts or an upgrade is pending, deleted a few calls later. Public (`c1m`'s
+ * `IdMap`) for handlers' own tables: `c1m bench`'s workers keep every open connection in one.
  *
  * Why not a `Map`: V8 shrinks a Map's hash table when a delete leaves it less than half full,
  * and rebuilds it when deleted entries fill it, and once the Map lives in the old generation
