@@ -18,24 +18,29 @@ import { nativeAvailable } from '../helpers/backends.js';
 
 const WORKER = fileURLToPath(new URL('../../../dist/cli/bench-worker.js', import.meta.url));
 
-/** Progress messages of one worker echoing on 20 connections for ~1.2 s. */
-async function progressOf(port: number, progressLatency: boolean | undefined): Promise<Extract<WorkerMessage, { type: 'progress' }>[]> {
-  const [config] = workerConfigs({ scenario: 'echo', port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null, progressLatency },
+/**
+ * Fork one worker holding 20 connections of `scenario`, drive it through ready -> go ->
+ * connected, then hand over to `connected` (which resolves with the result); killed after.
+ * `onMessage` sees every message; the worker's stdout goes to `onStdout` when given.
+ */
+async function driveWorker<T>(port: number, opts: {
+  scenario: string; progressLatency?: boolean; execArgv?: string[];
+  onMessage?: (m: WorkerMessage) => void; onStdout?: (text: string) => void;
+  connected: (send: (m: ParentMessage) => void, resolve: (v: T) => void) => void;
+}): Promise<T> {
+  const [config] = workerConfigs({ scenario: opts.scenario, port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null, progressLatency: opts.progressLatency },
     '127.0.0.1', { perProcess: [20], sources: ['127.0.0.1'] });
-  const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const out: Extract<WorkerMessage, { type: 'progress' }>[] = [];
+  const child = fork(WORKER, [], { stdio: ['ignore', opts.onStdout ? 'pipe' : 'inherit', 'inherit', 'ipc'], execArgv: opts.execArgv ?? [] });
+  if (opts.onStdout) child.stdout!.on('data', (b: Buffer) => opts.onStdout!(b.toString()));
   const send = (m: ParentMessage): void => void child.send(m);
   try {
-    await new Promise<void>((resolve, reject) => {
+    return await new Promise<T>((resolve, reject) => {
       child.on('error', reject);
       child.on('exit', (code) => reject(new Error(`worker exited (${code})`)));
       child.on('message', (m: WorkerMessage) => {
+        opts.onMessage?.(m);
         if (m.type === 'ready') send({ type: 'go' });
-        else if (m.type === 'connected') {
-          send({ type: 'traffic' });
-          send({ type: 'measure' });
-          setTimeout(resolve, 1200);
-        } else if (m.type === 'progress') out.push(m);
+        else if (m.type === 'connected') opts.connected(send, resolve);
         else if (m.type === 'fatal') reject(new Error(m.message));
       });
       send({ type: 'config', config: config! });
@@ -44,37 +49,37 @@ async function progressOf(port: number, progressLatency: boolean | undefined): P
     child.removeAllListeners('exit');
     child.kill('SIGKILL');
   }
+}
+
+/** Progress messages of one worker echoing on 20 connections for ~1.2 s. */
+async function progressOf(port: number, progressLatency: boolean | undefined): Promise<Extract<WorkerMessage, { type: 'progress' }>[]> {
+  const out: Extract<WorkerMessage, { type: 'progress' }>[] = [];
+  await driveWorker<void>(port, {
+    scenario: 'echo', progressLatency,
+    onMessage: (m) => void (m.type === 'progress' && out.push(m)),
+    connected(send, resolve) {
+      send({ type: 'traffic' });
+      send({ type: 'measure' });
+      setTimeout(resolve, 1200);
+    },
+  });
   return out;
 }
 
 /** The worker's stdout (V8's --trace-gc lines) before and after `end-connect`. */
 async function gcAroundEndConnect(port: number): Promise<{ before: string; after: string }> {
-  const [config] = workerConfigs({ scenario: 'hold', port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null },
-    '127.0.0.1', { perProcess: [20], sources: ['127.0.0.1'] });
-  const child = fork(WORKER, [], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'], execArgv: ['--expose-gc', '--trace-gc'] });
   let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  const send = (m: ParentMessage): void => void child.send(m);
-  try {
-    return await new Promise((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', (code) => reject(new Error(`worker exited (${code})`)));
-      child.on('message', (m: WorkerMessage) => {
-        if (m.type === 'ready') send({ type: 'go' });
-        else if (m.type === 'connected') {
-          setTimeout(() => {
-            const before = out;
-            send({ type: 'end-connect' });
-            setTimeout(() => resolve({ before, after: out.slice(before.length) }), 500);
-          }, 200);
-        } else if (m.type === 'fatal') reject(new Error(m.message));
-      });
-      send({ type: 'config', config: config! });
-    });
-  } finally {
-    child.removeAllListeners('exit');
-    child.kill('SIGKILL');
-  }
+  return driveWorker(port, {
+    scenario: 'hold', execArgv: ['--expose-gc', '--trace-gc'],
+    onStdout: (text) => (out += text),
+    connected(send, resolve) {
+      setTimeout(() => {
+        const before = out;
+        send({ type: 'end-connect' });
+        setTimeout(() => resolve({ before, after: out.slice(before.length) }), 500);
+      }, 200);
+    },
+  });
 }
 
 describe('bench worker progress', { skip: !nativeAvailable && 'needs the native backend' }, () => {
