@@ -73,7 +73,8 @@ export interface TrimLevel {
  * per interval reads a monotonic activity count; after a move of more than `trickle` (a burst,
  * or the start of the process) followed by `quietChecks` readings that moved at most `trickle`
  * it calls `trim` once, then waits for the next move. So under steady load (the count moves at
- * every check) it never trims.
+ * every check) it never trims. The activity `trim` itself causes is not a move: an idle process
+ * trims once, not again and again.
  */
 export class BurstTrim {
   readonly #activity: () => number;
@@ -121,6 +122,9 @@ export class BurstTrim {
     this.#busy = false;
     this.#quiet = 0;
     this.#trim();
+    // The trim's own time is not a burst: its two collections keep the loop busy 10-30 ms,
+    // more than the trickle, and counting them made an idle process trim every 6.5 s forever.
+    this.#last = this.#activity();
     return true;
   }
 }

@@ -74,6 +74,24 @@ describe('BurstTrim', () => {
     assert.equal(trims, 2);
   });
 
+  test("the trim's own activity (its collections) is not a burst: an idle process trims once", () => {
+    // The real trim runs two full collections: 10-30 ms of busy loop, above the trickle.
+    let activity = 0, trims = 0;
+    const b = new BurstTrim(() => activity, () => {
+      trims++;
+      activity += 25;
+    }, 2, 10);
+    b.check();
+    assert.equal(b.check(), true); // the start's trim
+    for (let i = 0; i < 100; i++) assert.equal(b.check(), false);
+    assert.equal(trims, 1);
+    activity += 50; // a real burst still counts
+    b.check();
+    b.check();
+    assert.equal(b.check(), true);
+    assert.equal(trims, 2);
+  });
+
   test('activity inside the quiet spell starts the count again', () => {
     const { b, step, trims } = detector(2);
     b.check();
