@@ -213,6 +213,7 @@ export class NativeReactor implements Reactor, ConnectionHost {
       slots, recv, events, send, ctl,
       (n) => this.#onBatch(n),
     );
+    if (opts.pollInterval > 0) this.#b.pollInterval(this.#h, opts.pollInterval);
     this.#updateRef();
   }
 

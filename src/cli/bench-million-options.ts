@@ -86,6 +86,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              the server's c1m serve --tcp-keepalive: the kernel's keep-alive probes
                              on every accepted connection (no process wakes for them); each step's
                              \`hold\` reports the hold's CPU and the probes sent
+  --server-poll-ms MS        the server's c1m serve --poll-interval: its workers poll every MS from
+                             a timer instead of waking per event (default 0: wake per event)
   --defer-accept S           the server's c1m serve --defer-accept (default: its own, 5 s for the
                              gateway, 0 for echo; echo clients send nothing until the echo round)
   --node-flags="FLAGS"       Node/V8 flags for the server's worker processes (c1m serve --node-flags)
@@ -144,6 +146,8 @@ export interface MillionOptions {
   pingInterval: number | undefined;
   /** `--defer-accept`: the server's `c1m serve --defer-accept` in seconds; undefined keeps its default. */
   deferAccept: number | undefined;
+  /** `--server-poll-ms`: the server's `c1m serve --poll-interval` in ms; undefined keeps its default (0). */
+  serverPollMs: number | undefined;
   /** `--tcp-keepalive`: passed to the server as given (validated like \`c1m serve\` does). */
   tcpKeepAlive: string | undefined;
   /** `--node-flags`: Node/V8 flags of the server's workers and of the client processes (none: []). */
@@ -188,6 +192,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         nats: { type: 'string' },
         'ping-interval': { type: 'string' },
         'defer-accept': { type: 'string' },
+        'server-poll-ms': { type: 'string' },
         'tcp-keepalive': { type: 'string' },
         tls: { type: 'boolean', default: false },
         'no-batch-scheduling': { type: 'boolean', default: false },
@@ -241,6 +246,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     nats: v.nats,
     pingInterval: int('ping-interval', v['ping-interval'], 0, 2_147_483_647),
     deferAccept: int('defer-accept', v['defer-accept'], 0, 3600),
+    serverPollMs: int('server-poll-ms', v['server-poll-ms'], 0, 60_000),
     tcpKeepAlive: keepAliveOf(v['tcp-keepalive']),
     nodeFlags: nodeFlagsOf(v['node-flags']),
     tls: v.tls!,

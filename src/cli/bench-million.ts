@@ -252,10 +252,11 @@ class MillionRun {
     const ping = o.pingInterval === undefined ? '' : ` --ping-interval ${o.pingInterval}`;
     const flags = o.nodeFlags.length === 0 ? '' : ` --node-flags=${quote(o.nodeFlags.join(' '))}`;
     const defer = o.deferAccept === undefined ? '' : ` --defer-accept ${o.deferAccept}`;
+    const serverPoll = o.serverPollMs === undefined ? '' : ` --poll-interval ${o.serverPollMs}`;
     const keepAlive = o.tcpKeepAlive === undefined ? '' : ` --tcp-keepalive ${o.tcpKeepAlive}`;
     const sched = o.batchScheduling ? ' --batch-scheduling' : '';
     const app = (): string => `${o.ws ? `gateway --no-auth --nats ${this.#natsUrl}${ping}` : 'echo'}${defer}${keepAlive}${tlsFlags}`;
-    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${sched}${flags}`;
+    const serverCmd = (): string => `env NODE_OPTIONS=${quote(nodeOptions)} ${quote(process.execPath)} ${quote(runJs)} serve ${app()} --port ${o.port} --host 127.0.0.1 --processes ${layout.serverProcesses}${serverPoll}${sched}${flags}`;
     const results: MillionStep[] = [];
     let warmup: Warmup | null = null;
     let clientWarmup: ClientWarmup | null = null;

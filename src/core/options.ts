@@ -13,6 +13,7 @@ export interface ResolvedOptions {
   maxInboundBytes: number;
   idleTimeout: number;
   timerResolution: number;
+  pollInterval: number;
   noDelay: boolean;
   onError: (err: Error, conn?: Connection) => void;
 }
@@ -65,6 +66,7 @@ export function resolveOptions(o: EngineOptions = {}): ResolvedOptions {
     maxInboundBytes: o.maxInboundBytes ?? DEFAULTS.maxInboundBytes,
     idleTimeout: o.idleTimeout ?? DEFAULTS.idleTimeout,
     timerResolution: o.timerResolution ?? DEFAULTS.timerResolution,
+    pollInterval: o.pollInterval ?? 0,
     noDelay: o.noDelay ?? true,
     onError: o.onError ?? defaultOnError,
   };
@@ -73,6 +75,7 @@ export function resolveOptions(o: EngineOptions = {}): ResolvedOptions {
   checkOption(isCount(r.maxInboundBytes, 1) && r.maxInboundBytes <= 0x7fffffff, 'maxInboundBytes', 'a positive integer below 2 GiB', r.maxInboundBytes);
   checkOption(isCount(r.idleTimeout), 'idleTimeout', 'a non-negative integer (ms)', r.idleTimeout);
   checkOption(isCount(r.timerResolution, 10) && r.timerResolution <= 60_000, 'timerResolution', 'an integer from 10 to 60000 (ms)', r.timerResolution);
+  checkOption(isCount(r.pollInterval) && r.pollInterval <= 60_000, 'pollInterval', 'an integer from 0 to 60000 (ms)', r.pollInterval);
   checkOption(typeof r.noDelay === 'boolean', 'noDelay', 'a boolean', r.noDelay);
   checkOption(typeof r.onError === 'function', 'onError', 'a function', r.onError);
   return r;

@@ -322,6 +322,18 @@ export interface EngineOptions {
   /** Timer sweep resolution in ms. Default 250. */
   timerResolution?: number;
   /**
+   * Poll each reactor every `pollInterval` ms from a timer instead of waking per event
+   * (`Reactor.setPollInterval`, applied when the reactor is made; native backend, the portable
+   * backend ignores it). 0 (default) wakes per event. Reads, accepts and the reactor's own
+   * timers wait up to `pollInterval` ms; writes, broadcasts and publishes go out at once; an
+   * idle reactor still wakes 1000 / `pollInterval` times a second. For servers that run many
+   * more processes than cores (a per-process open-file limit forces ~50 processes for a million
+   * connections on one box): there a wake-up costs more than the few events it brings, and a
+   * connect ramp reaches each process a few connections at a time. Measured in BENCHMARKS.md
+   * (sixteenth sitting); not for traffic that needs low latency.
+   */
+  pollInterval?: number;
+  /**
    * Disable Nagle's algorithm (TCP_NODELAY). Default true. The native backend sets it just
    * before a connection's first write, which is the same for the peer (Nagle only holds back
    * data sent while earlier data is unacknowledged) and spares idle connections the syscall.

@@ -94,8 +94,8 @@ export function setBatchScheduling(on: boolean): number {
 }
 
 function engineOptionsOf(o: ServeOptions): EngineOptions {
-  const { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, noDelay } = o;
-  return { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, noDelay };
+  const { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, pollInterval, noDelay } = o;
+  return { backend, highWaterMark, maxOutboundBytes, maxInboundBytes, idleTimeout, timerResolution, pollInterval, noDelay };
 }
 
 /**

@@ -163,12 +163,14 @@ describe('c1m bench million', { skip: (!nativeAvailable || limit < 2_000) && 'ne
     assert.match(bad.stderr, /--tcp-keepalive takes IDLE\[,INTERVAL\[,COUNT\]\]/);
   });
 
-  test('--no-batch-scheduling: the server and the clients run under SCHED_OTHER (SCHED_BATCH by default, checked above)', { timeout: 120_000 }, async () => {
-    const r = await runMillion(['--steps', '400', '--hold', '0', '--no-batch-scheduling']);
+  test('--no-batch-scheduling: the server and the clients run under SCHED_OTHER (SCHED_BATCH by default, checked above); --server-poll-ms reaches the server', { timeout: 120_000 }, async () => {
+    const r = await runMillion(['--steps', '400', '--hold', '0', '--no-batch-scheduling', '--server-poll-ms', '20']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.result.steps[0]!.connected, 400);
+    assert.equal(r.result.steps[0]!.echo.answered, 400, 'every echo through servers polling from a timer');
     assert.equal(r.result.client.batch_scheduling, false);
     assert.doesNotMatch(r.result.server.command, /--batch-scheduling/);
+    assert.match(r.result.server.command, / --poll-interval 20( |$)/);
     assertPolicies(r, SCHED_OTHER, '--no-batch-scheduling');
   });
 

@@ -26,6 +26,14 @@ test('TCP: wake per event unless asked', () => {
   assert.equal(parse(['--client-poll-ms', '20']).clientPollMs, 20);
 });
 
+test('--server-poll-ms: the server keeps its own default (wake per event) unless asked', () => {
+  assert.equal(parse(['--ws']).serverPollMs, undefined);
+  assert.equal(parse(['--ws', '--server-poll-ms', '50']).serverPollMs, 50);
+  assert.equal(parse(['--server-poll-ms', '0']).serverPollMs, 0);
+  assert.throws(() => parseMillionArgs(['--server-poll-ms', '60001']), /--server-poll-ms/);
+  assert.throws(() => parseMillionArgs(['--server-poll-ms', 'x']), /--server-poll-ms/);
+});
+
 test('an explicit --client-poll-ms wins at any size', () => {
   assert.equal(parse(['--ws', '--client-poll-ms', '0']).clientPollMs, 0);
   assert.equal(parse(['--ws', '--steps', '1000', '--client-poll-ms', '400']).clientPollMs, 400);
