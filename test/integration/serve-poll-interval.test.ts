@@ -41,7 +41,22 @@ function serveCli(args: string[]): { child: ChildProcess; out: () => string } {
   return { child, out: () => out };
 }
 
-const portOf = (out: string): number => Number(/listening on [\d.]+:(\d+)/.exec(out)![1]);
+/** `c1m serve greet-echo --processes 2 ...args` until `body` is done with 8 clients of it; everything killed after. */
+async function withServer(args: string[], body: (clients: ReturnType<typeof client>[]) => Promise<void>): Promise<void> {
+  const s = serveCli(['--processes', '2', ...args]);
+  const clients: ReturnType<typeof client>[] = [];
+  try {
+    await waitFor(() => /listening on/.test(s.out()), 'the listening line', 60_000);
+    const port = Number(/listening on [\d.]+:(\d+)/.exec(s.out())![1]);
+    // SO_REUSEPORT hashes each connection to one worker: 8 reach both with near certainty.
+    for (let i = 0; i < 8; i++) clients.push(client(port));
+    await body(clients);
+  } finally {
+    for (const c of clients) c.sock.destroy();
+    s.child.kill('SIGKILL');
+    for (const p of childrenOf(s.child.pid!)) process.kill(p, 'SIGKILL');
+  }
+}
 
 describe('pollInterval (engine option)', () => {
   test('createReactor({ pollInterval }): the reactor polls from a timer from the start; setPollInterval(0) takes what waited', SKIP, async () => {
@@ -85,35 +100,18 @@ describe('pollInterval (engine option)', () => {
   });
 
   test('c1m serve --processes 2 --poll-interval 60000: no worker accepts before its first timer poll', SKIP, async () => {
-    const s = serveCli(['--processes', '2', '--poll-interval', '60000']);
-    const clients: ReturnType<typeof client>[] = [];
-    try {
-      await waitFor(() => /listening on/.test(s.out()), 'the listening line', 60_000);
-      // SO_REUSEPORT hashes each connection to one worker: 8 reach both with near certainty.
-      for (let i = 0; i < 8; i++) clients.push(client(portOf(s.out())));
+    await withServer(['--poll-interval', '60000'], async (clients) => {
       await sleep(500);
       assert.deepEqual(clients.map((c) => c.got()), Array(8).fill(''), 'no greeting from either worker');
-    } finally {
-      for (const c of clients) c.sock.destroy();
-      s.child.kill('SIGKILL');
-      for (const p of childrenOf(s.child.pid!)) process.kill(p, 'SIGKILL');
-    }
+    });
   });
 
   test('c1m serve --processes 2 --poll-interval 20: greetings and echoes flow', SKIP, async () => {
-    const s = serveCli(['--processes', '2', '--poll-interval', '20']);
-    const clients: ReturnType<typeof client>[] = [];
-    try {
-      await waitFor(() => /listening on/.test(s.out()), 'the listening line', 60_000);
-      for (let i = 0; i < 8; i++) clients.push(client(portOf(s.out())));
+    await withServer(['--poll-interval', '20'], async (clients) => {
       await waitFor(() => clients.every((c) => c.got() === 'hello\n'), 'every greeting');
       for (const c of clients) c.sock.write('x');
       await waitFor(() => clients.every((c) => c.got() === 'hello\nx'), 'every echo');
-    } finally {
-      for (const c of clients) c.sock.destroy();
-      s.child.kill('SIGKILL');
-      for (const p of childrenOf(s.child.pid!)) process.kill(p, 'SIGKILL');
-    }
+    });
   });
 
   test('c1m serve --poll-interval: a bad value exits 2 or 1 with the option named', GUARD, () => {
