@@ -315,7 +315,7 @@ function checkAdvice(n: number, root: string, name: string, required: number, un
 function checkEhash(n: number, root: string): DoctorCheck {
   const name = 'net.ipv4.tcp_ehash_entries';
   const sockets = 2 * n;
-  const required = 2 ** Math.ceil(Math.log2(Math.max(1, sockets / 2)));
+  const required = 2 ** Math.ceil(Math.log2(Math.max(1, n))); // sockets / required <= 2
   const text = readText(root, sysctlPath(name))?.trim();
   const current = text !== undefined && /^-?\d+$/.test(text) ? Math.abs(Number(text)) : null;
   const chains = current === null || current === 0 ? null : Math.round((10 * sockets) / current) / 10;

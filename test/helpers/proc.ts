@@ -1,6 +1,7 @@
 /**
  * What /proc says about other processes: their children and their threads' scheduling policy.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { processTree } from '../../src/cli/bench-proc.js';
 
@@ -40,4 +41,16 @@ export function threadPolicies(pid: number): number[] {
     }
   }
   return out;
+}
+
+/**
+ * `node RUN_JS serve HANDLER --port 0 --host 127.0.0.1 ...args` (the CLI tests' server), with
+ * its stdout and stderr gathered in `out()`.
+ */
+export function serveCli(runJs: string, handler: string, args: string[]): { child: ChildProcess; out: () => string } {
+  const child = spawn(process.execPath, [runJs, 'serve', handler, '--port', '0', '--host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  return { child, out: () => out };
 }

@@ -6,7 +6,7 @@
  * kernel's view (/proc/PID/task/TID/stat); the test runner's own policy is never changed.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 // Spawned by path: these type-only imports make tsc emit them into build-test.
@@ -16,20 +16,14 @@ import type {} from '../fixtures/sched-probe.js';
 import { serve, setBatchScheduling } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { GUARD, waitFor, within } from '../helpers/net.js';
-import { childrenOf, SCHED_BATCH, SCHED_OTHER, threadPolicies } from '../helpers/proc.js';
+import { childrenOf, SCHED_BATCH, SCHED_OTHER, serveCli as serveCliOf, threadPolicies } from '../helpers/proc.js';
 
 const runJs = fileURLToPath(new URL('../../src/cli/run.js', import.meta.url));
 const probe = fileURLToPath(new URL('../fixtures/sched-probe.js', import.meta.url));
 const greetEcho = fileURLToPath(new URL('../fixtures/greet-echo.js', import.meta.url));
 const SKIP = { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' };
 
-function serveCli(args: string[]): { child: ChildProcess; out: () => string } {
-  const child = spawn(process.execPath, [runJs, 'serve', greetEcho, '--port', '0', '--host', '127.0.0.1', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, out: () => out };
-}
+const serveCli = (args: string[]): ReturnType<typeof serveCliOf> => serveCliOf(runJs, greetEcho, args);
 
 describe('batch scheduling', () => {
   test('setBatchScheduling: every thread switches; a worker thread and a child process started afterwards inherit it; false switches back', SKIP, () => {

@@ -7,7 +7,7 @@
  * it. A 60 s interval makes the proof: nothing is accepted until the first timer poll.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +18,7 @@ import { resolveOptions } from '../../src/core/options.js';
 import { createReactor } from '../../src/index.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import { GUARD, HOST, sleep, waitFor } from '../helpers/net.js';
-import { childrenOf } from '../helpers/proc.js';
+import { childrenOf, serveCli } from '../helpers/proc.js';
 
 const runJs = fileURLToPath(new URL('../../src/cli/run.js', import.meta.url));
 const greetEcho = fileURLToPath(new URL('../fixtures/greet-echo.js', import.meta.url));
@@ -33,17 +33,10 @@ function client(port: number): { sock: Socket; got: () => string } {
   return { sock, got: () => got };
 }
 
-function serveCli(args: string[]): { child: ChildProcess; out: () => string } {
-  const child = spawn(process.execPath, [runJs, 'serve', greetEcho, '--port', '0', '--host', HOST, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  return { child, out: () => out };
-}
 
 /** `c1m serve greet-echo --processes 2 ...args` until `body` is done with 8 clients of it; everything killed after. */
 async function withServer(args: string[], body: (clients: ReturnType<typeof client>[]) => Promise<void>): Promise<void> {
-  const s = serveCli(['--processes', '2', ...args]);
+  const s = serveCli(runJs, greetEcho, ['--processes', '2', ...args]);
   const clients: ReturnType<typeof client>[] = [];
   try {
     await waitFor(() => /listening on/.test(s.out()), 'the listening line', 60_000);
