@@ -130,7 +130,8 @@ enum {
   C1M_E_EVENT_LOST = 6, /* out of memory queueing an event for the next batch: c = its kind, lost */
   C1M_E_READY_LOST = 7, /* out of memory queueing fd for reading: it is read at its next edge */
   C1M_E_COMMAND = 8,    /* unknown command in the send area, skipped: c = its op */
-  C1M_E_TIMERS = 9      /* out of memory for the timer wheel: fd's timeout is not armed */
+  C1M_E_TIMERS = 9,     /* out of memory for the timer wheel: fd's timeout is not armed */
+  C1M_E_TIMER_SET = 10  /* timerfd_settime: the tick could not be started (timeouts wait) or stopped */
 };
 
 /* Close reasons. */
@@ -424,6 +425,8 @@ int c1m_sys_eventfd(void);
 int c1m_sys_random(void *buf, size_t n);
 /* A non-blocking timerfd ticking every interval_ms (CLOCK_MONOTONIC). */
 int c1m_sys_timerfd(uint32_t interval_ms);
+/* Restart timerfd fd ticking every interval_ms from now, or stop it (0): 0 or -errno. */
+int c1m_sys_timerfd_set(int fd, uint32_t interval_ms);
 /* For contract tests: O_NONBLOCK, FD_CLOEXEC and TCP_NODELAY (-1 when not a TCP socket). */
 int c1m_sys_fd_info(int fd, int *nonblock, int *cloexec, int *nodelay);
 /* For contract tests: SO_KEEPALIVE's settings (idle_s 0 when off); -errno when not a TCP socket. */

@@ -614,6 +614,7 @@ NAPI_MODULE_INIT() {
   addon_set_const(env, k, "E_READY_LOST", C1M_E_READY_LOST);
   addon_set_const(env, k, "E_COMMAND", C1M_E_COMMAND);
   addon_set_const(env, k, "E_TIMERS", C1M_E_TIMERS);
+  addon_set_const(env, k, "E_TIMER_SET", C1M_E_TIMER_SET);
   addon_set_const(env, k, "R_END", C1M_R_END);
   addon_set_const(env, k, "R_LOCAL", C1M_R_LOCAL);
   addon_set_const(env, k, "R_ERROR", C1M_R_ERROR);

@@ -82,6 +82,8 @@ struct c1m_reactor {
   uint32_t ntimed;              /* connections with a timeout */
   struct c1m_wheel_link *wheel; /* NULL until the first timeout */
   uint32_t swept;               /* the last tick whose bucket has been swept */
+  uint32_t quiet_ticks;         /* ticks in a row with nothing to time (timer_tick) */
+  int tick_stopped;             /* the timerfd is stopped: nothing to time (timer_need_tick restarts it) */
   /* events produced outside poll() */
   c1m_event_t *deferred;
   uint32_t ndeferred, deferred_cap;
@@ -224,8 +226,11 @@ void tls_fini(c1m_reactor_t *r);
 /* ---- timer.c ---- */
 /* Set (ticks > 0) or clear a connection's idle timeout, from now. 0 or -errno. */
 int timer_arm(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t ticks);
-/* The timerfd fired: advance the tick, resume listeners, expire timeouts. */
+/* The timerfd fired: advance the tick, resume listeners, expire timeouts; stop the timerfd
+ * after TICK_QUIET_STOP ticks in a row with nothing to time. */
 void timer_tick(c1m_reactor_t *r);
+/* Something needs the tick (a timeout filed, a listener backing off): restart it if stopped. */
+void timer_need_tick(c1m_reactor_t *r);
 void timer_fini(c1m_reactor_t *r);
 
 /* ---- udp.c ---- */

@@ -38,6 +38,7 @@ static void pause_accepting(c1m_reactor_t *r, listener_t *l) {
   if (l->backoff_ms > BACKOFF_MAX_MS) l->backoff_ms = BACKOFF_MAX_MS;
   l->resume_tick = r->tick + (l->backoff_ms + r->cfg.tick_ms - 1) / r->cfg.tick_ms;
   r->ctl[C1M_CTL_ACCEPT_PAUSES]++;
+  timer_need_tick(r); /* the tick resumes it */
 }
 
 void listener_accept(c1m_reactor_t *r, listener_t *l) {

@@ -146,17 +146,21 @@ int c1m_sys_eventfd(void) {
   return fd < 0 ? -errno : fd;
 }
 
-int c1m_sys_timerfd(uint32_t interval_ms) {
-  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-  if (fd < 0) return -errno;
-  struct itimerspec its = {0};
+int c1m_sys_timerfd_set(int fd, uint32_t interval_ms) {
+  struct itimerspec its = {0}; /* all zero stops it; a new setting also clears its count */
   its.it_interval.tv_sec = interval_ms / 1000;
   its.it_interval.tv_nsec = (long)(interval_ms % 1000) * 1000000L;
   its.it_value = its.it_interval;
-  if (timerfd_settime(fd, 0, &its, NULL) < 0) {
-    int err = -errno;
+  return timerfd_settime(fd, 0, &its, NULL) < 0 ? -errno : 0;
+}
+
+int c1m_sys_timerfd(uint32_t interval_ms) {
+  int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (fd < 0) return -errno;
+  int rc = c1m_sys_timerfd_set(fd, interval_ms);
+  if (rc < 0) {
     close(fd);
-    return err;
+    return rc;
   }
   return fd;
 }

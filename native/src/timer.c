@@ -23,6 +23,13 @@
  * ping and re-files the entry with HB_WAIT set; an expiry with HB_WAIT still set (no byte read
  * since) is the TIMEOUT record. So an answered heartbeat costs JS nothing (pongs: conn.c).
  *
+ * The tick runs only while something needs it: after TICK_QUIET_STOP ticks in a row with no
+ * timeout filed and no listener backing off, the timerfd is stopped, so an idle reactor with
+ * no timeouts (a gateway without heartbeat) is not woken four times a second for nothing. The
+ * tick is a logical clock: while stopped nothing is filed against it, and timer_need_tick
+ * restarts the timerfd (one timerfd_settime) before anything is. The first tick after a
+ * restart comes one tick_ms later, so a timeout filed then ends on time, not a tick early.
+ *
  * Hot path: a read renews the deadline with one store (conn.c). A tick costs the entries of
  * the buckets it sweeps: the connections whose filed deadline falls in it (an idle connection
  * with a timeout of T ticks is visited once per min(T, WHEEL_SIZE) ticks), not every slot.
@@ -33,6 +40,7 @@
 #include <stdlib.h>
 
 #define WHEEL_SIZE 4096u /* buckets: a power of two */
+#define TICK_QUIET_STOP 4u /* ticks in a row with nothing to time before the timerfd stops */
 #define NIL UINT32_MAX
 
 struct c1m_wheel_link {
@@ -82,7 +90,7 @@ int timer_arm(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t ticks) {
   }
   if (!r->wheel && wheel_alloc(r) < 0) return -ENOMEM;
   if (s->timeout_ticks) unlink_entry(r, (uint32_t)fd);
-  else r->ntimed++;
+  else if (r->ntimed++ == 0) timer_need_tick(r);
   s->timeout_ticks = ticks;
   s->deadline = r->tick + ticks;
   link_tail(r, (uint32_t)fd, head(r, s->deadline & (WHEEL_SIZE - 1)));
@@ -148,6 +156,31 @@ static int sweep_bucket(c1m_reactor_t *r, uint32_t b) {
   return 1;
 }
 
+void timer_need_tick(c1m_reactor_t *r) {
+  r->quiet_ticks = 0;
+  if (!r->tick_stopped) return;
+  int rc = c1m_sys_timerfd_set(r->tfd, r->cfg.tick_ms);
+  if (rc < 0) loop_report(r, C1M_E_TIMER_SET, r->tfd, rc, 1); /* tried again at the next need */
+  else r->tick_stopped = 0;
+}
+
+/* Nothing filed and no listener waiting to resume: count a quiet tick; stop after a few. */
+static void stop_if_quiet(c1m_reactor_t *r) {
+  if (r->ntimed) {
+    r->quiet_ticks = 0;
+    return;
+  }
+  for (int i = 0; i < r->nlisteners; i++)
+    if (r->listeners[i].paused) {
+      r->quiet_ticks = 0;
+      return;
+    }
+  if (++r->quiet_ticks < TICK_QUIET_STOP) return;
+  int rc = c1m_sys_timerfd_set(r->tfd, 0);
+  if (rc < 0) loop_report(r, C1M_E_TIMER_SET, r->tfd, rc, 0); /* it keeps ticking: nothing lost */
+  else r->tick_stopped = 1;
+}
+
 void timer_tick(c1m_reactor_t *r) {
   int exp = c1m_sys_counter_read(r->tfd);
   if (exp <= 0) { /* -EAGAIN: a spurious wake-up */
@@ -157,6 +190,7 @@ void timer_tick(c1m_reactor_t *r) {
   r->tick += (uint32_t)exp;
   r->ctl[C1M_CTL_TICK] = (int32_t)r->tick;
   listener_resume(r);
+  stop_if_quiet(r);
   if (!r->wheel) return;
   if (!r->ntimed || r->tick - r->swept > WHEEL_SIZE) {
     /* nothing filed, or late by a whole turn: one turn sweeps every bucket once */

@@ -23,7 +23,7 @@ export interface NativeConstants {
   EV_OPEN: number; EV_DATA: number; EV_DRAIN: number; EV_END: number; EV_TIMEOUT: number;
   EV_CLOSE: number; EV_ACCEPT_ERROR: number; EV_ERROR: number;
   E_WAKE: number; E_WAKE_READ: number; E_TIMER_READ: number; E_POLL: number; E_CLOSE: number; E_EVENT_LOST: number;
-  E_READY_LOST: number; E_COMMAND: number; E_TIMERS: number;
+  E_READY_LOST: number; E_COMMAND: number; E_TIMERS: number; E_TIMER_SET: number;
   R_END: number; R_LOCAL: number; R_ERROR: number; R_TIMEOUT: number; R_INBOUND_LIMIT: number;
   R_SLOW_CONSUMER: number; R_CONNECT_FAILED: number; R_HANDLER: number; R_SHUTDOWN: number;
   CMD_SIZE: number; CMD_OP: number; CMD_FD: number; CMD_GEN: number; CMD_LEN: number; CMD_ALIGN: number;

@@ -180,6 +180,7 @@ export function reactorError(k: NativeConstants, what: number, errno: number, fd
     case k.E_READY_LOST: syscall = 'malloc'; about = 'read at its next readiness instead'; break;
     case k.E_COMMAND: syscall = 'command'; about = `unknown command ${detail} skipped`; break;
     case k.E_TIMERS: syscall = 'malloc'; about = 'timeout not armed'; break;
+    case k.E_TIMER_SET: syscall = 'timerfd_settime'; about = detail ? 'the tick did not restart: timeouts wait for the next try' : 'the tick keeps running'; break;
   }
   const err = systemError(errno, syscall);
   err.message += ` (reactor-level${fd >= 0 ? `, fd ${fd}` : ''}${about ? `: ${about}` : ''})`;

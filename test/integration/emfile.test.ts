@@ -70,6 +70,9 @@ for (const backend of backends) {
       const clients: RawClient[] = [];
       try {
         assert.equal(readFileSync(`/proc/${child.pid}/comm`, 'utf8').trim().startsWith('node'), true, 'prlimit exec()s node in place');
+        // Idle first, long enough (four 250 ms ticks with nothing to time) for the native
+        // reactor to stop its tick: the accept pause must start it again to resume.
+        await sleep(1500);
         let echoed = 0, closedEarly = 0;
         for (let i = 0; i < CLIENTS; i++) {
           const c = new RawClient(port);

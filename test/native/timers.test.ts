@@ -122,4 +122,39 @@ describe('native timeouts', { skip: !nativeAvailable && 'native backend unavaila
       r.close();
     }
   });
+  test('the tick stops while nothing is timed (an idle reactor is not woken), and a timeout filed then restarts it and still fires on time', GUARD, async () => {
+    const r = new RawReactor({ tickMs: TICK });
+    const k = r.b.constants;
+    const sockets: net.Socket[] = [];
+    const tick = (): number => r.ctl[r.L.ctlTick]!;
+    /** The tick stays put over 20 tick periods (while running it moves every one). */
+    const stopped = async (): Promise<boolean> => {
+      const t = tick();
+      await sleep(20 * TICK);
+      return tick() === t;
+    };
+    const untilStopped = async (what: string): Promise<void> => {
+      const start = Date.now();
+      while (!(await stopped())) if (Date.now() - start > 20_000) throw new Error(`timed out waiting until ${what}`);
+    };
+    try {
+      const { port } = r.listen();
+      await waitFor(() => tick() > 0, 'the tick ran at start');
+      await untilStopped('the tick stops with nothing to time');
+      sockets.push(...await connectMany(port, 1));
+      await waitFor(() => r.of(k.EV_OPEN).length === 1, 'accepted');
+      assert.ok(await stopped(), 'a connection without a timeout does not restart it');
+      const open = r.of(k.EV_OPEN)[0]!;
+      const before = tick();
+      r.command(k.OP_TIMEOUT, open.fd, open.gen, 5 * TICK);
+      await waitFor(() => r.of(k.EV_TIMEOUT).length === 1, 'the timeout filed while the tick was stopped fires');
+      const t = r.of(k.EV_TIMEOUT)[0]!;
+      assert.equal(t.fd, open.fd);
+      assert.ok(t.tick >= before + 5, `it fired at tick ${t.tick}, 5 ticks after ${before} at the earliest`);
+      await untilStopped('the tick stops again once the timeout is gone');
+    } finally {
+      for (const s of sockets) s.destroy();
+      r.close();
+    }
+  });
 });
