@@ -74,11 +74,32 @@ describe('metrics port', () => {
       const before = wakeups();
       await new Promise((r) => setTimeout(r, 2000));
       const woke = wakeups() - before;
-      // The monitor alone woke it ~200 times in 2 s at a 10 ms resolution; now it is ~20 plus
-      // the timer sweep's 8 (every 250 ms).
+      // The monitor alone woke it ~200 times in 2 s at a 10 ms resolution; now it is ~20 (the
+      // timer sweep's tick stops while no connection has a timeout).
       assert.ok(woke < 100, `${woke} wake-ups in 2 s`);
     } finally {
       await handle.close(1000);
+    }
+  });
+
+  test('the event-loop delay monitor starts at the first scrape: a gateway nobody scrapes is not woken for it', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+    // The gateway makes its registry at start (for its own metrics).
+    const c = cli(['gateway', '--no-auth', '--port', '0', '--host', HOST, '--processes', '1']);
+    try {
+      const port = await listening(c);
+      await new Promise((r) => setTimeout(r, 600)); // six sampling periods, were it running
+      const first = await scrapeAt(port);
+      assert.equal(promValue(first, 'c1m_workers'), 1);
+      assert.equal(promValue(first, 'c1m_event_loop_delay_samples'), 0, 'no samples before the first scrape');
+      let later = first;
+      for (const start = Date.now(); promValue(later, 'c1m_event_loop_delay_samples') === 0; ) {
+        if (Date.now() - start > 20_000) assert.fail('no event-loop delay samples after the first scrape');
+        await new Promise((r) => setTimeout(r, 250));
+        later = await scrapeAt(port);
+      }
+    } finally {
+      c.child.kill('SIGTERM');
+      await c.exited;
     }
   });
 
