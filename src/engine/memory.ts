@@ -47,6 +47,13 @@ let applied = false;
 /** How often `trimServerProcess` looks at the activity. */
 export const TRIM_CHECK_MS = 500;
 /**
+ * How often it looks once settled (trimmed, nothing moved since): an idle server then wakes
+ * for it once in 5 s, not twice a second (a wake-up of an idle Node process into JS cost
+ * ~0.5 ms of CPU on the slow hosts of 2026-12-06). A burst is seen at most this late; the
+ * trim comes TRIM_QUIET_CHECKS after its end either way.
+ */
+export const TRIM_SETTLED_CHECK_MS = 5000;
+/**
  * Quiet checks in a row that end a burst: 6 s, past V8's 5 s window for its allocation rate
  * (it shrinks the young generation in a full collection only when that rate is low).
  */
@@ -102,8 +109,16 @@ export class BurstTrim {
     this.#lastLevel = level?.read() ?? 0;
   }
 
-  /** One look at the activity; true when it trimmed. */
-  check(): boolean {
+  /** Trimmed, and nothing moved since: the next check may come later (with its `span`). */
+  get settled(): boolean {
+    return !this.#busy;
+  }
+
+  /**
+   * One look at the activity; true when it trimmed. `span`: how many intervals passed since
+   * the last look (a settled detector looked less often): the trickles scale with it.
+   */
+  check(span = 1): boolean {
     const a = this.#activity();
     const moved = a - this.#last;
     this.#last = a;
@@ -113,7 +128,7 @@ export class BurstTrim {
       shifted = Math.abs(l - this.#lastLevel);
       this.#lastLevel = l;
     }
-    if (moved > this.#trickle || shifted > (this.#level?.trickle ?? 0)) {
+    if (moved > this.#trickle * span || shifted > (this.#level?.trickle ?? 0) * span) {
       this.#busy = true;
       this.#quiet = 0;
       return false;
@@ -212,9 +227,18 @@ export function trimServerProcess(reactor: Reactor): () => void {
     if (trim && trimMalloc()) done.trims++;
     else trim = false; // no glibc: nothing to trim, ever
   }, TRIM_QUIET_CHECKS, TRIM_QUIET_ELU * TRIM_CHECK_MS, { read: () => reactor.stats.connections, trickle: TRIM_QUIET_CONNS });
-  const timer = setInterval(() => burst.check(), TRIM_CHECK_MS);
-  timer.unref();
-  return () => clearInterval(timer);
+  // Every TRIM_CHECK_MS, or TRIM_SETTLED_CHECK_MS once settled.
+  let timer: NodeJS.Timeout;
+  const next = (): void => {
+    const span = burst.settled ? TRIM_SETTLED_CHECK_MS / TRIM_CHECK_MS : 1;
+    timer = setTimeout(() => {
+      burst.check(span);
+      next();
+    }, span * TRIM_CHECK_MS);
+    timer.unref();
+  };
+  next();
+  return () => clearTimeout(timer);
 }
 
 /**

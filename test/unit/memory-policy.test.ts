@@ -92,6 +92,29 @@ describe('BurstTrim', () => {
     assert.equal(trims, 2);
   });
 
+  test('settled after a trim; a check that spans several intervals scales the trickles with them', () => {
+    let activity = 0, open = 0, trims = 0;
+    const b = new BurstTrim(() => activity, () => trims++, 2, 10, { read: () => open, trickle: 16 });
+    assert.equal(b.settled, false, 'the start counts as a burst');
+    b.check();
+    assert.equal(b.check(), true);
+    assert.equal(b.settled, true);
+    activity += 90; // a trickle of 9 per interval over a 10-interval look: quiet
+    open += 150;
+    assert.equal(b.check(10), false);
+    assert.equal(b.settled, true);
+    activity += 101; // more than 10 per interval: a burst
+    assert.equal(b.check(10), false);
+    assert.equal(b.settled, false);
+    b.check();
+    assert.equal(b.check(), true);
+    activity += 10;
+    open += 161; // the level moved more than 16 per interval
+    b.check(10);
+    assert.equal(b.settled, false);
+    assert.equal(trims, 2);
+  });
+
   test('activity inside the quiet spell starts the count again', () => {
     const { b, step, trims } = detector(2);
     b.check();
