@@ -40,6 +40,8 @@ export interface WorkerConfig {
   batchScheduling?: boolean;
   /** After each connect phase, poll the reactor every this many ms (`Reactor.setPollInterval`); absent or 0: wake per event. */
   pollMs?: number;
+  /** During each connect phase, poll the reactor every this many ms; absent or 0: wake per event. */
+  connectPollMs?: number;
   /**
    * False: progress reports carry no latency histogram (`hist: null`), for a parent that reads
    * none (`c1m bench million`: its latencies come from each step's snapshot). Absent: sent.

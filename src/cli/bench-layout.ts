@@ -78,7 +78,7 @@ export function planRun(connections: number, processes: number | 'auto', sourceI
 }
 
 /** Worker configs for a plan: worker i holds the global indexes [first, first + count). */
-export function workerConfigs(o: Pick<WorkerConfig, 'scenario' | 'port' | 'concurrency' | 'retries' | 'size' | 'depth' | 'rate' | 'verify' | 'path' | 'deflate' | 'tls' | 'batchScheduling' | 'pollMs' | 'progressLatency'>, host: string, plan: BenchPlan): WorkerConfig[] {
+export function workerConfigs(o: Pick<WorkerConfig, 'scenario' | 'port' | 'concurrency' | 'retries' | 'size' | 'depth' | 'rate' | 'verify' | 'path' | 'deflate' | 'tls' | 'batchScheduling' | 'pollMs' | 'connectPollMs' | 'progressLatency'>, host: string, plan: BenchPlan): WorkerConfig[] {
   let first = 0;
   return plan.perProcess.map((count, worker) => {
     const config: WorkerConfig = {
@@ -87,6 +87,7 @@ export function workerConfigs(o: Pick<WorkerConfig, 'scenario' | 'port' | 'concu
       size: o.size, depth: o.depth, rate: o.rate, verify: o.verify, path: o.path, deflate: o.deflate, tls: o.tls ?? null,
       ...(o.batchScheduling ? { batchScheduling: true } : {}),
       ...(o.pollMs ? { pollMs: o.pollMs } : {}),
+      ...(o.connectPollMs ? { connectPollMs: o.connectPollMs } : {}),
       ...(o.progressLatency === false ? { progressLatency: false } : {}),
     };
     first += count;

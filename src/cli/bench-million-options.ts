@@ -106,6 +106,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              wake no client: closer to what the broadcast and the echo round cost
                              when the subscribers are not on this box's CPUs. Latencies include up
                              to P ms of polling delay; connect phases always wake per event
+  --client-connect-poll-ms P during each connect phase, each client process polls every P ms instead
+                             of waking per event (default 0: wake per event)
   --client-warmup N          before the first step, each client process opens a few connections
                              and takes about N deliveries on them (--ws --broadcast: publishes to
                              20 subscribers each; TCP: echo rounds over 200 connections each), so
@@ -158,6 +160,8 @@ export interface MillionOptions {
   batchScheduling: boolean;
   /** `--client-poll-ms`: the clients' poll interval after each connect phase (0: wake per event; default: {@link defaultClientPollMs}). */
   clientPollMs: number;
+  /** `--client-connect-poll-ms`: the clients' poll interval during connect phases (0: wake per event). */
+  clientConnectPollMs: number;
   /** `--client-warmup`: deliveries per client process before the first step (0: none; default {@link DEFAULT_CLIENT_WARMUP}; bench-million-warm.ts). */
   clientWarmup: number;
 }
@@ -197,6 +201,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
         tls: { type: 'boolean', default: false },
         'no-batch-scheduling': { type: 'boolean', default: false },
         'client-poll-ms': { type: 'string' },
+        'client-connect-poll-ms': { type: 'string' },
         'client-warmup': { type: 'string' },
         'node-flags': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -252,6 +257,7 @@ export function parseMillionArgs(argv: string[]): MillionOptions | 'help' {
     tls: v.tls!,
     batchScheduling: !v['no-batch-scheduling'],
     clientPollMs: int('client-poll-ms', v['client-poll-ms'], 0, 1000) ?? defaultClientPollMs(v.ws === true, steps),
+    clientConnectPollMs: int('client-connect-poll-ms', v['client-connect-poll-ms'], 0, 1000) ?? 0,
     clientWarmup: int('client-warmup', v['client-warmup'], 0, 1_000_000) ?? DEFAULT_CLIENT_WARMUP,
   };
 }

@@ -309,7 +309,7 @@ class MillionRun {
         baseRss = s0.rssByPid;
         baseAnon = s0.anonByPid;
         const configs = workerConfigs({ scenario: o.ws ? 'ws-subscribe' : 'ping', port: o.port, concurrency: o.concurrency, retries: 3, size: o.size, depth: 1, rate: 0, verify: false, path: o.ws ? subscribePath(o.topic) : '/', deflate: false,
-          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null, batchScheduling: o.batchScheduling, pollMs: o.clientPollMs, progressLatency: false },
+          tls: cert ? { resume: false, ca: cert.certPem, servername: undefined, insecure: false } : null, batchScheduling: o.batchScheduling, pollMs: o.clientPollMs, connectPollMs: o.clientConnectPollMs, progressLatency: false },
           '127.0.0.1', { perProcess: layout.clients, sources: layout.sources });
         if (!(await pool.start(configs))) {
           this.#stop('worker_died', 'a client worker did not start');
@@ -357,7 +357,7 @@ class MillionRun {
       steps_skipped: doctor.skipped,
       doctor: doctor.report,
       server: { command: serverCmd(), processes: layout.serverProcesses, per_process_cap: layout.serverCap },
-      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: this.#clientFlags, batch_scheduling: o.batchScheduling, poll_ms: o.clientPollMs, warmup: clientWarmup },
+      client: { processes: layout.clients.length, source_ips: layout.sources.length, per_process: layout.clients, node_flags: this.#clientFlags, batch_scheduling: o.batchScheduling, poll_ms: o.clientPollMs, connect_poll_ms: o.clientConnectPollMs, warmup: clientWarmup },
       baseline,
       steps: results,
       summary: summarizeSteps(results, o.ws),

@@ -238,7 +238,7 @@ export interface MillionResult {
   /** `node_flags`: the Node/V8 flags of every client process: the bench's own (`--max-semi-space-size=1 --expose-gc`), then `--node-flags`.
    * `batch_scheduling`: the clients (and the server, `--batch-scheduling` in its command) ran under SCHED_BATCH.
    * `warmup`: what `--client-warmup` did before the first step (null: none). */
-  client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[]; batch_scheduling?: boolean; poll_ms?: number; warmup?: ClientWarmup | null };
+  client: { processes: number; source_ips: number; per_process: number[]; node_flags?: string[]; batch_scheduling?: boolean; poll_ms?: number; connect_poll_ms?: number; warmup?: ClientWarmup | null };
   /** Taken after the warm-up (its connections closed) and a full GC in every server process. */
   baseline: { mem_available_kb: number | null; slab_kb: number | null; sunreclaim_kb: number | null; server_rss_kb: number; server_anon_kb: number; sockets: SocketCounts | null; warmup: Warmup | null };
   steps: MillionStep[];

@@ -262,8 +262,8 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     for (let r = retryReady.pop(); r; r = retryReady.pop()) fail('CONNECT_PHASE_TIMEOUT');
     for (const [id] of [...pending.entries()]) reactor.connection(id).destroy();
     // Connected: from here the connections mostly wait, and a timer poll takes what arrived
-    // meanwhile without a wake-up per event (cfg.pollMs; 0 keeps waking per event).
-    if (cfg.pollMs) reactor.setPollInterval?.(cfg.pollMs);
+    // meanwhile without a wake-up per event (cfg.pollMs; 0 wakes per event).
+    if (cfg.pollMs || cfg.connectPollMs) reactor.setPollInterval?.(cfg.pollMs ?? 0);
     // Started with --expose-gc (`c1m bench million`'s clients): collect the ramp's garbage now,
     // while the run holds, rather than have V8 mark and sweep it during the measured traffic.
     (globalThis as { gc?: () => void }).gc?.();
@@ -331,7 +331,9 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
           }, PROGRESS_MS);
         }
         phase = 'connect';
-        if (cfg.pollMs) reactor.setPollInterval?.(0); // connects want each step answered at once
+        // Connects wake per event unless told otherwise (cfg.connectPollMs): each step of a
+        // handshake is answered at once.
+        if (cfg.pollMs || cfg.connectPollMs) reactor.setPollInterval?.(cfg.connectPollMs ?? 0);
         target = upTo;
         connectReported = false;
         schedulePump();

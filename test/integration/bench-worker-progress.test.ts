@@ -113,6 +113,44 @@ describe('bench worker progress', { skip: !nativeAvailable && 'needs the native 
     assert.match(after, forced, after);
   });
 
+  test('connectPollMs: the connect phase polls from a timer (at 60 s nothing completes before the phase ends)', async () => {
+    let accepted = 0;
+    const srv = createServer((s) => {
+      accepted++;
+      s.on('error', () => {});
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const [config] = workerConfigs({ scenario: 'hold', port: (srv.address() as { port: number }).port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null, connectPollMs: 60_000 },
+      '127.0.0.1', { perProcess: [20], sources: ['127.0.0.1'] });
+    const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    try {
+      const result = await new Promise<Extract<WorkerMessage, { type: 'result' }>['result']>((resolve, reject) => {
+        child.on('exit', (code) => reject(new Error(`worker exited (${code})`)));
+        child.on('message', (m: WorkerMessage) => {
+          if (m.type === 'ready') {
+            child.send({ type: 'go' } satisfies ParentMessage);
+            // The kernel completes every handshake; the worker, polling once a minute, has
+            // not looked yet when its phase ends.
+            const wait = setInterval(() => {
+              if (accepted < 20) return;
+              clearInterval(wait);
+              child.send({ type: 'end-connect' } satisfies ParentMessage);
+              child.send({ type: 'stop' } satisfies ParentMessage);
+            }, 10);
+          } else if (m.type === 'result') resolve(m.result);
+          else if (m.type === 'connected') reject(new Error('the connects completed: the worker did not poll from a timer'));
+        });
+        child.send({ type: 'config', config: config! } satisfies ParentMessage);
+      });
+      assert.equal(result.started, 20);
+      assert.equal(result.connected, 0, 'no connect seen before the phase ended');
+    } finally {
+      child.removeAllListeners('exit');
+      child.kill('SIGKILL');
+      await new Promise<void>((r) => srv.close(() => r()));
+    }
+  });
+
   test('teardown', async () => {
     await new Promise<void>((r) => server.close(() => r()));
   });

@@ -34,6 +34,13 @@ test('--server-poll-ms: the server keeps its own default (wake per event) unless
   assert.throws(() => parseMillionArgs(['--server-poll-ms', 'x']), /--server-poll-ms/);
 });
 
+test('--client-connect-poll-ms: connect phases wake per event unless asked', () => {
+  assert.equal(parse(['--ws']).clientConnectPollMs, 0);
+  assert.equal(parse(['--ws', '--client-connect-poll-ms', '50']).clientConnectPollMs, 50);
+  assert.throws(() => parseMillionArgs(['--client-connect-poll-ms', '1001']), /--client-connect-poll-ms/);
+  assert.throws(() => parseMillionArgs(['--client-connect-poll-ms', 'x']), /--client-connect-poll-ms/);
+});
+
 test('an explicit --client-poll-ms wins at any size', () => {
   assert.equal(parse(['--ws', '--client-poll-ms', '0']).clientPollMs, 0);
   assert.equal(parse(['--ws', '--steps', '1000', '--client-poll-ms', '400']).clientPollMs, 400);
