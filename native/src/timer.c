@@ -90,7 +90,8 @@ int timer_arm(c1m_reactor_t *r, int fd, c1m_slot_t *s, uint32_t ticks) {
   }
   if (!r->wheel && wheel_alloc(r) < 0) return -ENOMEM;
   if (s->timeout_ticks) unlink_entry(r, (uint32_t)fd);
-  else if (r->ntimed++ == 0) timer_need_tick(r);
+  else r->ntimed++;
+  if (r->tick_stopped) timer_need_tick(r);
   s->timeout_ticks = ticks;
   s->deadline = r->tick + ticks;
   link_tail(r, (uint32_t)fd, head(r, s->deadline & (WHEEL_SIZE - 1)));
@@ -160,7 +161,7 @@ void timer_need_tick(c1m_reactor_t *r) {
   r->quiet_ticks = 0;
   if (!r->tick_stopped) return;
   int rc = c1m_sys_timerfd_set(r->tfd, r->cfg.tick_ms);
-  if (rc < 0) loop_report(r, C1M_E_TIMER_SET, r->tfd, rc, 1); /* tried again at the next need */
+  if (rc < 0) loop_report(r, C1M_E_TIMER_SET, r->tfd, rc, 1); /* tried again at the next timeout filed */
   else r->tick_stopped = 0;
 }
 
