@@ -105,7 +105,8 @@ export const MILLION_USAGE = `usage: c1m bench million [--steps 100000,250000,50
                              without --ws: 0; 0: wake per event). The server's writes then
                              wake no client: closer to what the broadcast and the echo round cost
                              when the subscribers are not on this box's CPUs. Latencies include up
-                             to P ms of polling delay; connect phases always wake per event
+                             to P ms of polling delay; connect phases wake per event (unless
+                             --client-connect-poll-ms)
   --client-connect-poll-ms P during each connect phase, each client process polls every P ms instead
                              of waking per event (default 0: wake per event)
   --client-warmup N          before the first step, each client process opens a few connections
