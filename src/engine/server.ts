@@ -137,7 +137,7 @@ export async function serve(o: ServeOptions): Promise<ServeHandle> {
   // The supervisor's own registry is not summed in: it serves no connections.
   let metrics;
   try {
-    if (handle.mode === 'single') await metricsRegistry(); // starts the event-loop delay monitor
+    if (handle.mode === 'single') await metricsRegistry(); // this process's registry (its delay monitor starts at the first scrape)
     metrics = await startMetricsServer(o.metricsPort, o.host ?? '0.0.0.0', () => handle.gather(METRICS_KEY));
   } catch (err) {
     await handle.close(0);
