@@ -158,24 +158,27 @@ static int sweep_bucket(c1m_reactor_t *r, uint32_t b) {
 }
 
 void timer_need_tick(c1m_reactor_t *r) {
-  r->quiet_ticks = 0;
+  r->quiet_ticks = 0; /* a restarted tick runs TICK_QUIET_STOP ticks at least: no stop/start per timeout */
   if (!r->tick_stopped) return;
   int rc = c1m_sys_timerfd_set(r->tfd, r->cfg.tick_ms);
   if (rc < 0) loop_report(r, C1M_E_TIMER_SET, r->tfd, rc, 1); /* tried again at the next timeout filed */
   else r->tick_stopped = 0;
 }
 
-/* Nothing filed and no listener waiting to resume: count a quiet tick; stop after a few. */
+/* A timeout filed or a listener waiting to resume. */
+static int tick_needed(const c1m_reactor_t *r) {
+  if (r->ntimed) return 1;
+  for (int i = 0; i < r->nlisteners; i++)
+    if (r->listeners[i].paused) return 1;
+  return 0;
+}
+
+/* Count a tick with nothing to time; stop the timerfd after TICK_QUIET_STOP in a row. */
 static void stop_if_quiet(c1m_reactor_t *r) {
-  if (r->ntimed) {
+  if (tick_needed(r)) {
     r->quiet_ticks = 0;
     return;
   }
-  for (int i = 0; i < r->nlisteners; i++)
-    if (r->listeners[i].paused) {
-      r->quiet_ticks = 0;
-      return;
-    }
   if (++r->quiet_ticks < TICK_QUIET_STOP) return;
   int rc = c1m_sys_timerfd_set(r->tfd, 0);
   if (rc < 0) loop_report(r, C1M_E_TIMER_SET, r->tfd, rc, 0); /* it keeps ticking: nothing lost */

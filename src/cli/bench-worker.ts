@@ -263,7 +263,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     for (const [id] of [...pending.entries()]) reactor.connection(id).destroy();
     // Connected: from here the connections mostly wait, and a timer poll takes what arrived
     // meanwhile without a wake-up per event (cfg.pollMs; 0 wakes per event).
-    if (cfg.pollMs || cfg.connectPollMs) reactor.setPollInterval?.(cfg.pollMs ?? 0);
+    reactor.setPollInterval?.(cfg.pollMs ?? 0);
     // Started with --expose-gc (`c1m bench million`'s clients): collect the ramp's garbage now,
     // while the run holds, rather than have V8 mark and sweep it during the measured traffic.
     (globalThis as { gc?: () => void }).gc?.();
@@ -333,7 +333,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
         phase = 'connect';
         // Connects wake per event unless told otherwise (cfg.connectPollMs): each step of a
         // handshake is answered at once.
-        if (cfg.pollMs || cfg.connectPollMs) reactor.setPollInterval?.(cfg.connectPollMs ?? 0);
+        reactor.setPollInterval?.(cfg.connectPollMs ?? 0);
         target = upTo;
         connectReported = false;
         schedulePump();

@@ -19,16 +19,18 @@ import { nativeAvailable } from '../helpers/backends.js';
 const WORKER = fileURLToPath(new URL('../../../dist/cli/bench-worker.js', import.meta.url));
 
 /**
- * Fork one worker holding 20 connections of `scenario`, drive it through ready -> go ->
- * connected, then hand over to `connected` (which resolves with the result); killed after.
- * `onMessage` sees every message; the worker's stdout goes to `onStdout` when given.
+ * Fork one worker holding 20 connections of `scenario`, drive it through ready -> go (then
+ * `onGo`) -> connected, then hand over to `connected` (which resolves with the result); killed
+ * after. `onMessage` sees every message (and may resolve); the worker's stdout goes to
+ * `onStdout` when given.
  */
 async function driveWorker<T>(port: number, opts: {
-  scenario: string; progressLatency?: boolean; execArgv?: string[];
-  onMessage?: (m: WorkerMessage) => void; onStdout?: (text: string) => void;
+  scenario: string; progressLatency?: boolean; connectPollMs?: number; execArgv?: string[];
+  onMessage?: (m: WorkerMessage, resolve: (v: T) => void) => void; onStdout?: (text: string) => void;
+  onGo?: (send: (m: ParentMessage) => void) => void;
   connected: (send: (m: ParentMessage) => void, resolve: (v: T) => void) => void;
 }): Promise<T> {
-  const [config] = workerConfigs({ scenario: opts.scenario, port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null, progressLatency: opts.progressLatency },
+  const [config] = workerConfigs({ scenario: opts.scenario, port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null, progressLatency: opts.progressLatency, connectPollMs: opts.connectPollMs },
     '127.0.0.1', { perProcess: [20], sources: ['127.0.0.1'] });
   const child = fork(WORKER, [], { stdio: ['ignore', opts.onStdout ? 'pipe' : 'inherit', 'inherit', 'ipc'], execArgv: opts.execArgv ?? [] });
   if (opts.onStdout) child.stdout!.on('data', (b: Buffer) => opts.onStdout!(b.toString()));
@@ -38,9 +40,11 @@ async function driveWorker<T>(port: number, opts: {
       child.on('error', reject);
       child.on('exit', (code) => reject(new Error(`worker exited (${code})`)));
       child.on('message', (m: WorkerMessage) => {
-        opts.onMessage?.(m);
-        if (m.type === 'ready') send({ type: 'go' });
-        else if (m.type === 'connected') opts.connected(send, resolve);
+        opts.onMessage?.(m, resolve);
+        if (m.type === 'ready') {
+          send({ type: 'go' });
+          opts.onGo?.(send);
+        } else if (m.type === 'connected') opts.connected(send, resolve);
         else if (m.type === 'fatal') reject(new Error(m.message));
       });
       send({ type: 'config', config: config! });
@@ -115,38 +119,32 @@ describe('bench worker progress', { skip: !nativeAvailable && 'needs the native 
 
   test('connectPollMs: the connect phase polls from a timer (at 60 s nothing completes before the phase ends)', async () => {
     let accepted = 0;
-    const srv = createServer((s) => {
+    const srv = createServer((sock) => {
       accepted++;
-      s.on('error', () => {});
+      sock.on('error', () => {});
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const [config] = workerConfigs({ scenario: 'hold', port: (srv.address() as { port: number }).port, concurrency: 20, retries: 0, size: 16, depth: 1, rate: 0, verify: false, path: '/', deflate: false, tls: null, connectPollMs: 60_000 },
-      '127.0.0.1', { perProcess: [20], sources: ['127.0.0.1'] });
-    const child = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    type Result = Extract<WorkerMessage, { type: 'result' }>['result'];
     try {
-      const result = await new Promise<Extract<WorkerMessage, { type: 'result' }>['result']>((resolve, reject) => {
-        child.on('exit', (code) => reject(new Error(`worker exited (${code})`)));
-        child.on('message', (m: WorkerMessage) => {
-          if (m.type === 'ready') {
-            child.send({ type: 'go' } satisfies ParentMessage);
-            // The kernel completes every handshake; the worker, polling once a minute, has
-            // not looked yet when its phase ends.
-            const wait = setInterval(() => {
-              if (accepted < 20) return;
-              clearInterval(wait);
-              child.send({ type: 'end-connect' } satisfies ParentMessage);
-              child.send({ type: 'stop' } satisfies ParentMessage);
-            }, 10);
-          } else if (m.type === 'result') resolve(m.result);
-          else if (m.type === 'connected') reject(new Error('the connects completed: the worker did not poll from a timer'));
-        });
-        child.send({ type: 'config', config: config! } satisfies ParentMessage);
+      const result = await driveWorker<Result | 'connected'>((srv.address() as { port: number }).port, {
+        scenario: 'hold', connectPollMs: 60_000,
+        // The kernel completes every handshake; the worker, polling once a minute, has not
+        // looked yet when its phase ends.
+        onGo(send) {
+          const wait = setInterval(() => {
+            if (accepted < 20) return;
+            clearInterval(wait);
+            send({ type: 'end-connect' });
+            send({ type: 'stop' });
+          }, 10);
+        },
+        onMessage: (m, resolve) => void (m.type === 'result' && resolve(m.result)),
+        connected: (_send, resolve) => resolve('connected'),
       });
-      assert.equal(result.started, 20);
-      assert.equal(result.connected, 0, 'no connect seen before the phase ended');
+      assert.notEqual(result, 'connected', 'the connects completed: the worker did not poll from a timer');
+      assert.equal((result as Result).started, 20);
+      assert.equal((result as Result).connected, 0, 'no connect seen before the phase ended');
     } finally {
-      child.removeAllListeners('exit');
-      child.kill('SIGKILL');
       await new Promise<void>((r) => srv.close(() => r()));
     }
   });
