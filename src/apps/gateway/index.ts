@@ -20,7 +20,9 @@
  * A token with `exp` closes its WebSocket with 4001 (`unauthorized: expired`) when it expires
  * (expiry.ts), unless a `refresh` message brought a fresh token of the same user first.
  * With tokens, each WebSocket is also filed under its user (users.ts), so that
- * `POST /disconnect/<user>` (and its NATS control message) closes a user's connections with 4009.
+ * `POST /disconnect/<user>` (and its NATS control message) closes a user's connections with 4009,
+ * and `POST /unsubscribe/<user>?topics=` takes them off topics (`unsubscribed`, as a `refresh`
+ * whose token no longer grants a topic does).
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError, IdMap } from '../../core/index.js';
@@ -38,8 +40,8 @@ import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
-  BINARY_TYPE, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeWelcome, messageData, parseClientBinary, parseClientOp, parseQuerySub, queryOf,
-  type ClientOp, type Frame, type MessageData, type TopicState,
+  BINARY_TYPE, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeUnsubscribed, encodeWelcome, messageData, parseClientBinary,
+  parseClientOp, parseQuerySub, queryOf, topicList, type ClientOp, type Frame, type MessageData, type TopicState,
 } from './protocol.js';
 import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
 
@@ -51,7 +53,7 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   natsPrefix?: string;
   /**
    * NATS subject prefix of the gateways' control messages (a disconnect goes to
-   * `<prefix>disconnect`). It must end with `.`, hold no wildcard, and neither it nor
+   * `<prefix>disconnect`, an unsubscribe to `<prefix>unsubscribe`). It must end with `.`, hold no wildcard, and neither it nor
    * `natsPrefix` may start with the other, so that no topic's subject is a control subject.
    * Default `c1m.control.` with the default `natsPrefix`, else `c1m.control.<natsPrefix>`: a
    * deployment with its own topic prefix has its own control subjects.
@@ -116,8 +118,10 @@ const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
 
 /** Close code of a WebSocket whose user was disconnected (`POST /disconnect/<user>`). */
 export const DISCONNECT_CODE = 4009;
-/** Longest close reason of a disconnect (a close frame holds 123 bytes). */
+/** Longest reason of a disconnect (a close frame holds 123 bytes) or of an unsubscribe. */
 const MAX_REASON_BYTES = 100;
+/** The `reason` of the `unsubscribed` a `refresh` sends for the topics its token no longer grants. */
+export const REFRESH_REASON = 'refresh';
 
 /**
  * The control prefix for `o` (see `natsControlPrefix`). Errors: throws naming the options when
@@ -142,16 +146,27 @@ function answerJson(res: HttpResponse, status: number, body: unknown, extra?: Re
   res.end(JSON.stringify(body));
 }
 
-/** A disconnect control message from NATS (`{"user","reason"}`), or null when malformed. */
-function parseDisconnect(data: Uint8Array): { user: string; reason: string } | null {
+/** A user's control message from NATS, as the gateways send them (`operatorRequest`). */
+export interface UserControl {
+  user: string;
+  reason: string;
+  /** An unsubscribe's topics (a disconnect has none: empty). */
+  topics: string[];
+}
+
+/**
+ * A control message from NATS: `{"user","reason"}` (a disconnect), with `"topics"` (1 to 100
+ * topic names) when `withTopics` (an unsubscribe). Null when malformed: it is dropped.
+ */
+export function parseControl(data: Uint8Array, withTopics: boolean): UserControl | null {
   try {
-    const m = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { user?: unknown; reason?: unknown };
+    const m = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { user?: unknown; reason?: unknown; topics?: unknown };
     const { user, reason } = m;
     if (typeof user !== 'string' || user.length === 0) return null;
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > MAX_REASON_BYTES) return null;
-    return { user, reason };
+    return { user, reason, topics: withTopics ? topicList(m.topics, 0) : [] };
   } catch {
-    return null;
+    return null; // not JSON, or topics that are not a list of topics (topicList's OpError)
   }
 }
 
@@ -204,12 +219,14 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const counters: GatewayCounters = {
     clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
     deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
+    serverUnsubscribes: 0,
   };
   // Open WebSockets whose token has an `exp`: closed with 4001 when it comes (expiry.ts).
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
-  // Open WebSockets by user (tokens only), for a disconnect; its NATS control subject.
+  // Open WebSockets by user (tokens only), for a disconnect or an unsubscribe; their NATS control subjects.
   const users = new Users<WebSocket<ClientData>>();
   const disconnectSubject = o.nats === undefined ? '' : `${controlPrefix(o)}disconnect`;
+  const unsubscribeSubject = o.nats === undefined ? '' : `${controlPrefix(o)}unsubscribe`;
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
   const rate = o.clientPublishRate ?? 100;
@@ -257,8 +274,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   if (o.nats !== undefined) {
     broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix, onReconnect: () => void jsh?.reconnected() }, onBrokerMessage);
     broker.control(disconnectSubject, (data) => {
-      const d = parseDisconnect(data);
+      const d = parseControl(data, false);
       if (d !== null) disconnectUser(d.user, d.reason);
+    });
+    broker.control(unsubscribeSubject, (data) => {
+      const d = parseControl(data, true);
+      if (d !== null) unsubscribeUser(d.user, d.topics, d.reason);
     });
     if ((o.history ?? 0) > 0) {
       try {
@@ -440,8 +461,10 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
 
   /**
    * `refresh`: a fresh token for the same user replaces the connection's grant (the patterns
-   * for later `sub`s, and the expiry: expiry.ts). Subscriptions made stay. An invalid or
-   * expired token gets an `unauthorized` error and changes nothing; another user's, `forbidden`.
+   * for later `sub`s, and the expiry: expiry.ts). Subscriptions the new token does not grant
+   * end (`unsubscribed`, before the ack): narrowing a user's tokens revokes topics at its next
+   * refresh. An invalid or expired token gets an `unauthorized` error and changes nothing;
+   * another user's, `forbidden`.
    */
   async function refresh(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'refresh' }>): Promise<void> {
     let next: Grant;
@@ -459,7 +482,21 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     }
     unfile(ws);
     grantTo(ws, next);
+    takeOff(ws, ws.getTopics().filter((t) => !allowed(next.topics, t)), REFRESH_REASON);
     ws.send(encodeAck(op.id));
+  }
+
+  /**
+   * Take `ws` off those of `topics` it is subscribed to, and tell it which (`unsubscribed`
+   * `reason`; nothing when none). Returns how many.
+   */
+  function takeOff(ws: WebSocket<ClientData>, topics: readonly string[], reason: string): number {
+    if (ws.readyState !== 'open') return 0;
+    const gone = topics.filter((t) => ws.unsubscribe(t));
+    if (gone.length === 0) return 0;
+    ws.send(encodeUnsubscribed(gone, reason));
+    counters.serverUnsubscribes += gone.length;
+    return gone.length;
   }
 
   /** `ws` holds `grant` from now on, and closes when it expires (expiry.ts). */
@@ -675,48 +712,73 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /**
-   * `POST /disconnect/<user>[?reason=R]`: close every open WebSocket of the user (4009 R), on
-   * every gateway process and machine with `--nats` (a control message). Only the publish token
-   * may; an open gateway has no users. Answers `{"disconnected":n}` (standalone), or
-   * `{"disconnected":null}` once NATS has the message; 503 when NATS is down.
+   * Take every open WebSocket of `user` in this process off `topics` (each hears which it was
+   * on: `unsubscribed` `reason`), after the ops it sent before (a `sub` waiting for JetStream
+   * ends first). Returns the subscriptions removed (those taken off at once: all of them
+   * without the JetStream history).
    */
-  async function disconnect(req: HttpRequest, res: HttpResponse): Promise<void> {
+  function unsubscribeUser(user: string, topics: readonly string[], reason: string): number {
+    let n = 0;
+    for (const ws of users.of(user)) inOrder(ws, () => void (n += takeOff(ws, topics, reason)));
+    return n;
+  }
+
+  /**
+   * An operator's request about one user: `POST /disconnect/<user>[?reason=R]` closes every
+   * open WebSocket of the user (4009 R); `POST /unsubscribe/<user>?topics=a,b[&reason=R]` takes
+   * them off those topics. On every gateway process and machine with `--nats` (a control
+   * message). Only the publish token may; an open gateway has no users. Answers
+   * `{"disconnected":n}` / `{"unsubscribed":n}` (standalone: connections closed, subscriptions
+   * removed), or null once NATS has the message; 503 when NATS is down.
+   */
+  async function operatorRequest(req: HttpRequest, res: HttpResponse, action: 'disconnect' | 'unsubscribe'): Promise<void> {
     const answer = (status: number, body: unknown, extra?: Record<string, string>): void => answerJson(res, status, body, extra);
-    if (auth.open) return answer(400, { error: 'an open gateway has no users to disconnect' });
-    if (!auth.hasPublishToken) return answer(403, { error: 'a disconnect needs the publish token (--publish-token), and this gateway has none' });
+    if (auth.open) return answer(400, { error: `an open gateway has no users to ${action}` });
+    if (!auth.hasPublishToken) return answer(403, { error: `POST /${action} needs the publish token (--publish-token), and this gateway has none` });
     const token = bearer(req.header('authorization'));
     if (token === undefined || !auth.isPublishToken(token)) return answer(401, { error: 'the publish token is required' }, { 'WWW-Authenticate': 'Bearer' });
     let user: string | null = null;
-    let reason: string | null = 'disconnected';
+    let reason: string | null = action === 'disconnect' ? 'disconnected' : 'unsubscribed';
+    let q = new URLSearchParams();
     try {
-      user = decodeURIComponent(req.path.slice('/disconnect/'.length));
-      const q = new URLSearchParams(req.query);
+      user = decodeURIComponent(req.path.slice(action.length + 2));
+      q = new URLSearchParams(req.query);
       if (q.has('reason')) reason = q.get('reason');
     } catch {
       user = null;
     }
-    if (user === null || user.length === 0) return answer(404, { error: 'no user: POST /disconnect/<user>, the user percent-encoded' });
+    if (user === null || user.length === 0) return answer(404, { error: `no user: POST /${action}/<user>, the user percent-encoded` });
     if (reason === null || Buffer.byteLength(reason) > MAX_REASON_BYTES) return answer(400, { error: `the reason is at most ${MAX_REASON_BYTES} bytes` });
-    if (broker === null) return answer(200, { disconnected: disconnectUser(user, reason) });
+    let topics: string[] = [];
+    if (action === 'unsubscribe') {
+      try {
+        topics = topicList((q.get('topics') ?? '').split(',').filter((t) => t !== ''), 0);
+      } catch (err) {
+        const e = err as OpError;
+        return answer(400, { error: `topics=a,b names 1 to 100 topics: ${e.message}${e.topic === undefined ? '' : ` (${JSON.stringify(e.topic)})`}` });
+      }
+    }
+    const result = action === 'disconnect' ? 'disconnected' : 'unsubscribed';
+    if (broker === null) {
+      const n = action === 'disconnect' ? disconnectUser(user, reason) : unsubscribeUser(user, topics, reason);
+      return answer(200, { [result]: n });
+    }
     try {
-      await broker.publishControl(disconnectSubject, Buffer.from(JSON.stringify({ user, reason })));
+      const body = action === 'disconnect' ? { user, reason } : { user, reason, topics };
+      await broker.publishControl(action === 'disconnect' ? disconnectSubject : unsubscribeSubject, Buffer.from(JSON.stringify(body)));
     } catch (err) {
       return answer(503, { error: `not sent: ${(err as Error).message}` }, { 'Retry-After': '1' });
     }
-    answer(200, { disconnected: null });
+    answer(200, { [result]: null });
   }
 
-  /** Publish requests (`/publish/<topic>`); 404 for any other path no route took. */
+  /** Operator requests (`/publish/<topic>`, `/disconnect/<user>`, `/unsubscribe/<user>`); 404 for any other path no route took. */
   function onPublishRequest(req: HttpRequest, res: HttpResponse): void | Promise<void> {
-    if (req.path.startsWith('/publish/')) {
-      if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
-      return publish(req, res);
-    }
-    if (req.path.startsWith('/disconnect/')) {
-      if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
-      return disconnect(req, res);
-    }
-    res.status(404).end('Not Found');
+    const p = req.path;
+    const action = p.startsWith('/publish/') ? 'publish' : p.startsWith('/disconnect/') ? 'disconnect' : p.startsWith('/unsubscribe/') ? 'unsubscribe' : null;
+    if (action === null) return void res.status(404).end('Not Found');
+    if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
+    return action === 'publish' ? publish(req, res) : operatorRequest(req, res, action);
   }
 
   const upgrade = wsHandler.upgradeHook();

@@ -41,6 +41,8 @@ export interface GatewayCounters {
   publishRefused: number;
   /** Open WebSockets closed by a disconnect of their user (4009). */
   disconnects: number;
+  /** Subscriptions the server ended: an unsubscribe of their user, or a `refresh` whose token no longer grants them. */
+  serverUnsubscribes: number;
 }
 
 type Snapshot = () => GatewayCounters;
@@ -71,6 +73,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['tokenExpiries', 'c1m_gateway_token_expiries_total', 'Open WebSockets closed because their token expired.', true],
   ['publishRefused', 'c1m_gateway_publish_refused_total', 'Publishes refused (POST /publish and WebSocket pub).', true],
   ['disconnects', 'c1m_gateway_disconnects_total', 'Open WebSockets closed by a disconnect of their user (POST /disconnect).', true],
+  ['serverUnsubscribes', 'c1m_gateway_server_unsubscribes_total', 'Subscriptions ended by the server (POST /unsubscribe, or a refresh whose token no longer grants them).', true],
 ];
 
 /** Count a gateway handler in this process's metrics; returns the function that stops it. */

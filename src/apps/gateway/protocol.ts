@@ -62,7 +62,11 @@ export const MAX_TOPICS_PER_OP = 100;
 const isId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isSeq = isId;
 
-function topicList(v: unknown, id: number): string[] {
+/**
+ * A list of 1 to `MAX_TOPICS_PER_OP` topics, deduplicated. Errors: an `OpError` with `id`:
+ * `bad_request` when not such a list, `invalid_topic` naming the first bad topic.
+ */
+export function topicList(v: unknown, id: number): string[] {
   if (!Array.isArray(v) || v.length === 0 || v.length > MAX_TOPICS_PER_OP) {
     throw new OpError('bad_request', id, `topics must be an array of 1 to ${MAX_TOPICS_PER_OP} topics`);
   }
@@ -248,6 +252,12 @@ const OPEN_WELCOME = JSON.stringify({ op: 'welcome', user: '' });
 export const encodeWelcome = (user: string): string => (user === '' ? OPEN_WELCOME : JSON.stringify({ op: 'welcome', user }));
 
 export const encodePong = (id: number): string => `{"op":"pong","id":${id}}`;
+
+/**
+ * The server took the client off `topics` (a server-side unsubscribe of its user, or a
+ * `refresh` whose token no longer grants them); `reason` says which.
+ */
+export const encodeUnsubscribed = (topics: readonly string[], reason: string): string => JSON.stringify({ op: 'unsubscribed', topics, reason });
 
 /**
  * The `ack` of a `pub`: where the message went, as `POST /publish` answers it (`delivered`,

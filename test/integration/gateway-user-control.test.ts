@@ -1,4 +1,6 @@
 /**
+ * An operator's requests about a user, and a refresh that narrows a grant.
+ *
  * `POST /disconnect/<user>`: every open WebSocket of the user is closed with 4009 and the
  * reason, its subscriptions with it, other users untouched; a client that ignores the close
  * frame and goes on sending publishes nothing; a control prefix that overlaps the topic prefix
@@ -8,6 +10,13 @@
  * filed. With NATS the disconnect reaches every gateway sharing it (a control message), is
  * answered once NATS has it, is refused with 503 while NATS is down, and works again once it is
  * back (the control subscription is restored).
+ *
+ * `POST /unsubscribe/<user>?topics=`: every open WebSocket of the user leaves those topics and
+ * hears which (`unsubscribed` with the reason), the user's other topics and other users
+ * untouched; it is not a ban (the token still grants a new `sub`); the same refusals as a
+ * disconnect, plus topics missing or invalid. With NATS it reaches every gateway on it.
+ * A `refresh` whose token no longer grants a topic ends that subscription (`unsubscribed`
+ * `refresh`, before the ack); one that grants them all ends none.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -18,7 +27,7 @@ import {
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 import { OP, RawWebSocket, closeOf } from '../helpers/ws-raw.js';
-import { createGateway } from '../../src/apps/gateway/index.js';
+import { REFRESH_REASON, createGateway, parseControl } from '../../src/apps/gateway/index.js';
 
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
@@ -37,7 +46,7 @@ const client = async (port: number, sub: string, topics: string): Promise<Gatewa
   return c;
 };
 
-describe('gateway: disconnecting a user', () => {
+describe('gateway: disconnecting and unsubscribing a user', () => {
   test('closes every open WebSocket of the user with 4009 and the reason; the others stay; only the publish token may', GUARD, async () => {
     const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
     const port = server.address.port;
@@ -110,6 +119,97 @@ describe('gateway: disconnecting a user', () => {
     }
   });
 
+  test('unsubscribe: every open WebSocket of the user leaves the topics and hears which; the rest stays; not a ban; refusals', GUARD, async () => {
+    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
+    const port = server.address.port;
+    const clients: GatewayClient[] = [];
+    try {
+      const a1 = await client(port, 'alice', 'room.7,news');
+      const a2 = await client(port, 'alice', 'news');
+      const b = await client(port, 'bob', 'room.7');
+      clients.push(a1, a2, b);
+      const aliceJwt = await signToken({ sub: 'alice', topics: ['>'], publish: true }, KEY);
+      for (const [path, headers, status, what] of [
+        ['/unsubscribe/alice?topics=news', {}, 401, 'no token'],
+        ['/unsubscribe/alice?topics=news', { Authorization: `Bearer ${aliceJwt}` }, 401, 'a user\'s JWT'],
+        ['/unsubscribe/?topics=news', PUB, 404, 'no user'],
+        ['/unsubscribe/alice', PUB, 400, 'no topics'],
+        ['/unsubscribe/alice?topics=', PUB, 400, 'empty topics'],
+        ['/unsubscribe/alice?topics=news,a..b', PUB, 400, 'an invalid topic'],
+        [`/unsubscribe/alice?topics=${Array.from({ length: 101 }, (_, i) => `t${i}`).join(',')}`, PUB, 400, '101 topics'],
+        [`/unsubscribe/alice?topics=news&reason=${'r'.repeat(101)}`, PUB, 400, 'reason over 100 bytes'],
+      ] as const) {
+        assert.equal((await post(port, path, headers)).status, status, what);
+      }
+      assert.match(String((await post(port, '/unsubscribe/alice?topics=news,a..b')).body.error), /"a\.\.b"/, 'the error names the bad topic');
+      assert.equal((await post(port, '/unsubscribe/alice?topics=news', PUB, 'GET')).status, 405);
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_subscriptions'), 4, 'refused requests changed nothing');
+
+      assert.deepEqual((await post(port, '/unsubscribe/alice?topics=room.7,news,other&reason=moved%20out')).body, { unsubscribed: 3 });
+      assert.deepEqual(await a1.next((m) => m.op === 'unsubscribed', 'a1 told'), { op: 'unsubscribed', topics: ['room.7', 'news'], reason: 'moved out' });
+      assert.deepEqual(await a2.next((m) => m.op === 'unsubscribed', 'a2 told'), { op: 'unsubscribed', topics: ['news'], reason: 'moved out' }, 'only what it was on');
+      assert.equal((await publishHttp(port, 'room.7', 'r', PUB)).body.delivered, 1, 'bob only');
+      assert.equal((await publishHttp(port, 'news', 'n', PUB)).body.delivered, 0);
+      await waitFor(() => b.deliveries('room.7').length === 1, 'bob\'s delivery');
+      let m = await scrape(port);
+      assert.equal(promValue(m, 'c1m_gateway_subscriptions'), 1);
+      assert.equal(promValue(m, 'c1m_gateway_server_unsubscribes_total'), 3);
+
+      // Not a ban: the token still grants news; a second unsubscribe takes it again (default reason).
+      a2.send({ op: 'sub', id: 1, topics: ['news'] });
+      await a2.next((m) => m.op === 'ack' && m.id === 1, 'the new sub');
+      assert.deepEqual((await post(port, '/unsubscribe/alice?topics=news')).body, { unsubscribed: 1 });
+      await waitFor(() => a2.msgs.filter((m) => m.op === 'unsubscribed').length === 2, 'a2 told again');
+      assert.deepEqual(a2.msgs.filter((m) => m.op === 'unsubscribed')[1], { op: 'unsubscribed', topics: ['news'], reason: 'unsubscribed' });
+      a1.send({ op: 'ping', id: 9 });
+      await a1.next((m) => m.op === 'pong', 'a1 pong');
+      assert.equal(a1.msgs.filter((m) => m.op === 'unsubscribed').length, 1, 'a1, on no topic, was not told again');
+      assert.deepEqual((await post(port, '/unsubscribe/nobody?topics=news')).body, { unsubscribed: 0 });
+      m = await scrape(port);
+      assert.equal(promValue(m, 'c1m_gateway_server_unsubscribes_total'), 4);
+      for (const x of clients) assert.equal(x.closed, undefined, 'connections stay open');
+    } finally {
+      for (const x of clients) x.close();
+      await server.close(1000);
+    }
+  });
+
+  test('a refresh whose token no longer grants a topic ends that subscription before its ack; one that grants all ends none', GUARD, async () => {
+    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
+    const port = server.address.port;
+    const c = await gatewayClient(port, `?token=${await signToken({ sub: 'carol', topics: ['news.>', 'room.7'] }, KEY)}&topics=news.a,room.7`);
+    try {
+      await c.next((m) => m.op === 'ack' && m.id === 0, 'the connect ack');
+      c.send({ op: 'refresh', id: 1, token: await signToken({ sub: 'carol', topics: ['news.>'] }, KEY) });
+      await c.next((m) => m.id === 1, 'the refresh ack');
+      assert.deepEqual(c.msgs.slice(-2), [{ op: 'unsubscribed', topics: ['room.7'], reason: REFRESH_REASON }, { op: 'ack', id: 1 }]);
+      assert.equal((await publishHttp(port, 'room.7', 'r', PUB)).body.delivered, 0);
+      assert.equal((await publishHttp(port, 'news.a', 'n', PUB)).body.delivered, 1);
+      c.send({ op: 'sub', id: 2, topics: ['room.7'] });
+      assert.equal((await c.next((m) => m.id === 2, 'sub after')).code, 'forbidden');
+      c.send({ op: 'refresh', id: 3, token: await signToken({ sub: 'carol', topics: ['news.a'] }, KEY) });
+      await c.next((m) => m.id === 3, 'the second refresh ack');
+      assert.equal(c.msgs.filter((m) => m.op === 'unsubscribed').length, 1, 'news.a is still granted');
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_server_unsubscribes_total'), 1);
+    } finally {
+      c.close();
+      await server.close(1000);
+    }
+  });
+
+  test('control messages from NATS: malformed ones are dropped', () => {
+    const enc = (v: unknown): Uint8Array => new TextEncoder().encode(typeof v === 'string' ? v : JSON.stringify(v));
+    assert.deepEqual(parseControl(enc({ user: 'u', reason: 'r' }), false), { user: 'u', reason: 'r', topics: [] });
+    assert.deepEqual(parseControl(enc({ user: 'u', reason: 'r', topics: ['a', 'b.c', 'a'] }), true), { user: 'u', reason: 'r', topics: ['a', 'b.c'] });
+    for (const bad of [
+      'not json', { reason: 'r', topics: ['a'] }, { user: '', reason: 'r', topics: ['a'] }, { user: 'u', topics: ['a'] },
+      { user: 'u', reason: 'r'.repeat(101), topics: ['a'] }, { user: 'u', reason: 'r' }, { user: 'u', reason: 'r', topics: [] },
+      { user: 'u', reason: 'r', topics: ['a..b'] }, { user: 'u', reason: 'r', topics: 'a' }, { user: 'u', reason: 'r', topics: Array(101).fill('a') },
+    ]) {
+      assert.equal(parseControl(enc(bad), true), null, JSON.stringify(bad).slice(0, 60));
+    }
+  });
+
   test('a control prefix that overlaps the topic prefix, or is not a plain subject prefix, is refused at start', async () => {
     const nats = 'nats://127.0.0.1:1'; // refused before any connect
     for (const [o, what] of [
@@ -134,6 +234,11 @@ describe('gateway: disconnecting a user', () => {
       const r2 = await post(closed.address.port, '/disconnect/alice');
       assert.equal(r2.status, 403);
       assert.match(String(r2.body.error), /--publish-token/);
+      const r3 = await post(open.address.port, '/unsubscribe/alice?topics=a');
+      assert.deepEqual(r3, { status: 400, body: { error: 'an open gateway has no users to unsubscribe' } });
+      const r4 = await post(closed.address.port, '/unsubscribe/alice?topics=a');
+      assert.equal(r4.status, 403);
+      assert.match(String(r4.body.error), /--publish-token/);
     } finally {
       await open.close(1000);
       await closed.close(1000);
@@ -141,7 +246,7 @@ describe('gateway: disconnecting a user', () => {
   });
 });
 
-describe('gateway: disconnecting a user through NATS', { skip: NATS_MISSING }, () => {
+describe('gateway: disconnecting and unsubscribing a user through NATS', { skip: NATS_MISSING }, () => {
   test('reaches every gateway on the NATS, answered once NATS has it; 503 while NATS is down', GUARD, async () => {
     const natsPort = await freePort();
     let nats: ChildProcess = await startNats(natsPort);
@@ -156,14 +261,22 @@ describe('gateway: disconnecting a user through NATS', { skip: NATS_MISSING }, (
       const bob = await client(b.address.port, 'bob', 't');
       const onOther = await client(other.address.port, 'alice', 't');
       clients.push(onA, onB, bob, onOther);
+      // An unsubscribe first: alice leaves t on a and b (told), not on the other gateway.
+      assert.deepEqual((await post(b.address.port, '/unsubscribe/alice?topics=t&reason=later')).body, { unsubscribed: null });
+      for (const x of [onA, onB]) assert.deepEqual(await x.next((m) => m.op === 'unsubscribed', 'told'), { op: 'unsubscribed', topics: ['t'], reason: 'later' });
+      assert.equal((await publishHttp(a.address.port, 't', 'x', PUB)).status, 200);
+      await waitFor(() => bob.deliveries('t').length === 1 && onOther.deliveries('t').length === 1, 'bob\'s first delivery, and the other gateway\'s alice\'s');
+      assert.equal(promValue(await scrape(a.address.port), 'c1m_gateway_subscriptions'), 2, 'bob\'s and the other gateway\'s alice\'s are left');
+      assert.equal(onA.deliveries('t').length + onB.deliveries('t').length, 0);
+      assert.equal(onOther.msgs.some((m) => m.op === 'unsubscribed'), false);
       assert.deepEqual((await post(a.address.port, '/disconnect/alice?reason=bye')).body, { disconnected: null });
       for (const x of [onA, onB]) assert.deepEqual(await x.waitClosed(), { code: 4009, reason: 'bye' });
       // Bob, and alice on a gateway with its own control prefix, are untouched: a publish on
       // b after the disconnect reaches bob, and one on the other gateway reaches alice there.
       await publishHttp(b.address.port, 't', 'after', PUB);
-      await waitFor(() => bob.deliveries('t').length === 1, 'bob\'s delivery');
+      await waitFor(() => bob.deliveries('t').length === 2, 'bob\'s delivery');
       await publishHttp(other.address.port, 't', 'after', PUB);
-      await waitFor(() => onOther.deliveries('t').length === 1, 'the other gateway\'s alice');
+      await waitFor(() => onOther.deliveries('t').length === 2, 'the other gateway\'s alice');
       assert.equal(onOther.closed, undefined);
       // The three gateways share this process's registry: its /metrics sums them.
       assert.equal(promValue(await scrape(a.address.port), 'c1m_gateway_disconnects_total'), 2, 'one on a, one on b');
@@ -172,6 +285,7 @@ describe('gateway: disconnecting a user through NATS', { skip: NATS_MISSING }, (
       const down = await post(a.address.port, '/disconnect/bob');
       assert.equal(down.status, 503);
       assert.match(String(down.body.error), /not sent/);
+      assert.equal((await post(a.address.port, '/unsubscribe/bob?topics=t')).status, 503);
       nats = await startNats(natsPort);
       assert.equal(bob.closed, undefined, 'nothing was sent while NATS was down');
       // Back: every gateway re-subscribed its control subject, so a disconnect works again.
