@@ -41,9 +41,10 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               only one for POST /disconnect/<user> and /unsubscribe/<user>
   --client-publish            clients may publish over their WebSocket ({"op":"pub"}): to the
                               topics their token's publish claim grants (--no-auth: any)
-  --client-publish-rate N     most pubs per second per client, in bursts of up to N; more get
-                              a limit error (default 100; 0: no limit; a token's publish_rate
-                              claim overrides it)
+  --client-publish-rate N     most pubs per second per user (its connections to one worker
+                              together; --no-auth: per connection), in bursts of up to N; more
+                              get a limit error (default 100; 0: no limit; a token's
+                              publish_rate claim overrides it)
   --nats URL[,URL...]         fan-out through NATS across processes and machines (required
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)

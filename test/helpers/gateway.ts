@@ -118,7 +118,17 @@ export async function signToken(claims: Record<string, unknown>, key: Parameters
 
 /** POST a publish; the status and parsed body. */
 export async function publishHttp(port: number, topic: string, body: string | Uint8Array, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`http://${HOST}:${port}/publish/${topic}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers });
+  return answerOf(await fetch(`http://${HOST}:${port}/publish/${topic}`, { method: 'POST', body: typeof body === 'string' ? body : new Uint8Array(body), headers }));
+}
+
+/** `POST /broadcast` with `body` (a string as it is, anything else as its JSON); `method` to try others. */
+export async function broadcastHttp(port: number, body: unknown, headers: Record<string, string> = {}, method = 'POST'): Promise<{ status: number; body: Record<string, unknown> }> {
+  const payload = method === 'GET' ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
+  return answerOf(await fetch(`http://${HOST}:${port}/broadcast`, { method, headers, body: payload }));
+}
+
+/** An operator request's answer: its status, and its JSON body (`{ text }` when not JSON). */
+async function answerOf(res: Response): Promise<{ status: number; body: Record<string, unknown> }> {
   const text = await res.text();
   const json = /^application\/json/.test(res.headers.get('content-type') ?? '');
   return { status: res.status, body: json ? (JSON.parse(text) as Record<string, unknown>) : { text } };

@@ -18,7 +18,7 @@ import { connect, headers, type NatsConnection } from 'nats';
 import type {} from '../../src/cli/run.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import {
-  NATS_MISSING, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, startNats, stopProcess,
+  NATS_MISSING, broadcastHttp, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, startNats, stopProcess,
   type Cli, type GatewayClient, type ServerMsg,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
@@ -149,6 +149,11 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       assert.equal((await ackOf(c3)).jt!.recovered, true);
       await waitFor(() => c3.deliveries().length === 4, 'four on A');
       assert.deepEqual(c3.deliveries().map((x) => x.seq), [...missed, live.body.seq]);
+      // A broadcast goes into the stream too: each topic's message once, answered at the acks.
+      assert.deepEqual(await broadcastHttp(pb, { topics: ['jt', 'other'], data: 'both' }, PUB), { status: 200, body: { published: 2, delivered: null } });
+      for (const c of [c2, c3]) await waitFor(() => c.deliveries().length === 5, 'the broadcast on each gateway');
+      assert.ok((c2.deliveries()[4]!.seq as number) > (live.body.seq as number));
+      assert.deepEqual(c3.deliveries()[4], c2.deliveries()[4], 'the same stream position on both');
       await Promise.all([stopCli(a), stopCli(b)]);
     } finally {
       for (const c of clients) c.close();

@@ -224,7 +224,7 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
       b.interest('order', true);
       await b.connection.flush(); // the subscription is on the server
       for (let i = 0; i < 10; i++) {
-        await b.publish('order', new TextEncoder().encode(`m${i}`), undefined);
+        await b.publish(['order'], new TextEncoder().encode(`m${i}`), undefined);
         assert.equal(seen.length, i, `publish m${i} resolved after its local delivery`);
         await waitFor(() => seen.length === i + 1, `m${i} delivered after the answer`);
       }

@@ -5,14 +5,16 @@
  * as refused), what an accepted one gets (an `ack` like `POST /publish` answers, every
  * subscriber the message once, the publisher too when subscribed, in order), and through NATS:
  * a `pub` on one gateway reaches another's subscribers, and while NATS is down it is refused
- * with `unavailable` (not lost silently) and works again once NATS is back.
+ * with `unavailable` (not lost silently) and works again once NATS is back. The rate: per
+ * connection on an open gateway; per user with tokens (its connections share it, and a
+ * reconnect does not refill it).
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
 import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
 import {
-  GatewayClient, NATS_MISSING, freePort, gatewayClient, promValue, scrape, signToken, startGateway, startNats, stopProcess, withGateway,
+  GatewayClient, NATS_MISSING, broadcastHttp, freePort, gatewayClient, promValue, scrape, signToken, startGateway, startNats, stopProcess, withGateway,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 
@@ -95,7 +97,7 @@ describe('gateway: clients publish over their WebSocket', () => {
   });
 });
 
-describe('gateway: the publish rate of a client', () => {
+describe('gateway: the publish rate of a connection (an open gateway)', () => {
   test('past clientPublishRate a pub gets limit and is not published; another client has its own rate; a bad rate is refused', GUARD, async () => {
     await withGateway({ noAuth: true, clientPublish: true, clientPublishRate: 2 }, async (port, track) => {
       const sub = track(await gatewayClient(port, '?topics=r'));
@@ -143,6 +145,81 @@ describe('gateway: the publish rate of a client', () => {
   });
 });
 
+describe('gateway: the publish rate of a user', () => {
+  test('a user\'s connections share one rate, which reconnecting does not refill; another user has its own', GUARD, async () => {
+    await withGateway({ jwtSecret: SECRET, clientPublish: true }, async (port, track) => {
+      // One publish per 100 s (a burst of 1): no refill while the test runs.
+      const token = async (sub: string): Promise<string> => signToken({ sub, topics: ['r'], publish: ['r'], publish_rate: 0.01 }, KEY);
+      const pub = async (c: GatewayClient, id: number): Promise<Record<string, unknown>> => {
+        c.send({ op: 'pub', id, topic: 'r', data: id });
+        return c.next((m) => m.id === id && (m.op === 'ack' || m.op === 'error'), `answer ${id}`);
+      };
+      const a1 = track(await gatewayClient(port, `?token=${await token('alice')}`));
+      const a2 = track(await gatewayClient(port, `?token=${await token('alice')}`));
+      assert.equal((await pub(a1, 1)).op, 'ack');
+      assert.equal((await pub(a2, 2)).code, 'limit', 'alice\'s second connection shares her spent rate');
+      a1.close();
+      a2.close();
+      const a3 = track(await gatewayClient(port, `?token=${await token('alice')}`));
+      assert.equal((await pub(a3, 3)).code, 'limit', 'reconnecting does not refill it');
+      const b = track(await gatewayClient(port, `?token=${await token('bob')}`));
+      assert.equal((await pub(b, 4)).op, 'ack', 'bob has his own');
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_publish_refused_total'), 2);
+    });
+  });
+});
+
+describe('gateway: POST /broadcast', () => {
+  test('one message to each topic, numbered in each; all granted or none published; malformed bodies refused', GUARD, async () => {
+    await withGateway({ jwtSecret: SECRET, publishToken: 'pt', history: 5 }, async (port, track) => {
+      const PT = { Authorization: 'Bearer pt' };
+      const sub = async (sub: string, topics: string): Promise<GatewayClient> => {
+        const c = track(await gatewayClient(port, `?token=${await signToken({ sub, topics: ['>'] }, KEY)}&topics=${topics}`));
+        await acked(c, 0);
+        return c;
+      };
+      const u1 = await sub('u1', 'user.1');
+      const u2 = await sub('u2', 'user.2,news');
+      const r = await broadcastHttp(port, { topics: ['user.1', 'user.2', 'user.3', 'user.1'], data: { note: 'hi' } }, PT);
+      assert.deepEqual(r, { status: 200, body: { published: 3, delivered: 2 } }, 'a repeated topic once; user.3 has no subscriber');
+      for (const [c, t] of [[u1, 'user.1'], [u2, 'user.2']] as const) {
+        await waitFor(() => c.deliveries(t).length === 1, `${t}'s delivery`);
+        assert.deepEqual(c.deliveries(t)[0], { op: 'msg', topic: t, seq: 1, data: { note: 'hi' } });
+      }
+      assert.equal(u2.deliveries('news').length, 0);
+
+      // A JWT publishes only when its claim grants every topic.
+      const jwt = { Authorization: `Bearer ${await signToken({ sub: 'svc', publish: ['user.*'] }, KEY)}` };
+      const forbidden = await broadcastHttp(port, { topics: ['user.1', 'news'], data: 1 }, jwt);
+      assert.deepEqual(forbidden, { status: 403, body: { error: 'the token does not grant publishing to "news"' } });
+      assert.deepEqual((await broadcastHttp(port, { topics: ['user.1', 'user.2'], data: 2 }, jwt)).body, { published: 2, delivered: 2 });
+      await waitFor(() => u2.deliveries('user.2').length === 2, 'the granted broadcast');
+      assert.deepEqual(u1.deliveries('user.1').map((m) => [m.seq, m.data]), [[1, { note: 'hi' }], [2, 2]], 'nothing from the refused one');
+      assert.equal(u2.deliveries('news').length, 0, 'the refused broadcast published nothing');
+
+      for (const [body, status, what] of [
+        ['not json', 400, 'not JSON'],
+        [{ topics: ['a'] }, 400, 'no data'],
+        [{ topics: 'a', data: 1 }, 400, 'topics not a list'],
+        [{ topics: [], data: 1 }, 400, 'no topics'],
+        [{ topics: Array.from({ length: 1001 }, (_, i) => `t${i}`), data: 1 }, 400, '1001 topics'],
+        [{ topics: ['a', 'b..c'], data: 1 }, 400, 'a bad topic'],
+        [[1, 2], 400, 'an array'],
+      ] as const) {
+        assert.equal((await broadcastHttp(port, body, PT)).status, status, what);
+      }
+      assert.match(String((await broadcastHttp(port, { topics: ['a', 'b..c'], data: 1 }, PT)).body.error), /"b\.\.c"/);
+      assert.equal((await broadcastHttp(port, { topics: ['a'], data: 1 })).status, 401, 'no token');
+      assert.equal((await broadcastHttp(port, { topics: ['a'], data: 1 }, PT, 'GET')).status, 405);
+      const big = await broadcastHttp(port, { topics: ['a'], data: 'x'.repeat(70_000) }, PT);
+      assert.equal(big.status, 413, 'over --max-message');
+      const m = await scrape(port);
+      assert.equal(promValue(m, 'c1m_gateway_messages_in_total'), 5);
+      assert.equal(promValue(m, 'c1m_gateway_publish_refused_total'), 10, 'the 403, the 401 and eight 400s (405 and 413 are the HTTP server\'s)');
+    });
+  });
+});
+
 describe('gateway: clients publish through NATS', { skip: NATS_MISSING }, () => {
   test('a pub on one gateway reaches the subscribers of another; while NATS is down a pub gets unavailable, and works again after', GUARD, async () => {
     const natsPort = await freePort();
@@ -166,8 +243,16 @@ describe('gateway: clients publish through NATS', { skip: NATS_MISSING }, () => 
         await waitFor(() => c.deliveries('wide').length === 1, 'the delivery on each gateway');
         assert.deepEqual(c.deliveries('wide')[0]!.data, { hello: 'nats' });
       }
+      // A broadcast through NATS: answered once NATS has every topic's message.
+      assert.deepEqual((await broadcastHttp(b.address.port, { topics: ['elsewhere', 'wide'], data: 'b' })).body, { published: 2, delivered: null });
+      for (const c of [sa, sb]) await waitFor(() => c.deliveries('wide').length === 2, 'the broadcast on each gateway');
 
       await stopProcess(nats);
+      // Refused once the gateway sees NATS gone ("published": 0), or, if it has not noticed yet,
+      // when the flush goes unanswered ("published": null: not known).
+      const down = await broadcastHttp(a.address.port, { topics: ['wide'], data: 'down' });
+      assert.equal(down.status, 503);
+      assert.ok(down.body.published === 0 ? /NATS is not connected/.test(String(down.body.error)) : down.body.published === null && /not confirmed/.test(String(down.body.error)), JSON.stringify(down.body));
       let id = 2;
       for (;; id++) {
         pub.send({ op: 'pub', id, topic: 'wide', data: id });
@@ -190,7 +275,7 @@ describe('gateway: clients publish through NATS', { skip: NATS_MISSING }, () => 
         const data = c.deliveries('wide').map((m) => m.data);
         assert.ok(!data.includes(id), 'the refused pub was not delivered');
         assert.equal(new Set(data.map((d) => JSON.stringify(d))).size, data.length, 'no duplicates');
-        assert.ok(data.length <= acceptedBeforeDown + 1);
+        assert.ok(data.length <= acceptedBeforeDown + 2, 'the pubs acked before, the broadcast, the one after');
       }
     } finally {
       for (const c of clients) c.close();

@@ -136,6 +136,7 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
         ['/unsubscribe/alice', PUB, 400, 'no topics'],
         ['/unsubscribe/alice?topics=', PUB, 400, 'empty topics'],
         ['/unsubscribe/alice?topics=news,a..b', PUB, 400, 'an invalid topic'],
+        ['/unsubscribe/alice?topics=news,,chat', PUB, 400, 'an empty topic'],
         [`/unsubscribe/alice?topics=${Array.from({ length: 101 }, (_, i) => `t${i}`).join(',')}`, PUB, 400, '101 topics'],
         [`/unsubscribe/alice?topics=news&reason=${'r'.repeat(101)}`, PUB, 400, 'reason over 100 bytes'],
       ] as const) {

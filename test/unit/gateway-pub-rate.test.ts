@@ -1,8 +1,10 @@
 /**
- * The per-connection rate limit of clients' WebSocket publishes (pub-rate.ts), with the clock
- * given: a burst up to the rate, then one publish per refill interval, a bucket per connection
- * that published (and none after it closed), a rate given per call (a token's `publish_rate`
- * claim) and changing between calls, no limit at 0, and refused parameters.
+ * The rate limit of clients' WebSocket publishes (pub-rate.ts), with the clock given: a burst
+ * up to the rate, then one publish per refill interval, a bucket per connection that published
+ * (and none after it closed), a rate given per call (a token's `publish_rate` claim) and
+ * changing between calls, no limit at 0, and refused parameters. A user's bucket: apart from
+ * connections' (a number and a string key never share one), kept after its connections close
+ * until it has refilled, then dropped by the sweep (at most every 10 s).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -58,4 +60,22 @@ test('a rate per call overrides the default; 0 is no limit and keeps no bucket; 
 
 test('a negative or non-finite default is refused', () => {
   for (const rate of [-1, Number.NaN, Number.POSITIVE_INFINITY]) assert.throws(() => new PublishRate(rate), RangeError, String(rate));
+});
+
+test('a user\'s bucket is apart from connections\', outlives them until it has refilled, then the sweep drops it', () => {
+  const r = new PublishRate(2); // a burst of 2, then one per 500 ms
+  assert.equal(taken(r, 5, 20_000, 1), 1, 'connection 5');
+  assert.equal(r.take('alice', 20_000), true);
+  assert.equal(r.take('alice', 20_000), true);
+  assert.equal(r.take('alice', 20_100), false, 'the user\'s burst is spent');
+  assert.equal(r.take('5', 20_100), true, 'the string "5" is a user, not connection 5');
+  r.forget(5);
+  assert.equal(r.take('alice', 20_100), false, 'forgetting a connection does not refill its user');
+  assert.equal(r.size, 2, 'alice and "5"');
+  assert.equal(r.take('bob', 31_000), true, 'a user\'s publish 11 s later runs the sweep first');
+  assert.equal(r.size, 1, 'alice and "5" had refilled: dropped; bob is new');
+  assert.equal(r.take('carol', 31_000, 0.01), true);
+  assert.equal(r.take('carol', 42_000, 0.01), false, '11 s refill only 0.11 of a publish');
+  assert.equal(r.size, 1, 'the next sweep dropped bob (full) and kept carol (not full)');
+  assert.equal(r.take('carol', 42_000, 0.01), false, 'carol is still empty');
 });

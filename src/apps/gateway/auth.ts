@@ -33,8 +33,9 @@ export interface Grant {
   /** Publish patterns (`publish` claim; `['>']` for `true`). */
   publish: readonly string[];
   /**
-   * `pub`s a second for this token's connections (`publish_rate` claim, 0: no limit), over the
-   * gateway's `clientPublishRate`; undefined: the gateway's.
+   * `pub`s a second for this token's user (its connections to one gateway together;
+   * `publish_rate` claim, 0: no limit), over the gateway's `clientPublishRate`; undefined: the
+   * gateway's.
    */
   publishRate?: number;
   /** Seconds since the epoch, or undefined when the token has no `exp`. */

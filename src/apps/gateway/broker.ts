@@ -122,18 +122,18 @@ export class Broker {
   }
 
   /**
-   * Publish to NATS and wait until the server has it (a flush: the server answers our PING
-   * after it has routed the message). Resolves before this process's own copy of it is
-   * delivered here: that copy comes ahead of the answer on the connection, and is queued
-   * (inbound.ts). Rejects when disconnected or when the server does not answer within
-   * `timeoutMs`.
+   * Publish one message to each of `topics` on NATS and wait until the server has them all
+   * (one flush: the server answers our PING after it has routed what came before it).
+   * Resolves before this process's own copies are delivered here: they come ahead of the
+   * answer on the connection, and are queued (inbound.ts). Rejects when disconnected or when
+   * the server does not answer within `timeoutMs`.
    */
-  async publish(topic: string, data: Uint8Array, contentType: string | undefined, timeoutMs = 2000): Promise<void> {
+  async publish(topics: readonly string[], data: Uint8Array, contentType: string | undefined, timeoutMs = 2000): Promise<void> {
     if (!this.up) throw new Error('NATS is not connected');
     const h = natsHeaders();
     if (contentType !== undefined) h.set('Content-Type', contentType);
     h.set('C1m-Published-At', String(performance.timeOrigin + performance.now()));
-    this.#nc.publish(this.#prefix + topic, data, { headers: h });
+    for (const t of topics) this.#nc.publish(this.#prefix + t, data, { headers: h });
     await this.#confirm(timeoutMs);
   }
 

@@ -40,7 +40,7 @@ import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import {
-  BINARY_TYPE, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeUnsubscribed, encodeWelcome, messageData, parseClientBinary,
+  BINARY_TYPE, MAX_TOPICS_PER_OP, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeUnsubscribed, encodeWelcome, messageData, parseClientBinary,
   parseClientOp, parseQuerySub, queryOf, topicList, type ClientOp, type Frame, type MessageData, type TopicState,
 } from './protocol.js';
 import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
@@ -77,10 +77,11 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
    */
   clientPublish?: boolean;
   /**
-   * With `clientPublish`: the most `pub`s one connection may make per second, in bursts of up
-   * to as many (a token bucket per publishing connection: pub-rate.ts); a `pub` over it gets a
-   * `limit` error and is not published. 0: no limit. Default 100. A token's `publish_rate` claim
-   * sets its connections' rate instead.
+   * With `clientPublish`: the most `pub`s one user may make per second through this gateway
+   * (all its connections to it together; on an open gateway, one connection), in bursts of up
+   * to as many (a token bucket per publisher: pub-rate.ts); a `pub` over it gets a `limit`
+   * error and is not published. 0: no limit. Default 100. A token's `publish_rate` claim sets
+   * its user's rate instead.
    */
   clientPublishRate?: number;
   /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
@@ -120,6 +121,8 @@ const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
 export const DISCONNECT_CODE = 4009;
 /** Longest reason of a disconnect (a close frame holds 123 bytes) or of an unsubscribe. */
 const MAX_REASON_BYTES = 100;
+/** Most topics of one `POST /broadcast`. */
+export const MAX_BROADCAST_TOPICS = 1000;
 /** The `reason` of the `unsubscribed` a `refresh` sends for the topics its token no longer grants. */
 export const REFRESH_REASON = 'refresh';
 
@@ -625,24 +628,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       // not a topic: below
     }
     if (!isTopic(topic)) return refuse(404, 'no such topic: a topic is [A-Za-z0-9_-] segments separated by dots');
-    const token = bearer(req.header('authorization'));
-    // The publish token; else a JWT granting the topic; an open gateway without a publish
-    // token lets anyone publish.
-    if (token !== undefined && auth.isPublishToken(token)) {
-      // granted
-    } else if (auth.open) {
-      if (auth.hasPublishToken) return refuse(401, 'the publish token is required', { 'WWW-Authenticate': 'Bearer' });
-    } else if (token === undefined) {
-      return refuse(401, 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' });
-    } else {
-      let grant: Grant;
-      try {
-        grant = await auth.verify(token);
-      } catch (err) {
-        return refuse(401, (err as Error).message, { 'WWW-Authenticate': 'Bearer error="invalid_token"' });
-      }
-      if (!allowed(grant.publish, topic)) return refuse(403, 'the token does not grant publishing to this topic');
-    }
+    const refused = await publishRefusal(req, [topic]);
+    if (refused !== null) return refuse(...refused);
     const data = messageData(req.body, req.header('content-type'));
     if (data === null) return refuse(400, 'the body is not valid JSON (Content-Type says it is)');
     let result: Delivered;
@@ -652,6 +639,79 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       return refuse(503, `not published: ${(err as Error).message}`, { 'Retry-After': '1' });
     }
     answerJson(res, 200, result);
+  }
+
+  /**
+   * Why `req` may not publish to `topics` (status, message, headers), or null when it may: the
+   * publish token; else a JWT whose `publish` claim grants every topic; an open gateway without
+   * a publish token lets anyone publish.
+   */
+  async function publishRefusal(req: HttpRequest, topics: readonly string[]): Promise<[number, string, Record<string, string>?] | null> {
+    const token = bearer(req.header('authorization'));
+    if (token !== undefined && auth.isPublishToken(token)) return null;
+    if (auth.open) return auth.hasPublishToken ? [401, 'the publish token is required', { 'WWW-Authenticate': 'Bearer' }] : null;
+    if (token === undefined) return [401, 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' }];
+    let grant: Grant;
+    try {
+      grant = await auth.verify(token);
+    } catch (err) {
+      return [401, (err as Error).message, { 'WWW-Authenticate': 'Bearer error="invalid_token"' }];
+    }
+    const forbidden = topics.find((t) => !allowed(grant.publish, t));
+    if (forbidden === undefined) return null;
+    return [403, topics.length === 1 ? 'the token does not grant publishing to this topic' : `the token does not grant publishing to ${JSON.stringify(forbidden)}`];
+  }
+
+  /**
+   * `POST /broadcast`, body `{"topics":[...],"data":<JSON>}`: one message to each of 1 to
+   * `MAX_BROADCAST_TOPICS` topics (a notification to many users' topics in one request), each
+   * delivered and numbered as its own publish. All topics must be granted, or none is published.
+   * Standalone: 200 `{published, delivered}` after delivery; with NATS once NATS has every one
+   * (`delivered` null). NATS failing part way: 503 with `published`, the ones it confirmed
+   * (JetStream), or null when not known (core NATS: no confirmation, some may be out).
+   */
+  async function broadcast(req: HttpRequest, res: HttpResponse): Promise<void> {
+    const refuse = (status: number, message: string, extra?: Record<string, string>, more?: Record<string, unknown>): void => {
+      counters.publishRefused++;
+      answerJson(res, status, { error: message, ...more }, extra);
+    };
+    let topics: string[];
+    let data: string;
+    try {
+      const m = JSON.parse(Buffer.from(req.body).toString('utf8')) as { topics?: unknown; data?: unknown };
+      if (typeof m !== 'object' || m === null || Array.isArray(m) || !('data' in m) || m.data === undefined) throw new Error('no data');
+      if (!Array.isArray(m.topics) || m.topics.length === 0 || m.topics.length > MAX_BROADCAST_TOPICS) {
+        return refuse(400, `topics must be an array of 1 to ${MAX_BROADCAST_TOPICS} topics`);
+      }
+      const bad = m.topics.find((t) => !isTopic(t));
+      if (bad !== undefined) return refuse(400, `not a topic: ${JSON.stringify(bad)}`);
+      topics = [...new Set(m.topics as string[])];
+      data = JSON.stringify(m.data);
+    } catch {
+      return refuse(400, 'the body must be JSON: {"topics":["a","b"],"data":<any JSON value>}');
+    }
+    const refused = await publishRefusal(req, topics);
+    if (refused !== null) return refuse(...refused);
+    const body = Buffer.from(data);
+    if (broker === null) {
+      let delivered = 0;
+      for (const t of topics) delivered += deliver(t, data, nowMs()).delivered!;
+      return answerJson(res, 200, { published: topics.length, delivered });
+    }
+    if (!broker.up) return refuse(503, 'not published: NATS is not connected', { 'Retry-After': '1' }, { published: 0 });
+    if (jsh !== null) {
+      const r = await Promise.allSettled(topics.map((t) => jsh!.publish(t, body, 'application/json', nowMs())));
+      const failed = r.find((x) => x.status === 'rejected');
+      const published = r.filter((x) => x.status === 'fulfilled').length;
+      if (failed !== undefined) return refuse(503, `not all published: ${(failed.reason as Error).message}`, { 'Retry-After': '1' }, { published });
+      return answerJson(res, 200, { published, delivered: null });
+    }
+    try {
+      await broker.publish(topics, body, 'application/json');
+    } catch (err) {
+      return refuse(503, `not confirmed: ${(err as Error).message}`, { 'Retry-After': '1' }, { published: null });
+    }
+    answerJson(res, 200, { published: topics.length, delivered: null });
   }
 
   /**
@@ -669,14 +729,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       const { seq, epoch } = await jsh.publish(topic, body, contentType, nowMs());
       return { delivered: null, seq, epoch };
     }
-    await broker.publish(topic, body, contentType);
+    await broker.publish([topic], body, contentType);
     return { delivered: null, seq: null, epoch: null };
   }
 
   /**
    * `pub`: a client publishes over its WebSocket (`clientPublish`): with a token, to the topics
    * its `publish` claim grants (on an open gateway, to any), within its `publish_rate` claim or
-   * else `clientPublishRate`.
+   * else `clientPublishRate`: per user (all its connections here), per connection on an open
+   * gateway (pub-rate.ts).
    * Answered like `POST /publish`: an `ack` with delivered/seq/epoch, or an error (`forbidden`;
    * `limit` over the rate; `unavailable` when NATS is down).
    */
@@ -688,7 +749,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (o.clientPublish !== true) return refuse('forbidden', 'publishing over the WebSocket is off on this gateway');
     if (grant !== OPEN_GRANT && !allowed(grant.publish, op.topic)) return refuse('forbidden', 'the token does not grant publishing to this topic');
     const perSecond = grant.publishRate ?? rate;
-    if (pubRate !== null && !pubRate.take(ws.id, performance.now(), perSecond)) return refuse('limit', `over ${perSecond} publishes a second`);
+    if (pubRate !== null && !pubRate.take(grant === OPEN_GRANT ? ws.id : grant.user, performance.now(), perSecond)) return refuse('limit', `over ${perSecond} publishes a second`);
     let r: Delivered;
     try {
       const d = op.data;
@@ -751,11 +812,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (reason === null || Buffer.byteLength(reason) > MAX_REASON_BYTES) return answer(400, { error: `the reason is at most ${MAX_REASON_BYTES} bytes` });
     let topics: string[] = [];
     if (action === 'unsubscribe') {
+      const list = q.get('topics');
       try {
-        topics = topicList((q.get('topics') ?? '').split(',').filter((t) => t !== ''), 0);
+        topics = topicList(list ? list.split(',') : [], 0);
       } catch (err) {
-        const e = err as OpError;
-        return answer(400, { error: `topics=a,b names 1 to 100 topics: ${e.message}${e.topic === undefined ? '' : ` (${JSON.stringify(e.topic)})`}` });
+        const bad = (err as OpError).topic;
+        return answer(400, { error: bad === undefined ? `topics=a,b names 1 to ${MAX_TOPICS_PER_OP} topics` : `not a topic: ${JSON.stringify(bad)}` });
       }
     }
     const result = action === 'disconnect' ? 'disconnected' : 'unsubscribed';
@@ -772,13 +834,13 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     answer(200, { [result]: null });
   }
 
-  /** Operator requests (`/publish/<topic>`, `/disconnect/<user>`, `/unsubscribe/<user>`); 404 for any other path no route took. */
+  /** Operator requests (`/publish/<topic>`, `/broadcast`, `/disconnect/<user>`, `/unsubscribe/<user>`); 404 for any other path no route took. */
   function onPublishRequest(req: HttpRequest, res: HttpResponse): void | Promise<void> {
     const p = req.path;
-    const action = p.startsWith('/publish/') ? 'publish' : p.startsWith('/disconnect/') ? 'disconnect' : p.startsWith('/unsubscribe/') ? 'unsubscribe' : null;
+    const action = p.startsWith('/publish/') ? 'publish' : p === '/broadcast' ? 'broadcast' : p.startsWith('/disconnect/') ? 'disconnect' : p.startsWith('/unsubscribe/') ? 'unsubscribe' : null;
     if (action === null) return void res.status(404).end('Not Found');
     if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
-    return action === 'publish' ? publish(req, res) : operatorRequest(req, res, action);
+    return action === 'publish' ? publish(req, res) : action === 'broadcast' ? broadcast(req, res) : operatorRequest(req, res, action);
   }
 
   const upgrade = wsHandler.upgradeHook();

@@ -1,63 +1,90 @@
 /**
  * The rate limit of clients' WebSocket publishes (`pub`, `clientPublishRate`, or a token's
- * `publish_rate` claim): per connection a token bucket that holds up to `rate` publishes (at
- * least 1) and refills at `rate` per second. A `pub` that finds it empty is refused (`limit`),
- * so one client cannot turn its read pace into a topic's whole fan-out capacity.
+ * `publish_rate` claim): a token bucket that holds up to `rate` publishes (at least 1) and
+ * refills at `rate` per second. A `pub` that finds it empty is refused (`limit`), so one client
+ * cannot turn its read pace into a topic's whole fan-out capacity.
  *
- * Memory: a bucket exists only for a connection that has published, from its first `pub` until
- * it closes (`forget`): subscribers that never publish cost nothing here.
+ * Whose bucket: a user's (a token's `sub`), shared by all its connections to this gateway, so
+ * that opening more connections does not buy more publishes; on an open gateway, whose clients
+ * have no user, each connection's.
+ *
+ * Memory: a bucket exists only for a publisher. A connection's goes when it closes (`forget`).
+ * A user's outlives its connections until it has refilled (dropped by a sweep at most every
+ * `SWEEP_MS`, run by the next user's publish): closing and reconnecting does not refill it.
+ * Subscribers that never publish cost nothing here.
  *
  * Threading: one gateway (one reactor thread), like the connections it keys.
  */
 import { IdMap } from '../../core/index.js';
 
+/** How often, at most, full user buckets are dropped (ms). */
+const SWEEP_MS = 10_000;
+
 interface Bucket {
   tokens: number;
   /** When `tokens` was last brought up to date, in ms. */
   at: number;
+  /** The rate of its last `take`: what it refills at (for the sweep). */
+  rate: number;
 }
+
+const burstOf = (rate: number): number => Math.max(1, rate);
 
 export class PublishRate {
   readonly #rate: number;
-  readonly #buckets = new IdMap<Bucket>();
+  readonly #byConnection = new IdMap<Bucket>();
+  readonly #byUser = new Map<string, Bucket>();
+  #sweptAt = 0;
 
-  /** `rate` publishes per second per connection unless `take` says otherwise (0: no limit). */
+  /** `rate` publishes per second per publisher unless `take` says otherwise (0: no limit). */
   constructor(rate: number) {
     if (!(rate >= 0 && Number.isFinite(rate))) throw new RangeError(`publish rate ${rate}/s: must be a number >= 0`);
     this.#rate = rate;
   }
 
   /**
-   * Take one publish for connection `id` at `now` (ms, monotonic), at `rate` a second (default:
-   * the constructor's; 0: no limit) in bursts of up to `rate` (at least 1); false when its
-   * bucket is empty. A connection's rate may change between calls (a refreshed token): the
-   * bucket keeps its tokens, capped by the new burst.
+   * Take one publish for `who` (a user, or a connection id) at `now` (ms, monotonic), at
+   * `rate` a second (default: the constructor's; 0: no limit) in bursts of up to `rate` (at
+   * least 1); false when its bucket is empty. The rate may change between calls (a refreshed
+   * token): the bucket keeps its tokens, capped by the new burst.
    */
-  take(id: number, now: number, rate = this.#rate): boolean {
+  take(who: string | number, now: number, rate = this.#rate): boolean {
     if (rate === 0) return true;
-    const burst = Math.max(1, rate);
-    let b = this.#buckets.get(id);
+    const burst = burstOf(rate);
+    const user = typeof who === 'string';
+    if (user && now - this.#sweptAt >= SWEEP_MS) this.#sweep(now);
+    let b = user ? this.#byUser.get(who) : this.#byConnection.get(who);
     if (b === undefined) {
-      b = { tokens: burst, at: now };
-      this.#buckets.set(id, b);
+      b = { tokens: burst, at: now, rate };
+      if (user) this.#byUser.set(who, b);
+      else this.#byConnection.set(who, b);
     } else if (now > b.at) {
       b.tokens = Math.min(burst, b.tokens + (now - b.at) * (rate / 1000));
       b.at = now;
     } else if (b.tokens > burst) {
       b.tokens = burst;
     }
+    b.rate = rate;
     if (b.tokens < 1) return false;
     b.tokens -= 1;
     return true;
   }
 
-  /** Connection `id` closed: drop its bucket (if it ever published). */
+  /** Connection `id` closed: drop its bucket (if it ever published). Users' buckets stay. */
   forget(id: number): void {
-    this.#buckets.delete(id);
+    this.#byConnection.delete(id);
   }
 
-  /** Connections holding a bucket. */
+  /** Publishers holding a bucket: connections and users. */
   get size(): number {
-    return this.#buckets.size;
+    return this.#byConnection.size + this.#byUser.size;
+  }
+
+  /** Drop the user buckets that are full by `now`: they hold nothing a new one would not. */
+  #sweep(now: number): void {
+    this.#sweptAt = now;
+    for (const [user, b] of this.#byUser) {
+      if (b.tokens + Math.max(0, now - b.at) * (b.rate / 1000) >= burstOf(b.rate)) this.#byUser.delete(user);
+    }
   }
 }
