@@ -38,7 +38,7 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               or no token at all (an open gateway: say so explicitly)
   --publish-token T           a static bearer token for POST /publish/<topic> (or env
                               C1M_PUBLISH_TOKEN), besides JWTs with a publish claim; the
-                              only one for POST /disconnect/<user> and /unsubscribe/<user>
+                              only one for POST /disconnect/, /unsubscribe/, /subscribe/<user>
   --client-publish            clients may publish over their WebSocket ({"op":"pub"}): to the
                               topics their token's publish claim grants (--no-auth: any)
   --client-publish-rate N     most pubs per second per user (its connections to one worker
@@ -49,8 +49,9 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
   --nats-control-prefix P     NATS subjects of control messages (P + disconnect, P +
-                              unsubscribe; default c1m.control., or c1m.control.<nats-prefix>
-                              with --nats-prefix; must not overlap --nats-prefix)
+                              unsubscribe, P + subscribe; default c1m.control., or
+                              c1m.control.<nats-prefix> with --nats-prefix; must not overlap
+                              --nats-prefix)
   --history N                 keep each topic's last N messages for recovery (default 0)
   --history-bytes B           and at most B bytes of them per topic (default 1048576)
   --history-ttl MS            keep a topic without subscribers this long (default 300000)

@@ -17,6 +17,10 @@
  * disconnect, plus topics missing or invalid. With NATS it reaches every gateway on it.
  * A `refresh` whose token no longer grants a topic ends that subscription (`unsubscribed`
  * `refresh`, before the ack); one that grants them all ends none.
+ *
+ * `POST /subscribe/<user>?topics=`: every open WebSocket of the user is put on those topics its
+ * own token grants and it is not on yet, told with their positions (`subscribed`); a connection
+ * that would pass its topic limit is left as it was; through NATS on every gateway.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -27,7 +31,8 @@ import {
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 import { OP, RawWebSocket, closeOf } from '../helpers/ws-raw.js';
-import { REFRESH_REASON, createGateway, parseControl } from '../../src/apps/gateway/index.js';
+import { REFRESH_REASON, createGateway } from '../../src/apps/gateway/index.js';
+import { parseControl } from '../../src/apps/gateway/operator.js';
 
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
@@ -175,6 +180,48 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
     }
   });
 
+  test('subscribe: each open WebSocket of the user is put on the topics its token grants, told with their positions; limits; refusals', GUARD, async () => {
+    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt', history: 5, pubsub: { maxTopicsPerConnection: 2 } });
+    const port = server.address.port;
+    const clients: GatewayClient[] = [];
+    const open = async (sub: string, topics: string[], query = ''): Promise<GatewayClient> => {
+      const c = await gatewayClient(port, `?token=${await signToken({ sub, topics }, KEY)}${query}`);
+      clients.push(c);
+      await c.next((m) => m.op === 'welcome', `${sub}'s welcome`);
+      if (query !== '') await c.next((m) => m.op === 'ack' && m.id === 0, `${sub}'s ack`);
+      return c;
+    };
+    try {
+      const a1 = await open('alice', ['room.*', 'news'], '&topics=news');
+      const a2 = await open('alice', ['news']);
+      const b = await open('bob', ['>']);
+      for (let i = 0; i < 2; i++) await publishHttp(port, 'room.7', `before ${i}`, PUB); // room.7's stream is at 2
+      assert.equal((await post(port, '/subscribe/alice')).status, 400, 'no topics');
+      assert.equal((await post(port, '/subscribe/alice?topics=x', {})).status, 401, 'no token');
+      assert.deepEqual((await post(port, '/subscribe/alice?topics=room.7,news,secret&reason=joined')).body, { subscribed: 2 });
+      const a1Got = await a1.next((m) => m.op === 'subscribed', 'a1 told');
+      assert.equal(a1Got.reason, 'joined');
+      assert.deepEqual(Object.keys(a1Got.topics as object), ['room.7'], 'news it was on, secret its token does not grant');
+      assert.equal((a1Got.topics as Record<string, { seq: number }>)['room.7']!.seq, 2, 'the position: a later since= recovers from there');
+      assert.deepEqual(Object.keys((await a2.next((m) => m.op === 'subscribed', 'a2 told')).topics as object), ['news'], 'what a2\'s token grants');
+      assert.equal((await publishHttp(port, 'room.7', 'now', PUB)).body.delivered, 1);
+      await waitFor(() => a1.deliveries('room.7').length === 1, 'a1\'s room.7 delivery');
+      assert.deepEqual(a1.deliveries('room.7')[0], { op: 'msg', topic: 'room.7', seq: 3, data: 'now' });
+      assert.equal((await publishHttp(port, 'news', 'n', PUB)).body.delivered, 2);
+      assert.deepEqual((await post(port, '/subscribe/alice?topics=room.7,news')).body, { subscribed: 0 }, 'nothing new');
+      // a1 is on 2 topics, its limit: room.8 would pass it, so a1 is left as it was; a2 is not full.
+      assert.deepEqual((await post(port, '/subscribe/alice?topics=room.8,news')).body, { subscribed: 0 }, 'a2 has news; a1 is full');
+      assert.equal(a1.msgs.filter((m) => m.op === 'subscribed').length, 1);
+      assert.equal(b.msgs.some((m) => m.op === 'subscribed'), false, 'bob untouched');
+      const m = await scrape(port);
+      assert.equal(promValue(m, 'c1m_gateway_server_subscribes_total'), 2);
+      assert.equal(promValue(m, 'c1m_gateway_subscriptions'), 3, 'a1: news, room.7; a2: news');
+    } finally {
+      for (const x of clients) x.close();
+      await server.close(1000);
+    }
+  });
+
   test('a refresh whose token no longer grants a topic ends that subscription before its ack; one that grants all ends none', GUARD, async () => {
     const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
     const port = server.address.port;
@@ -237,6 +284,7 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
       assert.match(String(r2.body.error), /--publish-token/);
       const r3 = await post(open.address.port, '/unsubscribe/alice?topics=a');
       assert.deepEqual(r3, { status: 400, body: { error: 'an open gateway has no users to unsubscribe' } });
+      assert.equal((await post(open.address.port, '/subscribe/alice?topics=a')).status, 400);
       const r4 = await post(closed.address.port, '/unsubscribe/alice?topics=a');
       assert.equal(r4.status, 403);
       assert.match(String(r4.body.error), /--publish-token/);
@@ -270,6 +318,9 @@ describe('gateway: disconnecting and unsubscribing a user through NATS', { skip:
       assert.equal(promValue(await scrape(a.address.port), 'c1m_gateway_subscriptions'), 2, 'bob\'s and the other gateway\'s alice\'s are left');
       assert.equal(onA.deliveries('t').length + onB.deliveries('t').length, 0);
       assert.equal(onOther.msgs.some((m) => m.op === 'unsubscribed'), false);
+      // And back on t through NATS, told with t's position.
+      assert.deepEqual((await post(a.address.port, '/subscribe/alice?topics=t')).body, { subscribed: null });
+      for (const x of [onA, onB]) assert.deepEqual(Object.keys((await x.next((m) => m.op === 'subscribed', 'told')).topics as object), ['t']);
       assert.deepEqual((await post(a.address.port, '/disconnect/alice?reason=bye')).body, { disconnected: null });
       for (const x of [onA, onB]) assert.deepEqual(await x.waitClosed(), { code: 4009, reason: 'bye' });
       // Bob, and alice on a gateway with its own control prefix, are untouched: a publish on

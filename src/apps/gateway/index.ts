@@ -11,18 +11,20 @@
  * several of them NATS carries every message to each process that has subscribers for it.
  *
  * Per connection: a WebSocket's `data` holds its grant (user and patterns), and, until its
- * token is verified, the messages it sent meanwhile; an open gateway's clients hold nothing
- * (one shared grant); subscriptions are the WebSocket server's topics (no JS object per
+ * token is verified, the messages it sent meanwhile (client-data.ts); an open gateway's clients
+ * hold nothing (one shared grant); subscriptions are the WebSocket server's topics (no JS object per
  * subscription). Verification is asynchronous (jose,
  * WebCrypto) while the engine's upgrade decision is synchronous, so a request without a token is refused at the upgrade
  * (401), and one with a token is upgraded, then verified before any of its messages is
  * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
  * A token with `exp` closes its WebSocket with 4001 (`unauthorized: expired`) when it expires
  * (expiry.ts), unless a `refresh` message brought a fresh token of the same user first.
- * With tokens, each WebSocket is also filed under its user (users.ts), so that
+ * Operator requests are read and checked in operator.ts. With tokens, each WebSocket is also
+ * filed under its user (users.ts), so that
  * `POST /disconnect/<user>` (and its NATS control message) closes a user's connections with 4009,
- * and `POST /unsubscribe/<user>?topics=` takes them off topics (`unsubscribed`, as a `refresh`
- * whose token no longer grants a topic does).
+ * `POST /unsubscribe/<user>?topics=` takes them off topics (`unsubscribed`, as a `refresh`
+ * whose token no longer grants a topic does), and `POST /subscribe/<user>?topics=` puts them on
+ * those their token grants (`subscribed`).
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
 import { C1mError, IdMap } from '../../core/index.js';
@@ -39,11 +41,13 @@ import { dashboardRoutes } from './dashboard.js';
 import { Streams, type HistoryOptions, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
+import { MAX_EARLY_MESSAGES, Pending, grantOf, type ClientData } from './client-data.js';
+import { answerJson, controlPrefix, parseBroadcast, parseControl, parseUserRequest, publishRefusal, type Answer, type UserAction, type UserControl } from './operator.js';
 import {
-  BINARY_TYPE, MAX_TOPICS_PER_OP, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeUnsubscribed, encodeWelcome, messageData, parseClientBinary,
-  parseClientOp, parseQuerySub, queryOf, topicList, type ClientOp, type Frame, type MessageData, type TopicState,
+  BINARY_TYPE, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeSubscribed, encodeUnsubscribed, encodeWelcome, messageData, parseClientBinary,
+  parseClientOp, parseQuerySub, queryOf, type ClientOp, type Frame, type MessageData, type TopicState,
 } from './protocol.js';
-import { GATEWAY_PUBSUB_DEFAULTS, type PubsubOptions } from './topics.js';
+import { GATEWAY_PUBSUB_DEFAULTS, subscribeOrNone, type PubsubOptions } from './topics.js';
 
 /** Options of the gateway (`--handler-options` of `c1m serve gateway`, built by its flags). */
 export interface GatewayOptions extends AuthOptions, HistoryOptions {
@@ -53,7 +57,8 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   natsPrefix?: string;
   /**
    * NATS subject prefix of the gateways' control messages (a disconnect goes to
-   * `<prefix>disconnect`, an unsubscribe to `<prefix>unsubscribe`). It must end with `.`, hold no wildcard, and neither it nor
+   * `<prefix>disconnect`, an unsubscribe to `<prefix>unsubscribe`, a subscribe to
+   * `<prefix>subscribe`). It must end with `.`, hold no wildcard, and neither it nor
    * `natsPrefix` may start with the other, so that no topic's subject is a control subject.
    * Default `c1m.control.` with the default `natsPrefix`, else `c1m.control.<natsPrefix>`: a
    * deployment with its own topic prefix has its own control subjects.
@@ -119,85 +124,10 @@ const OPEN_WELCOME_BYTES = Buffer.from(encodeWelcome(''));
 
 /** Close code of a WebSocket whose user was disconnected (`POST /disconnect/<user>`). */
 export const DISCONNECT_CODE = 4009;
-/** Longest reason of a disconnect (a close frame holds 123 bytes) or of an unsubscribe. */
-const MAX_REASON_BYTES = 100;
-/** Most topics of one `POST /broadcast`. */
-export const MAX_BROADCAST_TOPICS = 1000;
 /** The `reason` of the `unsubscribed` a `refresh` sends for the topics its token no longer grants. */
 export const REFRESH_REASON = 'refresh';
-
-/**
- * The control prefix for `o` (see `natsControlPrefix`). Errors: throws naming the options when
- * the control subjects could be a topic's, or the prefix is not a plain subject prefix.
- */
-function controlPrefix(o: { natsPrefix?: string; natsControlPrefix?: string }): string {
-  const topics = o.natsPrefix ?? 'c1m.topic.';
-  const control = o.natsControlPrefix ?? (topics === 'c1m.topic.' ? 'c1m.control.' : `c1m.control.${topics}`);
-  if (!/^(?:[^\s.*>]+\.)+$/.test(control)) {
-    throw new Error(`gateway: natsControlPrefix must be subject tokens each followed by a dot (no spaces or wildcards), not ${JSON.stringify(control)}`);
-  }
-  if (control.startsWith(topics) || topics.startsWith(control)) {
-    throw new Error(`gateway: the NATS control prefix ${JSON.stringify(control)} and the topic prefix ${JSON.stringify(topics)} overlap: a topic's subject could be a control subject; give --nats-control-prefix outside --nats-prefix`);
-  }
-  return control;
-}
-
-/** Answer an operator request (publish, disconnect) with `body` as JSON, and `extra` headers. */
-function answerJson(res: HttpResponse, status: number, body: unknown, extra?: Record<string, string>): void {
-  res.status(status).setHeader('Content-Type', 'application/json');
-  for (const [k, v] of Object.entries(extra ?? {})) res.setHeader(k, v);
-  res.end(JSON.stringify(body));
-}
-
-/** A user's control message from NATS, as the gateways send them (`operatorRequest`). */
-export interface UserControl {
-  user: string;
-  reason: string;
-  /** An unsubscribe's topics (a disconnect has none: empty). */
-  topics: string[];
-}
-
-/**
- * A control message from NATS: `{"user","reason"}` (a disconnect), with `"topics"` (1 to 100
- * topic names) when `withTopics` (an unsubscribe). Null when malformed: it is dropped.
- */
-export function parseControl(data: Uint8Array, withTopics: boolean): UserControl | null {
-  try {
-    const m = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { user?: unknown; reason?: unknown; topics?: unknown };
-    const { user, reason } = m;
-    if (typeof user !== 'string' || user.length === 0) return null;
-    if (typeof reason !== 'string' || Buffer.byteLength(reason) > MAX_REASON_BYTES) return null;
-    return { user, reason, topics: withTopics ? topicList(m.topics, 0) : [] };
-  } catch {
-    return null; // not JSON, or topics that are not a list of topics (topicList's OpError)
-  }
-}
-
-/** Most messages a client may send before its token is verified. */
-const MAX_EARLY_MESSAGES = 16;
-
-/**
- * A WebSocket whose token is not verified yet (its `data` until then): the token, the request
- * (for `authorize`), what the URL asked, and the messages that arrived meanwhile.
- */
-class Pending {
-  early: (string | Uint8Array)[] | null = null;
-  constructor(
-    readonly token: string | undefined,
-    readonly req: { target: string; headers: readonly (readonly [string, string])[] } | null,
-    readonly querySub: Extract<ClientOp, { op: 'sub' }> | null,
-  ) {}
-}
-
-/**
- * What a WebSocket's `data` holds: `Pending` until its token verified, then its `Grant`; an
- * open gateway's clients hold nothing once open (`undefined` stands for the shared
- * `OPEN_GRANT`), so they cost no JS object and no `data` entry.
- */
-type ClientData = Pending | Grant | undefined;
-
-/** The grant of a WebSocket's `data`, or null while its token is being verified. */
-const grantOf = (d: ClientData): Grant | null => (d === undefined ? OPEN_GRANT : d instanceof Pending ? null : d);
+/** An operator's requests about a user, each a NATS control subject under the control prefix. */
+const USER_ACTIONS: readonly UserAction[] = ['disconnect', 'unsubscribe', 'subscribe'];
 
 /**
  * The result of delivering one topic message in this process; a publish's answer. With NATS
@@ -222,14 +152,14 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const counters: GatewayCounters = {
     clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
     deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
-    serverUnsubscribes: 0,
+    serverUnsubscribes: 0, serverSubscribes: 0,
   };
   // Open WebSockets whose token has an `exp`: closed with 4001 when it comes (expiry.ts).
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
-  // Open WebSockets by user (tokens only), for a disconnect or an unsubscribe; their NATS control subjects.
+  // Open WebSockets by user (tokens only), for an operator's request about a user; with NATS
+  // such requests are control messages under this prefix (checked here, at start).
   const users = new Users<WebSocket<ClientData>>();
-  const disconnectSubject = o.nats === undefined ? '' : `${controlPrefix(o)}disconnect`;
-  const unsubscribeSubject = o.nats === undefined ? '' : `${controlPrefix(o)}unsubscribe`;
+  const control = o.nats === undefined ? '' : controlPrefix(o);
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
   const rate = o.clientPublishRate ?? 100;
@@ -276,14 +206,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   };
   if (o.nats !== undefined) {
     broker = await Broker.connect({ servers: o.nats, prefix: o.natsPrefix, onReconnect: () => void jsh?.reconnected() }, onBrokerMessage);
-    broker.control(disconnectSubject, (data) => {
-      const d = parseControl(data, false);
-      if (d !== null) disconnectUser(d.user, d.reason);
-    });
-    broker.control(unsubscribeSubject, (data) => {
-      const d = parseControl(data, true);
-      if (d !== null) unsubscribeUser(d.user, d.topics, d.reason);
-    });
+    for (const action of USER_ACTIONS) {
+      broker.control(`${control}${action}`, (data) => {
+        const d = parseControl(data, action !== 'disconnect');
+        if (d !== null) actOn(action, d);
+      });
+    }
     if ((o.history ?? 0) > 0) {
       try {
         jsh = await JetStreamHistory.open(broker.connection, {
@@ -525,16 +453,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       ws.send(encodeError(new OpError('forbidden', op.id, 'the token does not grant this topic', forbidden)));
       return false;
     }
-    const added: string[] = [];
-    try {
-      for (const t of op.topics) if (ws.subscribe(t)) added.push(t);
-    } catch (err) {
-      for (const t of added) ws.unsubscribe(t);
-      const code = (err as C1mError).code === 'ERR_C1M_PUBSUB_LIMIT' ? 'limit' : 'invalid_topic';
-      ws.send(encodeError(new OpError(code, op.id, (err as Error).message)));
-      return false;
-    }
-    return true;
+    const err = subscribeOrNone(ws, op.topics);
+    if (err === null) return true;
+    const code = (err as C1mError).code === 'ERR_C1M_PUBSUB_LIMIT' ? 'limit' : 'invalid_topic';
+    ws.send(encodeError(new OpError(code, op.id, (err as Error).message)));
+    return false;
   }
 
   /** All of `op`'s topics or none: ack with each topic's position, then what it missed. */
@@ -628,8 +551,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       // not a topic: below
     }
     if (!isTopic(topic)) return refuse(404, 'no such topic: a topic is [A-Za-z0-9_-] segments separated by dots');
-    const refused = await publishRefusal(req, [topic]);
-    if (refused !== null) return refuse(...refused);
+    const refused = await publishRefusal(auth, req, [topic]);
+    if (refused !== null) return refuse(refused[0], String(refused[1].error), refused[2]);
     const data = messageData(req.body, req.header('content-type'));
     if (data === null) return refuse(400, 'the body is not valid JSON (Content-Type says it is)');
     let result: Delivered;
@@ -642,27 +565,6 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /**
-   * Why `req` may not publish to `topics` (status, message, headers), or null when it may: the
-   * publish token; else a JWT whose `publish` claim grants every topic; an open gateway without
-   * a publish token lets anyone publish.
-   */
-  async function publishRefusal(req: HttpRequest, topics: readonly string[]): Promise<[number, string, Record<string, string>?] | null> {
-    const token = bearer(req.header('authorization'));
-    if (token !== undefined && auth.isPublishToken(token)) return null;
-    if (auth.open) return auth.hasPublishToken ? [401, 'the publish token is required', { 'WWW-Authenticate': 'Bearer' }] : null;
-    if (token === undefined) return [401, 'a bearer token is required', { 'WWW-Authenticate': 'Bearer' }];
-    let grant: Grant;
-    try {
-      grant = await auth.verify(token);
-    } catch (err) {
-      return [401, (err as Error).message, { 'WWW-Authenticate': 'Bearer error="invalid_token"' }];
-    }
-    const forbidden = topics.find((t) => !allowed(grant.publish, t));
-    if (forbidden === undefined) return null;
-    return [403, topics.length === 1 ? 'the token does not grant publishing to this topic' : `the token does not grant publishing to ${JSON.stringify(forbidden)}`];
-  }
-
-  /**
    * `POST /broadcast`, body `{"topics":[...],"data":<JSON>}`: one message to each of 1 to
    * `MAX_BROADCAST_TOPICS` topics (a notification to many users' topics in one request), each
    * delivered and numbered as its own publish. All topics must be granted, or none is published.
@@ -671,45 +573,34 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
    * (JetStream), or null when not known (core NATS: no confirmation, some may be out).
    */
   async function broadcast(req: HttpRequest, res: HttpResponse): Promise<void> {
-    const refuse = (status: number, message: string, extra?: Record<string, string>, more?: Record<string, unknown>): void => {
+    const refuse = ([status, body, extra]: Answer): void => {
       counters.publishRefused++;
-      answerJson(res, status, { error: message, ...more }, extra);
+      answerJson(res, status, body, extra);
     };
-    let topics: string[];
-    let data: string;
-    try {
-      const m = JSON.parse(Buffer.from(req.body).toString('utf8')) as { topics?: unknown; data?: unknown };
-      if (typeof m !== 'object' || m === null || Array.isArray(m) || !('data' in m) || m.data === undefined) throw new Error('no data');
-      if (!Array.isArray(m.topics) || m.topics.length === 0 || m.topics.length > MAX_BROADCAST_TOPICS) {
-        return refuse(400, `topics must be an array of 1 to ${MAX_BROADCAST_TOPICS} topics`);
-      }
-      const bad = m.topics.find((t) => !isTopic(t));
-      if (bad !== undefined) return refuse(400, `not a topic: ${JSON.stringify(bad)}`);
-      topics = [...new Set(m.topics as string[])];
-      data = JSON.stringify(m.data);
-    } catch {
-      return refuse(400, 'the body must be JSON: {"topics":["a","b"],"data":<any JSON value>}');
-    }
-    const refused = await publishRefusal(req, topics);
-    if (refused !== null) return refuse(...refused);
+    const b = parseBroadcast(req.body);
+    if (Array.isArray(b)) return refuse(b);
+    const { topics, data } = b;
+    const refused = await publishRefusal(auth, req, topics);
+    if (refused !== null) return refuse(refused);
     const body = Buffer.from(data);
     if (broker === null) {
       let delivered = 0;
       for (const t of topics) delivered += deliver(t, data, nowMs()).delivered!;
       return answerJson(res, 200, { published: topics.length, delivered });
     }
-    if (!broker.up) return refuse(503, 'not published: NATS is not connected', { 'Retry-After': '1' }, { published: 0 });
+    const busy = { 'Retry-After': '1' };
+    if (!broker.up) return refuse([503, { error: 'not published: NATS is not connected', published: 0 }, busy]);
     if (jsh !== null) {
       const r = await Promise.allSettled(topics.map((t) => jsh!.publish(t, body, 'application/json', nowMs())));
       const failed = r.find((x) => x.status === 'rejected');
       const published = r.filter((x) => x.status === 'fulfilled').length;
-      if (failed !== undefined) return refuse(503, `not all published: ${(failed.reason as Error).message}`, { 'Retry-After': '1' }, { published });
+      if (failed !== undefined) return refuse([503, { error: `not all published: ${(failed.reason as Error).message}`, published }, busy]);
       return answerJson(res, 200, { published, delivered: null });
     }
     try {
       await broker.publish(topics, body, 'application/json');
     } catch (err) {
-      return refuse(503, `not confirmed: ${(err as Error).message}`, { 'Retry-After': '1' }, { published: null });
+      return refuse([503, { error: `not confirmed: ${(err as Error).message}`, published: null }, busy]);
     }
     answerJson(res, 200, { published: topics.length, delivered: null });
   }
@@ -785,59 +676,94 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /**
-   * An operator's request about one user: `POST /disconnect/<user>[?reason=R]` closes every
-   * open WebSocket of the user (4009 R); `POST /unsubscribe/<user>?topics=a,b[&reason=R]` takes
-   * them off those topics. On every gateway process and machine with `--nats` (a control
-   * message). Only the publish token may; an open gateway has no users. Answers
-   * `{"disconnected":n}` / `{"unsubscribed":n}` (standalone: connections closed, subscriptions
-   * removed), or null once NATS has the message; 503 when NATS is down.
+   * Put every open WebSocket of `user` in this process on those of `topics` its token grants
+   * and it is not on yet (each hears which, with their positions: `subscribed` `reason`),
+   * after the ops it sent before. All of a connection's or none: one that would pass its topic
+   * limit is left as it was. Returns the subscriptions added (those added at once: all of them
+   * without the JetStream history, where a connection first waits for the topics' feeds).
    */
-  async function operatorRequest(req: HttpRequest, res: HttpResponse, action: 'disconnect' | 'unsubscribe'): Promise<void> {
-    const answer = (status: number, body: unknown, extra?: Record<string, string>): void => answerJson(res, status, body, extra);
-    if (auth.open) return answer(400, { error: `an open gateway has no users to ${action}` });
-    if (!auth.hasPublishToken) return answer(403, { error: `POST /${action} needs the publish token (--publish-token), and this gateway has none` });
-    const token = bearer(req.header('authorization'));
-    if (token === undefined || !auth.isPublishToken(token)) return answer(401, { error: 'the publish token is required' }, { 'WWW-Authenticate': 'Bearer' });
-    let user: string | null = null;
-    let reason: string | null = action === 'disconnect' ? 'disconnected' : 'unsubscribed';
-    let q = new URLSearchParams();
-    try {
-      user = decodeURIComponent(req.path.slice(action.length + 2));
-      q = new URLSearchParams(req.query);
-      if (q.has('reason')) reason = q.get('reason');
-    } catch {
-      user = null;
+  function subscribeUser(user: string, topics: readonly string[], reason: string): number {
+    let n = 0;
+    for (const ws of users.of(user)) {
+      inOrder(ws, () => {
+        const added = putOn(ws, topics, reason);
+        if (typeof added !== 'number') return added.then(() => {});
+        n += added;
+      });
     }
-    if (user === null || user.length === 0) return answer(404, { error: `no user: POST /${action}/<user>, the user percent-encoded` });
-    if (reason === null || Buffer.byteLength(reason) > MAX_REASON_BYTES) return answer(400, { error: `the reason is at most ${MAX_REASON_BYTES} bytes` });
-    let topics: string[] = [];
-    if (action === 'unsubscribe') {
-      const list = q.get('topics');
-      try {
-        topics = topicList(list ? list.split(',') : [], 0);
-      } catch (err) {
-        const bad = (err as OpError).topic;
-        return answer(400, { error: bad === undefined ? `topics=a,b names 1 to ${MAX_TOPICS_PER_OP} topics` : `not a topic: ${JSON.stringify(bad)}` });
-      }
-    }
-    const result = action === 'disconnect' ? 'disconnected' : 'unsubscribed';
-    if (broker === null) {
-      const n = action === 'disconnect' ? disconnectUser(user, reason) : unsubscribeUser(user, topics, reason);
-      return answer(200, { [result]: n });
-    }
-    try {
-      const body = action === 'disconnect' ? { user, reason } : { user, reason, topics };
-      await broker.publishControl(action === 'disconnect' ? disconnectSubject : unsubscribeSubject, Buffer.from(JSON.stringify(body)));
-    } catch (err) {
-      return answer(503, { error: `not sent: ${(err as Error).message}` }, { 'Retry-After': '1' });
-    }
-    answer(200, { [result]: null });
+    return n;
   }
 
-  /** Operator requests (`/publish/<topic>`, `/broadcast`, `/disconnect/<user>`, `/unsubscribe/<user>`); 404 for any other path no route took. */
+  /** `subscribeUser` for one WebSocket; returns how many it was put on. */
+  function putOn(ws: WebSocket<ClientData>, topics: readonly string[], reason: string): number | Promise<number> {
+    const grant = grantOf(ws.data);
+    if (ws.readyState !== 'open' || grant === null) return 0;
+    const add = topics.filter((t) => allowed(grant.topics, t) && !ws.isSubscribed(t));
+    if (add.length === 0) return 0;
+    if (jsh !== null) return putOnShared(ws, add, reason, jsh);
+    if (subscribeOrNone(ws, add) !== null) return 0;
+    const states: Record<string, TopicState> = {};
+    for (const t of add) {
+      const s = streams.get(t)!;
+      states[t] = { seq: s.seq, epoch: s.epoch };
+    }
+    ws.send(encodeSubscribed(states, reason));
+    counters.serverSubscribes += add.length;
+    return add.length;
+  }
+
+  /** `putOn` with the JetStream history: hold each topic's feed (its position known), then subscribe; JetStream unreachable: nothing. */
+  async function putOnShared(ws: WebSocket<ClientData>, add: string[], reason: string, js: JetStreamHistory): Promise<number> {
+    const held: string[] = [];
+    try {
+      const r = await Promise.allSettled(add.map((t) => js.acquire(t).then(() => held.push(t))));
+      if (r.some((x) => x.status === 'rejected') || ws.readyState !== 'open') return 0;
+      const fresh = add.filter((t) => !ws.isSubscribed(t)); // a sub of its own may have come meanwhile
+      if (fresh.length === 0 || subscribeOrNone(ws, fresh) !== null) return 0;
+      const states: Record<string, TopicState> = {};
+      for (const t of fresh) states[t] = { seq: js.position(t), epoch: js.epoch };
+      ws.send(encodeSubscribed(states, reason));
+      counters.serverSubscribes += fresh.length;
+      return fresh.length;
+    } finally {
+      for (const t of held) js.release(t);
+    }
+  }
+
+  /** Do `action` to this process's connections of the user; returns how many connections or subscriptions it changed. */
+  function actOn(action: UserAction, { user, reason, topics }: UserControl): number {
+    return action === 'disconnect' ? disconnectUser(user, reason) : action === 'unsubscribe' ? unsubscribeUser(user, topics, reason) : subscribeUser(user, topics, reason);
+  }
+
+  /**
+   * An operator's request about one user: `POST /disconnect/<user>[?reason=R]` closes every
+   * open WebSocket of the user (4009 R); `POST /unsubscribe/<user>?topics=a,b[&reason=R]` takes
+   * them off those topics, `POST /subscribe/<user>?topics=a,b[&reason=R]` puts them on those
+   * their token grants. On every gateway process and machine with `--nats` (a control
+   * message). Only the publish token may; an open gateway has no users. Answers
+   * `{"disconnected":n}` / `{"unsubscribed":n}` / `{"subscribed":n}` (standalone: connections
+   * closed, subscriptions removed or added), or null once NATS has the message; 503 when NATS
+   * is down.
+   */
+  async function operatorRequest(req: HttpRequest, res: HttpResponse, action: UserAction): Promise<void> {
+    const r = parseUserRequest(auth, req, action);
+    if (Array.isArray(r)) return answerJson(res, ...r);
+    const result = action === 'disconnect' ? 'disconnected' : `${action}d`;
+    if (broker === null) return answerJson(res, 200, { [result]: actOn(action, r) });
+    try {
+      const body = action === 'disconnect' ? { user: r.user, reason: r.reason } : r;
+      await broker.publishControl(`${control}${action}`, Buffer.from(JSON.stringify(body)));
+    } catch (err) {
+      return answerJson(res, 503, { error: `not sent: ${(err as Error).message}` }, { 'Retry-After': '1' });
+    }
+    answerJson(res, 200, { [result]: null });
+  }
+
+  /** Operator requests (`/publish/<topic>`, `/broadcast`, `/disconnect/<user>`, `/unsubscribe/<user>`, `/subscribe/<user>`); 404 for any other path no route took. */
   function onPublishRequest(req: HttpRequest, res: HttpResponse): void | Promise<void> {
     const p = req.path;
-    const action = p.startsWith('/publish/') ? 'publish' : p === '/broadcast' ? 'broadcast' : p.startsWith('/disconnect/') ? 'disconnect' : p.startsWith('/unsubscribe/') ? 'unsubscribe' : null;
+    const action = p.startsWith('/publish/') ? 'publish' : p === '/broadcast' ? 'broadcast' : p.startsWith('/disconnect/') ? 'disconnect'
+      : p.startsWith('/unsubscribe/') ? 'unsubscribe' : p.startsWith('/subscribe/') ? 'subscribe' : null;
     if (action === null) return void res.status(404).end('Not Found');
     if (req.method !== 'POST') return void res.status(405).setHeader('Allow', 'POST').end('Method Not Allowed');
     return action === 'publish' ? publish(req, res) : action === 'broadcast' ? broadcast(req, res) : operatorRequest(req, res, action);

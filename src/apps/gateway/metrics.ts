@@ -43,6 +43,8 @@ export interface GatewayCounters {
   disconnects: number;
   /** Subscriptions the server ended: an unsubscribe of their user, or a `refresh` whose token no longer grants them. */
   serverUnsubscribes: number;
+  /** Subscriptions the server made: a subscribe of their user (POST /subscribe). */
+  serverSubscribes: number;
 }
 
 type Snapshot = () => GatewayCounters;
@@ -74,6 +76,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['publishRefused', 'c1m_gateway_publish_refused_total', 'Publishes refused (POST /publish and WebSocket pub).', true],
   ['disconnects', 'c1m_gateway_disconnects_total', 'Open WebSockets closed by a disconnect of their user (POST /disconnect).', true],
   ['serverUnsubscribes', 'c1m_gateway_server_unsubscribes_total', 'Subscriptions ended by the server (POST /unsubscribe, or a refresh whose token no longer grants them).', true],
+  ['serverSubscribes', 'c1m_gateway_server_subscribes_total', 'Subscriptions made by the server (POST /subscribe).', true],
 ];
 
 /** Count a gateway handler in this process's metrics; returns the function that stops it. */

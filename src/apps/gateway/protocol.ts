@@ -254,6 +254,12 @@ export const encodeWelcome = (user: string): string => (user === '' ? OPEN_WELCO
 export const encodePong = (id: number): string => `{"op":"pong","id":${id}}`;
 
 /**
+ * The server put the client on topics (an operator's `POST /subscribe/<user>`), with each
+ * one's position as an `ack` gives it; `reason` says why.
+ */
+export const encodeSubscribed = (topics: Record<string, TopicState>, reason: string): string => JSON.stringify({ op: 'subscribed', topics, reason });
+
+/**
  * The server took the client off `topics` (a server-side unsubscribe of its user, or a
  * `refresh` whose token no longer grants them); `reason` says which.
  */
