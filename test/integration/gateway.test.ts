@@ -5,14 +5,22 @@
  * left behind), and `/metrics` parsed strictly.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { exportSPKI, generateKeyPair } from 'jose';
 import { listen, type Server } from '../../src/index.js';
 import { createGateway, type GatewayOptions } from '../../src/apps/gateway/index.js';
-import { GatewayClient, gatewayClient, promValue, publishHttp, scrape, signToken } from '../helpers/gateway.js';
+import { GatewayClient, cli, gatewayClient, listening, promValue, publishHttp, scrape, signToken } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
 import { RawWebSocket } from '../helpers/ws-raw.js';
 
+import type {} from '../fixtures/gateway-banlist.js';
+
+/** A handler module on the package's `c1m/gateway` entry (its `authorize` re-run every 100 ms). */
+const banlistModule = fileURLToPath(new URL('../fixtures/gateway-banlist.js', import.meta.url));
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
 
@@ -310,6 +318,73 @@ describe('gateway: public keys and open gateways', () => {
     } finally {
       for (const c of clients) c.close();
       await server.close(1000);
+    }
+  });
+
+  test('authorizeInterval: authorize runs again on open connections; one it now refuses is closed with 4003, a throwing check keeps it', GUARD, async () => {
+    const banned = new Set<string>();
+    let failing = false;
+    let checks = 0;
+    const server = await start({
+      jwtSecret: SECRET, authorizeInterval: 50,
+      authorize: (grant, req) => {
+        checks++;
+        if (failing && grant.user === 'carol') throw new Error('the ban list is down');
+        return !banned.has(grant.user) && req.target.startsWith('/ws');
+      },
+    });
+    const clients: GatewayClient[] = [];
+    try {
+      const port = server.address.port;
+      const open = async (sub: string): Promise<GatewayClient> => {
+        const c = await gatewayClient(port, `?token=${await signToken({ sub, topics: ['a'] }, KEY)}&topics=a`);
+        clients.push(c);
+        await c.next((m) => m.op === 'ack', `${sub}'s ack`);
+        return c;
+      };
+      const [alice, bob, carol] = [await open('alice'), await open('bob'), await open('carol')];
+      const failures0 = promValue(await scrape(port), 'c1m_gateway_auth_failures_total');
+      const before = checks;
+      await waitFor(() => checks >= before + 6, 'two rounds of checks');
+      assert.equal(alice.closed ?? bob.closed ?? carol.closed, undefined, 'all still allowed');
+      failing = true;
+      banned.add('bob');
+      assert.deepEqual(await bob.waitClosed(), { code: 4003, reason: 'forbidden' });
+      const after = checks;
+      await waitFor(() => checks >= after + 4, 'more rounds, carol\'s check throwing');
+      assert.equal(carol.closed, undefined, 'a check that throws keeps the connection');
+      assert.equal(alice.closed, undefined);
+      assert.equal(promValue(await scrape(port), 'c1m_gateway_auth_failures_total'), failures0 + 1);
+    } finally {
+      for (const c of clients) c.close();
+      await server.close(1000);
+    }
+    await assert.rejects(createGateway({ jwtSecret: SECRET, authorizeInterval: 1000 }), /authorizeInterval needs an authorize hook/);
+    await assert.rejects(createGateway({ jwtSecret: SECRET, authorizeInterval: 0, authorize: () => true }), /authorizeInterval must be a number of ms > 0/);
+  });
+
+  test('a handler module of the user\'s own, on the package\'s c1m/gateway entry, runs under c1m serve: its authorize refuses a banned user at connect and once open', GUARD, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'c1m-banlist-'));
+    const list = join(dir, 'banned');
+    writeFileSync(list, 'mallory\n');
+    process.env.BANLIST = list;
+    const c = cli([banlistModule, '--port', '0', '--host', HOST, '--handler-options', JSON.stringify({ jwtSecret: SECRET })]);
+    const clients: GatewayClient[] = [];
+    try {
+      const port = await listening(c);
+      const token = (sub: string): Promise<string> => signToken({ sub, topics: ['a'] }, KEY);
+      const mallory = new GatewayClient(`ws://${HOST}:${port}/ws?token=${await token('mallory')}`);
+      const trent = await gatewayClient(port, `?token=${await token('trent')}&topics=a`);
+      clients.push(mallory, trent);
+      assert.deepEqual(await mallory.waitClosed(), { code: 4003, reason: 'forbidden' }, 'refused at connect');
+      await trent.next((m) => m.op === 'ack', 'trent\'s ack');
+      writeFileSync(list, 'mallory\ntrent\n');
+      assert.deepEqual(await trent.waitClosed(), { code: 4003, reason: 'forbidden' }, 'refused once open, by the next round');
+    } finally {
+      for (const x of clients) x.close();
+      c.child.kill('SIGKILL');
+      delete process.env.BANLIST;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

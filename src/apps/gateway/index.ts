@@ -16,10 +16,11 @@
  * subscription). Verification is asynchronous (jose,
  * WebCrypto) while the engine's upgrade decision is synchronous, so a request without a token is refused at the upgrade
  * (401), and one with a token is upgraded, then verified before any of its messages is
- * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no).
+ * served; a token that fails closes the WebSocket with 4001 (4003 when `authorize` says no, at
+ * connect or, with `authorizeInterval`, later: reauthorize.ts).
  * A token with `exp` closes its WebSocket with 4001 (`unauthorized: expired`) when it expires
  * (expiry.ts), unless a `refresh` message brought a fresh token of the same user first.
- * Operator requests are read and checked in operator.ts. With tokens, each WebSocket is also
+ * Its options are in options.ts; operator requests are read and checked in operator.ts. With tokens, each WebSocket is also
  * filed under its user (users.ts), so that
  * `POST /disconnect/<user>` (and its NATS control message) closes a user's connections with 4009,
  * `POST /unsubscribe/<user>?topics=` takes them off topics (`unsubscribed`, as a `refresh`
@@ -32,13 +33,14 @@ import { trackReactor, untrackReactor } from '../../engine/index.js';
 import { UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, quickUpgradeFor, type WebSocket } from '../../protocols/ws/index.js';
 import { checkAdminAddress, openAdmin, type AdminListener } from './admin.js';
-import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type AuthOptions, type Grant } from './auth.js';
+import { Auth, AuthError, OPEN_GRANT, allowed, bearer, isTopic, type Grant } from './auth.js';
 import { Broker, type BrokerMessage } from './broker.js';
 import { ExpiryWatch } from './expiry.js';
+import { Reauthorizer } from './reauthorize.js';
 import { PublishRate } from './pub-rate.js';
 import { Users } from './users.js';
 import { dashboardRoutes } from './dashboard.js';
-import { Streams, type HistoryOptions, type Stream } from './history.js';
+import { Streams, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
 import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
 import { MAX_EARLY_MESSAGES, Pending, grantOf, type ClientData } from './client-data.js';
@@ -47,74 +49,10 @@ import {
   BINARY_TYPE, OpError, encodeAck, encodeAckOne, encodeError, encodeMsg, encodePong, encodePubAck, encodeSubscribed, encodeUnsubscribed, encodeWelcome, messageData, parseClientBinary,
   parseClientOp, parseQuerySub, queryOf, type ClientOp, type Frame, type MessageData, type TopicState,
 } from './protocol.js';
-import { GATEWAY_PUBSUB_DEFAULTS, subscribeOrNone, type PubsubOptions } from './topics.js';
+import { GATEWAY_PUBSUB_DEFAULTS, subscribeOrNone } from './topics.js';
+import type { GatewayOptions } from './options.js';
 
-/** Options of the gateway (`--handler-options` of `c1m serve gateway`, built by its flags). */
-export interface GatewayOptions extends AuthOptions, HistoryOptions {
-  /** NATS server URL(s), comma-separated: fan-out across processes and machines. Default: none (standalone). */
-  nats?: string;
-  /** NATS subject prefix of topics. Default `c1m.topic.`. */
-  natsPrefix?: string;
-  /**
-   * NATS subject prefix of the gateways' control messages (a disconnect goes to
-   * `<prefix>disconnect`, an unsubscribe to `<prefix>unsubscribe`, a subscribe to
-   * `<prefix>subscribe`). It must end with `.`, hold no wildcard, and neither it nor
-   * `natsPrefix` may start with the other, so that no topic's subject is a control subject.
-   * Default `c1m.control.` with the default `natsPrefix`, else `c1m.control.<natsPrefix>`: a
-   * deployment with its own topic prefix has its own control subjects.
-   */
-  natsControlPrefix?: string;
-  /**
-   * With `nats` and `history > 0` the history lives in this JetStream stream, shared by every
-   * process and machine on that NATS (created or updated at start). Default `C1M_HISTORY`.
-   */
-  historyStream?: string;
-  /** The JetStream history's storage: `memory` (default; lost when NATS restarts) or `file`. */
-  historyStorage?: 'memory' | 'file';
-  /** Bytes the JetStream history keeps over all topics (the stream's `max_bytes`). Default 256 MiB. */
-  historyStreamBytes?: number;
-  /** Topic limits and slow subscribers (the pub/sub API's options). */
-  pubsub?: PubsubOptions;
-  /**
-   * Let clients publish over their WebSocket (`{"op":"pub",...}`): with tokens, to the topics
-   * their `publish` claim grants (the claim that also guards `POST /publish`); on an open
-   * gateway (`noAuth`), to any topic. Off: a `pub` gets a `forbidden` error. Default false.
-   */
-  clientPublish?: boolean;
-  /**
-   * With `clientPublish`: the most `pub`s one user may make per second through this gateway
-   * (all its connections to it together; on an open gateway, one connection), in bursts of up
-   * to as many (a token bucket per publisher: pub-rate.ts); a `pub` over it gets a `limit`
-   * error and is not published. 0: no limit. Default 100. A token's `publish_rate` claim sets
-   * its user's rate instead.
-   */
-  clientPublishRate?: number;
-  /** Largest published message (HTTP body) and client message, in bytes. Default 65536. */
-  maxMessageBytes?: number;
-  /** WebSocket heartbeat in ms (0: none). Default 30000. */
-  pingInterval?: number;
-  /** Serve `/metrics`, `/stats` and `/dashboard` (on the gateway's port, or on `adminPort`). Default true. */
-  metrics?: boolean;
-  /**
-   * Serve `POST /publish/<topic>`, `/metrics`, `/stats` and `/dashboard` on this port of
-   * `adminHost` instead of the gateway's port, which then serves only `/ws` (anything else: 404).
-   * Plain HTTP (the server's `tls` applies to its own port only). Every gateway (each worker
-   * thread or process) listens on it with `SO_REUSEPORT`, as on the public port in prefork, so it must differ from the server's port (`c1m serve` checks;
-   * here the kernel would mix the two) and be free of other servers. Publish auth and
-   * `/metrics` (every worker summed) are as on the public port. 1 to 65535 (not 0: every
-   * worker binds the same port). Lifetime: opened before the gateway serves, closed at its
-   * shutdown. Errors: `createGateway` rejects with the bind's error (`EADDRINUSE`, ...) naming
-   * the address. Default: none (everything on the gateway's port).
-   */
-  adminPort?: number;
-  /** The address `adminPort` binds. Default `127.0.0.1` (loopback: operations stay private). */
-  adminHost?: string;
-  /**
-   * A custom check after the token verified (handler modules only: a function does not pass
-   * through `--handler-options`). Returning false closes the WebSocket with 4003.
-   */
-  authorize?: (grant: Grant, req: { target: string; headers: readonly (readonly [string, string])[] }) => boolean | Promise<boolean>;
-}
+export type { GatewayOptions };
 
 /** Wall-clock ms with sub-ms precision (latency across processes of one machine). */
 const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -154,6 +92,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
     serverUnsubscribes: 0, serverSubscribes: 0,
   };
+  // With `authorizeInterval`: open WebSockets, `authorize`d again every interval (reauthorize.ts).
+  if (o.authorizeInterval !== undefined && o.authorize === undefined) throw new Error('gateway: authorizeInterval needs an authorize hook');
+  const recheck = o.authorize === undefined || o.authorizeInterval === undefined ? null : new Reauthorizer<WebSocket<ClientData>>(o.authorizeInterval, (ws, req) => {
+    const g = grantOf(ws.data);
+    return g === null || o.authorize!(g, req);
+  }, (ws) => {
+    counters.authFailures++;
+    ws.close(4003, 'forbidden');
+  });
   // Open WebSockets whose token has an `exp`: closed with 4001 when it comes (expiry.ts).
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
   // Open WebSockets by user (tokens only), for an operator's request about a user; with NATS
@@ -308,6 +255,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       counters.clients--;
       unfile(ws);
       pubRate?.forget(ws.id);
+      recheck?.remove(ws.id);
       const g = grantOf(ws.data);
       if (g !== null && g !== OPEN_GRANT) users.remove(g.user, ws);
     },
@@ -335,6 +283,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   /** `p` verified with `grant`: welcome it, subscribe what its URL asked, serve what it sent meanwhile. */
   function admit(ws: WebSocket<ClientData>, p: Pending, grant: Grant): void {
     grantTo(ws, grant);
+    recheck?.add(ws, p.req!); // (a request is kept whenever there is a hook)
     welcome(ws, grant, p.querySub);
     if (p.early !== null) for (const m of p.early) serve(ws, grant, m);
   }
@@ -836,6 +785,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
       streams.close();
       expiry.stop();
+      recheck?.stop();
       void admin?.close();
       jsh?.close();
       untrack();
