@@ -18,7 +18,7 @@ import { connect, headers, type NatsConnection } from 'nats';
 import type {} from '../../src/cli/run.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import {
-  NATS_MISSING, broadcastHttp, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, startNats, stopProcess,
+  NATS_MISSING, broadcastHttp, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, signToken, startNats, stopProcess,
   type Cli, type GatewayClient, type ServerMsg,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
@@ -383,6 +383,40 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       for (const x of clients) x.close();
       g.child.kill('SIGKILL');
       await stopProcess(server);
+    }
+  });
+
+  test('with tokens: a sub queued behind a narrowing refresh is held to the new token; an unsubscribe and a subscribe reach the client with the stream\'s positions', GUARD, async () => {
+    const secret = 'a-test-secret-of-enough-length';
+    const key = new TextEncoder().encode(secret);
+    const g = cli(['gateway', '--port', '0', '--host', HOST, '--nats', url, '--jwt-secret', secret, '--publish-token', 'pt', '--history', '5']);
+    const clients: GatewayClient[] = [];
+    const operator = async (port: number, path: string): Promise<unknown> => (await fetch(`http://${HOST}:${port}${path}`, { method: 'POST', headers: PUB })).json();
+    try {
+      const port = await listening(g);
+      const c = await gatewayClient(port, `?token=${await signToken({ sub: 'jo', topics: ['jr.a', 'jr.b'] }, key)}&topics=jr.a`);
+      clients.push(c);
+      await ackOf(c);
+      // Ops wait for each other with the JetStream history: the sub is served after the refresh.
+      c.send({ op: 'refresh', id: 1, token: await signToken({ sub: 'jo', topics: ['jr.a'] }, key) });
+      c.send({ op: 'sub', id: 2, topics: ['jr.b'] });
+      assert.equal((await c.next((m) => m.id === 1, 'the refresh ack')).op, 'ack');
+      assert.equal((await c.next((m) => m.id === 2, 'the sub\'s answer')).code, 'forbidden', 'held to the new token');
+      assert.deepEqual(await operator(port, '/unsubscribe/jo?topics=jr.a&reason=out'), { unsubscribed: null });
+      assert.deepEqual(await c.next((m) => m.op === 'unsubscribed', 'told'), { op: 'unsubscribed', topics: ['jr.a'], reason: 'out' });
+      await publishHttp(port, 'jr.a', 'missed', PUB);
+      assert.deepEqual(await operator(port, '/subscribe/jo?topics=jr.a,jr.b'), { subscribed: null });
+      const on = (await c.next((m) => m.op === 'subscribed', 'told')).topics as Record<string, State>;
+      assert.deepEqual(Object.keys(on), ['jr.a'], 'jr.b is no longer granted');
+      assert.match(on['jr.a']!.epoch, /^C1M_HISTORY-\d+$/);
+      const live = await publishHttp(port, 'jr.a', 'live', PUB);
+      assert.ok((on['jr.a']!.seq) < (live.body.seq as number), 'the position is before the next message');
+      await waitFor(() => c.deliveries('jr.a').length === 1, 'the live message');
+      assert.equal(c.deliveries('jr.a')[0]!.data, 'live', 'nothing of what was published while it was off');
+      await stopCli(g);
+    } finally {
+      for (const x of clients) x.close();
+      g.child.kill('SIGKILL');
     }
   });
 

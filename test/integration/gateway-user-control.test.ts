@@ -213,9 +213,15 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
       assert.deepEqual((await post(port, '/subscribe/alice?topics=room.8,news')).body, { subscribed: 0 }, 'a2 has news; a1 is full');
       assert.equal(a1.msgs.filter((m) => m.op === 'subscribed').length, 1);
       assert.equal(b.msgs.some((m) => m.op === 'subscribed'), false, 'bob untouched');
+      // All or none: carol, on one topic of two, is asked two new ones: neither stays.
+      const carol = await open('carol', ['room.*'], '&topics=room.1');
+      assert.deepEqual((await post(port, '/subscribe/carol?topics=room.2,room.3')).body, { subscribed: 0 });
+      assert.equal((await publishHttp(port, 'room.2', 'r2', PUB)).body.delivered, 0, 'room.2 was taken back');
+      assert.deepEqual((await post(port, '/subscribe/carol?topics=room.2')).body, { subscribed: 1 }, 'one fits');
+      assert.equal(carol.msgs.filter((m) => m.op === 'subscribed').length, 1, 'told once: of the one that fit');
       const m = await scrape(port);
-      assert.equal(promValue(m, 'c1m_gateway_server_subscribes_total'), 2);
-      assert.equal(promValue(m, 'c1m_gateway_subscriptions'), 3, 'a1: news, room.7; a2: news');
+      assert.equal(promValue(m, 'c1m_gateway_server_subscribes_total'), 3);
+      assert.equal(promValue(m, 'c1m_gateway_subscriptions'), 5, 'a1: news, room.7; a2: news; carol: room.1, room.2');
     } finally {
       for (const x of clients) x.close();
       await server.close(1000);

@@ -78,4 +78,9 @@ test('a user\'s bucket is apart from connections\', outlives them until it has r
   assert.equal(r.take('carol', 42_000, 0.01), false, '11 s refill only 0.11 of a publish');
   assert.equal(r.size, 1, 'the next sweep dropped bob (full) and kept carol (not full)');
   assert.equal(r.take('carol', 42_000, 0.01), false, 'carol is still empty');
+  assert.equal(r.take('dave', 42_000), true);
+  r.forget(9, 50_000);
+  assert.equal(r.size, 2, 'a close before the next sweep is due drops nothing');
+  r.forget(9, 53_000);
+  assert.equal(r.size, 1, 'a close once it is due sweeps: dave had refilled, carol not');
 });

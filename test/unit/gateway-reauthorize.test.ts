@@ -1,9 +1,10 @@
 /**
  * Re-running `authorize` on open connections (reauthorize.ts): each round checks every filed
  * open connection once, at most 64 at a time, and rounds never overlap (a slow check delays
- * the next round); a refused connection is handed to `refused`; a throwing check keeps its
- * connection and is counted; closed and removed connections are not checked; nothing runs
- * once nothing is filed or after `stop`; a bad interval is refused.
+ * the next round); a refused connection is handed to `refused`; a throwing check, or one that
+ * never settles (timed out at the interval), keeps its connection, is counted, and does not stop
+ * the rounds; closed and removed connections are not checked; nothing runs after `stop`, and
+ * nothing is filed after it; a bad interval is refused.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -53,23 +54,28 @@ test('a round checks each open connection once, at most 64 at a time, and the ne
   }
 });
 
-test('a throwing check keeps the connection and is counted; stop ends the rounds; an empty one schedules none', async () => {
-  let checks = 0;
+test('a throwing check and one that never settles keep their connections, are counted, and the rounds go on; stop ends them', async () => {
+  let checks = 0, failed = 0;
   const refused: number[] = [];
-  const r = new Reauthorizer<FakeWs>(5, () => {
+  const r = new Reauthorizer<FakeWs>(20, (ws) => {
     checks++;
-    throw new Error('backend down');
-  }, (ws) => void refused.push(ws.id));
+    if (ws.id === 1) throw new Error('backend down');
+    return new Promise<boolean>(() => {}); // a backend that never answers
+  }, (ws) => void refused.push(ws.id), () => failed++);
   r.add({ id: 1, readyState: 'open' }, REQ);
-  await waitFor(() => r.errors >= 2, 'two failed checks');
+  r.add({ id: 2, readyState: 'open' }, REQ);
+  await waitFor(() => failed >= 6, 'three rounds of two failed checks (the hung one timed out each time)');
   assert.deepEqual(refused, []);
   r.stop();
   const after = checks;
-  await new Promise((resolve) => setTimeout(resolve, 50));
-  assert.ok(checks <= after + 1, 'at most the round already under way after stop');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.ok(checks <= after + 2, 'at most the round already under way after stop');
+  r.add({ id: 3, readyState: 'open' }, REQ);
+  assert.equal(r.size, 2, 'nothing filed after stop');
   r.remove(1);
+  r.remove(2);
   assert.equal(r.size, 0);
-  for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+  for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
     assert.throws(() => new Reauthorizer<FakeWs>(bad, () => true, () => {}), RangeError, String(bad));
   }
 });

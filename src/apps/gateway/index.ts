@@ -53,6 +53,8 @@ import { GATEWAY_PUBSUB_DEFAULTS, subscribeOrNone } from './topics.js';
 import type { GatewayOptions } from './options.js';
 
 export type { GatewayOptions };
+export type { Grant } from './auth.js';
+export type { AuthorizeRequest } from './reauthorize.js';
 
 /** Wall-clock ms with sub-ms precision (latency across processes of one machine). */
 const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -90,7 +92,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const counters: GatewayCounters = {
     clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
     deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
-    serverUnsubscribes: 0, serverSubscribes: 0,
+    serverUnsubscribes: 0, serverSubscribes: 0, authorizeErrors: 0,
   };
   // With `authorizeInterval`: open WebSockets, `authorize`d again every interval (reauthorize.ts).
   if (o.authorizeInterval !== undefined && o.authorize === undefined) throw new Error('gateway: authorizeInterval needs an authorize hook');
@@ -100,7 +102,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }, (ws) => {
     counters.authFailures++;
     ws.close(4003, 'forbidden');
-  });
+  }, () => counters.authorizeErrors++);
   // Open WebSockets whose token has an `exp`: closed with 4001 when it comes (expiry.ts).
   const expiry = new ExpiryWatch<WebSocket<ClientData>>(() => counters.tokenExpiries++);
   // Open WebSockets by user (tokens only), for an operator's request about a user; with NATS
@@ -249,7 +251,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
         else early.push(m);
         return;
       }
-      serve(ws, grantOf(d)!, m);
+      serve(ws, m);
     },
     onClose(ws) {
       counters.clients--;
@@ -285,7 +287,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     grantTo(ws, grant);
     recheck?.add(ws, p.req!); // (a request is kept whenever there is a hook)
     welcome(ws, grant, p.querySub);
-    if (p.early !== null) for (const m of p.early) serve(ws, grant, m);
+    if (p.early !== null) for (const m of p.early) serve(ws, m);
   }
 
   /** Welcome an admitted client, then subscribe what its URL asked (`sub`, when it asked). */
@@ -314,14 +316,17 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /** One client message: JSON text, or the bytes of a binary one (a binary `pub`). */
-  function serve(ws: WebSocket<ClientData>, grant: Grant, m: string | Uint8Array): void {
-    inOrder(ws, () => serveNow(ws, grant, m));
+  function serve(ws: WebSocket<ClientData>, m: string | Uint8Array): void {
+    inOrder(ws, () => serveNow(ws, m));
   }
 
-  function serveNow(ws: WebSocket<ClientData>, grant: Grant, m: string | Uint8Array): void | Promise<void> {
+  function serveNow(ws: WebSocket<ClientData>, m: string | Uint8Array): void | Promise<void> {
     // Closing (a disconnect, an expired token, a slow subscriber, ...): a peer that goes on
     // sending until the close handshake ends is not served, so it cannot publish meanwhile.
     if (ws.readyState !== 'open') return;
+    // The grant now, not when the message came: one queued behind a `refresh` (with the
+    // JetStream history ops wait for each other) is held to the token that refresh brought.
+    const grant = grantOf(ws.data)!;
     let op: ClientOp;
     try {
       op = typeof m === 'string' ? parseClientOp(m) : parseClientBinary(m);
@@ -529,7 +534,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     const b = parseBroadcast(req.body);
     if (Array.isArray(b)) return refuse(b);
     const { topics, data } = b;
-    const refused = await publishRefusal(auth, req, topics);
+    const refused = await publishRefusal(auth, req, topics, true);
     if (refused !== null) return refuse(refused);
     const body = Buffer.from(data);
     if (broker === null) {

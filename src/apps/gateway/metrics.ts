@@ -45,6 +45,8 @@ export interface GatewayCounters {
   serverUnsubscribes: number;
   /** Subscriptions the server made: a subscribe of their user (POST /subscribe). */
   serverSubscribes: number;
+  /** `authorizeInterval` checks that threw, rejected or timed out (their connections kept). */
+  authorizeErrors: number;
 }
 
 type Snapshot = () => GatewayCounters;
@@ -77,6 +79,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['disconnects', 'c1m_gateway_disconnects_total', 'Open WebSockets closed by a disconnect of their user (POST /disconnect).', true],
   ['serverUnsubscribes', 'c1m_gateway_server_unsubscribes_total', 'Subscriptions ended by the server (POST /unsubscribe, or a refresh whose token no longer grants them).', true],
   ['serverSubscribes', 'c1m_gateway_server_subscribes_total', 'Subscriptions made by the server (POST /subscribe).', true],
+  ['authorizeErrors', 'c1m_gateway_authorize_errors_total', 'authorizeInterval checks that threw, rejected or timed out (their connections were kept).', true],
 ];
 
 /** Count a gateway handler in this process's metrics; returns the function that stops it. */

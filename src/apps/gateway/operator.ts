@@ -74,9 +74,9 @@ export function parseControl(data: Uint8Array, withTopics: boolean): UserControl
 /**
  * Why `req` may not publish to `topics`, or null when it may: the publish token; else a JWT
  * whose `publish` claim grants every topic; an open gateway without a publish token lets
- * anyone publish.
+ * anyone publish. A 403 names the topic refused when `name` (a broadcast's).
  */
-export async function publishRefusal(auth: Auth, req: HttpRequest, topics: readonly string[]): Promise<Answer | null> {
+export async function publishRefusal(auth: Auth, req: HttpRequest, topics: readonly string[], name = false): Promise<Answer | null> {
   const token = bearer(req.header('authorization'));
   if (token !== undefined && auth.isPublishToken(token)) return null;
   if (auth.open) return auth.hasPublishToken ? [401, { error: 'the publish token is required' }, { 'WWW-Authenticate': 'Bearer' }] : null;
@@ -89,7 +89,7 @@ export async function publishRefusal(auth: Auth, req: HttpRequest, topics: reado
   }
   const forbidden = topics.find((t) => !allowed(grant.publish, t));
   if (forbidden === undefined) return null;
-  return [403, { error: topics.length === 1 ? 'the token does not grant publishing to this topic' : `the token does not grant publishing to ${JSON.stringify(forbidden)}` }];
+  return [403, { error: name ? `the token does not grant publishing to ${JSON.stringify(forbidden)}` : 'the token does not grant publishing to this topic' }];
 }
 
 /**

@@ -10,7 +10,9 @@
  *
  * Memory: a bucket exists only for a publisher. A connection's goes when it closes (`forget`).
  * A user's outlives its connections until it has refilled (dropped by a sweep at most every
- * `SWEEP_MS`, run by the next user's publish): closing and reconnecting does not refill it.
+ * `SWEEP_MS`, run by the next user's publish or connection's close): closing and reconnecting
+ * does not refill it. Tokens of one user with different rates share its bucket, capped by the
+ * burst of the rate each publish is taken at.
  * Subscribers that never publish cost nothing here.
  *
  * Threading: one gateway (one reactor thread), like the connections it keys.
@@ -70,9 +72,13 @@ export class PublishRate {
     return true;
   }
 
-  /** Connection `id` closed: drop its bucket (if it ever published). Users' buckets stay. */
-  forget(id: number): void {
+  /**
+   * Connection `id` closed at `now` (ms, monotonic): drop its bucket (if it ever published).
+   * Users' buckets stay until they have refilled; a sweep due by now drops those that have.
+   */
+  forget(id: number, now = performance.now()): void {
     this.#byConnection.delete(id);
+    if (this.#byUser.size > 0 && now - this.#sweptAt >= SWEEP_MS) this.#sweep(now);
   }
 
   /** Publishers holding a bucket: connections and users. */
