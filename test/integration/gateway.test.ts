@@ -17,10 +17,8 @@ import { GatewayClient, cli, gatewayClient, listening, promValue, publishHttp, s
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
 import { RawWebSocket } from '../helpers/ws-raw.js';
 
-import type {} from '../fixtures/gateway-banlist.js';
-
-/** A handler module on the package's `c1m/gateway` entry (its `authorize` re-run every 100 ms). */
-const banlistModule = fileURLToPath(new URL('../fixtures/gateway-banlist.js', import.meta.url));
+/** examples/gateway-banlist.mjs: a handler module on the package's `c1m/gateway` entry (from build-test/test/integration/). */
+const banlistModule = fileURLToPath(new URL('../../../examples/gateway-banlist.mjs', import.meta.url));
 const SECRET = 'a-test-secret-of-enough-length';
 const KEY = new TextEncoder().encode(SECRET);
 
@@ -363,11 +361,12 @@ describe('gateway: public keys and open gateways', () => {
     await assert.rejects(createGateway({ jwtSecret: SECRET, authorizeInterval: 0, authorize: () => true }), /authorizeInterval must be a number of ms > 0/);
   });
 
-  test('a handler module of the user\'s own, on the package\'s c1m/gateway entry, runs under c1m serve: its authorize refuses a banned user at connect and once open', GUARD, async () => {
+  test('examples/gateway-banlist.mjs, a handler module on the package\'s c1m/gateway entry, runs under c1m serve: a banned user is refused at connect and once open', GUARD, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'c1m-banlist-'));
     const list = join(dir, 'banned');
     writeFileSync(list, 'mallory\n');
     process.env.BANLIST = list;
+    process.env.BANLIST_MS = '100';
     const c = cli([banlistModule, '--port', '0', '--host', HOST, '--handler-options', JSON.stringify({ jwtSecret: SECRET })]);
     const clients: GatewayClient[] = [];
     try {
@@ -384,6 +383,7 @@ describe('gateway: public keys and open gateways', () => {
       for (const x of clients) x.close();
       c.child.kill('SIGKILL');
       delete process.env.BANLIST;
+      delete process.env.BANLIST_MS;
       rmSync(dir, { recursive: true, force: true });
     }
   });
