@@ -3,8 +3,9 @@
  * open connection once, at most 64 at a time, and rounds never overlap (a slow check delays
  * the next round); a refused connection is handed to `refused`; a throwing check, or one that
  * never settles (timed out at the interval), keeps its connection, is counted, and does not stop
- * the rounds; closed and removed connections are not checked; nothing runs after `stop`, and
- * nothing is filed after it; a bad interval is refused.
+ * the rounds; a check that timed out holds its slot until it settles, so a backend that hangs
+ * never has more than 64 checks in flight; closed and removed connections are not checked;
+ * nothing runs after `stop`, and nothing is filed after it; a bad interval is refused.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -29,7 +30,7 @@ test('a round checks each open connection once, at most 64 at a time, and the ne
     if (!done) await new Promise<void>((resolve) => release.push(resolve));
     inFlight--;
     return ws.id !== 7;
-  }, (ws) => void (ws.readyState = 'closing'));
+  }, (ws) => void (ws.readyState = 'closing'), () => {}, 60_000); // no check times out here, however slow the box
   const all = Array.from({ length: 150 }, (_, i) => ({ id: i, readyState: 'open' }));
   for (const ws of all) r.add(ws, REQ);
   all[3]!.readyState = 'closing'; // closed before the round
@@ -75,6 +76,25 @@ test('a throwing check and one that never settles keep their connections, are co
   r.remove(1);
   r.remove(2);
   assert.equal(r.size, 0);
+});
+
+test('a backend that hangs has at most 64 checks in flight: timed-out ones keep their slots', async () => {
+  let started = 0, failed = 0;
+  const r = new Reauthorizer<FakeWs>(5, () => {
+    started++;
+    return new Promise<boolean>(() => {}); // never answers
+  }, () => {}, () => failed++);
+  for (let id = 0; id < 100; id++) r.add({ id, readyState: 'open' }, REQ);
+  try {
+    await waitFor(() => failed >= 64, 'the first 64 timed out');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // rounds would have started more by now
+    assert.equal(started, 64, 'no check starts while 64 hang');
+  } finally {
+    r.stop();
+  }
+});
+
+test('an interval that is not a number of ms from 1 to 2^31 - 1 is refused', () => {
   for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 31]) {
     assert.throws(() => new Reauthorizer<FakeWs>(bad, () => true, () => {}), RangeError, String(bad));
   }

@@ -76,8 +76,9 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   /**
    * With `authorize`: run it again every this many ms on each open connection (with the grant
    * it holds then and the request it came with); one it now refuses is closed with 4003, one
-   * whose check throws is kept. At most 64 checks in flight; a round that outlasts the interval
-   * delays the next. Costs one entry per open connection. Default: none (at connect only).
+   * whose check throws, rejects or has not settled within min(interval, 10 s) is kept. At most
+   * 64 checks in flight, ever (reauthorize.ts); a round that outlasts the interval delays the
+   * next. Costs one entry per open connection. Default: none (at connect only).
    */
   authorizeInterval?: number;
 }

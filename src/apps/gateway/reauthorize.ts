@@ -5,12 +5,14 @@
  * a ban, a removed account or a revoked session reach connections already open, without a
  * token expiry or an operator's disconnect.
  *
- * Model: a round walks the connections filed when the round starts, at most `CONCURRENCY`
- * checks in flight (the hook is often a call to a backend: a round of 19,000 must not be
- * 19,000 requests at once; a pool, so one slow check holds one slot, not a batch); a round
- * that outlasts the interval delays the next one, never overlaps it. A check that throws,
- * rejects or does not settle within `min(interval, 10 s)` keeps the connection (a backend that
- * is down or hangs must not close every client, nor stop the rounds) and is counted.
+ * Model: a round walks the connections filed when the round starts; at most `CONCURRENCY`
+ * checks are in flight, ever (the hook is often a call to a backend: a round of 19,000 must not
+ * be 19,000 requests at once, nor may a backend that hangs collect one more per connection each
+ * round): a check holds its slot until it settles. A round that outlasts the interval delays
+ * the next one, never overlaps it. A check that throws, rejects or has not settled within
+ * `min(interval, 10 s)` keeps its connection (a backend that is down or slow must not close
+ * every client) and is counted; the round goes on with the slots left, and waits for one when
+ * all 64 hold checks that have not settled.
  *
  * Memory: one `IdMap` entry per open WebSocket (its handle and its request, which the gateway
  * otherwise drops once the token is verified), only when the option is set.
@@ -46,19 +48,30 @@ export class Reauthorizer<W extends { readonly id: number; readonly readyState: 
   readonly #watched = new IdMap<Watched<W>>();
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** Checks started and not settled (timed-out ones included), across rounds: at most `CONCURRENCY`. */
+  #busy = 0;
+  /** Checks waiting for a slot; a slot that frees goes to the first. */
+  readonly #waiting: (() => void)[] = [];
 
   /**
    * Every `intervalMs` (> 0, at most 2^31 - 1), `check` each open WebSocket filed; `refused`
-   * those it says no to; `failed` once per check that threw, rejected or timed out. Errors:
-   * throws a RangeError for any other interval.
+   * those it says no to; `failed` once per check that threw, rejected or had not settled after
+   * `timeoutMs` (default: the interval, at most 10 s). Errors: throws a RangeError for any other
+   * interval.
    */
-  constructor(intervalMs: number, check: (ws: W, req: AuthorizeRequest) => boolean | Promise<boolean>, refused: (ws: W) => void, failed: () => void = () => {}) {
+  constructor(
+    intervalMs: number,
+    check: (ws: W, req: AuthorizeRequest) => boolean | Promise<boolean>,
+    refused: (ws: W) => void,
+    failed: () => void = () => {},
+    timeoutMs = Math.min(intervalMs, CHECK_TIMEOUT_MS),
+  ) {
     if (!(intervalMs > 0 && intervalMs <= MAX_INTERVAL_MS)) throw new RangeError(`gateway: authorizeInterval must be a number of ms > 0 and <= ${MAX_INTERVAL_MS}, not ${intervalMs}`);
     this.#intervalMs = intervalMs;
     this.#check = check;
     this.#refused = refused;
     this.#failed = failed;
-    this.#timeoutMs = Math.min(intervalMs, CHECK_TIMEOUT_MS);
+    this.#timeoutMs = timeoutMs;
   }
 
   /** File `ws` (admitted, with the request it came with). Nothing after `stop`. */
@@ -83,6 +96,9 @@ export class Reauthorizer<W extends { readonly id: number; readonly readyState: 
     this.#stopped = true;
     clearTimeout(this.#timer);
     this.#timer = undefined;
+    const waiting = this.#waiting.splice(0);
+    this.#busy += waiting.length; // each gives its slot back at once (stopped)
+    for (const go of waiting) go();
   }
 
   #schedule(): void {
@@ -103,16 +119,32 @@ export class Reauthorizer<W extends { readonly id: number; readonly readyState: 
   }
 
   async #one({ ws, req }: Watched<W>): Promise<void> {
-    if (ws.readyState !== 'open' || !this.#watched.has(ws.id)) return; // closed since the round began
+    if (this.#busy < CONCURRENCY) this.#busy++;
+    else await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    if (this.#stopped || ws.readyState !== 'open' || !this.#watched.has(ws.id)) return this.#release(); // closed since the round began
+    let check: Promise<boolean>;
+    try {
+      check = Promise.resolve(this.#check(ws, req));
+    } catch (err) {
+      check = Promise.reject(err);
+    }
+    void check.then(() => this.#release(), () => this.#release()); // the slot, once it settles
     let timer: NodeJS.Timeout | undefined;
     try {
       const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), this.#timeoutMs)));
-      const ok = await Promise.race([this.#check(ws, req), late]);
+      const ok = await Promise.race([check, late]);
       if (!ok && ws.readyState === 'open' && !this.#stopped) this.#refused(ws);
     } catch {
       this.#failed();
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /** A check settled (or never started): its slot to the first waiting, else free. */
+  #release(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next();
+    else this.#busy--;
   }
 }
