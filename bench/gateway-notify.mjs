@@ -15,14 +15,13 @@
 // last subscriber's delivery (wall clock, one machine); the gateway's CPU (/proc) and this
 // publishing process's CPU over that window. Every user must get exactly its message.
 import { fork, spawn } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { CLK_TCK, REPO_DIR, emit, freePort, log, machineInfo, round, sleep } from './lib.mjs';
+import { REPO_DIR, emit, freePort, log, machineInfo, round, sleep, startNatsServer, treeCpuSeconds } from './lib.mjs';
 
 const HOST = '127.0.0.1';
 const BATCH = 1000;
@@ -96,11 +95,6 @@ async function subscriberRole(port, n) {
   });
 }
 
-/** A process's CPU time (user + system) so far, in ms. */
-function cpuMsOf(pid) {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-}
 
 async function main() {
   const users = Number(opt.users), concurrency = Number(opt.concurrency), rounds = Number(opt.rounds);
@@ -108,13 +102,7 @@ async function main() {
   const args = [path.join(REPO_DIR, 'dist', 'cli', 'run.js'), 'serve', 'gateway', '--host', HOST, '--no-auth', '--ping-interval', '0'];
   if (opt.nats) {
     const natsPort = await freePort(HOST);
-    nats = spawn('nats-server', ['-a', HOST, '-p', String(natsPort)], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let natsLog = '';
-    nats.stderr.on('data', (d) => (natsLog += d));
-    while (!/Server is ready/.test(natsLog)) {
-      if (nats.exitCode !== null) throw new Error(`nats-server exited: ${natsLog}`);
-      await sleep(50);
-    }
+    nats = await startNatsServer(HOST, natsPort);
     args.push('--nats', `nats://${HOST}:${natsPort}`);
   }
   const port = await freePort(HOST);
@@ -150,7 +138,7 @@ async function main() {
         await next();
         await sleep(300);
         data.id = expect;
-        const gw0 = cpuMsOf(gw.pid), me0 = process.cpuUsage(), t0 = wallMs();
+        const gw0 = treeCpuSeconds(gw.pid) * 1000, me0 = process.cpuUsage(), t0 = wallMs();
         let requests = 0;
         if (way === 'publish') {
           const body = JSON.stringify(data);
@@ -172,7 +160,7 @@ async function main() {
         const me = process.cpuUsage(me0);
         const run = {
           way, round: r, users, requests, answered_ms: round(answeredMs, 1), last_delivery_ms: round(done.at - t0, 1),
-          gateway_cpu_ms: round(cpuMsOf(gw.pid) - gw0, 0), publisher_cpu_ms: round((me.user + me.system) / 1000, 0), wrong_user: done.wrong,
+          gateway_cpu_ms: round(treeCpuSeconds(gw.pid) * 1000 - gw0, 0), publisher_cpu_ms: round((me.user + me.system) / 1000, 0), wrong_user: done.wrong,
         };
         if (done.wrong > 0) throw new Error(`${done.wrong} messages reached the wrong user`);
         log(`[notify] ${JSON.stringify(run)}`);

@@ -25,7 +25,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { REPO_DIR, emit, freePort, log, machineInfo, sleep } from './lib.mjs';
+import { REPO_DIR, emit, freePort, log, machineInfo, sleep, startNatsServer } from './lib.mjs';
 
 const HOST = '127.0.0.1';
 const TOPIC = 'answer';
@@ -81,13 +81,7 @@ async function main() {
   for (const b of builds) if (!fs.existsSync(path.join(b, 'dist', 'cli', 'run.js'))) throw new Error(`${b}: no dist/cli/run.js (npm run build there)`);
   const natsPort = await freePort(HOST);
   const jsDir = history > 0 ? fs.mkdtempSync(path.join(os.tmpdir(), 'c1m-answer-js-')) : null;
-  const nats = spawn('nats-server', ['-a', HOST, '-p', String(natsPort), ...(jsDir ? ['-js', '-sd', jsDir] : [])], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let natsLog = '';
-  nats.stderr.on('data', (d) => (natsLog += d));
-  while (!/Server is ready/.test(natsLog)) {
-    if (nats.exitCode !== null) throw new Error(`nats-server exited: ${natsLog}`);
-    await sleep(50);
-  }
+  const nats = await startNatsServer(HOST, natsPort, jsDir ? ['-js', '-sd', jsDir] : []);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
   const body = JSON.stringify({ x: 'y'.repeat(50) });
   const publish = (port) => new Promise((resolve, reject) => {

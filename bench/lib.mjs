@@ -358,6 +358,23 @@ export function foreignCpu(a, b, { ourPids, oursCpuS }) {
   };
 }
 
+// ---------------------------------------------------------------- nats-server
+
+/**
+ * Start a private `nats-server` on `host:port` (with `extra` arguments, e.g. `-js -sd DIR`) and
+ * resolve once it is ready. Errors: rejects with its log when it exits first.
+ */
+export async function startNatsServer(host, port, extra = []) {
+  const nats = spawn('nats-server', ['-a', host, '-p', String(port), ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let natsLog = '';
+  nats.stderr.on('data', (d) => (natsLog += d));
+  while (!/Server is ready/.test(natsLog)) {
+    if (nats.exitCode !== null) throw new Error(`nats-server exited: ${natsLog}`);
+    await sleep(50);
+  }
+  return nats;
+}
+
 // ---------------------------------------------------------------- ports
 
 /** A port the kernel just handed out as free on `host`. */

@@ -27,7 +27,7 @@ import type { ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
 import type { GatewayOptions } from '../../src/apps/gateway/index.js';
 import {
-  NATS_MISSING, freePort, gatewayClient, promValue, publishHttp, scrape, signToken, startGateway, startNats, stopProcess, type GatewayClient,
+  NATS_MISSING, freePort, gatewayClient, promValue, publishHttp, scrape, signToken, startGateway, startNats, stopProcess, withGateway, type GatewayClient,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor } from '../helpers/net.js';
 import { OP, RawWebSocket, closeOf } from '../helpers/ws-raw.js';
@@ -125,14 +125,11 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
   });
 
   test('unsubscribe: every open WebSocket of the user leaves the topics and hears which; the rest stays; not a ban; refusals', GUARD, async () => {
-    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
-    const port = server.address.port;
-    const clients: GatewayClient[] = [];
-    try {
+    await withGateway({ jwtSecret: SECRET, publishToken: 'pt' }, async (port, track) => {
       const a1 = await client(port, 'alice', 'room.7,news');
       const a2 = await client(port, 'alice', 'news');
       const b = await client(port, 'bob', 'room.7');
-      clients.push(a1, a2, b);
+      const clients = [a1, a2, b].map(track);
       const aliceJwt = await signToken({ sub: 'alice', topics: ['>'], publish: true }, KEY);
       for (const [path, headers, status, what] of [
         ['/unsubscribe/alice?topics=news', {}, 401, 'no token'],
@@ -174,24 +171,17 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
       m = await scrape(port);
       assert.equal(promValue(m, 'c1m_gateway_server_unsubscribes_total'), 4);
       for (const x of clients) assert.equal(x.closed, undefined, 'connections stay open');
-    } finally {
-      for (const x of clients) x.close();
-      await server.close(1000);
-    }
+    });
   });
 
   test('subscribe: each open WebSocket of the user is put on the topics its token grants, told with their positions; limits; refusals', GUARD, async () => {
-    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt', history: 5, pubsub: { maxTopicsPerConnection: 2 } });
-    const port = server.address.port;
-    const clients: GatewayClient[] = [];
-    const open = async (sub: string, topics: string[], query = ''): Promise<GatewayClient> => {
-      const c = await gatewayClient(port, `?token=${await signToken({ sub, topics }, KEY)}${query}`);
-      clients.push(c);
-      await c.next((m) => m.op === 'welcome', `${sub}'s welcome`);
-      if (query !== '') await c.next((m) => m.op === 'ack' && m.id === 0, `${sub}'s ack`);
-      return c;
-    };
-    try {
+    await withGateway({ jwtSecret: SECRET, publishToken: 'pt', history: 5, pubsub: { maxTopicsPerConnection: 2 } }, async (port, track) => {
+      const open = async (sub: string, topics: string[], query = ''): Promise<GatewayClient> => {
+        const c = track(await gatewayClient(port, `?token=${await signToken({ sub, topics }, KEY)}${query}`));
+        await c.next((m) => m.op === 'welcome', `${sub}'s welcome`);
+        if (query !== '') await c.next((m) => m.op === 'ack' && m.id === 0, `${sub}'s ack`);
+        return c;
+      };
       const a1 = await open('alice', ['room.*', 'news'], '&topics=news');
       const a2 = await open('alice', ['news']);
       const b = await open('bob', ['>']);
@@ -222,17 +212,12 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
       const m = await scrape(port);
       assert.equal(promValue(m, 'c1m_gateway_server_subscribes_total'), 3);
       assert.equal(promValue(m, 'c1m_gateway_subscriptions'), 5, 'a1: news, room.7; a2: news; carol: room.1, room.2');
-    } finally {
-      for (const x of clients) x.close();
-      await server.close(1000);
-    }
+    });
   });
 
   test('a refresh whose token no longer grants a topic ends that subscription before its ack; one that grants all ends none', GUARD, async () => {
-    const server = await startGateway({ jwtSecret: SECRET, publishToken: 'pt' });
-    const port = server.address.port;
-    const c = await gatewayClient(port, `?token=${await signToken({ sub: 'carol', topics: ['news.>', 'room.7'] }, KEY)}&topics=news.a,room.7`);
-    try {
+    await withGateway({ jwtSecret: SECRET, publishToken: 'pt' }, async (port, track) => {
+      const c = track(await gatewayClient(port, `?token=${await signToken({ sub: 'carol', topics: ['news.>', 'room.7'] }, KEY)}&topics=news.a,room.7`));
       await c.next((m) => m.op === 'ack' && m.id === 0, 'the connect ack');
       c.send({ op: 'refresh', id: 1, token: await signToken({ sub: 'carol', topics: ['news.>'] }, KEY) });
       await c.next((m) => m.id === 1, 'the refresh ack');
@@ -245,10 +230,7 @@ describe('gateway: disconnecting and unsubscribing a user', () => {
       await c.next((m) => m.id === 3, 'the second refresh ack');
       assert.equal(c.msgs.filter((m) => m.op === 'unsubscribed').length, 1, 'news.a is still granted');
       assert.equal(promValue(await scrape(port), 'c1m_gateway_server_unsubscribes_total'), 1);
-    } finally {
-      c.close();
-      await server.close(1000);
-    }
+    });
   });
 
   test('control messages from NATS: malformed ones are dropped', () => {

@@ -455,17 +455,18 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
    */
   async function subscribeShared(ws: WebSocket<ClientData>, grant: Grant, op: Extract<ClientOp, { op: 'sub' }>, js: JetStreamHistory): Promise<void> {
     if (op.topics.some((t) => !allowed(grant.topics, t))) return void subscribeAll(ws, grant, op); // its error
-    const held: string[] = [];
+    const unavailable = (err: unknown): void => void ws.send(encodeError(new OpError('unavailable', op.id, `the history (NATS JetStream) is unavailable: ${(err as Error).message}`)));
+    try {
+      await js.acquireAll(op.topics);
+    } catch (err) {
+      return unavailable(err);
+    }
     try {
       const fetched = new Map<string, Fetched>();
       try {
-        const r = await Promise.allSettled(op.topics.map((t) => js.acquire(t).then(() => held.push(t))));
-        const failed = r.find((x) => x.status === 'rejected');
-        if (failed !== undefined) throw failed.reason;
         for (const [t, p] of op.since) fetched.set(t, await js.fetch(t, p.seq, p.epoch));
       } catch (err) {
-        ws.send(encodeError(new OpError('unavailable', op.id, `the history (NATS JetStream) is unavailable: ${(err as Error).message}`)));
-        return;
+        return unavailable(err);
       }
       if (ws.readyState !== 'open' || !subscribeAll(ws, grant, op)) return;
       const states: Record<string, TopicState> = {};
@@ -473,7 +474,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       for (const t of op.topics) {
         const r = fetched.get(t);
         if (r === undefined) {
-          states[t] = { seq: js.position(t), epoch: js.epoch };
+          states[t] = positionOf(t);
           continue;
         }
         const j = js.join(t, r);
@@ -483,8 +484,15 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       ws.send(encodeAck(op.id, states));
       for (const f of missed) ws.send(f);
     } finally {
-      for (const t of held) js.release(t);
+      for (const t of op.topics) js.release(t);
     }
+  }
+
+  /** Where `topic`'s stream is here (its feed's with the JetStream history): an ack's state of it. */
+  function positionOf(topic: string): TopicState {
+    if (jsh !== null) return { seq: jsh.position(topic), epoch: jsh.epoch };
+    const s = streams.get(topic)!; // (a topic with a local subscriber has its stream)
+    return { seq: s.seq, epoch: s.epoch };
   }
 
   /**
@@ -618,75 +626,57 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   }
 
   /**
-   * Take every open WebSocket of `user` in this process off `topics` (each hears which it was
-   * on: `unsubscribed` `reason`), after the ops it sent before (a `sub` waiting for JetStream
-   * ends first). Returns the subscriptions removed (those taken off at once: all of them
-   * without the JetStream history).
+   * `fn` on every open WebSocket of `user` in this process, each after the ops it sent before
+   * (a `sub` waiting for JetStream ends first). Returns the sum of what `fn` returned at once
+   * (all of it without the JetStream history, where `fn` may wait for the topics' feeds).
    */
-  function unsubscribeUser(user: string, topics: readonly string[], reason: string): number {
-    let n = 0;
-    for (const ws of users.of(user)) inOrder(ws, () => void (n += takeOff(ws, topics, reason)));
-    return n;
-  }
-
-  /**
-   * Put every open WebSocket of `user` in this process on those of `topics` its token grants
-   * and it is not on yet (each hears which, with their positions: `subscribed` `reason`),
-   * after the ops it sent before. All of a connection's or none: one that would pass its topic
-   * limit is left as it was. Returns the subscriptions added (those added at once: all of them
-   * without the JetStream history, where a connection first waits for the topics' feeds).
-   */
-  function subscribeUser(user: string, topics: readonly string[], reason: string): number {
+  function forUser(user: string, fn: (ws: WebSocket<ClientData>) => number | Promise<number>): number {
     let n = 0;
     for (const ws of users.of(user)) {
       inOrder(ws, () => {
-        const added = putOn(ws, topics, reason);
-        if (typeof added !== 'number') return added.then(() => {});
-        n += added;
+        const r = fn(ws);
+        if (typeof r !== 'number') return r.then(() => {});
+        n += r;
       });
     }
     return n;
   }
 
-  /** `subscribeUser` for one WebSocket; returns how many it was put on. */
+  /**
+   * Put `ws` on those of `topics` its token grants and it is not on yet, all or none (one that
+   * would pass its topic limit is left as it was), and tell it which with their positions
+   * (`subscribed` `reason`). With the JetStream history the topics' feeds run first (their
+   * positions known); JetStream unreachable: nothing. Returns how many.
+   */
   function putOn(ws: WebSocket<ClientData>, topics: readonly string[], reason: string): number | Promise<number> {
     const grant = grantOf(ws.data);
     if (ws.readyState !== 'open' || grant === null) return 0;
     const add = topics.filter((t) => allowed(grant.topics, t) && !ws.isSubscribed(t));
     if (add.length === 0) return 0;
-    if (jsh !== null) return putOnShared(ws, add, reason, jsh);
-    if (subscribeOrNone(ws, add) !== null) return 0;
-    const states: Record<string, TopicState> = {};
-    for (const t of add) {
-      const s = streams.get(t)!;
-      states[t] = { seq: s.seq, epoch: s.epoch };
-    }
-    ws.send(encodeSubscribed(states, reason));
-    counters.serverSubscribes += add.length;
-    return add.length;
-  }
-
-  /** `putOn` with the JetStream history: hold each topic's feed (its position known), then subscribe; JetStream unreachable: nothing. */
-  async function putOnShared(ws: WebSocket<ClientData>, add: string[], reason: string, js: JetStreamHistory): Promise<number> {
-    const held: string[] = [];
-    try {
-      const r = await Promise.allSettled(add.map((t) => js.acquire(t).then(() => held.push(t))));
-      if (r.some((x) => x.status === 'rejected') || ws.readyState !== 'open') return 0;
-      const fresh = add.filter((t) => !ws.isSubscribed(t)); // a sub of its own may have come meanwhile
-      if (fresh.length === 0 || subscribeOrNone(ws, fresh) !== null) return 0;
+    const now = (): number => {
+      const fresh = add.filter((t) => !ws.isSubscribed(t)); // (with JetStream a sub of its own may have come meanwhile)
+      if (ws.readyState !== 'open' || fresh.length === 0 || subscribeOrNone(ws, fresh) !== null) return 0;
       const states: Record<string, TopicState> = {};
-      for (const t of fresh) states[t] = { seq: js.position(t), epoch: js.epoch };
+      for (const t of fresh) states[t] = positionOf(t);
       ws.send(encodeSubscribed(states, reason));
       counters.serverSubscribes += fresh.length;
       return fresh.length;
-    } finally {
-      for (const t of held) js.release(t);
-    }
+    };
+    const js = jsh;
+    if (js === null) return now();
+    return js.acquireAll(add).then(() => {
+      try {
+        return now();
+      } finally {
+        for (const t of add) js.release(t);
+      }
+    }, () => 0);
   }
 
   /** Do `action` to this process's connections of the user; returns how many connections or subscriptions it changed. */
   function actOn(action: UserAction, { user, reason, topics }: UserControl): number {
-    return action === 'disconnect' ? disconnectUser(user, reason) : action === 'unsubscribe' ? unsubscribeUser(user, topics, reason) : subscribeUser(user, topics, reason);
+    if (action === 'disconnect') return disconnectUser(user, reason);
+    return forUser(user, action === 'unsubscribe' ? (ws) => takeOff(ws, topics, reason) : (ws) => putOn(ws, topics, reason));
   }
 
   /**

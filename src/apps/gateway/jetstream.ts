@@ -229,6 +229,19 @@ export class JetStreamHistory {
     }
   }
 
+  /**
+   * `acquire` every one of `topics` (distinct). Errors: rejects with the first failure, having
+   * released those it held: on success the caller releases all of them.
+   */
+  async acquireAll(topics: readonly string[]): Promise<void> {
+    const held: string[] = [];
+    const r = await Promise.allSettled(topics.map((t) => this.acquire(t).then(() => held.push(t))));
+    const failed = r.find((x) => x.status === 'rejected');
+    if (failed === undefined) return;
+    for (const t of held) this.release(t);
+    throw failed.reason;
+  }
+
   /** End one hold of `topic`; after the last its consumer is deleted. */
   release(topic: string): void {
     const f = this.#feeds.get(topic);
