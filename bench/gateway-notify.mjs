@@ -14,14 +14,13 @@
 // connections (Node's http.Agent), all queued at once. Timed from the first request to the
 // last subscriber's delivery (wall clock, one machine); the gateway's CPU (/proc) and this
 // publishing process's CPU over that window. Every user must get exactly its message.
-import { fork, spawn } from 'node:child_process';
+import { fork } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { REPO_DIR, emit, freePort, log, machineInfo, round, sleep, startNatsServer, treeCpuSeconds } from './lib.mjs';
+import { emit, freePort, log, machineInfo, round, sleep, startGatewayCli, startNatsServer, treeCpuSeconds, wsUpgradeRequest } from './lib.mjs';
 
 const HOST = '127.0.0.1';
 const BATCH = 1000;
@@ -79,8 +78,7 @@ async function subscriberRole(port, n) {
       }
     });
     s.on('error', (err) => log(`subscriber ${i}: ${err.message}`));
-    s.write(`GET /ws?topics=user.${i} HTTP/1.1\r\nHost: ${HOST}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    s.write(wsUpgradeRequest(HOST, `/ws?topics=user.${i}`));
     if (i % 200 === 199) await sleep(20); // under the listen backlog
   }
   while (acked < n) await sleep(20);
@@ -99,20 +97,14 @@ async function subscriberRole(port, n) {
 async function main() {
   const users = Number(opt.users), concurrency = Number(opt.concurrency), rounds = Number(opt.rounds);
   let nats = null;
-  const args = [path.join(REPO_DIR, 'dist', 'cli', 'run.js'), 'serve', 'gateway', '--host', HOST, '--no-auth', '--ping-interval', '0'];
+  const args = ['--no-auth', '--ping-interval', '0'];
   if (opt.nats) {
     const natsPort = await freePort(HOST);
     nats = await startNatsServer(HOST, natsPort);
     args.push('--nats', `nats://${HOST}:${natsPort}`);
   }
   const port = await freePort(HOST);
-  const gw = spawn(process.execPath, [...args, '--port', String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  gw.stdout.on('data', (d) => (out += d));
-  while (!/listening/.test(out)) {
-    if (gw.exitCode !== null) throw new Error('the gateway exited');
-    await sleep(50);
-  }
+  const gw = await startGatewayCli(HOST, port, args);
   const subs = fork(fileURLToPath(import.meta.url), ['--role', 'subscribers', '--port', String(port), '--users', String(users)]);
   const next = () => new Promise((r) => subs.once('message', r));
   await next();

@@ -375,6 +375,30 @@ export async function startNatsServer(host, port, extra = []) {
   return nats;
 }
 
+// ---------------------------------------------------------------- the gateway
+
+/**
+ * Start `c1m serve gateway` (this checkout's dist) on `host:port` with `args` and resolve with
+ * the child once it prints its listening line. Errors: rejects when it exits first.
+ */
+export async function startGatewayCli(host, port, args = []) {
+  const argv = [path.join(REPO_DIR, 'dist', 'cli', 'run.js'), 'serve', 'gateway', '--host', host, '--port', String(port), ...args];
+  const gw = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  gw.stdout.on('data', (d) => (out += d));
+  while (!/listening/.test(out)) {
+    if (gw.exitCode !== null) throw new Error(`the gateway exited (${gw.exitCode})`);
+    await sleep(50);
+  }
+  return gw;
+}
+
+/** A WebSocket upgrade request for `target` (e.g. `/ws?topics=t`), as a raw client sends it. */
+export function wsUpgradeRequest(host, target) {
+  return `GET ${target} HTTP/1.1\r\nHost: ${host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n';
+}
+
 // ---------------------------------------------------------------- ports
 
 /** A port the kernel just handed out as free on `host`. */

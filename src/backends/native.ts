@@ -533,7 +533,9 @@ export class NativeReactor implements Reactor, ConnectionHost {
   }
 
   broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number {
-    this.#assertUsable();
+    // While closing, the connections still open get it (a shutdown spread over time); once
+    // released every id is stale.
+    if (this.#released) return 0;
     const bytes = toBytes(data);
     const n = ids.length;
     if (n === 0) return 0;

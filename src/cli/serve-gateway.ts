@@ -27,6 +27,7 @@ export const GATEWAY_FLAGS = {
   'slow-subscriber': { type: 'string' },
   'max-buffered': { type: 'string' },
   'ping-interval': { type: 'string' },
+  'shutdown-spread': { type: 'string' },
   'admin-port': { type: 'string' },
   'admin-host': { type: 'string' },
 } as const;
@@ -66,6 +67,10 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
   --slow-subscriber close|drop   past --max-buffered bytes queued to a subscriber, close it or
   --max-buffered BYTES           skip its deliveries (default close, 4194304)
   --ping-interval MS          WebSocket heartbeat (default 30000; 0 disables)
+  --shutdown-spread MS        on SIGTERM/SIGINT close the WebSockets (1001) evenly over MS
+                              instead of all at once, so their clients do not all reconnect
+                              in the same second; each keeps receiving until its turn
+                              (default 0; --grace then defaults to 5000 + MS)
   --admin-port P              serve POST /publish/<topic>, /metrics, /stats and /dashboard on
                               this port (every worker, SO_REUSEPORT) instead of --port, which
                               then serves only /ws; not --port nor --metrics-port
@@ -96,7 +101,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
     ['history-stream-bytes', int(v['history-stream-bytes'])],
     ['max-message', int(v['max-message'])], ['max-topics-per-connection', int(v['max-topics-per-connection'])],
     ['max-buffered', int(v['max-buffered'])], ['ping-interval', int(v['ping-interval'])],
-    ['client-publish-rate', int(v['client-publish-rate'])],
+    ['client-publish-rate', int(v['client-publish-rate'])], ['shutdown-spread', int(v['shutdown-spread'])],
   ];
   const bad = numeric.find(([, n]) => Number.isNaN(n));
   if (bad) return { error: `--${bad[0]} must be a non-negative integer` };
@@ -129,6 +134,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
       historyStreamBytes: n['history-stream-bytes'],
       maxMessageBytes: n['max-message'],
       pingInterval: n['ping-interval'],
+      shutdownSpread: n['shutdown-spread'],
       pubsub: { maxTopicsPerConnection: n['max-topics-per-connection'], slowSubscriber: slow, maxBufferedBytes: n['max-buffered'] },
       adminPort: admin.port,
       adminHost: admin.host,

@@ -67,7 +67,9 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
                               one box: fewer, larger wake-ups), at up to MS of latency on what
                               clients send, and an idle worker wakes 1000/MS times a second.
                               Default 0 (wake per event)
-  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish (default 5000)
+  --grace MS                  on SIGTERM/SIGINT, how long connections get to finish; what is
+                              open then is reset (default 5000, plus the handler options'
+                              shutdownSpread, e.g. the gateway's --shutdown-spread)
   --tls-cert FILE --tls-key FILE
                               serve TLS (PEM; every mode; http offers ALPN http/1.1); SIGHUP
                               reads both files again and reloads them in every worker
@@ -84,6 +86,9 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
                               port too (0: any free port, printed)
 
 ${GATEWAY_USAGE}`;
+
+/** `--grace` without a shutdown spread. */
+const DEFAULT_GRACE_MS = 5000;
 
 /** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
 const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
@@ -135,7 +140,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         'no-compact-memory': { type: 'boolean', default: false },
         'batch-scheduling': { type: 'boolean', default: false },
         'node-flags': { type: 'string' },
-        grace: { type: 'string', default: '5000' },
+        grace: { type: 'string' },
         'metrics-port': { type: 'string' },
         ...GATEWAY_FLAGS,
         help: { type: 'boolean', short: 'h' },
@@ -218,6 +223,15 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       return 2;
     }
   }
+  // A handler that spreads its shutdown's closes (WebSocket servers, the gateway) needs them done
+  // before the engine resets what is left.
+  const spread = (handlerOptions as { shutdownSpread?: unknown } | undefined)?.shutdownSpread;
+  const spreadMs = typeof spread === 'number' && spread > 0 ? spread : 0;
+  const grace = int(v.grace) ?? DEFAULT_GRACE_MS + spreadMs;
+  if (spreadMs > 0 && grace <= spreadMs) {
+    err.write(`c1m serve: --grace ${grace} must be longer than the shutdown spread (${spreadMs} ms): the connections still waiting for their turn would be reset\n`);
+    return 2;
+  }
   if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
     err.write(`c1m serve: --tls-cert and --tls-key go together\n${SERVE_USAGE}\n`);
     return 2;
@@ -279,7 +293,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       if (stopping) return;
       stopping = true;
       err.write(`c1m: ${sig}: shutting down gracefully\n`);
-      handle.close(int(v.grace)).then(() => resolveExit(0), (e: Error) => {
+      handle.close(grace).then(() => resolveExit(0), (e: Error) => {
         err.write(`c1m: shutdown failed: ${e.message}\n`);
         resolveExit(1);
       });

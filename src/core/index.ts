@@ -8,5 +8,6 @@ export type { SystemError } from './errors.js';
 export { Action } from './types.js';
 export { areaOf, offsetOf } from './area-view.js';
 export { IdMap } from './id-map.js';
+export { spreadOver } from './spread.js';
 export type { CloseReason, Connection, EngineOptions, Handler, ListenAddress, Reactor, TlsConnectOptions, TlsInfo } from './types.js';
 export type { UdpAddress, UdpBatch, UdpDestination, UdpHandler, UdpOptions, UdpSocket, UdpStats } from './udp-types.js';

@@ -506,7 +506,8 @@ export interface Reactor {
   connections(): Connection[];
   /**
    * Write the same bytes to many connections in one crossing. Stale ids are skipped.
-   * Returns the number of connections the bytes were queued for.
+   * Returns the number of connections the bytes were queued for. While the reactor is
+   * closing, its connections still open get them (after `close()` resolved: none).
    */
   broadcast(ids: ArrayLike<number>, data: Uint8Array | string): number;
   /**

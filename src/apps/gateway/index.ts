@@ -204,6 +204,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     onTopicInterest: onInterest,
     maxPayload: maxMessage,
     pingInterval: o.pingInterval ?? 30_000,
+    shutdownSpread: o.shutdownSpread,
     onUpgrade(req) {
       const query = queryOf(req.target);
       if (verifiesNow) {
@@ -774,18 +775,23 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       trackReactor(r); // its engine metrics, however the gateway was started (serve does it too)
     },
     onShutdown() {
-      // WebSockets get 1001; HTTP connections close after what they are sending.
-      wsHandler.onShutdown?.();
+      // WebSockets get 1001 (at once or spread over shutdownSpread); HTTP connections close
+      // after what they are sending.
+      const closing = wsHandler.onShutdown();
       // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
-      streams.close();
       expiry.stop();
       recheck?.stop();
-      void admin?.close();
-      jsh?.close();
-      untrack();
-      if (reactor !== undefined) untrackReactor(reactor);
-      void broker?.close();
+      // What the WebSockets waiting for their turn receive through stays up until the last is closed.
+      const tearDown = (): void => {
+        streams.close();
+        void admin?.close();
+        jsh?.close();
+        untrack();
+        if (reactor !== undefined) untrackReactor(reactor);
+        void broker?.close();
+      };
+      void closing.then(tearDown, tearDown);
     },
   };
 }

@@ -52,6 +52,15 @@ export interface GatewayOptions extends AuthOptions, HistoryOptions {
   maxMessageBytes?: number;
   /** WebSocket heartbeat in ms (0: none). Default 30000. */
   pingInterval?: number;
+  /**
+   * At a graceful shutdown, close the WebSockets (1001) spread evenly over this many ms
+   * rather than all at once, so that the clients of a restarting gateway do not all reconnect
+   * in the same second (see `WebSocketServerOptions.shutdownSpread`). Until its turn a client
+   * keeps receiving: NATS, the history and `adminPort` stay up until the last close is sent;
+   * the listener is closed at once. The server's close timeout (`c1m serve --grace`) must be
+   * longer. Default 0: all at once.
+   */
+  shutdownSpread?: number;
   /** Serve `/metrics`, `/stats` and `/dashboard` (on the gateway's port, or on `adminPort`). Default true. */
   metrics?: boolean;
   /**

@@ -16,8 +16,9 @@
  * upgrades in a burst grew the V8 heap that an idle server then keeps (see docs/websocket.md).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { Field, QuickUpgrade, RequestHead, UpgradeHook } from '../http1/index.js';
-import { FIELD_VALUE, HOST, TARGET, TOKEN, UPGRADE_QUICK, ascii, equalsLower } from '../http1/index.js';
+import { Action, type Connection } from '../../core/index.js';
+import type { Field, QuickUpgrade, RequestHead, ResponseFields, UpgradeHook } from '../http1/index.js';
+import { FIELD_VALUE, HOST, TARGET, TOKEN, UPGRADE_QUICK, ascii, encodeResponseHead, equalsLower } from '../http1/index.js';
 import { checkArgument } from './errors.js';
 
 /** The GUID appended to the key before hashing (RFC 6455 1.3). */
@@ -585,4 +586,34 @@ export function quickUpgradeFor(hook: UpgradeHook, path: string): QuickUpgrade {
       return quick.take(conn, data, headEnd);
     },
   };
+}
+
+// ---- the server's refusals and its head collector ----
+
+/** Collects the head of the one request being read (the parser calls these as methods). */
+export class HeadCatcher {
+  head: RequestHead | null = null;
+  onRequest(head: RequestHead): void {
+    this.head = head;
+  }
+  onBody(): void {}
+  onMessageComplete(): void {}
+}
+
+/** Response fields as a list of pairs (a field with several values: one pair each). */
+export function fieldList(headers: ResponseFields | undefined): [string, string | number][] {
+  if (headers === undefined) return [];
+  if (Array.isArray(headers)) return (headers as readonly (readonly [string, string | number])[]).map(([n, v]) => [n, v]);
+  const out: [string, string | number][] = [];
+  for (const [name, value] of Object.entries(headers as Readonly<Record<string, string | number | readonly (string | number)[]>>)) {
+    if (Array.isArray(value)) for (const v of value as readonly (string | number)[]) out.push([name, v]);
+    else out.push([name, value as string | number]);
+  }
+  return out;
+}
+
+/** Answer `status`, then close (after flushing). */
+export function refuse(conn: Connection, status: number, extra: [string, string | number][] = []): Action {
+  conn.write(encodeResponseHead(status, [...extra, ['Connection', 'close'], ['Content-Length', 0]]));
+  return Action.Close;
 }

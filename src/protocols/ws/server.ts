@@ -32,8 +32,8 @@
  *
  * Invariants: those of framing.ts, and `onClose` runs once per open WebSocket.
  */
-import { Action, checkOption, type Connection, type Handler, type Reactor } from '../../core/index.js';
-import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, UPGRADE_TAGGED, encodeResponseHead, headEndWithin, parseFieldText, type Field, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
+import { Action, checkOption, spreadOver, type Connection, type Handler, type Reactor } from '../../core/index.js';
+import { HttpParseError, RequestParser, UPGRADE_IN_PLACE, UPGRADE_QUICK, UPGRADE_TAGGED, headEndWithin, parseFieldText, type QuickUpgrade, type RequestHead, type ResponseFields } from '../http1/index.js';
 import { Opcode } from './constants.js';
 import {
   PerMessageDeflate,
@@ -63,7 +63,7 @@ import {
   UPGRADED,
   writeFrame,
 } from './framing.js';
-import { QUICK_MAX_FIELDS, QUICK_MAX_TARGET, WS_VERSION, headOf, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
+import { HeadCatcher, QUICK_MAX_FIELDS, QUICK_MAX_TARGET, WS_VERSION, fieldList, headOf, refuse, type HookRequest, acceptHead, acceptHeadFromBytes, acceptResponse, plainUpgrade, headerHasToken, isMs, parseProtocols, sameName, validateKey } from './handshake.js';
 import { RECEIVER_DEFAULTS } from './receiver.js';
 import { encodeFrame, encodePing } from './sender.js';
 import { CODE_TRY_AGAIN_LATER, WsTopics, type WsPubSubOptions, type WsPubSubStats, type WsPublishOptions } from './server-pubsub.js';
@@ -160,6 +160,18 @@ export interface WebSocketServerOptions<T = unknown> {
    * (when it is a close, the engine's `onError`).
    */
   onTopicInterest?(topic: string, active: boolean): void;
+  /**
+   * Spread a graceful shutdown's closes over this many ms instead of sending every 1001 at
+   * once, so that the clients of a restarting server, which reconnect as soon as they are
+   * closed, do not all reach the next one in the same second. A WebSocket keeps working
+   * (messages, publishes, subscriptions) until its turn; the handler's `onShutdown()`
+   * promise resolves once the last close frame is queued. Upgrades not yet answered when the
+   * shutdown starts are refused with 503. Default 0: all at once.
+   *
+   * The reactor's `close(timeoutMs)` resets whatever is still open at its deadline, so give
+   * it more than this plus `closeTimeout` (`c1m serve --grace` does so by default).
+   */
+  shutdownSpread?: number;
 }
 
 /** Defaults of `WebSocketServerOptions`. */
@@ -171,6 +183,7 @@ export const WS_SERVER_DEFAULTS = {
   closeTimeout: 5000,
   handshakeTimeout: 10_000,
   perMessageDeflate: false,
+  shutdownSpread: 0,
 } as const;
 
 /** A WebSocket handler: a c1m Handler, plus a count of its open WebSockets. */
@@ -215,6 +228,13 @@ export interface WebSocketHandler extends Handler {
    * shutdown will not send 1001 to its WebSockets.
    */
   upgradeHook(): (req: { method: string; target: string; headers: readonly (readonly [string, string])[] }, conn: Connection, head: Buffer) => Handler | void;
+  /**
+   * The graceful shutdown (the engine calls it once its listeners are closed): every open
+   * WebSocket gets a 1001 close, all at once or spread over `shutdownSpread` ms. Resolves when
+   * the last close frame is queued (the peers' answers may still be on their way). Calls after
+   * the first return the first one's promise.
+   */
+  onShutdown(): Promise<void>;
 }
 
 // Module-local copies of the tag bits `send` tests: an imported binding is read through its
@@ -493,34 +513,6 @@ export class WebSocket<T = unknown> {
   }
 }
 
-/** Collects the head of the one request being read (the parser calls these as methods). */
-class HeadCatcher {
-  head: RequestHead | null = null;
-  onRequest(head: RequestHead): void {
-    this.head = head;
-  }
-  onBody(): void {}
-  onMessageComplete(): void {}
-}
-
-function fieldList(headers: ResponseFields | undefined): [string, string | number][] {
-  if (headers === undefined) return [];
-  if (Array.isArray(headers)) return (headers as readonly (readonly [string, string | number])[]).map(([n, v]) => [n, v]);
-  const out: [string, string | number][] = [];
-  for (const [name, value] of Object.entries(headers as Readonly<Record<string, string | number | readonly (string | number)[]>>)) {
-    if (Array.isArray(value)) for (const v of value as readonly (string | number)[]) out.push([name, v]);
-    else out.push([name, value as string | number]);
-  }
-  return out;
-}
-
-/** Answer `status`, then close (after flushing). */
-function refuse(conn: Connection, status: number, extra: [string, string | number][] = []): Action {
-  conn.write(encodeResponseHead(status, [...extra, ['Connection', 'close'], ['Content-Length', 0]]));
-  return Action.Close;
-}
-
-
 class WsServer implements WebSocketHandler {
   /** Behind the HTTP server, its connections are known by their nonzero tag (no per-connection entry there). */
   readonly [UPGRADE_TAGGED] = true;
@@ -535,6 +527,9 @@ class WsServer implements WebSocketHandler {
   readonly #quick: boolean;
   /** The 101 head `#decide` chose (a shared buffer: write it at once). */
   #answer: Buffer = Buffer.alloc(0);
+  readonly #shutdownSpread: number;
+  /** The shutdown's closes, once started. */
+  #shutdown: Promise<void> | null = null;
 
   constructor(opts: WebSocketServerOptions<unknown>) {
     checkOption(typeof opts === 'object' && opts !== null, 'options', 'an object', opts);
@@ -546,6 +541,8 @@ class WsServer implements WebSocketHandler {
     checkOption(isMs(closeTimeout) && closeTimeout > 0, 'closeTimeout', 'an integer number of ms from 1 to 2147483647', closeTimeout);
     checkOption(isMs(handshakeTimeout), 'handshakeTimeout', 'an integer number of ms from 0 to 2147483647', handshakeTimeout);
     checkOption(Number.isInteger(maxHeaderBytes) && maxHeaderBytes >= 64, 'maxHeaderBytes', 'an integer >= 64', maxHeaderBytes);
+    const shutdownSpread = opts.shutdownSpread ?? WS_SERVER_DEFAULTS.shutdownSpread;
+    checkOption(isMs(shutdownSpread), 'shutdownSpread', 'an integer number of ms from 0 to 2147483647', shutdownSpread);
     const protocols = opts.protocols;
     checkOption(
       protocols === undefined || typeof protocols === 'function' || (Array.isArray(protocols) && protocols.every((p) => typeof p === 'string')),
@@ -566,6 +563,7 @@ class WsServer implements WebSocketHandler {
     this.#parser = new RequestParser(this.#heads, { maxHeaderBytes });
     this.#maxHeaderBytes = maxHeaderBytes;
     this.#handshakeTimeout = handshakeTimeout;
+    this.#shutdownSpread = shutdownSpread;
     this.#protocols = protocols;
     this.#quick = opts.onUpgrade === undefined && typeof protocols !== 'function';
   }
@@ -717,14 +715,21 @@ class WsServer implements WebSocketHandler {
     }
   }
 
-  onShutdown(): void {
+  onShutdown(): Promise<void> {
+    if (this.#shutdown !== null) return this.#shutdown;
     const s = this.#shared;
     s.shuttingDown = true;
     const reactor = s.reactor;
-    if (reactor === null) return;
-    for (const conn of reactor.connections()) {
-      if ((conn.tag & WS) !== 0) createSocket(conn, s).close(CODE_GOING_AWAY);
+    const ids: number[] = [];
+    if (reactor !== null) {
+      for (const conn of reactor.connections()) if ((conn.tag & (WS | NOT_OPEN)) === WS) ids.push(conn.id);
     }
+    const goAway = (i: number): void => {
+      const conn = reactor!.connection(ids[i]!);
+      // Closed meanwhile (by the peer, a slow-subscriber check, ...): nothing to do.
+      if (conn.open && (conn.tag & (WS | NOT_OPEN)) === WS) createSocket(conn, s).close(CODE_GOING_AWAY);
+    };
+    return (this.#shutdown = spreadOver(ids.length, this.#shutdownSpread, goAway));
   }
 
   #handshake(conn: Connection, data: Buffer): number | Action {
