@@ -162,6 +162,41 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
     }
   });
 
+  test('a recovery after other topics moved the stream on: recovered, exactly the topic\'s missed messages', GUARD, async () => {
+    const a = gateway(url);
+    const clients: GatewayClient[] = [];
+    try {
+      const pa = await listening(a);
+      const c1 = await gatewayClient(pa, '?topics=rt');
+      clients.push(c1);
+      const { rt: first } = await ackOf(c1);
+      const r1 = await publishHttp(pa, 'rt', 'm1', PUB);
+      const r2 = await publishHttp(pa, 'rt', 'm2', PUB);
+      await waitFor(() => c1.deliveries('rt').length === 2, 'm1 and m2');
+      c1.close();
+      while ((await consumerSubjects(nc)).includes('c1m.topic.rt')) await new Promise((r) => setTimeout(r, 20));
+      const r3 = await publishHttp(pa, 'rt', 'm3', PUB);
+      // The stream's last message is now another topic's: the topic's own last is behind it.
+      await publishHttp(pa, 'rt-other', 'noise', PUB);
+      const c2 = await gatewayClient(pa, `?topics=rt&since=rt:${r1.body.seq as number}:${first!.epoch}`);
+      clients.push(c2);
+      assert.equal((await ackOf(c2)).rt!.recovered, true, 'every message of rt after the position is still in the stream');
+      await waitFor(() => c2.deliveries().length === 2, 'the two missed messages');
+      assert.deepEqual(c2.deliveries().map((m) => [m.seq, m.data]), [[r2.body.seq, 'm2'], [r3.body.seq, 'm3']]);
+      // At the topic's last message: recovered, nothing to replay.
+      const c3 = await gatewayClient(pa, `?topics=rt&since=rt:${r3.body.seq as number}:${first!.epoch}`);
+      clients.push(c3);
+      assert.equal((await ackOf(c3)).rt!.recovered, true);
+      const live = await publishHttp(pa, 'rt', 'live', PUB);
+      await waitFor(() => c3.deliveries().length === 1, 'the live message');
+      assert.deepEqual(c3.deliveries().map((m) => [m.seq, m.data]), [[live.body.seq, 'live']]);
+      await stopCli(a);
+    } finally {
+      for (const c of clients) c.close();
+      a.child.kill('SIGKILL');
+    }
+  });
+
   test('a client\'s pub goes into the shared history: its ack carries the stream\'s seq and epoch, and a reconnect on another gateway recovers it', GUARD, async () => {
     await watchAndWrite(url, 'jp', async ({ pb, watcher, writer, start, track }) => {
       writer.send({ op: 'pub', id: 1, topic: 'jp', data: { said: 'hello' } });

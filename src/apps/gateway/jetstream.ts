@@ -60,6 +60,11 @@ export interface Fetched {
   frames: SeqFrame[];
   /** Every message of the topic up to the reads' end is in `frames`; the feed's ring continues after `after`. */
   after: number;
+  /**
+   * The stream position up to which the topic has no message outside `frames` (at least
+   * `after`; the stream's last seq before the reads when they reached the topic's end).
+   */
+  covered: number;
   epoch: string;
 }
 
@@ -272,21 +277,25 @@ export class JetStreamHistory {
   async fetch(topic: string, since: number, epoch: string): Promise<Fetched> {
     await this.#ready(2000);
     const e = this.#epoch;
-    const fail: Fetched = { complete: false, frames: [], after: since, epoch: e };
+    const fail: Fetched = { complete: false, frames: [], after: since, covered: since, epoch: e };
     if (epoch !== e) return fail;
     const subject = this.#prefix + topic;
+    // The stream's state before the reads: the reads then reach at least its last message.
+    const info = await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject });
+    const st = info.state;
+    if (since > st.last_seq) return fail; // a position this stream never reached
     const frames: SeqFrame[] = [];
-    let after = since;
+    let after = since, exhausted = false;
     for (let n = 0; n < 2 * this.#history; n++) {
       const m = await this.#direct(subject, after + 1);
-      if (m === null) break;
+      if (m === null) {
+        exhausted = true;
+        break;
+      }
       after = m.seq;
       const frame = this.#frameOf(topic, m.seq, m.data, m.header.get('Content-Type') || undefined);
       if (frame !== null) frames.push({ seq: m.seq, frame });
     }
-    const info = await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject });
-    const st = info.state;
-    if (since > st.last_seq) return fail; // a position this stream never reached
     // The per-subject limit in force (another gateway may have started with another --history).
     const limit = Math.min(this.#history, info.config.max_msgs_per_subject > 0 ? info.config.max_msgs_per_subject : Infinity);
     let complete = st.first_seq <= since + 1 && (st.subjects?.[subject] ?? 0) < limit;
@@ -294,7 +303,9 @@ export class JetStreamHistory {
       const first = await this.#direct(subject, 1);
       complete = first !== null && first.seq <= since;
     }
-    return { complete: complete && this.#epoch === e, frames, after, epoch: e };
+    // Read to the end: no message of the topic lies between its last one and the stream's last.
+    const covered = exhausted ? Math.max(after, st.last_seq) : after;
+    return { complete: complete && this.#epoch === e, frames, after, covered, epoch: e };
   }
 
   /**
@@ -308,7 +319,7 @@ export class JetStreamHistory {
     const frames = r.frames.filter((x) => x.seq <= seq).map((x) => x.frame);
     let recovered = r.complete && r.epoch === this.#epoch;
     if (seq > r.after) {
-      if (f.floor > r.after) recovered = false; // the ring no longer reaches back to the fetch
+      if (f.floor > r.covered) recovered = false; // the ring no longer reaches back to the fetch
       else for (const x of f.ring) if (x.seq > r.after && x.seq <= seq) frames.push(x.frame);
     }
     return { seq, recovered, frames: recovered ? frames : [] };
