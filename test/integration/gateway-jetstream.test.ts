@@ -396,11 +396,15 @@ describe('gateway history in NATS JetStream', { skip: NATS_MISSING }, () => {
       let down = await publishHttp(port, 'rs', 'during', PUB);
       while (down.status === 200) down = await publishHttp(port, 'rs', 'during', PUB);
       assert.equal(down.status, 503);
-      const late = await gatewayClient(port);
+      const late = await gatewayClient(port, '?topics=rs3');
       clients.push(late);
       late.send({ op: 'sub', id: 7, topics: ['rs2'] });
-      const err = await late.next((m: ServerMsg) => m.id === 7, 'the answer to sub');
-      assert.equal(err.code, 'unavailable', JSON.stringify(err));
+      late.send({ op: 'ping', id: 8 });
+      await late.next((m: ServerMsg) => m.id === 8, 'the pong');
+      // Refused as soon as the gateway knows NATS is down (not at JetStream's request timeout), in order.
+      const answers = late.msgs.filter((m) => m.id !== undefined);
+      assert.deepEqual(answers.map((m) => [m.id, m.code]), [[0, 'unavailable'], [7, 'unavailable'], [8, undefined]], JSON.stringify(answers));
+      assert.match(String(answers[1]!.message), /NATS is not connected/);
       server = await startNats(port2, ['-js', '-sd', join(dir, 'b')]);
       let m = await scrape(port);
       while (promValue(m, 'c1m_gateway_nats_up') !== 1) m = await scrape(port);

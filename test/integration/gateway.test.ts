@@ -143,6 +143,22 @@ describe('gateway: auth, protocol, HTTP publish, history', () => {
     assert.deepEqual(await b.waitClosed(), { code: 4001, reason: 'unauthorized: expired' });
   });
 
+  test('ops sent behind a refresh are answered after it, in the order sent', GUARD, async () => {
+    const c = track(await gatewayClient(port, `?token=${await signToken({ sub: 'order', topics: ['o.1', 'o.2'] }, KEY)}`));
+    const narrower = await signToken({ sub: 'order', topics: ['o.1'] }, KEY);
+    c.send({ op: 'refresh', id: 1, token: await signToken({ sub: 'someone-else' }, KEY) });
+    c.send({ op: 'refresh', id: 2, token: 'not.a.jwt' });
+    c.send({ op: 'ping', id: 3 });
+    c.send({ op: 'refresh', id: 4, token: narrower });
+    c.send({ op: 'sub', id: 5, topics: ['o.2'] }); // held to the token refresh 4 brings
+    c.send({ op: 'ping', id: 6 });
+    await c.next((m) => m.id === 6, 'the last answer');
+    const answers = c.msgs.filter((m) => m.id !== undefined && m.id > 0);
+    assert.deepEqual(answers.map((m) => [m.id, m.op, m.code]), [
+      [1, 'error', 'forbidden'], [2, 'error', 'unauthorized'], [3, 'pong', undefined], [4, 'ack', undefined], [5, 'error', 'forbidden'], [6, 'pong', undefined],
+    ]);
+  });
+
   test('messages sent before the token is verified are served after it, in order', GUARD, async () => {
     const token = await signToken({ sub: 'early', topics: ['e1', 'e2'] }, KEY);
     const c = track(new GatewayClient(`ws://${HOST}:${port}/ws?token=${token}`));

@@ -28,7 +28,7 @@
  * those their token grants (`subscribed`).
  */
 import type { Connection, Handler, Reactor } from '../../core/index.js';
-import { C1mError, IdMap } from '../../core/index.js';
+import { C1mError } from '../../core/index.js';
 import { trackReactor, untrackReactor } from '../../engine/index.js';
 import { UPGRADE_IN_PLACE, UPGRADE_QUICK, createHttpHandler, type HttpRequest, type HttpResponse, type InPlaceUpgrade } from '../../protocols/http1/index.js';
 import { createWebSocketHandler, quickUpgradeFor, type WebSocket } from '../../protocols/ws/index.js';
@@ -39,6 +39,7 @@ import { ExpiryWatch } from './expiry.js';
 import { Reauthorizer } from './reauthorize.js';
 import { PublishRate } from './pub-rate.js';
 import { Users } from './users.js';
+import { OpQueues } from './op-queues.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
@@ -165,6 +166,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       try {
         jsh = await JetStreamHistory.open(broker.connection, {
           history: o.history!, stream: o.historyStream, storage: o.historyStorage, streamBytes: o.historyStreamBytes, prefix: o.natsPrefix ?? 'c1m.topic.',
+          connected: () => broker!.up,
         }, (topic, seq, data, contentType) => {
           const d = messageData(data, contentType);
           return d === null ? null : encodeMsg(topic, seq, d);
@@ -301,24 +303,23 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     else inOrder(ws, () => subscribe(ws, grant, sub));
   }
 
-  /**
-   * A client's ops, served one after another (with JetStream a `sub` waits for it). Keyed by
-   * connection id, not by handle: each callback may get another handle of the same WebSocket.
-   * An entry lives only while ops are waiting.
-   */
-  const queues = new IdMap<Promise<void>>();
+  /** A client's ops waiting for the one before them (op-queues.ts). */
+  const queues = new OpQueues();
+  /** `fn` after what `ws` has queued (with JetStream), else now. */
   function inOrder(ws: WebSocket<ClientData>, fn: () => void | Promise<void>): void {
     if (jsh === null) return void fn();
-    const id = ws.id;
-    const next: Promise<void> = (queues.get(id) ?? Promise.resolve()).then(fn).catch(() => ws.terminate()).finally(() => {
-      if (queues.get(id) === next) queues.delete(id);
-    });
-    queues.set(id, next);
+    queues.chain(ws, fn);
   }
 
-  /** One client message: JSON text, or the bytes of a binary one (a binary `pub`). */
+  /**
+   * One client message: JSON text, or the bytes of a binary one (a binary `pub`). Answered in
+   * the order sent (a `pub` through NATS aside, see serveNow): served now unless something is
+   * queued before it; an op still running when serveNow returns (a `refresh`) holds the rest.
+   */
   function serve(ws: WebSocket<ClientData>, m: string | Uint8Array): void {
-    inOrder(ws, () => serveNow(ws, m));
+    if (jsh !== null || queues.waiting(ws.id)) return queues.chain(ws, () => serveNow(ws, m));
+    const running = serveNow(ws, m);
+    if (running !== undefined) queues.chain(ws, () => running);
   }
 
   function serveNow(ws: WebSocket<ClientData>, m: string | Uint8Array): void | Promise<void> {
@@ -338,8 +339,12 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     if (op.op === 'ping') ws.send(encodePong(op.id));
     else if (op.op === 'sub') return subscribe(ws, grant, op);
     else if (op.op === 'refresh') return refresh(ws, grant, op);
-    else if (op.op === 'pub') return publishOp(ws, grant, op);
-    else {
+    else if (op.op === 'pub') {
+      const publishing = publishOp(ws, grant, op);
+      if (jsh !== null) return publishing;
+      // Through core NATS its ack comes when NATS confirms: later ops are not held for it.
+      publishing.catch(() => ws.terminate());
+    } else {
       for (const t of op.topics) ws.unsubscribe(t);
       ws.send(encodeAck(op.id));
     }

@@ -45,6 +45,11 @@ export interface JetStreamHistoryOptions {
   streamBytes?: number;
   /** Subject prefix of topics; it ends with a dot. */
   prefix: string;
+  /**
+   * Whether the NATS connection is up (the broker's view). While it is not, a fetch or a new
+   * feed fails at once instead of waiting for JetStream's request timeout. Default: always.
+   */
+  connected?: () => boolean;
 }
 
 /** A frame delivered or recovered: its stream seq and the frame (`{"op":"msg",...}` or a binary `msg`). */
@@ -117,6 +122,7 @@ export class JetStreamHistory {
   readonly #frameOf: FrameOf;
   readonly #onFrame: OnFrame;
   readonly #feeds = new Map<string, Feed>();
+  readonly #connected: () => boolean;
   #epoch: string;
   /**
    * While a reconnect's ensure runs: settles once the stream is known to exist with `#epoch`.
@@ -137,6 +143,7 @@ export class JetStreamHistory {
     this.#history = o.history;
     this.#frameOf = frameOf;
     this.#onFrame = onFrame;
+    this.#connected = o.connected ?? (() => true);
     this.#epoch = epoch;
   }
 
@@ -239,6 +246,8 @@ export class JetStreamHistory {
    * released those it held: on success the caller releases all of them.
    */
   async acquireAll(topics: readonly string[]): Promise<void> {
+    // A feed to start while NATS is down would wait for JetStream's request timeout: refuse now.
+    if (!this.#connected() && topics.some((t) => (this.#feeds.get(t)?.ready ?? null) === null)) throw new Error('NATS is not connected');
     const held: string[] = [];
     const r = await Promise.allSettled(topics.map((t) => this.acquire(t).then(() => held.push(t))));
     const failed = r.find((x) => x.status === 'rejected');
@@ -341,6 +350,7 @@ export class JetStreamHistory {
 
   /** Wait for the stream after a reconnect, at most `ms`. Errors: rejects when it is not back. */
   async #ready(ms: number): Promise<void> {
+    if (!this.#connected()) throw new Error('NATS is not connected');
     const settled = this.#settled;
     if (settled === null) return;
     let timer: NodeJS.Timeout | undefined;
