@@ -10,7 +10,7 @@ const USAGE = `c1m: a network engine for a million connections
 usage:
   c1m serve <app|./handler.js> --port P [options]
                                         run a built-in server or your handler module (c1m serve --help)
-  c1m bench <hold|echo|http|broadcast> --port P -c N [options]
+  c1m bench <hold|echo|http|broadcast|ws-hold|ws-echo|connect> --port P -c N [options]
                                         load generator on N connections (c1m bench --help)
   c1m bench report RESULTS.json... -o REPORT.html
                                         an HTML report from saved results

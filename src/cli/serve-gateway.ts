@@ -85,6 +85,9 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
   const keyFile = v['jwt-public-key'] as string | undefined;
   const ways = [secret !== undefined, keyFile !== undefined, v['no-auth'] === true].filter(Boolean).length;
   if (ways !== 1) return { error: 'the gateway needs exactly one of --jwt-secret S, --jwt-public-key FILE, --no-auth' };
+  if (secret !== undefined && secret.length < 16) {
+    return { error: `${v['jwt-secret'] !== undefined ? '--jwt-secret' : 'C1M_JWT_SECRET'} must be at least 16 characters (an HS256 secret shorter than that is guessable)` };
+  }
   if (workers > 1 && v.nats === undefined) {
     return { error: `${workers} workers need --nats URL: without a broker a message published in one worker would never reach the subscribers of the others` };
   }

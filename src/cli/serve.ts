@@ -87,6 +87,9 @@ export const SERVE_USAGE = `usage: c1m serve <${Object.keys(APPS).join('|')}|./h
 
 ${GATEWAY_USAGE}`;
 
+/** What a usage error ends with (the whole usage buries the error: it is ~100 lines). */
+const USAGE_HINT = 'c1m serve --help lists every option';
+
 /** `--grace` without a shutdown spread. */
 const DEFAULT_GRACE_MS = 5000;
 
@@ -147,7 +150,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
       },
     });
   } catch (e) {
-    err.write(`c1m serve: ${(e as Error).message}\n${SERVE_USAGE}\n`);
+    err.write(`c1m serve: ${(e as Error).message}\n${USAGE_HINT}\n`);
     return 2;
   }
   const { values: v, positionals } = parsed;
@@ -157,12 +160,12 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   }
   const what = positionals[0];
   if (!what || positionals.length > 1) {
-    err.write(`c1m serve: ${what ? `one app or module, got ${positionals.length}` : 'which server? name an app or a handler module'}\n${SERVE_USAGE}\n`);
+    err.write(`c1m serve: ${what ? `one app or module, got ${positionals.length}` : 'which server? name an app or a handler module'}\n${USAGE_HINT}\n`);
     return 2;
   }
   const port = int(v.port);
   if (port === undefined || Number.isNaN(port)) {
-    err.write(`c1m serve: a numeric --port is required\n${SERVE_USAGE}\n`);
+    err.write(`c1m serve: a numeric --port is required\n${USAGE_HINT}\n`);
     return 2;
   }
   const numeric: [string, number | undefined][] = [
@@ -190,7 +193,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   }
   const target = handlerOf(what);
   if ('error' in target) {
-    err.write(`c1m serve: ${target.error}\n${SERVE_USAGE}\n`);
+    err.write(`c1m serve: ${target.error}\n${USAGE_HINT}\n`);
     return 2;
   }
   let handlerOptions: unknown;
@@ -233,7 +236,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
     return 2;
   }
   if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) {
-    err.write(`c1m serve: --tls-cert and --tls-key go together\n${SERVE_USAGE}\n`);
+    err.write(`c1m serve: --tls-cert and --tls-key go together\n${USAGE_HINT}\n`);
     return 2;
   }
   let tls: ServeOptions['tls'];

@@ -63,3 +63,16 @@ test('bad admin flags are refused with the reason', () => {
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'admin-host': '127.0.0.1' }, 1), { error: '--admin-host needs --admin-port' });
   assert.deepEqual(gatewayOptions({ 'no-auth': true, 'admin-port': '9000', 'admin-host': 'example.com' }, 1), { error: '--admin-host must be an IP address, not "example.com"' });
 });
+
+test('a --jwt-secret (or C1M_JWT_SECRET) under 16 characters is a usage error naming the flag', () => {
+  assert.deepEqual(gatewayOptions({ 'jwt-secret': 'short' }, 1), { error: '--jwt-secret must be at least 16 characters (an HS256 secret shorter than that is guessable)' });
+  const saved = process.env.C1M_JWT_SECRET;
+  process.env.C1M_JWT_SECRET = 'tiny';
+  try {
+    assert.match((gatewayOptions({}, 1) as { error: string }).error, /^C1M_JWT_SECRET must be at least 16 characters/);
+  } finally {
+    if (saved === undefined) delete process.env.C1M_JWT_SECRET;
+    else process.env.C1M_JWT_SECRET = saved;
+  }
+  assert.ok('options' in gatewayOptions({ 'jwt-secret': 'sixteen-chars-ok' }, 1));
+});
