@@ -5,12 +5,13 @@
  */
 import { createWebSocketHandler, type PerMessageDeflateOptions, type WebSocketHandler } from '../protocols/ws/index.js';
 
-/** `handlerOptions` may set `maxPayload`, `pingInterval` and `perMessageDeflate` (off by default). */
-export function createHandler(options?: { maxPayload?: number; pingInterval?: number; perMessageDeflate?: boolean | PerMessageDeflateOptions }): WebSocketHandler {
+/** `handlerOptions` may set `maxPayload`, `pingInterval`, `perMessageDeflate` (off by default) and `shutdownSpread`. */
+export function createHandler(options?: { maxPayload?: number; pingInterval?: number; perMessageDeflate?: boolean | PerMessageDeflateOptions; shutdownSpread?: number }): WebSocketHandler {
   return createWebSocketHandler({
     maxPayload: options?.maxPayload,
     pingInterval: options?.pingInterval,
     perMessageDeflate: options?.perMessageDeflate,
+    shutdownSpread: options?.shutdownSpread,
     onMessage(ws, data, isBinary) {
       ws.send(data, isBinary);
     },

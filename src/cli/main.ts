@@ -12,6 +12,8 @@ usage:
                                         run a built-in server or your handler module (c1m serve --help)
   c1m bench <hold|echo|http|broadcast|ws-hold|ws-echo|connect> --port P -c N [options]
                                         load generator on N connections (c1m bench --help)
+  c1m bench udp --port P [--mode echo|flood] [options]
+                                        UDP echo (loss, latency) or flood (c1m bench udp --help)
   c1m bench report RESULTS.json... -o REPORT.html
                                         an HTML report from saved results
   c1m bench million [--steps ...]       ramp this box to a million connections (c1m bench million --help)

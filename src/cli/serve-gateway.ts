@@ -42,10 +42,11 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
                               only one for POST /disconnect/, /unsubscribe/, /subscribe/<user>
   --client-publish            clients may publish over their WebSocket ({"op":"pub"}): to the
                               topics their token's publish claim grants (--no-auth: any)
-  --client-publish-rate N     most pubs per second per user (its connections to one worker
-                              together; --no-auth: per connection), in bursts of up to N; more
-                              get a limit error (default 100; 0: no limit; a token's
-                              publish_rate claim overrides it)
+  --client-publish-rate N     most pubs per second per user (all its connections; with --nats
+                              the gateways tell each other what users spent, once a second;
+                              --no-auth: per connection), in bursts of up to N; more get a
+                              limit error (default 100; 0: no limit; a token's publish_rate
+                              claim overrides it)
   --nats URL[,URL...]         fan-out through NATS across processes and machines (required
                               with --processes/--threads above 1)
   --nats-prefix P             NATS subject of topic T is P + T (default c1m.topic.)
@@ -77,6 +78,8 @@ export const GATEWAY_USAGE = `gateway options (c1m serve gateway; see docs/gatew
   --admin-host H              the address --admin-port binds (default 127.0.0.1)`;
 
 type Values = Record<string, string | boolean | undefined>;
+/** The longest `--shutdown-spread` (a restart that takes longer is an outage of its own). */
+const MAX_SPREAD_MS = 3_600_000;
 const int = (s: string | boolean | undefined): number | undefined => (typeof s !== 'string' ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
 
 /** The gateway's handler options from its flags, or an error message. */
@@ -108,6 +111,7 @@ export function gatewayOptions(v: Values, workers: number): { options: Record<st
   ];
   const bad = numeric.find(([, n]) => Number.isNaN(n));
   if (bad) return { error: `--${bad[0]} must be a non-negative integer` };
+  if ((int(v['shutdown-spread']) ?? 0) > MAX_SPREAD_MS) return { error: `--shutdown-spread is at most ${MAX_SPREAD_MS} ms (an hour)` };
   if (v['client-publish-rate'] !== undefined && v['client-publish'] !== true) return { error: '--client-publish-rate needs --client-publish' };
   const slow = v['slow-subscriber'];
   if (slow !== undefined && slow !== 'close' && slow !== 'drop') return { error: '--slow-subscriber is close or drop' };

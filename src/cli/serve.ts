@@ -92,6 +92,8 @@ const USAGE_HINT = 'c1m serve --help lists every option';
 
 /** `--grace` without a shutdown spread. */
 const DEFAULT_GRACE_MS = 5000;
+/** Node's longest timer: a longer `--grace` would fire at once. */
+const MAX_GRACE_MS = 2 ** 31 - 1;
 
 /** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
 const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
@@ -231,6 +233,10 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const spread = (handlerOptions as { shutdownSpread?: unknown } | undefined)?.shutdownSpread;
   const spreadMs = typeof spread === 'number' && spread > 0 ? spread : 0;
   const grace = int(v.grace) ?? DEFAULT_GRACE_MS + spreadMs;
+  if (grace > MAX_GRACE_MS) {
+    err.write(`c1m serve: --grace ${grace} is past the longest timer (${MAX_GRACE_MS} ms)\n`);
+    return 2;
+  }
   if (spreadMs > 0 && grace <= spreadMs) {
     err.write(`c1m serve: --grace ${grace} must be longer than the shutdown spread (${spreadMs} ms): the connections still waiting for their turn would be reset\n`);
     return 2;

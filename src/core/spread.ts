@@ -13,12 +13,13 @@ export const SPREAD_TICK_MS = 50;
  * late timer catches up and the last step runs once `ms` has passed. With `ms` 0 (or nothing
  * to do) every step runs at once. Resolves after the last step.
  *
- * `now` is the clock (ms), for tests.
+ * `done` says there is nothing left to do (checked at each tick: the steps still due are then
+ * skipped and the promise resolves); `now` is the clock (ms), for tests.
  *
  * Errors: a step that throws is not retried; the rest go on and the promise rejects with the
  * first error once all have run.
  */
-export function spreadOver(count: number, ms: number, step: (i: number) => void, now: () => number = () => performance.now()): Promise<void> {
+export function spreadOver(count: number, ms: number, step: (i: number) => void, done: () => boolean = () => false, now: () => number = () => performance.now()): Promise<void> {
   let next = 0;
   let failure: { err: unknown } | null = null;
   const runTo = (due: number): void => {
@@ -39,7 +40,9 @@ export function spreadOver(count: number, ms: number, step: (i: number) => void,
     const start = now();
     const timer = setInterval(() => {
       const elapsed = now() - start;
-      runTo(elapsed >= ms ? count : Math.min(count, Math.ceil((count * elapsed) / ms)));
+      // Nothing left to do (the steps still due would find nothing): stop early.
+      if (done()) next = count;
+      else runTo(elapsed >= ms ? count : Math.min(count, Math.ceil((count * elapsed) / ms)));
       if (next < count) return;
       clearInterval(timer);
       settle().then(resolve, reject);

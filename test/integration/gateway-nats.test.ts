@@ -17,7 +17,7 @@ import type {} from '../../src/cli/run.js';
 import { Broker, type BrokerMessage } from '../../src/apps/gateway/broker.js';
 import { nativeAvailable } from '../helpers/backends.js';
 import {
-  NATS_MISSING, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, startNats, stopProcess,
+  NATS_MISSING, cli, freePort, gatewayClient, listening, promValue, publishHttp, scrape, signToken, startGateway, startNats, stopProcess,
   type Cli, type GatewayClient,
 } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
@@ -231,6 +231,36 @@ describe('gateway over NATS', { skip: NATS_MISSING }, () => {
       assert.deepEqual(seen, Array.from({ length: 10 }, (_, i) => `m${i}`));
     } finally {
       await b.close();
+    }
+  });
+
+  test('a user\'s publish rate holds over gateways: what it spent on one is charged on the other', GUARD, async () => {
+    const SECRET = 'a-test-secret-of-enough-length';
+    const KEY = new TextEncoder().encode(SECRET);
+    const o = { jwtSecret: SECRET, clientPublish: true, nats: url, pingInterval: 0 };
+    const [a, b] = [await startGateway(o), await startGateway(o)];
+    const clients: GatewayClient[] = [];
+    const reply = async (c: GatewayClient, id: number): Promise<string> => {
+      c.send({ op: 'pub', id, topic: 'rate.t', data: id });
+      const m = await c.next((x) => x.id === id, `the answer to pub ${id}`);
+      return m.op === 'ack' ? 'ack' : String(m.code);
+    };
+    try {
+      // One publish per 20 s (a burst of 1): a refill never comes within the test.
+      const token = async (sub: string): Promise<string> => signToken({ sub, topics: ['rate.>'], publish: ['rate.*'], publish_rate: 0.05 }, KEY);
+      const ua = await gatewayClient(a.address.port, `?token=${await token('u')}`);
+      const ub = await gatewayClient(b.address.port, `?token=${await token('u')}`);
+      const vb = await gatewayClient(b.address.port, `?token=${await token('v')}`);
+      clients.push(ua, ub, vb);
+      assert.equal(await reply(ua, 1), 'ack');
+      assert.equal(await reply(ua, 2), 'limit', 'the burst is spent on A');
+      // B hears it within about a second, and charges u's bucket there.
+      while (promValue(await scrape(b.address.port), 'c1m_gateway_publish_rate_charged_total') < 1) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await reply(ub, 3), 'limit', 'u spent its burst on A: none left on B');
+      assert.equal(await reply(vb, 4), 'ack', 'another user keeps its own');
+    } finally {
+      for (const c of clients) c.close();
+      await Promise.all([a.close(1000), b.close(1000)]);
     }
   });
 

@@ -88,6 +88,11 @@ describe('gateway: clients publish over their WebSocket', () => {
       // Nobody subscribed: published, delivered to none.
       pub.send({ op: 'pub', id: 2, topic: 'open.nobody', data: 1 });
       assert.equal((await acked(pub, 2)).delivered, 0);
+      // Standalone, a pub's ack comes before the answers to what was sent after it.
+      pub.send({ op: 'pub', id: 3, topic: 'open.x', data: 3 });
+      pub.send({ op: 'ping', id: 4 });
+      await pub.next((m) => m.id === 4, 'the pong');
+      assert.deepEqual(pub.msgs.filter((m) => m.id === 3 || m.id === 4).map((m) => m.op), ['ack', 'pong']);
     });
     await withGateway({ noAuth: true }, async (port, track) => {
       const pub = track(await gatewayClient(port));

@@ -5,12 +5,16 @@
  * `--grace` grows with the spread and a shorter one is refused.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { listen } from '../../src/index.js';
 import { createGateway } from '../../src/apps/gateway/index.js';
-import { backends } from '../helpers/backends.js';
+import { backends, nativeAvailable } from '../helpers/backends.js';
 import { GatewayClient, cli, freePort, gatewayClient, listening, publishHttp } from '../helpers/gateway.js';
 import { GUARD, HOST, waitFor, within } from '../helpers/net.js';
+
+const runJs = fileURLToPath(new URL('../../src/cli/run.js', import.meta.url));
 
 const N = 20;
 
@@ -71,4 +75,33 @@ test('c1m serve: a --grace not longer than the shutdown spread is refused', GUAR
   const bad = cli(['gateway', '--no-auth', '--port', '0', '--shutdown-spread', 'soon']);
   assert.equal((await within(bad.exited, 'the CLI to exit')).code, 2);
   assert.match(bad.stderr, /--shutdown-spread must be a non-negative integer/);
+});
+
+test('--processes 2, SIGTERM to the whole process group (as systemd sends it): the workers keep the spread past their own 5 s', { ...GUARD, skip: !nativeAvailable && 'native backend unavailable' }, async () => {
+  // Its own process group, so that the signal reaches the supervisor and both workers at once.
+  const child = spawn(process.execPath, [runJs, 'serve', 'ws-echo', '--port', '0', '--host', HOST, '--processes', '2', '--handler-options', '{"shutdownSpread":6000}'],
+    { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', errText = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (errText += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const clients: GatewayClient[] = [];
+  try {
+    await waitFor(() => / listening on /.test(out) || child.exitCode !== null, 'the listening line', 60_000);
+    const port = Number(/ listening on [\d.]+:(\d+) /.exec(out)?.[1]);
+    assert.ok(port > 0, `stdout ${out}, stderr ${errText}`);
+    for (let i = 0; i < 20; i++) {
+      const c = new GatewayClient(`ws://${HOST}:${port}/`);
+      await within(c.opened, 'the upgrade');
+      clients.push(c);
+    }
+    process.kill(-child.pid!, 'SIGTERM');
+    assert.equal(await within(exited, 'the server to exit', 30_000), 0, errText);
+    await waitFor(() => clients.every((c) => c.closed !== undefined), 'every client closed');
+    // Reset at a worker's own 5 s deadline they would be 1006.
+    assert.deepEqual(clients.map((c) => c.closed!.code), clients.map(() => 1001), errText);
+  } finally {
+    for (const c of clients) c.close();
+    if (child.exitCode === null) process.kill(-child.pid!, 'SIGKILL');
+  }
 });

@@ -25,7 +25,7 @@ async function withClock(fn: (advance: (ms: number) => void, now: () => number) 
 test('spreadOver runs each step once, in order, the share of the elapsed time at each tick', async () => {
   await withClock(async (advance, now) => {
     const ran: number[] = [];
-    const done = spreadOver(100, 1000, (i) => ran.push(i), now);
+    const done = spreadOver(100, 1000, (i) => ran.push(i), undefined, now);
     assert.equal(ran.length, 0, 'nothing before the first tick');
     advance(SPREAD_TICK_MS);
     assert.equal(ran.length, 5, '50 of 1000 ms: 5 of 100');
@@ -43,7 +43,7 @@ test('spreadOver runs each step once, in order, the share of the elapsed time at
 test('spreadOver rounds the share up (a few items over a long span start at the first tick)', async () => {
   await withClock(async (advance, now) => {
     const ran: number[] = [];
-    const done = spreadOver(3, 3000, (i) => ran.push(i), now);
+    const done = spreadOver(3, 3000, (i) => ran.push(i), undefined, now);
     advance(SPREAD_TICK_MS);
     assert.deepEqual(ran, [0]);
     advance(1000 - SPREAD_TICK_MS);
@@ -72,7 +72,7 @@ test('a step that throws: the others still run, then the promise rejects with th
     const done = spreadOver(6, 100, (i) => {
       ran.push(i);
       if (i === 1 || i === 4) throw new Error(`step ${i}`);
-    }, now);
+    }, undefined, now);
     const settled = done.then(() => 'resolved', (e: Error) => e.message);
     advance(SPREAD_TICK_MS);
     advance(SPREAD_TICK_MS);
@@ -82,4 +82,18 @@ test('a step that throws: the others still run, then the promise rejects with th
   await assert.rejects(spreadOver(2, 0, () => {
     throw new Error('at once');
   }), /at once/);
+});
+
+test('spreadOver stops early once there is nothing left to do', async () => {
+  await withClock(async (advance, now) => {
+    const ran: number[] = [];
+    let left = true;
+    const done = spreadOver(10, 1000, (i) => ran.push(i), () => !left, now);
+    advance(SPREAD_TICK_MS);
+    assert.deepEqual(ran, [0]);
+    left = false;
+    advance(SPREAD_TICK_MS);
+    await done; // resolved at that tick, not after the whole span
+    assert.deepEqual(ran, [0], 'the steps still due are skipped');
+  });
 });

@@ -38,12 +38,13 @@ import { Broker, type BrokerMessage } from './broker.js';
 import { ExpiryWatch } from './expiry.js';
 import { Reauthorizer } from './reauthorize.js';
 import { PublishRate } from './pub-rate.js';
+import { RateShare } from './rate-share.js';
 import { Users } from './users.js';
 import { OpQueues } from './op-queues.js';
 import { dashboardRoutes } from './dashboard.js';
 import { Streams, type Stream } from './history.js';
 import { JetStreamHistory, type Fetched } from './jetstream.js';
-import { observeLatency, trackGateway, type GatewayCounters } from './metrics.js';
+import { newCounters, observeLatency, trackGateway } from './metrics.js';
 import { MAX_EARLY_MESSAGES, Pending, grantOf, type ClientData } from './client-data.js';
 import { answerJson, controlPrefix, parseBroadcast, parseControl, parseUserRequest, publishRefusal, type Answer, type UserAction, type UserControl } from './operator.js';
 import {
@@ -90,11 +91,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   if (badAdmin !== null) throw new Error(badAdmin);
   const auth = new Auth(o);
   const maxMessage = o.maxMessageBytes ?? 64 * 1024;
-  const counters: GatewayCounters = {
-    clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
-    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
-    serverUnsubscribes: 0, serverSubscribes: 0, authorizeErrors: 0,
-  };
+  const counters = newCounters();
   // With `authorizeInterval`: open WebSockets, `authorize`d again every interval (reauthorize.ts).
   if (o.authorizeInterval !== undefined && o.authorize === undefined) throw new Error('gateway: authorizeInterval needs an authorize hook');
   const recheck = o.authorize === undefined || o.authorizeInterval === undefined ? null : new Reauthorizer<WebSocket<ClientData>>(o.authorizeInterval, (ws, req) => {
@@ -112,6 +109,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
   const control = o.nats === undefined ? '' : controlPrefix(o);
   let reactor: Reactor | undefined;
   let broker: Broker | null = null;
+  let rateShare: RateShare | null = null;
   const rate = o.clientPublishRate ?? 100;
   if (!(rate >= 0 && Number.isFinite(rate))) throw new Error(`gateway: clientPublishRate must be a number >= 0 (0: no limit), not ${o.clientPublishRate}`);
   const pubRate = o.clientPublish === true ? new PublishRate(rate) : null;
@@ -162,6 +160,8 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
         if (d !== null) actOn(action, d);
       });
     }
+    // Users' publish rates hold over every gateway on this NATS (rate-share.ts).
+    if (pubRate !== null && !auth.open) rateShare = new RateShare(pubRate, broker, `${control}rate`, (n) => (counters.rateCharged += n));
     if ((o.history ?? 0) > 0) {
       try {
         jsh = await JetStreamHistory.open(broker.connection, {
@@ -341,7 +341,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
     else if (op.op === 'refresh') return refresh(ws, grant, op);
     else if (op.op === 'pub') {
       const publishing = publishOp(ws, grant, op);
-      if (jsh !== null) return publishing;
+      if (broker === null || jsh !== null) return publishing;
       // Through core NATS its ack comes when NATS confirms: later ops are not held for it.
       publishing.catch(() => ws.terminate());
     } else {
@@ -785,10 +785,11 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       const closing = wsHandler.onShutdown();
       // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
-      expiry.stop();
-      recheck?.stop();
-      // What the WebSockets waiting for their turn receive through stays up until the last is closed.
+      rateShare?.stop();
+      // What the WebSockets waiting for their turn are served by stays up until the last is closed.
       const tearDown = (): void => {
+        expiry.stop();
+        recheck?.stop();
         streams.close();
         void admin?.close();
         jsh?.close();
@@ -796,7 +797,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
         if (reactor !== undefined) untrackReactor(reactor);
         void broker?.close();
       };
-      void closing.then(tearDown, tearDown);
+      closing.then(tearDown).catch((err: Error) => process.emitWarning(`c1m gateway: shutdown: ${err.message}`));
     },
   };
 }

@@ -23,7 +23,9 @@
  * complete when a message of the topic at or before `since` is still there (a subject's
  * messages are dropped oldest first, and the byte bound drops a prefix of the stream), or when
  * the stream has dropped nothing after `since` (its first seq <= since + 1) and the subject has
- * fewer than `history` messages (so the per-subject limit has dropped none since).
+ * fewer than `history` messages (so the per-subject limit has dropped none since). The stream's
+ * last seq before the reads bounds what they cover (`covered`): a topic with no message between
+ * its last one and that position needs nothing from the feed's ring below it.
  *
  * Threading: one instance per gateway (per reactor thread or process), on that thread.
  */
@@ -289,10 +291,9 @@ export class JetStreamHistory {
     const fail: Fetched = { complete: false, frames: [], after: since, covered: since, epoch: e };
     if (epoch !== e) return fail;
     const subject = this.#prefix + topic;
-    // The stream's state before the reads: the reads then reach at least its last message.
-    const info = await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject });
-    const st = info.state;
-    if (since > st.last_seq) return fail; // a position this stream never reached
+    // The stream's last message before the reads: they then reach at least that far.
+    const before = (await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject })).state.last_seq;
+    if (since > before) return fail; // a position this stream never reached
     const frames: SeqFrame[] = [];
     let after = since, exhausted = false;
     for (let n = 0; n < 2 * this.#history; n++) {
@@ -305,6 +306,9 @@ export class JetStreamHistory {
       const frame = this.#frameOf(topic, m.seq, m.data, m.header.get('Content-Type') || undefined);
       if (frame !== null) frames.push({ seq: m.seq, frame });
     }
+    // What the stream holds after the reads: a message dropped while they ran counts.
+    const info = await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject });
+    const st = info.state;
     // The per-subject limit in force (another gateway may have started with another --history).
     const limit = Math.min(this.#history, info.config.max_msgs_per_subject > 0 ? info.config.max_msgs_per_subject : Infinity);
     let complete = st.first_seq <= since + 1 && (st.subjects?.[subject] ?? 0) < limit;
@@ -313,7 +317,7 @@ export class JetStreamHistory {
       complete = first !== null && first.seq <= since;
     }
     // Read to the end: no message of the topic lies between its last one and the stream's last.
-    const covered = exhausted ? Math.max(after, st.last_seq) : after;
+    const covered = exhausted ? Math.max(after, before) : after;
     return { complete: complete && this.#epoch === e, frames, after, covered, epoch: e };
   }
 

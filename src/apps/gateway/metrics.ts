@@ -47,6 +47,17 @@ export interface GatewayCounters {
   serverSubscribes: number;
   /** `authorizeInterval` checks that threw, rejected or timed out (their connections kept). */
   authorizeErrors: number;
+  /** Client publishes of users taken on other gateways, charged to their buckets here (rate-share.ts). */
+  rateCharged: number;
+}
+
+/** A gateway's counters at its start. */
+export function newCounters(): GatewayCounters {
+  return {
+    clients: 0, subscriptions: 0, topics: 0, brokerSubscriptions: 0, brokerUp: 1, messagesIn: 0, messagesOut: 0,
+    deliveries: 0, drops: 0, slowClosed: 0, bytesIn: 0, bytesOut: 0, authFailures: 0, tokenExpiries: 0, publishRefused: 0, disconnects: 0,
+    serverUnsubscribes: 0, serverSubscribes: 0, authorizeErrors: 0, rateCharged: 0,
+  };
 }
 
 type Snapshot = () => GatewayCounters;
@@ -80,6 +91,7 @@ const GAUGES: [keyof GatewayCounters, string, string, boolean][] = [
   ['serverUnsubscribes', 'c1m_gateway_server_unsubscribes_total', 'Subscriptions ended by the server (POST /unsubscribe, or a refresh whose token no longer grants them).', true],
   ['serverSubscribes', 'c1m_gateway_server_subscribes_total', 'Subscriptions made by the server (POST /subscribe).', true],
   ['authorizeErrors', 'c1m_gateway_authorize_errors_total', 'authorizeInterval checks that threw, rejected or timed out (their connections were kept).', true],
+  ['rateCharged', 'c1m_gateway_publish_rate_charged_total', 'Client publishes of users taken on other gateways, charged to their publish rate here.', true],
 ];
 
 /** Count a gateway handler in this process's metrics; returns the function that stops it. */

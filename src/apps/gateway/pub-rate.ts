@@ -15,6 +15,10 @@
  * burst of the rate each publish is taken at.
  * Subscribers that never publish cost nothing here.
  *
+ * Across processes and machines (rate-share.ts): with `shareSpent()` on, `takeSpent()` hands
+ * over what each user took here since the last call, and `charge` takes what the user took
+ * elsewhere off its bucket here, so a user's rate holds over every gateway that shares them.
+ *
  * Threading: one gateway (one reactor thread), like the connections it keys.
  */
 import { IdMap } from '../../core/index.js';
@@ -37,6 +41,8 @@ export class PublishRate {
   readonly #byConnection = new IdMap<Bucket>();
   readonly #byUser = new Map<string, Bucket>();
   #sweptAt = 0;
+  /** Publishes taken per user since the last `takeSpent`; null unless `shareSpent()` was called. */
+  #spent: Map<string, number> | null = null;
 
   /** `rate` publishes per second per publisher unless `take` says otherwise (0: no limit). */
   constructor(rate: number) {
@@ -69,7 +75,44 @@ export class PublishRate {
     b.rate = rate;
     if (b.tokens < 1) return false;
     b.tokens -= 1;
+    if (user && this.#spent !== null) this.#spent.set(who, (this.#spent.get(who) ?? 0) + 1);
     return true;
+  }
+
+  /** Count each user's publishes from now on, for `takeSpent`. */
+  shareSpent(): void {
+    this.#spent ??= new Map();
+  }
+
+  /** What each user took here since the last call (empty unless `shareSpent()` was called). */
+  takeSpent(): Map<string, number> {
+    const spent = this.#spent ?? new Map<string, number>();
+    if (this.#spent !== null) this.#spent = new Map();
+    return spent;
+  }
+
+  /** The rate `user`'s bucket refills at (its last `take`'s), if it has one. */
+  rateOf(user: string): number | undefined {
+    return this.#byUser.get(user)?.rate;
+  }
+
+  /**
+   * `user` took `n` publishes elsewhere (another gateway process or machine), at `rate` a
+   * second there, by `now` (ms, monotonic): they come off its bucket here, down to at most one
+   * burst below empty (a user flooding elsewhere waits at most two bursts' time here). A user
+   * without a bucket here gets one at `rate`.
+   */
+  charge(user: string, n: number, rate: number, now: number): void {
+    let b = this.#byUser.get(user);
+    if (b === undefined) {
+      if (!(rate > 0)) return;
+      b = { tokens: burstOf(rate), at: now, rate };
+      this.#byUser.set(user, b);
+    } else if (now > b.at) {
+      b.tokens = Math.min(burstOf(b.rate), b.tokens + (now - b.at) * (b.rate / 1000));
+      b.at = now;
+    }
+    b.tokens = Math.max(-burstOf(b.rate), b.tokens - n);
   }
 
   /**

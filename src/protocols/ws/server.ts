@@ -729,7 +729,10 @@ class WsServer implements WebSocketHandler {
       // Closed meanwhile (by the peer, a slow-subscriber check, ...): nothing to do.
       if (conn.open && (conn.tag & (WS | NOT_OPEN)) === WS) createSocket(conn, s).close(CODE_GOING_AWAY);
     };
-    return (this.#shutdown = spreadOver(ids.length, this.#shutdownSpread, goAway));
+    // Done early once none is open (peers left, or the reactor's deadline reset them).
+    const closing = spreadOver(ids.length, this.#shutdownSpread, goAway, () => s.count === 0);
+    // A close that throws is a bug, but the others went on: say so rather than crash the process.
+    return (this.#shutdown = closing.catch((err: Error) => process.emitWarning(`c1m: a WebSocket's shutdown close failed: ${err.message}`)));
   }
 
   #handshake(conn: Connection, data: Buffer): number | Action {
