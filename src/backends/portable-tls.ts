@@ -133,9 +133,22 @@ export class ClientSessions {
   }
 }
 
+/**
+ * Each socket's `conn.tls`, made once: node:tls gives the peer's certificate to the first
+ * `getPeerX509Certificate()` only (Node 20: later calls return undefined), and nothing in it
+ * changes after the handshake.
+ */
+const infos = new WeakMap<TLSSocket, TlsInfo>();
+
 /** `conn.tls` of a socket (undefined for plain TCP or before its handshake completed). */
 export function tlsInfo(socket: unknown, servername: string | undefined): TlsInfo | undefined {
   if (!(socket instanceof TLSSocket) || !socket.getProtocol()) return undefined;
+  let info = infos.get(socket);
+  if (info === undefined) infos.set(socket, (info = readTlsInfo(socket, servername)));
+  return info;
+}
+
+function readTlsInfo(socket: TLSSocket, servername: string | undefined): TlsInfo {
   const peer = socket.getPeerX509Certificate();
   const sni = (socket as TLSSocket & { servername?: string | false }).servername;
   return {

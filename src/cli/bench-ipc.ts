@@ -102,6 +102,8 @@ export type WorkerMessage =
 export interface WorkerResult extends WorkerCounters {
   /** Final connect failures by code (`ECONNREFUSED`, `CONNECT_PHASE_TIMEOUT`, ...). */
   errors: Record<string, number>;
+  /** The first reason given for each code of `errors` (OpenSSL's, for a TLS failure), when there was one. */
+  errorSamples: Record<string, string>;
   /** Established connections that closed before the end, by code or kind (`end`, `ECONNRESET`). */
   closeErrors: Record<string, number>;
   /** Messages completed inside the measured window. */

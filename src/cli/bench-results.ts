@@ -36,6 +36,8 @@ export interface BenchResult extends ScenarioFields {
   failed: number;
   retries: number;
   errors: Record<string, number>;
+  /** The first reason given for each code of `errors` (e.g. OpenSSL's for ERR_C1M_TLS), when there was one. */
+  error_samples?: Record<string, string>;
   connect_s: number;
   connect_rate: number;
   connect_timeout_hit: boolean;

@@ -92,9 +92,12 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
   const counters = (): WorkerCounters => ({
     started, connected, failed, pending: inflight + retryTimers.size + retryReady.length, open: states.size, retries, msgsTotal: meter.msgsTotal,
   });
-  const fail = (code: string): void => {
+  /** The first reason given for each failure code (OpenSSL's, for a TLS failure). */
+  const errorSamples: Record<string, string> = {};
+  const fail = (code: string, why?: string): void => {
     failed++;
     tally(errors, code);
+    if (why !== undefined && errorSamples[code] === undefined) errorSamples[code] = why;
   };
 
   const ctx: ScenarioContext = {
@@ -146,7 +149,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
         }, delay);
         retryTimers.add(timer);
       } else {
-        fail(code);
+        fail(code, reason.error?.message);
       }
       schedulePump();
       return;
@@ -287,7 +290,7 @@ function run(cfg: WorkerConfig, send: (m: WorkerMessage, cb?: () => void) => voi
     const cpu = process.cpuUsage();
     return {
       ...counters(),
-      errors: { ...errors }, closeErrors: { ...closeErrors }, tlsHandshakes, tlsResumed,
+      errors: { ...errors }, errorSamples: { ...errorSamples }, closeErrors: { ...closeErrors }, tlsHandshakes, tlsResumed,
       msgs: meter.msgs,
       windowS: windowStart > 0 ? (end - windowStart) / 1000 : 0,
       verifyErrors: cfg.verify ? meter.verifyErrors : null,

@@ -191,6 +191,10 @@ export function humanResult(r: BenchResult): string[] {
       `${fmtInt(r.failed)} failed${Object.keys(r.errors).length ? ` ${JSON.stringify(r.errors)}` : ''}, ` +
       `${fmtInt(r.open_at_end)} open at the end over ${r.processes} process(es), ${r.source_ips} source address(es)`,
   ];
+  for (const [code, why] of Object.entries(r.error_samples ?? {})) {
+    const hint = code.startsWith('ERR_C1M_TLS') && /certificate/i.test(why) ? ' (--tls-ca FILE trusts the server\'s CA; --insecure skips the check)' : '';
+    lines.push(`  ${code}: ${why}${hint}`);
+  }
   if (r.closed_early > 0) lines.push(`closed before the end: ${fmtInt(r.closed_early)} ${JSON.stringify(r.close_errors)}`);
   const l = r.latency;
   const pct = (x: LatencySummary): string => `p50 ${formatMicros(x.p50)}  p90 ${formatMicros(x.p90)}  p99 ${formatMicros(x.p99)}  p99.9 ${formatMicros(x.p999)}  max ${formatMicros(x.max)}  mean ${formatMicros(x.mean)}`;
@@ -408,8 +412,9 @@ class BenchRun {
     const o = this.#o, spec = this.#spec;
     const rs = this.#pool.workers.map((w) => w.result).filter((r): r is WorkerResult => r !== undefined);
     const total = (pick: (r: WorkerResult) => number): number => rs.reduce((n, r) => n + pick(r), 0);
-    const errors: Record<string, number> = {}, closeErrors: Record<string, number> = {};
+    const errors: Record<string, number> = {}, closeErrors: Record<string, number> = {}, samples: Record<string, string> = {};
     for (const r of rs) {
+      for (const [code, why] of Object.entries(r.errorSamples)) samples[code] ??= why;
       addCounts(errors, r.errors);
       addCounts(closeErrors, r.closeErrors);
     }
@@ -454,6 +459,7 @@ class BenchRun {
       failed: total((r) => r.failed),
       retries: total((r) => r.retries),
       errors,
+      error_samples: samples,
       connect_s: round3(connectS),
       connect_rate: connectS > 0 ? Math.round(connected / connectS) : 0,
       connect_timeout_hit: timeoutHit,

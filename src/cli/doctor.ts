@@ -194,7 +194,21 @@ function checkNofile(n: number, root: string): DoctorCheck {
     `at hard ${fmt(hard)}, ~${fmt(usable)} are usable per process: ${processes}. ` +
     `A process cannot raise its own hard limit: run the fix as root in the shell that starts c1m (fs.nr_open first), ` +
     `or persist it with "* - nofile ${required}" and "root - nofile ${required}" in /etc/security/limits.conf, LimitNOFILE=${required} in a systemd unit, or --ulimit nofile=${required}:${required} for docker.`;
-  return makeCheck(n, { name: 'RLIMIT_NOFILE', kind: 'limit', current: hard, required, unit: 'files', binds: usable, sysctlValue: null, fix: `ulimit -n ${required}`, note });
+  // Without CAP_SYS_RESOURCE (a container) not even root can raise a hard limit here.
+  const stuck = hard < required && !canRaiseLimits(root);
+  const fix = stuck && perSide !== null
+    ? `use ${fmt(perSide)} processes per side (--processes ${perSide}): this container cannot raise its hard limit (no CAP_SYS_RESOURCE); or start it with --ulimit nofile=${required}:${required}`
+    : `ulimit -n ${required}`;
+  return makeCheck(n, { name: 'RLIMIT_NOFILE', kind: 'limit', current: hard, required, unit: 'files', binds: usable, sysctlValue: null, fix, note });
+}
+
+/** CAP_SYS_RESOURCE: what raising a hard resource limit needs. */
+const CAP_SYS_RESOURCE = 24n;
+
+/** Whether this process may raise its hard limits (true when it cannot tell). */
+function canRaiseLimits(root: string): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readText(root, '/proc/self/status') ?? '');
+  return m === null || ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
 }
 
 function checkNrOpen(n: number, root: string): DoctorCheck {

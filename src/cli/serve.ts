@@ -98,6 +98,23 @@ const MAX_GRACE_MS = 2 ** 31 - 1;
 /** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
 const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
 
+/** Flags that only TCP servers take (refused for the UDP apps). */
+const TCP_ONLY = ['tls-cert', 'tls-key', 'idle-timeout', 'defer-accept', 'tcp-keepalive', 'backlog', 'high-water-mark', 'max-inbound', 'max-outbound'] as const;
+
+/** Usage errors in the choice of workers and flags for `what`, or null. */
+function checkModes(v: Record<string, string | boolean | undefined>, what: string): string | null {
+  for (const k of ['threads', 'processes'] as const) {
+    if (v[k] !== undefined && !(Number(v[k]) >= 1)) return `--${k} must be at least 1`;
+  }
+  if (v.threads !== undefined && v.processes !== undefined) return '--threads and --processes are two modes: choose one';
+  const balance = v.balance as string;
+  if (!['round-robin', 'least-connections', 'hash'].includes(balance)) return `--balance is round-robin, least-connections or hash, not ${JSON.stringify(balance)}`;
+  if (balance !== 'round-robin' && v.threads === undefined) return '--balance applies to --threads (with --processes the kernel spreads connections over the workers)';
+  const tcp = UDP_APPS.has(what) ? TCP_ONLY.find((k) => v[k] !== undefined) : undefined;
+  if (tcp !== undefined) return `--${tcp} applies to TCP servers; ${what} is UDP`;
+  return null;
+}
+
 /** The handler module for `what`: a built-in app's URL, or the path of an existing file. */
 function handlerOf(what: string): { handler: string } | { error: string } {
   const app = APPS[what];
@@ -111,6 +128,9 @@ function handlerOf(what: string): { handler: string } | { error: string } {
   }
   if (!isFile) {
     return { error: `"${what}" is neither a built-in app (${Object.keys(APPS).join(', ')}) nor a handler module file (${path} does not exist)` };
+  }
+  if (/\.[cm]?ts$/.test(path) && !path.endsWith('.d.ts')) {
+    return { error: `${what} is TypeScript, which Node 20 does not run: compile it (tsc) and give c1m serve the .js it writes` };
   }
   return { handler: path };
 }
@@ -196,6 +216,11 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
   const target = handlerOf(what);
   if ('error' in target) {
     err.write(`c1m serve: ${target.error}\n${USAGE_HINT}\n`);
+    return 2;
+  }
+  const usage = checkModes(v, what);
+  if (usage !== null) {
+    err.write(`c1m serve: ${usage}\n`);
     return 2;
   }
   let handlerOptions: unknown;

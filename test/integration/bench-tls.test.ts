@@ -100,6 +100,7 @@ describe('c1m bench --tls', () => {
     assert.equal(code, 1);
     assert.equal(json.connected, 0);
     assert.deepEqual(json.errors, { ERR_C1M_TLS: 5 });
+    assert.match(json.error_samples?.ERR_C1M_TLS ?? '', /certificate verify failed/, 'OpenSSL\'s reason, once');
     assert.equal(json.tls?.handshakes, 0);
   });
 

@@ -97,6 +97,10 @@ for (const backend of backends) {
       assert.equal(info.servername, 'localhost');
       assert.equal(info.alpnProtocol, 'http/1.1');
       assert.match(info.protocol, /^TLSv1\.[23]$/);
+      // Read again later: the same facts (node:tls gives the peer certificate to its first reader only).
+      const again = c.conn.tls;
+      assert.equal(again?.authorized, true);
+      assert.equal(again?.peerCertificate?.subject, 'CN=localhost');
       const data = payload(1024 * 1024 + 5, 77);
       c.conn.write(data);
       await waitFor(() => c.length() >= data.length, 'the echo');

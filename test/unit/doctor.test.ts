@@ -88,6 +88,14 @@ test('the hard RLIMIT_NOFILE binds first, with per-process figures in the note',
   assert.match(c.note, /2,000,500 if one process holds both ends/);
 });
 
+test('without CAP_SYS_RESOURCE (a container) the fix is more processes, not a ulimit that fails', () => {
+  const status = (capEff: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\n`;
+  const stuck = check(diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/self/limits': limits(1024, 20_000), '/proc/self/status': status('000001fffeffffff') }) }), 'RLIMIT_NOFILE');
+  assert.equal(stuck.fix, 'use 52 processes per side (--processes 52): this container cannot raise its hard limit (no CAP_SYS_RESOURCE); or start it with --ulimit nofile=1000500:1000500');
+  const root = check(diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/self/limits': limits(1024, 20_000), '/proc/self/status': status('000001ffffffffff') }) }), 'RLIMIT_NOFILE');
+  assert.equal(root.fix, 'ulimit -n 1000500', 'with the capability, the ulimit works');
+});
+
 test('each limit binds first when it is the lowest', () => {
   const cases: [Record<string, string>, string, number][] = [
     [{ '/proc/sys/fs/nr_open': '300500\n' }, 'fs.nr_open', 300_000],
