@@ -305,13 +305,15 @@ class BenchRun {
       this.#log(`connect phase done in ${connectS.toFixed(3)}s: ${fmtInt(pool.sum((c) => c.connected))} connected, ` +
         `${fmtInt(pool.sum((c) => c.failed))} failed${timeoutHit ? `, ${fmtInt(pool.sum((c) => c.pending))} still pending (connect timeout hit)` : ''}`);
 
-      // Warmup, then the measured run.
-      if (traffic && pool.aborted === false) {
+      // Warmup, then the measured run (nothing to measure when no connection opened).
+      const none = pool.sum((c) => c.connected) === 0;
+      if (none) this.#log('no connection opened: the run is skipped');
+      if (traffic && pool.aborted === false && !none) {
         this.#phase = 'warmup';
         pool.send({ type: 'traffic' });
         await pool.waitFor(() => false, o.warmupS * 1000);
       }
-      if (pool.aborted === false) {
+      if (pool.aborted === false && !none) {
         this.#phase = 'run';
         this.#measureAt = performance.now();
         pool.send({ type: 'measure' });

@@ -149,7 +149,7 @@ export async function serveMain(argv: string[], out = process.stdout, err = proc
         threads: { type: 'string' },
         processes: { type: 'string' },
         balance: { type: 'string', default: 'round-robin' },
-        'idle-timeout': { type: 'string', default: '0' },
+        'idle-timeout': { type: 'string' },
         backlog: { type: 'string' },
         'defer-accept': { type: 'string' },
         'tcp-keepalive': { type: 'string' },
