@@ -440,7 +440,7 @@ export function formatReport(r: DoctorReport): string {
   const others = r.checks.filter((c) => c.sysctl === null && c.fix !== null);
   if (sysctls.length + others.length > 0) {
     out.push('');
-    out.push('Fixes, in order (as root; `c1m doctor --apply` runs the sysctl ones):');
+    out.push(sysctls.length > 0 ? 'Fixes, in order (as root; `c1m doctor --apply` runs the sysctl ones):' : 'Fixes, in order:');
     for (const c of [...sysctls, ...others]) out.push(`  ${c.fix}`);
   }
   if (sysctls.length > 0) {
@@ -477,7 +477,8 @@ export function applyFixes(r: DoctorReport, opts: ApplyOptions): ApplyResult {
   }
   for (const c of r.checks) {
     if (c.name === 'RLIMIT_NOFILE' && c.fix !== null) {
-      opts.log(`# RLIMIT_NOFILE: a process cannot raise its own hard limit. As root, in the shell that starts c1m: ${c.fix}`);
+      if (!c.fix.startsWith('ulimit')) opts.log(`# RLIMIT_NOFILE: ${c.fix}`);
+      else opts.log(`# RLIMIT_NOFILE: a process cannot raise its own hard limit. As root, in the shell that starts c1m: ${c.fix}`);
       opts.log(`#   to persist: "* - nofile ${c.required}" and "root - nofile ${c.required}" in /etc/security/limits.conf, or LimitNOFILE=${c.required} in the systemd unit`);
     }
   }
