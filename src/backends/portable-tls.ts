@@ -136,13 +136,14 @@ export class ClientSessions {
 /**
  * Each socket's `conn.tls`, made once: node:tls gives the peer's certificate to the first
  * `getPeerX509Certificate()` only (Node 20: later calls return undefined), and nothing in it
- * changes after the handshake.
+ * changes after the handshake (a TLS 1.2 renegotiation aside: the first handshake's facts stay).
  */
 const infos = new WeakMap<TLSSocket, TlsInfo>();
 
 /** `conn.tls` of a socket (undefined for plain TCP or before its handshake completed). */
 export function tlsInfo(socket: unknown, servername: string | undefined): TlsInfo | undefined {
-  if (!(socket instanceof TLSSocket) || !socket.getProtocol()) return undefined;
+  // Node's own flag for a completed handshake (getProtocol() answers before it: nothing to cache then).
+  if (!(socket instanceof TLSSocket) || (socket as TLSSocket & { _secureEstablished?: boolean })._secureEstablished !== true) return undefined;
   let info = infos.get(socket);
   if (info === undefined) infos.set(socket, (info = readTlsInfo(socket, servername)));
   return info;

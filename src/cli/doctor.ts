@@ -205,9 +205,13 @@ function checkNofile(n: number, root: string): DoctorCheck {
 /** CAP_SYS_RESOURCE: what raising a hard resource limit needs. */
 const CAP_SYS_RESOURCE = 24n;
 
-/** Whether this process may raise its hard limits (true when it cannot tell). */
+/**
+ * Whether any process here (root, say) may raise a hard limit: CAP_SYS_RESOURCE in the bounding
+ * set, which a container drops for good (the effective set is empty for any non-root user, who
+ * can still ask root). True when it cannot tell.
+ */
 function canRaiseLimits(root: string): boolean {
-  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(readText(root, '/proc/self/status') ?? '');
+  const m = /^CapBnd:\s*([0-9a-f]+)$/m.exec(readText(root, '/proc/self/status') ?? '');
   return m === null || ((BigInt(`0x${m[1]}`) >> CAP_SYS_RESOURCE) & 1n) === 1n;
 }
 

@@ -92,8 +92,8 @@ const USAGE_HINT = 'c1m serve --help lists every option';
 
 /** `--grace` without a shutdown spread. */
 const DEFAULT_GRACE_MS = 5000;
-/** Node's longest timer: a longer `--grace` would fire at once. */
-const MAX_GRACE_MS = 2 ** 31 - 1;
+/** Node's longest timer, less the 2 s a prefork supervisor adds before it kills a worker: a longer `--grace` would fire at once. */
+const MAX_GRACE_MS = 2 ** 31 - 1 - 2000;
 
 /** A positive reading of a numeric flag; undefined when absent, NaN when not a number. */
 const int = (s: string | undefined): number | undefined => (s === undefined ? undefined : /^\d+$/.test(s) ? Number(s) : NaN);
@@ -129,8 +129,9 @@ function handlerOf(what: string): { handler: string } | { error: string } {
   if (!isFile) {
     return { error: `"${what}" is neither a built-in app (${Object.keys(APPS).join(', ')}) nor a handler module file (${path} does not exist)` };
   }
-  if (/\.[cm]?ts$/.test(path) && !path.endsWith('.d.ts')) {
-    return { error: `${what} is TypeScript, which Node 20 does not run: compile it (tsc) and give c1m serve the .js it writes` };
+  // Node runs TypeScript itself from 22.18 / 23.6 (type stripping); before, say what to do.
+  if (/\.[cm]?ts$/.test(path) && !path.endsWith('.d.ts') && !(process.features as { typescript?: unknown }).typescript) {
+    return { error: `${what} is TypeScript, which this Node (${process.version}) does not run: compile it (tsc) and give c1m serve the .js it writes` };
   }
   return { handler: path };
 }

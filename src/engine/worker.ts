@@ -101,14 +101,16 @@ async function main(): Promise<void> {
   if (!parentPort) {
     // A prefork worker whose supervisor died must not linger holding the port.
     process.on('disconnect', () => void shutdown(1000).then(() => process.exit(0)));
-    // SIGTERM to the whole process group (systemd's default, a terminal's ^C) reaches the
-    // supervisor too, which sends `shutdown` with its grace (`c1m serve --grace`, which a
+    // SIGTERM to the whole process group (systemd's default) or a terminal's ^C (SIGINT) reaches
+    // the supervisor too, which sends `shutdown` with its grace (`c1m serve --grace`, which a
     // handler's spread shutdown needs): wait a moment for it before closing on our own.
-    process.on('SIGTERM', () => {
+    const onSignal = (): void => {
       setTimeout(() => {
         if (!closing) void shutdown(5000).then(() => process.exit(0));
       }, SUPERVISOR_WAIT_MS);
-    });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
     // For memory benchmarks only: with node's --expose-gc (e.g. in NODE_OPTIONS), SIGUSR1 runs
     // a full GC before the supervisor samples RSS. Without it SIGUSR1 keeps node's meaning.
     // `gc()` without options: on Node 20 `gc({ type: 'major', ... })` runs a scavenge only.

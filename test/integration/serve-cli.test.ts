@@ -97,6 +97,24 @@ describe('c1m serve ./handler.js', () => {
     assert.equal(c.stdout, '');
   });
 
+  test('usage errors in the workers\' and flags\' choice: exit code 2 with the reason, no usage dump', GUARD, async () => {
+    const cases: [string[], RegExp][] = [
+      [['echo', '--threads', '0'], /--threads must be at least 1/],
+      [['echo', '--threads', '2', '--processes', '2'], /--threads and --processes are two modes: choose one/],
+      [['echo', '--threads', '2', '--balance', 'bogus'], /--balance is round-robin, least-connections or hash, not "bogus"/],
+      [['echo', '--processes', '2', '--balance', 'hash'], /--balance applies to --threads/],
+      [['udp-echo', '--idle-timeout', '5'], /--idle-timeout applies to TCP servers; udp-echo is UDP/],
+      [['udp-sink', '--tls-cert', 'c.pem', '--tls-key', 'k.pem'], /--tls-cert applies to TCP servers; udp-sink is UDP/],
+      [['./src/index.ts'], /is TypeScript, which this Node .* does not run: compile it/],
+    ];
+    for (const [args, message] of cases) {
+      const c = cli([...args, '--port', '0', '--host', HOST]);
+      assert.deepEqual(await within(c.exited, 'exit'), { code: 2, signal: null }, args.join(' '));
+      assert.match(c.stderr, message, args.join(' '));
+      assert.ok(!/--high-water-mark/.test(c.stderr), 'not the whole usage');
+    }
+  });
+
   for (const m of modes) {
     test(`${m.mode}: a module that exports no handler: a clear error, exit code 1`, { ...GUARD, skip: m.native && !nativeAvailable && 'native backend unavailable' }, async () => {
       const c = cli([noHandler, '--port', '0', '--host', HOST, ...m.args]);

@@ -89,7 +89,7 @@ test('the hard RLIMIT_NOFILE binds first, with per-process figures in the note',
 });
 
 test('without CAP_SYS_RESOURCE (a container) the fix is more processes, not a ulimit that fails', () => {
-  const status = (capEff: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t${capEff}\n`;
+  const status = (capBnd: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapEff:\t0000000000000000\nCapBnd:\t${capBnd}\n`;
   const stuck = check(diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/self/limits': limits(1024, 20_000), '/proc/self/status': status('000001fffeffffff') }) }), 'RLIMIT_NOFILE');
   assert.equal(stuck.fix, 'use 52 processes per side (--processes 52): this container cannot raise its hard limit (no CAP_SYS_RESOURCE); or start it with --ulimit nofile=1000500:1000500');
   const root = check(diagnose({ connections: 1_000_000, root: fakeRoot({ '/proc/self/limits': limits(1024, 20_000), '/proc/self/status': status('000001ffffffffff') }) }), 'RLIMIT_NOFILE');

@@ -93,7 +93,7 @@ test('shared rates: takeSpent hands over each user\'s publishes once; charge tak
   for (let i = 0; i < 3; i++) here.take('alice', 1000);
   here.take('bob', 1000, 2);
   here.take(7, 1000); // a connection's bucket (open gateway): not shared
-  assert.deepEqual([...here.takeSpent()], [['alice', 3], ['bob', 1]]);
+  assert.deepEqual([...here.takeSpent()], [['alice', [3, 4]], ['bob', [1, 2]]], 'each with the rate it was taken at');
   assert.equal(here.takeSpent().size, 0, 'handed over once');
   assert.equal(here.rateOf('bob'), 2);
   assert.equal(here.rateOf('nobody'), undefined);
@@ -102,9 +102,9 @@ test('shared rates: takeSpent hands over each user\'s publishes once; charge tak
   there.charge('alice', 3, 4, 1000); // a new bucket at the rate it was taken at: 4 - 3
   assert.equal(there.take('alice', 1000), true);
   assert.equal(there.take('alice', 1000), false, 'one left after the charge');
-  there.charge('alice', 100, 4, 1000);
-  assert.equal(there.take('alice', 1000 + 1000), false, 'charged down to one burst below empty (-4): a second later, 0');
-  assert.equal(there.take('alice', 1000 + 1250), true, 'one refill more: one');
+  there.charge('alice', 100, 4, 1000); // more than one share can carry: a burst and 2 s of refill (12)
+  assert.equal(there.take('alice', 1000 + 3000), false, '-12 + 3 s x 4 = 0');
+  assert.equal(there.take('alice', 1000 + 3250), true, 'one refill more: one');
   there.charge('carol', 1, 0.05, 5000); // a token's slow publish_rate: burst 1, all spent elsewhere
   assert.equal(there.take('carol', 5000, 0.05), false);
   assert.equal(there.take('carol', 5000 + 20_000, 0.05), true, 'one refill (20 s) later');
@@ -115,7 +115,8 @@ test('shared rates: takeSpent hands over each user\'s publishes once; charge tak
   assert.deepEqual(share({ from: 'g1', spent: { alice: [3, 4], bob: [1, 0.5] } }), { from: 'g1', spent: [['alice', 3, 4], ['bob', 1, 0.5]] });
   for (const bad of ['not json', '[]', { spent: {} }, { from: 'g', spent: [] }, { from: 'g', spent: { a: 3 } }, { from: 'g', spent: { a: [0, 4] } },
     { from: 'g', spent: { a: [1.5, 4] } }, { from: 'g', spent: { a: [1, 0] } }, { from: 'g', spent: { a: [1, 'x'] } }, { from: 'g', spent: { '': [1, 1] } },
-    { from: 'g', spent: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`u${i}`, [1, 1]])) }]) {
+    { from: 'g', spent: Object.fromEntries(Array.from({ length: 1001 }, (_, i) => [`u${i}`, [1, 1]])) },
+    { from: 'g', spent: { a: [1, 5e-324] } }, { from: 'g', spent: { ['x'.repeat(257)]: [1, 1] } }, { from: 'g', spent: { a: [1, 1] }, pad: 'x'.repeat(600_000) }]) {
     assert.equal(share(bad), null, JSON.stringify(bad).slice(0, 60));
   }
 });

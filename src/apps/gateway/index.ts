@@ -161,7 +161,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       });
     }
     // Users' publish rates hold over every gateway on this NATS (rate-share.ts).
-    if (pubRate !== null && !auth.open) rateShare = new RateShare(pubRate, broker, `${control}rate`, (n) => (counters.rateCharged += n));
+    if (pubRate !== null && !auth.open) rateShare = new RateShare(pubRate, broker, `${control}rate`, users, (n) => (counters.rateCharged += n));
     if ((o.history ?? 0) > 0) {
       try {
         jsh = await JetStreamHistory.open(broker.connection, {
@@ -172,6 +172,7 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
           return d === null ? null : encodeMsg(topic, seq, d);
         }, onFeedFrame);
       } catch (err) {
+        rateShare?.stop();
         await broker.close();
         throw err;
       }
@@ -785,9 +786,9 @@ export async function createGateway(o: GatewayOptions): Promise<Handler> {
       const closing = wsHandler.onShutdown();
       // (A WebSocket's tag has bit 0 set; an HTTP connection's never has.)
       for (const conn of reactor?.connections() ?? []) if ((conn.tag & 1) === 0) conn.close();
-      rateShare?.stop();
       // What the WebSockets waiting for their turn are served by stays up until the last is closed.
       const tearDown = (): void => {
+        rateShare?.stop();
         expiry.stop();
         recheck?.stop();
         streams.close();

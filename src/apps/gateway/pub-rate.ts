@@ -25,6 +25,8 @@ import { IdMap } from '../../core/index.js';
 
 /** How often, at most, full user buckets are dropped (ms). */
 const SWEEP_MS = 10_000;
+/** The most refill time one share of another gateway may carry (s): it is told once a second. */
+const MAX_SHARE_S = 2;
 
 interface Bucket {
   tokens: number;
@@ -41,8 +43,8 @@ export class PublishRate {
   readonly #byConnection = new IdMap<Bucket>();
   readonly #byUser = new Map<string, Bucket>();
   #sweptAt = 0;
-  /** Publishes taken per user since the last `takeSpent`; null unless `shareSpent()` was called. */
-  #spent: Map<string, number> | null = null;
+  /** Publishes taken per user since the last `takeSpent`, and the rate of the last; null unless `shareSpent()` was called. */
+  #spent: Map<string, [count: number, rate: number]> | null = null;
 
   /** `rate` publishes per second per publisher unless `take` says otherwise (0: no limit). */
   constructor(rate: number) {
@@ -75,7 +77,14 @@ export class PublishRate {
     b.rate = rate;
     if (b.tokens < 1) return false;
     b.tokens -= 1;
-    if (user && this.#spent !== null) this.#spent.set(who, (this.#spent.get(who) ?? 0) + 1);
+    if (user && this.#spent !== null) {
+      const had = this.#spent.get(who);
+      if (had === undefined) this.#spent.set(who, [1, rate]);
+      else {
+        had[0]++;
+        had[1] = rate;
+      }
+    }
     return true;
   }
 
@@ -84,9 +93,12 @@ export class PublishRate {
     this.#spent ??= new Map();
   }
 
-  /** What each user took here since the last call (empty unless `shareSpent()` was called). */
-  takeSpent(): Map<string, number> {
-    const spent = this.#spent ?? new Map<string, number>();
+  /**
+   * What each user took here since the last call, with the rate of its last publish (empty
+   * unless `shareSpent()` was called).
+   */
+  takeSpent(): Map<string, [count: number, rate: number]> {
+    const spent = this.#spent ?? new Map<string, [number, number]>();
     if (this.#spent !== null) this.#spent = new Map();
     return spent;
   }
@@ -97,12 +109,15 @@ export class PublishRate {
   }
 
   /**
-   * `user` took `n` publishes elsewhere (another gateway process or machine), at `rate` a
-   * second there, by `now` (ms, monotonic): they come off its bucket here, down to at most one
-   * burst below empty (a user flooding elsewhere waits at most two bursts' time here). A user
-   * without a bucket here gets one at `rate`.
+   * `user` took `n` publishes elsewhere (another gateway process or machine) at `rate` a second
+   * there, by `now` (ms, monotonic): they come off its bucket here (a user without one gets one
+   * at `rate`). No floor: with k gateways each telling what it granted, the sum is what the user
+   * spent, and a floor would forgive part of it (k gateways started together would each grant a
+   * burst every two). `n` is capped by what one share can honestly carry (a burst and
+   * `MAX_SHARE_S` of refill), so a wrong one costs the user at most that.
    */
   charge(user: string, n: number, rate: number, now: number): void {
+    if (now - this.#sweptAt >= SWEEP_MS) this.#sweep(now);
     let b = this.#byUser.get(user);
     if (b === undefined) {
       if (!(rate > 0)) return;
@@ -112,7 +127,7 @@ export class PublishRate {
       b.tokens = Math.min(burstOf(b.rate), b.tokens + (now - b.at) * (b.rate / 1000));
       b.at = now;
     }
-    b.tokens = Math.max(-burstOf(b.rate), b.tokens - n);
+    b.tokens -= Math.min(n, burstOf(rate) + rate * MAX_SHARE_S);
   }
 
   /**

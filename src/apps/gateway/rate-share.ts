@@ -29,9 +29,14 @@ export const MAX_USERS = 1000;
 const MAX_COUNT = 1_000_000;
 /** Longest user name carried (longer ones are not shared: a token's `sub` is short). */
 const MAX_USER_BYTES = 256;
+/** Largest share read (MAX_USERS names of MAX_USER_BYTES, escaped, with their counts). */
+const MAX_SHARE_BYTES = 512 * 1024;
+/** Slowest rate believed (a publish per 1,000 s): a bucket refilling slower would never be swept. */
+const MIN_RATE = 0.001;
 
 /** A rate share read from the wire, or null when it is malformed. */
 export function parseRateShare(data: Uint8Array): { from: string; spent: [string, number, number][] } | null {
+  if (data.byteLength > MAX_SHARE_BYTES) return null;
   let o: unknown;
   try {
     o = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
@@ -43,10 +48,10 @@ export function parseRateShare(data: Uint8Array): { from: string; spent: [string
   if (typeof from !== 'string' || typeof spent !== 'object' || spent === null || Array.isArray(spent)) return null;
   const out: [string, number, number][] = [];
   for (const [user, v] of Object.entries(spent as Record<string, unknown>)) {
-    if (!Array.isArray(v) || v.length !== 2 || user === '') return null;
+    if (!Array.isArray(v) || v.length !== 2 || user === '' || Buffer.byteLength(user) > MAX_USER_BYTES) return null;
     const [n, rate] = v as unknown[];
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_COUNT) return null;
-    if (typeof rate !== 'number' || !(rate > 0) || !Number.isFinite(rate)) return null;
+    if (typeof rate !== 'number' || !(rate >= MIN_RATE) || !Number.isFinite(rate)) return null;
     out.push([user, n, rate]);
   }
   return out.length > MAX_USERS ? null : { from, spent: out };
@@ -59,13 +64,19 @@ export class RateShare {
   readonly #broker: Broker;
   readonly #subject: string;
   readonly #onCharged: (publishes: number) => void;
+  readonly #known: (user: string) => boolean;
   #timer: NodeJS.Timeout | null = null;
 
-  /** Share `rate`'s users over `broker` on `subject`; `onCharged` counts publishes taken off here. */
-  constructor(rate: PublishRate, broker: Broker, subject: string, onCharged: (publishes: number) => void) {
+  /**
+   * Share `rate`'s users over `broker` on `subject`. Only users known here (a connection in
+   * `users`, or a bucket) are charged, so what others tell costs memory only for this gateway's
+   * own users; `onCharged` counts the publishes taken off here.
+   */
+  constructor(rate: PublishRate, broker: Broker, subject: string, users: { of(user: string): readonly unknown[] }, onCharged: (publishes: number) => void) {
     this.#rate = rate;
     this.#broker = broker;
     this.#subject = subject;
+    this.#known = (user) => rate.rateOf(user) !== undefined || users.of(user).length > 0;
     this.#onCharged = onCharged;
     rate.shareSpent();
     broker.control(subject, (data) => this.#heard(data));
@@ -82,17 +93,16 @@ export class RateShare {
   #tell(): void {
     const spent = this.#rate.takeSpent();
     if (spent.size === 0 || !this.#broker.up) return;
-    let chunk: Record<string, [number, number]> = {};
+    let chunk: Record<string, [number, number]> = Object.create(null) as Record<string, [number, number]>;
     let n = 0;
     const send = (): void => {
       const data = Buffer.from(JSON.stringify({ from: this.#id, spent: chunk }));
       this.#broker.publishControl(this.#subject, data).catch(() => {}); // lost with NATS: see the model
-      chunk = {};
+      chunk = Object.create(null) as Record<string, [number, number]>;
       n = 0;
     };
-    for (const [user, count] of spent) {
-      const rate = this.#rate.rateOf(user);
-      if (rate === undefined || !(rate > 0) || Buffer.byteLength(user) > MAX_USER_BYTES) continue;
+    for (const [user, [count, rate]] of spent) {
+      if (!(rate >= MIN_RATE) || Buffer.byteLength(user) > MAX_USER_BYTES) continue;
       chunk[user] = [count, rate];
       if (++n === MAX_USERS) send();
     }
@@ -105,6 +115,7 @@ export class RateShare {
     const now = performance.now();
     let total = 0;
     for (const [user, n, rate] of share.spent) {
+      if (!this.#known(user)) continue;
       this.#rate.charge(user, n, rate, now);
       total += n;
     }
