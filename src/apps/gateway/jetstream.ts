@@ -292,7 +292,7 @@ export class JetStreamHistory {
     if (epoch !== e) return fail;
     const subject = this.#prefix + topic;
     // The stream's last message before the reads: they then reach at least that far.
-    const before = (await this.#jsm.streams.info(this.#config.name, { subjects_filter: subject })).state.last_seq;
+    const before = (await this.#jsm.streams.info(this.#config.name)).state.last_seq;
     if (since > before) return fail; // a position this stream never reached
     const frames: SeqFrame[] = [];
     let after = since, exhausted = false;

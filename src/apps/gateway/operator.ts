@@ -54,6 +54,11 @@ export function controlPrefix(o: { natsPrefix?: string; natsControlPrefix?: stri
   return control;
 }
 
+/** A NATS control message's JSON. Errors: throws a SyntaxError when it is not JSON. */
+export function controlJson(data: Uint8Array): unknown {
+  return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+}
+
 /**
  * A control message from NATS: `{"user","reason"}` (a disconnect), with `"topics"` (1 to 100
  * topic names) when `withTopics` (an unsubscribe or a subscribe). Null when malformed: it is
@@ -61,7 +66,7 @@ export function controlPrefix(o: { natsPrefix?: string; natsControlPrefix?: stri
  */
 export function parseControl(data: Uint8Array, withTopics: boolean): UserControl | null {
   try {
-    const m = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as { user?: unknown; reason?: unknown; topics?: unknown };
+    const m = controlJson(data) as { user?: unknown; reason?: unknown; topics?: unknown };
     const { user, reason } = m;
     if (typeof user !== 'string' || user.length === 0) return null;
     if (typeof reason !== 'string' || Buffer.byteLength(reason) > MAX_REASON_BYTES) return null;

@@ -38,6 +38,17 @@ interface Bucket {
 
 const burstOf = (rate: number): number => Math.max(1, rate);
 
+/** Bring `b` up to `now` at `rate`: refilled, and never above that rate's burst. */
+function refill(b: Bucket, now: number, rate: number): void {
+  const burst = burstOf(rate);
+  if (now > b.at) {
+    b.tokens = Math.min(burst, b.tokens + (now - b.at) * (rate / 1000));
+    b.at = now;
+  } else if (b.tokens > burst) {
+    b.tokens = burst;
+  }
+}
+
 export class PublishRate {
   readonly #rate: number;
   readonly #byConnection = new IdMap<Bucket>();
@@ -60,19 +71,15 @@ export class PublishRate {
    */
   take(who: string | number, now: number, rate = this.#rate): boolean {
     if (rate === 0) return true;
-    const burst = burstOf(rate);
     const user = typeof who === 'string';
-    if (user && now - this.#sweptAt >= SWEEP_MS) this.#sweep(now);
+    if (user) this.#maybeSweep(now);
     let b = user ? this.#byUser.get(who) : this.#byConnection.get(who);
     if (b === undefined) {
-      b = { tokens: burst, at: now, rate };
+      b = { tokens: burstOf(rate), at: now, rate };
       if (user) this.#byUser.set(who, b);
       else this.#byConnection.set(who, b);
-    } else if (now > b.at) {
-      b.tokens = Math.min(burst, b.tokens + (now - b.at) * (rate / 1000));
-      b.at = now;
-    } else if (b.tokens > burst) {
-      b.tokens = burst;
+    } else {
+      refill(b, now, rate);
     }
     b.rate = rate;
     if (b.tokens < 1) return false;
@@ -117,15 +124,14 @@ export class PublishRate {
    * `MAX_SHARE_S` of refill), so a wrong one costs the user at most that.
    */
   charge(user: string, n: number, rate: number, now: number): void {
-    if (now - this.#sweptAt >= SWEEP_MS) this.#sweep(now);
+    this.#maybeSweep(now);
     let b = this.#byUser.get(user);
     if (b === undefined) {
       if (!(rate > 0)) return;
       b = { tokens: burstOf(rate), at: now, rate };
       this.#byUser.set(user, b);
-    } else if (now > b.at) {
-      b.tokens = Math.min(burstOf(b.rate), b.tokens + (now - b.at) * (b.rate / 1000));
-      b.at = now;
+    } else {
+      refill(b, now, b.rate);
     }
     b.tokens -= Math.min(n, burstOf(rate) + rate * MAX_SHARE_S);
   }
@@ -136,7 +142,7 @@ export class PublishRate {
    */
   forget(id: number, now = performance.now()): void {
     this.#byConnection.delete(id);
-    if (this.#byUser.size > 0 && now - this.#sweptAt >= SWEEP_MS) this.#sweep(now);
+    if (this.#byUser.size > 0) this.#maybeSweep(now);
   }
 
   /** Publishers holding a bucket: connections and users. */
@@ -144,8 +150,9 @@ export class PublishRate {
     return this.#byConnection.size + this.#byUser.size;
   }
 
-  /** Drop the user buckets that are full by `now`: they hold nothing a new one would not. */
-  #sweep(now: number): void {
+  /** Drop the user buckets that are full by `now` (they hold nothing a new one would not), at most every SWEEP_MS. */
+  #maybeSweep(now: number): void {
+    if (now - this.#sweptAt < SWEEP_MS) return;
     this.#sweptAt = now;
     for (const [user, b] of this.#byUser) {
       if (b.tokens + Math.max(0, now - b.at) * (b.rate / 1000) >= burstOf(b.rate)) this.#byUser.delete(user);

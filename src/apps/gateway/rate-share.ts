@@ -19,6 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Broker } from './broker.js';
+import { controlJson } from './operator.js';
 import type { PublishRate } from './pub-rate.js';
 
 /** How often a gateway tells what its users spent (ms). */
@@ -39,7 +40,7 @@ export function parseRateShare(data: Uint8Array): { from: string; spent: [string
   if (data.byteLength > MAX_SHARE_BYTES) return null;
   let o: unknown;
   try {
-    o = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+    o = controlJson(data);
   } catch {
     return null;
   }
